@@ -1,0 +1,178 @@
+"""The `sweep` command: parses arguments and delegates. Imports stay inside the handlers so
+that `sweep --help` is fast and the CLI never imports TensorFlow."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def cmd_validate(args) -> int:
+    from .core.expand import count_points, expand
+    from .core.grid import load_grid
+
+    spec = load_grid(args.grid, args.root)
+    runs = expand(spec)
+    configs = len({r.config_id for r in runs})
+    extra = f" × {spec.repeats} repeats = {len(runs)} runs" if spec.repeats > 1 else ""
+    sampled = f" (sampled from {count_points(spec)} grid points)" if spec.sample else ""
+    print(f"{args.grid}: valid; sweep '{spec.name}' ({spec.model}) expands to {configs} configurations"
+          f"{sampled}{extra}")
+    return EXIT_OK
+
+
+def cmd_submit(args) -> int:
+    from .core.render import relative_to_root
+    from .project import ensure_dataset, prepare, record_submission, write_rendered
+    from .results import has_valid_result
+
+    console = _console()
+    prepared = prepare(args.grid, args.root)
+    spec, rendered = prepared.spec, prepared.rendered
+    required = [m for m, _ in spec.ranking]
+    todo = [r for r in rendered.runs
+            if args.force or not has_valid_result(rendered.results_dir, r.run.run_id, required)]
+    done = len(rendered.runs) - len(todo)
+    if args.dry_run:
+        console.print(f"[bold]dry run[/]: sweep '{spec.name}' has {len(rendered.runs)} runs; {done} already have a "
+                      f"valid result; would submit {len(todo)} (nothing written)")
+        for r in todo:
+            console.print(f"  {r.run.run_id}  {r.run.name}  -> {relative_to_root(r.submit_path, args.root)}")
+        if todo and args.show:
+            console.rule(f"{relative_to_root(todo[0].submit_path, args.root)}")
+            console.print(todo[0].submit_text, markup=False)
+        return EXIT_OK
+    note = ensure_dataset(spec, progress=not args.no_progress)
+    if note:
+        console.print(note)
+    jobs_dir = write_rendered(prepared, args.grid)
+    console.print(f"rendered {len(rendered.runs)} runs into {relative_to_root(jobs_dir, args.root)}/ "
+                  f"({done} already done, {len(todo)} to run)")
+    if not todo:
+        console.print("nothing to submit: every configuration has a valid result (use --force to rerun)")
+        return EXIT_OK
+    backend = _choose_backend(args, console)
+    report = backend.submit(rendered, todo)
+    record_submission(jobs_dir, {"backend": report.backend, "runs": report.submitted,
+                                 **{k: v for k, v in report.details.items() if k != "exit_codes"}})
+    if report.backend == "local":
+        codes = report.details.get("exit_codes", {})
+        failed = sum(1 for c in codes.values() if c != 0)
+        console.print(f"local: {len(codes) - failed} of {len(codes)} runs finished, {failed} failed; "
+                      f"see `sweep collect {spec.name}`")
+        if not args.no_collect:
+            args.sweep = spec.name
+            cmd_collect(args)
+        return EXIT_ERROR if failed and failed == len(codes) else EXIT_OK
+    return EXIT_OK
+
+
+def _choose_backend(args, console):
+    from .backends.local import LocalBackend
+
+    if not args.local:
+        console.print("[yellow]HTCondor backend not available in this version; running locally "
+                      "(use --local to say so)[/]")
+    return LocalBackend(cpus=args.cpus, progress=not args.no_progress)
+
+
+def cmd_collect(args) -> int:
+    from .collect import collect, list_sweeps
+    from .core.errors import SweepError
+    from .report_text import print_leaderboard
+
+    sweeps = [args.sweep] if args.sweep else list_sweeps(args.root)
+    if not sweeps:
+        raise SweepError(f"no sweeps under {args.root / 'jobs'} (run `sweep submit GRID` first)")
+    for name in sweeps:
+        board = collect(name, args.root)
+        print_leaderboard(board, _console(), top=getattr(args, "top", None), root=args.root)
+    return EXIT_OK
+
+
+def cmd_simulate(args) -> int:
+    from .data.simulate import simulate_to_file
+
+    params = {}
+    if args.params:
+        import yaml
+
+        params = yaml.safe_load(args.params.read_text()) or {}
+    summary = simulate_to_file(args.out, args.waveforms, args.seed, params, progress=not args.no_progress)
+    print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sweep", description="HTCondor hyperparameter sweeps for the "
+                                     "cluster-counting peak finder (LSTM) and clusterizer (CNN).")
+    parser.add_argument("--root", type=Path, default=Path.cwd(),
+                        help="project folder holding jobs/ and results/ (default: current folder)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check a grid file and print how many configurations it makes")
+    p.add_argument("grid", type=Path)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("submit", help="render a grid's jobs and run them (HTCondor or --local)")
+    p.add_argument("grid", type=Path)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--local", action="store_true", help="run the jobs on this machine")
+    mode.add_argument("--dry-run", action="store_true", help="render in memory and print what would be submitted")
+    p.add_argument("--show", action="store_true", help="with --dry-run: print the first submit file")
+    p.add_argument("--force", action="store_true", help="rerun configurations that already have a valid result")
+    p.add_argument("--cpus", type=int, default=None, help="local: cores to pack jobs onto (default: all)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-collect", action="store_true", help="local: do not print the leaderboard afterwards")
+    p.add_argument("--top", type=int, default=None, help="leaderboard rows to print")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("collect", help="rank a sweep's finished runs and list the failed ones")
+    p.add_argument("sweep", nargs="?", help="sweep name (default: every sweep under jobs/)")
+    p.add_argument("--top", type=int, default=None, help="rows to print (the CSV has all)")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("data", help="datasets")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    q = data_sub.add_parser("simulate", help="simulate waveforms and write the training datasets (npz)")
+    q.add_argument("--out", type=Path, required=True, help="output .npz file")
+    q.add_argument("--waveforms", type=int, default=2000)
+    q.add_argument("--seed", type=int, default=1)
+    q.add_argument("--params", type=Path, default=None, help="YAML file of simulation parameters")
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.root = args.root.resolve()
+    from .core.errors import GridError, SweepError
+
+    try:
+        return args.func(args)
+    except GridError as exc:
+        console = _console(stderr=True)
+        console.print(f"[bold red]{len(exc.issues)} problem(s) in the grid file; nothing was written:[/]")
+        for issue in exc.issues:
+            console.print(str(issue), markup=False)
+        return EXIT_BAD_INPUT
+    except SweepError as exc:
+        _console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Expand a GridSpec into runs: Cartesian product of dimensions, exclusion, sampling, repeats.
+
+Identity: a configuration's id is a short hash of its canonical content (model, every
+hyperparameter, data reference, base seed). Resources are deliberately not part of it, so
+raising request_memory does not turn a finished configuration into a new one. Repeat k>0 of a
+configuration lives in `<id>-r<k>`, so raising `repeats` later keeps the earlier folders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from .errors import GridError, GridIssue
+from .grid import GridSpec
+
+ID_LENGTH = 12
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    sweep: str
+    model: str
+    config_id: str  # hash of the configuration (shared by its repeats)
+    run_id: str  # folder name: config_id, or config_id-r<k> for repeat k > 0
+    name: str  # readable label built from the swept values
+    repeat: int
+    seed: int  # the training seed of this run
+    params: dict[str, Any]  # every hyperparameter
+    swept: dict[str, Any]  # just the swept ones (for tables)
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def config_identity(spec: GridSpec, params: dict[str, Any]) -> dict[str, Any]:
+    """What defines a configuration's result (and so its id)."""
+    return {
+        "model": spec.model,
+        "params": params,
+        "data": {"path": spec.data.path_text, "balanced": spec.data.balanced,
+                 "max_samples": spec.data.max_samples},
+        "seed": spec.seed,
+    }
+
+
+def config_id(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:ID_LENGTH]
+
+
+def run_seed(base_seed: int, cid: str, repeat: int) -> int:
+    """Seed of one run: depends on the base seed, the configuration and the repeat index."""
+    digest = hashlib.sha256(f"{base_seed}:{cid}:{repeat}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+_NAME_BAD = re.compile(r"[^A-Za-z0-9_.+-]+")
+
+
+def readable_name(swept: dict[str, Any]) -> str:
+    parts = []
+    for value in swept.values():
+        if isinstance(value, list):
+            value = "x".join(str(v) for v in value)
+        parts.append(_NAME_BAD.sub("_", str(value)))
+    return "-".join(parts)[:80] or "default"
+
+
+def _points(spec: GridSpec) -> Iterator[dict[str, Any]]:
+    for combo in itertools.product(*(d.values for d in spec.dimensions)):
+        point: dict[str, Any] = {}
+        for dim, values in zip(spec.dimensions, combo):
+            point.update(zip(dim.names, values))
+        yield point
+
+
+def _excluded(point: dict[str, Any], rules: list[dict[str, Any]]) -> bool:
+    return any(all(canonical_json(point[k]) == canonical_json(v) for k, v in rule.items()) for rule in rules)
+
+
+def count_points(spec: GridSpec) -> int:
+    total = 1
+    for d in spec.dimensions:
+        total *= len(d.values)
+    return total
+
+
+def expand(spec: GridSpec) -> list[RunSpec]:
+    """All runs of the grid, in a stable order. Raises GridError when none remain."""
+    points = [p for p in _points(spec) if not _excluded(p, spec.exclude)]
+    if not points:
+        line, col = spec.located.where(("exclude",)) if spec.located else (0, 0)
+        raise GridError([GridIssue(spec.file, line, col, "exclude",
+                                   f"the grid expands to zero configurations: all {count_points(spec)} "
+                                   "combinations are excluded")])
+    if spec.sample is not None and spec.sample < len(points):
+        chosen = sorted(random.Random(spec.seed).sample(range(len(points)), spec.sample))
+        points = [points[i] for i in chosen]
+
+    runs: list[RunSpec] = []
+    order = spec.swept
+    for point in points:
+        params = {**spec.fixed, **point}
+        params = {k: params[k] for k in sorted(params)}
+        swept = {k: point[k] for k in order}
+        cid = config_id(config_identity(spec, params))
+        name = readable_name(swept)
+        for k in range(spec.repeats):
+            runs.append(RunSpec(sweep=spec.name, model=spec.model, config_id=cid,
+                                run_id=cid if k == 0 else f"{cid}-r{k}", name=name, repeat=k,
+                                seed=run_seed(spec.seed, cid, k), params=params, swept=swept))
+    return runs

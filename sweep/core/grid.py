@@ -1,0 +1,474 @@
+"""Read and validate a grid file into a GridSpec.
+
+Every mistake is collected (not just the first) and reported with file, line, column and key
+path, before anything is written anywhere. Expansion into configurations is in expand.py.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import schema, units, yamlpos
+from .errors import GridError, GridIssue
+
+
+@dataclass(frozen=True)
+class Resources:
+    request_cpus: int
+    request_memory_mb: int
+    request_disk_mb: int
+    runtime_s: int
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    path: Path  # absolute
+    path_text: str  # as written in the grid (part of the configuration's identity)
+    balanced: bool
+    max_samples: int | None
+    simulate: dict | None  # {"waveforms": int, "seed": int, "params": dict} or None
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One axis of the product: a single parameter, or several coupled by `zip`."""
+
+    names: tuple[str, ...]
+    values: tuple[tuple[Any, ...], ...]  # one tuple per point, aligned with names
+    path: tuple  # where it is declared (for error messages)
+
+
+@dataclass
+class GridSpec:
+    file: str
+    name: str
+    model: str
+    description: str
+    seed: int
+    data: DataSpec
+    fixed: dict[str, Any]  # every hyperparameter not swept, defaults filled in
+    dimensions: list[Dimension]
+    exclude: list[dict[str, Any]]
+    sample: int | None
+    repeats: int
+    resources: Resources
+    condor: dict[str, Any]
+    ranking: list[tuple[str, str]]  # (metric, "max" | "min")
+    templates: Path | None
+    located: yamlpos.Located = field(repr=False, default=None)  # type: ignore[assignment]
+
+    @property
+    def swept(self) -> list[str]:
+        return [n for d in self.dimensions for n in d.names]
+
+
+def load_grid(path: str | os.PathLike, root: str | os.PathLike | None = None) -> GridSpec:
+    """Read and validate a grid file. Relative paths inside it resolve against `root` (cwd)."""
+    path = Path(path)
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GridError([GridIssue(shown, 0, 0, "", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GridError([GridIssue(shown, 0, 0, "", f"cannot read: {exc}")]) from None
+    return parse_grid(text, shown, Path(root) if root else Path.cwd())
+
+
+def parse_grid(text: str, file: str, root: Path) -> GridSpec:
+    try:
+        located = yamlpos.load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise GridError([GridIssue(file, line, col, "", f"invalid YAML: {problem}")]) from None
+    except yaml.YAMLError as exc:
+        raise GridError([GridIssue(file, 0, 0, "", f"invalid YAML: {exc}")]) from None
+    return _Validator(file, located, root).run()
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+class _Validator:
+    def __init__(self, file: str, located: yamlpos.Located, root: Path):
+        self.file = file
+        self.located = located
+        self.root = root
+        self.issues: list[GridIssue] = []
+
+    # -- reporting
+    def error(self, path: tuple, message: str, at_key: bool = False) -> None:
+        line, col = self.located.where(path, prefer_key=at_key)
+        self.issues.append(GridIssue(self.file, line, col, yamlpos.format_path(path), message))
+
+    def check(self, path: tuple, value: Any, check: schema.Check, what: str = "") -> bool:
+        why = check(value)
+        if why is None:
+            return True
+        hint = ""
+        choices = getattr(check, "choices", None) or getattr(getattr(check, "item", None), "choices", None)
+        if choices:
+            bad = value if isinstance(value, str) else next(
+                (v for v in (value if isinstance(value, list) else []) if v not in choices), None)
+            if isinstance(bad, str):
+                hint = _suggest(bad, choices)
+        self.error(path, f"{what}expected {why}, got {_show(value)}{hint}")
+        return False
+
+    def mapping(self, path: tuple, value: Any, allowed: tuple[str, ...] | None) -> dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.error(path, f"expected a mapping (key: value lines), got {_show(value)}")
+            return {}
+        if allowed is not None:
+            for key in value:
+                if key not in allowed:
+                    self.error(path + (key,), f"unknown key '{key}'{_suggest(key, allowed)} "
+                               f"(allowed: {', '.join(allowed)})", at_key=True)
+        return value
+
+    # -- the walk
+    def run(self) -> GridSpec:
+        for dup_path, (line, col) in self.located.duplicates:
+            self.issues.append(GridIssue(self.file, line, col, yamlpos.format_path(dup_path),
+                                         "key appears more than once (YAML keeps only the last)"))
+        doc = self.located.data
+        if not isinstance(doc, dict):
+            self.error((), f"a grid file must be a mapping of keys such as {', '.join(schema.REQUIRED_TOP_LEVEL)}"
+                       f"; got {_show(doc)}")
+            raise GridError(self.issues)
+        self.mapping((), doc, schema.TOP_LEVEL_KEYS)
+        for key in schema.REQUIRED_TOP_LEVEL:
+            if key not in doc:
+                self.issues.append(GridIssue(self.file, 1, 1, key, "required key is missing"))
+
+        name = doc.get("sweep", "")
+        if "sweep" in doc and not (isinstance(name, str) and schema.SWEEP_NAME_RE.match(name)):
+            self.error(("sweep",), "expected a sweep name of letters, digits, '_', '.', '-' "
+                       f"(starting with a letter or digit, at most 64), got {_show(name)}")
+        description = doc.get("description", "") or ""
+        if not isinstance(description, str):
+            self.error(("description",), f"expected text, got {_show(description)}")
+            description = ""
+
+        model = doc.get("model")
+        if "model" in doc and model not in schema.MODELS:
+            self.check(("model",), model, schema.one_of(schema.MODELS))
+            model = None
+        seed = doc.get("seed", 0)
+        if not self.check(("seed",), seed, schema.int_at_least(0)):
+            seed = 0
+
+        data = self._data(doc.get("data"))
+        params_spec = schema.PARAMS_BY_MODEL.get(model) if model else None
+        fixed = self._params(doc.get("params"), params_spec)
+        dimensions = self._dimensions(doc, params_spec, fixed)
+        exclude = self._exclude(doc.get("exclude"), dimensions)
+        sample = doc.get("sample")
+        if sample is not None and not self.check(("sample",), sample, schema.int_at_least(1)):
+            sample = None
+        repeats = doc.get("repeats", 1)
+        if not self.check(("repeats",), repeats, schema.int_at_least(1)):
+            repeats = 1
+        resources = self._resources(doc.get("resources"))
+        condor = self._condor(doc.get("condor"))
+        ranking = self._ranking(doc.get("ranking"), model)
+        templates = self._templates(doc.get("templates"))
+
+        if self.issues:
+            raise GridError(self.issues)
+
+        if params_spec is not None:
+            swept = {n for d in dimensions for n in d.names}
+            for pname, param in params_spec.items():
+                if pname not in fixed and pname not in swept:
+                    fixed[pname] = param.default
+        spec = GridSpec(file=self.file, name=name, model=model, description=description, seed=seed,
+                        data=data, fixed=fixed, dimensions=dimensions, exclude=exclude, sample=sample,
+                        repeats=repeats, resources=resources, condor=condor, ranking=ranking,
+                        templates=templates, located=self.located)
+        self._cross_checks(spec)
+        if self.issues:
+            raise GridError(self.issues)
+        return spec
+
+    def _data(self, value: Any) -> DataSpec:
+        data = self.mapping(("data",), value, schema.DATA_KEYS)
+        path_text = data.get("path", "")
+        path = Path()
+        if isinstance(value, dict) and "path" not in data:
+            self.error(("data",), "required key 'path' is missing (the dataset file, e.g. data/demo.npz)")
+        elif "path" in data:
+            if not (isinstance(path_text, str) and schema.SAFE_PATH_RE.match(path_text)):
+                self.error(("data", "path"), "expected a file path made of letters, digits and _ . / : + @ = - "
+                           f"(no spaces, commas, quotes or newlines), got {_show(path_text)}")
+            else:
+                path = Path(path_text) if os.path.isabs(path_text) else (self.root / path_text)
+        balanced = data.get("balanced", True)
+        if not isinstance(balanced, bool):
+            self.error(("data", "balanced"), f"expected true or false, got {_show(balanced)}")
+        max_samples = data.get("max_samples")
+        if max_samples is not None:
+            self.check(("data", "max_samples"), max_samples, schema.int_at_least(1))
+        simulate = None
+        if "simulate" in data:
+            sim = self.mapping(("data", "simulate"), data["simulate"], schema.SIMULATE_KEYS)
+            simulate = {"waveforms": sim.get("waveforms", 2000), "seed": sim.get("seed", 1),
+                        "params": sim.get("params") or {}}
+            self.check(("data", "simulate", "waveforms"), simulate["waveforms"], schema.int_at_least(1))
+            self.check(("data", "simulate", "seed"), simulate["seed"], schema.int_at_least(0))
+            if not isinstance(simulate["params"], dict):
+                self.error(("data", "simulate", "params"), f"expected a mapping, got {_show(simulate['params'])}")
+            else:
+                self._simulation_params(simulate["params"])
+        return DataSpec(path=path.resolve() if path_text else path, path_text=str(path_text),
+                        balanced=bool(balanced), max_samples=max_samples, simulate=simulate)
+
+    def _simulation_params(self, params: dict) -> None:
+        try:
+            from ..data.simulate import SimulationParams  # numpy only
+        except ImportError:  # the simulator is optional for validation
+            return
+        try:
+            SimulationParams.from_dict(params)
+        except (ValueError, TypeError, KeyError) as exc:
+            self.error(("data", "simulate", "params"), f"invalid simulation parameters: {exc}")
+
+    def _params(self, value: Any, spec: dict | None) -> dict:
+        params = self.mapping(("params",), value, tuple(spec) if spec else None)
+        fixed = {}
+        for key, val in params.items():
+            if spec is None or key not in spec:
+                continue  # unknown keys reported by mapping(); unknown model reported already
+            if self.check(("params", key), val, spec[key].check):
+                fixed[key] = val
+        return fixed
+
+    def _axis_values(self, path: tuple, name: Any, values: Any, spec: dict | None) -> list | None:
+        if spec is not None and name not in spec:
+            self.error(path, f"unknown hyperparameter '{name}'{_suggest(name, spec)} "
+                       f"(known: {', '.join(spec)})", at_key=True)
+            return None
+        if not isinstance(values, list):
+            self.error(path, f"expected a list of values to sweep, got {_show(values)} "
+                       f"(write [{_show(values)}] or move it to params)")
+            return None
+        if not values:
+            self.error(path, "empty axis: expected at least one value")
+            return None
+        ok = True
+        if spec is not None:
+            for i, v in enumerate(values):
+                ok &= self.check(path + (i,), v, spec[name].check)
+        for i, v in enumerate(values):
+            if any(_canonical(v) == _canonical(w) for w in values[:i]):
+                self.error(path + (i,), f"value {_show(v)} appears twice in this axis")
+                ok = False
+        return values if ok else None
+
+    def _dimensions(self, doc: dict, spec: dict | None, fixed: dict) -> list[Dimension]:
+        dims: list[Dimension] = []
+        seen: dict[str, tuple] = {}
+
+        def claim(name: str, path: tuple) -> bool:
+            fixed_names = doc.get("params") if isinstance(doc.get("params"), dict) else {}
+            if name in fixed_names:
+                self.error(path, f"'{name}' is both fixed in params and swept; keep one", at_key=True)
+                return False
+            if name in seen:
+                self.error(path, f"'{name}' is swept twice (also at {yamlpos.format_path(seen[name])})",
+                           at_key=True)
+                return False
+            seen[name] = path
+            return True
+
+        axes = self.mapping(("axes",), doc.get("axes"), None)
+        for name, values in axes.items():
+            path = ("axes", name)
+            vals = self._axis_values(path, name, values, spec)
+            if vals is not None and claim(name, path):
+                dims.append(Dimension((name,), tuple((v,) for v in vals), path))
+
+        groups = doc.get("zip")
+        if groups is not None and not isinstance(groups, list):
+            self.error(("zip",), "expected a list of groups, each a mapping of parameters to equally "
+                       "long lists that vary together")
+            groups = []
+        for g, group in enumerate(groups or []):
+            gpath = ("zip", g)
+            group = self.mapping(gpath, group, None)
+            if not group:
+                self.error(gpath, "empty zip group: expected parameters mapped to equally long lists")
+                continue
+            lists, ok = {}, True
+            for name, values in group.items():
+                vals = self._axis_values(gpath + (name,), name, values, spec)
+                ok &= vals is not None and claim(name, gpath + (name,))
+                if vals is not None:
+                    lists[name] = vals
+            lengths = {n: len(v) for n, v in lists.items()}
+            if ok and len(set(lengths.values())) > 1:
+                self.error(gpath, "zip lists must have the same length, got "
+                           + ", ".join(f"{n}: {k}" for n, k in lengths.items()))
+                ok = False
+            if ok:
+                names = tuple(lists)
+                dims.append(Dimension(names, tuple(zip(*(lists[n] for n in names))), gpath))
+        return dims
+
+    def _exclude(self, value: Any, dims: list[Dimension]) -> list[dict]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.error(("exclude",), "expected a list of mappings, each naming swept parameters and the "
+                       "values whose combination is dropped")
+            return []
+        values_of = {n: [p[i] for p in d.values] for d in dims for i, n in enumerate(d.names)}
+        rules = []
+        for r, rule in enumerate(value):
+            rpath = ("exclude", r)
+            rule = self.mapping(rpath, rule, None)
+            if not rule:
+                self.error(rpath, "empty exclude rule: expected e.g. {optimizer: sgd, epochs: 50}")
+                continue
+            ok = True
+            for name, v in rule.items():
+                if name not in values_of:
+                    self.error(rpath + (name,), f"'{name}' is not swept; exclude rules may only name swept "
+                               f"parameters ({', '.join(values_of) or 'none'}){_suggest(name, values_of)}",
+                               at_key=True)
+                    ok = False
+                elif not any(_canonical(v) == _canonical(w) for w in values_of[name]):
+                    self.error(rpath + (name,), f"{_show(v)} is not one of the swept values of '{name}' "
+                               f"({', '.join(_show(w) for w in values_of[name])}); the rule would never match")
+                    ok = False
+            if ok:
+                rules.append(rule)
+        return rules
+
+    def _resources(self, value: Any) -> Resources:
+        res = {**schema.DEFAULT_RESOURCES, **self.mapping(("resources",), value, schema.RESOURCE_KEYS)}
+        out = {"request_cpus": 1, "request_memory_mb": 2048, "request_disk_mb": 1024, "runtime_s": 7200}
+        if self.check(("resources", "request_cpus"), res["request_cpus"], schema.int_at_least(1)):
+            out["request_cpus"] = res["request_cpus"]
+        for key, field_name, parse in (("request_memory", "request_memory_mb", units.parse_memory_mb),
+                                       ("request_disk", "request_disk_mb", units.parse_memory_mb),
+                                       ("runtime", "runtime_s", units.parse_duration_s)):
+            try:
+                out[field_name] = parse(res[key])
+            except ValueError as exc:
+                self.error(("resources", key), str(exc))
+        return Resources(**out)
+
+    def _condor(self, value: Any) -> dict:
+        condor = dict(self.mapping(("condor",), value, schema.CONDOR_KEYS))
+        for key in ("requirements",):
+            if key in condor:
+                v = condor[key]
+                if not isinstance(v, str) or not v.strip() or schema.CONTROL_CHARS_RE.search(v):
+                    self.error(("condor", key), "expected a one-line ClassAd expression (no newlines or "
+                               f"control characters), got {_show(v)}")
+        if "accounting_group" in condor and not (isinstance(condor["accounting_group"], str)
+                                                 and schema.ACCOUNTING_GROUP_RE.match(condor["accounting_group"])):
+            self.error(("condor", "accounting_group"), "expected a group name of letters, digits, '_', '.', "
+                       f"'@', '-', got {_show(condor['accounting_group'])}")
+        for key in ("container_image", "python"):
+            if key in condor and not (isinstance(condor[key], str) and schema.SAFE_PATH_RE.match(condor[key])):
+                self.error(("condor", key), "expected a path or image reference made of letters, digits and "
+                           f"_ . / : + @ = - (no spaces, quotes or newlines), got {_show(condor[key])}")
+        if "max_runtime" in condor:
+            try:
+                condor["max_runtime"] = units.parse_duration_s(condor["max_runtime"])
+            except ValueError as exc:
+                self.error(("condor", "max_runtime"), str(exc))
+        for key, low in (("max_retries", 0), ("max_running", 1), ("max_idle", 1)):
+            if key in condor:
+                self.check(("condor", key), condor[key], schema.int_at_least(low))
+        if "environment" in condor:
+            env = self.mapping(("condor", "environment"), condor["environment"], None)
+            for k, v in env.items():
+                if not (isinstance(k, str) and schema.ENV_NAME_RE.match(k)):
+                    self.error(("condor", "environment", k), f"expected a variable name, got {_show(k)}",
+                               at_key=True)
+                if not (isinstance(v, (str, int, float)) and not isinstance(v, bool)
+                        and schema.SAFE_PATH_RE.match(str(v))):
+                    self.error(("condor", "environment", k), "expected a value of letters, digits and "
+                               f"_ . / : + @ = - (no spaces or quotes), got {_show(v)}")
+            condor["environment"] = {str(k): str(v) for k, v in env.items()}
+        return condor
+
+    def _ranking(self, value: Any, model: str | None) -> list[tuple[str, str]]:
+        if model is None:
+            return []
+        metrics = schema.metrics_for(model)
+        if value is None:
+            return [(m, metrics[m]) for m in schema.DEFAULT_RANKING[model]]
+        if not isinstance(value, list) or not value:
+            self.error(("ranking",), f"expected a non-empty list of metrics from: {', '.join(metrics)}")
+            return []
+        out = []
+        for i, m in enumerate(value):
+            if m not in metrics:
+                self.error(("ranking", i), f"unknown metric {_show(m)} for model '{model}'"
+                           f"{_suggest(m, metrics)} (known: {', '.join(metrics)})")
+            else:
+                out.append((m, metrics[m]))
+        return out
+
+    def _templates(self, value: Any) -> Path | None:
+        if value is None:
+            return None
+        if not (isinstance(value, str) and schema.SAFE_PATH_RE.match(value)):
+            self.error(("templates",), f"expected a folder path, got {_show(value)}")
+            return None
+        folder = Path(value) if os.path.isabs(value) else self.root / value
+        missing = [n for n in ("job.sub.j2", "run_job.sh.j2") if not (folder / n).is_file()]
+        if missing:
+            self.error(("templates",), f"template folder {folder} lacks {', '.join(missing)}")
+            return None
+        return folder.resolve()
+
+    def _cross_checks(self, spec: GridSpec) -> None:
+        """Checks that need the whole configuration (per model constraints)."""
+        if spec.model == "cnn":
+            filters = _values_of(spec, "filters")
+            kernels = _values_of(spec, "kernel_sizes")
+            if any(len(f) != len(k) for f in filters for k in kernels):
+                path = next((d.path for d in spec.dimensions if {"filters", "kernel_sizes"} & set(d.names)),
+                            ("params", "kernel_sizes"))
+                self.error(path, "filters and kernel_sizes must have the same length (one kernel size per "
+                           f"Conv1D block); got filters {filters} and kernel_sizes {kernels}")
+        fractions = [(t, v) for t in _values_of(spec, "test_fraction") for v in _values_of(spec, "train_fraction")]
+        if any(t >= 0.9 for t, _ in fractions):
+            self.error(("params", "test_fraction"), "expected test_fraction < 0.9 so something is left to train on")
+
+
+def _values_of(spec: GridSpec, name: str) -> list:
+    if name in spec.fixed:
+        return [spec.fixed[name]]
+    for d in spec.dimensions:
+        if name in d.names:
+            i = d.names.index(name)
+            return [p[i] for p in d.values]
+    return []
+
+
+def _canonical(value: Any) -> str:
+    import json
+    return json.dumps(value, sort_keys=True)
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

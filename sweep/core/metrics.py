@@ -1,0 +1,63 @@
+"""Model metrics, computed with NumPy and scikit-learn (no TensorFlow).
+
+Classifier (peak finding): precision, recall, F1, accuracy, ROC AUC, efficiency×purity
+(= recall × precision, the seed study's figure of merit). Regressor (clusterization):
+MSE, MAE, bias and resolution of the predicted against the true number of clusters.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def classification_metrics(y_true, scores, threshold: float = 0.5) -> dict[str, float]:
+    from sklearn.metrics import roc_auc_score
+
+    y_true = np.asarray(y_true).astype(np.int64).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    y_pred = (scores >= threshold).astype(np.int64)
+    tp = int(np.sum((y_pred == 1) & (y_true == 1)))
+    fp = int(np.sum((y_pred == 1) & (y_true == 0)))
+    fn = int(np.sum((y_pred == 0) & (y_true == 1)))
+    tn = int(np.sum((y_pred == 0) & (y_true == 0)))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    accuracy = (tp + tn) / len(y_true) if len(y_true) else 0.0
+    auc = float(roc_auc_score(y_true, scores)) if 0 < y_true.sum() < len(y_true) else math.nan
+    return {"precision": precision, "recall": recall, "f1": f1, "accuracy": accuracy, "auc": auc,
+            "eff_purity": precision * recall, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+
+
+def roc_points(y_true, scores, max_points: int = 200) -> dict[str, list[float]]:
+    """The ROC curve, thinned to at most max_points (always keeping both ends)."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, thr = roc_curve(np.asarray(y_true).ravel(), np.asarray(scores).ravel())
+    if len(fpr) > max_points:
+        keep = np.unique(np.linspace(0, len(fpr) - 1, max_points).round().astype(int))
+        fpr, tpr, thr = fpr[keep], tpr[keep], thr[keep]
+    thr = np.where(np.isfinite(thr), thr, 1.0)
+    return {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "threshold": thr.tolist()}
+
+
+def regression_metrics(y_true, y_pred) -> dict[str, float]:
+    y_true = np.asarray(y_true, dtype=np.float64).ravel()
+    y_pred = np.asarray(y_pred, dtype=np.float64).ravel()
+    diff = y_pred - y_true
+    mean_true = float(np.mean(y_true)) if len(y_true) else math.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(y_true > 0, diff / y_true, np.nan)
+    return {
+        "mse": float(np.mean(diff**2)),
+        "mae": float(np.mean(np.abs(diff))),
+        "bias": float(np.mean(diff)),  # predicted minus true, in clusters
+        "abs_bias": float(abs(np.mean(diff))),
+        "rel_bias": float(np.mean(diff) / mean_true) if mean_true else math.nan,
+        "resolution": float(np.std(diff)),  # spread of predicted minus true, in clusters
+        "rel_resolution": float(np.nanstd(rel)),  # spread of (predicted - true) / true
+        "mean_true": mean_true,
+        "mean_pred": float(np.mean(y_pred)),
+    }

@@ -1,0 +1,193 @@
+"""Render submit files, job configurations and the job wrapper from Jinja templates.
+
+Pure: returns text keyed by path; writing happens in sweep.layout. Jinja runs with
+StrictUndefined, so a template that names something we do not provide fails loudly. Values
+that land in a submit file pass through filters that refuse anything able to start a new
+submit command (newlines, control characters) or to break out of a quoted string.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from .. import __version__
+from .errors import SweepError
+from .expand import RunSpec
+from .grid import GridSpec
+from .schema import CONTROL_CHARS_RE
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the checkout that holds sweep/ and templates/
+BUILTIN_TEMPLATES = PACKAGE_ROOT / "templates"
+
+try:
+    _Dumper = yaml.CSafeDumper
+except AttributeError:  # pragma: no cover
+    _Dumper = yaml.SafeDumper
+
+
+class UnsafeValueError(SweepError):
+    pass
+
+
+def submit_value(value: Any) -> str:
+    text = str(value)
+    if CONTROL_CHARS_RE.search(text):
+        raise UnsafeValueError(f"refusing to write {text!r} into a submit file: it contains a newline or "
+                               "control character that could add a submit command")
+    return text
+
+
+def submit_string(value: Any) -> str:
+    text = submit_value(value)
+    if '"' in text or "\\" in text or "'" in text:
+        raise UnsafeValueError(f"refusing to write {text!r} as a quoted submit-file string: it contains a quote "
+                               "or backslash")
+    return f'"{text}"'
+
+
+def shell_quote(value: Any) -> str:
+    return shlex.quote(submit_value(value))
+
+
+@dataclass(frozen=True)
+class SweepPaths:
+    """Where a sweep's files go, all under the project root."""
+
+    root: Path
+
+    def jobs(self, sweep: str) -> Path:
+        return self.root / "jobs" / sweep
+
+    def results(self, sweep: str) -> Path:
+        return self.root / "results" / sweep
+
+    def event_log(self, sweep: str) -> Path:
+        return self.results(sweep) / "events.log"
+
+    def wrapper(self, sweep: str) -> Path:
+        return self.jobs(sweep) / "run_job.sh"
+
+
+@dataclass
+class RenderedRun:
+    run: RunSpec
+    job_dir: Path
+    results_dir: Path
+    submit_path: Path
+    config_path: Path
+    submit_text: str
+    config_text: str
+
+
+@dataclass
+class RenderedSweep:
+    spec: GridSpec
+    paths: SweepPaths
+    wrapper_text: str
+    runs: list[RenderedRun]
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.paths.jobs(self.spec.name)
+
+    @property
+    def results_dir(self) -> Path:
+        return self.paths.results(self.spec.name)
+
+
+def make_environment(template_dir: Path | None) -> jinja2.Environment:
+    search = [str(template_dir)] if template_dir else []
+    search.append(str(BUILTIN_TEMPLATES))
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(search), undefined=jinja2.StrictUndefined,
+                             autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["submit_value"] = submit_value
+    env.filters["submit_string"] = submit_string
+    env.filters["shell_quote"] = shell_quote
+    return env
+
+
+def resolved_config(spec: GridSpec, run: RunSpec) -> dict[str, Any]:
+    """What the job reads: everything it needs, nothing about the submit side's layout."""
+    return {
+        "sweep": spec.name,
+        "model": spec.model,
+        "run_id": run.run_id,
+        "config_id": run.config_id,
+        "name": run.name,
+        "repeat": run.repeat,
+        "seed": run.seed,
+        "params": run.params,
+        "swept": list(run.swept),
+        "data": {"path": str(spec.data.path), "file": spec.data.path.name, "balanced": spec.data.balanced,
+                 "max_samples": spec.data.max_samples, "seed": spec.seed},
+        "resources": {"request_cpus": spec.resources.request_cpus,
+                      "request_memory_mb": spec.resources.request_memory_mb,
+                      "request_disk_mb": spec.resources.request_disk_mb,
+                      "runtime_s": spec.resources.runtime_s},
+        "ranking": [list(r) for r in spec.ranking],
+        "grid": spec.file,
+        "sweep_version": __version__,
+    }
+
+
+def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | None = None) -> RenderedSweep:
+    """Render every file of the sweep in memory. Raises SweepError on a template problem."""
+    paths = SweepPaths(root.resolve())
+    env = make_environment(spec.templates)
+    python = spec.condor.get("python") or python or sys.executable
+    try:
+        submit_template = env.get_template("job.sub.j2")
+        wrapper_template = env.get_template("run_job.sh.j2")
+        wrapper_text = wrapper_template.render(python=python, package_root=str(PACKAGE_ROOT),
+                                               sweep=spec.name, version=__version__)
+        rendered = []
+        common = {
+            "sweep": {"name": spec.name, "model": spec.model},
+            "resources": spec.resources,
+            "condor": _condor_context(spec.condor),
+            "version": __version__,
+        }
+        jobs_dir, results_dir = paths.jobs(spec.name), paths.results(spec.name)
+        data_path = str(spec.data.path)
+        for run in runs:
+            job_dir = jobs_dir / run.run_id
+            out_dir = results_dir / run.run_id
+            config_text = ("# Resolved configuration of one run, read by `python -m sweep.job config.yaml`.\n"
+                           + yaml.dump(resolved_config(spec, run), Dumper=_Dumper, sort_keys=False,
+                                       default_flow_style=None, width=120))
+            submit_text = submit_template.render(
+                run={"run_id": run.run_id, "config_id": run.config_id, "name": run.name,
+                     "seed": run.seed, "repeat": run.repeat},
+                paths={"wrapper": str(paths.wrapper(spec.name)), "config": str(job_dir / "config.yaml"),
+                       "data": data_path, "initialdir": str(out_dir), "event_log": str(paths.event_log(spec.name))},
+                **common)
+            rendered.append(RenderedRun(run=run, job_dir=job_dir, results_dir=out_dir,
+                                        submit_path=job_dir / "job.sub", config_path=job_dir / "config.yaml",
+                                        submit_text=submit_text, config_text=config_text))
+    except jinja2.TemplateError as exc:
+        where = f" ({exc.filename}:{exc.lineno})" if isinstance(exc, jinja2.TemplateSyntaxError) else ""
+        raise SweepError(f"template error{where}: {exc}") from None
+    return RenderedSweep(spec=spec, paths=paths, wrapper_text=wrapper_text, runs=rendered)
+
+
+def _condor_context(condor: dict[str, Any]) -> dict[str, Any]:
+    ctx = {k: condor.get(k) for k in ("requirements", "accounting_group", "max_runtime", "container_image",
+                                      "max_retries")}
+    env = dict(condor.get("environment") or {})
+    ctx["environment"] = " ".join(f"{k}={v}" for k, v in sorted(env.items()))
+    return ctx
+
+
+def relative_to_root(path: Path, root: Path) -> str:
+    try:
+        return os.path.relpath(path, root)
+    except ValueError:  # pragma: no cover - different drives
+        return str(path)

@@ -1,0 +1,155 @@
+"""What a grid file may contain: top-level keys, hyperparameters per model, vocabularies.
+
+The vocabularies mirror Keras 3's names so that a typo is caught before submission without
+importing TensorFlow on the submit node (tests check them against Keras in the job env).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+MODELS = ("lstm", "cnn")
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "nadam", "adamax", "adagrad", "adadelta", "ftrl", "lion")
+ACTIVATIONS = ("relu", "selu", "sigmoid", "tanh", "elu", "gelu", "silu", "swish", "softplus", "softsign",
+               "leaky_relu", "relu6", "hard_sigmoid", "exponential", "linear", "mish")
+CLASSIFICATION_LOSSES = ("binary_crossentropy", "binary_focal_crossentropy", "mean_squared_error", "mse",
+                         "hinge", "squared_hinge")
+REGRESSION_LOSSES = ("mean_squared_error", "mse", "mean_absolute_error", "mae", "huber", "log_cosh",
+                     "mean_squared_logarithmic_error", "msle")
+
+# Metrics each model's job writes (metrics.json keys) and their ranking direction.
+CLASSIFIER_METRICS = {"f1": "max", "auc": "max", "eff_purity": "max", "precision": "max", "recall": "max",
+                      "accuracy": "max", "loss": "min"}
+REGRESSOR_METRICS = {"mae": "min", "mse": "min", "abs_bias": "min", "rel_resolution": "min",
+                     "bias": "min", "rel_bias": "min", "resolution": "min", "loss": "min"}
+DEFAULT_RANKING = {"lstm": ["f1", "auc", "eff_purity"], "cnn": ["mae"]}
+
+
+def metrics_for(model: str) -> dict[str, str]:
+    return CLASSIFIER_METRICS if model == "lstm" else REGRESSOR_METRICS
+
+
+# ---------------------------------------------------------------- value checks
+# Each check returns None when fine, else the "expected ..." text.
+Check = Callable[[Any], "str | None"]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def int_at_least(low: int) -> Check:
+    def check(v: Any) -> str | None:
+        return None if _is_int(v) and v >= low else f"an integer ≥ {low}"
+    return check
+
+
+def number_in(low: float, high: float, low_open: bool = False, high_open: bool = True) -> Check:
+    lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+
+    def check(v: Any) -> str | None:
+        ok = _is_num(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+        return None if ok else f"a number in {lo}{low}, {high}{hi}"
+    return check
+
+
+def positive_number(v: Any) -> str | None:
+    return None if _is_num(v) and v > 0 else "a number > 0"
+
+
+def one_of(choices: tuple[str, ...]) -> Check:
+    def check(v: Any) -> str | None:
+        return None if isinstance(v, str) and v in choices else "one of " + ", ".join(choices)
+    check.choices = choices  # type: ignore[attr-defined]  # used for "did you mean"
+    return check
+
+
+def list_of(item: Check, length: int | None = None, min_length: int = 1) -> Check:
+    def check(v: Any) -> str | None:
+        shape = f"a list of {length}" if length else f"a list of at least {min_length}"
+        if not isinstance(v, list):
+            return f"{shape} values"
+        if (length is not None and len(v) != length) or len(v) < min_length:
+            return f"{shape} values, got {len(v)}"
+        for x in v:
+            why = item(x)
+            if why:
+                return f"{shape} values, each {why}"
+        return None
+    check.item = item  # type: ignore[attr-defined]
+    return check
+
+
+@dataclass(frozen=True)
+class Param:
+    """One hyperparameter: its check, default and what it means."""
+
+    check: Check
+    default: Any
+    help: str
+
+
+COMMON_PARAMS: dict[str, Param] = {
+    "optimizer": Param(one_of(OPTIMIZERS), "adam", "Keras optimizer name"),
+    "learning_rate": Param(positive_number, 0.001, "optimizer learning rate"),
+    "batch_size": Param(int_at_least(1), 150, "mini-batch size"),
+    "epochs": Param(int_at_least(1), 50, "maximum number of epochs"),
+    "patience": Param(int_at_least(0), 50, "EarlyStopping patience on val_loss (best weights restored)"),
+    "train_fraction": Param(number_in(0, 1, low_open=True), 0.7,
+                            "fraction of the non-test data used for training; the rest validates"),
+    "test_fraction": Param(number_in(0, 1, low_open=True), 0.2, "fraction held out for the final test metrics"),
+}
+
+LSTM_PARAMS: dict[str, Param] = {
+    **COMMON_PARAMS,
+    "topology": Param(list_of(int_at_least(1), length=3), [96, 128, 1],
+                      "[LSTM units, Dense units, Dense units] as in the seed study"),
+    "activations": Param(list_of(one_of(ACTIVATIONS), length=2), ["relu", "sigmoid"],
+                         "activations of the two hidden Dense layers"),
+    "dropout": Param(list_of(number_in(0, 1), length=2), [0.1, 0.1], "dropout after each hidden Dense layer"),
+    "loss": Param(one_of(CLASSIFICATION_LOSSES), "binary_crossentropy", "training loss"),
+    "threshold": Param(number_in(0, 1, low_open=True), 0.5, "decision threshold for precision/recall/F1"),
+}
+
+CNN_PARAMS: dict[str, Param] = {
+    **COMMON_PARAMS,
+    "batch_size": Param(int_at_least(1), 250, "mini-batch size"),
+    "optimizer": Param(one_of(OPTIMIZERS), "rmsprop", "Keras optimizer name"),
+    "filters": Param(list_of(int_at_least(1)), [16, 32], "Conv1D filters per block"),
+    "kernel_sizes": Param(list_of(int_at_least(1)), [5, 3], "Conv1D kernel size per block (same length as filters)"),
+    "pool_size": Param(int_at_least(1), 4, "MaxPooling1D size after each block"),
+    "dense_units": Param(list_of(int_at_least(1), min_length=0), [64], "hidden Dense layers before the output"),
+    "activation": Param(one_of(ACTIVATIONS), "relu", "activation of Conv1D and hidden Dense layers"),
+    "dropout": Param(number_in(0, 1), 0.1, "dropout after each hidden Dense layer"),
+    "loss": Param(one_of(REGRESSION_LOSSES), "mse", "training loss"),
+}
+
+PARAMS_BY_MODEL = {"lstm": LSTM_PARAMS, "cnn": CNN_PARAMS}
+
+
+# ---------------------------------------------------------------- top-level sections
+TOP_LEVEL_KEYS = ("sweep", "description", "model", "seed", "data", "params", "axes", "zip", "exclude",
+                  "sample", "repeats", "resources", "condor", "ranking", "templates")
+REQUIRED_TOP_LEVEL = ("sweep", "model", "data")
+DATA_KEYS = ("path", "balanced", "max_samples", "simulate")
+SIMULATE_KEYS = ("waveforms", "seed", "params")
+RESOURCE_KEYS = ("request_cpus", "request_memory", "request_disk", "runtime")
+DEFAULT_RESOURCES = {"request_cpus": 1, "request_memory": "2 GB", "request_disk": "1 GB", "runtime": "2h"}
+CONDOR_KEYS = ("requirements", "accounting_group", "max_runtime", "container_image", "python",
+               "max_retries", "max_running", "max_idle", "environment")
+
+# A sweep name becomes a folder name and an HTCondor batch name.
+SWEEP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# What may appear in an unquoted submit-file value (expressions, paths): no control characters.
+CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Accounting group / container image / python path: conservative character sets.
+ACCOUNTING_GROUP_RE = re.compile(r"^[A-Za-z0-9_.@-]+$")
+SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9_./:+@=-]+$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -1,0 +1,57 @@
+"""Keras models of the two reconstruction steps (imported only in the job process)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def build_lstm(params: dict[str, Any], window: int = 15):
+    """The seed study's peak finder, layer for layer:
+
+    LSTM(units[0]) → Flatten → Dense(units[1], act[0]) → Dropout → Dense(units[2], act[1])
+    → Dropout → Dense(1, sigmoid). [96, 128, 1] has 50,179 parameters, [32, 64, 1] 6,531.
+    """
+    import keras
+    from keras import layers
+
+    units, acts, drops = params["topology"], params["activations"], params["dropout"]
+    return keras.Sequential([
+        keras.Input(shape=(window, 1)),
+        layers.LSTM(units[0]),
+        layers.Flatten(),
+        layers.Dense(units[1], activation=acts[0]),
+        layers.Dropout(drops[0]),
+        layers.Dense(units[2], activation=acts[1]),
+        layers.Dropout(drops[1]),
+        layers.Dense(1, activation="sigmoid"),
+    ], name="lstm_peak_finder")
+
+
+def build_cnn(params: dict[str, Any], length: int = 1024):
+    """Clusterizer: [Conv1D → MaxPool1D] per block → Flatten → Dense(+Dropout)… → Dense(1)."""
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([keras.Input(shape=(length, 1))], name="cnn_clusterizer")
+    for filters, kernel in zip(params["filters"], params["kernel_sizes"]):
+        model.add(layers.Conv1D(filters, kernel, padding="same", activation=params["activation"]))
+        model.add(layers.MaxPooling1D(params["pool_size"]))
+    model.add(layers.Flatten())
+    for units in params["dense_units"]:
+        model.add(layers.Dense(units, activation=params["activation"]))
+        model.add(layers.Dropout(params["dropout"]))
+    model.add(layers.Dense(1))
+    return model
+
+
+def build(model: str, params: dict[str, Any]):
+    return build_lstm(params) if model == "lstm" else build_cnn(params)
+
+
+def make_optimizer(name: str, learning_rate: float | None):
+    import keras
+
+    optimizer = keras.optimizers.get(name)
+    if learning_rate is not None:
+        optimizer.learning_rate = learning_rate
+    return optimizer

@@ -1,0 +1,108 @@
+"""The job process: read config.yaml, pin threads, train, write results and run.json.
+
+Exit status: 0 trained; 1 training failed; 2 unusable configuration or dataset. run.json is
+written in every case (atomically), so the collector can say what happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import socket
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .. import __version__
+from ..fsutil import atomic_write_json
+from . import resources
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+REQUIRED = ("sweep", "model", "run_id", "config_id", "seed", "params", "data")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def software_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "sweep": __version__}
+    for module in ("tensorflow", "keras", "numpy", "sklearn"):
+        mod = sys.modules.get(module)
+        if mod is not None:
+            versions[module] = getattr(mod, "__version__", "?")
+    return versions
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a mapping")
+    missing = [k for k in REQUIRED if k not in config]
+    if missing:
+        raise ValueError(f"{path}: missing keys {', '.join(missing)}")
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sweep.job", description=__doc__)
+    parser.add_argument("config", type=Path, help="the run's config.yaml")
+    parser.add_argument("--output-dir", type=Path, default=Path.cwd(),
+                        help="where results go (default: the current folder, HTCondor's scratch folder)")
+    args = parser.parse_args(argv)
+    out_dir = args.output_dir
+    record: dict[str, Any] = {"status": "running", "started": _now(), "host": socket.gethostname(),
+                              "pid": os.getpid(), "argv": sys.argv}
+
+    def finish(status: str, code: int, error: str | None = None) -> int:
+        record.update(status=status, exit_code=code, finished=_now(), software=software_versions())
+        if error:
+            record["error"] = error
+        try:
+            start = dt.datetime.fromisoformat(record["started"])
+            record["duration_s"] = (dt.datetime.fromisoformat(record["finished"]) - start).total_seconds()
+        except ValueError:  # pragma: no cover
+            pass
+        atomic_write_json(out_dir / "run.json", record)
+        return code
+
+    try:
+        config = load_config(args.config)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        print(f"sweep.job: cannot use {args.config}: {exc}", file=sys.stderr)
+        return finish("failed", EXIT_BAD_INPUT, f"bad configuration: {exc}")
+    record.update(run_id=config["run_id"], config_id=config["config_id"], sweep=config["sweep"],
+                  seed=config["seed"], model=config["model"])
+
+    cpus, source = resources.allocated_cpus(config.get("resources", {}).get("request_cpus"))
+    intra, inter = resources.thread_settings(cpus)
+    resources.apply_before_import(intra, inter)
+    record["threads"] = {"cpus": cpus, "cpus_source": source, "intra_op": intra, "inter_op": inter}
+    print(f"sweep.job {config['run_id']} ({config.get('name', '')}): {cpus} CPU(s) from {source}; "
+          f"TensorFlow intra-op {intra}, inter-op {inter}", flush=True)
+
+    from . import training  # imports numpy; TensorFlow comes in with keras below
+
+    try:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+        data_path = training.resolve_data_path(config["data"], Path.cwd())
+        metrics = training.train(config, data_path, out_dir, log=lambda m: print(m, flush=True))
+        metrics["software"] = software_versions()
+        metrics["threads"] = record["threads"]
+        atomic_write_json(out_dir / "metrics.json", metrics)
+    except training.DataError as exc:
+        print(f"sweep.job: {exc}", file=sys.stderr)
+        return finish("failed", EXIT_BAD_INPUT, str(exc))
+    except Exception as exc:  # noqa: BLE001 - any training failure is reported, not hidden
+        traceback.print_exc()
+        return finish("failed", EXIT_FAILED, f"{type(exc).__name__}: {exc}")
+    record["best_epoch"] = metrics["best_epoch"]
+    return finish("ok", EXIT_OK)

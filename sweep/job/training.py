@@ -1,0 +1,204 @@
+"""Train one configuration and write its results (runs inside the job process only).
+
+Input pipeline: a hand-built tf.data pipeline (in-memory tensors, per-epoch reshuffle,
+batch, prefetch(2), autotune off). In TensorFlow 2.21 `fit` on NumPy arrays builds its own
+pipeline whose autotune thread sometimes stalls the start of an epoch for seconds; the
+explicit pipeline avoids that and trains the same model on the same batches.
+
+Validation: after each epoch the validation split is predicted once; the loss and every
+metric (precision, recall, F1, accuracy, ROC AUC, efficiency×purity, or MSE/MAE/bias) come
+from those predictions, and EarlyStopping (restore best weights) watches that val_loss.
+Final metrics are on a held-out test split, with the best epoch's weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.metrics import classification_metrics, regression_metrics, roc_points
+from ..fsutil import atomic_write_json, atomic_write_text, temp_path_beside
+
+CLASSIFIER_HISTORY = ["epoch", "loss", "accuracy", "precision", "recall", "f1", "eff_purity",
+                      "val_loss", "val_accuracy", "val_precision", "val_recall", "val_f1", "val_auc",
+                      "val_eff_purity", "seconds"]
+REGRESSOR_HISTORY = ["epoch", "loss", "mae", "val_loss", "val_mse", "val_mae", "val_bias", "val_rel_bias",
+                     "val_resolution", "val_rel_resolution", "seconds"]
+
+
+class DataError(Exception):
+    pass
+
+
+def resolve_data_path(data: dict[str, Any], cwd: Path) -> Path:
+    """The dataset: transferred into the scratch folder by HTCondor, else the submit-side path."""
+    local = cwd / data["file"]
+    if local.is_file():
+        return local
+    path = Path(data["path"])
+    if path.is_file():
+        return path
+    raise DataError(f"dataset not found: neither {local} nor {path} exists")
+
+
+def load_data(model: str, data: dict[str, Any], path: Path):
+    from ..data import datasets
+
+    try:
+        if model == "lstm":
+            return datasets.load_peak_dataset(path, balanced=data.get("balanced", True),
+                                              max_samples=data.get("max_samples"), seed=data.get("seed", 0))
+        return datasets.load_cluster_dataset(path, max_samples=data.get("max_samples"), seed=data.get("seed", 0))
+    except datasets.DatasetError as exc:
+        raise DataError(str(exc)) from None
+
+
+def split(n: int, test_fraction: float, train_fraction: float) -> tuple[slice, slice, slice]:
+    """Deterministic test | train | validation slices of data the loader already shuffled with
+    the sweep's data seed, so every configuration of a sweep sees the same test set."""
+    n_test = max(1, int(round(n * test_fraction)))
+    n_train = max(1, int(round((n - n_test) * train_fraction)))
+    if n - n_test - n_train < 1:
+        raise DataError(f"{n} samples are too few for test_fraction {test_fraction} and "
+                        f"train_fraction {train_fraction}")
+    return slice(n_test, n_test + n_train), slice(n_test + n_train, n), slice(0, n_test)
+
+
+def make_train_dataset(x, y, batch_size: int, seed: int):
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    options.deterministic = True
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size).prefetch(2)
+    return ds.with_options(options)
+
+
+def _epoch_callback(model_kind: str, x_val, y_val, loss_name: str, threshold: float, rows: list, log):
+    import keras
+
+    loss_fn = keras.losses.get(loss_name)
+    y_val_col = y_val.reshape(-1, 1).astype("float32")
+
+    class EpochMetrics(keras.callbacks.Callback):
+        """Validation loss and metrics from one prediction pass per epoch (logged for EarlyStopping)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs if logs is not None else {}
+            pred = self.model.predict(x_val, batch_size=4096, verbose=0)
+            logs["val_loss"] = float(np.mean(keras.ops.convert_to_numpy(loss_fn(y_val_col, pred))))
+            row = {"epoch": epoch + 1, "loss": float(logs.get("loss", math.nan))}
+            if model_kind == "lstm":
+                p, r = float(logs.get("precision", math.nan)), float(logs.get("recall", math.nan))
+                row.update(accuracy=float(logs.get("accuracy", math.nan)), precision=p, recall=r,
+                           f1=2 * p * r / (p + r) if p + r else 0.0, eff_purity=p * r)
+                val = classification_metrics(y_val, pred, threshold)
+                row.update({f"val_{k}": val[k] for k in ("accuracy", "precision", "recall", "f1", "auc",
+                                                          "eff_purity")})
+            else:
+                row["mae"] = float(logs.get("mae", math.nan))
+                val = regression_metrics(y_val, pred)
+                row.update({f"val_{k}": val[k] for k in ("mse", "mae", "bias", "rel_bias", "resolution",
+                                                          "rel_resolution")})
+            row["val_loss"] = logs["val_loss"]
+            row["seconds"] = round(time.perf_counter() - self._t0, 3)
+            rows.append(row)
+            shown = ("val_f1", "val_auc", "val_eff_purity") if model_kind == "lstm" else ("val_mae", "val_bias")
+            log(f"epoch {epoch + 1}: loss {row['loss']:.4f} val_loss {row['val_loss']:.4f} "
+                + " ".join(f"{k} {row[k]:.4f}" for k in shown) + f" ({row['seconds']:.1f}s)")
+
+    return EpochMetrics()
+
+
+def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print) -> dict[str, Any]:
+    import keras
+
+    from .models import build, make_optimizer
+
+    model_kind, params, seed = config["model"], config["params"], int(config["seed"])
+    keras.utils.set_random_seed(seed)
+    x, y = load_data(model_kind, config["data"], data_path)
+    tr, va, te = split(len(x), params["test_fraction"], params["train_fraction"])
+    log(f"data {data_path.name}: {len(x)} samples -> train {tr.stop - tr.start}, "
+        f"validation {va.stop - va.start}, test {te.stop - te.start}")
+
+    model = build(model_kind, params)
+    if model_kind == "lstm":
+        metrics = ["accuracy", keras.metrics.Precision(name="precision"), keras.metrics.Recall(name="recall")]
+    else:
+        metrics = ["mae"]
+    model.compile(optimizer=make_optimizer(params["optimizer"], params.get("learning_rate")),
+                  loss=params["loss"], metrics=metrics)
+    threshold = float(params.get("threshold", 0.5))
+    rows: list[dict] = []
+    epoch_metrics = _epoch_callback(model_kind, x[va], y[va], params["loss"], threshold, rows, log)
+    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=params["patience"],
+                                            restore_best_weights=True)
+    t0 = time.perf_counter()
+    model.fit(make_train_dataset(x[tr], y[tr], params["batch_size"], seed), epochs=params["epochs"],
+              callbacks=[epoch_metrics, stopper], verbose=0)
+    train_seconds = time.perf_counter() - t0
+    best_epoch = int(stopper.best_epoch) + 1 if rows else 0
+
+    test_pred = model.predict(x[te], batch_size=4096, verbose=0).ravel()
+    if model_kind == "lstm":
+        test = classification_metrics(y[te], test_pred, threshold)
+        roc = roc_points(y[te], test_pred)
+        atomic_write_text(out_dir / "roc.csv", "fpr,tpr,threshold\n" + "".join(
+            f"{f:.6g},{t:.6g},{h:.6g}\n" for f, t, h in zip(roc["fpr"], roc["tpr"], roc["threshold"])))
+        columns = CLASSIFIER_HISTORY
+    else:
+        test = regression_metrics(y[te], test_pred)
+        columns = REGRESSOR_HISTORY
+    _write_history(out_dir / "history.csv", rows, columns)
+    _save_model(model, out_dir / "model.keras")
+    best_row = rows[best_epoch - 1] if best_epoch else {}
+    n_windows = (tr.stop - tr.start) * len(rows)
+    return {
+        "run_id": config["run_id"],
+        "config_id": config["config_id"],
+        "model": model_kind,
+        "test": test,
+        "validation": {k[4:]: v for k, v in best_row.items() if k.startswith("val_")},
+        "best_epoch": best_epoch,
+        "epochs_run": len(rows),
+        "stopped_early": len(rows) < params["epochs"],
+        "threshold": threshold if model_kind == "lstm" else None,
+        "n_train": tr.stop - tr.start, "n_val": va.stop - va.start, "n_test": te.stop - te.start,
+        "n_params": int(model.count_params()),
+        "train_seconds": round(train_seconds, 3),
+        "train_samples_per_second": round(n_windows / train_seconds, 1) if train_seconds > 0 else None,
+    }
+
+
+def _write_history(path: Path, rows: list[dict], columns: list[str]) -> None:
+    lines = [",".join(columns)]
+    for row in rows:
+        lines.append(",".join(_fmt(row.get(c, "")) for c in columns))
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
+
+def _save_model(model, path: Path) -> None:
+    tmp = temp_path_beside(path, suffix=".keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,111 @@
+"""From a grid file to rendered files on disk: the submit-side steps every backend shares.
+
+Nothing is written until the grid has been validated, expanded and rendered completely in
+memory; then each file is written atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .core.errors import SweepError
+from .core.expand import RunSpec, expand
+from .core.grid import GridSpec, load_grid
+from .core.render import RenderedSweep, SweepPaths, render_sweep
+from .fsutil import atomic_write_json, atomic_write_text
+
+MANIFEST = "sweep.json"
+
+
+@dataclass
+class Prepared:
+    spec: GridSpec
+    runs: list[RunSpec]
+    rendered: RenderedSweep
+
+
+def prepare(grid_path: str | os.PathLike, root: Path) -> Prepared:
+    """Validate, expand and render in memory. Raises GridError / SweepError; writes nothing."""
+    spec = load_grid(grid_path, root)
+    runs = expand(spec)
+    rendered = render_sweep(spec, runs, root)
+    return Prepared(spec, runs, rendered)
+
+
+def write_rendered(prepared: Prepared, grid_path: str | os.PathLike) -> Path:
+    """Write jobs/<sweep>/ (wrapper, per-run config.yaml and job.sub, manifest); make results/<sweep>/."""
+    rendered, spec = prepared.rendered, prepared.spec
+    jobs_dir = rendered.jobs_dir
+    atomic_write_text(rendered.paths.wrapper(spec.name), rendered.wrapper_text, mode=0o755)
+    for r in rendered.runs:
+        atomic_write_text(r.config_path, r.config_text)
+        atomic_write_text(r.submit_path, r.submit_text)
+    rendered.results_dir.mkdir(parents=True, exist_ok=True)
+    grid_text = Path(grid_path).read_bytes()
+    manifest = read_manifest(jobs_dir) or {}
+    manifest.update({
+        "sweep": spec.name,
+        "model": spec.model,
+        "description": spec.description,
+        "grid": str(grid_path),
+        "grid_sha256": hashlib.sha256(grid_text).hexdigest(),
+        "rendered_at": _now(),
+        "sweep_version": __version__,
+        "ranking": [list(r) for r in spec.ranking],
+        "swept": spec.swept,
+        "resources": {"request_cpus": spec.resources.request_cpus,
+                      "request_memory_mb": spec.resources.request_memory_mb,
+                      "request_disk_mb": spec.resources.request_disk_mb,
+                      "runtime_s": spec.resources.runtime_s},
+        "runs": [{"run_id": r.run_id, "config_id": r.config_id, "name": r.name, "repeat": r.repeat,
+                  "seed": r.seed, "swept": r.swept} for r in prepared.runs],
+    })
+    manifest.setdefault("submissions", [])
+    atomic_write_json(jobs_dir / MANIFEST, manifest)
+    return jobs_dir
+
+
+def record_submission(jobs_dir: Path, entry: dict[str, Any]) -> None:
+    manifest = read_manifest(jobs_dir) or {}
+    manifest.setdefault("submissions", []).append({"at": _now(), **entry})
+    atomic_write_json(jobs_dir / MANIFEST, manifest)
+
+
+def read_manifest(jobs_dir: Path) -> dict[str, Any] | None:
+    path = jobs_dir / MANIFEST
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise SweepError(f"{path}: unreadable sweep manifest: {exc}") from None
+
+
+def ensure_dataset(spec: GridSpec, progress: bool = True) -> str | None:
+    """Simulate the grid's dataset if it is missing and the grid says how. Returns a note."""
+    if spec.data.path.is_file():
+        return None
+    if not spec.data.simulate:
+        raise SweepError(f"dataset {spec.data.path_text} ({spec.data.path}) does not exist; create it with "
+                         "`sweep data simulate` or add data.simulate to the grid")
+    from .data.simulate import simulate_to_file
+
+    sim = spec.data.simulate
+    summary = simulate_to_file(spec.data.path, sim["waveforms"], sim["seed"], sim["params"], progress=progress)
+    return (f"simulated {spec.data.path_text}: {summary.get('n_waveforms')} waveforms, "
+            f"{summary.get('n_windows')} windows in {summary.get('seconds', 0):.1f}s")
+
+
+def sweep_paths(root: Path) -> SweepPaths:
+    return SweepPaths(root.resolve())
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
