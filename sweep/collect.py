@@ -30,7 +30,7 @@ class Leaderboard:
 
 def _flatten(value: Any) -> Any:
     if isinstance(value, list):
-        return "[" + ", ".join(str(v) for v in value) + "]"
+        return "[" + ",".join(str(v) for v in value) + "]"
     return value
 
 

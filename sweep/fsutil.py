@@ -22,8 +22,7 @@ def atomic_write_text(path: str | os.PathLike, text: str, mode: int | None = Non
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -31,6 +30,12 @@ def atomic_write_text(path: str | os.PathLike, text: str, mode: int | None = Non
         except FileNotFoundError:
             pass
         raise
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:

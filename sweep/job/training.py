@@ -146,7 +146,7 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print) -> 
                                             restore_best_weights=True)
     t0 = time.perf_counter()
     model.fit(make_train_dataset(x[tr], y[tr], params["batch_size"], seed), epochs=params["epochs"],
-              callbacks=[epoch_metrics, stopper], verbose=0)
+              callbacks=[epoch_metrics, stopper], shuffle=False, verbose=0)  # the pipeline shuffles
     train_seconds = time.perf_counter() - t0
     best_epoch = int(stopper.best_epoch) + 1 if rows else 0
 
@@ -198,6 +198,7 @@ def _save_model(model, path: Path) -> None:
     tmp = temp_path_beside(path, suffix=".keras")
     try:
         model.save(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -1,0 +1,109 @@
+"""Rendering: submit files parse with htcondor2.Submit, carry the requests, refuse injections."""
+
+import stat
+
+import pytest
+
+from sweep.core.errors import SweepError
+from sweep.core.expand import expand
+from sweep.core.grid import load_grid
+from sweep.core.render import render_sweep, submit_string, submit_value
+
+GRID = """\
+sweep: r
+model: lstm
+data: {path: data/d.npz}
+axes:
+  optimizer: [adam, sgd]
+resources:
+  request_cpus: 4
+  request_memory: 5000MB
+  request_disk: 2 GB
+  runtime: 2h
+condor:
+  requirements: 'OpSysAndVer == "AlmaLinux9" && Arch == "X86_64"'
+  accounting_group: group_fcc.user
+  max_runtime: 3h
+  container_image: /cvmfs/unpacked.cern.ch/registry.hub.docker.com/library/python:3.11
+  max_retries: 2
+  environment: {MY_FLAG: "1"}
+"""
+
+
+def rendered(write_grid, tmp_path, text=GRID):
+    spec = load_grid(write_grid(text), tmp_path)
+    return render_sweep(spec, expand(spec), tmp_path)
+
+
+def test_submit_files_parse_with_htcondor2(write_grid, tmp_path):
+    htcondor2 = pytest.importorskip("htcondor2")
+    sweep = rendered(write_grid, tmp_path)
+    assert len(sweep.runs) == 2
+    for run in sweep.runs:
+        sub = htcondor2.Submit(run.submit_text)
+        assert sub["request_cpus"] == "4"
+        assert sub["request_memory"] == "5000MB"
+        assert sub["request_disk"] == "2048MB"
+        assert sub["allowed_execute_duration"] == "7200"
+        assert sub["MY.MaxRuntime"] == "10800"
+        assert sub["requirements"] == 'OpSysAndVer == "AlmaLinux9" && Arch == "X86_64"'
+        assert sub["accounting_group"] == "group_fcc.user"
+        assert sub["container_image"].startswith("/cvmfs/")
+        assert sub["max_retries"] == "2"
+        assert sub["batch_name"] == "r"
+        assert sub["MY.SweepRunId"] == f'"{run.run.run_id}"'
+        assert sub["log"] == str(tmp_path.resolve() / "results" / "r" / "events.log")
+        assert sub["initialdir"] == str(tmp_path.resolve() / "results" / "r" / run.run.run_id)
+        assert sub["executable"] == str(tmp_path.resolve() / "jobs" / "r" / "run_job.sh")
+        assert "config.yaml" in sub["transfer_input_files"] and "d.npz" in sub["transfer_input_files"]
+        assert sub["environment"] == '"MY_FLAG=1"'
+
+
+def test_config_text_is_the_resolved_configuration(write_grid, tmp_path):
+    import yaml
+
+    sweep = rendered(write_grid, tmp_path)
+    config = yaml.safe_load(sweep.runs[0].config_text)
+    assert config["run_id"] == sweep.runs[0].run.run_id
+    assert config["params"]["optimizer"] == "adam"
+    assert config["params"]["topology"] == [96, 128, 1]
+    assert config["data"]["file"] == "d.npz"
+    assert config["resources"]["request_cpus"] == 4
+
+
+def test_no_value_can_add_a_submit_command():
+    with pytest.raises(SweepError):
+        submit_value("true\nexecutable = /bin/sh")
+    with pytest.raises(SweepError):
+        submit_value("a\rb")
+    with pytest.raises(SweepError):
+        submit_string('x" && +Evil = "1')
+    assert submit_string("demo") == '"demo"'
+
+
+def test_user_template_folder_and_strict_undefined(write_grid, tmp_path):
+    folder = tmp_path / "mytemplates"
+    folder.mkdir()
+    (folder / "job.sub.j2").write_text("executable = {{ paths.wrapper }}\n+Site = \"bari\"\nqueue\n")
+    (folder / "run_job.sh.j2").write_text("#!/bin/sh\nexec {{ python }} -m sweep.job config.yaml\n")
+    sweep = rendered(write_grid, tmp_path, GRID + "templates: mytemplates\n")
+    assert '+Site = "bari"' in sweep.runs[0].submit_text
+    (folder / "job.sub.j2").write_text("executable = {{ paths.wrapper }}\nrequest_gpus = {{ resources.gpus }}\nqueue\n")
+    with pytest.raises(SweepError, match="gpus"):
+        rendered(write_grid, tmp_path, GRID + "templates: mytemplates\n")
+
+
+def test_written_files(write_grid, tmp_path):
+    from sweep.project import prepare, write_rendered
+
+    path = write_grid(GRID)
+    prepared = prepare(path, tmp_path)
+    jobs_dir = write_rendered(prepared, path)
+    wrapper = jobs_dir / "run_job.sh"
+    assert wrapper.stat().st_mode & stat.S_IXUSR
+    for run in prepared.rendered.runs:
+        assert (jobs_dir / run.run.run_id / "job.sub").read_text() == run.submit_text
+        assert (jobs_dir / run.run.run_id / "config.yaml").is_file()
+    assert (tmp_path / "results" / "r").is_dir()
+    manifest = (jobs_dir / "sweep.json").read_text()
+    assert prepared.runs[0].run_id in manifest
