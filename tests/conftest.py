@@ -30,3 +30,21 @@ def write_grid(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory):
+    """A small real simulated dataset (a few thousand balanced windows, 600 waveforms)."""
+    from sweep.data.simulate import simulate_to_file
+
+    path = tmp_path_factory.mktemp("data") / "small.npz"
+    simulate_to_file(path, 600, seed=11)
+    return path
+
+
+def grid_text(dataset, sweep="e2e", axes="  optimizer: [adam, rmsprop]\n", extra="", epochs=2, max_samples=5000):
+    return (f"sweep: {sweep}\nmodel: lstm\nseed: 5\n"
+            f"data: {{path: {dataset}, max_samples: {max_samples}}}\n"
+            f"params: {{topology: [32, 64, 1], epochs: {epochs}, patience: 5, batch_size: 150}}\n"
+            f"axes:\n{axes}"
+            f"resources: {{request_cpus: 1, request_memory: 1GB, runtime: 10m}}\n" + extra)

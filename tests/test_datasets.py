@@ -1,0 +1,297 @@
+"""The peak-finding / clusterization datasets, their file format and loaders (sweep.data.datasets)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from sweep.data import datasets as D
+from sweep.data import simulate as S
+
+N_WF = 300
+EXPECTED_KEYS = {
+    "windows", "labels", "tags", "window_waveform", "balanced_index",
+    "peak_inputs", "n_clusters", "momentum", "betagamma", "meta",
+}
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ds") / "sim.npz"
+    summary = S.simulate_to_file(path, N_WF, seed=7)
+    return path, summary
+
+
+def test_file_keys_dtypes_shapes(small):
+    path, _ = small
+    with np.load(path, allow_pickle=False) as f:
+        assert set(f.files) == EXPECTED_KEYS
+        a = {k: f[k] for k in f.files}
+    for k, (dtype, ndim) in D.ARRAY_KEYS.items():
+        assert a[k].dtype == dtype and a[k].ndim == ndim, k
+    N = a["labels"].shape[0]
+    assert a["windows"].shape == (N, 15)
+    assert a["tags"].shape == a["window_waveform"].shape == (N,)
+    assert a["peak_inputs"].shape == (N_WF, 1024)
+    for k in ("n_clusters", "momentum", "betagamma"):
+        assert a[k].shape == (N_WF,)
+    assert a["meta"].shape == () and a["meta"].dtype.kind == "U"
+    np.testing.assert_allclose(a["windows"].mean(axis=1), 0, atol=1e-5)  # mean-subtracted
+    assert 0.5 < np.abs(a["windows"][a["labels"] == 1]).max(axis=1).mean() < 5  # O(1)
+    assert set(np.unique(a["labels"])) == {0, 1}
+    assert np.array_equal(a["tags"] == 0, a["labels"] == 0)
+    assert set(np.unique(a["tags"])) == {0, 1, 2}
+    assert np.all(np.diff(a["window_waveform"]) >= 0) and a["window_waveform"].max() < N_WF
+    assert 22 < a["n_clusters"].mean() < 28
+    assert np.all(a["momentum"] >= 4) and np.all(a["momentum"] <= 180)
+    np.testing.assert_allclose(a["betagamma"], a["momentum"] / 0.13957, rtol=1e-4)
+    # at least the primaries show up in the clusterization input (peaks >= clusters - merges)
+    assert a["peak_inputs"].sum(axis=1).mean() > a["n_clusters"].mean()
+
+
+def test_meta_and_summary(small):
+    path, summary = small
+    meta = D.read_meta(path)
+    assert meta["kind"] == "sweep-cluster-counting" and meta["format_version"] == 1
+    assert meta["seed"] == 7 and meta["n_waveforms"] == N_WF and meta["tolerance_samples"] == 1
+    assert set(meta["software"]) >= {"sweep", "numpy"}
+    assert S.SimulationParams.from_dict(meta["params"]) == S.SimulationParams()
+    json.dumps(meta)
+    assert set(summary) >= {"n_waveforms", "n_windows", "signal_fraction", "mean_clusters", "seconds"}
+    with np.load(path) as f:
+        labels, ncl = f["labels"], f["n_clusters"]
+    assert summary["n_waveforms"] == N_WF and summary["n_windows"] == labels.size
+    assert summary["signal_fraction"] == pytest.approx(labels.mean())
+    assert summary["mean_clusters"] == pytest.approx(ncl.mean())
+    assert 0.01 < summary["signal_fraction"] < 0.2  # natural mix: a few % signal
+    assert summary["seconds"] > 0
+
+
+def test_same_seed_identical_file_other_seed_different(tmp_path):
+    a, b, c = tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "c.npz"
+    S.simulate_to_file(a, 60, seed=3, batch_size=32)
+    S.simulate_to_file(b, 60, seed=3, batch_size=32)
+    S.simulate_to_file(c, 60, seed=4, batch_size=32)
+    assert a.read_bytes() == b.read_bytes()
+    with np.load(a) as fa, np.load(c) as fc:
+        assert not np.array_equal(fa["n_clusters"], fc["n_clusters"])
+        assert fa["windows"].shape != fc["windows"].shape or not np.array_equal(fa["windows"], fc["windows"])
+    assert sorted(os.listdir(tmp_path)) == ["a.npz", "b.npz", "c.npz"]  # no temp files left
+
+
+def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "d.npz"
+    S.simulate_to_file(path, 20, seed=1)
+    before = path.read_bytes()
+    with pytest.raises(ValueError):
+        D.write_dataset(path, {"windows": np.zeros((1, 15), np.float32)}, {})
+    with pytest.raises(S.ParameterError, match="nosie_rms_mv"):
+        S.simulate_to_file(path, 20, seed=1, params={"nosie_rms_mv": 2})
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["d.npz"]
+
+
+def test_params_change_the_physics(tmp_path):
+    s = S.simulate_to_file(tmp_path / "e.npz", 100, seed=1, params={"fixed_betagamma": 4.0})
+    assert s["mean_clusters"] == pytest.approx(12.13 * 1.5, rel=0.08)
+    assert D.read_meta(tmp_path / "e.npz")["params"]["fixed_betagamma"] == 4.0
+
+
+# ---------------------------------------------------------------------------------------------
+# labelling on hand-built waveforms
+# ---------------------------------------------------------------------------------------------
+
+
+def test_isolated_pulse_gives_one_signal_window_at_the_right_place():
+    p = S.SimulationParams()
+    resp = S.pulse_response(p)
+    t = np.array([900.3, 1200.7])
+    rng = np.random.default_rng(0)
+    mv, _ = S.render_waveforms(p, 2, [0, 1], t, [1.5, 1.5], rng)
+    cw, cs = D.find_candidates(mv, p.finder_threshold_rms * p.noise_rms_mv)
+    peak = resp.peak_sample(t)
+    labels, tags = D.match_candidates(cw, cs, [0, 1], peak, [1, 1], 1, p.n_samples)
+    for w in (0, 1):
+        sig = cs[(cw == w) & (labels == 1)]
+        assert sig.size == 1 and abs(int(sig[0]) - int(peak[w])) <= 1
+        assert abs(sig[0] * p.dt_ns - t[w]) < 3.0  # a sample or two after the arrival
+    assert set(tags[labels == 1]) == {1}
+    win = D.extract_windows(mv, cw[labels == 1], cs[labels == 1], p.window_scale_mv)
+    # the big rise sits at the candidate (index 5) and the pulse top shortly after it
+    assert np.all(np.argmax(np.diff(win, axis=1), axis=1) + 1 == 5)
+    assert np.all((np.argmax(win, axis=1) >= 5) & (np.argmax(win, axis=1) <= 8))
+
+
+def test_pure_noise_waveform_has_no_signal_labels_and_few_strong_candidates():
+    p = S.SimulationParams()
+    mv, _ = S.render_waveforms(p, 20, np.zeros(0), np.zeros(0), np.zeros(0), np.random.default_rng(3))
+    cw, cs = D.find_candidates(mv, p.finder_threshold_rms * p.noise_rms_mv)
+    labels, tags = D.match_candidates(cw, cs, [], [], [], 1, p.n_samples)
+    assert cw.size > 0 and labels.sum() == 0 and tags.sum() == 0
+    strong_w, _ = D.find_candidates(mv, 5.0 * p.noise_rms_mv)  # a real single electron rises ~5 mV
+    assert strong_w.size <= 2
+
+
+def test_find_candidates_rule_and_edges():
+    w = np.zeros((1, 40), np.float32)
+    w[0, 20:] = [2, 7, 9, 9.5, 9, 8] + [8] * 14  # rises 2, 5, 2, .5 -> steepest at sample 21
+    w[0, 2:4] = 50  # inside the first 5 samples: no full window, ignored
+    cw, cs = D.find_candidates(w, 0.0)
+    assert cs.tolist() == [21]
+    assert D.find_candidates(w, 5.0)[1].size == 0  # threshold is strict: d > thr
+    assert D.find_candidates(w, 4.9)[1].tolist() == [21]
+
+
+def test_match_tolerance_and_tags():
+    n = 100
+    cw = np.zeros(6, np.int64)
+    cs = np.array([47, 48, 49, 50, 51, 52])
+    for k, expect in [(0, [0, 0, 0, 1, 0, 0]), (1, [0, 0, 1, 1, 1, 0]), (2, [0, 1, 1, 1, 1, 1])]:
+        labels, _ = D.match_candidates(cw, cs, [0], [50], [2], k, n)
+        assert labels.tolist() == expect, k
+    # nearest truth peak gives the tag; primary wins at an identical sample
+    labels, tags = D.match_candidates(cw, cs, [0, 0, 0], [48, 52, 52], [2, 2, 1], 2, n)
+    assert labels.tolist() == [1] * 6
+    assert tags.tolist() == [2, 2, 2, 2, 1, 1]
+    # peaks of another waveform never match
+    labels, _ = D.match_candidates([1, 1], [0, 5], [0], [n - 1], [1], 3, n)
+    assert labels.tolist() == [0, 0]
+
+
+def test_cluster_inputs_histogram():
+    rng = np.random.default_rng(0)
+    h = D.cluster_inputs(2, [0, 0, 0, 1], [0, 1200, 2399, 600], 1 / 1.2, 2000.0, 1024, 0.0, rng)
+    assert h.shape == (2, 1024) and h.dtype == np.float32
+    assert h[0].sum() == 3 and h[0, 0] == 1 and h[0, 512] == 1 and h[0, 1023] == 1
+    assert h[1, 256] == 1 and h[1].sum() == 1
+    hs = D.cluster_inputs(1, np.zeros(1000, int), np.full(1000, 1200), 1 / 1.2, 2000.0, 1024, 1.0, rng)
+    assert hs.sum() == 1000 and 2 <= np.count_nonzero(hs) <= 8  # smeared by ~1 sample ≈ 0.5 bin
+
+
+def test_distinct_peaks():
+    w, s, t = D.distinct_peaks([1, 0, 0, 0], [5, 9, 3, 9], [2, 2, 2, 1])
+    assert w.tolist() == [0, 0, 1] and s.tolist() == [3, 9, 5] and t.tolist() == [2, 1, 2]
+
+
+# ---------------------------------------------------------------------------------------------
+# balanced index and loaders
+# ---------------------------------------------------------------------------------------------
+
+
+def test_balanced_index_is_balanced(small):
+    path, _ = small
+    with np.load(path) as f:
+        labels, bi = f["labels"], f["balanced_index"]
+    assert np.all(np.diff(bi) > 0)  # sorted, unique
+    assert (labels[bi] == 1).sum() == (labels[bi] == 0).sum() == (labels == 1).sum()
+    assert bi.size > 10 * N_WF  # plenty of windows (~40 per waveform)
+    again = D.balanced_index(labels, 7)
+    np.testing.assert_array_equal(again, bi)
+    assert not np.array_equal(D.balanced_index(labels, 8), bi)
+
+
+def test_load_peak_dataset(small):
+    path, summary = small
+    X, y = D.load_peak_dataset(path)
+    assert X.dtype == np.float32 and y.dtype == np.float32
+    assert X.ndim == 3 and X.shape[1:] == (15, 1) and y.shape == (X.shape[0],)
+    assert y.mean() == 0.5 and set(np.unique(y)) == {0.0, 1.0}
+    Xn, yn = D.load_peak_dataset(path, balanced=False)
+    assert yn.size == summary["n_windows"] and yn.mean() == pytest.approx(summary["signal_fraction"])
+    X2, y2 = D.load_peak_dataset(path)
+    np.testing.assert_array_equal(X, X2)
+    np.testing.assert_array_equal(y, y2)
+    X3, _ = D.load_peak_dataset(path, seed=1)
+    assert not np.array_equal(X, X3)
+    assert np.array_equal(np.sort(X[:, :, 0], axis=0), np.sort(X3[:, :, 0], axis=0))  # same rows
+    Xm, ym = D.load_peak_dataset(path, max_samples=100)
+    assert Xm.shape == (100, 15, 1) and ym.shape == (100,)
+    np.testing.assert_array_equal(Xm, X[:100])
+    with pytest.raises(ValueError):
+        D.load_peak_dataset(path, max_samples=0)
+
+
+def test_load_cluster_dataset(small):
+    path, _ = small
+    X, y = D.load_cluster_dataset(path)
+    assert X.shape == (N_WF, 1024, 1) and X.dtype == np.float32 and y.dtype == np.float32
+    with np.load(path) as f:
+        np.testing.assert_array_equal(np.sort(y), np.sort(f["n_clusters"]))
+    Xm, ym = D.load_cluster_dataset(path, max_samples=10, seed=2)
+    assert Xm.shape == (10, 1024, 1) and ym.shape == (10,)
+    assert np.corrcoef(X.sum(axis=(1, 2)), y)[0, 1] > 0.5  # the input carries the cluster count
+
+
+def test_windows_are_learnable(small):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    path, _ = small
+    X, y = D.load_peak_dataset(path, seed=0)
+    X = X[:, :, 0]
+    half = X.shape[0] // 2
+    model = LogisticRegression(max_iter=500).fit(X[:half], y[:half])
+    auc = roc_auc_score(y[half:], model.predict_proba(X[half:])[:, 1])
+    assert auc > 0.9
+
+
+# ---------------------------------------------------------------------------------------------
+# bad files
+# ---------------------------------------------------------------------------------------------
+
+
+def _rewrite(small, path, drop=(), meta_changes=None, retype=None):
+    src, _ = small
+    with np.load(src) as f:
+        arrays = {k: f[k] for k in f.files if k != "meta"}
+        meta = json.loads(str(f["meta"][()]))
+    meta.update(meta_changes or {})
+    for k, v in (retype or {}).items():
+        arrays[k] = arrays[k].astype(v)
+    arrays = {k: v for k, v in arrays.items() if k not in drop}
+    np.savez_compressed(path, meta=np.array(json.dumps(meta)), **arrays)
+    return path
+
+
+@pytest.mark.parametrize("loader", [D.load_peak_dataset, D.load_cluster_dataset, D.read_meta])
+def test_loader_errors(small, tmp_path, loader):
+    missing = tmp_path / "nope.npz"
+    with pytest.raises(D.DatasetError, match="nope.npz.*does not exist"):
+        loader(missing)
+    text = tmp_path / "text.npz"
+    text.write_text("hello, not a zip\n")
+    with pytest.raises(D.DatasetError, match="text.npz.*not a readable npz"):
+        loader(text)
+    npy = tmp_path / "single.npy"
+    np.save(npy, np.zeros(3))
+    with pytest.raises(D.DatasetError, match="single.npy.*not an npz"):
+        loader(npy)
+    v2 = _rewrite(small, tmp_path / "v2.npz", meta_changes={"format_version": 2})
+    with pytest.raises(D.DatasetError, match="v2.npz.*format_version 2"):
+        loader(v2)
+    kind = _rewrite(small, tmp_path / "kind.npz", meta_changes={"kind": "something-else"})
+    with pytest.raises(D.DatasetError, match="kind.npz.*kind"):
+        loader(kind)
+    np.savez(tmp_path / "nometa.npz", windows=np.zeros((2, 15), np.float32))
+    with pytest.raises(D.DatasetError, match="nometa.npz.*'meta'"):
+        loader(tmp_path / "nometa.npz")
+
+
+def test_missing_key_and_wrong_dtype(small, tmp_path):
+    no_lab = _rewrite(small, tmp_path / "nolabels.npz", drop=("labels",))
+    with pytest.raises(D.DatasetError, match=r"nolabels.npz.*missing key.*labels"):
+        D.load_peak_dataset(no_lab)
+    with pytest.raises(D.DatasetError, match="nolabels.npz"):
+        D.load_cluster_dataset(no_lab)
+    f64 = _rewrite(small, tmp_path / "f64.npz", retype={"windows": np.float64})
+    with pytest.raises(D.DatasetError, match="f64.npz.*'windows'.*float64"):
+        D.load_peak_dataset(f64)
+    assert D.load_cluster_dataset(f64)[0].shape == (N_WF, 1024, 1)  # unaffected part still loads
+    assert issubclass(D.DatasetError, Exception)
+
+
+def test_progress_bar_runs(tmp_path, capsys):
+    s = S.simulate_to_file(tmp_path / "p.npz", 10, seed=0, progress=True)
+    assert s["n_waveforms"] == 10

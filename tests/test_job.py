@@ -1,0 +1,124 @@
+"""The execute-side job: the seed's model, real Keras training on small data, its output files."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sweep.core.expand import expand
+from sweep.core.grid import load_grid
+from sweep.project import prepare, write_rendered
+from tests.conftest import grid_text
+
+keras = pytest.importorskip("keras")
+
+
+@pytest.mark.parametrize("topology, expected", [([96, 128, 1], 50_179), ([32, 64, 1], 6_531), ([128, 96, 1], 79_043)])
+def test_lstm_parameter_counts_equal_the_seed(topology, expected):
+    from sweep.job.models import build_lstm
+
+    model = build_lstm({"topology": topology, "activations": ["relu", "selu"], "dropout": [0.1, 0.1]})
+    assert model.count_params() == expected
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["LSTM", "Flatten", "Dense", "Dropout", "Dense", "Dropout", "Dense"]
+    assert model.layers[-1].activation.__name__ == "sigmoid"
+
+
+def test_cnn_takes_1024_peak_time_arrays():
+    from sweep.core.schema import CNN_PARAMS
+    from sweep.job.models import build_cnn
+
+    params = {k: p.default for k, p in CNN_PARAMS.items()}
+    model = build_cnn(params)
+    assert model.input_shape == (None, 1024, 1) and model.output_shape == (None, 1)
+
+
+def _render_one(tmp_path, dataset, extra=""):
+    grid = tmp_path / "g.yaml"
+    grid.write_text(grid_text(dataset, axes="  optimizer: [adam]\n", extra=extra))
+    prepared = prepare(grid, tmp_path)
+    write_rendered(prepared, grid)
+    return prepared.rendered.runs[0]
+
+
+def _run_job(run, env_extra=None):
+    import os
+
+    run.results_dir.mkdir(parents=True, exist_ok=True)
+    (run.results_dir / "config.yaml").write_text(run.config_path.read_text())
+    env = {**os.environ, "SWEEP_CPUS": "1", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "sweep.job", "config.yaml"], cwd=run.results_dir, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_job_trains_and_writes_every_output(tmp_path, small_dataset):
+    run = _render_one(tmp_path, small_dataset)
+    proc = _run_job(run)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = run.results_dir
+    metrics = json.loads((out / "metrics.json").read_text())
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "ok" and info["exit_code"] == 0
+    assert info["seed"] == run.run.seed and info["run_id"] == run.run.run_id
+    assert {"python", "tensorflow", "keras", "numpy", "sklearn", "sweep"} <= set(info["software"])
+    assert info["threads"] == {"cpus": 1, "cpus_source": "SWEEP_CPUS (local backend)", "intra_op": 1, "inter_op": 1}
+    assert metrics["n_params"] == 6_531
+    assert metrics["epochs_run"] == 2 and 1 <= metrics["best_epoch"] <= 2
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 5000
+    test = metrics["test"]
+    assert set(test) >= {"precision", "recall", "f1", "accuracy", "auc", "eff_purity"}
+    assert test["auc"] > 0.8 and test["f1"] > 0.6  # it learned something in 2 epochs
+    assert test["eff_purity"] == pytest.approx(test["precision"] * test["recall"])
+    history = (out / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,loss,accuracy,precision,recall,f1,eff_purity,val_loss")
+    assert len(history) == 3
+    roc = (out / "roc.csv").read_text().splitlines()
+    assert roc[0] == "fpr,tpr,threshold" and len(roc) > 10
+    model = keras.models.load_model(out / "model.keras")
+    assert model.count_params() == 6_531
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]  # atomic writes left nothing behind
+
+
+def test_same_seed_gives_identical_results(tmp_path, small_dataset):
+    run = _render_one(tmp_path, small_dataset)
+    first = _run_job(run)
+    assert first.returncode == 0, first.stderr[-2000:]
+    a = json.loads((run.results_dir / "metrics.json").read_text())["test"]
+    second = _run_job(run)
+    assert second.returncode == 0
+    b = json.loads((run.results_dir / "metrics.json").read_text())["test"]
+    assert a == b
+
+
+def test_missing_dataset_fails_cleanly(tmp_path, small_dataset):
+    run = _render_one(tmp_path, small_dataset)
+    config = run.config_path.read_text().replace(str(small_dataset), str(tmp_path / "gone.npz"))
+    config = config.replace("file: small.npz", "file: gone.npz")
+    run.config_path.write_text(config)
+    proc = _run_job(run)
+    assert proc.returncode == 2
+    info = json.loads((run.results_dir / "run.json").read_text())
+    assert info["status"] == "failed" and "dataset not found" in info["error"]
+    assert not (run.results_dir / "metrics.json").exists()
+
+
+def test_bad_config_file_fails_with_exit_2(tmp_path):
+    (tmp_path / "config.yaml").write_text("just: [a, list\n")
+    proc = subprocess.run([sys.executable, "-m", "sweep.job", "config.yaml"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert json.loads((tmp_path / "run.json").read_text())["status"] == "failed"
+
+
+def test_cpus_from_htcondor_machine_ad(tmp_path, monkeypatch):
+    from sweep.job.resources import allocated_cpus, thread_settings
+
+    ad = tmp_path / ".machine.ad"
+    ad.write_text('Cpus = 3\nMemory = 2048\nName = "slot1_1@host"\n')
+    monkeypatch.delenv("SWEEP_CPUS", raising=False)
+    monkeypatch.setenv("_CONDOR_MACHINE_AD", str(ad))
+    assert allocated_cpus(8) == (3, "HTCondor machine ad (Cpus)")
+    monkeypatch.delenv("_CONDOR_MACHINE_AD")
+    assert allocated_cpus(4) == (4, "config request_cpus")
+    assert thread_settings(1) == (1, 1) and thread_settings(4) == (4, 2)

@@ -1,0 +1,114 @@
+"""The local backend end to end: real training jobs, packing onto cores, failures, reruns, collect."""
+
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from sweep.cli import main
+from tests.conftest import grid_text
+
+
+def submit(tmp_path, grid, *extra):
+    return main(["--root", str(tmp_path), "submit", str(grid), "--local", "--no-progress", *extra])
+
+
+def test_two_configurations_end_to_end(tmp_path, small_dataset, capsys):
+    pytest.importorskip("tensorflow")
+    grid = tmp_path / "g.yaml"
+    grid.write_text(grid_text(small_dataset))
+    assert submit(tmp_path, grid) == 0
+    out = capsys.readouterr().out
+    assert "2 of 2 runs finished, 0 failed" in out and "ranked by f1" in out
+
+    board = pd.read_csv(tmp_path / "results" / "e2e" / "leaderboard.csv")
+    assert list(board["rank"]) == [1, 2]
+    assert sorted(board["optimizer"]) == ["adam", "rmsprop"]
+    assert board["f1"].iloc[0] >= board["f1"].iloc[1]  # ranked by F1, descending
+    for run_id in board["run_id"]:
+        folder = tmp_path / "results" / "e2e" / run_id
+        assert {"metrics.json", "history.csv", "roc.csv", "model.keras", "run.json", "stdout.txt"} <= {
+            p.name for p in folder.iterdir()}
+        assert json.loads((folder / ".local-exit.json").read_text())["returncode"] == 0
+
+    # a second submit of the same grid runs nothing: every configuration has a valid result
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "results" / "e2e").glob("*/metrics.json")}
+    assert submit(tmp_path, grid) == 0
+    assert "nothing to submit" in capsys.readouterr().out
+    assert stamps == {p: p.stat().st_mtime_ns for p in stamps}
+
+    # a corrupt metrics file is reported, not a crash, and that run becomes resubmittable
+    victim = next(iter(stamps))
+    victim.write_text("{not json")
+    assert main(["--root", str(tmp_path), "collect", "e2e"]) == 0
+    out = capsys.readouterr().out
+    assert "unreadable metrics.json" in out and "1 of 2 runs ranked" in out
+    assert main(["--root", str(tmp_path), "submit", str(grid), "--dry-run"]) == 0
+    assert "would submit 1" in capsys.readouterr().out
+
+
+def _templates(tmp_path, wrapper_body):
+    folder = tmp_path / "tpl"
+    folder.mkdir(exist_ok=True)
+    from sweep.core.render import BUILTIN_TEMPLATES
+
+    (folder / "job.sub.j2").write_text((BUILTIN_TEMPLATES / "job.sub.j2").read_text())
+    (folder / "run_job.sh.j2").write_text("#!/bin/sh\n" + wrapper_body)
+    return folder
+
+
+def test_failures_are_reported_with_exit_status_and_stderr(tmp_path, small_dataset, capsys):
+    # a real job script (the user's own wrapper template) that fails
+    _templates(tmp_path, "echo 'Traceback: boom in layer 3' >&2\nexit 3\n")
+    grid = tmp_path / "g.yaml"
+    grid.write_text(grid_text(small_dataset, sweep="fails", extra="templates: tpl\n"))
+    assert submit(tmp_path, grid) == 1  # every run failed
+    out = capsys.readouterr().out
+    assert "0 of 2 runs finished, 2 failed" in out
+    assert "exit status 3" in out and "boom in layer 3" in out
+    assert "0 of 2 runs ranked" in out
+
+
+def test_runtime_limit_kills_a_job_and_collect_says_so(tmp_path, small_dataset, capsys):
+    _templates(tmp_path, "sleep 60\n")
+    grid = tmp_path / "g.yaml"
+    grid.write_text(grid_text(small_dataset, sweep="slow", axes="  optimizer: [adam]\n").replace(
+        "runtime: 10m", "runtime: 2s") + "templates: tpl\n")
+    assert submit(tmp_path, grid) == 1
+    out = capsys.readouterr().out
+    assert "runtime limit exceeded" in out
+
+
+def test_jobs_are_packed_onto_the_cores(tmp_path, small_dataset):
+    # each job records when it started and ended; 4 one-CPU jobs on 2 cores -> 2 at a time
+    _templates(tmp_path, "date +%s.%N > start; sleep 1.5; date +%s.%N > end\n")
+    grid = tmp_path / "g.yaml"
+    grid.write_text(grid_text(small_dataset, sweep="pack", axes="  optimizer: [adam, sgd, rmsprop, nadam]\n")
+                    + "templates: tpl\n")
+    main(["--root", str(tmp_path), "submit", str(grid), "--local", "--no-progress", "--cpus", "2", "--no-collect"])
+    spans = []
+    for folder in (tmp_path / "results" / "pack").iterdir():
+        if folder.is_dir():
+            spans.append((float((folder / "start").read_text()), float((folder / "end").read_text())))
+    assert len(spans) == 4
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    level, peak = 0, 0
+    for _, step in events:
+        level += step
+        peak = max(peak, level)
+    assert peak == 2
+
+
+def test_interrupted_job_leaves_no_result_that_passes_as_valid(tmp_path, small_dataset):
+    """A killed job (no run.json/metrics.json) is 'failed', and a rerun clears stale outputs first."""
+    from sweep.results import read_run
+
+    folder = tmp_path / "results" / "x" / "abc"
+    folder.mkdir(parents=True)
+    (folder / "stderr.txt").write_text("Killed\n")
+    (folder / "run.json").write_text(json.dumps({"status": "running"}))
+    outcome = read_run(tmp_path / "results" / "x", "abc", ["f1"])
+    assert outcome.state == "failed" and "did not finish" in outcome.reason
+    assert read_run(tmp_path / "results" / "x", "nothing", ["f1"]).state == "missing"
+    os.remove(folder / "run.json")
