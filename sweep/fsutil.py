@@ -1,7 +1,8 @@
 """Atomic file writes: write a temporary file beside the target, then rename over it.
 
 A reader (the collector, a resubmission) sees either the old file or the complete new one,
-never half of one, even when the writer is killed part-way.
+never half of one, even when the writer is killed part-way. (No fsync: this guards against
+killed processes, not power loss, and fsync per file made rendering 10,000 jobs 3x slower.)
 """
 
 from __future__ import annotations
@@ -9,20 +10,25 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, mode: int | None = None) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    try:
+        fd = os.open(tmp, flags, 0o666)  # the umask applies, as for any new file
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, flags, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -30,12 +36,6 @@ def atomic_write_text(path: str | os.PathLike, text: str, mode: int | None = Non
         except FileNotFoundError:
             pass
         raise
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:

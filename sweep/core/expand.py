@@ -95,7 +95,7 @@ def expand(spec: GridSpec) -> list[RunSpec]:
     """All runs of the grid, in a stable order. Raises GridError when none remain."""
     points = [p for p in _points(spec) if not _excluded(p, spec.exclude)]
     if not points:
-        line, col = spec.located.where(("exclude",)) if spec.located else (0, 0)
+        line, col = spec.located.where(("exclude",), prefer_key=True) if spec.located else (0, 0)
         raise GridError([GridIssue(spec.file, line, col, "exclude",
                                    f"the grid expands to zero configurations: all {count_points(spec)} "
                                    "combinations are excluded")])

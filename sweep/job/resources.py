@@ -45,18 +45,24 @@ def allocated_cpus(config_cpus: int | None = None) -> tuple[int, str]:
 
 
 def thread_settings(cpus: int) -> tuple[int, int]:
-    """(intra_op, inter_op) threads for `cpus` cores; SWEEP_INTRA_OP/SWEEP_INTER_OP override."""
+    """(intra_op, inter_op) threads for `cpus` cores.
+
+    SWEEP_INTRA_OP / SWEEP_INTER_OP override (benchmarks); 0 means TensorFlow's own default
+    (one thread per core of the whole machine, as an unpinned job would get).
+    """
     intra = cpus
     inter = 1 if cpus == 1 else 2
     if os.environ.get("SWEEP_INTRA_OP", "").isdigit():
         intra = int(os.environ["SWEEP_INTRA_OP"])
     if os.environ.get("SWEEP_INTER_OP", "").isdigit():
         inter = int(os.environ["SWEEP_INTER_OP"])
-    return max(1, intra), max(1, inter)
+    return max(0, intra), max(0, inter)
 
 
 def apply_before_import(intra: int, inter: int) -> None:
     """Set TensorFlow's thread pools through the environment, before tensorflow is imported."""
-    os.environ["TF_NUM_INTRAOP_THREADS"] = str(intra)
-    os.environ["TF_NUM_INTEROP_THREADS"] = str(inter)
+    if intra:
+        os.environ["TF_NUM_INTRAOP_THREADS"] = str(intra)
+    if inter:
+        os.environ["TF_NUM_INTEROP_THREADS"] = str(inter)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -91,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import tensorflow as tf
 
-        tf.config.threading.set_intra_op_parallelism_threads(intra)
-        tf.config.threading.set_inter_op_parallelism_threads(inter)
+        if intra:
+            tf.config.threading.set_intra_op_parallelism_threads(intra)
+        if inter:
+            tf.config.threading.set_inter_op_parallelism_threads(inter)
         data_path = training.resolve_data_path(config["data"], Path.cwd())
         metrics = training.train(config, data_path, out_dir, log=lambda m: print(m, flush=True))
         metrics["software"] = software_versions()

@@ -1,0 +1,412 @@
+"""The two training datasets built from simulated waveforms, their file format and loaders.
+
+**Peak finding** (LSTM): candidates are *local rises* of the waveform. With
+``d[i] = wf[i] − wf[i−1]``, sample ``i`` is a candidate when
+
+    d[i] > thr  and  d[i] >= d[i−1]  and  d[i] > d[i+1]
+
+(the steepest point of a rising edge; ``thr = finder_threshold_rms × noise_rms_mv``, 0 means
+``d[i] > 0``). Each candidate gives a 15-sample window (5 before, the candidate, 9 after), minus its
+mean, divided by ``window_scale_mv``. Label 1 if a true electron peak lies within ± ``k`` samples
+(``tolerance_samples``), else 0. The true peak of an electron is where this same finder fires for
+its pulse alone, without noise (``PulseResponse.peak_sample``: i0 or i0+1 where i0 is the first
+sample after arrival, for the default pulse). The tag of the nearest true peak is kept
+(0 noise, 1 primary, 2 secondary; ties go to the primary). The natural mix is stored, plus
+``balanced_index``: all windows of the minority class and a seeded random subset of the same
+size of the majority class (noise), sorted.
+
+**Clusterization** (CNN): per waveform, the distinct true electron-peak samples (primary and
+secondary; electrons sharing a peak sample count once), each time smeared by a Gaussian of
+``peak_time_smear_samples`` samples, histogrammed in ``cluster_bins`` (1024) bins over the
+window. Label: the true number of primary clusters.
+
+**File**: one compressed npz per simulation with exactly the keys of :data:`ARRAY_KEYS` plus
+``meta`` (0-d unicode array holding JSON). Written deterministically (fixed zip timestamps) and
+atomically (temp file in the same folder, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sweep.data.simulate import SimulationBatch, SimulationParams
+
+FORMAT_KIND = "sweep-cluster-counting"
+FORMAT_VERSION = 1
+WINDOW_BEFORE = 5
+WINDOW_AFTER = 9
+WINDOW_LENGTH = WINDOW_BEFORE + 1 + WINDOW_AFTER  # 15
+_ZLIB_LEVEL = 1  # fast; noise-dominated float32 data hardly compresses better at 6-9
+
+#: key -> (dtype, ndim) of every array in a dataset file (``meta`` comes on top).
+ARRAY_KEYS: dict[str, tuple[np.dtype, int]] = {
+    "windows": (np.dtype(np.float32), 2),
+    "labels": (np.dtype(np.int8), 1),
+    "tags": (np.dtype(np.int8), 1),
+    "window_waveform": (np.dtype(np.int32), 1),
+    "balanced_index": (np.dtype(np.int64), 1),
+    "peak_inputs": (np.dtype(np.float32), 2),
+    "n_clusters": (np.dtype(np.int32), 1),
+    "momentum": (np.dtype(np.float32), 1),
+    "betagamma": (np.dtype(np.float32), 1),
+}
+
+
+class DatasetError(Exception):
+    """A dataset file is missing, unreadable or not in the expected format."""
+
+
+# --------------------------------------------------------------------------------------------
+# Building blocks (pure functions, usable on hand-built waveforms)
+# --------------------------------------------------------------------------------------------
+
+
+def find_candidates(waveforms: np.ndarray, threshold_mv: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Local-rise candidates of a (B, n) array whose full 15-sample window fits.
+
+    Returns ``(waveform_index, sample)`` int64 arrays, ordered by waveform then sample.
+    """
+    w = np.asarray(waveforms)
+    if w.ndim != 2:
+        raise ValueError(f"waveforms must be 2-D (B, n), got shape {w.shape}")
+    n = w.shape[1]
+    d = np.diff(w, axis=1)  # d[:, j] = wf[j+1] - wf[j]  (= "d[i]" with i = j + 1)
+    c = d[:, 1:-1]  # d[i] for i = 2 .. n-2
+    mask = (c > max(float(threshold_mv), 0.0)) & (c >= d[:, :-2]) & (c > d[:, 2:])
+    lo, hi = WINDOW_BEFORE, n - WINDOW_AFTER - 1  # window must fit: i-5 >= 0, i+9 <= n-1
+    mask[:, : max(lo - 2, 0)] = False
+    mask[:, max(hi - 2 + 1, 0):] = False
+    wf_idx, col = np.nonzero(mask)
+    return wf_idx.astype(np.int64), (col + 2).astype(np.int64)
+
+
+def extract_windows(
+    waveforms: np.ndarray, wf_idx: np.ndarray, sample: np.ndarray, scale_mv: float
+) -> np.ndarray:
+    """(N, 15) float32 windows [i−5, i+9], mean-subtracted and divided by ``scale_mv``."""
+    w = np.asarray(waveforms)
+    cols = np.asarray(sample)[:, None] + np.arange(-WINDOW_BEFORE, WINDOW_AFTER + 1)
+    win = w[np.asarray(wf_idx)[:, None], cols].astype(np.float32, copy=False)
+    win = win - win.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
+    win *= np.float32(1.0 / float(scale_mv))
+    return win
+
+
+def distinct_peaks(
+    peak_wf: np.ndarray, peak_sample: np.ndarray, peak_tag: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One entry per distinct (waveform, sample); a primary wins over a secondary at the same
+    sample. Returned sorted by waveform then sample."""
+    wf = np.asarray(peak_wf, dtype=np.int64)
+    s = np.asarray(peak_sample, dtype=np.int64)
+    tag = np.asarray(peak_tag, dtype=np.int8)
+    if wf.size == 0:
+        return wf, s, tag
+    order = np.lexsort((tag, s, wf))
+    wf, s, tag = wf[order], s[order], tag[order]
+    keep = np.ones(wf.size, dtype=bool)
+    keep[1:] = (wf[1:] != wf[:-1]) | (s[1:] != s[:-1])
+    return wf[keep], s[keep], tag[keep]
+
+
+def match_candidates(
+    cand_wf: np.ndarray,
+    cand_sample: np.ndarray,
+    peak_wf: np.ndarray,
+    peak_sample: np.ndarray,
+    peak_tag: np.ndarray,
+    tolerance: int,
+    n_samples: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Label candidates against true peaks: 1 if a peak of the same waveform lies within
+    ± ``tolerance`` samples. Returns ``(labels int8, tags int8)`` where the tag is that of the
+    nearest true peak (ties: the earlier one, primary before secondary at one sample), 0 if none.
+    """
+    tol = int(tolerance)
+    if tol < 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    cw = np.asarray(cand_wf, dtype=np.int64)
+    cs = np.asarray(cand_sample, dtype=np.int64)
+    pw, ps, pt = distinct_peaks(peak_wf, peak_sample, peak_tag)
+    pad = tol + 1
+    inside = (ps >= -pad) & (ps < n_samples + pad)
+    pw, ps, pt = pw[inside], ps[inside], pt[inside]
+    stride = n_samples + 2 * pad + 1  # keeps different waveforms > tol apart
+    kp = pw * stride + ps + pad
+    kc = cw * stride + cs + pad
+    labels = np.zeros(kc.size, dtype=np.int8)
+    tags = np.zeros(kc.size, dtype=np.int8)
+    if kp.size == 0 or kc.size == 0:
+        return labels, tags
+    # kp is strictly increasing (distinct, sorted by waveform then sample)
+    a = np.searchsorted(kp, kc, side="left")  # first peak >= candidate
+    right = np.where(a < kp.size, kp[np.minimum(a, kp.size - 1)] - kc, np.iinfo(np.int64).max)
+    left = np.where(a > 0, kc - kp[np.maximum(a - 1, 0)], np.iinfo(np.int64).max)
+    use_left = left <= right
+    dist = np.where(use_left, left, right)
+    nearest = np.where(use_left, a - 1, a)
+    hit = dist <= tol
+    labels[hit] = 1
+    tags[hit] = pt[nearest[hit]]
+    return labels, tags
+
+
+def cluster_inputs(
+    n_waveforms: int,
+    peak_wf: np.ndarray,
+    peak_sample: np.ndarray,
+    dt_ns: float,
+    window_ns: float,
+    n_bins: int,
+    smear_samples: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """(B, n_bins) float32 histograms of the (smeared) peak times over [0, window_ns)."""
+    wf = np.asarray(peak_wf, dtype=np.int64)
+    t = np.asarray(peak_sample, dtype=np.float64)
+    if smear_samples > 0:
+        t = t + smear_samples * rng.standard_normal(t.size)
+    b = np.floor(t * dt_ns / window_ns * n_bins).astype(np.int64)
+    ok = (b >= 0) & (b < n_bins)
+    h = np.bincount(wf[ok] * n_bins + b[ok], minlength=int(n_waveforms) * n_bins)
+    return h.reshape(int(n_waveforms), n_bins).astype(np.float32)
+
+
+def balanced_index(labels: np.ndarray, seed: int) -> np.ndarray:
+    """Sorted int64 indices: every window of the minority class plus an equally large seeded
+    random subset of the majority class (in practice: noise is down-sampled)."""
+    labels = np.asarray(labels)
+    sig = np.flatnonzero(labels == 1)
+    noi = np.flatnonzero(labels == 0)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xBA1A]))
+    if noi.size >= sig.size:
+        noi = rng.choice(noi, size=sig.size, replace=False)
+    else:
+        sig = rng.choice(sig, size=noi.size, replace=False)
+    return np.sort(np.concatenate([sig, noi])).astype(np.int64)
+
+
+class DatasetBuilder:
+    """Accumulates both datasets over simulation batches (see :func:`simulate_to_file`)."""
+
+    def __init__(self, params: SimulationParams):
+        self.params = params
+        self._parts: dict[str, list[np.ndarray]] = {k: [] for k in ARRAY_KEYS if k != "balanced_index"}
+        self._n_waveforms = 0
+
+    def add(self, batch: SimulationBatch, rng: np.random.Generator) -> None:
+        p = self.params
+        w = batch.waveforms_mv
+        B, n = w.shape
+        cw, cs = find_candidates(w, p.finder_threshold_rms * p.noise_rms_mv)
+        pw, ps, pt = distinct_peaks(batch.electron_waveform, batch.electron_peak_sample, batch.electron_tag)
+        labels, tags = match_candidates(cw, cs, pw, ps, pt, p.tolerance_samples, n)
+        inside = (ps >= 0) & (ps < n)
+        hist = cluster_inputs(B, pw[inside], ps[inside], p.dt_ns, p.window_ns, p.cluster_bins,
+                              p.peak_time_smear_samples, rng)
+        parts = self._parts
+        parts["windows"].append(extract_windows(w, cw, cs, p.window_scale_mv))
+        parts["labels"].append(labels)
+        parts["tags"].append(tags)
+        parts["window_waveform"].append((cw + self._n_waveforms).astype(np.int32))
+        parts["peak_inputs"].append(hist)
+        parts["n_clusters"].append(np.asarray(batch.n_clusters, dtype=np.int32))
+        parts["momentum"].append(np.asarray(batch.momentum_gev, dtype=np.float32))
+        parts["betagamma"].append(np.asarray(batch.betagamma, dtype=np.float32))
+        self._n_waveforms += B
+
+    def finish(self, balance_seed: int) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for k, (dtype, ndim) in ARRAY_KEYS.items():
+            if k == "balanced_index":
+                continue
+            parts = self._parts[k]
+            if parts:
+                out[k] = np.concatenate(parts).astype(dtype, copy=False)
+            else:
+                shape = (0, WINDOW_LENGTH if k == "windows" else self.params.cluster_bins)[:ndim]
+                out[k] = np.zeros(shape, dtype=dtype)
+        out["balanced_index"] = balanced_index(out["labels"], balance_seed)
+        return {k: out[k] for k in ARRAY_KEYS}
+
+
+# --------------------------------------------------------------------------------------------
+# File format
+# --------------------------------------------------------------------------------------------
+
+
+def _set_level(info: zipfile.ZipInfo, level: int) -> None:
+    """Per-entry deflate level for ``ZipFile.open(info, "w")`` (3.13+: ``compress_level``,
+    earlier: ``_compresslevel``); falls back silently to zlib's default level."""
+    for attr in ("compress_level", "_compresslevel"):
+        try:
+            setattr(info, attr, level)
+            return
+        except AttributeError:
+            continue
+
+
+def write_dataset(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
+    """Write ``arrays`` (exactly :data:`ARRAY_KEYS`) and ``meta`` to a compressed npz.
+
+    Deterministic (fixed zip timestamps, fixed key order) and atomic: written to a temp file
+    in the destination folder, then moved into place with ``os.replace``.
+    """
+    path = Path(path)
+    missing = set(ARRAY_KEYS) - set(arrays)
+    extra = set(arrays) - set(ARRAY_KEYS)
+    if missing or extra:
+        raise ValueError(f"dataset arrays: missing {sorted(missing)}, unexpected {sorted(extra)}")
+    for k, (dtype, ndim) in ARRAY_KEYS.items():
+        a = arrays[k]
+        if a.dtype != dtype or a.ndim != ndim:
+            raise ValueError(f"dataset array {k!r}: expected {dtype} with {ndim} dims, got {a.dtype} {a.shape}")
+    meta_arr = np.array(json.dumps(meta, sort_keys=True))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+                for k, a in [*((k, arrays[k]) for k in ARRAY_KEYS), ("meta", meta_arr)]:
+                    info = zipfile.ZipInfo(f"{k}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    info.external_attr = 0o644 << 16
+                    _set_level(info, _ZLIB_LEVEL)
+                    with zf.open(info, "w", force_zip64=True) as out:
+                        np.lib.format.write_array(out, a, allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def _open(path: str | Path):
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: dataset file does not exist")
+    if not path.is_file():
+        raise DatasetError(f"{path}: not a regular file")
+    try:
+        f = np.load(path, allow_pickle=False)
+    except Exception as exc:  # BadZipFile, ValueError (pickle), OSError, EOFError ...
+        raise DatasetError(f"{path}: not a readable npz dataset ({type(exc).__name__}: {exc})") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise DatasetError(f"{path}: not an npz archive (a single .npy array?)")
+    return f
+
+
+def _parse_meta(path: Path, f) -> dict[str, Any]:
+    if "meta" not in f.files:
+        raise DatasetError(f"{path}: missing key 'meta' (keys: {sorted(f.files)})")
+    try:
+        raw = f["meta"]
+        if raw.ndim != 0 or raw.dtype.kind != "U":
+            raise ValueError(f"expected a 0-d unicode array, got {raw.dtype} {raw.shape}")
+        meta = json.loads(str(raw[()]))
+    except Exception as exc:
+        raise DatasetError(f"{path}: unreadable 'meta' ({exc})") from None
+    if not isinstance(meta, dict):
+        raise DatasetError(f"{path}: 'meta' is not a JSON object")
+    if meta.get("kind") != FORMAT_KIND:
+        raise DatasetError(f"{path}: meta kind is {meta.get('kind')!r}, expected {FORMAT_KIND!r}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise DatasetError(
+            f"{path}: format_version {meta.get('format_version')!r} is not supported (expected {FORMAT_VERSION})"
+        )
+    return meta
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The JSON metadata of a dataset file (checks kind and format_version)."""
+    with _open(path) as f:
+        return _parse_meta(Path(path), f)
+
+
+def _load(path: str | Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    path = Path(path)
+    with _open(path) as f:
+        _parse_meta(path, f)
+        missing = [k for k in ARRAY_KEYS if k not in f.files]
+        if missing:
+            raise DatasetError(f"{path}: missing key(s) {missing}")
+        out = {}
+        for k in keys:
+            try:
+                a = f[k]
+            except Exception as exc:
+                raise DatasetError(f"{path}: cannot read {k!r} ({exc})") from None
+            dtype, ndim = ARRAY_KEYS[k]
+            if a.dtype != dtype or a.ndim != ndim:
+                raise DatasetError(
+                    f"{path}: {k!r} is {a.dtype} with shape {a.shape}, expected {dtype} with {ndim} dims"
+                )
+            out[k] = a
+    return out
+
+
+def _check_len(path: str | Path, arrays: dict[str, np.ndarray], keys: tuple[str, ...]) -> int:
+    n = arrays[keys[0]].shape[0]
+    for k in keys[1:]:
+        if arrays[k].shape[0] != n:
+            raise DatasetError(f"{path}: {k!r} has {arrays[k].shape[0]} rows, {keys[0]!r} has {n}")
+    return n
+
+
+def _pick(n: int, max_samples: int | None, seed: int, idx: np.ndarray | None = None) -> np.ndarray:
+    idx = np.arange(n) if idx is None else idx
+    idx = idx[np.random.default_rng(seed).permutation(idx.size)]
+    if max_samples is not None:
+        if isinstance(max_samples, bool) or int(max_samples) != max_samples or max_samples < 1:
+            raise ValueError(f"max_samples must be a positive integer or None, got {max_samples!r}")
+        idx = idx[: int(max_samples)]
+    return idx
+
+
+def load_peak_dataset(
+    path: str | Path, balanced: bool = True, max_samples: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Peak-finding windows: X float32 (N, 15, 1), y float32 (N,) in {0, 1}.
+
+    ``balanced`` uses the stored balanced index (else the natural mix). Rows are shuffled
+    deterministically by ``seed``; ``max_samples`` keeps the first rows after the shuffle.
+    """
+    a = _load(path, ("windows", "labels", "balanced_index"))
+    n = _check_len(path, a, ("windows", "labels"))
+    if a["windows"].shape[1] != WINDOW_LENGTH:
+        raise DatasetError(f"{path}: 'windows' has {a['windows'].shape[1]} columns, expected {WINDOW_LENGTH}")
+    bi = a["balanced_index"]
+    if bi.size and (bi.min() < 0 or bi.max() >= n):
+        raise DatasetError(f"{path}: 'balanced_index' points outside the {n} windows")
+    idx = _pick(n, max_samples, seed, bi if balanced else None)
+    X = np.ascontiguousarray(a["windows"][idx][:, :, None], dtype=np.float32)
+    y = a["labels"][idx].astype(np.float32)
+    return X, y
+
+
+def load_cluster_dataset(
+    path: str | Path, max_samples: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clusterization inputs: X float32 (M, 1024, 1) peak-time histograms, y float32 (M,) the true
+    number of primary clusters. Shuffled deterministically by ``seed``; ``max_samples`` subsamples.
+    """
+    a = _load(path, ("peak_inputs", "n_clusters"))
+    m = _check_len(path, a, ("peak_inputs", "n_clusters"))
+    idx = _pick(m, max_samples, seed)
+    X = np.ascontiguousarray(a["peak_inputs"][idx][:, :, None], dtype=np.float32)
+    y = a["n_clusters"][idx].astype(np.float32)
+    return X, y
