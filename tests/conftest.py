@@ -45,6 +45,6 @@ def small_dataset(tmp_path_factory):
 def grid_text(dataset, sweep="e2e", axes="  optimizer: [adam, rmsprop]\n", extra="", epochs=2, max_samples=5000):
     return (f"sweep: {sweep}\nmodel: lstm\nseed: 5\n"
             f"data: {{path: {dataset}, max_samples: {max_samples}}}\n"
-            f"params: {{topology: [32, 64, 1], epochs: {epochs}, patience: 5, batch_size: 150}}\n"
+            f"params: {{topology: [32, 64, 1], epochs: {epochs}, patience: 5, batch_size: 150, learning_rate: 0.005}}\n"
             f"axes:\n{axes}"
             f"resources: {{request_cpus: 1, request_memory: 1GB, runtime: 10m}}\n" + extra)

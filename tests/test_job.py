@@ -68,7 +68,7 @@ def test_job_trains_and_writes_every_output(tmp_path, small_dataset):
     assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 5000
     test = metrics["test"]
     assert set(test) >= {"precision", "recall", "f1", "accuracy", "auc", "eff_purity"}
-    assert test["auc"] > 0.8 and test["f1"] > 0.6  # it learned something in 2 epochs
+    assert test["auc"] > 0.8 and test["f1"] > 0.6, test  # it learned something in 2 epochs
     assert test["eff_purity"] == pytest.approx(test["precision"] * test["recall"])
     history = (out / "history.csv").read_text().splitlines()
     assert history[0].startswith("epoch,loss,accuracy,precision,recall,f1,eff_purity,val_loss")
