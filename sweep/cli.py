@@ -42,8 +42,12 @@ def cmd_submit(args) -> int:
     prepared = prepare(args.grid, args.root)
     spec, rendered = prepared.spec, prepared.rendered
     required = [m for m, _ in spec.ranking]
-    todo = [r for r in rendered.runs
-            if args.force or not has_valid_result(rendered.results_dir, r.run.run_id, required)]
+    only = set(getattr(args, "only", None) or [])  # `sweep resubmit` names the runs to rerun
+    if only:
+        todo = [r for r in rendered.runs if r.run.run_id in only]
+    else:
+        todo = [r for r in rendered.runs
+                if args.force or not has_valid_result(rendered.results_dir, r.run.run_id, required)]
     done = len(rendered.runs) - len(todo)
     if args.dry_run:
         console.print(f"[bold]dry run[/]: sweep '{spec.name}' has {len(rendered.runs)} runs; {done} already have a "
@@ -54,38 +58,96 @@ def cmd_submit(args) -> int:
             console.rule(f"{relative_to_root(todo[0].submit_path, args.root)}")
             console.print(todo[0].submit_text, markup=False)
         return EXIT_OK
+    backend = _choose_backend(args, console)  # before writing anything: an unreachable pool writes nothing
+    skipped = {}
+    if backend.name == "htcondor":
+        todo, skipped = backend.skip_queued(rendered, todo)
     note = ensure_dataset(spec, progress=not args.no_progress)
     if note:
         console.print(note)
     jobs_dir = write_rendered(prepared, args.grid)
     console.print(f"rendered {len(rendered.runs)} runs into {relative_to_root(jobs_dir, args.root)}/ "
-                  f"({done} already done, {len(todo)} to run)")
+                  f"({done} already done, {len(skipped)} queued or running, {len(todo)} to submit)")
     if not todo:
-        console.print("nothing to submit: every configuration has a valid result (use --force to rerun)")
+        console.print("nothing to submit: every configuration has a valid result or is queued (use --force to "
+                      "rerun finished ones)")
         return EXIT_OK
-    backend = _choose_backend(args, console)
     report = backend.submit(rendered, todo)
-    record_submission(jobs_dir, {"backend": report.backend, "runs": report.submitted,
-                                 **{k: v for k, v in report.details.items() if k != "exit_codes"}})
     if report.backend == "local":
+        record_submission(jobs_dir, {"backend": report.backend, "runs": report.submitted})
         codes = report.details.get("exit_codes", {})
         failed = sum(1 for c in codes.values() if c != 0)
-        console.print(f"local: {len(codes) - failed} of {len(codes)} runs finished, {failed} failed; "
-                      f"see `sweep collect {spec.name}`")
+        console.print(f"local: {len(codes) - failed} of {len(codes)} runs finished, {failed} failed")
         if not args.no_collect:
             args.sweep = spec.name
             cmd_collect(args)
         return EXIT_ERROR if failed and failed == len(codes) else EXIT_OK
+    d = report.details
+    what = f"DAG (cluster {d['cluster']})" if d["mode"] == "dag" else f"cluster {d['cluster']}"
+    console.print(f"htcondor: submitted {len(report.submitted)} runs to {backend_pool()} as {what}; "
+                  f"follow with `sweep status {spec.name}`")
+    if args.wait:
+        from .status import wait_for
+
+        wait_for(spec.name, args.root, console, timeout=args.wait_timeout)
+        if not args.no_collect:
+            args.sweep = spec.name
+            cmd_collect(args)
     return EXIT_OK
+
+
+def backend_pool() -> str:
+    from .backends.htcondor import pool_name
+
+    return pool_name()
 
 
 def _choose_backend(args, console):
     from .backends.local import LocalBackend
 
-    if not args.local:
-        console.print("[yellow]HTCondor backend not available in this version; running locally "
-                      "(use --local to say so)[/]")
-    return LocalBackend(cpus=args.cpus, progress=not args.no_progress)
+    if args.local:
+        return LocalBackend(cpus=args.cpus, progress=not args.no_progress)
+    from .backends import htcondor
+
+    if args.condor:
+        return htcondor.HTCondorBackend(use_dag=not args.no_dag, schedd=htcondor.connect())
+    try:
+        schedd = htcondor.connect(timeout=5)
+    except Exception as exc:  # noqa: BLE001 - no pool here: the local backend is the default
+        console.print(f"[yellow]no HTCondor schedd reachable ({str(exc).split(': ')[0]}); running on this machine "
+                      "with the local backend (--local says so, --condor insists on a pool)[/]")
+        return LocalBackend(cpus=args.cpus, progress=not args.no_progress)
+    console.print(f"using the HTCondor backend: schedd of {htcondor.pool_name()}")
+    return htcondor.HTCondorBackend(use_dag=not args.no_dag, schedd=schedd)
+
+
+def cmd_resubmit(args) -> int:
+    from .project import read_manifest, sweep_paths
+    from .status import sweep_status
+
+    manifest = read_manifest(sweep_paths(args.root).jobs(args.sweep))
+    if manifest is None:
+        from .core.errors import SweepError
+
+        raise SweepError(f"no sweep '{args.sweep}' under {args.root / 'jobs'}")
+    status = sweep_status(args.sweep, args.root, query_schedd=True)
+    wanted = {"failed", "held", "removed"} if args.failed else {"failed", "held", "removed", "not submitted"}
+    runs = [r.run_id for r in status.runs if r.state in wanted]
+    if not runs:
+        print(f"nothing to resubmit in sweep '{args.sweep}'")
+        return EXIT_OK
+    status.remove_held(runs)
+    args.grid, args.only, args.force, args.dry_run, args.show = Path(manifest["grid"]), runs, True, False, False
+    return cmd_submit(args)
+
+
+def cmd_status(args) -> int:
+    from .status import print_status, watch
+
+    if args.watch:
+        return watch(args.sweep, args.root, _console(), interval=args.interval)
+    print_status(args.sweep, args.root, _console())
+    return EXIT_OK
 
 
 def cmd_collect(args) -> int:
@@ -130,7 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("grid", type=Path)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--local", action="store_true", help="run the jobs on this machine")
+    mode.add_argument("--condor", action="store_true", help="submit to the HTCondor schedd (fail if unreachable)")
     mode.add_argument("--dry-run", action="store_true", help="render in memory and print what would be submitted")
+    p.add_argument("--no-dag", action="store_true", help="htcondor: queue the runs directly, without a DAG")
+    p.add_argument("--wait", action="store_true", help="htcondor: wait until the sweep is finished, then collect")
+    p.add_argument("--wait-timeout", type=float, default=None, help=argparse.SUPPRESS)
     p.add_argument("--show", action="store_true", help="with --dry-run: print the first submit file")
     p.add_argument("--force", action="store_true", help="rerun configurations that already have a valid result")
     p.add_argument("--cpus", type=int, default=None, help="local: cores to pack jobs onto (default: all)")
@@ -138,6 +204,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-collect", action="store_true", help="local: do not print the leaderboard afterwards")
     p.add_argument("--top", type=int, default=None, help="leaderboard rows to print")
     p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("resubmit", help="rerun a sweep's failed, held or removed runs")
+    p.add_argument("sweep")
+    p.add_argument("--failed", action="store_true", help="only failed/held/removed runs (default: also never submitted)")
+    p.add_argument("--local", action="store_true", help="rerun them on this machine")
+    p.add_argument("--condor", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--no-dag", action="store_true")
+    p.add_argument("--wait", action="store_true")
+    p.add_argument("--wait-timeout", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--cpus", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-collect", action="store_true")
+    p.add_argument("--top", type=int, default=None)
+    p.set_defaults(func=cmd_resubmit)
+
+    p = sub.add_parser("status", help="idle / running / held / done / failed / removed counts, hold reasons")
+    p.add_argument("sweep", nargs="?", help="sweep name (default: every sweep under jobs/)")
+    p.add_argument("--watch", action="store_true", help="refresh until every run has ended")
+    p.add_argument("--interval", type=float, default=5.0)
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("collect", help="rank a sweep's finished runs and list the failed ones")
     p.add_argument("sweep", nargs="?", help="sweep name (default: every sweep under jobs/)")

@@ -78,6 +78,18 @@ def record_submission(jobs_dir: Path, entry: dict[str, Any]) -> None:
     atomic_write_json(jobs_dir / MANIFEST, manifest)
 
 
+def update_submission(jobs_dir: Path, submission: str, fields: dict[str, Any]) -> None:
+    """Create or update the manifest entry of one submission (by its id), atomically."""
+    manifest = read_manifest(jobs_dir) or {}
+    entries = manifest.setdefault("submissions", [])
+    entry = next((e for e in entries if e.get("id") == submission), None)
+    if entry is None:
+        entry = {"id": submission, "at": _now()}
+        entries.append(entry)
+    entry.update(fields)
+    atomic_write_json(jobs_dir / MANIFEST, manifest)
+
+
 def read_manifest(jobs_dir: Path) -> dict[str, Any] | None:
     path = jobs_dir / MANIFEST
     try:

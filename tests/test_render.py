@@ -49,7 +49,8 @@ def test_submit_files_parse_with_htcondor2(write_grid, tmp_path):
         assert sub["requirements"] == 'OpSysAndVer == "AlmaLinux9" && Arch == "X86_64"'
         assert sub["accounting_group"] == "group_fcc.user"
         assert sub["container_image"].startswith("/cvmfs/")
-        assert sub["max_retries"] == "2"
+        assert "max_retries" not in sub.keys()  # retries belong to the DAG (or the backend in --no-dag mode)
+        assert sub["periodic_remove"] == "HoldReasonCode =?= 47"
         assert sub["batch_name"] == "r"
         assert sub["MY.SweepRunId"] == f'"{run.run.run_id}"'
         assert sub["log"] == str(tmp_path.resolve() / "results" / "r" / "events.log")
@@ -107,3 +108,16 @@ def test_written_files(write_grid, tmp_path):
     assert (tmp_path / "results" / "r").is_dir()
     manifest = (jobs_dir / "sweep.json").read_text()
     assert prepared.runs[0].run_id in manifest
+
+
+def test_memory_escalation_expressions(write_grid, tmp_path):
+    htcondor2 = pytest.importorskip("htcondor2")
+    spec = load_grid(write_grid(GRID + "  memory_escalation: {max_memory: 8 GB, releases: 3}\n"), tmp_path)
+    runs = expand(spec)
+    sweep = render_sweep(spec, runs, tmp_path, memory_mb={runs[0].run_id: 6000})
+    first, second = (htcondor2.Submit(r.submit_text) for r in sweep.runs)
+    assert first["request_memory"].startswith("ifThenElse(isUndefined(MemoryUsage), 6000,")  # remembered
+    assert second["request_memory"].startswith("ifThenElse(isUndefined(MemoryUsage), 5000,")
+    assert "8192" in second["request_memory"]
+    assert "NumJobStarts <= 3" in second["periodic_release"]
+    assert "HoldReasonCode =?= 1 " not in second["periodic_release"]  # never a user's hold

@@ -395,6 +395,8 @@ class _Validator:
         for key, low in (("max_retries", 0), ("max_running", 1), ("max_idle", 1)):
             if key in condor:
                 self.check(("condor", key), condor[key], schema.int_at_least(low))
+        if "memory_escalation" in condor:
+            condor["memory_escalation"] = self._memory_escalation(condor["memory_escalation"])
         if "environment" in condor:
             env = self.mapping(("condor", "environment"), condor["environment"], None)
             for k, v in env.items():
@@ -407,6 +409,25 @@ class _Validator:
                                f"_ . / : + @ = - (no spaces or quotes), got {_show(v)}")
             condor["environment"] = {str(k): str(v) for k, v in env.items()}
         return condor
+
+    def _memory_escalation(self, value: Any) -> dict | None:
+        """`true`, `false`, or {max_memory: 16 GB, releases: 2}: after a memory hold the job is
+        released with 1.5x the memory it used, up to max_memory, at most `releases` times."""
+        path = ("condor", "memory_escalation")
+        if value is False or value is None:
+            return None
+        opts = {} if value is True else self.mapping(path, value, schema.MEMORY_ESCALATION_KEYS)
+        if value is not True and not isinstance(value, dict):
+            return None
+        out = {"max_mb": None, "releases": 2}
+        if "max_memory" in opts:
+            try:
+                out["max_mb"] = units.parse_memory_mb(opts["max_memory"])
+            except ValueError as exc:
+                self.error(path + ("max_memory",), str(exc))
+        if "releases" in opts and self.check(path + ("releases",), opts["releases"], schema.int_at_least(1)):
+            out["releases"] = opts["releases"]
+        return out
 
     def _ranking(self, value: Any, model: str | None) -> list[tuple[str, str]]:
         if model is None:

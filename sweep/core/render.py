@@ -146,8 +146,14 @@ def resolved_config(spec: GridSpec, run: RunSpec) -> dict[str, Any]:
     }
 
 
-def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | None = None) -> RenderedSweep:
-    """Render every file of the sweep in memory. Raises SweepError on a template problem."""
+def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | None = None,
+                 memory_mb: dict[str, int] | None = None) -> RenderedSweep:
+    """Render every file of the sweep in memory. Raises SweepError on a template problem.
+
+    memory_mb: per-run request_memory learnt from earlier attempts (memory escalation), used
+    where it is larger than the grid's request.
+    """
+    memory_mb = memory_mb or {}
     paths = SweepPaths(root.resolve())
     env = make_environment(spec.templates)
     python = spec.condor.get("python") or python or sys.executable
@@ -157,7 +163,12 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         wrapper_text = wrapper_template.render(python=python, package_root=str(PACKAGE_ROOT),
                                                sweep=spec.name, version=__version__)
         rendered = []
+        escalation = spec.condor.get("memory_escalation")
+        if escalation:
+            escalation = {**escalation,
+                          "max_mb": escalation.get("max_mb") or 4 * spec.resources.request_memory_mb}
         common = {
+            "memory_escalation": escalation,
             "sweep": {"name": spec.name, "model": spec.model},
             "resources": spec.resources,
             "condor": _condor_context(spec.condor),
@@ -172,7 +183,8 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
                            + to_yaml(resolved_config(spec, run)))
             submit_text = submit_template.render(
                 run={"run_id": run.run_id, "config_id": run.config_id, "name": run.name,
-                     "seed": run.seed, "repeat": run.repeat},
+                     "seed": run.seed, "repeat": run.repeat,
+                     "request_memory_mb": max(spec.resources.request_memory_mb, memory_mb.get(run.run_id, 0))},
                 paths={"wrapper": str(paths.wrapper(spec.name)), "config": str(job_dir / "config.yaml"),
                        "data": data_path, "initialdir": str(out_dir), "event_log": str(paths.event_log(spec.name))},
                 **common)
@@ -186,8 +198,7 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
 
 
 def _condor_context(condor: dict[str, Any]) -> dict[str, Any]:
-    ctx = {k: condor.get(k) for k in ("requirements", "accounting_group", "max_runtime", "container_image",
-                                      "max_retries")}
+    ctx = {k: condor.get(k) for k in ("requirements", "accounting_group", "max_runtime", "container_image")}
     env = dict(condor.get("environment") or {})
     ctx["environment"] = " ".join(f"{k}={v}" for k, v in sorted(env.items()))
     return ctx

@@ -143,7 +143,8 @@ SIMULATE_KEYS = ("waveforms", "seed", "params")
 RESOURCE_KEYS = ("request_cpus", "request_memory", "request_disk", "runtime")
 DEFAULT_RESOURCES = {"request_cpus": 1, "request_memory": "2 GB", "request_disk": "1 GB", "runtime": "2h"}
 CONDOR_KEYS = ("requirements", "accounting_group", "max_runtime", "container_image", "python",
-               "max_retries", "max_running", "max_idle", "environment")
+               "max_retries", "max_running", "max_idle", "environment", "memory_escalation")
+MEMORY_ESCALATION_KEYS = ("max_memory", "releases")
 
 # A sweep name becomes a folder name and an HTCondor batch name.
 SWEEP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

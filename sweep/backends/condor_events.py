@@ -1,0 +1,146 @@
+"""Read a sweep's HTCondor job event log (the `log =` file) into one record per job.
+
+Uses htcondor2.JobEventLog, without blocking (stop_after=0). Each job is tied to its run by
+the submit event's notes: "DAG Node: n<run-id>" (DAGMan) or "sweep-run <run-id>" (direct).
+The terminate event's "Partitionable Resources" table gives what the job used against what it
+requested and was allocated; held events give hold reasons; the execute events count starts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RUN_NOTE = re.compile(r"(?:DAG Node: n|sweep-run )([0-9a-f]{12}(?:-r\d+)?)")
+USAGE = re.compile(r"Usr (\d+) (\d+):(\d+):(\d+), Sys (\d+) (\d+):(\d+):(\d+)")
+RESOURCE_KEYS = ("CpusUsage", "RequestCpus", "Cpus", "MemoryUsage", "RequestMemory", "Memory", "DiskUsage",
+                 "RequestDisk", "Disk")
+MEMORY_HOLD_CODES = {(34, None), (21, 102), (26, None)}  # code, subcode (None: any)
+RUNTIME_HOLD_CODES = {46, 47}
+
+
+def is_memory_hold(code: int | None, subcode: int | None) -> bool:
+    return (code, None) in MEMORY_HOLD_CODES or (code, subcode) in MEMORY_HOLD_CODES
+
+
+@dataclass
+class Hold:
+    at: int
+    code: int | None
+    subcode: int | None
+    reason: str
+
+
+@dataclass
+class JobRecord:
+    cluster: int
+    proc: int
+    run_id: str | None = None
+    state: str = "idle"  # idle | running | held | done | failed | removed
+    submitted: int | None = None
+    started: int | None = None  # last execute event
+    ended: int | None = None
+    starts: int = 0
+    exit_code: int | None = None
+    signal: int | None = None
+    holds: list[Hold] = field(default_factory=list)
+    released: int = 0
+    removed_reason: str | None = None
+    resources: dict[str, float] = field(default_factory=dict)
+    peak_memory_mb: float | None = None  # largest MemoryUsage seen (image-size and terminate events)
+    cpu_s: float | None = None
+    wall_s: float | None = None
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.cluster}.{self.proc}"
+
+    @property
+    def last_hold(self) -> Hold | None:
+        return self.holds[-1] if self.holds else None
+
+
+def _seconds(match: re.Match, offset: int) -> int:
+    d, h, m, s = (int(match.group(offset + i)) for i in range(4))
+    return ((d * 24 + h) * 60 + m) * 60 + s
+
+
+def parse_remote_usage(text: Any) -> float | None:
+    """'Usr 0 00:01:02, Sys 0 00:00:03' -> 65.0 seconds of CPU."""
+    m = USAGE.search(str(text or ""))
+    return float(_seconds(m, 1) + _seconds(m, 5)) if m else None
+
+
+def read_event_log(path: str | Path) -> dict[tuple[int, int], JobRecord]:
+    """Every job in the log, keyed by (cluster, proc). An absent log gives {}."""
+    import htcondor2
+
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return {}
+    T = htcondor2.JobEventType
+    jobs: dict[tuple[int, int], JobRecord] = {}
+    with htcondor2.JobEventLog(str(path)) as log:
+        for ev in log.events(stop_after=0):
+            key = (ev.cluster, ev.proc)
+            job = jobs.get(key)
+            if job is None:
+                job = jobs[key] = JobRecord(cluster=ev.cluster, proc=ev.proc)
+            t = ev.type
+            if t == T.SUBMIT:
+                job.submitted = ev.timestamp
+                m = RUN_NOTE.search(str(ev.get("LogNotes", "")))
+                if m:
+                    job.run_id = m.group(1)
+            elif t == T.EXECUTE:
+                job.state, job.started = "running", ev.timestamp
+                job.starts += 1
+            elif t == T.IMAGE_SIZE:
+                usage = ev.get("MemoryUsage")
+                if usage is not None:
+                    job.peak_memory_mb = max(job.peak_memory_mb or 0, float(usage))
+            elif t == T.JOB_HELD:
+                job.state = "held"
+                job.holds.append(Hold(ev.timestamp, ev.get("HoldReasonCode"), ev.get("HoldReasonSubCode"),
+                                      str(ev.get("HoldReason", ""))))
+            elif t == T.JOB_RELEASED:
+                job.state = "idle"
+                job.released += 1
+            elif t in (T.JOB_EVICTED, T.SHADOW_EXCEPTION):
+                if job.state == "running":
+                    job.state = "idle"
+            elif t == T.JOB_ABORTED:
+                job.state, job.ended = "removed", ev.timestamp
+                job.removed_reason = str(ev.get("Reason", "")) or None
+            elif t == T.JOB_TERMINATED:
+                job.ended = ev.timestamp
+                normal = bool(ev.get("TerminatedNormally", True))
+                job.exit_code = ev.get("ReturnValue") if normal else None
+                job.signal = None if normal else ev.get("TerminatedBySignal")
+                job.state = "done" if normal and job.exit_code == 0 else "failed"
+                job.resources = {k: float(ev[k]) for k in RESOURCE_KEYS if ev.get(k) is not None}
+                if "MemoryUsage" in job.resources:
+                    job.peak_memory_mb = max(job.peak_memory_mb or 0, job.resources["MemoryUsage"])
+                job.cpu_s = parse_remote_usage(ev.get("RunRemoteUsage"))
+                if job.started is not None:
+                    job.wall_s = float(ev.timestamp - job.started)
+    return jobs
+
+
+def latest_by_run(jobs: dict[tuple[int, int], JobRecord]) -> dict[str, JobRecord]:
+    """The most recent job of each run (a resubmission supersedes the earlier attempt)."""
+    out: dict[str, JobRecord] = {}
+    for job in sorted(jobs.values(), key=lambda j: (j.submitted or 0, j.cluster, j.proc)):
+        if job.run_id:
+            out[job.run_id] = job
+    return out
+
+
+def attempts_by_run(jobs: dict[tuple[int, int], JobRecord]) -> dict[str, list[JobRecord]]:
+    out: dict[str, list[JobRecord]] = {}
+    for job in sorted(jobs.values(), key=lambda j: (j.submitted or 0, j.cluster, j.proc)):
+        if job.run_id:
+            out.setdefault(job.run_id, []).append(job)
+    return out

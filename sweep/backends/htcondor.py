@@ -1,0 +1,271 @@
+"""Submit a sweep to an HTCondor schedd through the htcondor2 bindings.
+
+Default: one DAG per submission whose nodes are the per-configuration submit files, with
+RETRY, a CATEGORY throttle (condor.max_running), DAG-wide max_idle, and a FINAL node that runs
+`sweep collect`. DAGMan runs on the schedd, so nothing of ours stays running on the submit
+node. `use_dag=False` queues the configurations directly as one cluster (itemdata), with
+max_retries in the job.
+
+Never a duplicate, never a lost run: before submitting, the schedd is asked which runs of
+the sweep are queued (node jobs carry +SweepRunId, DAGMan jobs +SweepSubmission, whose runs
+the manifest lists); those are skipped. The manifest records a submission's intent before the
+schedd sees it and its cluster id after, so an interrupted `sweep submit` is recognised by the
+schedd query on the next one.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import sys
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import SweepError
+from ..core.render import PACKAGE_ROOT, RenderedRun, RenderedSweep, submit_string, submit_value
+from ..fsutil import atomic_write_text
+from ..project import read_manifest, update_submission
+from .base import SubmitReport
+
+JOB_STATUS = {1: "idle", 2: "running", 3: "removed", 4: "done", 5: "held", 6: "transferring", 7: "suspended"}
+DEFAULT_RETRIES = 2
+EXIT_BAD_INPUT = 2  # the job's exit status for an unusable config/dataset: retrying cannot help
+
+
+def bindings():
+    """htcondor2, set up for this process. As root, authenticate with an IDTOKEN (root may not
+    own jobs; the token names the unprivileged owner). Set in-process on purpose: an exported
+    _CONDOR_* variable would leak into DAGMan, which runs as the owner without the token."""
+    import htcondor2
+
+    if os.geteuid() == 0:
+        htcondor2.param["SEC_CLIENT_AUTHENTICATION_METHODS"] = "IDTOKENS"
+    return htcondor2
+
+
+def pool_name() -> str:
+    htcondor2 = bindings()
+    host = htcondor2.param.get("COLLECTOR_HOST") or htcondor2.param.get("CONDOR_HOST") or "?"
+    config = os.environ.get("CONDOR_CONFIG", "the default HTCondor configuration")
+    return f"{host} (CONDOR_CONFIG={config})"
+
+
+def connect(timeout: float = 10.0):
+    """The schedd, or SweepError within `timeout` seconds naming the pool that was tried."""
+    htcondor2 = bindings()
+    box: dict[str, Any] = {}
+
+    def attempt() -> None:
+        try:
+            schedd = htcondor2.Schedd()
+            schedd.query(constraint="false", projection=["ClusterId"])
+            box["schedd"] = schedd
+        except Exception as exc:  # noqa: BLE001 - any failure means unreachable
+            box["error"] = exc
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if "schedd" in box:
+        return box["schedd"]
+    why = box.get("error") or f"no answer within {timeout:.0f}s"
+    raise SweepError(f"cannot reach an HTCondor schedd in pool {pool_name()}: {why}. "
+                     "Run on this machine with --local.")
+
+
+def reachable(timeout: float = 5.0) -> bool:
+    try:
+        connect(timeout)
+        return True
+    except SweepError:
+        return False
+
+
+# ----------------------------------------------------------------- ownership (root only)
+def job_owner() -> pwd.struct_passwd | None:
+    """When we run as root, jobs run as this unprivileged owner (SWEEP_JOB_OWNER, default nobody)."""
+    if os.geteuid() != 0:
+        return None
+    name = os.environ.get("SWEEP_JOB_OWNER", "nobody")
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        raise SweepError(f"job owner '{name}' (SWEEP_JOB_OWNER) does not exist") from None
+
+
+def hand_over(*folders: Path) -> None:
+    """Make folders (recursively) the job owner's, so the shadow can write logs and outputs."""
+    owner = job_owner()
+    if owner is None:
+        return
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chown(folder, owner.pw_uid, owner.pw_gid)
+        for base, dirs, files in os.walk(folder):
+            for name in dirs + files:
+                os.chown(os.path.join(base, name), owner.pw_uid, owner.pw_gid, follow_symlinks=False)
+
+
+def check_reachable_by_owner(path: Path) -> None:
+    """The owner must be able to reach the Python and the package: every ancestor needs o+x."""
+    owner = job_owner()
+    if owner is None:
+        return
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if parent.stat().st_uid != owner.pw_uid and not mode & 0o001:
+            raise SweepError(f"{parent} is not searchable by the job owner '{owner.pw_name}' (jobs run as that "
+                             f"user because root may not own jobs): chmod o+x {parent}")
+
+
+def dagman_path() -> str:
+    found = shutil.which("condor_dagman")
+    if found:
+        return found
+    htcondor2 = bindings()
+    for key in ("BIN", "SBIN"):
+        folder = htcondor2.param.get(key)
+        if folder and Path(folder, "condor_dagman").is_file():
+            return str(Path(folder, "condor_dagman"))
+    raise SweepError("condor_dagman not found (not on PATH, not in the pool's BIN); use --no-dag")
+
+
+# ----------------------------------------------------------------- what is queued
+def queued_runs(schedd, sweep: str, manifest: dict | None) -> dict[str, str]:
+    """run id -> live state of runs that are queued or running, including DAG nodes that
+    DAGMan has not submitted yet (their DAG is in the queue)."""
+    ads = schedd.query(constraint=f"SweepName == {submit_string(sweep)}",
+                       projection=["ClusterId", "ProcId", "JobStatus", "SweepRunId", "SweepSubmission",
+                                   "SweepRole", "HoldReason"])
+    state: dict[str, str] = {}
+    active_dags = set()
+    for ad in ads:
+        status = JOB_STATUS.get(int(ad.get("JobStatus", 0)), "unknown")
+        if ad.get("SweepRole") == "dagman":
+            if status not in ("removed", "done"):
+                active_dags.add(ad.get("SweepSubmission"))
+            continue
+        if ad.get("SweepRunId") and status not in ("removed", "done"):
+            state[ad["SweepRunId"]] = status
+    for entry in (manifest or {}).get("submissions", []):
+        if entry.get("id") in active_dags:
+            for run_id in entry.get("runs", []):
+                state.setdefault(run_id, "in DAG")
+    return state
+
+
+# ----------------------------------------------------------------- the backend
+class HTCondorBackend:
+    name = "htcondor"
+
+    def __init__(self, use_dag: bool = True, schedd=None, connect_timeout: float = 10.0):
+        self.use_dag = use_dag
+        self._schedd = schedd
+        self.connect_timeout = connect_timeout
+
+    @property
+    def schedd(self):
+        if self._schedd is None:
+            self._schedd = connect(self.connect_timeout)
+        return self._schedd
+
+    def skip_queued(self, sweep: RenderedSweep, runs: list[RenderedRun]) -> tuple[list[RenderedRun], dict]:
+        queued = queued_runs(self.schedd, sweep.spec.name, read_manifest(sweep.jobs_dir))
+        return [r for r in runs if r.run.run_id not in queued], queued
+
+    def submit(self, sweep: RenderedSweep, runs: list[RenderedRun]) -> SubmitReport:
+        schedd = self.schedd
+        check_reachable_by_owner(Path(sys.executable).parent)
+        check_reachable_by_owner(PACKAGE_ROOT)
+        submission = uuid.uuid4().hex[:12]
+        mode = "dag" if self.use_dag else "direct"
+        run_ids = [r.run.run_id for r in runs]
+        # intent first: if we are killed after the schedd accepted, the next submit finds the
+        # jobs by +SweepSubmission / +SweepRunId; if before, nothing was queued
+        update_submission(sweep.jobs_dir, submission, {"backend": self.name, "mode": mode, "runs": run_ids,
+                                                       "state": "submitting", "pool": pool_name()})
+        for r in runs:  # outputs of an earlier attempt must not pass for this one's
+            for name in ("metrics.json", "run.json"):
+                (r.results_dir / name).unlink(missing_ok=True)
+        hand_over(sweep.results_dir, sweep.jobs_dir)
+        if self.use_dag:
+            details = self._submit_dag(schedd, sweep, runs, submission)
+        else:
+            details = self._submit_direct(schedd, sweep, runs, submission)
+        update_submission(sweep.jobs_dir, submission, {"state": "submitted", **details})
+        return SubmitReport(backend=self.name, submitted=run_ids, details={"submission": submission, "mode": mode,
+                                                                           **details})
+
+    # -- DAG
+    def _submit_dag(self, schedd, sweep: RenderedSweep, runs: list[RenderedRun], submission: str) -> dict:
+        htcondor2 = bindings()
+        spec = sweep.spec
+        dag_dir = sweep.jobs_dir / "dags" / submission
+        retries = spec.condor.get("max_retries", DEFAULT_RETRIES)
+        lines = [f"# sweep {spec.name}, submission {submission}: {len(runs)} runs (rendered by sweep)"]
+        for r in runs:
+            node = f"n{r.run.run_id}"
+            lines.append(f"JOB {node} {submit_value(r.submit_path)}")
+            if retries:
+                lines.append(f"RETRY {node} {retries} UNLESS-EXIT {EXIT_BAD_INPUT}")
+            lines.append(f"CATEGORY {node} runs")
+        if spec.condor.get("max_running"):
+            lines.append(f"MAXJOBS runs {spec.condor['max_running']}")
+        collect_sub = dag_dir / "collect.sub"
+        lines.append(f"FINAL collect {collect_sub}")
+        lines.append("NODE_STATUS_FILE nodes.status 30")
+        atomic_write_text(collect_sub, self._collect_submit(sweep, dag_dir))
+        dag_file = dag_dir / "sweep.dag"
+        atomic_write_text(dag_file, "\n".join(lines) + "\n")
+        hand_over(dag_dir)
+        options: dict[str, Any] = {"dagman": dagman_path(), "batch-name": spec.name, "Force": True}
+        if spec.condor.get("max_idle"):
+            options["MaxIdle"] = spec.condor["max_idle"]
+        sub = htcondor2.Submit.from_dag(str(dag_file), options)
+        sub["initialdir"] = str(dag_dir)
+        sub["+SweepName"] = submit_string(spec.name)
+        sub["+SweepSubmission"] = submit_string(submission)
+        sub["+SweepRole"] = '"dagman"'
+        hand_over(dag_dir)  # from_dag wrote sweep.dag.condor.sub etc. as us
+        result = schedd.submit(sub)
+        return {"cluster": result.cluster(), "dag": str(dag_file)}
+
+    def _collect_submit(self, sweep: RenderedSweep, dag_dir: Path) -> str:
+        root = sweep.paths.root
+        return "\n".join([
+            "# FINAL node: rank the sweep when the DAG ends, whatever happened to its nodes",
+            "universe = local",
+            f"executable = {submit_value(sys.executable)}",
+            f'arguments = "-m sweep.cli --root {submit_value(root)} collect {submit_value(sweep.spec.name)}"',
+            f'environment = "PYTHONPATH={submit_value(PACKAGE_ROOT)} TF_CPP_MIN_LOG_LEVEL=2"',
+            f"initialdir = {submit_value(dag_dir)}",
+            "output = collect.out",
+            "error = collect.err",
+            "log = collect.log",
+            f"+SweepName = {submit_string(sweep.spec.name)}",
+            '+SweepRole = "collect"',
+            "queue",
+        ]) + "\n"
+
+    # -- direct: one cluster, itemdata
+    def _submit_direct(self, schedd, sweep: RenderedSweep, runs: list[RenderedRun], submission: str) -> dict:
+        htcondor2 = bindings()
+        descriptions = [dict(htcondor2.Submit(r.submit_text)) for r in runs]
+        keys = list(descriptions[0])
+        if any(list(d) != keys for d in descriptions):
+            raise SweepError("the rendered submit files of this sweep differ in their commands; "
+                             "submit them as a DAG (the default)")
+        varying = [k for k in keys if any(d[k] != descriptions[0][k] for d in descriptions)]
+        names = {k: f"sweepitem{i}" for i, k in enumerate(varying)}
+        base = {k: (f"$({names[k]})" if k in names else v) for k, v in descriptions[0].items()}
+        retries = sweep.spec.condor.get("max_retries", DEFAULT_RETRIES)
+        if retries:
+            base["max_retries"] = str(retries)
+            base["success_exit_code"] = "0"
+        base["MY.SweepSubmission"] = submit_string(submission)
+        items = [{names[k]: d[k] for k in varying} for d in descriptions]
+        result = schedd.submit(htcondor2.Submit(base), itemdata=iter(items))
+        return {"cluster": result.cluster(), "jobs": result.num_procs()}
