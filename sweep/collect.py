@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,23 @@ from .project import read_manifest, sweep_paths
 from .results import RunOutcome, read_run
 
 
+RESOURCE_COLUMNS = ["cpus_used", "cpus_requested", "memory_used_mb", "memory_requested_mb", "memory_allocated_mb",
+                    "disk_used_mb", "wall_s", "cpu_s", "cpu_efficiency", "memory_efficiency", "starts", "holds"]
+
+
+@dataclass
+class Advice:
+    runs_measured: int
+    max_memory_mb: float
+    requested_memory_mb: float
+    suggested_memory_mb: int
+    max_cpus_used: float
+    requested_cpus: float
+    suggested_cpus: int
+    max_wall_s: float
+    suggested_runtime_s: int
+
+
 @dataclass
 class Leaderboard:
     sweep: str
@@ -26,6 +44,8 @@ class Leaderboard:
     problems: list[RunOutcome]
     total: int
     csv_path: Path | None = None
+    resources: pd.DataFrame | None = None
+    advice: Advice | None = None
 
 
 def _flatten(value: Any) -> Any:
@@ -44,10 +64,16 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
     swept = manifest.get("swept", [])
     results_dir = paths.results(sweep)
     required = [m for m, _ in ranking]
-    records, problems = [], []
+    attempts = _event_log_attempts(paths.event_log(sweep))
+    records, problems, usage = [], [], []
     for entry in manifest["runs"]:
         outcome = read_run(results_dir, entry["run_id"], required)
+        jobs = attempts.get(entry["run_id"], [])
+        resources = _resources(jobs, outcome)
+        if resources:
+            usage.append({"run_id": entry["run_id"], "name": entry["name"], "state": outcome.state, **resources})
         if not outcome.ok:
+            _explain_from_event_log(outcome, jobs)
             problems.append(outcome)
             continue
         m = outcome.metrics
@@ -57,14 +83,110 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
                        or k in ("mae", "mse", "bias", "rel_bias", "resolution", "rel_resolution")})
         record.update(best_epoch=m.get("best_epoch"), epochs_run=m.get("epochs_run"),
                       train_seconds=m.get("train_seconds"), seed=entry["seed"])
+        record.update({k: resources.get(k) for k in ("cpus_used", "memory_used_mb", "wall_s")})
         records.append(record)
     table = rank(records, ranking)
     board = Leaderboard(sweep=sweep, model=model, ranking=ranking, swept=swept, table=table,
                         problems=problems, total=len(manifest["runs"]))
+    board.resources = pd.DataFrame.from_records(usage) if usage else None
+    board.advice = _advice(usage, manifest.get("resources", {}))
+    learned = _learned_memory(attempts)
+    if learned:
+        from .project import remember_memory
+
+        remember_memory(paths.jobs(sweep), learned)
     if write_csv:
         board.csv_path = results_dir / "leaderboard.csv"
         atomic_write_text(board.csv_path, table.to_csv(index=False))
+        if board.resources is not None:
+            atomic_write_text(results_dir / "resources.csv", board.resources.to_csv(index=False))
     return board
+
+
+def _event_log_attempts(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    from .backends.condor_events import attempts_by_run, read_event_log
+
+    return attempts_by_run(read_event_log(path))
+
+
+def _resources(jobs: list, outcome: RunOutcome) -> dict[str, Any]:
+    """What the run used against what it asked for: from the last HTCondor attempt's terminate
+    event, or (local backend) from the local exit record and run.json."""
+    last = next((j for j in reversed(jobs) if j.resources), None)
+    if last is not None:
+        r = last.resources
+        out = {"cpus_used": r.get("CpusUsage"), "cpus_requested": r.get("RequestCpus"),
+               "memory_used_mb": last.peak_memory_mb if last.peak_memory_mb is not None else r.get("MemoryUsage"),
+               "memory_requested_mb": r.get("RequestMemory"), "memory_allocated_mb": r.get("Memory"),
+               "disk_used_mb": r["DiskUsage"] / 1024 if r.get("DiskUsage") is not None else None,
+               "wall_s": last.wall_s, "cpu_s": last.cpu_s, "starts": sum(j.starts for j in jobs),
+               "holds": sum(len(j.holds) for j in jobs)}
+    elif outcome.run_info and outcome.run_info.get("duration_s") is not None:
+        threads = outcome.run_info.get("threads", {})
+        out = {"cpus_requested": threads.get("cpus"), "wall_s": outcome.run_info.get("duration_s"), "starts": 1}
+    else:
+        return {}
+    if out.get("cpu_s") and out.get("wall_s") and out.get("cpus_requested"):
+        out["cpu_efficiency"] = out["cpu_s"] / (out["wall_s"] * out["cpus_requested"])
+    elif out.get("cpus_used") is not None and out.get("cpus_requested"):
+        out["cpu_efficiency"] = out["cpus_used"] / out["cpus_requested"]
+    if out.get("memory_used_mb") is not None and out.get("memory_requested_mb"):
+        out["memory_efficiency"] = out["memory_used_mb"] / out["memory_requested_mb"]
+    return out
+
+
+def _explain_from_event_log(outcome: RunOutcome, jobs: list) -> None:
+    if not jobs:
+        return
+    last = jobs[-1]
+    retried = f" after {sum(j.starts for j in jobs)} start(s)" if sum(j.starts for j in jobs) > 1 else ""
+    if last.state == "held" and last.last_hold:
+        h = last.last_hold
+        outcome.state, outcome.reason = "held", f"held (code {h.code}/{h.subcode}): {h.reason}"
+    elif last.state == "removed":
+        hold = f"; last hold: {last.last_hold.reason}" if last.last_hold else ""
+        outcome.state = "removed"
+        outcome.reason = f"removed{retried}: {last.removed_reason or 'condor_rm'}{hold}"
+    elif last.state == "failed" and outcome.state in ("missing", "failed"):
+        code = f"exit status {last.exit_code}" if last.exit_code is not None else f"signal {last.signal}"
+        outcome.state = "failed"
+        outcome.exit_code = last.exit_code
+        outcome.reason = f"job failed with {code}{retried}" + (f"; {outcome.reason}" if outcome.reason else "")
+    elif last.state in ("idle", "running") and outcome.state == "missing":
+        outcome.reason = f"{last.state} (job {last.job_id})"
+
+
+def _advice(usage: list[dict], requested: dict) -> Advice | None:
+    measured = [u for u in usage if u.get("memory_used_mb") is not None and u.get("state") == "ok"]
+    if not measured:
+        return None
+    max_mem = max(u["memory_used_mb"] for u in measured)
+    cpus = [u["cpus_used"] for u in measured if u.get("cpus_used") is not None]
+    walls = [u["wall_s"] for u in measured if u.get("wall_s") is not None]
+    max_cpu = max(cpus) if cpus else 0.0
+    max_wall = max(walls) if walls else 0.0
+    return Advice(runs_measured=len(measured), max_memory_mb=max_mem,
+                  requested_memory_mb=requested.get("request_memory_mb", 0),
+                  suggested_memory_mb=int(max(128, math.ceil(1.25 * max_mem / 64) * 64)),
+                  max_cpus_used=max_cpu, requested_cpus=requested.get("request_cpus", 0),
+                  suggested_cpus=max(1, math.ceil(max_cpu - 0.1)), max_wall_s=max_wall,
+                  suggested_runtime_s=int(max(600, math.ceil(2 * max_wall / 600) * 600)))
+
+
+def _learned_memory(attempts: dict) -> dict[str, int]:
+    """Per run, the memory its job needed after memory holds (for the next resubmission)."""
+    from .backends.condor_events import is_memory_hold
+
+    learned = {}
+    for run_id, jobs in attempts.items():
+        if not any(is_memory_hold(h.code, h.subcode) for j in jobs for h in j.holds):
+            continue
+        peak = max((j.peak_memory_mb or 0) for j in jobs)
+        granted = max((j.resources.get("RequestMemory", 0) for j in jobs), default=0)
+        learned[run_id] = int(max(granted, math.ceil(1.5 * peak)))
+    return learned
 
 
 def list_sweeps(root: Path) -> list[str]:

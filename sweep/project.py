@@ -35,7 +35,8 @@ def prepare(grid_path: str | os.PathLike, root: Path) -> Prepared:
     """Validate, expand and render in memory. Raises GridError / SweepError; writes nothing."""
     spec = load_grid(grid_path, root)
     runs = expand(spec)
-    rendered = render_sweep(spec, runs, root)
+    learned = (read_manifest(sweep_paths(root).jobs(spec.name)) or {}).get("learned_memory_mb", {})
+    rendered = render_sweep(spec, runs, root, memory_mb=learned)
     return Prepared(spec, runs, rendered)
 
 
@@ -68,6 +69,7 @@ def write_rendered(prepared: Prepared, grid_path: str | os.PathLike) -> Path:
                   "seed": r.seed, "swept": r.swept} for r in prepared.runs],
     })
     manifest.setdefault("submissions", [])
+    manifest.setdefault("learned_memory_mb", {})
     atomic_write_json(jobs_dir / MANIFEST, manifest)
     return jobs_dir
 
@@ -87,6 +89,17 @@ def update_submission(jobs_dir: Path, submission: str, fields: dict[str, Any]) -
         entry = {"id": submission, "at": _now()}
         entries.append(entry)
     entry.update(fields)
+    atomic_write_json(jobs_dir / MANIFEST, manifest)
+
+
+def remember_memory(jobs_dir: Path, learned: dict[str, int]) -> None:
+    """Keep the memory runs needed after memory holds: the next render starts them there."""
+    manifest = read_manifest(jobs_dir) or {}
+    known = manifest.setdefault("learned_memory_mb", {})
+    if all(known.get(k, 0) >= v for k, v in learned.items()):
+        return
+    for run_id, mb in learned.items():
+        known[run_id] = max(known.get(run_id, 0), mb)
     atomic_write_json(jobs_dir / MANIFEST, manifest)
 
 
