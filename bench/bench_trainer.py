@@ -36,6 +36,10 @@ VARIANTS = {
     "sweep-1cpu": ("sweep trainer, 1 CPU given (intra 1, inter 1)", {"SWEEP_CPUS": "1"}),
     "sweep-2cpu": ("sweep trainer, 2 CPUs given (intra 2, inter 2)", {"SWEEP_CPUS": "2"}),
     "sweep-i1e2": ("sweep trainer, intra 1 / inter 2", {"SWEEP_CPUS": "2", "SWEEP_INTRA_OP": "1", "SWEEP_INTER_OP": "2"}),
+    "sweep-1cpu-spe32": ("sweep trainer, 1 CPU, steps_per_execution 32",
+                         {"SWEEP_CPUS": "1", "SWEEP_STEPS_PER_EXECUTION": "32"}),
+    "sweep-2cpu-spe32": ("sweep trainer, 2 CPUs, steps_per_execution 32",
+                         {"SWEEP_CPUS": "2", "SWEEP_STEPS_PER_EXECUTION": "32"}),
 }
 
 

@@ -1,9 +1,40 @@
 #!/usr/bin/env bash
 # Set up sweep on a fresh machine (idempotent): a virtual environment in .venv with sweep,
 # TensorFlow (CPU), the htcondor2 bindings and the test tools.
+#
+# The interpreter: jobs on an HTCondor pool run as an unprivileged user, who must be able to
+# run .venv/bin/python, i.e. reach the base interpreter it links to. A Python installed under a
+# private home (pyenv in /root, mode 700) is not reachable, so a Python 3.11+ that every user
+# can reach (Debian's /usr/bin/python3.11) is preferred. PYTHON=... overrides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
+
+reachable_by_all() {  # every ancestor of the interpreter's real path is o+x
+  local p
+  p=$(readlink -f "$1") || return 1
+  while [ "$p" != "/" ]; do
+    p=$(dirname "$p")
+    [ $(( 0$(stat -c %a "$p") & 1 )) -eq 1 ] || return 1
+  done
+}
+usable() {  # Python >= 3.11 with venv, reachable by all
+  [ -x "$1" ] && "$1" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+    && reachable_by_all "$1"
+}
+
+if [ -z "${PYTHON:-}" ]; then
+  for candidate in /usr/bin/python3.11 /usr/local/bin/python3.11 /usr/bin/python3 "$(command -v python3.11 || true)"; do
+    if [ -n "$candidate" ] && usable "$candidate"; then PYTHON=$candidate; break; fi
+  done
+  PYTHON=${PYTHON:-python3}
+fi
+if [ -x .venv/bin/python ]; then
+  base=$(.venv/bin/python -c 'import sys; print(sys.base_prefix)')
+  if ! reachable_by_all "$base/bin" && usable "$PYTHON"; then
+    echo "setup: .venv is built on $base, which unprivileged job owners cannot reach; rebuilding on $PYTHON"
+    rm -rf .venv
+  fi
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
@@ -11,4 +42,4 @@ fi
 .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -c "import sweep, htcondor2, tensorflow" 2>/dev/null \
   || { echo "setup: the Python environment is incomplete (see pip's messages above)" >&2; exit 1; }
-echo "setup: .venv ready ($(.venv/bin/python --version), sweep $(.venv/bin/python -c 'import sweep; print(sweep.__version__)'))"
+echo "setup: .venv ready ($(.venv/bin/python --version) from $(.venv/bin/python -c 'import sys; print(sys.base_prefix)'), sweep $(.venv/bin/python -c 'import sweep; print(sweep.__version__)'))"

@@ -23,6 +23,7 @@ class RunState:
     detail: str = ""
     job_id: str | None = None
     starts: int = 0
+    transient: bool = False  # held, but the job's own policy will release or remove it
 
 
 @dataclass
@@ -39,7 +40,8 @@ class SweepStatus:
     @property
     def finished(self) -> bool:
         c = self.counts()
-        return not (c["idle"] or c["running"]) and not self.active_dags
+        return (not (c["idle"] or c["running"]) and not self.active_dags
+                and not any(r.transient for r in self.runs))
 
     def remove_held(self, run_ids: list[str]) -> None:
         """Remove held jobs of these runs from the queue before they are rerun."""
@@ -64,7 +66,8 @@ def _live(sweep: str, manifest: dict) -> tuple[dict, int, object, str]:
         return {}, 0, None, f"live state unavailable: {exc}"
     ads = schedd.query(constraint=f"SweepName == {submit_string(sweep)}",
                        projection=["ClusterId", "ProcId", "JobStatus", "SweepRunId", "SweepSubmission", "SweepRole",
-                                   "HoldReason", "HoldReasonCode", "NumJobStarts"])
+                                   "HoldReason", "HoldReasonCode", "HoldReasonSubCode", "NumJobStarts",
+                                   "PeriodicRelease", "PeriodicRemove"])
     live, dags = {}, set()
     for ad in ads:
         status = JOB_STATUS.get(int(ad.get("JobStatus", 0)), "unknown")
@@ -75,12 +78,25 @@ def _live(sweep: str, manifest: dict) -> tuple[dict, int, object, str]:
         if ad.get("SweepRunId") and status in ("idle", "running", "held", "transferring", "suspended"):
             detail = str(ad.get("HoldReason", "")) if status == "held" else ""
             state = "running" if status in ("transferring", "suspended") else status
-            live[ad["SweepRunId"]] = (state, detail, f"{ad['ClusterId']}.{ad['ProcId']}")
+            live[ad["SweepRunId"]] = (state, detail, f"{ad['ClusterId']}.{ad['ProcId']}", _transient(ad, status))
     for entry in manifest.get("submissions", []):
         if entry.get("id") in dags:
             for run_id in entry.get("runs", []):
-                live.setdefault(run_id, ("idle", "waiting in its DAG", None))
+                live.setdefault(run_id, ("idle", "waiting in its DAG", None, False))
     return live, len(dags), schedd, ""
+
+
+def _transient(ad, status: str) -> bool:
+    """A hold the job's own policy ends: a memory hold with a release expression (escalation),
+    or a runtime-limit hold with a remove expression. A user's hold is not transient."""
+    if status != "held":
+        return False
+    from .backends.condor_events import RUNTIME_HOLD_CODES, is_memory_hold
+
+    code, sub = ad.get("HoldReasonCode"), ad.get("HoldReasonSubCode")
+    has = lambda key: key in ad and str(ad.get(key)).strip().lower() not in ("false", "")  # noqa: E731
+    return (is_memory_hold(code, sub) and has("PeriodicRelease")) or (code in RUNTIME_HOLD_CODES
+                                                                       and has("PeriodicRemove"))
 
 
 def sweep_status(sweep: str, root: Path, query_schedd: bool = True) -> SweepStatus:
@@ -101,7 +117,7 @@ def sweep_status(sweep: str, root: Path, query_schedd: bool = True) -> SweepStat
         rs = RunState(run_id, entry["name"], "not run", job_id=job.job_id if job else None,
                       starts=job.starts if job else 0)
         if run_id in live:
-            rs.state, rs.detail, job_id = live[run_id]
+            rs.state, rs.detail, job_id, rs.transient = live[run_id]
             rs.job_id = job_id or rs.job_id
         else:
             outcome = read_run(paths.results(sweep), run_id, required)

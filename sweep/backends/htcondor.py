@@ -187,7 +187,8 @@ class HTCondorBackend:
         # jobs by +SweepSubmission / +SweepRunId; if before, nothing was queued
         update_submission(sweep.jobs_dir, submission, {"backend": self.name, "mode": mode, "runs": run_ids,
                                                        "state": "submitting", "pool": pool_name()})
-        for r in runs:  # outputs of an earlier attempt must not pass for this one's
+        for r in runs:  # initialdir must exist; outputs of an earlier attempt must not pass for this one's
+            r.results_dir.mkdir(parents=True, exist_ok=True)
             for name in ("metrics.json", "run.json"):
                 (r.results_dir / name).unlink(missing_ok=True)
         hand_over(sweep.results_dir, sweep.jobs_dir)
@@ -264,7 +265,6 @@ class HTCondorBackend:
         retries = sweep.spec.condor.get("max_retries", DEFAULT_RETRIES)
         if retries:
             base["max_retries"] = str(retries)
-            base["success_exit_code"] = "0"
         base["MY.SweepSubmission"] = submit_string(submission)
         items = [{names[k]: d[k] for k in varying} for d in descriptions]
         result = schedd.submit(htcondor2.Submit(base), itemdata=iter(items))

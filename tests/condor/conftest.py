@@ -9,7 +9,9 @@ pool does not come up, the fixture FAILS (never skips).
 
 ``condor_job_dir`` (function scope) is a fresh folder under the pool root that the
 job owner (``nobody`` when the tests run as root) can write: use it as initialdir.
-Set SWEEP_CONDOR_KEEP=1 to keep the pool folder (logs) after the session.
+Set SWEEP_CONDOR_KEEP=1 to keep the pool folder (logs) after the session. A SIGTERM to
+pytest still stops the pool; pools left by killed (SIGKILL) sessions are stopped and
+removed by the next session.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -37,10 +40,42 @@ def condor_pool_module():
     return _cp
 
 
+ROOT_PREFIX = "sweep-condor-pool-"
+OWNER_FILE = "pytest-owner"
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2:].split()[19]
+
+
+def _reap_stale_pools() -> None:
+    """Stop and delete pools of earlier sessions that were killed before their teardown
+    (e.g. SIGKILL by a CI timeout). Pools of live sessions are left alone."""
+    for root in Path(tempfile.gettempdir()).glob(ROOT_PREFIX + "*"):
+        try:
+            pid, started = (root / OWNER_FILE).read_text().split()
+        except (OSError, ValueError):
+            continue
+        if _start_time(int(pid)) == started or os.environ.get("SWEEP_CONDOR_KEEP"):
+            continue
+        try:
+            _cp.Pool(root).stop()
+        except Exception as e:  # noqa: BLE001
+            print(f"could not stop stale pool {root}: {e}", file=sys.stderr)
+            continue
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def condor_pool_fixture_root():
-    root = Path(tempfile.mkdtemp(prefix="sweep-condor-pool-"))
+    _reap_stale_pools()
+    root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX))
     root.chmod(0o755)  # the job owner must be able to traverse it
+    (root / OWNER_FILE).write_text(f"{os.getpid()} {_start_time(os.getpid())}\n")
     yield root
     if not os.environ.get("SWEEP_CONDOR_KEEP"):
         shutil.rmtree(root, ignore_errors=True)
@@ -56,6 +91,8 @@ def condor_pool(condor_pool_fixture_root):
                     pytrace=False)
     pool = _cp.Pool(condor_pool_fixture_root, installation=inst, memory_mb=4096)
     atexit.register(_quiet_stop, pool)  # e.g. the session is killed between yield and teardown
+    # a SIGTERM (CI timeout, `timeout`) must still run the teardown below
+    old_term = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     try:
         pool.start(timeout=90)
     except Exception as e:  # noqa: BLE001
@@ -71,8 +108,13 @@ def condor_pool(condor_pool_fixture_root):
         os.environ.update(saved_env)
         htcondor2.reload_config()
         pool.stop()
+        signal.signal(signal.SIGTERM, old_term)
         left = pool.pids()
         assert not left, f"condor processes left after stop: {left}"
+
+
+def _sigterm_to_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _quiet_stop(pool) -> None:

@@ -32,7 +32,8 @@ while time.time() - t0 < secs:
 print("uid", os.getuid(), "mb", mb)
 """
 
-PARTITIONABLE_FIELDS = ("CpusUsage", "RequestCpus", "Cpus", "MemoryUsage", "RequestMemory", "Memory")
+PARTITIONABLE_FIELDS = ("CpusUsage", "RequestCpus", "Cpus",
+                        "MemoryUsage", "RequestMemory", "Memory")
 
 
 def _submit(job_dir: Path, arguments: str, request_memory: str = "128MB", **extra):
@@ -82,7 +83,7 @@ def test_pool_is_up(condor_pool):
     assert len(schedds) == 1, schedds
     assert "$CondorVersion:" in schedds[0]["CondorVersion"]
     assert len(slots) == 1 and slots[0]["PartitionableSlot"] is True
-    assert slots[0]["Cpus"] == condor_pool.cpus == (os.cpu_count() or 1)
+    assert slots[0]["Cpus"] == condor_pool.cpus == len(os.sched_getaffinity(0))
     assert slots[0]["Memory"] == condor_pool.memory_mb
     assert condor_pool.is_running() and condor_pool.token_path.exists()
     assert condor_pool.dagman_path.exists()
@@ -97,7 +98,7 @@ def test_pool_is_up(condor_pool):
 
 def test_two_job_cluster_completes(condor_pool, condor_job_dir):
     sub = _submit(condor_job_dir, "job.py $(mb) $(secs)")
-    items = [{"item": "a", "mb": "20", "secs": "2"}, {"item": "b", "mb": "40", "secs": "2"}]
+    items = [{"item": "a", "mb": "20", "secs": "3"}, {"item": "b", "mb": "40", "secs": "3"}]
     result = htcondor2.Schedd().submit(sub, itemdata=iter(items))
     cluster = result.cluster()
     assert result.num_procs() == 2
@@ -171,8 +172,8 @@ def _pool_processes(pool, master_pid: int) -> list[tuple[int, str]]:
         fields = stat[stat.rfind(")") + 2:].split()
         if fields[0] == "Z":
             continue
-        if int(fields[3]) == master_pid or (comm.startswith("condor_") and cfg in env.split(b"\0")) \
-                or execute in env:
+        ours = comm.startswith("condor_") and cfg in env.split(b"\0")
+        if int(fields[3]) == master_pid or ours or execute in env:
             found.append((int(entry), comm))
     return found
 
@@ -197,6 +198,8 @@ def test_dag_runs_as_job_owner(condor_pool, condor_job_dir):
     finally:
         os.chdir(cwd)
     condor_pool.prepare_dir(d)  # from_dag wrote files as root: hand them to the owner
+    # the DAGMan job's Iwd is the cwd at *submit* time unless initialdir is set
+    dag_sub["initialdir"] = str(d)
     schedd = htcondor2.Schedd()
     cluster = schedd.submit(dag_sub).cluster()
     deadline = time.time() + 90
@@ -205,7 +208,8 @@ def test_dag_runs_as_job_owner(condor_pool, condor_job_dir):
         time.sleep(0.5)
     hist = list(schedd.history(constraint=f"ClusterId == {cluster}",
                                projection=["ExitCode", "Owner", "DAG_NodesDone"], match=1))
-    tail = (d / "two.dag.dagman.out").read_text()[-1500:] if (d / "two.dag.dagman.out").exists() else ""
+    out = d / "two.dag.dagman.out"
+    tail = out.read_text()[-1500:] if out.exists() else ""
     assert hist and hist[0]["ExitCode"] == 0, (hist, tail)
     assert hist[0]["Owner"] == condor_pool.job_owner
     assert (d / "A.out").exists() and (d / "B.out").exists(), tail
@@ -236,7 +240,7 @@ def test_stop_leaves_no_process(condor_pool, condor_pool_module, how):
             f"transfer_input_files = {job_dir / 'job.py'}\nshould_transfer_files = YES\n"
             f"initialdir = {job_dir}\nlog = {job_dir / 'job.log'}\n"
             "request_cpus = 1\nrequest_memory = 64MB\nrequest_disk = 10MB\nqueue\n")
-        env = pool._tool_env()
+        env = pool.tool_env()
         env["_CONDOR_SEC_CLIENT_AUTHENTICATION_METHODS"] = "IDTOKENS"
         r = subprocess.run([str(pool.bin_dir / "condor_submit"), str(job_dir / "job.sub")],
                            capture_output=True, text=True, env=env, timeout=60)

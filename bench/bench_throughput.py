@@ -1,0 +1,88 @@
+"""Sweep throughput on one machine: configurations finished per hour for the demo grid.
+
+Seed setup: every job asks for 4 CPUs and TensorFlow picks its own threads (one job at a time
+on a 2-core machine). sweep's default: 1 CPU per job with TensorFlow pinned to it, jobs packed
+onto the cores (two at a time here). Same grid, data and epochs; the local backend runs both.
+
+    python bench/bench_throughput.py [--grid grids/demo.yaml] [--repeats 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def run(grid_text: str, name: str, env: dict, cpus: int) -> float:
+    from sweep.backends.local import LocalBackend
+    from sweep.project import ensure_dataset, prepare, write_rendered
+
+    root = Path(tempfile.mkdtemp(dir=REPO / "build"))
+    (root / "data").mkdir()
+    shutil.copy(REPO / "data" / "demo.npz", root / "data" / "demo.npz")
+    grid = root / f"{name}.yaml"
+    grid.write_text(grid_text)
+    prepared = prepare(grid, root)
+    ensure_dataset(prepared.spec, progress=False)
+    write_rendered(prepared, grid)
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        t0 = time.perf_counter()
+        report = LocalBackend(cpus=cpus, progress=False).submit(prepared.rendered, prepared.rendered.runs)
+        seconds = time.perf_counter() - t0
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    failed = [k for k, v in report.details["exit_codes"].items() if v]
+    if failed:
+        sys.exit(f"{name}: runs failed: {failed} (see {root})")
+    shutil.rmtree(root)
+    return seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--grid", default=str(REPO / "grids" / "demo.yaml"))
+    ap.add_argument("--repeats", type=int, default=1)
+    args = ap.parse_args()
+    (REPO / "build").mkdir(exist_ok=True)
+    text = Path(args.grid).read_text().replace("path: data/demo.npz", "path: data/demo.npz")
+    if not (REPO / "data" / "demo.npz").exists():
+        from sweep.data.simulate import simulate_to_file
+
+        simulate_to_file(REPO / "data" / "demo.npz", 1500, 1)
+    n = len(re.findall(r"^\s+- \[", text, re.M)) * 2  # informational only
+    seed = re.sub(r"request_cpus: \d+", "request_cpus: 4", text)
+    mine = re.sub(r"request_cpus: \d+", "request_cpus: 1", text)
+    cpus = len(os.sched_getaffinity(0))
+    results = {"seed setup (4 CPUs/job, TF default threads)": [], "sweep default (1 CPU/job, pinned)": []}
+    for _ in range(args.repeats):
+        results["seed setup (4 CPUs/job, TF default threads)"].append(
+            run(seed, "seed", {"SWEEP_INTRA_OP": "0", "SWEEP_INTER_OP": "0"}, cpus))
+        results["sweep default (1 CPU/job, pinned)"].append(run(mine, "mine", {}, cpus))
+    from sweep.core.expand import expand
+    from sweep.core.grid import parse_grid
+
+    configs = len(expand(parse_grid(text, "demo", REPO)))
+    print(f"demo grid: {configs} configurations on {cpus} cores")
+    base = None
+    for label, secs in results.items():
+        best = min(secs)
+        per_hour = configs * 3600 / best
+        base = base or per_hour
+        print(f"{label:45s} {best:7.1f} s  -> {per_hour:6.0f} configurations/hour  ({per_hour / base:.2f}x)")
+    del n
+
+
+if __name__ == "__main__":
+    main()

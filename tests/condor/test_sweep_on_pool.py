@@ -1,0 +1,249 @@
+"""sweep on a real personal HTCondor pool: DAG and direct submission, status, resources from the
+event log, and the faults (non-zero exit + retries, memory hold + escalation, condor_rm,
+interrupted submit, runtime limit, unreachable schedd).
+
+Jobs are real HTCondor jobs. The end-to-end test trains real Keras models; the fault tests use
+small job scripts (the grid's own `templates:` folder, a real feature) so that each fault can be
+caused for real in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sweep.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+BUILTIN = REPO / "templates"
+
+# a stand-in job that writes a valid result quickly (its run id comes from config.yaml)
+QUICK_JOB = r"""#!/bin/sh
+set -e
+{extra}
+cat > metrics.json <<EOF
+{{"test": {{"f1": 0.9, "auc": 0.95, "eff_purity": 0.8}}, "best_epoch": 1, "epochs_run": 1}}
+EOF
+echo '{{"status": "ok", "exit_code": 0}}' > run.json
+"""
+
+
+def grid(root: Path, sweep: str, axes: str = "  optimizer: [adam, sgd]\n", extra: str = "", runtime: str = "10m",
+         memory: str = "1GB", data: str = "data/small.npz", params: str = "") -> Path:
+    path = root / f"{sweep}.yaml"
+    path.write_text(f"sweep: {sweep}\nmodel: lstm\nseed: 5\ndata: {{path: {data}, max_samples: 3000}}\n"
+                    f"params: {{topology: [32, 64, 1], epochs: 2, patience: 5, learning_rate: 0.005{params}}}\n"
+                    f"axes:\n{axes}"
+                    f"resources: {{request_cpus: 1, request_memory: {memory}, request_disk: 200MB, runtime: {runtime}}}\n"
+                    + extra)
+    return path
+
+
+def job_templates(root: Path, body: str) -> str:
+    folder = root / "tpl"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(BUILTIN / "job.sub.j2", folder / "job.sub.j2")
+    (folder / "run_job.sh.j2").write_text(body)
+    return "templates: tpl\n"
+
+
+@pytest.fixture
+def project(condor_pool, condor_job_dir, small_dataset):
+    """A project folder the job owner can reach, with the dataset in data/."""
+    (condor_job_dir / "data").mkdir()
+    shutil.copy(small_dataset, condor_job_dir / "data" / "small.npz")
+    condor_pool.prepare_dir(condor_job_dir)
+    return condor_job_dir
+
+
+def sweep_cli(root: Path, *args: str) -> int:
+    return main(["--root", str(root), *args])
+
+
+def events(root: Path, sweep: str):
+    from sweep.backends.condor_events import attempts_by_run, read_event_log
+
+    return attempts_by_run(read_event_log(root / "results" / sweep / "events.log"))
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_dag_sweep_trains_real_models_and_collects(project, condor_pool, capsys):
+    g = grid(project, "pool-e2e")
+    code = sweep_cli(project, "submit", str(g), "--condor", "--wait", "--wait-timeout", "400", "--no-progress")
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "htcondor: submitted 2 runs" in out and "DAG" in out
+    board = pd.read_csv(project / "results" / "pool-e2e" / "leaderboard.csv")
+    assert len(board) == 2 and board["f1"].iloc[0] >= board["f1"].iloc[1]
+    assert "right-sizing for the next sweep" in out
+
+    # the FINAL node ran `sweep collect` on the schedd's side
+    manifest = json.loads((project / "jobs" / "pool-e2e" / "sweep.json").read_text())
+    sub = manifest["submissions"][-1]
+    assert sub["state"] == "submitted" and sub["mode"] == "dag"
+    final_out = wait_until(lambda: (Path(sub["dag"]).parent / "collect.out").read_text()
+                           if (Path(sub["dag"]).parent / "collect.out").exists() else "", 60, "the FINAL node")
+    assert "ranked by f1" in final_out
+
+    # resources from the event log, cross-checked against the schedd's history
+    records = events(project, "pool-e2e")
+    assert set(records) == set(board["run_id"])
+    for run_id, jobs in records.items():
+        job = jobs[-1]
+        assert job.state == "done" and job.exit_code == 0
+        assert job.resources["RequestCpus"] == 1 and job.resources["Cpus"] >= 1
+        assert job.resources["RequestMemory"] == 1024
+        assert job.peak_memory_mb and 50 < job.peak_memory_mb < 1024  # TensorFlow + a small LSTM
+        assert job.wall_s and job.wall_s > 1
+        info = json.loads((project / "results" / "pool-e2e" / run_id / "run.json").read_text())
+        assert info["threads"]["cpus_source"] == "HTCondor machine ad (Cpus)" and info["threads"]["intra_op"] == 1
+    schedd = condor_pool_schedd()
+    job = next(iter(records.values()))[-1]
+    history = wait_until(lambda: list(schedd.history(constraint=f"ClusterId == {job.cluster}",
+                                                     projection=["RequestMemory", "ExitCode", "RemoteWallClockTime"],
+                                                     match=1)), 30, "schedd history")
+    assert history[0]["ExitCode"] == 0 and int(history[0]["RequestMemory"]) == job.resources["RequestMemory"]
+
+    # the same grid again: nothing to submit
+    assert sweep_cli(project, "submit", str(g), "--condor", "--no-progress") == 0
+    assert "nothing to submit" in capsys.readouterr().out
+
+
+def condor_pool_schedd():
+    from sweep.backends.htcondor import connect
+
+    return connect()
+
+
+def test_direct_submission_retries_then_reports_failure(project, capsys):
+    extra = job_templates(project, "#!/bin/sh\necho \"attempt on $(hostname)\"\necho 'ValueError: boom' >&2\nexit 3\n")
+    g = grid(project, "pool-fail", axes="  optimizer: [adam]\n", extra=extra + "condor: {max_retries: 1}\n")
+    assert sweep_cli(project, "submit", str(g), "--condor", "--no-dag", "--wait", "--wait-timeout", "180",
+                     "--no-progress") == 0
+    out = capsys.readouterr().out
+    assert "job failed with exit status 3 after 2 start(s)" in out and "ValueError: boom" in out, out
+    (jobs,) = events(project, "pool-fail").values()
+    assert len(jobs) == 1 and jobs[0].starts == 2 and jobs[0].exit_code == 3
+    assert sweep_cli(project, "status", "pool-fail") == 0
+    assert "1 failed" in capsys.readouterr().out
+
+
+def test_dag_retries_a_failing_node(project, capsys):
+    extra = job_templates(project, "#!/bin/sh\nexit 4\n")
+    g = grid(project, "pool-dagretry", axes="  optimizer: [adam]\n", extra=extra + "condor: {max_retries: 1}\n")
+    assert sweep_cli(project, "submit", str(g), "--condor", "--wait", "--wait-timeout", "240", "--no-progress") == 0
+    (jobs,) = events(project, "pool-dagretry").values()
+    assert [j.exit_code for j in jobs] == [4, 4]  # the node ran, failed, was retried once by DAGMan
+    assert "job failed with exit status 4" in capsys.readouterr().out
+
+
+def test_memory_hold_is_escalated_and_remembered(project, condor_pool, capsys):
+    hog = QUICK_JOB.format(extra=f"{sys.executable} -c \"b = bytearray(300 * 1024 * 1024); import time; "
+                                 "b[::4096] = b'x' * len(b[::4096]); time.sleep(6)\"")
+    extra = job_templates(project, hog)
+    g = grid(project, "pool-mem", axes="  optimizer: [adam]\n", memory="120MB",
+             extra=extra + "condor: {memory_escalation: {max_memory: 1GB, releases: 2}}\n")
+    assert sweep_cli(project, "submit", str(g), "--condor", "--no-dag", "--wait", "--wait-timeout", "240",
+                     "--no-progress") == 0
+    (jobs,) = events(project, "pool-mem").values()
+    job = jobs[-1]
+    assert job.holds, "the job was never held for memory"
+    from sweep.backends.condor_events import is_memory_hold
+
+    assert is_memory_hold(job.holds[0].code, job.holds[0].subcode), job.holds[0]
+    assert job.state == "done" and job.starts >= 2
+    assert job.resources["RequestMemory"] > 300  # rerun with 1.5x what it used
+    manifest = json.loads((project / "jobs" / "pool-mem" / "sweep.json").read_text())
+    (learned,) = manifest["learned_memory_mb"].values()
+    assert learned > 300
+    # the next render starts at the remembered value
+    assert sweep_cli(project, "submit", str(g), "--dry-run", "--show", "--force") == 0
+    assert f"ifThenElse(isUndefined(MemoryUsage), {learned}," in capsys.readouterr().out
+
+
+def test_condor_rm_is_reported_removed_and_resubmittable(project, condor_pool, capsys):
+    extra = job_templates(project, "#!/bin/sh\nsleep 300\n")
+    g = grid(project, "pool-rm", axes="  optimizer: [adam]\n", extra=extra)
+    assert sweep_cli(project, "submit", str(g), "--condor", "--no-dag", "--no-progress") == 0
+    wait_until(lambda: any(j.state == "running" for jobs in events(project, "pool-rm").values() for j in jobs),
+               120, "the job to start")
+    (jobs,) = events(project, "pool-rm").values()
+    rm = condor_pool.tool("condor_rm", jobs[0].job_id)
+    assert rm.returncode == 0, rm.stderr
+    wait_until(lambda: events(project, "pool-rm") and next(iter(events(project, "pool-rm").values()))[-1].state
+               == "removed", 60, "the removal")
+    capsys.readouterr()
+    assert sweep_cli(project, "status", "pool-rm") == 0
+    assert "1 removed" in capsys.readouterr().out
+    assert sweep_cli(project, "resubmit", "pool-rm", "--failed", "--no-dag", "--no-progress") == 0
+    assert "submitted 1 runs" in capsys.readouterr().out
+    schedd = condor_pool_schedd()
+    queued = schedd.query(constraint='SweepName == "pool-rm"', projection=["ClusterId", "JobStatus"])
+    assert len(queued) == 1 and queued[0]["ClusterId"] != jobs[0].cluster
+    condor_pool.tool("condor_rm", str(queued[0]["ClusterId"]))
+
+
+def test_interrupted_submit_then_resubmit_runs_everything_once(project, condor_pool, capsys):
+    extra = job_templates(project, QUICK_JOB.format(extra="sleep 2"))
+    g = grid(project, "pool-int", axes="  optimizer: [adam, sgd, rmsprop, nadam]\n", extra=extra)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "sweep.cli", "--root", str(project), "submit", str(g), "--condor",
+                             "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    time.sleep(2.5)  # somewhere in validation, rendering or submission
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert sweep_cli(project, "submit", str(g), "--condor", "--wait", "--wait-timeout", "240",
+                     "--no-progress") == 0
+    # one more submit after everything finished: nothing to do
+    assert sweep_cli(project, "submit", str(g), "--condor", "--no-progress") == 0
+    assert "nothing to submit" in capsys.readouterr().out
+    records = events(project, "pool-int")
+    assert len(records) == 4
+    assert all(len(jobs) == 1 and jobs[0].starts == 1 for jobs in records.values()), {
+        k: [(j.job_id, j.starts, j.state) for j in v] for k, v in records.items()}
+
+
+def test_runtime_limit_ends_a_long_job(project, capsys):
+    extra = job_templates(project, "#!/bin/sh\nsleep 300\n")
+    g = grid(project, "pool-slow", axes="  optimizer: [adam]\n", runtime="5s", extra=extra)
+    assert sweep_cli(project, "submit", str(g), "--condor", "--no-dag", "--wait", "--wait-timeout", "180",
+                     "--no-progress") == 0
+    out = capsys.readouterr().out
+    (jobs,) = events(project, "pool-slow").values()
+    assert jobs[-1].holds and jobs[-1].holds[0].code in (46, 47), jobs[-1].holds
+    assert jobs[-1].state == "removed"
+    assert "removed" in out and "duration" in out.lower()
+
+
+def test_unreachable_schedd_fails_fast_and_writes_nothing(tmp_path, small_dataset):
+    config = tmp_path / "condor_config"
+    config.write_text("COLLECTOR_HOST = 127.0.0.1:9\nCONDOR_HOST = 127.0.0.1:9\nSCHEDD_HOST = 127.0.0.1:9\n")
+    g = grid(tmp_path, "nopool", data=str(small_dataset))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("_CONDOR_")}
+    env.update(CONDOR_CONFIG=str(config), PYTHONPATH=str(REPO))
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "sweep.cli", "--root", str(tmp_path), "submit", str(g), "--condor"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "127.0.0.1:9" in proc.stderr and "--local" in proc.stderr
+    assert elapsed < 30
+    assert not (tmp_path / "jobs").exists() and not (tmp_path / "results").exists()
