@@ -38,6 +38,12 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
+# HTCondor's personal pool (tests, demo) needs patchelf on Debian 12, where the condor package is
+# unpacked into a private prefix (tools/condor_pool.py); Debian 13 installs condor itself.
+if [ "$(id -u)" = 0 ] && ! command -v patchelf >/dev/null && command -v apt-get >/dev/null; then
+  apt-get update -qq >/dev/null && apt-get install -y -qq patchelf >/dev/null \
+    || echo "setup: could not install patchelf; the HTCondor tests need it on Debian 12" >&2
+fi
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -c "import sweep, htcondor2, tensorflow" 2>/dev/null \

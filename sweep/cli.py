@@ -71,6 +71,8 @@ def cmd_submit(args) -> int:
     if not todo:
         console.print("nothing to submit: every configuration has a valid result or is queued (use --force to "
                       "rerun finished ones)")
+        if skipped and getattr(args, "wait", False):  # what is queued is this sweep's: wait for it
+            _wait_and_collect(args, spec.name, console)
         return EXIT_OK
     report = backend.submit(rendered, todo)
     if report.backend == "local":
@@ -87,13 +89,19 @@ def cmd_submit(args) -> int:
     console.print(f"htcondor: submitted {len(report.submitted)} runs to {backend_pool()} as {what}; "
                   f"follow with `sweep status {spec.name}`")
     if args.wait:
-        from .status import wait_for
-
-        wait_for(spec.name, args.root, console, timeout=args.wait_timeout)
-        if not args.no_collect:
-            args.sweep = spec.name
-            cmd_collect(args)
+        _wait_and_collect(args, spec.name, console)
     return EXIT_OK
+
+
+def _wait_and_collect(args, sweep: str, console) -> None:
+    from .status import wait_for
+
+    status = wait_for(sweep, args.root, console, timeout=args.wait_timeout)
+    counts = status.counts()
+    console.print(f"{sweep}: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    if not args.no_collect:
+        args.sweep = sweep
+        cmd_collect(args)
 
 
 def backend_pool() -> str:
