@@ -32,6 +32,9 @@ def test_two_configurations_end_to_end(tmp_path, small_dataset, capsys):
             p.name for p in folder.iterdir()}
         assert json.loads((folder / ".local-exit.json").read_text())["returncode"] == 0
 
+    assert main(["--root", str(tmp_path), "status", "e2e"]) == 0
+    assert "e2e: 2 done" in capsys.readouterr().out
+
     # a second submit of the same grid runs nothing: every configuration has a valid result
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "results" / "e2e").glob("*/metrics.json")}
     assert submit(tmp_path, grid) == 0
@@ -68,6 +71,8 @@ def test_failures_are_reported_with_exit_status_and_stderr(tmp_path, small_datas
     assert "0 of 2 runs finished, 2 failed" in out
     assert "exit status 3" in out and "boom in layer 3" in out
     assert "0 of 2 runs ranked" in out
+    assert main(["--root", str(tmp_path), "status", "fails"]) == 0
+    assert "fails: 2 failed" in capsys.readouterr().out
 
 
 def test_runtime_limit_kills_a_job_and_collect_says_so(tmp_path, small_dataset, capsys):

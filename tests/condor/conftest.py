@@ -131,3 +131,26 @@ def condor_job_dir(condor_pool, request) -> Path:
     if path.exists():
         shutil.rmtree(path)
     return condor_pool.prepare_dir(path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_reachable_by_job_owner():
+    """Jobs run as the unprivileged owner, who must reach this checkout's .venv and package.
+
+    A checkout inside a private temporary folder (e.g. `mktemp -d`, mode 700, as CI clones do)
+    gets the search bit (o+x, not read) on those temporary folders only; anything else that
+    blocks the owner fails the tests with the folder named.
+    """
+    if os.geteuid() != 0:
+        return
+    temp_root = Path(tempfile.gettempdir()).resolve()
+    for target in (REPO, Path(sys.executable).parent):
+        for parent in [target.resolve(), *target.resolve().parents]:
+            if parent.stat().st_mode & 0o001:
+                continue
+            if temp_root in parent.parents and parent.stat().st_uid == os.geteuid():
+                parent.chmod(parent.stat().st_mode | 0o001)
+                print(f"made {parent} searchable (o+x) for the job owner", file=sys.stderr)
+            else:
+                pytest.fail(f"{parent} is not searchable by the HTCondor job owner (nobody): jobs could not "
+                            f"run this checkout's Python; move the checkout or chmod o+x {parent}", pytrace=False)
