@@ -39,6 +39,7 @@ def main() -> None:
     args = ap.parse_args()
     spec = importlib.util.spec_from_file_location("condor_pool", REPO / "tools" / "condor_pool.py")
     cp = importlib.util.module_from_spec(spec)
+    sys.modules["condor_pool"] = cp  # dataclasses look their module up while the class is built
     spec.loader.exec_module(cp)
     root = REPO / "build" / "bench-pool"
     pool = cp.Pool(root, memory_mb=2048)

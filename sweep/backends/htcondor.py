@@ -48,7 +48,7 @@ def bindings():
 
 def pool_name() -> str:
     htcondor2 = bindings()
-    host = htcondor2.param.get("COLLECTOR_HOST") or htcondor2.param.get("CONDOR_HOST") or "?"
+    host = htcondor2.param.get("COLLECTOR_HOST") or htcondor2.param.get("CONDOR_HOST") or "(no collector configured)"
     config = os.environ.get("CONDOR_CONFIG", "the default HTCondor configuration")
     return f"{host} (CONDOR_CONFIG={config})"
 
