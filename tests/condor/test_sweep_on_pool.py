@@ -247,3 +247,15 @@ def test_unreachable_schedd_fails_fast_and_writes_nothing(tmp_path, small_datase
     assert "127.0.0.1:9" in proc.stderr and "--local" in proc.stderr
     assert elapsed < 30
     assert not (tmp_path / "jobs").exists() and not (tmp_path / "results").exists()
+
+
+def test_dag_throttle_runs_at_most_max_running_at_once(project):
+    extra = job_templates(project, QUICK_JOB.format(extra="sleep 3"))
+    g = grid(project, "pool-throttle", axes="  optimizer: [adam, sgd, rmsprop]\n",
+             extra=extra + "condor: {max_running: 1}\n")
+    assert sweep_cli(project, "submit", str(g), "--condor", "--wait", "--wait-timeout", "240", "--no-progress") == 0
+    dag = next((project / "jobs" / "pool-throttle" / "dags").iterdir()) / "sweep.dag"
+    assert "MAXJOBS runs 1" in dag.read_text()
+    spans = sorted((j.started, j.ended) for jobs in events(project, "pool-throttle").values() for j in jobs)
+    assert len(spans) == 3
+    assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:])), spans  # one after another
