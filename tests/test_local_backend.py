@@ -117,3 +117,22 @@ def test_interrupted_job_leaves_no_result_that_passes_as_valid(tmp_path, small_d
     assert outcome.state == "failed" and "did not finish" in outcome.reason
     assert read_run(tmp_path / "results" / "x", "nothing", ["f1"]).state == "missing"
     os.remove(folder / "run.json")
+
+
+def test_submit_without_a_pool_runs_locally_and_says_so(tmp_path, small_dataset):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    _templates(tmp_path, "echo '{\"status\": \"ok\"}' > run.json\n")
+    grid = tmp_path / "g.yaml"
+    grid.write_text(grid_text(small_dataset, sweep="nopool", axes="  optimizer: [adam]\n", extra="templates: tpl\n"))
+    (tmp_path / "condor_config").write_text("COLLECTOR_HOST = 127.0.0.1:9\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("_CONDOR_")}
+    env.update(CONDOR_CONFIG=str(tmp_path / "condor_config"), PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-m", "sweep.cli", "--root", str(tmp_path), "submit", str(grid),
+                           "--no-progress", "--no-collect"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "no HTCondor schedd reachable" in proc.stdout and "127.0.0.1:9" in proc.stdout
+    assert "local: 1 of 1 runs finished" in proc.stdout
