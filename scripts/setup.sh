@@ -44,6 +44,11 @@ if [ "$(id -u)" = 0 ] && ! command -v patchelf >/dev/null && command -v apt-get 
   apt-get update -qq >/dev/null && apt-get install -y -qq patchelf >/dev/null \
     || echo "setup: could not install patchelf; the HTCondor tests need it on Debian 12" >&2
 fi
+# The report's browser test renders report.html in headless Chromium (Debian's package).
+if [ "$(id -u)" = 0 ] && ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+  { apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; } \
+    || echo "setup: could not install chromium; tests/test_report.py needs it" >&2
+fi
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -c "import sweep, htcondor2, tensorflow" 2>/dev/null \

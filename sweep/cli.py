@@ -161,14 +161,48 @@ def cmd_status(args) -> int:
 def cmd_collect(args) -> int:
     from .collect import collect, list_sweeps
     from .core.errors import SweepError
-    from .report_text import print_leaderboard
+    from .fsutil import atomic_write_text
+    from .leaderboard import copy_best, export, infer_format, print_selection, select
 
     sweeps = [args.sweep] if args.sweep else list_sweeps(args.root)
     if not sweeps:
         raise SweepError(f"no sweeps under {args.root / 'jobs'} (run `sweep submit GRID` first)")
+    output = getattr(args, "output", None)
+    if output is not None and len(sweeps) > 1:
+        raise SweepError("--output needs one sweep: name it (sweep collect SWEEP --output FILE)")
+    fmt = infer_format(getattr(args, "format", None), output)
+    console = _console()
     for name in sweeps:
         board = collect(name, args.root)
-        print_leaderboard(board, _console(), top=getattr(args, "top", None), root=args.root)
+        sel = select(board, by=getattr(args, "by", None), top=getattr(args, "top", None),
+                     where=getattr(args, "filter", None), per_run=getattr(args, "per_run", False))
+        best = getattr(args, "best", 3)
+        try:
+            best_dir = copy_best(board, best, by=getattr(args, "by", None)) if best else None
+        except OSError as exc:  # a read-only results folder must not stop the leaderboard
+            best_dir = None
+            _console(stderr=True).print(f"[yellow]could not copy the best models: {exc}[/]")
+        if output is not None:
+            atomic_write_text(output, export(board, sel, fmt))
+            console.print(f"{len(sel.frame)} row(s) of sweep {name} written to {output} ({fmt})")
+        elif fmt == "table":
+            print_selection(board, sel, console, root=args.root)
+        else:
+            sys.stdout.write(export(board, sel, fmt))
+        if best_dir is not None and (output is not None or fmt == "table"):
+            from .core.render import relative_to_root
+
+            copied = sum(1 for d in best_dir.iterdir() if d.is_dir())
+            console.print(f"best {copied} model(s) copied to {relative_to_root(best_dir, args.root)}/")
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from .core.render import relative_to_root
+    from .report_html import write_report
+
+    path = write_report(args.sweep, args.root, top=args.top, by=args.by, output=args.output)
+    print(f"report written to {relative_to_root(path, args.root)}")
     return EXIT_OK
 
 
@@ -182,6 +216,30 @@ def cmd_simulate(args) -> int:
         params = yaml.safe_load(args.params.read_text()) or {}
     summary = simulate_to_file(args.out, args.waveforms, args.seed, params, progress=not args.no_progress)
     print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()))
+    return EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    """Peak / cluster / track level evaluation on fresh simulated waveforms (sweep.evaluate)."""
+    from .evaluate import evaluate, format_summary
+
+    params = {}
+    if args.params:
+        import yaml
+
+        params = yaml.safe_load(args.params.read_text()) or {}
+    for label, path in (("peak model", args.peak_model), ("cluster model", args.cluster_model)):
+        if path is not None and not path.is_file():
+            from .core.errors import SweepError
+
+            raise SweepError(f"{label} not found: {path}")
+    result = evaluate(args.peak_model, args.cluster_model, out_dir=args.out, n_waveforms=args.waveforms,
+                      seed=args.seed, params=params, lstm_threshold=args.threshold,
+                      scan_waveforms=args.scan_waveforms, n_tracks=args.tracks, cells=args.cells,
+                      momentum_gev=args.momentum, truncation=args.truncation, plots=not args.no_plots,
+                      log=lambda s: print(s, file=sys.stderr))
+    print(format_summary(result["summary"]))
+    print(f"written to {args.out}/evaluation.json ({result['seconds']:.1f} s)")
     return EXIT_OK
 
 
@@ -235,8 +293,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("collect", help="rank a sweep's finished runs and list the failed ones")
     p.add_argument("sweep", nargs="?", help="sweep name (default: every sweep under jobs/)")
-    p.add_argument("--top", type=int, default=None, help="rows to print (the CSV has all)")
+    p.add_argument("--top", type=int, default=None, help="rows to show or export (leaderboard.csv has all)")
+    p.add_argument("--by", metavar="METRIC", default=None,
+                   help="rank by this column (direction from the metric; unknown columns: higher first), "
+                        "then by the sweep's ranking")
+    p.add_argument("--filter", metavar="EXPR", default=None,
+                   help="keep rows matching a pandas query, e.g. 'optimizer == \"adam\" and f1 > 0.9' "
+                        "(with repeats it sees the per-configuration rows: means, *_std, repeats)")
+    p.add_argument("--format", choices=("table", "csv", "json", "markdown", "latex"), default=None,
+                   help="output format (default: table; with --output, from its suffix)")
+    p.add_argument("--output", "-o", type=Path, default=None, metavar="FILE", help="write the rows to FILE")
+    p.add_argument("--per-run", action="store_true",
+                   help="with repeats: one row per run instead of mean ± std per configuration")
+    p.add_argument("--best", type=int, default=3, metavar="N",
+                   help="copy the N best models to results/<sweep>/best/ (default 3; 0: none)")
     p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("report", help="write a static HTML report of a sweep (results/<sweep>/report.html)")
+    p.add_argument("sweep")
+    p.add_argument("--top", type=int, default=3, help="runs whose curves and ROC are drawn (default 3)")
+    p.add_argument("--by", metavar="METRIC", default=None, help="rank by this column (as in collect)")
+    p.add_argument("--output", "-o", type=Path, default=None, metavar="FILE",
+                   help="HTML file (default results/<sweep>/report.html)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("data", help="datasets")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
@@ -247,6 +326,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--params", type=Path, default=None, help="YAML file of simulation parameters")
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=cmd_simulate)
+    p = sub.add_parser("evaluate", help="evaluate a peak finder (and clusterizer) against DERIV on fresh "
+                       "simulated waveforms: peak, cluster and track (dN/dx vs dE/dx) level")
+    p.add_argument("--peak-model", type=Path, default=None, help="trained LSTM peak finder (.keras); "
+                   "without it only the classical DERIV / sqrt(t) baseline is evaluated")
+    p.add_argument("--cluster-model", type=Path, default=None, help="trained CNN clusterizer (.keras)")
+    p.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder (JSON + PNGs)")
+    p.add_argument("--waveforms", type=int, default=1000, help="held-out waveforms to simulate")
+    p.add_argument("--seed", type=int, default=20241, help="seed of the held-out simulation")
+    p.add_argument("--params", type=Path, default=None, help="YAML file of simulation parameters")
+    p.add_argument("--threshold", type=float, default=0.5, help="LSTM score threshold")
+    p.add_argument("--scan-waveforms", type=int, default=500, help="waveforms used for the DERIV threshold scan")
+    p.add_argument("--tracks", type=int, default=100, help="tracks for the dN/dx study (0: skip)")
+    p.add_argument("--cells", type=int, default=100, help="cells crossed per track")
+    p.add_argument("--momentum", type=float, default=10.0, help="track momentum, GeV/c")
+    p.add_argument("--truncation", type=float, default=0.7, help="dE/dx truncated mean: fraction kept")
+    p.add_argument("--no-plots", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 

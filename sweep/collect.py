@@ -46,6 +46,13 @@ class Leaderboard:
     csv_path: Path | None = None
     resources: pd.DataFrame | None = None
     advice: Advice | None = None
+    runs_per_config: dict[str, int] | None = None  # manifest runs of each configuration (repeats)
+    results_dir: Path | None = None
+    jobs_dir: Path | None = None
+
+    @property
+    def repeats(self) -> int:
+        return max(self.runs_per_config.values(), default=1) if self.runs_per_config else 1
 
 
 def _flatten(value: Any) -> Any:
@@ -77,7 +84,8 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
             problems.append(outcome)
             continue
         m = outcome.metrics
-        record = {"run_id": entry["run_id"], "config_id": entry["config_id"], "name": entry["name"]}
+        record = {"run_id": entry["run_id"], "config_id": entry["config_id"], "name": entry["name"],
+                  "repeat": entry.get("repeat", 0)}
         record.update({k: _flatten(entry["swept"].get(k)) for k in swept})
         record.update({k: v for k, v in m["test"].items() if k in metrics_for(model)
                        or k in ("mae", "mse", "bias", "rel_bias", "resolution", "rel_resolution")})
@@ -87,7 +95,12 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
         records.append(record)
     table = rank(records, ranking)
     board = Leaderboard(sweep=sweep, model=model, ranking=ranking, swept=swept, table=table,
-                        problems=problems, total=len(manifest["runs"]))
+                        problems=problems, total=len(manifest["runs"]), results_dir=results_dir,
+                        jobs_dir=paths.jobs(sweep))
+    per_config: dict[str, int] = {}
+    for entry in manifest["runs"]:
+        per_config[entry["config_id"]] = per_config.get(entry["config_id"], 0) + 1
+    board.runs_per_config = per_config
     board.resources = pd.DataFrame.from_records(usage) if usage else None
     board.advice = _advice(usage, manifest.get("resources", {}))
     learned = _learned_memory(attempts)

@@ -1,0 +1,380 @@
+"""What `sweep collect` does with a collected Leaderboard: rank by any column, filter, aggregate
+repeats per configuration, export (csv, json, markdown, LaTeX) and keep copies of the best models.
+
+Pure pandas on the already-collected table: nothing here reads the run folders one by one except
+`copy_best`, which touches only the N best runs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .collect import Leaderboard
+from .core.errors import SweepError
+from .core.schema import CLASSIFIER_METRICS, REGRESSOR_METRICS, metrics_for
+
+FORMATS = ("table", "csv", "json", "markdown", "latex")
+SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".md": "markdown", ".markdown": "markdown", ".tex": "latex",
+                  ".txt": "table"}
+CLASSIFIER_COLUMNS = ["f1", "auc", "eff_purity", "precision", "recall", "accuracy"]
+REGRESSOR_COLUMNS = ["mae", "mse", "bias", "abs_bias", "rel_bias", "resolution", "rel_resolution"]
+BEST_FILES = ("model.keras", "metrics.json")
+
+
+@dataclass
+class Selection:
+    """The rows `sweep collect` shows or exports, and how they were chosen."""
+
+    frame: pd.DataFrame
+    ranking: list[tuple[str, str]]
+    aggregated: bool
+    metrics: list[str]  # metric columns present (aggregated: the means; `<m>_std` beside them)
+    total_rows: int  # before --filter / --top
+    matched: int = 0  # after --filter, before --top
+    where: str | None = None
+
+
+def direction(metric: str, model: str) -> str:
+    """'max' or 'min' for a metric: the model's table first, then the other model's, else max."""
+    if metric.endswith("_std"):  # a spread over repeats: smaller is steadier
+        return "min"
+    base = metric[:-5] if metric.endswith("_mean") else metric
+    for table in (metrics_for(model), CLASSIFIER_METRICS, REGRESSOR_METRICS):
+        if base in table:
+            return table[base]
+    return "max"
+
+
+def ranking_for(board: Leaderboard, by: str | None) -> list[tuple[str, str]]:
+    """--by METRIC first, then the sweep's own ranking keys to break ties."""
+    if not by:
+        return list(board.ranking)
+    return [(by, direction(by, board.model))] + [(m, d) for m, d in board.ranking if m != by]
+
+
+def metric_columns(board: Leaderboard, frame: pd.DataFrame) -> list[str]:
+    wanted = CLASSIFIER_COLUMNS if board.model == "lstm" else REGRESSOR_COLUMNS
+    ranked = [m for m, _ in board.ranking]
+    names = ranked + [m for m in wanted if m not in ranked] + ["loss"]
+    return [m for m in dict.fromkeys(names) if m in frame.columns]
+
+
+def aggregate(board: Leaderboard, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per configuration: mean and std (ddof=1; NaN with one finished repeat) of each
+    metric over its finished repeats, and `repeats` as "finished/planned"."""
+    table = board.table if table is None else table
+    metrics = metric_columns(board, table)
+    planned = board.runs_per_config or {}
+    if table.empty:
+        return pd.DataFrame(columns=["config_id", "name", *board.swept, "repeats", *metrics])
+    grouped = table.groupby("config_id", sort=False)
+    first = grouped.first()
+    out = pd.DataFrame(index=first.index)
+    out["name"] = first["name"].str.replace(r"-r\d+$", "", regex=True) if "name" in first else ""
+    for col in board.swept:
+        out[col] = first[col] if col in first else None
+    finished = grouped.size()
+    out["n_finished"] = finished
+    out["n_planned"] = [planned.get(c, int(finished[c])) for c in out.index]
+    out["repeats"] = [f"{f}/{p}" for f, p in zip(out["n_finished"], out["n_planned"])]
+    numeric = table[["config_id", *metrics]].copy()
+    for m in metrics:
+        numeric[m] = pd.to_numeric(numeric[m], errors="coerce")
+    means = numeric.groupby("config_id", sort=False).mean()
+    stds = numeric.groupby("config_id", sort=False).std(ddof=1)
+    for m in metrics:
+        out[m] = means[m]
+        out[f"{m}_std"] = stds[m]
+    for extra in ("best_epoch", "train_seconds", "wall_s", "memory_used_mb"):
+        if extra in table.columns:
+            out[extra] = pd.to_numeric(table[extra], errors="coerce").groupby(table["config_id"], sort=False).mean()
+    # the best repeat of each configuration (by the sweep's ranking): its model is the one to keep
+    best_run = rank_frame(table.drop(columns=["rank"], errors="ignore"), ranking_for(board, None), "run_id")
+    best_run = best_run.drop_duplicates("config_id")
+    out["best_run_id"] = best_run.set_index("config_id")["run_id"]
+    return out.reset_index()
+
+
+def select(board: Leaderboard, by: str | None = None, top: int | None = None, where: str | None = None,
+           per_run: bool = False) -> Selection:
+    """The ranked rows: per run, or per configuration when the sweep has repeats (unless per_run).
+
+    `where` is a pandas DataFrame.query expression evaluated on those rows before ranking; ranks
+    are within the selection. A bad expression or an unknown --by column raises SweepError.
+    """
+    aggregated = board.repeats > 1 and not per_run
+    base = aggregate(board) if aggregated else board.table.drop(columns=["rank"], errors="ignore")
+    total = len(base)
+    if where:
+        base = apply_filter(base, where)
+    ranking = ranking_for(board, by)
+    if by and by not in base.columns and not base.empty:
+        raise SweepError(f"--by {by}: no such column; choose one of: {', '.join(map(str, base.columns))}")
+    if by and by in base.columns and not base.empty:
+        if not pd.api.types.is_numeric_dtype(base[by]):
+            converted = pd.to_numeric(base[by], errors="coerce")
+            if converted.notna().any():
+                base = base.assign(**{by: converted})
+    ranked = rank_frame(base, ranking, "config_id" if aggregated else "run_id")
+    matched = len(ranked)
+    if top is not None:
+        if top < 0:
+            raise SweepError("--top must be ≥ 0")
+        ranked = ranked.head(top)
+    return Selection(frame=ranked, ranking=ranking, aggregated=aggregated,
+                     metrics=metric_columns(board, ranked), total_rows=total, matched=matched, where=where)
+
+
+def rank_frame(frame: pd.DataFrame, ranking: list[tuple[str, str]], key: str) -> pd.DataFrame:
+    """core.ranking.rank on a frame: ranking keys in order, missing last, ties by `key`;
+    a 1-based `rank` column first."""
+    keys = [m for m, _ in ranking if m in frame.columns]
+    ascending = [d == "min" for m, d in ranking if m in frame.columns]
+    if key in frame.columns:
+        keys, ascending = keys + [key], ascending + [True]
+    if keys and not frame.empty:
+        frame = frame.sort_values(by=keys, ascending=ascending, na_position="last", kind="mergesort")
+    frame = frame.reset_index(drop=True)
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    return frame
+
+
+def apply_filter(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """Rows where the pandas expression is true (DataFrame.query semantics, python engine)."""
+    if frame.empty:
+        return frame
+    try:
+        mask = frame.eval(where, engine="python")
+    except Exception as exc:  # noqa: BLE001 - any parse or evaluation error becomes a message
+        msg = (str(exc).splitlines() or [""])[0][:200]
+        raise SweepError(f"--filter {where!r}: {type(exc).__name__}: {msg or 'invalid expression'}; columns: "
+                         f"{', '.join(map(str, frame.columns))}") from None
+    if isinstance(mask, bool):
+        return frame if mask else frame.iloc[0:0]
+    if not isinstance(mask, pd.Series) or not pd.api.types.is_bool_dtype(mask.dtype):
+        raise SweepError(f"--filter {where!r}: not a condition (it must be true or false for each row, "
+                         f"e.g. 'optimizer == \"adam\" and f1 > 0.9')")
+    return frame[mask]
+
+
+# ------------------------------------------------------------------ exports
+
+def display_columns(board: Leaderboard, sel: Selection) -> list[str]:
+    frame = sel.frame
+    cols = ["rank"] + (["config_id", "repeats"] if sel.aggregated else ["run_id"]) + list(board.swept)
+    for m in sel.metrics:
+        cols.append(m)
+        if sel.aggregated:
+            cols.append(f"{m}_std")
+    extra = [m for m, _ in sel.ranking if m not in cols]
+    cols += extra + (["best_run_id"] if sel.aggregated else ["best_epoch", "epochs_run", "seed", "name"])
+    return [c for c in dict.fromkeys(cols) if c in frame.columns]
+
+
+def export(board: Leaderboard, sel: Selection, fmt: str) -> str:
+    """The selection as text in one of FORMATS ("table" is plain text, for a file)."""
+    frame = sel.frame
+    if fmt == "csv":
+        return frame.to_csv(index=False)
+    if fmt == "json":
+        rows = json.loads(frame.to_json(orient="records", double_precision=10))
+        return json.dumps({"sweep": board.sweep, "model": board.model,
+                           "ranking": [list(r) for r in sel.ranking], "aggregated": sel.aggregated,
+                           "rows": rows}, indent=2) + "\n"
+    cols = display_columns(board, sel)
+    if fmt == "markdown":
+        return _markdown(frame, cols, sel)
+    if fmt == "latex":
+        return _latex(board, frame, cols, sel)
+    if fmt == "table":
+        from rich.console import Console
+
+        buf = io.StringIO()
+        print_selection(board, sel, Console(file=buf, width=200, color_system=None, highlight=False))
+        return buf.getvalue()
+    raise SweepError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def fmt_value(value: Any, digits: int | None = 4) -> str:
+    """Metrics with `digits` decimals; other numbers (digits None) in the shortest exact-enough form."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        if digits is None:
+            return f"{value:.6g}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _cells(frame: pd.DataFrame, cols: list[str], sel: Selection) -> tuple[list[str], list[list[str]]]:
+    """Header and rows; aggregated metrics as 'mean ± std'."""
+    header, getters = [], []
+    for c in cols:
+        if sel.aggregated and c.endswith("_std") and c[:-4] in sel.metrics:
+            continue
+        if sel.aggregated and c in sel.metrics:
+            header.append(c)
+            getters.append(lambda r, c=c: f"{fmt_value(r.get(c))} ± {fmt_value(r.get(c + '_std'))}"
+                           if r.get(c + "_std") == r.get(c + "_std") else fmt_value(r.get(c)))
+        else:
+            header.append(c)
+            digits = 4 if c in sel.metrics or c.endswith("_std") else None
+            getters.append(lambda r, c=c, d=digits: fmt_value(r.get(c), d))
+    rows = [[g(r) for g in getters] for r in frame.to_dict("records")]
+    return header, rows
+
+
+def _markdown(frame: pd.DataFrame, cols: list[str], sel: Selection) -> str:
+    header, rows = _cells(frame, cols, sel)
+
+    def esc(text: str) -> str:
+        return text.replace("|", "\\|")
+    lines = ["| " + " | ".join(esc(h) for h in header) + " |",
+             "|" + "|".join("---:" if h not in ("run_id", "config_id", "name", "repeats", "best_run_id") else "---"
+                            for h in header) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _latex(board: Leaderboard, frame: pd.DataFrame, cols: list[str], sel: Selection) -> str:
+    header, rows = _cells(frame, cols, sel)
+    rows = [[latex_escape(c).replace(" ± ", r" $\pm$ ") for c in row] for row in rows]
+    spec = "".join("l" if h in ("run_id", "config_id", "name", "repeats", "best_run_id") or h in board.swept
+                   else "r" for h in header)
+    ranked = ", ".join(f"{m} ({'higher' if d == 'max' else 'lower'} is better)" for m, d in sel.ranking)
+    lines = [r"\begin{table}", r"\centering",
+             f"\\caption{{Sweep {latex_escape(board.sweep)} ({board.model}), ranked by {latex_escape(ranked)}}}",
+             f"\\begin{{tabular}}{{{spec}}}", r"\toprule",
+             " & ".join(latex_escape(h) for h in header) + r" \\", r"\midrule"]
+    lines += [" & ".join(row) + r" \\" for row in rows]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def infer_format(fmt: str | None, output: Path | None) -> str:
+    if fmt:
+        return fmt
+    if output is not None:
+        return SUFFIX_FORMATS.get(output.suffix.lower(), "csv")
+    return "table"
+
+
+# ------------------------------------------------------------------ terminal
+
+def print_selection(board: Leaderboard, sel: Selection, console, root: Path | None = None,
+                    details: bool = True) -> None:
+    """The ranked rows as a rich table, then (details) where the CSV went, resources and failures."""
+    from rich.table import Table
+
+    from .report_text import _print_resources
+
+    if sel.aggregated:
+        planned = len(board.runs_per_config or {}) or sel.total_rows
+        shown = f"{sel.matched} of {planned} configurations (mean ± std over {board.repeats} repeats)"
+    else:
+        shown = f"{sel.matched} of {board.total} runs"
+    title = (f"sweep {board.sweep} ({board.model}): {shown} ranked by "
+             + ", ".join(f"{m} {'↓' if d == 'max' else '↑'}" for m, d in sel.ranking))
+    if sel.where:
+        title += f" (filter: {sel.where})"
+    if len(sel.frame) < sel.matched:
+        title += f", top {len(sel.frame)} shown"
+    table = Table(title=title, title_justify="left", min_width=min(len(title) + 2, console.width))
+    cols = display_columns(board, sel)
+    if sel.aggregated:  # mean ± std is wide: the ranking metrics and a few more (the exports have all)
+        keep = ([m for m, _ in sel.ranking] + sel.metrics)[:4]
+        cols = [c for c in cols if c not in sel.metrics or c in keep]
+        cols = [c for c in cols if c != "best_run_id"]
+    cols = [c for c in cols if c not in ("name", "seed", "epochs_run")]  # in the exports, not the terminal
+    header, rows = _cells(sel.frame, cols, sel)
+    ranked = {m for m, _ in sel.ranking}
+    for h in header:
+        table.add_column(h, justify="left" if h in ("run_id", "config_id", "name", "best_run_id")
+                         or h in board.swept else "right", style="bold" if h in ranked else None)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    if not details:
+        return
+    if board.csv_path is not None:
+        from .core.render import relative_to_root
+
+        console.print(f"leaderboard written to {relative_to_root(board.csv_path, root) if root else board.csv_path}")
+    if board.resources is not None and "memory_used_mb" in board.resources:
+        _print_resources(board, console, None)
+    if board.problems:
+        failures = Table(title=f"{len(board.problems)} run(s) without a valid result", title_justify="left")
+        for col in ("run id", "state", "reason", "stderr (last lines)"):
+            failures.add_column(col, overflow="fold")
+        for p in board.problems:
+            failures.add_row(p.run_id, p.state, p.reason, "\n".join(p.stderr_tail[-3:]))
+        console.print(failures)
+
+
+# ------------------------------------------------------------------ best models
+
+def best_runs(board: Leaderboard, n: int, by: str | None = None) -> list[tuple[int, str]]:
+    """(rank, run_id) of the n best: best runs, or with repeats the best repeat of each of the
+    n best configurations (ranked by their mean)."""
+    if n <= 0 or board.table.empty:
+        return []
+    sel = select(board, by=by, top=n)
+    col = "best_run_id" if sel.aggregated else "run_id"
+    return [(int(r), str(run)) for r, run in zip(sel.frame["rank"], sel.frame[col])]
+
+
+def copy_best(board: Leaderboard, n: int = 3, by: str | None = None) -> Path | None:
+    """Copy model.keras, config.yaml and metrics.json of the n best into results/<sweep>/best/
+    <rank>-<run_id>/. The new best/ is built beside the old one and swapped in by renames, so a
+    reader never sees a half-copied folder. Returns best/ (None when nothing is ranked)."""
+    if board.results_dir is None:
+        return None
+    chosen = best_runs(board, n, by)
+    target = board.results_dir / "best"
+    if not chosen:
+        return None
+    tmp = board.results_dir / f".best.{os.getpid()}.tmp"
+    old = board.results_dir / f".best.{os.getpid()}.old"
+    for leftover in (tmp, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        index = []
+        for rnk, run_id in chosen:
+            dest = tmp / f"{rnk}-{run_id}"
+            dest.mkdir()
+            copied = []
+            sources = [board.results_dir / run_id / f for f in BEST_FILES]
+            if board.jobs_dir is not None:
+                sources.append(board.jobs_dir / run_id / "config.yaml")
+            for src in sources:
+                if src.is_file():
+                    shutil.copy2(src, dest / src.name)
+                    copied.append(src.name)
+            index.append({"rank": rnk, "run_id": run_id, "folder": dest.name, "files": copied})
+        (tmp / "best.json").write_text(json.dumps({"sweep": board.sweep, "ranking": [list(r) for r in
+                                                  ranking_for(board, by)], "best": index}, indent=2) + "\n")
+        if target.exists():
+            os.rename(target, old)
+        os.rename(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return target

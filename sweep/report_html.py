@@ -1,0 +1,418 @@
+"""`sweep report SWEEP`: one self-contained static HTML page (results/<sweep>/report.html, every
+figure embedded as a base64 PNG) and the same PNGs in results/<sweep>/report/.
+
+Figures (matplotlib, Agg): per-epoch training/validation curves and ROC curves of the best runs,
+a parallel-coordinates plot of the hyperparameters coloured by the ranking metric, the metric
+against each hyperparameter with the permutation importance, and resources used against
+requested. Tables: the leaderboard, the parameter sensitivity, the runs without a valid result.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import io
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .collect import Leaderboard, collect  # noqa: E402
+from .core.sensitivity import Sensitivity, analyse  # noqa: E402
+from .fsutil import atomic_write_text  # noqa: E402
+from .leaderboard import _cells, best_runs, display_columns, fmt_value, select  # noqa: E402
+
+TEMPLATE = "report.html.j2"
+LABELS = {"eff_purity": "efficiency × purity", "f1": "F1", "auc": "ROC AUC", "mae": "MAE", "mse": "MSE",
+          "rel_resolution": "relative resolution", "rel_bias": "relative bias"}
+CLASSIFIER_PANELS = ["loss", "accuracy", "precision", "recall", "f1", "eff_purity"]
+REGRESSOR_PANELS = ["loss", "mae", "mse", "bias", "resolution", "rel_resolution"]
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+
+
+@dataclass
+class Image:
+    name: str
+    title: str
+    caption: str
+    data: str  # base64 PNG
+
+
+def label(name: str) -> str:
+    return LABELS.get(name, name.replace("_", " "))
+
+
+def write_report(sweep: str, root: Path, top: int = 3, by: str | None = None, output: Path | None = None) -> Path:
+    """Collect the sweep, draw the figures, render the page. Returns the HTML file's path."""
+    board = collect(sweep, root, write_csv=False)
+    sel = select(board, by=by)
+    metric, direction = sel.ranking[0] if sel.ranking else ("f1", "max")
+    chosen = best_runs(board, top, by)
+    runs = board.table.set_index("run_id", drop=False) if not board.table.empty else None
+    sens = analyse(board.table, board.swept, metric, direction)
+    images: list[Image] = []
+
+    def add(name: str, title: str, caption: str, fig: Figure | None) -> None:
+        if fig is None:
+            return
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+        images.append(Image(name, title, caption, base64.b64encode(buf.getvalue()).decode("ascii")))
+
+    results_dir = board.results_dir or root / "results" / sweep
+    add("curves", "Training and validation per epoch",
+        f"the {len(chosen)} best run(s); solid: training, dashed: validation; dotted line: the best epoch "
+        "(the weights kept)", curves_figure(board, chosen, results_dir))
+    if board.model == "lstm":
+        add("roc", "ROC curves (test split)", f"the {len(chosen)} best run(s), AUC in the legend",
+            roc_figure(chosen, results_dir, runs))
+    add("parallel", "Hyperparameters coloured by " + label(metric),
+        "one line per finished run; the best are drawn on top", parallel_figure(board.table, board.swept, metric,
+                                                                               direction))
+    add("metric_vs_params", f"{label(metric)} against each hyperparameter",
+        "dots: runs; red: mean ± std per value; in the titles: share of the permutation importance",
+        metric_vs_params_figure(board.table, board.swept, metric, sens))
+    add("importance", "Permutation importance", f"drop in R² of a random forest predicting {label(metric)} "
+        "when one hyperparameter is shuffled", importance_figure(sens))
+    manifest_resources = _manifest_resources(board)
+    add("resources", "Resources used against requested", "per job, from the job event log (or run.json)",
+        resources_figure(board, manifest_resources))
+
+    top_ids = {run for _, run in chosen}
+    header, rows = _cells(sel.frame, display_columns(board, sel), sel)
+    key = "best_run_id" if sel.aggregated else "run_id"
+    highlight = [str(r.get(key)) in top_ids for r in sel.frame.to_dict("records")]
+    context = {
+        "sweep": board.sweep, "model": board.model, "generated": dt.datetime.now(dt.timezone.utc)
+        .isoformat(timespec="seconds"), "ranking": sel.ranking, "metric": metric, "metric_label": label(metric),
+        "total": board.total, "n_ok": len(board.table), "n_problems": len(board.problems),
+        "aggregated": sel.aggregated, "repeats": board.repeats,
+        "leaderboard": {"header": header, "rows": list(zip(rows, highlight))},
+        "best": [{"rank": r, "run_id": run} for r, run in chosen],
+        "images": images, "figures": {img.name: img for img in images}, "sensitivity": _sensitivity_context(sens),
+        "problems": [{"run_id": p.run_id, "state": p.state, "reason": p.reason,
+                      "stderr": "\n".join(p.stderr_tail[-3:])} for p in board.problems],
+        "advice": advice_text(board), "resources_table": _resources_table(board),
+    }
+    html = render_html(context)
+    path = output or results_dir / "report.html"
+    _write_pngs(results_dir / "report", images)
+    atomic_write_text(path, html)
+    return path
+
+
+def render_html(context: dict[str, Any]) -> str:
+    import jinja2
+
+    from .core.render import BUILTIN_TEMPLATES
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(BUILTIN_TEMPLATES)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template(TEMPLATE).render(**context)
+
+
+def _write_pngs(folder: Path, images: list[Image]) -> None:
+    """Build the PNG folder beside the old one, then swap it in."""
+    tmp = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
+    old = folder.parent / f".{folder.name}.{os.getpid()}.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        for img in images:
+            (tmp / f"{img.name}.png").write_bytes(base64.b64decode(img.data))
+        if folder.exists():
+            os.rename(folder, old)
+        os.rename(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ figures
+
+def _read_csv(path: Path) -> dict[str, np.ndarray] | None:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader)
+            rows = [r for r in reader if r]
+    except (OSError, StopIteration, UnicodeDecodeError, csv.Error):
+        return None
+    out = {}
+    for i, name in enumerate(header):
+        values = []
+        for r in rows:
+            try:
+                values.append(float(r[i]))
+            except (IndexError, ValueError):
+                values.append(math.nan)
+        out[name] = np.asarray(values, dtype=float)
+    return out
+
+
+def curves_figure(board: Leaderboard, chosen: list[tuple[int, str]], results_dir: Path) -> Figure | None:
+    histories = [(rnk, run, _read_csv(results_dir / run / "history.csv")) for rnk, run in chosen]
+    histories = [h for h in histories if h[2] and "epoch" in h[2]]
+    if not histories:
+        return None
+    panels = CLASSIFIER_PANELS if board.model == "lstm" else REGRESSOR_PANELS
+    fig = Figure(figsize=(13, 7.5))
+    axes = fig.subplots(2, 3).ravel()
+    best = board.table.set_index("run_id")["best_epoch"] if "best_epoch" in board.table else pd.Series(dtype=float)
+    for ax, name in zip(axes, panels):
+        for i, (rnk, run, h) in enumerate(histories):
+            color = COLORS[i % len(COLORS)]
+            if name in h and np.isfinite(h[name]).any():
+                ax.plot(h["epoch"], h[name], color=color, lw=1.6, label=f"#{rnk} {run}")
+            if f"val_{name}" in h and np.isfinite(h[f"val_{name}"]).any():
+                ax.plot(h["epoch"], h[f"val_{name}"], color=color, lw=1.6, ls="--",
+                        label=None if name in h else f"#{rnk} {run}")
+            b = best.get(run)
+            if b is not None and b == b:
+                ax.axvline(b, color=color, ls=":", lw=1)
+        ax.set_title(label(name))
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper center", ncol=min(4, len(handles)), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    return fig
+
+
+def roc_figure(chosen: list[tuple[int, str]], results_dir: Path, runs: pd.DataFrame | None) -> Figure | None:
+    fig = Figure(figsize=(6.5, 6))
+    ax = fig.subplots()
+    drawn = 0
+    for i, (rnk, run) in enumerate(chosen):
+        roc = _read_csv(results_dir / run / "roc.csv")
+        if not roc or "fpr" not in roc or "tpr" not in roc:
+            continue
+        auc = runs.loc[run, "auc"] if runs is not None and "auc" in runs.columns and run in runs.index else None
+        if auc is None or auc != auc:
+            order = np.argsort(roc["fpr"])
+            auc = float(np.trapezoid(roc["tpr"][order], roc["fpr"][order]))
+        ax.plot(roc["fpr"], roc["tpr"], color=COLORS[i % len(COLORS)], lw=1.8,
+                label=f"#{rnk} {run} (AUC {float(auc):.4f})")
+        drawn += 1
+    if not drawn:
+        return None
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="chance")
+    ax.set_xlabel("false positive rate (noise kept as peak)")
+    ax.set_ylabel("true positive rate (peak efficiency)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def _axis_values(column: pd.Series) -> tuple[np.ndarray, list[tuple[float, str]]]:
+    """Positions in [0, 1] and tick labels for one parallel axis."""
+    numeric = pd.to_numeric(column, errors="coerce")
+    if numeric.notna().all() and len(numeric):
+        v = numeric.to_numpy(dtype=float)
+        uniq = np.unique(v)
+        log = uniq.min() > 0 and uniq.max() / uniq.min() >= 100
+        t = np.log10(v) if log else v
+        lo, hi = float(np.min(t)), float(np.max(t))
+        pos = (t - lo) / (hi - lo) if hi > lo else np.full(len(t), 0.5)
+        shown = uniq if len(uniq) <= 8 else np.array([uniq.min(), uniq.max()])
+        ticks = [(((np.log10(u) if log else u) - lo) / (hi - lo) if hi > lo else 0.5, f"{u:.4g}") for u in shown]
+        return pos, ticks
+    text = column.astype(str)
+    values = sorted(text.unique())
+    codes = {v: i for i, v in enumerate(values)}
+    n = len(values)
+    pos = text.map(lambda s: codes[s] / (n - 1) if n > 1 else 0.5).to_numpy(dtype=float)
+    return pos, [((i / (n - 1) if n > 1 else 0.5), v) for i, v in enumerate(values)]
+
+
+def parallel_figure(table: pd.DataFrame, swept: list[str], metric: str, direction: str) -> Figure | None:
+    from matplotlib.collections import LineCollection
+
+    if table.empty or metric not in table.columns:
+        return None
+    frame = table[[c for c in swept if c in table.columns] + [metric]].copy()
+    frame[metric] = pd.to_numeric(frame[metric], errors="coerce")
+    frame = frame[frame[metric].notna()]
+    if frame.empty:
+        return None
+    frame = frame.sort_values(metric, ascending=(direction == "max"))  # the best drawn last, on top
+    columns = list(frame.columns)
+    positions, ticks = [], []
+    for c in columns:
+        pos, tk = _axis_values(frame[c])
+        positions.append(pos)
+        ticks.append(tk)
+    ys = np.vstack(positions).T
+    xs = np.arange(len(columns))
+    segments = [np.column_stack([xs, y]) for y in ys]
+    values = frame[metric].to_numpy(dtype=float)
+    cmap = "viridis" if direction == "max" else "viridis_r"
+    fig = Figure(figsize=(max(7, 1.9 * len(columns)), 5))
+    ax = fig.subplots()
+    lines = LineCollection(segments, array=values, cmap=cmap, linewidths=1.2 if len(values) < 200 else 0.5,
+                           alpha=0.8 if len(values) < 200 else 0.4)
+    ax.add_collection(lines)
+    for x, tk in zip(xs, ticks):
+        ax.axvline(x, color="black", lw=0.8)
+        for y, text in tk:
+            ax.text(x + 0.03, y, text, fontsize=7, va="center", ha="left",
+                    bbox={"facecolor": "white", "alpha": 0.7, "lw": 0, "pad": 0.5})
+    ax.set_xlim(-0.1, len(columns) - 1 + 0.5)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xticks(xs, [label(c) for c in columns], rotation=15)
+    ax.set_yticks([])
+    fig.colorbar(lines, ax=ax, label=label(metric))
+    return fig
+
+
+def metric_vs_params_figure(table: pd.DataFrame, swept: list[str], metric: str, sens: Sensitivity) -> Figure | None:
+    params = [p for p in swept if p in sens.marginals]
+    if not params or table.empty:
+        return None
+    ncols = min(3, len(params))
+    nrows = math.ceil(len(params) / ncols)
+    fig = Figure(figsize=(4.5 * ncols, 3.6 * nrows))
+    axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+    y_all = pd.to_numeric(table[metric], errors="coerce")
+    rng = np.random.default_rng(0)
+    share = {}
+    if sens.importance is not None:
+        share = dict(zip(sens.importance["param"], sens.importance["share"]))
+    for ax, p in zip(axes, params):
+        marg = sens.marginals[p]
+        order = {str(v): i for i, v in enumerate(marg["value"])}
+        x = table[p].astype(str).map(order)
+        ok = x.notna() & y_all.notna()
+        jitter = rng.uniform(-0.12, 0.12, int(ok.sum()))
+        ax.scatter(x[ok].to_numpy(dtype=float) + jitter, y_all[ok], s=8, alpha=0.35, color="#1f77b4", lw=0)
+        ax.errorbar(range(len(marg)), marg["mean"], yerr=marg["std"].fillna(0), color="#d62728", fmt="o-",
+                    capsize=3, lw=1.2, ms=4)
+        ax.set_xticks(range(len(marg)), [fmt_value(v, None) for v in marg["value"]], rotation=20, fontsize=8)
+        ax.set_title(label(p) + (f" (importance {share[p]:.0%})" if p in share else ""), fontsize=10)
+        ax.set_ylabel(label(metric))
+        ax.grid(alpha=0.3)
+    for ax in axes[len(params):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def importance_figure(sens: Sensitivity) -> Figure | None:
+    if sens.importance is None or sens.importance.empty:
+        return None
+    imp = sens.importance.iloc[::-1]
+    fig = Figure(figsize=(6.5, 0.5 * len(imp) + 1.2))
+    ax = fig.subplots()
+    ax.barh([label(p) for p in imp["param"]], imp["importance"], xerr=imp["importance_std"], color="#2ca02c")
+    ax.set_xlabel(f"permutation importance (drop in R², {label(sens.metric)})")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
+def _manifest_resources(board: Leaderboard) -> dict[str, Any]:
+    from .project import read_manifest
+
+    if board.jobs_dir is None:
+        return {}
+    return (read_manifest(board.jobs_dir) or {}).get("resources", {})
+
+
+def resources_figure(board: Leaderboard, requested: dict[str, Any]) -> Figure | None:
+    frame = board.resources
+    if frame is None or frame.empty:
+        return None
+    a = board.advice
+    panels = [
+        ("CPUs", "cpus_used", "cpus_requested", requested.get("request_cpus"), a.suggested_cpus if a else None),
+        ("memory (MB)", "memory_used_mb", "memory_requested_mb", requested.get("request_memory_mb"),
+         a.suggested_memory_mb if a else None),
+        ("run time (min)", "wall_s", None, (requested.get("runtime_s") or 0) / 60 or None,
+         a.suggested_runtime_s / 60 if a else None),
+    ]
+    fig = Figure(figsize=(14, 4))
+    axes = fig.subplots(1, 3)
+    n = len(frame)
+    for ax, (title, used_col, req_col, req_default, suggested) in zip(axes, panels):
+        ax.set_title(title)
+        used = pd.to_numeric(frame[used_col], errors="coerce") if used_col in frame else pd.Series([np.nan] * n)
+        if used_col == "wall_s":
+            used = used / 60
+        req = (pd.to_numeric(frame[req_col], errors="coerce") if req_col and req_col in frame
+               else pd.Series([np.nan] * n))
+        req = req.fillna(req_default if req_default is not None else np.nan)
+        if used.notna().sum() == 0:
+            ax.text(0.5, 0.5, "not measured\n(no job event log)", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        if n <= 40:
+            x = np.arange(n)
+            ax.bar(x, used, color="#1f77b4", label="used")
+            if req.notna().any():
+                ax.scatter(x, req, marker="_", s=200, color="black", label="requested", zorder=3)
+            ax.set_xlabel("job")
+            ax.set_xticks([])
+        else:
+            top = max(float(used.max()), float(req.max()) if req.notna().any() else 0.0, float(suggested or 0))
+            ax.hist(used.dropna(), bins=np.linspace(0, top * 1.05 or 1.0, 41), color="#1f77b4", label="used")
+            if req.notna().any():
+                ax.axvline(float(req.median()), color="black", lw=1.5, label="requested")
+            ax.set_ylabel("jobs")
+        if suggested is not None:
+            line = ax.axhline if n <= 40 else ax.axvline
+            line(float(suggested), color="#d62728", ls="--", lw=1.2, label="suggested")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------ tables and text
+
+def advice_text(board: Leaderboard) -> str | None:
+    a = board.advice
+    if a is None:
+        return None
+    from .core.units import format_duration as fd
+
+    return (f"Right-sizing for the next sweep ({a.runs_measured} finished runs): request_memory: "
+            f"{a.suggested_memory_mb}MB (largest use {a.max_memory_mb:.0f} of {a.requested_memory_mb:.0f} MB "
+            f"requested), request_cpus: {a.suggested_cpus} (busiest job kept {a.max_cpus_used:.2f} of "
+            f"{a.requested_cpus:.0f} busy), runtime: {fd(a.suggested_runtime_s)} (longest run {fd(a.max_wall_s)})")
+
+
+def _resources_table(board: Leaderboard) -> dict[str, Any] | None:
+    frame = board.resources
+    if frame is None or frame.empty:
+        return None
+    cols = [c for c in ("run_id", "state", "cpus_used", "cpus_requested", "memory_used_mb", "memory_requested_mb",
+                        "wall_s", "cpu_efficiency", "memory_efficiency", "starts", "holds") if c in frame.columns]
+    rows = [[fmt_value(r.get(c), None) for c in cols] for r in frame[cols].head(200).to_dict("records")]
+    return {"header": cols, "rows": rows, "more": max(0, len(frame) - 200)}
+
+
+def _sensitivity_context(sens: Sensitivity) -> dict[str, Any]:
+    imp = None
+    if sens.importance is not None:
+        imp = [{"param": r["param"], "importance": f"{r['importance']:.4f}", "std": f"{r['importance_std']:.4f}",
+                "share": f"{r['share']:.0%}"} for r in sens.importance.to_dict("records")]
+    marginals = {p: [{"value": fmt_value(r["value"], None), "mean": fmt_value(r["mean"]), "std": fmt_value(r["std"]),
+                      "count": int(r["count"])} for r in m.to_dict("records")] for p, m in sens.marginals.items()}
+    return {"metric": label(sens.metric), "n_runs": sens.n_runs, "importance": imp,
+            "r2": None if sens.fit_r2 is None else f"{sens.fit_r2:.3f}", "marginals": marginals,
+            "notes": sens.notes, "top": sens.top()}
