@@ -237,6 +237,7 @@ def cmd_evaluate(args) -> int:
                       seed=args.seed, params=params, lstm_threshold=args.threshold,
                       scan_waveforms=args.scan_waveforms, n_tracks=args.tracks, cells=args.cells,
                       momentum_gev=args.momentum, truncation=args.truncation, plots=not args.no_plots,
+                      input_path=args.input, read_options={"dt_ns": args.dt_ns} if args.dt_ns else None,
                       log=lambda s: print(s, file=sys.stderr))
     print(format_summary(result["summary"]))
     print(f"written to {args.out}/evaluation.json ({result['seconds']:.1f} s)")
@@ -342,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--momentum", type=float, default=10.0, help="track momentum, GeV/c")
     p.add_argument("--truncation", type=float, default=0.7, help="dE/dx truncated mean: fraction kept")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--input", type=Path, default=None, help="evaluate on the waveforms of this file (.npz from "
+                   "sweep.data.readers, .h5, or .root in the CEPC layout) instead of a fresh simulation")
+    p.add_argument("--dt-ns", type=float, default=None, help="with --input: sampling interval, ns (.root/.h5)")
     p.set_defaults(func=cmd_evaluate)
     return parser
 

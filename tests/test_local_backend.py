@@ -1,5 +1,6 @@
 """The local backend end to end: real training jobs, packing onto cores, failures, reruns, collect."""
 
+import importlib
 import json
 import os
 
@@ -15,7 +16,7 @@ def submit(tmp_path, grid, *extra):
 
 
 def test_two_configurations_end_to_end(tmp_path, small_dataset, capsys):
-    pytest.importorskip("tensorflow")
+    importlib.import_module("tensorflow")
     grid = tmp_path / "g.yaml"
     grid.write_text(grid_text(small_dataset))
     assert submit(tmp_path, grid) == 0

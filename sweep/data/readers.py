@@ -1,0 +1,360 @@
+"""Readers of waveforms + truth from npz, HDF5 and ROOT files, all mapped to :class:`WaveformSet`.
+
+A :class:`WaveformSet` holds what the simulator gives (:class:`sweep.data.simulate.SimulationBatch`):
+waveforms (mV), the truth electron peaks (time, sample, tag 1 primary / 2 secondary) in flat
+arrays delimited per waveform by ``peak_offsets``, the true number of clusters and the momentum
+per waveform, and optionally the collected charge (Σ G/<G> of the electrons).
+
+Formats
+-------
+
+**npz (waveforms)**, written by :func:`write_npz`: keys ``waveforms`` (B, n) float32 mV,
+``dt_ns`` 0-d, ``peak_offsets`` (B+1,) int64, ``peak_time_ns`` (P,) float64, ``peak_sample``
+(P,) int64, ``peak_tag`` (P,) int8, ``n_clusters`` (B,) int32, ``momentum`` (B,) float32
+(GeV/c), optional ``charge`` (B,) float32, ``meta`` 0-d JSON string with ``kind`` =
+``"sweep-waveforms"``. :func:`read_npz` also accepts the simulator's *dataset* files
+(``sweep data simulate``, kind ``sweep-cluster-counting``): these hold windows, not
+waveforms, so the set has 0-sample waveforms and no peaks; ``n_clusters``, ``momentum`` and the
+window arrays (in ``extra``) are filled.
+
+**HDF5**, written by :func:`write_hdf5` (h5py), same names as datasets at the root of the file::
+
+    /waveforms      float32 (B, n)   mV
+    /n_clusters     int32   (B,)
+    /momentum       float32 (B,)     GeV/c
+    /charge         float32 (B,)     optional
+    /peaks/offsets  int64   (B+1,)   peaks of waveform i are [offsets[i], offsets[i+1])
+    /peaks/time_ns  float64 (P,)
+    /peaks/sample   int64   (P,)     optional (default: rint(time_ns / dt_ns))
+    /peaks/tag      int8    (P,)     1 primary, 2 secondary
+    attributes of /: format = "sweep-waveforms", version = 1, dt_ns
+
+**ROOT** (uproot), the layout of the public CEPC Garfield++ sample (DOI 10.57760/sciencedb.16322):
+tree ``sim``, one entry per waveform, branches ``wf_i`` (waveform samples, variable or fixed
+length), ``time`` (peak times, ns by default), ``tag`` (0 noise, 1 primary, 2 secondary, one per
+``time``), ``ncls`` (number of clusters), ``mom`` (momentum, GeV/c). Entries with tag 0 are not
+truth peaks and are dropped. The sampling interval is not stored: pass ``dt_ns`` (default
+1/1.2 GS/s). :func:`write_root` writes this layout (used by the tests).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_KIND = "sweep-waveforms"
+FORMAT_VERSION = 1
+DEFAULT_DT_NS = 1.0 / 1.2
+
+
+class ReaderError(Exception):
+    """A waveform file is missing, unreadable or not in the expected layout."""
+
+
+def _offsets(counts) -> np.ndarray:
+    out = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(np.asarray(counts, dtype=np.int64), out=out[1:])
+    return out
+
+
+@dataclass
+class WaveformSet:
+    """Waveforms and per-waveform truth, in the simulator's conventions."""
+
+    waveforms_mv: np.ndarray  # (B, n) float32
+    dt_ns: float
+    peak_offsets: np.ndarray  # (B+1,) int64
+    peak_time_ns: np.ndarray  # (P,) float64
+    peak_sample: np.ndarray  # (P,) int64
+    peak_tag: np.ndarray  # (P,) int8, 1 primary / 2 secondary
+    n_clusters: np.ndarray  # (B,) int32
+    momentum_gev: np.ndarray  # (B,) float32
+    charge: np.ndarray | None = None  # (B,) float32, Σ G/<G>
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.waveforms_mv = np.asarray(self.waveforms_mv, dtype=np.float32)
+        if self.waveforms_mv.ndim != 2:
+            raise ReaderError(f"waveforms must be 2-D (B, n), got shape {self.waveforms_mv.shape}")
+        B = self.waveforms_mv.shape[0]
+        self.dt_ns = float(self.dt_ns)
+        self.peak_offsets = np.asarray(self.peak_offsets, dtype=np.int64)
+        self.peak_time_ns = np.asarray(self.peak_time_ns, dtype=np.float64)
+        self.peak_sample = np.asarray(self.peak_sample, dtype=np.int64)
+        self.peak_tag = np.asarray(self.peak_tag, dtype=np.int8)
+        self.n_clusters = np.asarray(self.n_clusters, dtype=np.int32)
+        self.momentum_gev = np.asarray(self.momentum_gev, dtype=np.float32)
+        if self.charge is not None:
+            self.charge = np.asarray(self.charge, dtype=np.float32)
+        P = self.peak_time_ns.size
+        if self.peak_offsets.shape != (B + 1,) or self.peak_offsets[0] != 0 or self.peak_offsets[-1] != P \
+                or np.any(np.diff(self.peak_offsets) < 0):
+            raise ReaderError(f"peak_offsets must be non-decreasing, length {B + 1}, from 0 to {P}")
+        if self.peak_sample.size != P or self.peak_tag.size != P:
+            raise ReaderError("peak_time_ns, peak_sample and peak_tag must have the same length")
+        for name in ("n_clusters", "momentum_gev") + (("charge",) if self.charge is not None else ()):
+            if getattr(self, name).shape != (B,):
+                raise ReaderError(f"{name} must have shape ({B},), got {getattr(self, name).shape}")
+
+    @property
+    def n_waveforms(self) -> int:
+        return int(self.waveforms_mv.shape[0])
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.waveforms_mv.shape[1])
+
+    @property
+    def peak_wf(self) -> np.ndarray:
+        """(P,) waveform index of each truth peak."""
+        return np.repeat(np.arange(self.n_waveforms, dtype=np.int64), np.diff(self.peak_offsets))
+
+    def peaks(self, i: int) -> dict[str, np.ndarray]:
+        sl = slice(self.peak_offsets[i], self.peak_offsets[i + 1])
+        return {"time_ns": self.peak_time_ns[sl], "sample": self.peak_sample[sl], "tag": self.peak_tag[sl]}
+
+    @classmethod
+    def from_batch(cls, batch) -> WaveformSet:
+        """From a :class:`sweep.data.simulate.SimulationBatch` (truth peaks = its electrons)."""
+        B = batch.n_waveforms
+        charge = np.bincount(batch.electron_waveform, weights=batch.electron_gain, minlength=B)
+        return cls(
+            waveforms_mv=batch.waveforms_mv,
+            dt_ns=batch.params.dt_ns,
+            peak_offsets=batch.electron_offsets,
+            peak_time_ns=batch.electron_time_ns,
+            peak_sample=batch.electron_peak_sample,
+            peak_tag=batch.electron_tag,
+            n_clusters=batch.n_clusters,
+            momentum_gev=batch.momentum_gev,
+            charge=charge.astype(np.float32),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# npz
+# --------------------------------------------------------------------------------------------
+
+
+def write_npz(path: str | Path, ws: WaveformSet) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "waveforms": ws.waveforms_mv, "dt_ns": np.float64(ws.dt_ns), "peak_offsets": ws.peak_offsets,
+        "peak_time_ns": ws.peak_time_ns, "peak_sample": ws.peak_sample, "peak_tag": ws.peak_tag,
+        "n_clusters": ws.n_clusters, "momentum": ws.momentum_gev,
+        "meta": np.array(json.dumps({"kind": FORMAT_KIND, "format_version": FORMAT_VERSION})),
+    }
+    if ws.charge is not None:
+        arrays["charge"] = ws.charge
+    with open(path, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    return path
+
+
+def read_npz(path: str | Path) -> WaveformSet:
+    """A waveform npz (:func:`write_npz`) or a simulator dataset npz (see the module doc)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReaderError(f"{path}: no such file")
+    try:
+        f = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise ReaderError(f"{path}: not a readable npz ({type(exc).__name__}: {exc})") from None
+    with f:
+        meta: dict[str, Any] = {}
+        if "meta" in f.files:
+            try:
+                meta = json.loads(str(f["meta"][()]))
+            except Exception:
+                meta = {}
+        kind = meta.get("kind")
+        if kind == FORMAT_KIND:
+            need = ["waveforms", "dt_ns", "peak_offsets", "peak_time_ns", "peak_sample", "peak_tag",
+                    "n_clusters", "momentum"]
+            missing = [k for k in need if k not in f.files]
+            if missing:
+                raise ReaderError(f"{path}: missing key(s) {missing}")
+            return WaveformSet(f["waveforms"], float(f["dt_ns"]), f["peak_offsets"], f["peak_time_ns"],
+                               f["peak_sample"], f["peak_tag"], f["n_clusters"], f["momentum"],
+                               charge=f["charge"] if "charge" in f.files else None)
+    if kind == "sweep-cluster-counting":
+        from sweep.data import datasets
+
+        try:
+            a = datasets._load(path, tuple(datasets.ARRAY_KEYS))
+        except datasets.DatasetError as exc:
+            raise ReaderError(str(exc)) from None
+        B = a["n_clusters"].size
+        dt = float(meta.get("dt_ns", DEFAULT_DT_NS))
+        extra = {k: a[k] for k in ("windows", "labels", "tags", "window_waveform", "balanced_index",
+                                   "peak_inputs", "betagamma")}
+        return WaveformSet(np.zeros((B, 0), np.float32), dt, np.zeros(B + 1, np.int64), np.zeros(0),
+                           np.zeros(0, np.int64), np.zeros(0, np.int8), a["n_clusters"], a["momentum"],
+                           extra=extra)
+    raise ReaderError(f"{path}: meta kind {kind!r} is neither {FORMAT_KIND!r} nor 'sweep-cluster-counting'")
+
+
+# --------------------------------------------------------------------------------------------
+# HDF5
+# --------------------------------------------------------------------------------------------
+
+
+def write_hdf5(path: str | Path, ws: WaveformSet) -> Path:
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as h:
+        h.attrs["format"] = FORMAT_KIND
+        h.attrs["version"] = FORMAT_VERSION
+        h.attrs["dt_ns"] = ws.dt_ns
+        h.create_dataset("waveforms", data=ws.waveforms_mv, compression="gzip", compression_opts=1)
+        h.create_dataset("n_clusters", data=ws.n_clusters)
+        h.create_dataset("momentum", data=ws.momentum_gev)
+        if ws.charge is not None:
+            h.create_dataset("charge", data=ws.charge)
+        g = h.create_group("peaks")
+        g.create_dataset("offsets", data=ws.peak_offsets)
+        g.create_dataset("time_ns", data=ws.peak_time_ns)
+        g.create_dataset("sample", data=ws.peak_sample)
+        g.create_dataset("tag", data=ws.peak_tag)
+    return path
+
+
+def read_hdf5(path: str | Path, dt_ns: float | None = None) -> WaveformSet:
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise ReaderError(f"{path}: no such file")
+    try:
+        h = h5py.File(path, "r")
+    except Exception as exc:
+        raise ReaderError(f"{path}: not a readable HDF5 file ({exc})") from None
+    with h:
+        missing = [k for k in ("waveforms", "n_clusters", "momentum", "peaks/offsets", "peaks/time_ns",
+                               "peaks/tag") if k not in h]
+        if missing:
+            raise ReaderError(f"{path}: missing dataset(s) {missing}")
+        dt = float(dt_ns if dt_ns is not None else h.attrs.get("dt_ns", DEFAULT_DT_NS))
+        t = h["peaks/time_ns"][()]
+        sample = h["peaks/sample"][()] if "peaks/sample" in h else np.rint(t / dt).astype(np.int64)
+        return WaveformSet(h["waveforms"][()], dt, h["peaks/offsets"][()], t, sample, h["peaks/tag"][()],
+                           h["n_clusters"][()], h["momentum"][()],
+                           charge=h["charge"][()] if "charge" in h else None)
+
+
+# --------------------------------------------------------------------------------------------
+# ROOT (CEPC Garfield++ layout)
+# --------------------------------------------------------------------------------------------
+
+
+def write_root(path: str | Path, ws: WaveformSet, noise_times_ns: list[np.ndarray] | None = None) -> Path:
+    """Write ``ws`` as tree ``sim`` (branches wf_i, time, tag, ncls, mom); optional extra tag-0
+    (noise) entries per waveform are appended to ``time``/``tag``."""
+    import awkward as ak
+    import uproot
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    times, tags = [], []
+    for i in range(ws.n_waveforms):
+        pk = ws.peaks(i)
+        t, g = pk["time_ns"], pk["tag"].astype(np.int32)
+        if noise_times_ns is not None:
+            extra = np.asarray(noise_times_ns[i], dtype=np.float64)
+            t = np.concatenate([t, extra])
+            g = np.concatenate([g, np.zeros(extra.size, np.int32)])
+        times.append(t)
+        tags.append(g)
+    data = {
+        "wf_i": ak.Array([w.astype(np.float64) for w in ws.waveforms_mv]),
+        "time": ak.Array([np.asarray(t, np.float64) for t in times]),
+        "tag": ak.Array([np.asarray(g, np.int32) for g in tags]),
+        "ncls": ws.n_clusters.astype(np.int32),
+        "mom": ws.momentum_gev.astype(np.float64),
+    }
+    with uproot.recreate(path) as f:  # a TTree (not an RNTuple), like the CEPC files
+        tree = f.mktree("sim", {k: v.type.content if isinstance(v, ak.Array) else v.dtype
+                                for k, v in data.items()})
+        tree.extend(data)
+    return path
+
+
+def read_root(
+    path: str | Path,
+    dt_ns: float = DEFAULT_DT_NS,
+    *,
+    tree: str = "sim",
+    time_unit: str = "ns",
+    entry_stop: int | None = None,
+    waveform_scale: float = 1.0,
+) -> WaveformSet:
+    """Read the CEPC layout. ``time_unit`` "ns" or "sample"; waveforms are multiplied by
+    ``waveform_scale`` (to mV) and padded with their last value to the longest one."""
+    import awkward as ak
+    import uproot
+
+    path = Path(path)
+    if not path.is_file():
+        raise ReaderError(f"{path}: no such file")
+    if time_unit not in ("ns", "sample"):
+        raise ReaderError(f"time_unit must be 'ns' or 'sample', got {time_unit!r}")
+    try:
+        f = uproot.open(path)
+    except Exception as exc:
+        raise ReaderError(f"{path}: not a readable ROOT file ({exc})") from None
+    with f:
+        if tree not in f:
+            raise ReaderError(f"{path}: no tree {tree!r} (keys: {list(f.keys())})")
+        t = f[tree]
+        missing = [b for b in ("wf_i", "time", "tag", "ncls", "mom") if b not in t.keys()]
+        if missing:
+            raise ReaderError(f"{path}: tree {tree!r} lacks branch(es) {missing}")
+        arr = t.arrays(["wf_i", "time", "tag", "ncls", "mom"], entry_stop=entry_stop, library="ak")
+    wf = arr["wf_i"]
+    if wf.ndim < 2:
+        raise ReaderError(f"{path}: wf_i is not an array branch")
+    lengths = ak.to_numpy(ak.num(wf, axis=1))
+    B = lengths.size
+    n = int(lengths.max()) if B else 0
+    if B and np.all(lengths == n):
+        W = ak.to_numpy(wf).astype(np.float32).reshape(B, n)
+    else:
+        W = np.zeros((B, n), np.float32)
+        for i, row in enumerate(ak.to_list(wf)):
+            if row:
+                W[i, : len(row)] = row
+                W[i, len(row):] = row[-1]
+    W *= np.float32(waveform_scale)
+    time = arr["time"]
+    tag = arr["tag"]
+    keep = tag > 0
+    time, tag = time[keep], tag[keep]
+    counts = ak.to_numpy(ak.num(time, axis=1))
+    tflat = ak.to_numpy(ak.flatten(time)).astype(np.float64)
+    gflat = ak.to_numpy(ak.flatten(tag)).astype(np.int8)
+    if time_unit == "sample":
+        sample = np.rint(tflat).astype(np.int64)
+        tflat = tflat * float(dt_ns)
+    else:
+        sample = np.rint(tflat / float(dt_ns)).astype(np.int64)
+    return WaveformSet(W, dt_ns, _offsets(counts), tflat, sample, gflat,
+                       ak.to_numpy(arr["ncls"]).astype(np.int32), ak.to_numpy(arr["mom"]).astype(np.float32))
+
+
+def read_waveforms(path: str | Path, **kw: Any) -> WaveformSet:
+    """Dispatch on the suffix: .npz, .h5/.hdf5, .root."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npz":
+        return read_npz(path)
+    if suffix in (".h5", ".hdf5", ".hdf"):
+        return read_hdf5(path, **kw)
+    if suffix == ".root":
+        return read_root(path, **kw)
+    raise ReaderError(f"{path}: unknown waveform file type {suffix!r} (.npz, .h5, .hdf5, .root)")

@@ -1,0 +1,535 @@
+"""Two-step evaluation on fresh, held-out simulated waveforms: peaks, clusters, tracks.
+
+``evaluate(peak_model, cluster_model, ...)`` simulates ``n_waveforms`` waveforms with its own
+seed and computes
+
+* **peak level** on the natural mix (every local-rise candidate of :mod:`sweep.data.datasets`
+  scored, the mix is a few to ~10 % signal):
+
+  - *window level* (as in training): precision/recall/F1/AUC/eff×purity of the LSTM scores
+    against the window labels (± ``tolerance_samples``), also on a balanced subset;
+  - *peak level* (LSTM and DERIV on the same footing): purity = detections with a true electron
+    peak within ± k samples / detections, efficiency = distinct true peaks with a detection
+    within ± k / distinct true peaks (:func:`sweep.physics.deriv.match_detections`). DERIV's
+    figure is the best point (largest eff×purity) of its threshold scan, after the time-walk
+    offset calibration; the LSTM's is at ``lstm_threshold`` (the scan over thresholds is also
+    stored);
+
+* **cluster level**: predicted vs TRUE number of primary clusters (bias, relative resolution …,
+  :func:`sweep.core.metrics.regression_metrics`) for the CNN on the (1024,) encoding of the
+  LSTM-detected peaks, the classical √t clusterization of the LSTM peaks and of the DERIV peaks,
+  and (reference) the √t clusterization of the true peaks;
+
+* **track level**: ``n_tracks`` tracks of fixed momentum each crossing ``track_cells`` cells;
+  per track dN/dx = Σ counted clusters / Σ chord, dE/dx = truncated mean (lowest
+  ``truncation`` fraction of the cells) of the collected charge per cm (Σ G/<G> of the
+  electrons, i.e. ionisation × Polya gain). dE/dx resolution = std/mean over tracks. The dN/dx
+  resolution is *calibrated*: std over tracks of the counted dN/dx divided by (b × mean true
+  dN/dx), b = least-squares slope of counted vs true clusters per cell (the method's response;
+  1 for the truth, ≈ ε for random losses). Without it an estimator that shrinks towards the mean
+  (a poorly trained CNN) would look better than Poisson; ``resolution_raw`` is std/mean.
+  Compared with the Poisson limit 1/√N (N = mean true clusters per track) and 1/√(ε·N) with
+  ε = min(b, 1).
+
+Writes ``evaluation.json`` and PNGs (matplotlib, Agg) into ``out_dir``. TensorFlow/Keras are
+imported only when a model *path* is given; callables ``f(X) -> scores`` work without them
+(the tests use them).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from sweep.core.metrics import classification_metrics, regression_metrics
+from sweep.data import datasets as D
+from sweep.data.simulate import SimulationParams, simulate_batch
+from sweep.physics import clusterize, deriv
+
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+DEFAULT_LSTM_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+
+
+def load_model_fn(model: Any, batch_size: int = 8192) -> Scorer | None:
+    """None → None; a callable → itself; a path (.keras) → ``X -> model.predict(X).ravel()``."""
+    if model is None:
+        return None
+    if callable(model) and not isinstance(model, (str, Path)):
+        if hasattr(model, "predict"):  # a Keras model object
+            return lambda X: np.asarray(model.predict(X, batch_size=batch_size, verbose=0)).ravel()
+        return model
+    path = Path(model)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    import keras  # TensorFlow only here
+
+    m = keras.saving.load_model(path, compile=False)
+    return lambda X: np.asarray(m.predict(X, batch_size=batch_size, verbose=0)).ravel()
+
+
+# --------------------------------------------------------------------------------------------
+# Building blocks
+# --------------------------------------------------------------------------------------------
+
+
+def truth_peaks(batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct true electron peaks (waveform, sample, tag) of a simulation batch."""
+    return D.distinct_peaks(batch.electron_waveform, batch.electron_peak_sample, batch.electron_tag)
+
+
+def score_candidates(scorer: Scorer, waveforms: np.ndarray, p: SimulationParams,
+                     chunk: int = 500_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every local-rise candidate of ``waveforms`` and its score: ``(wf, sample, score)``."""
+    cw, cs = D.find_candidates(waveforms, p.finder_threshold_rms * p.noise_rms_mv)
+    scores = np.zeros(cw.size, dtype=np.float64)
+    for a in range(0, cw.size, chunk):
+        X = D.extract_windows(waveforms, cw[a:a + chunk], cs[a:a + chunk], p.window_scale_mv)[:, :, None]
+        scores[a:a + chunk] = np.asarray(scorer(X), dtype=np.float64).ravel()
+    return cw, cs, scores
+
+
+def peak_level(det_wf, det_sample, true_wf, true_sample, tolerance: int, n_samples: int) -> dict[str, Any]:
+    r = deriv.match_detections(det_wf, det_sample, true_wf, true_sample, tolerance, n_samples)
+    r.pop("labels")
+    return r
+
+
+def _rel_resolution(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    m = float(np.mean(x)) if x.size else math.nan
+    return float(np.std(x) / m) if x.size > 1 and m else math.nan
+
+
+def _response_slope(counted: np.ndarray, true: np.ndarray) -> float:
+    """Least-squares slope of counted vs true clusters per cell (1 for the truth itself)."""
+    t = np.asarray(true, dtype=np.float64)
+    c = np.asarray(counted, dtype=np.float64)
+    v = float(np.var(t))
+    return float(np.mean((t - t.mean()) * (c - c.mean())) / v) if v > 0 else math.nan
+
+
+def truncated_mean(values: np.ndarray, fraction: float, axis: int = -1) -> np.ndarray:
+    """Mean of the lowest ``fraction`` of ``values`` along ``axis`` (at least one value)."""
+    v = np.sort(np.asarray(values, dtype=np.float64), axis=axis)
+    k = max(1, int(round(fraction * v.shape[axis])))
+    return np.take(v, np.arange(k), axis=axis).mean(axis=axis)
+
+
+def _cnn_counts(cluster_fn: Scorer, n_waveforms: int, det_wf, det_sample, p: SimulationParams,
+                rng: np.random.Generator) -> np.ndarray:
+    X = D.cluster_inputs(n_waveforms, det_wf, det_sample, p.dt_ns, p.window_ns, p.cluster_bins, 0.0, rng)
+    return np.asarray(cluster_fn(X[:, :, None]), dtype=np.float64).ravel()
+
+
+def _json_safe(o: Any) -> Any:
+    if isinstance(o, dict):
+        return {str(k): _json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_json_safe(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _json_safe(o.tolist())
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (float, np.floating)):
+        f = float(o)
+        return f if math.isfinite(f) else None
+    return o
+
+
+# --------------------------------------------------------------------------------------------
+# The three levels
+# --------------------------------------------------------------------------------------------
+
+
+def evaluate_peaks(batch, peak_fn: Scorer | None, *, lstm_threshold: float = 0.5,
+                   deriv_grid: Sequence[deriv.DerivParams] | None = None, scan_waveforms: int | None = None,
+                   lstm_thresholds: Sequence[float] = DEFAULT_LSTM_THRESHOLDS, seed: int = 0
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Peak-level metrics of the LSTM (if given) and DERIV. Returns (metrics, detections) where
+    detections maps method → (wf, sample) and carries the scores for the plots."""
+    p = batch.params
+    w = batch.waveforms_mv
+    B, n = w.shape
+    tol = p.tolerance_samples
+    tw, ts, tt = truth_peaks(batch)
+    out: dict[str, Any] = {"n_waveforms": B, "tolerance_samples": tol,
+                           "true_peaks_per_waveform": tw.size / B if B else 0.0}
+    det: dict[str, Any] = {}
+    if peak_fn is not None:
+        t0 = time.perf_counter()
+        cw, cs, sc = score_candidates(peak_fn, w, p)
+        labels, _ = D.match_candidates(cw, cs, tw, ts, tt, tol, n)
+        win = classification_metrics(labels, sc, lstm_threshold)
+        bi = D.balanced_index(labels, seed)
+        bal = classification_metrics(labels[bi], sc[bi], lstm_threshold)
+        pos = sc >= lstm_threshold
+        lvl = peak_level(cw[pos], cs[pos], tw, ts, tol, n)
+        curve = []
+        for thr in lstm_thresholds:
+            m = sc >= thr
+            curve.append({"threshold": float(thr), **peak_level(cw[m], cs[m], tw, ts, tol, n)})
+        out["lstm"] = {
+            "threshold": lstm_threshold,
+            "candidates_per_waveform": cw.size / B if B else 0.0,
+            "signal_fraction": float(labels.mean()) if labels.size else 0.0,
+            "window_natural": win,
+            "window_balanced": bal,
+            "peak": lvl,
+            "peak_vs_threshold": curve,
+            "seconds": time.perf_counter() - t0,
+        }
+        det["lstm"] = (cw[pos], cs[pos])
+        det["_lstm_scores"] = (labels, sc)
+    # DERIV: calibrate the time-walk offset and scan thresholds on the first scan_waveforms
+    t0 = time.perf_counter()
+    m = B if scan_waveforms is None else min(B, int(scan_waveforms))
+    in_scan = tw < m
+    offset = deriv.calibrate_offset(w[:m], tw[in_scan], ts[in_scan], tol)
+    grid = list(deriv_grid) if deriv_grid is not None else deriv.threshold_grid()
+    grid = [g.replace(offset_samples=offset) for g in grid]
+    scan = deriv.threshold_scan(w[:m], tw[in_scan], ts[in_scan], tol, grid)
+    best = scan["best"]
+    bp = deriv.DerivParams(**{k: best[k] for k in ("n1", "n2", "n3", "n4", "noise_samples", "offset_samples")})
+    dw, ds = deriv.find_peaks(w, bp)
+    out["deriv"] = {"offset_samples": offset, "best_params": bp.to_dict(),
+                    "peak": peak_level(dw, ds, tw, ts, tol, n), "scan": scan["points"],
+                    "scan_waveforms": m, "seconds": time.perf_counter() - t0}
+    det["deriv"] = (dw, ds)
+    det["_deriv_params"] = bp
+    if peak_fn is not None:
+        out["lstm_minus_deriv_eff_purity"] = out["lstm"]["peak"]["eff_purity"] - out["deriv"]["peak"]["eff_purity"]
+    return out, det
+
+
+def count_methods(batch, det: dict[str, Any], cluster_fn: Scorer | None, rng: np.random.Generator
+                  ) -> dict[str, np.ndarray]:
+    """Per waveform cluster counts of each available method (plus 'truth_peaks_sqrt_t')."""
+    p = batch.params
+    B = batch.n_waveforms
+    counts: dict[str, np.ndarray] = {}
+    tw, ts, _ = truth_peaks(batch)
+    counts["truth_peaks_sqrt_t"] = clusterize.count_clusters(B, tw, ts * p.dt_ns, t0_ns=p.t0_ns)
+    for name in ("lstm", "deriv"):
+        if name in det:
+            w_, s_ = det[name]
+            counts[f"{name}_sqrt_t"] = clusterize.count_clusters(B, w_, s_ * p.dt_ns, t0_ns=p.t0_ns)
+    if cluster_fn is not None and "lstm" in det:
+        counts["lstm_cnn"] = _cnn_counts(cluster_fn, B, *det["lstm"], p, rng)
+    return counts
+
+
+def evaluate_clusters(batch, det: dict[str, Any], cluster_fn: Scorer | None, seed: int = 0) -> tuple[dict, dict]:
+    counts = count_methods(batch, det, cluster_fn, np.random.default_rng(seed))
+    true = batch.n_clusters.astype(np.float64)
+    return {k: regression_metrics(true, v) for k, v in counts.items()}, counts
+
+
+def evaluate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn: Scorer | None,
+                    deriv_params: deriv.DerivParams, *, n_tracks: int, cells: int, momentum_gev: float,
+                    truncation: float, seed: int, lstm_threshold: float = 0.5, chunk_waveforms: int = 1000
+                    ) -> dict[str, Any]:
+    """dN/dx (each counting method) vs truncated-mean dE/dx for tracks crossing ``cells`` cells."""
+    p = params.replace(momentum_min_gev=float(momentum_gev), momentum_max_gev=float(momentum_gev),
+                       fixed_betagamma=None)
+    total = int(n_tracks) * int(cells)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x7AC5]))
+    per: dict[str, list[np.ndarray]] = {}
+    chords, charges = [], []
+    t0 = time.perf_counter()
+    for a in range(0, total, chunk_waveforms):
+        m = min(chunk_waveforms, total - a)
+        b = simulate_batch(p, m, rng)
+        det: dict[str, Any] = {"deriv": deriv.find_peaks(b.waveforms_mv, deriv_params)}
+        if peak_fn is not None:
+            cw, cs, sc = score_candidates(peak_fn, b.waveforms_mv, p)
+            keep = sc >= lstm_threshold
+            det["lstm"] = (cw[keep], cs[keep])
+        counts = count_methods(b, det, cluster_fn, rng)
+        counts["truth"] = b.n_clusters.astype(np.float64)
+        for k, v in counts.items():
+            per.setdefault(k, []).append(np.asarray(v, dtype=np.float64))
+        chords.append(b.tracks.chord_cm)
+        charges.append(np.bincount(b.electron_waveform, weights=b.electron_gain, minlength=m))
+    chord = np.concatenate(chords).reshape(n_tracks, cells)
+    charge = np.concatenate(charges).reshape(n_tracks, cells)
+    length = chord.sum(axis=1)
+    true_n = np.concatenate(per["truth"]).reshape(n_tracks, cells).sum(axis=1)
+    N = float(true_n.mean())
+    poisson = 1.0 / math.sqrt(N) if N > 0 else math.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dedx = truncated_mean(np.where(chord > 0, charge / chord, 0.0), truncation, axis=1)
+    dedx_res = _rel_resolution(dedx)
+    out: dict[str, Any] = {
+        "n_tracks": int(n_tracks), "cells": int(cells), "momentum_gev": float(momentum_gev),
+        "particle": p.particle, "track_length_cm": float(length.mean()),
+        "mean_true_clusters": N, "mean_true_dndx": float(np.mean(true_n / length)), "poisson_limit": poisson,
+        "dedx": {"truncation": truncation, "resolution": dedx_res,
+                 "resolution_err": dedx_res / math.sqrt(2 * max(n_tracks - 1, 1)), "values": dedx},
+        "dndx": {},
+    }
+    true_cells = np.concatenate(per["truth"])
+    for k, parts in per.items():
+        cell = np.concatenate(parts)
+        n_tr = cell.reshape(n_tracks, cells).sum(axis=1)
+        slope = _response_slope(cell, true_cells)
+        eps = min(1.0, slope) if math.isfinite(slope) else math.nan
+        lim = 1.0 / math.sqrt(eps * N) if eps > 1e-9 and N > 0 else math.nan
+        raw = _rel_resolution(n_tr / length)
+        # calibrated: spread of the counted dN/dx in units of the true one (response slope per cell)
+        res = float(np.std(n_tr / length) / (slope * np.mean(true_n / length))) if slope > 1e-9 else math.inf
+        out["dndx"][k] = {
+            "resolution": res, "resolution_err": res / math.sqrt(2 * max(n_tracks - 1, 1)),
+            "resolution_raw": raw, "response_slope": slope,
+            "mean_counted": float(n_tr.mean()), "counted_over_true": float(n_tr.mean()) / N if N else math.nan,
+            "epsilon": eps, "poisson_limit_eps": lim,
+            "ratio_to_poisson_eps": res / lim if lim else math.nan,
+            "ratio_to_poisson": res / poisson if poisson else math.nan,
+            "dedx_over_dndx": dedx_res / res if res else math.nan,
+            "values": n_tr / length,
+        }
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Plots
+# --------------------------------------------------------------------------------------------
+
+
+def _plots(out_dir: Path, result: dict, det: dict, counts: dict, true_n: np.ndarray, tracks: dict | None
+           ) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    files = []
+    peaks = result["peaks"]
+    fig, ax = plt.subplots(figsize=(6, 5))
+    scan = peaks["deriv"]["scan"]
+    ax.scatter([q["efficiency"] for q in scan], [q["purity"] for q in scan], s=8, alpha=0.5, label="DERIV scan")
+    b = peaks["deriv"]["peak"]
+    ax.scatter([b["efficiency"]], [b["purity"]], marker="*", s=150, c="C1",
+               label=f"DERIV best (eff×pur {b['eff_purity']:.3f})")
+    if "lstm" in peaks:
+        cur = [q for q in peaks["lstm"]["peak_vs_threshold"] if q["n_detected"] > 0]
+        ax.plot([q["efficiency"] for q in cur], [q["purity"] for q in cur], "-o", ms=3, c="C2", label="LSTM vs threshold")
+        q = peaks["lstm"]["peak"]
+        ax.scatter([q["efficiency"]], [q["purity"]], marker="*", s=150, c="C3",
+                   label=f"LSTM @ {peaks['lstm']['threshold']} (eff×pur {q['eff_purity']:.3f})")
+    ax.set_xlabel("efficiency (true peaks found)")
+    ax.set_ylabel("purity (detections matched)")
+    ax.set_title(f"peak level, natural mix, ± {peaks['tolerance_samples']} samples")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_dir / "peaks.png", dpi=110)
+    plt.close(fig)
+    files.append("peaks.png")
+
+    if "_lstm_scores" in det:
+        from sweep.core.metrics import roc_points
+
+        labels, sc = det["_lstm_scores"]
+        if 0 < labels.sum() < labels.size:
+            r = roc_points(labels, sc)
+            fig, ax = plt.subplots(figsize=(5, 5))
+            ax.plot(r["fpr"], r["tpr"])
+            ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+            ax.set_xlabel("false positive rate")
+            ax.set_ylabel("true positive rate")
+            ax.set_title(f"LSTM windows, natural mix (AUC {peaks['lstm']['window_natural']['auc']:.4f})")
+            fig.tight_layout()
+            fig.savefig(out_dir / "roc.png", dpi=110)
+            plt.close(fig)
+            files.append("roc.png")
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for k, v in counts.items():
+        d = np.asarray(v, dtype=np.float64) - true_n
+        ax.hist(d, bins=np.arange(-25.5, 25.5, 1.0), histtype="step",
+                label=f"{k}: bias {d.mean():+.2f}, σ {d.std():.2f}")
+    ax.set_xlabel("counted − true clusters per cell")
+    ax.set_ylabel("waveforms")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_dir / "clusters.png", dpi=110)
+    plt.close(fig)
+    files.append("clusters.png")
+
+    if tracks is not None:
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        v = np.asarray(tracks["dedx"]["values"])
+        ax.hist(v / v.mean(), bins=30, histtype="step", label=f"dE/dx trunc. {tracks['dedx']['truncation']:.0%}: "
+                f"{tracks['dedx']['resolution']:.2%}")
+        for k, d in tracks["dndx"].items():
+            v = np.asarray(d["values"])
+            if d["response_slope"] > 1e-9 and math.isfinite(d["resolution"]):
+                x = 1.0 + (v - v.mean()) / (d["response_slope"] * tracks["mean_true_dndx"])
+                ax.hist(x, bins=30, histtype="step", label=f"dN/dx {k}: {d['resolution']:.2%}")
+        ax.set_xlabel("value / mean (dN/dx: calibrated to the true dN/dx)")
+        ax.set_ylabel("tracks")
+        ax.set_title(f"{tracks['cells']} cells, {tracks['momentum_gev']:g} GeV/c {tracks['particle']}; "
+                     f"Poisson {tracks['poisson_limit']:.2%}")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out_dir / "tracks.png", dpi=110)
+        plt.close(fig)
+        files.append("tracks.png")
+    return files
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------
+
+
+class WaveformSetView:
+    """A :class:`sweep.data.readers.WaveformSet` seen as a simulation batch (what the peak and
+    cluster levels read): params with the file's sampling, waveforms and truth peaks."""
+
+    def __init__(self, ws, params: SimulationParams):
+        n = ws.n_samples
+        self.params = params.replace(sampling_rate_gsps=1.0 / ws.dt_ns, window_ns=n * ws.dt_ns)
+        self.waveforms_mv = ws.waveforms_mv
+        self.electron_waveform = ws.peak_wf
+        self.electron_peak_sample = ws.peak_sample
+        self.electron_tag = ws.peak_tag
+        self.n_clusters = ws.n_clusters
+
+    @property
+    def n_waveforms(self) -> int:
+        return int(self.waveforms_mv.shape[0])
+
+
+def evaluate(
+    peak_model: Any = None,
+    cluster_model: Any = None,
+    *,
+    out_dir: str | Path | None = None,
+    n_waveforms: int = 1000,
+    seed: int = 20241,
+    params: SimulationParams | dict | None = None,
+    lstm_threshold: float = 0.5,
+    deriv_grid: Sequence[deriv.DerivParams] | None = None,
+    scan_waveforms: int | None = 500,
+    n_tracks: int = 100,
+    cells: int = 100,
+    momentum_gev: float = 10.0,
+    truncation: float = 0.7,
+    plots: bool = True,
+    input_path: str | Path | None = None,
+    read_options: dict[str, Any] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the three-level evaluation; returns the result dict (also written as JSON if
+    ``out_dir``). ``peak_model``/``cluster_model``: a .keras path, a Keras model or a callable.
+    ``n_tracks=0`` skips the track level. ``input_path`` (npz/HDF5/ROOT, see
+    :mod:`sweep.data.readers`; ``read_options`` go to the reader) evaluates the peak and cluster
+    levels on the waveforms of that file instead of a fresh simulation (no track level); the
+    simulation ``params`` still give the noise level, tolerance, window scale and t0."""
+    log = log or (lambda s: None)
+    t_start = time.perf_counter()
+    p = SimulationParams.from_dict(params)
+    peak_fn = load_model_fn(peak_model)
+    cluster_fn = load_model_fn(cluster_model)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xE7A1]))
+    if input_path is not None:
+        from sweep.data.readers import read_waveforms
+
+        ws = read_waveforms(input_path, **(read_options or {}))
+        if ws.n_samples < 32:
+            raise ValueError(f"{input_path}: holds no waveforms (a training dataset file?)")
+        log(f"read {ws.n_waveforms} waveforms of {ws.n_samples} samples from {input_path}")
+        batch = WaveformSetView(ws, p)
+        n_waveforms, n_tracks = ws.n_waveforms, 0
+    else:
+        log(f"simulating {n_waveforms} held-out waveforms (seed {seed})")
+        batch = simulate_batch(p, int(n_waveforms), rng)
+    peaks, det = evaluate_peaks(batch, peak_fn, lstm_threshold=lstm_threshold, deriv_grid=deriv_grid,
+                                scan_waveforms=scan_waveforms, seed=seed)
+    log("peak level done")
+    clusters, counts = evaluate_clusters(batch, det, cluster_fn, seed=seed)
+    log("cluster level done")
+    tracks = None
+    if n_tracks and cells:
+        log(f"track level: {n_tracks} tracks × {cells} cells at {momentum_gev} GeV/c")
+        tracks = evaluate_tracks(p, peak_fn, cluster_fn, det["_deriv_params"], n_tracks=int(n_tracks),
+                                 cells=int(cells), momentum_gev=momentum_gev, truncation=truncation,
+                                 seed=seed, lstm_threshold=lstm_threshold)
+    result: dict[str, Any] = {
+        "seed": int(seed), "n_waveforms": int(n_waveforms),
+        "input": None if input_path is None else str(input_path),
+        "models": {"peak": None if peak_model is None else str(peak_model) if isinstance(peak_model, (str, Path))
+                   else "callable", "cluster": None if cluster_model is None
+                   else str(cluster_model) if isinstance(cluster_model, (str, Path)) else "callable"},
+        "params": p.to_dict(),
+        "peaks": peaks,
+        "clusters": clusters,
+        "tracks": tracks,
+    }
+    result["summary"] = summary(result)
+    result["seconds"] = time.perf_counter() - t_start
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        if plots:
+            result["plots"] = _plots(out, result, det, counts, batch.n_clusters.astype(np.float64), tracks)
+        slim = _json_safe({**result, "tracks": _strip_values(tracks)})
+        (out / "evaluation.json").write_text(json.dumps(slim, indent=2, sort_keys=True))
+    return result
+
+
+def _strip_values(tracks: dict | None) -> dict | None:
+    if tracks is None:
+        return None
+    t = dict(tracks)
+    t["dedx"] = {k: v for k, v in tracks["dedx"].items() if k != "values"}
+    t["dndx"] = {m: {k: v for k, v in d.items() if k != "values"} for m, d in tracks["dndx"].items()}
+    return t
+
+
+def summary(result: dict) -> dict[str, Any]:
+    """The headline figures (flat) of an evaluation result."""
+    s: dict[str, Any] = {}
+    pk = result["peaks"]
+    if "lstm" in pk:
+        s["lstm_f1_balanced"] = pk["lstm"]["window_balanced"]["f1"]
+        s["lstm_auc_balanced"] = pk["lstm"]["window_balanced"]["auc"]
+        s["lstm_f1_natural"] = pk["lstm"]["window_natural"]["f1"]
+        s["lstm_eff_purity_windows_natural"] = pk["lstm"]["window_natural"]["eff_purity"]
+        s["lstm_eff_purity_peaks"] = pk["lstm"]["peak"]["eff_purity"]
+        best = max(pk["lstm"]["peak_vs_threshold"], key=lambda q: q["eff_purity"], default=None)
+        if best is not None:
+            s["lstm_eff_purity_peaks_best_threshold"] = best["eff_purity"]
+            s["lstm_best_threshold"] = best["threshold"]
+    s["deriv_eff_purity_peaks"] = pk["deriv"]["peak"]["eff_purity"]
+    if "lstm" in pk:
+        s["lstm_minus_deriv"] = s["lstm_eff_purity_peaks"] - s["deriv_eff_purity_peaks"]
+    for k, m in result["clusters"].items():
+        s[f"clusters_{k}_rel_bias"] = m["rel_bias"]
+        s[f"clusters_{k}_rel_resolution"] = m["rel_resolution"]
+    tr = result.get("tracks")
+    if tr:
+        s["poisson_limit"] = tr["poisson_limit"]
+        s["dedx_resolution"] = tr["dedx"]["resolution"]
+        for k, d in tr["dndx"].items():
+            s[f"dndx_{k}_resolution"] = d["resolution"]
+            s[f"dndx_{k}_over_poisson_eps"] = d["ratio_to_poisson_eps"]
+            s[f"dndx_{k}_dedx_ratio"] = d["dedx_over_dndx"]
+    return s
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    return "\n".join(f"{k:42s} {v:.4f}" if isinstance(v, float) else f"{k:42s} {v}" for k, v in s.items())

@@ -1,0 +1,1 @@
+"""Classical reconstruction baselines: the DERIV peak finder and the √t clusterization."""

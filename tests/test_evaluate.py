@@ -1,0 +1,174 @@
+"""Two-step evaluation: peak, cluster and track level on small fresh simulations."""
+
+from __future__ import annotations
+
+import importlib
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from sweep import evaluate as E
+from sweep.data import datasets as D
+from sweep.data.simulate import SimulationParams, simulate_batch
+from sweep.physics import deriv
+
+SMALL_GRID = [deriv.DerivParams(n1=a, n2=0.0, n3=0.5, n4=0.5) for a in (4.0, 8.0, 12.0)]
+
+
+def rise_scorer(X):
+    """A crude stand-in for the LSTM: a sigmoid of the rise around the candidate."""
+    x = X[:, :, 0]
+    return 1.0 / (1.0 + np.exp(-(10.0 * (x[:, 7] - x[:, 4]) - 4.0)))
+
+
+def test_perfect_detections_give_efficiency_one():
+    b = simulate_batch(None, 20, 3)
+    tw, ts, _ = E.truth_peaks(b)
+    r = E.peak_level(tw, ts, tw, ts, 1, b.waveforms_mv.shape[1])
+    assert r["efficiency"] == 1.0 and r["purity"] == 1.0 and r["f1"] == 1.0
+    r = E.peak_level(tw[::2], ts[::2], tw, ts, 0, b.waveforms_mv.shape[1])
+    assert r["purity"] == 1.0 and 0.4 < r["efficiency"] < 0.6
+
+
+def test_oracle_scorer_is_perfect_on_windows():
+    """A scorer that returns the window labels: window-level precision = recall = 1."""
+    b = simulate_batch(None, 30, 4)
+    p = b.params
+    tw, ts, tt = E.truth_peaks(b)
+    cw, cs = D.find_candidates(b.waveforms_mv, p.finder_threshold_rms * p.noise_rms_mv)
+    labels, _ = D.match_candidates(cw, cs, tw, ts, tt, p.tolerance_samples, b.waveforms_mv.shape[1])
+    calls = iter([labels.astype(float)])
+    peaks, det = E.evaluate_peaks(b, lambda X: next(calls), deriv_grid=SMALL_GRID)
+    win = peaks["lstm"]["window_natural"]
+    assert win["precision"] == 1.0 and win["recall"] == 1.0 and win["auc"] == 1.0
+    assert peaks["lstm"]["window_balanced"]["f1"] == 1.0
+    # every positive detection is a good one; efficiency is limited only by the candidates
+    assert peaks["lstm"]["peak"]["purity"] == 1.0
+    assert 0.5 < peaks["lstm"]["peak"]["efficiency"] <= 1.0
+    assert peaks["deriv"]["peak"]["eff_purity"] > 0.2
+
+
+def test_truncated_mean():
+    v = np.array([[1.0, 2.0, 3.0, 4.0, 100.0]])
+    assert E.truncated_mean(v, 0.8, axis=1)[0] == pytest.approx(2.5)
+    assert E.truncated_mean(v, 0.01, axis=1)[0] == pytest.approx(1.0)
+
+
+def test_cluster_counts_true_peaks_and_perfect_cnn():
+    b = simulate_batch(None, 40, 6)
+    tw, ts, _ = E.truth_peaks(b)
+    det = {"lstm": (tw, ts)}
+    truth = b.n_clusters.astype(float)
+    calls = iter([truth])
+    metrics, counts = E.evaluate_clusters(b, det, lambda X: next(calls))
+    assert metrics["lstm_cnn"]["mae"] == 0.0 and metrics["lstm_cnn"]["bias"] == 0.0
+    # √t clusterization of the true peaks can only merge clusters, never split them further than
+    # the peaks allow: at most as many clusters as distinct peaks, at least one per non-empty waveform
+    npk = np.bincount(tw, minlength=40)
+    assert np.all(counts["lstm_sqrt_t"] <= npk) and np.all(counts["lstm_sqrt_t"][npk > 0] >= 1)
+    assert np.array_equal(counts["lstm_sqrt_t"], counts["truth_peaks_sqrt_t"])
+
+
+def test_track_level_true_counts_poisson():
+    p = SimulationParams()
+    r = E.evaluate_tracks(p, None, None, deriv.DerivParams(n1=8, n2=0, n3=0.5, n4=0.5), n_tracks=40, cells=20,
+                          momentum_gev=10.0, truncation=0.7, seed=1, chunk_waveforms=300)
+    assert r["track_length_cm"] == pytest.approx(20 * 1.5)
+    N = r["mean_true_clusters"]
+    assert 20 * 1.5 * 14 < N < 20 * 1.5 * 17  # ~15.5 clusters/cm for a 10 GeV pion
+    assert r["poisson_limit"] == pytest.approx(1 / math.sqrt(N))
+    t = r["dndx"]["truth"]
+    assert t["epsilon"] == 1.0
+    assert 0.5 < t["ratio_to_poisson"] < 1.6  # 40 tracks: ±11 % statistical on the spread
+    assert r["dedx"]["resolution"] > 0 and "deriv_sqrt_t" in r["dndx"]
+
+
+def test_evaluate_end_to_end_with_callables(tmp_path):
+    out = tmp_path / "ev"
+    r = E.evaluate(rise_scorer, lambda X: X.sum(axis=(1, 2)) * 0.8, out_dir=out, n_waveforms=60, seed=3,
+                   deriv_grid=SMALL_GRID, scan_waveforms=30, n_tracks=8, cells=10)
+    s = r["summary"]
+    for k in ("lstm_f1_balanced", "lstm_auc_balanced", "lstm_eff_purity_peaks", "deriv_eff_purity_peaks",
+              "lstm_minus_deriv", "dedx_resolution", "poisson_limit", "dndx_lstm_cnn_resolution"):
+        assert k in s, k
+    assert 0.0 <= s["lstm_eff_purity_peaks"] <= 1.0
+    data = json.loads((out / "evaluation.json").read_text())
+    assert data["summary"]["deriv_eff_purity_peaks"] == pytest.approx(s["deriv_eff_purity_peaks"])
+    assert "values" not in data["tracks"]["dedx"]
+    for png in ("peaks.png", "roc.png", "clusters.png", "tracks.png"):
+        assert (out / png).stat().st_size > 1000, png
+
+
+def test_evaluate_without_models_and_cli(tmp_path):
+    from sweep.cli import main
+
+    rc = main(["evaluate", "--out", str(tmp_path / "cli"), "--waveforms", "40", "--scan-waveforms", "20",
+               "--tracks", "0", "--no-plots"])
+    assert rc == 0
+    data = json.loads((tmp_path / "cli" / "evaluation.json").read_text())
+    assert "lstm" not in data["peaks"] and data["tracks"] is None
+    assert data["clusters"]["deriv_sqrt_t"]["mean_true"] > 0
+    assert main(["evaluate", "--peak-model", str(tmp_path / "nope.keras"), "--out", str(tmp_path / "x")]) == 1
+
+
+def test_keras_model_file(tmp_path):
+    """A real (untrained, tiny) Keras LSTM saved as .keras is loaded and scored."""
+    importlib.import_module("keras")
+    import keras
+
+    from sweep.job.models import build_lstm
+
+    keras.utils.set_random_seed(0)
+    m = build_lstm({"topology": [4, 4, 1], "activations": ["relu", "sigmoid"], "dropout": [0.0, 0.0]})
+    path = tmp_path / "lstm.keras"
+    m.save(path)
+    r = E.evaluate(path, None, n_waveforms=10, deriv_grid=SMALL_GRID, n_tracks=0)
+    assert r["models"]["peak"] == str(path)
+    assert 0.0 <= r["peaks"]["lstm"]["window_natural"]["auc"] <= 1.0
+
+
+def test_dndx_calibration_penalises_shrinkage():
+    """A counter that ignores its input has a tiny raw spread but no response: the calibrated
+    resolution is infinite; an affine response keeps the truth's resolution."""
+    t = np.random.default_rng(0).poisson(25, 10_000).astype(float)
+    assert E._response_slope(2 * t + 1, t) == pytest.approx(2.0)
+    assert E._response_slope(np.full_like(t, 25.0), t) == pytest.approx(0.0, abs=1e-12)
+
+    class Const:
+        def __call__(self, X):
+            return np.full(len(X), 25.0)
+
+    p = SimulationParams()
+    r = E.evaluate_tracks(p, lambda X: np.ones(len(X)), Const(), deriv.DerivParams(n1=8, n2=0, n3=0.5, n4=0.5),
+                          n_tracks=10, cells=10, momentum_gev=10.0, truncation=0.7, seed=2)
+    cnn = r["dndx"]["lstm_cnn"]
+    assert cnn["resolution_raw"] == pytest.approx(0.0, abs=1e-12) and cnn["response_slope"] == pytest.approx(0.0, abs=1e-9)
+    assert not math.isfinite(cnn["resolution"]) or cnn["resolution"] > 1.0
+    assert r["dndx"]["truth"]["response_slope"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".h5", ".root"])
+def test_evaluate_on_a_file(tmp_path, suffix):
+    """The peak and cluster levels run on waveforms read from a file (npz, HDF5, CEPC ROOT)."""
+    from sweep.data import readers as R
+
+    if suffix == ".h5":
+        importlib.import_module("h5py")
+    if suffix == ".root":
+        importlib.import_module("uproot")
+    b = simulate_batch(None, 12, 21)
+    ws = R.WaveformSet.from_batch(b)
+    if suffix == ".root":  # times on the sample grid: the samples come back exactly
+        ws = R.WaveformSet(ws.waveforms_mv, ws.dt_ns, ws.peak_offsets, ws.peak_sample * ws.dt_ns, ws.peak_sample,
+                           ws.peak_tag, ws.n_clusters, ws.momentum_gev)
+    path = {".npz": R.write_npz, ".h5": R.write_hdf5, ".root": R.write_root}[suffix](tmp_path / f"w{suffix}", ws)
+    opts = {"dt_ns": ws.dt_ns} if suffix == ".root" else None
+    r_file = E.evaluate(rise_scorer, None, input_path=path, read_options=opts, deriv_grid=SMALL_GRID,
+                        scan_waveforms=None)
+    r_sim = E.evaluate_peaks(b, rise_scorer, deriv_grid=SMALL_GRID)[0]
+    assert r_file["tracks"] is None and r_file["n_waveforms"] == 12
+    assert r_file["peaks"]["lstm"]["peak"] == r_sim["lstm"]["peak"]
+    assert r_file["peaks"]["deriv"]["peak"] == r_sim["deriv"]["peak"]
