@@ -50,7 +50,6 @@ def worker(variant: str, data: str, epochs: int, windows: int) -> dict:
         cpus, _ = resources.allocated_cpus(None)
         intra, inter = resources.thread_settings(cpus)
         resources.apply_before_import(intra, inter)
-    import numpy as np
     import tensorflow as tf
 
     if variant.startswith("sweep"):

@@ -283,7 +283,7 @@ def print_selection(board: Leaderboard, sel: Selection, console, root: Path | No
     """The ranked rows as a rich table, then (details) where the CSV went, resources and failures."""
     from rich.table import Table
 
-    from .report_text import _print_resources
+    from .report_text import print_resources
 
     if sel.aggregated:
         planned = len(board.runs_per_config or {}) or sel.total_rows
@@ -318,7 +318,7 @@ def print_selection(board: Leaderboard, sel: Selection, console, root: Path | No
 
         console.print(f"leaderboard written to {relative_to_root(board.csv_path, root) if root else board.csv_path}")
     if board.resources is not None and "memory_used_mb" in board.resources:
-        _print_resources(board, console, None)
+        print_resources(board, console, None)
     if board.problems:
         failures = Table(title=f"{len(board.problems)} run(s) without a valid result", title_justify="left")
         for col in ("run id", "state", "reason", "stderr (last lines)"):

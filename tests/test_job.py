@@ -7,8 +7,6 @@ import sys
 
 import pytest
 
-from sweep.core.expand import expand
-from sweep.core.grid import load_grid
 from sweep.project import prepare, write_rendered
 from tests.conftest import grid_text
 

@@ -5,7 +5,6 @@ import json
 import os
 
 import pandas as pd
-import pytest
 
 from sweep.cli import main
 from tests.conftest import grid_text

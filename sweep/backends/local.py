@@ -15,7 +15,6 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..core.render import RenderedRun, RenderedSweep
 from ..fsutil import atomic_write_json

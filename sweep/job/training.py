@@ -13,7 +13,6 @@ Final metrics are on a held-out test split, with the best epoch's weights.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..core.metrics import classification_metrics, regression_metrics, roc_points
-from ..fsutil import atomic_write_json, atomic_write_text, temp_path_beside
+from ..fsutil import atomic_write_text, temp_path_beside
 
 CLASSIFIER_HISTORY = ["epoch", "loss", "accuracy", "precision", "recall", "f1", "eff_purity",
                       "val_loss", "val_accuracy", "val_precision", "val_recall", "val_f1", "val_auc",
