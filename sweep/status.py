@@ -58,32 +58,22 @@ def _live(sweep: str, manifest: dict) -> tuple[dict, int, object, str]:
     """(run id -> (state, detail, job id)), active DAGs, schedd, note) from the schedd, if reachable."""
     if not any(s.get("backend") == "htcondor" for s in manifest.get("submissions", [])):
         return {}, 0, None, ""
-    from .backends.htcondor import JOB_STATUS, connect, submit_string
+    from .backends.htcondor import JOB_STATUS, connect, sweep_queue
 
     try:
         schedd = connect(timeout=5)
     except SweepError as exc:
         return {}, 0, None, f"live state unavailable: {exc}"
-    ads = schedd.query(constraint=f"SweepName == {submit_string(sweep)}",
-                       projection=["ClusterId", "ProcId", "JobStatus", "SweepRunId", "SweepSubmission", "SweepRole",
-                                   "HoldReason", "HoldReasonCode", "HoldReasonSubCode", "NumJobStarts",
-                                   "PeriodicRelease", "PeriodicRemove"])
-    live, dags = {}, set()
-    for ad in ads:
+    queue = sweep_queue(schedd, sweep, manifest)
+    live = {}
+    for run_id, ad in queue.jobs.items():
         status = JOB_STATUS.get(int(ad.get("JobStatus", 0)), "unknown")
-        if ad.get("SweepRole") == "dagman":
-            if status not in ("removed", "done"):
-                dags.add(ad.get("SweepSubmission"))
-            continue
-        if ad.get("SweepRunId") and status in ("idle", "running", "held", "transferring", "suspended"):
-            detail = str(ad.get("HoldReason", "")) if status == "held" else ""
-            state = "running" if status in ("transferring", "suspended") else status
-            live[ad["SweepRunId"]] = (state, detail, f"{ad['ClusterId']}.{ad['ProcId']}", _transient(ad, status))
-    for entry in manifest.get("submissions", []):
-        if entry.get("id") in dags:
-            for run_id in entry.get("runs", []):
-                live.setdefault(run_id, ("idle", "waiting in its DAG", None, False))
-    return live, len(dags), schedd, ""
+        detail = str(ad.get("HoldReason", "")) if status == "held" else ""
+        state = "running" if status in ("transferring", "suspended") else status
+        live[run_id] = (state, detail, f"{ad['ClusterId']}.{ad['ProcId']}", _transient(ad, status))
+    for run_id in queue.pending:
+        live[run_id] = ("idle", "waiting in its DAG", None, False)
+    return live, queue.active_dags, schedd, ""
 
 
 def _transient(ad, status: str) -> bool:

@@ -34,6 +34,8 @@ def test_two_configurations_end_to_end(tmp_path, small_dataset, capsys):
 
     assert main(["--root", str(tmp_path), "status", "e2e"]) == 0
     assert "e2e: 2 done" in capsys.readouterr().out
+    assert main(["--root", str(tmp_path), "status", "e2e", "--watch", "--interval", "0.1"]) == 0  # ends: all done
+    assert "e2e: 2 done" in capsys.readouterr().out
 
     # a second submit of the same grid runs nothing: every configuration has a valid result
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "results" / "e2e").glob("*/metrics.json")}

@@ -21,6 +21,7 @@ import shutil
 import sys
 import threading
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -134,27 +135,47 @@ def dagman_path() -> str:
 
 
 # ----------------------------------------------------------------- what is queued
-def queued_runs(schedd, sweep: str, manifest: dict | None) -> dict[str, str]:
-    """run id -> live state of runs that are queued or running, including DAG nodes that
-    DAGMan has not submitted yet (their DAG is in the queue)."""
-    ads = schedd.query(constraint=f"SweepName == {submit_string(sweep)}",
-                       projection=["ClusterId", "ProcId", "JobStatus", "SweepRunId", "SweepSubmission",
-                                   "SweepRole", "HoldReason"])
-    state: dict[str, str] = {}
-    active_dags = set()
-    for ad in ads:
+LIVE = ("idle", "running", "held", "transferring", "suspended")
+QUEUE_PROJECTION = ["ClusterId", "ProcId", "JobStatus", "SweepRunId", "SweepSubmission", "SweepRole", "HoldReason",
+                    "HoldReasonCode", "HoldReasonSubCode", "NumJobStarts", "PeriodicRelease", "PeriodicRemove"]
+
+
+@dataclass
+class QueueState:
+    """A sweep's jobs in the schedd's queue."""
+
+    jobs: dict[str, Any] = field(default_factory=dict)  # run id -> its live job ad
+    pending: set[str] = field(default_factory=set)  # run ids in an active DAG, not submitted by DAGMan yet
+    active_dags: int = 0
+
+    def state(self, run_id: str) -> str | None:
+        if run_id in self.jobs:
+            return JOB_STATUS.get(int(self.jobs[run_id].get("JobStatus", 0)), "unknown")
+        return "in DAG" if run_id in self.pending else None
+
+
+def sweep_queue(schedd, sweep: str, manifest: dict | None) -> QueueState:
+    """Node jobs carry +SweepRunId; DAGMan jobs +SweepSubmission, whose runs the manifest lists."""
+    queue = QueueState()
+    dags = set()
+    for ad in schedd.query(constraint=f"SweepName == {submit_string(sweep)}", projection=QUEUE_PROJECTION):
         status = JOB_STATUS.get(int(ad.get("JobStatus", 0)), "unknown")
         if ad.get("SweepRole") == "dagman":
             if status not in ("removed", "done"):
-                active_dags.add(ad.get("SweepSubmission"))
-            continue
-        if ad.get("SweepRunId") and status not in ("removed", "done"):
-            state[ad["SweepRunId"]] = status
+                dags.add(ad.get("SweepSubmission"))
+        elif ad.get("SweepRunId") and status in LIVE:
+            queue.jobs[ad["SweepRunId"]] = ad
     for entry in (manifest or {}).get("submissions", []):
-        if entry.get("id") in active_dags:
-            for run_id in entry.get("runs", []):
-                state.setdefault(run_id, "in DAG")
-    return state
+        if entry.get("id") in dags:
+            queue.pending.update(r for r in entry.get("runs", []) if r not in queue.jobs)
+    queue.active_dags = len(dags)
+    return queue
+
+
+def queued_runs(schedd, sweep: str, manifest: dict | None) -> dict[str, str]:
+    """run id -> live state of the runs that are queued, running, held or waiting in a DAG."""
+    queue = sweep_queue(schedd, sweep, manifest)
+    return {run_id: queue.state(run_id) for run_id in [*queue.jobs, *queue.pending]}
 
 
 # ----------------------------------------------------------------- the backend
