@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from contextlib import contextmanager
 import tempfile
 import threading
 from pathlib import Path
@@ -58,3 +60,23 @@ def temp_path_beside(path: str | os.PathLike, suffix: str = "") -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix or path.suffix, dir=path.parent)
     os.close(fd)
     return Path(tmp)
+
+
+@contextmanager
+def atomic_folder(target: str | os.PathLike):
+    """Build a folder's new content in a temporary sibling (yielded), then swap it in by renames,
+    so a reader never sees a half-written folder. On an error the old folder stays."""
+    target = Path(target)
+    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
+    old = target.parent / f".{target.name}.{os.getpid()}.old"
+    for leftover in (tmp, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if target.exists():
+            os.rename(target, old)
+        os.rename(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import pandas as pd
 
 from .collect import Leaderboard
 from .core.errors import SweepError
+from .fsutil import atomic_folder
 from .core.schema import CLASSIFIER_METRICS, REGRESSOR_METRICS, metrics_for
 
 FORMATS = ("table", "csv", "json", "markdown", "latex")
@@ -350,12 +350,7 @@ def copy_best(board: Leaderboard, n: int = 3, by: str | None = None) -> Path | N
     target = board.results_dir / "best"
     if not chosen:
         return None
-    tmp = board.results_dir / f".best.{os.getpid()}.tmp"
-    old = board.results_dir / f".best.{os.getpid()}.old"
-    for leftover in (tmp, old):
-        shutil.rmtree(leftover, ignore_errors=True)
-    try:
-        tmp.mkdir(parents=True)
+    with atomic_folder(target) as tmp:
         index = []
         for rnk, run_id in chosen:
             dest = tmp / f"{rnk}-{run_id}"
@@ -371,10 +366,4 @@ def copy_best(board: Leaderboard, n: int = 3, by: str | None = None) -> Path | N
             index.append({"rank": rnk, "run_id": run_id, "folder": dest.name, "files": copied})
         (tmp / "best.json").write_text(json.dumps({"sweep": board.sweep, "ranking": [list(r) for r in
                                                   ranking_for(board, by)], "best": index}, indent=2) + "\n")
-        if target.exists():
-            os.rename(target, old)
-        os.rename(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
     return target

@@ -14,8 +14,6 @@ import csv
 import datetime as dt
 import io
 import math
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from .collect import Leaderboard, collect  # noqa: E402
 from .core.sensitivity import Sensitivity, analyse  # noqa: E402
-from .fsutil import atomic_write_text  # noqa: E402
+from .fsutil import atomic_folder, atomic_write_text  # noqa: E402
 from .leaderboard import _cells, best_runs, display_columns, fmt_value, select  # noqa: E402
 
 TEMPLATE = "report.html.j2"
@@ -124,19 +122,9 @@ def render_html(context: dict[str, Any]) -> str:
 
 def _write_pngs(folder: Path, images: list[Image]) -> None:
     """Build the PNG folder beside the old one, then swap it in."""
-    tmp = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
-    old = folder.parent / f".{folder.name}.{os.getpid()}.old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir(parents=True)
+    with atomic_folder(folder) as tmp:
         for img in images:
             (tmp / f"{img.name}.png").write_bytes(base64.b64decode(img.data))
-        if folder.exists():
-            os.rename(folder, old)
-        os.rename(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ figures
