@@ -194,6 +194,10 @@ class HTCondorBackend:
         return self._schedd
 
     def skip_queued(self, sweep: RenderedSweep, runs: list[RenderedRun]) -> tuple[list[RenderedRun], dict]:
+        """The runs not already queued. Called before anything is written, so it also checks that
+        the job owner can run this Python and package (a failure here leaves no files behind)."""
+        check_reachable_by_owner(Path(sys.executable).parent)
+        check_reachable_by_owner(PACKAGE_ROOT)
         queued = queued_runs(self.schedd, sweep.spec.name, read_manifest(sweep.jobs_dir))
         return [r for r in runs if r.run.run_id not in queued], queued
 
