@@ -45,6 +45,9 @@ def cmd_submit(args) -> int:
     only = set(getattr(args, "only", None) or [])  # `sweep resubmit` names the runs to rerun
     if only:
         todo = [r for r in rendered.runs if r.run.run_id in only]
+        if len(todo) < len(only):
+            console.print(f"[yellow]{len(only) - len(todo)} run(s) to resubmit are no longer in {args.grid} "
+                          "(the grid changed); they are left as they are[/]")
     else:
         todo = [r for r in rendered.runs
                 if args.force or not has_valid_result(rendered.results_dir, r.run.run_id, required)]
@@ -130,22 +133,34 @@ def _choose_backend(args, console):
 
 
 def cmd_resubmit(args) -> int:
+    import hashlib
+
+    from .core.errors import SweepError
     from .project import read_manifest, sweep_paths
     from .status import sweep_status
 
     manifest = read_manifest(sweep_paths(args.root).jobs(args.sweep))
     if manifest is None:
-        from .core.errors import SweepError
-
         raise SweepError(f"no sweep '{args.sweep}' under {args.root / 'jobs'}")
+    on_pool = any(s.get("backend") == "htcondor" for s in manifest.get("submissions", []))
     status = sweep_status(args.sweep, args.root, query_schedd=True)
-    wanted = {"failed", "held", "removed"} if args.failed else {"failed", "held", "removed", "not submitted"}
+    if on_pool and status.pool_note and not args.local:
+        # without the schedd we cannot tell held or queued jobs from lost ones: rerunning could duplicate
+        raise SweepError(f"cannot resubmit sweep '{args.sweep}' without its schedd ({status.pool_note})")
+    grid = Path(manifest["grid"])
+    if not grid.is_file():
+        raise SweepError(f"the sweep's grid file {grid} is gone; submit the grid again instead")
+    if hashlib.sha256(grid.read_bytes()).hexdigest() != manifest.get("grid_sha256"):
+        _console(stderr=True).print(f"[yellow]{grid} changed since it was submitted: runs are matched by id, "
+                                    "and configurations that changed are new runs (submit the grid for those)[/]")
+    wanted = {"failed", "held", "removed"} if args.failed else {"failed", "held", "removed", "not run"}
     runs = [r.run_id for r in status.runs if r.state in wanted]
     if not runs:
         print(f"nothing to resubmit in sweep '{args.sweep}'")
         return EXIT_OK
     status.remove_held(runs)
-    args.grid, args.only, args.force, args.dry_run, args.show = Path(manifest["grid"]), runs, True, False, False
+    args.condor = args.condor or (on_pool and not args.local)  # where it ran before, unless told otherwise
+    args.grid, args.only, args.force, args.dry_run, args.show = grid, runs, True, False, False
     return cmd_submit(args)
 
 
@@ -244,6 +259,13 @@ def cmd_evaluate(args) -> int:
     return EXIT_OK
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sweep", description="HTCondor hyperparameter sweeps for the "
                                      "cluster-counting peak finder (LSTM) and clusterizer (CNN).")
@@ -266,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait-timeout", type=float, default=None, help=argparse.SUPPRESS)
     p.add_argument("--show", action="store_true", help="with --dry-run: print the first submit file")
     p.add_argument("--force", action="store_true", help="rerun configurations that already have a valid result")
-    p.add_argument("--cpus", type=int, default=None, help="local: cores to pack jobs onto (default: all)")
+    p.add_argument("--cpus", type=positive_int, default=None, help="local: cores to pack jobs onto (default: all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-collect", action="store_true", help="local: do not print the leaderboard afterwards")
     p.add_argument("--top", type=int, default=None, help="leaderboard rows to print")
@@ -280,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-dag", action="store_true")
     p.add_argument("--wait", action="store_true")
     p.add_argument("--wait-timeout", type=float, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--cpus", type=int, default=None)
+    p.add_argument("--cpus", type=positive_int, default=None)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-collect", action="store_true")
     p.add_argument("--top", type=int, default=None)

@@ -55,7 +55,7 @@ def write_rendered(prepared: Prepared, grid_path: str | os.PathLike) -> Path:
         "sweep": spec.name,
         "model": spec.model,
         "description": spec.description,
-        "grid": str(grid_path),
+        "grid": str(Path(grid_path).resolve()),
         "grid_sha256": hashlib.sha256(grid_text).hexdigest(),
         "rendered_at": _now(),
         "sweep_version": __version__,

@@ -72,7 +72,7 @@ def read_run(results_dir: Path, run_id: str, required_metrics: list[str] | None 
         outcome.state = "failed"
         outcome.reason = f"job failed (exit {run_info.get('exit_code')}): {run_info.get('error', 'no message')}"
         return outcome
-    if local is not None and local.get("returncode") not in (0, None):
+    if run_info is None and local is not None and local.get("returncode") not in (0, None):
         outcome.state = "failed"
         why = local.get("reason") or f"exit status {local.get('returncode')}"
         outcome.reason = f"job failed: {why}"

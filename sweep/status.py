@@ -106,11 +106,17 @@ def sweep_status(sweep: str, root: Path, query_schedd: bool = True) -> SweepStat
         job = events.get(run_id)
         rs = RunState(run_id, entry["name"], "not run", job_id=job.job_id if job else None,
                       starts=job.starts if job else 0)
-        if run_id in live:
+        outcome = read_run(paths.results(sweep), run_id, required) if run_id not in live or live[run_id][2] is None \
+            else None
+        # a run of an active DAG with no job in the queue is waiting for DAGMan, unless it has already
+        # ended (a result came back or the event log says it terminated)
+        waiting_but_ended = (run_id in live and live[run_id][2] is None
+                             and (outcome.ok or (job is not None and job.state in ("done", "failed", "removed"))))
+        if run_id in live and not waiting_but_ended:
             rs.state, rs.detail, job_id, rs.transient = live[run_id]
             rs.job_id = job_id or rs.job_id
         else:
-            outcome = read_run(paths.results(sweep), run_id, required)
+            outcome = outcome or read_run(paths.results(sweep), run_id, required)
             if outcome.ok:
                 rs.state = "done"
             elif job is not None and job.state in ("removed", "failed", "held"):

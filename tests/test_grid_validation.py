@@ -210,3 +210,38 @@ def test_shipped_grids_are_valid():
     lstm = load_grid(REPO / "grids" / "lstm.yaml", REPO)
     assert lstm.resources.request_cpus == 4 and lstm.resources.request_memory_mb == 5000
     assert lstm.resources.runtime_s == 7200 and lstm.fixed["batch_size"] == 150
+
+
+@pytest.mark.parametrize("text, key, expected", [
+    ("sweep: t\nmodel: lstm\ndata:\n", "data", "expected a mapping with at least 'path'"),
+    ('sweep: "a\\n"\nmodel: lstm\ndata: {path: d.npz}\n', "sweep", "sweep name"),
+    ('sweep: t\nmodel: lstm\ndata: {path: "d.npz\\n"}\n', "data.path", "no spaces, commas"),
+    ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nresources: {request_memory: .inf}\n", "resources.request_memory",
+     "finite"),
+    ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nresources: {runtime: '99999999999999999999d'}\n",
+     "resources.runtime", "at most 10 years"),
+    ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nranking: [[f1]]\n", "ranking[0]", "unknown metric"),
+    ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nrepeats: 100000000000\n", "repeats", "at most 1,000,000"),
+    ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nresources: {request_memory: 8GB}\n"
+     "condor: {memory_escalation: {max_memory: 1GB}}\n", "condor.memory_escalation.max_memory", "at least"),
+    ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nparams: {learning_rate: .inf}\n", "params.learning_rate", "> 0"),
+])
+def test_edge_cases_found_in_review(write_grid, tmp_path, text, key, expected):
+    issue = one_issue(write_grid(text), tmp_path)
+    assert issue.key == key and expected in issue.message, str(issue)
+
+
+def test_yaml_alias_tricks(write_grid, tmp_path):
+    issue = one_issue(write_grid("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nx: &a [*a]\n"), tmp_path)
+    assert "refers to itself" in issue.message
+    # nested aliases are built once, not expanded exponentially ("billion laughs")
+    levels = "a: &a [1,1,1,1,1,1,1,1,1]\n" + "".join(
+        f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+    issues = issues_of(write_grid(levels + "sweep: t\nmodel: lstm\ndata: {path: d.npz}\n"), tmp_path)
+    assert {i.key for i in issues} >= {"a", "i"}  # unknown keys reported, quickly
+
+
+def test_zipped_cnn_blocks_of_different_depth_are_valid(write_grid, tmp_path):
+    spec = load_grid(write_grid("sweep: t\nmodel: cnn\ndata: {path: d.npz}\nzip:\n"
+                                "  - filters: [[8], [8, 16]]\n    kernel_sizes: [[3], [5, 3]]\n"), tmp_path)
+    assert [r.params["filters"] for r in expand(spec)] == [[8], [8, 16]]

@@ -138,3 +138,14 @@ def test_submit_without_a_pool_runs_locally_and_says_so(tmp_path, small_dataset)
     assert proc.returncode == 0, proc.stderr
     assert "no HTCondor schedd reachable" in proc.stdout and "127.0.0.1:9" in proc.stdout
     assert "local: 1 of 1 runs finished" in proc.stdout
+
+
+def test_an_old_local_failure_does_not_outlive_a_good_run(tmp_path):
+    from sweep.results import read_run
+
+    folder = tmp_path / "abc"
+    folder.mkdir()
+    (folder / ".local-exit.json").write_text(json.dumps({"returncode": 1}))  # an earlier local attempt
+    (folder / "run.json").write_text(json.dumps({"status": "ok", "exit_code": 0}))
+    (folder / "metrics.json").write_text(json.dumps({"test": {"f1": 0.9, "auc": 0.9, "eff_purity": 0.8}}))
+    assert read_run(tmp_path, "abc", ["f1"]).ok

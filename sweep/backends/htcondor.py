@@ -28,6 +28,7 @@ from typing import Any
 from ..core.errors import SweepError
 from ..core.render import PACKAGE_ROOT, RenderedRun, RenderedSweep, submit_string, submit_value
 from ..fsutil import atomic_write_text
+from .local import OUTPUT_FILES
 from ..project import read_manifest, update_submission
 from .base import SubmitReport
 
@@ -158,7 +159,8 @@ def sweep_queue(schedd, sweep: str, manifest: dict | None) -> QueueState:
     """Node jobs carry +SweepRunId; DAGMan jobs +SweepSubmission, whose runs the manifest lists."""
     queue = QueueState()
     dags = set()
-    for ad in schedd.query(constraint=f"SweepName == {submit_string(sweep)}", projection=QUEUE_PROJECTION):
+    # =?= : ClassAd == ignores case, and sweeps "LSTM" and "lstm" are different sweeps
+    for ad in schedd.query(constraint=f"SweepName =?= {submit_string(sweep)}", projection=QUEUE_PROJECTION):
         status = JOB_STATUS.get(int(ad.get("JobStatus", 0)), "unknown")
         if ad.get("SweepRole") == "dagman":
             if status not in ("removed", "done"):
@@ -212,16 +214,20 @@ class HTCondorBackend:
         # jobs by +SweepSubmission / +SweepRunId; if before, nothing was queued
         update_submission(sweep.jobs_dir, submission, {"backend": self.name, "mode": mode, "runs": run_ids,
                                                        "state": "submitting", "pool": pool_name()})
-        for r in runs:  # initialdir must exist; outputs of an earlier attempt must not pass for this one's
+        for r in runs:  # initialdir must exist
             r.results_dir.mkdir(parents=True, exist_ok=True)
-            for name in ("metrics.json", "run.json"):
-                (r.results_dir / name).unlink(missing_ok=True)
         hand_over(sweep.results_dir, sweep.jobs_dir)
         if self.use_dag:
             details = self._submit_dag(schedd, sweep, runs, submission)
         else:
             details = self._submit_direct(schedd, sweep, runs, submission)
         update_submission(sweep.jobs_dir, submission, {"state": "submitted", **details})
+        # only now that the schedd holds the new jobs: an earlier attempt's outputs must not pass for
+        # theirs (a job writes its outputs back no sooner than it ends, seconds from now at best)
+        for r in runs:
+            for name in OUTPUT_FILES:
+                if name not in ("stdout.txt", "stderr.txt"):
+                    (r.results_dir / name).unlink(missing_ok=True)
         return SubmitReport(backend=self.name, submitted=run_ids, details={"submission": submission, "mode": mode,
                                                                            **details})
 
@@ -290,6 +296,7 @@ class HTCondorBackend:
         retries = sweep.spec.condor.get("max_retries", DEFAULT_RETRIES)
         if retries:
             base["max_retries"] = str(retries)
+            base["retry_until"] = f"ExitCode =?= {EXIT_BAD_INPUT}"  # an unusable config: retrying cannot help
         base["MY.SweepSubmission"] = submit_string(submission)
         items = [{names[k]: d[k] for k in varying} for d in descriptions]
         result = schedd.submit(htcondor2.Submit(base), itemdata=iter(items))

@@ -154,7 +154,7 @@ class _Validator:
                 self.issues.append(GridIssue(self.file, 1, 1, key, "required key is missing"))
 
         name = doc.get("sweep", "")
-        if "sweep" in doc and not (isinstance(name, str) and schema.SWEEP_NAME_RE.match(name)):
+        if "sweep" in doc and not (isinstance(name, str) and schema.SWEEP_NAME_RE.fullmatch(name)):
             self.error(("sweep",), "expected a sweep name of letters, digits, '_', '.', '-' "
                        f"(starting with a letter or digit, at most 64), got {_show(name)}")
         description = doc.get("description", "") or ""
@@ -207,10 +207,13 @@ class _Validator:
         data = self.mapping(("data",), value, schema.DATA_KEYS)
         path_text = data.get("path", "")
         path = Path()
-        if isinstance(value, dict) and "path" not in data:
+        if value is None and "data" in (self.located.data or {}):
+            self.error(("data",), "expected a mapping with at least 'path' (the dataset file, e.g. data/demo.npz)",
+                       at_key=True)
+        elif isinstance(value, dict) and "path" not in data:
             self.error(("data",), "required key 'path' is missing (the dataset file, e.g. data/demo.npz)")
         elif "path" in data:
-            if not (isinstance(path_text, str) and schema.SAFE_PATH_RE.match(path_text)):
+            if not (isinstance(path_text, str) and schema.SAFE_PATH_RE.fullmatch(path_text)):
                 self.error(("data", "path"), "expected a file path made of letters, digits and _ . / : + @ = - "
                            f"(no spaces, commas, quotes or newlines), got {_show(path_text)}")
             else:
@@ -380,11 +383,11 @@ class _Validator:
                     self.error(("condor", key), "expected a one-line ClassAd expression (no newlines or "
                                f"control characters), got {_show(v)}")
         if "accounting_group" in condor and not (isinstance(condor["accounting_group"], str)
-                                                 and schema.ACCOUNTING_GROUP_RE.match(condor["accounting_group"])):
+                                                 and schema.ACCOUNTING_GROUP_RE.fullmatch(condor["accounting_group"])):
             self.error(("condor", "accounting_group"), "expected a group name of letters, digits, '_', '.', "
                        f"'@', '-', got {_show(condor['accounting_group'])}")
         for key in ("container_image", "python"):
-            if key in condor and not (isinstance(condor[key], str) and schema.SAFE_PATH_RE.match(condor[key])):
+            if key in condor and not (isinstance(condor[key], str) and schema.SAFE_PATH_RE.fullmatch(condor[key])):
                 self.error(("condor", key), "expected a path or image reference made of letters, digits and "
                            f"_ . / : + @ = - (no spaces, quotes or newlines), got {_show(condor[key])}")
         if "max_runtime" in condor:
@@ -400,11 +403,11 @@ class _Validator:
         if "environment" in condor:
             env = self.mapping(("condor", "environment"), condor["environment"], None)
             for k, v in env.items():
-                if not (isinstance(k, str) and schema.ENV_NAME_RE.match(k)):
+                if not (isinstance(k, str) and schema.ENV_NAME_RE.fullmatch(k)):
                     self.error(("condor", "environment", k), f"expected a variable name, got {_show(k)}",
                                at_key=True)
                 if not (isinstance(v, (str, int, float)) and not isinstance(v, bool)
-                        and schema.SAFE_PATH_RE.match(str(v))):
+                        and schema.SAFE_PATH_RE.fullmatch(str(v))):
                     self.error(("condor", "environment", k), "expected a value of letters, digits and "
                                f"_ . / : + @ = - (no spaces or quotes), got {_show(v)}")
             condor["environment"] = {str(k): str(v) for k, v in env.items()}
@@ -440,7 +443,7 @@ class _Validator:
             return []
         out = []
         for i, m in enumerate(value):
-            if m not in metrics:
+            if not isinstance(m, str) or m not in metrics:
                 self.error(("ranking", i), f"unknown metric {_show(m)} for model '{model}'"
                            f"{_suggest(m, metrics)} (known: {', '.join(metrics)})")
             else:
@@ -450,7 +453,7 @@ class _Validator:
     def _templates(self, value: Any) -> Path | None:
         if value is None:
             return None
-        if not (isinstance(value, str) and schema.SAFE_PATH_RE.match(value)):
+        if not (isinstance(value, str) and schema.SAFE_PATH_RE.fullmatch(value)):
             self.error(("templates",), f"expected a folder path, got {_show(value)}")
             return None
         folder = Path(value) if os.path.isabs(value) else self.root / value
@@ -465,14 +468,35 @@ class _Validator:
         if spec.model == "cnn":
             filters = _values_of(spec, "filters")
             kernels = _values_of(spec, "kernel_sizes")
-            if any(len(f) != len(k) for f in filters for k in kernels):
+            if any(len(f) != len(k) for f, k in _combinations(spec, "filters", "kernel_sizes")):
                 path = next((d.path for d in spec.dimensions if {"filters", "kernel_sizes"} & set(d.names)),
                             ("params", "kernel_sizes"))
                 self.error(path, "filters and kernel_sizes must have the same length (one kernel size per "
                            f"Conv1D block); got filters {filters} and kernel_sizes {kernels}")
+        escalation = spec.condor.get("memory_escalation")
+        if escalation and escalation.get("max_mb") and escalation["max_mb"] < spec.resources.request_memory_mb:
+            self.error(("condor", "memory_escalation", "max_memory"),
+                       f"expected at least request_memory ({spec.resources.request_memory_mb} MB), got "
+                       f"{escalation['max_mb']} MB")
+        from .expand import count_points  # here to keep the import graph one-way at module level
+
+        total = count_points(spec) * spec.repeats
+        if total > schema.MAX_RUNS:
+            where = ("repeats",) if spec.repeats > 1 else ("axes",)
+            self.error(where, f"the grid expands to {total:,} runs (including repeats); at most "
+                       f"{schema.MAX_RUNS:,} are allowed: use sample: N or fewer values", at_key=True)
         fractions = [(t, v) for t in _values_of(spec, "test_fraction") for v in _values_of(spec, "train_fraction")]
         if any(t >= 0.9 for t, _ in fractions):
             self.error(("params", "test_fraction"), "expected test_fraction < 0.9 so something is left to train on")
+
+
+def _combinations(spec: GridSpec, a: str, b: str) -> list[tuple]:
+    """The (a, b) value pairs that really occur: rows of a zip group holding both, else all pairs."""
+    for d in spec.dimensions:
+        if a in d.names and b in d.names:
+            i, j = d.names.index(a), d.names.index(b)
+            return [(p[i], p[j]) for p in d.values]
+    return [(x, y) for x in _values_of(spec, a) for y in _values_of(spec, b)]
 
 
 def _values_of(spec: GridSpec, name: str) -> list:

@@ -22,7 +22,7 @@ from .. import __version__
 from .errors import SweepError
 from .expand import RunSpec
 from .grid import GridSpec
-from .schema import CONTROL_CHARS_RE
+from .schema import CONTROL_CHARS_RE, SAFE_PATH_RE
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the checkout that holds sweep/ and templates/
 BUILTIN_TEMPLATES = PACKAGE_ROOT / "templates"
@@ -155,6 +155,10 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
     """
     memory_mb = memory_mb or {}
     paths = SweepPaths(root.resolve())
+    if not SAFE_PATH_RE.fullmatch(str(paths.root)):
+        # the root's paths go into submit files, DAG files and transfer lists, which split on spaces/commas
+        raise SweepError(f"the project folder {paths.root} has characters HTCondor files cannot carry (spaces, "
+                         "commas, quotes): use a folder path of letters, digits and _ . / : + @ = -")
     env = make_environment(spec.templates)
     python = spec.condor.get("python") or python or sys.executable
     try:

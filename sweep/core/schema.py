@@ -6,6 +6,7 @@ importing TensorFlow on the submit node (tests check them against Keras in the j
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -42,7 +43,7 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def int_at_least(low: int) -> Check:
@@ -145,6 +146,9 @@ DEFAULT_RESOURCES = {"request_cpus": 1, "request_memory": "2 GB", "request_disk"
 CONDOR_KEYS = ("requirements", "accounting_group", "max_runtime", "container_image", "python",
                "max_retries", "max_running", "max_idle", "environment", "memory_escalation")
 MEMORY_ESCALATION_KEYS = ("max_memory", "releases")
+
+# Guard against grids that expand beyond what a pool (or this process) can take.
+MAX_RUNS = 1_000_000
 
 # A sweep name becomes a folder name and an HTCondor batch name.
 SWEEP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

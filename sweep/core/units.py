@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _MEMORY_UNITS_MB = {
@@ -35,6 +36,8 @@ def parse_memory_mb(value: object) -> int:
         mb = float(m.group(1)) * _MEMORY_UNITS_MB[unit]
     else:
         raise ValueError(f"expected {MEMORY_HELP}, got {type(value).__name__}")
+    if not math.isfinite(mb) or mb > 1 << 40:
+        raise ValueError(f"expected {MEMORY_HELP} (a finite size), got {value!r}")
     if mb < 1:
         raise ValueError(f"expected at least 1 MB, got {value!r}")
     return int(round(mb))
@@ -58,6 +61,8 @@ def parse_duration_s(value: object) -> int:
             seconds = d * 86400 + h * 3600 + mi * 60 + s
     else:
         raise ValueError(f"expected {DURATION_HELP}, got {type(value).__name__}")
+    if not math.isfinite(seconds) or seconds > 10 * 365 * 86400:
+        raise ValueError(f"expected {DURATION_HELP} (at most 10 years), got {value!r}")
     if seconds < 1:
         raise ValueError(f"expected at least 1 second, got {value!r}")
     return int(round(seconds))

@@ -61,7 +61,7 @@ def load(text: str) -> Located:
     if node is None:
         return located
     constructor = yaml.SafeLoader("")
-    located.data = _build(node, (), located, constructor)
+    located.data = _build(node, (), located, constructor, {}, set())
     return located
 
 
@@ -69,8 +69,27 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _build(node: yaml.Node, path: Path, located: Located, constructor: yaml.SafeLoader) -> Any:
+def _build(node: yaml.Node, path: Path, located: Located, constructor: yaml.SafeLoader, built: dict,
+           building: set) -> Any:
+    """Plain values from nodes. An alias is built once (no exponential 'billion laughs' blow-up)
+    and an alias that contains itself is refused."""
     located.values[path] = _mark(node)
+    if id(node) in built:
+        return built[id(node)]
+    if id(node) in building:
+        raise yaml.YAMLError(f"line {_mark(node)[0]}: a YAML alias refers to itself")
+    building.add(id(node))
+    try:
+        value = _build_node(node, path, located, constructor, built, building)
+    finally:
+        building.discard(id(node))
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        built[id(node)] = value
+    return value
+
+
+def _build_node(node: yaml.Node, path: Path, located: Located, constructor: yaml.SafeLoader, built: dict,
+                building: set) -> Any:
     if isinstance(node, yaml.MappingNode):
         result: dict = {}
         for key_node, value_node in node.value:
@@ -83,8 +102,9 @@ def _build(node: yaml.Node, path: Path, located: Located, constructor: yaml.Safe
             if key in result:
                 located.duplicates.append((child, _mark(key_node)))
             located.keys[child] = _mark(key_node)
-            result[key] = _build(value_node, child, located, constructor)
+            result[key] = _build(value_node, child, located, constructor, built, building)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, path + (i,), located, constructor) for i, item in enumerate(node.value)]
+        return [_build(item, path + (i,), located, constructor, built, building)
+                for i, item in enumerate(node.value)]
     return constructor.construct_object(node, deep=True)
