@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from contextlib import contextmanager
 import tempfile
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 
-def atomic_write_text(path: str | os.PathLike, text: str, mode: int | None = None) -> None:
+@contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "w", permissions: int | None = None):
+    """Open a temporary file beside `path` (yielded); on success it replaces `path`, on an error
+    it is removed and `path` is left as it was."""
     path = Path(path)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
@@ -27,17 +30,19 @@ def atomic_write_text(path: str | os.PathLike, text: str, mode: int | None = Non
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, flags, 0o666)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        if mode is not None:
-            os.chmod(tmp, mode)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            yield fh
+        if permissions is not None:
+            os.chmod(tmp, permissions)
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, mode: int | None = None) -> None:
+    with atomic_file(path, "w", permissions=mode) as fh:
+        fh.write(text)
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:

@@ -28,13 +28,13 @@ atomically (temp file in the same folder, then ``os.replace``).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ..fsutil import atomic_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from sweep.data.simulate import SimulationBatch, SimulationParams
@@ -270,28 +270,15 @@ def write_dataset(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[st
         if a.dtype != dtype or a.ndim != ndim:
             raise ValueError(f"dataset array {k!r}: expected {dtype} with {ndim} dims, got {a.dtype} {a.shape}")
     meta_arr = np.array(json.dumps(meta, sort_keys=True))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-                for k, a in [*((k, arrays[k]) for k in ARRAY_KEYS), ("meta", meta_arr)]:
-                    info = zipfile.ZipInfo(f"{k}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    info.external_attr = 0o644 << 16
-                    _set_level(info, _ZLIB_LEVEL)
-                    with zf.open(info, "w", force_zip64=True) as out:
-                        np.lib.format.write_array(out, a, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_file(path, "wb", permissions=0o644) as fh:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+            for k, a in [*((k, arrays[k]) for k in ARRAY_KEYS), ("meta", meta_arr)]:
+                info = zipfile.ZipInfo(f"{k}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                _set_level(info, _ZLIB_LEVEL)
+                with zf.open(info, "w", force_zip64=True) as out:
+                    np.lib.format.write_array(out, a, allow_pickle=False)
     return path
 
 
