@@ -17,9 +17,6 @@ from .project import read_manifest, sweep_paths
 from .results import RunOutcome, read_run
 
 
-RESOURCE_COLUMNS = ["cpus_used", "cpus_requested", "memory_used_mb", "memory_requested_mb", "memory_allocated_mb",
-                    "disk_used_mb", "wall_s", "cpu_s", "cpu_efficiency", "memory_efficiency", "starts", "holds"]
-
 
 @dataclass
 class Advice:

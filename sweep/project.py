@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,9 +76,8 @@ def write_rendered(prepared: Prepared, grid_path: str | os.PathLike) -> Path:
 
 
 def record_submission(jobs_dir: Path, entry: dict[str, Any]) -> None:
-    manifest = read_manifest(jobs_dir) or {}
-    manifest.setdefault("submissions", []).append({"at": _now(), **entry})
-    atomic_write_json(jobs_dir / MANIFEST, manifest)
+    """Add a finished submission (the local backend's) under a new id."""
+    update_submission(jobs_dir, uuid.uuid4().hex[:12], entry)
 
 
 def update_submission(jobs_dir: Path, submission: str, fields: dict[str, Any]) -> None:
