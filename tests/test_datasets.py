@@ -39,7 +39,10 @@ def test_file_keys_dtypes_shapes(small):
     for k in ("n_clusters", "momentum", "betagamma"):
         assert a[k].shape == (N_WF,)
     assert a["meta"].shape == () and a["meta"].dtype.kind == "U"
-    np.testing.assert_allclose(a["windows"].mean(axis=1), 0, atol=1e-5)  # mean-subtracted
+    # mean-subtracted in float32, then rounded to float16: each value moves by <= 2^-11 of the
+    # row's largest |value|, so the stored row mean may be off by as much (plus float32 noise)
+    w = a["windows"].astype(np.float64)
+    assert np.all(np.abs(w.mean(axis=1)) <= np.abs(w).max(axis=1) * 2.0**-11 + 1e-5)
     assert 0.5 < np.abs(a["windows"][a["labels"] == 1]).max(axis=1).mean() < 5  # O(1)
     assert set(np.unique(a["labels"])) == {0, 1}
     assert np.array_equal(a["tags"] == 0, a["labels"] == 0)
@@ -55,7 +58,7 @@ def test_file_keys_dtypes_shapes(small):
 def test_meta_and_summary(small):
     path, summary = small
     meta = D.read_meta(path)
-    assert meta["kind"] == "sweep-cluster-counting" and meta["format_version"] == 1
+    assert meta["kind"] == "sweep-cluster-counting" and meta["format_version"] == D.FORMAT_VERSION == 2
     assert meta["seed"] == 7 and meta["n_waveforms"] == N_WF and meta["tolerance_samples"] == 1
     assert set(meta["software"]) >= {"sweep", "numpy"}
     assert S.SimulationParams.from_dict(meta["params"]) == S.SimulationParams()
@@ -268,9 +271,12 @@ def test_loader_errors(small, tmp_path, loader):
     np.save(npy, np.zeros(3))
     with pytest.raises(D.DatasetError, match="single.npy.*not an npz"):
         loader(npy)
-    v2 = _rewrite(small, tmp_path / "v2.npz", meta_changes={"format_version": 2})
-    with pytest.raises(D.DatasetError, match="v2.npz.*format_version 2"):
-        loader(v2)
+    v3 = _rewrite(small, tmp_path / "v3.npz", meta_changes={"format_version": 3})
+    with pytest.raises(D.DatasetError, match="v3.npz.*format_version 3"):
+        loader(v3)
+    vs = _rewrite(small, tmp_path / "vs.npz", meta_changes={"format_version": "2"})
+    with pytest.raises(D.DatasetError, match="vs.npz.*format_version '2'"):
+        loader(vs)
     kind = _rewrite(small, tmp_path / "kind.npz", meta_changes={"kind": "something-else"})
     with pytest.raises(D.DatasetError, match="kind.npz.*kind"):
         loader(kind)
@@ -289,7 +295,48 @@ def test_missing_key_and_wrong_dtype(small, tmp_path):
     with pytest.raises(D.DatasetError, match="f64.npz.*'windows'.*float64"):
         D.load_peak_dataset(f64)
     assert D.load_cluster_dataset(f64)[0].shape == (N_WF, 1024, 1)  # unaffected part still loads
+    # dtypes are checked per format_version: v1 arrays in a file that says v2 are refused
+    mixed = _rewrite(small, tmp_path / "mixed.npz", retype={"peak_inputs": np.float32})
+    with pytest.raises(D.DatasetError, match="mixed.npz.*'peak_inputs'.*float32.*expected uint8.*format_version 2"):
+        D.load_cluster_dataset(mixed)
     assert issubclass(D.DatasetError, Exception)
+
+
+def test_version_1_file_still_loads(small, tmp_path):
+    """A format-1 file (float32 windows and peak_inputs) loads like a format-2 one."""
+    from sweep.data import readers as R
+
+    path, _ = small
+    v1 = _rewrite(small, tmp_path / "v1.npz", meta_changes={"format_version": 1},
+                  retype={"windows": np.float32, "peak_inputs": np.float32})
+    with np.load(v1) as f:
+        assert f["windows"].dtype == f["peak_inputs"].dtype == np.float32
+    assert D.read_meta(v1)["format_version"] == 1
+    for balanced in (True, False):
+        X1, y1 = D.load_peak_dataset(v1, balanced=balanced)
+        X2, y2 = D.load_peak_dataset(path, balanced=balanced)
+        assert X1.dtype == X2.dtype == y1.dtype == y2.dtype == np.float32
+        assert X1.shape == X2.shape and y1.shape == y2.shape
+        np.testing.assert_array_equal(X1, X2)  # float16 -> float32 is exact
+        np.testing.assert_array_equal(y1, y2)
+    C1, n1 = D.load_cluster_dataset(v1)
+    C2, n2 = D.load_cluster_dataset(path)
+    assert C1.dtype == C2.dtype == n1.dtype == np.float32 and C1.shape == C2.shape == (N_WF, 1024, 1)
+    np.testing.assert_array_equal(C1, C2)
+    np.testing.assert_array_equal(n1, n2)
+    ws = R.read_npz(v1)  # readers.py reads dataset files through D._load too
+    assert ws.n_waveforms == N_WF and ws.extra["windows"].shape == (y1.size, 15)
+
+
+def test_peak_inputs_clipped_to_uint8(monkeypatch):
+    p = S.SimulationParams()
+    batch = S.simulate_batch(p, 3, np.random.default_rng(0))
+    monkeypatch.setattr(D, "cluster_inputs", lambda B, *a: np.full((B, p.cluster_bins), 300.0, np.float32))
+    b = D.DatasetBuilder(p)
+    b.add(batch, np.random.default_rng(1))
+    out = b.finish(balance_seed=0)
+    assert out["peak_inputs"].dtype == np.uint8 and np.all(out["peak_inputs"] == 255)
+    assert out["windows"].dtype == np.float16
 
 
 def test_progress_bar_runs(tmp_path, capsys):

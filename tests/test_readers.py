@@ -88,6 +88,7 @@ def test_simulator_dataset_npz(tmp_path):
     ws = R.read_npz(p)
     assert ws.n_waveforms == 20 and ws.n_samples == 0 and ws.peak_time_ns.size == 0
     assert ws.extra["windows"].shape[1] == 15 and ws.extra["peak_inputs"].shape == (20, 1024)
+    assert ws.extra["windows"].dtype == ws.extra["peak_inputs"].dtype == np.float32
     assert ws.n_clusters.sum() > 0
 
 

@@ -81,6 +81,29 @@ def test_cluster_sizes_fischle():
     assert b.cluster_size.mean() == pytest.approx(1.53, abs=0.03)
 
 
+def test_cluster_size_tail_beyond_the_table():
+    """cluster_size_max > 19 adds Fischle's 10.9/n² % tail; the table part keeps its shape."""
+    p = S.SimulationParams(cluster_size_max=1000)
+    prob = S.cluster_size_probabilities(p)
+    assert prob.size == 1000 and prob.sum() == pytest.approx(1.0)
+    n = np.arange(1, 1001)
+    # relative weights: table entry 1 (76.6 %) against the tail 10.9/n² at n = 20 and 1000
+    assert prob[19] / prob[0] == pytest.approx(10.9 / 400 / 76.6)
+    assert prob[999] / prob[0] == pytest.approx(10.9 / 1e6 / 76.6)
+    # mean = (Σ table n P(n) + 10.9 Σ_{20..1000} 1/n) / (Σ table + 10.9 Σ 1/n²), here 1.95
+    table = np.asarray(S.FISCHLE_CLUSTER_SIZE_PERCENT)
+    tail = np.arange(20, 1001, dtype=float)
+    expected = ((table * n[:19]).sum() + 10.9 * (1 / tail).sum()) / (table.sum() + 10.9 * (1 / tail**2).sum())
+    assert (prob * n).sum() == pytest.approx(expected) and 1.9 < expected < 2.0
+    k = S.sample_cluster_sizes(p, 1_000_000, np.random.default_rng(4))
+    assert k.max() <= 1000 and (k >= 20).mean() == pytest.approx(prob[19:].sum(), rel=0.05)
+    assert k.mean() == pytest.approx(expected, rel=0.03)
+    # a maximum below the table's length cuts the table there
+    assert S.sample_cluster_sizes(S.SimulationParams(cluster_size_max=3), 10_000, np.random.default_rng(5)).max() == 3
+    with pytest.raises(S.ParameterError, match="cluster_size_max"):
+        S.SimulationParams(cluster_size_max=0)
+
+
 def test_chord_geometry():
     R = 0.75
     tube = S.SimulationParams(cell_shape="tube")

@@ -23,6 +23,13 @@ window. Label: the true number of primary clusters.
 **File**: one compressed npz per simulation with exactly the keys of :data:`ARRAY_KEYS` plus
 ``meta`` (0-d unicode array holding JSON). Written deterministically (fixed zip timestamps) and
 atomically (temp file in the same folder, then ``os.replace``).
+
+Format version 2 stores ``windows`` as float16 and ``peak_inputs`` as uint8 (version 1: both
+float32; still read, see :data:`DTYPES_BY_VERSION`). The loaders return float32 either way.
+float16 keeps 11 significant bits, a rounding error <= 2^-11 of the value: with the default
+``window_scale_mv`` (10 mV) that is <= 0.078 mV for any window within ±320 mV of its mean, under
+half the 12-bit ADC LSB (0.244 mV) and far under the 1 mV noise, so nothing the digitisation
+resolves is lost. It cuts the zlib time (most of the write) by a third and the file by ~30 %.
 """
 
 from __future__ import annotations
@@ -40,23 +47,30 @@ if TYPE_CHECKING:  # pragma: no cover
     from sweep.data.simulate import SimulationBatch, SimulationParams
 
 FORMAT_KIND = "sweep-cluster-counting"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 WINDOW_BEFORE = 5
 WINDOW_AFTER = 9
 WINDOW_LENGTH = WINDOW_BEFORE + 1 + WINDOW_AFTER  # 15
-_ZLIB_LEVEL = 1  # fast; noise-dominated float32 data hardly compresses better at 6-9
+_ZLIB_LEVEL = 1  # fast; noise-dominated data hardly compresses better at 6-9
+_MAX_COUNT = np.iinfo(np.uint8).max
 
-#: key -> (dtype, ndim) of every array in a dataset file (``meta`` comes on top).
+#: key -> (dtype, ndim) of every array in a dataset file as written now (``meta`` comes on top).
 ARRAY_KEYS: dict[str, tuple[np.dtype, int]] = {
-    "windows": (np.dtype(np.float32), 2),
+    "windows": (np.dtype(np.float16), 2),
     "labels": (np.dtype(np.int8), 1),
     "tags": (np.dtype(np.int8), 1),
     "window_waveform": (np.dtype(np.int32), 1),
     "balanced_index": (np.dtype(np.int64), 1),
-    "peak_inputs": (np.dtype(np.float32), 2),
+    "peak_inputs": (np.dtype(np.uint8), 2),
     "n_clusters": (np.dtype(np.int32), 1),
     "momentum": (np.dtype(np.float32), 1),
     "betagamma": (np.dtype(np.float32), 1),
+}
+
+#: format_version -> key -> (dtype, ndim) accepted when reading a file of that version.
+DTYPES_BY_VERSION: dict[int, dict[str, tuple[np.dtype, int]]] = {
+    1: {**ARRAY_KEYS, "windows": (np.dtype(np.float32), 2), "peak_inputs": (np.dtype(np.float32), 2)},
+    FORMAT_VERSION: ARRAY_KEYS,
 }
 
 
@@ -213,11 +227,13 @@ class DatasetBuilder:
         hist = cluster_inputs(B, pw[inside], ps[inside], p.dt_ns, p.window_ns, p.cluster_bins,
                               p.peak_time_smear_samples, rng)
         parts = self._parts
-        parts["windows"].append(extract_windows(w, cw, cs, p.window_scale_mv))
+        parts["windows"].append(extract_windows(w, cw, cs, p.window_scale_mv).astype(np.float16))
         parts["labels"].append(labels)
         parts["tags"].append(tags)
         parts["window_waveform"].append((cw + self._n_waveforms).astype(np.int32))
-        parts["peak_inputs"].append(hist)
+        # uint8 is safe: a bin counts distinct true-peak samples, at most 5 seen with the default
+        # 1024 bins and < 70 even with one bin for the whole window; the clip only guards odd params.
+        parts["peak_inputs"].append(np.minimum(hist, _MAX_COUNT).astype(np.uint8))
         parts["n_clusters"].append(np.asarray(batch.n_clusters, dtype=np.int32))
         parts["momentum"].append(np.asarray(batch.momentum_gev, dtype=np.float32))
         parts["betagamma"].append(np.asarray(batch.betagamma, dtype=np.float32))
@@ -311,9 +327,10 @@ def _parse_meta(path: Path, f) -> dict[str, Any]:
         raise DatasetError(f"{path}: 'meta' is not a JSON object")
     if meta.get("kind") != FORMAT_KIND:
         raise DatasetError(f"{path}: meta kind is {meta.get('kind')!r}, expected {FORMAT_KIND!r}")
-    if meta.get("format_version") != FORMAT_VERSION:
+    version = meta.get("format_version")
+    if type(version) is not int or version not in DTYPES_BY_VERSION:
         raise DatasetError(
-            f"{path}: format_version {meta.get('format_version')!r} is not supported (expected {FORMAT_VERSION})"
+            f"{path}: format_version {version!r} is not supported (expected one of {sorted(DTYPES_BY_VERSION)})"
         )
     return meta
 
@@ -327,7 +344,8 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 def _load(path: str | Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     path = Path(path)
     with _open(path) as f:
-        _parse_meta(path, f)
+        version = _parse_meta(path, f)["format_version"]
+        expected = DTYPES_BY_VERSION[version]
         missing = [k for k in ARRAY_KEYS if k not in f.files]
         if missing:
             raise DatasetError(f"{path}: missing key(s) {missing}")
@@ -337,10 +355,11 @@ def _load(path: str | Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
                 a = f[k]
             except Exception as exc:
                 raise DatasetError(f"{path}: cannot read {k!r} ({exc})") from None
-            dtype, ndim = ARRAY_KEYS[k]
+            dtype, ndim = expected[k]
             if a.dtype != dtype or a.ndim != ndim:
                 raise DatasetError(
                     f"{path}: {k!r} is {a.dtype} with shape {a.shape}, expected {dtype} with {ndim} dims"
+                    f" (format_version {version})"
                 )
             out[k] = a
     return out

@@ -193,6 +193,9 @@ def read_npz(path: str | Path) -> WaveformSet:
         dt = float(meta.get("dt_ns", DEFAULT_DT_NS))
         extra = {k: a[k] for k in ("windows", "labels", "tags", "window_waveform", "balanced_index",
                                    "peak_inputs", "betagamma")}
+        # format 2 stores these compactly (float16 / uint8); callers get float32 whatever the version
+        extra["windows"] = extra["windows"].astype(np.float32)
+        extra["peak_inputs"] = extra["peak_inputs"].astype(np.float32)
         return WaveformSet(np.zeros((B, 0), np.float32), dt, np.zeros(B + 1, np.int64), np.zeros(0),
                            np.zeros(0, np.int64), np.zeros(0, np.int8), a["n_clusters"], a["momentum"],
                            extra=extra)

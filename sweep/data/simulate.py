@@ -11,7 +11,10 @@ Garfield++ is not available, so this module is the stand-in. One track per wavef
    length L through the cell. ``cell_shape="tube"`` uses a round cell (L = 2√(R² − b²)).
 4. **Clusters**: N ~ Poisson(λ·L), positions uniform along the chord (= exponential spacings);
    drift distance to the wire r = √(b² + s²).
-5. **Cluster size**: Fischle et al. (NIM A301, 1991), n = 1..19 (mean 1.530 with the cut at 19).
+5. **Cluster size**: Fischle et al. (NIM A301, 1991), n = 1..19 (mean 1.530 with the cut at 19, the
+   seed study's default). ``cluster_size_max`` > 19 adds the δ-electron tail
+   ``cluster_size_tail_percent``/n² (10.9/n² %) for 20 <= n <= cluster_size_max: it gives the total
+   charge its Landau-like tail (dE/dx), which the cut at 19 removes.
 6. **Drift**: t(r) = Σ_k c_k r^(k+1) (ns, r in cm; default 200 r + 200 r², i.e. 262 ns for 0.75 cm,
    ~50 µm/ns at the wire, ~20 µm/ns at 0.75 cm). Every electron of a cluster gets an independent
    Gaussian time spread σ = 0.26·√(t/ns) ns, so secondaries sit close to their primary. The earliest
@@ -71,11 +74,14 @@ DELPHES_CLUSTERS_PER_CM: tuple[float, ...] = (
     42.94, 23.6, 18.97, 12.98, 12.2, 12.13, 12.24, 12.73, 13.03, 13.29, 13.63, 14.08, 15.56, 16.43,
     16.8, 16.95, 16.98,
 )
-#: Fischle et al., NIM A301 (1991): P(n) in % for n = 1..19 (tail 10.9/n² beyond is cut).
+#: Fischle et al., NIM A301 (1991): P(n) in % for n = 1..19 (tail 10.9/n² beyond, see
+#: FISCHLE_TAIL_PERCENT and SimulationParams.cluster_size_max).
 FISCHLE_CLUSTER_SIZE_PERCENT: tuple[float, ...] = (
     76.6, 12.5, 4.6, 2.0, 1.2, 0.75, 0.50, 0.36, 0.25, 0.19, 0.14, 0.10, 0.08, 0.06, 0.048, 0.043,
     0.038, 0.034, 0.030,
 )
+#: Fischle tail: P(n) = this / n² in % for n beyond the table.
+FISCHLE_TAIL_PERCENT = 10.9
 
 
 class ParameterError(ValueError):
@@ -109,6 +115,12 @@ class SimulationParams:
     cluster_size_percent: tuple[float, ...] = _p(
         FISCHLE_CLUSTER_SIZE_PERCENT, "floats", "P(n) for n = 1..len, renormalised"
     )
+    cluster_size_max: int | None = _p(
+        None, "optint",
+        "largest cluster size (null: the table's length, no tail); beyond the table "
+        "P(n) = cluster_size_tail_percent / n²",
+    )
+    cluster_size_tail_percent: float = _p(FISCHLE_TAIL_PERCENT, "float", "tail coefficient, % × n²")
     # --- cell geometry ---------------------------------------------------------------------
     cell_size_cm: float = _p(1.5, "float", "cell side (square) or diameter (tube), cm")
     cell_shape: str = _p("square", "str", "'square' or 'tube'")
@@ -181,6 +193,10 @@ class SimulationParams:
             raise bad("cluster_density_scale", "must be >= 0")
         if not self.cluster_size_percent or min(self.cluster_size_percent) < 0 or sum(self.cluster_size_percent) <= 0:
             raise bad("cluster_size_percent", "must be non-negative with a positive sum")
+        if self.cluster_size_max is not None and not 1 <= self.cluster_size_max <= 100_000:
+            raise bad("cluster_size_max", "must be in [1, 100000] or null")
+        if not self.cluster_size_tail_percent >= 0:
+            raise bad("cluster_size_tail_percent", "must be >= 0")
         if not self.cell_size_cm > 0:
             raise bad("cell_size_cm", "must be > 0")
         if self.cell_shape not in ("square", "tube"):
@@ -296,7 +312,9 @@ def _coerce(name: str, kind: str, v: Any) -> Any:
         return num(v)
     if kind == "optfloat":
         return None if v is None else num(v)
-    if kind == "int":
+    if kind == "optint" and v is None:
+        return None
+    if kind in ("int", "optint"):
         if isinstance(v, bool):
             raise err("an integer")
         if isinstance(v, (float, np.floating)) and float(v).is_integer():
@@ -340,16 +358,42 @@ def cluster_density_per_cm(params: SimulationParams, betagamma: np.ndarray | flo
 
 
 def cluster_size_probabilities(params: SimulationParams) -> np.ndarray:
-    """P(n) for n = 1..len(cluster_size_percent), normalised to 1."""
-    p = np.asarray(params.cluster_size_percent, dtype=np.float64)
-    return p / p.sum()
+    """P(n) for n = 1..cluster_size_max, normalised to 1: the table, then the 1/n² tail (a
+    ``cluster_size_max`` shorter than the table cuts the table there)."""
+    return _cluster_size_probabilities(*_size_key(params))
+
+
+def _size_key(params: SimulationParams) -> tuple[tuple[float, ...], int, float]:
+    table = params.cluster_size_percent
+    n_max = len(table) if params.cluster_size_max is None else params.cluster_size_max
+    return table, n_max, params.cluster_size_tail_percent
+
+
+@functools.lru_cache(maxsize=32)
+def _cluster_size_probabilities(table: tuple[float, ...], n_max: int, tail_percent: float) -> np.ndarray:
+    p = np.asarray(table[:n_max], dtype=np.float64)
+    if n_max > len(table):
+        n = np.arange(len(table) + 1, n_max + 1, dtype=np.float64)
+        p = np.concatenate([p, tail_percent / (n * n)])
+    if not p.sum() > 0:
+        raise ParameterError("cluster sizes: the table cut at cluster_size_max has no probability")
+    p = p / p.sum()
+    p.setflags(write=False)
+    return p
 
 
 def sample_cluster_sizes(params: SimulationParams, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` cluster sizes (electrons per cluster, >= 1) from the Fischle distribution."""
-    cdf = np.cumsum(cluster_size_probabilities(params))
-    cdf[-1] = 1.0
+    cdf = _cluster_size_cdf(*_size_key(params))
     return (np.searchsorted(cdf, rng.random(n), side="right") + 1).astype(np.int32)
+
+
+@functools.lru_cache(maxsize=32)
+def _cluster_size_cdf(table: tuple[float, ...], n_max: int, tail_percent: float) -> np.ndarray:
+    cdf = np.cumsum(_cluster_size_probabilities(table, n_max, tail_percent))
+    cdf[-1] = 1.0
+    cdf.setflags(write=False)
+    return cdf
 
 
 def drift_time_ns(params: SimulationParams, r_cm: np.ndarray | float) -> np.ndarray:
