@@ -11,7 +11,7 @@
 Targets (issue 4): LSTM F1 ≥ 0.95 and AUC ≥ 0.99 (balanced); LSTM eff×purity ≥ DERIV's best
 + 0.05; dN/dx ≥ 2× better than dE/dx and ≤ 1.15× the Poisson limit.
 
-    python bench/bench_evaluate.py [--train-waveforms 4000] [--epochs 5] [--cnn-waveforms 8000]
+    python bench/bench_evaluate.py [--train-waveforms 4000] [--epochs 5] [--cnn-waveforms 24000]
         [--eval-waveforms 2000] [--tracks 300] [--cells 100] [--out bench/out/evaluate]
         [--peak-model M.keras] [--cluster-model C.keras]
 """
@@ -31,8 +31,11 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 LSTM = {"topology": [96, 128, 1], "activations": ["relu", "sigmoid"], "dropout": [0.1, 0.1]}
-CNN = {"filters": [16, 32], "kernel_sizes": [5, 3], "pool_size": 4, "dense_units": [64], "dropout": 0.1,
-       "activation": "relu"}
+# Two Conv1D per block and a global-average head: the count is a sum of local patterns (gaps between
+# peaks on the scale of the diffusion spread); 12.2 % per cell on perfect peaks after 12 epochs,
+# where the seed-like [16, 32] / pool 4 / flatten net stays near 18 % on LSTM peaks.
+CNN = {"filters": [32, 64, 64], "kernel_sizes": [7, 5, 3], "convs_per_block": 2, "pool_size": 2,
+       "head": "global_average", "dense_units": [64], "dropout": 0.0, "activation": "relu"}
 
 
 def train_lstm(n_waveforms: int, epochs: int, out: Path, log) -> Path:
@@ -90,8 +93,11 @@ def train_cnn(peak_model: Path, n_waveforms: int, epochs: int, out: Path, log) -
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse", metrics=["mae"])
     n_val = len(X) // 10
     log(f"CNN: predicting the mean gives MAE {np.abs(y[:n_val] - y[n_val:].mean()).mean():.3f}")
-    model.fit(X[n_val:], y[n_val:], batch_size=64, epochs=epochs, verbose=2, validation_data=(X[:n_val], y[:n_val]),
-              callbacks=[keras.callbacks.EarlyStopping(patience=6, restore_best_weights=True)])
+    t0 = time.perf_counter()
+    model.fit(X[n_val:], y[n_val:], batch_size=128, epochs=epochs, verbose=2, validation_data=(X[:n_val], y[:n_val]),
+              callbacks=[keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=2),
+                         keras.callbacks.EarlyStopping(patience=5, restore_best_weights=True)])
+    log(f"CNN trained in {time.perf_counter() - t0:.0f} s")
     path = out / "cnn.keras"
     model.save(path)
     return path
@@ -101,8 +107,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train-waveforms", type=int, default=4000)
     ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--cnn-waveforms", type=int, default=8000)
-    ap.add_argument("--cnn-epochs", type=int, default=30)
+    ap.add_argument("--cnn-waveforms", type=int, default=24000)
+    ap.add_argument("--cnn-epochs", type=int, default=25)
     ap.add_argument("--eval-waveforms", type=int, default=2000)
     ap.add_argument("--tracks", type=int, default=300)
     ap.add_argument("--cells", type=int, default=100)

@@ -229,7 +229,12 @@ def cmd_simulate(args) -> int:
         import yaml
 
         params = yaml.safe_load(args.params.read_text()) or {}
-    summary = simulate_to_file(args.out, args.waveforms, args.seed, params, progress=not args.no_progress)
+    if args.peak_model is not None and not args.peak_model.is_file():
+        from .core.errors import SweepError
+
+        raise SweepError(f"peak model not found: {args.peak_model}")
+    summary = simulate_to_file(args.out, args.waveforms, args.seed, params, progress=not args.no_progress,
+                               peak_model=args.peak_model, peak_threshold=args.threshold)
     print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()))
     return EXIT_OK
 
@@ -347,6 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--waveforms", type=int, default=2000)
     q.add_argument("--seed", type=int, default=1)
     q.add_argument("--params", type=Path, default=None, help="YAML file of simulation parameters")
+    q.add_argument("--peak-model", type=Path, default=None,
+                   help="trained peak finder (.keras): the clusterization inputs are the peaks it finds "
+                        "(train a clusterizer for that finder) instead of the smeared true peaks")
+    q.add_argument("--threshold", type=float, default=0.5, help="with --peak-model: score threshold")
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=cmd_simulate)
     p = sub.add_parser("evaluate", help="evaluate a peak finder (and clusterizer) against DERIV on fresh "

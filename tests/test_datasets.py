@@ -342,3 +342,70 @@ def test_peak_inputs_clipped_to_uint8(monkeypatch):
 def test_progress_bar_runs(tmp_path, capsys):
     s = S.simulate_to_file(tmp_path / "p.npz", 10, seed=0, progress=True)
     assert s["n_waveforms"] == 10
+
+
+def _peaks_per_waveform(path):
+    with np.load(path) as f:
+        return f["peak_inputs"].sum(axis=1), np.bincount(f["window_waveform"], minlength=f["n_clusters"].size), f
+
+
+def test_cluster_inputs_from_a_peak_finder(tmp_path):
+    """With a peak finder the clusterization inputs are the candidates it keeps (step 1 of the
+    chain), not the smeared true peaks; everything else in the file is unchanged."""
+    def keep_all(X):
+        assert X.ndim == 3 and X.shape[1:] == (15, 1) and X.dtype == np.float32
+        return np.ones(len(X))
+
+    truth = S.simulate_to_file(tmp_path / "truth.npz", 30, seed=5)
+    S.simulate_to_file(tmp_path / "all.npz", 30, seed=5, peak_model=keep_all)
+    S.simulate_to_file(tmp_path / "none.npz", 30, seed=5, peak_model=lambda X: np.full(len(X), 0.4))
+    S.simulate_to_file(tmp_path / "low.npz", 30, seed=5, peak_model=lambda X: np.full(len(X), 0.4),
+                       peak_threshold=0.3)
+    kept, candidates, _ = _peaks_per_waveform(tmp_path / "all.npz")
+    np.testing.assert_array_equal(kept, candidates)  # every candidate of every waveform, once
+    assert _peaks_per_waveform(tmp_path / "none.npz")[0].sum() == 0  # 0.4 < threshold 0.5
+    np.testing.assert_array_equal(_peaks_per_waveform(tmp_path / "low.npz")[0], candidates)
+    true_peaks = _peaks_per_waveform(tmp_path / "truth.npz")[0]
+    assert true_peaks.sum() != kept.sum()
+    with np.load(tmp_path / "truth.npz") as a, np.load(tmp_path / "all.npz") as b:
+        for k in ("windows", "labels", "n_clusters", "balanced_index"):
+            np.testing.assert_array_equal(a[k], b[k])
+    src = D.read_meta(tmp_path / "all.npz")["cluster_input"]
+    assert src["source"] == "peak model" and src["peak_threshold"] == 0.5 and src["smear_samples"] == 0.0
+    assert src["peak_model"] == {"callable": "keep_all"}
+    assert D.read_meta(tmp_path / "truth.npz")["cluster_input"]["source"] == "true peaks"
+    assert truth["mean_peaks"] == pytest.approx(true_peaks.mean())
+    with pytest.raises(ValueError, match="2 scores for"):
+        S.simulate_to_file(tmp_path / "bad.npz", 5, seed=5, peak_model=lambda X: np.ones(2))
+    with pytest.raises(ValueError, match="peak_threshold"):
+        S.simulate_to_file(tmp_path / "bad.npz", 5, seed=5, peak_model=keep_all, peak_threshold=0)
+    assert not (tmp_path / "bad.npz").exists()
+
+
+def test_cli_simulate_with_a_keras_peak_finder(tmp_path):
+    import keras  # a hard dependency of the package
+    from sweep.cli import main
+    from sweep.job.models import build_lstm
+
+    keras.utils.set_random_seed(0)
+    model = build_lstm({"topology": [4, 4, 1], "activations": ["relu", "sigmoid"], "dropout": [0.0, 0.0]})
+    # a few quick epochs so that its scores spread over (0, 1) (untrained, all sit near 0.42)
+    S.simulate_to_file(tmp_path / "train.npz", 30, seed=1)
+    X, y = D.load_peak_dataset(tmp_path / "train.npz")
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss="binary_crossentropy")
+    model.fit(X, y, batch_size=64, epochs=3, verbose=0)
+    model.save(tmp_path / "finder.keras")
+    out = tmp_path / "cnn.npz"
+    assert main(["data", "simulate", "--out", str(out), "--waveforms", "12", "--seed", "2", "--no-progress",
+                 "--peak-model", str(tmp_path / "finder.keras"), "--threshold", "0.5"]) == 0
+    scores = model.predict(np.load(out)["windows"].astype(np.float32)[:, :, None], verbose=0).ravel()
+    kept, candidates, _ = _peaks_per_waveform(out)
+    assert 0 < kept.sum() < candidates.sum() / 2  # it found some peaks, far from every candidate
+    with np.load(out) as f:
+        per_wf = np.bincount(f["window_waveform"][scores >= 0.5], minlength=12)
+    # the stored windows are float16: a score within rounding of the threshold may flip
+    assert np.abs(kept.astype(int) - per_wf).sum() <= 2
+    meta = D.read_meta(out)["cluster_input"]
+    assert meta["source"] == "peak model" and len(meta["peak_model"]["sha256"]) == 64
+    assert main(["data", "simulate", "--out", str(tmp_path / "x.npz"), "--peak-model", str(tmp_path / "no.keras")]) == 1
+    assert not (tmp_path / "x.npz").exists()

@@ -31,6 +31,24 @@ def test_cnn_takes_1024_peak_time_arrays():
     params = {k: p.default for k, p in CNN_PARAMS.items()}
     model = build_cnn(params)
     assert model.input_shape == (None, 1024, 1) and model.output_shape == (None, 1)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Conv1D", "MaxPooling1D", "Conv1D", "MaxPooling1D", "Flatten", "Dense", "Dropout", "Dense"]
+
+
+def test_cnn_blocks_and_global_average_head():
+    from sweep.core.schema import CNN_PARAMS
+    from sweep.job.models import build_cnn
+
+    params = {**{k: p.default for k, p in CNN_PARAMS.items()}, "filters": [8, 16], "kernel_sizes": [7, 5],
+              "convs_per_block": 2, "pool_size": 2, "head": "global_average", "dense_units": [32]}
+    model = build_cnn(params)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Conv1D", "Conv1D", "MaxPooling1D", "Conv1D", "Conv1D", "MaxPooling1D",
+                     "GlobalAveragePooling1D", "Dense", "Dropout", "Dense"]
+    # conv weights (k·in·out + out) + dense 16→32 + 32→1: independent of the input length
+    convs = (7 * 1 * 8 + 8) + (7 * 8 * 8 + 8) + (5 * 8 * 16 + 16) + (5 * 16 * 16 + 16)
+    assert model.count_params() == convs + (16 * 32 + 32) + (32 + 1)
+    assert build_cnn(params, length=2048).count_params() == model.count_params()
 
 
 def _render_one(tmp_path, dataset, extra=""):

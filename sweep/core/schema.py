@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 MODELS = ("lstm", "cnn")
+CNN_HEADS = ("flatten", "global_average")
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "nadam", "adamax", "adagrad", "adadelta", "ftrl", "lion")
 ACTIVATIONS = ("relu", "selu", "sigmoid", "tanh", "elu", "gelu", "silu", "swish", "softplus", "softsign",
@@ -126,6 +127,9 @@ CNN_PARAMS: dict[str, Param] = {
     "filters": Param(list_of(int_at_least(1)), [16, 32], "Conv1D filters per block"),
     "kernel_sizes": Param(list_of(int_at_least(1)), [5, 3], "Conv1D kernel size per block (same length as filters)"),
     "pool_size": Param(int_at_least(1), 4, "MaxPooling1D size after each block"),
+    "convs_per_block": Param(int_at_least(1), 1, "Conv1D layers per block before its pooling"),
+    "head": Param(one_of(CNN_HEADS), "flatten",
+                  "flatten (keeps where a feature sits) or global_average (a count summed over the window)"),
     "dense_units": Param(list_of(int_at_least(1), min_length=0), [64], "hidden Dense layers before the output"),
     "activation": Param(one_of(ACTIVATIONS), "relu", "activation of Conv1D and hidden Dense layers"),
     "dropout": Param(number_in(0, 1), 0.1, "dropout after each hidden Dense layer"),

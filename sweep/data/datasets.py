@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -211,8 +211,15 @@ def balanced_index(labels: np.ndarray, seed: int) -> np.ndarray:
 class DatasetBuilder:
     """Accumulates both datasets over simulation batches (see :func:`simulate_to_file`)."""
 
-    def __init__(self, params: SimulationParams):
+    def __init__(self, params: SimulationParams, peak_scorer: Callable[[np.ndarray], np.ndarray] | None = None,
+                 peak_threshold: float = 0.5):
+        """``peak_scorer`` (a trained peak finder, ``f(windows (N, 15, 1)) -> scores``) makes the
+        clusterization inputs the candidates it scores >= ``peak_threshold`` (step 1 of the chain,
+        no smearing), so that a clusterizer trained on them sees what it will see in use; without
+        it they are the true peaks smeared by ``peak_time_smear_samples``."""
         self.params = params
+        self.peak_scorer = peak_scorer
+        self.peak_threshold = float(peak_threshold)
         self._parts: dict[str, list[np.ndarray]] = {k: [] for k in ARRAY_KEYS if k != "balanced_index"}
         self._n_waveforms = 0
 
@@ -223,11 +230,19 @@ class DatasetBuilder:
         cw, cs = find_candidates(w, p.finder_threshold_rms * p.noise_rms_mv)
         pw, ps, pt = distinct_peaks(batch.electron_waveform, batch.electron_peak_sample, batch.electron_tag)
         labels, tags = match_candidates(cw, cs, pw, ps, pt, p.tolerance_samples, n)
-        inside = (ps >= 0) & (ps < n)
-        hist = cluster_inputs(B, pw[inside], ps[inside], p.dt_ns, p.window_ns, p.cluster_bins,
-                              p.peak_time_smear_samples, rng)
+        windows = extract_windows(w, cw, cs, p.window_scale_mv)
+        if self.peak_scorer is None:
+            inside = (ps >= 0) & (ps < n)
+            hist = cluster_inputs(B, pw[inside], ps[inside], p.dt_ns, p.window_ns, p.cluster_bins,
+                                  p.peak_time_smear_samples, rng)
+        else:
+            scores = np.asarray(self.peak_scorer(windows[:, :, None]), dtype=np.float64).ravel()
+            if scores.size != cw.size:
+                raise ValueError(f"the peak finder returned {scores.size} scores for {cw.size} windows")
+            found = scores >= self.peak_threshold
+            hist = cluster_inputs(B, cw[found], cs[found], p.dt_ns, p.window_ns, p.cluster_bins, 0.0, rng)
         parts = self._parts
-        parts["windows"].append(extract_windows(w, cw, cs, p.window_scale_mv).astype(np.float16))
+        parts["windows"].append(windows.astype(np.float16))
         parts["labels"].append(labels)
         parts["tags"].append(tags)
         parts["window_waveform"].append((cw + self._n_waveforms).astype(np.int32))

@@ -739,6 +739,16 @@ def simulate_batch(
 DEFAULT_BATCH_SIZE = 256
 
 
+def _model_identity(model: Any) -> dict[str, Any]:
+    """What a dataset records about the peak finder that built its clusterization inputs."""
+    if isinstance(model, (str, Path)):
+        import hashlib
+
+        path = Path(model)
+        return {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {"callable": getattr(model, "__name__", type(model).__name__)}
+
+
 def simulate_to_file(
     path: str | Path,
     n_waveforms: int,
@@ -747,12 +757,19 @@ def simulate_to_file(
     progress: bool = False,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    peak_model: str | Path | None = None,
+    peak_threshold: float = 0.5,
 ) -> dict:
     """Simulate ``n_waveforms`` waveforms and write both datasets to one compressed npz.
 
     Batch k uses ``default_rng(SeedSequence(seed).spawn(...)[k])``, so a (seed, params,
     batch_size) triple always gives the byte-identical file. Returns a summary dict with
     n_waveforms, n_windows, n_balanced, signal_fraction, mean_clusters, seconds and path.
+
+    ``peak_model`` (a trained peak finder: a .keras file, or a callable ``f(windows) -> scores``)
+    builds the clusterization inputs from the candidates it scores >= ``peak_threshold`` instead
+    of the smeared true peaks: the training set for a clusterizer that will be fed by that peak
+    finder (the two-step chain). TensorFlow is imported only for a .keras file.
     """
     from sweep.data import datasets
 
@@ -765,9 +782,18 @@ def simulate_to_file(
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     n_waveforms, seed, batch_size = int(n_waveforms), int(seed), int(batch_size)
+    if isinstance(peak_threshold, bool) or not isinstance(peak_threshold, (int, float)) or not 0 < peak_threshold <= 1:
+        raise ValueError(f"peak_threshold must be in (0, 1], got {peak_threshold!r}")
     n_batches = -(-n_waveforms // batch_size)
     children = np.random.SeedSequence(seed).spawn(n_batches)
-    builder = datasets.DatasetBuilder(p)
+    scorer, source = None, {"source": "true peaks", "smear_samples": p.peak_time_smear_samples}
+    if peak_model is not None:
+        from sweep.evaluate import load_model_fn
+
+        scorer = load_model_fn(peak_model)
+        source = {"source": "peak model", "peak_threshold": float(peak_threshold), "smear_samples": 0.0,
+                  "peak_model": _model_identity(peak_model)}
+    builder = datasets.DatasetBuilder(p, scorer, peak_threshold)
 
     bar = None
     if progress:
@@ -815,8 +841,7 @@ def simulate_to_file(
         "finder": {"rule": "d[i]=wf[i]-wf[i-1]; d[i]>thr and d[i]>=d[i-1] and d[i]>d[i+1]",
                    "threshold_mv": p.finder_threshold_rms * p.noise_rms_mv},
         "truth_peak": "sample of steepest rise of the electron's isolated pulse (PulseResponse.peak_sample)",
-        "cluster_input": {"bins": p.cluster_bins, "range_ns": [0.0, p.window_ns],
-                          "smear_samples": p.peak_time_smear_samples,
+        "cluster_input": {"bins": p.cluster_bins, "range_ns": [0.0, p.window_ns], **source,
                           "label": "true number of primary clusters"},
         "stats": stats,
         "software": {"sweep": __version__, "numpy": np.__version__},

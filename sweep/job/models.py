@@ -28,15 +28,22 @@ def build_lstm(params: dict[str, Any], window: int = 15):
 
 
 def build_cnn(params: dict[str, Any], length: int = 1024):
-    """Clusterizer: [Conv1D → MaxPool1D] per block → Flatten → Dense(+Dropout)… → Dense(1)."""
+    """Clusterizer: [Conv1D × convs_per_block → MaxPool1D] per block → Flatten or
+    GlobalAveragePooling1D → Dense(+Dropout)… → Dense(1).
+
+    ``head: global_average`` averages each feature over the window: the number of clusters is a
+    sum of local contributions, and this head learns it from fewer samples than ``flatten``,
+    which gives every position its own weights (the seed's design, the default)."""
     import keras
     from keras import layers
 
     model = keras.Sequential([keras.Input(shape=(length, 1))], name="cnn_clusterizer")
     for filters, kernel in zip(params["filters"], params["kernel_sizes"]):
-        model.add(layers.Conv1D(filters, kernel, padding="same", activation=params["activation"]))
-        model.add(layers.MaxPooling1D(params["pool_size"]))
-    model.add(layers.Flatten())
+        for _ in range(params.get("convs_per_block", 1)):
+            model.add(layers.Conv1D(filters, kernel, padding="same", activation=params["activation"]))
+        if params["pool_size"] > 1:
+            model.add(layers.MaxPooling1D(params["pool_size"]))
+    model.add(layers.GlobalAveragePooling1D() if params.get("head") == "global_average" else layers.Flatten())
     for units in params["dense_units"]:
         model.add(layers.Dense(units, activation=params["activation"]))
         model.add(layers.Dropout(params["dropout"]))
