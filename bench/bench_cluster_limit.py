@@ -1,0 +1,124 @@
+"""How well can ANY clusterizer count clusters in this simulator? And how far can dN/dx beat dE/dx?
+
+    python bench/bench_cluster_limit.py [--train 40000] [--test 10000] [--tracks 1000] [--cells 100]
+
+Issue 4 asks for a per-cell relative resolution <= 0.10 against the TRUE cluster count and a
+track dN/dx >= 2x better than a truncated-mean dE/dx. This benchmark measures what the simulated
+physics allows, independent of any neural network:
+
+1. **Per cell**: a gradient-boosted regressor (scikit-learn) on features of PERFECT peak finding
+   (every distinct true electron peak, or even every electron's exact arrival time): the number
+   of peaks, the histogram of the time gaps between consecutive peaks in units of the diffusion
+   spread 0.26·√t, the first arrival and the time span. Its resolution is an estimate of the
+   floor that a clusterizer fed with peak times can reach (a better model could go a little lower).
+2. **Per track**: the calibrated dN/dx resolution that such a per-cell estimator gives for
+   ``cells`` cells, with ``noise/slope`` the per-cell spread of the estimate around its
+   response (sigma_track^2 = 1/N + cells·(noise/slope)^2 / N^2, N = clusters per track).
+3. **dE/dx**: the truncated mean (70 %) of the collected charge for the seed's cluster sizes (cut
+   at 19) and with Fischle's 10.9/n² tail up to 1000 electrons, against dN/dx from the TRUE
+   counts: the best ratio any counting method can reach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from sweep.data import datasets as D  # noqa: E402
+from sweep.data import simulate as S  # noqa: E402
+from sweep.evaluate import truncated_mean  # noqa: E402
+
+#: gap edges in units of 0.26·√t (the beam-test clusterization cut is 1)
+GAP_EDGES = np.array([0, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 10, np.inf])
+
+
+def features(n: int, wf: np.ndarray, t_ns: np.ndarray, t0_ns: float) -> np.ndarray:
+    o = np.lexsort((t_ns, wf))
+    wf, t = wf[o], t_ns[o]
+    same = wf[1:] == wf[:-1]
+    dt, w = (t[1:] - t[:-1])[same], wf[1:][same]
+    g = dt / (0.26 * np.sqrt(np.maximum(t[1:][same] - t0_ns, 1.0)))
+    k = np.searchsorted(GAP_EDGES, g, side="right") - 1
+    nb = len(GAP_EDGES) - 1
+    H = np.bincount(w * nb + k, minlength=n * nb).reshape(n, nb)
+    first, last = np.full(n, np.nan), np.full(n, np.nan)
+    first[wf[::-1]] = t[::-1]
+    last[wf] = t
+    return np.column_stack([np.bincount(wf, minlength=n), H, first - t0_ns, last - first])
+
+
+def sample(p: S.SimulationParams, n: int, seed: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+    b = S.simulate_batch(p, n, np.random.default_rng(seed), render=False)
+    if source == "electrons":
+        wf, t = b.electron_waveform.astype(np.int64), b.electron_time_ns
+    else:
+        wf, ps, _ = D.distinct_peaks(b.electron_waveform, b.electron_peak_sample, b.electron_tag)
+        t = ps * p.dt_ns
+    return features(n, wf, t, p.t0_ns), b.n_clusters.astype(np.float64)
+
+
+def cell_figures(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    slope = float(np.cov(pred, true)[0, 1] / np.var(true))
+    d = pred - true
+    return {"rel_bias": d.mean() / true.mean(), "rel_resolution": d.std() / true.mean(), "slope": slope,
+            "noise_over_slope": float((pred - slope * true).std() / slope)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train", type=int, default=40000)
+    ap.add_argument("--test", type=int, default=10000)
+    ap.add_argument("--tracks", type=int, default=1000)
+    ap.add_argument("--cells", type=int, default=100)
+    ap.add_argument("--momentum", type=float, default=10.0)
+    args = ap.parse_args()
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    p = S.SimulationParams()
+    print(f"per cell (default simulation: pions 4-180 GeV/c, {p.cell_size_cm} cm cell), "
+          f"{args.train} training / {args.test} test waveforms")
+    n_track = None
+    for source in ("peaks", "electrons"):
+        t0 = time.perf_counter()
+        X, y = sample(p, args.train, 1, source)
+        Xt, yt = sample(p, args.test, 2, source)
+        for label, cols in (("all features", slice(None)), ("peak count only", slice(0, 1))):
+            m = HistGradientBoostingRegressor(max_iter=300, random_state=0).fit(X[:, cols], y)
+            f = cell_figures(m.predict(Xt[:, cols]), yt)
+            if source == "peaks" and label == "all features":
+                n_track = f["noise_over_slope"]
+            print(f"  perfect {source:9s} {label:16s}: bias {f['rel_bias']:+.4f}  resolution "
+                  f"{f['rel_resolution']:.4f}  slope {f['slope']:.3f}  noise/slope {f['noise_over_slope']:.2f}"
+                  f"  ({time.perf_counter() - t0:.0f} s)")
+    print(f"  mean true clusters per cell {yt.mean():.2f}")
+
+    print(f"\nper track ({args.tracks} tracks × {args.cells} cells, {args.momentum:g} GeV/c pions, "
+          "truncated mean 70 %)")
+    for label, size_max in (("cluster sizes cut at 19 (seed)", None), ("Fischle tail to 1000", 1000)):
+        q = p.replace(momentum_min_gev=args.momentum, momentum_max_gev=args.momentum, cluster_size_max=size_max)
+        T, C = args.tracks, args.cells
+        b = S.simulate_batch(q, T * C, np.random.default_rng(3), render=False)
+        charge = np.bincount(b.electron_waveform, weights=b.electron_gain, minlength=T * C).reshape(T, C)
+        chord = b.tracks.chord_cm.reshape(T, C)
+        dedx = truncated_mean(charge / chord, 0.7, axis=1)
+        n = b.n_clusters.reshape(T, C).sum(axis=1)
+        dndx = n / chord.sum(axis=1)
+        N = float(n.mean())
+        r_dedx, r_true = dedx.std() / dedx.mean(), dndx.std() / dndx.mean()
+        r_limit = math.sqrt(r_true**2 + C * n_track**2 / N**2)
+        print(f"  {label}: dE/dx {r_dedx:.4f};  dN/dx true counts {r_true:.4f} (Poisson 1/sqrt(N) "
+              f"{1 / math.sqrt(N):.4f}, ratio to dE/dx {r_dedx / r_true:.2f});  with the perfect-peak "
+              f"estimator above {r_limit:.4f} ({r_limit * math.sqrt(N):.2f}× Poisson, ratio to dE/dx "
+              f"{r_dedx / r_limit:.2f})")
+
+
+if __name__ == "__main__":
+    main()
