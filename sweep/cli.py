@@ -239,6 +239,17 @@ def cmd_simulate(args) -> int:
     return EXIT_OK
 
 
+def _momenta(text: str) -> tuple[float, ...]:
+    """'3,10,30' -> (3.0, 10.0, 30.0); anything else is a usage error (exit 2)."""
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        values = ()
+    if not values or any(not 0 < v < 1e6 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated momenta in GeV/c, e.g. 3,10,30; got {text!r}")
+    return values
+
+
 def cmd_evaluate(args) -> int:
     """Peak / cluster / track level evaluation on fresh simulated waveforms (sweep.evaluate)."""
     from .evaluate import evaluate, format_summary
@@ -256,7 +267,9 @@ def cmd_evaluate(args) -> int:
     result = evaluate(args.peak_model, args.cluster_model, out_dir=args.out, n_waveforms=args.waveforms,
                       seed=args.seed, params=params, lstm_threshold=args.threshold,
                       scan_waveforms=args.scan_waveforms, n_tracks=args.tracks, cells=args.cells,
-                      momentum_gev=args.momentum, truncation=args.truncation, plots=not args.no_plots,
+                      momentum_gev=args.momentum, truncation=args.truncation,
+                      separation_momenta=args.separation_momenta, separation_tracks=args.separation_tracks,
+                      plots=not args.no_plots,
                       input_path=args.input, read_options={"dt_ns": args.dt_ns} if args.dt_ns else None,
                       log=lambda s: print(s, file=sys.stderr))
     print(format_summary(result["summary"]))
@@ -373,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cells", type=int, default=100, help="cells crossed per track")
     p.add_argument("--momentum", type=float, default=10.0, help="track momentum, GeV/c")
     p.add_argument("--truncation", type=float, default=0.7, help="dE/dx truncated mean: fraction kept")
+    p.add_argument("--separation-momenta", type=_momenta, default=(3.0, 10.0, 30.0), metavar="P1,P2,...",
+                   help="momenta (GeV/c) of the π/K separation (default 3,10,30)")
+    p.add_argument("--separation-tracks", type=int, default=50,
+                   help="tracks per species and momentum for the π/K separation (0: skip)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--input", type=Path, default=None, help="evaluate on the waveforms of this file (.npz from "
                    "sweep.data.readers, .h5, or .root in the CEPC layout) instead of a fresh simulation")

@@ -31,6 +31,10 @@ seed and computes
   Compared with the Poisson limit 1/√N (N = mean true clusters per track) and 1/√(ε·N) with
   ε = min(b, 1).
 
+* **π/K separation**: at each of ``separation_momenta``, ``separation_tracks`` pions and kaons
+  crossing ``cells`` cells; |Δmean| / mean σ of dN/dx (each method, raw counts: the ratio does
+  not depend on the response) and of the truncated-mean dE/dx.
+
 Writes ``evaluation.json`` and PNGs (matplotlib, Agg) into ``out_dir``. TensorFlow/Keras are
 imported only when a model *path* is given; callables ``f(X) -> scores`` work without them
 (the tests use them).
@@ -235,18 +239,21 @@ def evaluate_clusters(batch, det: dict[str, Any], cluster_fn: Scorer | None, see
     return {k: regression_metrics(true, v) for k, v in counts.items()}, counts
 
 
-def evaluate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn: Scorer | None,
-                    deriv_params: deriv.DerivParams, *, n_tracks: int, cells: int, momentum_gev: float,
-                    truncation: float, seed: int, lstm_threshold: float = 0.5, chunk_waveforms: int = 1000
-                    ) -> dict[str, Any]:
-    """dN/dx (each counting method) vs truncated-mean dE/dx for tracks crossing ``cells`` cells."""
-    p = params.replace(momentum_min_gev=float(momentum_gev), momentum_max_gev=float(momentum_gev),
-                       fixed_betagamma=None)
+def simulate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn: Scorer | None,
+                    deriv_params: deriv.DerivParams, *, particle: str, momentum_gev: float, n_tracks: int,
+                    cells: int, seed: Sequence[int], lstm_threshold: float = 0.5, chunk_waveforms: int = 1000
+                    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """``n_tracks`` tracks of one particle and momentum crossing ``cells`` cells each.
+
+    Returns ``(counts, chord_cm, charge)``: counts maps each counting method (and ``truth``) to
+    the (n_tracks, cells) clusters it counts per cell; chord and collected charge (Σ G/<G>) are
+    (n_tracks, cells) too."""
+    p = params.replace(particle=particle, momentum_min_gev=float(momentum_gev),
+                       momentum_max_gev=float(momentum_gev), fixed_betagamma=None)
     total = int(n_tracks) * int(cells)
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x7AC5]))
+    rng = np.random.default_rng(np.random.SeedSequence(list(seed)))
     per: dict[str, list[np.ndarray]] = {}
     chords, charges = [], []
-    t0 = time.perf_counter()
     for a in range(0, total, chunk_waveforms):
         m = min(chunk_waveforms, total - a)
         b = simulate_batch(p, m, rng)
@@ -261,28 +268,45 @@ def evaluate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn
             per.setdefault(k, []).append(np.asarray(v, dtype=np.float64))
         chords.append(b.tracks.chord_cm)
         charges.append(np.bincount(b.electron_waveform, weights=b.electron_gain, minlength=m))
-    chord = np.concatenate(chords).reshape(n_tracks, cells)
-    charge = np.concatenate(charges).reshape(n_tracks, cells)
+    shape = (int(n_tracks), int(cells))
+    counts_out = {k: np.concatenate(v).reshape(shape) for k, v in per.items()}
+    return counts_out, np.concatenate(chords).reshape(shape), np.concatenate(charges).reshape(shape)
+
+
+def dedx_truncated(chord: np.ndarray, charge: np.ndarray, truncation: float) -> np.ndarray:
+    """Per track: truncated mean (lowest ``truncation`` of the cells) of the charge per cm."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return truncated_mean(np.where(chord > 0, charge / chord, 0.0), truncation, axis=1)
+
+
+def evaluate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn: Scorer | None,
+                    deriv_params: deriv.DerivParams, *, n_tracks: int, cells: int, momentum_gev: float,
+                    truncation: float, seed: int, lstm_threshold: float = 0.5, chunk_waveforms: int = 1000
+                    ) -> dict[str, Any]:
+    """dN/dx (each counting method) vs truncated-mean dE/dx for tracks crossing ``cells`` cells."""
+    t0 = time.perf_counter()
+    per, chord, charge = simulate_tracks(
+        params, peak_fn, cluster_fn, deriv_params, particle=params.particle, momentum_gev=momentum_gev,
+        n_tracks=n_tracks, cells=cells, seed=(int(seed), 0x7AC5), lstm_threshold=lstm_threshold,
+        chunk_waveforms=chunk_waveforms)
     length = chord.sum(axis=1)
-    true_n = np.concatenate(per["truth"]).reshape(n_tracks, cells).sum(axis=1)
+    true_n = per["truth"].sum(axis=1)
     N = float(true_n.mean())
     poisson = 1.0 / math.sqrt(N) if N > 0 else math.nan
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dedx = truncated_mean(np.where(chord > 0, charge / chord, 0.0), truncation, axis=1)
+    dedx = dedx_truncated(chord, charge, truncation)
     dedx_res = _rel_resolution(dedx)
     out: dict[str, Any] = {
         "n_tracks": int(n_tracks), "cells": int(cells), "momentum_gev": float(momentum_gev),
-        "particle": p.particle, "track_length_cm": float(length.mean()),
+        "particle": params.particle, "track_length_cm": float(length.mean()),
         "mean_true_clusters": N, "mean_true_dndx": float(np.mean(true_n / length)), "poisson_limit": poisson,
         "dedx": {"truncation": truncation, "resolution": dedx_res,
                  "resolution_err": dedx_res / math.sqrt(2 * max(n_tracks - 1, 1)), "values": dedx},
         "dndx": {},
     }
-    true_cells = np.concatenate(per["truth"])
-    for k, parts in per.items():
-        cell = np.concatenate(parts)
-        n_tr = cell.reshape(n_tracks, cells).sum(axis=1)
-        slope = _response_slope(cell, true_cells)
+    true_cells = per["truth"].ravel()
+    for k, cell in per.items():
+        n_tr = cell.sum(axis=1)
+        slope = _response_slope(cell.ravel(), true_cells)
         eps = min(1.0, slope) if math.isfinite(slope) else math.nan
         lim = 1.0 / math.sqrt(eps * N) if eps > 1e-9 and N > 0 else math.nan
         raw = _rel_resolution(n_tr / length)
@@ -302,13 +326,49 @@ def evaluate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn
     return out
 
 
+def separation_power(a: np.ndarray, b: np.ndarray) -> float:
+    """|mean(a) − mean(b)| / ((std(a) + std(b)) / 2): how many σ apart two particle species are.
+    Invariant under an affine response (a counter with slope ε and an offset separates as well
+    as its calibrated version)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    width = 0.5 * (a.std() + b.std())
+    return float(abs(a.mean() - b.mean()) / width) if width > 0 else math.inf
+
+
+def evaluate_separation(params: SimulationParams, peak_fn: Scorer | None, cluster_fn: Scorer | None,
+                        deriv_params: deriv.DerivParams, *, momenta_gev: Sequence[float], n_tracks: int,
+                        cells: int, truncation: float, seed: int, lstm_threshold: float = 0.5,
+                        particles: tuple[str, str] = ("pion", "kaon")) -> dict[str, Any]:
+    """π/K separation (σ) at each momentum: dN/dx of every counting method and truncated-mean
+    dE/dx, from ``n_tracks`` tracks per species crossing ``cells`` cells."""
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"particles": list(particles), "momenta_gev": [float(m) for m in momenta_gev],
+                           "n_tracks": int(n_tracks), "cells": int(cells), "truncation": truncation,
+                           "dedx": [], "dndx": {}}
+    for i, mom in enumerate(momenta_gev):
+        values: dict[str, list[np.ndarray]] = {}
+        for j, particle in enumerate(particles):
+            per, chord, charge = simulate_tracks(
+                params, peak_fn, cluster_fn, deriv_params, particle=particle, momentum_gev=mom,
+                n_tracks=n_tracks, cells=cells, seed=(int(seed), 0x5E9A, i, j), lstm_threshold=lstm_threshold)
+            length = chord.sum(axis=1)
+            values.setdefault("dedx", []).append(dedx_truncated(chord, charge, truncation))
+            for k, cell in per.items():
+                values.setdefault(k, []).append(cell.sum(axis=1) / length)
+        out["dedx"].append(separation_power(*values.pop("dedx")))
+        for k, (a, b) in values.items():
+            out["dndx"].setdefault(k, []).append(separation_power(a, b))
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Plots
 # --------------------------------------------------------------------------------------------
 
 
-def _plots(out_dir: Path, result: dict, det: dict, counts: dict, true_n: np.ndarray, tracks: dict | None
-           ) -> list[str]:
+def _plots(out_dir: Path, result: dict, det: dict, counts: dict, true_n: np.ndarray, tracks: dict | None,
+           separation: dict | None = None) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -387,6 +447,23 @@ def _plots(out_dir: Path, result: dict, det: dict, counts: dict, true_n: np.ndar
         fig.savefig(out_dir / "tracks.png", dpi=110)
         plt.close(fig)
         files.append("tracks.png")
+
+    if separation is not None:
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        mom = separation["momenta_gev"]
+        ax.plot(mom, separation["dedx"], "k--o", label="dE/dx (truncated mean)")
+        for k, v in separation["dndx"].items():
+            ax.plot(mom, v, "-o", label=f"dN/dx {k}")
+        ax.set_xscale("log")
+        ax.set_xlabel("momentum (GeV/c)")
+        ax.set_ylabel("π/K separation (σ)")
+        ax.set_title(f"{separation['cells']} cells, {separation['n_tracks']} tracks per species")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out_dir / "separation.png", dpi=110)
+        plt.close(fig)
+        files.append("separation.png")
     return files
 
 
@@ -428,6 +505,8 @@ def evaluate(
     cells: int = 100,
     momentum_gev: float = 10.0,
     truncation: float = 0.7,
+    separation_momenta: Sequence[float] = (3.0, 10.0, 30.0),
+    separation_tracks: int = 50,
     plots: bool = True,
     input_path: str | Path | None = None,
     read_options: dict[str, Any] | None = None,
@@ -435,7 +514,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Run the three-level evaluation; returns the result dict (also written as JSON if
     ``out_dir``). ``peak_model``/``cluster_model``: a .keras path, a Keras model or a callable.
-    ``n_tracks=0`` skips the track level. ``input_path`` (npz/HDF5/ROOT, see
+    ``n_tracks=0`` skips the track level; ``separation_tracks`` pions and as many kaons per
+    momentum in ``separation_momenta`` give the π/K separation (0 skips it). ``input_path`` (npz/HDF5/ROOT, see
     :mod:`sweep.data.readers`; ``read_options`` go to the reader) evaluates the peak and cluster
     levels on the waveforms of that file instead of a fresh simulation (no track level); the
     simulation ``params`` still give the noise level, tolerance, window scale and t0."""
@@ -453,7 +533,7 @@ def evaluate(
             raise ValueError(f"{input_path}: holds no waveforms (a training dataset file?)")
         log(f"read {ws.n_waveforms} waveforms of {ws.n_samples} samples from {input_path}")
         batch = WaveformSetView(ws, p)
-        n_waveforms, n_tracks = ws.n_waveforms, 0
+        n_waveforms, n_tracks, separation_tracks = ws.n_waveforms, 0, 0
     else:
         log(f"simulating {n_waveforms} held-out waveforms (seed {seed})")
         batch = simulate_batch(p, int(n_waveforms), rng)
@@ -468,6 +548,13 @@ def evaluate(
         tracks = evaluate_tracks(p, peak_fn, cluster_fn, det["_deriv_params"], n_tracks=int(n_tracks),
                                  cells=int(cells), momentum_gev=momentum_gev, truncation=truncation,
                                  seed=seed, lstm_threshold=lstm_threshold)
+    separation = None
+    if separation_tracks and cells and len(separation_momenta):
+        log(f"π/K separation: {separation_tracks} tracks per species at {list(separation_momenta)} GeV/c")
+        separation = evaluate_separation(p, peak_fn, cluster_fn, det["_deriv_params"],
+                                         momenta_gev=separation_momenta, n_tracks=int(separation_tracks),
+                                         cells=int(cells), truncation=truncation, seed=seed,
+                                         lstm_threshold=lstm_threshold)
     result: dict[str, Any] = {
         "seed": int(seed), "n_waveforms": int(n_waveforms),
         "input": None if input_path is None else str(input_path),
@@ -478,6 +565,7 @@ def evaluate(
         "peaks": peaks,
         "clusters": clusters,
         "tracks": tracks,
+        "separation": separation,
     }
     result["summary"] = summary(result)
     result["seconds"] = time.perf_counter() - t_start
@@ -485,7 +573,8 @@ def evaluate(
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         if plots:
-            result["plots"] = _plots(out, result, det, counts, batch.n_clusters.astype(np.float64), tracks)
+            result["plots"] = _plots(out, result, det, counts, batch.n_clusters.astype(np.float64), tracks,
+                                     separation)
         slim = _json_safe({**result, "tracks": _strip_values(tracks)})
         (out / "evaluation.json").write_text(json.dumps(slim, indent=2, sort_keys=True))
     return result
@@ -528,6 +617,12 @@ def summary(result: dict) -> dict[str, Any]:
             s[f"dndx_{k}_resolution"] = d["resolution"]
             s[f"dndx_{k}_over_poisson_eps"] = d["ratio_to_poisson_eps"]
             s[f"dndx_{k}_dedx_ratio"] = d["dedx_over_dndx"]
+    sep = result.get("separation")
+    if sep:
+        for i, mom in enumerate(sep["momenta_gev"]):
+            s[f"pi_k_sigma_dedx_{mom:g}gev"] = sep["dedx"][i]
+            for k, v in sep["dndx"].items():
+                s[f"pi_k_sigma_dndx_{k}_{mom:g}gev"] = v[i]
     return s
 
 

@@ -89,8 +89,10 @@ def test_track_level_true_counts_poisson():
 def test_evaluate_end_to_end_with_callables(tmp_path):
     out = tmp_path / "ev"
     r = E.evaluate(rise_scorer, lambda X: X.sum(axis=(1, 2)) * 0.8, out_dir=out, n_waveforms=60, seed=3,
-                   deriv_grid=SMALL_GRID, scan_waveforms=30, n_tracks=8, cells=10)
+                   deriv_grid=SMALL_GRID, scan_waveforms=30, n_tracks=8, cells=10, separation_momenta=(5.0, 20.0),
+                   separation_tracks=6)
     s = r["summary"]
+    assert {"pi_k_sigma_dedx_5gev", "pi_k_sigma_dndx_truth_20gev", "pi_k_sigma_dndx_lstm_cnn_5gev"} <= set(s)
     for k in ("lstm_f1_balanced", "lstm_auc_balanced", "lstm_eff_purity_peaks", "deriv_eff_purity_peaks",
               "lstm_minus_deriv", "dedx_resolution", "poisson_limit", "dndx_lstm_cnn_resolution"):
         assert k in s, k
@@ -98,7 +100,8 @@ def test_evaluate_end_to_end_with_callables(tmp_path):
     data = json.loads((out / "evaluation.json").read_text())
     assert data["summary"]["deriv_eff_purity_peaks"] == pytest.approx(s["deriv_eff_purity_peaks"])
     assert "values" not in data["tracks"]["dedx"]
-    for png in ("peaks.png", "roc.png", "clusters.png", "tracks.png"):
+    assert data["separation"]["momenta_gev"] == [5.0, 20.0] and len(data["separation"]["dedx"]) == 2
+    for png in ("peaks.png", "roc.png", "clusters.png", "tracks.png", "separation.png"):
         assert (out / png).stat().st_size > 1000, png
 
 
@@ -106,10 +109,15 @@ def test_evaluate_without_models_and_cli(tmp_path):
     from sweep.cli import main
 
     rc = main(["evaluate", "--out", str(tmp_path / "cli"), "--waveforms", "40", "--scan-waveforms", "20",
-               "--tracks", "0", "--no-plots"])
+               "--tracks", "0", "--separation-momenta", "4,40", "--separation-tracks", "3", "--cells", "5",
+               "--no-plots"])
     assert rc == 0
     data = json.loads((tmp_path / "cli" / "evaluation.json").read_text())
     assert "lstm" not in data["peaks"] and data["tracks"] is None
+    assert data["separation"]["momenta_gev"] == [4.0, 40.0] and data["separation"]["n_tracks"] == 3
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", "--separation-momenta", "3,ten"])
+    assert e.value.code == 2
     assert data["clusters"]["deriv_sqrt_t"]["mean_true"] > 0
     assert main(["evaluate", "--peak-model", str(tmp_path / "nope.keras"), "--out", str(tmp_path / "x")]) == 1
 
@@ -125,9 +133,33 @@ def test_keras_model_file(tmp_path):
     m = build_lstm({"topology": [4, 4, 1], "activations": ["relu", "sigmoid"], "dropout": [0.0, 0.0]})
     path = tmp_path / "lstm.keras"
     m.save(path)
-    r = E.evaluate(path, None, n_waveforms=10, deriv_grid=SMALL_GRID, n_tracks=0)
+    r = E.evaluate(path, None, n_waveforms=10, deriv_grid=SMALL_GRID, n_tracks=0, separation_tracks=0)
+    assert r["separation"] is None
     assert r["models"]["peak"] == str(path)
     assert 0.0 <= r["peaks"]["lstm"]["window_natural"]["auc"] <= 1.0
+
+
+def test_separation_power_on_constructed_cases():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(10.0, 1.0, 200_000), rng.normal(14.0, 3.0, 200_000)
+    assert E.separation_power(a, b) == pytest.approx(4.0 / 2.0, rel=0.01)  # |Δ| / mean σ
+    assert E.separation_power(b, a) == E.separation_power(a, b)
+    # an affine response (efficiency 0.6, offset) separates exactly as well
+    assert E.separation_power(0.6 * a + 3, 0.6 * b + 3) == pytest.approx(E.separation_power(a, b))
+    assert E.separation_power(np.ones(5), np.ones(5)) == math.inf
+
+
+def test_pi_k_separation_of_true_counts():
+    """Kaons of 3 GeV/c (βγ 6.1) ionise less than pions (βγ 21.5): 12.4 vs 14.1 clusters/cm. With
+    true counts over 50 cells of 1.5 cm the separation is |Δ| / σ ≈ 1.7 / (14 / √1050) = 4."""
+    p = SimulationParams()
+    r = E.evaluate_separation(p, None, None, deriv.DerivParams(n1=8, n2=0, n3=0.5, n4=0.5), momenta_gev=[3.0],
+                              n_tracks=60, cells=50, truncation=0.7, seed=4)
+    assert r["momenta_gev"] == [3.0] and r["particles"] == ["pion", "kaon"]
+    truth = r["dndx"]["truth"][0]
+    assert 2.8 < truth < 5.5
+    assert 0 < r["dedx"][0] < truth  # dE/dx separates less than the true cluster count
+    assert set(r["dndx"]) >= {"truth", "deriv_sqrt_t", "truth_peaks_sqrt_t"}
 
 
 def test_dndx_calibration_penalises_shrinkage():
