@@ -142,6 +142,10 @@ def main() -> None:
         ("LSTM AUC (balanced) >= 0.99", s["lstm_auc_balanced"], s["lstm_auc_balanced"] >= 0.99),
         ("LSTM - DERIV eff×purity (peaks) >= 0.05", s["lstm_minus_deriv"], s["lstm_minus_deriv"] >= 0.05),
     ]
+    if "clusters_lstm_cnn_rel_bias" in s:
+        cnn_bias, cnn_res = s["clusters_lstm_cnn_rel_bias"], s["clusters_lstm_cnn_rel_resolution"]
+        checks += [("CNN |bias| per cell < 0.01", abs(cnn_bias), abs(cnn_bias) < 0.01),
+                   ("CNN relative resolution per cell <= 0.10", cnn_res, cnn_res <= 0.10)]
     if best_dndx:
         res, k = best_dndx
         d = tr["dndx"][k]
@@ -160,6 +164,11 @@ def main() -> None:
                   f"(raw {d['resolution_raw']:.4f}, response slope {d['response_slope']:.3f}, "
                   f"counted/true {d['counted_over_true']:.3f}, /Poisson {d['ratio_to_poisson']:.2f}, "
                   f"/Poisson(eps) {d['ratio_to_poisson_eps']:.2f}, dE/dx ratio {d['dedx_over_dndx']:.2f})")
+    sep = r.get("separation")
+    if sep:
+        print("π/K separation (σ):", ", ".join(
+            f"{m:g} GeV/c: dE/dx {sep['dedx'][i]:.2f}, " + ", ".join(f"{k} {v[i]:.2f}" for k, v in sep["dndx"].items())
+            for i, m in enumerate(sep["momenta_gev"])))
     for name, v, ok in checks:
         print(f"{'PASS' if ok else 'MISS'}  {name}: {v:.4f}")
     (args.out / "bench_summary.json").write_text(json.dumps(
