@@ -54,32 +54,9 @@ from sweep.core.metrics import classification_metrics, regression_metrics
 from sweep.data import datasets as D
 from sweep.data.simulate import SimulationParams, simulate_batch
 from sweep.physics import clusterize, deriv
-
-Scorer = Callable[[np.ndarray], np.ndarray]
+from sweep.scorers import Scorer, load_model_fn  # noqa: F401  (load_model_fn: part of this module's API)
 
 DEFAULT_LSTM_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-
-
-# --------------------------------------------------------------------------------------------
-# Models
-# --------------------------------------------------------------------------------------------
-
-
-def load_model_fn(model: Any, batch_size: int = 8192) -> Scorer | None:
-    """None → None; a callable → itself; a path (.keras) → ``X -> model.predict(X).ravel()``."""
-    if model is None:
-        return None
-    if callable(model) and not isinstance(model, (str, Path)):
-        if hasattr(model, "predict"):  # a Keras model object
-            return lambda X: np.asarray(model.predict(X, batch_size=batch_size, verbose=0)).ravel()
-        return model
-    path = Path(model)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
-    import keras  # TensorFlow only here
-
-    m = keras.saving.load_model(path, compile=False)
-    return lambda X: np.asarray(m.predict(X, batch_size=batch_size, verbose=0)).ravel()
 
 
 # --------------------------------------------------------------------------------------------

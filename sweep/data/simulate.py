@@ -788,7 +788,7 @@ def simulate_to_file(
     children = np.random.SeedSequence(seed).spawn(n_batches)
     scorer, source = None, {"source": "true peaks", "smear_samples": p.peak_time_smear_samples}
     if peak_model is not None:
-        from sweep.evaluate import load_model_fn
+        from sweep.scorers import load_model_fn
 
         scorer = load_model_fn(peak_model)
         source = {"source": "peak model", "peak_threshold": float(peak_threshold), "smear_samples": 0.0,
