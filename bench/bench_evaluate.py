@@ -11,7 +11,7 @@
 Targets (issue 4): LSTM F1 ≥ 0.95 and AUC ≥ 0.99 (balanced); LSTM eff×purity ≥ DERIV's best
 + 0.05; dN/dx ≥ 2× better than dE/dx and ≤ 1.15× the Poisson limit.
 
-    python bench/bench_evaluate.py [--train-waveforms 4000] [--epochs 5] [--cnn-waveforms 24000]
+    python bench/bench_evaluate.py [--train-waveforms 16000] [--epochs 8] [--cnn-waveforms 24000]
         [--eval-waveforms 2000] [--tracks 300] [--cells 100] [--out bench/out/evaluate]
         [--peak-model M.keras] [--cluster-model C.keras]
 """
@@ -105,8 +105,8 @@ def train_cnn(peak_model: Path, n_waveforms: int, epochs: int, out: Path, log) -
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train-waveforms", type=int, default=4000)
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--train-waveforms", type=int, default=16000)
+    ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--cnn-waveforms", type=int, default=24000)
     ap.add_argument("--cnn-epochs", type=int, default=25)
     ap.add_argument("--eval-waveforms", type=int, default=2000)
