@@ -77,3 +77,26 @@ def test_repeats_share_config_id_with_distinct_seeds(write_grid, tmp_path):
     assert len({r.seed for r in first}) == 3
     assert first[0].seed == one[0].seed  # repeat 0 unchanged when repeats grows
     assert len({r.run_id for r in three}) == len(three)
+
+
+CNN_GRID = """\
+sweep: c
+model: cnn
+seed: 2024
+data: {path: d.npz}
+axes:
+  optimizer: [rmsprop, adam]
+"""
+
+
+def test_parameters_added_later_keep_existing_ids(write_grid, tmp_path):
+    """convs_per_block and head came after CNN grids were in use: at their defaults they stay out
+    of the id, so a resubmitted grid finds its finished runs (ids pinned from before they existed);
+    set to anything else they are part of it."""
+    runs = runs_of(write_grid, tmp_path, CNN_GRID)
+    assert {r.params["head"] for r in runs} == {"flatten"} and {r.params["convs_per_block"] for r in runs} == {1}
+    assert sorted(r.config_id for r in runs) == ["24e6b5bb0276", "2c46a38086fd"]
+    explicit = runs_of(write_grid, tmp_path, CNN_GRID + "params: {head: flatten, convs_per_block: 1}\n", "e.yaml")
+    assert {r.config_id for r in explicit} == {r.config_id for r in runs}
+    other = runs_of(write_grid, tmp_path, CNN_GRID + "params: {head: global_average}\n", "o.yaml")
+    assert not ({r.config_id for r in other} & {r.config_id for r in runs})

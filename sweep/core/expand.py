@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 from .errors import GridError, GridIssue
 from .grid import GridSpec
+from .schema import PARAMS_BY_MODEL
 
 ID_LENGTH = 12
 
@@ -41,6 +42,9 @@ def canonical_json(value: Any) -> str:
 
 def config_identity(spec: GridSpec, params: dict[str, Any]) -> dict[str, Any]:
     """What defines a configuration's result (and so its id)."""
+    schema = PARAMS_BY_MODEL.get(spec.model, {})
+    params = {k: v for k, v in params.items()
+              if not (k in schema and schema[k].omit_default_from_id and v == schema[k].default)}
     return {
         "model": spec.model,
         "params": params,

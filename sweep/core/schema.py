@@ -96,6 +96,9 @@ class Param:
     check: Check
     default: Any
     help: str
+    # A parameter added after grids were in use: at its default it stays out of the configuration
+    # id, so existing configurations keep their ids (and seeds) and are not rerun.
+    omit_default_from_id: bool = False
 
 
 COMMON_PARAMS: dict[str, Param] = {
@@ -127,9 +130,11 @@ CNN_PARAMS: dict[str, Param] = {
     "filters": Param(list_of(int_at_least(1)), [16, 32], "Conv1D filters per block"),
     "kernel_sizes": Param(list_of(int_at_least(1)), [5, 3], "Conv1D kernel size per block (same length as filters)"),
     "pool_size": Param(int_at_least(1), 4, "MaxPooling1D size after each block"),
-    "convs_per_block": Param(int_at_least(1), 1, "Conv1D layers per block before its pooling"),
+    "convs_per_block": Param(int_at_least(1), 1, "Conv1D layers per block before its pooling",
+                             omit_default_from_id=True),
     "head": Param(one_of(CNN_HEADS), "flatten",
-                  "flatten (keeps where a feature sits) or global_average (a count summed over the window)"),
+                  "flatten (keeps where a feature sits) or global_average (a count summed over the window)",
+                  omit_default_from_id=True),
     "dense_units": Param(list_of(int_at_least(1), min_length=0), [64], "hidden Dense layers before the output"),
     "activation": Param(one_of(ACTIVATIONS), "relu", "activation of Conv1D and hidden Dense layers"),
     "dropout": Param(number_in(0, 1), 0.1, "dropout after each hidden Dense layer"),
