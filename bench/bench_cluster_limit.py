@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from sweep.core.metrics import regression_metrics  # noqa: E402
 from sweep.data import datasets as D  # noqa: E402
 from sweep.data import simulate as S  # noqa: E402
 from sweep.evaluate import truncated_mean  # noqa: E402
@@ -54,8 +55,10 @@ def features(n: int, wf: np.ndarray, t_ns: np.ndarray, t0_ns: float) -> np.ndarr
     nb = len(GAP_EDGES) - 1
     H = np.bincount(w * nb + k, minlength=n * nb).reshape(n, nb)
     first, last = np.full(n, np.nan), np.full(n, np.nan)
-    first[wf[::-1]] = t[::-1]
-    last[wf] = t
+    if wf.size:  # sorted by (waveform, time): each waveform's first and last entries
+        starts = np.flatnonzero(np.r_[True, wf[1:] != wf[:-1]])
+        ends = np.r_[starts[1:] - 1, wf.size - 1]
+        first[wf[starts]], last[wf[ends]] = t[starts], t[ends]
     return np.column_stack([np.bincount(wf, minlength=n), H, first - t0_ns, last - first])
 
 
@@ -80,9 +83,11 @@ def sample(p: S.SimulationParams, n: int, seed: int, source: str) -> tuple[np.nd
 
 
 def cell_figures(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
-    slope = float(np.cov(pred, true)[0, 1] / np.var(true))
-    d = pred - true
-    return {"rel_bias": d.mean() / true.mean(), "rel_resolution": d.std() / true.mean(), "slope": slope,
+    """Bias and resolution as `sweep evaluate` reports them (sweep.core.metrics, resolution =
+    std((pred − true) / true)), the response slope and the spread around it over the slope."""
+    m = regression_metrics(true, pred)
+    slope = float(np.mean((true - true.mean()) * (pred - pred.mean())) / np.var(true))
+    return {"rel_bias": m["rel_bias"], "rel_resolution": m["rel_resolution"], "slope": slope,
             "noise_over_slope": float((pred - slope * true).std() / slope)}
 
 

@@ -68,23 +68,17 @@ def train_lstm(n_waveforms: int, epochs: int, out: Path, log) -> Path:
 def train_cnn(peak_model: Path, n_waveforms: int, epochs: int, out: Path, log) -> Path:
     import keras
 
-    from sweep.data import datasets as D
-    from sweep.data.simulate import SimulationParams, simulate_batch
-    from sweep.evaluate import load_model_fn, score_candidates
+    from sweep.data.datasets import load_cluster_dataset
+    from sweep.data.simulate import simulate_to_file
     from sweep.job.models import build_cnn
 
-    p = SimulationParams()
-    fn = load_model_fn(peak_model)
-    rng = np.random.default_rng(2)
-    Xs, ys = [], []
     t0 = time.perf_counter()
-    for a in range(0, n_waveforms, 1000):
-        b = simulate_batch(p, min(1000, n_waveforms - a), rng)
-        cw, cs, sc = score_candidates(fn, b.waveforms_mv, p)
-        k = sc >= 0.5
-        Xs.append(D.cluster_inputs(b.n_waveforms, cw[k], cs[k], p.dt_ns, p.window_ns, p.cluster_bins, 0.0, rng))
-        ys.append(b.n_clusters.astype(np.float32))
-    X, y = np.concatenate(Xs)[:, :, None], np.concatenate(ys)
+    with tempfile.TemporaryDirectory() as tmp:
+        # what `sweep data simulate --peak-model lstm.keras` writes: the histograms of the peaks
+        # the LSTM keeps (threshold 0.5), labelled with the TRUE number of clusters
+        data = Path(tmp) / "cnn.npz"
+        simulate_to_file(data, n_waveforms, seed=2, peak_model=peak_model)
+        X, y = load_cluster_dataset(data, seed=0)
     log(f"CNN training data: {len(X)} LSTM-detected encodings ({time.perf_counter() - t0:.0f} s)")
     keras.utils.set_random_seed(2)
     model = build_cnn(CNN)
@@ -113,6 +107,7 @@ def main() -> None:
     ap.add_argument("--tracks", type=int, default=300)
     ap.add_argument("--cells", type=int, default=100)
     ap.add_argument("--momentum", type=float, default=10.0)
+    ap.add_argument("--separation-tracks", type=int, default=50, help="π/K: tracks per species and momentum")
     ap.add_argument("--peak-model", type=Path, default=None, help="load instead of training")
     ap.add_argument("--cluster-model", type=Path, default=None, help="load instead of training")
     ap.add_argument("--no-cnn", action="store_true", help="skip the CNN clusterizer")
@@ -129,7 +124,7 @@ def main() -> None:
     from sweep.evaluate import evaluate, format_summary
 
     r = evaluate(peak, cluster, out_dir=args.out, n_waveforms=args.eval_waveforms, n_tracks=args.tracks,
-                 cells=args.cells, momentum_gev=args.momentum, log=log)
+                 cells=args.cells, momentum_gev=args.momentum, separation_tracks=args.separation_tracks, log=log)
     s = r["summary"]
     print(format_summary(s))
     tr = r["tracks"]

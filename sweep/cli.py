@@ -221,20 +221,38 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def _read_sim_params(path: Path | None) -> dict:
+    """The simulation parameters of a YAML file, validated (an InputError names the file)."""
+    if path is None:
+        return {}
+    import yaml
+
+    from .core.errors import InputError
+    from .data.simulate import SimulationParams
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        SimulationParams.from_dict(data)
+    except (OSError, yaml.YAMLError, ValueError) as exc:
+        raise InputError(f"{path}: {exc}") from None
+    return data
+
+
 def cmd_simulate(args) -> int:
     from .data.simulate import simulate_to_file
 
-    params = {}
-    if args.params:
-        import yaml
-
-        params = yaml.safe_load(args.params.read_text()) or {}
+    params = _read_sim_params(args.params)
     if args.peak_model is not None and not args.peak_model.is_file():
         from .core.errors import SweepError
 
         raise SweepError(f"peak model not found: {args.peak_model}")
+    if args.threshold is not None and args.peak_model is None:
+        from .core.errors import InputError
+
+        raise InputError("--threshold applies to the peaks of --peak-model; give the model too")
     summary = simulate_to_file(args.out, args.waveforms, args.seed, params, progress=not args.no_progress,
-                               peak_model=args.peak_model, peak_threshold=args.threshold)
+                               peak_model=args.peak_model,
+                               peak_threshold=0.5 if args.threshold is None else args.threshold)
     print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()))
     return EXIT_OK
 
@@ -245,20 +263,53 @@ def _momenta(text: str) -> tuple[float, ...]:
         values = tuple(float(x) for x in text.split(",") if x.strip())
     except ValueError:
         values = ()
-    if not values or any(not 0 < v < 1e6 for v in values):
-        raise argparse.ArgumentTypeError(f"expected comma-separated momenta in GeV/c, e.g. 3,10,30; got {text!r}")
+    if not values or any(not 0 < v < 1e6 for v in values) or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(
+            f"expected distinct comma-separated momenta in GeV/c, e.g. 3,10,30; got {text!r}")
     return values
+
+
+def _momentum(text: str) -> float:
+    """argparse type: one momentum in GeV/c (> 0)."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0 < v < 1e6:
+        raise argparse.ArgumentTypeError(f"expected a momentum in GeV/c (> 0), got {text!r}")
+    return v
+
+
+def _int_at_least(low: int, zero_ok: bool = False):
+    """argparse type: an integer >= low (or exactly 0 when zero_ok: 'skip')."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            v = None
+        if v is None or not (v >= low or (zero_ok and v == 0)):
+            raise argparse.ArgumentTypeError(
+                f"expected an integer >= {low}" + (" (or 0 to skip)" if zero_ok else "") + f", got {text!r}")
+        return v
+    return parse
+
+
+def _fraction(text: str) -> float:
+    """argparse type: a number in (0, 1]."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return v
 
 
 def cmd_evaluate(args) -> int:
     """Peak / cluster / track level evaluation on fresh simulated waveforms (sweep.evaluate)."""
     from .evaluate import evaluate, format_summary
 
-    params = {}
-    if args.params:
-        import yaml
-
-        params = yaml.safe_load(args.params.read_text()) or {}
+    params = _read_sim_params(args.params)
     for label, path in (("peak model", args.peak_model), ("cluster model", args.cluster_model)):
         if path is not None and not path.is_file():
             from .core.errors import SweepError
@@ -362,13 +413,14 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
     q = data_sub.add_parser("simulate", help="simulate waveforms and write the training datasets (npz)")
     q.add_argument("--out", type=Path, required=True, help="output .npz file")
-    q.add_argument("--waveforms", type=int, default=2000)
-    q.add_argument("--seed", type=int, default=1)
+    q.add_argument("--waveforms", type=_int_at_least(1), default=2000)
+    q.add_argument("--seed", type=_int_at_least(0), default=1)
     q.add_argument("--params", type=Path, default=None, help="YAML file of simulation parameters")
     q.add_argument("--peak-model", type=Path, default=None,
                    help="trained peak finder (.keras): the clusterization inputs are the peaks it finds "
                         "(train a clusterizer for that finder) instead of the smeared true peaks")
-    q.add_argument("--threshold", type=float, default=0.5, help="with --peak-model: score threshold")
+    q.add_argument("--threshold", type=_fraction, default=None,
+                   help="with --peak-model: score threshold in (0, 1] (default 0.5)")
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=cmd_simulate)
     p = sub.add_parser("evaluate", help="evaluate a peak finder (and clusterizer) against DERIV on fresh "
@@ -377,18 +429,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "without it only the classical DERIV / sqrt(t) baseline is evaluated")
     p.add_argument("--cluster-model", type=Path, default=None, help="trained CNN clusterizer (.keras)")
     p.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder (JSON + PNGs)")
-    p.add_argument("--waveforms", type=int, default=1000, help="held-out waveforms to simulate")
+    p.add_argument("--waveforms", type=_int_at_least(1), default=1000, help="held-out waveforms to simulate")
     p.add_argument("--seed", type=int, default=20241, help="seed of the held-out simulation")
     p.add_argument("--params", type=Path, default=None, help="YAML file of simulation parameters")
-    p.add_argument("--threshold", type=float, default=0.5, help="LSTM score threshold")
-    p.add_argument("--scan-waveforms", type=int, default=500, help="waveforms used for the DERIV threshold scan")
-    p.add_argument("--tracks", type=int, default=100, help="tracks for the dN/dx study (0: skip)")
-    p.add_argument("--cells", type=int, default=100, help="cells crossed per track")
-    p.add_argument("--momentum", type=float, default=10.0, help="track momentum, GeV/c")
-    p.add_argument("--truncation", type=float, default=0.7, help="dE/dx truncated mean: fraction kept")
+    p.add_argument("--threshold", type=_fraction, default=0.5, help="LSTM score threshold")
+    p.add_argument("--scan-waveforms", type=_int_at_least(1), default=500, help="waveforms used for the DERIV threshold scan")
+    p.add_argument("--tracks", type=_int_at_least(2, zero_ok=True), default=100,
+                   help="tracks for the dN/dx study (0: skip)")
+    p.add_argument("--cells", type=_int_at_least(1), default=100, help="cells crossed per track")
+    p.add_argument("--momentum", type=_momentum, default=10.0, help="track momentum, GeV/c")
+    p.add_argument("--truncation", type=_fraction, default=0.7, help="dE/dx truncated mean: fraction kept")
     p.add_argument("--separation-momenta", type=_momenta, default=(3.0, 10.0, 30.0), metavar="P1,P2,...",
                    help="momenta (GeV/c) of the π/K separation (default 3,10,30)")
-    p.add_argument("--separation-tracks", type=int, default=50,
+    p.add_argument("--separation-tracks", type=_int_at_least(2, zero_ok=True), default=50,
                    help="tracks per species and momentum for the π/K separation (0: skip)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--input", type=Path, default=None, help="evaluate on the waveforms of this file (.npz from "
@@ -401,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.root = args.root.resolve()
-    from .core.errors import GridError, SweepError
+    from .core.errors import GridError, InputError, SweepError
 
     try:
         return args.func(args)
@@ -414,6 +467,11 @@ def main(argv: list[str] | None = None) -> int:
     except SweepError as exc:
         _console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         return EXIT_ERROR
+    except InputError as exc:
+        console = _console(stderr=True)
+        console.print("[bold red]error:[/]", end=" ")
+        console.print(str(exc), highlight=False, markup=False)  # the message may hold [brackets]
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -312,6 +312,20 @@ def separation_power(a: np.ndarray, b: np.ndarray) -> float:
     return float(abs(a.mean() - b.mean()) / width) if width > 0 else math.inf
 
 
+def separation_error(a: np.ndarray, b: np.ndarray) -> float:
+    """Statistical error of :func:`separation_power` for Gaussian samples: the error of the mean
+    difference and that of the mean width (each σ to 1/√(2(n−1))), added in quadrature."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    na, nb = a.size, b.size
+    width = 0.5 * (a.std() + b.std())
+    if width <= 0 or na < 2 or nb < 2:
+        return math.nan
+    s = abs(a.mean() - b.mean()) / width
+    err_diff = math.sqrt(a.var() / na + b.var() / nb) / width
+    err_width = 0.5 * math.sqrt(a.var() / (2 * (na - 1)) + b.var() / (2 * (nb - 1))) / width
+    return float(math.hypot(err_diff, s * err_width))
+
+
 def evaluate_separation(params: SimulationParams, peak_fn: Scorer | None, cluster_fn: Scorer | None,
                         deriv_params: deriv.DerivParams, *, momenta_gev: Sequence[float], n_tracks: int,
                         cells: int, truncation: float, seed: int, lstm_threshold: float = 0.5,
@@ -319,22 +333,33 @@ def evaluate_separation(params: SimulationParams, peak_fn: Scorer | None, cluste
     """π/K separation (σ) at each momentum: dN/dx of every counting method and truncated-mean
     dE/dx, from ``n_tracks`` tracks per species crossing ``cells`` cells."""
     t0 = time.perf_counter()
-    out: dict[str, Any] = {"particles": list(particles), "momenta_gev": [float(m) for m in momenta_gev],
+    momenta = [float(m) for m in momenta_gev]
+    if len(set(momenta)) != len(momenta) or any(not m > 0 for m in momenta):
+        raise ValueError(f"separation momenta must be distinct and > 0, got {momenta}")
+    if int(n_tracks) < 2:
+        raise ValueError(f"the separation needs at least 2 tracks per species, got {n_tracks}")
+    out: dict[str, Any] = {"particles": list(particles), "momenta_gev": momenta,
                            "n_tracks": int(n_tracks), "cells": int(cells), "truncation": truncation,
-                           "dedx": [], "dndx": {}}
-    for i, mom in enumerate(momenta_gev):
+                           "dedx": [], "dedx_err": [], "dndx": {}, "dndx_err": {}}
+    for mom in momenta:
         values: dict[str, list[np.ndarray]] = {}
         for j, particle in enumerate(particles):
+            # seeded by the momentum's value (in MeV/c), not its place in the list: "10" alone
+            # gives the same tracks as "3,10,30"
             per, chord, charge = simulate_tracks(
                 params, peak_fn, cluster_fn, deriv_params, particle=particle, momentum_gev=mom,
-                n_tracks=n_tracks, cells=cells, seed=(int(seed), 0x5E9A, i, j), lstm_threshold=lstm_threshold)
+                n_tracks=n_tracks, cells=cells, seed=(int(seed), 0x5E9A, int(round(mom * 1000)), j),
+                lstm_threshold=lstm_threshold)
             length = chord.sum(axis=1)
             values.setdefault("dedx", []).append(dedx_truncated(chord, charge, truncation))
             for k, cell in per.items():
                 values.setdefault(k, []).append(cell.sum(axis=1) / length)
-        out["dedx"].append(separation_power(*values.pop("dedx")))
+        dedx = values.pop("dedx")
+        out["dedx"].append(separation_power(*dedx))
+        out["dedx_err"].append(separation_error(*dedx))
         for k, (a, b) in values.items():
             out["dndx"].setdefault(k, []).append(separation_power(a, b))
+            out["dndx_err"].setdefault(k, []).append(separation_error(a, b))
     out["seconds"] = time.perf_counter() - t0
     return out
 
@@ -428,9 +453,10 @@ def _plots(out_dir: Path, result: dict, det: dict, counts: dict, true_n: np.ndar
     if separation is not None:
         fig, ax = plt.subplots(figsize=(6, 4.5))
         mom = separation["momenta_gev"]
-        ax.plot(mom, separation["dedx"], "k--o", label="dE/dx (truncated mean)")
+        ax.errorbar(mom, separation["dedx"], yerr=separation["dedx_err"], fmt="k--o", capsize=3,
+                    label="dE/dx (truncated mean)")
         for k, v in separation["dndx"].items():
-            ax.plot(mom, v, "-o", label=f"dN/dx {k}")
+            ax.errorbar(mom, v, yerr=separation["dndx_err"][k], fmt="-o", capsize=3, label=f"dN/dx {k}")
         ax.set_xscale("log")
         ax.set_xlabel("momentum (GeV/c)")
         ax.set_ylabel("π/K separation (σ)")
@@ -499,8 +525,8 @@ def evaluate(
     log = log or (lambda s: None)
     t_start = time.perf_counter()
     p = SimulationParams.from_dict(params)
-    peak_fn = load_model_fn(peak_model)
-    cluster_fn = load_model_fn(cluster_model)
+    peak_fn = load_model_fn(peak_model, input_shape=(D.WINDOW_LENGTH, 1))
+    cluster_fn = load_model_fn(cluster_model, input_shape=(p.cluster_bins, 1))
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xE7A1]))
     if input_path is not None:
         from sweep.data.readers import read_waveforms

@@ -13,21 +13,47 @@ from typing import Any, Callable
 
 import numpy as np
 
+from sweep.core.errors import InputError
+
 Scorer = Callable[[np.ndarray], np.ndarray]
 
 
-def load_model_fn(model: Any, batch_size: int = 8192) -> Scorer | None:
-    """None → None; a callable → itself; a path (.keras) → ``X -> model.predict(X).ravel()``."""
+class ModelError(ValueError, InputError):
+    """A model file that cannot be used: unreadable, not a Keras model, or the wrong input."""
+
+
+def load_model_fn(model: Any, batch_size: int = 8192, input_shape: tuple[int, ...] | None = None
+                  ) -> Scorer | None:
+    """None → None; a callable → itself; a path (.keras) → ``X -> model.predict(X).ravel()``.
+
+    ``input_shape`` (without the batch axis, e.g. ``(15, 1)`` for a peak finder) is checked
+    against a Keras model's input, so that a clusterizer given as a peak finder fails here with
+    a clear message instead of deep inside ``predict``. Empty inputs give empty scores."""
     if model is None:
         return None
     if callable(model) and not isinstance(model, (str, Path)):
-        if hasattr(model, "predict"):  # a Keras model object
-            return lambda X: np.asarray(model.predict(X, batch_size=batch_size, verbose=0)).ravel()
-        return model
-    path = Path(model)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
-    import keras  # TensorFlow only here
+        if not hasattr(model, "predict"):
+            return model
+        m, label = model, type(model).__name__
+    else:
+        path = Path(model)
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        import keras  # TensorFlow only here
 
-    m = keras.saving.load_model(path, compile=False)
-    return lambda X: np.asarray(m.predict(X, batch_size=batch_size, verbose=0)).ravel()
+        try:
+            m = keras.saving.load_model(path, compile=False)
+        except Exception as exc:  # zip, JSON, deserialisation errors: all mean "not a usable model"
+            raise ModelError(f"{path}: not a readable Keras model ({type(exc).__name__}: {exc})") from None
+        label = str(path)
+    if input_shape is not None:
+        got = tuple(getattr(m, "input_shape", ())[1:])
+        if got != tuple(input_shape):
+            raise ModelError(f"{label}: takes inputs of shape {got}, expected {tuple(input_shape)}")
+
+    def score(X: np.ndarray) -> np.ndarray:
+        if len(X) == 0:  # Keras cannot predict on an empty batch
+            return np.zeros(0, dtype=np.float64)
+        return np.asarray(m.predict(X, batch_size=batch_size, verbose=0)).ravel()
+
+    return score

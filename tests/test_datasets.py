@@ -409,3 +409,39 @@ def test_cli_simulate_with_a_keras_peak_finder(tmp_path):
     assert meta["source"] == "peak model" and len(meta["peak_model"]["sha256"]) == 64
     assert main(["data", "simulate", "--out", str(tmp_path / "x.npz"), "--peak-model", str(tmp_path / "no.keras")]) == 1
     assert not (tmp_path / "x.npz").exists()
+    # a batch without any candidate (Keras cannot predict on an empty array) still gives a file
+    quiet = tmp_path / "quiet.yaml"
+    quiet.write_text("finder_threshold_rms: 10000\n")
+    assert main(["data", "simulate", "--out", str(tmp_path / "q.npz"), "--waveforms", "3", "--no-progress",
+                 "--params", str(quiet), "--peak-model", str(tmp_path / "finder.keras")]) == 0
+    with np.load(tmp_path / "q.npz") as f:
+        assert f["windows"].shape == (0, 15) and f["peak_inputs"].sum() == 0
+
+
+def test_cli_simulate_refuses_bad_input_and_writes_nothing(tmp_path, capsys):
+    from sweep.cli import main
+    from sweep.core.schema import CNN_PARAMS
+    from sweep.job.models import build_cnn
+
+    out = tmp_path / "x.npz"
+    build_cnn({k: p.default for k, p in CNN_PARAMS.items()}).save(tmp_path / "cnn.keras")
+    (tmp_path / "junk.keras").write_text("not a model")
+    (tmp_path / "bad.yaml").write_text("noise_rms: 2\n")
+    (tmp_path / "broken.yaml").write_text("noise_rms_mv: [1,\n")
+    cases = [
+        (["--peak-model", str(tmp_path / "cnn.keras")], "takes inputs of shape (1024, 1), expected (15, 1)"),
+        (["--peak-model", str(tmp_path / "junk.keras")], "not a readable Keras model"),
+        (["--threshold", "0.3"], "--threshold applies to the peaks of --peak-model"),
+        (["--params", str(tmp_path / "bad.yaml")], "did you mean 'noise_rms_mv'"),
+        (["--params", str(tmp_path / "broken.yaml")], "broken.yaml"),
+        (["--params", str(tmp_path / "missing.yaml")], "missing.yaml"),
+    ]
+    for extra, message in cases:
+        capsys.readouterr()
+        assert main(["data", "simulate", "--out", str(out), "--waveforms", "3", "--no-progress", *extra]) == 2, extra
+        assert message in capsys.readouterr().err.replace("\n", ""), extra
+        assert not out.exists()
+    for extra in (["--threshold", "0"], ["--threshold", "1.5"], ["--waveforms", "0"], ["--seed", "-1"]):
+        with pytest.raises(SystemExit) as e:
+            main(["data", "simulate", "--out", str(out), *extra])
+        assert e.value.code == 2 and not out.exists()

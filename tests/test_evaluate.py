@@ -115,9 +115,11 @@ def test_evaluate_without_models_and_cli(tmp_path):
     data = json.loads((tmp_path / "cli" / "evaluation.json").read_text())
     assert "lstm" not in data["peaks"] and data["tracks"] is None
     assert data["separation"]["momenta_gev"] == [4.0, 40.0] and data["separation"]["n_tracks"] == 3
-    with pytest.raises(SystemExit) as e:
-        main(["evaluate", "--separation-momenta", "3,ten"])
-    assert e.value.code == 2
+    for bad in (["--separation-momenta", "3,ten"], ["--separation-momenta", "3,3"], ["--separation-tracks", "1"],
+                ["--tracks", "-1"], ["--cells", "0"], ["--truncation", "0"], ["--momentum", "-5"]):
+        with pytest.raises(SystemExit) as e:
+            main(["evaluate", *bad])
+        assert e.value.code == 2, bad
     assert data["clusters"]["deriv_sqrt_t"]["mean_true"] > 0
     assert main(["evaluate", "--peak-model", str(tmp_path / "nope.keras"), "--out", str(tmp_path / "x")]) == 1
 
@@ -147,6 +149,11 @@ def test_separation_power_on_constructed_cases():
     # an affine response (efficiency 0.6, offset) separates exactly as well
     assert E.separation_power(0.6 * a + 3, 0.6 * b + 3) == pytest.approx(E.separation_power(a, b))
     assert E.separation_power(np.ones(5), np.ones(5)) == math.inf
+    # the quoted error matches the spread of the separation over repeated small samples
+    rng = np.random.default_rng(1)
+    samples = [(rng.normal(10, 1, 50), rng.normal(14, 1, 50)) for _ in range(2000)]
+    spread = np.std([E.separation_power(x, y) for x, y in samples])
+    assert np.mean([E.separation_error(x, y) for x, y in samples]) == pytest.approx(spread, rel=0.1)
 
 
 def test_pi_k_separation_of_true_counts():
@@ -157,9 +164,16 @@ def test_pi_k_separation_of_true_counts():
                               n_tracks=60, cells=50, truncation=0.7, seed=4)
     assert r["momenta_gev"] == [3.0] and r["particles"] == ["pion", "kaon"]
     truth = r["dndx"]["truth"][0]
-    assert 2.8 < truth < 5.5
+    assert 2.8 < truth < 5.5 and 0.2 < r["dndx_err"]["truth"][0] < 1.0
     assert 0 < r["dedx"][0] < truth  # dE/dx separates less than the true cluster count
     assert set(r["dndx"]) >= {"truth", "deriv_sqrt_t", "truth_peaks_sqrt_t"}
+    # seeded by the momentum's value: the same tracks whatever else is in the list
+    r2 = E.evaluate_separation(p, None, None, deriv.DerivParams(n1=8, n2=0, n3=0.5, n4=0.5), momenta_gev=[50.0, 3.0],
+                               n_tracks=60, cells=50, truncation=0.7, seed=4)
+    assert r2["dndx"]["truth"][1] == truth and r2["dedx"][1] == r["dedx"][0]
+    with pytest.raises(ValueError, match="distinct"):
+        E.evaluate_separation(p, None, None, deriv.DerivParams(), momenta_gev=[3.0, 3.0], n_tracks=5, cells=2,
+                              truncation=0.7, seed=4)
 
 
 def test_dndx_calibration_penalises_shrinkage():

@@ -31,3 +31,8 @@ class GridError(Exception):
 
 class SweepError(Exception):
     """A user-facing error outside the grid file (paths, results, backends)."""
+
+
+class InputError(Exception):
+    """Bad input outside a grid file that the user must fix (simulation parameters, a dataset or
+    waveform file, a model file): the CLI prints the message and exits 2, without a traceback."""

@@ -41,6 +41,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from sweep.core.errors import InputError
+
 from ..fsutil import atomic_file
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,7 +76,7 @@ DTYPES_BY_VERSION: dict[int, dict[str, tuple[np.dtype, int]]] = {
 }
 
 
-class DatasetError(Exception):
+class DatasetError(InputError):
     """A dataset file is missing, unreadable or not in the expected format."""
 
 
@@ -236,7 +238,8 @@ class DatasetBuilder:
             hist = cluster_inputs(B, pw[inside], ps[inside], p.dt_ns, p.window_ns, p.cluster_bins,
                                   p.peak_time_smear_samples, rng)
         else:
-            scores = np.asarray(self.peak_scorer(windows[:, :, None]), dtype=np.float64).ravel()
+            scores = (np.asarray(self.peak_scorer(windows[:, :, None]), dtype=np.float64).ravel()
+                      if cw.size else np.zeros(0))
             if scores.size != cw.size:
                 raise ValueError(f"the peak finder returned {scores.size} scores for {cw.size} windows")
             found = scores >= self.peak_threshold

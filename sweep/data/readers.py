@@ -46,12 +46,14 @@ from typing import Any
 
 import numpy as np
 
+from sweep.core.errors import InputError
+
 FORMAT_KIND = "sweep-waveforms"
 FORMAT_VERSION = 1
 DEFAULT_DT_NS = 1.0 / 1.2
 
 
-class ReaderError(Exception):
+class ReaderError(InputError):
     """A waveform file is missing, unreadable or not in the expected layout."""
 
 

@@ -52,6 +52,8 @@ from typing import Any
 
 import numpy as np
 
+from sweep.core.errors import InputError
+
 # --------------------------------------------------------------------------------------------
 # Published numbers (kept here: the project must not read ../shared at run time)
 # --------------------------------------------------------------------------------------------
@@ -84,7 +86,7 @@ FISCHLE_CLUSTER_SIZE_PERCENT: tuple[float, ...] = (
 FISCHLE_TAIL_PERCENT = 10.9
 
 
-class ParameterError(ValueError):
+class ParameterError(ValueError, InputError):
     """A simulation parameter is unknown or has an invalid value."""
 
 
@@ -120,7 +122,10 @@ class SimulationParams:
         "largest cluster size (null: the table's length, no tail); beyond the table "
         "P(n) = cluster_size_tail_percent / n²",
     )
-    cluster_size_tail_percent: float = _p(FISCHLE_TAIL_PERCENT, "float", "tail coefficient, % × n²")
+    cluster_size_tail_percent: float = _p(
+        FISCHLE_TAIL_PERCENT, "float",
+        "tail coefficient (% × n²), in the units of cluster_size_percent before renormalising",
+    )
     # --- cell geometry ---------------------------------------------------------------------
     cell_size_cm: float = _p(1.5, "float", "cell side (square) or diameter (tube), cm")
     cell_shape: str = _p("square", "str", "'square' or 'tube'")
@@ -230,6 +235,10 @@ class SimulationParams:
             raise bad("adc_bits", "must be in [1, 16]")
         if not self.adc_max_mv > self.adc_min_mv:
             raise bad("adc_max_mv", "must be > adc_min_mv")
+        if not self.window_scale_mv >= (self.adc_max_mv - self.adc_min_mv) / 60_000:
+            # datasets store windows as float16 (largest finite value 65504)
+            raise bad("window_scale_mv", "must be >= (adc_max_mv - adc_min_mv) / 60000 so that the stored "
+                      "float16 windows cannot overflow")
         if not self.adc_min_mv <= self.baseline_mv <= self.adc_max_mv:
             raise bad("baseline_mv", "must lie inside the ADC range")
         if self.n_samples < 32:
@@ -783,14 +792,14 @@ def simulate_to_file(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     n_waveforms, seed, batch_size = int(n_waveforms), int(seed), int(batch_size)
     if isinstance(peak_threshold, bool) or not isinstance(peak_threshold, (int, float)) or not 0 < peak_threshold <= 1:
-        raise ValueError(f"peak_threshold must be in (0, 1], got {peak_threshold!r}")
+        raise ParameterError(f"peak_threshold must be in (0, 1], got {peak_threshold!r}")
     n_batches = -(-n_waveforms // batch_size)
     children = np.random.SeedSequence(seed).spawn(n_batches)
     scorer, source = None, {"source": "true peaks", "smear_samples": p.peak_time_smear_samples}
     if peak_model is not None:
         from sweep.scorers import load_model_fn
 
-        scorer = load_model_fn(peak_model)
+        scorer = load_model_fn(peak_model, input_shape=(datasets.WINDOW_LENGTH, 1))
         source = {"source": "peak model", "peak_threshold": float(peak_threshold), "smear_samples": 0.0,
                   "peak_model": _model_identity(peak_model)}
     builder = datasets.DatasetBuilder(p, scorer, peak_threshold)
