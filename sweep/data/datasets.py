@@ -249,8 +249,9 @@ class DatasetBuilder:
         parts["labels"].append(labels)
         parts["tags"].append(tags)
         parts["window_waveform"].append((cw + self._n_waveforms).astype(np.int32))
-        # uint8 is safe: a bin counts distinct true-peak samples, at most 5 seen with the default
-        # 1024 bins and < 70 even with one bin for the whole window; the clip only guards odd params.
+        # uint8 is safe: a bin counts distinct peak samples (true or detected), at most 5 seen with
+        # the default 1024 bins and < 70 even with one bin for the whole window; the clip only
+        # guards odd params.
         parts["peak_inputs"].append(np.minimum(hist, _MAX_COUNT).astype(np.uint8))
         parts["n_clusters"].append(np.asarray(batch.n_clusters, dtype=np.int32))
         parts["momentum"].append(np.asarray(batch.momentum_gev, dtype=np.float32))
