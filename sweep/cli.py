@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Callable
 from pathlib import Path
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
@@ -269,15 +270,21 @@ def _momenta(text: str) -> tuple[float, ...]:
     return values
 
 
-def _momentum(text: str) -> float:
-    """argparse type: one momentum in GeV/c (> 0)."""
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not 0 < v < 1e6:
-        raise argparse.ArgumentTypeError(f"expected a momentum in GeV/c (> 0), got {text!r}")
-    return v
+def _float_type(accept: Callable[[float], bool], expected: str) -> Callable[[str], float]:
+    """argparse type: a number that ``accept`` takes; anything else is a usage error (exit 2)."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = float("nan")  # refused below, with the same message as an out-of-range value
+        if not accept(v):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return v
+    return parse
+
+
+_momentum = _float_type(lambda v: 0 < v < 1e6, "a momentum in GeV/c (> 0)")
+_fraction = _float_type(lambda v: 0 < v <= 1, "a number in (0, 1]")
 
 
 def _int_at_least(low: int, zero_ok: bool = False):
@@ -292,17 +299,6 @@ def _int_at_least(low: int, zero_ok: bool = False):
                 f"expected an integer >= {low}" + (" (or 0 to skip)" if zero_ok else "") + f", got {text!r}")
         return v
     return parse
-
-
-def _fraction(text: str) -> float:
-    """argparse type: a number in (0, 1]."""
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not 0 < v <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
-    return v
 
 
 def cmd_evaluate(args) -> int:
