@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 from sweep.core.metrics import regression_metrics  # noqa: E402
 from sweep.data import datasets as D  # noqa: E402
 from sweep.data import simulate as S  # noqa: E402
-from sweep.evaluate import truncated_mean  # noqa: E402
+from sweep.evaluate import dedx_truncated, response_slope  # noqa: E402
 
 #: faster pulses and sampling, as in the later beam tests (rise 0.4-0.6 ns, fall 1-2.4 ns, 2 GS/s)
 FAST_ELECTRONICS = {"pulse_tau_rise_ns": 0.5, "pulse_tau_fall_ns": 2.0, "sampling_rate_gsps": 2.0}
@@ -86,7 +86,7 @@ def cell_figures(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     """Bias and resolution as `sweep evaluate` reports them (sweep.core.metrics, resolution =
     std((pred − true) / true)), the response slope and the spread around it over the slope."""
     m = regression_metrics(true, pred)
-    slope = float(np.mean((true - true.mean()) * (pred - pred.mean())) / np.var(true))
+    slope = response_slope(pred, true)
     return {"rel_bias": m["rel_bias"], "rel_resolution": m["rel_resolution"], "slope": slope,
             "noise_over_slope": float((pred - slope * true).std() / slope)}
 
@@ -132,7 +132,7 @@ def main() -> None:
         b = S.simulate_batch(q, T * C, np.random.default_rng(3), render=False)
         charge = np.bincount(b.electron_waveform, weights=b.electron_gain, minlength=T * C).reshape(T, C)
         chord = b.tracks.chord_cm.reshape(T, C)
-        dedx = truncated_mean(charge / chord, 0.7, axis=1)
+        dedx = dedx_truncated(chord, charge, 0.7)
         n = b.n_clusters.reshape(T, C).sum(axis=1)
         dndx = n / chord.sum(axis=1)
         N = float(n.mean())

@@ -92,7 +92,7 @@ def _rel_resolution(x: np.ndarray) -> float:
     return float(np.std(x) / m) if x.size > 1 and m else math.nan
 
 
-def _response_slope(counted: np.ndarray, true: np.ndarray) -> float:
+def response_slope(counted: np.ndarray, true: np.ndarray) -> float:
     """Least-squares slope of counted vs true clusters per cell (1 for the truth itself)."""
     t = np.asarray(true, dtype=np.float64)
     c = np.asarray(counted, dtype=np.float64)
@@ -283,7 +283,7 @@ def evaluate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn
     true_cells = per["truth"].ravel()
     for k, cell in per.items():
         n_tr = cell.sum(axis=1)
-        slope = _response_slope(cell.ravel(), true_cells)
+        slope = response_slope(cell.ravel(), true_cells)
         eps = min(1.0, slope) if math.isfinite(slope) else math.nan
         lim = 1.0 / math.sqrt(eps * N) if eps > 1e-9 and N > 0 else math.nan
         raw = _rel_resolution(n_tr / length)
@@ -376,7 +376,14 @@ def _plots(out_dir: Path, result: dict, det: dict, counts: dict, true_n: np.ndar
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    files = []
+    files: list[str] = []
+
+    def save(fig, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out_dir / name, dpi=110)
+        plt.close(fig)
+        files.append(name)
+
     peaks = result["peaks"]
     fig, ax = plt.subplots(figsize=(6, 5))
     scan = peaks["deriv"]["scan"]
@@ -395,10 +402,7 @@ def _plots(out_dir: Path, result: dict, det: dict, counts: dict, true_n: np.ndar
     ax.set_title(f"peak level, natural mix, ± {peaks['tolerance_samples']} samples")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out_dir / "peaks.png", dpi=110)
-    plt.close(fig)
-    files.append("peaks.png")
+    save(fig, "peaks.png")
 
     if "_lstm_scores" in det:
         from sweep.core.metrics import roc_points
@@ -412,10 +416,7 @@ def _plots(out_dir: Path, result: dict, det: dict, counts: dict, true_n: np.ndar
             ax.set_xlabel("false positive rate")
             ax.set_ylabel("true positive rate")
             ax.set_title(f"LSTM windows, natural mix (AUC {peaks['lstm']['window_natural']['auc']:.4f})")
-            fig.tight_layout()
-            fig.savefig(out_dir / "roc.png", dpi=110)
-            plt.close(fig)
-            files.append("roc.png")
+            save(fig, "roc.png")
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for k, v in counts.items():
@@ -425,10 +426,7 @@ def _plots(out_dir: Path, result: dict, det: dict, counts: dict, true_n: np.ndar
     ax.set_xlabel("counted − true clusters per cell")
     ax.set_ylabel("waveforms")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / "clusters.png", dpi=110)
-    plt.close(fig)
-    files.append("clusters.png")
+    save(fig, "clusters.png")
 
     if tracks is not None:
         fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -445,10 +443,7 @@ def _plots(out_dir: Path, result: dict, det: dict, counts: dict, true_n: np.ndar
         ax.set_title(f"{tracks['cells']} cells, {tracks['momentum_gev']:g} GeV/c {tracks['particle']}; "
                      f"Poisson {tracks['poisson_limit']:.2%}")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out_dir / "tracks.png", dpi=110)
-        plt.close(fig)
-        files.append("tracks.png")
+        save(fig, "tracks.png")
 
     if separation is not None:
         fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -463,10 +458,7 @@ def _plots(out_dir: Path, result: dict, det: dict, counts: dict, true_n: np.ndar
         ax.set_title(f"{separation['cells']} cells, {separation['n_tracks']} tracks per species")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out_dir / "separation.png", dpi=110)
-        plt.close(fig)
-        files.append("separation.png")
+        save(fig, "separation.png")
     return files
 
 

@@ -180,8 +180,8 @@ def test_dndx_calibration_penalises_shrinkage():
     """A counter that ignores its input has a tiny raw spread but no response: the calibrated
     resolution is infinite; an affine response keeps the truth's resolution."""
     t = np.random.default_rng(0).poisson(25, 10_000).astype(float)
-    assert E._response_slope(2 * t + 1, t) == pytest.approx(2.0)
-    assert E._response_slope(np.full_like(t, 25.0), t) == pytest.approx(0.0, abs=1e-12)
+    assert E.response_slope(2 * t + 1, t) == pytest.approx(2.0)
+    assert E.response_slope(np.full_like(t, 25.0), t) == pytest.approx(0.0, abs=1e-12)
 
     class Const:
         def __call__(self, X):
