@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sweep.collect import collect  # noqa: E402
-from sweep.leaderboard import copy_best, export, select  # noqa: E402
-from sweep.synthetic import make_sweep, write_event_log  # noqa: E402
+from sweep.collect.gather import collect  # noqa: E402
+from sweep.collect.leaderboard import copy_best, export, select  # noqa: E402
+from tests.synthetic import make_sweep, write_event_log  # noqa: E402
 
 AXES = {"optimizer": ["adam", "sgd", "rmsprop", "nadam"], "learning_rate": [0.0001, 0.001, 0.01],
         "batch_size": [64, 150, 256, 512], "topology": [[32, 64, 1], [96, 128, 1], [128, 96, 1]],
@@ -59,7 +59,7 @@ def main() -> int:
               f"best/ copy: {t_best:.2f}s; total {total:.2f}s (target ≤ 5 s) {'OK' if total <= 5 else 'SLOW'}")
         ok &= total <= 5
 
-        from sweep.report_html import write_report
+        from sweep.collect.report_html import write_report
 
         manifest = make_sweep(tmp, "mid", axes=AXES, limit=args.report_runs, corrupt=2, missing=2, failed=2, epochs=30)
         if not args.no_event_log:

@@ -47,8 +47,8 @@ def main() -> None:
     print(f"pool ready in {time.perf_counter() - t0:.1f}s")
     try:
         cp.client_setup(pool)
-        from sweep.backends.htcondor import HTCondorBackend, connect
-        from sweep.project import prepare, write_rendered
+        from sweep.submit.backends.htcondor import HTCondorBackend, connect
+        from sweep.submit.prepare import prepare, write_rendered
 
         project = pool.prepare_dir(root / "project")
         lrs = ", ".join(str(0.0001 * (i + 1)) for i in range(max(1, args.configs // 100)))

@@ -4,7 +4,7 @@
    relu/sigmoid, batch 150) on the balanced windows of a fresh simulation (seed 1);
 2. trains (or loads) a CNN clusterizer on the (1024,) encoding of the *LSTM-detected* peaks of
    another simulation (seed 2), regressing the TRUE number of clusters;
-3. runs :func:`sweep.evaluate.evaluate` on held-out waveforms (seed 20241): LSTM F1/AUC on the
+3. runs :func:`sweep.physics.evaluate.evaluate` on held-out waveforms (seed 20241): LSTM F1/AUC on the
    balanced set, LSTM vs DERIV eff×purity on the natural mix, cluster bias/resolution, and
    dN/dx vs dE/dx resolution vs the Poisson limit for tracks crossing 100 cells.
 
@@ -41,8 +41,8 @@ CNN = {"filters": [32, 64, 64], "kernel_sizes": [7, 5, 3], "convs_per_block": 2,
 def train_lstm(n_waveforms: int, epochs: int, out: Path, log) -> Path:
     import keras
 
-    from sweep.data.datasets import load_peak_dataset
-    from sweep.data.simulate import simulate_to_file
+    from sweep.physics.datasets import load_peak_dataset
+    from sweep.physics.datasets import simulate_to_file
     from sweep.job.models import build_lstm
     from sweep.job.training import make_train_dataset
 
@@ -68,8 +68,8 @@ def train_lstm(n_waveforms: int, epochs: int, out: Path, log) -> Path:
 def train_cnn(peak_model: Path, n_waveforms: int, epochs: int, out: Path, log) -> Path:
     import keras
 
-    from sweep.data.datasets import load_cluster_dataset
-    from sweep.data.simulate import simulate_to_file
+    from sweep.physics.datasets import load_cluster_dataset
+    from sweep.physics.datasets import simulate_to_file
     from sweep.job.models import build_cnn
 
     t0 = time.perf_counter()
@@ -121,7 +121,7 @@ def main() -> None:
     peak = args.peak_model or train_lstm(args.train_waveforms, args.epochs, args.out, log)
     cluster = None if args.no_cnn else (args.cluster_model or train_cnn(peak, args.cnn_waveforms, args.cnn_epochs,
                                                                          args.out, log))
-    from sweep.evaluate import evaluate, format_summary
+    from sweep.physics.evaluate import evaluate, format_summary
 
     r = evaluate(peak, cluster, out_dir=args.out, n_waveforms=args.eval_waveforms, n_tracks=args.tracks,
                  cells=args.cells, momentum_gev=args.momentum, separation_tracks=args.separation_tracks, log=log)

@@ -46,7 +46,7 @@ def one_trial(configs: int, where: Path) -> float:
     from sweep.core.expand import expand
     from sweep.core.grid import load_grid
     from sweep.core.render import render_sweep
-    from sweep.project import Prepared, write_rendered
+    from sweep.submit.prepare import Prepared, write_rendered
 
     where.mkdir(exist_ok=True)
     root = Path(tempfile.mkdtemp(dir=where))

@@ -21,13 +21,14 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from sweep.data import simulate as S  # noqa: E402
+from sweep.physics import datasets as D  # noqa: E402
+from sweep.physics import simulate as S  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--waveforms", type=int, default=4096)
-    ap.add_argument("--batch-size", type=int, default=S.DEFAULT_BATCH_SIZE)
+    ap.add_argument("--batch-size", type=int, default=D.DEFAULT_BATCH_SIZE)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
 
@@ -55,7 +56,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.npz"
         n_file = 2000
-        summary = S.simulate_to_file(path, n_file, seed=1, batch_size=args.batch_size)
+        summary = D.simulate_to_file(path, n_file, seed=1, batch_size=args.batch_size)
         size_mb = path.stat().st_size / 1e6
     file_rate = n_file / summary["seconds"]
 

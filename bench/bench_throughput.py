@@ -23,8 +23,9 @@ sys.path.insert(0, str(REPO))
 
 
 def run(grid_text: str, name: str, env: dict, cpus: int) -> float:
-    from sweep.backends.local import LocalBackend
-    from sweep.project import ensure_dataset, prepare, write_rendered
+    from sweep.physics.datastep import ensure_dataset
+    from sweep.submit.backends.local import LocalBackend
+    from sweep.submit.prepare import prepare, write_rendered
 
     root = Path(tempfile.mkdtemp(dir=REPO / "build"))
     (root / "data").mkdir()
@@ -58,7 +59,7 @@ def main() -> None:
     (REPO / "build").mkdir(exist_ok=True)
     text = Path(args.grid).read_text().replace("path: data/demo.npz", "path: data/demo.npz")
     if not (REPO / "data" / "demo.npz").exists():
-        from sweep.data.simulate import simulate_to_file
+        from sweep.physics.datasets import simulate_to_file
 
         simulate_to_file(REPO / "data" / "demo.npz", 1500, 1)
     n = len(re.findall(r"^\s+- \[", text, re.M)) * 2  # informational only

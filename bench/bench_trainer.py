@@ -114,7 +114,7 @@ def main() -> None:
 
     data = args.data
     if data is None:
-        from sweep.data.simulate import simulate_to_file
+        from sweep.physics.datasets import simulate_to_file
 
         data = str(Path(tempfile.mkdtemp()) / "bench.npz")
         simulate_to_file(data, max(500, args.windows // 35), seed=3)

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 sweep=.venv/bin/sweep
 
-if .venv/bin/python -c "from sweep.backends.htcondor import reachable; import sys; sys.exit(not reachable(5))" 2>/dev/null; then
+if .venv/bin/python -c "from sweep.submit.backends.htcondor import reachable; import sys; sys.exit(not reachable(5))" 2>/dev/null; then
   exec $sweep submit grids/demo.yaml --condor --wait --no-progress "$@"
 fi
 if [ "$(id -u)" = 0 ] && .venv/bin/python tools/condor_pool.py start --root .condor-pool; then

@@ -1,14 +1,23 @@
-"""The `sweep` command: parses arguments and delegates. Imports stay inside the handlers so
-that `sweep --help` is fast and the CLI never imports TensorFlow."""
+"""The `sweep` command: parses arguments and delegates to the stages (sweep.submit,
+sweep.collect, sweep.physics). Imports of the stages stay inside the handlers so that `sweep
+--help` is fast and the CLI never imports TensorFlow. Every error a user meets is a SweepError;
+EXIT_STATUS maps each kind to the exit status, here and nowhere else."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
 from pathlib import Path
+from typing import Callable
+
+from .core.errors import (BackendError, GridError, InputError, NotFoundError, RenderError, ResultsError,
+                          SweepError)
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
+#: (error kind, exit status), most specific first: what the user wrote is 2, the rest 1.
+EXIT_STATUS: tuple[tuple[type[SweepError], int], ...] = (
+    (GridError, EXIT_BAD_INPUT), (InputError, EXIT_BAD_INPUT), (NotFoundError, EXIT_ERROR),
+    (RenderError, EXIT_ERROR), (BackendError, EXIT_ERROR), (ResultsError, EXIT_ERROR), (SweepError, EXIT_ERROR))
 
 
 def _console(stderr: bool = False):
@@ -21,10 +30,11 @@ def _console(stderr: bool = False):
 
 
 def cmd_validate(args) -> int:
-    from .core.expand import count_points, expand
-    from .core.grid import load_grid
+    from .core.expand import expand
+    from .core.grid import count_points, load_grid
+    from .physics.datastep import check_params
 
-    spec = load_grid(args.grid, args.root)
+    spec = load_grid(args.grid, args.root, simulation_check=check_params)
     runs = expand(spec)
     configs = len({r.config_id for r in runs})
     extra = f" × {spec.repeats} repeats = {len(runs)} runs" if spec.repeats > 1 else ""
@@ -34,222 +44,88 @@ def cmd_validate(args) -> int:
     return EXIT_OK
 
 
+def _submit_options(args, grid: Path | None):
+    from .submit.stage import AUTO, CONDOR, LOCAL, SubmitOptions
+
+    mode = LOCAL if args.local else CONDOR if getattr(args, "condor", False) else AUTO
+    return SubmitOptions(grid=grid, root=args.root, mode=mode, dry_run=getattr(args, "dry_run", False),
+                         show=getattr(args, "show", False), use_dag=not args.no_dag,
+                         force=getattr(args, "force", False), cpus=args.cpus, progress=not args.no_progress,
+                         wait=args.wait)
+
+
+def _data_step() -> dict:
+    """The physics' data step, handed to the submit stage (which does not import the simulator)."""
+    from .physics import datastep
+
+    return {"check_simulation": datastep.check_params, "make_dataset": datastep.ensure_dataset}
+
+
 def cmd_submit(args) -> int:
-    from .core.render import relative_to_root
-    from .project import ensure_dataset, prepare, record_submission, write_rendered
-    from .results import has_valid_result
+    from .submit.stage import submit_grid
 
-    console = _console()
-    prepared = prepare(args.grid, args.root)
-    spec, rendered = prepared.spec, prepared.rendered
-    required = [m for m, _ in spec.ranking]
-    only = set(getattr(args, "only", None) or [])  # `sweep resubmit` names the runs to rerun
-    if only:
-        todo = [r for r in rendered.runs if r.run.run_id in only]
-        if len(todo) < len(only):
-            console.print(f"[yellow]{len(only) - len(todo)} run(s) to resubmit are no longer in {args.grid} "
-                          "(the grid changed); they are left as they are[/]")
-    else:
-        todo = [r for r in rendered.runs
-                if args.force or not has_valid_result(rendered.results_dir, r.run.run_id, required)]
-    done = len(rendered.runs) - len(todo)
-    if args.dry_run:
-        console.print(f"[bold]dry run[/]: sweep '{spec.name}' has {len(rendered.runs)} runs; {done} already have a "
-                      f"valid result; would submit {len(todo)} (nothing written)")
-        for r in todo:
-            console.print(f"  {r.run.run_id}  {r.run.name}  -> {relative_to_root(r.submit_path, args.root)}")
-        if todo and args.show:
-            console.rule(f"{relative_to_root(todo[0].submit_path, args.root)}")
-            console.print(todo[0].submit_text, markup=False)
-        return EXIT_OK
-    backend = _choose_backend(args, console)  # before writing anything: an unreachable pool writes nothing
-    skipped = {}
-    if backend.name == "htcondor":
-        todo, skipped = backend.skip_queued(rendered, todo)
-    note = ensure_dataset(spec, progress=not args.no_progress)
-    if note:
-        console.print(note)
-    jobs_dir = write_rendered(prepared, args.grid)
-    console.print(f"rendered {len(rendered.runs)} runs into {relative_to_root(jobs_dir, args.root)}/ "
-                  f"({done} already done, {len(skipped)} queued or running, {len(todo)} to submit)")
-    if not todo:
-        console.print("nothing to submit: every configuration has a valid result or is queued (use --force to "
-                      "rerun finished ones)")
-        if skipped and getattr(args, "wait", False):  # what is queued is this sweep's: wait for it
-            _wait_and_collect(args, spec.name, console)
-        return EXIT_OK
-    report = backend.submit(rendered, todo)
-    if report.backend == "local":
-        record_submission(jobs_dir, {"backend": report.backend, "runs": report.submitted})
-        codes = report.details.get("exit_codes", {})
-        failed = sum(1 for c in codes.values() if c != 0)
-        console.print(f"local: {len(codes) - failed} of {len(codes)} runs finished, {failed} failed")
-        if not args.no_collect:
-            args.sweep = spec.name
-            cmd_collect(args)
-        return EXIT_ERROR if failed and failed == len(codes) else EXIT_OK
-    d = report.details
-    what = f"DAG (cluster {d['cluster']})" if d["mode"] == "dag" else f"cluster {d['cluster']}"
-    console.print(f"htcondor: submitted {len(report.submitted)} runs to {backend_pool()} as {what}; "
-                  f"follow with `sweep status {spec.name}`")
-    if args.wait:
-        _wait_and_collect(args, spec.name, console)
-    return EXIT_OK
-
-
-def _wait_and_collect(args, sweep: str, console) -> None:
-    from .status import wait_for
-
-    status = wait_for(sweep, args.root, console, timeout=args.wait_timeout)
-    counts = status.counts()
-    console.print(f"{sweep}: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
-    if not args.no_collect:
-        args.sweep = sweep
-        cmd_collect(args)
-
-
-def backend_pool() -> str:
-    from .backends.htcondor import pool_name
-
-    return pool_name()
-
-
-def _choose_backend(args, console):
-    from .backends.local import LocalBackend
-
-    if args.local:
-        return LocalBackend(cpus=args.cpus, progress=not args.no_progress)
-    from .backends import htcondor
-
-    if args.condor:
-        return htcondor.HTCondorBackend(use_dag=not args.no_dag, schedd=htcondor.connect())
-    try:
-        schedd = htcondor.connect(timeout=5)
-    except Exception as exc:  # noqa: BLE001 - no pool here: the local backend is the default
-        console.print(f"[yellow]no HTCondor schedd reachable ({str(exc).split(': ')[0]}); running on this machine "
-                      "with the local backend (--local says so, --condor insists on a pool)[/]")
-        return LocalBackend(cpus=args.cpus, progress=not args.no_progress)
-    console.print(f"using the HTCondor backend: schedd of {htcondor.pool_name()}")
-    return htcondor.HTCondorBackend(use_dag=not args.no_dag, schedd=schedd)
+    outcome = submit_grid(_submit_options(args, args.grid), _console(), **_data_step())
+    return _after_submit(args, outcome)
 
 
 def cmd_resubmit(args) -> int:
-    import hashlib
+    from .submit.stage import resubmit
 
-    from .core.errors import SweepError
-    from .project import read_manifest, sweep_paths
-    from .status import sweep_status
+    outcome = resubmit(args.sweep, _submit_options(args, None), _console(), _console(stderr=True),
+                       failed_only=args.failed, **_data_step())
+    return _after_submit(args, outcome)
 
-    manifest = read_manifest(sweep_paths(args.root).jobs(args.sweep))
-    if manifest is None:
-        raise SweepError(f"no sweep '{args.sweep}' under {args.root / 'jobs'}")
-    on_pool = any(s.get("backend") == "htcondor" for s in manifest.get("submissions", []))
-    status = sweep_status(args.sweep, args.root, query_schedd=True)
-    if on_pool and status.pool_note and not args.local:
-        # without the schedd we cannot tell held or queued jobs from lost ones: rerunning could duplicate
-        raise SweepError(f"cannot resubmit sweep '{args.sweep}' without its schedd ({status.pool_note})")
-    grid = Path(manifest["grid"])
-    if not grid.is_file():
-        raise SweepError(f"the sweep's grid file {grid} is gone; submit the grid again instead")
-    if hashlib.sha256(grid.read_bytes()).hexdigest() != manifest.get("grid_sha256"):
-        _console(stderr=True).print(f"[yellow]{grid} changed since it was submitted: runs are matched by id, "
-                                    "and configurations that changed are new runs (submit the grid for those)[/]")
-    wanted = {"failed", "held", "removed"} if args.failed else {"failed", "held", "removed", "not run"}
-    runs = [r.run_id for r in status.runs if r.state in wanted]
-    if not runs:
-        print(f"nothing to resubmit in sweep '{args.sweep}'")
-        return EXIT_OK
-    status.remove_held(runs)
-    args.condor = args.condor or (on_pool and not args.local)  # where it ran before, unless told otherwise
-    args.grid, args.only, args.force, args.dry_run, args.show = grid, runs, True, False, False
-    return cmd_submit(args)
+
+def _after_submit(args, outcome) -> int:
+    """Wait for a pool's sweep when asked, then show the leaderboard (unless --no-collect)."""
+    if outcome.follow == "wait":
+        from .submit.stage import wait
+
+        wait(outcome.sweep, args.root, _console(), timeout=args.wait_timeout)
+    if outcome.follow and not args.no_collect:
+        args.sweep = outcome.sweep
+        cmd_collect(args)
+    return EXIT_ERROR if outcome.all_failed else EXIT_OK
 
 
 def cmd_status(args) -> int:
-    from .status import print_status, watch
+    from .submit.status import print_status, watch
 
     if args.watch:
-        return watch(args.sweep, args.root, _console(), interval=args.interval)
-    print_status(args.sweep, args.root, _console())
+        watch(args.sweep, args.root, _console(), interval=args.interval)
+    else:
+        print_status(args.sweep, args.root, _console())
     return EXIT_OK
 
 
 def cmd_collect(args) -> int:
-    from .collect import collect, list_sweeps
-    from .core.errors import SweepError
-    from .fsutil import atomic_write_text
-    from .leaderboard import copy_best, export, infer_format, print_selection, select
+    from .collect.stage import CollectOptions, collect_sweeps
 
-    sweeps = [args.sweep] if args.sweep else list_sweeps(args.root)
-    if not sweeps:
-        raise SweepError(f"no sweeps under {args.root / 'jobs'} (run `sweep submit GRID` first)")
-    output = getattr(args, "output", None)
-    if output is not None and len(sweeps) > 1:
-        raise SweepError("--output needs one sweep: name it (sweep collect SWEEP --output FILE)")
-    fmt = infer_format(getattr(args, "format", None), output)
-    console = _console()
-    for name in sweeps:
-        board = collect(name, args.root)
-        sel = select(board, by=getattr(args, "by", None), top=getattr(args, "top", None),
-                     where=getattr(args, "filter", None), per_run=getattr(args, "per_run", False))
-        best = getattr(args, "best", 3)
-        try:
-            best_dir = copy_best(board, best, by=getattr(args, "by", None)) if best else None
-        except OSError as exc:  # a read-only results folder must not stop the leaderboard
-            best_dir = None
-            _console(stderr=True).print(f"[yellow]could not copy the best models: {exc}[/]")
-        if output is not None:
-            atomic_write_text(output, export(board, sel, fmt))
-            console.print(f"{len(sel.frame)} row(s) of sweep {name} written to {output} ({fmt})")
-        elif fmt == "table":
-            print_selection(board, sel, console, root=args.root)
-        else:
-            sys.stdout.write(export(board, sel, fmt))
-        if best_dir is not None and (output is not None or fmt == "table"):
-            from .core.render import relative_to_root
-
-            copied = sum(1 for d in best_dir.iterdir() if d.is_dir())
-            console.print(f"best {copied} model(s) copied to {relative_to_root(best_dir, args.root)}/")
+    # getattr: also called with other parsers' arguments (submit's), which lack collect's options
+    options = CollectOptions(root=args.root, sweep=args.sweep, top=getattr(args, "top", None),
+                             by=getattr(args, "by", None), where=getattr(args, "filter", None),
+                             fmt=getattr(args, "format", None), output=getattr(args, "output", None),
+                             per_run=getattr(args, "per_run", False), best=getattr(args, "best", 3))
+    collect_sweeps(options, _console(), _console(stderr=True))
     return EXIT_OK
 
 
 def cmd_report(args) -> int:
+    from .collect.report_html import write_report
     from .core.render import relative_to_root
-    from .report_html import write_report
 
     path = write_report(args.sweep, args.root, top=args.top, by=args.by, output=args.output)
     print(f"report written to {relative_to_root(path, args.root)}")
     return EXIT_OK
 
 
-def _read_sim_params(path: Path | None) -> dict:
-    """The simulation parameters of a YAML file, validated (an InputError names the file)."""
-    if path is None:
-        return {}
-    import yaml
-
-    from .core.errors import InputError
-    from .data.simulate import SimulationParams
-
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-        SimulationParams.from_dict(data)
-    except (OSError, yaml.YAMLError, ValueError) as exc:
-        raise InputError(f"{path}: {exc}") from None
-    return data
-
-
 def cmd_simulate(args) -> int:
-    from .data.simulate import simulate_to_file
+    from .physics.datasets import simulate_to_file
+    from .physics.datastep import read_params_file, require_model
 
-    params = _read_sim_params(args.params)
-    if args.peak_model is not None and not args.peak_model.is_file():
-        from .core.errors import SweepError
-
-        raise SweepError(f"peak model not found: {args.peak_model}")
+    params = read_params_file(args.params)
+    require_model("peak model", args.peak_model)
     if args.threshold is not None and args.peak_model is None:
-        from .core.errors import InputError
-
         raise InputError("--threshold applies to the peaks of --peak-model; give the model too")
     summary = simulate_to_file(args.out, args.waveforms, args.seed, params, progress=not args.no_progress,
                                peak_model=args.peak_model,
@@ -302,15 +178,13 @@ def _int_at_least(low: int, zero_ok: bool = False):
 
 
 def cmd_evaluate(args) -> int:
-    """Peak / cluster / track level evaluation on fresh simulated waveforms (sweep.evaluate)."""
-    from .evaluate import evaluate, format_summary
+    """Peak / cluster / track level evaluation on fresh simulated waveforms (sweep.physics.evaluate)."""
+    from .physics.datastep import read_params_file, require_model
+    from .physics.evaluate import evaluate, format_summary
 
-    params = _read_sim_params(args.params)
-    for label, path in (("peak model", args.peak_model), ("cluster model", args.cluster_model)):
-        if path is not None and not path.is_file():
-            from .core.errors import SweepError
-
-            raise SweepError(f"{label} not found: {path}")
+    params = read_params_file(args.params)
+    require_model("peak model", args.peak_model)
+    require_model("cluster model", args.cluster_model)
     result = evaluate(args.peak_model, args.cluster_model, out_dir=args.out, n_waveforms=args.waveforms,
                       seed=args.seed, params=params, lstm_threshold=args.threshold,
                       scan_waveforms=args.scan_waveforms, n_tracks=args.tracks, cells=args.cells,
@@ -441,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tracks per species and momentum for the π/K separation (0: skip)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--input", type=Path, default=None, help="evaluate on the waveforms of this file (.npz from "
-                   "sweep.data.readers, .h5, or .root in the CEPC layout) instead of a fresh simulation")
+                   "sweep.physics.readers, .h5, or .root in the CEPC layout) instead of a fresh simulation")
     p.add_argument("--dt-ns", type=float, default=None, help="with --input: sampling interval, ns (.root/.h5)")
     p.set_defaults(func=cmd_evaluate)
     return parser
@@ -450,24 +324,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.root = args.root.resolve()
-    from .core.errors import GridError, InputError, SweepError
-
     try:
         return args.func(args)
-    except GridError as exc:
-        console = _console(stderr=True)
-        console.print(f"[bold red]{len(exc.issues)} problem(s) in the grid file; nothing was written:[/]")
-        for issue in exc.issues:
-            console.print(str(issue), markup=False)
-        return EXIT_BAD_INPUT
     except SweepError as exc:
-        _console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
-        return EXIT_ERROR
-    except InputError as exc:
+        status = next(code for kind, code in EXIT_STATUS if isinstance(exc, kind))
         console = _console(stderr=True)
-        console.print("[bold red]error:[/]", end=" ")
-        console.print(str(exc), highlight=False, markup=False)  # the message may hold [brackets]
-        return EXIT_BAD_INPUT
+        if isinstance(exc, GridError):
+            console.print(f"[bold red]{len(exc.issues)} problem(s) in the grid file; nothing was written:[/]")
+            for issue in exc.issues:
+                console.print(str(issue), markup=False)
+        else:
+            console.print("[bold red]error:[/]", end=" ")
+            console.print(str(exc), highlight=False, markup=False)  # the message may hold [brackets]
+        return status
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -35,7 +35,7 @@ def write_grid(tmp_path):
 @pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory):
     """A small real simulated dataset (a few thousand balanced windows, 600 waveforms)."""
-    from sweep.data.simulate import simulate_to_file
+    from sweep.physics.datasets import simulate_to_file
 
     path = tmp_path_factory.mktemp("data") / "small.npz"
     simulate_to_file(path, 600, seed=11)

@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 
 from sweep import cli
-from sweep.collect import collect
+from sweep.collect.gather import collect
 from sweep.core.errors import SweepError
-from sweep.core.sensitivity import analyse
-from sweep.leaderboard import aggregate, copy_best, export, select
-from sweep.synthetic import make_sweep
+from sweep.collect.sensitivity import analyse
+from sweep.collect.leaderboard import aggregate, copy_best, export, select
+from tests.synthetic import make_sweep
 
 AXES = {"optimizer": ["adam", "sgd", "rmsprop"], "learning_rate": [0.0001, 0.001, 0.01],
         "topology": [[32, 64, 1], [96, 128, 1]]}

@@ -1,4 +1,4 @@
-"""The peak-finding / clusterization datasets, their file format and loaders (sweep.data.datasets)."""
+"""The peak-finding / clusterization datasets, their file format and loaders (sweep.physics.datasets)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from sweep.data import datasets as D
-from sweep.data import simulate as S
+from sweep.physics import datasets as D
+from sweep.physics import simulate as S
 
 N_WF = 300
 EXPECTED_KEYS = {
@@ -21,7 +21,7 @@ EXPECTED_KEYS = {
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     path = tmp_path_factory.mktemp("ds") / "sim.npz"
-    summary = S.simulate_to_file(path, N_WF, seed=7)
+    summary = D.simulate_to_file(path, N_WF, seed=7)
     return path, summary
 
 
@@ -75,9 +75,9 @@ def test_meta_and_summary(small):
 
 def test_same_seed_identical_file_other_seed_different(tmp_path):
     a, b, c = tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "c.npz"
-    S.simulate_to_file(a, 60, seed=3, batch_size=32)
-    S.simulate_to_file(b, 60, seed=3, batch_size=32)
-    S.simulate_to_file(c, 60, seed=4, batch_size=32)
+    D.simulate_to_file(a, 60, seed=3, batch_size=32)
+    D.simulate_to_file(b, 60, seed=3, batch_size=32)
+    D.simulate_to_file(c, 60, seed=4, batch_size=32)
     assert a.read_bytes() == b.read_bytes()
     with np.load(a) as fa, np.load(c) as fc:
         assert not np.array_equal(fa["n_clusters"], fc["n_clusters"])
@@ -87,17 +87,17 @@ def test_same_seed_identical_file_other_seed_different(tmp_path):
 
 def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path):
     path = tmp_path / "d.npz"
-    S.simulate_to_file(path, 20, seed=1)
+    D.simulate_to_file(path, 20, seed=1)
     before = path.read_bytes()
     with pytest.raises(ValueError):
         D.write_dataset(path, {"windows": np.zeros((1, 15), np.float32)}, {})
     with pytest.raises(S.ParameterError, match="nosie_rms_mv"):
-        S.simulate_to_file(path, 20, seed=1, params={"nosie_rms_mv": 2})
+        D.simulate_to_file(path, 20, seed=1, params={"nosie_rms_mv": 2})
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["d.npz"]
 
 
 def test_params_change_the_physics(tmp_path):
-    s = S.simulate_to_file(tmp_path / "e.npz", 100, seed=1, params={"fixed_betagamma": 4.0})
+    s = D.simulate_to_file(tmp_path / "e.npz", 100, seed=1, params={"fixed_betagamma": 4.0})
     assert s["mean_clusters"] == pytest.approx(12.13 * 1.5, rel=0.08)
     assert D.read_meta(tmp_path / "e.npz")["params"]["fixed_betagamma"] == 4.0
 
@@ -304,7 +304,7 @@ def test_missing_key_and_wrong_dtype(small, tmp_path):
 
 def test_version_1_file_still_loads(small, tmp_path):
     """A format-1 file (float32 windows and peak_inputs) loads like a format-2 one."""
-    from sweep.data import readers as R
+    from sweep.physics import readers as R
 
     path, _ = small
     v1 = _rewrite(small, tmp_path / "v1.npz", meta_changes={"format_version": 1},
@@ -340,7 +340,7 @@ def test_peak_inputs_clipped_to_uint8(monkeypatch):
 
 
 def test_progress_bar_runs(tmp_path, capsys):
-    s = S.simulate_to_file(tmp_path / "p.npz", 10, seed=0, progress=True)
+    s = D.simulate_to_file(tmp_path / "p.npz", 10, seed=0, progress=True)
     assert s["n_waveforms"] == 10
 
 
@@ -356,10 +356,10 @@ def test_cluster_inputs_from_a_peak_finder(tmp_path):
         assert X.ndim == 3 and X.shape[1:] == (15, 1) and X.dtype == np.float32
         return np.ones(len(X))
 
-    truth = S.simulate_to_file(tmp_path / "truth.npz", 30, seed=5)
-    S.simulate_to_file(tmp_path / "all.npz", 30, seed=5, peak_model=keep_all)
-    S.simulate_to_file(tmp_path / "none.npz", 30, seed=5, peak_model=lambda X: np.full(len(X), 0.4))
-    S.simulate_to_file(tmp_path / "low.npz", 30, seed=5, peak_model=lambda X: np.full(len(X), 0.4),
+    truth = D.simulate_to_file(tmp_path / "truth.npz", 30, seed=5)
+    D.simulate_to_file(tmp_path / "all.npz", 30, seed=5, peak_model=keep_all)
+    D.simulate_to_file(tmp_path / "none.npz", 30, seed=5, peak_model=lambda X: np.full(len(X), 0.4))
+    D.simulate_to_file(tmp_path / "low.npz", 30, seed=5, peak_model=lambda X: np.full(len(X), 0.4),
                        peak_threshold=0.3)
     kept, candidates, _ = _peaks_per_waveform(tmp_path / "all.npz")
     np.testing.assert_array_equal(kept, candidates)  # every candidate of every waveform, once
@@ -376,9 +376,9 @@ def test_cluster_inputs_from_a_peak_finder(tmp_path):
     assert D.read_meta(tmp_path / "truth.npz")["cluster_input"]["source"] == "true peaks"
     assert truth["mean_peaks"] == pytest.approx(true_peaks.mean())
     with pytest.raises(ValueError, match="2 scores for"):
-        S.simulate_to_file(tmp_path / "bad.npz", 5, seed=5, peak_model=lambda X: np.ones(2))
+        D.simulate_to_file(tmp_path / "bad.npz", 5, seed=5, peak_model=lambda X: np.ones(2))
     with pytest.raises(ValueError, match="peak_threshold"):
-        S.simulate_to_file(tmp_path / "bad.npz", 5, seed=5, peak_model=keep_all, peak_threshold=0)
+        D.simulate_to_file(tmp_path / "bad.npz", 5, seed=5, peak_model=keep_all, peak_threshold=0)
     assert not (tmp_path / "bad.npz").exists()
 
 
@@ -390,7 +390,7 @@ def test_cli_simulate_with_a_keras_peak_finder(tmp_path):
     keras.utils.set_random_seed(0)
     model = build_lstm({"topology": [4, 4, 1], "activations": ["relu", "sigmoid"], "dropout": [0.0, 0.0]})
     # a few quick epochs so that its scores spread over (0, 1) (untrained, all sit near 0.42)
-    S.simulate_to_file(tmp_path / "train.npz", 30, seed=1)
+    D.simulate_to_file(tmp_path / "train.npz", 30, seed=1)
     X, y = D.load_peak_dataset(tmp_path / "train.npz")
     model.compile(optimizer=keras.optimizers.Adam(0.02), loss="binary_crossentropy")
     model.fit(X, y, batch_size=64, epochs=3, verbose=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sweep.data.simulate import simulate_batch
+from sweep.physics.simulate import simulate_batch
 from sweep.physics import clusterize, deriv
 
 

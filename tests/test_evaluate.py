@@ -10,9 +10,9 @@ import math
 import numpy as np
 import pytest
 
-from sweep import evaluate as E
-from sweep.data import datasets as D
-from sweep.data.simulate import SimulationParams, simulate_batch
+from sweep.physics import evaluate as E
+from sweep.physics import datasets as D
+from sweep.physics.simulate import SimulationParams, simulate_batch
 from sweep.physics import deriv
 
 SMALL_GRID = [deriv.DerivParams(n1=a, n2=0.0, n3=0.5, n4=0.5) for a in (4.0, 8.0, 12.0)]
@@ -199,7 +199,7 @@ def test_dndx_calibration_penalises_shrinkage():
 @pytest.mark.parametrize("suffix", [".npz", ".h5", ".root"])
 def test_evaluate_on_a_file(tmp_path, suffix):
     """The peak and cluster levels run on waveforms read from a file (npz, HDF5, CEPC ROOT)."""
-    from sweep.data import readers as R
+    from sweep.physics import readers as R
 
     if suffix == ".h5":
         importlib.import_module("h5py")

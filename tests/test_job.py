@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from sweep.project import prepare, write_rendered
+from sweep.submit.prepare import prepare, write_rendered
 from tests.conftest import grid_text
 
 keras = importlib.import_module("keras")

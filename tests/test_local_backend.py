@@ -109,7 +109,7 @@ def test_jobs_are_packed_onto_the_cores(tmp_path, small_dataset):
 
 def test_interrupted_job_leaves_no_result_that_passes_as_valid(tmp_path, small_dataset):
     """A killed job (no run.json/metrics.json) is 'failed', and a rerun clears stale outputs first."""
-    from sweep.results import read_run
+    from sweep.records.runs import read_run
 
     folder = tmp_path / "results" / "x" / "abc"
     folder.mkdir(parents=True)
@@ -141,7 +141,7 @@ def test_submit_without_a_pool_runs_locally_and_says_so(tmp_path, small_dataset)
 
 
 def test_an_old_local_failure_does_not_outlive_a_good_run(tmp_path):
-    from sweep.results import read_run
+    from sweep.records.runs import read_run
 
     folder = tmp_path / "abc"
     folder.mkdir()

@@ -7,8 +7,8 @@ import importlib
 import numpy as np
 import pytest
 
-from sweep.data import readers as R
-from sweep.data.simulate import simulate_batch
+from sweep.physics import readers as R
+from sweep.physics.simulate import simulate_batch
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_root_time_in_samples(ws, tmp_path):
 
 
 def test_simulator_dataset_npz(tmp_path):
-    from sweep.data.simulate import simulate_to_file
+    from sweep.physics.datasets import simulate_to_file
 
     p = tmp_path / "d.npz"
     simulate_to_file(p, 20, seed=3)

@@ -96,7 +96,7 @@ def test_user_template_folder_and_strict_undefined(write_grid, tmp_path):
 
 
 def test_written_files(write_grid, tmp_path):
-    from sweep.project import prepare, write_rendered
+    from sweep.submit.prepare import prepare, write_rendered
 
     path = write_grid(GRID)
     prepared = prepare(path, tmp_path)

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import sweep.collect
+import sweep.collect.gather
 from sweep import cli
-from sweep.report_html import write_report
-from sweep.synthetic import fake_attempts, make_sweep, write_event_log
+from sweep.collect.report_html import write_report
+from tests.synthetic import fake_attempts, make_sweep, write_event_log
 
 AXES = {"optimizer": ["adam", "sgd", "rmsprop"], "learning_rate": [0.0001, 0.001, 0.01],
         "topology": [[32, 64, 1], [96, 128, 1]]}
@@ -27,7 +27,7 @@ IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 def _with_event_log(monkeypatch, manifest):
     """What collect would read from the HTCondor job event log: used/requested per job."""
     attempts = fake_attempts(manifest)
-    monkeypatch.setattr(sweep.collect, "_event_log_attempts", lambda path: attempts)
+    monkeypatch.setattr(sweep.collect.gather, "_event_log_attempts", lambda path: attempts)
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_lstm_report(lstm_report):
             img.load()
             assert img.width > 100
     # the leaderboard, best first, and the best runs highlighted
-    board = sweep.collect.collect("syn", root, write_csv=False)
+    board = sweep.collect.gather.collect("syn", root, write_csv=False)
     best = board.table["run_id"].iloc[0]
     assert 'id="leaderboard-table"' in html and html.index(best) < html.index('id="curves"')
     assert html.count('<tr class="best">') == 3
@@ -103,7 +103,7 @@ def test_report_with_a_real_event_log(tmp_path):
     manifest = make_sweep(tmp_path, "ev", axes={"optimizer": ["adam", "sgd"], "learning_rate": [0.001, 0.01]},
                           corrupt=1, missing=1)
     write_event_log(tmp_path, manifest)
-    board = sweep.collect.collect("ev", tmp_path, write_csv=False)
+    board = sweep.collect.gather.collect("ev", tmp_path, write_csv=False)
     ok = board.resources[board.resources["state"] == "ok"]
     assert len(ok) == 2 and ok["memory_used_mb"].between(800, 1700).all() and (ok["cpus_requested"] == 2).all()
     assert board.advice is not None and board.advice.requested_memory_mb == 4096

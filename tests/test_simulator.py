@@ -1,4 +1,4 @@
-"""Physics and mechanics of the toy waveform simulator (sweep.data.simulate)."""
+"""Physics and mechanics of the toy waveform simulator (sweep.physics.simulate)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import yaml
 
-from sweep.data import datasets as D
-from sweep.data import simulate as S
+from sweep.physics import datasets as D
+from sweep.physics import simulate as S
 
 
 def test_import_is_light():
     code = (
-        "import sys, sweep.data, sweep.data.simulate, sweep.data.datasets; "
+        "import sys, sweep.physics, sweep.physics.simulate, sweep.physics.datasets; "
         "bad = [m for m in ('scipy', 'tensorflow', 'rich', 'sklearn') if m in sys.modules]; "
         "print(','.join(bad))"
     )

@@ -1,4 +1,9 @@
-"""Errors that point at a place in a grid file."""
+"""Every error sweep reports to a user derives from :class:`SweepError`.
+
+The CLI prints the message (no traceback) and maps each subclass to one exit status, in one
+table (``sweep.cli.EXIT_STATUS``): 2 for what the user wrote (a grid file, an input file or
+value), 1 for everything else.
+"""
 
 from __future__ import annotations
 
@@ -21,18 +26,36 @@ class GridIssue:
         return f"{where}:{key} {self.message}"
 
 
-class GridError(Exception):
-    """Raised with every issue found in a grid file (several are reported together)."""
+class SweepError(Exception):
+    """Base of the errors a user meets; also raised as such for problems no subclass names."""
+
+
+class GridError(SweepError):
+    """A grid file is invalid. Carries every issue found (several are reported together)."""
 
     def __init__(self, issues: list[GridIssue]):
         self.issues = list(issues)
         super().__init__("\n".join(str(i) for i in self.issues))
 
 
-class SweepError(Exception):
-    """A user-facing error outside the grid file (paths, results, backends)."""
+class InputError(SweepError):
+    """Bad input outside a grid file that the user must fix: simulation parameters, a dataset,
+    waveform or model file that cannot be used, a command-line value that does not fit."""
 
 
-class InputError(Exception):
-    """Bad input outside a grid file that the user must fix (simulation parameters, a dataset or
-    waveform file, a model file): the CLI prints the message and exits 2, without a traceback."""
+class NotFoundError(SweepError):
+    """Something named on the command line or in the grid does not exist (a dataset, a model
+    file, a sweep's grid file)."""
+
+
+class RenderError(SweepError):
+    """A template cannot be rendered, or a value cannot be written safely into a job's files."""
+
+
+class BackendError(SweepError):
+    """The pool (schedd, DAGMan, job owner) or this machine cannot take or follow the jobs."""
+
+
+class ResultsError(SweepError):
+    """A sweep's records are absent or unreadable, or a question asked of them is invalid
+    (--by, --filter, --top, --format, --output)."""

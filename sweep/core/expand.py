@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import random
 import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from .canonical import canonical_json
 from .errors import GridError, GridIssue
-from .grid import GridSpec
+from .grid import GridSpec, count_points
 from .schema import PARAMS_BY_MODEL
 
 ID_LENGTH = 12
@@ -25,6 +25,8 @@ ID_LENGTH = 12
 
 @dataclass(frozen=True)
 class RunSpec:
+    """One run: a configuration (all its hyperparameters) and a repeat index, with its seed."""
+
     sweep: str
     model: str
     config_id: str  # hash of the configuration (shared by its repeats)
@@ -36,12 +38,17 @@ class RunSpec:
     swept: dict[str, Any]  # just the swept ones (for tables)
 
 
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
 def config_identity(spec: GridSpec, params: dict[str, Any]) -> dict[str, Any]:
-    """What defines a configuration's result (and so its id)."""
+    """What defines a configuration's result, and so its id.
+
+    Args:
+        spec: the grid (model, data reference, base seed).
+        params: every hyperparameter of the configuration.
+
+    Returns:
+        A JSON-serialisable mapping; parameters marked ``omit_default_from_id`` are left out at
+        their default, so that adding such a parameter keeps the ids of existing configurations.
+    """
     schema = PARAMS_BY_MODEL.get(spec.model, {})
     params = {k: v for k, v in params.items()
               if not (k in schema and schema[k].omit_default_from_id and v == schema[k].default)}
@@ -55,6 +62,7 @@ def config_identity(spec: GridSpec, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_id(identity: dict[str, Any]) -> str:
+    """The first ID_LENGTH hex digits of the SHA-256 of the identity's canonical JSON."""
     return hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:ID_LENGTH]
 
 
@@ -68,6 +76,7 @@ _NAME_BAD = re.compile(r"[^A-Za-z0-9_.+-]+")
 
 
 def readable_name(swept: dict[str, Any]) -> str:
+    """A short label from the swept values (letters, digits, _ . + - only; at most 80)."""
     parts = []
     for value in swept.values():
         if isinstance(value, list):
@@ -88,15 +97,19 @@ def _excluded(point: dict[str, Any], rules: list[dict[str, Any]]) -> bool:
     return any(all(canonical_json(point[k]) == canonical_json(v) for k, v in rule.items()) for rule in rules)
 
 
-def count_points(spec: GridSpec) -> int:
-    total = 1
-    for d in spec.dimensions:
-        total *= len(d.values)
-    return total
-
-
 def expand(spec: GridSpec) -> list[RunSpec]:
-    """All runs of the grid, in a stable order. Raises GridError when none remain."""
+    """All runs of the grid, in a stable order.
+
+    Args:
+        spec: a validated grid.
+
+    Returns:
+        One RunSpec per configuration and repeat: the product of the dimensions, without the
+        excluded combinations, sampled when the grid says so.
+
+    Raises:
+        GridError: when the exclusion rules leave no configuration.
+    """
     points = [p for p in _points(spec) if not _excluded(p, spec.exclude)]
     if not points:
         line, col = spec.located.where(("exclude",), prefer_key=True) if spec.located else (0, 0)

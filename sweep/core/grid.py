@@ -10,24 +10,39 @@ import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
 from . import schema, units, yamlpos
+from .canonical import canonical_json
 from .errors import GridError, GridIssue
+
+#: Checks a grid's ``data.simulate.params`` (a mapping); raises ValueError (or TypeError, KeyError)
+#: with what is wrong. The simulator's owner provides it (``sweep.physics.datastep.check_params``):
+#: the core does not know the simulator's parameters.
+SimulationCheck = Callable[[dict], None]
 
 
 @dataclass(frozen=True)
 class Resources:
+    """What each job asks for, in HTCondor's units (MB, seconds)."""
+
     request_cpus: int
     request_memory_mb: int
     request_disk_mb: int
     runtime_s: int
 
+    def as_dict(self) -> dict[str, int]:
+        """The resources as the manifest and each job's config.yaml record them."""
+        return {"request_cpus": self.request_cpus, "request_memory_mb": self.request_memory_mb,
+                "request_disk_mb": self.request_disk_mb, "runtime_s": self.runtime_s}
+
 
 @dataclass(frozen=True)
 class DataSpec:
+    """The grid's dataset: where it is, how it is sampled, how to simulate it when missing."""
+
     path: Path  # absolute
     path_text: str  # as written in the grid (part of the configuration's identity)
     balanced: bool
@@ -46,6 +61,8 @@ class Dimension:
 
 @dataclass
 class GridSpec:
+    """A validated grid file: everything expand() and render_sweep() need."""
+
     file: str
     name: str
     model: str
@@ -65,11 +82,35 @@ class GridSpec:
 
     @property
     def swept(self) -> list[str]:
+        """The swept hyperparameters, in the order the grid declares them."""
         return [n for d in self.dimensions for n in d.names]
 
 
-def load_grid(path: str | os.PathLike, root: str | os.PathLike | None = None) -> GridSpec:
-    """Read and validate a grid file. Relative paths inside it resolve against `root` (cwd)."""
+def count_points(spec: GridSpec) -> int:
+    """How many points the grid's product has, before exclusion, sampling and repeats."""
+    total = 1
+    for d in spec.dimensions:
+        total *= len(d.values)
+    return total
+
+
+def load_grid(path: str | os.PathLike, root: str | os.PathLike | None = None, *,
+              simulation_check: SimulationCheck | None = None) -> GridSpec:
+    """Read and validate a grid file.
+
+    Args:
+        path: the grid file.
+        root: the project folder; relative paths inside the grid resolve against it (default:
+            the current folder).
+        simulation_check: validates ``data.simulate.params``; without it only their shape (a
+            mapping) is checked here, and the simulator checks them before it writes anything.
+
+    Returns:
+        The validated grid.
+
+    Raises:
+        GridError: with every problem found, each with file, line, column and key.
+    """
     path = Path(path)
     shown = str(path)
     try:
@@ -78,10 +119,11 @@ def load_grid(path: str | os.PathLike, root: str | os.PathLike | None = None) ->
         raise GridError([GridIssue(shown, 0, 0, "", "file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise GridError([GridIssue(shown, 0, 0, "", f"cannot read: {exc}")]) from None
-    return parse_grid(text, shown, Path(root) if root else Path.cwd())
+    return parse_grid(text, shown, Path(root) if root else Path.cwd(), simulation_check=simulation_check)
 
 
-def parse_grid(text: str, file: str, root: Path) -> GridSpec:
+def parse_grid(text: str, file: str, root: Path, *, simulation_check: SimulationCheck | None = None) -> GridSpec:
+    """Validate a grid given as text (`file` names it in messages); see :func:`load_grid`."""
     try:
         located = yamlpos.load(text)
     except yaml.MarkedYAMLError as exc:
@@ -91,7 +133,7 @@ def parse_grid(text: str, file: str, root: Path) -> GridSpec:
         raise GridError([GridIssue(file, line, col, "", f"invalid YAML: {problem}")]) from None
     except yaml.YAMLError as exc:
         raise GridError([GridIssue(file, 0, 0, "", f"invalid YAML: {exc}")]) from None
-    return _Validator(file, located, root).run()
+    return _Validator(file, located, root, simulation_check).run()
 
 
 def _suggest(word: str, choices) -> str:
@@ -100,10 +142,11 @@ def _suggest(word: str, choices) -> str:
 
 
 class _Validator:
-    def __init__(self, file: str, located: yamlpos.Located, root: Path):
+    def __init__(self, file: str, located: yamlpos.Located, root: Path, simulation_check: SimulationCheck | None):
         self.file = file
         self.located = located
         self.root = root
+        self.simulation_check = simulation_check
         self.issues: list[GridIssue] = []
 
     # -- reporting
@@ -239,12 +282,10 @@ class _Validator:
                         balanced=bool(balanced), max_samples=max_samples, simulate=simulate)
 
     def _simulation_params(self, params: dict) -> None:
-        try:
-            from ..data.simulate import SimulationParams  # numpy only
-        except ImportError:  # the simulator is optional for validation
+        if self.simulation_check is None:
             return
         try:
-            SimulationParams.from_dict(params)
+            self.simulation_check(params)
         except (ValueError, TypeError, KeyError) as exc:
             self.error(("data", "simulate", "params"), f"invalid simulation parameters: {exc}")
 
@@ -275,7 +316,7 @@ class _Validator:
             for i, v in enumerate(values):
                 ok &= self.check(path + (i,), v, spec[name].check)
         for i, v in enumerate(values):
-            if any(_canonical(v) == _canonical(w) for w in values[:i]):
+            if any(canonical_json(v) == canonical_json(w) for w in values[:i]):
                 self.error(path + (i,), f"value {_show(v)} appears twice in this axis")
                 ok = False
         return values if ok else None
@@ -352,7 +393,7 @@ class _Validator:
                                f"parameters ({', '.join(values_of) or 'none'}){_suggest(name, values_of)}",
                                at_key=True)
                     ok = False
-                elif not any(_canonical(v) == _canonical(w) for w in values_of[name]):
+                elif not any(canonical_json(v) == canonical_json(w) for w in values_of[name]):
                     self.error(rpath + (name,), f"{_show(v)} is not one of the swept values of '{name}' "
                                f"({', '.join(_show(w) for w in values_of[name])}); the rule would never match")
                     ok = False
@@ -478,8 +519,6 @@ class _Validator:
             self.error(("condor", "memory_escalation", "max_memory"),
                        f"expected at least request_memory ({spec.resources.request_memory_mb} MB), got "
                        f"{escalation['max_mb']} MB")
-        from .expand import count_points  # here to keep the import graph one-way at module level
-
         total = count_points(spec) * spec.repeats
         if total > schema.MAX_RUNS:
             where = ("repeats",) if spec.repeats > 1 else ("axes",)
@@ -507,11 +546,6 @@ def _values_of(spec: GridSpec, name: str) -> list:
             i = d.names.index(name)
             return [p[i] for p in d.values]
     return []
-
-
-def _canonical(value: Any) -> str:
-    import json
-    return json.dumps(value, sort_keys=True)
 
 
 def _show(value: Any) -> str:

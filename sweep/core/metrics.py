@@ -13,6 +13,17 @@ import numpy as np
 
 
 def classification_metrics(y_true, scores, threshold: float = 0.5) -> dict[str, float]:
+    """Peak-finder metrics of scores against 0/1 labels.
+
+    Args:
+        y_true: labels (1 signal, 0 noise).
+        scores: the model's scores, same length.
+        threshold: a score at or above it counts as signal.
+
+    Returns:
+        precision, recall, f1, accuracy, auc (NaN when only one class is present), eff_purity
+        (= recall × precision), and the counts tp, fp, fn, tn.
+    """
     from sklearn.metrics import roc_auc_score
 
     y_true = np.asarray(y_true).astype(np.int64).ravel()
@@ -32,7 +43,8 @@ def classification_metrics(y_true, scores, threshold: float = 0.5) -> dict[str, 
 
 
 def roc_points(y_true, scores, max_points: int = 200) -> dict[str, list[float]]:
-    """The ROC curve, thinned to at most max_points (always keeping both ends)."""
+    """The ROC curve as lists fpr, tpr, threshold, thinned to at most max_points (both ends kept;
+    the infinite first threshold becomes 1.0)."""
     from sklearn.metrics import roc_curve
 
     fpr, tpr, thr = roc_curve(np.asarray(y_true).ravel(), np.asarray(scores).ravel())
@@ -44,6 +56,13 @@ def roc_points(y_true, scores, max_points: int = 200) -> dict[str, list[float]]:
 
 
 def regression_metrics(y_true, y_pred) -> dict[str, float]:
+    """Clusterizer metrics of predicted against true cluster counts.
+
+    Returns:
+        mse, mae, bias (mean of predicted minus true), abs_bias, rel_bias, resolution (std of
+        predicted minus true), rel_resolution (std of (predicted − true)/true over true > 0),
+        mean_true, mean_pred.
+    """
     y_true = np.asarray(y_true, dtype=np.float64).ravel()
     y_pred = np.asarray(y_pred, dtype=np.float64).ravel()
     diff = y_pred - y_true

@@ -1,25 +1,41 @@
-"""Rank finished runs by a list of (metric, direction) keys. Pure pandas, no I/O."""
+"""Rank finished runs (or configurations) by a list of (metric, direction) keys. No I/O.
+
+pandas is imported when ranking, not with this module, so that the core stays light to import.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable
 
-import pandas as pd
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 
-def rank(records: list[dict[str, Any]], ranking: list[tuple[str, str]]) -> pd.DataFrame:
-    """Sort records by the ranking keys in order (ties broken by the next key, then run_id).
+def rank(table: "pd.DataFrame | Iterable[dict[str, Any]]", ranking: list[tuple[str, str]],
+         key: str = "run_id") -> "pd.DataFrame":
+    """Sort rows by the ranking keys in order, each "max" (higher first) or "min".
 
-    Missing or NaN metrics sort last. Returns a frame with a 1-based `rank` column first.
+    Args:
+        table: the rows, as a DataFrame or as records (one mapping per row).
+        ranking: (column, "max" | "min") pairs; ties go to the next pair. Columns the table
+            lacks are ignored.
+        key: the column that breaks the last tie (ascending), so the order is stable.
+
+    Returns:
+        A new frame with a 1-based ``rank`` column first (an existing one is replaced). Missing
+        or NaN metrics sort last. An empty table gives the ranking columns and no rows.
     """
-    frame = pd.DataFrame.from_records(records)
-    if frame.empty:
-        return pd.DataFrame(columns=["rank", *(m for m, _ in ranking)])
+    import pandas as pd
+
+    frame = table if isinstance(table, pd.DataFrame) else pd.DataFrame.from_records(list(table))
+    if len(frame.columns) == 0:
+        frame = pd.DataFrame(columns=[m for m, _ in ranking])
+    frame = frame.drop(columns=["rank"], errors="ignore")
     keys = [m for m, _ in ranking if m in frame.columns]
     ascending = [d == "min" for m, d in ranking if m in frame.columns]
-    if "run_id" in frame.columns:
-        keys, ascending = keys + ["run_id"], ascending + [True]
-    if keys:
+    if key in frame.columns:
+        keys, ascending = keys + [key], ascending + [True]
+    if keys and not frame.empty:
         frame = frame.sort_values(by=keys, ascending=ascending, na_position="last", kind="mergesort")
     frame = frame.reset_index(drop=True)
     frame.insert(0, "rank", range(1, len(frame) + 1))

@@ -1,9 +1,9 @@
 """Render submit files, job configurations and the job wrapper from Jinja templates.
 
-Pure: returns text keyed by path; writing happens in sweep.layout. Jinja runs with
-StrictUndefined, so a template that names something we do not provide fails loudly. Values
-that land in a submit file pass through filters that refuse anything able to start a new
-submit command (newlines, control characters) or to break out of a quoted string.
+Pure: returns text keyed by path; writing happens in the submit stage (sweep.submit.prepare).
+Jinja runs with StrictUndefined, so a template that names something we do not provide fails
+loudly. Values that land in a submit file pass through filters that refuse anything able to
+start a new submit command (newlines, control characters) or to break out of a quoted string.
 """
 
 from __future__ import annotations
@@ -19,13 +19,25 @@ from typing import Any
 import jinja2
 
 from .. import __version__
-from .errors import SweepError
+from . import names
+from .errors import RenderError
 from .expand import RunSpec
 from .grid import GridSpec
+from .names import SweepPaths
 from .schema import CONTROL_CHARS_RE, SAFE_PATH_RE
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the checkout that holds sweep/ and templates/
-BUILTIN_TEMPLATES = PACKAGE_ROOT / "templates"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # sweep/
+PACKAGE_ROOT = PACKAGE_DIR.parent  # the folder that holds sweep/: a checkout, or site-packages
+
+
+def _builtin_templates() -> Path:
+    """The default templates: sweep/templates/ in an installed wheel (package data built from
+    the checkout's templates/), else the checkout's own templates/ (the copy users edit)."""
+    packaged = PACKAGE_DIR / "templates"
+    return packaged if packaged.is_dir() else PACKAGE_ROOT / "templates"
+
+
+BUILTIN_TEMPLATES = _builtin_templates()
 
 
 def to_yaml(value: dict[str, Any], indent: str = "") -> str:
@@ -41,11 +53,16 @@ def to_yaml(value: dict[str, Any], indent: str = "") -> str:
     return "".join(lines)
 
 
-class UnsafeValueError(SweepError):
-    pass
+class UnsafeValueError(RenderError):
+    """A value that could change the structure of a submit file or a shell line."""
 
 
 def submit_value(value: Any) -> str:
+    """The value as text for an unquoted submit-file value.
+
+    Raises:
+        UnsafeValueError: when it holds a newline or control character.
+    """
     text = str(value)
     if CONTROL_CHARS_RE.search(text):
         raise UnsafeValueError(f"refusing to write {text!r} into a submit file: it contains a newline or "
@@ -54,6 +71,11 @@ def submit_value(value: Any) -> str:
 
 
 def submit_string(value: Any) -> str:
+    """The value as a double-quoted submit-file (ClassAd) string.
+
+    Raises:
+        UnsafeValueError: when it holds a control character, a quote or a backslash.
+    """
     text = submit_value(value)
     if '"' in text or "\\" in text or "'" in text:
         raise UnsafeValueError(f"refusing to write {text!r} as a quoted submit-file string: it contains a quote "
@@ -62,30 +84,14 @@ def submit_string(value: Any) -> str:
 
 
 def shell_quote(value: Any) -> str:
+    """The value quoted for /bin/sh (after the submit_value check)."""
     return shlex.quote(submit_value(value))
-
-
-@dataclass(frozen=True)
-class SweepPaths:
-    """Where a sweep's files go, all under the project root."""
-
-    root: Path
-
-    def jobs(self, sweep: str) -> Path:
-        return self.root / "jobs" / sweep
-
-    def results(self, sweep: str) -> Path:
-        return self.root / "results" / sweep
-
-    def event_log(self, sweep: str) -> Path:
-        return self.results(sweep) / "events.log"
-
-    def wrapper(self, sweep: str) -> Path:
-        return self.jobs(sweep) / "run_job.sh"
 
 
 @dataclass
 class RenderedRun:
+    """One run's files as text, and where they go."""
+
     run: RunSpec
     job_dir: Path
     results_dir: Path
@@ -97,6 +103,8 @@ class RenderedRun:
 
 @dataclass
 class RenderedSweep:
+    """A sweep's files as text: the wrapper and every run's; nothing written yet."""
+
     spec: GridSpec
     paths: SweepPaths
     wrapper_text: str
@@ -104,14 +112,17 @@ class RenderedSweep:
 
     @property
     def jobs_dir(self) -> Path:
+        """jobs/<sweep>/."""
         return self.paths.jobs(self.spec.name)
 
     @property
     def results_dir(self) -> Path:
+        """results/<sweep>/."""
         return self.paths.results(self.spec.name)
 
 
 def make_environment(template_dir: Path | None) -> jinja2.Environment:
+    """Jinja for the job files: the grid's own template folder first, then the built-in one."""
     search = [str(template_dir)] if template_dir else []
     search.append(str(BUILTIN_TEMPLATES))
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(search), undefined=jinja2.StrictUndefined,
@@ -136,10 +147,7 @@ def resolved_config(spec: GridSpec, run: RunSpec) -> dict[str, Any]:
         "swept": list(run.swept),
         "data": {"path": str(spec.data.path), "file": spec.data.path.name, "balanced": spec.data.balanced,
                  "max_samples": spec.data.max_samples, "seed": spec.seed},
-        "resources": {"request_cpus": spec.resources.request_cpus,
-                      "request_memory_mb": spec.resources.request_memory_mb,
-                      "request_disk_mb": spec.resources.request_disk_mb,
-                      "runtime_s": spec.resources.runtime_s},
+        "resources": spec.resources.as_dict(),
         "ranking": [list(r) for r in spec.ranking],
         "grid": spec.file,
         "sweep_version": __version__,
@@ -148,16 +156,28 @@ def resolved_config(spec: GridSpec, run: RunSpec) -> dict[str, Any]:
 
 def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | None = None,
                  memory_mb: dict[str, int] | None = None) -> RenderedSweep:
-    """Render every file of the sweep in memory. Raises SweepError on a template problem.
+    """Render every file of the sweep in memory.
 
-    memory_mb: per-run request_memory learnt from earlier attempts (memory escalation), used
-    where it is larger than the grid's request.
+    Args:
+        spec: the validated grid.
+        runs: its runs (from expand).
+        root: the project folder; every path in the files is under it.
+        python: the execute side's interpreter (default: the grid's condor.python, else this one).
+        memory_mb: per-run request_memory learnt from earlier attempts (memory escalation), used
+            where it is larger than the grid's request.
+
+    Returns:
+        The sweep's files as text, with the paths they go to.
+
+    Raises:
+        RenderError: on a template problem, an unsafe value, or a project folder whose path
+            HTCondor files cannot carry.
     """
     memory_mb = memory_mb or {}
     paths = SweepPaths(root.resolve())
     if not SAFE_PATH_RE.fullmatch(str(paths.root)):
         # the root's paths go into submit files, DAG files and transfer lists, which split on spaces/commas
-        raise SweepError(f"the project folder {paths.root} has characters HTCondor files cannot carry (spaces, "
+        raise RenderError(f"the project folder {paths.root} has characters HTCondor files cannot carry (spaces, "
                          "commas, quotes): use a folder path of letters, digits and _ . / : + @ = -")
     env = make_environment(spec.templates)
     python = spec.condor.get("python") or python or sys.executable
@@ -183,21 +203,22 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         for run in runs:
             job_dir = jobs_dir / run.run_id
             out_dir = results_dir / run.run_id
+            config_path = job_dir / names.CONFIG_FILE
             config_text = ("# Resolved configuration of one run, read by `python -m sweep.job config.yaml`.\n"
                            + to_yaml(resolved_config(spec, run)))
             submit_text = submit_template.render(
                 run={"run_id": run.run_id, "config_id": run.config_id, "name": run.name,
                      "seed": run.seed, "repeat": run.repeat,
                      "request_memory_mb": max(spec.resources.request_memory_mb, memory_mb.get(run.run_id, 0))},
-                paths={"wrapper": str(paths.wrapper(spec.name)), "config": str(job_dir / "config.yaml"),
+                paths={"wrapper": str(paths.wrapper(spec.name)), "config": str(config_path),
                        "data": data_path, "initialdir": str(out_dir), "event_log": str(paths.event_log(spec.name))},
                 **common)
             rendered.append(RenderedRun(run=run, job_dir=job_dir, results_dir=out_dir,
-                                        submit_path=job_dir / "job.sub", config_path=job_dir / "config.yaml",
+                                        submit_path=job_dir / names.SUBMIT_FILE, config_path=config_path,
                                         submit_text=submit_text, config_text=config_text))
     except jinja2.TemplateError as exc:
         where = f" ({exc.filename}:{exc.lineno})" if isinstance(exc, jinja2.TemplateSyntaxError) else ""
-        raise SweepError(f"template error{where}: {exc}") from None
+        raise RenderError(f"template error{where}: {exc}") from None
     return RenderedSweep(spec=spec, paths=paths, wrapper_text=wrapper_text, runs=rendered)
 
 
@@ -209,6 +230,7 @@ def _condor_context(condor: dict[str, Any]) -> dict[str, Any]:
 
 
 def relative_to_root(path: Path, root: Path) -> str:
+    """`path` relative to `root` for messages (absolute when it is elsewhere)."""
     try:
         return os.path.relpath(path, root)
     except ValueError:  # pragma: no cover - different drives

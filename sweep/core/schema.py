@@ -31,6 +31,7 @@ DEFAULT_RANKING = {"lstm": ["f1", "auc", "eff_purity"], "cnn": ["mae"]}
 
 
 def metrics_for(model: str) -> dict[str, str]:
+    """The metrics a model's job writes, each with its ranking direction ("max" or "min")."""
     return CLASSIFIER_METRICS if model == "lstm" else REGRESSOR_METRICS
 
 
@@ -48,12 +49,14 @@ def _is_num(v: Any) -> bool:
 
 
 def int_at_least(low: int) -> Check:
+    """A check that accepts integers >= low (not bools)."""
     def check(v: Any) -> str | None:
         return None if _is_int(v) and v >= low else f"an integer ≥ {low}"
     return check
 
 
 def number_in(low: float, high: float, low_open: bool = False, high_open: bool = True) -> Check:
+    """A check that accepts finite numbers in the interval (default [low, high))."""
     lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
 
     def check(v: Any) -> str | None:
@@ -63,10 +66,12 @@ def number_in(low: float, high: float, low_open: bool = False, high_open: bool =
 
 
 def positive_number(v: Any) -> str | None:
+    """A check: finite numbers > 0."""
     return None if _is_num(v) and v > 0 else "a number > 0"
 
 
 def one_of(choices: tuple[str, ...]) -> Check:
+    """A check that accepts one of the strings (and knows them, for "did you mean")."""
     def check(v: Any) -> str | None:
         return None if isinstance(v, str) and v in choices else "one of " + ", ".join(choices)
     check.choices = choices  # type: ignore[attr-defined]  # used for "did you mean"
@@ -74,6 +79,7 @@ def one_of(choices: tuple[str, ...]) -> Check:
 
 
 def list_of(item: Check, length: int | None = None, min_length: int = 1) -> Check:
+    """A check that accepts lists (of exactly `length`, or at least `min_length`) whose items pass `item`."""
     def check(v: Any) -> str | None:
         shape = f"a list of {length}" if length else f"a list of at least {min_length}"
         if not isinstance(v, list):

@@ -20,9 +20,16 @@ DURATION_HELP = "seconds (integer) or a duration such as 2h, 90m, 1h30m, 45s"
 
 
 def parse_memory_mb(value: object) -> int:
-    """Return megabytes (HTCondor's unit, 1 MB = 1024 KiB as HTCondor counts it).
+    """Megabytes (HTCondor's unit, 1 MB = 1024 KiB as HTCondor counts it) of a size as written.
 
-    Integers are MB, as in HTCondor's request_memory. Raises ValueError with the expected form.
+    Args:
+        value: an integer (MB, as in HTCondor's request_memory) or text with a unit (5 GB, 512MiB).
+
+    Returns:
+        Whole megabytes, at least 1.
+
+    Raises:
+        ValueError: with the expected form, for anything else (also bools, NaN, absurd sizes).
     """
     if isinstance(value, bool):
         raise ValueError(f"expected {MEMORY_HELP}, got {value!r}")
@@ -44,7 +51,11 @@ def parse_memory_mb(value: object) -> int:
 
 
 def parse_duration_s(value: object) -> int:
-    """Return whole seconds; integers are seconds."""
+    """Whole seconds of a duration as written: an integer (seconds) or text such as 2h, 1h30m.
+
+    Raises:
+        ValueError: with the expected form, for anything else or beyond 10 years.
+    """
     if isinstance(value, bool):
         raise ValueError(f"expected {DURATION_HELP}, got {value!r}")
     if isinstance(value, (int, float)):
@@ -69,6 +80,7 @@ def parse_duration_s(value: object) -> int:
 
 
 def format_duration(seconds: float | None) -> str:
+    """1h02m03s / 4m05s / 6s; "-" for None."""
     if seconds is None:
         return "-"
     seconds = int(round(seconds))

@@ -21,6 +21,7 @@ Path = tuple  # tuple[str | int, ...]
 
 
 def format_path(path: Path) -> str:
+    """("axes", "optimizer", 2) -> "axes.optimizer[2]"."""
     out = ""
     for part in path:
         if isinstance(part, int):

@@ -1,5 +1,5 @@
 """The execute-side job: `python -m sweep.job config.yaml` trains one configuration.
 
-This is the only part of sweep that imports TensorFlow, and only inside the job process
-(runner.main configures TensorFlow's threads before the first import).
+It needs only the core, fsutil and the dataset loaders of sweep.physics; TensorFlow is imported
+inside the job process only (runner.main configures TensorFlow's threads before the first import).
 """

@@ -19,6 +19,9 @@ from typing import Any
 import yaml
 
 from .. import __version__
+from ..core.errors import InputError
+from ..core.names import METRICS, RUN_INFO
+from ..core.states import RunState
 from ..fsutil import atomic_write_json
 from . import resources
 
@@ -56,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="where results go (default: the current folder, HTCondor's scratch folder)")
     args = parser.parse_args(argv)
     out_dir = args.output_dir
-    record: dict[str, Any] = {"status": "running", "started": _now(), "host": socket.gethostname(),
+    record: dict[str, Any] = {"status": RunState.RUNNING, "started": _now(), "host": socket.gethostname(),
                               "pid": os.getpid(), "argv": sys.argv}
 
-    def finish(status: str, code: int, error: str | None = None) -> int:
+    def finish(status: RunState, code: int, error: str | None = None) -> int:
         record.update(status=status, exit_code=code, finished=_now(), software=software_versions())
         if error:
             record["error"] = error
@@ -68,14 +71,14 @@ def main(argv: list[str] | None = None) -> int:
             record["duration_s"] = (dt.datetime.fromisoformat(record["finished"]) - start).total_seconds()
         except ValueError:  # pragma: no cover
             pass
-        atomic_write_json(out_dir / "run.json", record)
+        atomic_write_json(out_dir / RUN_INFO, record)
         return code
 
     try:
         config = load_config(args.config)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         print(f"sweep.job: cannot use {args.config}: {exc}", file=sys.stderr)
-        return finish("failed", EXIT_BAD_INPUT, f"bad configuration: {exc}")
+        return finish(RunState.FAILED, EXIT_BAD_INPUT, f"bad configuration: {exc}")
     record.update(run_id=config["run_id"], config_id=config["config_id"], sweep=config["sweep"],
                   seed=config["seed"], model=config["model"])
 
@@ -99,12 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         metrics = training.train(config, data_path, out_dir, log=lambda m: print(m, flush=True))
         metrics["software"] = software_versions()
         metrics["threads"] = record["threads"]
-        atomic_write_json(out_dir / "metrics.json", metrics)
-    except training.DataError as exc:
+        atomic_write_json(out_dir / METRICS, metrics)
+    except InputError as exc:  # an unusable dataset: retrying cannot help
         print(f"sweep.job: {exc}", file=sys.stderr)
-        return finish("failed", EXIT_BAD_INPUT, str(exc))
+        return finish(RunState.FAILED, EXIT_BAD_INPUT, str(exc))
     except Exception as exc:  # noqa: BLE001 - any training failure is reported, not hidden
         traceback.print_exc()
-        return finish("failed", EXIT_FAILED, f"{type(exc).__name__}: {exc}")
+        return finish(RunState.FAILED, EXIT_FAILED, f"{type(exc).__name__}: {exc}")
     record["best_epoch"] = metrics["best_epoch"]
-    return finish("ok", EXIT_OK)
+    return finish(RunState.OK, EXIT_OK)

@@ -21,8 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from ..core.errors import InputError
 from ..core.metrics import classification_metrics, regression_metrics, roc_points
+from ..core.names import HISTORY, MODEL, ROC
 from ..fsutil import atomic_write_text, temp_path_beside
+from ..physics import datasets
 
 CLASSIFIER_HISTORY = ["epoch", "loss", "accuracy", "precision", "recall", "f1", "eff_purity",
                       "val_loss", "val_accuracy", "val_precision", "val_recall", "val_f1", "val_auc",
@@ -34,40 +37,44 @@ REGRESSOR_HISTORY = ["epoch", "loss", "mae", "val_loss", "val_mse", "val_mae", "
 STEPS_PER_EXECUTION = 1
 
 
-class DataError(Exception):
-    pass
-
-
 def resolve_data_path(data: dict[str, Any], cwd: Path) -> Path:
-    """The dataset: transferred into the scratch folder by HTCondor, else the submit-side path."""
+    """The dataset: transferred into the scratch folder by HTCondor, else the submit-side path.
+
+    Raises:
+        DatasetError: neither exists.
+    """
     local = cwd / data["file"]
     if local.is_file():
         return local
     path = Path(data["path"])
     if path.is_file():
         return path
-    raise DataError(f"dataset not found: neither {local} nor {path} exists")
+    raise datasets.DatasetError(f"dataset not found: neither {local} nor {path} exists")
 
 
 def load_data(model: str, data: dict[str, Any], path: Path):
-    from ..data import datasets
+    """(X, y) of the model's dataset, shuffled by the sweep's data seed.
 
-    try:
-        if model == "lstm":
-            return datasets.load_peak_dataset(path, balanced=data.get("balanced", True),
-                                              max_samples=data.get("max_samples"), seed=data.get("seed", 0))
-        return datasets.load_cluster_dataset(path, max_samples=data.get("max_samples"), seed=data.get("seed", 0))
-    except datasets.DatasetError as exc:
-        raise DataError(str(exc)) from None
+    Raises:
+        DatasetError: the file is unreadable or not a dataset.
+    """
+    if model == "lstm":
+        return datasets.load_peak_dataset(path, balanced=data.get("balanced", True),
+                                          max_samples=data.get("max_samples"), seed=data.get("seed", 0))
+    return datasets.load_cluster_dataset(path, max_samples=data.get("max_samples"), seed=data.get("seed", 0))
 
 
 def split(n: int, test_fraction: float, train_fraction: float) -> tuple[slice, slice, slice]:
     """Deterministic test | train | validation slices of data the loader already shuffled with
-    the sweep's data seed, so every configuration of a sweep sees the same test set."""
+    the sweep's data seed, so every configuration of a sweep sees the same test set.
+
+    Raises:
+        InputError: too few samples for the fractions.
+    """
     n_test = max(1, int(round(n * test_fraction)))
     n_train = max(1, int(round((n - n_test) * train_fraction)))
     if n - n_test - n_train < 1:
-        raise DataError(f"{n} samples are too few for test_fraction {test_fraction} and "
+        raise InputError(f"{n} samples are too few for test_fraction {test_fraction} and "
                         f"train_fraction {train_fraction}")
     return slice(n_test, n_test + n_train), slice(n_test + n_train, n), slice(0, n_test)
 
@@ -158,14 +165,14 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print) -> 
     if model_kind == "lstm":
         test = classification_metrics(y[te], test_pred, threshold)
         roc = roc_points(y[te], test_pred)
-        atomic_write_text(out_dir / "roc.csv", "fpr,tpr,threshold\n" + "".join(
+        atomic_write_text(out_dir / ROC, "fpr,tpr,threshold\n" + "".join(
             f"{f:.6g},{t:.6g},{h:.6g}\n" for f, t, h in zip(roc["fpr"], roc["tpr"], roc["threshold"])))
         columns = CLASSIFIER_HISTORY
     else:
         test = regression_metrics(y[te], test_pred)
         columns = REGRESSOR_HISTORY
-    _write_history(out_dir / "history.csv", rows, columns)
-    _save_model(model, out_dir / "model.keras")
+    _write_history(out_dir / HISTORY, rows, columns)
+    _save_model(model, out_dir / MODEL)
     best_row = rows[best_epoch - 1] if best_epoch else {}
     n_windows = (tr.stop - tr.start) * len(rows)
     return {

@@ -24,7 +24,7 @@ correction); :func:`calibrate_offset` finds the integer shift that maximises the
 
 :func:`threshold_scan` runs a grid of thresholds and gives efficiency (recall) and purity
 (precision) against truth with the same ± k sample matching as the datasets
-(:func:`sweep.data.datasets.match_candidates`).
+(:func:`sweep.physics.datasets.match_candidates`).
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def match_detections(
     efficiency = distinct true peaks with a detection within ± k / distinct true peaks.
     Returns counts, efficiency, purity, eff_purity, f1 and the per-detection labels.
     """
-    from sweep.data.datasets import distinct_peaks, match_candidates
+    from .datasets import distinct_peaks, match_candidates
 
     tw, ts, _ = distinct_peaks(true_wf, true_sample, np.ones(np.size(true_wf), np.int8))
     dw = np.asarray(det_wf, dtype=np.int64)

@@ -70,7 +70,7 @@ def sweep_cli(root: Path, *args: str) -> int:
 
 
 def events(root: Path, sweep: str):
-    from sweep.backends.condor_events import attempts_by_run, read_event_log
+    from sweep.records.events import attempts_by_run, read_event_log
 
     return attempts_by_run(read_event_log(root / "results" / sweep / "events.log"))
 
@@ -128,7 +128,7 @@ def test_dag_sweep_trains_real_models_and_collects(project, condor_pool, capsys)
 
 
 def condor_pool_schedd():
-    from sweep.backends.htcondor import connect
+    from sweep.submit.backends.htcondor import connect
 
     return connect()
 
@@ -166,7 +166,7 @@ def test_memory_hold_is_escalated_and_remembered(project, condor_pool, capsys):
     (jobs,) = events(project, "pool-mem").values()
     job = jobs[-1]
     assert job.holds, "the job was never held for memory"
-    from sweep.backends.condor_events import is_memory_hold
+    from sweep.records.events import is_memory_hold
 
     assert is_memory_hold(job.holds[0].code, job.holds[0].subcode), job.holds[0]
     assert job.state == "done" and job.starts >= 2

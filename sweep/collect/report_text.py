@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 
-from .collect import Leaderboard
+from ..core.units import format_duration
+from .gather import Leaderboard
 
 
 def print_resources(board: Leaderboard, console, top: int | None) -> None:
+    """The resources table (used / requested per run, `top` rows), then the right-sizing advice."""
     from rich.table import Table
-
-    from .core.units import format_duration
 
     frame = board.resources
     table = Table(title="resources: used / requested (allocated), from the job event log", title_justify="left")
@@ -29,12 +29,5 @@ def print_resources(board: Leaderboard, console, top: int | None) -> None:
                       format_duration(u.get("cpu_s")) if u.get("cpu_s") == u.get("cpu_s") else "-",
                       num("starts"))
     console.print(table)
-    a = board.advice
-    if a is not None:
-        from .core.units import format_duration as fd
-
-        console.print(f"right-sizing for the next sweep ({a.runs_measured} finished runs): "
-                      f"request_memory: {a.suggested_memory_mb}MB (largest use {a.max_memory_mb:.0f} of "
-                      f"{a.requested_memory_mb:.0f} MB requested), request_cpus: {a.suggested_cpus} (busiest job kept "
-                      f"{a.max_cpus_used:.2f} of {a.requested_cpus:.0f} busy), runtime: {fd(a.suggested_runtime_s)} "
-                      f"(longest run {fd(a.max_wall_s)})")
+    if board.advice is not None:
+        console.print(board.advice.sentence())

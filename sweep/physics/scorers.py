@@ -1,6 +1,6 @@
 """A trained model as a plain function ``f(X) -> scores``, for the simulator and the evaluation.
 
-Both the dataset builder (clusterization inputs from a peak finder) and :mod:`sweep.evaluate`
+Both the dataset builder (clusterization inputs from a peak finder) and :mod:`sweep.physics.evaluate`
 score arrays with a model that may be a .keras file, a Keras model or any callable; keeping the
 conversion here lets the data layer use it without depending on the evaluation. TensorFlow is
 imported only for a model *file*.
@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sweep.core.errors import InputError
+from ..core.errors import InputError
 
 Scorer = Callable[[np.ndarray], np.ndarray]
 

@@ -2,6 +2,9 @@
 (jobs/<sweep>/sweep.json, per-run config.yaml) and the files each job leaves in
 results/<sweep>/<run-id>/ (metrics.json, history.csv, roc.csv, run.json, model.keras), with
 metrics driven by chosen hyperparameters. No TensorFlow, no HTCondor.
+
+Not part of the package: the tests import it as ``tests.synthetic`` (or ``synthetic``), the
+benchmarks after putting the checkout on sys.path.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import random
 from pathlib import Path
 from typing import Any, Callable
 
-from .job.training import CLASSIFIER_HISTORY, REGRESSOR_HISTORY
+from sweep.core.states import RunState
+from sweep.job.training import CLASSIFIER_HISTORY, REGRESSOR_HISTORY
 
 DEFAULT_AXES = {"optimizer": ["adam", "sgd", "rmsprop"], "learning_rate": [0.0001, 0.001, 0.01],
                 "batch_size": [64, 150, 256], "topology": [[32, 64, 1], [96, 128, 1]]}
@@ -163,7 +167,7 @@ def _write_run(out: Path, r: dict, model: str, value: float, epochs: int, rng: r
 def fake_attempts(manifest: dict, seed: int = 0) -> dict:
     """Per run, one finished HTCondor attempt with used/requested resources (what collect reads
     from the job event log), for runs that have a result."""
-    from .backends.condor_events import JobRecord
+    from sweep.records.events import JobRecord
 
     rng = random.Random(seed)
     out = {}
@@ -171,7 +175,7 @@ def fake_attempts(manifest: dict, seed: int = 0) -> dict:
         if r["run_id"] not in manifest.get("truth", {}):
             continue
         wall = 60 + 240 * rng.random()
-        job = JobRecord(cluster=100, proc=i, run_id=r["run_id"], state="done", starts=1, exit_code=0,
+        job = JobRecord(cluster=100, proc=i, run_id=r["run_id"], state=RunState.DONE, starts=1, exit_code=0,
                         wall_s=wall, cpu_s=wall * (1.0 + 0.5 * rng.random()), peak_memory_mb=800 + 900 * rng.random())
         job.resources = {"CpusUsage": 1.0 + 0.5 * rng.random(), "RequestCpus": 2, "Cpus": 2,
                          "MemoryUsage": job.peak_memory_mb, "RequestMemory": 4096, "Memory": 4096,

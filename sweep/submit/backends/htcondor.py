@@ -25,14 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import SweepError
-from ..core.render import PACKAGE_ROOT, RenderedRun, RenderedSweep, submit_string, submit_value
-from ..fsutil import atomic_write_text
-from .local import OUTPUT_FILES
-from ..project import read_manifest, update_submission
+from ...core import names
+from ...core.errors import BackendError
+from ...core.names import OUTPUT_FILES, STDERR, STDOUT
+from ...core.render import PACKAGE_ROOT, RenderedRun, RenderedSweep, submit_string, submit_value
+from ...core.states import RunState
+from ...fsutil import atomic_write_text
+from ...records.manifest import read_manifest, update_submission
 from .base import SubmitReport
 
-JOB_STATUS = {1: "idle", 2: "running", 3: "removed", 4: "done", 5: "held", 6: "transferring", 7: "suspended"}
 DEFAULT_RETRIES = 2
 EXIT_BAD_INPUT = 2  # the job's exit status for an unusable config/dataset: retrying cannot help
 
@@ -49,6 +50,7 @@ def bindings():
 
 
 def pool_name() -> str:
+    """The pool the bindings are configured for: its collector and the CONDOR_CONFIG in use."""
     htcondor2 = bindings()
     host = htcondor2.param.get("COLLECTOR_HOST") or htcondor2.param.get("CONDOR_HOST") or "(no collector configured)"
     config = os.environ.get("CONDOR_CONFIG", "the default HTCondor configuration")
@@ -56,7 +58,11 @@ def pool_name() -> str:
 
 
 def connect(timeout: float = 10.0):
-    """The schedd, or SweepError within `timeout` seconds naming the pool that was tried."""
+    """The schedd of the configured pool, once it has answered a query.
+
+    Raises:
+        BackendError: within `timeout` seconds, naming the pool that was tried.
+    """
     htcondor2 = bindings()
     box: dict[str, Any] = {}
 
@@ -74,15 +80,16 @@ def connect(timeout: float = 10.0):
     if "schedd" in box:
         return box["schedd"]
     why = box.get("error") or f"no answer within {timeout:.0f}s"
-    raise SweepError(f"cannot reach an HTCondor schedd in pool {pool_name()}: {why}. "
+    raise BackendError(f"cannot reach an HTCondor schedd in pool {pool_name()}: {why}. "
                      "Run on this machine with --local.")
 
 
 def reachable(timeout: float = 5.0) -> bool:
+    """Whether the schedd answers within `timeout` seconds."""
     try:
         connect(timeout)
         return True
-    except SweepError:
+    except BackendError:
         return False
 
 
@@ -95,7 +102,7 @@ def job_owner() -> pwd.struct_passwd | None:
     try:
         return pwd.getpwnam(name)
     except KeyError:
-        raise SweepError(f"job owner '{name}' (SWEEP_JOB_OWNER) does not exist") from None
+        raise BackendError(f"job owner '{name}' (SWEEP_JOB_OWNER) does not exist") from None
 
 
 def hand_over(*folders: Path) -> None:
@@ -119,7 +126,7 @@ def check_reachable_by_owner(path: Path) -> None:
     for parent in [path, *path.parents]:
         mode = parent.stat().st_mode
         if parent.stat().st_uid != owner.pw_uid and not mode & 0o001:
-            raise SweepError(f"{parent} is not searchable by the job owner '{owner.pw_name}' (jobs run as that "
+            raise BackendError(f"{parent} is not searchable by the job owner '{owner.pw_name}' (jobs run as that "
                              f"user because root may not own jobs): chmod o+x {parent}")
 
 
@@ -132,13 +139,13 @@ def dagman_path() -> str:
         folder = htcondor2.param.get(key)
         if folder and Path(folder, "condor_dagman").is_file():
             return str(Path(folder, "condor_dagman"))
-    raise SweepError("condor_dagman not found (not on PATH, not in the pool's BIN); use --no-dag")
+    raise BackendError("condor_dagman not found (not on PATH, not in the pool's BIN); use --no-dag")
 
 
 # ----------------------------------------------------------------- what is queued
-LIVE = ("idle", "running", "held", "transferring", "suspended")
-QUEUE_PROJECTION = ["ClusterId", "ProcId", "JobStatus", "SweepRunId", "SweepSubmission", "SweepRole", "HoldReason",
-                    "HoldReasonCode", "HoldReasonSubCode", "NumJobStarts", "PeriodicRelease", "PeriodicRemove"]
+QUEUE_PROJECTION = ["ClusterId", "ProcId", "JobStatus", names.ATTR_RUN, names.ATTR_SUBMISSION, names.ATTR_ROLE,
+                    "HoldReason", "HoldReasonCode", "HoldReasonSubCode", "NumJobStarts", "PeriodicRelease",
+                    "PeriodicRemove"]
 
 
 @dataclass
@@ -149,24 +156,26 @@ class QueueState:
     pending: set[str] = field(default_factory=set)  # run ids in an active DAG, not submitted by DAGMan yet
     active_dags: int = 0
 
-    def state(self, run_id: str) -> str | None:
+    def state(self, run_id: str) -> RunState | None:
+        """A queued run's state (IDLE for one waiting in its DAG); None when it is not queued."""
         if run_id in self.jobs:
-            return JOB_STATUS.get(int(self.jobs[run_id].get("JobStatus", 0)), "unknown")
-        return "in DAG" if run_id in self.pending else None
+            return RunState.of_job_status(self.jobs[run_id].get("JobStatus"))
+        return RunState.IDLE if run_id in self.pending else None
 
 
 def sweep_queue(schedd, sweep: str, manifest: dict | None) -> QueueState:
-    """Node jobs carry +SweepRunId; DAGMan jobs +SweepSubmission, whose runs the manifest lists."""
+    """A sweep's jobs in the queue. Node jobs carry +SweepRunId; DAGMan jobs +SweepSubmission,
+    whose runs the manifest lists."""
     queue = QueueState()
     dags = set()
     # =?= : ClassAd == ignores case, and sweeps "LSTM" and "lstm" are different sweeps
-    for ad in schedd.query(constraint=f"SweepName =?= {submit_string(sweep)}", projection=QUEUE_PROJECTION):
-        status = JOB_STATUS.get(int(ad.get("JobStatus", 0)), "unknown")
-        if ad.get("SweepRole") == "dagman":
-            if status not in ("removed", "done"):
-                dags.add(ad.get("SweepSubmission"))
-        elif ad.get("SweepRunId") and status in LIVE:
-            queue.jobs[ad["SweepRunId"]] = ad
+    for ad in schedd.query(constraint=f"{names.ATTR_SWEEP} =?= {submit_string(sweep)}", projection=QUEUE_PROJECTION):
+        state = RunState.of_job_status(ad.get("JobStatus"))
+        if ad.get(names.ATTR_ROLE) == names.ROLE_DAGMAN:
+            if not state.is_finished():
+                dags.add(ad.get(names.ATTR_SUBMISSION))
+        elif ad.get(names.ATTR_RUN) and state.is_live():
+            queue.jobs[ad[names.ATTR_RUN]] = ad
     for entry in (manifest or {}).get("submissions", []):
         if entry.get("id") in dags:
             queue.pending.update(r for r in entry.get("runs", []) if r not in queue.jobs)
@@ -182,7 +191,10 @@ def queued_runs(schedd, sweep: str, manifest: dict | None) -> dict[str, str]:
 
 # ----------------------------------------------------------------- the backend
 class HTCondorBackend:
-    name = "htcondor"
+    """Queues runs on the schedd (a DAG per submission, or one cluster); submit() returns once
+    the schedd holds them."""
+
+    name = names.BACKEND_HTCONDOR
 
     def __init__(self, use_dag: bool = True, schedd=None, connect_timeout: float = 10.0):
         self.use_dag = use_dag
@@ -226,7 +238,7 @@ class HTCondorBackend:
         # theirs (a job writes its outputs back no sooner than it ends, seconds from now at best)
         for r in runs:
             for name in OUTPUT_FILES:
-                if name not in ("stdout.txt", "stderr.txt"):
+                if name not in (STDOUT, STDERR):
                     (r.results_dir / name).unlink(missing_ok=True)
         return SubmitReport(backend=self.name, submitted=run_ids, details={"submission": submission, "mode": mode,
                                                                            **details})
@@ -235,11 +247,11 @@ class HTCondorBackend:
     def _submit_dag(self, schedd, sweep: RenderedSweep, runs: list[RenderedRun], submission: str) -> dict:
         htcondor2 = bindings()
         spec = sweep.spec
-        dag_dir = sweep.jobs_dir / "dags" / submission
+        dag_dir = sweep.jobs_dir / names.DAGS_DIR / submission
         retries = spec.condor.get("max_retries", DEFAULT_RETRIES)
         lines = [f"# sweep {spec.name}, submission {submission}: {len(runs)} runs (rendered by sweep)"]
         for r in runs:
-            node = f"n{r.run.run_id}"
+            node = f"{names.DAG_NODE_PREFIX}{r.run.run_id}"
             lines.append(f"JOB {node} {submit_value(r.submit_path)}")
             if retries:
                 lines.append(f"RETRY {node} {retries} UNLESS-EXIT {EXIT_BAD_INPUT}")
@@ -258,9 +270,9 @@ class HTCondorBackend:
             options["MaxIdle"] = spec.condor["max_idle"]
         sub = htcondor2.Submit.from_dag(str(dag_file), options)
         sub["initialdir"] = str(dag_dir)
-        sub["+SweepName"] = submit_string(spec.name)
-        sub["+SweepSubmission"] = submit_string(submission)
-        sub["+SweepRole"] = '"dagman"'
+        sub[f"+{names.ATTR_SWEEP}"] = submit_string(spec.name)
+        sub[f"+{names.ATTR_SUBMISSION}"] = submit_string(submission)
+        sub[f"+{names.ATTR_ROLE}"] = submit_string(names.ROLE_DAGMAN)
         hand_over(dag_dir)  # from_dag wrote sweep.dag.condor.sub etc. as us
         result = schedd.submit(sub)
         return {"cluster": result.cluster(), "dag": str(dag_file)}
@@ -277,8 +289,8 @@ class HTCondorBackend:
             "output = collect.out",
             "error = collect.err",
             "log = collect.log",
-            f"+SweepName = {submit_string(sweep.spec.name)}",
-            '+SweepRole = "collect"',
+            f"+{names.ATTR_SWEEP} = {submit_string(sweep.spec.name)}",
+            f"+{names.ATTR_ROLE} = {submit_string(names.ROLE_COLLECT)}",
             "queue",
         ]) + "\n"
 
@@ -288,16 +300,16 @@ class HTCondorBackend:
         descriptions = [dict(htcondor2.Submit(r.submit_text)) for r in runs]
         keys = list(descriptions[0])
         if any(list(d) != keys for d in descriptions):
-            raise SweepError("the rendered submit files of this sweep differ in their commands; "
-                             "submit them as a DAG (the default)")
+            raise BackendError("the rendered submit files of this sweep differ in their commands; "
+                               "submit them as a DAG (the default)")
         varying = [k for k in keys if any(d[k] != descriptions[0][k] for d in descriptions)]
-        names = {k: f"sweepitem{i}" for i, k in enumerate(varying)}
-        base = {k: (f"$({names[k]})" if k in names else v) for k, v in descriptions[0].items()}
+        item_vars = {k: f"sweepitem{i}" for i, k in enumerate(varying)}
+        base = {k: (f"$({item_vars[k]})" if k in item_vars else v) for k, v in descriptions[0].items()}
         retries = sweep.spec.condor.get("max_retries", DEFAULT_RETRIES)
         if retries:
             base["max_retries"] = str(retries)
             base["retry_until"] = f"ExitCode =?= {EXIT_BAD_INPUT}"  # an unusable config: retrying cannot help
-        base["MY.SweepSubmission"] = submit_string(submission)
-        items = [{names[k]: d[k] for k in varying} for d in descriptions]
+        base[f"MY.{names.ATTR_SUBMISSION}"] = submit_string(submission)
+        items = [{item_vars[k]: d[k] for k in varying} for d in descriptions]
         result = schedd.submit(htcondor2.Submit(base), itemdata=iter(items))
         return {"cluster": result.cluster(), "jobs": result.num_procs()}

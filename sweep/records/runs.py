@@ -10,13 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-LOCAL_RECORD = ".local-exit.json"  # written by the local backend (HTCondor's is the event log)
+from ..core.names import LOCAL_RECORD, METRICS, RUN_INFO, STDERR
+from ..core.states import RunState
 
 
 @dataclass
 class RunOutcome:
+    """What one run folder holds, and why it is not a valid result when it is not."""
+
     run_id: str
-    state: str  # "ok" | "failed" | "missing" | "corrupt"
+    state: RunState  # OK | FAILED | MISSING | CORRUPT (collect adds HELD / REMOVED from the event log)
     reason: str = ""
     metrics: dict[str, Any] | None = None
     run_info: dict[str, Any] | None = None
@@ -25,7 +28,8 @@ class RunOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.state == "ok"
+        """A valid result."""
+        return self.state is RunState.OK
 
 
 def _read_json(path: Path) -> tuple[dict | None, str | None]:
@@ -41,6 +45,7 @@ def _read_json(path: Path) -> tuple[dict | None, str | None]:
 
 
 def tail(path: Path, lines: int = 5) -> list[str]:
+    """The last non-empty lines of a text file (from its last 8 KiB); [] when unreadable."""
     try:
         with open(path, "rb") as fh:
             fh.seek(0, 2)
@@ -53,14 +58,24 @@ def tail(path: Path, lines: int = 5) -> list[str]:
 
 
 def read_run(results_dir: Path, run_id: str, required_metrics: list[str] | None = None) -> RunOutcome:
+    """What results_dir/run_id holds.
+
+    Args:
+        results_dir: results/<sweep>/.
+        run_id: the run's folder name.
+        required_metrics: test metrics a valid result must have (the sweep's ranking).
+
+    Returns:
+        The outcome: OK with the metrics, or FAILED / MISSING / CORRUPT with the reason.
+    """
     folder = results_dir / run_id
-    outcome = RunOutcome(run_id=run_id, state="missing")
+    outcome = RunOutcome(run_id=run_id, state=RunState.MISSING)
     if not folder.is_dir() or not any(folder.iterdir()):
         outcome.reason = "no result: not run yet, still queued/running, or outputs not transferred back"
         return outcome
-    outcome.stderr_tail = tail(folder / "stderr.txt")
-    run_info, run_err = _read_json(folder / "run.json")
-    metrics, metrics_err = _read_json(folder / "metrics.json")
+    outcome.stderr_tail = tail(folder / STDERR)
+    run_info, run_err = _read_json(folder / RUN_INFO)
+    metrics, metrics_err = _read_json(folder / METRICS)
     local, _ = _read_json(folder / LOCAL_RECORD)
     outcome.run_info = run_info
     if run_info is not None:
@@ -68,39 +83,40 @@ def read_run(results_dir: Path, run_id: str, required_metrics: list[str] | None 
     elif local is not None:
         outcome.exit_code = local.get("returncode")
 
-    if run_info is not None and run_info.get("status") == "failed":
-        outcome.state = "failed"
+    if run_info is not None and run_info.get("status") == RunState.FAILED:
+        outcome.state = RunState.FAILED
         outcome.reason = f"job failed (exit {run_info.get('exit_code')}): {run_info.get('error', 'no message')}"
         return outcome
     if run_info is None and local is not None and local.get("returncode") not in (0, None):
-        outcome.state = "failed"
+        outcome.state = RunState.FAILED
         why = local.get("reason") or f"exit status {local.get('returncode')}"
         outcome.reason = f"job failed: {why}"
         return outcome
     if metrics_err:
-        outcome.state = "corrupt"
+        outcome.state = RunState.CORRUPT
         outcome.reason = metrics_err
         return outcome
     if metrics is None:
-        if run_info is not None and run_info.get("status") == "running":
+        if run_info is not None and run_info.get("status") == RunState.RUNNING:
             outcome.reason = "started but did not finish (no metrics.json; killed or still running)"
         else:
             outcome.reason = "no metrics.json" + (f"; run.json problem: {run_err}" if run_err else "")
-        outcome.state = "failed" if outcome.stderr_tail or run_info else "missing"
+        outcome.state = RunState.FAILED if outcome.stderr_tail or run_info else RunState.MISSING
         return outcome
     test = metrics.get("test")
     if not isinstance(test, dict):
-        outcome.state = "corrupt"
+        outcome.state = RunState.CORRUPT
         outcome.reason = "metrics.json has no 'test' metrics"
         return outcome
     absent = [m for m in (required_metrics or []) if not isinstance(test.get(m), (int, float))]
     if absent:
-        outcome.state = "corrupt"
+        outcome.state = RunState.CORRUPT
         outcome.reason = f"metrics.json lacks {', '.join(absent)}"
         return outcome
-    outcome.state, outcome.metrics = "ok", metrics
+    outcome.state, outcome.metrics = RunState.OK, metrics
     return outcome
 
 
 def has_valid_result(results_dir: Path, run_id: str, required_metrics: list[str] | None = None) -> bool:
+    """Whether read_run says OK."""
     return read_run(results_dir, run_id, required_metrics).ok

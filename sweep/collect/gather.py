@@ -1,4 +1,5 @@
-"""`sweep collect`: read every run of a sweep, rank the valid ones, list the others with why."""
+"""Read every run of a sweep into a Leaderboard: the valid ones ranked, the others with why,
+and what each job used against what it asked for (from the job event log, or run.json)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,21 @@ from typing import Any
 
 import pandas as pd
 
-from .core.errors import SweepError
-from .core.ranking import rank
-from .core.schema import metrics_for
-from .fsutil import atomic_write_text
-from .project import read_manifest, sweep_paths
-from .results import RunOutcome, read_run
-
+from ..core.names import LEADERBOARD, RESOURCES, SweepPaths
+from ..core.ranking import rank
+from ..core.schema import metrics_for
+from ..core.states import RunState
+from ..core.units import format_duration
+from ..fsutil import atomic_write_text
+from ..records.events import attempts_by_run, is_memory_hold, read_event_log
+from ..records.manifest import load_manifest, remember_memory
+from ..records.runs import RunOutcome, read_run
 
 
 @dataclass
 class Advice:
+    """Right-sizing for the next sweep, from the finished runs' measured use."""
+
     runs_measured: int
     max_memory_mb: float
     requested_memory_mb: float
@@ -29,6 +34,15 @@ class Advice:
     suggested_cpus: int
     max_wall_s: float
     suggested_runtime_s: int
+
+    def sentence(self) -> str:
+        """The advice in words (the terminal and the HTML report print the same sentence)."""
+        fd = format_duration
+        return (f"right-sizing for the next sweep ({self.runs_measured} finished runs): request_memory: "
+                f"{self.suggested_memory_mb}MB (largest use {self.max_memory_mb:.0f} of "
+                f"{self.requested_memory_mb:.0f} MB requested), request_cpus: {self.suggested_cpus} (busiest job "
+                f"kept {self.max_cpus_used:.2f} of {self.requested_cpus:.0f} busy), runtime: "
+                f"{fd(self.suggested_runtime_s)} (longest run {fd(self.max_wall_s)})")
 
 
 @dataclass
@@ -59,10 +73,22 @@ def _flatten(value: Any) -> Any:
 
 
 def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
-    paths = sweep_paths(root)
-    manifest = read_manifest(paths.jobs(sweep))
-    if manifest is None:
-        raise SweepError(f"no sweep '{sweep}' under {paths.root / 'jobs'} (run `sweep submit GRID` first)")
+    """Read every run of the sweep and rank the valid ones by the sweep's ranking.
+
+    Args:
+        sweep: the sweep's name.
+        root: the project folder.
+        write_csv: also write results/<sweep>/leaderboard.csv and resources.csv.
+
+    Returns:
+        The Leaderboard. As a side effect the memory runs needed after memory holds is kept
+        in the manifest, for their next submission.
+
+    Raises:
+        ResultsError: no such sweep, or an unreadable manifest.
+    """
+    paths = SweepPaths(root.resolve())
+    manifest = load_manifest(root, sweep)
     model = manifest["model"]
     ranking = [tuple(r) for r in manifest.get("ranking", [])]
     swept = manifest.get("swept", [])
@@ -75,7 +101,7 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
         jobs = attempts.get(entry["run_id"], [])
         resources = _resources(jobs, outcome)
         if resources:
-            usage.append({"run_id": entry["run_id"], "name": entry["name"], "state": outcome.state, **resources})
+            usage.append({"run_id": entry["run_id"], "name": entry["name"], "state": str(outcome.state), **resources})
         if not outcome.ok:
             _explain_from_event_log(outcome, jobs)
             problems.append(outcome)
@@ -102,22 +128,18 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
     board.advice = _advice(usage, manifest.get("resources", {}))
     learned = _learned_memory(attempts)
     if learned:
-        from .project import remember_memory
-
         remember_memory(paths.jobs(sweep), learned)
     if write_csv:
-        board.csv_path = results_dir / "leaderboard.csv"
+        board.csv_path = results_dir / LEADERBOARD
         atomic_write_text(board.csv_path, table.to_csv(index=False))
         if board.resources is not None:
-            atomic_write_text(results_dir / "resources.csv", board.resources.to_csv(index=False))
+            atomic_write_text(results_dir / RESOURCES, board.resources.to_csv(index=False))
     return board
 
 
 def _event_log_attempts(path: Path) -> dict:
     if not path.is_file():
         return {}
-    from .backends.condor_events import attempts_by_run, read_event_log
-
     return attempts_by_run(read_event_log(path))
 
 
@@ -152,24 +174,24 @@ def _explain_from_event_log(outcome: RunOutcome, jobs: list) -> None:
         return
     last = jobs[-1]
     retried = f" after {sum(j.starts for j in jobs)} start(s)" if sum(j.starts for j in jobs) > 1 else ""
-    if last.state == "held" and last.last_hold:
+    if last.state is RunState.HELD and last.last_hold:
         h = last.last_hold
-        outcome.state, outcome.reason = "held", f"held (code {h.code}/{h.subcode}): {h.reason}"
-    elif last.state == "removed":
+        outcome.state, outcome.reason = RunState.HELD, f"held (code {h.code}/{h.subcode}): {h.reason}"
+    elif last.state is RunState.REMOVED:
         hold = f"; last hold: {last.last_hold.reason}" if last.last_hold else ""
-        outcome.state = "removed"
+        outcome.state = RunState.REMOVED
         outcome.reason = f"removed{retried}: {last.removed_reason or 'condor_rm'}{hold}"
-    elif last.state == "failed" and outcome.state in ("missing", "failed"):
+    elif last.state is RunState.FAILED and outcome.state in (RunState.MISSING, RunState.FAILED):
         code = f"exit status {last.exit_code}" if last.exit_code is not None else f"signal {last.signal}"
-        outcome.state = "failed"
+        outcome.state = RunState.FAILED
         outcome.exit_code = last.exit_code
         outcome.reason = f"job failed with {code}{retried}" + (f"; {outcome.reason}" if outcome.reason else "")
-    elif last.state in ("idle", "running") and outcome.state == "missing":
+    elif last.state in (RunState.IDLE, RunState.RUNNING) and outcome.state is RunState.MISSING:
         outcome.reason = f"{last.state} (job {last.job_id})"
 
 
 def _advice(usage: list[dict], requested: dict) -> Advice | None:
-    measured = [u for u in usage if u.get("memory_used_mb") is not None and u.get("state") == "ok"]
+    measured = [u for u in usage if u.get("memory_used_mb") is not None and u.get("state") == RunState.OK]
     if not measured:
         return None
     max_mem = max(u["memory_used_mb"] for u in measured)
@@ -187,8 +209,6 @@ def _advice(usage: list[dict], requested: dict) -> Advice | None:
 
 def _learned_memory(attempts: dict) -> dict[str, int]:
     """Per run, the memory its job needed after memory holds (for the next resubmission)."""
-    from .backends.condor_events import is_memory_hold
-
     learned = {}
     for run_id, jobs in attempts.items():
         if not any(is_memory_hold(h.code, h.subcode) for j in jobs for h in j.holds):
@@ -198,7 +218,3 @@ def _learned_memory(attempts: dict) -> dict[str, int]:
         learned[run_id] = int(max(granted, math.ceil(1.5 * peak)))
     return learned
 
-
-def list_sweeps(root: Path) -> list[str]:
-    jobs = sweep_paths(root).root / "jobs"
-    return sorted(p.name for p in jobs.iterdir() if (p / "sweep.json").is_file()) if jobs.is_dir() else []

@@ -1,6 +1,6 @@
 """Readers of waveforms + truth from npz, HDF5 and ROOT files, all mapped to :class:`WaveformSet`.
 
-A :class:`WaveformSet` holds what the simulator gives (:class:`sweep.data.simulate.SimulationBatch`):
+A :class:`WaveformSet` holds what the simulator gives (:class:`sweep.physics.simulate.SimulationBatch`):
 waveforms (mV), the truth electron peaks (time, sample, tag 1 primary / 2 secondary) in flat
 arrays delimited per waveform by ``peak_offsets``, the true number of clusters and the momentum
 per waveform, and optionally the collected charge (Σ G/<G> of the electrons).
@@ -46,7 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from sweep.core.errors import InputError
+from ..core.errors import InputError
+from .simulate import offsets
 
 FORMAT_KIND = "sweep-waveforms"
 FORMAT_VERSION = 1
@@ -55,12 +56,6 @@ DEFAULT_DT_NS = 1.0 / 1.2
 
 class ReaderError(InputError):
     """A waveform file is missing, unreadable or not in the expected layout."""
-
-
-def _offsets(counts) -> np.ndarray:
-    out = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(np.asarray(counts, dtype=np.int64), out=out[1:])
-    return out
 
 
 @dataclass
@@ -121,7 +116,7 @@ class WaveformSet:
 
     @classmethod
     def from_batch(cls, batch) -> WaveformSet:
-        """From a :class:`sweep.data.simulate.SimulationBatch` (truth peaks = its electrons)."""
+        """From a :class:`sweep.physics.simulate.SimulationBatch` (truth peaks = its electrons)."""
         B = batch.n_waveforms
         charge = np.bincount(batch.electron_waveform, weights=batch.electron_gain, minlength=B)
         return cls(
@@ -185,7 +180,7 @@ def read_npz(path: str | Path) -> WaveformSet:
                                f["peak_sample"], f["peak_tag"], f["n_clusters"], f["momentum"],
                                charge=f["charge"] if "charge" in f.files else None)
     if kind == "sweep-cluster-counting":
-        from sweep.data import datasets
+        from . import datasets
 
         try:
             a = datasets._load(path, tuple(datasets.ARRAY_KEYS))
@@ -349,7 +344,7 @@ def read_root(
         tflat = tflat * float(dt_ns)
     else:
         sample = np.rint(tflat / float(dt_ns)).astype(np.int64)
-    return WaveformSet(W, dt_ns, _offsets(counts), tflat, sample, gflat,
+    return WaveformSet(W, dt_ns, offsets(counts), tflat, sample, gflat,
                        ak.to_numpy(arr["ncls"]).astype(np.int32), ak.to_numpy(arr["mom"]).astype(np.float32))
 
 

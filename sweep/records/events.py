@@ -1,7 +1,8 @@
 """Read a sweep's HTCondor job event log (the `log =` file) into one record per job.
 
-Uses htcondor2.JobEventLog, without blocking (stop_after=0). Each job is tied to its run by
-the submit event's notes: "DAG Node: n<run-id>" (DAGMan) or "sweep-run <run-id>" (direct).
+Uses htcondor2.JobEventLog (imported when a log is read), without blocking (stop_after=0). Each
+job is tied to its run by the submit event's notes: "DAG Node: n<run-id>" (DAGMan) or
+"sweep-run <run-id>" (direct), see sweep.core.names.
 The terminate event's "Partitionable Resources" table gives what the job used against what it
 requested and was allocated; held events give hold reasons; the execute events count starts.
 """
@@ -13,7 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-RUN_NOTE = re.compile(r"(?:DAG Node: n|sweep-run )([0-9a-f]{12}(?:-r\d+)?)")
+from ..core.names import DAG_NODE_PREFIX, RUN_NOTE_PREFIX
+from ..core.states import RunState
+
+RUN_NOTE = re.compile(rf"(?:DAG Node: {re.escape(DAG_NODE_PREFIX)}|{re.escape(RUN_NOTE_PREFIX)} )"
+                      r"([0-9a-f]{12}(?:-r\d+)?)")
 USAGE = re.compile(r"Usr (\d+) (\d+):(\d+):(\d+), Sys (\d+) (\d+):(\d+):(\d+)")
 RESOURCE_KEYS = ("CpusUsage", "RequestCpus", "Cpus", "MemoryUsage", "RequestMemory", "Memory", "DiskUsage",
                  "RequestDisk", "Disk")
@@ -22,11 +27,14 @@ RUNTIME_HOLD_CODES = {46, 47}
 
 
 def is_memory_hold(code: int | None, subcode: int | None) -> bool:
+    """Whether a hold (HoldReasonCode, HoldReasonSubCode) means the job exceeded its memory."""
     return (code, None) in MEMORY_HOLD_CODES or (code, subcode) in MEMORY_HOLD_CODES
 
 
 @dataclass
 class Hold:
+    """One hold of a job: when, HTCondor's code and subcode, and the reason."""
+
     at: int
     code: int | None
     subcode: int | None
@@ -35,10 +43,12 @@ class Hold:
 
 @dataclass
 class JobRecord:
+    """One job (cluster.proc) as its events tell it: state, starts, holds, exit, resources used."""
+
     cluster: int
     proc: int
     run_id: str | None = None
-    state: str = "idle"  # idle | running | held | done | failed | removed
+    state: RunState = RunState.IDLE  # IDLE | RUNNING | HELD | DONE | FAILED | REMOVED
     submitted: int | None = None
     started: int | None = None  # last execute event
     ended: int | None = None
@@ -55,10 +65,12 @@ class JobRecord:
 
     @property
     def job_id(self) -> str:
+        """"cluster.proc"."""
         return f"{self.cluster}.{self.proc}"
 
     @property
     def last_hold(self) -> Hold | None:
+        """The latest hold, or None."""
         return self.holds[-1] if self.holds else None
 
 
@@ -74,7 +86,14 @@ def parse_remote_usage(text: Any) -> float | None:
 
 
 def read_event_log(path: str | Path) -> dict[tuple[int, int], JobRecord]:
-    """Every job in the log, keyed by (cluster, proc). An absent log gives {}."""
+    """Every job in the log.
+
+    Args:
+        path: a job event log (HTCondor's user log format).
+
+    Returns:
+        One record per job, keyed by (cluster, proc); {} for an absent or empty log.
+    """
     import htcondor2
 
     path = Path(path)
@@ -95,31 +114,31 @@ def read_event_log(path: str | Path) -> dict[tuple[int, int], JobRecord]:
                 if m:
                     job.run_id = m.group(1)
             elif t == T.EXECUTE:
-                job.state, job.started = "running", ev.timestamp
+                job.state, job.started = RunState.RUNNING, ev.timestamp
                 job.starts += 1
             elif t == T.IMAGE_SIZE:
                 usage = ev.get("MemoryUsage")
                 if usage is not None:
                     job.peak_memory_mb = max(job.peak_memory_mb or 0, float(usage))
             elif t == T.JOB_HELD:
-                job.state = "held"
+                job.state = RunState.HELD
                 job.holds.append(Hold(ev.timestamp, ev.get("HoldReasonCode"), ev.get("HoldReasonSubCode"),
                                       str(ev.get("HoldReason", ""))))
             elif t == T.JOB_RELEASED:
-                job.state = "idle"
+                job.state = RunState.IDLE
                 job.released += 1
             elif t in (T.JOB_EVICTED, T.SHADOW_EXCEPTION):
-                if job.state == "running":
-                    job.state = "idle"
+                if job.state is RunState.RUNNING:
+                    job.state = RunState.IDLE
             elif t == T.JOB_ABORTED:
-                job.state, job.ended = "removed", ev.timestamp
+                job.state, job.ended = RunState.REMOVED, ev.timestamp
                 job.removed_reason = str(ev.get("Reason", "")) or None
             elif t == T.JOB_TERMINATED:
                 job.ended = ev.timestamp
                 normal = bool(ev.get("TerminatedNormally", True))
                 job.exit_code = ev.get("ReturnValue") if normal else None
                 job.signal = None if normal else ev.get("TerminatedBySignal")
-                job.state = "done" if normal and job.exit_code == 0 else "failed"
+                job.state = RunState.DONE if normal and job.exit_code == 0 else RunState.FAILED
                 job.resources = {k: float(ev[k]) for k in RESOURCE_KEYS if ev.get(k) is not None}
                 if "MemoryUsage" in job.resources:
                     job.peak_memory_mb = max(job.peak_memory_mb or 0, job.resources["MemoryUsage"])
@@ -139,6 +158,7 @@ def latest_by_run(jobs: dict[tuple[int, int], JobRecord]) -> dict[str, JobRecord
 
 
 def attempts_by_run(jobs: dict[tuple[int, int], JobRecord]) -> dict[str, list[JobRecord]]:
+    """Every job of each run, oldest first."""
     out: dict[str, list[JobRecord]] = {}
     for job in sorted(jobs.values(), key=lambda j: (j.submitted or 0, j.cluster, j.proc)):
         if job.run_id:

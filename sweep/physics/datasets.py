@@ -1,4 +1,5 @@
-"""The two training datasets built from simulated waveforms, their file format and loaders.
+"""The two training datasets built from simulated waveforms, their file format and loaders, and
+:func:`simulate_to_file` (a simulation of :mod:`sweep.physics.simulate` -> one dataset file).
 
 **Peak finding** (LSTM): candidates are *local rises* of the waveform. With
 ``d[i] = wf[i] − wf[i−1]``, sample ``i`` is a candidate when
@@ -35,18 +36,17 @@ resolves is lost. It cuts the zlib time (most of the write) by a third and the f
 from __future__ import annotations
 
 import json
+import time
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from sweep.core.errors import InputError
-
+from .. import __version__
+from ..core.errors import InputError
 from ..fsutil import atomic_file
-
-if TYPE_CHECKING:  # pragma: no cover
-    from sweep.data.simulate import SimulationBatch, SimulationParams
+from .simulate import ParameterError, SimulationBatch, SimulationParams, simulate_batch
 
 FORMAT_KIND = "sweep-cluster-counting"
 FORMAT_VERSION = 2
@@ -435,3 +435,122 @@ def load_cluster_dataset(
     X = np.ascontiguousarray(a["peak_inputs"][idx][:, :, None], dtype=np.float32)
     y = a["n_clusters"][idx].astype(np.float32)
     return X, y
+
+
+# --------------------------------------------------------------------------------------------
+# One simulation -> one dataset file
+# --------------------------------------------------------------------------------------------
+
+DEFAULT_BATCH_SIZE = 256
+
+
+def _model_identity(model: Any) -> dict[str, Any]:
+    """What a dataset records about the peak finder that built its clusterization inputs."""
+    if isinstance(model, (str, Path)):
+        import hashlib
+
+        path = Path(model)
+        return {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {"callable": getattr(model, "__name__", type(model).__name__)}
+
+
+def simulate_to_file(
+    path: str | Path,
+    n_waveforms: int,
+    seed: int,
+    params: dict | None = None,
+    progress: bool = False,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    peak_model: str | Path | None = None,
+    peak_threshold: float = 0.5,
+) -> dict:
+    """Simulate ``n_waveforms`` waveforms and write both datasets to one compressed npz.
+
+    Batch k uses ``default_rng(SeedSequence(seed).spawn(...)[k])``, so a (seed, params,
+    batch_size) triple always gives the byte-identical file. Returns a summary dict with
+    n_waveforms, n_windows, n_balanced, signal_fraction, mean_clusters, seconds and path.
+
+    ``peak_model`` (a trained peak finder: a .keras file, or a callable ``f(windows) -> scores``)
+    builds the clusterization inputs from the candidates it scores >= ``peak_threshold`` instead
+    of the smeared true peaks: the training set for a clusterizer that will be fed by that peak
+    finder (the two-step chain). TensorFlow is imported only for a .keras file.
+    """
+    t_start = time.perf_counter()
+    p = SimulationParams.from_dict(params)
+    if isinstance(n_waveforms, bool) or not isinstance(n_waveforms, (int, np.integer)) or n_waveforms < 1:
+        raise ValueError(f"n_waveforms must be a positive integer, got {n_waveforms!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    n_waveforms, seed, batch_size = int(n_waveforms), int(seed), int(batch_size)
+    if isinstance(peak_threshold, bool) or not isinstance(peak_threshold, (int, float)) or not 0 < peak_threshold <= 1:
+        raise ParameterError(f"peak_threshold must be in (0, 1], got {peak_threshold!r}")
+    n_batches = -(-n_waveforms // batch_size)
+    children = np.random.SeedSequence(seed).spawn(n_batches)
+    scorer, source = None, {"source": "true peaks", "smear_samples": p.peak_time_smear_samples}
+    if peak_model is not None:
+        from .scorers import load_model_fn  # TensorFlow only for a model file
+
+        scorer = load_model_fn(peak_model, input_shape=(WINDOW_LENGTH, 1))
+        source = {"source": "peak model", "peak_threshold": float(peak_threshold), "smear_samples": 0.0,
+                  "peak_model": _model_identity(peak_model)}
+    builder = DatasetBuilder(p, scorer, peak_threshold)
+
+    bar = None
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        task = bar.add_task("sim", total=n_waveforms)
+        bar.start()
+    try:
+        for k, child in enumerate(children):
+            rng = np.random.default_rng(child)
+            m = min(batch_size, n_waveforms - k * batch_size)
+            builder.add(simulate_batch(p, m, rng), rng)
+            if bar is not None:
+                bar.advance(task, m)
+    finally:
+        if bar is not None:
+            bar.stop()
+
+    arrays = builder.finish(balance_seed=seed)
+    n_win = int(arrays["labels"].size)
+    n_sig = int((arrays["labels"] == 1).sum())
+    stats = {
+        "n_windows": n_win,
+        "n_signal_windows": n_sig,
+        "n_balanced": int(arrays["balanced_index"].size),
+        "signal_fraction": n_sig / n_win if n_win else 0.0,
+        "mean_clusters": float(arrays["n_clusters"].mean()),
+        "mean_peaks": float(arrays["peak_inputs"].sum(axis=1).mean()),
+    }
+    meta = {
+        "kind": FORMAT_KIND,
+        "format_version": FORMAT_VERSION,
+        "params": p.to_dict(),
+        "seed": seed,
+        "batch_size": batch_size,
+        "n_waveforms": n_waveforms,
+        "n_samples": p.n_samples,
+        "dt_ns": p.dt_ns,
+        "tolerance_samples": p.tolerance_samples,
+        "window": {"before": WINDOW_BEFORE, "after": WINDOW_AFTER,
+                   "scale_mv": p.window_scale_mv},
+        "finder": {"rule": "d[i]=wf[i]-wf[i-1]; d[i]>thr and d[i]>=d[i-1] and d[i]>d[i+1]",
+                   "threshold_mv": p.finder_threshold_rms * p.noise_rms_mv},
+        "truth_peak": "sample of steepest rise of the electron's isolated pulse (PulseResponse.peak_sample)",
+        "cluster_input": {"bins": p.cluster_bins, "range_ns": [0.0, p.window_ns], **source,
+                          "label": "true number of primary clusters"},
+        "stats": stats,
+        "software": {"sweep": __version__, "numpy": np.__version__},
+    }
+    write_dataset(path, arrays, meta)
+    return {
+        "path": str(path),
+        "n_waveforms": n_waveforms,
+        **stats,
+        "seconds": time.perf_counter() - t_start,
+    }

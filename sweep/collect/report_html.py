@@ -26,10 +26,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from .collect import Leaderboard, collect  # noqa: E402
-from .core.sensitivity import Sensitivity, analyse  # noqa: E402
-from .fsutil import atomic_folder, atomic_write_text  # noqa: E402
-from .leaderboard import _cells, best_runs, display_columns, fmt_value, select  # noqa: E402
+from ..core.names import HISTORY, REPORT, REPORT_DIR, ROC, SweepPaths  # noqa: E402
+from ..core.render import BUILTIN_TEMPLATES  # noqa: E402
+from ..fsutil import atomic_folder, atomic_write_text  # noqa: E402
+from ..records.manifest import read_manifest  # noqa: E402
+from .gather import Leaderboard, collect  # noqa: E402
+from .leaderboard import best_runs, cells, display_columns, fmt_value, select  # noqa: E402
+from .sensitivity import Sensitivity, analyse  # noqa: E402
 
 TEMPLATE = "report.html.j2"
 LABELS = {"eff_purity": "efficiency × purity", "f1": "F1", "auc": "ROC AUC", "mae": "MAE", "mse": "MSE",
@@ -52,7 +55,21 @@ def label(name: str) -> str:
 
 
 def write_report(sweep: str, root: Path, top: int = 3, by: str | None = None, output: Path | None = None) -> Path:
-    """Collect the sweep, draw the figures, render the page. Returns the HTML file's path."""
+    """Collect the sweep, draw the figures, render the page.
+
+    Args:
+        sweep: the sweep's name.
+        root: the project folder.
+        top: runs whose curves and ROC are drawn.
+        by: rank by this column first (as `sweep collect --by`).
+        output: the HTML file (default results/<sweep>/report.html).
+
+    Returns:
+        The HTML file's path (the PNGs are also in results/<sweep>/report/).
+
+    Raises:
+        ResultsError: no such sweep, or an invalid --by.
+    """
     board = collect(sweep, root, write_csv=False)
     sel = select(board, by=by)
     metric, direction = sel.ranking[0] if sel.ranking else ("f1", "max")
@@ -68,7 +85,7 @@ def write_report(sweep: str, root: Path, top: int = 3, by: str | None = None, ou
         fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
         images.append(Image(name, title, caption, base64.b64encode(buf.getvalue()).decode("ascii")))
 
-    results_dir = board.results_dir or root / "results" / sweep
+    results_dir = board.results_dir or SweepPaths(root.resolve()).results(sweep)
     add("curves", "Training and validation per epoch",
         f"the {len(chosen)} best run(s); solid: training, dashed: validation; dotted line: the best epoch "
         "(the weights kept)", curves_figure(board, chosen, results_dir))
@@ -88,7 +105,7 @@ def write_report(sweep: str, root: Path, top: int = 3, by: str | None = None, ou
         resources_figure(board, manifest_resources))
 
     top_ids = {run for _, run in chosen}
-    header, rows = _cells(sel.frame, display_columns(board, sel), sel)
+    header, rows = cells(sel.frame, display_columns(board, sel), sel)
     key = "best_run_id" if sel.aggregated else "run_id"
     highlight = [str(r.get(key)) in top_ids for r in sel.frame.to_dict("records")]
     context = {
@@ -104,16 +121,15 @@ def write_report(sweep: str, root: Path, top: int = 3, by: str | None = None, ou
         "advice": advice_text(board), "resources_table": _resources_table(board),
     }
     html = render_html(context)
-    path = output or results_dir / "report.html"
-    _write_pngs(results_dir / "report", images)
+    path = output or results_dir / REPORT
+    _write_pngs(results_dir / REPORT_DIR, images)
     atomic_write_text(path, html)
     return path
 
 
 def render_html(context: dict[str, Any]) -> str:
+    """The report page from templates/report.html.j2 (autoescaped)."""
     import jinja2
-
-    from .core.render import BUILTIN_TEMPLATES
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(BUILTIN_TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -150,7 +166,7 @@ def _read_csv(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def curves_figure(board: Leaderboard, chosen: list[tuple[int, str]], results_dir: Path) -> Figure | None:
-    histories = [(rnk, run, _read_csv(results_dir / run / "history.csv")) for rnk, run in chosen]
+    histories = [(rnk, run, _read_csv(results_dir / run / HISTORY)) for rnk, run in chosen]
     histories = [h for h in histories if h[2] and "epoch" in h[2]]
     if not histories:
         return None
@@ -184,7 +200,7 @@ def roc_figure(chosen: list[tuple[int, str]], results_dir: Path, runs: pd.DataFr
     ax = fig.subplots()
     drawn = 0
     for i, (rnk, run) in enumerate(chosen):
-        roc = _read_csv(results_dir / run / "roc.csv")
+        roc = _read_csv(results_dir / run / ROC)
         if not roc or "fpr" not in roc or "tpr" not in roc:
             continue
         auc = runs.loc[run, "auc"] if runs is not None and "auc" in runs.columns and run in runs.index else None
@@ -313,8 +329,6 @@ def importance_figure(sens: Sensitivity) -> Figure | None:
 
 
 def _manifest_resources(board: Leaderboard) -> dict[str, Any]:
-    from .project import read_manifest
-
     if board.jobs_dir is None:
         return {}
     return (read_manifest(board.jobs_dir) or {}).get("resources", {})
@@ -373,15 +387,11 @@ def resources_figure(board: Leaderboard, requested: dict[str, Any]) -> Figure | 
 # ------------------------------------------------------------------ tables and text
 
 def advice_text(board: Leaderboard) -> str | None:
-    a = board.advice
-    if a is None:
+    """The right-sizing sentence as a sentence (capitalised), or None without measurements."""
+    if board.advice is None:
         return None
-    from .core.units import format_duration as fd
-
-    return (f"Right-sizing for the next sweep ({a.runs_measured} finished runs): request_memory: "
-            f"{a.suggested_memory_mb}MB (largest use {a.max_memory_mb:.0f} of {a.requested_memory_mb:.0f} MB "
-            f"requested), request_cpus: {a.suggested_cpus} (busiest job kept {a.max_cpus_used:.2f} of "
-            f"{a.requested_cpus:.0f} busy), runtime: {fd(a.suggested_runtime_s)} (longest run {fd(a.max_wall_s)})")
+    text = board.advice.sentence()
+    return text[:1].upper() + text[1:]
 
 
 def _resources_table(board: Leaderboard) -> dict[str, Any] | None:

@@ -16,17 +16,14 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from ..core.render import RenderedRun, RenderedSweep
-from ..fsutil import atomic_write_json
-from ..results import LOCAL_RECORD
+from ...core.names import BACKEND_LOCAL, CONFIG_FILE, LOCAL_RECORD, OUTPUT_FILES, STDERR, STDOUT
+from ...core.render import RenderedRun, RenderedSweep
+from ...fsutil import atomic_write_json
 from .base import SubmitReport
-
-# files a previous attempt may have left; removed before a rerun so it cannot pass for the new result
-OUTPUT_FILES = ("metrics.json", "run.json", "history.csv", "roc.csv", "model.keras", "stdout.txt", "stderr.txt",
-                LOCAL_RECORD)
 
 
 def machine_cpus() -> int:
+    """The cores this process may use (its CPU affinity)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover
@@ -34,6 +31,7 @@ def machine_cpus() -> int:
 
 
 def machine_memory_mb() -> int:
+    """MemAvailable of /proc/meminfo, in MB (a huge number where it cannot be read)."""
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
             for line in fh:
@@ -55,7 +53,9 @@ class _Running:
 
 
 class LocalBackend:
-    name = "local"
+    """Runs the jobs here, as HTCondor would on a pool; submit() returns when all have ended."""
+
+    name = BACKEND_LOCAL
 
     def __init__(self, cpus: int | None = None, memory_mb: int | None = None, progress: bool = True,
                  poll_s: float = 0.2):
@@ -69,12 +69,12 @@ class LocalBackend:
         folder.mkdir(parents=True, exist_ok=True)
         for name in OUTPUT_FILES:
             (folder / name).unlink(missing_ok=True)
-        shutil.copyfile(run.config_path, folder / "config.yaml")  # HTCondor's input transfer
+        shutil.copyfile(run.config_path, folder / CONFIG_FILE)  # HTCondor's input transfer
         res = sweep.spec.resources
         cpus = min(res.request_cpus, self.cpus)
         env = {**os.environ, "SWEEP_CPUS": str(cpus), "OMP_NUM_THREADS": str(cpus)}
-        with open(folder / "stdout.txt", "wb") as out, open(folder / "stderr.txt", "wb") as err:
-            proc = subprocess.Popen(["/bin/sh", str(sweep.paths.wrapper(sweep.spec.name)), "config.yaml"],
+        with open(folder / STDOUT, "wb") as out, open(folder / STDERR, "wb") as err:
+            proc = subprocess.Popen(["/bin/sh", str(sweep.paths.wrapper(sweep.spec.name)), CONFIG_FILE],
                                     cwd=folder, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
                                     start_new_session=True)
         now = time.monotonic()

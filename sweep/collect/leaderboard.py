@@ -17,17 +17,19 @@ from typing import Any
 
 import pandas as pd
 
-from .collect import Leaderboard
-from .core.errors import SweepError
-from .fsutil import atomic_folder
-from .core.schema import CLASSIFIER_METRICS, REGRESSOR_METRICS, metrics_for
+from ..core.errors import ResultsError
+from ..core.names import BEST_DIR, BEST_FILES, BEST_INDEX, CONFIG_FILE
+from ..core.ranking import rank
+from ..core.render import relative_to_root
+from ..core.schema import CLASSIFIER_METRICS, REGRESSOR_METRICS, metrics_for
+from ..fsutil import atomic_folder
+from .gather import Leaderboard
 
 FORMATS = ("table", "csv", "json", "markdown", "latex")
 SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".md": "markdown", ".markdown": "markdown", ".tex": "latex",
                   ".txt": "table"}
 CLASSIFIER_COLUMNS = ["f1", "auc", "eff_purity", "precision", "recall", "accuracy"]
 REGRESSOR_COLUMNS = ["mae", "mse", "bias", "abs_bias", "rel_bias", "resolution", "rel_resolution"]
-BEST_FILES = ("model.keras", "metrics.json")
 
 
 @dataclass
@@ -98,7 +100,7 @@ def aggregate(board: Leaderboard, table: pd.DataFrame | None = None) -> pd.DataF
         if extra in table.columns:
             out[extra] = pd.to_numeric(table[extra], errors="coerce").groupby(table["config_id"], sort=False).mean()
     # the best repeat of each configuration (by the sweep's ranking): its model is the one to keep
-    best_run = rank_frame(table.drop(columns=["rank"], errors="ignore"), ranking_for(board, None), "run_id")
+    best_run = rank(table, ranking_for(board, None), "run_id")
     best_run = best_run.drop_duplicates("config_id")
     out["best_run_id"] = best_run.set_index("config_id")["run_id"]
     return out.reset_index()
@@ -109,7 +111,10 @@ def select(board: Leaderboard, by: str | None = None, top: int | None = None, wh
     """The ranked rows: per run, or per configuration when the sweep has repeats (unless per_run).
 
     `where` is a pandas DataFrame.query expression evaluated on those rows before ranking; ranks
-    are within the selection. A bad expression or an unknown --by column raises SweepError.
+    are within the selection.
+
+    Raises:
+        ResultsError: a bad --filter expression, an unknown --by column or a negative --top.
     """
     aggregated = board.repeats > 1 and not per_run
     base = aggregate(board) if aggregated else board.table.drop(columns=["rank"], errors="ignore")
@@ -118,34 +123,20 @@ def select(board: Leaderboard, by: str | None = None, top: int | None = None, wh
         base = apply_filter(base, where)
     ranking = ranking_for(board, by)
     if by and by not in base.columns and not base.empty:
-        raise SweepError(f"--by {by}: no such column; choose one of: {', '.join(map(str, base.columns))}")
+        raise ResultsError(f"--by {by}: no such column; choose one of: {', '.join(map(str, base.columns))}")
     if by and by in base.columns and not base.empty:
         if not pd.api.types.is_numeric_dtype(base[by]):
             converted = pd.to_numeric(base[by], errors="coerce")
             if converted.notna().any():
                 base = base.assign(**{by: converted})
-    ranked = rank_frame(base, ranking, "config_id" if aggregated else "run_id")
+    ranked = rank(base, ranking, "config_id" if aggregated else "run_id")
     matched = len(ranked)
     if top is not None:
         if top < 0:
-            raise SweepError("--top must be ≥ 0")
+            raise ResultsError("--top must be ≥ 0")
         ranked = ranked.head(top)
     return Selection(frame=ranked, ranking=ranking, aggregated=aggregated,
                      metrics=metric_columns(board, ranked), total_rows=total, matched=matched, where=where)
-
-
-def rank_frame(frame: pd.DataFrame, ranking: list[tuple[str, str]], key: str) -> pd.DataFrame:
-    """core.ranking.rank on a frame: ranking keys in order, missing last, ties by `key`;
-    a 1-based `rank` column first."""
-    keys = [m for m, _ in ranking if m in frame.columns]
-    ascending = [d == "min" for m, d in ranking if m in frame.columns]
-    if key in frame.columns:
-        keys, ascending = keys + [key], ascending + [True]
-    if keys and not frame.empty:
-        frame = frame.sort_values(by=keys, ascending=ascending, na_position="last", kind="mergesort")
-    frame = frame.reset_index(drop=True)
-    frame.insert(0, "rank", range(1, len(frame) + 1))
-    return frame
 
 
 def apply_filter(frame: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -156,12 +147,12 @@ def apply_filter(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         mask = frame.eval(where, engine="python")
     except Exception as exc:  # noqa: BLE001 - any parse or evaluation error becomes a message
         msg = (str(exc).splitlines() or [""])[0][:200]
-        raise SweepError(f"--filter {where!r}: {type(exc).__name__}: {msg or 'invalid expression'}; columns: "
+        raise ResultsError(f"--filter {where!r}: {type(exc).__name__}: {msg or 'invalid expression'}; columns: "
                          f"{', '.join(map(str, frame.columns))}") from None
     if isinstance(mask, bool):
         return frame if mask else frame.iloc[0:0]
     if not isinstance(mask, pd.Series) or not pd.api.types.is_bool_dtype(mask.dtype):
-        raise SweepError(f"--filter {where!r}: not a condition (it must be true or false for each row, "
+        raise ResultsError(f"--filter {where!r}: not a condition (it must be true or false for each row, "
                          f"e.g. 'optimizer == \"adam\" and f1 > 0.9')")
     return frame[mask]
 
@@ -201,7 +192,7 @@ def export(board: Leaderboard, sel: Selection, fmt: str) -> str:
         buf = io.StringIO()
         print_selection(board, sel, Console(file=buf, width=200, color_system=None, highlight=False))
         return buf.getvalue()
-    raise SweepError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    raise ResultsError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
 def fmt_value(value: Any, digits: int | None = 4) -> str:
@@ -215,8 +206,9 @@ def fmt_value(value: Any, digits: int | None = 4) -> str:
     return str(value)
 
 
-def _cells(frame: pd.DataFrame, cols: list[str], sel: Selection) -> tuple[list[str], list[list[str]]]:
-    """Header and rows; aggregated metrics as 'mean ± std'."""
+def cells(frame: pd.DataFrame, cols: list[str], sel: Selection) -> tuple[list[str], list[list[str]]]:
+    """Header and rows as text (what the terminal, markdown, LaTeX and HTML tables show);
+    aggregated metrics as 'mean ± std'."""
     header, getters = [], []
     for c in cols:
         if sel.aggregated and c.endswith("_std") and c[:-4] in sel.metrics:
@@ -234,7 +226,7 @@ def _cells(frame: pd.DataFrame, cols: list[str], sel: Selection) -> tuple[list[s
 
 
 def _markdown(frame: pd.DataFrame, cols: list[str], sel: Selection) -> str:
-    header, rows = _cells(frame, cols, sel)
+    header, rows = cells(frame, cols, sel)
 
     def esc(text: str) -> str:
         return text.replace("|", "\\|")
@@ -254,7 +246,7 @@ def latex_escape(text: str) -> str:
 
 
 def _latex(board: Leaderboard, frame: pd.DataFrame, cols: list[str], sel: Selection) -> str:
-    header, rows = _cells(frame, cols, sel)
+    header, rows = cells(frame, cols, sel)
     rows = [[latex_escape(c).replace(" ± ", r" $\pm$ ") for c in row] for row in rows]
     spec = "".join("l" if h in ("run_id", "config_id", "name", "repeats", "best_run_id") or h in board.swept
                    else "r" for h in header)
@@ -303,7 +295,7 @@ def print_selection(board: Leaderboard, sel: Selection, console, root: Path | No
         cols = [c for c in cols if c not in sel.metrics or c in keep]
         cols = [c for c in cols if c != "best_run_id"]
     cols = [c for c in cols if c not in ("name", "seed", "epochs_run")]  # in the exports, not the terminal
-    header, rows = _cells(sel.frame, cols, sel)
+    header, rows = cells(sel.frame, cols, sel)
     ranked = {m for m, _ in sel.ranking}
     for h in header:
         table.add_column(h, justify="left" if h in ("run_id", "config_id", "name", "best_run_id")
@@ -314,8 +306,6 @@ def print_selection(board: Leaderboard, sel: Selection, console, root: Path | No
     if not details:
         return
     if board.csv_path is not None:
-        from .core.render import relative_to_root
-
         console.print(f"leaderboard written to {relative_to_root(board.csv_path, root) if root else board.csv_path}")
     if board.resources is not None and "memory_used_mb" in board.resources:
         print_resources(board, console, None)
@@ -347,7 +337,7 @@ def copy_best(board: Leaderboard, n: int = 3, by: str | None = None) -> Path | N
     if board.results_dir is None:
         return None
     chosen = best_runs(board, n, by)
-    target = board.results_dir / "best"
+    target = board.results_dir / BEST_DIR
     if not chosen:
         return None
     with atomic_folder(target) as tmp:
@@ -358,12 +348,12 @@ def copy_best(board: Leaderboard, n: int = 3, by: str | None = None) -> Path | N
             copied = []
             sources = [board.results_dir / run_id / f for f in BEST_FILES]
             if board.jobs_dir is not None:
-                sources.append(board.jobs_dir / run_id / "config.yaml")
+                sources.append(board.jobs_dir / run_id / CONFIG_FILE)
             for src in sources:
                 if src.is_file():
                     shutil.copy2(src, dest / src.name)
                     copied.append(src.name)
             index.append({"rank": rnk, "run_id": run_id, "folder": dest.name, "files": copied})
-        (tmp / "best.json").write_text(json.dumps({"sweep": board.sweep, "ranking": [list(r) for r in
+        (tmp / BEST_INDEX).write_text(json.dumps({"sweep": board.sweep, "ranking": [list(r) for r in
                                                   ranking_for(board, by)], "best": index}, indent=2) + "\n")
     return target

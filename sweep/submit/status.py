@@ -8,18 +8,23 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .core.errors import SweepError
-from .project import read_manifest, sweep_paths
-from .results import read_run
+from ..core.errors import BackendError
+from ..core.names import SweepPaths
+from ..core.states import RunState
+from ..records.events import RUNTIME_HOLD_CODES, is_memory_hold, latest_by_run, read_event_log
+from ..records.manifest import list_sweeps, load_manifest, on_pool
+from ..records.runs import read_run
 
-ORDER = ("idle", "running", "held", "done", "failed", "removed", "not run")
+#: The order in which counts are shown.
+ORDER = (RunState.IDLE, RunState.RUNNING, RunState.HELD, RunState.DONE, RunState.FAILED, RunState.REMOVED,
+         RunState.NOT_RUN)
 
 
 @dataclass
-class RunState:
+class RunStatus:
     run_id: str
     name: str
-    state: str
+    state: RunState
     detail: str = ""
     job_id: str | None = None
     starts: int = 0
@@ -29,7 +34,7 @@ class RunState:
 @dataclass
 class SweepStatus:
     sweep: str
-    runs: list[RunState]
+    runs: list[RunStatus]
     pool_note: str = ""
     active_dags: int = 0
     schedd: object = field(default=None, repr=False)
@@ -39,13 +44,14 @@ class SweepStatus:
 
     @property
     def finished(self) -> bool:
-        c = self.counts()
-        return (not (c["idle"] or c["running"]) and not self.active_dags
+        """No run is queued or running, no DAG of the sweep is active, and no hold is one the
+        job's own policy will end (held runs otherwise end the wait: they need a person)."""
+        return (not any(r.state in (RunState.IDLE, RunState.RUNNING) for r in self.runs) and not self.active_dags
                 and not any(r.transient for r in self.runs))
 
     def remove_held(self, run_ids: list[str]) -> None:
         """Remove held jobs of these runs from the queue before they are rerun."""
-        held = [r for r in self.runs if r.run_id in run_ids and r.state == "held" and r.job_id]
+        held = [r for r in self.runs if r.run_id in run_ids and r.state is RunState.HELD and r.job_id]
         if not held or self.schedd is None:
             return
         from .backends.htcondor import bindings
@@ -55,34 +61,32 @@ class SweepStatus:
 
 
 def _live(sweep: str, manifest: dict) -> tuple[dict, int, object, str]:
-    """(run id -> (state, detail, job id)), active DAGs, schedd, note) from the schedd, if reachable."""
-    if not any(s.get("backend") == "htcondor" for s in manifest.get("submissions", [])):
+    """(run id -> (state, detail, job id, transient), active DAGs, schedd, note) from the schedd,
+    if reachable."""
+    if not on_pool(manifest):
         return {}, 0, None, ""
-    from .backends.htcondor import JOB_STATUS, connect, sweep_queue
+    from .backends.htcondor import connect, sweep_queue
 
     try:
         schedd = connect(timeout=5)
-    except SweepError as exc:
+    except BackendError as exc:
         return {}, 0, None, f"live state unavailable: {exc}"
     queue = sweep_queue(schedd, sweep, manifest)
     live = {}
     for run_id, ad in queue.jobs.items():
-        status = JOB_STATUS.get(int(ad.get("JobStatus", 0)), "unknown")
-        detail = str(ad.get("HoldReason", "")) if status == "held" else ""
-        state = "running" if status in ("transferring", "suspended") else status
-        live[run_id] = (state, detail, f"{ad['ClusterId']}.{ad['ProcId']}", _transient(ad, status))
+        state = RunState.of_job_status(ad.get("JobStatus"))
+        detail = str(ad.get("HoldReason", "")) if state is RunState.HELD else ""
+        live[run_id] = (state, detail, f"{ad['ClusterId']}.{ad['ProcId']}", _transient(ad, state))
     for run_id in queue.pending:
-        live[run_id] = ("idle", "waiting in its DAG", None, False)
+        live[run_id] = (RunState.IDLE, "waiting in its DAG", None, False)
     return live, queue.active_dags, schedd, ""
 
 
-def _transient(ad, status: str) -> bool:
+def _transient(ad, state: RunState) -> bool:
     """A hold the job's own policy ends: a memory hold with a release expression (escalation),
     or a runtime-limit hold with a remove expression. A user's hold is not transient."""
-    if status != "held":
+    if state is not RunState.HELD:
         return False
-    from .backends.condor_events import RUNTIME_HOLD_CODES, is_memory_hold
-
     code, sub = ad.get("HoldReasonCode"), ad.get("HoldReasonSubCode")
     has = lambda key: key in ad and str(ad.get(key)).strip().lower() not in ("false", "")  # noqa: E731
     return (is_memory_hold(code, sub) and has("PeriodicRelease")) or (code in RUNTIME_HOLD_CODES
@@ -90,80 +94,95 @@ def _transient(ad, status: str) -> bool:
 
 
 def sweep_status(sweep: str, root: Path, query_schedd: bool = True) -> SweepStatus:
-    paths = sweep_paths(root)
-    manifest = read_manifest(paths.jobs(sweep))
-    if manifest is None:
-        raise SweepError(f"no sweep '{sweep}' under {paths.root / 'jobs'} (run `sweep submit GRID` first)")
-    live, dags, schedd, note = _live(sweep, manifest) if query_schedd else ({}, 0, None, "")
-    from .backends.condor_events import latest_by_run, read_event_log
+    """Where every run of the sweep stands.
 
-    events = latest_by_run(read_event_log(paths.event_log(sweep))) if paths.event_log(sweep).exists() else {}
+    Args:
+        sweep: the sweep's name.
+        root: the project folder.
+        query_schedd: ask the schedd for live states (when the sweep was submitted to a pool);
+            an unreachable schedd gives a pool_note, not an error.
+
+    Returns:
+        One RunStatus per run of the manifest.
+
+    Raises:
+        ResultsError: no such sweep, or an unreadable manifest.
+    """
+    paths = SweepPaths(root.resolve())
+    manifest = load_manifest(root, sweep)
+    live, dags, schedd, note = _live(sweep, manifest) if query_schedd else ({}, 0, None, "")
+    log = paths.event_log(sweep)
+    events = latest_by_run(read_event_log(log)) if log.exists() else {}
     required = [m for m, _ in manifest.get("ranking", [])]
     submitted = {r for s in manifest.get("submissions", []) for r in s.get("runs", [])}
     runs = []
     for entry in manifest["runs"]:
         run_id = entry["run_id"]
         job = events.get(run_id)
-        rs = RunState(run_id, entry["name"], "not run", job_id=job.job_id if job else None,
-                      starts=job.starts if job else 0)
+        rs = RunStatus(run_id, entry["name"], RunState.NOT_RUN, job_id=job.job_id if job else None,
+                       starts=job.starts if job else 0)
         outcome = read_run(paths.results(sweep), run_id, required) if run_id not in live or live[run_id][2] is None \
             else None
         # a run of an active DAG with no job in the queue is waiting for DAGMan, unless it has already
         # ended (a result came back or the event log says it terminated)
         waiting_but_ended = (run_id in live and live[run_id][2] is None
-                             and (outcome.ok or (job is not None and job.state in ("done", "failed", "removed"))))
+                             and (outcome.ok or (job is not None and job.state.is_finished())))
         if run_id in live and not waiting_but_ended:
             rs.state, rs.detail, job_id, rs.transient = live[run_id]
             rs.job_id = job_id or rs.job_id
         else:
             outcome = outcome or read_run(paths.results(sweep), run_id, required)
             if outcome.ok:
-                rs.state = "done"
-            elif job is not None and job.state in ("removed", "failed", "held"):
-                rs.state = "removed" if job.state == "held" else job.state
+                rs.state = RunState.DONE
+            elif job is not None and job.state in (RunState.REMOVED, RunState.FAILED, RunState.HELD):
+                # a hold that is no longer in the queue ended in a removal
+                rs.state = RunState.REMOVED if job.state is RunState.HELD else job.state
                 hold = job.last_hold
-                if job.state == "failed":
+                if job.state is RunState.FAILED:
                     rs.detail = f"exit {job.exit_code}" if job.exit_code is not None else f"signal {job.signal}"
                     rs.detail += f"; {outcome.reason}" if outcome.reason else ""
                 elif hold is not None:
                     rs.detail = f"held ({hold.code}/{hold.subcode}): {hold.reason}"
                 else:
                     rs.detail = job.removed_reason or "removed"
-            elif outcome.state in ("failed", "corrupt"):
-                rs.state, rs.detail = "failed", outcome.reason
+            elif outcome.state in (RunState.FAILED, RunState.CORRUPT):
+                rs.state, rs.detail = RunState.FAILED, outcome.reason
             elif run_id in submitted:
                 rs.detail = "submitted, no trace in the queue or the event log"
         runs.append(rs)
     return SweepStatus(sweep, runs, note, dags, schedd)
 
 
-def print_status(sweep: str | None, root: Path, console) -> None:
-    from rich.table import Table
+def counts_text(status: SweepStatus) -> str:
+    """"2 running, 3 done", in ORDER."""
+    c = status.counts()
+    return ", ".join(f"{c[s]} {s}" for s in ORDER if c[s])
 
-    from .collect import list_sweeps
+
+def print_status(sweep: str | None, root: Path, console) -> None:
+    """Counts per state, then a table of the held, failed and removed runs with why."""
+    from rich.table import Table
 
     for name in [sweep] if sweep else list_sweeps(root):
         status = sweep_status(name, root)
-        c = status.counts()
-        console.print(f"[bold]{name}[/]: " + ", ".join(f"{c[s]} {s}" for s in ORDER if c[s])
+        console.print(f"[bold]{name}[/]: {counts_text(status)}"
                       + (f"; {status.active_dags} DAG(s) active" if status.active_dags else ""))
         if status.pool_note:
             console.print(f"[yellow]{status.pool_note}[/]")
-        trouble = [r for r in status.runs if r.state in ("held", "failed", "removed")]
+        trouble = [r for r in status.runs if r.state in (RunState.HELD, RunState.FAILED, RunState.REMOVED)]
         if trouble:
             table = Table(title_justify="left")
             for col in ("run id", "name", "state", "job", "starts", "why"):
                 table.add_column(col, overflow="fold")
             for r in trouble:
-                table.add_row(r.run_id, r.name, r.state, r.job_id or "-", str(r.starts), r.detail)
+                table.add_row(r.run_id, r.name, str(r.state), r.job_id or "-", str(r.starts), r.detail)
             console.print(table)
 
 
-def watch(sweep: str | None, root: Path, console, interval: float = 5.0) -> int:
+def watch(sweep: str | None, root: Path, console, interval: float = 5.0) -> None:
+    """Refresh the counts every `interval` seconds until every run has ended."""
     from rich.live import Live
     from rich.text import Text
-
-    from .collect import list_sweeps
 
     names = [sweep] if sweep else list_sweeps(root)
     with Live(console=console, refresh_per_second=1) as live:
@@ -171,24 +190,27 @@ def watch(sweep: str | None, root: Path, console, interval: float = 5.0) -> int:
             lines, finished = [], True
             for name in names:
                 status = sweep_status(name, root)
-                c = status.counts()
                 finished &= status.finished
-                lines.append(f"{name}: " + ", ".join(f"{c[s]} {s}" for s in ORDER if c[s]))
-                lines += [f"  held {r.run_id}: {r.detail}" for r in status.runs if r.state == "held"]
+                lines.append(f"{name}: {counts_text(status)}")
+                lines += [f"  held {r.run_id}: {r.detail}" for r in status.runs if r.state is RunState.HELD]
             live.update(Text("\n".join(lines + [time.strftime("updated %H:%M:%S")])))
             if finished:
-                return 0
+                return
             time.sleep(interval)
 
 
-def wait_for(sweep: str, root: Path, console, timeout: float | None = None, interval: float = 3.0) -> SweepStatus:
-    """Block until no run is idle or running and no DAG of the sweep is active (held runs end
-    the wait: they need a person, or the memory policy releases them before)."""
+def wait_for(sweep: str, root: Path, timeout: float | None = None, interval: float = 3.0) -> SweepStatus:
+    """Block until the sweep is finished (see SweepStatus.finished).
+
+    Raises:
+        BackendError: when it is not finished after `timeout` seconds.
+    """
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         status = sweep_status(sweep, root)
         if status.finished:
             return status
         if deadline is not None and time.monotonic() > deadline:
-            raise SweepError(f"sweep {sweep} not finished after {timeout:.0f}s: {dict(status.counts())}")
+            counts = {str(k): v for k, v in status.counts().items()}
+            raise BackendError(f"sweep {sweep} not finished after {timeout:.0f}s: {counts}")
         time.sleep(interval)

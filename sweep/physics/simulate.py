@@ -31,12 +31,13 @@ Garfield++ is not available, so this module is the stand-in. One track per wavef
 10. **Sampling**: 1.2 GS/s, a 2000 ns window (2400 samples).
 
 Truth: electron arrival times (ns, sample), the *peak sample* of each electron (the sample at
-which the local-rise finder of :mod:`sweep.data.datasets` fires for that electron's pulse alone,
+which the local-rise finder of :mod:`sweep.physics.datasets` fires for that electron's pulse alone,
 i.e. its steepest rise; see :meth:`PulseResponse.peak_sample`), tags, cluster indices, n_clusters;
 per track particle, momentum, βγ, impact parameter, chord.
 
-Reproducible: everything is drawn from a ``numpy.random.Generator``. scipy and rich are imported
-lazily, so importing this module costs only numpy.
+Reproducible: everything is drawn from a ``numpy.random.Generator``. scipy is imported lazily, so
+importing this module costs only numpy. Turning a simulation into the two training datasets and
+their file is :mod:`sweep.physics.datasets` (``simulate_to_file``).
 """
 
 from __future__ import annotations
@@ -45,14 +46,12 @@ import dataclasses
 import difflib
 import functools
 import math
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sweep.core.errors import InputError
+from ..core.errors import InputError
 
 # --------------------------------------------------------------------------------------------
 # Published numbers (kept here: the project must not read ../shared at run time)
@@ -160,7 +159,7 @@ class SimulationParams:
     # --- sampling ------------------------------------------------------------------------------
     sampling_rate_gsps: float = _p(1.2, "float", "sampling rate, GS/s")
     window_ns: float = _p(2000.0, "float", "acquisition window, ns")
-    # --- dataset building (sweep.data.datasets) ----------------------------------------------
+    # --- dataset building (sweep.physics.datasets) ----------------------------------------------
     finder_threshold_rms: float = _p(
         1.0, "float", "candidate needs wf[i]-wf[i-1] > this × noise_rms_mv (0: > 0)"
     )
@@ -657,9 +656,11 @@ class SimulationBatch:
         }
 
 
-def _offsets(counts: np.ndarray) -> np.ndarray:
+def offsets(counts) -> np.ndarray:
+    """(n+1,) int64 start offsets of n consecutive groups of the given sizes: group i is
+    ``[offsets[i], offsets[i+1])`` of the flat arrays."""
     out = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=out[1:])
+    np.cumsum(np.asarray(counts, dtype=np.int64), out=out[1:])
     return out
 
 
@@ -701,14 +702,14 @@ def simulate_batch(
 
     # primary = earliest electron of each cluster
     order = np.lexsort((t_el, el_cl))
-    first = order[_offsets(size)[:-1]]
+    first = order[offsets(size)[:-1]]
     tag = np.full(E, 2, dtype=np.int8)
     tag[first] = 1
     cl_time = t_el[first]
 
     # order clusters within a waveform by their arrival, electrons by arrival time
     corder = np.lexsort((cl_time, cl_wf))
-    cl_off = _offsets(ncl)
+    cl_off = offsets(ncl)
     cl_local = np.empty(C, dtype=np.int64)
     cl_local[corder] = np.arange(C) - cl_off[cl_wf[corder]]
     el_wf = cl_wf[el_cl]
@@ -730,7 +731,7 @@ def simulate_batch(
         cluster_time_ns=cl_time[corder],
         cluster_drift_cm=r[corder],
         cluster_size=size[corder],
-        electron_offsets=_offsets(np.bincount(el_wf, minlength=B)),
+        electron_offsets=offsets(np.bincount(el_wf, minlength=B)),
         electron_waveform=el_wf[eorder].astype(np.int32),
         electron_time_ns=t_sorted,
         electron_sample=np.floor(t_sorted / p.dt_ns).astype(np.int64),
@@ -739,126 +740,3 @@ def simulate_batch(
         electron_cluster=cl_local[el_cl[eorder]].astype(np.int32),
         electron_gain=gain[eorder],
     )
-
-
-# --------------------------------------------------------------------------------------------
-# One simulation -> one dataset file
-# --------------------------------------------------------------------------------------------
-
-DEFAULT_BATCH_SIZE = 256
-
-
-def _model_identity(model: Any) -> dict[str, Any]:
-    """What a dataset records about the peak finder that built its clusterization inputs."""
-    if isinstance(model, (str, Path)):
-        import hashlib
-
-        path = Path(model)
-        return {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    return {"callable": getattr(model, "__name__", type(model).__name__)}
-
-
-def simulate_to_file(
-    path: str | Path,
-    n_waveforms: int,
-    seed: int,
-    params: dict | None = None,
-    progress: bool = False,
-    *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    peak_model: str | Path | None = None,
-    peak_threshold: float = 0.5,
-) -> dict:
-    """Simulate ``n_waveforms`` waveforms and write both datasets to one compressed npz.
-
-    Batch k uses ``default_rng(SeedSequence(seed).spawn(...)[k])``, so a (seed, params,
-    batch_size) triple always gives the byte-identical file. Returns a summary dict with
-    n_waveforms, n_windows, n_balanced, signal_fraction, mean_clusters, seconds and path.
-
-    ``peak_model`` (a trained peak finder: a .keras file, or a callable ``f(windows) -> scores``)
-    builds the clusterization inputs from the candidates it scores >= ``peak_threshold`` instead
-    of the smeared true peaks: the training set for a clusterizer that will be fed by that peak
-    finder (the two-step chain). TensorFlow is imported only for a .keras file.
-    """
-    from sweep.data import datasets
-
-    t_start = time.perf_counter()
-    p = SimulationParams.from_dict(params)
-    if isinstance(n_waveforms, bool) or not isinstance(n_waveforms, (int, np.integer)) or n_waveforms < 1:
-        raise ValueError(f"n_waveforms must be a positive integer, got {n_waveforms!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    n_waveforms, seed, batch_size = int(n_waveforms), int(seed), int(batch_size)
-    if isinstance(peak_threshold, bool) or not isinstance(peak_threshold, (int, float)) or not 0 < peak_threshold <= 1:
-        raise ParameterError(f"peak_threshold must be in (0, 1], got {peak_threshold!r}")
-    n_batches = -(-n_waveforms // batch_size)
-    children = np.random.SeedSequence(seed).spawn(n_batches)
-    scorer, source = None, {"source": "true peaks", "smear_samples": p.peak_time_smear_samples}
-    if peak_model is not None:
-        from sweep.scorers import load_model_fn
-
-        scorer = load_model_fn(peak_model, input_shape=(datasets.WINDOW_LENGTH, 1))
-        source = {"source": "peak model", "peak_threshold": float(peak_threshold), "smear_samples": 0.0,
-                  "peak_model": _model_identity(peak_model)}
-    builder = datasets.DatasetBuilder(p, scorer, peak_threshold)
-
-    bar = None
-    if progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        bar = Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        task = bar.add_task("sim", total=n_waveforms)
-        bar.start()
-    try:
-        for k, child in enumerate(children):
-            rng = np.random.default_rng(child)
-            m = min(batch_size, n_waveforms - k * batch_size)
-            builder.add(simulate_batch(p, m, rng), rng)
-            if bar is not None:
-                bar.advance(task, m)
-    finally:
-        if bar is not None:
-            bar.stop()
-
-    arrays = builder.finish(balance_seed=seed)
-    from sweep import __version__
-
-    n_win = int(arrays["labels"].size)
-    n_sig = int((arrays["labels"] == 1).sum())
-    stats = {
-        "n_windows": n_win,
-        "n_signal_windows": n_sig,
-        "n_balanced": int(arrays["balanced_index"].size),
-        "signal_fraction": n_sig / n_win if n_win else 0.0,
-        "mean_clusters": float(arrays["n_clusters"].mean()),
-        "mean_peaks": float(arrays["peak_inputs"].sum(axis=1).mean()),
-    }
-    meta = {
-        "kind": datasets.FORMAT_KIND,
-        "format_version": datasets.FORMAT_VERSION,
-        "params": p.to_dict(),
-        "seed": seed,
-        "batch_size": batch_size,
-        "n_waveforms": n_waveforms,
-        "n_samples": p.n_samples,
-        "dt_ns": p.dt_ns,
-        "tolerance_samples": p.tolerance_samples,
-        "window": {"before": datasets.WINDOW_BEFORE, "after": datasets.WINDOW_AFTER,
-                   "scale_mv": p.window_scale_mv},
-        "finder": {"rule": "d[i]=wf[i]-wf[i-1]; d[i]>thr and d[i]>=d[i-1] and d[i]>d[i+1]",
-                   "threshold_mv": p.finder_threshold_rms * p.noise_rms_mv},
-        "truth_peak": "sample of steepest rise of the electron's isolated pulse (PulseResponse.peak_sample)",
-        "cluster_input": {"bins": p.cluster_bins, "range_ns": [0.0, p.window_ns], **source,
-                          "label": "true number of primary clusters"},
-        "stats": stats,
-        "software": {"sweep": __version__, "numpy": np.__version__},
-    }
-    datasets.write_dataset(path, arrays, meta)
-    return {
-        "path": str(path),
-        "n_waveforms": n_waveforms,
-        **stats,
-        "seconds": time.perf_counter() - t_start,
-    }

@@ -3,7 +3,7 @@
 ``evaluate(peak_model, cluster_model, ...)`` simulates ``n_waveforms`` waveforms with its own
 seed and computes
 
-* **peak level** on the natural mix (every local-rise candidate of :mod:`sweep.data.datasets`
+* **peak level** on the natural mix (every local-rise candidate of :mod:`sweep.physics.datasets`
   scored, the mix is a few to ~10 % signal):
 
   - *window level* (as in training): precision/recall/F1/AUC/eff×purity of the LSTM scores
@@ -50,11 +50,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from sweep.core.metrics import classification_metrics, regression_metrics
-from sweep.data import datasets as D
-from sweep.data.simulate import SimulationParams, simulate_batch
-from sweep.physics import clusterize, deriv
-from sweep.scorers import Scorer, load_model_fn  # noqa: F401  (load_model_fn: part of this module's API)
+from ..core.errors import InputError
+from ..core.metrics import classification_metrics, regression_metrics
+from . import clusterize, deriv
+from . import datasets as D
+from .scorers import Scorer, load_model_fn  # noqa: F401  (load_model_fn: part of this module's API)
+from .simulate import SimulationParams, simulate_batch
 
 DEFAULT_LSTM_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
@@ -405,7 +406,7 @@ def _plots(out_dir: Path, result: dict, det: dict, counts: dict, true_n: np.ndar
     save(fig, "peaks.png")
 
     if "_lstm_scores" in det:
-        from sweep.core.metrics import roc_points
+        from ..core.metrics import roc_points
 
         labels, sc = det["_lstm_scores"]
         if 0 < labels.sum() < labels.size:
@@ -468,7 +469,7 @@ def _plots(out_dir: Path, result: dict, det: dict, counts: dict, true_n: np.ndar
 
 
 class WaveformSetView:
-    """A :class:`sweep.data.readers.WaveformSet` seen as a simulation batch (what the peak and
+    """A :class:`sweep.physics.readers.WaveformSet` seen as a simulation batch (what the peak and
     cluster levels read): params with the file's sampling, waveforms and truth peaks."""
 
     def __init__(self, ws, params: SimulationParams):
@@ -511,7 +512,7 @@ def evaluate(
     ``out_dir``). ``peak_model``/``cluster_model``: a .keras path, a Keras model or a callable.
     ``n_tracks=0`` skips the track level; ``separation_tracks`` pions and as many kaons per
     momentum in ``separation_momenta`` give the π/K separation (0 skips it). ``input_path`` (npz/HDF5/ROOT, see
-    :mod:`sweep.data.readers`; ``read_options`` go to the reader) evaluates the peak and cluster
+    :mod:`sweep.physics.readers`; ``read_options`` go to the reader) evaluates the peak and cluster
     levels on the waveforms of that file instead of a fresh simulation (no track level); the
     simulation ``params`` still give the noise level, tolerance, window scale and t0."""
     log = log or (lambda s: None)
@@ -521,11 +522,11 @@ def evaluate(
     cluster_fn = load_model_fn(cluster_model, input_shape=(p.cluster_bins, 1))
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xE7A1]))
     if input_path is not None:
-        from sweep.data.readers import read_waveforms
+        from .readers import read_waveforms
 
         ws = read_waveforms(input_path, **(read_options or {}))
         if ws.n_samples < 32:
-            raise ValueError(f"{input_path}: holds no waveforms (a training dataset file?)")
+            raise InputError(f"{input_path}: holds no waveforms (a training dataset file?)")
         log(f"read {ws.n_waveforms} waveforms of {ws.n_samples} samples from {input_path}")
         batch = WaveformSetView(ws, p)
         n_waveforms, n_tracks, separation_tracks = ws.n_waveforms, 0, 0

@@ -1,0 +1,91 @@
+"""Every file, folder and job-attribute name that more than one stage agrees on, in one place.
+
+The submit stage writes `jobs/<sweep>/`, the job writes its outputs, HTCondor (or the local
+backend) brings them back to `results/<sweep>/<run-id>/`, and collect and status read them: each
+of those names is spelt once, here. :class:`SweepPaths` builds the paths of a project from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# ------------------------------------------------------------------ the project's folders
+JOBS_DIR = "jobs"  # jobs/<sweep>/: what `sweep submit` renders
+RESULTS_DIR = "results"  # results/<sweep>/: what the jobs and `sweep collect` write
+
+# ------------------------------------------------------------------ jobs/<sweep>/
+MANIFEST = "sweep.json"  # runs, grid hash, submissions, learnt memory
+WRAPPER = "run_job.sh"  # the HTCondor executable
+SUBMIT_FILE = "job.sub"  # jobs/<sweep>/<run-id>/job.sub
+CONFIG_FILE = "config.yaml"  # jobs/<sweep>/<run-id>/config.yaml, transferred to the job
+DAGS_DIR = "dags"  # jobs/<sweep>/dags/<submission>/
+
+# ------------------------------------------------------------------ results/<sweep>/
+EVENT_LOG = "events.log"  # the sweep's HTCondor job event log
+LEADERBOARD = "leaderboard.csv"
+RESOURCES = "resources.csv"
+BEST_DIR = "best"  # best/<rank>-<run-id>/
+BEST_INDEX = "best.json"
+REPORT = "report.html"
+REPORT_DIR = "report"  # the report's PNGs
+
+# ------------------------------------------------------------------ results/<sweep>/<run-id>/
+METRICS = "metrics.json"  # test metrics at the best epoch (written last: its presence means "trained")
+RUN_INFO = "run.json"  # run id, seed, versions, host, threads, exit status
+HISTORY = "history.csv"
+ROC = "roc.csv"
+MODEL = "model.keras"
+STDOUT = "stdout.txt"
+STDERR = "stderr.txt"
+LOCAL_RECORD = ".local-exit.json"  # the local backend's exit record (HTCondor's is the event log)
+
+#: What an attempt leaves in its results folder: cleared before a rerun so that an earlier
+#: attempt's files cannot pass for the new result.
+OUTPUT_FILES = (METRICS, RUN_INFO, HISTORY, ROC, MODEL, STDOUT, STDERR, LOCAL_RECORD)
+#: The files `sweep collect` copies into best/<rank>-<run-id>/ (with the run's CONFIG_FILE).
+BEST_FILES = (MODEL, METRICS)
+
+# ------------------------------------------------------------------ backends (as the manifest records them)
+BACKEND_LOCAL = "local"
+BACKEND_HTCONDOR = "htcondor"
+
+# ------------------------------------------------------------------ HTCondor job attributes
+ATTR_SWEEP = "SweepName"  # every job of a sweep (nodes, DAGMan, the FINAL collect node)
+ATTR_RUN = "SweepRunId"  # a run's job
+ATTR_CONFIG = "SweepConfigId"
+ATTR_SUBMISSION = "SweepSubmission"  # the DAGMan job of one submission, and direct-mode jobs
+ATTR_ROLE = "SweepRole"  # "dagman" | "collect"
+ROLE_DAGMAN = "dagman"
+ROLE_COLLECT = "collect"
+#: A run's job is tied to its run in the event log by its submit note: "sweep-run <run id>"
+#: (submit_event_notes, direct jobs) or DAGMan's "DAG Node: <DAG_NODE_PREFIX><run id>".
+RUN_NOTE_PREFIX = "sweep-run"
+DAG_NODE_PREFIX = "n"
+
+
+@dataclass(frozen=True)
+class SweepPaths:
+    """Where a project's sweeps live: everything under one root folder."""
+
+    root: Path
+
+    def jobs(self, sweep: str) -> Path:
+        """jobs/<sweep>/: the rendered files and the manifest."""
+        return self.root / JOBS_DIR / sweep
+
+    def results(self, sweep: str) -> Path:
+        """results/<sweep>/: the runs' outputs, the event log and what collect writes."""
+        return self.root / RESULTS_DIR / sweep
+
+    def manifest(self, sweep: str) -> Path:
+        """jobs/<sweep>/sweep.json."""
+        return self.jobs(sweep) / MANIFEST
+
+    def event_log(self, sweep: str) -> Path:
+        """results/<sweep>/events.log: the sweep's one HTCondor job event log."""
+        return self.results(sweep) / EVENT_LOG
+
+    def wrapper(self, sweep: str) -> Path:
+        """jobs/<sweep>/run_job.sh: the jobs' executable."""
+        return self.jobs(sweep) / WRAPPER

@@ -1,0 +1,93 @@
+"""A sweep's manifest, jobs/<sweep>/sweep.json: its runs, its submissions, the memory its runs
+needed. The submit stage writes it, status, collect and resubmit read it; every write replaces
+the file atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import ResultsError
+from ..core.names import BACKEND_HTCONDOR, JOBS_DIR, MANIFEST, SweepPaths
+from ..fsutil import atomic_write_json
+
+
+def now() -> str:
+    """The current UTC time as the manifest records it (ISO 8601, seconds)."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def read_manifest(jobs_dir: Path) -> dict[str, Any] | None:
+    """The manifest in `jobs_dir`, or None when there is none.
+
+    Raises:
+        ResultsError: when the file exists but cannot be read as JSON.
+    """
+    path = jobs_dir / MANIFEST
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{path}: unreadable sweep manifest: {exc}") from None
+
+
+def load_manifest(root: Path, sweep: str) -> dict[str, Any]:
+    """The manifest of sweep `sweep` under the project folder `root`.
+
+    Raises:
+        ResultsError: when the project has no such sweep, or its manifest is unreadable.
+    """
+    paths = SweepPaths(root.resolve())
+    manifest = read_manifest(paths.jobs(sweep))
+    if manifest is None:
+        raise ResultsError(f"no sweep '{sweep}' under {paths.root / JOBS_DIR} (run `sweep submit GRID` first)")
+    return manifest
+
+
+def save_manifest(jobs_dir: Path, manifest: dict[str, Any]) -> None:
+    """Replace the manifest in `jobs_dir` atomically."""
+    atomic_write_json(jobs_dir / MANIFEST, manifest)
+
+
+def list_sweeps(root: Path) -> list[str]:
+    """The names of the sweeps under `root`/jobs/ (those with a manifest), sorted."""
+    jobs = root.resolve() / JOBS_DIR
+    return sorted(p.name for p in jobs.iterdir() if (p / MANIFEST).is_file()) if jobs.is_dir() else []
+
+
+def record_submission(jobs_dir: Path, entry: dict[str, Any]) -> None:
+    """Add a finished submission (the local backend's) under a new id."""
+    update_submission(jobs_dir, uuid.uuid4().hex[:12], entry)
+
+
+def update_submission(jobs_dir: Path, submission: str, fields: dict[str, Any]) -> None:
+    """Create or update the manifest entry of one submission (by its id), atomically."""
+    manifest = read_manifest(jobs_dir) or {}
+    entries = manifest.setdefault("submissions", [])
+    entry = next((e for e in entries if e.get("id") == submission), None)
+    if entry is None:
+        entry = {"id": submission, "at": now()}
+        entries.append(entry)
+    entry.update(fields)
+    save_manifest(jobs_dir, manifest)
+
+
+def remember_memory(jobs_dir: Path, learned: dict[str, int]) -> None:
+    """Keep the memory runs needed after memory holds: the next render starts them there."""
+    manifest = read_manifest(jobs_dir) or {}
+    known = manifest.setdefault("learned_memory_mb", {})
+    if all(known.get(k, 0) >= v for k, v in learned.items()):
+        return
+    for run_id, mb in learned.items():
+        known[run_id] = max(known.get(run_id, 0), mb)
+    save_manifest(jobs_dir, manifest)
+
+
+def on_pool(manifest: dict[str, Any]) -> bool:
+    """Whether any submission of the sweep went to HTCondor."""
+    return any(s.get("backend") == BACKEND_HTCONDOR for s in manifest.get("submissions", []))

@@ -1,0 +1,85 @@
+"""From a grid file to rendered files on disk: the submit-side steps every backend shares.
+
+Nothing is written until the grid has been validated, expanded and rendered completely in
+memory; then each file is written atomically, the manifest last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..core.expand import RunSpec, expand
+from ..core.grid import GridSpec, SimulationCheck, load_grid
+from ..core.names import SweepPaths
+from ..core.render import RenderedSweep, render_sweep
+from ..fsutil import atomic_write_text
+from ..records.manifest import now, read_manifest, save_manifest
+
+
+@dataclass
+class Prepared:
+    spec: GridSpec
+    runs: list[RunSpec]
+    rendered: RenderedSweep
+
+
+def prepare(grid_path: str | os.PathLike, root: Path, simulation_check: SimulationCheck | None = None) -> Prepared:
+    """Validate, expand and render in memory; writes nothing.
+
+    Args:
+        grid_path: the grid file.
+        root: the project folder.
+        simulation_check: validates the grid's data.simulate.params (see sweep.core.grid).
+
+    Returns:
+        The grid, its runs and their rendered files (with the memory earlier attempts needed).
+
+    Raises:
+        GridError: the grid is invalid.
+        RenderError: a template problem or an unsafe value.
+        ResultsError: the sweep's existing manifest is unreadable.
+    """
+    spec = load_grid(grid_path, root, simulation_check=simulation_check)
+    runs = expand(spec)
+    learned = (read_manifest(SweepPaths(root.resolve()).jobs(spec.name)) or {}).get("learned_memory_mb", {})
+    rendered = render_sweep(spec, runs, root, memory_mb=learned)
+    return Prepared(spec, runs, rendered)
+
+
+def write_rendered(prepared: Prepared, grid_path: str | os.PathLike) -> Path:
+    """Write jobs/<sweep>/ (wrapper, per-run config.yaml and job.sub, manifest); make results/<sweep>/.
+
+    Returns:
+        jobs/<sweep>/.
+    """
+    rendered, spec = prepared.rendered, prepared.spec
+    jobs_dir = rendered.jobs_dir
+    atomic_write_text(rendered.paths.wrapper(spec.name), rendered.wrapper_text, mode=0o755)
+    for r in rendered.runs:
+        atomic_write_text(r.config_path, r.config_text)
+        atomic_write_text(r.submit_path, r.submit_text)
+    rendered.results_dir.mkdir(parents=True, exist_ok=True)
+    grid_text = Path(grid_path).read_bytes()
+    manifest = read_manifest(jobs_dir) or {}
+    manifest.update({
+        "sweep": spec.name,
+        "model": spec.model,
+        "description": spec.description,
+        "grid": str(Path(grid_path).resolve()),
+        "grid_sha256": hashlib.sha256(grid_text).hexdigest(),
+        "rendered_at": now(),
+        "sweep_version": __version__,
+        "ranking": [list(r) for r in spec.ranking],
+        "swept": spec.swept,
+        "resources": spec.resources.as_dict(),
+        "runs": [{"run_id": r.run_id, "config_id": r.config_id, "name": r.name, "repeat": r.repeat,
+                  "seed": r.seed, "swept": r.swept} for r in prepared.runs],
+    })
+    manifest.setdefault("submissions", [])
+    manifest.setdefault("learned_memory_mb", {})
+    save_manifest(jobs_dir, manifest)
+    return jobs_dir

@@ -1,0 +1,212 @@
+"""The submit stage: a grid (or a sweep's failed runs) to jobs on a backend. What `sweep submit`
+and `sweep resubmit` do, the CLI only parses their arguments.
+
+The order matters and never changes: validate, expand and render in memory; choose the backend
+(an unreachable pool writes nothing); ask the schedd what is queued; make the dataset (the data
+step, given by the caller: this stage does not know the simulator); write the files; submit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..core.errors import BackendError, NotFoundError
+from ..core.grid import GridSpec, SimulationCheck
+from ..core.names import BACKEND_HTCONDOR, BACKEND_LOCAL
+from ..core.render import relative_to_root
+from ..core.states import RunState
+from ..records.manifest import load_manifest, on_pool, record_submission
+from ..records.runs import has_valid_result
+from .prepare import prepare, write_rendered
+from .status import sweep_status, wait_for
+
+#: Makes the grid's dataset when it is missing: (spec, progress) -> a note to print, or None.
+#: Raises NotFoundError when the file is missing and the grid does not say how to make it.
+DataStep = Callable[[GridSpec, bool], "str | None"]
+
+AUTO, LOCAL, CONDOR = "auto", "local", "condor"
+
+
+@dataclass
+class SubmitOptions:
+    """What `sweep submit` was asked to do."""
+
+    grid: Path
+    root: Path
+    mode: str = AUTO  # AUTO: HTCondor when a schedd answers, else this machine | LOCAL | CONDOR
+    dry_run: bool = False
+    show: bool = False  # with dry_run: print the first submit file
+    use_dag: bool = True
+    force: bool = False  # rerun configurations that have a valid result
+    only: set[str] = field(default_factory=set)  # resubmit: just these runs (and force them)
+    cpus: int | None = None  # local: cores to pack the jobs onto
+    progress: bool = True
+    wait: bool = False  # htcondor: the caller waits for the end
+
+
+@dataclass
+class SubmitOutcome:
+    """What happened, and what the caller does next."""
+
+    sweep: str
+    follow: str | None = None  # "collect" (local runs ended) | "wait" (wait, then collect) | None
+    all_failed: bool = False  # every local run failed
+
+
+def submit_grid(options: SubmitOptions, console, *, check_simulation: SimulationCheck | None = None,
+                make_dataset: DataStep | None = None) -> SubmitOutcome:
+    """Render a grid's runs and submit those without a valid result that are not queued.
+
+    Args:
+        options: the grid, the project folder and how to submit.
+        console: a rich Console for progress and what was done.
+        check_simulation: validates the grid's data.simulate.params.
+        make_dataset: the data step, run after the backend is chosen and before any file is written.
+
+    Returns:
+        The sweep and what the caller does next.
+
+    Raises:
+        GridError, RenderError: the grid cannot be rendered (nothing written).
+        BackendError: --condor (or a resubmission to a pool) without a reachable schedd, or a
+            schedd that refused the jobs.
+        NotFoundError: the dataset is missing and the grid does not say how to make it.
+    """
+    root = options.root
+    prepared = prepare(options.grid, root, simulation_check=check_simulation)
+    spec, rendered = prepared.spec, prepared.rendered
+    required = [m for m, _ in spec.ranking]
+    if options.only:
+        todo = [r for r in rendered.runs if r.run.run_id in options.only]
+        if len(todo) < len(options.only):
+            console.print(f"[yellow]{len(options.only) - len(todo)} run(s) to resubmit are no longer in "
+                          f"{options.grid} (the grid changed); they are left as they are[/]")
+    else:
+        todo = [r for r in rendered.runs
+                if options.force or not has_valid_result(rendered.results_dir, r.run.run_id, required)]
+    done = len(rendered.runs) - len(todo)
+    if options.dry_run:
+        console.print(f"[bold]dry run[/]: sweep '{spec.name}' has {len(rendered.runs)} runs; {done} already have a "
+                      f"valid result; would submit {len(todo)} (nothing written)")
+        for r in todo:
+            console.print(f"  {r.run.run_id}  {r.run.name}  -> {relative_to_root(r.submit_path, root)}")
+        if todo and options.show:
+            console.rule(f"{relative_to_root(todo[0].submit_path, root)}")
+            console.print(todo[0].submit_text, markup=False)
+        return SubmitOutcome(spec.name)
+    backend = choose_backend(options, console)  # before writing anything: an unreachable pool writes nothing
+    skipped = {}
+    if backend.name == BACKEND_HTCONDOR:
+        todo, skipped = backend.skip_queued(rendered, todo)
+    if make_dataset is not None:
+        note = make_dataset(spec, options.progress)
+        if note:
+            console.print(note)
+    jobs_dir = write_rendered(prepared, options.grid)
+    console.print(f"rendered {len(rendered.runs)} runs into {relative_to_root(jobs_dir, root)}/ "
+                  f"({done} already done, {len(skipped)} queued or running, {len(todo)} to submit)")
+    if not todo:
+        console.print("nothing to submit: every configuration has a valid result or is queued (use --force to "
+                      "rerun finished ones)")
+        # what is queued is this sweep's: wait for it
+        return SubmitOutcome(spec.name, follow="wait" if skipped and options.wait else None)
+    report = backend.submit(rendered, todo)
+    if report.backend == BACKEND_LOCAL:
+        record_submission(jobs_dir, {"backend": report.backend, "runs": report.submitted})
+        codes = report.details.get("exit_codes", {})
+        failed = sum(1 for c in codes.values() if c != 0)
+        console.print(f"local: {len(codes) - failed} of {len(codes)} runs finished, {failed} failed")
+        return SubmitOutcome(spec.name, follow="collect", all_failed=bool(failed) and failed == len(codes))
+    from .backends.htcondor import pool_name
+
+    d = report.details
+    what = f"DAG (cluster {d['cluster']})" if d["mode"] == "dag" else f"cluster {d['cluster']}"
+    console.print(f"htcondor: submitted {len(report.submitted)} runs to {pool_name()} as {what}; "
+                  f"follow with `sweep status {spec.name}`")
+    return SubmitOutcome(spec.name, follow="wait" if options.wait else None)
+
+
+def choose_backend(options: SubmitOptions, console):
+    """The backend for a submission: LOCAL and CONDOR as asked; AUTO uses the schedd when it
+    answers within 5 s, else this machine (and says so).
+
+    Raises:
+        BackendError: CONDOR without a reachable schedd.
+    """
+    from .backends.local import LocalBackend
+
+    if options.mode == LOCAL:
+        return LocalBackend(cpus=options.cpus, progress=options.progress)
+    from .backends import htcondor
+
+    if options.mode == CONDOR:
+        return htcondor.HTCondorBackend(use_dag=options.use_dag, schedd=htcondor.connect())
+    try:
+        schedd = htcondor.connect(timeout=5)
+    except Exception as exc:  # noqa: BLE001 - no pool here: the local backend is the default
+        console.print(f"[yellow]no HTCondor schedd reachable ({str(exc).split(': ')[0]}); running on this machine "
+                      "with the local backend (--local says so, --condor insists on a pool)[/]")
+        return LocalBackend(cpus=options.cpus, progress=options.progress)
+    console.print(f"using the HTCondor backend: schedd of {htcondor.pool_name()}")
+    return htcondor.HTCondorBackend(use_dag=options.use_dag, schedd=schedd)
+
+
+def resubmit(sweep: str, options: SubmitOptions, console, warnings=None, *, failed_only: bool = False,
+             check_simulation: SimulationCheck | None = None, make_dataset: DataStep | None = None
+             ) -> SubmitOutcome:
+    """Rerun a sweep's failed, held and removed runs (and, unless failed_only, those never run),
+    from the grid file the sweep was rendered from. Held jobs are removed from the queue first.
+
+    Args:
+        sweep: the sweep's name.
+        options: as for submit_grid (grid and only are filled in here); mode AUTO means where
+            the sweep ran before.
+        console: for what is done; warnings: for warnings (default: console).
+
+    Returns:
+        As submit_grid; no follow-up when there is nothing to rerun.
+
+    Raises:
+        ResultsError: no such sweep.
+        BackendError: the sweep lives on a pool whose schedd does not answer (rerunning blind
+            could duplicate queued jobs).
+        NotFoundError: the sweep's grid file is gone.
+    """
+    warnings = warnings or console
+    manifest = load_manifest(options.root, sweep)
+    pool = on_pool(manifest)
+    status = sweep_status(sweep, options.root, query_schedd=True)
+    if pool and status.pool_note and options.mode != LOCAL:
+        # without the schedd we cannot tell held or queued jobs from lost ones: rerunning could duplicate
+        raise BackendError(f"cannot resubmit sweep '{sweep}' without its schedd ({status.pool_note})")
+    grid = Path(manifest["grid"])
+    if not grid.is_file():
+        raise NotFoundError(f"the sweep's grid file {grid} is gone; submit the grid again instead")
+    if hashlib.sha256(grid.read_bytes()).hexdigest() != manifest.get("grid_sha256"):
+        warnings.print(f"[yellow]{grid} changed since it was submitted: runs are matched by id, "
+                       "and configurations that changed are new runs (submit the grid for those)[/]")
+    runs = [r.run_id for r in status.runs
+            if r.state.needs_rerun() or (not failed_only and r.state is RunState.NOT_RUN)]
+    if not runs:
+        console.print(f"nothing to resubmit in sweep '{sweep}'")
+        return SubmitOutcome(sweep)
+    status.remove_held(runs)
+    mode = CONDOR if options.mode == CONDOR or (pool and options.mode != LOCAL) else options.mode
+    return submit_grid(SubmitOptions(grid=grid, root=options.root, mode=mode, use_dag=options.use_dag,
+                                     force=True, only=set(runs), cpus=options.cpus, progress=options.progress,
+                                     wait=options.wait),
+                       console, check_simulation=check_simulation, make_dataset=make_dataset)
+
+
+def wait(sweep: str, root: Path, console, timeout: float | None = None) -> None:
+    """Wait until the sweep is finished, then print its counts.
+
+    Raises:
+        BackendError: not finished after `timeout` seconds.
+    """
+    status = wait_for(sweep, root, timeout=timeout)
+    counts = status.counts()
+    console.print(f"{sweep}: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
