@@ -1,0 +1,80 @@
+"""One error base and one run-state vocabulary: every error sweep defines is a SweepError with
+its exit status, the grid validator checks simulation parameters through the check the physics
+hands it (file, line and key, nothing written), and RunState says where a run stands."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+
+import pytest
+
+import sweep
+from sweep.cli import EXIT_STATUS, main
+from sweep.core.errors import GridError, InputError, SweepError
+from sweep.core.grid import load_grid
+from sweep.core.states import RunState
+from sweep.physics.datastep import check_params
+
+SIM_GRID = """\
+sweep: t
+model: lstm
+data:
+  path: data/x.npz
+  simulate:
+    waveforms: 10
+    params:
+      noise_rms_mv: -1
+axes:
+  optimizer: [adam]
+"""
+
+
+def _sweep_exceptions() -> list[type]:
+    found = []
+    for info in pkgutil.walk_packages(sweep.__path__, "sweep."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        found += [obj for _, obj in inspect.getmembers(module, inspect.isclass)
+                  if issubclass(obj, BaseException) and obj.__module__ == info.name]
+    return found
+
+
+def test_every_error_sweep_defines_is_a_sweep_error_with_one_exit_status():
+    errors = _sweep_exceptions()
+    assert len(errors) >= 10, errors  # GridError … ParameterError, ModelError, UnsafeValueError
+    assert [e for e in errors if not issubclass(e, SweepError)] == []
+    table = dict(EXIT_STATUS)
+    for error in errors:
+        first = next(code for kind, code in EXIT_STATUS if issubclass(error, kind))
+        assert first == (2 if issubclass(error, (GridError, InputError)) else 1), error
+    assert table[SweepError] == 1
+
+
+def test_simulation_parameters_are_checked_with_the_physics_check(write_grid, tmp_path, capsys):
+    grid = write_grid(SIM_GRID)
+    load_grid(grid, tmp_path)  # the core alone checks only that params is a mapping
+    with pytest.raises(GridError) as err:
+        load_grid(grid, tmp_path, simulation_check=check_params)
+    (issue,) = err.value.issues
+    assert (issue.line, issue.key) == (8, "data.simulate.params") and "noise_rms_mv" in issue.message
+    for argv in (["validate", str(grid)], ["submit", str(grid), "--local", "--no-progress"]):
+        assert main(["--root", str(tmp_path), *argv]) == 2
+        out = capsys.readouterr().err
+        assert f"{grid}:8:" in out and "noise_rms_mv" in out and "Traceback" not in out
+    assert not (tmp_path / "jobs").exists() and not (tmp_path / "data").exists()
+
+
+def test_run_states():
+    assert [RunState.of_job_status(c) for c in (1, 2, 3, 4, 5, 6, 7, None, 99)] == [
+        RunState.IDLE, RunState.RUNNING, RunState.REMOVED, RunState.DONE, RunState.HELD, RunState.RUNNING,
+        RunState.RUNNING, RunState.NOT_RUN, RunState.NOT_RUN]
+    assert {s for s in RunState if s.is_live()} == {RunState.IDLE, RunState.RUNNING, RunState.HELD}
+    assert {s for s in RunState if s.needs_rerun()} == {RunState.FAILED, RunState.CORRUPT, RunState.HELD,
+                                                        RunState.REMOVED}
+    assert not any(s.is_live() and s.is_finished() for s in RunState)
+    assert RunState.OK.is_success() and RunState.DONE.is_success() and not RunState.CORRUPT.is_success()
+    # the values are what tables, run.json and resources.csv show
+    assert f"{RunState.NOT_RUN}" == "not run" and RunState("corrupt") is RunState.CORRUPT

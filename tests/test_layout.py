@@ -1,0 +1,242 @@
+"""The package's layout, read from its source with `ast` (nothing is imported):
+
+* no import circle between sweep's modules, counting every import: module level, inside
+  functions, and under ``if TYPE_CHECKING``;
+* the stages depend one way (STAGE_DEPENDS): the core on nothing outside it, submit and collect
+  on the records below them and never on each other, the job on physics, only the CLI on all;
+* TensorFlow, Keras and the HTCondor bindings are imported at module level only in job/,
+  submit/ and physics/; never in the core, where pandas too is imported only when called.
+
+The checker is tried first on a small package with one planted violation of each kind, so a
+checker that finds nothing cannot pass for a clean layout.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.conftest import REPO
+
+#: Which top-level parts of sweep each part may import ("sweep" is the root package, which only
+#: holds __version__). A part is a subpackage (core, records, …) or a top-level module.
+STAGE_DEPENDS = {
+    "sweep": set(),
+    "fsutil": set(),
+    "core": {"sweep"},
+    "records": {"sweep", "core", "fsutil"},
+    "physics": {"sweep", "core", "fsutil"},
+    "job": {"sweep", "core", "fsutil", "physics"},
+    "submit": {"sweep", "core", "fsutil", "records"},
+    "collect": {"sweep", "core", "fsutil", "records"},
+    "cli": {"sweep", "core", "fsutil", "records", "physics", "job", "submit", "collect"},
+}
+HEAVY = {"tensorflow", "keras", "htcondor", "htcondor2"}  # at module level only in HEAVY_ALLOWED
+HEAVY_ALLOWED = {"job", "submit", "physics"}
+CORE_LAZY = {"pandas"}  # the core imports these only inside functions
+
+
+@dataclass(frozen=True)
+class Import:
+    source: str  # the importing module, e.g. "sweep.core.grid"
+    target: str  # the imported module (sweep.*) or top-level distribution name (third party)
+    line: int
+    module_level: bool  # runs when the module is imported (not inside a function or TYPE_CHECKING)
+
+
+def modules(package_dir: Path, package: str) -> dict[str, Path]:
+    """module name -> file, for every .py file of the package."""
+    out = {}
+    for path in sorted(package_dir.rglob("*.py")):
+        parts = list(path.relative_to(package_dir).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join([package, *parts])] = path
+    return out
+
+
+def _resolve(source: str, is_package: bool, node: ast.ImportFrom | ast.Import, known: set[str]) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if node.level:
+        base = source.split(".") if is_package else source.split(".")[:-1]
+        base = base[:len(base) - (node.level - 1)]
+        module = ".".join(base + ([node.module] if node.module else []))
+    else:
+        module = node.module or ""
+    # `from pkg import name`: the submodule pkg.name when there is one, else pkg itself
+    return [f"{module}.{a.name}" if f"{module}.{a.name}" in known else module for a in node.names]
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def imports_of(source: str, path: Path, known: set[str]) -> list[Import]:
+    """Every import statement of one module, resolved, with whether it runs at import time."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    is_package = path.name == "__init__.py"
+    found: list[Import] = []
+
+    def visit(node: ast.AST, module_level: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            level = module_level
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                level = False
+            if isinstance(child, ast.If) and _is_type_checking(child.test):
+                for stmt in child.body:
+                    visit_stmt(stmt, False)
+                for stmt in child.orelse:
+                    visit_stmt(stmt, module_level)
+                continue
+            visit_stmt(child, level)
+
+    def visit_stmt(child: ast.AST, level: bool) -> None:
+        if isinstance(child, (ast.Import, ast.ImportFrom)):
+            for target in _resolve(source, is_package, child, known):
+                found.append(Import(source, target, child.lineno, level))
+        visit(child, level)
+
+    visit(tree, True)
+    return found
+
+
+def part_of(module: str) -> str:
+    """The top-level part a module belongs to: "sweep.core.grid" -> "core", "sweep" -> "sweep"."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "sweep"
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle (a list of modules, first == last), or None."""
+    WHITE, GREY, BLACK = 0, 1, 2
+    color = {n: WHITE for n in graph}
+    stack: list[str] = []
+
+    def dfs(node: str) -> list[str] | None:
+        color[node] = GREY
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if color.get(nxt, BLACK) == GREY:
+                return stack[stack.index(nxt):] + [nxt]
+            if color.get(nxt) == WHITE:
+                found = dfs(nxt)
+                if found:
+                    return found
+        stack.pop()
+        color[node] = BLACK
+        return None
+
+    for start in sorted(graph):
+        if color[start] == WHITE:
+            found = dfs(start)
+            if found:
+                return found
+    return None
+
+
+def violations(package_dir: Path, package: str = "sweep") -> tuple[list[str], dict[str, set[str]]]:
+    """(every layout violation as a message, the module import graph)."""
+    mods = modules(package_dir, package)
+    known = set(mods)
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    problems = []
+    for source, path in mods.items():
+        for imp in imports_of(source, path, known):
+            top = imp.target.split(".")[0]
+            where = f"{path.relative_to(package_dir.parent)}:{imp.line}"
+            src_part = part_of(source)
+            if top == package:
+                target = imp.target if imp.target in known else next(
+                    (m for m in sorted(known, key=len, reverse=True) if imp.target.startswith(m + ".")), package)
+                if target != source:
+                    graph[source].add(target)
+                dst_part = part_of(target)
+                if dst_part != src_part and dst_part not in STAGE_DEPENDS.get(src_part, set()):
+                    problems.append(f"{where}: {src_part} imports {target} ({dst_part} is not below {src_part})")
+                continue
+            if src_part == "core" and top in HEAVY:
+                problems.append(f"{where}: the core imports {imp.target}")
+            elif src_part == "core" and top in CORE_LAZY and imp.module_level:
+                problems.append(f"{where}: the core imports {imp.target} at module level")
+            elif top in HEAVY and imp.module_level and src_part not in HEAVY_ALLOWED:
+                problems.append(f"{where}: {imp.target} imported at module level outside "
+                                f"{', '.join(sorted(HEAVY_ALLOWED))}/")
+    cycle = find_cycle(graph)
+    if cycle:
+        problems.append("import circle: " + " -> ".join(cycle))
+    return problems, graph
+
+
+PLANTED = {
+    "__init__.py": '__version__ = "0"\n',
+    "core/__init__.py": "",
+    "core/grid.py": "from . import expand\nfrom ..records import manifest\n",
+    "core/expand.py": "def count():\n    from .grid import x\n",
+    "core/ranking.py": "import pandas as pd\n",
+    "records/__init__.py": "",
+    "records/manifest.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import htcondor2\n",
+    "collect/__init__.py": "",
+    "collect/report.py": "import tensorflow\nfrom ..submit import status\n",
+    "submit/__init__.py": "",
+    "submit/status.py": "import htcondor2\n\ndef f():\n    import tensorflow\n",
+}
+
+
+def test_the_checker_finds_each_planted_violation(tmp_path):
+    pkg = tmp_path / "sweep"
+    for name, text in PLANTED.items():
+        (pkg / name).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / name).write_text(text)
+    problems, graph = violations(pkg)
+    text = "\n".join(problems)
+    assert "core imports sweep.records.manifest" in text  # core reaching outside core
+    assert "import circle: sweep.core.expand -> sweep.core.grid -> sweep.core.expand" in text  # via a function
+    assert "the core imports pandas at module level" in text
+    assert "sweep/collect/report.py:1: tensorflow imported at module level outside" in text
+    assert "collect imports sweep.submit.status" in text  # collect and submit never import each other
+    # allowed: htcondor2 at module level in submit/, tensorflow inside a function, TYPE_CHECKING imports
+    assert "submit/status.py" not in text and "records/manifest.py" not in text
+    assert len(problems) == 5, problems
+    assert graph["sweep.core.grid"] == {"sweep.core.expand", "sweep.records.manifest"}
+
+
+def test_sweep_reads_like_the_pipeline():
+    problems, graph = violations(REPO / "sweep")
+    assert not problems, "\n".join(problems)
+    # every part of the package is in the table (a new stage must say what it may import)
+    parts = {part_of(m) for m in graph}
+    assert parts <= set(STAGE_DEPENDS), parts - set(STAGE_DEPENDS)
+    # the layout this test was written for: no loose stage modules at the top level
+    top_level = sorted(m for m in graph if m.count(".") == 1 and not (REPO / "sweep" / m.split(".")[1]).is_dir())
+    assert top_level == ["sweep.cli", "sweep.fsutil"], top_level
+
+
+def test_the_root_package_imports_nothing_of_sweep():
+    path = REPO / "sweep" / "__init__.py"
+    assert not [i for i in imports_of("sweep", path, set(modules(REPO / "sweep", "sweep")))
+                if i.target.split(".")[0] == "sweep"]
+
+
+def _undocumented(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    missing = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+            if not ast.get_docstring(node):
+                missing.append(node.name)
+            if isinstance(node, ast.ClassDef):
+                missing += [f"{node.name}.{sub.name}" for sub in node.body
+                            if isinstance(sub, ast.FunctionDef) and not sub.name.startswith("_")
+                            and not ast.get_docstring(sub)]
+    return missing
+
+
+def test_the_core_and_the_backend_interface_say_what_they_do():
+    """Public functions, classes and methods of the core and of the backend interface have a
+    docstring (what they take, return and raise where that is not obvious from the name)."""
+    paths = sorted((REPO / "sweep" / "core").glob("*.py")) + [REPO / "sweep" / "submit" / "backends" / "base.py"]
+    missing = {str(p.relative_to(REPO)): m for p in paths if (m := _undocumented(p))}
+    assert not missing, missing
