@@ -334,8 +334,10 @@ def main(argv: list[str] | None = None) -> int:
             for issue in exc.issues:
                 console.print(str(issue), markup=False)
         else:
-            console.print("[bold red]error:[/]", end=" ")
-            console.print(str(exc), highlight=False, markup=False)  # the message may hold [brackets]
+            from rich.text import Text
+
+            # one line as before, and no markup: the message may hold [brackets]
+            console.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False)
         return status
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -67,6 +67,16 @@ def test_simulation_parameters_are_checked_with_the_physics_check(write_grid, tm
     assert not (tmp_path / "jobs").exists() and not (tmp_path / "data").exists()
 
 
+def test_an_error_message_is_printed_as_it_is(tmp_path, capsys):
+    """Error messages are not rich markup: a --filter holding [/x] is shown, not a crash."""
+    from tests.synthetic import make_sweep
+
+    make_sweep(tmp_path, "syn", axes={"optimizer": ["adam", "sgd"]}, corrupt=0, missing=0)
+    assert main(["--root", str(tmp_path), "collect", "syn", "--filter", "f1 > [/x]"]) == 1
+    err = capsys.readouterr().err
+    assert "error: --filter 'f1 > [/x]'" in err and "Traceback" not in err
+
+
 def test_run_states():
     assert [RunState.of_job_status(c) for c in (1, 2, 3, 4, 5, 6, 7, None, 99)] == [
         RunState.IDLE, RunState.RUNNING, RunState.REMOVED, RunState.DONE, RunState.HELD, RunState.RUNNING,

@@ -217,4 +217,3 @@ def _learned_memory(attempts: dict) -> dict[str, int]:
         granted = max((j.resources.get("RequestMemory", 0) for j in jobs), default=0)
         learned[run_id] = int(max(granted, math.ceil(1.5 * peak)))
     return learned
-

@@ -148,12 +148,12 @@ def apply_filter(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     except Exception as exc:  # noqa: BLE001 - any parse or evaluation error becomes a message
         msg = (str(exc).splitlines() or [""])[0][:200]
         raise ResultsError(f"--filter {where!r}: {type(exc).__name__}: {msg or 'invalid expression'}; columns: "
-                         f"{', '.join(map(str, frame.columns))}") from None
+                           f"{', '.join(map(str, frame.columns))}") from None
     if isinstance(mask, bool):
         return frame if mask else frame.iloc[0:0]
     if not isinstance(mask, pd.Series) or not pd.api.types.is_bool_dtype(mask.dtype):
         raise ResultsError(f"--filter {where!r}: not a condition (it must be true or false for each row, "
-                         f"e.g. 'optimizer == \"adam\" and f1 > 0.9')")
+                           f"e.g. 'optimizer == \"adam\" and f1 > 0.9')")
     return frame[mask]
 
 

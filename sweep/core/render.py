@@ -28,16 +28,15 @@ from .schema import CONTROL_CHARS_RE, SAFE_PATH_RE
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # sweep/
 PACKAGE_ROOT = PACKAGE_DIR.parent  # the folder that holds sweep/: a checkout, or site-packages
-
-
-def _builtin_templates() -> Path:
-    """The default templates: sweep/templates/ in an installed wheel (package data built from
-    the checkout's templates/), else the checkout's own templates/ (the copy users edit)."""
-    packaged = PACKAGE_DIR / "templates"
-    return packaged if packaged.is_dir() else PACKAGE_ROOT / "templates"
-
-
-BUILTIN_TEMPLATES = _builtin_templates()
+#: Installed from a wheel: the default templates are package data (built from the checkout's
+#: templates/), and the interpreter finds sweep in its own site-packages.
+INSTALLED = (PACKAGE_DIR / "templates" / "job.sub.j2").is_file()
+#: The default templates: the checkout's templates/ (the copy users edit), or the wheel's copy.
+BUILTIN_TEMPLATES = PACKAGE_DIR / "templates" if INSTALLED else PACKAGE_ROOT / "templates"
+#: What the job wrapper and the DAG's collect node put on PYTHONPATH: the checkout, for execute
+#: nodes that share its file system; nothing for an installed sweep (PYTHONPATH=site-packages
+#: would put every package of this Python ahead of the standard library of another one).
+CHECKOUT = None if INSTALLED else PACKAGE_ROOT
 
 
 def to_yaml(value: dict[str, Any], indent: str = "") -> str:
@@ -178,13 +177,13 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
     if not SAFE_PATH_RE.fullmatch(str(paths.root)):
         # the root's paths go into submit files, DAG files and transfer lists, which split on spaces/commas
         raise RenderError(f"the project folder {paths.root} has characters HTCondor files cannot carry (spaces, "
-                         "commas, quotes): use a folder path of letters, digits and _ . / : + @ = -")
+                          "commas, quotes): use a folder path of letters, digits and _ . / : + @ = -")
     env = make_environment(spec.templates)
     python = spec.condor.get("python") or python or sys.executable
     try:
         submit_template = env.get_template("job.sub.j2")
         wrapper_template = env.get_template("run_job.sh.j2")
-        wrapper_text = wrapper_template.render(python=python, package_root=str(PACKAGE_ROOT),
+        wrapper_text = wrapper_template.render(python=python, package_root=str(CHECKOUT or ""),
                                                sweep=spec.name, version=__version__)
         rendered = []
         escalation = spec.condor.get("memory_escalation")

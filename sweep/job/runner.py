@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics["software"] = software_versions()
         metrics["threads"] = record["threads"]
         atomic_write_json(out_dir / METRICS, metrics)
-    except InputError as exc:  # an unusable dataset: retrying cannot help
+    except InputError as exc:  # an unusable dataset (or any input error): exit 2, which is never retried
         print(f"sweep.job: {exc}", file=sys.stderr)
         return finish(RunState.FAILED, EXIT_BAD_INPUT, str(exc))
     except Exception as exc:  # noqa: BLE001 - any training failure is reported, not hidden

@@ -28,7 +28,7 @@ from typing import Any
 from ...core import names
 from ...core.errors import BackendError
 from ...core.names import OUTPUT_FILES, STDERR, STDOUT
-from ...core.render import PACKAGE_ROOT, RenderedRun, RenderedSweep, submit_string, submit_value
+from ...core.render import CHECKOUT, PACKAGE_ROOT, RenderedRun, RenderedSweep, submit_string, submit_value
 from ...core.states import RunState
 from ...fsutil import atomic_write_text
 from ...records.manifest import read_manifest, update_submission
@@ -81,7 +81,7 @@ def connect(timeout: float = 10.0):
         return box["schedd"]
     why = box.get("error") or f"no answer within {timeout:.0f}s"
     raise BackendError(f"cannot reach an HTCondor schedd in pool {pool_name()}: {why}. "
-                     "Run on this machine with --local.")
+                       "Run on this machine with --local.")
 
 
 def reachable(timeout: float = 5.0) -> bool:
@@ -127,7 +127,7 @@ def check_reachable_by_owner(path: Path) -> None:
         mode = parent.stat().st_mode
         if parent.stat().st_uid != owner.pw_uid and not mode & 0o001:
             raise BackendError(f"{parent} is not searchable by the job owner '{owner.pw_name}' (jobs run as that "
-                             f"user because root may not own jobs): chmod o+x {parent}")
+                               f"user because root may not own jobs): chmod o+x {parent}")
 
 
 def dagman_path() -> str:
@@ -174,7 +174,9 @@ def sweep_queue(schedd, sweep: str, manifest: dict | None) -> QueueState:
         if ad.get(names.ATTR_ROLE) == names.ROLE_DAGMAN:
             if not state.is_finished():
                 dags.add(ad.get(names.ATTR_SUBMISSION))
-        elif ad.get(names.ATTR_RUN) and state.is_live():
+        elif ad.get(names.ATTR_RUN) and not state.is_finished():
+            # in the queue and not completed or removed: queued, whatever its status code (an
+            # unknown code counts as queued: never submit a run twice)
             queue.jobs[ad[names.ATTR_RUN]] = ad
     for entry in (manifest or {}).get("submissions", []):
         if entry.get("id") in dags:
@@ -183,7 +185,7 @@ def sweep_queue(schedd, sweep: str, manifest: dict | None) -> QueueState:
     return queue
 
 
-def queued_runs(schedd, sweep: str, manifest: dict | None) -> dict[str, str]:
+def queued_runs(schedd, sweep: str, manifest: dict | None) -> dict[str, RunState | None]:
     """run id -> live state of the runs that are queued, running, held or waiting in a DAG."""
     queue = sweep_queue(schedd, sweep, manifest)
     return {run_id: queue.state(run_id) for run_id in [*queue.jobs, *queue.pending]}
@@ -279,12 +281,13 @@ class HTCondorBackend:
 
     def _collect_submit(self, sweep: RenderedSweep, dag_dir: Path) -> str:
         root = sweep.paths.root
+        pythonpath = f"PYTHONPATH={submit_value(CHECKOUT)} " if CHECKOUT else ""
         return "\n".join([
             "# FINAL node: rank the sweep when the DAG ends, whatever happened to its nodes",
             "universe = local",
             f"executable = {submit_value(sys.executable)}",
             f'arguments = "-m sweep.cli --root {submit_value(root)} collect {submit_value(sweep.spec.name)}"',
-            f'environment = "PYTHONPATH={submit_value(PACKAGE_ROOT)} TF_CPP_MIN_LOG_LEVEL=2"',
+            f'environment = "{pythonpath}TF_CPP_MIN_LOG_LEVEL=2"',
             f"initialdir = {submit_value(dag_dir)}",
             "output = collect.out",
             "error = collect.err",
