@@ -22,7 +22,9 @@ RUN_NOTE = re.compile(rf"(?:DAG Node: {re.escape(DAG_NODE_PREFIX)}|{re.escape(RU
 USAGE = re.compile(r"Usr (\d+) (\d+):(\d+):(\d+), Sys (\d+) (\d+):(\d+):(\d+)")
 RESOURCE_KEYS = ("CpusUsage", "RequestCpus", "Cpus", "MemoryUsage", "RequestMemory", "Memory", "DiskUsage",
                  "RequestDisk", "Disk")
-MEMORY_HOLD_CODES = {(34, None), (21, 102), (26, None)}  # code, subcode (None: any)
+# (code, subcode; None: any): 34 memory exceeded (subcode 102 recent, 0 older), 21/102 under
+# POLICY: HOLD_IF_MEMORY_EXCEEDED. Not 26: SystemPolicy is any administrator's SYSTEM_PERIODIC_HOLD.
+MEMORY_HOLD_CODES = {(34, None), (21, 102)}
 RUNTIME_HOLD_CODES = {46, 47}
 
 
