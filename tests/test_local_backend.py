@@ -121,7 +121,9 @@ def test_interrupted_job_leaves_no_result_that_passes_as_valid(tmp_path, small_d
     os.remove(folder / "run.json")
 
 
-def test_submit_without_a_pool_runs_locally_and_says_so(tmp_path, small_dataset):
+def _plain_submit(tmp_path, small_dataset, condor_config: str, sweep: str, axes: str = "  optimizer: [adam]\n"):
+    """`sweep submit GRID` (no --local, no --condor) in a process whose HTCondor configuration is
+    CONDOR_CONFIG=condor_config and nothing else."""
     import subprocess
     import sys
 
@@ -129,15 +131,41 @@ def test_submit_without_a_pool_runs_locally_and_says_so(tmp_path, small_dataset)
 
     _templates(tmp_path, "echo '{\"status\": \"ok\"}' > run.json\n")
     grid = tmp_path / "g.yaml"
-    grid.write_text(grid_text(small_dataset, sweep="nopool", axes="  optimizer: [adam]\n", extra="templates: tpl\n"))
-    (tmp_path / "condor_config").write_text("COLLECTOR_HOST = 127.0.0.1:9\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("_CONDOR_")}
-    env.update(CONDOR_CONFIG=str(tmp_path / "condor_config"), PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-m", "sweep.cli", "--root", str(tmp_path), "submit", str(grid),
+    grid.write_text(grid_text(small_dataset, sweep=sweep, axes=axes, extra="templates: tpl\n"))
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("_CONDOR_")}
+    env.update(CONDOR_CONFIG=condor_config, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "sweep.cli", "--root", str(tmp_path), "submit", str(grid),
                            "--no-progress", "--no-collect"], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_submit_without_any_pool_runs_locally_and_says_so(tmp_path, small_dataset):
+    proc = _plain_submit(tmp_path, small_dataset, "ONLY_ENV", "nopool")  # no configuration file, no collector
     assert proc.returncode == 0, proc.stderr
-    assert "no HTCondor schedd reachable" in proc.stdout and "127.0.0.1:9" in proc.stdout
+    assert "no HTCondor pool is configured on this machine" in proc.stdout
     assert "local: 1 of 1 runs finished" in proc.stdout
+
+    # a sweep that has been on a pool is never run here behind its back, even without a configuration
+    manifest_path = tmp_path / "jobs" / "nopool" / "sweep.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["submissions"].append({"id": "abc", "backend": "htcondor", "runs": [], "state": "submitted"})
+    manifest_path.write_text(json.dumps(manifest))
+    before = sorted(p.name for p in (tmp_path / "results" / "nopool").iterdir())
+    proc = _plain_submit(tmp_path, small_dataset, "ONLY_ENV", "nopool", axes="  optimizer: [adam, sgd]\n")
+    assert proc.returncode == 1 and "this sweep has runs on the pool" in proc.stderr, proc.stdout + proc.stderr
+    assert "--local" not in proc.stderr and "local:" not in proc.stdout
+    assert sorted(p.name for p in (tmp_path / "results" / "nopool").iterdir()) == before
+
+
+def test_a_configured_pool_that_does_not_answer_stops_a_plain_submit(tmp_path, small_dataset):
+    """A pool is configured but its schedd does not answer (e.g. it is restarting): falling back
+    to this machine would train runs the pool may still hold. Fail, name the pool, write nothing."""
+    (tmp_path / "condor_config").write_text("COLLECTOR_HOST = 127.0.0.1:9\nSCHEDD_HOST = 127.0.0.1:9\n")
+    proc = _plain_submit(tmp_path, small_dataset, str(tmp_path / "condor_config"), "deadpool")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "cannot reach an HTCondor schedd" in proc.stderr and "127.0.0.1:9" in proc.stderr
+    assert "Nothing was written" in proc.stderr and "retry when the schedd answers" in proc.stderr
+    assert "local:" not in proc.stdout and "Traceback" not in proc.stderr
+    assert not (tmp_path / "jobs").exists() and not (tmp_path / "results").exists()
 
 
 def test_an_old_local_failure_does_not_outlive_a_good_run(tmp_path):

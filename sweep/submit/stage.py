@@ -18,7 +18,7 @@ from ..core.grid import GridSpec, SimulationCheck
 from ..core.names import BACKEND_HTCONDOR, BACKEND_LOCAL
 from ..core.render import relative_to_root
 from ..core.states import RunState
-from ..records.manifest import load_manifest, on_pool, record_submission
+from ..records.manifest import load_manifest, on_pool, read_manifest, record_submission
 from ..records.runs import has_valid_result
 from .prepare import prepare, write_rendered
 from .status import sweep_status, wait_for
@@ -97,7 +97,8 @@ def submit_grid(options: SubmitOptions, console, *, check_simulation: Simulation
             console.rule(f"{relative_to_root(todo[0].submit_path, root)}")
             console.print(todo[0].submit_text, markup=False)
         return SubmitOutcome(spec.name)
-    backend = choose_backend(options, console)  # before writing anything: an unreachable pool writes nothing
+    # before writing anything: an unreachable pool writes nothing
+    backend = choose_backend(options, console, on_pool(read_manifest(rendered.jobs_dir) or {}))
     skipped = {}
     if backend.name == BACKEND_HTCONDOR:
         todo, skipped = backend.skip_queued(rendered, todo)
@@ -129,12 +130,14 @@ def submit_grid(options: SubmitOptions, console, *, check_simulation: Simulation
     return SubmitOutcome(spec.name, follow="wait" if options.wait else None)
 
 
-def choose_backend(options: SubmitOptions, console):
-    """The backend for a submission: LOCAL and CONDOR as asked; AUTO uses the schedd when it
-    answers within 5 s, else this machine (and says so).
+def choose_backend(options: SubmitOptions, console, sweep_on_pool: bool = False):
+    """The backend for a submission. LOCAL and CONDOR as asked. AUTO: this machine only when no
+    HTCondor pool is configured at all and the sweep has never been on one; otherwise the pool,
+    whose schedd must answer within 5 s. Falling back to this machine is never silent, and never
+    happens for a sweep whose runs may be queued on a pool (they would run twice).
 
     Raises:
-        BackendError: CONDOR without a reachable schedd.
+        BackendError: the pool's schedd does not answer (nothing has been written), with how to retry.
     """
     from .backends.local import LocalBackend
 
@@ -142,16 +145,27 @@ def choose_backend(options: SubmitOptions, console):
         return LocalBackend(cpus=options.cpus, progress=options.progress)
     from .backends import htcondor
 
-    if options.mode == CONDOR:
-        return htcondor.HTCondorBackend(use_dag=options.use_dag, schedd=htcondor.connect())
-    try:
-        schedd = htcondor.connect(timeout=5)
-    except Exception as exc:  # noqa: BLE001 - no pool here: the local backend is the default
-        console.print(f"[yellow]no HTCondor schedd reachable ({str(exc).split(': ')[0]}); running on this machine "
-                      "with the local backend (--local says so, --condor insists on a pool)[/]")
+    configured = htcondor.configured_pool()
+    if options.mode == AUTO and configured is None and not sweep_on_pool:
+        console.print("[yellow]no HTCondor pool is configured on this machine (no CONDOR_CONFIG, no "
+                      f"{' or '.join(htcondor.CONFIG_FILES)}): running on this machine with the local backend "
+                      "(--local says so, --condor insists on a pool)[/]")
         return LocalBackend(cpus=options.cpus, progress=options.progress)
+    try:
+        schedd = htcondor.connect(timeout=5 if options.mode == AUTO else 10)
+    except BackendError as exc:
+        raise BackendError(f"{exc}. Nothing was written: {unreachable_hint(sweep_on_pool)}") from None
     console.print(f"using the HTCondor backend: schedd of {htcondor.pool_name()}")
     return htcondor.HTCondorBackend(use_dag=options.use_dag, schedd=schedd)
+
+
+def unreachable_hint(sweep_on_pool: bool) -> str:
+    """How to go on when the schedd does not answer. A sweep that lives on a pool must not be
+    run here as well: its queued runs would run twice."""
+    retry = "retry when the schedd answers (`condor_q` tells)"
+    if sweep_on_pool:
+        return f"{retry}; this sweep has runs on the pool, so it is not run on this machine"
+    return f"{retry}, or run the sweep on this machine with --local"
 
 
 def resubmit(sweep: str, options: SubmitOptions, console, warnings=None, *, failed_only: bool = False,

@@ -80,8 +80,32 @@ def connect(timeout: float = 10.0):
     if "schedd" in box:
         return box["schedd"]
     why = box.get("error") or f"no answer within {timeout:.0f}s"
-    raise BackendError(f"cannot reach an HTCondor schedd in pool {pool_name()}: {why}. "
-                       "Run on this machine with --local.")
+    raise BackendError(f"cannot reach an HTCondor schedd in pool {pool_name()}: {why}")
+
+
+#: Where HTCondor looks for its configuration when CONDOR_CONFIG is not set.
+CONFIG_FILES = ("/etc/condor/condor_config", "/usr/local/etc/condor_config")
+
+
+def configured_pool() -> str | None:
+    """Where this machine's HTCondor configuration comes from, or None when it has none at all.
+
+    A pool counts as configured when CONDOR_CONFIG names a file (not ONLY_ENV), when the
+    environment sets a collector or central manager (_CONDOR_COLLECTOR_HOST, _CONDOR_CONDOR_HOST),
+    or when one of HTCondor's default configuration files exists (CONFIG_FILES, ~condor/condor_config).
+    """
+    for key, value in os.environ.items():
+        if key.upper() in ("_CONDOR_COLLECTOR_HOST", "_CONDOR_CONDOR_HOST") and value.strip():
+            return f"{key}={value}"
+    config = os.environ.get("CONDOR_CONFIG")
+    if config is not None:
+        return None if config.strip() in ("", "ONLY_ENV") else f"CONDOR_CONFIG={config}"
+    candidates = list(CONFIG_FILES)
+    try:
+        candidates.append(str(Path(pwd.getpwnam("condor").pw_dir) / "condor_config"))
+    except KeyError:
+        pass
+    return next((c for c in candidates if Path(c).is_file()), None)
 
 
 def reachable(timeout: float = 5.0) -> bool:
