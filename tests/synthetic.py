@@ -184,10 +184,10 @@ def fake_attempts(manifest: dict, seed: int = 0) -> dict:
     return out
 
 
-def write_event_log(root: Path, manifest: dict, seed: int = 0) -> Path:
+def write_event_log(root: Path, manifest: dict, seed: int = 0, running: tuple[str, ...] = ()) -> Path:
     """results/<sweep>/events.log in HTCondor's user log format: per run with a result, one job
     (submit with the run's note, execute, terminate with Partitionable Resources), as the
-    collector reads it with htcondor2.JobEventLog."""
+    collector reads it with htcondor2.JobEventLog; the `running` runs only submitted and executing."""
     import time as _time
 
     rng = random.Random(seed)
@@ -198,9 +198,13 @@ def write_event_log(root: Path, manifest: dict, seed: int = 0) -> Path:
 
     chunks = []
     for i, r in enumerate(manifest["runs"]):
+        job = f"({100 + i // 1000}.{i % 1000:03d}.000)"
+        if r["run_id"] in running:
+            chunks.append(f"000 {job} {ts(t0)} Job submitted from host: <127.0.0.1:9618>\n    sweep-run {r['run_id']}\n"
+                          f"...\n001 {job} {ts(t0 + 5)} Job executing on host: <127.0.0.1:9618>\n...\n")
+            continue
         if r["run_id"] not in manifest.get("truth", {}):
             continue
-        job = f"({100 + i // 1000}.{i % 1000:03d}.000)"
         wall, cpus_used, mem = int(60 + 240 * rng.random()), 1.0 + 0.5 * rng.random(), int(800 + 900 * rng.random())
         cpu = int(wall * cpus_used)
         usage = f"Usr 0 {cpu // 3600:02d}:{cpu % 3600 // 60:02d}:{cpu % 60:02d}, Sys 0 00:00:00"

@@ -15,6 +15,7 @@ class RunState(StrEnum):
     """A run's state; the value is what the tables and files show."""
 
     NOT_RUN = "not run"  # nothing known: never submitted, or no trace anywhere yet
+    UNKNOWN = "unknown"  # submitted to a pool whose schedd does not answer now: it may be running
     IDLE = "idle"  # queued, or waiting in its DAG
     RUNNING = "running"  # running, transferring its output, or suspended
     HELD = "held"

@@ -17,7 +17,9 @@ from ..records.runs import read_run
 
 #: The order in which counts are shown.
 ORDER = (RunState.IDLE, RunState.RUNNING, RunState.HELD, RunState.DONE, RunState.FAILED, RunState.REMOVED,
-         RunState.NOT_RUN)
+         RunState.UNKNOWN, RunState.NOT_RUN)
+#: Shown in the table under the counts, with why.
+TROUBLE = (RunState.HELD, RunState.FAILED, RunState.REMOVED, RunState.UNKNOWN)
 
 
 @dataclass
@@ -46,8 +48,8 @@ class SweepStatus:
     def finished(self) -> bool:
         """No run is queued or running, no DAG of the sweep is active, and no hold is one the
         job's own policy will end (held runs otherwise end the wait: they need a person)."""
-        return (not any(r.state in (RunState.IDLE, RunState.RUNNING) for r in self.runs) and not self.active_dags
-                and not any(r.transient for r in self.runs))
+        return (not any(r.state in (RunState.IDLE, RunState.RUNNING, RunState.UNKNOWN) for r in self.runs)
+                and not self.active_dags and not any(r.transient for r in self.runs))
 
     def remove_held(self, run_ids: list[str]) -> None:
         """Remove held jobs of these runs from the queue before they are rerun."""
@@ -111,6 +113,7 @@ def sweep_status(sweep: str, root: Path, query_schedd: bool = True) -> SweepStat
     paths = SweepPaths(root.resolve())
     manifest = load_manifest(root, sweep)
     live, dags, schedd, note = _live(sweep, manifest) if query_schedd else ({}, 0, None, "")
+    offline = bool(note)  # the sweep is on a pool whose schedd did not answer: the queue is unknown
     log = paths.event_log(sweep)
     events = latest_by_run(read_event_log(log)) if log.exists() else {}
     required = [m for m, _ in manifest.get("ranking", [])]
@@ -134,7 +137,8 @@ def sweep_status(sweep: str, root: Path, query_schedd: bool = True) -> SweepStat
             outcome = outcome or read_run(paths.results(sweep), run_id, required)
             if outcome.ok:
                 rs.state = RunState.DONE
-            elif job is not None and job.state in (RunState.REMOVED, RunState.FAILED, RunState.HELD):
+            elif job is not None and (job.state in (RunState.REMOVED, RunState.FAILED)
+                                      or (job.state is RunState.HELD and not offline)):
                 # a hold that is no longer in the queue ended in a removal
                 rs.state = RunState.REMOVED if job.state is RunState.HELD else job.state
                 hold = job.last_hold
@@ -147,6 +151,11 @@ def sweep_status(sweep: str, root: Path, query_schedd: bool = True) -> SweepStat
                     rs.detail = job.removed_reason or "removed"
             elif outcome.state in (RunState.FAILED, RunState.CORRUPT):
                 rs.state, rs.detail = RunState.FAILED, outcome.reason
+            elif offline and run_id in submitted:
+                # without the schedd a run may be queued or running: never "not run"
+                rs.state = RunState.UNKNOWN
+                rs.detail = (f"event log: {job.state} (job {job.job_id})" if job is not None
+                             else "submitted; no event yet")
             elif run_id in submitted:
                 rs.detail = "submitted, no trace in the queue or the event log"
         runs.append(rs)
@@ -169,7 +178,7 @@ def print_status(sweep: str | None, root: Path, console) -> None:
                       + (f"; {status.active_dags} DAG(s) active" if status.active_dags else ""))
         if status.pool_note:
             console.print(f"[yellow]{status.pool_note}[/]")
-        trouble = [r for r in status.runs if r.state in (RunState.HELD, RunState.FAILED, RunState.REMOVED)]
+        trouble = [r for r in status.runs if r.state in TROUBLE]
         if trouble:
             table = Table(title_justify="left")
             for col in ("run id", "name", "state", "job", "starts", "why"):
