@@ -10,14 +10,15 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .core.errors import (BackendError, GridError, InputError, NotFoundError, RenderError, ResultsError,
-                          SweepError)
+from .core.errors import (BackendError, GridError, InputError, LockedError, NotFoundError, RenderError,
+                          ResultsError, SweepError)
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 #: (error kind, exit status), most specific first: what the user wrote is 2, the rest 1.
 EXIT_STATUS: tuple[tuple[type[SweepError], int], ...] = (
     (GridError, EXIT_BAD_INPUT), (InputError, EXIT_BAD_INPUT), (NotFoundError, EXIT_ERROR),
-    (RenderError, EXIT_ERROR), (BackendError, EXIT_ERROR), (ResultsError, EXIT_ERROR), (SweepError, EXIT_ERROR))
+    (RenderError, EXIT_ERROR), (BackendError, EXIT_ERROR), (LockedError, EXIT_ERROR), (ResultsError, EXIT_ERROR),
+    (SweepError, EXIT_ERROR))
 
 
 def _console(stderr: bool = False):

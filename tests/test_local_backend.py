@@ -3,6 +3,7 @@
 import importlib
 import json
 import os
+import shutil
 
 import pandas as pd
 
@@ -177,3 +178,38 @@ def test_an_old_local_failure_does_not_outlive_a_good_run(tmp_path):
     (folder / "run.json").write_text(json.dumps({"status": "ok", "exit_code": 0}))
     (folder / "metrics.json").write_text(json.dumps({"test": {"f1": 0.9, "auc": 0.9, "eff_purity": 0.8}}))
     assert read_run(tmp_path, "abc", ["f1"]).ok
+
+
+QUICK = ("cat > metrics.json <<EOF\n{\"test\": {\"f1\": 0.9, \"auc\": 0.95, \"eff_purity\": 0.8}, \"best_epoch\": 1}\nEOF\n"
+         "echo '{\"status\": \"ok\", \"exit_code\": 0}' > run.json\n")
+
+
+def test_a_narrowed_grid_keeps_the_runs_it_no_longer_has(tmp_path, small_dataset, capsys):
+    """The manifest keeps every run it has recorded: narrowing a grid from 3 configurations to 1
+    does not make collect, status or report forget the other two results."""
+    _templates(tmp_path, QUICK)
+    grid = tmp_path / "g.yaml"
+    grid.write_text(grid_text(small_dataset, sweep="narrow", axes="  optimizer: [adam, sgd, rmsprop]\n",
+                              extra="templates: tpl\n"))
+    assert submit(tmp_path, grid, "--no-collect") == 0
+    grid.write_text(grid_text(small_dataset, sweep="narrow", axes="  optimizer: [adam]\n", extra="templates: tpl\n"))
+    assert submit(tmp_path, grid, "--no-collect") == 0
+    capsys.readouterr()
+    manifest = json.loads((tmp_path / "jobs" / "narrow" / "sweep.json").read_text())
+    assert len(manifest["runs"]) == 3
+    assert [r.get("in_grid", True) for r in manifest["runs"]] == [True, False, False]
+    assert main(["--root", str(tmp_path), "collect", "narrow"]) == 0
+    out = capsys.readouterr().out
+    assert "3 of 3 runs ranked" in out and "2 ranked run(s) are not in the sweep's current grid" in out
+    assert main(["--root", str(tmp_path), "status", "narrow"]) == 0
+    assert "narrow: 3 done" in capsys.readouterr().out
+    # another narrowing: the old runs stay; one of them loses its result: it is no longer counted
+    grid.write_text(grid_text(small_dataset, sweep="narrow", axes="  optimizer: [nadam]\n", extra="templates: tpl\n"))
+    assert submit(tmp_path, grid, "--no-collect") == 0
+    capsys.readouterr()
+    assert main(["--root", str(tmp_path), "collect", "narrow"]) == 0
+    assert "4 of 4 runs ranked" in capsys.readouterr().out
+    shutil.rmtree(tmp_path / "results" / "narrow" / manifest["runs"][1]["run_id"])
+    assert main(["--root", str(tmp_path), "collect", "narrow"]) == 0
+    out = capsys.readouterr().out
+    assert "3 of 3 runs ranked" in out and "without a valid result" not in out

@@ -4,7 +4,7 @@ and what each job used against what it asked for (from the job event log, or run
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from ..core.states import RunState
 from ..core.units import format_duration
 from ..fsutil import atomic_write_text
 from ..records.events import attempts_by_run, is_memory_hold, read_event_log
-from ..records.manifest import load_manifest, remember_memory
+from ..records.manifest import in_grid, load_manifest, remember_memory
 from ..records.runs import RunOutcome, read_run
 
 
@@ -60,6 +60,7 @@ class Leaderboard:
     runs_per_config: dict[str, int] | None = None  # manifest runs of each configuration (repeats)
     results_dir: Path | None = None
     jobs_dir: Path | None = None
+    outside_grid: list[str] = field(default_factory=list)  # ranked runs the current grid no longer has
 
     @property
     def repeats(self) -> int:
@@ -95,9 +96,14 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
     results_dir = paths.results(sweep)
     required = [m for m, _ in ranking]
     attempts = _event_log_attempts(paths.event_log(sweep))
-    records, problems, usage = [], [], []
+    records, problems, usage, outside, total = [], [], [], [], 0
     for entry in manifest["runs"]:
         outcome = read_run(results_dir, entry["run_id"], required)
+        if not in_grid(entry):
+            if not outcome.ok:
+                continue  # a run of an earlier grid without a result: nobody wants it now
+            outside.append(entry["run_id"])
+        total += 1
         jobs = attempts.get(entry["run_id"], [])
         resources = _resources(jobs, outcome)
         if resources:
@@ -118,8 +124,8 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
         records.append(record)
     table = rank(records, ranking)
     board = Leaderboard(sweep=sweep, model=model, ranking=ranking, swept=swept, table=table,
-                        problems=problems, total=len(manifest["runs"]), results_dir=results_dir,
-                        jobs_dir=paths.jobs(sweep))
+                        problems=problems, total=total, results_dir=results_dir,
+                        jobs_dir=paths.jobs(sweep), outside_grid=outside)
     per_config: dict[str, int] = {}
     for entry in manifest["runs"]:
         per_config[entry["config_id"]] = per_config.get(entry["config_id"], 0) + 1

@@ -303,6 +303,10 @@ def print_selection(board: Leaderboard, sel: Selection, console, root: Path | No
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    if board.outside_grid:
+        console.print(f"[yellow]{len(board.outside_grid)} ranked run(s) are not in the sweep's current grid (kept from "
+                      f"earlier submissions): {', '.join(board.outside_grid[:8])}"
+                      + (" …" if len(board.outside_grid) > 8 else "") + "[/]")
     if not details:
         return
     if board.csv_path is not None:

@@ -56,6 +56,10 @@ class BackendError(SweepError):
     """The pool (schedd, DAGMan, job owner) or this machine cannot take or follow the jobs."""
 
 
+class LockedError(SweepError):
+    """Another sweep command is deciding and writing for the same sweep (its lock is held)."""
+
+
 class ResultsError(SweepError):
     """A sweep's records are absent or unreadable, or a question asked of them is invalid
     (--by, --filter, --top, --format, --output)."""

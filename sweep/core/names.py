@@ -20,6 +20,7 @@ WRAPPER = "run_job.sh"  # the HTCondor executable
 SUBMIT_FILE = "job.sub"  # jobs/<sweep>/<run-id>/job.sub
 CONFIG_FILE = "config.yaml"  # jobs/<sweep>/<run-id>/config.yaml, transferred to the job
 DAGS_DIR = "dags"  # jobs/<sweep>/dags/<submission>/
+LOCK_FILE = ".sweep.lock"  # held by the one sweep command that decides and writes (records.lock)
 
 # ------------------------------------------------------------------ results/<sweep>/
 EVENT_LOG = "events.log"  # the sweep's HTCondor job event log

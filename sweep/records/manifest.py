@@ -1,6 +1,10 @@
 """A sweep's manifest, jobs/<sweep>/sweep.json: its runs, its submissions, the memory its runs
-needed. The submit stage writes it, status, collect and resubmit read it; every write replaces
-the file atomically.
+needed. The submit stage writes it, status, collect and resubmit read it. Every write replaces
+the file atomically, and every read-modify-write holds the sweep's lock (records.lock), so two
+commands at once cannot lose each other's entries.
+
+`runs` keeps every run the sweep has ever recorded: a run that the current grid no longer has
+is marked ``"in_grid": false`` (its results stay rankable), never dropped.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 from ..core.errors import ResultsError
 from ..core.names import BACKEND_HTCONDOR, JOBS_DIR, MANIFEST, SweepPaths
 from ..fsutil import atomic_write_json
+from .lock import sweep_lock
 
 
 def now() -> str:
@@ -50,8 +55,21 @@ def load_manifest(root: Path, sweep: str) -> dict[str, Any]:
 
 
 def save_manifest(jobs_dir: Path, manifest: dict[str, Any]) -> None:
-    """Replace the manifest in `jobs_dir` atomically."""
+    """Replace the manifest in `jobs_dir` atomically (the caller holds the sweep's lock when it
+    read the manifest it is saving)."""
     atomic_write_json(jobs_dir / MANIFEST, manifest)
+
+
+def in_grid(entry: dict[str, Any]) -> bool:
+    """Whether a manifest run belongs to the grid the sweep was last rendered from."""
+    return entry.get("in_grid", True) is not False
+
+
+def merge_runs(old: list[dict[str, Any]], current: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The current grid's runs, then every earlier run it no longer has, marked in_grid false."""
+    ids = {r["run_id"] for r in current}
+    return [*({k: v for k, v in r.items() if k != "in_grid"} for r in current),
+            *({**r, "in_grid": False} for r in old if r["run_id"] not in ids)]
 
 
 def list_sweeps(root: Path) -> list[str]:
@@ -67,25 +85,28 @@ def record_submission(jobs_dir: Path, entry: dict[str, Any]) -> None:
 
 def update_submission(jobs_dir: Path, submission: str, fields: dict[str, Any]) -> None:
     """Create or update the manifest entry of one submission (by its id), atomically."""
-    manifest = read_manifest(jobs_dir) or {}
-    entries = manifest.setdefault("submissions", [])
-    entry = next((e for e in entries if e.get("id") == submission), None)
-    if entry is None:
-        entry = {"id": submission, "at": now()}
-        entries.append(entry)
-    entry.update(fields)
-    save_manifest(jobs_dir, manifest)
+    with sweep_lock(jobs_dir):
+        manifest = read_manifest(jobs_dir) or {}
+        entries = manifest.setdefault("submissions", [])
+        entry = next((e for e in entries if e.get("id") == submission), None)
+        if entry is None:
+            entry = {"id": submission, "at": now()}
+            entries.append(entry)
+        entry.update(fields)
+        save_manifest(jobs_dir, manifest)
 
 
 def remember_memory(jobs_dir: Path, learned: dict[str, int]) -> None:
     """Keep the memory runs needed after memory holds: the next render starts them there."""
-    manifest = read_manifest(jobs_dir) or {}
-    known = manifest.setdefault("learned_memory_mb", {})
+    known = (read_manifest(jobs_dir) or {}).get("learned_memory_mb", {})
     if all(known.get(k, 0) >= v for k, v in learned.items()):
-        return
-    for run_id, mb in learned.items():
-        known[run_id] = max(known.get(run_id, 0), mb)
-    save_manifest(jobs_dir, manifest)
+        return  # nothing new: no lock, no write
+    with sweep_lock(jobs_dir):
+        manifest = read_manifest(jobs_dir) or {}
+        known = manifest.setdefault("learned_memory_mb", {})
+        for run_id, mb in learned.items():
+            known[run_id] = max(known.get(run_id, 0), mb)
+        save_manifest(jobs_dir, manifest)
 
 
 def on_pool(manifest: dict[str, Any]) -> bool:

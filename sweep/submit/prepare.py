@@ -17,7 +17,8 @@ from ..core.grid import GridSpec, SimulationCheck, load_grid
 from ..core.names import SweepPaths
 from ..core.render import RenderedSweep, render_sweep
 from ..fsutil import atomic_write_text
-from ..records.manifest import now, read_manifest, save_manifest
+from ..records.lock import sweep_lock
+from ..records.manifest import merge_runs, now, read_manifest, save_manifest
 
 
 @dataclass
@@ -52,6 +53,7 @@ def prepare(grid_path: str | os.PathLike, root: Path, simulation_check: Simulati
 
 def write_rendered(prepared: Prepared, grid_path: str | os.PathLike) -> Path:
     """Write jobs/<sweep>/ (wrapper, per-run config.yaml and job.sub, manifest); make results/<sweep>/.
+    The manifest keeps the runs of earlier renders that this grid no longer has (in_grid false).
 
     Returns:
         jobs/<sweep>/.
@@ -64,7 +66,16 @@ def write_rendered(prepared: Prepared, grid_path: str | os.PathLike) -> Path:
         atomic_write_text(r.submit_path, r.submit_text)
     rendered.results_dir.mkdir(parents=True, exist_ok=True)
     grid_text = Path(grid_path).read_bytes()
+    with sweep_lock(jobs_dir):
+        _write_manifest(prepared, grid_path, grid_text)
+    return jobs_dir
+
+
+def _write_manifest(prepared: Prepared, grid_path: str | os.PathLike, grid_text: bytes) -> None:
+    spec, jobs_dir = prepared.spec, prepared.rendered.jobs_dir
     manifest = read_manifest(jobs_dir) or {}
+    current = [{"run_id": r.run_id, "config_id": r.config_id, "name": r.name, "repeat": r.repeat,
+                "seed": r.seed, "swept": r.swept} for r in prepared.runs]
     manifest.update({
         "sweep": spec.name,
         "model": spec.model,
@@ -76,10 +87,8 @@ def write_rendered(prepared: Prepared, grid_path: str | os.PathLike) -> Path:
         "ranking": [list(r) for r in spec.ranking],
         "swept": spec.swept,
         "resources": spec.resources.as_dict(),
-        "runs": [{"run_id": r.run_id, "config_id": r.config_id, "name": r.name, "repeat": r.repeat,
-                  "seed": r.seed, "swept": r.swept} for r in prepared.runs],
+        "runs": merge_runs(manifest.get("runs", []), current),
     })
     manifest.setdefault("submissions", [])
     manifest.setdefault("learned_memory_mb", {})
     save_manifest(jobs_dir, manifest)
-    return jobs_dir

@@ -2,8 +2,10 @@
 and `sweep resubmit` do, the CLI only parses their arguments.
 
 The order matters and never changes: validate, expand and render in memory; choose the backend
-(an unreachable pool writes nothing); ask the schedd what is queued; make the dataset (the data
-step, given by the caller: this stage does not know the simulator); write the files; submit.
+(an unreachable pool writes nothing); then, holding the sweep's lock (records.lock: no other
+command decides for this sweep meanwhile), ask the schedd what is queued; make the dataset (the
+data step, given by the caller: this stage does not know the simulator); write the files; submit;
+record the submission.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from typing import Callable
 
 from ..core.errors import BackendError, NotFoundError
 from ..core.grid import GridSpec, SimulationCheck
-from ..core.names import BACKEND_HTCONDOR, BACKEND_LOCAL
+from ..core.names import BACKEND_HTCONDOR, BACKEND_LOCAL, SweepPaths
 from ..core.render import relative_to_root
 from ..core.states import RunState
+from ..records.lock import sweep_lock
 from ..records.manifest import load_manifest, on_pool, read_manifest, record_submission
 from ..records.runs import has_valid_result
 from .prepare import prepare, write_rendered
@@ -99,6 +102,14 @@ def submit_grid(options: SubmitOptions, console, *, check_simulation: Simulation
         return SubmitOutcome(spec.name)
     # before writing anything: an unreachable pool writes nothing
     backend = choose_backend(options, console, on_pool(read_manifest(rendered.jobs_dir) or {}))
+    with sweep_lock(rendered.jobs_dir):  # query -> decide -> submit -> record, one command at a time
+        return _submit_locked(options, console, prepared, todo, done, backend, make_dataset)
+
+
+def _submit_locked(options: SubmitOptions, console, prepared, todo: list, done: int, backend,
+                   make_dataset: DataStep | None) -> SubmitOutcome:
+    root = options.root
+    spec, rendered = prepared.spec, prepared.rendered
     skipped = {}
     if backend.name == BACKEND_HTCONDOR:
         todo, skipped = backend.skip_queued(rendered, todo)
@@ -190,6 +201,13 @@ def resubmit(sweep: str, options: SubmitOptions, console, warnings=None, *, fail
         NotFoundError: the sweep's grid file is gone.
     """
     warnings = warnings or console
+    load_manifest(options.root, sweep)  # no such sweep: an error before anything is locked or written
+    with sweep_lock(SweepPaths(options.root.resolve()).jobs(sweep)):
+        return _resubmit_locked(sweep, options, console, warnings, failed_only, check_simulation, make_dataset)
+
+
+def _resubmit_locked(sweep: str, options: SubmitOptions, console, warnings, failed_only: bool,
+                     check_simulation: SimulationCheck | None, make_dataset: DataStep | None) -> SubmitOutcome:
     manifest = load_manifest(options.root, sweep)
     pool = on_pool(manifest)
     status = sweep_status(sweep, options.root, query_schedd=True)

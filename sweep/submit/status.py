@@ -12,7 +12,7 @@ from ..core.errors import BackendError
 from ..core.names import SweepPaths
 from ..core.states import RunState
 from ..records.events import RUNTIME_HOLD_CODES, is_memory_hold, latest_by_run, read_event_log
-from ..records.manifest import list_sweeps, load_manifest, on_pool
+from ..records.manifest import in_grid, list_sweeps, load_manifest, on_pool
 from ..records.runs import read_run
 
 #: The order in which counts are shown.
@@ -158,6 +158,8 @@ def sweep_status(sweep: str, root: Path, query_schedd: bool = True) -> SweepStat
                              else "submitted; no event yet")
             elif run_id in submitted:
                 rs.detail = "submitted, no trace in the queue or the event log"
+        if not in_grid(entry) and rs.state is RunState.NOT_RUN:
+            continue  # a run of an earlier grid that never ran: not part of the sweep any more
         runs.append(rs)
     return SweepStatus(sweep, runs, note, dags, schedd)
 

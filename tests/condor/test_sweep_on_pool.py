@@ -259,3 +259,30 @@ def test_dag_throttle_runs_at_most_max_running_at_once(project):
     spans = sorted((j.started, j.ended) for jobs in events(project, "pool-throttle").values() for j in jobs)
     assert len(spans) == 3
     assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:])), spans  # one after another
+
+
+def test_simultaneous_submits_of_one_grid_queue_each_run_once(project, condor_pool):
+    """Two `sweep submit` of the same grid started at the same moment: one decides and submits,
+    the other waits for the sweep's lock, then finds every run queued. Six pairs, every pair a
+    fresh sweep: each must end with exactly one DAG."""
+    extra = job_templates(project, QUICK_JOB.format(extra="sleep 30"))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    schedd = condor_pool_schedd()
+    doubled = []
+    for pair in range(6):
+        name = f"pool-race{pair}"
+        g = grid(project, name, axes="  optimizer: [adam, sgd]\n", extra=extra)
+        procs = [subprocess.Popen([sys.executable, "-m", "sweep.cli", "--root", str(project), "submit", str(g),
+                                   "--condor", "--no-progress"], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+        outs = [p.communicate(timeout=120)[0] for p in procs]
+        assert all(p.returncode == 0 for p in procs), outs
+        dagmans = schedd.query(constraint=f'SweepName =?= "{name}" && SweepRole =?= "dagman"',
+                               projection=["ClusterId"])
+        submissions = json.loads((project / "jobs" / name / "sweep.json").read_text())["submissions"]
+        if len(dagmans) != 1 or len(submissions) != 1:
+            doubled.append((name, len(dagmans), len(submissions), outs))
+        assert sum("nothing to submit" in o for o in outs) == 1, outs
+        for ad in dagmans:
+            condor_pool.tool("condor_rm", str(ad["ClusterId"]))
+    assert not doubled, doubled

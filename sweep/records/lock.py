@@ -1,0 +1,186 @@
+"""One sweep command at a time on a sweep's folder: an NFS-safe lock file.
+
+`sweep submit`, `sweep resubmit`, the DAG's collect node and `sweep report` read the schedd and
+the manifest, decide, and write. Two of them at once could queue every run twice or lose a
+manifest entry, so each holds jobs/<sweep>/.sweep.lock while it decides and writes.
+
+The lock file is created with O_CREAT | O_EXCL, which is atomic on local file systems and on NFS
+v3 and later (Optuna's JournalFileOpenLock does the same). It holds who took it (host, pid,
+command, when). While held, a heartbeat thread refreshes its modification time. A lock is broken,
+by renaming it away (atomic, so only one waiter wins), when its holder is a dead process on this
+host, or when it has not been refreshed for `stale_after` seconds (a holder on another host that
+died). Within one process the lock is reentrant, so a command that holds it can call writers
+that take it too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from ..core.errors import LockedError
+from ..core.names import LOCK_FILE
+
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_STALE_AFTER_S = 120.0
+
+_held: dict[Path, int] = {}  # lock path -> depth, for this process
+_held_guard = threading.Lock()
+
+
+def _start_time(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot, /proc): with the pid, it names the process
+    even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2:].split()[19]
+
+
+def _holder() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": _start_time(os.getpid()),
+            "since": time.time(),
+            "command": " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:300]}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def _read_holder(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}  # being written, or garbage: judged by its age
+
+
+def _stale(path: Path, holder: dict, stale_after: float) -> bool:
+    if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
+        pid = holder["pid"]
+        started = holder.get("started")
+        return not _pid_alive(pid) or (started is not None and _start_time(pid) not in (None, started))
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return age > stale_after
+
+
+def _describe(holder: dict | None) -> str:
+    if not holder:
+        return "another sweep command"
+    since = time.strftime("%H:%M:%S", time.localtime(holder.get("since", 0)))
+    return f"{holder.get('command') or 'a sweep command'} (pid {holder.get('pid')} on {holder.get('host')}, since {since})"
+
+
+@contextmanager
+def sweep_lock(folder: Path, timeout: float = DEFAULT_TIMEOUT_S,
+               stale_after: float = DEFAULT_STALE_AFTER_S) -> Iterator[Path]:
+    """Hold the lock of a sweep's folder (jobs/<sweep>/) for the duration of the block.
+
+    Args:
+        folder: the sweep's jobs folder; created if missing, and removed again on release when
+            the lock created it and it is still empty (a failed first submit leaves nothing).
+        timeout: seconds to wait for another holder before giving up.
+        stale_after: seconds without a heartbeat after which a lock of another host is broken.
+
+    Yields:
+        The lock file's path.
+
+    Raises:
+        LockedError: another live command held the lock for `timeout` seconds (named).
+    """
+    path = folder.resolve() / LOCK_FILE
+    with _held_guard:
+        if path in _held:
+            _held[path] += 1
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield path
+        finally:
+            with _held_guard:
+                _held[path] -= 1
+        return
+    created_folder = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    _acquire(path, timeout, stale_after)
+    with _held_guard:
+        _held[path] = 1
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(path, stop, max(1.0, stale_after / 4)), daemon=True)
+    beat.start()
+    try:
+        yield path
+    finally:
+        stop.set()
+        beat.join()
+        with _held_guard:
+            del _held[path]
+        path.unlink(missing_ok=True)
+        if created_folder:
+            try:
+                folder.rmdir()  # only when empty
+            except OSError:
+                pass
+
+
+def _acquire(path: Path, timeout: float, stale_after: float) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    text = json.dumps(_holder())
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            holder = _read_holder(path)
+            if holder is not None and _stale(path, holder, stale_after):
+                _break(path)
+                continue
+            if time.monotonic() > deadline:
+                raise LockedError(f"sweep folder {path.parent} is busy: {_describe(holder)} holds {path.name}; "
+                                  f"waited {timeout:.0f}s. Try again when it has finished") from None
+            time.sleep(delay)
+            delay = min(1.0, delay * 1.5)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return
+
+
+def _break(path: Path) -> None:
+    """Take a stale lock away: rename it to a unique name (only one waiter can), then delete it."""
+    aside = path.with_name(f"{path.name}.stale.{uuid.uuid4().hex[:8]}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return  # someone else broke it first
+    aside.unlink(missing_ok=True)
+
+
+def _heartbeat(path: Path, stop: threading.Event, every: float) -> None:
+    while not stop.wait(every):
+        try:
+            os.utime(path)
+        except OSError:
+            return
