@@ -764,6 +764,21 @@ class Pool:
         if not self.token_path.exists():
             raise PoolError(f"condor_token_create wrote no {self.token_path}")
 
+    def create_token(self, user: str) -> Path:
+        """An IDTOKEN for another local user, in a folder of its own (LOCAL_DIR/user-tokens.<user>.d,
+        mode 700), for a client that acts as that user (sweep: SWEEP_JOB_OWNER=<user> with
+        SWEEP_IDTOKENS_DIR=<folder>). Returns the folder."""
+        folder = self.local_dir / f"user-tokens.{user}.d"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        uid_domain = self.tool("condor_config_val", "UID_DOMAIN", check=True).stdout.strip()
+        token = self.tool("condor_token_create", "-identity", f"{user}@{uid_domain}", check=True).stdout.strip()
+        if not token:
+            raise PoolError(f"condor_token_create printed no token for {user}")
+        path = folder / TOKEN_NAME
+        path.write_text(token + "\n")
+        path.chmod(0o600)
+        return folder
+
     def _visible(self) -> tuple[bool, bool]:
         try:
             s = self.tool("condor_status", "-schedd", "-af", "Name", timeout=10)

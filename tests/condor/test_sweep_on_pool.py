@@ -286,3 +286,56 @@ def test_simultaneous_submits_of_one_grid_queue_each_run_once(project, condor_po
         for ad in dagmans:
             condor_pool.tool("condor_rm", str(ad["ClusterId"]))
     assert not doubled, doubled
+
+
+def test_two_owners_with_the_same_grid_see_and_touch_only_their_own_jobs(condor_pool, condor_job_dir, small_dataset):
+    """Colleagues on one schedd run the same shipped grid: same sweep name, same run ids. Owner A
+    (nobody) and owner B (daemon, its own IDTOKEN) submit it from two checkouts. B must not skip
+    A's queued runs, B's status counts only B's jobs, and B's resubmit never removes A's held jobs."""
+    import pwd
+
+    if os.geteuid() != 0:
+        pytest.fail("the two-owner test needs root (it acts as two users with their own IDTOKENs)", pytrace=False)
+    b_user = "daemon"
+    b_uid, b_gid = pwd.getpwnam(b_user).pw_uid, pwd.getpwnam(b_user).pw_gid
+    tokens_b = condor_pool.create_token(b_user)
+    projects = {}
+    for who in ("a", "b"):
+        folder = condor_job_dir / who
+        (folder / "data").mkdir(parents=True)
+        shutil.copy(small_dataset, folder / "data" / "small.npz")
+        # never matched: the jobs stay idle in the queue for as long as the test looks at them
+        grid(folder, "shared", axes="  optimizer: [adam, sgd]\n", extra="condor: {requirements: 'False'}\n")
+        condor_pool.prepare_dir(folder)
+        projects[who] = folder
+    for base, dirs, files in os.walk(projects["b"]):
+        for name in [base, *(os.path.join(base, n) for n in dirs + files)]:
+            os.chown(name, b_uid, b_gid)
+    env = {k: v for k, v in os.environ.items() if k not in ("SWEEP_JOB_OWNER", "SWEEP_IDTOKENS_DIR")}
+    env["PYTHONPATH"] = str(REPO)
+    as_b = {**env, "SWEEP_JOB_OWNER": b_user, "SWEEP_IDTOKENS_DIR": str(tokens_b)}
+
+    def sweep(who: str, *args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "sweep.cli", "--root", str(projects[who]), *args],
+                              env=as_b if who == "b" else env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    out_a = sweep("a", "submit", str(projects["a"] / "shared.yaml"), "--condor", "--no-dag", "--no-progress")
+    assert "0 queued or running, 2 to submit" in out_a
+    out_b = sweep("b", "submit", str(projects["b"] / "shared.yaml"), "--condor", "--no-dag", "--no-progress")
+    assert "0 queued or running, 2 to submit" in out_b, out_b  # A's queued runs are not B's
+    schedd = condor_pool_schedd()
+    owners = sorted(str(ad["Owner"]) for ad in schedd.query('SweepName =?= "shared"', projection=["Owner"]))
+    assert owners == ["daemon", "daemon", "nobody", "nobody"]
+
+    condor_pool.tool("condor_hold", "-constraint", 'Owner == "nobody" && SweepName =?= "shared"', check=True)
+    assert "shared: 2 idle" in sweep("b", "status", "shared")  # not A's held jobs
+    assert "shared: 2 held" in sweep("a", "status", "shared")
+    sweep("b", "resubmit", "shared", "--failed", "--no-dag", "--no-progress", "--no-collect")
+    left = schedd.query('Owner == "nobody" && SweepName =?= "shared"', projection=["JobStatus"])
+    assert [int(ad["JobStatus"]) for ad in left] == [5, 5]  # A's held jobs are still there, still held
+    # A again: its own two runs are queued (held), nothing new is submitted
+    assert "2 queued or running, 0 to submit" in sweep("a", "submit", str(projects["a"] / "shared.yaml"), "--condor",
+                                                       "--no-dag", "--no-progress")
+    condor_pool.tool("condor_rm", "-constraint", 'SweepName =?= "shared"', check=True)

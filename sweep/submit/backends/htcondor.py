@@ -40,12 +40,17 @@ EXIT_BAD_INPUT = 2  # the job's exit status for an unusable config/dataset: retr
 
 def bindings():
     """htcondor2, set up for this process. As root, authenticate with an IDTOKEN (root may not
-    own jobs; the token names the unprivileged owner). Set in-process on purpose: an exported
-    _CONDOR_* variable would leak into DAGMan, which runs as the owner without the token."""
+    own jobs; the token names the unprivileged owner, SWEEP_JOB_OWNER), taken from
+    SWEEP_IDTOKENS_DIR when set (one folder per owner), else from the pool's token directory. Set
+    in-process on purpose: an exported _CONDOR_* variable would leak into DAGMan, which runs as
+    the owner without the token."""
     import htcondor2
 
     if os.geteuid() == 0:
         htcondor2.param["SEC_CLIENT_AUTHENTICATION_METHODS"] = "IDTOKENS"
+        tokens = os.environ.get("SWEEP_IDTOKENS_DIR")
+        if tokens:
+            htcondor2.param["SEC_TOKEN_DIRECTORY"] = tokens
     return htcondor2
 
 
@@ -129,6 +134,13 @@ def job_owner() -> pwd.struct_passwd | None:
         raise BackendError(f"job owner '{name}' (SWEEP_JOB_OWNER) does not exist") from None
 
 
+def submitting_owner() -> str:
+    """The Owner the schedd gives the jobs we submit: the job owner when we run as root (its
+    IDTOKEN), else this user."""
+    owner = job_owner()
+    return owner.pw_name if owner is not None else pwd.getpwuid(os.geteuid()).pw_name
+
+
 def hand_over(*folders: Path) -> None:
     """Make folders (recursively) the job owner's, so the shadow can write logs and outputs."""
     owner = job_owner()
@@ -187,13 +199,48 @@ class QueueState:
         return RunState.IDLE if run_id in self.pending else None
 
 
+def sweep_constraint(sweep: str, manifest: dict | None, owner: str | None = None,
+                     dag_clusters: set[int] = frozenset()) -> str | None:
+    """The ClassAd constraint that selects this sweep's own jobs and nobody else's: the submitting
+    owner's jobs named for the sweep AND belonging to what this sweep's manifest recorded (the
+    clusters it was given, the node jobs of its DAGs, or a submission id it wrote before the
+    schedd answered). None when the manifest recorded no HTCondor submission: nothing can be
+    queued. Run ids and sweep names are the same for every user of a shipped grid, so the owner
+    and the recorded clusters are what tell one user's jobs from a colleague's."""
+    entries = [e for e in (manifest or {}).get("submissions", []) if e.get("backend") == names.BACKEND_HTCONDOR]
+    ids = sorted({str(e["id"]) for e in entries if e.get("id")})
+    clusters = sorted({int(e["cluster"]) for e in entries if str(e.get("cluster", "")).isdigit()} | set(dag_clusters))
+    if not ids and not clusters:
+        return None
+    owner = owner or submitting_owner()
+    mine = [f"member(ClusterId, {{{', '.join(map(str, clusters))}}}) =?= true",
+            f"member(DAGManJobId, {{{', '.join(map(str, clusters))}}}) =?= true",
+            f"member({names.ATTR_SUBMISSION}, {{{', '.join(submit_string(i) for i in ids)}}}) =?= true"]
+    # =?= : ClassAd == ignores case, and sweeps "LSTM" and "lstm" are different sweeps
+    return (f"Owner =?= {submit_string(owner)} && {names.ATTR_SWEEP} =?= {submit_string(sweep)} && "
+            f"({' || '.join(mine)})")
+
+
 def sweep_queue(schedd, sweep: str, manifest: dict | None) -> QueueState:
-    """A sweep's jobs in the queue. Node jobs carry +SweepRunId; DAGMan jobs +SweepSubmission,
-    whose runs the manifest lists."""
+    """This sweep's own jobs in the queue (see sweep_constraint). Node jobs carry +SweepRunId;
+    DAGMan jobs +SweepSubmission, whose runs the manifest lists."""
     queue = QueueState()
     dags = set()
-    # =?= : ClassAd == ignores case, and sweeps "LSTM" and "lstm" are different sweeps
-    for ad in schedd.query(constraint=f"{names.ATTR_SWEEP} =?= {submit_string(sweep)}", projection=QUEUE_PROJECTION):
+    constraint = sweep_constraint(sweep, manifest)
+    if constraint is None:
+        return queue
+    ads = list(schedd.query(constraint=constraint, projection=QUEUE_PROJECTION + ["DAGManJobId"]))
+    # a DAG whose cluster the manifest has not recorded yet (submit was killed right after the
+    # schedd took it): found by its submission id; its node jobs by their DAGManJobId
+    recorded = {str(e.get("cluster")) for e in (manifest or {}).get("submissions", [])}
+    found = {int(ad["ClusterId"]) for ad in ads if ad.get(names.ATTR_ROLE) == names.ROLE_DAGMAN
+             and str(ad["ClusterId"]) not in recorded}
+    if found:
+        seen = {(ad["ClusterId"], ad["ProcId"]) for ad in ads}
+        ads += [ad for ad in schedd.query(constraint=sweep_constraint(sweep, manifest, dag_clusters=found),
+                                          projection=QUEUE_PROJECTION + ["DAGManJobId"])
+                if (ad["ClusterId"], ad["ProcId"]) not in seen]
+    for ad in ads:
         state = RunState.of_job_status(ad.get("JobStatus"))
         if ad.get(names.ATTR_ROLE) == names.ROLE_DAGMAN:
             if not state.is_finished():
@@ -251,7 +298,8 @@ class HTCondorBackend:
         # intent first: if we are killed after the schedd accepted, the next submit finds the
         # jobs by +SweepSubmission / +SweepRunId; if before, nothing was queued
         update_submission(sweep.jobs_dir, submission, {"backend": self.name, "mode": mode, "runs": run_ids,
-                                                       "state": "submitting", "pool": pool_name()})
+                                                       "state": "submitting", "pool": pool_name(),
+                                                       "owner": submitting_owner()})
         for r in runs:  # initialdir must exist
             r.results_dir.mkdir(parents=True, exist_ok=True)
         hand_over(sweep.results_dir, sweep.jobs_dir)
