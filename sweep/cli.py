@@ -108,6 +108,11 @@ def cmd_collect(args) -> int:
                              fmt=getattr(args, "format", None), output=getattr(args, "output", None),
                              per_run=getattr(args, "per_run", False), best=getattr(args, "best", 3))
     collect_sweeps(options, _console(), _console(stderr=True))
+    # the DAG's FINAL node: the DAG failed when nodes failed, even though collecting worked
+    dag_status, failed = getattr(args, "dag_status", None), getattr(args, "failed_count", None)
+    if (dag_status or 0) != 0 or (failed or 0) > 0:
+        print(f"the DAG ended with status {dag_status}: {failed} node(s) failed", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK
 
 
@@ -270,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with repeats: one row per run instead of mean ± std per configuration")
     p.add_argument("--best", type=int, default=3, metavar="N",
                    help="copy the N best models to results/<sweep>/best/ (default 3; 0: none)")
+    p.add_argument("--dag-status", type=int, default=None, help=argparse.SUPPRESS)  # the FINAL node's $(DAG_STATUS)
+    p.add_argument("--failed-count", type=int, default=None, help=argparse.SUPPRESS)  # and $(FAILED_COUNT)
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("report", help="write a static HTML report of a sweep (results/<sweep>/report.html)")

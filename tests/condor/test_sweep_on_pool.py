@@ -339,3 +339,33 @@ def test_two_owners_with_the_same_grid_see_and_touch_only_their_own_jobs(condor_
     assert "2 queued or running, 0 to submit" in sweep("a", "submit", str(projects["a"] / "shared.yaml"), "--condor",
                                                        "--no-dag", "--no-progress")
     condor_pool.tool("condor_rm", "-constraint", 'SweepName =?= "shared"', check=True)
+
+
+def _dagman_exit(project: Path, sweep: str) -> int:
+    """The exit code of the sweep's (last) DAGMan job, from the schedd's history."""
+    manifest = json.loads((project / "jobs" / sweep / "sweep.json").read_text())
+    cluster = manifest["submissions"][-1]["cluster"]
+    schedd = condor_pool_schedd()
+    (ad,) = wait_until(lambda: list(schedd.history(constraint=f"ClusterId == {cluster}", projection=["ExitCode"],
+                                                   match=1)), 60, "the DAGMan job in the history")
+    return int(ad["ExitCode"])
+
+
+def test_a_dag_with_a_failed_node_ends_as_a_failure(project, capsys):
+    """The FINAL node collects whatever happened, and (given $(DAG_STATUS) and $(FAILED_COUNT))
+    exits non-zero when nodes failed: a DAG whose FINAL node succeeds counts as successful."""
+    body = "#!/bin/sh\nif grep -q sgd config.yaml; then echo 'boom' >&2; exit 4; fi\n" + QUICK_JOB.format(extra="")
+    extra = job_templates(project, body) + "condor: {max_retries: 0}\n"
+    g = grid(project, "pool-dagfail", axes="  optimizer: [adam, sgd]\n", extra=extra)
+    assert sweep_cli(project, "submit", str(g), "--condor", "--wait", "--wait-timeout", "240", "--no-progress") == 0
+    capsys.readouterr()
+    dag_dir = Path(json.loads((project / "jobs" / "pool-dagfail" / "sweep.json").read_text())["submissions"][-1]["dag"]).parent
+    final_out = wait_until(lambda: (dag_dir / "collect.out").read_text() if (dag_dir / "collect.out").exists() else "",
+                           60, "the FINAL node")
+    assert "1 of 2 runs ranked" in final_out  # collected anyway
+    assert "the DAG ended with status 2: 1 node(s) failed" in (dag_dir / "collect.err").read_text()
+    assert _dagman_exit(project, "pool-dagfail") != 0
+
+    ok = grid(project, "pool-dagok", axes="  optimizer: [adam]\n", extra=job_templates(project, QUICK_JOB.format(extra="")))
+    assert sweep_cli(project, "submit", str(ok), "--condor", "--wait", "--wait-timeout", "240", "--no-progress") == 0
+    assert _dagman_exit(project, "pool-dagok") == 0

@@ -358,7 +358,10 @@ class HTCondorBackend:
             "# FINAL node: rank the sweep when the DAG ends, whatever happened to its nodes",
             "universe = local",
             f"executable = {submit_value(sys.executable)}",
-            f'arguments = "-m sweep.cli --root {submit_value(root)} collect {submit_value(sweep.spec.name)}"',
+            # DAGMan fills in how the DAG ended: collect ranks what came back, then exits non-zero
+            # when nodes failed (a FINAL node that succeeds would make the whole DAG succeed)
+            f'arguments = "-m sweep.cli --root {submit_value(root)} collect {submit_value(sweep.spec.name)} '
+            '--dag-status $(DAG_STATUS) --failed-count $(FAILED_COUNT)"',
             f'environment = "{pythonpath}TF_CPP_MIN_LOG_LEVEL=2"',
             f"initialdir = {submit_value(dag_dir)}",
             "output = collect.out",
