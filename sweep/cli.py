@@ -33,9 +33,8 @@ def _console(stderr: bool = False):
 def cmd_validate(args) -> int:
     from .core.expand import expand
     from .core.grid import count_points, load_grid
-    from .physics.datastep import check_params
 
-    spec = load_grid(args.grid, args.root, simulation_check=check_params)
+    spec = load_grid(args.grid, args.root, checks=_grid_checks())
     runs = expand(spec)
     configs = len({r.config_id for r in runs})
     extra = f" × {spec.repeats} repeats = {len(runs)} runs" if spec.repeats > 1 else ""
@@ -55,11 +54,21 @@ def _submit_options(args, grid: Path | None):
                          wait=args.wait)
 
 
+def _grid_checks():
+    """What the stages check for the pure grid validator: simulation parameters (physics) and
+    ClassAd expressions (submit, with HTCondor's parser)."""
+    from .core.grid import GridChecks
+    from .physics.datastep import check_params
+    from .submit.classads import check_expression
+
+    return GridChecks(simulation=check_params, expression=check_expression)
+
+
 def _data_step() -> dict:
     """The physics' data step, handed to the submit stage (which does not import the simulator)."""
     from .physics import datastep
 
-    return {"check_simulation": datastep.check_params, "make_dataset": datastep.ensure_dataset}
+    return {"checks": _grid_checks(), "make_dataset": datastep.ensure_dataset}
 
 
 def cmd_submit(args) -> int:

@@ -13,7 +13,7 @@ import pytest
 import sweep
 from sweep.cli import EXIT_STATUS, main
 from sweep.core.errors import GridError, InputError, SweepError
-from sweep.core.grid import load_grid
+from sweep.core.grid import GridChecks, load_grid
 from sweep.core.states import RunState
 from sweep.physics.datastep import check_params
 
@@ -57,7 +57,7 @@ def test_simulation_parameters_are_checked_with_the_physics_check(write_grid, tm
     grid = write_grid(SIM_GRID)
     load_grid(grid, tmp_path)  # the core alone checks only that params is a mapping
     with pytest.raises(GridError) as err:
-        load_grid(grid, tmp_path, simulation_check=check_params)
+        load_grid(grid, tmp_path, checks=GridChecks(simulation=check_params))
     (issue,) = err.value.issues
     assert (issue.line, issue.key) == (8, "data.simulate.params") and "noise_rms_mv" in issue.message
     for argv in (["validate", str(grid)], ["submit", str(grid), "--local", "--no-progress"]):

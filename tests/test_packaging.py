@@ -37,7 +37,8 @@ def test_every_package_of_the_source_is_listed_for_the_wheel():
 
 
 #: import name -> distribution name, where they differ
-DISTRIBUTION = {"yaml": "pyyaml", "sklearn": "scikit-learn", "htcondor2": "htcondor", "tensorflow": "tensorflow-cpu"}
+DISTRIBUTION = {"yaml": "pyyaml", "sklearn": "scikit-learn", "htcondor2": "htcondor", "classad2": "htcondor",
+                "tensorflow": "tensorflow-cpu"}
 
 
 def test_every_third_party_import_is_declared_with_a_minimum():

@@ -18,10 +18,18 @@ from . import schema, units, yamlpos
 from .canonical import canonical_json
 from .errors import GridError, GridIssue
 
-#: Checks a grid's ``data.simulate.params`` (a mapping); raises ValueError (or TypeError, KeyError)
-#: with what is wrong. The simulator's owner provides it (``sweep.physics.datastep.check_params``):
-#: the core does not know the simulator's parameters.
-SimulationCheck = Callable[[dict], None]
+
+
+@dataclass(frozen=True)
+class GridChecks:
+    """Checks of grid values that need knowledge the pure core does not have, handed in by the
+    stage that has it. Each takes the value and raises ValueError (or TypeError, KeyError) saying
+    what is wrong; the validator reports it with the grid's file, line and key."""
+
+    #: data.simulate.params (a mapping): sweep.physics.datastep.check_params
+    simulation: Callable[[dict], None] | None = None
+    #: ClassAd expressions such as condor.requirements: sweep.submit.classads.check_expression
+    expression: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,15 +103,16 @@ def count_points(spec: GridSpec) -> int:
 
 
 def load_grid(path: str | os.PathLike, root: str | os.PathLike | None = None, *,
-              simulation_check: SimulationCheck | None = None) -> GridSpec:
+              checks: GridChecks | None = None) -> GridSpec:
     """Read and validate a grid file.
 
     Args:
         path: the grid file.
         root: the project folder; relative paths inside the grid resolve against it (default:
             the current folder).
-        simulation_check: validates ``data.simulate.params``; without it only their shape (a
-            mapping) is checked here, and the simulator checks them before it writes anything.
+        checks: what the stages check for the core (simulation parameters, ClassAd expressions);
+            without them only the values' shape is checked here, and the stage that uses a value
+            checks it before anything is written.
 
     Returns:
         The validated grid.
@@ -119,10 +128,10 @@ def load_grid(path: str | os.PathLike, root: str | os.PathLike | None = None, *,
         raise GridError([GridIssue(shown, 0, 0, "", "file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise GridError([GridIssue(shown, 0, 0, "", f"cannot read: {exc}")]) from None
-    return parse_grid(text, shown, Path(root) if root else Path.cwd(), simulation_check=simulation_check)
+    return parse_grid(text, shown, Path(root) if root else Path.cwd(), checks=checks)
 
 
-def parse_grid(text: str, file: str, root: Path, *, simulation_check: SimulationCheck | None = None) -> GridSpec:
+def parse_grid(text: str, file: str, root: Path, *, checks: GridChecks | None = None) -> GridSpec:
     """Validate a grid given as text (`file` names it in messages); see :func:`load_grid`."""
     try:
         located = yamlpos.load(text)
@@ -133,7 +142,7 @@ def parse_grid(text: str, file: str, root: Path, *, simulation_check: Simulation
         raise GridError([GridIssue(file, line, col, "", f"invalid YAML: {problem}")]) from None
     except yaml.YAMLError as exc:
         raise GridError([GridIssue(file, 0, 0, "", f"invalid YAML: {exc}")]) from None
-    return _Validator(file, located, root, simulation_check).run()
+    return _Validator(file, located, root, checks or GridChecks()).run()
 
 
 def _suggest(word: str, choices) -> str:
@@ -142,11 +151,11 @@ def _suggest(word: str, choices) -> str:
 
 
 class _Validator:
-    def __init__(self, file: str, located: yamlpos.Located, root: Path, simulation_check: SimulationCheck | None):
+    def __init__(self, file: str, located: yamlpos.Located, root: Path, checks: GridChecks):
         self.file = file
         self.located = located
         self.root = root
-        self.simulation_check = simulation_check
+        self.checks = checks
         self.issues: list[GridIssue] = []
 
     # -- reporting
@@ -282,10 +291,10 @@ class _Validator:
                         balanced=bool(balanced), max_samples=max_samples, simulate=simulate)
 
     def _simulation_params(self, params: dict) -> None:
-        if self.simulation_check is None:
+        if self.checks.simulation is None:
             return
         try:
-            self.simulation_check(params)
+            self.checks.simulation(params)
         except (ValueError, TypeError, KeyError) as exc:
             self.error(("data", "simulate", "params"), f"invalid simulation parameters: {exc}")
 
@@ -423,6 +432,11 @@ class _Validator:
                 if not isinstance(v, str) or not v.strip() or schema.CONTROL_CHARS_RE.search(v):
                     self.error(("condor", key), "expected a one-line ClassAd expression (no newlines or "
                                f"control characters), got {_show(v)}")
+                elif self.checks.expression is not None:
+                    try:
+                        self.checks.expression(v)
+                    except (ValueError, TypeError) as exc:
+                        self.error(("condor", key), f"expected a ClassAd expression, got {_show(v)}: {exc}")
         if "accounting_group" in condor and not (isinstance(condor["accounting_group"], str)
                                                  and schema.ACCOUNTING_GROUP_RE.fullmatch(condor["accounting_group"])):
             self.error(("condor", "accounting_group"), "expected a group name of letters, digits, '_', '.', "

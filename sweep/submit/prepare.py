@@ -6,6 +6,7 @@ memory; then each file is written atomically, the manifest last.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass
@@ -13,12 +14,13 @@ from pathlib import Path
 
 from .. import __version__
 from ..core.expand import RunSpec, expand
-from ..core.grid import GridSpec, SimulationCheck, load_grid
+from ..core.grid import GridChecks, GridSpec, load_grid
 from ..core.names import SweepPaths
 from ..core.render import RenderedSweep, render_sweep
 from ..fsutil import atomic_write_text
 from ..records.lock import sweep_lock
 from ..records.manifest import merge_runs, now, read_manifest, save_manifest
+from .classads import check_expression
 
 
 @dataclass
@@ -28,13 +30,14 @@ class Prepared:
     rendered: RenderedSweep
 
 
-def prepare(grid_path: str | os.PathLike, root: Path, simulation_check: SimulationCheck | None = None) -> Prepared:
+def prepare(grid_path: str | os.PathLike, root: Path, checks: GridChecks | None = None) -> Prepared:
     """Validate, expand and render in memory; writes nothing.
 
     Args:
         grid_path: the grid file.
         root: the project folder.
-        simulation_check: validates the grid's data.simulate.params (see sweep.core.grid).
+        checks: the caller's checks of grid values (see sweep.core.grid.GridChecks); ClassAd
+            expressions are always checked here (this stage knows HTCondor).
 
     Returns:
         The grid, its runs and their rendered files (with the memory earlier attempts needed).
@@ -44,7 +47,10 @@ def prepare(grid_path: str | os.PathLike, root: Path, simulation_check: Simulati
         RenderError: a template problem or an unsafe value.
         ResultsError: the sweep's existing manifest is unreadable.
     """
-    spec = load_grid(grid_path, root, simulation_check=simulation_check)
+    checks = checks or GridChecks()
+    if checks.expression is None:
+        checks = dataclasses.replace(checks, expression=check_expression)
+    spec = load_grid(grid_path, root, checks=checks)
     runs = expand(spec)
     learned = (read_manifest(SweepPaths(root.resolve()).jobs(spec.name)) or {}).get("learned_memory_mb", {})
     rendered = render_sweep(spec, runs, root, memory_mb=learned)

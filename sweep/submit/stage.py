@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.errors import BackendError, NotFoundError
-from ..core.grid import GridSpec, SimulationCheck
+from ..core.grid import GridChecks, GridSpec
 from ..core.names import BACKEND_HTCONDOR, BACKEND_LOCAL, SweepPaths
 from ..core.render import relative_to_root
 from ..core.states import RunState
@@ -59,14 +59,14 @@ class SubmitOutcome:
     all_failed: bool = False  # every local run failed
 
 
-def submit_grid(options: SubmitOptions, console, *, check_simulation: SimulationCheck | None = None,
+def submit_grid(options: SubmitOptions, console, *, checks: GridChecks | None = None,
                 make_dataset: DataStep | None = None) -> SubmitOutcome:
     """Render a grid's runs and submit those without a valid result that are not queued.
 
     Args:
         options: the grid, the project folder and how to submit.
         console: a rich Console for progress and what was done.
-        check_simulation: validates the grid's data.simulate.params.
+        checks: the caller's checks of grid values (simulation parameters: the physics').
         make_dataset: the data step, run after the backend is chosen and before any file is written.
 
     Returns:
@@ -79,7 +79,7 @@ def submit_grid(options: SubmitOptions, console, *, check_simulation: Simulation
         NotFoundError: the dataset is missing and the grid does not say how to make it.
     """
     root = options.root
-    prepared = prepare(options.grid, root, simulation_check=check_simulation)
+    prepared = prepare(options.grid, root, checks=checks)
     spec, rendered = prepared.spec, prepared.rendered
     required = [m for m, _ in spec.ranking]
     if options.only:
@@ -180,7 +180,7 @@ def unreachable_hint(sweep_on_pool: bool) -> str:
 
 
 def resubmit(sweep: str, options: SubmitOptions, console, warnings=None, *, failed_only: bool = False,
-             check_simulation: SimulationCheck | None = None, make_dataset: DataStep | None = None
+             checks: GridChecks | None = None, make_dataset: DataStep | None = None
              ) -> SubmitOutcome:
     """Rerun a sweep's failed, held and removed runs (and, unless failed_only, those never run),
     from the grid file the sweep was rendered from. Held jobs are removed from the queue first.
@@ -203,11 +203,11 @@ def resubmit(sweep: str, options: SubmitOptions, console, warnings=None, *, fail
     warnings = warnings or console
     load_manifest(options.root, sweep)  # no such sweep: an error before anything is locked or written
     with sweep_lock(SweepPaths(options.root.resolve()).jobs(sweep)):
-        return _resubmit_locked(sweep, options, console, warnings, failed_only, check_simulation, make_dataset)
+        return _resubmit_locked(sweep, options, console, warnings, failed_only, checks, make_dataset)
 
 
 def _resubmit_locked(sweep: str, options: SubmitOptions, console, warnings, failed_only: bool,
-                     check_simulation: SimulationCheck | None, make_dataset: DataStep | None) -> SubmitOutcome:
+                     checks: GridChecks | None, make_dataset: DataStep | None) -> SubmitOutcome:
     manifest = load_manifest(options.root, sweep)
     pool = on_pool(manifest)
     status = sweep_status(sweep, options.root, query_schedd=True)
@@ -230,7 +230,7 @@ def _resubmit_locked(sweep: str, options: SubmitOptions, console, warnings, fail
     return submit_grid(SubmitOptions(grid=grid, root=options.root, mode=mode, use_dag=options.use_dag,
                                      force=True, only=set(runs), cpus=options.cpus, progress=options.progress,
                                      wait=options.wait),
-                       console, check_simulation=check_simulation, make_dataset=make_dataset)
+                       console, checks=checks, make_dataset=make_dataset)
 
 
 def wait(sweep: str, root: Path, console, timeout: float | None = None) -> None:
