@@ -1,6 +1,7 @@
 """Rendering: submit files parse with htcondor2.Submit, carry the requests, refuse injections."""
 
 import importlib
+import re
 import stat
 
 import pytest
@@ -86,11 +87,15 @@ def test_no_value_can_add_a_submit_command():
 def test_user_template_folder_and_strict_undefined(write_grid, tmp_path):
     folder = tmp_path / "mytemplates"
     folder.mkdir()
-    (folder / "job.sub.j2").write_text("executable = {{ paths.wrapper }}\n+Site = \"bari\"\nqueue\n")
+    keep = ("log = {{ paths.event_log }}\ninitialdir = {{ paths.initialdir }}\nbatch_name = {{ sweep.name }}\n"
+            "+SweepName = \"{{ sweep.name }}\"\n+SweepRunId = \"{{ run.run_id }}\"\n"
+            "submit_event_notes = sweep-run {{ run.run_id }}\n")  # what sweep relies on (see below)
+    (folder / "job.sub.j2").write_text("executable = {{ paths.wrapper }}\n+Site = \"bari\"\n" + keep + "queue\n")
     (folder / "run_job.sh.j2").write_text("#!/bin/sh\nexec {{ python }} -m sweep.job config.yaml\n")
     sweep = rendered(write_grid, tmp_path, GRID + "templates: mytemplates\n")
     assert '+Site = "bari"' in sweep.runs[0].submit_text
-    (folder / "job.sub.j2").write_text("executable = {{ paths.wrapper }}\nrequest_gpus = {{ resources.gpus }}\nqueue\n")
+    (folder / "job.sub.j2").write_text("executable = {{ paths.wrapper }}\nrequest_gpus = {{ resources.gpus }}\n" + keep
+                                       + "queue\n")
     with pytest.raises(SweepError, match="gpus"):
         rendered(write_grid, tmp_path, GRID + "templates: mytemplates\n")
 
@@ -122,3 +127,30 @@ def test_memory_escalation_expressions(write_grid, tmp_path):
     assert "8192" in second["request_memory"]
     assert "NumJobStarts <= 3" in second["periodic_release"]
     assert "HoldReasonCode =?= 1 " not in second["periodic_release"]  # never a user's hold
+
+
+@pytest.mark.parametrize("drop", ["log", "initialdir", "+SweepName", "+SweepRunId", "submit_event_notes", "batch_name"])
+def test_a_user_template_that_drops_what_sweep_relies_on_is_refused(write_grid, tmp_path, drop):
+    from sweep.core.render import BUILTIN_TEMPLATES
+
+    folder = tmp_path / "mytemplates"
+    folder.mkdir()
+    lines = (BUILTIN_TEMPLATES / "job.sub.j2").read_text().splitlines(keepends=True)
+    kept = [line for line in lines if not line.startswith(drop + " ")]
+    assert len(kept) == len(lines) - 1
+    (folder / "job.sub.j2").write_text("".join(kept))
+    (folder / "run_job.sh.j2").write_text((BUILTIN_TEMPLATES / "run_job.sh.j2").read_text())
+    with pytest.raises(SweepError, match=f"mytemplates/job.sub.j2: the rendered submit file of run .* lacks .*{re.escape(drop)} ="):
+        rendered(write_grid, tmp_path, GRID + "templates: mytemplates\n")
+
+
+def test_a_user_template_that_points_the_log_elsewhere_is_refused(write_grid, tmp_path):
+    from sweep.core.render import BUILTIN_TEMPLATES
+
+    folder = tmp_path / "mytemplates"
+    folder.mkdir()
+    text = (BUILTIN_TEMPLATES / "job.sub.j2").read_text().replace("{{ paths.event_log | submit_value }}", "my.log")
+    (folder / "job.sub.j2").write_text(text)
+    (folder / "run_job.sh.j2").write_text((BUILTIN_TEMPLATES / "run_job.sh.j2").read_text())
+    with pytest.raises(SweepError, match="lacks what sweep relies on: log = .*events.log"):
+        rendered(write_grid, tmp_path, GRID + "templates: mytemplates\n")

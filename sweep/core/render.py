@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import sys
 from dataclasses import dataclass
@@ -212,6 +213,8 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
                 paths={"wrapper": str(paths.wrapper(spec.name)), "config": str(config_path),
                        "data": data_path, "initialdir": str(out_dir), "event_log": str(paths.event_log(spec.name))},
                 **common)
+            _require_sweep_lines(submit_text, submit_template.filename, spec.name, run.run_id,
+                                 {"log": str(paths.event_log(spec.name)), "initialdir": str(out_dir)})
             rendered.append(RenderedRun(run=run, job_dir=job_dir, results_dir=out_dir,
                                         submit_path=job_dir / names.SUBMIT_FILE, config_path=config_path,
                                         submit_text=submit_text, config_text=config_text))
@@ -219,6 +222,44 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         where = f" ({exc.filename}:{exc.lineno})" if isinstance(exc, jinja2.TemplateSyntaxError) else ""
         raise RenderError(f"template error{where}: {exc}") from None
     return RenderedSweep(spec=spec, paths=paths, wrapper_text=wrapper_text, runs=rendered)
+
+
+_SUBMIT_LINE = re.compile(r"^\s*([+A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*?)\s*$")
+
+
+def submit_commands(text: str) -> dict[str, str]:
+    """The `key = value` commands of a submit description, keys lower-cased, MY.X spelt +X."""
+    out = {}
+    for line in text.splitlines():
+        m = _SUBMIT_LINE.match(line)
+        if m and not line.lstrip().startswith("#"):
+            key = m.group(1).lower()
+            out["+" + key[3:] if key.startswith("my.") else key] = m.group(2)
+    return out
+
+
+def _require_sweep_lines(text: str, template: str | None, sweep: str, run_id: str, paths: dict[str, str]) -> None:
+    """A submit file must keep what sweep relies on: the sweep's event log (collect, status,
+    memory escalation read it), the run's results folder, and the attributes and note that tie
+    a job to its sweep and run (duplicate detection, status). A user template that drops one
+    would break those silently.
+
+    Raises:
+        RenderError: naming the template and what is missing or changed.
+    """
+    commands = submit_commands(text)
+    wanted = {"log": paths["log"], "initialdir": paths["initialdir"],
+              f"+{names.ATTR_SWEEP.lower()}": f'"{sweep}"', f"+{names.ATTR_RUN.lower()}": f'"{run_id}"'}
+    problems = [f"{key} = {value}" for key, value in wanted.items() if commands.get(key) != value]
+    if f"{names.RUN_NOTE_PREFIX} {run_id}" not in commands.get("submit_event_notes", ""):
+        problems.append(f"submit_event_notes = {names.RUN_NOTE_PREFIX} {run_id}")
+    if "batch_name" not in commands:
+        problems.append(f"batch_name = {sweep}")
+    if problems:
+        names_ = {"+sweepname": f"+{names.ATTR_SWEEP}", "+sweeprunid": f"+{names.ATTR_RUN}"}
+        shown = [names_.get(p.split(" = ")[0], p.split(" = ")[0]) + " = " + p.split(" = ", 1)[1] for p in problems]
+        raise RenderError(f"{template}: the rendered submit file of run {run_id} lacks what sweep relies on: "
+                          + "; ".join(shown) + " (keep these lines from templates/job.sub.j2)")
 
 
 def _condor_context(condor: dict[str, Any]) -> dict[str, Any]:
