@@ -7,6 +7,7 @@ killed processes, not power loss, and fsync per file made rendering 10,000 jobs 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -56,6 +57,24 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def file_digest(path: str | os.PathLike, known: dict | None = None) -> dict[str, Any]:
+    """{"sha256", "size", "mtime_ns"} of a file's content. `known` (an earlier digest of the same
+    path) is returned as it is when the file's size and modification time have not changed, so a
+    large dataset is read once, not at every command.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    st = os.stat(path)
+    if known and known.get("size") == st.st_size and known.get("mtime_ns") == st.st_mtime_ns and known.get("sha256"):
+        return {"sha256": known["sha256"], "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"sha256": digest.hexdigest(), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def temp_path_beside(path: str | os.PathLike, suffix: str = "") -> Path:

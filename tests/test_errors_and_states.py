@@ -83,7 +83,8 @@ def test_run_states():
         RunState.RUNNING, RunState.NOT_RUN, RunState.NOT_RUN]
     assert {s for s in RunState if s.is_live()} == {RunState.IDLE, RunState.RUNNING, RunState.HELD}
     assert {s for s in RunState if s.needs_rerun()} == {RunState.FAILED, RunState.CORRUPT, RunState.HELD,
-                                                        RunState.REMOVED}
+                                                        RunState.REMOVED, RunState.STALE}
+    assert not RunState.UNKNOWN.is_finished() and not RunState.UNKNOWN.needs_rerun()  # it may be running
     assert not any(s.is_live() and s.is_finished() for s in RunState)
     assert RunState.OK.is_success() and RunState.DONE.is_success() and not RunState.CORRUPT.is_success()
     # the values are what tables, run.json and resources.csv show

@@ -213,3 +213,40 @@ def test_a_narrowed_grid_keeps_the_runs_it_no_longer_has(tmp_path, small_dataset
     assert main(["--root", str(tmp_path), "collect", "narrow"]) == 0
     out = capsys.readouterr().out
     assert "3 of 3 runs ranked" in out and "without a valid result" not in out
+
+
+def test_a_run_trained_on_another_version_of_the_dataset_is_stale(tmp_path, small_dataset, capsys):
+    """The dataset's content is part of what a result means: each run records the sha256 of the
+    file it trained on; regenerating the file makes collect mark the old results stale and the
+    next submit train them again."""
+    import hashlib
+
+    from sweep.physics.datasets import simulate_to_file
+
+    (tmp_path / "data").mkdir()
+    data = tmp_path / "data" / "x.npz"
+    shutil.copy(small_dataset, data)
+    grid = tmp_path / "g.yaml"
+    grid.write_text(grid_text("data/x.npz", sweep="stale", axes="  optimizer: [adam]\n", epochs=1, max_samples=1500))
+    assert submit(tmp_path, grid, "--no-collect") == 0
+    sha = hashlib.sha256(data.read_bytes()).hexdigest()
+    (run_dir,) = [p for p in (tmp_path / "results" / "stale").iterdir() if p.is_dir()]
+    for name in ("metrics.json", "run.json"):
+        assert json.loads((run_dir / name).read_text())["dataset"]["sha256"] == sha
+    manifest = json.loads((tmp_path / "jobs" / "stale" / "sweep.json").read_text())
+    assert manifest["dataset"]["sha256"] == sha and manifest["dataset"]["size"] == data.stat().st_size
+    assert submit(tmp_path, grid, "--no-collect") == 0
+    assert "nothing to submit" in capsys.readouterr().out
+
+    simulate_to_file(data, 600, seed=12)  # a new version of the file (e.g. a new --peak-model)
+    new_sha = hashlib.sha256(data.read_bytes()).hexdigest()
+    assert new_sha != sha
+    assert main(["--root", str(tmp_path), "collect", "stale"]) == 0
+    out = capsys.readouterr().out
+    assert "0 of 1 runs ranked" in out and "stale" in out and "trained on another version" in out
+    assert submit(tmp_path, grid, "--no-collect") == 0
+    out = capsys.readouterr().out
+    assert "1 run(s) were trained on another version of data/x.npz" in out and "1 of 1 runs finished" in out
+    assert json.loads((run_dir / "metrics.json").read_text())["dataset"]["sha256"] == new_sha
+    assert main(["--root", str(tmp_path), "collect", "stale"]) == 0
+    assert "1 of 1 runs ranked" in capsys.readouterr().out

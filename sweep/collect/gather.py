@@ -15,10 +15,10 @@ from ..core.ranking import rank
 from ..core.schema import metrics_for
 from ..core.states import RunState
 from ..core.units import format_duration
-from ..fsutil import atomic_write_text
+from ..fsutil import atomic_write_text, file_digest
 from ..records.events import attempts_by_run, is_memory_hold, read_event_log
 from ..records.manifest import in_grid, load_manifest, remember_memory
-from ..records.runs import RunOutcome, read_run
+from ..records.runs import RunOutcome, mark_stale, read_run
 
 
 @dataclass
@@ -96,9 +96,10 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
     results_dir = paths.results(sweep)
     required = [m for m, _ in ranking]
     attempts = _event_log_attempts(paths.event_log(sweep))
+    dataset = _current_dataset(manifest)
     records, problems, usage, outside, total = [], [], [], [], 0
     for entry in manifest["runs"]:
-        outcome = read_run(results_dir, entry["run_id"], required)
+        outcome = mark_stale(read_run(results_dir, entry["run_id"], required), dataset)
         if not in_grid(entry):
             if not outcome.ok:
                 continue  # a run of an earlier grid without a result: nobody wants it now
@@ -141,6 +142,19 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
         if board.resources is not None:
             atomic_write_text(results_dir / RESOURCES, board.resources.to_csv(index=False))
     return board
+
+
+def _current_dataset(manifest: dict) -> str | None:
+    """The sha256 of the sweep's dataset as it is now (re-read when its size or modification time
+    changed since the manifest recorded it; the recorded one when the file is gone)."""
+    recorded = manifest.get("dataset") or {}
+    path = recorded.get("path")
+    if path and Path(path).is_file():
+        try:
+            return file_digest(path, recorded)["sha256"]
+        except OSError:
+            pass
+    return recorded.get("sha256")
 
 
 def _event_log_attempts(path: Path) -> dict:

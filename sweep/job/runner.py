@@ -22,7 +22,7 @@ from .. import __version__
 from ..core.errors import InputError
 from ..core.names import METRICS, RUN_INFO
 from ..core.states import RunState
-from ..fsutil import atomic_write_json
+from ..fsutil import atomic_write_json, file_digest
 from . import resources
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -99,9 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         if inter:
             tf.config.threading.set_inter_op_parallelism_threads(inter)
         data_path = training.resolve_data_path(config["data"], Path.cwd())
+        # what this run was trained on: a later submit reruns the run when the dataset has changed
+        digest = file_digest(data_path)
+        record["dataset"] = {"file": data_path.name, "sha256": digest["sha256"], "size": digest["size"]}
         metrics = training.train(config, data_path, out_dir, log=lambda m: print(m, flush=True))
         metrics["software"] = software_versions()
         metrics["threads"] = record["threads"]
+        metrics["dataset"] = record["dataset"]
         atomic_write_json(out_dir / METRICS, metrics)
     except InputError as exc:  # an unusable dataset (or any input error): exit 2, which is never retried
         print(f"sweep.job: {exc}", file=sys.stderr)

@@ -117,6 +117,23 @@ def read_run(results_dir: Path, run_id: str, required_metrics: list[str] | None 
     return outcome
 
 
+def trained_on(outcome: RunOutcome) -> str | None:
+    """The sha256 of the dataset a valid result was trained on (None for results written before
+    runs recorded it)."""
+    dataset = (outcome.metrics or {}).get("dataset")
+    return dataset.get("sha256") if isinstance(dataset, dict) else None
+
+
+def mark_stale(outcome: RunOutcome, current_sha256: str | None) -> RunOutcome:
+    """A valid result trained on another version of the dataset becomes STALE (with why)."""
+    used = trained_on(outcome)
+    if outcome.ok and current_sha256 and used and used != current_sha256:
+        outcome.state = RunState.STALE
+        outcome.reason = (f"trained on another version of the dataset (sha256 {used[:12]}…, now "
+                          f"{current_sha256[:12]}…): `sweep submit` reruns it")
+    return outcome
+
+
 def has_valid_result(results_dir: Path, run_id: str, required_metrics: list[str] | None = None) -> bool:
     """Whether read_run says OK."""
     return read_run(results_dir, run_id, required_metrics).ok

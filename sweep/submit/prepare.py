@@ -57,9 +57,10 @@ def prepare(grid_path: str | os.PathLike, root: Path, checks: GridChecks | None 
     return Prepared(spec, runs, rendered)
 
 
-def write_rendered(prepared: Prepared, grid_path: str | os.PathLike) -> Path:
+def write_rendered(prepared: Prepared, grid_path: str | os.PathLike, dataset: dict | None = None) -> Path:
     """Write jobs/<sweep>/ (wrapper, per-run config.yaml and job.sub, manifest); make results/<sweep>/.
-    The manifest keeps the runs of earlier renders that this grid no longer has (in_grid false).
+    The manifest keeps the runs of earlier renders that this grid no longer has (in_grid false),
+    and records `dataset` (path, sha256, size: what the runs submitted now train on).
 
     Returns:
         jobs/<sweep>/.
@@ -73,11 +74,11 @@ def write_rendered(prepared: Prepared, grid_path: str | os.PathLike) -> Path:
     rendered.results_dir.mkdir(parents=True, exist_ok=True)
     grid_text = Path(grid_path).read_bytes()
     with sweep_lock(jobs_dir):
-        _write_manifest(prepared, grid_path, grid_text)
+        _write_manifest(prepared, grid_path, grid_text, dataset)
     return jobs_dir
 
 
-def _write_manifest(prepared: Prepared, grid_path: str | os.PathLike, grid_text: bytes) -> None:
+def _write_manifest(prepared: Prepared, grid_path: str | os.PathLike, grid_text: bytes, dataset: dict | None) -> None:
     spec, jobs_dir = prepared.spec, prepared.rendered.jobs_dir
     manifest = read_manifest(jobs_dir) or {}
     current = [{"run_id": r.run_id, "config_id": r.config_id, "name": r.name, "repeat": r.repeat,
@@ -95,6 +96,8 @@ def _write_manifest(prepared: Prepared, grid_path: str | os.PathLike, grid_text:
         "resources": spec.resources.as_dict(),
         "runs": merge_runs(manifest.get("runs", []), current),
     })
+    if dataset is not None:
+        manifest["dataset"] = dataset
     manifest.setdefault("submissions", [])
     manifest.setdefault("learned_memory_mb", {})
     save_manifest(jobs_dir, manifest)

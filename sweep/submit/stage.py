@@ -19,10 +19,11 @@ from ..core.errors import BackendError, NotFoundError
 from ..core.grid import GridChecks, GridSpec
 from ..core.names import BACKEND_HTCONDOR, BACKEND_LOCAL, SweepPaths
 from ..core.render import relative_to_root
+from ..fsutil import file_digest
 from ..core.states import RunState
 from ..records.lock import sweep_lock
 from ..records.manifest import load_manifest, on_pool, read_manifest, record_submission
-from ..records.runs import has_valid_result
+from ..records.runs import mark_stale, read_run
 from .prepare import prepare, write_rendered
 from .status import sweep_status, wait_for
 
@@ -81,16 +82,18 @@ def submit_grid(options: SubmitOptions, console, *, checks: GridChecks | None = 
     root = options.root
     prepared = prepare(options.grid, root, checks=checks)
     spec, rendered = prepared.spec, prepared.rendered
-    required = [m for m, _ in spec.ranking]
+    manifest = read_manifest(rendered.jobs_dir) or {}
+    dataset = _dataset(spec, manifest)  # None while the file does not exist (the data step makes it)
+    stale: list = []
     if options.only:
         todo = [r for r in rendered.runs if r.run.run_id in options.only]
         if len(todo) < len(options.only):
             console.print(f"[yellow]{len(options.only) - len(todo)} run(s) to resubmit are no longer in "
                           f"{options.grid} (the grid changed); they are left as they are[/]")
     else:
-        todo = [r for r in rendered.runs
-                if options.force or not has_valid_result(rendered.results_dir, r.run.run_id, required)]
+        todo, stale = _to_submit(rendered.runs, rendered.results_dir, spec, dataset, options.force)
     done = len(rendered.runs) - len(todo)
+    _say_stale(console, spec, stale)
     if options.dry_run:
         console.print(f"[bold]dry run[/]: sweep '{spec.name}' has {len(rendered.runs)} runs; {done} already have a "
                       f"valid result; would submit {len(todo)} (nothing written)")
@@ -101,13 +104,13 @@ def submit_grid(options: SubmitOptions, console, *, checks: GridChecks | None = 
             console.print(todo[0].submit_text, markup=False)
         return SubmitOutcome(spec.name)
     # before writing anything: an unreachable pool writes nothing
-    backend = choose_backend(options, console, on_pool(read_manifest(rendered.jobs_dir) or {}))
+    backend = choose_backend(options, console, on_pool(manifest))
     with sweep_lock(rendered.jobs_dir):  # query -> decide -> submit -> record, one command at a time
-        return _submit_locked(options, console, prepared, todo, done, backend, make_dataset)
+        return _submit_locked(options, console, prepared, todo, done, backend, make_dataset, dataset)
 
 
 def _submit_locked(options: SubmitOptions, console, prepared, todo: list, done: int, backend,
-                   make_dataset: DataStep | None) -> SubmitOutcome:
+                   make_dataset: DataStep | None, dataset: dict | None) -> SubmitOutcome:
     root = options.root
     spec, rendered = prepared.spec, prepared.rendered
     skipped = {}
@@ -117,7 +120,19 @@ def _submit_locked(options: SubmitOptions, console, prepared, todo: list, done: 
         note = make_dataset(spec, options.progress)
         if note:
             console.print(note)
-    jobs_dir = write_rendered(prepared, options.grid)
+    if dataset is None and spec.data.path.is_file() and not options.only:
+        # the data step has just made the file: results trained on an earlier version are stale
+        dataset = _dataset(spec, {})
+        _, stale = _to_submit([r for r in rendered.runs if r not in todo and r.run.run_id not in skipped],
+                              rendered.results_dir, spec, dataset, False)
+        if stale and backend.name == BACKEND_HTCONDOR:
+            stale, more = backend.skip_queued(rendered, stale)
+            skipped.update(more)
+        _say_stale(console, spec, stale)
+        todo, done = todo + stale, done - len(stale)
+    elif dataset is None and spec.data.path.is_file():
+        dataset = _dataset(spec, {})
+    jobs_dir = write_rendered(prepared, options.grid, dataset=dataset)
     console.print(f"rendered {len(rendered.runs)} runs into {relative_to_root(jobs_dir, root)}/ "
                   f"({done} already done, {len(skipped)} queued or running, {len(todo)} to submit)")
     if not todo:
@@ -139,6 +154,36 @@ def _submit_locked(options: SubmitOptions, console, prepared, todo: list, done: 
     console.print(f"htcondor: submitted {len(report.submitted)} runs to {pool_name()} as {what}; "
                   f"follow with `sweep status {spec.name}`")
     return SubmitOutcome(spec.name, follow="wait" if options.wait else None)
+
+
+def _dataset(spec: GridSpec, manifest: dict) -> dict | None:
+    """The grid's dataset as the manifest records it: path and content digest (sha256, size);
+    None while the file does not exist. The manifest's earlier digest is reused while the file's
+    size and modification time are unchanged (a large file is read once)."""
+    if not spec.data.path.is_file():
+        return None
+    known = manifest.get("dataset") if (manifest.get("dataset") or {}).get("path") == str(spec.data.path) else None
+    return {"path": str(spec.data.path), **file_digest(spec.data.path, known)}
+
+
+def _to_submit(runs: list, results_dir: Path, spec: GridSpec, dataset: dict | None, force: bool) -> tuple[list, list]:
+    """(the runs to submit, those of them that have a valid result trained on another version of
+    the dataset). Without --force a run with a valid, current result is not submitted again."""
+    required = [m for m, _ in spec.ranking]
+    todo, stale = [], []
+    for r in runs:
+        outcome = mark_stale(read_run(results_dir, r.run.run_id, required), dataset and dataset["sha256"])
+        if force or not outcome.ok:
+            todo.append(r)
+            if outcome.state is RunState.STALE:
+                stale.append(r)
+    return todo, stale
+
+
+def _say_stale(console, spec: GridSpec, stale: list) -> None:
+    if stale:
+        console.print(f"[yellow]{len(stale)} run(s) were trained on another version of {spec.data.path_text} "
+                      "(its content changed since): they are run again[/]")
 
 
 def choose_backend(options: SubmitOptions, console, sweep_on_pool: bool = False):
