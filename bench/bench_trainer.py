@@ -57,6 +57,8 @@ def worker(variant: str, data: str, epochs: int, windows: int) -> dict:
             tf.config.threading.set_intra_op_parallelism_threads(intra)
         if inter:
             tf.config.threading.set_inter_op_parallelism_threads(inter)
+    import numpy as np
+
     from sweep.core.metrics import classification_metrics
     from sweep.job import training
     from sweep.job.models import build_lstm
@@ -73,9 +75,10 @@ def worker(variant: str, data: str, epochs: int, windows: int) -> dict:
     import keras
 
     keras.utils.set_random_seed(1)
-    x, y = training.load_data("lstm", config["data"], Path(data))
-    tr, va, te = training.split(len(x), PARAMS["test_fraction"], PARAMS["train_fraction"])
-    x_fit, y_fit = x[tr.start:va.stop], y[tr.start:va.stop]  # train + validation, split by validation_split
+    x, y, groups = training.load_data("lstm", config["data"], Path(data))
+    tr, va, te, _ = training.split_by_waveform(groups, PARAMS["test_fraction"], PARAMS["train_fraction"], 0)
+    fit = np.concatenate([tr, va])  # train + validation, split by validation_split
+    x_fit, y_fit = x[fit], y[fit]
     model = build_lstm(PARAMS)
     model.compile(optimizer=keras.optimizers.Adam(0.001), loss="binary_crossentropy", metrics=["accuracy"])
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=50, restore_best_weights=True)

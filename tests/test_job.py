@@ -139,3 +139,41 @@ def test_cpus_from_htcondor_machine_ad(tmp_path, monkeypatch):
     monkeypatch.delenv("_CONDOR_MACHINE_AD")
     assert allocated_cpus(4) == (4, "config request_cpus")
     assert thread_settings(1) == (1, 1) and thread_settings(4) == (4, 2)
+
+
+def test_the_peak_finder_is_tested_on_waveforms_it_never_trained_on(tmp_path, small_dataset):
+    """Windows of one waveform overlap and share its noise: the split is by waveform, the same
+    test waveforms for every run of a sweep (the data seed), and the natural-mix metrics score
+    every candidate window of those test waveforms."""
+    import numpy as np
+
+    from sweep.job.training import split_by_waveform
+    from sweep.physics.datasets import load_peak_windows
+
+    x, y, groups = load_peak_windows(small_dataset, balanced=True, max_samples=5000, seed=5)
+    tr, va, te, counts = split_by_waveform(groups, 0.2, 0.7, seed=5)
+    assert sorted(np.concatenate([tr, va, te]).tolist()) == list(range(len(x)))  # every window, once
+    train_wf, val_wf, test_wf = (set(groups[i].tolist()) for i in (tr, va, te))
+    assert not (test_wf & train_wf) and not (test_wf & val_wf) and not (train_wf & val_wf)
+    assert counts["test_waveforms"] == len(test_wf) == round(0.2 * len(set(groups.tolist())))
+    # the same data seed gives the same test waveforms, whatever the run; another seed others
+    assert set(groups[split_by_waveform(groups, 0.2, 0.7, seed=5)[2]].tolist()) == test_wf
+    assert set(groups[split_by_waveform(groups, 0.2, 0.7, seed=6)[2]].tolist()) != test_wf
+    # what a per-window split of the shuffled windows (the earlier way) gave: every test waveform also trained
+    n_test = round(len(x) * 0.2)
+    assert len(set(groups[:n_test].tolist()) & set(groups[n_test:].tolist())) > 0.9 * len(set(groups[:n_test].tolist()))
+
+    run = _render_one(tmp_path, small_dataset)
+    proc = _run_job(run)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((run.results_dir / "metrics.json").read_text())
+    split = metrics["split"]
+    assert split["by"] == "waveform"
+    assert (split["train_waveforms"], split["val_waveforms"], split["test_waveforms"]) == (
+        counts["train_waveforms"], counts["val_waveforms"], counts["test_waveforms"])  # the job split as above
+    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (len(tr), len(va), len(te))
+    assert split["natural_waveforms"] == split["test_waveforms"] and split["natural_windows"] > metrics["n_test"]
+    assert 0.02 < split["natural_signal_fraction"] < 0.2  # the natural mix is mostly noise
+    test = metrics["test"]
+    assert {"natural_precision", "natural_recall", "natural_f1", "natural_eff_purity"} <= set(test)
+    assert test["natural_precision"] < test["precision"]  # the same finder keeps more noise in the natural mix

@@ -61,6 +61,7 @@ class Leaderboard:
     results_dir: Path | None = None
     jobs_dir: Path | None = None
     outside_grid: list[str] = field(default_factory=list)  # ranked runs the current grid no longer has
+    window_split: list[str] = field(default_factory=list)  # ranked peak finders tested on a per-window split
 
     @property
     def repeats(self) -> int:
@@ -97,7 +98,7 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
     required = [m for m, _ in ranking]
     attempts = _event_log_attempts(paths.event_log(sweep))
     dataset = _current_dataset(manifest)
-    records, problems, usage, outside, total = [], [], [], [], 0
+    records, problems, usage, outside, window_split, total = [], [], [], [], [], 0
     for entry in manifest["runs"]:
         outcome = mark_stale(read_run(results_dir, entry["run_id"], required), dataset)
         if not in_grid(entry):
@@ -114,6 +115,8 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
             problems.append(outcome)
             continue
         m = outcome.metrics
+        if model == "lstm" and (m.get("split") or {}).get("by") != "waveform":
+            window_split.append(entry["run_id"])
         record = {"run_id": entry["run_id"], "config_id": entry["config_id"], "name": entry["name"],
                   "repeat": entry.get("repeat", 0)}
         record.update({k: _flatten(entry["swept"].get(k)) for k in swept})
@@ -126,7 +129,7 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
     table = rank(records, ranking)
     board = Leaderboard(sweep=sweep, model=model, ranking=ranking, swept=swept, table=table,
                         problems=problems, total=total, results_dir=results_dir,
-                        jobs_dir=paths.jobs(sweep), outside_grid=outside)
+                        jobs_dir=paths.jobs(sweep), outside_grid=outside, window_split=window_split)
     per_config: dict[str, int] = {}
     for entry in manifest["runs"]:
         per_config[entry["config_id"]] = per_config.get(entry["config_id"], 0) + 1

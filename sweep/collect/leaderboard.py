@@ -28,7 +28,8 @@ from .gather import Leaderboard
 FORMATS = ("table", "csv", "json", "markdown", "latex")
 SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".md": "markdown", ".markdown": "markdown", ".tex": "latex",
                   ".txt": "table"}
-CLASSIFIER_COLUMNS = ["f1", "auc", "eff_purity", "precision", "recall", "accuracy"]
+CLASSIFIER_COLUMNS = ["f1", "auc", "eff_purity", "precision", "recall", "accuracy", "natural_precision",
+                      "natural_recall", "natural_eff_purity"]
 REGRESSOR_COLUMNS = ["mae", "mse", "bias", "abs_bias", "rel_bias", "resolution", "rel_resolution"]
 
 
@@ -307,6 +308,10 @@ def print_selection(board: Leaderboard, sel: Selection, console, root: Path | No
         console.print(f"[yellow]{len(board.outside_grid)} ranked run(s) are not in the sweep's current grid (kept from "
                       f"earlier submissions): {', '.join(board.outside_grid[:8])}"
                       + (" …" if len(board.outside_grid) > 8 else "") + "[/]")
+    if board.window_split:
+        console.print(f"[yellow]{len(board.window_split)} ranked run(s) were tested on windows of waveforms they "
+                      "also trained on (the per-window split of earlier versions: optimistic F1/AUC); "
+                      "`sweep submit GRID --force` trains them again with the per-waveform split[/]")
     if not details:
         return
     if board.csv_path is not None:

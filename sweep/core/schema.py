@@ -24,7 +24,10 @@ REGRESSION_LOSSES = ("mean_squared_error", "mse", "mean_absolute_error", "mae", 
 
 # Metrics each model's job writes (metrics.json keys) and their ranking direction.
 CLASSIFIER_METRICS = {"f1": "max", "auc": "max", "eff_purity": "max", "precision": "max", "recall": "max",
-                      "accuracy": "max", "loss": "min"}
+                      "accuracy": "max", "loss": "min",
+                      # on every candidate window of the test waveforms (the natural mix), not the balanced set
+                      "natural_precision": "max", "natural_recall": "max", "natural_f1": "max",
+                      "natural_eff_purity": "max", "natural_auc": "max"}
 REGRESSOR_METRICS = {"mae": "min", "mse": "min", "abs_bias": "min", "rel_resolution": "min",
                      "bias": "min", "rel_bias": "min", "resolution": "min", "loss": "min"}
 DEFAULT_RANKING = {"lstm": ["f1", "auc", "eff_purity"], "cnn": ["mae"]}

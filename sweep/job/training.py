@@ -9,6 +9,12 @@ Validation: after each epoch the validation split is predicted once; the loss an
 metric (precision, recall, F1, accuracy, ROC AUC, efficiency×purity, or MSE/MAE/bias) come
 from those predictions, and EarlyStopping (restore best weights) watches that val_loss.
 Final metrics are on a held-out test split, with the best epoch's weights.
+
+Splits without leakage: the peak finder's windows are split by *waveform* (windows of one
+waveform overlap and share its noise), with the sweep's data seed, so that every run of a sweep
+tests on the same waveforms and none of them feeds training. Next to the metrics on the
+(balanced) test windows, as the seed study reports them, the `natural_*` metrics score every
+candidate window of the test waveforms: the mix a physicist applies the finder to.
 """
 
 from __future__ import annotations
@@ -52,31 +58,54 @@ def resolve_data_path(data: dict[str, Any], cwd: Path) -> Path:
     raise datasets.DatasetError(f"dataset not found: neither {local} nor {path} exists")
 
 
+#: At most this many natural-mix windows are scored for the natural_* test metrics (whole waveforms).
+NATURAL_MAX_WINDOWS = 300_000
+
+
 def load_data(model: str, data: dict[str, Any], path: Path):
-    """(X, y) of the model's dataset, shuffled by the sweep's data seed.
+    """(X, y, waveform of each sample) of the model's dataset, shuffled by the sweep's data seed.
+    A clusterizer sample is one waveform, so its waveform is its own index.
 
     Raises:
         DatasetError: the file is unreadable or not a dataset.
     """
     if model == "lstm":
-        return datasets.load_peak_dataset(path, balanced=data.get("balanced", True),
+        return datasets.load_peak_windows(path, balanced=data.get("balanced", True),
                                           max_samples=data.get("max_samples"), seed=data.get("seed", 0))
-    return datasets.load_cluster_dataset(path, max_samples=data.get("max_samples"), seed=data.get("seed", 0))
+    x, y = datasets.load_cluster_dataset(path, max_samples=data.get("max_samples"), seed=data.get("seed", 0))
+    return x, y, np.arange(len(x), dtype=np.int64)
 
 
-def split(n: int, test_fraction: float, train_fraction: float) -> tuple[slice, slice, slice]:
-    """Deterministic test | train | validation slices of data the loader already shuffled with
-    the sweep's data seed, so every configuration of a sweep sees the same test set.
+def split_by_waveform(groups: np.ndarray, test_fraction: float, train_fraction: float, seed: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """Train / validation / test sample indices such that no waveform is in two of them.
+
+    The waveforms are shuffled with the sweep's data `seed` (so every run of a sweep has the same
+    test waveforms); the first `test_fraction` of them test, `train_fraction` of the rest train,
+    the others validate. Returns the three index arrays (in the loader's order) and the number of
+    waveforms of each.
 
     Raises:
-        InputError: too few samples for the fractions.
+        InputError: too few waveforms for the fractions.
     """
+    waveforms = np.unique(groups)
+    n = waveforms.size
     n_test = max(1, int(round(n * test_fraction)))
     n_train = max(1, int(round((n - n_test) * train_fraction)))
     if n - n_test - n_train < 1:
-        raise InputError(f"{n} samples are too few for test_fraction {test_fraction} and "
-                        f"train_fraction {train_fraction}")
-    return slice(n_test, n_test + n_train), slice(n_test + n_train, n), slice(0, n_test)
+        raise InputError(f"{n} waveforms are too few for test_fraction {test_fraction} and "
+                         f"train_fraction {train_fraction}")
+    order = waveforms[np.random.default_rng(np.random.SeedSequence([int(seed), 0x5117])).permutation(n)]
+    part = np.empty(n, dtype=np.int8)  # 0 test, 1 train, 2 validation, aligned with `waveforms`
+    part[np.searchsorted(waveforms, order[:n_test])] = 0
+    part[np.searchsorted(waveforms, order[n_test:n_test + n_train])] = 1
+    part[np.searchsorted(waveforms, order[n_test + n_train:])] = 2
+    of_sample = part[np.searchsorted(waveforms, groups)]
+    te, tr, va = (np.flatnonzero(of_sample == k) for k in (0, 1, 2))
+    if not (te.size and tr.size and va.size):
+        raise InputError(f"{len(groups)} samples of {n} waveforms leave a split empty")
+    return tr, va, te, {"test_waveforms": n_test, "train_waveforms": n_train, "val_waveforms": n - n_test - n_train,
+                        "test_waveform_ids": order[:n_test]}
 
 
 def make_train_dataset(x, y, batch_size: int, seed: int):
@@ -136,10 +165,12 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print) -> 
 
     model_kind, params, seed = config["model"], config["params"], int(config["seed"])
     keras.utils.set_random_seed(seed)
-    x, y = load_data(model_kind, config["data"], data_path)
-    tr, va, te = split(len(x), params["test_fraction"], params["train_fraction"])
-    log(f"data {data_path.name}: {len(x)} samples -> train {tr.stop - tr.start}, "
-        f"validation {va.stop - va.start}, test {te.stop - te.start}")
+    x, y, groups = load_data(model_kind, config["data"], data_path)
+    tr, va, te, waveforms = split_by_waveform(groups, params["test_fraction"], params["train_fraction"],
+                                              int(config["data"].get("seed", 0)))
+    test_waveforms = waveforms.pop("test_waveform_ids")
+    log(f"data {data_path.name}: {len(x)} samples -> train {tr.size}, validation {va.size}, test {te.size} "
+        f"({waveforms['train_waveforms']}, {waveforms['val_waveforms']}, {waveforms['test_waveforms']} waveforms)")
 
     model = build(model_kind, params)
     if model_kind == "lstm":
@@ -162,8 +193,10 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print) -> 
     best_epoch = int(stopper.best_epoch) + 1 if rows else 0
 
     test_pred = model.predict(x[te], batch_size=4096, verbose=0).ravel()
+    natural = {}
     if model_kind == "lstm":
         test = classification_metrics(y[te], test_pred, threshold)
+        test.update(_natural_metrics(model, data_path, test_waveforms, threshold, natural))
         roc = roc_points(y[te], test_pred)
         atomic_write_text(out_dir / ROC, "fpr,tpr,threshold\n" + "".join(
             f"{f:.6g},{t:.6g},{h:.6g}\n" for f, t, h in zip(roc["fpr"], roc["tpr"], roc["threshold"])))
@@ -174,7 +207,7 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print) -> 
     _write_history(out_dir / HISTORY, rows, columns)
     _save_model(model, out_dir / MODEL)
     best_row = rows[best_epoch - 1] if best_epoch else {}
-    n_windows = (tr.stop - tr.start) * len(rows)
+    n_windows = tr.size * len(rows)
     return {
         "run_id": config["run_id"],
         "config_id": config["config_id"],
@@ -185,11 +218,25 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print) -> 
         "epochs_run": len(rows),
         "stopped_early": len(rows) < params["epochs"],
         "threshold": threshold if model_kind == "lstm" else None,
-        "n_train": tr.stop - tr.start, "n_val": va.stop - va.start, "n_test": te.stop - te.start,
+        "n_train": int(tr.size), "n_val": int(va.size), "n_test": int(te.size),
+        "split": {"by": "waveform", **waveforms, **natural},
         "n_params": int(model.count_params()),
         "train_seconds": round(train_seconds, 3),
         "train_samples_per_second": round(n_windows / train_seconds, 1) if train_seconds > 0 else None,
     }
+
+
+def _natural_metrics(model, data_path: Path, test_waveforms: np.ndarray, threshold: float, info: dict) -> dict:
+    """precision, recall, F1 and efficiency×purity on every candidate window of the test
+    waveforms (the natural mix, a few to ~10 % signal), as natural_*; `info` gets the counts."""
+    x, y, used = datasets.natural_windows(data_path, test_waveforms, NATURAL_MAX_WINDOWS)
+    info.update(natural_windows=int(len(y)), natural_waveforms=int(used),
+                natural_signal_fraction=float(y.mean()) if len(y) else 0.0)
+    if not len(y):
+        return {}
+    pred = model.predict(x, batch_size=8192, verbose=0).ravel()
+    m = classification_metrics(y, pred, threshold)
+    return {f"natural_{k}": m[k] for k in ("precision", "recall", "f1", "eff_purity", "auc")}
 
 
 def _write_history(path: Path, rows: list[dict], columns: list[str]) -> None:

@@ -410,17 +410,49 @@ def load_peak_dataset(
     ``balanced`` uses the stored balanced index (else the natural mix). Rows are shuffled
     deterministically by ``seed``; ``max_samples`` keeps the first rows after the shuffle.
     """
-    a = _load(path, ("windows", "labels", "balanced_index"))
-    n = _check_len(path, a, ("windows", "labels"))
+    X, y, _ = load_peak_windows(path, balanced, max_samples, seed)
+    return X, y
+
+
+def _peak_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    a = _load(path, ("windows", "labels", "balanced_index", "window_waveform"))
+    n = _check_len(path, a, ("windows", "labels", "window_waveform"))
     if a["windows"].shape[1] != WINDOW_LENGTH:
         raise DatasetError(f"{path}: 'windows' has {a['windows'].shape[1]} columns, expected {WINDOW_LENGTH}")
     bi = a["balanced_index"]
     if bi.size and (bi.min() < 0 or bi.max() >= n):
         raise DatasetError(f"{path}: 'balanced_index' points outside the {n} windows")
-    idx = _pick(n, max_samples, seed, bi if balanced else None)
+    return a
+
+
+def load_peak_windows(
+    path: str | Path, balanced: bool = True, max_samples: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """As :func:`load_peak_dataset`, plus each window's waveform index (int64, (N,)): windows of
+    one waveform overlap and share its noise, so training and test data are split by waveform."""
+    a = _peak_arrays(path)
+    idx = _pick(a["windows"].shape[0], max_samples, seed, a["balanced_index"] if balanced else None)
     X = np.ascontiguousarray(a["windows"][idx][:, :, None], dtype=np.float32)
     y = a["labels"][idx].astype(np.float32)
-    return X, y
+    return X, y, a["window_waveform"][idx].astype(np.int64)
+
+
+def natural_windows(path: str | Path, waveforms: np.ndarray, max_windows: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Every candidate window (the natural mix, not balanced) of the given waveforms, in file
+    order: X float32 (M, 15, 1), y float32 (M,), and how many of the waveforms they cover (all,
+    unless ``max_windows`` stopped the list at a waveform boundary)."""
+    a = _peak_arrays(path)
+    chosen = np.unique(np.asarray(waveforms, dtype=np.int64))
+    idx = np.flatnonzero(np.isin(a["window_waveform"], chosen))
+    used = len(chosen)
+    if max_windows is not None and idx.size > max_windows:
+        wf = a["window_waveform"][idx]
+        last = wf[max_windows - 1]
+        idx = idx[wf <= last]
+        used = int(np.sum(chosen <= last))
+    X = np.ascontiguousarray(a["windows"][idx][:, :, None], dtype=np.float32)
+    return X, a["labels"][idx].astype(np.float32), used
 
 
 def load_cluster_dataset(
