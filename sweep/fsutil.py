@@ -46,6 +46,23 @@ def atomic_write_text(path: str | os.PathLike, text: str, mode: int | None = Non
         fh.write(text)
 
 
+def write_text_if_changed(path: str | os.PathLike, text: str, mode: int | None = None) -> bool:
+    """Write `text` atomically unless the file already holds exactly it (and has `mode`).
+    Returns whether it wrote. A submit that changes nothing rewrites nothing: with 20,000
+    rendered files, reading is several times faster than replacing."""
+    data = text.encode("utf-8")
+    try:
+        st = os.stat(path)
+        if st.st_size == len(data) and (mode is None or (st.st_mode & 0o7777) == mode):
+            with open(path, "rb") as fh:
+                if fh.read() == data:
+                    return False
+    except OSError:
+        pass
+    atomic_write_text(path, text, mode=mode)
+    return True
+
+
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
 

@@ -245,3 +245,13 @@ def test_zipped_cnn_blocks_of_different_depth_are_valid(write_grid, tmp_path):
     spec = load_grid(write_grid("sweep: t\nmodel: cnn\ndata: {path: d.npz}\nzip:\n"
                                 "  - filters: [[8], [8, 16]]\n    kernel_sizes: [[3], [5, 3]]\n"), tmp_path)
     assert [r.params["filters"] for r in expand(spec)] == [[8], [8, 16]]
+
+
+def test_the_sites_runtime_limit_is_checked_against_sweeps_own(write_grid, tmp_path):
+    base = "sweep: t\nmodel: lstm\ndata: {path: d.npz}\naxes:\n  optimizer: [adam]\n"
+    with pytest.raises(GridError) as err:
+        load_grid(write_grid(base + "resources: {runtime: 2h}\ncondor: {max_runtime: 1h}\n"), tmp_path)
+    (issue,) = err.value.issues
+    assert issue.key == "condor.max_runtime" and issue.line == 7
+    assert "expected at least resources.runtime (2h00m00s), got 1h00m00s" in issue.message
+    load_grid(write_grid(base + "resources: {runtime: 1h}\ncondor: {max_runtime: 2h}\n"), tmp_path)  # fine

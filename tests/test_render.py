@@ -154,3 +154,20 @@ def test_a_user_template_that_points_the_log_elsewhere_is_refused(write_grid, tm
     (folder / "run_job.sh.j2").write_text((BUILTIN_TEMPLATES / "run_job.sh.j2").read_text())
     with pytest.raises(SweepError, match="lacks what sweep relies on: log = .*events.log"):
         rendered(write_grid, tmp_path, GRID + "templates: mytemplates\n")
+
+
+def test_rendering_again_rewrites_only_what_changed(write_grid, tmp_path):
+    from sweep.submit.prepare import prepare, write_rendered
+
+    path = write_grid(GRID)
+    jobs_dir = write_rendered(prepare(path, tmp_path), path)
+    files = [p for p in jobs_dir.rglob("*") if p.is_file() and p.name != "sweep.json"]
+    assert len(files) == 5  # the wrapper, and config.yaml + job.sub of two runs
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    write_rendered(prepare(path, tmp_path), path)
+    assert {p: p.stat().st_mtime_ns for p in files} == stamps  # nothing changed, nothing written
+    path.write_text(GRID.replace("request_memory: 5000MB", "request_memory: 6000MB"))
+    write_rendered(prepare(path, tmp_path), path)
+    changed = sorted(p.name for p in files if p.stat().st_mtime_ns != stamps[p])
+    assert changed == ["config.yaml", "config.yaml", "job.sub", "job.sub"]
+    assert (jobs_dir / "run_job.sh").stat().st_mode & 0o777 == 0o755

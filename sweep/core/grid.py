@@ -533,6 +533,12 @@ class _Validator:
             self.error(("condor", "memory_escalation", "max_memory"),
                        f"expected at least request_memory ({spec.resources.request_memory_mb} MB), got "
                        f"{escalation['max_mb']} MB")
+        site_limit = spec.condor.get("max_runtime")
+        if isinstance(site_limit, int) and site_limit < spec.resources.runtime_s:
+            self.error(("condor", "max_runtime"),
+                       f"expected at least resources.runtime ({units.format_duration(spec.resources.runtime_s)}), got "
+                       f"{units.format_duration(site_limit)}: the site would stop every job before sweep's own "
+                       "runtime limit, which then never applies; lower resources.runtime or raise max_runtime")
         total = count_points(spec) * spec.repeats
         if total > schema.MAX_RUNS:
             where = ("repeats",) if spec.repeats > 1 else ("axes",)

@@ -213,8 +213,9 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
                 paths={"wrapper": str(paths.wrapper(spec.name)), "config": str(config_path),
                        "data": data_path, "initialdir": str(out_dir), "event_log": str(paths.event_log(spec.name))},
                 **common)
-            _require_sweep_lines(submit_text, submit_template.filename, spec.name, run.run_id,
-                                 {"log": str(paths.event_log(spec.name)), "initialdir": str(out_dir)})
+            if run is runs[0] or run is runs[-1]:  # one template renders every run: its ends suffice
+                _require_sweep_lines(submit_text, submit_template.filename, spec.name, run.run_id,
+                                     {"log": str(paths.event_log(spec.name)), "initialdir": str(out_dir)})
             rendered.append(RenderedRun(run=run, job_dir=job_dir, results_dir=out_dir,
                                         submit_path=job_dir / names.SUBMIT_FILE, config_path=config_path,
                                         submit_text=submit_text, config_text=config_text))

@@ -17,7 +17,7 @@ from ..core.expand import RunSpec, expand
 from ..core.grid import GridChecks, GridSpec, load_grid
 from ..core.names import SweepPaths
 from ..core.render import RenderedSweep, render_sweep
-from ..fsutil import atomic_write_text
+from ..fsutil import write_text_if_changed
 from ..records.lock import sweep_lock
 from ..records.manifest import merge_runs, now, read_manifest, save_manifest
 from .classads import check_expression
@@ -67,10 +67,10 @@ def write_rendered(prepared: Prepared, grid_path: str | os.PathLike, dataset: di
     """
     rendered, spec = prepared.rendered, prepared.spec
     jobs_dir = rendered.jobs_dir
-    atomic_write_text(rendered.paths.wrapper(spec.name), rendered.wrapper_text, mode=0o755)
-    for r in rendered.runs:
-        atomic_write_text(r.config_path, r.config_text)
-        atomic_write_text(r.submit_path, r.submit_text)
+    write_text_if_changed(rendered.paths.wrapper(spec.name), rendered.wrapper_text, mode=0o755)
+    for r in rendered.runs:  # only what changed: a resubmission of 20,000 runs rewrites nothing else
+        write_text_if_changed(r.config_path, r.config_text)
+        write_text_if_changed(r.submit_path, r.submit_text)
     rendered.results_dir.mkdir(parents=True, exist_ok=True)
     grid_text = Path(grid_path).read_bytes()
     with sweep_lock(jobs_dir):
