@@ -99,7 +99,7 @@ def test_reentrant_and_leaves_no_folder_it_made(tmp_path):
         with sweep_lock(folder):  # a writer called by a command that holds it
             assert (folder / LOCK_FILE).exists()
         assert (folder / LOCK_FILE).exists()
-    assert not folder.exists()  # created for the lock, empty again: removed (a failed submit leaves nothing)
+    assert not folder.exists() and not folder.parent.exists()  # made for the lock, empty again: removed
     folder.mkdir(parents=True)
     with sweep_lock(folder):
         (folder / "keep").write_text("x")

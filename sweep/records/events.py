@@ -96,58 +96,79 @@ def read_event_log(path: str | Path) -> dict[tuple[int, int], JobRecord]:
     Returns:
         One record per job, keyed by (cluster, proc); {} for an absent or empty log.
     """
-    import htcondor2
+    return EventLogReader(path).update()
 
-    path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0:
-        return {}
-    T = htcondor2.JobEventType
-    jobs: dict[tuple[int, int], JobRecord] = {}
-    with htcondor2.JobEventLog(str(path)) as log:
-        for ev in log.events(stop_after=0):
-            key = (ev.cluster, ev.proc)
-            job = jobs.get(key)
-            if job is None:
-                job = jobs[key] = JobRecord(cluster=ev.cluster, proc=ev.proc)
-            t = ev.type
-            if t == T.SUBMIT:
-                job.submitted = ev.timestamp
-                m = RUN_NOTE.search(str(ev.get("LogNotes", "")))
-                if m:
-                    job.run_id = m.group(1)
-            elif t == T.EXECUTE:
-                job.state, job.started = RunState.RUNNING, ev.timestamp
-                job.starts += 1
-            elif t == T.IMAGE_SIZE:
-                usage = ev.get("MemoryUsage")
-                if usage is not None:
-                    job.peak_memory_mb = max(job.peak_memory_mb or 0, float(usage))
-            elif t == T.JOB_HELD:
-                job.state = RunState.HELD
-                job.holds.append(Hold(ev.timestamp, ev.get("HoldReasonCode"), ev.get("HoldReasonSubCode"),
-                                      str(ev.get("HoldReason", ""))))
-            elif t == T.JOB_RELEASED:
+
+class EventLogReader:
+    """Follows a job event log: each update() reads only the events written since the last one
+    (htcondor2.JobEventLog keeps its place), so a `--wait` or `status --watch` that polls for
+    hours does not re-read the whole log at every tick."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.jobs: dict[tuple[int, int], JobRecord] = {}
+        self._log = None
+
+    def update(self) -> dict[tuple[int, int], JobRecord]:
+        """Read what is new; returns every job seen so far (the log may not exist yet)."""
+        import htcondor2
+
+        if self._log is None:
+            if not self.path.is_file() or self.path.stat().st_size == 0:
+                return self.jobs
+            self._log = htcondor2.JobEventLog(str(self.path))
+        for ev in self._log.events(stop_after=0):
+            self._apply(ev, htcondor2.JobEventType)
+        return self.jobs
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def _apply(self, ev, T) -> None:
+        key = (ev.cluster, ev.proc)
+        job = self.jobs.get(key)
+        if job is None:
+            job = self.jobs[key] = JobRecord(cluster=ev.cluster, proc=ev.proc)
+        t = ev.type
+        if t == T.SUBMIT:
+            job.submitted = ev.timestamp
+            m = RUN_NOTE.search(str(ev.get("LogNotes", "")))
+            if m:
+                job.run_id = m.group(1)
+        elif t == T.EXECUTE:
+            job.state, job.started = RunState.RUNNING, ev.timestamp
+            job.starts += 1
+        elif t == T.IMAGE_SIZE:
+            usage = ev.get("MemoryUsage")
+            if usage is not None:
+                job.peak_memory_mb = max(job.peak_memory_mb or 0, float(usage))
+        elif t == T.JOB_HELD:
+            job.state = RunState.HELD
+            job.holds.append(Hold(ev.timestamp, ev.get("HoldReasonCode"), ev.get("HoldReasonSubCode"),
+                                  str(ev.get("HoldReason", ""))))
+        elif t == T.JOB_RELEASED:
+            job.state = RunState.IDLE
+            job.released += 1
+        elif t in (T.JOB_EVICTED, T.SHADOW_EXCEPTION):
+            if job.state is RunState.RUNNING:
                 job.state = RunState.IDLE
-                job.released += 1
-            elif t in (T.JOB_EVICTED, T.SHADOW_EXCEPTION):
-                if job.state is RunState.RUNNING:
-                    job.state = RunState.IDLE
-            elif t == T.JOB_ABORTED:
-                job.state, job.ended = RunState.REMOVED, ev.timestamp
-                job.removed_reason = str(ev.get("Reason", "")) or None
-            elif t == T.JOB_TERMINATED:
-                job.ended = ev.timestamp
-                normal = bool(ev.get("TerminatedNormally", True))
-                job.exit_code = ev.get("ReturnValue") if normal else None
-                job.signal = None if normal else ev.get("TerminatedBySignal")
-                job.state = RunState.DONE if normal and job.exit_code == 0 else RunState.FAILED
-                job.resources = {k: float(ev[k]) for k in RESOURCE_KEYS if ev.get(k) is not None}
-                if "MemoryUsage" in job.resources:
-                    job.peak_memory_mb = max(job.peak_memory_mb or 0, job.resources["MemoryUsage"])
-                job.cpu_s = parse_remote_usage(ev.get("RunRemoteUsage"))
-                if job.started is not None:
-                    job.wall_s = float(ev.timestamp - job.started)
-    return jobs
+        elif t == T.JOB_ABORTED:
+            job.state, job.ended = RunState.REMOVED, ev.timestamp
+            job.removed_reason = str(ev.get("Reason", "")) or None
+        elif t == T.JOB_TERMINATED:
+            job.ended = ev.timestamp
+            normal = bool(ev.get("TerminatedNormally", True))
+            job.exit_code = ev.get("ReturnValue") if normal else None
+            job.signal = None if normal else ev.get("TerminatedBySignal")
+            job.state = RunState.DONE if normal and job.exit_code == 0 else RunState.FAILED
+            job.resources = {k: float(ev[k]) for k in RESOURCE_KEYS if ev.get(k) is not None}
+            if "MemoryUsage" in job.resources:
+                job.peak_memory_mb = max(job.peak_memory_mb or 0, job.resources["MemoryUsage"])
+            job.cpu_s = parse_remote_usage(ev.get("RunRemoteUsage"))
+            if job.started is not None:
+                job.wall_s = float(ev.timestamp - job.started)
 
 
 def latest_by_run(jobs: dict[tuple[int, int], JobRecord]) -> dict[str, JobRecord]:

@@ -97,8 +97,8 @@ def sweep_lock(folder: Path, timeout: float = DEFAULT_TIMEOUT_S,
     """Hold the lock of a sweep's folder (jobs/<sweep>/) for the duration of the block.
 
     Args:
-        folder: the sweep's jobs folder; created if missing, and removed again on release when
-            the lock created it and it is still empty (a failed first submit leaves nothing).
+        folder: the sweep's jobs folder; created if missing, and removed again on release (with
+            the parents the lock created) when still empty: a failed first submit leaves nothing.
         timeout: seconds to wait for another holder before giving up.
         stale_after: seconds without a heartbeat after which a lock of another host is broken.
 
@@ -122,7 +122,7 @@ def sweep_lock(folder: Path, timeout: float = DEFAULT_TIMEOUT_S,
             with _held_guard:
                 _held[path] -= 1
         return
-    created_folder = not folder.exists()
+    created = [p for p in [folder, *folder.parents] if not p.exists()]  # innermost first
     folder.mkdir(parents=True, exist_ok=True)
     _acquire(path, timeout, stale_after)
     with _held_guard:
@@ -138,11 +138,11 @@ def sweep_lock(folder: Path, timeout: float = DEFAULT_TIMEOUT_S,
         with _held_guard:
             del _held[path]
         path.unlink(missing_ok=True)
-        if created_folder:
+        for made in created:  # the folders the lock made, while they are still empty
             try:
-                folder.rmdir()  # only when empty
+                made.rmdir()
             except OSError:
-                pass
+                break
 
 
 def _acquire(path: Path, timeout: float, stale_after: float) -> None:

@@ -256,7 +256,7 @@ def _resubmit_locked(sweep: str, options: SubmitOptions, console, warnings, fail
     manifest = load_manifest(options.root, sweep)
     pool = on_pool(manifest)
     status = sweep_status(sweep, options.root, query_schedd=True)
-    if pool and status.pool_note and options.mode != LOCAL:
+    if pool and status.schedd is None and options.mode != LOCAL:
         # without the schedd we cannot tell held or queued jobs from lost ones: rerunning could duplicate
         raise BackendError(f"cannot resubmit sweep '{sweep}' without its schedd ({status.pool_note})")
     grid = Path(manifest["grid"])

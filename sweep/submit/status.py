@@ -11,7 +11,7 @@ from pathlib import Path
 from ..core.errors import BackendError
 from ..core.names import SweepPaths
 from ..core.states import RunState
-from ..records.events import RUNTIME_HOLD_CODES, is_memory_hold, latest_by_run, read_event_log
+from ..records.events import RUNTIME_HOLD_CODES, EventLogReader, is_memory_hold, latest_by_run, read_event_log
 from ..records.manifest import in_grid, list_sweeps, load_manifest, on_pool
 from ..records.runs import read_run
 
@@ -62,7 +62,35 @@ class SweepStatus:
         self.schedd.act(htcondor2.JobAction.Remove, [r.job_id for r in held], reason="sweep resubmit")
 
 
-def _live(sweep: str, manifest: dict) -> tuple[dict, int, object, str]:
+@dataclass
+class Follower:
+    """What a poll loop (`--wait`, `status --watch`) keeps between ticks: the open event log
+    (read incrementally) and the schedd connection (made once, made again after a failure)."""
+
+    events: dict[str, EventLogReader] = field(default_factory=dict)  # sweep -> its log
+    schedd: object = None
+
+    def log(self, path: Path) -> EventLogReader:
+        return self.events.setdefault(str(path), EventLogReader(path))
+
+
+class Backoff:
+    """Poll intervals that grow from `start` by `factor` up to `cap` while nothing changes, and
+    start again when something does (submitit's watcher does the same): a sweep of 8-hour jobs
+    is not asked about every 3 seconds, a sweep that moves is followed closely."""
+
+    def __init__(self, start: float, cap: float = 60.0, factor: float = 1.5):
+        self.start, self.cap, self.factor = start, max(cap, start), factor
+        self.interval, self._last = start, None
+
+    def next(self, observed) -> float:
+        """The wait before the next poll, given what this poll saw."""
+        self.interval = self.start if observed != self._last else min(self.cap, self.interval * self.factor)
+        self._last = observed
+        return self.interval
+
+
+def _live(sweep: str, manifest: dict, follower: Follower | None = None) -> tuple[dict, int, object, str]:
     """(run id -> (state, detail, job id, transient), active DAGs, schedd, note) from the schedd,
     if reachable."""
     if not on_pool(manifest):
@@ -70,10 +98,15 @@ def _live(sweep: str, manifest: dict) -> tuple[dict, int, object, str]:
     from .backends.htcondor import connect, sweep_queue
 
     try:
-        schedd = connect(timeout=5)
-    except BackendError as exc:
-        return {}, 0, None, f"live state unavailable: {exc}"
-    queue = sweep_queue(schedd, sweep, manifest)
+        schedd = follower.schedd if follower is not None and follower.schedd is not None else connect(timeout=5)
+        queue = sweep_queue(schedd, sweep, manifest)
+    except Exception as exc:  # noqa: BLE001 - an unreachable schedd, or one that stopped answering
+        if follower is not None:
+            follower.schedd = None
+        why = exc if isinstance(exc, BackendError) else f"the schedd stopped answering: {exc}"
+        return {}, 0, None, f"live state unavailable: {why}"
+    if follower is not None:
+        follower.schedd = schedd
     live = {}
     for run_id, ad in queue.jobs.items():
         state = RunState.of_job_status(ad.get("JobStatus"))
@@ -81,7 +114,7 @@ def _live(sweep: str, manifest: dict) -> tuple[dict, int, object, str]:
         live[run_id] = (state, detail, f"{ad['ClusterId']}.{ad['ProcId']}", _transient(ad, state))
     for run_id in queue.pending:
         live[run_id] = (RunState.IDLE, "waiting in its DAG", None, False)
-    return live, queue.active_dags, schedd, ""
+    return live, queue.active_dags, schedd, "; ".join(queue.dag_problems)
 
 
 def _transient(ad, state: RunState) -> bool:
@@ -95,7 +128,7 @@ def _transient(ad, state: RunState) -> bool:
                                                                        and has("PeriodicRemove"))
 
 
-def sweep_status(sweep: str, root: Path, query_schedd: bool = True) -> SweepStatus:
+def sweep_status(sweep: str, root: Path, query_schedd: bool = True, follower: Follower | None = None) -> SweepStatus:
     """Where every run of the sweep stands.
 
     Args:
@@ -103,6 +136,8 @@ def sweep_status(sweep: str, root: Path, query_schedd: bool = True) -> SweepStat
         root: the project folder.
         query_schedd: ask the schedd for live states (when the sweep was submitted to a pool);
             an unreachable schedd gives a pool_note, not an error.
+        follower: kept by a poll loop: the event log is then read incrementally and the schedd
+            connection reused.
 
     Returns:
         One RunStatus per run of the manifest.
@@ -112,10 +147,11 @@ def sweep_status(sweep: str, root: Path, query_schedd: bool = True) -> SweepStat
     """
     paths = SweepPaths(root.resolve())
     manifest = load_manifest(root, sweep)
-    live, dags, schedd, note = _live(sweep, manifest) if query_schedd else ({}, 0, None, "")
-    offline = bool(note)  # the sweep is on a pool whose schedd did not answer: the queue is unknown
+    live, dags, schedd, note = _live(sweep, manifest, follower) if query_schedd else ({}, 0, None, "")
+    offline = schedd is None and bool(note)  # on a pool whose schedd did not answer: the queue is unknown
     log = paths.event_log(sweep)
-    events = latest_by_run(read_event_log(log)) if log.exists() else {}
+    jobs = follower.log(log).update() if follower is not None else read_event_log(log)
+    events = latest_by_run(jobs)
     required = [m for m, _ in manifest.get("ranking", [])]
     submitted = {r for s in manifest.get("submissions", []) for r in s.get("runs", [])}
     runs = []
@@ -173,13 +209,14 @@ def counts_text(status: SweepStatus) -> str:
 def print_status(sweep: str | None, root: Path, console) -> None:
     """Counts per state, then a table of the held, failed and removed runs with why."""
     from rich.table import Table
+    from rich.text import Text
 
     for name in [sweep] if sweep else list_sweeps(root):
         status = sweep_status(name, root)
         console.print(f"[bold]{name}[/]: {counts_text(status)}"
                       + (f"; {status.active_dags} DAG(s) active" if status.active_dags else ""))
         if status.pool_note:
-            console.print(f"[yellow]{status.pool_note}[/]")
+            console.print(Text(status.pool_note, style="yellow"))
         trouble = [r for r in status.runs if r.state in TROUBLE]
         if trouble:
             table = Table(title_justify="left")
@@ -191,37 +228,46 @@ def print_status(sweep: str | None, root: Path, console) -> None:
 
 
 def watch(sweep: str | None, root: Path, console, interval: float = 5.0) -> None:
-    """Refresh the counts every `interval` seconds until every run has ended."""
+    """Refresh the counts until every run has ended: every `interval` seconds while something
+    changes, less often (up to once a minute) while nothing does."""
     from rich.live import Live
     from rich.text import Text
 
     names = [sweep] if sweep else list_sweeps(root)
+    follower, backoff = Follower(), Backoff(interval)
     with Live(console=console, refresh_per_second=1) as live:
         while True:
             lines, finished = [], True
             for name in names:
-                status = sweep_status(name, root)
+                status = sweep_status(name, root, follower=follower)
                 finished &= status.finished
-                lines.append(f"{name}: {counts_text(status)}")
+                lines.append(f"{name}: {counts_text(status)}"
+                             + (f"; {status.active_dags} DAG(s) active" if status.active_dags else ""))
+                lines += [f"  {status.pool_note}"] if status.pool_note else []
                 lines += [f"  held {r.run_id}: {r.detail}" for r in status.runs if r.state is RunState.HELD]
             live.update(Text("\n".join(lines + [time.strftime("updated %H:%M:%S")])))
             if finished:
                 return
-            time.sleep(interval)
+            time.sleep(backoff.next(lines))
 
 
-def wait_for(sweep: str, root: Path, timeout: float | None = None, interval: float = 3.0) -> SweepStatus:
-    """Block until the sweep is finished (see SweepStatus.finished).
+def wait_for(sweep: str, root: Path, timeout: float | None = None, interval: float = 2.0,
+             cap: float = 60.0) -> SweepStatus:
+    """Block until the sweep is finished (see SweepStatus.finished), polling every `interval`
+    seconds while runs change state and backing off up to `cap` while none does.
 
     Raises:
         BackendError: when it is not finished after `timeout` seconds.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
+    follower, backoff = Follower(), Backoff(interval, cap)
     while True:
-        status = sweep_status(sweep, root)
+        status = sweep_status(sweep, root, follower=follower)
         if status.finished:
             return status
-        if deadline is not None and time.monotonic() > deadline:
+        now = time.monotonic()
+        if deadline is not None and now > deadline:
             counts = {str(k): v for k, v in status.counts().items()}
             raise BackendError(f"sweep {sweep} not finished after {timeout:.0f}s: {counts}")
-        time.sleep(interval)
+        pause = backoff.next(sorted((r.run_id, str(r.state), r.starts) for r in status.runs))
+        time.sleep(pause if deadline is None else max(0.0, min(pause, deadline - now + 0.1)))

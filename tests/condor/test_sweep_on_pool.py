@@ -369,3 +369,40 @@ def test_a_dag_with_a_failed_node_ends_as_a_failure(project, capsys):
     ok = grid(project, "pool-dagok", axes="  optimizer: [adam]\n", extra=job_templates(project, QUICK_JOB.format(extra="")))
     assert sweep_cli(project, "submit", str(ok), "--condor", "--wait", "--wait-timeout", "240", "--no-progress") == 0
     assert _dagman_exit(project, "pool-dagok") == 0
+
+
+def test_a_project_the_job_owner_cannot_enter_is_refused_before_anything_is_queued(condor_pool, condor_job_dir,
+                                                                                  small_dataset):
+    """Under a folder of mode 700 the schedd cannot chdir into the DAG's folder as the job owner:
+    the DAGMan job would stay idle forever while status said "DAG active". Refuse it up front."""
+    if os.geteuid() != 0:
+        pytest.fail("needs root: the job owner is another user only when sweep runs as root", pytrace=False)
+    private = condor_job_dir / "private"
+    private.mkdir(mode=0o700)
+    project = private / "project"
+    (project / "data").mkdir(parents=True)
+    shutil.copy(small_dataset, project / "data" / "small.npz")
+    g = grid(project, "pool-private", axes="  optimizer: [adam]\n")
+    proc = subprocess.run([sys.executable, "-m", "sweep.cli", "--root", str(project), "submit", str(g), "--condor",
+                           "--no-progress"], env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    err = " ".join(proc.stderr.split())  # rich folds long lines
+    assert f"{private} is not searchable by the job owner" in err, err
+    assert not (project / "jobs").exists() and not (project / "results").exists()
+    assert not condor_pool_schedd().query('SweepName =?= "pool-private"', projection=["ClusterId"])
+
+
+def test_status_says_why_a_dag_does_not_run(project, condor_pool, capsys):
+    """A DAGMan job that is held (or that the schedd cannot start) is shown as an error, not as
+    an active DAG that will finish some day."""
+    extra = job_templates(project, QUICK_JOB.format(extra="sleep 60"))
+    g = grid(project, "pool-dagheld", axes="  optimizer: [adam]\n", extra=extra)
+    assert sweep_cli(project, "submit", str(g), "--condor", "--no-progress") == 0
+    cluster = json.loads((project / "jobs" / "pool-dagheld" / "sweep.json").read_text())["submissions"][-1]["cluster"]
+    condor_pool.tool("condor_hold", str(cluster), check=True)
+    capsys.readouterr()
+    assert sweep_cli(project, "status", "pool-dagheld") == 0
+    out = capsys.readouterr().out
+    assert f"DAG (cluster {cluster}) is held" in out, out
+    condor_pool.tool("condor_rm", "-constraint", 'SweepName =?= "pool-dagheld"', check=True)

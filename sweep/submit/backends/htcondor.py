@@ -20,6 +20,7 @@ import pwd
 import shutil
 import sys
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,7 +182,10 @@ def dagman_path() -> str:
 # ----------------------------------------------------------------- what is queued
 QUEUE_PROJECTION = ["ClusterId", "ProcId", "JobStatus", names.ATTR_RUN, names.ATTR_SUBMISSION, names.ATTR_ROLE,
                     "HoldReason", "HoldReasonCode", "HoldReasonSubCode", "NumJobStarts", "PeriodicRelease",
-                    "PeriodicRemove"]
+                    "PeriodicRemove", "QDate", "EnteredCurrentStatus", "DAGManJobId"]
+#: A DAGMan job still idle this long after it was queued is one the schedd cannot start (it starts
+#: scheduler-universe jobs within seconds): e.g. the job owner cannot enter the DAG's folder.
+DAG_START_GRACE_S = 60
 
 
 @dataclass
@@ -191,6 +195,7 @@ class QueueState:
     jobs: dict[str, Any] = field(default_factory=dict)  # run id -> its live job ad
     pending: set[str] = field(default_factory=set)  # run ids in an active DAG, not submitted by DAGMan yet
     active_dags: int = 0
+    dag_problems: list[str] = field(default_factory=list)  # DAGs that are held or cannot start, with why
 
     def state(self, run_id: str) -> RunState | None:
         """A queued run's state (IDLE for one waiting in its DAG); None when it is not queued."""
@@ -229,7 +234,7 @@ def sweep_queue(schedd, sweep: str, manifest: dict | None) -> QueueState:
     constraint = sweep_constraint(sweep, manifest)
     if constraint is None:
         return queue
-    ads = list(schedd.query(constraint=constraint, projection=QUEUE_PROJECTION + ["DAGManJobId"]))
+    ads = list(schedd.query(constraint=constraint, projection=QUEUE_PROJECTION))
     # a DAG whose cluster the manifest has not recorded yet (submit was killed right after the
     # schedd took it): found by its submission id; its node jobs by their DAGManJobId
     recorded = {str(e.get("cluster")) for e in (manifest or {}).get("submissions", [])}
@@ -238,13 +243,16 @@ def sweep_queue(schedd, sweep: str, manifest: dict | None) -> QueueState:
     if found:
         seen = {(ad["ClusterId"], ad["ProcId"]) for ad in ads}
         ads += [ad for ad in schedd.query(constraint=sweep_constraint(sweep, manifest, dag_clusters=found),
-                                          projection=QUEUE_PROJECTION + ["DAGManJobId"])
+                                          projection=QUEUE_PROJECTION)
                 if (ad["ClusterId"], ad["ProcId"]) not in seen]
     for ad in ads:
         state = RunState.of_job_status(ad.get("JobStatus"))
         if ad.get(names.ATTR_ROLE) == names.ROLE_DAGMAN:
             if not state.is_finished():
                 dags.add(ad.get(names.ATTR_SUBMISSION))
+                problem = _dag_problem(ad, state)
+                if problem:
+                    queue.dag_problems.append(problem)
         elif ad.get(names.ATTR_RUN) and not state.is_finished():
             # in the queue and not completed or removed: queued, whatever its status code (an
             # unknown code counts as queued: never submit a run twice)
@@ -254,6 +262,19 @@ def sweep_queue(schedd, sweep: str, manifest: dict | None) -> QueueState:
             queue.pending.update(r for r in entry.get("runs", []) if r not in queue.jobs)
     queue.active_dags = len(dags)
     return queue
+
+
+def _dag_problem(ad, state: RunState, now: float | None = None) -> str | None:
+    """Why a DAGMan job that is in the queue does not run its DAG, or None while it does."""
+    cluster = ad.get("ClusterId")
+    if state is RunState.HELD:
+        return f"DAG (cluster {cluster}) is held: {ad.get('HoldReason', 'no reason given')}"
+    if state is RunState.IDLE:
+        waited = (now or time.time()) - float(ad.get("QDate") or 0)
+        if ad.get("QDate") and waited > DAG_START_GRACE_S:
+            return (f"DAG (cluster {cluster}) has not started {waited:.0f}s after it was queued: the schedd "
+                    "cannot start it (its SchedLog says why; can the job owner enter the DAG's folder?)")
+    return None
 
 
 def queued_runs(schedd, sweep: str, manifest: dict | None) -> dict[str, RunState | None]:
@@ -282,9 +303,11 @@ class HTCondorBackend:
 
     def skip_queued(self, sweep: RenderedSweep, runs: list[RenderedRun]) -> tuple[list[RenderedRun], dict]:
         """The runs not already queued. Called before anything is written, so it also checks that
-        the job owner can run this Python and package (a failure here leaves no files behind)."""
+        the job owner can run this Python and package and enter the project folder, where its DAG,
+        initialdirs and event log live (a failure here leaves no files behind)."""
         check_reachable_by_owner(Path(sys.executable).parent)
         check_reachable_by_owner(PACKAGE_ROOT)
+        check_reachable_by_owner(sweep.paths.root)
         queued = queued_runs(self.schedd, sweep.spec.name, read_manifest(sweep.jobs_dir))
         return [r for r in runs if r.run.run_id not in queued], queued
 
