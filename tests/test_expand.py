@@ -100,3 +100,18 @@ def test_parameters_added_later_keep_existing_ids(write_grid, tmp_path):
     assert {r.config_id for r in explicit} == {r.config_id for r in runs}
     other = runs_of(write_grid, tmp_path, CNN_GRID + "params: {head: global_average}\n", "o.yaml")
     assert not ({r.config_id for r in other} & {r.config_id for r in runs})
+
+
+def test_sampling_keeps_its_choice_when_an_axis_grows(write_grid, tmp_path):
+    """Adding a value must not reshuffle a sampled sweep (its finished runs would be dropped and
+    new ones trained): an old point is in the new sample only if it was in the old one, and the
+    old sample loses only the places that new points take."""
+    old = runs_of(write_grid, tmp_path, GRID + "sample: 5\n", "old.yaml")
+    grown = GRID.replace("[sgd, adam, rmsprop]", "[sgd, adam, rmsprop, nadam, adamax]")
+    new = runs_of(write_grid, tmp_path, grown + "sample: 5\n", "new.yaml")
+    full_old = {r.config_id for r in runs_of(write_grid, tmp_path, GRID, "full.yaml")}
+    old_ids, new_ids = {r.config_id for r in old}, {r.config_id for r in new}
+    assert len(new_ids) == 5
+    assert (new_ids & full_old) <= old_ids
+    assert len(old_ids - new_ids) == len(new_ids - full_old)  # only new points took places
+    assert len(new_ids & old_ids) >= 2  # with 12 of 20 points old, most of the old choice stays

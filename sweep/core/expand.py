@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import random
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from .canonical import canonical_json
 from .errors import GridError, GridIssue
@@ -85,16 +84,51 @@ def readable_name(swept: dict[str, Any]) -> str:
     return "-".join(parts)[:80] or "default"
 
 
-def _points(spec: GridSpec) -> Iterator[dict[str, Any]]:
-    for combo in itertools.product(*(d.values for d in spec.dimensions)):
-        point: dict[str, Any] = {}
-        for dim, values in zip(spec.dimensions, combo):
-            point.update(zip(dim.names, values))
-        yield point
+def _point(spec: GridSpec, combo: tuple[int, ...]) -> dict[str, Any]:
+    """The parameters of one point of the product, given the index of each dimension's value."""
+    point: dict[str, Any] = {}
+    for dim, i in zip(spec.dimensions, combo):
+        point.update(zip(dim.names, dim.values[i]))
+    return point
+
+
+def _combos(spec: GridSpec) -> list[tuple[int, ...]]:
+    """Every point of the product that no exclude rule drops, as value indices (points are made
+    only for what is kept: a sample of a large grid never builds the rest)."""
+    combos = itertools.product(*(range(len(d.values)) for d in spec.dimensions))
+    if not spec.exclude:
+        return list(combos)
+    return [c for c in combos if not _excluded(_point(spec, c), spec.exclude)]
 
 
 def _excluded(point: dict[str, Any], rules: list[dict[str, Any]]) -> bool:
     return any(all(canonical_json(point[k]) == canonical_json(v) for k, v in rule.items()) for rule in rules)
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _sample(spec: GridSpec, combos: list[tuple[int, ...]], n: int) -> list[int]:
+    """Positions of the n points with the smallest seeded hash of their content, in grid order.
+
+    A point's chance does not depend on its position, so growing an axis keeps the earlier
+    choice where it can: a point of the old grid is in the new sample only if it was in the old
+    one, and the old sample loses only the places that new points take (index sampling would
+    reshuffle everything and retrain what was already done). Each (parameters, values) of a
+    dimension is hashed once; a point's key mixes the sum of its dimensions' hashes (so the
+    order of the axes in the file does not matter either)."""
+    part = [[int.from_bytes(hashlib.sha256(f"sample:{spec.seed}:{canonical_json(dict(zip(d.names, v)))}"
+                                           .encode()).digest()[:8], "little") for v in d.values]
+            for d in spec.dimensions]
+
+    def key(combo: tuple[int, ...]) -> int:
+        z = sum(p[i] for p, i in zip(part, combo)) & _MASK64  # splitmix64's finaliser
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        return z ^ (z >> 31)
+
+    keys = [key(c) for c in combos]
+    return sorted(sorted(range(len(combos)), key=keys.__getitem__)[:n])
 
 
 def expand(spec: GridSpec) -> list[RunSpec]:
@@ -110,15 +144,15 @@ def expand(spec: GridSpec) -> list[RunSpec]:
     Raises:
         GridError: when the exclusion rules leave no configuration.
     """
-    points = [p for p in _points(spec) if not _excluded(p, spec.exclude)]
-    if not points:
+    combos = _combos(spec)
+    if not combos:
         line, col = spec.located.where(("exclude",), prefer_key=True) if spec.located else (0, 0)
         raise GridError([GridIssue(spec.file, line, col, "exclude",
                                    f"the grid expands to zero configurations: all {count_points(spec)} "
                                    "combinations are excluded")])
-    if spec.sample is not None and spec.sample < len(points):
-        chosen = sorted(random.Random(spec.seed).sample(range(len(points)), spec.sample))
-        points = [points[i] for i in chosen]
+    if spec.sample is not None and spec.sample < len(combos):
+        combos = [combos[i] for i in _sample(spec, combos, spec.sample)]
+    points = [_point(spec, c) for c in combos]
 
     runs: list[RunSpec] = []
     order = spec.swept
