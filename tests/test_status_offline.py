@@ -33,3 +33,23 @@ def test_status_without_the_schedd_says_unknown_with_the_event_logs_last_word(tm
     assert "live state unavailable" in out
     assert running in out and "event log: running (job 100.1)" in out, out
     assert never in out and "no event yet" in out
+
+
+def test_a_run_that_dagman_will_retry_is_not_called_failed():
+    """A node job that failed while its DAG has attempts left is "retrying (attempt k of n)";
+    one that exited 2 (unusable configuration) or was removed is not retried: it has ended."""
+    from sweep.core.states import RunState
+    from sweep.records.events import JobRecord
+    from sweep.submit.status import dag_wait
+
+    def job(state, code=None, cluster=11):
+        return JobRecord(cluster=cluster, proc=0, state=state, exit_code=code)
+
+    assert dag_wait(False, [], 2) == "waiting in its DAG"
+    assert dag_wait(False, [job(RunState.RUNNING)], 2) == "waiting in its DAG"
+    assert dag_wait(False, [job(RunState.FAILED, 4)], 2) == "retrying (attempt 2 of 3) after exit 4"
+    assert dag_wait(False, [job(RunState.FAILED, 4), job(RunState.FAILED, 4, 12)], 2).startswith("retrying (attempt 3")
+    assert dag_wait(False, [job(RunState.FAILED, 4)] * 3, 2) is None  # no attempts left
+    assert dag_wait(False, [job(RunState.FAILED, 2)], 2) is None  # exit 2: never retried
+    assert dag_wait(False, [job(RunState.REMOVED)], 2) is None  # removed (runtime limit): never retried
+    assert dag_wait(True, [job(RunState.DONE, 0)], 2) is None

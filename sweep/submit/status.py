@@ -11,7 +11,8 @@ from pathlib import Path
 from ..core.errors import BackendError
 from ..core.names import SweepPaths
 from ..core.states import RunState
-from ..records.events import RUNTIME_HOLD_CODES, EventLogReader, is_memory_hold, latest_by_run, read_event_log
+from ..records.events import (RUNTIME_HOLD_CODES, EventLogReader, attempts_by_run, is_memory_hold, latest_by_run,
+                              read_event_log)
 from ..records.manifest import in_grid, list_sweeps, load_manifest, on_pool
 from ..records.runs import read_run
 
@@ -90,11 +91,11 @@ class Backoff:
         return self.interval
 
 
-def _live(sweep: str, manifest: dict, follower: Follower | None = None) -> tuple[dict, int, object, str]:
-    """(run id -> (state, detail, job id, transient), active DAGs, schedd, note) from the schedd,
-    if reachable."""
+def _live(sweep: str, manifest: dict, follower: Follower | None = None) -> tuple[dict, int, object, str, dict]:
+    """(run id -> (state, detail, job id, transient), active DAGs, schedd, note, run id -> the
+    manifest entry of the active DAG it waits in) from the schedd, if reachable."""
     if not on_pool(manifest):
-        return {}, 0, None, ""
+        return {}, 0, None, "", {}
     from .backends.htcondor import connect, sweep_queue
 
     try:
@@ -104,7 +105,7 @@ def _live(sweep: str, manifest: dict, follower: Follower | None = None) -> tuple
         if follower is not None:
             follower.schedd = None
         why = exc if isinstance(exc, BackendError) else f"the schedd stopped answering: {exc}"
-        return {}, 0, None, f"live state unavailable: {why}"
+        return {}, 0, None, f"live state unavailable: {why}", {}
     if follower is not None:
         follower.schedd = schedd
     live = {}
@@ -114,7 +115,32 @@ def _live(sweep: str, manifest: dict, follower: Follower | None = None) -> tuple
         live[run_id] = (state, detail, f"{ad['ClusterId']}.{ad['ProcId']}", _transient(ad, state))
     for run_id in queue.pending:
         live[run_id] = (RunState.IDLE, "waiting in its DAG", None, False)
-    return live, queue.active_dags, schedd, "; ".join(queue.dag_problems)
+    return live, queue.active_dags, schedd, "; ".join(queue.dag_problems), queue.pending_in
+
+
+def dag_wait(has_result: bool, in_dag: list, retries: int) -> str | None:
+    """Why a run of an active DAG with no job in the queue is still waiting, or None when it has
+    ended in this DAG.
+
+    Args:
+        has_result: a valid result came back.
+        in_dag: the run's jobs of this DAG (the event log's records, oldest first).
+        retries: the DAG's RETRY count.
+
+    Returns:
+        "waiting in its DAG" before its first job, "retrying (attempt k of n)" after a failure
+        DAGMan retries (not exit 2, not a removal: the POST script stops those), else None.
+    """
+    if has_result:
+        return None
+    if not in_dag:
+        return "waiting in its DAG"
+    last = in_dag[-1]
+    if not last.state.is_finished():
+        return "waiting in its DAG"
+    if last.state is RunState.FAILED and last.exit_code not in (0, 2) and len(in_dag) <= retries:
+        return f"retrying (attempt {len(in_dag) + 1} of {retries + 1}) after exit {last.exit_code}"
+    return None
 
 
 def _transient(ad, state: RunState) -> bool:
@@ -147,11 +173,11 @@ def sweep_status(sweep: str, root: Path, query_schedd: bool = True, follower: Fo
     """
     paths = SweepPaths(root.resolve())
     manifest = load_manifest(root, sweep)
-    live, dags, schedd, note = _live(sweep, manifest, follower) if query_schedd else ({}, 0, None, "")
+    live, dags, schedd, note, pending_in = _live(sweep, manifest, follower) if query_schedd else ({}, 0, None, "", {})
     offline = schedd is None and bool(note)  # on a pool whose schedd did not answer: the queue is unknown
     log = paths.event_log(sweep)
     jobs = follower.log(log).update() if follower is not None else read_event_log(log)
-    events = latest_by_run(jobs)
+    events, attempts = latest_by_run(jobs), attempts_by_run(jobs)
     required = [m for m, _ in manifest.get("ranking", [])]
     submitted = {r for s in manifest.get("submissions", []) for r in s.get("runs", [])}
     runs = []
@@ -163,9 +189,20 @@ def sweep_status(sweep: str, root: Path, query_schedd: bool = True, follower: Fo
         outcome = read_run(paths.results(sweep), run_id, required) if run_id not in live or live[run_id][2] is None \
             else None
         # a run of an active DAG with no job in the queue is waiting for DAGMan, unless it has already
-        # ended (a result came back or the event log says it terminated)
-        waiting_but_ended = (run_id in live and live[run_id][2] is None
-                             and (outcome.ok or (job is not None and job.state.is_finished())))
+        # ended in this DAG (a result came back, or its last job there ended and DAGMan will not retry it)
+        waiting_but_ended = False
+        if run_id in live and live[run_id][2] is None:
+            dag = pending_in.get(run_id) or {}
+            in_dag = [j for j in attempts.get(run_id, [])
+                      if str(dag.get("cluster", "")).isdigit() and j.cluster > int(dag["cluster"])]
+            if not str(dag.get("cluster", "")).isdigit():  # the DAG's cluster is not known yet
+                in_dag = [job] if job is not None else []
+            waiting = dag_wait(outcome.ok, in_dag, int(dag.get("retries") or 0))
+            if waiting is None:
+                waiting_but_ended = True
+            else:
+                live[run_id] = (RunState.IDLE, waiting, None, False)
+            job = in_dag[-1] if in_dag else job
         if run_id in live and not waiting_but_ended:
             rs.state, rs.detail, job_id, rs.transient = live[run_id]
             rs.job_id = job_id or rs.job_id

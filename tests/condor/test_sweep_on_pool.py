@@ -406,3 +406,14 @@ def test_status_says_why_a_dag_does_not_run(project, condor_pool, capsys):
     out = capsys.readouterr().out
     assert f"DAG (cluster {cluster}) is held" in out, out
     condor_pool.tool("condor_rm", "-constraint", 'SweepName =?= "pool-dagheld"', check=True)
+
+
+def test_a_dag_does_not_retry_a_job_removed_for_its_runtime_limit(project):
+    """The same job would hit the same limit again: removed once, not retried (RETRY would have
+    rerun it max_retries times, each time for the whole limit)."""
+    extra = job_templates(project, "#!/bin/sh\nsleep 300\n") + "condor: {max_retries: 2}\n"
+    g = grid(project, "pool-dagslow", axes="  optimizer: [adam]\n", runtime="5s", extra=extra)
+    assert sweep_cli(project, "submit", str(g), "--condor", "--wait", "--wait-timeout", "240", "--no-progress") == 0
+    (jobs,) = events(project, "pool-dagslow").values()
+    assert len(jobs) == 1, [(j.job_id, j.state) for j in jobs]
+    assert jobs[0].state == "removed" and jobs[0].holds[0].code in (46, 47)

@@ -36,6 +36,18 @@ from ...records.manifest import read_manifest, update_submission
 from .base import SubmitReport
 
 DEFAULT_RETRIES = 2
+#: The POST script of every DAG node: what DAGMan makes of how the node's job ended ($RETURN).
+#: A job that was removed (-1002: its runtime limit, memory escalation at its ceiling, or
+#: condor_rm) or that found its configuration unusable (exit 2) would end the same way again: it
+#: is not retried (RETRY ... UNLESS-EXIT 2). Other failures are.
+POST_SCRIPT = """#!/bin/sh
+# DAGMan POST script written by sweep: $1 is the node job's $RETURN
+case "$1" in
+  0) exit 0 ;;
+  2|-1002) exit 2 ;;
+  *) exit 1 ;;
+esac
+"""
 EXIT_BAD_INPUT = 2  # the job's exit status for an unusable config/dataset: retrying cannot help
 
 
@@ -194,6 +206,7 @@ class QueueState:
 
     jobs: dict[str, Any] = field(default_factory=dict)  # run id -> its live job ad
     pending: set[str] = field(default_factory=set)  # run ids in an active DAG, not submitted by DAGMan yet
+    pending_in: dict[str, dict] = field(default_factory=dict)  # such a run id -> its DAG's manifest entry
     active_dags: int = 0
     dag_problems: list[str] = field(default_factory=list)  # DAGs that are held or cannot start, with why
 
@@ -259,7 +272,9 @@ def sweep_queue(schedd, sweep: str, manifest: dict | None) -> QueueState:
             queue.jobs[ad[names.ATTR_RUN]] = ad
     for entry in (manifest or {}).get("submissions", []):
         if entry.get("id") in dags:
-            queue.pending.update(r for r in entry.get("runs", []) if r not in queue.jobs)
+            waiting = [r for r in entry.get("runs", []) if r not in queue.jobs]
+            queue.pending.update(waiting)
+            queue.pending_in.update(dict.fromkeys(waiting, entry))
     queue.active_dags = len(dags)
     return queue
 
@@ -347,16 +362,19 @@ class HTCondorBackend:
         dag_dir = sweep.jobs_dir / names.DAGS_DIR / submission
         retries = spec.condor.get("max_retries", DEFAULT_RETRIES)
         lines = [f"# sweep {spec.name}, submission {submission}: {len(runs)} runs (rendered by sweep)"]
+        post = dag_dir / "post.sh"
         for r in runs:
             node = f"{names.DAG_NODE_PREFIX}{r.run.run_id}"
             lines.append(f"JOB {node} {submit_value(r.submit_path)}")
             if retries:
+                lines.append(f"SCRIPT POST {node} /bin/sh {submit_value(post)} $RETURN")
                 lines.append(f"RETRY {node} {retries} UNLESS-EXIT {EXIT_BAD_INPUT}")
             lines.append(f"CATEGORY {node} runs")
         if spec.condor.get("max_running"):
             lines.append(f"MAXJOBS runs {spec.condor['max_running']}")
         collect_sub = dag_dir / "collect.sub"
         lines.append(f"FINAL collect {collect_sub}")
+        atomic_write_text(post, POST_SCRIPT, mode=0o755)
         lines.append("NODE_STATUS_FILE nodes.status 30")
         atomic_write_text(collect_sub, self._collect_submit(sweep, dag_dir))
         dag_file = dag_dir / "sweep.dag"
@@ -372,7 +390,7 @@ class HTCondorBackend:
         sub[f"+{names.ATTR_ROLE}"] = submit_string(names.ROLE_DAGMAN)
         hand_over(dag_dir)  # from_dag wrote sweep.dag.condor.sub etc. as us
         result = schedd.submit(sub)
-        return {"cluster": result.cluster(), "dag": str(dag_file)}
+        return {"cluster": result.cluster(), "dag": str(dag_file), "retries": retries}
 
     def _collect_submit(self, sweep: RenderedSweep, dag_dir: Path) -> str:
         root = sweep.paths.root
