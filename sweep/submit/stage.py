@@ -46,6 +46,7 @@ class SubmitOptions:
     use_dag: bool = True
     force: bool = False  # rerun configurations that have a valid result
     only: set[str] = field(default_factory=set)  # resubmit: just these runs (and force them)
+    requeue: set[str] = field(default_factory=set)  # resubmit: runs whose held jobs it just removed
     cpus: int | None = None  # local: cores to pack the jobs onto
     progress: bool = True
     wait: bool = False  # htcondor: the caller waits for the end
@@ -115,7 +116,7 @@ def _submit_locked(options: SubmitOptions, console, prepared, todo: list, done: 
     spec, rendered = prepared.spec, prepared.rendered
     skipped = {}
     if backend.name == BACKEND_HTCONDOR:
-        todo, skipped = backend.skip_queued(rendered, todo)
+        todo, skipped = backend.skip_queued(rendered, todo, requeue=options.requeue)
     if make_dataset is not None:
         note = make_dataset(spec, options.progress)
         if note:
@@ -270,11 +271,14 @@ def _resubmit_locked(sweep: str, options: SubmitOptions, console, warnings, fail
     if not runs:
         console.print(f"nothing to resubmit in sweep '{sweep}'")
         return SubmitOutcome(sweep)
-    status.remove_held(runs)
+    removed = status.remove_held(runs)
+    for r in removed:
+        console.print(f"removed held job {r.job_id} of run {r.run_id} from the queue ({r.detail}); it is submitted "
+                      "again with the grid's current request")
     mode = CONDOR if options.mode == CONDOR or (pool and options.mode != LOCAL) else options.mode
     return submit_grid(SubmitOptions(grid=grid, root=options.root, mode=mode, use_dag=options.use_dag,
-                                     force=True, only=set(runs), cpus=options.cpus, progress=options.progress,
-                                     wait=options.wait),
+                                     force=True, only=set(runs), requeue={r.run_id for r in removed},
+                                     cpus=options.cpus, progress=options.progress, wait=options.wait),
                        console, checks=checks, make_dataset=make_dataset)
 
 

@@ -52,15 +52,16 @@ class SweepStatus:
         return (not any(r.state in (RunState.IDLE, RunState.RUNNING, RunState.UNKNOWN) for r in self.runs)
                 and not self.active_dags and not any(r.transient for r in self.runs))
 
-    def remove_held(self, run_ids: list[str]) -> None:
-        """Remove held jobs of these runs from the queue before they are rerun."""
+    def remove_held(self, run_ids: list[str]) -> list[RunStatus]:
+        """Remove held jobs of these runs from the queue before they are rerun; returns them."""
         held = [r for r in self.runs if r.run_id in run_ids and r.state is RunState.HELD and r.job_id]
         if not held or self.schedd is None:
-            return
+            return []
         from .backends.htcondor import bindings
 
         htcondor2 = bindings()
         self.schedd.act(htcondor2.JobAction.Remove, [r.job_id for r in held], reason="sweep resubmit")
+        return held
 
 
 @dataclass

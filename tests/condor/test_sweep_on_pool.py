@@ -417,3 +417,31 @@ def test_a_dag_does_not_retry_a_job_removed_for_its_runtime_limit(project):
     (jobs,) = events(project, "pool-dagslow").values()
     assert len(jobs) == 1, [(j.job_id, j.state) for j in jobs]
     assert jobs[0].state == "removed" and jobs[0].holds[0].code in (46, 47)
+
+
+def test_resubmit_of_a_memory_held_run_in_an_active_dag_runs_it_again_with_the_current_request(project, condor_pool,
+                                                                                               capsys):
+    """A DAG node held for memory (no escalation): `resubmit --failed` removes the held job, says
+    so, and queues the run again, with the request the grid asks for now (not DAGMan's retry of
+    the same request, which would be held again)."""
+    # adam's job needs 300 MB (held at 120 MB until someone acts); sgd's ends at once
+    hog = QUICK_JOB.format(extra="grep -q sgd config.yaml || " + sys.executable + " -c \"b = bytearray(300 * 1024 * 1024); "
+                                 "import time; b[::4096] = b'x' * len(b[::4096]); time.sleep(20)\"")
+    extra = job_templates(project, hog) + "condor: {max_retries: 2}\n"
+    g = grid(project, "pool-memdag", axes="  optimizer: [adam, sgd]\n", memory="120MB", extra=extra)
+    assert sweep_cli(project, "submit", str(g), "--condor", "--no-progress") == 0
+
+    def held_and_done():
+        states = sorted(str(jobs[-1].state) for jobs in events(project, "pool-memdag").values())
+        return states == ["done", "held"]
+    wait_until(held_and_done, 120, "adam's memory hold and sgd's end")
+    g.write_text(g.read_text().replace("request_memory: 120MB", "request_memory: 1GB"))
+    capsys.readouterr()
+    assert sweep_cli(project, "resubmit", "pool-memdag", "--failed", "--no-progress", "--wait", "--wait-timeout",
+                     "240", "--no-collect") == 0
+    out = capsys.readouterr().out
+    assert "removed held job" in out and "htcondor: submitted" in out and "nothing to submit" not in out, out
+    records = events(project, "pool-memdag")
+    finals = {run: jobs[-1] for run, jobs in records.items()}
+    assert all(j.state == "done" for j in finals.values()), {r: (j.job_id, j.state) for r, j in finals.items()}
+    assert any(j.resources.get("RequestMemory") == 1024 for j in finals.values())

@@ -239,9 +239,11 @@ def sweep_constraint(sweep: str, manifest: dict | None, owner: str | None = None
             f"({' || '.join(mine)})")
 
 
-def sweep_queue(schedd, sweep: str, manifest: dict | None) -> QueueState:
+def sweep_queue(schedd, sweep: str, manifest: dict | None, requeue: set[str] = frozenset()) -> QueueState:
     """This sweep's own jobs in the queue (see sweep_constraint). Node jobs carry +SweepRunId;
-    DAGMan jobs +SweepSubmission, whose runs the manifest lists."""
+    DAGMan jobs +SweepSubmission, whose runs the manifest lists. `requeue`: runs whose held job
+    was just removed to run them again; their node has failed in its DAG (the POST script stops
+    DAGMan from retrying a removed job), so they are not waiting in it."""
     queue = QueueState()
     dags = set()
     constraint = sweep_constraint(sweep, manifest)
@@ -272,7 +274,7 @@ def sweep_queue(schedd, sweep: str, manifest: dict | None) -> QueueState:
             queue.jobs[ad[names.ATTR_RUN]] = ad
     for entry in (manifest or {}).get("submissions", []):
         if entry.get("id") in dags:
-            waiting = [r for r in entry.get("runs", []) if r not in queue.jobs]
+            waiting = [r for r in entry.get("runs", []) if r not in queue.jobs and r not in requeue]
             queue.pending.update(waiting)
             queue.pending_in.update(dict.fromkeys(waiting, entry))
     queue.active_dags = len(dags)
@@ -292,9 +294,10 @@ def _dag_problem(ad, state: RunState, now: float | None = None) -> str | None:
     return None
 
 
-def queued_runs(schedd, sweep: str, manifest: dict | None) -> dict[str, RunState | None]:
+def queued_runs(schedd, sweep: str, manifest: dict | None, requeue: set[str] = frozenset()
+                ) -> dict[str, RunState | None]:
     """run id -> live state of the runs that are queued, running, held or waiting in a DAG."""
-    queue = sweep_queue(schedd, sweep, manifest)
+    queue = sweep_queue(schedd, sweep, manifest, requeue)
     return {run_id: queue.state(run_id) for run_id in [*queue.jobs, *queue.pending]}
 
 
@@ -316,14 +319,15 @@ class HTCondorBackend:
             self._schedd = connect(self.connect_timeout)
         return self._schedd
 
-    def skip_queued(self, sweep: RenderedSweep, runs: list[RenderedRun]) -> tuple[list[RenderedRun], dict]:
+    def skip_queued(self, sweep: RenderedSweep, runs: list[RenderedRun],
+                    requeue: set[str] = frozenset()) -> tuple[list[RenderedRun], dict]:
         """The runs not already queued. Called before anything is written, so it also checks that
         the job owner can run this Python and package and enter the project folder, where its DAG,
         initialdirs and event log live (a failure here leaves no files behind)."""
         check_reachable_by_owner(Path(sys.executable).parent)
         check_reachable_by_owner(PACKAGE_ROOT)
         check_reachable_by_owner(sweep.paths.root)
-        queued = queued_runs(self.schedd, sweep.spec.name, read_manifest(sweep.jobs_dir))
+        queued = queued_runs(self.schedd, sweep.spec.name, read_manifest(sweep.jobs_dir), requeue)
         return [r for r in runs if r.run.run_id not in queued], queued
 
     def submit(self, sweep: RenderedSweep, runs: list[RenderedRun]) -> SubmitReport:
