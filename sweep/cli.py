@@ -35,6 +35,8 @@ def cmd_validate(args) -> int:
     from .core.grid import count_points, load_grid
 
     spec = load_grid(args.grid, args.root, checks=_grid_checks())
+    for warning in spec.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     runs = expand(spec)
     configs = len({r.config_id for r in runs})
     extra = f" × {spec.repeats} repeats = {len(runs)} runs" if spec.repeats > 1 else ""
@@ -348,13 +350,16 @@ def main(argv: list[str] | None = None) -> int:
         console = _console(stderr=True)
         if isinstance(exc, GridError):
             console.print(f"[bold red]{len(exc.issues)} problem(s) in the grid file; nothing was written:[/]")
-            for issue in exc.issues:
-                console.print(str(issue), markup=False)
+            for issue in exc.issues:  # unwrapped, so that each stays one `file:line:column: key: ...` line
+                console.print(str(issue), markup=False, highlight=False, soft_wrap=True)
         else:
             from rich.text import Text
 
-            # one line as before, and no markup: the message may hold [brackets]
-            console.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False)
+            from .core.errors import printable
+
+            # one line as before, and no markup: the message may hold [brackets] or a grid's value
+            console.print(Text.assemble(("error:", "bold red"), " ", printable(str(exc))), highlight=False,
+                          soft_wrap=True)
         return status
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,3 +1,4 @@
+import os
 import textwrap
 from pathlib import Path
 
@@ -39,6 +40,9 @@ def small_dataset(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("data") / "small.npz"
     simulate_to_file(path, 600, seed=11)
+    # outside every test's project: the tests' grids read it from there, as a user allows a data
+    # folder on shared storage (tests/test_hostile_grids.py checks it is refused without this)
+    os.environ["SWEEP_DATA_ROOTS"] = str(path.parent)
     return path
 
 

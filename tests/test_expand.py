@@ -1,5 +1,8 @@
 """Expansion: product, zip, exclude, sample, repeats; ids stable and unique."""
 
+import pytest
+
+from sweep.core.errors import GridError
 from sweep.core.expand import expand
 from sweep.core.grid import load_grid
 
@@ -64,8 +67,10 @@ def test_sample_is_seeded_subset(write_grid, tmp_path):
     assert {r.run_id for r in s1} <= {r.run_id for r in full}
     other = runs_of(write_grid, tmp_path, GRID.replace("seed: 3", "seed: 5") + "sample: 5\n", "s3.yaml")
     assert [r.name for r in other] != [r.name for r in s1]
-    big = runs_of(write_grid, tmp_path, GRID + "sample: 500\n", "s4.yaml")
-    assert len(big) == len(full)
+    everything = runs_of(write_grid, tmp_path, GRID + f"sample: {len(full)}\n", "s4.yaml")
+    assert {r.run_id for r in everything} == {r.run_id for r in full}
+    with pytest.raises(GridError, match=f"sample: 500 is more than the grid's {len(full)} points"):
+        runs_of(write_grid, tmp_path, GRID + "sample: 500\n", "s5.yaml")
 
 
 def test_repeats_share_config_id_with_distinct_seeds(write_grid, tmp_path):

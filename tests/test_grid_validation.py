@@ -46,10 +46,10 @@ def test_valid_base_grid(write_grid, tmp_path):
      "axes.activations[0]", "did you mean 'sigmoid'"),
     # wrong type
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nparams:\n  batch_size: '150'\n", 5, "params.batch_size",
-     "an integer ≥ 1"),
+     "an integer from 1 to"),
     # batch out of range
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nparams:\n  batch_size: 0\n", 5, "params.batch_size",
-     "an integer ≥ 1"),
+     "an integer from 1 to"),
     # dropout out of [0, 1)
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nparams:\n  dropout: [0.1, 1.0]\n", 5, "params.dropout",
      "[0, 1)"),
@@ -66,7 +66,7 @@ def test_valid_base_grid(write_grid, tmp_path):
      "binary_crossentropy"),
     # cpus < 1
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nresources:\n  request_cpus: 0\n", 5, "resources.request_cpus",
-     "an integer ≥ 1"),
+     "an integer from 1 to"),
     # memory with a bad unit
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nresources:\n  request_memory: 5 GX\n", 5,
      "resources.request_memory", "5000MB"),
@@ -81,7 +81,7 @@ def test_valid_base_grid(write_grid, tmp_path):
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nseed: 1\nseed: 2\n", 5, "seed", "more than once"),
     # a newline in a condor value must not add a submit command
     ('sweep: t\nmodel: lstm\ndata: {path: d.npz}\ncondor:\n  requirements: "true\\nexecutable = /bin/evil"\n', 5,
-     "condor.requirements", "no newlines"),
+     "condor.requirements", "no line breaks"),
     # a quote in the accounting group
     ('sweep: t\nmodel: lstm\ndata: {path: d.npz}\ncondor:\n  accounting_group: a"b\n', 5,
      "condor.accounting_group", "group name"),
@@ -110,7 +110,7 @@ def test_valid_base_grid(write_grid, tmp_path):
     # YAML syntax error
     ("sweep: t\nmodel: [lstm\ndata: {path: d.npz}\n", 3, "", "invalid YAML"),
     # sample must be >= 1
-    ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nsample: 0\n", 4, "sample", "an integer ≥ 1"),
+    ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nsample: 0\n", 4, "sample", "an integer from 1 to"),
 ])
 def test_each_mistake_names_line_key_and_expectation(write_grid, tmp_path, text, line, key, expected):
     path = write_grid(text)
@@ -221,7 +221,7 @@ def test_shipped_grids_are_valid():
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nresources: {runtime: '99999999999999999999d'}\n",
      "resources.runtime", "at most 10 years"),
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nranking: [[f1]]\n", "ranking[0]", "unknown metric"),
-    ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nrepeats: 100000000000\n", "repeats", "at most 1,000,000"),
+    ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nrepeats: 100000000000\n", "repeats", "an integer from 1 to 1,000"),
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nresources: {request_memory: 8GB}\n"
      "condor: {memory_escalation: {max_memory: 1GB}}\n", "condor.memory_escalation.max_memory", "at least"),
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nparams: {learning_rate: .inf}\n", "params.learning_rate", "> 0"),
@@ -233,12 +233,12 @@ def test_edge_cases_found_in_review(write_grid, tmp_path, text, key, expected):
 
 def test_yaml_alias_tricks(write_grid, tmp_path):
     issue = one_issue(write_grid("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nx: &a [*a]\n"), tmp_path)
-    assert "refers to itself" in issue.message
-    # nested aliases are built once, not expanded exponentially ("billion laughs")
+    assert "refers to a value that contains it" in issue.message
+    # nested aliases are built once, not expanded exponentially ("billion laughs"), and refused
     levels = "a: &a [1,1,1,1,1,1,1,1,1]\n" + "".join(
         f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
-    issues = issues_of(write_grid(levels + "sweep: t\nmodel: lstm\ndata: {path: d.npz}\n"), tmp_path)
-    assert {i.key for i in issues} >= {"a", "i"}  # unknown keys reported, quickly
+    issue = one_issue(write_grid(levels + "sweep: t\nmodel: lstm\ndata: {path: d.npz}\n"), tmp_path)
+    assert "alias bomb" in issue.message and issue.line == 6, str(issue)
 
 
 def test_zipped_cnn_blocks_of_different_depth_are_valid(write_grid, tmp_path):

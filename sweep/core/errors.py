@@ -23,7 +23,16 @@ class GridIssue:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
         key = f" {self.key}:" if self.key else ""
-        return f"{where}:{key} {self.message}"
+        return printable(f"{where}:{key} {self.message}")
+
+
+def printable(text: str) -> str:
+    """Text safe to print on a terminal: every control, format or separator character (newlines,
+    ANSI and OSC escapes, bidi overrides, U+2028) written as a Python escape, so a key or value
+    from a grid can neither forge an output line nor drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 class SweepError(Exception):

@@ -14,10 +14,12 @@ from typing import Any, Callable
 
 import yaml
 
-from . import schema, units, yamlpos
+from . import names, schema, units, yamlpos
 from .canonical import canonical_json
-from .errors import GridError, GridIssue
+from .errors import GridError, GridIssue, printable
 
+#: Refused unread: a grid is a few kilobytes; this leaves room for generated axes of ~1M values.
+MAX_GRID_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,21 @@ class GridChecks:
     simulation: Callable[[dict], None] | None = None
     #: ClassAd expressions such as condor.requirements: sweep.submit.classads.check_expression
     expression: Callable[[str], None] | None = None
+    #: Folders outside the project the user allowed datasets to be read from (never written).
+    data_roots: tuple[Path, ...] = field(default_factory=lambda: roots_from_environment("SWEEP_DATA_ROOTS"))
+    #: Folders outside the project the user allowed template folders to come from.
+    template_roots: tuple[Path, ...] = field(default_factory=lambda: roots_from_environment("SWEEP_TEMPLATE_ROOTS"))
+
+
+def roots_from_environment(variable: str) -> tuple[Path, ...]:
+    """The absolute folders listed in an environment variable (separated by ':'); relative
+    entries are ignored, since what they would mean depends on where sweep runs."""
+    text = os.environ.get(variable, "")
+    return tuple(Path(p).resolve() for p in text.split(os.pathsep) if p and os.path.isabs(p))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder.resolve() or path.is_relative_to(folder.resolve())
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,8 @@ class GridSpec:
     ranking: list[tuple[str, str]]  # (metric, "max" | "min")
     templates: Path | None
     located: yamlpos.Located = field(repr=False, default=None)  # type: ignore[assignment]
+    #: What is allowed but probably not meant (printed by the CLI before it goes on).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def swept(self) -> list[str]:
@@ -123,11 +142,23 @@ def load_grid(path: str | os.PathLike, root: str | os.PathLike | None = None, *,
     path = Path(path)
     shown = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.stat().st_size > MAX_GRID_BYTES:
+            raise GridError([GridIssue(shown, 0, 0, "", f"the file is larger than {MAX_GRID_BYTES >> 20} MB: "
+                                       "a grid file is a few lines of YAML")])
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise GridError([GridIssue(shown, 0, 0, "", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GridError([GridIssue(shown, 0, 0, "", f"cannot read: {exc}")]) from None
+    except IsADirectoryError:
+        raise GridError([GridIssue(shown, 0, 0, "", "is a folder, expected a grid file")]) from None
+    except OSError as exc:
+        raise GridError([GridIssue(shown, 0, 0, "", f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise GridError([GridIssue(shown, line, column, "", f"byte 0x{raw[exc.start]:02x} is not UTF-8: a grid "
+                                   "file must be UTF-8 text (save it as UTF-8)")]) from None
     return parse_grid(text, shown, Path(root) if root else Path.cwd(), checks=checks)
 
 
@@ -135,32 +166,50 @@ def parse_grid(text: str, file: str, root: Path, *, checks: GridChecks | None = 
     """Validate a grid given as text (`file` names it in messages); see :func:`load_grid`."""
     try:
         located = yamlpos.load(text)
+    except yamlpos.YamlProblem as exc:
+        raise GridError([GridIssue(file, exc.line, exc.column, "", exc.message)]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, BEL, ...)
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        what = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        raise GridError([GridIssue(file, line, column, "", f"the control character {what} is not allowed in a "
+                                   "grid file (only text, tabs inside quotes, and line breaks)")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        lines = text.splitlines()
+        if "maximum nesting depth" in problem:  # libyaml's own limit, beyond ours
+            problem = f"nesting deeper than {yamlpos.MAX_DEPTH} levels: a grid never needs that many"
+        elif mark and mark.line < len(lines) and lines[mark.line][mark.column:mark.column + 1] == "\t":
+            problem = "a tab character: YAML indents with spaces only (replace the tab with spaces)"
         raise GridError([GridIssue(file, line, col, "", f"invalid YAML: {problem}")]) from None
     except yaml.YAMLError as exc:
         raise GridError([GridIssue(file, 0, 0, "", f"invalid YAML: {exc}")]) from None
+    except RecursionError:  # pragma: no cover - the nesting limit is checked before composing
+        raise GridError([GridIssue(file, 0, 0, "", "nesting too deep")]) from None
     return _Validator(file, located, root, checks or GridChecks()).run()
 
 
 def _suggest(word: str, choices) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    close = difflib.get_close_matches(str(word)[:100], [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close and close[0] != str(word) else ""
 
 
 class _Validator:
     def __init__(self, file: str, located: yamlpos.Located, root: Path, checks: GridChecks):
         self.file = file
         self.located = located
-        self.root = root
+        self.root = root.resolve()
         self.checks = checks
         self.issues: list[GridIssue] = []
 
     # -- reporting
     def error(self, path: tuple, message: str, at_key: bool = False) -> None:
         line, col = self.located.where(path, prefer_key=at_key)
+        anchor = None if at_key else self.located.anchor_of(path)
+        if anchor is not None and anchor != (line, col):
+            message += f" (an alias of the value written at line {anchor[0]}, column {anchor[1]})"
         self.issues.append(GridIssue(self.file, line, col, yamlpos.format_path(path), message))
 
     def check(self, path: tuple, value: Any, check: schema.Check, what: str = "") -> bool:
@@ -219,7 +268,7 @@ class _Validator:
             self.check(("model",), model, schema.one_of(schema.MODELS))
             model = None
         seed = doc.get("seed", 0)
-        if not self.check(("seed",), seed, schema.int_at_least(0)):
+        if not self.check(("seed",), seed, schema.int_at_least(0, schema.MAX_SEED)):
             seed = 0
 
         data = self._data(doc.get("data"))
@@ -228,10 +277,10 @@ class _Validator:
         dimensions = self._dimensions(doc, params_spec, fixed)
         exclude = self._exclude(doc.get("exclude"), dimensions)
         sample = doc.get("sample")
-        if sample is not None and not self.check(("sample",), sample, schema.int_at_least(1)):
+        if sample is not None and not self.check(("sample",), sample, schema.int_at_least(1, schema.MAX_RUNS)):
             sample = None
         repeats = doc.get("repeats", 1)
-        if not self.check(("repeats",), repeats, schema.int_at_least(1)):
+        if not self.check(("repeats",), repeats, schema.int_at_least(1, schema.MAX_REPEATS)):
             repeats = 1
         resources = self._resources(doc.get("resources"))
         condor = self._condor(doc.get("condor"))
@@ -251,9 +300,30 @@ class _Validator:
                         repeats=repeats, resources=resources, condor=condor, ranking=ranking,
                         templates=templates, located=self.located)
         self._cross_checks(spec)
+        self._case_twin(spec)
         if self.issues:
             raise GridError(self.issues)
         return spec
+
+    def _case_twin(self, spec: GridSpec) -> None:
+        """A sweep whose name differs from an existing sweep folder only by case: on a
+        case-insensitive file system both would write the same folders (refused); elsewhere they
+        are two sweeps that a copy to such a system would merge (a warning)."""
+        jobs = self.root / names.JOBS_DIR
+        try:
+            twins = [e.name for e in os.scandir(jobs) if e.is_dir() and e.name != spec.name
+                     and e.name.casefold() == spec.name.casefold()]
+        except OSError:
+            return
+        if not twins:
+            return
+        same_folder = (jobs / spec.name).exists() and not any(e.name == spec.name for e in os.scandir(jobs))
+        text = f"sweep '{spec.name}' differs only by case from the existing sweep folder {jobs / twins[0]}"
+        if same_folder:
+            self.error(("sweep",), text + ": this file system does not tell them apart, so the two sweeps would "
+                       "share (and overwrite) their folders; choose another name")
+        else:
+            spec.warnings.append(printable(text + "; on a case-insensitive file system they would be one sweep"))
 
     def _data(self, value: Any) -> DataSpec:
         data = self.mapping(("data",), value, schema.DATA_KEYS)
@@ -269,25 +339,31 @@ class _Validator:
                 self.error(("data", "path"), "expected a file path made of letters, digits and _ . / : + @ = - "
                            f"(no spaces, commas, quotes or newlines), got {_show(path_text)}")
             else:
-                path = Path(path_text) if os.path.isabs(path_text) else (self.root / path_text)
+                path = self._project_path(("data", "path"), path_text, "dataset", self.checks.data_roots,
+                                          "SWEEP_DATA_ROOTS") or Path()
         balanced = data.get("balanced", True)
         if not isinstance(balanced, bool):
             self.error(("data", "balanced"), f"expected true or false, got {_show(balanced)}")
         max_samples = data.get("max_samples")
         if max_samples is not None:
-            self.check(("data", "max_samples"), max_samples, schema.int_at_least(1))
+            self.check(("data", "max_samples"), max_samples, schema.int_at_least(1, schema.MAX_SAMPLES))
         simulate = None
         if "simulate" in data:
             sim = self.mapping(("data", "simulate"), data["simulate"], schema.SIMULATE_KEYS)
             simulate = {"waveforms": sim.get("waveforms", 2000), "seed": sim.get("seed", 1),
                         "params": sim.get("params") or {}}
-            self.check(("data", "simulate", "waveforms"), simulate["waveforms"], schema.int_at_least(1))
-            self.check(("data", "simulate", "seed"), simulate["seed"], schema.int_at_least(0))
+            self.check(("data", "simulate", "waveforms"), simulate["waveforms"],
+                       schema.int_at_least(1, schema.MAX_WAVEFORMS))
+            self.check(("data", "simulate", "seed"), simulate["seed"], schema.int_at_least(0, schema.MAX_SEED))
             if not isinstance(simulate["params"], dict):
                 self.error(("data", "simulate", "params"), f"expected a mapping, got {_show(simulate['params'])}")
             else:
                 self._simulation_params(simulate["params"])
-        return DataSpec(path=path.resolve() if path_text else path, path_text=str(path_text),
+        if simulate is not None and path != Path() and not _inside(path, self.root):
+            self.error(("data", "path"), f"data.simulate writes the dataset, and sweep writes only inside the project "
+                       f"({self.root}): give a path inside it, or simulate elsewhere with `sweep data simulate` "
+                       "and drop data.simulate")
+        return DataSpec(path=path, path_text=str(path_text),
                         balanced=bool(balanced), max_samples=max_samples, simulate=simulate)
 
     def _simulation_params(self, params: dict) -> None:
@@ -324,9 +400,11 @@ class _Validator:
         if spec is not None:
             for i, v in enumerate(values):
                 ok &= self.check(path + (i,), v, spec[name].check)
+        first: dict[str, int] = {}
         for i, v in enumerate(values):
-            if any(canonical_json(v) == canonical_json(w) for w in values[:i]):
-                self.error(path + (i,), f"value {_show(v)} appears twice in this axis")
+            j = first.setdefault(canonical_json(v), i)
+            if j != i:
+                self.error(path + (i,), f"value {_show(v)} appears twice in this axis (also at [{j}])")
                 ok = False
         return values if ok else None
 
@@ -413,13 +491,14 @@ class _Validator:
     def _resources(self, value: Any) -> Resources:
         res = {**schema.DEFAULT_RESOURCES, **self.mapping(("resources",), value, schema.RESOURCE_KEYS)}
         out = {"request_cpus": 1, "request_memory_mb": 2048, "request_disk_mb": 1024, "runtime_s": 7200}
-        if self.check(("resources", "request_cpus"), res["request_cpus"], schema.int_at_least(1)):
+        if self.check(("resources", "request_cpus"), res["request_cpus"], schema.int_at_least(1, schema.MAX_CPUS)):
             out["request_cpus"] = res["request_cpus"]
-        for key, field_name, parse in (("request_memory", "request_memory_mb", units.parse_memory_mb),
-                                       ("request_disk", "request_disk_mb", units.parse_memory_mb),
-                                       ("runtime", "runtime_s", units.parse_duration_s)):
+        for key, field_name, parse, high, show in (
+                ("request_memory", "request_memory_mb", units.parse_memory_mb, schema.MAX_MEMORY_MB, _mb),
+                ("request_disk", "request_disk_mb", units.parse_memory_mb, schema.MAX_DISK_MB, _mb),
+                ("runtime", "runtime_s", units.parse_duration_s, schema.MAX_RUNTIME_S, units.format_duration)):
             try:
-                out[field_name] = parse(res[key])
+                out[field_name] = _bounded(parse(res[key]), high, show)
             except ValueError as exc:
                 self.error(("resources", key), str(exc))
         return Resources(**out)
@@ -430,8 +509,15 @@ class _Validator:
             if key in condor:
                 v = condor[key]
                 if not isinstance(v, str) or not v.strip() or schema.CONTROL_CHARS_RE.search(v):
-                    self.error(("condor", key), "expected a one-line ClassAd expression (no newlines or "
+                    self.error(("condor", key), "expected a one-line ClassAd expression (no line breaks or "
                                f"control characters), got {_show(v)}")
+                elif v.rstrip().endswith("\\"):
+                    self.error(("condor", key), f"a trailing backslash continues the submit file's line: HTCondor "
+                               f"would join the next submit command into the expression, got {_show(v)}")
+                elif schema.SUBMIT_MACRO_RE.search(v):
+                    macro = schema.SUBMIT_MACRO_RE.search(v).group(0)
+                    self.error(("condor", key), f"'{macro}...' is a submit macro HTCondor would expand in the "
+                               f"submit file; write the expression without it, got {_show(v)}")
                 elif self.checks.expression is not None:
                     try:
                         self.checks.expression(v)
@@ -445,14 +531,18 @@ class _Validator:
             if key in condor and not (isinstance(condor[key], str) and schema.SAFE_PATH_RE.fullmatch(condor[key])):
                 self.error(("condor", key), "expected a path or image reference made of letters, digits and "
                            f"_ . / : + @ = - (no spaces, quotes or newlines), got {_show(condor[key])}")
+            elif key == "python" and key in condor:
+                self._interpreter(condor[key])
         if "max_runtime" in condor:
             try:
-                condor["max_runtime"] = units.parse_duration_s(condor["max_runtime"])
+                condor["max_runtime"] = _bounded(units.parse_duration_s(condor["max_runtime"]), schema.MAX_RUNTIME_S,
+                                                 units.format_duration)
             except ValueError as exc:
                 self.error(("condor", "max_runtime"), str(exc))
-        for key, low in (("max_retries", 0), ("max_running", 1), ("max_idle", 1)):
+        for key, low, high in (("max_retries", 0, schema.MAX_RETRIES), ("max_running", 1, schema.MAX_JOBS_AT_ONCE),
+                               ("max_idle", 1, schema.MAX_JOBS_AT_ONCE)):
             if key in condor:
-                self.check(("condor", key), condor[key], schema.int_at_least(low))
+                self.check(("condor", key), condor[key], schema.int_at_least(low, high))
         if "memory_escalation" in condor:
             condor["memory_escalation"] = self._memory_escalation(condor["memory_escalation"])
         if "environment" in condor:
@@ -480,10 +570,11 @@ class _Validator:
         out = {"max_mb": None, "releases": 2}
         if "max_memory" in opts:
             try:
-                out["max_mb"] = units.parse_memory_mb(opts["max_memory"])
+                out["max_mb"] = _bounded(units.parse_memory_mb(opts["max_memory"]), schema.MAX_MEMORY_MB, _mb)
             except ValueError as exc:
                 self.error(path + ("max_memory",), str(exc))
-        if "releases" in opts and self.check(path + ("releases",), opts["releases"], schema.int_at_least(1)):
+        if "releases" in opts and self.check(path + ("releases",), opts["releases"],
+                                             schema.int_at_least(1, schema.MAX_RELEASES)):
             out["releases"] = opts["releases"]
         return out
 
@@ -501,6 +592,9 @@ class _Validator:
             if not isinstance(m, str) or m not in metrics:
                 self.error(("ranking", i), f"unknown metric {_show(m)} for model '{model}'"
                            f"{_suggest(m, metrics)} (known: {', '.join(metrics)})")
+            elif m in value[:i]:
+                self.error(("ranking", i), f"metric '{m}' is already ranked at [{value.index(m)}]: "
+                           "a metric ranks once (the next ones break its ties)")
             else:
                 out.append((m, metrics[m]))
         return out
@@ -511,16 +605,55 @@ class _Validator:
         if not (isinstance(value, str) and schema.SAFE_PATH_RE.fullmatch(value)):
             self.error(("templates",), f"expected a folder path, got {_show(value)}")
             return None
-        folder = Path(value) if os.path.isabs(value) else self.root / value
+        folder = self._project_path(("templates",), value, "template folder", self.checks.template_roots,
+                                    "SWEEP_TEMPLATE_ROOTS", folder=True)
+        if folder is None:
+            return None
         missing = [n for n in ("job.sub.j2", "run_job.sh.j2") if not (folder / n).is_file()]
         if missing:
             self.error(("templates",), f"template folder {folder} lacks {', '.join(missing)}")
             return None
-        return folder.resolve()
+        return folder
+
+    def _project_path(self, key: tuple, text: str, what: str, roots: tuple[Path, ...], roots_variable: str,
+                      folder: bool = False) -> Path | None:
+        """The resolved path (symlinks followed) of a grid path, when it stays inside the project or
+        under one of the roots the user allowed explicitly; None (with the error recorded) otherwise."""
+        if len(text) > 1024 or any(len(part.encode()) > 255 for part in text.split("/")):
+            self.error(key, f"expected a {what} path the file system can hold (names of at most 255 bytes, "
+                       f"at most 1024 in all), got {_show(text)} ({len(text):,} characters)")
+            return None
+        try:
+            path = (self.root / text).resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop
+            self.error(key, f"cannot resolve the {what} path {_show(text)}: {exc}")
+            return None
+        allowed = [r for r in roots if _inside(path, r)]
+        if not _inside(path, self.root) and not allowed:
+            also = (f" or under {', '.join(str(r) for r in roots)}" if roots else
+                    f" (to read one from elsewhere, name the folder that holds it in {roots_variable})")
+            self.error(key, f"the {what} {_show(text)} is {path}, outside the project {self.root}: a {what} must be "
+                       f"inside the project{also}")
+            return None
+        if folder and path.exists() and not path.is_dir():
+            self.error(key, f"expected a folder, got the file {path}")
+            return None
+        if not folder and path.is_dir():
+            self.error(key, f"expected a {what} file, got the folder {path}")
+            return None
+        return path
+
+    def _interpreter(self, text: str) -> None:
+        """condor.python: an absolute path to an existing executable (the jobs run it)."""
+        if not os.path.isabs(text) or ".." in text.split("/"):
+            self.error(("condor", "python"), f"expected the absolute path of a Python interpreter, got {_show(text)}")
+        elif not (os.path.isfile(text) and os.access(text, os.X_OK)):
+            self.error(("condor", "python"), f"expected an executable Python interpreter, but {text} "
+                       f"{'is not executable' if os.path.isfile(text) else 'does not exist'}")
 
     def _cross_checks(self, spec: GridSpec) -> None:
         """Checks that need the whole configuration (per model constraints)."""
-        if spec.model == "cnn":
+        if spec.model == "cnn" and count_points(spec) <= schema.MAX_RUNS:  # else the product is refused below
             filters = _values_of(spec, "filters")
             kernels = _values_of(spec, "kernel_sizes")
             if any(len(f) != len(k) for f, k in _combinations(spec, "filters", "kernel_sizes")):
@@ -539,14 +672,51 @@ class _Validator:
                        f"expected at least resources.runtime ({units.format_duration(spec.resources.runtime_s)}), got "
                        f"{units.format_duration(site_limit)}: the site would stop every job before sweep's own "
                        "runtime limit, which then never applies; lower resources.runtime or raise max_runtime")
-        total = count_points(spec) * spec.repeats
+        points = count_points(spec)
+        total = points * spec.repeats
         if total > schema.MAX_RUNS:
-            where = ("repeats",) if spec.repeats > 1 else ("axes",)
+            if spec.repeats > 1:
+                where = ("repeats",)
+            else:  # the dimension with the most values: the one to shorten
+                where = max(spec.dimensions, key=lambda d: len(d.values)).path if spec.dimensions else ("axes",)
             self.error(where, f"the grid expands to {total:,} runs (including repeats); at most "
                        f"{schema.MAX_RUNS:,} are allowed: use sample: N or fewer values", at_key=True)
-        fractions = [(t, v) for t in _values_of(spec, "test_fraction") for v in _values_of(spec, "train_fraction")]
-        if any(t >= 0.9 for t, _ in fractions):
-            self.error(("params", "test_fraction"), "expected test_fraction < 0.9 so something is left to train on")
+        if spec.sample is not None and spec.sample > points:
+            self.error(("sample",), f"sample: {spec.sample:,} is more than the grid's {points:,} points: remove "
+                       "sample to run every point, or ask for fewer")
+        for where, value in _where_values(spec, "test_fraction"):
+            if value >= 0.9:
+                self.error(where, f"expected test_fraction < 0.9 so something is left to train on, got {value}")
+        if spec.model == "cnn" and total <= schema.MAX_RUNS:
+            self._cnn_output_length(spec)
+
+    def _cnn_output_length(self, spec: GridSpec) -> None:
+        """The clusterizer's input (1024 samples) must keep at least one sample through its
+        pooling: MaxPooling1D(p) after each block divides the length by p (Conv1D pads 'same')."""
+        for (filters, pool), where in _pairs_with_place(spec, "filters", "pool_size"):
+            length = schema.CNN_INPUT_LENGTH
+            for _ in filters:
+                length //= pool
+            if length < 1:
+                self.error(where, f"{len(filters)} blocks with pool_size {pool} shrink the {schema.CNN_INPUT_LENGTH}-"
+                           f"sample input below one sample ({schema.CNN_INPUT_LENGTH} / {pool}^{len(filters)} < 1): "
+                           "use fewer blocks or a smaller pool_size")
+                return
+
+
+def _mb(mb: int) -> str:
+    return f"{mb:,} MB" if mb < 1 << 20 else f"{mb / (1 << 20):g} TB"
+
+
+def _bounded(value: int, high: int, show: Callable[[int], str]) -> int:
+    """value, when at most high.
+
+    Raises:
+        ValueError: saying the bound, beyond which no pool could satisfy the request.
+    """
+    if value > high:
+        raise ValueError(f"expected at most {show(high)} (what a real pool could ever give), got {show(value)}")
+    return value
 
 
 def _combinations(spec: GridSpec, a: str, b: str) -> list[tuple]:
@@ -556,6 +726,30 @@ def _combinations(spec: GridSpec, a: str, b: str) -> list[tuple]:
             i, j = d.names.index(a), d.names.index(b)
             return [(p[i], p[j]) for p in d.values]
     return [(x, y) for x in _values_of(spec, a) for y in _values_of(spec, b)]
+
+
+def _where_values(spec: GridSpec, name: str) -> list[tuple[tuple, Any]]:
+    """Each value a parameter takes, with the grid path where it is written (params or an axis)."""
+    if name in spec.fixed:
+        return [(("params", name), spec.fixed[name])]
+    for d in spec.dimensions:
+        if name in d.names:
+            i = d.names.index(name)
+            return [((*d.path, name, k) if len(d.names) > 1 else (*d.path, k), p[i]) for k, p in enumerate(d.values)]
+    return []
+
+
+def _pairs_with_place(spec: GridSpec, a: str, b: str) -> list[tuple[tuple, tuple]]:
+    """The (a, b) value pairs that occur, each with the grid path of the swept one (or of a)."""
+    for d in spec.dimensions:
+        if a in d.names and b in d.names:
+            i, j = d.names.index(a), d.names.index(b)
+            return [((p[i], p[j]), (*d.path, a, k)) for k, p in enumerate(d.values)]
+    pairs = []
+    for wa, x in _where_values(spec, a):
+        for wb, y in _where_values(spec, b):
+            pairs.append(((x, y), wa if wa[0] != "params" or wb[0] == "params" else wb))
+    return pairs
 
 
 def _values_of(spec: GridSpec, name: str) -> list:
@@ -568,6 +762,37 @@ def _values_of(spec: GridSpec, name: str) -> list:
     return []
 
 
-def _show(value: Any) -> str:
-    text = repr(value) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _show(value: Any, limit: int = 60) -> str:
+    """A bounded preview of a value: at most `limit` characters, computed without walking more of
+    the value than it shows (an alias bomb shares its lists; expanding them would take gigabytes).
+    Escaping of unprintable characters happens where the message is printed (GridIssue)."""
+    out: list[str] = []
+    budget = [limit + 1]
+
+    def put(text: str) -> bool:
+        out.append(text[:budget[0]])
+        budget[0] -= len(text)
+        return budget[0] > 0
+
+    def walk(v: Any, depth: int) -> bool:
+        if depth > 8:
+            return put("...")
+        if isinstance(v, list):
+            if not put("["):
+                return False
+            for i, item in enumerate(v):
+                if (i and not put(", ")) or not walk(item, depth + 1):
+                    return False
+            return put("]")
+        if isinstance(v, dict):
+            if not put("{"):
+                return False
+            for i, (k, item) in enumerate(v.items()):
+                if (i and not put(", ")) or not walk(k, depth + 1) or not put(": ") or not walk(item, depth + 1):
+                    return False
+            return put("}")
+        return put(repr(v) if not isinstance(v, str) else repr(v[:limit + 2]))
+
+    walk(value, 0)
+    text = "".join(out)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

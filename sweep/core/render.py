@@ -21,11 +21,11 @@ import jinja2
 
 from .. import __version__
 from . import names
-from .errors import RenderError
+from .errors import RenderError, printable
 from .expand import RunSpec
 from .grid import GridSpec
 from .names import SweepPaths
-from .schema import CONTROL_CHARS_RE, SAFE_PATH_RE
+from .schema import CONTROL_CHARS_RE, SAFE_PATH_RE, SUBMIT_MACRO_RE
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # sweep/
 PACKAGE_ROOT = PACKAGE_DIR.parent  # the folder that holds sweep/: a checkout, or site-packages
@@ -61,12 +61,21 @@ def submit_value(value: Any) -> str:
     """The value as text for an unquoted submit-file value.
 
     Raises:
-        UnsafeValueError: when it holds a newline or control character.
+        UnsafeValueError: when it holds a line break or control character (which could add a
+            submit command), ends in a backslash (HTCondor would join the next line to it), or
+            holds a submit macro such as $(Cluster) or $ENV(HOME) (HTCondor would expand it).
     """
     text = str(value)
+    shown = printable(text[:80])
     if CONTROL_CHARS_RE.search(text):
-        raise UnsafeValueError(f"refusing to write {text!r} into a submit file: it contains a newline or "
+        raise UnsafeValueError(f"refusing to write {shown!r} into a submit file: it contains a line break or "
                                "control character that could add a submit command")
+    if text.rstrip().endswith("\\"):
+        raise UnsafeValueError(f"refusing to write {shown!r} into a submit file: a trailing backslash would join "
+                               "the next submit command to it")
+    if SUBMIT_MACRO_RE.search(text):
+        raise UnsafeValueError(f"refusing to write {shown!r} into a submit file: HTCondor would expand its "
+                               "submit macro ($(...), $ENV(...), $RANDOM_...)")
     return text
 
 

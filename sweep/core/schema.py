@@ -38,6 +38,24 @@ def metrics_for(model: str) -> dict[str, str]:
     return CLASSIFIER_METRICS if model == "lstm" else REGRESSOR_METRICS
 
 
+# ---------------------------------------------------------------- bounds
+# What a real pool could ever satisfy, and what a model could ever use: beyond these a value is a
+# typo (an extra digit, a unit forgotten), refused at validation instead of queued.
+MAX_CPUS = 1024
+MAX_MEMORY_MB = 4 << 20  # 4 TB
+MAX_DISK_MB = 64 << 20  # 64 TB
+MAX_RUNTIME_S = 30 * 86400  # 30 days
+MAX_RETRIES = 10
+MAX_JOBS_AT_ONCE = 100_000  # condor.max_running / max_idle
+MAX_RELEASES = 10  # memory escalation releases
+MAX_SEED = 2**32 - 1  # what NumPy, TensorFlow and Keras all accept
+MAX_WAVEFORMS = 10_000_000  # about 1.5 h of simulation at 2,000 waveforms/s
+MAX_SAMPLES = 1_000_000_000
+MAX_REPEATS = 1000
+MAX_EPOCHS = 100_000
+MAX_UNITS = 65_536  # units, filters, dense units of one layer
+CNN_INPUT_LENGTH = 1024  # the clusterizer's input: peak times histogrammed in 1024 bins
+
 # ---------------------------------------------------------------- value checks
 # Each check returns None when fine, else the "expected ..." text.
 Check = Callable[[Any], "str | None"]
@@ -51,10 +69,12 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def int_at_least(low: int) -> Check:
-    """A check that accepts integers >= low (not bools)."""
+def int_at_least(low: int, high: int | None = None) -> Check:
+    """A check that accepts integers >= low (and <= high, when given; not bools)."""
     def check(v: Any) -> str | None:
-        return None if _is_int(v) and v >= low else f"an integer ≥ {low}"
+        if _is_int(v) and v >= low and (high is None or v <= high):
+            return None
+        return f"an integer ≥ {low}" if high is None else f"an integer from {low:,} to {high:,}"
     return check
 
 
@@ -71,6 +91,11 @@ def number_in(low: float, high: float, low_open: bool = False, high_open: bool =
 def positive_number(v: Any) -> str | None:
     """A check: finite numbers > 0."""
     return None if _is_num(v) and v > 0 else "a number > 0"
+
+
+def learning_rate(v: Any) -> str | None:
+    """A check: a learning rate, > 0 and at most 10 (beyond that no optimizer converges)."""
+    return None if _is_num(v) and 0 < v <= 10 else "a number > 0 and ≤ 10"
 
 
 def one_of(choices: tuple[str, ...]) -> Check:
@@ -112,10 +137,10 @@ class Param:
 
 COMMON_PARAMS: dict[str, Param] = {
     "optimizer": Param(one_of(OPTIMIZERS), "adam", "Keras optimizer name"),
-    "learning_rate": Param(positive_number, 0.001, "optimizer learning rate"),
-    "batch_size": Param(int_at_least(1), 150, "mini-batch size"),
-    "epochs": Param(int_at_least(1), 50, "maximum number of epochs"),
-    "patience": Param(int_at_least(0), 50, "EarlyStopping patience on val_loss (best weights restored)"),
+    "learning_rate": Param(learning_rate, 0.001, "optimizer learning rate"),
+    "batch_size": Param(int_at_least(1, 1_000_000), 150, "mini-batch size"),
+    "epochs": Param(int_at_least(1, MAX_EPOCHS), 50, "maximum number of epochs"),
+    "patience": Param(int_at_least(0, MAX_EPOCHS), 50, "EarlyStopping patience on val_loss (best weights restored)"),
     "train_fraction": Param(number_in(0, 1, low_open=True), 0.7,
                             "fraction of the non-test data used for training; the rest validates"),
     "test_fraction": Param(number_in(0, 1, low_open=True), 0.2, "fraction held out for the final test metrics"),
@@ -123,7 +148,7 @@ COMMON_PARAMS: dict[str, Param] = {
 
 LSTM_PARAMS: dict[str, Param] = {
     **COMMON_PARAMS,
-    "topology": Param(list_of(int_at_least(1), length=3), [96, 128, 1],
+    "topology": Param(list_of(int_at_least(1, MAX_UNITS), length=3), [96, 128, 1],
                       "[LSTM units, Dense units, Dense units] as in the seed study"),
     "activations": Param(list_of(one_of(ACTIVATIONS), length=2), ["relu", "sigmoid"],
                          "activations of the two hidden Dense layers"),
@@ -134,17 +159,17 @@ LSTM_PARAMS: dict[str, Param] = {
 
 CNN_PARAMS: dict[str, Param] = {
     **COMMON_PARAMS,
-    "batch_size": Param(int_at_least(1), 250, "mini-batch size"),
+    "batch_size": Param(int_at_least(1, 1_000_000), 250, "mini-batch size"),
     "optimizer": Param(one_of(OPTIMIZERS), "rmsprop", "Keras optimizer name"),
-    "filters": Param(list_of(int_at_least(1)), [16, 32], "Conv1D filters per block"),
-    "kernel_sizes": Param(list_of(int_at_least(1)), [5, 3], "Conv1D kernel size per block (same length as filters)"),
-    "pool_size": Param(int_at_least(1), 4, "MaxPooling1D size after each block"),
-    "convs_per_block": Param(int_at_least(1), 1, "Conv1D layers per block before its pooling",
+    "filters": Param(list_of(int_at_least(1, MAX_UNITS)), [16, 32], "Conv1D filters per block"),
+    "kernel_sizes": Param(list_of(int_at_least(1, CNN_INPUT_LENGTH)), [5, 3], "Conv1D kernel size per block (same length as filters)"),
+    "pool_size": Param(int_at_least(1, CNN_INPUT_LENGTH), 4, "MaxPooling1D size after each block"),
+    "convs_per_block": Param(int_at_least(1, 16), 1, "Conv1D layers per block before its pooling",
                              omit_default_from_id=True),
     "head": Param(one_of(CNN_HEADS), "flatten",
                   "flatten (keeps where a feature sits) or global_average (a count summed over the window)",
                   omit_default_from_id=True),
-    "dense_units": Param(list_of(int_at_least(1), min_length=0), [64], "hidden Dense layers before the output"),
+    "dense_units": Param(list_of(int_at_least(1, MAX_UNITS), min_length=0), [64], "hidden Dense layers before the output"),
     "activation": Param(one_of(ACTIVATIONS), "relu", "activation of Conv1D and hidden Dense layers"),
     "dropout": Param(number_in(0, 1), 0.1, "dropout after each hidden Dense layer"),
     "loss": Param(one_of(REGRESSION_LOSSES), "mse", "training loss"),
@@ -170,8 +195,13 @@ MAX_RUNS = 1_000_000
 
 # A sweep name becomes a folder name and an HTCondor batch name.
 SWEEP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-# What may appear in an unquoted submit-file value (expressions, paths): no control characters.
-CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
+# What may not appear in a submit-file value: anything a reader of the file might take for a line
+# break or control (Unicode Cc, which holds DEL and NEL U+0085, and the separators Zl U+2028 and
+# Zp U+2029 that Python's splitlines() breaks on).
+CONTROL_CHARS_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Submit-language macros that HTCondor expands in a value: $(X), $$(X), $ENV(X), $RANDOM_INTEGER(..),
+# $INT(..), $Fpdnxb(..) ...
+SUBMIT_MACRO_RE = re.compile(r"\$+[A-Za-z_]*\(")
 # Accounting group / container image / python path: conservative character sets.
 ACCOUNTING_GROUP_RE = re.compile(r"^[A-Za-z0-9_.@-]+$")
 SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9_./:+@=-]+$")

@@ -83,6 +83,10 @@ def submit_grid(options: SubmitOptions, console, *, checks: GridChecks | None = 
     root = options.root
     prepared = prepare(options.grid, root, checks=checks)
     spec, rendered = prepared.spec, prepared.rendered
+    for warning in spec.warnings:  # already escaped for the terminal
+        from rich.markup import escape
+
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
     manifest = read_manifest(rendered.jobs_dir) or {}
     dataset = _dataset(spec, manifest)  # None while the file does not exist (the data step makes it)
     stale: list = []
