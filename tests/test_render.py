@@ -162,7 +162,7 @@ def test_rendering_again_rewrites_only_what_changed(write_grid, tmp_path):
     path = write_grid(GRID)
     jobs_dir = write_rendered(prepare(path, tmp_path), path)
     files = [p for p in jobs_dir.rglob("*") if p.is_file() and p.name != "sweep.json"]
-    assert len(files) == 5  # the wrapper, and config.yaml + job.sub of two runs
+    assert len(files) == 6  # the wrapper, the code archive, and config.yaml + job.sub of two runs
     stamps = {p: p.stat().st_mtime_ns for p in files}
     write_rendered(prepare(path, tmp_path), path)
     assert {p: p.stat().st_mtime_ns for p in files} == stamps  # nothing changed, nothing written

@@ -17,6 +17,7 @@ RESULTS_DIR = "results"  # results/<sweep>/: what the jobs and `sweep collect` w
 # ------------------------------------------------------------------ jobs/<sweep>/
 MANIFEST = "sweep.json"  # runs, grid hash, submissions, learnt memory
 WRAPPER = "run_job.sh"  # the HTCondor executable
+CODE_ARCHIVE_PREFIX = "sweep-code-"  # jobs/<sweep>/sweep-code-<sha256[:16]>.zip: the job's own code
 SUBMIT_FILE = "job.sub"  # jobs/<sweep>/<run-id>/job.sub
 CONFIG_FILE = "config.yaml"  # jobs/<sweep>/<run-id>/config.yaml, transferred to the job
 DAGS_DIR = "dags"  # jobs/<sweep>/dags/<submission>/

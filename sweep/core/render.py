@@ -164,7 +164,7 @@ def resolved_config(spec: GridSpec, run: RunSpec) -> dict[str, Any]:
 
 
 def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | None = None,
-                 memory_mb: dict[str, int] | None = None) -> RenderedSweep:
+                 memory_mb: dict[str, int] | None = None, code_archive: str | None = None) -> RenderedSweep:
     """Render every file of the sweep in memory.
 
     Args:
@@ -174,6 +174,9 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         python: the execute side's interpreter (default: the grid's condor.python, else this one).
         memory_mb: per-run request_memory learnt from earlier attempts (memory escalation), used
             where it is larger than the grid's request.
+        code_archive: the file name, in jobs/<sweep>/, of the archive of sweep's code that each
+            job transfers and runs (sweep.submit.codebundle); without it the wrapper puts the
+            checkout on the job's path, and the job runs only where the checkout is visible.
 
     Returns:
         The sweep's files as text, with the paths they go to.
@@ -193,7 +196,10 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
     try:
         submit_template = env.get_template("job.sub.j2")
         wrapper_template = env.get_template("run_job.sh.j2")
+        jobs_dir, results_dir = paths.jobs(spec.name), paths.results(spec.name)
+        code_path = str(jobs_dir / code_archive) if code_archive else ""
         wrapper_text = wrapper_template.render(python=python, package_root=str(CHECKOUT or ""),
+                                               code_archive=code_path, code_archive_name=code_archive or "",
                                                sweep=spec.name, version=__version__)
         rendered = []
         escalation = spec.condor.get("memory_escalation")
@@ -207,7 +213,6 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
             "condor": _condor_context(spec.condor),
             "version": __version__,
         }
-        jobs_dir, results_dir = paths.jobs(spec.name), paths.results(spec.name)
         data_path = str(spec.data.path)
         for run in runs:
             job_dir = jobs_dir / run.run_id
@@ -220,7 +225,7 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
                      "seed": run.seed, "repeat": run.repeat,
                      "request_memory_mb": max(spec.resources.request_memory_mb, memory_mb.get(run.run_id, 0))},
                 paths={"wrapper": str(paths.wrapper(spec.name)), "config": str(config_path),
-                       "data": data_path, "initialdir": str(out_dir), "event_log": str(paths.event_log(spec.name))},
+                       "data": data_path, "code": code_path, "initialdir": str(out_dir), "event_log": str(paths.event_log(spec.name))},
                 **common)
             if run is runs[0] or run is runs[-1]:  # one template renders every run: its ends suffice
                 _require_sweep_lines(submit_text, submit_template.filename, spec.name, run.run_id,

@@ -1,7 +1,8 @@
 """The job process: read config.yaml, pin threads, train, write results and run.json.
 
-Exit status: 0 trained; 1 training failed; 2 unusable configuration or dataset. run.json is
-written in every case (atomically), so the collector can say what happened.
+Exit status: 0 trained; 1 training failed; 2 unusable configuration or dataset; 3 an interpreter
+that cannot run the job (sweep.job.envcheck, checked by __main__). run.json is written in every
+case (atomically), so the collector can say what happened.
 """
 
 from __future__ import annotations
@@ -42,6 +43,17 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
+def code_origin() -> dict[str, Any]:
+    """Where this job's sweep code came from: the archive the submit node shipped with the job
+    (its sha256), or a folder (a checkout or site-packages, when run without the archive)."""
+    import sweep
+
+    location = Path(sweep.__file__).parent.parent  # the archive (zipimport) or the folder holding sweep/
+    if location.suffix == ".zip" and location.is_file():
+        return {"archive": location.name, "sha256": file_digest(location)["sha256"]}
+    return {"folder": str(location)}
+
+
 def load_config(path: Path) -> dict[str, Any]:
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(config, dict):
@@ -80,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sweep.job: cannot use {args.config}: {exc}", file=sys.stderr)
         return finish(RunState.FAILED, EXIT_BAD_INPUT, f"bad configuration: {exc}")
     record.update(run_id=config["run_id"], config_id=config["config_id"], sweep=config["sweep"],
-                  seed=config["seed"], model=config["model"])
+                  seed=config["seed"], model=config["model"], code=code_origin())
 
     cpus, source = resources.allocated_cpus(config.get("resources", {}).get("request_cpus"))
     intra, inter = resources.thread_settings(cpus)

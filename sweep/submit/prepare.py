@@ -20,6 +20,7 @@ from ..core.render import RenderedSweep, render_sweep
 from ..fsutil import write_text_if_changed
 from ..records.lock import sweep_lock
 from ..records.manifest import merge_runs, now, read_manifest, save_manifest
+from . import codebundle
 from .classads import check_expression
 
 
@@ -28,6 +29,7 @@ class Prepared:
     spec: GridSpec
     runs: list[RunSpec]
     rendered: RenderedSweep
+    code: codebundle.CodeArchive  # sweep's code, transferred with every job
 
 
 def prepare(grid_path: str | os.PathLike, root: Path, checks: GridChecks | None = None) -> Prepared:
@@ -53,8 +55,9 @@ def prepare(grid_path: str | os.PathLike, root: Path, checks: GridChecks | None 
     spec = load_grid(grid_path, root, checks=checks)
     runs = expand(spec)
     learned = (read_manifest(SweepPaths(root.resolve()).jobs(spec.name)) or {}).get("learned_memory_mb", {})
-    rendered = render_sweep(spec, runs, root, memory_mb=learned)
-    return Prepared(spec, runs, rendered)
+    code = codebundle.build()
+    rendered = render_sweep(spec, runs, root, memory_mb=learned, code_archive=code.name)
+    return Prepared(spec, runs, rendered, code)
 
 
 def write_rendered(prepared: Prepared, grid_path: str | os.PathLike, dataset: dict | None = None) -> Path:
@@ -67,6 +70,7 @@ def write_rendered(prepared: Prepared, grid_path: str | os.PathLike, dataset: di
     """
     rendered, spec = prepared.rendered, prepared.spec
     jobs_dir = rendered.jobs_dir
+    codebundle.write(prepared.code, jobs_dir)
     write_text_if_changed(rendered.paths.wrapper(spec.name), rendered.wrapper_text, mode=0o755)
     for r in rendered.runs:  # only what changed: a resubmission of 20,000 runs rewrites nothing else
         write_text_if_changed(r.config_path, r.config_text)
@@ -94,6 +98,7 @@ def _write_manifest(prepared: Prepared, grid_path: str | os.PathLike, grid_text:
         "ranking": [list(r) for r in spec.ranking],
         "swept": spec.swept,
         "resources": spec.resources.as_dict(),
+        "code": {"archive": prepared.code.name, "sha256": prepared.code.sha256},
         "runs": merge_runs(manifest.get("runs", []), current),
     })
     if dataset is not None:

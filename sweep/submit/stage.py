@@ -11,11 +11,12 @@ record the submission.
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..core.errors import BackendError, NotFoundError
+from ..core.errors import BackendError, InputError, NotFoundError
 from ..core.grid import GridChecks, GridSpec
 from ..core.names import BACKEND_HTCONDOR, BACKEND_LOCAL, SweepPaths
 from ..core.render import relative_to_root
@@ -108,6 +109,7 @@ def submit_grid(options: SubmitOptions, console, *, checks: GridChecks | None = 
             console.rule(f"{relative_to_root(todo[0].submit_path, root)}")
             console.print(todo[0].submit_text, markup=False)
         return SubmitOutcome(spec.name)
+    check_interpreter(spec)
     # before writing anything: an unreachable pool writes nothing
     backend = choose_backend(options, console, on_pool(manifest))
     with sweep_lock(rendered.jobs_dir):  # query -> decide -> submit -> record, one command at a time
@@ -159,6 +161,29 @@ def _submit_locked(options: SubmitOptions, console, prepared, todo: list, done: 
     console.print(f"htcondor: submitted {len(report.submitted)} runs to {pool_name()} as {what}; "
                   f"follow with `sweep status {spec.name}`")
     return SubmitOutcome(spec.name, follow="wait" if options.wait else None)
+
+
+def check_interpreter(spec: GridSpec) -> None:
+    """A grid's condor.python must be able to run the jobs (TensorFlow, Keras, numpy, scikit-learn
+    at usable versions), checked before anything is queued: sweep.job.envcheck run by that
+    interpreter, which imports nothing heavy (milliseconds).
+
+    Raises:
+        InputError: naming what the interpreter lacks.
+    """
+    python = spec.condor.get("python")
+    if not python:
+        return
+    # the job's own check, run as a script by that interpreter (this process never imports the job)
+    script = Path(__file__).resolve().parents[1] / "job" / "envcheck.py"
+    try:
+        proc = subprocess.run([python, "-I", str(script)], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InputError(f"condor.python {python} cannot be run here: {exc}") from None
+    if proc.returncode != 0:
+        why = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        raise InputError(f"condor.python {python} cannot run the jobs ({why}); nothing was queued: install what it "
+                         "lacks, or point condor.python at an interpreter that has TensorFlow")
 
 
 def _dataset(spec: GridSpec, manifest: dict) -> dict | None:

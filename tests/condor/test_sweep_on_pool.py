@@ -115,6 +115,9 @@ def test_dag_sweep_trains_real_models_and_collects(project, condor_pool, capsys)
         assert job.wall_s and job.wall_s > 1
         info = json.loads((project / "results" / "pool-e2e" / run_id / "run.json").read_text())
         assert info["threads"]["cpus_source"] == "HTCondor machine ad (Cpus)" and info["threads"]["intra_op"] == 1
+        # the job ran sweep's code from the archive it transferred, not from the checkout
+        code = json.loads((project / "jobs" / "pool-e2e" / "sweep.json").read_text())["code"]
+        assert info["code"] == {"archive": code["archive"], "sha256": code["sha256"]}
     schedd = condor_pool_schedd()
     job = next(iter(records.values()))[-1]
     history = wait_until(lambda: list(schedd.history(constraint=f"ClusterId == {job.cluster}",
@@ -445,3 +448,24 @@ def test_resubmit_of_a_memory_held_run_in_an_active_dag_runs_it_again_with_the_c
     finals = {run: jobs[-1] for run, jobs in records.items()}
     assert all(j.state == "done" for j in finals.values()), {r: (j.job_id, j.state) for r, j in finals.items()}
     assert any(j.resources.get("RequestMemory") == 1024 for j in finals.values())
+
+
+def test_an_interpreter_the_worker_cannot_run_ends_the_job_as_environment_without_retries(project, tmp_path,
+                                                                                            capsys):
+    """condor.python passes the submit node's check (root reaches it) but not the job owner's:
+    the venv behind a mode-700 folder stands for an interpreter that only some nodes have. The
+    job ends at once with exit 3, the DAG does not retry it, collect says 'environment'."""
+    hidden = tmp_path / "hidden"
+    hidden.mkdir(mode=0o700)
+    (hidden / "venv").symlink_to(Path(sys.prefix))  # this test's own virtual environment
+    python = hidden / "venv" / "bin" / "python"
+    extra = "condor: {max_retries: 2, python: %s}\n" % python
+    g = grid(project, "pool-noenv", axes="  optimizer: [adam]\n", extra=extra)
+    assert sweep_cli(project, "submit", str(g), "--condor", "--wait", "--wait-timeout", "240", "--no-progress") == 0
+    (jobs,) = events(project, "pool-noenv").values()
+    assert [j.exit_code for j in jobs] == [3]  # one attempt: not retried
+    out = capsys.readouterr().out
+    assert "job failed (exit 3): environment:" in out, out  # collect's reason column
+    (run_id,) = events(project, "pool-noenv")
+    info = json.loads((project / "results" / "pool-noenv" / run_id / "run.json").read_text())
+    assert info["error"] == f"environment: no interpreter {python} on this node"

@@ -38,17 +38,19 @@ from .base import SubmitReport
 DEFAULT_RETRIES = 2
 #: The POST script of every DAG node: what DAGMan makes of how the node's job ended ($RETURN).
 #: A job that was removed (-1002: its runtime limit, memory escalation at its ceiling, or
-#: condor_rm) or that found its configuration unusable (exit 2) would end the same way again: it
-#: is not retried (RETRY ... UNLESS-EXIT 2). Other failures are.
+#: condor_rm), that found its configuration unusable (exit 2) or whose interpreter cannot run it
+#: (exit 3) would end the same way again: it is not retried (RETRY ... UNLESS-EXIT 2). Other
+#: failures are.
 POST_SCRIPT = """#!/bin/sh
 # DAGMan POST script written by sweep: $1 is the node job's $RETURN
 case "$1" in
   0) exit 0 ;;
-  2|-1002) exit 2 ;;
+  2|3|-1002) exit 2 ;;
   *) exit 1 ;;
 esac
 """
 EXIT_BAD_INPUT = 2  # the job's exit status for an unusable config/dataset: retrying cannot help
+EXIT_ENVIRONMENT = 3  # an interpreter that cannot run the job (sweep.job.envcheck): neither can a retry
 
 
 def bindings():
@@ -431,7 +433,8 @@ class HTCondorBackend:
         retries = sweep.spec.condor.get("max_retries", DEFAULT_RETRIES)
         if retries:
             base["max_retries"] = str(retries)
-            base["retry_until"] = f"ExitCode =?= {EXIT_BAD_INPUT}"  # an unusable config: retrying cannot help
+            # an unusable config, or an interpreter that cannot run the job: retrying cannot help
+            base["retry_until"] = f"ExitCode =?= {EXIT_BAD_INPUT} || ExitCode =?= {EXIT_ENVIRONMENT}"
         base[f"MY.{names.ATTR_SUBMISSION}"] = submit_string(submission)
         items = [{item_vars[k]: d[k] for k in varying} for d in descriptions]
         result = schedd.submit(htcondor2.Submit(base), itemdata=iter(items))

@@ -1,0 +1,109 @@
+"""The job carries its own code (an archive of the package) and says at once, with exit status 3,
+when its interpreter cannot run it; the submit side refuses such a condor.python before queueing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from sweep.cli import main
+from sweep.submit import codebundle
+from sweep.submit.backends import htcondor
+
+REPO = Path(__file__).resolve().parents[1]
+#: An interpreter without numpy or TensorFlow: Debian's own Python (the venv's base).
+BARE_PYTHON = "/usr/bin/python3"
+
+
+def _bare_python_lacks_numpy() -> bool:
+    return subprocess.run([BARE_PYTHON, "-I", "-c", "import numpy"], capture_output=True).returncode != 0
+
+
+def test_archive_holds_the_whole_package_and_is_deterministic():
+    first, second = codebundle.build(), codebundle.build()
+    assert first.sha256 == second.sha256 and first.name == f"sweep-code-{first.sha256[:16]}.zip"
+    with zipfile.ZipFile(__import__("io").BytesIO(first.data)) as zf:
+        names = set(zf.namelist())
+        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}  # no build time inside
+    package = REPO / "sweep"
+    expected = {f"sweep/{p.relative_to(package).as_posix()}" for p in package.rglob("*.py") if "__pycache__" not in p.parts}
+    assert names == expected and "sweep/job/runner.py" in names
+
+
+def test_job_imports_its_code_from_the_archive_alone(tmp_path):
+    """With the archive first on the path, run from a folder away from the checkout, sweep (and
+    the job's record of where its code came from) is the archive's."""
+    archive = codebundle.write(codebundle.build(), tmp_path)
+    program = "import json, sweep, sweep.job.runner as r; print(sweep.__file__); print(json.dumps(r.code_origin()))"
+    proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(archive)})
+    assert proc.returncode == 0, proc.stderr
+    location, origin = proc.stdout.splitlines()
+    assert location.startswith(str(archive) + "/sweep/")
+    assert json.loads(origin) == {"archive": archive.name, "sha256": codebundle.build().sha256}
+
+
+@pytest.mark.skipif(not Path(BARE_PYTHON).is_file(), reason="needs Debian's /usr/bin/python3")
+def test_an_interpreter_without_tensorflow_ends_the_job_with_exit_3(tmp_path):
+    assert _bare_python_lacks_numpy(), "the test needs an interpreter without numpy"
+    archive = codebundle.write(codebundle.build(), tmp_path)
+    (tmp_path / "config.yaml").write_text("sweep: s\n")
+    proc = subprocess.run([BARE_PYTHON, "-m", "sweep.job", "config.yaml"], capture_output=True, text=True,
+                          cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(archive)})
+    assert proc.returncode == htcondor.EXIT_ENVIRONMENT == 3
+    (line,) = proc.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith("environment: no module named numpy") and "no module named tensorflow" in line
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info == {"status": "failed", "exit_code": 3, "error": line}
+
+
+def _wrapper(tmp_path: Path, python: str) -> Path:
+    from sweep.core.expand import expand
+    from sweep.core.grid import parse_grid
+    from sweep.core.render import render_sweep
+
+    spec = parse_grid(f"sweep: w\nmodel: lstm\ndata: {{path: d.npz}}\ncondor: {{python: {python}}}\n", "w.yaml",
+                      tmp_path)
+    rendered = render_sweep(spec, expand(spec), tmp_path, code_archive="sweep-code-x.zip")
+    path = tmp_path / "run_job.sh"
+    path.write_text(rendered.wrapper_text)
+    return path
+
+
+def test_the_wrapper_says_when_the_interpreter_is_not_on_the_node(tmp_path):
+    python = tmp_path / "python3"
+    shutil.copy(sys.executable, python)  # exists and is executable at validation...
+    wrapper = _wrapper(tmp_path, str(python))
+    python.unlink()  # ...but not on the execute node
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc = subprocess.run(["/bin/sh", str(wrapper), "config.yaml"], capture_output=True, text=True, cwd=scratch)
+    assert proc.returncode == 3 and proc.stderr.startswith(f"environment: no interpreter {python} on ")
+    assert json.loads((scratch / "run.json").read_text())["error"] == f"environment: no interpreter {python} on this node"
+
+
+def test_the_dag_does_not_retry_an_environment_failure(tmp_path):
+    post = tmp_path / "post.sh"
+    post.write_text(htcondor.POST_SCRIPT)
+    results = {code: subprocess.run(["/bin/sh", str(post), str(code)]).returncode for code in (0, 1, 2, 3, -1002, 137)}
+    assert results == {0: 0, 1: 1, 2: 2, 3: 2, -1002: 2, 137: 1}  # 2: DAGMan's UNLESS-EXIT, no retry
+
+
+@pytest.mark.skipif(not Path(BARE_PYTHON).is_file(), reason="needs Debian's /usr/bin/python3")
+def test_submit_refuses_a_condor_python_without_tensorflow_before_queueing(tmp_path, small_dataset, capsys):
+    assert _bare_python_lacks_numpy()
+    from tests.conftest import grid_text
+
+    grid = tmp_path / "bare.yaml"
+    grid.write_text(grid_text(small_dataset, sweep="bare", extra=f"condor: {{python: {BARE_PYTHON}}}\n"))
+    assert main(["--root", str(tmp_path), "submit", str(grid), "--local", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"condor.python {BARE_PYTHON} cannot run the jobs (environment: no module named numpy" in err
+    assert not (tmp_path / "jobs").exists() and not (tmp_path / "results").exists()
