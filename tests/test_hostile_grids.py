@@ -112,7 +112,7 @@ def test_valid_values_reach_the_submit_file_unchanged(requirements, project):
         assert submit["MY.SweepRunId"] == f'"{r.run.run_id}"' and submit["MY.SweepName"] == '"tricky"'
         assert submit["log"].endswith("events.log") and submit["output"] == "stdout.txt"
         inputs = [p.strip() for p in submit["transfer_input_files"].split(",")]
-        assert inputs == [str(r.config_path), str(root / "data" / "d.npz"),
+        assert inputs == [str(r.config_path), str(prepared.rendered.jobs_dir / "data" / "d.lstm.npz"),
                           str(prepared.rendered.jobs_dir / prepared.code.name)]
 
 

@@ -10,6 +10,7 @@ only from the wheel: the test checks where it was imported from.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -131,8 +132,13 @@ def test_an_installed_sweep_works_without_the_checkout(installed, tmp_path):
         "axes:\n  optimizer: [adam]\nresources: {request_cpus: 1, request_memory: 1GB, runtime: 10m}\n")
     out = run([sweep, "submit", "grids/tiny.yaml", "--local", "--no-progress"], cwd=project)
     assert "local: 1 of 1 runs finished, 0 failed" in out and "ranked by f1" in out, out
-    # the installed interpreter finds its own sweep: no PYTHONPATH (site-packages ahead of the stdlib)
-    assert "PYTHONPATH" not in (project / "jobs" / "tiny" / "run_job.sh").read_text()
+    # the job runs the archive of the installed package, and nothing else goes on its path (never
+    # site-packages, which would shadow another interpreter's standard library)
+    wrapper = (project / "jobs" / "tiny" / "run_job.sh").read_text()
+    assert 'PYTHONPATH="$CODE${PYTHONPATH:+:$PYTHONPATH}"' in wrapper and "site-packages" not in wrapper
+    code = json.loads((project / "jobs" / "tiny" / "sweep.json").read_text())["code"]
+    (run_info,) = (project / "results" / "tiny").glob("*/run.json")
+    assert json.loads(run_info.read_text())["code"] == code
 
     make_sweep(project, "syn", axes={"optimizer": ["adam", "sgd"], "learning_rate": [0.001, 0.01]},
                corrupt=0, missing=0)

@@ -107,3 +107,48 @@ def test_submit_refuses_a_condor_python_without_tensorflow_before_queueing(tmp_p
     err = capsys.readouterr().err
     assert f"condor.python {BARE_PYTHON} cannot run the jobs (environment: no module named numpy" in err
     assert not (tmp_path / "jobs").exists() and not (tmp_path / "results").exists()
+
+
+def test_each_job_transfers_only_its_models_arrays(small_dataset, tmp_path):
+    """The per-model file holds the model's arrays as they are in the dataset, the others empty;
+    it is a dataset file the loaders read, it stands for the dataset it was cut from (the run's
+    identity does not change with how the data travelled), and it is cut again only when the
+    dataset changes."""
+    import numpy as np
+
+    from sweep.physics import datasets
+
+    target = tmp_path / "small.lstm.npz"
+    first = datasets.write_model_file(small_dataset, "lstm", target)
+    assert first["written"] and first["size"] < first["source_size"]
+    with np.load(small_dataset) as full, np.load(target) as cut:
+        for key in datasets.MODEL_KEYS["lstm"]:
+            assert np.array_equal(full[key], cut[key]), key
+        for key in datasets.MODEL_KEYS["cnn"]:
+            assert cut[key].size == 0 and cut[key].dtype == full[key].dtype
+    X, y, _ = datasets.load_peak_windows(target, True, None, 3)
+    X0, y0, _ = datasets.load_peak_windows(small_dataset, True, None, 3)
+    assert np.array_equal(X, X0) and np.array_equal(y, y0)
+    source = datasets.dataset_identity(small_dataset)
+    assert datasets.dataset_identity(target) == source and source["file"] == small_dataset.name
+    assert datasets.write_model_file(small_dataset, "lstm", target)["written"] is False  # unchanged: kept
+    cnn = datasets.write_model_file(small_dataset, "cnn", tmp_path / "small.cnn.npz")
+    X, y = datasets.load_cluster_dataset(tmp_path / "small.cnn.npz", None, 0)
+    assert X.shape[1:] == (1024, 1) and y.size == 600 and cnn["size"] < cnn["source_size"]
+
+
+def test_a_dataset_read_in_place_is_not_transferred(tmp_path):
+    import htcondor2
+
+    from sweep.core.expand import expand
+    from sweep.core.grid import parse_grid
+    from sweep.core.render import render_sweep
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "d.npz").write_bytes(b"x")
+    for transfer, inputs, file in ((True, 2, "d.lstm.npz"), (False, 1, "d.npz")):
+        spec = parse_grid(f"sweep: t\nmodel: lstm\ndata: {{path: data/d.npz, transfer: {str(transfer).lower()}}}\n",
+                          "t.yaml", tmp_path)
+        (run,) = render_sweep(spec, expand(spec), tmp_path).runs
+        assert len(htcondor2.Submit(run.submit_text)["transfer_input_files"].split(",")) == inputs
+        assert f"file: \"{file}\"" in run.config_text and f"path: \"{tmp_path.resolve()}/data/d.npz\"" in run.config_text

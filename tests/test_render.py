@@ -58,7 +58,9 @@ def test_submit_files_parse_with_htcondor2(write_grid, tmp_path):
         assert sub["log"] == str(tmp_path.resolve() / "results" / "r" / "events.log")
         assert sub["initialdir"] == str(tmp_path.resolve() / "results" / "r" / run.run.run_id)
         assert sub["executable"] == str(tmp_path.resolve() / "jobs" / "r" / "run_job.sh")
-        assert "config.yaml" in sub["transfer_input_files"] and "d.npz" in sub["transfer_input_files"]
+        # the model's arrays (jobs/<sweep>/data/), not the whole dataset
+        assert sub["transfer_input_files"].split(", ")[:2] == [
+            str(run.config_path), str(tmp_path.resolve() / "jobs" / "r" / "data" / "d.lstm.npz")]
         assert sub["environment"] == '"MY_FLAG=1"'
 
 
@@ -70,7 +72,7 @@ def test_config_text_is_the_resolved_configuration(write_grid, tmp_path):
     assert config["run_id"] == sweep.runs[0].run.run_id
     assert config["params"]["optimizer"] == "adam"
     assert config["params"]["topology"] == [96, 128, 1]
-    assert config["data"]["file"] == "d.npz"
+    assert config["data"]["file"] == "d.lstm.npz"  # the transferred per-model file; "path" is the dataset
     assert config["resources"]["request_cpus"] == 4
 
 

@@ -73,6 +73,9 @@ class DataSpec:
     balanced: bool
     max_samples: int | None
     simulate: dict | None  # {"waveforms": int, "seed": int, "params": dict} or None
+    #: HTCondor transfers the arrays the model needs (a per-model file in jobs/<sweep>/data/); false:
+    #: the job reads `path` in place (a shared file system the execute nodes see at that path)
+    transfer: bool = True
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,8 @@ class GridSpec:
     located: yamlpos.Located = field(repr=False, default=None)  # type: ignore[assignment]
     #: What is allowed but probably not meant (printed by the CLI before it goes on).
     warnings: list[str] = field(default_factory=list)
+    #: The project folder the grid was validated against (its paths resolve there).
+    root: Path | None = None
 
     @property
     def swept(self) -> list[str]:
@@ -298,7 +303,7 @@ class _Validator:
         spec = GridSpec(file=self.file, name=name, model=model, description=description, seed=seed,
                         data=data, fixed=fixed, dimensions=dimensions, exclude=exclude, sample=sample,
                         repeats=repeats, resources=resources, condor=condor, ranking=ranking,
-                        templates=templates, located=self.located)
+                        templates=templates, located=self.located, root=self.root)
         self._cross_checks(spec)
         self._case_twin(spec)
         if self.issues:
@@ -344,6 +349,10 @@ class _Validator:
         balanced = data.get("balanced", True)
         if not isinstance(balanced, bool):
             self.error(("data", "balanced"), f"expected true or false, got {_show(balanced)}")
+        transfer = data.get("transfer", True)
+        if not isinstance(transfer, bool):
+            self.error(("data", "transfer"), f"expected true or false, got {_show(transfer)}")
+            transfer = True
         max_samples = data.get("max_samples")
         if max_samples is not None:
             self.check(("data", "max_samples"), max_samples, schema.int_at_least(1, schema.MAX_SAMPLES))
@@ -363,7 +372,7 @@ class _Validator:
             self.error(("data", "path"), f"data.simulate writes the dataset, and sweep writes only inside the project "
                        f"({self.root}): give a path inside it, or simulate elsewhere with `sweep data simulate` "
                        "and drop data.simulate")
-        return DataSpec(path=path, path_text=str(path_text),
+        return DataSpec(path=path, path_text=str(path_text), transfer=transfer,
                         balanced=bool(balanced), max_samples=max_samples, simulate=simulate)
 
     def _simulation_params(self, params: dict) -> None:

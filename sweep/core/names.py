@@ -17,6 +17,7 @@ RESULTS_DIR = "results"  # results/<sweep>/: what the jobs and `sweep collect` w
 # ------------------------------------------------------------------ jobs/<sweep>/
 MANIFEST = "sweep.json"  # runs, grid hash, submissions, learnt memory
 WRAPPER = "run_job.sh"  # the HTCondor executable
+TRANSFER_DATA_DIR = "data"  # jobs/<sweep>/data/: what each job's data transfer holds (per model)
 CODE_ARCHIVE_PREFIX = "sweep-code-"  # jobs/<sweep>/sweep-code-<sha256[:16]>.zip: the job's own code
 SUBMIT_FILE = "job.sub"  # jobs/<sweep>/<run-id>/job.sub
 CONFIG_FILE = "config.yaml"  # jobs/<sweep>/<run-id>/config.yaml, transferred to the job
@@ -88,6 +89,16 @@ class SweepPaths:
         """results/<sweep>/events.log: the sweep's one HTCondor job event log."""
         return self.results(sweep) / EVENT_LOG
 
+    def transfer_data(self, sweep: str, dataset: Path, model: str) -> Path:
+        """jobs/<sweep>/data/<dataset stem>.<model>.npz: the arrays of the dataset that the model's
+        jobs read, the file HTCondor transfers to each of them."""
+        return self.jobs(sweep) / TRANSFER_DATA_DIR / transfer_data_name(dataset, model)
+
     def wrapper(self, sweep: str) -> Path:
         """jobs/<sweep>/run_job.sh: the jobs' executable."""
         return self.jobs(sweep) / WRAPPER
+
+
+def transfer_data_name(dataset: Path, model: str) -> str:
+    """The file name of a dataset's arrays for one model: <stem>.<model>.npz."""
+    return f"{dataset.stem}.{model}.npz"

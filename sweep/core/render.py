@@ -154,7 +154,10 @@ def resolved_config(spec: GridSpec, run: RunSpec) -> dict[str, Any]:
         "seed": run.seed,
         "params": run.params,
         "swept": list(run.swept),
-        "data": {"path": str(spec.data.path), "file": spec.data.path.name, "balanced": spec.data.balanced,
+        "data": {"path": str(spec.data.path),
+                 "file": names.transfer_data_name(spec.data.path, spec.model) if spec.data.transfer
+                 else spec.data.path.name,
+                 "balanced": spec.data.balanced,
                  "max_samples": spec.data.max_samples, "seed": spec.seed},
         "resources": spec.resources.as_dict(),
         "ranking": [list(r) for r in spec.ranking],
@@ -213,7 +216,10 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
             "condor": _condor_context(spec.condor),
             "version": __version__,
         }
-        data_path = str(spec.data.path)
+        # what HTCondor transfers: the model's arrays (the data step writes them), or nothing when
+        # the job reads the dataset in place on a shared file system
+        transfer = paths.transfer_data(spec.name, spec.data.path, spec.model) if spec.data.transfer else None
+        data_path = str(transfer) if transfer else ""
         for run in runs:
             job_dir = jobs_dir / run.run_id
             out_dir = results_dir / run.run_id

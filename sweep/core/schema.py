@@ -182,7 +182,7 @@ PARAMS_BY_MODEL = {"lstm": LSTM_PARAMS, "cnn": CNN_PARAMS}
 TOP_LEVEL_KEYS = ("sweep", "description", "model", "seed", "data", "params", "axes", "zip", "exclude",
                   "sample", "repeats", "resources", "condor", "ranking", "templates")
 REQUIRED_TOP_LEVEL = ("sweep", "model", "data")
-DATA_KEYS = ("path", "balanced", "max_samples", "simulate")
+DATA_KEYS = ("path", "balanced", "max_samples", "simulate", "transfer")
 SIMULATE_KEYS = ("waveforms", "seed", "params")
 RESOURCE_KEYS = ("request_cpus", "request_memory", "request_disk", "runtime")
 DEFAULT_RESOURCES = {"request_cpus": 1, "request_memory": "2 GB", "request_disk": "1 GB", "runtime": "2h"}

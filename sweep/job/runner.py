@@ -111,9 +111,13 @@ def main(argv: list[str] | None = None) -> int:
         if inter:
             tf.config.threading.set_inter_op_parallelism_threads(inter)
         data_path = training.resolve_data_path(config["data"], Path.cwd())
-        # what this run was trained on: a later submit reruns the run when the dataset has changed
-        digest = file_digest(data_path)
-        record["dataset"] = {"file": data_path.name, "sha256": digest["sha256"], "size": digest["size"]}
+        # what this run was trained on (the dataset a per-model file was cut from): a later submit
+        # reruns the run when the dataset has changed
+        from ..physics.datasets import dataset_identity
+
+        record["dataset"] = dataset_identity(data_path)
+        if data_path.parent == Path.cwd():
+            record["dataset"]["transferred_bytes"] = data_path.stat().st_size
         metrics = training.train(config, data_path, out_dir, log=lambda m: print(m, flush=True))
         metrics["software"] = software_versions()
         metrics["threads"] = record["threads"]

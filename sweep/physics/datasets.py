@@ -45,7 +45,7 @@ import numpy as np
 
 from .. import __version__
 from ..core.errors import InputError
-from ..fsutil import atomic_file
+from ..fsutil import atomic_file, file_digest
 from .simulate import ParameterError, SimulationBatch, SimulationParams, simulate_batch
 
 FORMAT_KIND = "sweep-cluster-counting"
@@ -315,6 +315,62 @@ def write_dataset(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[st
                 with zf.open(info, "w", force_zip64=True) as out:
                     np.lib.format.write_array(out, a, allow_pickle=False)
     return path
+
+
+#: The arrays each model's job reads; a per-model file (write_model_file) carries these, the
+#: others as empty arrays of their dtype, so that it is still a dataset file of this format.
+MODEL_KEYS: dict[str, tuple[str, ...]] = {
+    "lstm": ("windows", "labels", "tags", "window_waveform", "balanced_index"),
+    "cnn": ("peak_inputs", "n_clusters", "momentum", "betagamma"),
+}
+
+
+def write_model_file(source: str | Path, model: str, target: str | Path) -> dict[str, Any]:
+    """The arrays of `source` that `model`'s jobs read, in `target` (what HTCondor transfers to
+    each job instead of the whole dataset). Its meta keeps the source's and adds `subset_of`
+    (the source's file, size, mtime and sha256: the identity a job reports as its dataset).
+    Written again only when the source's size or modification time changed.
+
+    Returns:
+        {"source_size", "size", "written"}: the two sizes in bytes, and whether it was written now.
+
+    Raises:
+        DatasetError: the source is not a readable dataset.
+    """
+    source, target = Path(source), Path(target)
+    st = source.stat()
+    if target.is_file():
+        try:
+            known = read_meta(target).get("subset_of", {})
+        except DatasetError:
+            known = {}
+        if known.get("size") == st.st_size and known.get("mtime_ns") == st.st_mtime_ns and known.get("model") == model:
+            return {"source_size": st.st_size, "size": target.stat().st_size, "written": False}
+    meta = read_meta(source)
+    arrays = _load(source, tuple(MODEL_KEYS[model]))
+    for key, (dtype, ndim) in ARRAY_KEYS.items():
+        if key not in arrays:
+            arrays[key] = np.zeros((0,) * ndim, dtype=dtype)  # not read by this model's jobs
+    digest = file_digest(source)
+    meta = {**meta, "subset_of": {"file": source.name, "size": digest["size"], "mtime_ns": digest["mtime_ns"],
+                                  "sha256": digest["sha256"], "model": model}}
+    write_dataset(target, arrays, meta)
+    return {"source_size": st.st_size, "size": target.stat().st_size, "written": True}
+
+
+def dataset_identity(path: str | Path) -> dict[str, Any]:
+    """{"file", "sha256", "size"} of the dataset a file stands for: the file itself, or, for a
+    per-model file, the dataset it was cut from (so that a run's identity is the same however
+    its data travelled)."""
+    path = Path(path)
+    try:
+        source = read_meta(path).get("subset_of")
+    except DatasetError:
+        source = None
+    if source:
+        return {"file": source["file"], "sha256": source["sha256"], "size": source["size"]}
+    digest = file_digest(path)
+    return {"file": path.name, "sha256": digest["sha256"], "size": digest["size"]}
 
 
 def _open(path: str | Path):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..core.errors import InputError, NotFoundError
 from ..core.grid import GridSpec
+from ..core.names import SweepPaths
 from .simulate import SimulationParams
 
 
@@ -39,14 +40,35 @@ def read_params_file(path: Path | None) -> dict:
 
 
 def ensure_dataset(spec: GridSpec, progress: bool = True) -> str | None:
-    """Simulate the grid's dataset if it is missing and the grid says how (data.simulate).
+    """Simulate the grid's dataset if it is missing and the grid says how (data.simulate), then
+    (unless data.transfer is false) write the arrays its model's jobs read into
+    jobs/<sweep>/data/, the file HTCondor transfers to each job.
 
     Returns:
-        A note saying what was simulated, or None when the file was already there.
+        A note saying what was simulated or cut, or None when nothing was written.
 
     Raises:
         NotFoundError: the file is missing and the grid has no data.simulate.
+        InputError: the dataset is not a readable dataset file.
     """
+    made = _simulate_if_missing(spec, progress)
+    cut = _model_file(spec) if spec.data.transfer else None
+    notes = [n for n in (made, cut) if n]
+    return "; ".join(notes) or None
+
+
+def _model_file(spec: GridSpec) -> str | None:
+    from .datasets import write_model_file
+
+    target = SweepPaths(spec.root or Path.cwd()).transfer_data(spec.name, spec.data.path, spec.model)
+    done = write_model_file(spec.data.path, spec.model, target)
+    if not done["written"]:
+        return None
+    return (f"each job transfers the {spec.model} arrays of {spec.data.path_text}: {done['size'] / 1e6:.1f} MB "
+            f"of {done['source_size'] / 1e6:.1f} MB ({target.name})")
+
+
+def _simulate_if_missing(spec: GridSpec, progress: bool) -> str | None:
     if spec.data.path.is_file():
         return None
     if not spec.data.simulate:

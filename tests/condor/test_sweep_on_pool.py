@@ -116,8 +116,12 @@ def test_dag_sweep_trains_real_models_and_collects(project, condor_pool, capsys)
         info = json.loads((project / "results" / "pool-e2e" / run_id / "run.json").read_text())
         assert info["threads"]["cpus_source"] == "HTCondor machine ad (Cpus)" and info["threads"]["intra_op"] == 1
         # the job ran sweep's code from the archive it transferred, not from the checkout
-        code = json.loads((project / "jobs" / "pool-e2e" / "sweep.json").read_text())["code"]
-        assert info["code"] == {"archive": code["archive"], "sha256": code["sha256"]}
+        manifest = json.loads((project / "jobs" / "pool-e2e" / "sweep.json").read_text())
+        assert info["code"] == {"archive": manifest["code"]["archive"], "sha256": manifest["code"]["sha256"]}
+        # it received the LSTM's arrays only, and reports the dataset they were cut from
+        cut = project / "jobs" / "pool-e2e" / "data" / "small.lstm.npz"
+        assert info["dataset"]["sha256"] == manifest["dataset"]["sha256"] and info["dataset"]["file"] == "small.npz"
+        assert info["dataset"]["transferred_bytes"] == cut.stat().st_size < manifest["dataset"]["size"]
     schedd = condor_pool_schedd()
     job = next(iter(records.values()))[-1]
     history = wait_until(lambda: list(schedd.history(constraint=f"ClusterId == {job.cluster}",
