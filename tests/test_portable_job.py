@@ -152,3 +152,24 @@ def test_a_dataset_read_in_place_is_not_transferred(tmp_path):
         (run,) = render_sweep(spec, expand(spec), tmp_path).runs
         assert len(htcondor2.Submit(run.submit_text)["transfer_input_files"].split(",")) == inputs
         assert f"file: \"{file}\"" in run.config_text and f"path: \"{tmp_path.resolve()}/data/d.npz\"" in run.config_text
+
+
+def test_jobs_hand_their_checkpoint_to_htcondor_every_ten_minutes_unless_told_otherwise(tmp_path):
+    import htcondor2
+
+    from sweep.core.expand import expand
+    from sweep.core.grid import parse_grid
+    from sweep.core.render import render_sweep
+
+    for condor, every in (("", "600"), ("condor: {checkpoint_every: 30m, environment: {A: b}}\n", "1800"),
+                          ("condor: {checkpoint_every: false}\n", None)):
+        spec = parse_grid("sweep: t\nmodel: lstm\ndata: {path: d.npz}\n" + condor, "t.yaml", tmp_path)
+        (run,) = render_sweep(spec, expand(spec), tmp_path).runs
+        submit = htcondor2.Submit(run.submit_text)
+        if every is None:
+            assert "checkpoint_exit_code" not in submit and "SWEEP_CHECKPOINT" not in run.submit_text
+        else:
+            assert submit["checkpoint_exit_code"] == "85" and submit["transfer_checkpoint_files"] == "checkpoint"
+            assert f"SWEEP_CHECKPOINT_EVERY_S={every}" in submit["environment"]
+        if "A: b" in condor:  # the grid's own environment is kept beside it
+            assert submit["environment"] == '"A=b SWEEP_CHECKPOINT_EVERY_S=1800"'

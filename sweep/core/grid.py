@@ -552,6 +552,15 @@ class _Validator:
                                ("max_idle", 1, schema.MAX_JOBS_AT_ONCE)):
             if key in condor:
                 self.check(("condor", key), condor[key], schema.int_at_least(low, high))
+        if "checkpoint_every" in condor:  # a duration, or false: no checkpoint exits (the job still resumes locally)
+            if condor["checkpoint_every"] is False:
+                condor["checkpoint_every"] = None
+            else:
+                try:
+                    condor["checkpoint_every"] = _bounded(units.parse_duration_s(condor["checkpoint_every"]),
+                                                          schema.MAX_RUNTIME_S, units.format_duration)
+                except ValueError as exc:
+                    self.error(("condor", "checkpoint_every"), f"{exc}, or false")
         if "memory_escalation" in condor:
             condor["memory_escalation"] = self._memory_escalation(condor["memory_escalation"])
         if "environment" in condor:

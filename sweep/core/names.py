@@ -17,6 +17,7 @@ RESULTS_DIR = "results"  # results/<sweep>/: what the jobs and `sweep collect` w
 # ------------------------------------------------------------------ jobs/<sweep>/
 MANIFEST = "sweep.json"  # runs, grid hash, submissions, learnt memory
 WRAPPER = "run_job.sh"  # the HTCondor executable
+CHECKPOINT_DIR = "checkpoint"  # in a job's scratch folder: what a resumed job goes on from
 TRANSFER_DATA_DIR = "data"  # jobs/<sweep>/data/: what each job's data transfer holds (per model)
 CODE_ARCHIVE_PREFIX = "sweep-code-"  # jobs/<sweep>/sweep-code-<sha256[:16]>.zip: the job's own code
 SUBMIT_FILE = "job.sub"  # jobs/<sweep>/<run-id>/job.sub

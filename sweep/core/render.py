@@ -283,9 +283,18 @@ def _require_sweep_lines(text: str, template: str | None, sweep: str, run_id: st
                           + "; ".join(shown) + " (keep these lines from templates/job.sub.j2)")
 
 
+#: A job hands its checkpoint to HTCondor (exit 85: spooled, restarted in place) every 10 minutes
+#: by default: the restart costs a few seconds of imports, an eviction loses at most that much.
+DEFAULT_CHECKPOINT_EVERY_S = 600
+
+
 def _condor_context(condor: dict[str, Any]) -> dict[str, Any]:
     ctx = {k: condor.get(k) for k in ("requirements", "accounting_group", "max_runtime", "container_image")}
     env = dict(condor.get("environment") or {})
+    every = condor.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY_S)
+    ctx["checkpoint"] = every is not None
+    if every is not None:  # how often the job hands its checkpoint to HTCondor (sweep.job.checkpoint)
+        env["SWEEP_CHECKPOINT_EVERY_S"] = str(every)
     ctx["environment"] = " ".join(f"{k}={v}" for k, v in sorted(env.items()))
     return ctx
 

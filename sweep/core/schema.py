@@ -187,7 +187,7 @@ SIMULATE_KEYS = ("waveforms", "seed", "params")
 RESOURCE_KEYS = ("request_cpus", "request_memory", "request_disk", "runtime")
 DEFAULT_RESOURCES = {"request_cpus": 1, "request_memory": "2 GB", "request_disk": "1 GB", "runtime": "2h"}
 CONDOR_KEYS = ("requirements", "accounting_group", "max_runtime", "container_image", "python",
-               "max_retries", "max_running", "max_idle", "environment", "memory_escalation")
+               "max_retries", "max_running", "max_idle", "environment", "memory_escalation", "checkpoint_every")
 MEMORY_ESCALATION_KEYS = ("max_memory", "releases")
 
 # Guard against grids that expand beyond what a pool (or this process) can take.

@@ -54,6 +54,23 @@ def code_origin() -> dict[str, Any]:
     return {"folder": str(location)}
 
 
+def job_starts() -> int | None:
+    """How many times HTCondor has started this job, this start included (restarts after a
+    checkpoint exit are not starts); None outside HTCondor. The job ad the starter hands over
+    (_CONDOR_JOB_AD) counts the starts before this one (real pool: 1 in a job's second start)."""
+    path = os.environ.get("_CONDOR_JOB_AD")
+    if not path:
+        return None
+    try:
+        for line in Path(path).read_text(errors="replace").splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "NumJobStarts":
+                return int(value.strip()) + 1
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def load_config(path: Path) -> dict[str, Any]:
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(config, dict):
@@ -123,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         metrics["threads"] = record["threads"]
         metrics["dataset"] = record["dataset"]
         atomic_write_json(out_dir / METRICS, metrics)
+    except training.checkpoint.CheckpointExit as exc:  # HTCondor saves checkpoint/ and starts the job again
+        print(f"sweep.job: {exc}; exit {training.checkpoint.CHECKPOINT_EXIT_CODE} for HTCondor to save it",
+              flush=True)
+        return training.checkpoint.CHECKPOINT_EXIT_CODE
     except InputError as exc:  # an unusable dataset (or any input error): exit 2, which is never retried
         print(f"sweep.job: {exc}", file=sys.stderr)
         return finish(RunState.FAILED, EXIT_BAD_INPUT, str(exc))
@@ -130,4 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         return finish(RunState.FAILED, EXIT_FAILED, f"{type(exc).__name__}: {exc}")
     record["best_epoch"] = metrics["best_epoch"]
+    record["job_starts"] = job_starts()
+    if "resumed_from_epoch" in metrics:
+        record["resumed_from_epoch"] = metrics["resumed_from_epoch"]
     return finish(RunState.OK, EXIT_OK)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from ..core.metrics import classification_metrics, regression_metrics, roc_point
 from ..core.names import HISTORY, MODEL, ROC
 from ..fsutil import atomic_write_text, temp_path_beside
 from ..physics import datasets
+from . import checkpoint
 
 CLASSIFIER_HISTORY = ["epoch", "loss", "accuracy", "precision", "recall", "f1", "eff_purity",
                       "val_loss", "val_accuracy", "val_precision", "val_recall", "val_f1", "val_auc",
@@ -108,15 +110,20 @@ def split_by_waveform(groups: np.ndarray, test_fraction: float, train_fraction: 
                         "test_waveform_ids": order[:n_test]}
 
 
-def make_train_dataset(x, y, batch_size: int, seed: int):
+def make_train_dataset(x, y, batch_size: int, seed: int, skip_batches: int = 0):
+    """The training batches of every epoch, one after another: one seeded shuffle per epoch,
+    repeated; a resumed job skips the batches it has already trained on, so it sees the same
+    batches in the same order as a job that never stopped."""
     import tensorflow as tf
 
     options = tf.data.Options()
     options.autotune.enabled = False
     options.deterministic = True
     ds = tf.data.Dataset.from_tensor_slices((x, y))
-    ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size).prefetch(2)
-    return ds.with_options(options)
+    ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size).repeat()
+    if skip_batches:
+        ds = ds.skip(skip_batches)
+    return ds.prefetch(2).with_options(options)
 
 
 def _epoch_callback(model_kind: str, x_val, y_val, loss_name: str, threshold: float, rows: list, log):
@@ -172,23 +179,36 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print) -> 
     log(f"data {data_path.name}: {len(x)} samples -> train {tr.size}, validation {va.size}, test {te.size} "
         f"({waveforms['train_waveforms']}, {waveforms['val_waveforms']}, {waveforms['test_waveforms']} waveforms)")
 
-    model = build(model_kind, params)
-    if model_kind == "lstm":
-        metrics = ["accuracy", keras.metrics.Precision(name="precision"), keras.metrics.Recall(name="recall")]
-    else:
-        metrics = ["mae"]
-    # several steps per call into the compiled graph: fewer Python round trips, the same updates
-    steps = int(os.environ.get("SWEEP_STEPS_PER_EXECUTION", STEPS_PER_EXECUTION))
-    model.compile(optimizer=make_optimizer(params["optimizer"], params.get("learning_rate")),
-                  loss=params["loss"], metrics=metrics, steps_per_execution=steps)
-    threshold = float(params.get("threshold", 0.5))
     rows: list[dict] = []
+    state = checkpoint.load(out_dir, config["run_id"])
+    best_weights, initial_epoch = None, 0
+    if state:  # an evicted, preempted or restarted job: go on after its last finished epoch
+        model, best_weights = checkpoint.restore(out_dir, state)
+        rows.extend(state["rows"])
+        initial_epoch = int(state["epochs_done"])
+        log(f"resuming after epoch {initial_epoch} from {checkpoint.folder(out_dir).name}/")
+    else:
+        model = build(model_kind, params)
+        if model_kind == "lstm":
+            metrics = ["accuracy", keras.metrics.Precision(name="precision"), keras.metrics.Recall(name="recall")]
+        else:
+            metrics = ["mae"]
+        # several steps per call into the compiled graph: fewer Python round trips, the same updates
+        steps = int(os.environ.get("SWEEP_STEPS_PER_EXECUTION", STEPS_PER_EXECUTION))
+        model.compile(optimizer=make_optimizer(params["optimizer"], params.get("learning_rate")),
+                      loss=params["loss"], metrics=metrics, steps_per_execution=steps)
+    resumed = {"resumed_from_epoch": initial_epoch} if state else {}
+    threshold = float(params.get("threshold", 0.5))
     epoch_metrics = _epoch_callback(model_kind, x[va], y[va], params["loss"], threshold, rows, log)
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=params["patience"],
                                             restore_best_weights=True)
+    saver = checkpoint.make_callback(out_dir, config["run_id"], rows, stopper, checkpoint.every_seconds(), state,
+                                      best_weights)
+    steps_per_epoch = math.ceil(tr.size / params["batch_size"])
     t0 = time.perf_counter()
-    model.fit(make_train_dataset(x[tr], y[tr], params["batch_size"], seed), epochs=params["epochs"],
-              callbacks=[epoch_metrics, stopper], shuffle=False, verbose=0)  # the pipeline shuffles
+    model.fit(make_train_dataset(x[tr], y[tr], params["batch_size"], seed, initial_epoch * steps_per_epoch),
+              epochs=params["epochs"], initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+              callbacks=[epoch_metrics, stopper, saver], shuffle=False, verbose=0)  # the pipeline shuffles
     train_seconds = time.perf_counter() - t0
     best_epoch = int(stopper.best_epoch) + 1 if rows else 0
 
@@ -206,6 +226,7 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print) -> 
         columns = REGRESSOR_HISTORY
     _write_history(out_dir / HISTORY, rows, columns)
     _save_model(model, out_dir / MODEL)
+    shutil.rmtree(checkpoint.folder(out_dir), ignore_errors=True)  # done: nothing to resume, nothing to transfer
     best_row = rows[best_epoch - 1] if best_epoch else {}
     n_windows = tr.size * len(rows)
     return {
@@ -223,6 +244,7 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print) -> 
         "n_params": int(model.count_params()),
         "train_seconds": round(train_seconds, 3),
         "train_samples_per_second": round(n_windows / train_seconds, 1) if train_seconds > 0 else None,
+        **resumed,
     }
 
 

@@ -473,3 +473,47 @@ def test_an_interpreter_the_worker_cannot_run_ends_the_job_as_environment_withou
     (run_id,) = events(project, "pool-noenv")
     info = json.loads((project / "results" / "pool-noenv" / run_id / "run.json").read_text())
     assert info["error"] == f"environment: no interpreter {python} on this node"
+
+
+def test_a_job_whose_starter_is_killed_resumes_at_its_last_checkpointed_epoch(project, condor_pool, capsys):
+    """Checkpoint exits every epoch (checkpoint_every 1s): HTCondor spools checkpoint/ each time.
+    The starter killed once epoch 2 is done: the job starts again from the spooled checkpoint,
+    history.csv has every epoch once, run.json says where it resumed."""
+    import signal
+
+    epochs = 6
+    g = grid(project, "pool-resume", axes="  optimizer: [adam]\n",
+             extra="condor: {checkpoint_every: 1s, max_retries: 0}\n")
+    g.write_text(g.read_text().replace("epochs: 2, patience: 5", f"epochs: {epochs}, patience: 50"))
+    assert sweep_cli(project, "submit", str(g), "--condor", "--no-progress") == 0
+
+    def checkpointed_twice():
+        for state in (condor_pool.local_dir / "execute").glob("dir_*/checkpoint/state.json"):
+            try:
+                if json.loads(state.read_text())["epochs_done"] >= 2:
+                    return True
+            except (OSError, ValueError):
+                pass
+        return False
+
+    wait_until(checkpointed_twice, 240, "a job with 2 checkpointed epochs", interval=0.2)
+    killed = 0
+    for pid in condor_pool.pids():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if Path(argv[0].decode()).name == "condor_starter" and b"-classad" not in argv:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+        except (OSError, IndexError):
+            pass
+    assert killed == 1
+    assert sweep_cli(project, "status", "pool-resume", "--watch", "--interval", "2") == 0
+    (run_id,) = events(project, "pool-resume")
+    folder = project / "results" / "pool-resume" / run_id
+    history = pd.read_csv(folder / "history.csv")
+    assert list(history["epoch"]) == list(range(1, epochs + 1))  # each epoch once
+    info = json.loads((folder / "run.json").read_text())
+    assert info["status"] == "ok" and 1 <= info["resumed_from_epoch"] < epochs and info["job_starts"] == 2
+    (jobs,) = events(project, "pool-resume").values()
+    assert [j.starts for j in jobs] == [2]  # started, killed, started again (checkpoint exits are no starts)
+    assert not (folder / "checkpoint").exists()

@@ -1,0 +1,153 @@
+"""Resume a run at its last finished epoch: after an eviction, a preemption, a killed starter or a
+held-then-released job, training goes on from there instead of from epoch 1.
+
+At the end of every epoch the job writes checkpoint/ (names.CHECKPOINT_DIR): the whole model
+(weights and optimizer state, as `model.save` keeps them), the dropout layers' random-seed state
+(which `model.save` does not keep), the
+EarlyStopping state (wait, best, best epoch and best weights) and the per-epoch history rows, each
+file atomically and the state file last, so a kill at any moment leaves the previous
+checkpoint or the new one. Under HTCondor, the job also ends with CHECKPOINT_EXIT_CODE once
+`every` seconds have passed since it started: HTCondor then transfers checkpoint/ to the spool
+(transfer_checkpoint_files) and starts the job again at once, and a job that starts on another
+machine later receives the last spooled checkpoint. The data pipeline repeats one seeded shuffle
+and a resumed job skips the batches already seen, so a resumed run sees the same batches in the
+same order as a straight one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.names import CHECKPOINT_DIR
+from ..fsutil import atomic_write_json, temp_path_beside
+
+#: The job's exit status that asks HTCondor to save checkpoint/ and run it again (checkpoint_exit_code).
+CHECKPOINT_EXIT_CODE = 85
+STATE = "state.json"
+MODEL = "model.keras"
+BEST = "best_weights.npz"
+SEEDS = "seed_states.npz"
+
+
+class CheckpointExit(Exception):
+    """Raised after a checkpoint when it is time to hand it to HTCondor (exit CHECKPOINT_EXIT_CODE)."""
+
+
+def folder(out_dir: Path) -> Path:
+    return out_dir / CHECKPOINT_DIR
+
+
+def load(out_dir: Path, run_id: str) -> dict[str, Any] | None:
+    """The checkpoint of this run in out_dir, or None (none, another run's, or unreadable)."""
+    path = folder(out_dir) / STATE
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if state.get("run_id") != run_id or not (folder(out_dir) / MODEL).is_file():
+        return None
+    return state
+
+
+def restore(out_dir: Path, state: dict[str, Any]):
+    """(model, best_weights or None) of a checkpoint."""
+    import keras
+
+    model = keras.models.load_model(folder(out_dir) / MODEL, compile=True)
+    seeds = folder(out_dir) / SEEDS
+    if seeds.is_file():  # Keras does not save the dropout layers' random state: put it back
+        with np.load(seeds) as f:
+            for i, variable in enumerate(_seed_states(model)):
+                variable.assign(f[f"s{i}"])
+    best = None
+    if (folder(out_dir) / BEST).is_file():
+        with np.load(folder(out_dir) / BEST) as f:
+            best = [f[f"w{i}"] for i in range(len(f.files))]
+    return model, best
+
+
+def make_callback(out_dir: Path, run_id: str, rows: list, stopper, every_s: float | None,
+                  restored: dict[str, Any] | None, best_weights):
+    """The callback that writes the checkpoint after each epoch, and raises CheckpointExit once
+    `every_s` seconds have passed since this process started (never when None). With a restored
+    checkpoint, `stopper` (the run's EarlyStopping) gets its saved state back at train begin."""
+    import keras
+
+    started = time.monotonic()
+
+    if restored:
+        es = restored.get("early_stopping", {})
+
+        original_begin = stopper.on_train_begin
+
+        def on_train_begin(logs=None):  # EarlyStopping resets itself here: put the saved state back
+            original_begin(logs)
+            stopper.wait = int(es.get("wait", 0))
+            stopper.best = es.get("best")
+            stopper.best_epoch = int(es.get("best_epoch", 0))
+            stopper.best_weights = best_weights
+
+        stopper.on_train_begin = on_train_begin
+
+    class Checkpoint(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if self.model.stop_training:  # EarlyStopping ends the run here: nothing left to resume
+                return
+            save(out_dir, run_id, self.model, rows, stopper, epoch + 1)
+            if every_s is not None and time.monotonic() - started >= every_s and epoch + 1 < self.params["epochs"]:
+                raise CheckpointExit(f"checkpoint after epoch {epoch + 1}")
+
+    return Checkpoint()
+
+
+def save(out_dir: Path, run_id: str, model, rows: list, stopper, epochs_done: int) -> None:
+    ckpt = folder(out_dir)
+    ckpt.mkdir(exist_ok=True)
+    tmp = temp_path_beside(ckpt / MODEL, suffix=".keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, ckpt / MODEL)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _write_npz(ckpt / SEEDS, {f"s{i}": v.numpy() for i, v in enumerate(_seed_states(model))})
+    if stopper.best_weights is not None:
+        _write_npz(ckpt / BEST, {f"w{i}": w for i, w in enumerate(stopper.best_weights)})
+    best = stopper.best
+    atomic_write_json(ckpt / STATE, {
+        "run_id": run_id, "epochs_done": epochs_done, "rows": rows,
+        "early_stopping": {"wait": int(stopper.wait), "best": None if best is None else float(best),
+                           "best_epoch": int(stopper.best_epoch)},
+    })
+
+
+def _seed_states(model) -> list:
+    """The random-seed state variables of the model's layers (dropout), in model order."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+def _write_npz(path: Path, arrays: dict) -> None:
+    tmp = temp_path_beside(path, suffix=".npz")
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def every_seconds() -> float | None:
+    """How often the job hands its checkpoint to HTCondor: SWEEP_CHECKPOINT_EVERY_S (set by the
+    submit file), only inside an HTCondor job (the local backend restarts nothing)."""
+    if not os.environ.get("_CONDOR_JOB_AD"):
+        return None
+    text = os.environ.get("SWEEP_CHECKPOINT_EVERY_S")
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None

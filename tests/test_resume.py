@@ -1,0 +1,75 @@
+"""A job killed after epoch k resumes from its checkpoint at epoch k+1: history.csv has every
+epoch once, and the result equals that of a job that never stopped (same batches in the same
+order, same optimizer and random-seed state)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from tests.conftest import grid_text
+
+REPO = Path(__file__).resolve().parents[1]
+EPOCHS = 5
+
+
+def _config(tmp_path: Path, small_dataset: Path) -> Path:
+    from sweep.submit.prepare import prepare
+
+    grid = tmp_path / "resume.yaml"
+    grid.write_text(grid_text(small_dataset, sweep="resume", axes="  optimizer: [adam]\n", epochs=EPOCHS,
+                              max_samples=3000).replace("patience: 5", "patience: 50"))
+    (run,) = prepare(grid, tmp_path).rendered.runs
+    return run
+
+
+def _job(folder: Path, config_text: str) -> subprocess.Popen:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(config_text)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SWEEP_CPUS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("_CONDOR_JOB_AD", None)
+    return subprocess.Popen([sys.executable, "-m", "sweep.job", "config.yaml"], cwd=folder, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_a_killed_job_resumes_at_its_last_epoch_and_ends_as_a_straight_one(tmp_path, small_dataset):
+    run = _config(tmp_path, small_dataset)
+    straight = _job(tmp_path / "straight", run.config_text)
+    out, _ = straight.communicate(timeout=600)
+    assert straight.returncode == 0, out
+
+    resumed_dir = tmp_path / "resumed"
+    first = _job(resumed_dir, run.config_text)
+    state = resumed_dir / "checkpoint" / "state.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # SIGKILL once epoch 2 is checkpointed: a real kill, mid-training
+        if state.is_file() and json.loads(state.read_text())["epochs_done"] >= 2:
+            break
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    done = json.loads(state.read_text())["epochs_done"]
+    assert 2 <= done < EPOCHS
+    second = _job(resumed_dir, run.config_text)
+    out, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, out
+    assert f"resuming after epoch {done} from checkpoint/" in out
+
+    a = pd.read_csv(tmp_path / "straight" / "history.csv")
+    b = pd.read_csv(resumed_dir / "history.csv")
+    assert list(b["epoch"]) == list(range(1, EPOCHS + 1))  # each epoch once
+    ma = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    mb = json.loads((resumed_dir / "metrics.json").read_text())
+    assert mb["resumed_from_epoch"] == done and "resumed_from_epoch" not in ma
+    # the same batches, weights, optimizer and dropout state: equal up to float rounding
+    diff = (a["val_loss"] - b["val_loss"]).abs().max()
+    assert diff < 1e-4, (a["val_loss"].tolist(), b["val_loss"].tolist())
+    assert abs(ma["test"]["f1"] - mb["test"]["f1"]) < 1e-3 and abs(ma["test"]["auc"] - mb["test"]["auc"]) < 1e-4
+    assert not (resumed_dir / "checkpoint").exists()  # finished: nothing to resume, nothing to transfer back
