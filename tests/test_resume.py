@@ -73,3 +73,17 @@ def test_a_killed_job_resumes_at_its_last_epoch_and_ends_as_a_straight_one(tmp_p
     assert diff < 1e-4, (a["val_loss"].tolist(), b["val_loss"].tolist())
     assert abs(ma["test"]["f1"] - mb["test"]["f1"]) < 1e-3 and abs(ma["test"]["auc"] - mb["test"]["auc"]) < 1e-4
     assert not (resumed_dir / "checkpoint").exists()  # finished: nothing to resume, nothing to transfer back
+
+
+def test_a_checkpoint_of_another_run_or_of_older_data_is_not_resumed(tmp_path):
+    from sweep.job import checkpoint
+
+    ckpt = tmp_path / "checkpoint"
+    ckpt.mkdir()
+    (ckpt / "model.keras").write_bytes(b"a model")
+    (ckpt / "state.json").write_text(json.dumps({"key": "run1:sha-old", "epochs_done": 3, "rows": []}))
+    assert checkpoint.load(tmp_path, "run1:sha-old")["epochs_done"] == 3
+    assert checkpoint.load(tmp_path, "run1:sha-new") is None  # the dataset changed: train from epoch 1
+    assert checkpoint.load(tmp_path, "run2:sha-old") is None
+    (ckpt / "state.json").write_text("{torn")
+    assert checkpoint.load(tmp_path, "run1:sha-old") is None

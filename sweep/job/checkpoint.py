@@ -43,14 +43,15 @@ def folder(out_dir: Path) -> Path:
     return out_dir / CHECKPOINT_DIR
 
 
-def load(out_dir: Path, run_id: str) -> dict[str, Any] | None:
-    """The checkpoint of this run in out_dir, or None (none, another run's, or unreadable)."""
+def load(out_dir: Path, key: str) -> dict[str, Any] | None:
+    """The checkpoint in out_dir made under `key` (the run and its dataset), or None: none, one of
+    another run or of the same run on a dataset that has changed since, or unreadable."""
     path = folder(out_dir) / STATE
     try:
         state = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if state.get("run_id") != run_id or not (folder(out_dir) / MODEL).is_file():
+    if state.get("key") != key or not (folder(out_dir) / MODEL).is_file():
         return None
     return state
 
@@ -72,7 +73,7 @@ def restore(out_dir: Path, state: dict[str, Any]):
     return model, best
 
 
-def make_callback(out_dir: Path, run_id: str, rows: list, stopper, every_s: float | None,
+def make_callback(out_dir: Path, key: str, rows: list, stopper, every_s: float | None,
                   restored: dict[str, Any] | None, best_weights):
     """The callback that writes the checkpoint after each epoch, and raises CheckpointExit once
     `every_s` seconds have passed since this process started (never when None). With a restored
@@ -99,14 +100,14 @@ def make_callback(out_dir: Path, run_id: str, rows: list, stopper, every_s: floa
         def on_epoch_end(self, epoch, logs=None):
             if self.model.stop_training:  # EarlyStopping ends the run here: nothing left to resume
                 return
-            save(out_dir, run_id, self.model, rows, stopper, epoch + 1)
+            save(out_dir, key, self.model, rows, stopper, epoch + 1)
             if every_s is not None and time.monotonic() - started >= every_s and epoch + 1 < self.params["epochs"]:
                 raise CheckpointExit(f"checkpoint after epoch {epoch + 1}")
 
     return Checkpoint()
 
 
-def save(out_dir: Path, run_id: str, model, rows: list, stopper, epochs_done: int) -> None:
+def save(out_dir: Path, key: str, model, rows: list, stopper, epochs_done: int) -> None:
     ckpt = folder(out_dir)
     ckpt.mkdir(exist_ok=True)
     tmp = temp_path_beside(ckpt / MODEL, suffix=".keras")
@@ -120,7 +121,7 @@ def save(out_dir: Path, run_id: str, model, rows: list, stopper, epochs_done: in
         _write_npz(ckpt / BEST, {f"w{i}": w for i, w in enumerate(stopper.best_weights)})
     best = stopper.best
     atomic_write_json(ckpt / STATE, {
-        "run_id": run_id, "epochs_done": epochs_done, "rows": rows,
+        "key": key, "epochs_done": epochs_done, "rows": rows,
         "early_stopping": {"wait": int(stopper.wait), "best": None if best is None else float(best),
                            "best_epoch": int(stopper.best_epoch)},
     })

@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         record["dataset"] = dataset_identity(data_path)
         if data_path.parent == Path.cwd():
             record["dataset"]["transferred_bytes"] = data_path.stat().st_size
-        metrics = training.train(config, data_path, out_dir, log=lambda m: print(m, flush=True))
+        metrics = training.train(config, data_path, out_dir, log=lambda m: print(m, flush=True),
+                                 dataset_sha256=record["dataset"]["sha256"])
         metrics["software"] = software_versions()
         metrics["threads"] = record["threads"]
         metrics["dataset"] = record["dataset"]

@@ -165,7 +165,8 @@ def _epoch_callback(model_kind: str, x_val, y_val, loss_name: str, threshold: fl
     return EpochMetrics()
 
 
-def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print) -> dict[str, Any]:
+def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print,
+          dataset_sha256: str = "") -> dict[str, Any]:
     import keras
 
     from .models import build, make_optimizer
@@ -180,7 +181,8 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print) -> 
         f"({waveforms['train_waveforms']}, {waveforms['val_waveforms']}, {waveforms['test_waveforms']} waveforms)")
 
     rows: list[dict] = []
-    state = checkpoint.load(out_dir, config["run_id"])
+    key = f"{config['run_id']}:{dataset_sha256}"  # a checkpoint is only good for the same run on the same data
+    state = checkpoint.load(out_dir, key)
     best_weights, initial_epoch = None, 0
     if state:  # an evicted, preempted or restarted job: go on after its last finished epoch
         model, best_weights = checkpoint.restore(out_dir, state)
@@ -202,7 +204,7 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print) -> 
     epoch_metrics = _epoch_callback(model_kind, x[va], y[va], params["loss"], threshold, rows, log)
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=params["patience"],
                                             restore_best_weights=True)
-    saver = checkpoint.make_callback(out_dir, config["run_id"], rows, stopper, checkpoint.every_seconds(), state,
+    saver = checkpoint.make_callback(out_dir, key, rows, stopper, checkpoint.every_seconds(), state,
                                       best_weights)
     steps_per_epoch = math.ceil(tr.size / params["batch_size"])
     t0 = time.perf_counter()
