@@ -141,14 +141,15 @@ def condor_pool_schedd():
 
 
 def test_direct_submission_retries_then_reports_failure(project, capsys):
-    extra = job_templates(project, "#!/bin/sh\necho \"attempt on $(hostname)\"\necho 'ValueError: boom' >&2\nexit 3\n")
+    # exit 4, a failure a retry may cure (2 and 3, bad input and environment, are never retried)
+    extra = job_templates(project, "#!/bin/sh\necho \"attempt on $(hostname)\"\necho 'ValueError: boom' >&2\nexit 4\n")
     g = grid(project, "pool-fail", axes="  optimizer: [adam]\n", extra=extra + "condor: {max_retries: 1}\n")
     assert sweep_cli(project, "submit", str(g), "--condor", "--no-dag", "--wait", "--wait-timeout", "180",
                      "--no-progress") == 0
     out = capsys.readouterr().out
-    assert "job failed with exit status 3 after 2 start(s)" in out and "ValueError: boom" in out, out
+    assert "job failed with exit status 4 after 2 start(s)" in out and "ValueError: boom" in out, out
     (jobs,) = events(project, "pool-fail").values()
-    assert len(jobs) == 1 and jobs[0].starts == 2 and jobs[0].exit_code == 3
+    assert len(jobs) == 1 and jobs[0].starts == 2 and jobs[0].exit_code == 4
     assert sweep_cli(project, "status", "pool-fail") == 0
     assert "1 failed" in capsys.readouterr().out
 
@@ -454,8 +455,9 @@ def test_resubmit_of_a_memory_held_run_in_an_active_dag_runs_it_again_with_the_c
     assert any(j.resources.get("RequestMemory") == 1024 for j in finals.values())
 
 
+@pytest.mark.parametrize("mode", ["dag", "no-dag"])
 def test_an_interpreter_the_worker_cannot_run_ends_the_job_as_environment_without_retries(project, tmp_path,
-                                                                                            capsys):
+                                                                                            capsys, mode):
     """condor.python passes the submit node's check (root reaches it) but not the job owner's:
     the venv behind a mode-700 folder stands for an interpreter that only some nodes have. The
     job ends at once with exit 3, the DAG does not retry it, collect says 'environment'."""
@@ -464,14 +466,16 @@ def test_an_interpreter_the_worker_cannot_run_ends_the_job_as_environment_withou
     (hidden / "venv").symlink_to(Path(sys.prefix))  # this test's own virtual environment
     python = hidden / "venv" / "bin" / "python"
     extra = "condor: {max_retries: 2, python: %s}\n" % python
-    g = grid(project, "pool-noenv", axes="  optimizer: [adam]\n", extra=extra)
-    assert sweep_cli(project, "submit", str(g), "--condor", "--wait", "--wait-timeout", "240", "--no-progress") == 0
-    (jobs,) = events(project, "pool-noenv").values()
-    assert [j.exit_code for j in jobs] == [3]  # one attempt: not retried
+    name = f"pool-noenv-{mode}"
+    g = grid(project, name, axes="  optimizer: [adam]\n", extra=extra)
+    assert sweep_cli(project, "submit", str(g), "--condor", "--wait", "--wait-timeout", "240", "--no-progress",
+                     *(["--no-dag"] if mode == "no-dag" else [])) == 0
+    (jobs,) = events(project, name).values()
+    assert [j.exit_code for j in jobs] == [3] and jobs[0].starts == 1  # one attempt: not retried
     out = capsys.readouterr().out
     assert "job failed (exit 3): environment:" in out, out  # collect's reason column
-    (run_id,) = events(project, "pool-noenv")
-    info = json.loads((project / "results" / "pool-noenv" / run_id / "run.json").read_text())
+    (run_id,) = events(project, name)
+    info = json.loads((project / "results" / name / run_id / "run.json").read_text())
     assert info["error"] == f"environment: no interpreter {python} on this node"
 
 
