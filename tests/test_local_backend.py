@@ -32,6 +32,7 @@ def test_two_configurations_end_to_end(tmp_path, small_dataset, capsys):
         assert {"metrics.json", "history.csv", "roc.csv", "model.keras", "run.json", "stdout.txt"} <= {
             p.name for p in folder.iterdir()}
         assert json.loads((folder / ".local-exit.json").read_text())["returncode"] == 0
+        assert not (tmp_path / "jobs" / "e2e" / "data").exists()  # local jobs read the dataset in place: no copy
         code = json.loads((tmp_path / "jobs" / "e2e" / "sweep.json").read_text())["code"]
         assert json.loads((folder / "run.json").read_text())["code"] == code  # sweep's code from the archive
 

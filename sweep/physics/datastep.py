@@ -39,10 +39,11 @@ def read_params_file(path: Path | None) -> dict:
     return data
 
 
-def ensure_dataset(spec: GridSpec, progress: bool = True) -> str | None:
-    """Simulate the grid's dataset if it is missing and the grid says how (data.simulate), then
-    (unless data.transfer is false) write the arrays its model's jobs read into
-    jobs/<sweep>/data/, the file HTCondor transfers to each job.
+def ensure_dataset(spec: GridSpec, progress: bool = True, transferred: bool = True) -> str | None:
+    """Simulate the grid's dataset if it is missing and the grid says how (data.simulate), then,
+    when the jobs receive their data by transfer (`transferred`: HTCondor; and data.transfer is
+    not false), write the arrays its model's jobs read into jobs/<sweep>/data/, the file HTCondor
+    transfers to each job.
 
     Returns:
         A note saying what was simulated or cut, or None when nothing was written.
@@ -52,7 +53,7 @@ def ensure_dataset(spec: GridSpec, progress: bool = True) -> str | None:
         InputError: the dataset is not a readable dataset file.
     """
     made = _simulate_if_missing(spec, progress)
-    cut = _model_file(spec) if spec.data.transfer else None
+    cut = _model_file(spec) if spec.data.transfer and transferred else None
     notes = [n for n in (made, cut) if n]
     return "; ".join(notes) or None
 

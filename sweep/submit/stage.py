@@ -30,7 +30,9 @@ from .status import sweep_status, wait_for
 
 #: Makes the grid's dataset when it is missing: (spec, progress) -> a note to print, or None.
 #: Raises NotFoundError when the file is missing and the grid does not say how to make it.
-DataStep = Callable[[GridSpec, bool], "str | None"]
+#: The data step (sweep.physics.datastep.ensure_dataset): (grid, show progress, whether the jobs
+#: receive their data by transfer) -> a note of what it made, or None.
+DataStep = Callable[[GridSpec, bool, bool], "str | None"]
 
 AUTO, LOCAL, CONDOR = "auto", "local", "condor"
 
@@ -124,7 +126,8 @@ def _submit_locked(options: SubmitOptions, console, prepared, todo: list, done: 
     if backend.name == BACKEND_HTCONDOR:
         todo, skipped = backend.skip_queued(rendered, todo, requeue=options.requeue)
     if make_dataset is not None:
-        note = make_dataset(spec, options.progress)
+        # the per-model file HTCondor transfers; local jobs read the dataset where it is
+        note = make_dataset(spec, options.progress, backend.name == BACKEND_HTCONDOR)
         if note:
             console.print(note)
     if dataset is None and spec.data.path.is_file() and not options.only:
