@@ -61,7 +61,7 @@ def test_submit_files_parse_with_htcondor2(write_grid, tmp_path):
         # the model's arrays (jobs/<sweep>/data/), not the whole dataset
         assert sub["transfer_input_files"].split(", ")[:2] == [
             str(run.config_path), str(tmp_path.resolve() / "jobs" / "r" / "data" / "d.lstm.npz")]
-        assert sub["environment"] == '"MY_FLAG=1"'
+        assert sub["environment"] == '"MY_FLAG=1 SWEEP_CHECKPOINT_EVERY_S=600"'  # the grid's, and the checkpoint period
 
 
 def test_config_text_is_the_resolved_configuration(write_grid, tmp_path):

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.errors import SweepError
 from ..core.names import CHECKPOINT_DIR
 from ..fsutil import atomic_write_json, temp_path_beside
 
@@ -35,8 +36,9 @@ BEST = "best_weights.npz"
 SEEDS = "seed_states.npz"
 
 
-class CheckpointExit(Exception):
-    """Raised after a checkpoint when it is time to hand it to HTCondor (exit CHECKPOINT_EXIT_CODE)."""
+class CheckpointExit(SweepError):
+    """Raised after a checkpoint when it is time to hand it to HTCondor (exit CHECKPOINT_EXIT_CODE);
+    the job process catches it, it never reaches a user."""
 
 
 def folder(out_dir: Path) -> Path:
