@@ -231,7 +231,9 @@ def main() -> int:
         time.sleep(0.5)
         out = subprocess.run([sys.executable, "-m", "sweep.cli", "--root", str(project), "status", name],
                              env=env, capture_output=True, text=True, timeout=120).stdout
-        say(f"  status during the restart: {out.count(' unknown ')} runs unknown, {out.count('not run')} not run")
+        rows = [line for line in out.splitlines() if "│" in line]  # the table's run rows, not its summary line
+        say(f"  status during the restart: {sum(' unknown ' in r for r in rows)} runs unknown, "
+            f"{sum('not run' in r for r in rows)} not run")
         for _ in range(120):
             try:
                 schedd = connect(timeout=2)
