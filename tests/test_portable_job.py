@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from sweep.cli import main
+from sweep.core import names
+from sweep.job import envcheck
 from sweep.submit import codebundle
 from sweep.submit.backends import htcondor
 
@@ -57,7 +59,7 @@ def test_an_interpreter_without_tensorflow_ends_the_job_with_exit_3(tmp_path):
     (tmp_path / "config.yaml").write_text("sweep: s\n")
     proc = subprocess.run([BARE_PYTHON, "-m", "sweep.job", "config.yaml"], capture_output=True, text=True,
                           cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(archive)})
-    assert proc.returncode == htcondor.EXIT_ENVIRONMENT == 3
+    assert proc.returncode == names.JOB_EXIT_ENVIRONMENT == envcheck.EXIT_ENVIRONMENT == 3
     (line,) = proc.stderr.strip().splitlines()  # one line, no traceback
     assert line.startswith("environment: no module named numpy") and "no module named tensorflow" in line
     info = json.loads((tmp_path / "run.json").read_text())

@@ -51,5 +51,6 @@ def test_a_run_that_dagman_will_retry_is_not_called_failed():
     assert dag_wait(False, [job(RunState.FAILED, 4), job(RunState.FAILED, 4, 12)], 2).startswith("retrying (attempt 3")
     assert dag_wait(False, [job(RunState.FAILED, 4)] * 3, 2) is None  # no attempts left
     assert dag_wait(False, [job(RunState.FAILED, 2)], 2) is None  # exit 2: never retried
+    assert dag_wait(False, [job(RunState.FAILED, 3)], 2) is None  # exit 3, the environment: never retried
     assert dag_wait(False, [job(RunState.REMOVED)], 2) is None  # removed (runtime limit): never retried
     assert dag_wait(True, [job(RunState.DONE, 0)], 2) is None

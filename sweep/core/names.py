@@ -17,6 +17,15 @@ RESULTS_DIR = "results"  # results/<sweep>/: what the jobs and `sweep collect` w
 # ------------------------------------------------------------------ jobs/<sweep>/
 MANIFEST = "sweep.json"  # runs, grid hash, submissions, learnt memory
 WRAPPER = "run_job.sh"  # the HTCondor executable
+# ------------------------------------------------------------------ the job's exit statuses
+# What the job process (sweep.job) exits with, read by the DAG's POST script, direct submissions'
+# retry_until and `sweep status`. (sweep/job/envcheck.py, which runs as a plain script, spells 3.)
+JOB_EXIT_BAD_INPUT = 2  # an unusable configuration or dataset
+JOB_EXIT_ENVIRONMENT = 3  # an interpreter that cannot run the job
+JOB_EXIT_CHECKPOINT = 85  # checkpoint/ written: HTCondor spools it and starts the job again
+#: Exit statuses a retry cannot cure: the same job on the same kind of node ends the same way.
+JOB_EXIT_NEVER_RETRIED = (JOB_EXIT_BAD_INPUT, JOB_EXIT_ENVIRONMENT)
+
 CHECKPOINT_DIR = "checkpoint"  # in a job's scratch folder: what a resumed job goes on from
 TRANSFER_DATA_DIR = "data"  # jobs/<sweep>/data/: what each job's data transfer holds (per model)
 CODE_ARCHIVE_PREFIX = "sweep-code-"  # jobs/<sweep>/sweep-code-<sha256[:16]>.zip: the job's own code

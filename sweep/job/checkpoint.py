@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import SweepError
-from ..core.names import CHECKPOINT_DIR
+from ..core.names import CHECKPOINT_DIR, JOB_EXIT_CHECKPOINT
 from ..fsutil import atomic_write_json, temp_path_beside
 
 #: The job's exit status that asks HTCondor to save checkpoint/ and run it again (checkpoint_exit_code).
-CHECKPOINT_EXIT_CODE = 85
+CHECKPOINT_EXIT_CODE = JOB_EXIT_CHECKPOINT
 STATE = "state.json"
 MODEL = "model.keras"
 BEST = "best_weights.npz"

@@ -16,7 +16,8 @@ import importlib.metadata
 import importlib.util
 import sys
 
-#: The job's exit status when its interpreter cannot run it (missing or too old modules).
+#: The job's exit status when its interpreter cannot run it (missing or too old modules):
+#: sweep.core.names.JOB_EXIT_ENVIRONMENT, spelt out since this file also runs as a bare script.
 EXIT_ENVIRONMENT = 3
 
 #: module -> (distribution names that provide it, oldest usable version)

@@ -21,12 +21,12 @@ import yaml
 
 from .. import __version__
 from ..core.errors import InputError
-from ..core.names import METRICS, RUN_INFO
+from ..core.names import JOB_EXIT_BAD_INPUT, METRICS, RUN_INFO
 from ..core.states import RunState
 from ..fsutil import atomic_write_json, file_digest
 from . import resources
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, JOB_EXIT_BAD_INPUT
 REQUIRED = ("sweep", "model", "run_id", "config_id", "seed", "params", "data")
 
 

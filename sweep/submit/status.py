@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import BackendError
-from ..core.names import SweepPaths
+from ..core.names import JOB_EXIT_NEVER_RETRIED, SweepPaths
 from ..core.states import RunState
 from ..records.events import (RUNTIME_HOLD_CODES, EventLogReader, attempts_by_run, is_memory_hold, latest_by_run,
                               read_event_log)
@@ -130,7 +130,7 @@ def dag_wait(has_result: bool, in_dag: list, retries: int) -> str | None:
 
     Returns:
         "waiting in its DAG" before its first job, "retrying (attempt k of n)" after a failure
-        DAGMan retries (not exit 2, not a removal: the POST script stops those), else None.
+        DAGMan retries (not exit 2 or 3, not a removal: the POST script stops those), else None.
     """
     if has_result:
         return None
@@ -139,7 +139,8 @@ def dag_wait(has_result: bool, in_dag: list, retries: int) -> str | None:
     last = in_dag[-1]
     if not last.state.is_finished():
         return "waiting in its DAG"
-    if last.state is RunState.FAILED and last.exit_code not in (0, 2) and len(in_dag) <= retries:
+    retried = last.state is RunState.FAILED and last.exit_code not in (0, *JOB_EXIT_NEVER_RETRIED)
+    if retried and len(in_dag) <= retries:
         return f"retrying (attempt {len(in_dag) + 1} of {retries + 1}) after exit {last.exit_code}"
     return None
 

@@ -41,16 +41,14 @@ DEFAULT_RETRIES = 2
 #: condor_rm), that found its configuration unusable (exit 2) or whose interpreter cannot run it
 #: (exit 3) would end the same way again: it is not retried (RETRY ... UNLESS-EXIT 2). Other
 #: failures are.
-POST_SCRIPT = """#!/bin/sh
+POST_SCRIPT = f"""#!/bin/sh
 # DAGMan POST script written by sweep: $1 is the node job's $RETURN
 case "$1" in
   0) exit 0 ;;
-  2|3|-1002) exit 2 ;;
+  {"|".join(str(c) for c in names.JOB_EXIT_NEVER_RETRIED)}|-1002) exit {names.JOB_EXIT_BAD_INPUT} ;;
   *) exit 1 ;;
 esac
 """
-EXIT_BAD_INPUT = 2  # the job's exit status for an unusable config/dataset: retrying cannot help
-EXIT_ENVIRONMENT = 3  # an interpreter that cannot run the job (sweep.job.envcheck): neither can a retry
 
 
 def bindings():
@@ -374,7 +372,7 @@ class HTCondorBackend:
             lines.append(f"JOB {node} {submit_value(r.submit_path)}")
             if retries:
                 lines.append(f"SCRIPT POST {node} /bin/sh {submit_value(post)} $RETURN")
-                lines.append(f"RETRY {node} {retries} UNLESS-EXIT {EXIT_BAD_INPUT}")
+                lines.append(f"RETRY {node} {retries} UNLESS-EXIT {names.JOB_EXIT_BAD_INPUT}")
             lines.append(f"CATEGORY {node} runs")
         if spec.condor.get("max_running"):
             lines.append(f"MAXJOBS runs {spec.condor['max_running']}")
@@ -434,7 +432,7 @@ class HTCondorBackend:
         if retries:
             base["max_retries"] = str(retries)
             # an unusable config, or an interpreter that cannot run the job: retrying cannot help
-            base["retry_until"] = f"ExitCode =?= {EXIT_BAD_INPUT} || ExitCode =?= {EXIT_ENVIRONMENT}"
+            base["retry_until"] = " || ".join(f"ExitCode =?= {c}" for c in names.JOB_EXIT_NEVER_RETRIED)
         base[f"MY.{names.ATTR_SUBMISSION}"] = submit_string(submission)
         items = [{item_vars[k]: d[k] for k in varying} for d in descriptions]
         result = schedd.submit(htcondor2.Submit(base), itemdata=iter(items))
