@@ -15,7 +15,7 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 @contextmanager
@@ -101,6 +101,20 @@ def temp_path_beside(path: str | os.PathLike, suffix: str = "") -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix or path.suffix, dir=path.parent)
     os.close(fd)
     return Path(tmp)
+
+
+def atomic_write_with(path: str | os.PathLike, write: Callable[[Path], None], mode: int | None = None) -> None:
+    """`write(tmp)` fills a temporary file beside `path` (for writers that need a file name, such
+    as Keras' model.save); on success it replaces `path` (with `mode`), on an error it is removed
+    and `path` is left as it was."""
+    tmp = temp_path_beside(path)
+    try:
+        write(tmp)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @contextmanager

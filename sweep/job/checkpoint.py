@@ -26,7 +26,7 @@ import numpy as np
 
 from ..core.errors import SweepError
 from ..core.names import CHECKPOINT_DIR, JOB_EXIT_CHECKPOINT
-from ..fsutil import atomic_write_json, temp_path_beside
+from ..fsutil import atomic_write_json, atomic_write_with
 
 #: The job's exit status that asks HTCondor to save checkpoint/ and run it again (checkpoint_exit_code).
 CHECKPOINT_EXIT_CODE = JOB_EXIT_CHECKPOINT
@@ -112,12 +112,7 @@ def make_callback(out_dir: Path, key: str, rows: list, stopper, every_s: float |
 def save(out_dir: Path, key: str, model, rows: list, stopper, epochs_done: int) -> None:
     ckpt = folder(out_dir)
     ckpt.mkdir(exist_ok=True)
-    tmp = temp_path_beside(ckpt / MODEL, suffix=".keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, ckpt / MODEL)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_with(ckpt / MODEL, model.save)
     _write_npz(ckpt / SEEDS, {f"s{i}": v.numpy() for i, v in enumerate(_seed_states(model))})
     if stopper.best_weights is not None:
         _write_npz(ckpt / BEST, {f"w{i}": w for i, w in enumerate(stopper.best_weights)})
@@ -135,13 +130,11 @@ def _seed_states(model) -> list:
 
 
 def _write_npz(path: Path, arrays: dict) -> None:
-    tmp = temp_path_beside(path, suffix=".npz")
-    try:
-        with open(tmp, "wb") as fh:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would add .npz to a name
             np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write_with(path, write)
 
 
 def every_seconds() -> float | None:

@@ -31,7 +31,7 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.metrics import classification_metrics, regression_metrics, roc_points
 from ..core.names import HISTORY, MODEL, ROC
-from ..fsutil import atomic_write_text, temp_path_beside
+from ..fsutil import atomic_write_text, atomic_write_with
 from ..physics import datasets
 from . import checkpoint
 
@@ -277,11 +277,4 @@ def _fmt(value: Any) -> str:
 
 
 def _save_model(model, path: Path) -> None:
-    tmp = temp_path_beside(path, suffix=".keras")
-    try:
-        model.save(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_with(path, model.save, mode=0o644)
