@@ -46,7 +46,8 @@ def roots_from_environment(variable: str) -> tuple[Path, ...]:
 
 
 def _inside(path: Path, folder: Path) -> bool:
-    return path == folder.resolve() or path.is_relative_to(folder.resolve())
+    """Whether `path` is `folder` or below it (both resolved: the project root and the allowed roots are)."""
+    return path.is_relative_to(folder)
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,7 @@ def load_grid(path: str | os.PathLike, root: str | os.PathLike | None = None, *,
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        line, column = _line_column(raw, exc.start)
         raise GridError([GridIssue(shown, line, column, "", f"byte 0x{raw[exc.start]:02x} is not UTF-8: a grid "
                                    "file must be UTF-8 text (save it as UTF-8)")]) from None
     return parse_grid(text, shown, Path(root) if root else Path.cwd(), checks=checks)
@@ -174,8 +174,7 @@ def parse_grid(text: str, file: str, root: Path, *, checks: GridChecks | None = 
     except yamlpos.YamlProblem as exc:
         raise GridError([GridIssue(file, exc.line, exc.column, "", exc.message)]) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, BEL, ...)
-        line = text.count("\n", 0, exc.position) + 1
-        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        line, column = _line_column(text, exc.position)
         what = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
         raise GridError([GridIssue(file, line, column, "", f"the control character {what} is not allowed in a "
                                    "grid file (only text, tabs inside quotes, and line breaks)")]) from None
@@ -185,7 +184,7 @@ def parse_grid(text: str, file: str, root: Path, *, checks: GridChecks | None = 
         problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         lines = text.splitlines()
         if "maximum nesting depth" in problem:  # libyaml's own limit, beyond ours
-            problem = f"nesting deeper than {yamlpos.MAX_DEPTH} levels: a grid never needs that many"
+            problem = yamlpos.TOO_DEEP
         elif mark and mark.line < len(lines) and lines[mark.line][mark.column:mark.column + 1] == "\t":
             problem = "a tab character: YAML indents with spaces only (replace the tab with spaces)"
         raise GridError([GridIssue(file, line, col, "", f"invalid YAML: {problem}")]) from None
@@ -194,6 +193,12 @@ def parse_grid(text: str, file: str, root: Path, *, checks: GridChecks | None = 
     except RecursionError:  # pragma: no cover - the nesting limit is checked before composing
         raise GridError([GridIssue(file, 0, 0, "", "nesting too deep")]) from None
     return _Validator(file, located, root, checks or GridChecks()).run()
+
+
+def _line_column(data: str | bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character (or byte) offset into a file's text (or bytes)."""
+    newline = b"\n" if isinstance(data, bytes) else "\n"
+    return data.count(newline, 0, offset) + 1, offset - (data.rfind(newline, 0, offset) + 1) + 1
 
 
 def _suggest(word: str, choices) -> str:
@@ -316,13 +321,13 @@ class _Validator:
         are two sweeps that a copy to such a system would merge (a warning)."""
         jobs = self.root / names.JOBS_DIR
         try:
-            twins = [e.name for e in os.scandir(jobs) if e.is_dir() and e.name != spec.name
-                     and e.name.casefold() == spec.name.casefold()]
+            folders = [e.name for e in os.scandir(jobs) if e.is_dir()]
         except OSError:
             return
+        twins = [n for n in folders if n != spec.name and n.casefold() == spec.name.casefold()]
         if not twins:
             return
-        same_folder = (jobs / spec.name).exists() and not any(e.name == spec.name for e in os.scandir(jobs))
+        same_folder = (jobs / spec.name).exists() and spec.name not in folders
         text = f"sweep '{spec.name}' differs only by case from the existing sweep folder {jobs / twins[0]}"
         if same_folder:
             self.error(("sweep",), text + ": this file system does not tell them apart, so the two sweeps would "

@@ -30,6 +30,7 @@ Path = tuple  # tuple[str | int, ...]
 
 #: No grid needs more than a handful of levels; the limit keeps every recursive walk safe.
 MAX_DEPTH = 32
+TOO_DEEP = f"nesting deeper than {MAX_DEPTH} levels: a grid never needs that many"
 #: How many values aliases may add to a document beyond what is written in it.
 MAX_ALIAS_VALUES = 100_000
 
@@ -135,8 +136,7 @@ def _scan_events(text: str) -> dict[tuple[int, int], list[tuple[int, int]]]:
             depth += 1
             if depth > MAX_DEPTH:
                 line, col = _mark_of(event.start_mark)
-                raise YamlProblem(line, col, f"nesting deeper than {MAX_DEPTH} levels: a grid never needs that "
-                                  "many (a runaway indentation or bracket?)")
+                raise YamlProblem(line, col, f"{TOO_DEEP} (a runaway indentation or bracket?)")
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
         elif isinstance(event, yaml.AliasEvent) and event.anchor in anchors:
