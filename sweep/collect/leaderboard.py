@@ -297,10 +297,9 @@ def print_selection(board: Leaderboard, sel: Selection, console, root: Path | No
         cols = [c for c in cols if c != "best_run_id"]
     cols = [c for c in cols if c not in ("name", "seed", "epochs_run")]  # in the exports, not the terminal
     # of the natural-mix metrics the terminal keeps efficiency x purity (and what it is ranked by)
-    ranked_by = {m for m, _ in sel.ranking}
-    cols = [c for c in cols if not c.startswith("natural_") or c == "natural_eff_purity" or c in ranked_by]
-    header, rows = cells(sel.frame, cols, sel)
     ranked = {m for m, _ in sel.ranking}
+    cols = [c for c in cols if not c.startswith("natural_") or c == "natural_eff_purity" or c in ranked]
+    header, rows = cells(sel.frame, cols, sel)
     for h in header:
         table.add_column(h, justify="left" if h in ("run_id", "config_id", "name", "best_run_id")
                          or h in board.swept else "right", style="bold" if h in ranked else None)

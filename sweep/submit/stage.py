@@ -28,10 +28,9 @@ from ..records.runs import mark_stale, read_run
 from .prepare import prepare, write_rendered
 from .status import sweep_status, wait_for
 
-#: Makes the grid's dataset when it is missing: (spec, progress) -> a note to print, or None.
-#: Raises NotFoundError when the file is missing and the grid does not say how to make it.
 #: The data step (sweep.physics.datastep.ensure_dataset): (grid, show progress, whether the jobs
-#: receive their data by transfer) -> a note of what it made, or None.
+#: receive their data by transfer) -> a note of what it made, or None. Raises NotFoundError when
+#: the file is missing and the grid does not say how to make it.
 DataStep = Callable[[GridSpec, bool, bool], "str | None"]
 
 AUTO, LOCAL, CONDOR = "auto", "local", "condor"

@@ -195,9 +195,10 @@ def sweep_status(sweep: str, root: Path, query_schedd: bool = True, follower: Fo
         waiting_but_ended = False
         if run_id in live and live[run_id][2] is None:
             dag = pending_in.get(run_id) or {}
-            in_dag = [j for j in attempts.get(run_id, [])
-                      if str(dag.get("cluster", "")).isdigit() and j.cluster > int(dag["cluster"])]
-            if not str(dag.get("cluster", "")).isdigit():  # the DAG's cluster is not known yet
+            cluster = str(dag.get("cluster", ""))
+            if cluster.isdigit():  # its jobs of this DAG: queued after the DAGMan job
+                in_dag = [j for j in attempts.get(run_id, []) if j.cluster > int(cluster)]
+            else:  # the DAG's cluster is not known yet
                 in_dag = [job] if job is not None else []
             waiting = dag_wait(outcome.ok, in_dag, int(dag.get("retries") or 0))
             if waiting is None:
