@@ -4,6 +4,7 @@ import importlib
 import json
 import os
 import shutil
+import sys
 
 import pandas as pd
 
@@ -34,7 +35,10 @@ def test_two_configurations_end_to_end(tmp_path, small_dataset, capsys):
         assert json.loads((folder / ".local-exit.json").read_text())["returncode"] == 0
         assert not (tmp_path / "jobs" / "e2e" / "data").exists()  # local jobs read the dataset in place: no copy
         code = json.loads((tmp_path / "jobs" / "e2e" / "sweep.json").read_text())["code"]
-        assert json.loads((folder / "run.json").read_text())["code"] == code  # sweep's code from the archive
+        info = json.loads((folder / "run.json").read_text())
+        assert {k: info["code"][k] for k in code} == code  # sweep's code from the archive
+        assert info["code"]["loaded_from"] == str(tmp_path / "jobs" / "e2e" / code["archive"])
+        assert info["device"]["trained_on"] == "CPU" and info["interpreter"]["executable"] == sys.executable
 
     assert main(["--root", str(tmp_path), "status", "e2e"]) == 0
     assert "e2e: 2 done" in capsys.readouterr().out

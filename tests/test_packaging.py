@@ -33,7 +33,8 @@ def test_every_package_of_the_source_is_listed_for_the_wheel():
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     folders = {p.parent for p in (REPO / "sweep").rglob("*.py")}
     found = {".".join(f.relative_to(REPO).parts) for f in folders}
-    assert listed == found | {"sweep.templates"}, (listed ^ (found | {"sweep.templates"}))
+    data = {"sweep.templates", "sweep.sites"}  # package data: the checkout's templates/ and sites/
+    assert listed == found | data, (listed ^ (found | data))
     assert all((f / "__init__.py").is_file() for f in folders), "a folder of sweep/ without __init__.py"
 
 
@@ -72,7 +73,7 @@ def installed(tmp_path_factory):
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)
-    for name in ("sweep", "templates"):
+    for name in ("sweep", "templates", "sites"):
         shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     dist = tmp / "dist"
     run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-q", "-w", str(dist)], cwd=tmp)
@@ -104,6 +105,10 @@ def test_the_wheel_carries_the_templates_and_every_package(installed):
     with zipfile.ZipFile(wheel) as zf:
         for t in TEMPLATES:
             assert zf.read(f"sweep/templates/{t}") == (REPO / "templates" / t).read_bytes()
+        sites = sorted(p.name for p in (REPO / "sites").glob("*.yaml"))
+        assert sites == ["cern.yaml", "local-pool.yaml", "ospool.yaml", "recas.yaml"]
+        for name in sites:
+            assert zf.read(f"sweep/sites/{name}") == (REPO / "sites" / name).read_bytes()
 
 
 def test_an_installed_sweep_works_without_the_checkout(installed, tmp_path):
@@ -123,6 +128,11 @@ def test_an_installed_sweep_works_without_the_checkout(installed, tmp_path):
     out = run([sweep, "submit", "grids/demo.yaml", "--dry-run", "--show"], cwd=project)
     assert "would submit 4" in out and re.search(r"^universe\s+= vanilla", out, re.M), out
     assert not (project / "jobs").exists()
+    # the shipped site profiles come with the wheel
+    (project / "grids" / "cern.yaml").write_text((project / "grids" / "demo.yaml").read_text()
+                                                 + "site: cern\ncondor: {python: /usr/bin/python3}\n")
+    out = run([sweep, "submit", "grids/cern.yaml", "--dry-run", "--show"], cwd=project)
+    assert re.search(r"^\+JobFlavour\s+= \"", out, re.M) and "sweep/sites/cern.yaml" in out, out
 
     # a real (tiny) run on this machine: render, the job wrapper, training, collect
     run([sweep, "data", "simulate", "--out", "data/tiny.npz", "--waveforms", "120", "--no-progress"], cwd=project)
@@ -138,7 +148,8 @@ def test_an_installed_sweep_works_without_the_checkout(installed, tmp_path):
     assert 'PYTHONPATH="$CODE${PYTHONPATH:+:$PYTHONPATH}"' in wrapper and "site-packages" not in wrapper
     code = json.loads((project / "jobs" / "tiny" / "sweep.json").read_text())["code"]
     (run_info,) = (project / "results" / "tiny").glob("*/run.json")
-    assert json.loads(run_info.read_text())["code"] == code
+    origin = json.loads(run_info.read_text())["code"]
+    assert {k: origin[k] for k in code} == code and origin["loaded_from"].endswith(f"/jobs/tiny/{code['archive']}")
 
     make_sweep(project, "syn", axes={"optimizer": ["adam", "sgd"], "learning_rate": [0.001, 0.01]},
                corrupt=0, missing=0)

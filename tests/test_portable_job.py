@@ -49,7 +49,8 @@ def test_job_imports_its_code_from_the_archive_alone(tmp_path):
     assert proc.returncode == 0, proc.stderr
     location, origin = proc.stdout.splitlines()
     assert location.startswith(str(archive) + "/sweep/")
-    assert json.loads(origin) == {"archive": archive.name, "sha256": codebundle.build().sha256}
+    assert json.loads(origin) == {"archive": archive.name, "sha256": codebundle.build().sha256,
+                                  "loaded_from": str(archive)}
 
 
 @pytest.mark.skipif(not Path(BARE_PYTHON).is_file(), reason="needs Debian's /usr/bin/python3")

@@ -166,6 +166,11 @@ def _event_log_attempts(path: Path) -> dict:
     return attempts_by_run(read_event_log(path))
 
 
+def _megabytes(values) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / 1e6 if known else None
+
+
 def _resources(jobs: list, outcome: RunOutcome) -> dict[str, Any]:
     """What the run used against what it asked for: from the last HTCondor attempt's terminate
     event, or (local backend) from the local exit record and run.json."""
@@ -177,7 +182,10 @@ def _resources(jobs: list, outcome: RunOutcome) -> dict[str, Any]:
                "memory_requested_mb": r.get("RequestMemory"), "memory_allocated_mb": r.get("Memory"),
                "disk_used_mb": r["DiskUsage"] / 1024 if r.get("DiskUsage") is not None else None,
                "wall_s": last.wall_s, "cpu_s": last.cpu_s, "starts": sum(j.starts for j in jobs),
-               "holds": sum(len(j.holds) for j in jobs)}
+               "holds": sum(len(j.holds) for j in jobs),
+               # every attempt's transfers, in MB (10^6 bytes): what the run cost the schedd
+               "input_mb": _megabytes(j.input_bytes for j in jobs),
+               "output_mb": _megabytes(j.output_bytes for j in jobs)}
     elif outcome.run_info and outcome.run_info.get("duration_s") is not None:
         threads = outcome.run_info.get("threads", {})
         out = {"cpus_requested": threads.get("cpus"), "wall_s": outcome.run_info.get("duration_s"), "starts": 1}

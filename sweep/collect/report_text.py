@@ -14,7 +14,8 @@ def print_resources(board: Leaderboard, console, top: int | None) -> None:
 
     frame = board.resources
     table = Table(title="resources: used / requested (allocated), from the job event log", title_justify="left")
-    for col in ("run id", "name", "CPUs", "memory MB", "CPU eff.", "mem eff.", "run time", "CPU time", "starts"):
+    for col in ("run id", "name", "CPUs", "memory MB", "CPU eff.", "mem eff.", "run time", "CPU time", "starts",
+                "in / out MB"):
         table.add_column(col, justify="left" if col in ("run id", "name") else "right")
     rows = frame if top is None else frame.head(top)
     for _, u in rows.iterrows():
@@ -27,7 +28,7 @@ def print_resources(board: Leaderboard, console, top: int | None) -> None:
                       num("cpu_efficiency", "{:.0%}"), num("memory_efficiency", "{:.0%}"),
                       format_duration(u.get("wall_s")) if u.get("wall_s") == u.get("wall_s") else "-",
                       format_duration(u.get("cpu_s")) if u.get("cpu_s") == u.get("cpu_s") else "-",
-                      num("starts"))
+                      num("starts"), f"{num('input_mb', '{:.2f}')} / {num('output_mb', '{:.2f}')}")
     console.print(table)
     if board.advice is not None:
         console.print(board.advice.sentence())

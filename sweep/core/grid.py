@@ -58,11 +58,19 @@ class Resources:
     request_memory_mb: int
     request_disk_mb: int
     runtime_s: int
+    request_gpus: int = 0
+    gpus_minimum_memory_mb: int | None = None  # each GPU's own memory, at least (HTCondor's GPUs_GlobalMemoryMb)
 
     def as_dict(self) -> dict[str, int]:
-        """The resources as the manifest and each job's config.yaml record them."""
-        return {"request_cpus": self.request_cpus, "request_memory_mb": self.request_memory_mb,
-                "request_disk_mb": self.request_disk_mb, "runtime_s": self.runtime_s}
+        """The resources as the manifest and each job's config.yaml record them (GPU keys only
+        when GPUs are asked for)."""
+        out = {"request_cpus": self.request_cpus, "request_memory_mb": self.request_memory_mb,
+               "request_disk_mb": self.request_disk_mb, "runtime_s": self.runtime_s}
+        if self.request_gpus:
+            out["request_gpus"] = self.request_gpus
+            if self.gpus_minimum_memory_mb:
+                out["gpus_minimum_memory_mb"] = self.gpus_minimum_memory_mb
+        return out
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,22 @@ class DataSpec:
     #: HTCondor transfers the arrays the model needs (a per-model file in jobs/<sweep>/data/); false:
     #: the job reads `path` in place (a shared file system the execute nodes see at that path)
     transfer: bool = True
+    #: Where the jobs fetch the dataset from instead (osdf://, root://, https://: HTCondor's
+    #: transfer plugins): a copy of `path`, which stays the sweep's identity; the job checks that
+    #: what it received has the sha256 of `path`
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Site:
+    """The site profile a grid names (`site: recas`): where it is, and which settings it gave."""
+
+    name: str
+    file: str
+    description: str
+    shared_filesystem: bool
+    #: "section.key" of each setting the profile gave and the grid did not override
+    gave: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,11 +136,43 @@ class GridSpec:
     warnings: list[str] = field(default_factory=list)
     #: The project folder the grid was validated against (its paths resolve there).
     root: Path | None = None
+    #: The site profile the grid named, if any (its settings are merged into resources/condor/data).
+    site: Site | None = None
 
     @property
     def swept(self) -> list[str]:
         """The swept hyperparameters, in the order the grid declares them."""
         return [n for d in self.dimensions for n in d.names]
+
+
+def merged_settings(spec: GridSpec) -> list[tuple[str, Any, str]]:
+    """(setting, value, where it comes from: "grid", "site <name>" or "default") of the grid's
+    resources, condor and data-transfer settings after the site profile was merged: what
+    `sweep submit --dry-run --show` prints."""
+    gave = set(spec.site.gave) if spec.site else set()
+    written = spec.located.data if spec.located is not None and isinstance(spec.located.data, dict) else {}
+
+    def origin(section: str, key: str) -> str:
+        if f"{section}.{key}" in gave:
+            return f"site {spec.site.name}"  # type: ignore[union-attr]
+        mine = written.get(section)
+        return "grid" if isinstance(mine, dict) and key in mine else "default"
+
+    rows: list[tuple[str, Any, str]] = []
+    res = spec.resources
+    for key, value in (("request_cpus", res.request_cpus), ("request_memory", f"{res.request_memory_mb} MB"),
+                       ("request_disk", f"{res.request_disk_mb} MB"), ("runtime", units.format_duration(res.runtime_s)),
+                       ("request_gpus", res.request_gpus)):
+        rows.append((f"resources.{key}", value, origin("resources", key)))
+    if res.gpus_minimum_memory_mb:
+        rows.append(("resources.gpus_minimum_memory", f"{res.gpus_minimum_memory_mb} MB",
+                     origin("resources", "gpus_minimum_memory")))
+    for key in sorted(spec.condor):
+        rows.append((f"condor.{key}", spec.condor[key], origin("condor", key)))
+    rows.append(("data.transfer", spec.data.transfer, origin("data", "transfer")))
+    if spec.data.url:
+        rows.append(("data.url", spec.data.url, "grid"))
+    return rows
 
 
 def count_points(spec: GridSpec) -> int:
@@ -213,6 +269,7 @@ class _Validator:
         self.root = root.resolve()
         self.checks = checks
         self.issues: list[GridIssue] = []
+        self.site: Site | None = None
 
     # -- reporting
     def error(self, path: tuple, message: str, at_key: bool = False) -> None:
@@ -220,6 +277,8 @@ class _Validator:
         anchor = None if at_key else self.located.anchor_of(path)
         if anchor is not None and anchor != (line, col):
             message += f" (an alias of the value written at line {anchor[0]}, column {anchor[1]})"
+        if self.site is not None and ".".join(str(p) for p in path[:2]) in self.site.gave:
+            message += f" (a setting of the site profile {self.site.file}; override it in the grid)"
         self.issues.append(GridIssue(self.file, line, col, yamlpos.format_path(path), message))
 
     def check(self, path: tuple, value: Any, check: schema.Check, what: str = "") -> bool:
@@ -281,6 +340,8 @@ class _Validator:
         if not self.check(("seed",), seed, schema.int_at_least(0, schema.MAX_SEED)):
             seed = 0
 
+        if "site" in doc:
+            doc = self._with_site(doc)
         data = self._data(doc.get("data"))
         params_spec = schema.PARAMS_BY_MODEL.get(model) if model else None
         fixed = self._params(doc.get("params"), params_spec)
@@ -308,12 +369,80 @@ class _Validator:
         spec = GridSpec(file=self.file, name=name, model=model, description=description, seed=seed,
                         data=data, fixed=fixed, dimensions=dimensions, exclude=exclude, sample=sample,
                         repeats=repeats, resources=resources, condor=condor, ranking=ranking,
-                        templates=templates, located=self.located, root=self.root)
+                        templates=templates, located=self.located, root=self.root, site=self.site)
         self._cross_checks(spec)
         self._case_twin(spec)
         if self.issues:
             raise GridError(self.issues)
         return spec
+
+    def _with_site(self, doc: dict) -> dict:
+        """The grid document with its site profile's settings under the grid's own: resources and
+        condor key by key (condor.environment variable by variable), data.transfer. The profile
+        is validated on its own first, so its mistakes name its file and line."""
+        name = doc["site"]
+        if not (isinstance(name, str) and schema.SITE_NAME_RE.fullmatch(name)):
+            self.error(("site",), f"expected a site profile name of lower-case letters, digits, '_', '-', got {_show(name)}")
+            return doc
+        folders = (self.root / names.SITES_DIR, names.shipped_folder(names.SITES_DIR))
+        found = next((f / f"{name}.yaml" for f in folders if (f / f"{name}.yaml").is_file()), None)
+        if found is None:
+            known = sorted({p.stem for f in folders if f.is_dir() for p in f.glob("*.yaml")})
+            self.error(("site",), f"no site profile '{name}' (looked for {name}.yaml in {folders[0]} and in sweep's "
+                       f"own {folders[1]}){_suggest(name, known)} (known: {', '.join(known) or 'none'})")
+            return doc
+        shown = str(found)
+        try:
+            text = found.read_text(encoding="utf-8")
+            located = yamlpos.load(text)
+        except (OSError, UnicodeDecodeError) as exc:
+            self.issues.append(GridIssue(shown, 0, 0, "", f"cannot read the site profile: {exc}"))
+            return doc
+        except yamlpos.YamlProblem as exc:
+            self.issues.append(GridIssue(shown, exc.line, exc.column, "", exc.message))
+            return doc
+        except yaml.YAMLError as exc:
+            self.issues.append(GridIssue(shown, 0, 0, "", f"invalid YAML: {exc}"))
+            return doc
+        profile = _Validator(shown, located, self.root, self.checks)
+        pdoc = located.data if located.data is not None else {}
+        if not isinstance(pdoc, dict):
+            profile.error((), f"a site profile must be a mapping of {', '.join(schema.SITE_KEYS)}; got {_show(pdoc)}")
+            pdoc = {}
+        profile.mapping((), pdoc, schema.SITE_KEYS)
+        description = pdoc.get("description", "")
+        if not isinstance(description, str):
+            profile.error(("description",), f"expected text, got {_show(description)}")
+        shared = pdoc.get("shared_filesystem", True)
+        if not isinstance(shared, bool):
+            profile.error(("shared_filesystem",), f"expected true or false (whether the execute nodes see the "
+                          f"submit node's files at the same paths), got {_show(shared)}")
+        pdata = profile.mapping(("data",), pdoc.get("data"), schema.SITE_DATA_KEYS)
+        if not isinstance(pdata.get("transfer", True), bool):
+            profile.error(("data", "transfer"), f"expected true or false, got {_show(pdata['transfer'])}")
+        profile._resources(pdoc.get("resources"))
+        profile._condor(pdoc.get("condor"))
+        if profile.issues:
+            self.issues.extend(profile.issues)
+            return doc
+        merged, gave = dict(doc), []
+        for section in ("resources", "condor"):
+            mine, theirs = doc.get(section), pdoc.get(section) or {}
+            if mine is not None and not isinstance(mine, dict):
+                continue  # the grid's own mistake, reported when the section is read
+            mine = mine or {}
+            out = {**theirs, **mine}
+            if section == "condor" and isinstance(mine.get("environment"), dict) and theirs.get("environment"):
+                out["environment"] = {**theirs["environment"], **mine["environment"]}
+            gave += [f"{section}.{k}" for k in theirs if k not in mine]
+            if out:
+                merged[section] = out
+        if "transfer" in pdata and isinstance(doc.get("data"), dict) and "transfer" not in doc["data"]:
+            merged["data"] = {**doc["data"], "transfer": pdata["transfer"]}
+            gave.append("data.transfer")
+        self.site = Site(name=name, file=shown, description=description if isinstance(description, str) else "",
+                         shared_filesystem=shared, gave=tuple(gave))
+        return merged
 
     def _case_twin(self, spec: GridSpec) -> None:
         """A sweep whose name differs from an existing sweep folder only by case: on a
@@ -358,6 +487,17 @@ class _Validator:
         if not isinstance(transfer, bool):
             self.error(("data", "transfer"), f"expected true or false, got {_show(transfer)}")
             transfer = True
+        url = data.get("url")
+        if url is not None:
+            scheme = url.partition("://")[0] if isinstance(url, str) else ""
+            if not (isinstance(url, str) and "://" in url and scheme in schema.DATA_URL_SCHEMES
+                    and len(url) <= 1024 and schema.SAFE_PATH_RE.fullmatch(url)):
+                self.error(("data", "url"), f"expected a URL HTCondor can fetch ({', '.join(s + '://' for s in schema.DATA_URL_SCHEMES)}) "
+                           f"made of letters, digits and _ . / : + @ = -, got {_show(url)}")
+                url = None
+            elif not transfer:
+                self.error(("data", "url"), "data.url is where HTCondor fetches the dataset for each job, and "
+                           "data.transfer: false says the jobs read it in place: give one or the other")
         max_samples = data.get("max_samples")
         if max_samples is not None:
             self.check(("data", "max_samples"), max_samples, schema.int_at_least(1, schema.MAX_SAMPLES))
@@ -377,7 +517,7 @@ class _Validator:
             self.error(("data", "path"), f"data.simulate writes the dataset, and sweep writes only inside the project "
                        f"({self.root}): give a path inside it, or simulate elsewhere with `sweep data simulate` "
                        "and drop data.simulate")
-        return DataSpec(path=path, path_text=str(path_text), transfer=transfer,
+        return DataSpec(path=path, path_text=str(path_text), transfer=transfer, url=url,
                         balanced=bool(balanced), max_samples=max_samples, simulate=simulate)
 
     def _simulation_params(self, params: dict) -> None:
@@ -515,6 +655,19 @@ class _Validator:
                 out[field_name] = _bounded(parse(res[key]), high, show)
             except ValueError as exc:
                 self.error(("resources", key), str(exc))
+        if "request_gpus" in res and self.check(("resources", "request_gpus"), res["request_gpus"],
+                                                schema.int_at_least(0, schema.MAX_GPUS)):
+            out["request_gpus"] = res["request_gpus"]
+        if "gpus_minimum_memory" in res:
+            if not out.get("request_gpus"):
+                self.error(("resources", "gpus_minimum_memory"), "gpus_minimum_memory applies to the GPUs a job "
+                           "asks for: set resources.request_gpus too")
+            else:
+                try:
+                    out["gpus_minimum_memory_mb"] = _bounded(units.parse_memory_mb(res["gpus_minimum_memory"]),
+                                                             schema.MAX_MEMORY_MB, _mb)
+                except ValueError as exc:
+                    self.error(("resources", "gpus_minimum_memory"), str(exc))
         return Resources(**out)
 
     def _condor(self, value: Any) -> dict:
@@ -541,13 +694,35 @@ class _Validator:
                                                  and schema.ACCOUNTING_GROUP_RE.fullmatch(condor["accounting_group"])):
             self.error(("condor", "accounting_group"), "expected a group name of letters, digits, '_', '.', "
                        f"'@', '-', got {_show(condor['accounting_group'])}")
-        for key in ("container_image", "python"):
-            if key in condor and not (isinstance(condor[key], str) and schema.SAFE_PATH_RE.fullmatch(condor[key])):
+        for key in ("container_image", "python", "cvmfs"):
+            if key in condor and not (isinstance(condor[key], str) and schema.SAFE_PATH_RE.fullmatch(condor[key])
+                                      and len(condor[key]) <= 1024):
                 self.error(("condor", key), "expected a path or image reference made of letters, digits and "
                            f"_ . / : + @ = - (no spaces, quotes or newlines), got {_show(condor[key])}")
-            elif key == "python" and key in condor:
-                self._interpreter(condor[key])
-        if "max_runtime" in condor:
+                condor.pop(key)
+        if "container_image" in condor and "cvmfs" in condor:
+            self.error(("condor", "cvmfs"), "condor.cvmfs (a setup script sourced on the execute node) and "
+                       "condor.container_image (an image that holds the software) are two ways to get TensorFlow: "
+                       "give one")
+        if "container_image" in condor:
+            condor["container_image"] = self._container_image(condor["container_image"])
+        if "python" in condor:
+            # inside a container or after a setup script, the interpreter is the execute side's: the
+            # job checks it when it starts (exit 3); here only its shape is checked
+            self._interpreter(condor["python"], exists=not ({"container_image", "cvmfs"} & set(condor)))
+        if "cvmfs" in condor:
+            text = condor["cvmfs"]
+            if not os.path.isabs(text) or ".." in text.split("/"):
+                self.error(("condor", "cvmfs"), "expected the absolute path of a setup script to source, e.g. "
+                           f"/cvmfs/sft.cern.ch/lcg/views/LCG_106/x86_64-el9-gcc13-opt/setup.sh, got {_show(text)}")
+        if "transfer_container" in condor and not isinstance(condor["transfer_container"], bool):
+            self.error(("condor", "transfer_container"), "expected true or false (false: the execute nodes read the "
+                       f"image where it is, on a shared file system), got {_show(condor['transfer_container'])}")
+        for key, choices in (("job_flavour", schema.JOB_FLAVOURS), ("job_duration_category",
+                                                                     schema.JOB_DURATION_CATEGORIES)):
+            if key in condor and condor[key] != "auto" and condor[key] not in choices:
+                self.check(("condor", key), condor[key], schema.one_of(("auto", *choices)))
+        if "max_runtime" in condor and condor["max_runtime"] != "auto":  # auto: resources.runtime
             try:
                 condor["max_runtime"] = _bounded(units.parse_duration_s(condor["max_runtime"]), schema.MAX_RUNTIME_S,
                                                  units.format_duration)
@@ -666,11 +841,42 @@ class _Validator:
             return None
         return path
 
-    def _interpreter(self, text: str) -> None:
-        """condor.python: an absolute path to an existing executable (the jobs run it)."""
+    def _container_image(self, text: str) -> str:
+        """condor.container_image: an image Apptainer pulls (docker://, oras://, osdf://), kept as
+        written; or a .sif file or unpacked image folder, resolved to an absolute path (a relative
+        one inside the project; an absolute one, such as /cvmfs/unpacked.cern.ch/..., as the user
+        wrote it) that must exist here unless it is on /cvmfs."""
+        scheme, sep, _ = text.partition("://")
+        if sep:
+            if scheme not in schema.CONTAINER_URL_SCHEMES:
+                self.error(("condor", "container_image"), f"expected an image reference ({', '.join(s + '://' for s in schema.CONTAINER_URL_SCHEMES)}) "
+                           f"or the path of a .sif file or image folder, got {_show(text)}")
+            return text
+        if os.path.isabs(text):
+            if ".." in text.split("/"):
+                self.error(("condor", "container_image"), f"expected a path without '..', got {_show(text)}")
+            elif not text.startswith("/cvmfs/") and not os.path.exists(text):
+                self.error(("condor", "container_image"), f"the image {text} does not exist")
+            return text
+        try:
+            path = (self.root / text).resolve()
+        except (OSError, RuntimeError) as exc:
+            self.error(("condor", "container_image"), f"cannot resolve the image path {_show(text)}: {exc}")
+            return text
+        if not _inside(path, self.root):
+            self.error(("condor", "container_image"), f"the image {_show(text)} is {path}, outside the project "
+                       f"{self.root}: a relative image path stays inside the project (write an image elsewhere "
+                       "by its absolute path)")
+        elif not path.exists():
+            self.error(("condor", "container_image"), f"the image {path} does not exist")
+        return str(path)
+
+    def _interpreter(self, text: str, exists: bool = True) -> None:
+        """condor.python: an absolute path to an existing executable (the jobs run it); inside a
+        container or a CVMFS view (exists=False) only its shape can be checked here."""
         if not os.path.isabs(text) or ".." in text.split("/"):
             self.error(("condor", "python"), f"expected the absolute path of a Python interpreter, got {_show(text)}")
-        elif not (os.path.isfile(text) and os.access(text, os.X_OK)):
+        elif exists and not (os.path.isfile(text) and os.access(text, os.X_OK)):
             self.error(("condor", "python"), f"expected an executable Python interpreter, but {text} "
                        f"{'is not executable' if os.path.isfile(text) else 'does not exist'}")
 
@@ -689,6 +895,7 @@ class _Validator:
             self.error(("condor", "memory_escalation", "max_memory"),
                        f"expected at least request_memory ({spec.resources.request_memory_mb} MB), got "
                        f"{escalation['max_mb']} MB")
+        self._site_limits(spec)
         site_limit = spec.condor.get("max_runtime")
         if isinstance(site_limit, int) and site_limit < spec.resources.runtime_s:
             self.error(("condor", "max_runtime"),
@@ -712,6 +919,40 @@ class _Validator:
                 self.error(where, f"expected test_fraction < 0.9 so something is left to train on, got {value}")
         if spec.model == "cnn" and total <= schema.MAX_RUNS:
             self._cnn_output_length(spec)
+
+    def _site_limits(self, spec: GridSpec) -> None:
+        """Settings chosen from the runtime (`auto`), and what a site without a shared file
+        system cannot do."""
+        runtime = spec.resources.runtime_s
+        condor = spec.condor
+        if condor.get("max_runtime") == "auto":  # +MaxRuntime: the site stops the job where sweep would
+            condor["max_runtime"] = runtime
+        for key, limits, site in (("job_flavour", schema.JOB_FLAVOURS, "CERN's +JobFlavour"),
+                                  ("job_duration_category", schema.JOB_DURATION_CATEGORIES,
+                                   "the OSPool's +JobDurationCategory")):
+            if key not in condor:
+                continue
+            if condor[key] == "auto":
+                fits = [name for name, limit in sorted(limits.items(), key=lambda kv: kv[1]) if limit >= runtime]
+                if not fits:
+                    longest = max(limits, key=limits.get)
+                    self.error(("resources", "runtime"), f"resources.runtime {units.format_duration(runtime)} is longer "
+                               f"than {site} allows ({longest}: {units.format_duration(limits[longest])}): lower it "
+                               "(the jobs checkpoint every epoch, so a shorter limit with retries loses little)")
+                else:
+                    condor[key] = fits[0]
+            elif limits[condor[key]] < runtime:
+                self.error(("condor", key), f"{condor[key]} allows {units.format_duration(limits[condor[key]])}, less than "
+                           f"resources.runtime ({units.format_duration(runtime)}): the site would stop every job "
+                           "first; use auto or a longer one")
+        if spec.site is not None and not spec.site.shared_filesystem:
+            where = f"the site '{spec.site.name}' has no shared file system ({spec.site.file})"
+            if not spec.data.transfer:
+                self.error(("data", "transfer"), f"{where}: the execute nodes cannot read the dataset in place; "
+                           "leave data.transfer true, or give data.url")
+            if not {"python", "container_image", "cvmfs"} & set(condor):
+                self.error(("condor",), f"{where}: this machine's Python is not on its execute nodes; say where "
+                           "TensorFlow comes from with condor.container_image or condor.cvmfs", at_key=True)
 
     def _cnn_output_length(self, spec: GridSpec) -> None:
         """The clusterizer's input (1024 samples) must keep at least one sample through its

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # ------------------------------------------------------------------ the project's folders
+SITES_DIR = "sites"  # sites/<name>.yaml: the project's own site profiles (before the shipped ones)
 JOBS_DIR = "jobs"  # jobs/<sweep>/: what `sweep submit` renders
 RESULTS_DIR = "results"  # results/<sweep>/: what the jobs and `sweep collect` write
 
@@ -112,3 +113,17 @@ class SweepPaths:
 def transfer_data_name(dataset: Path, model: str) -> str:
     """The file name of a dataset's arrays for one model: <stem>.<model>.npz."""
     return f"{dataset.stem}.{model}.npz"
+
+
+# ------------------------------------------------------------------ shipped with sweep
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # sweep/
+PACKAGE_ROOT = PACKAGE_DIR.parent  # the folder that holds sweep/: a checkout, or site-packages
+#: Installed from a wheel: the default templates and site profiles are package data (built from
+#: the checkout's templates/ and sites/).
+INSTALLED = (PACKAGE_DIR / "templates" / "job.sub.j2").is_file()
+
+
+def shipped_folder(name: str) -> Path:
+    """A folder sweep ships (templates, sites): the checkout's copy, the one users read and edit,
+    or the wheel's package-data copy of it."""
+    return PACKAGE_DIR / name if INSTALLED else PACKAGE_ROOT / name

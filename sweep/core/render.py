@@ -27,13 +27,9 @@ from .grid import GridSpec
 from .names import SweepPaths
 from .schema import CONTROL_CHARS_RE, SAFE_PATH_RE, SUBMIT_MACRO_RE
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]  # sweep/
-PACKAGE_ROOT = PACKAGE_DIR.parent  # the folder that holds sweep/: a checkout, or site-packages
-#: Installed from a wheel: the default templates are package data (built from the checkout's
-#: templates/), and the interpreter finds sweep in its own site-packages.
-INSTALLED = (PACKAGE_DIR / "templates" / "job.sub.j2").is_file()
+PACKAGE_DIR, PACKAGE_ROOT, INSTALLED = names.PACKAGE_DIR, names.PACKAGE_ROOT, names.INSTALLED
 #: The default templates: the checkout's templates/ (the copy users edit), or the wheel's copy.
-BUILTIN_TEMPLATES = PACKAGE_DIR / "templates" if INSTALLED else PACKAGE_ROOT / "templates"
+BUILTIN_TEMPLATES = names.shipped_folder("templates")
 #: What the job wrapper and the DAG's collect node put on PYTHONPATH: the checkout, for execute
 #: nodes that share its file system; nothing for an installed sweep (PYTHONPATH=site-packages
 #: would put every package of this Python ahead of the standard library of another one).
@@ -118,6 +114,11 @@ class RenderedSweep:
     paths: SweepPaths
     wrapper_text: str
     runs: list[RenderedRun]
+    #: the archive of sweep's code each job transfers (None: the jobs need the checkout)
+    code_archive: str | None = None
+    #: the interpreter the jobs run, and whether it is this machine's (the shared one)
+    python: str = ""
+    shared_interpreter: bool = True
 
     @property
     def jobs_dir(self) -> Path:
@@ -155,8 +156,9 @@ def resolved_config(spec: GridSpec, run: RunSpec) -> dict[str, Any]:
         "params": run.params,
         "swept": list(run.swept),
         "data": {"path": str(spec.data.path),
-                 "file": names.transfer_data_name(spec.data.path, spec.model) if spec.data.transfer
-                 else spec.data.path.name,
+                 "file": (spec.data.url.rstrip("/").rsplit("/", 1)[-1] if spec.data.url
+                          else names.transfer_data_name(spec.data.path, spec.model) if spec.data.transfer
+                          else spec.data.path.name),
                  "balanced": spec.data.balanced,
                  "max_samples": spec.data.max_samples, "seed": spec.seed},
         "resources": spec.resources.as_dict(),
@@ -166,8 +168,24 @@ def resolved_config(spec: GridSpec, run: RunSpec) -> dict[str, Any]:
     }
 
 
+#: The interpreter a job runs inside a container or after a setup script (condor.cvmfs), unless
+#: condor.python names one: whatever that environment puts first on PATH.
+ENVIRONMENT_PYTHON = "python3"
+
+
+def job_interpreter(spec: GridSpec, default: str | None = None) -> tuple[str, bool]:
+    """(the interpreter the jobs run, whether it is the submit node's own): condor.python; else
+    python3 from the container or the setup script's PATH; else `default` or this Python."""
+    if spec.condor.get("python"):
+        return spec.condor["python"], False
+    if spec.condor.get("container_image") or spec.condor.get("cvmfs"):
+        return ENVIRONMENT_PYTHON, False
+    return default or sys.executable, True
+
+
 def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | None = None,
-                 memory_mb: dict[str, int] | None = None, code_archive: str | None = None) -> RenderedSweep:
+                 memory_mb: dict[str, int] | None = None, code_archive: str | None = None,
+                 native_memory_retry: bool = False, dataset_sha256: str | None = None) -> RenderedSweep:
     """Render every file of the sweep in memory.
 
     Args:
@@ -180,6 +198,9 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         code_archive: the file name, in jobs/<sweep>/, of the archive of sweep's code that each
             job transfers and runs (sweep.submit.codebundle); without it the wrapper puts the
             checkout on the job's path, and the job runs only where the checkout is visible.
+        native_memory_retry: memory escalation by HTCondor's retry_request_memory_* (a schedd
+            of 25.2 or newer) instead of release expressions.
+        dataset_sha256: the dataset's digest, which a job that fetches it from data.url checks.
 
     Returns:
         The sweep's files as text, with the paths they go to.
@@ -195,7 +216,7 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         raise RenderError(f"the project folder {paths.root} has characters HTCondor files cannot carry (spaces, "
                           "commas, quotes): use a folder path of letters, digits and _ . / : + @ = -")
     env = make_environment(spec.templates)
-    python = spec.condor.get("python") or python or sys.executable
+    python, shared = job_interpreter(spec, python)
     try:
         submit_template = env.get_template("job.sub.j2")
         wrapper_template = env.get_template("run_job.sh.j2")
@@ -203,11 +224,12 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         code_path = str(jobs_dir / code_archive) if code_archive else ""
         wrapper_text = wrapper_template.render(python=python, package_root=str(CHECKOUT or ""),
                                                code_archive=code_path, code_archive_name=code_archive or "",
-                                               sweep=spec.name, version=__version__)
+                                               cvmfs=spec.condor.get("cvmfs") or "", sweep=spec.name,
+                                               version=__version__)
         rendered = []
         escalation = spec.condor.get("memory_escalation")
         if escalation:
-            escalation = {**escalation,
+            escalation = {**escalation, "native": native_memory_retry,
                           "max_mb": escalation.get("max_mb") or 4 * spec.resources.request_memory_mb}
         common = {
             "memory_escalation": escalation,
@@ -219,13 +241,16 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         # what HTCondor transfers: the model's arrays (the data step writes them), or nothing when
         # the job reads the dataset in place on a shared file system
         transfer = paths.transfer_data(spec.name, spec.data.path, spec.model) if spec.data.transfer else None
-        data_path = str(transfer) if transfer else ""
+        data_path = spec.data.url or (str(transfer) if transfer else "")
         for run in runs:
             job_dir = jobs_dir / run.run_id
             out_dir = results_dir / run.run_id
             config_path = job_dir / names.CONFIG_FILE
+            config = resolved_config(spec, run)
+            if spec.data.url:
+                config["data"]["sha256"] = dataset_sha256
             config_text = ("# Resolved configuration of one run, read by `python -m sweep.job config.yaml`.\n"
-                           + to_yaml(resolved_config(spec, run)))
+                           + to_yaml(config))
             submit_text = submit_template.render(
                 run={"run_id": run.run_id, "config_id": run.config_id, "name": run.name,
                      "seed": run.seed, "repeat": run.repeat,
@@ -242,7 +267,8 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
     except jinja2.TemplateError as exc:
         where = f" ({exc.filename}:{exc.lineno})" if isinstance(exc, jinja2.TemplateSyntaxError) else ""
         raise RenderError(f"template error{where}: {exc}") from None
-    return RenderedSweep(spec=spec, paths=paths, wrapper_text=wrapper_text, runs=rendered)
+    return RenderedSweep(spec=spec, paths=paths, wrapper_text=wrapper_text, runs=rendered,
+                         code_archive=code_archive, python=python, shared_interpreter=shared)
 
 
 _SUBMIT_LINE = re.compile(r"^\s*([+A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*?)\s*$")
@@ -289,7 +315,8 @@ DEFAULT_CHECKPOINT_EVERY_S = 600
 
 
 def _condor_context(condor: dict[str, Any]) -> dict[str, Any]:
-    ctx = {k: condor.get(k) for k in ("requirements", "accounting_group", "max_runtime", "container_image")}
+    ctx = {k: condor.get(k) for k in ("requirements", "accounting_group", "max_runtime", "container_image",
+                                      "transfer_container", "job_flavour", "job_duration_category")}
     env = dict(condor.get("environment") or {})
     every = condor.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY_S)
     ctx["checkpoint"] = every is not None

@@ -179,15 +179,31 @@ PARAMS_BY_MODEL = {"lstm": LSTM_PARAMS, "cnn": CNN_PARAMS}
 
 
 # ---------------------------------------------------------------- top-level sections
-TOP_LEVEL_KEYS = ("sweep", "description", "model", "seed", "data", "params", "axes", "zip", "exclude",
+TOP_LEVEL_KEYS = ("sweep", "description", "model", "seed", "site", "data", "params", "axes", "zip", "exclude",
                   "sample", "repeats", "resources", "condor", "ranking", "templates")
 REQUIRED_TOP_LEVEL = ("sweep", "model", "data")
-DATA_KEYS = ("path", "balanced", "max_samples", "simulate", "transfer")
+DATA_KEYS = ("path", "balanced", "max_samples", "simulate", "transfer", "url")
 SIMULATE_KEYS = ("waveforms", "seed", "params")
-RESOURCE_KEYS = ("request_cpus", "request_memory", "request_disk", "runtime")
+RESOURCE_KEYS = ("request_cpus", "request_memory", "request_disk", "runtime", "request_gpus", "gpus_minimum_memory")
 DEFAULT_RESOURCES = {"request_cpus": 1, "request_memory": "2 GB", "request_disk": "1 GB", "runtime": "2h"}
-CONDOR_KEYS = ("requirements", "accounting_group", "max_runtime", "container_image", "python",
-               "max_retries", "max_running", "max_idle", "environment", "memory_escalation", "checkpoint_every")
+CONDOR_KEYS = ("requirements", "accounting_group", "max_runtime", "container_image", "transfer_container", "python",
+               "cvmfs", "job_flavour", "job_duration_category", "max_retries", "max_running", "max_idle",
+               "environment", "memory_escalation", "checkpoint_every")
+MAX_GPUS = 64
+# A site profile (sites/<name>.yaml): defaults for the sections a grid can override.
+SITE_KEYS = ("description", "shared_filesystem", "condor", "resources", "data")
+SITE_DATA_KEYS = ("transfer",)
+SITE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# CERN batch: +JobFlavour names a wall-time limit (seconds); `auto` picks the shortest that holds
+# the grid's runtime.
+JOB_FLAVOURS = {"espresso": 20 * 60, "microcentury": 3600, "longlunch": 2 * 3600, "workday": 8 * 3600,
+                "tomorrow": 86400, "testmatch": 3 * 86400, "nextweek": 7 * 86400}
+# OSPool: +JobDurationCategory and the wall time each allows.
+JOB_DURATION_CATEGORIES = {"Medium": 20 * 3600, "Long": 40 * 3600}
+# Where HTCondor can fetch an input from by itself (file-transfer plugins): data.url.
+DATA_URL_SCHEMES = ("osdf", "pelican", "stash", "root", "https", "http", "s3")
+# What container_image may name besides a file: an image HTCondor (Apptainer) pulls.
+CONTAINER_URL_SCHEMES = ("docker", "oras", "osdf", "pelican", "library")
 MEMORY_ESCALATION_KEYS = ("max_memory", "releases")
 
 # Guard against grids that expand beyond what a pool (or this process) can take.

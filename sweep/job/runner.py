@@ -50,8 +50,22 @@ def code_origin() -> dict[str, Any]:
 
     location = Path(sweep.__file__).parent.parent  # the archive (zipimport) or the folder holding sweep/
     if location.suffix == ".zip" and location.is_file():
-        return {"archive": location.name, "sha256": file_digest(location)["sha256"]}
+        return {"archive": location.name, "sha256": file_digest(location)["sha256"], "loaded_from": str(location)}
     return {"folder": str(location)}
+
+
+def training_device(tf) -> dict[str, Any]:
+    """What TensorFlow trains on: the first GPU it sees (HTCondor hands a job the GPUs it was
+    given, through CUDA_VISIBLE_DEVICES), else the CPU; with the GPUs' names."""
+    gpus = tf.config.list_physical_devices("GPU")
+    names = []
+    for gpu in gpus:
+        try:
+            names.append(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name))
+        except (ValueError, RuntimeError):  # pragma: no cover - no details for this device
+            names.append(gpu.name)
+    return {"trained_on": "GPU:0" if gpus else "CPU", "gpus": names,
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 
 def job_starts() -> int | None:
@@ -109,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sweep.job: cannot use {args.config}: {exc}", file=sys.stderr)
         return finish(RunState.FAILED, EXIT_BAD_INPUT, f"bad configuration: {exc}")
     record.update(run_id=config["run_id"], config_id=config["config_id"], sweep=config["sweep"],
-                  seed=config["seed"], model=config["model"], code=code_origin())
+                  seed=config["seed"], model=config["model"], code=code_origin(),
+                  interpreter={"executable": sys.executable, "prefix": sys.prefix})
 
     cpus, source = resources.allocated_cpus(config.get("resources", {}).get("request_cpus"))
     intra, inter = resources.thread_settings(cpus)
@@ -127,12 +142,19 @@ def main(argv: list[str] | None = None) -> int:
             tf.config.threading.set_intra_op_parallelism_threads(intra)
         if inter:
             tf.config.threading.set_inter_op_parallelism_threads(inter)
+        record["device"] = training_device(tf)
         data_path = training.resolve_data_path(config["data"], Path.cwd())
         # what this run was trained on (the dataset a per-model file was cut from): a later submit
         # reruns the run when the dataset has changed
         from ..physics.datasets import dataset_identity
 
         record["dataset"] = dataset_identity(data_path)
+        expected = config["data"].get("sha256")
+        if expected and record["dataset"]["sha256"] != expected:
+            # fetched from data.url: a copy (or a cache of one) that is not the sweep's dataset
+            raise InputError(f"the dataset this job received ({data_path.name}, sha256 "
+                             f"{record['dataset']['sha256'][:16]}...) is not the sweep's (sha256 {expected[:16]}...): "
+                             "the copy at data.url differs from data.path; upload the current file")
         if data_path.parent == Path.cwd():
             record["dataset"]["transferred_bytes"] = data_path.stat().st_size
         metrics = training.train(config, data_path, out_dir, log=lambda m: print(m, flush=True),

@@ -53,7 +53,8 @@ def ensure_dataset(spec: GridSpec, progress: bool = True, transferred: bool = Tr
         InputError: the dataset is not a readable dataset file.
     """
     made = _simulate_if_missing(spec, progress)
-    cut = _model_file(spec) if spec.data.transfer and transferred else None
+    # a job that fetches the dataset from data.url needs no cut of it
+    cut = _model_file(spec) if spec.data.transfer and transferred and not spec.data.url else None
     notes = [n for n in (made, cut) if n]
     return "; ".join(notes) or None
 

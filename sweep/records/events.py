@@ -62,6 +62,8 @@ class JobRecord:
     removed_reason: str | None = None
     resources: dict[str, float] = field(default_factory=dict)
     peak_memory_mb: float | None = None  # largest MemoryUsage seen (image-size and terminate events)
+    input_bytes: float | None = None  # transferred to the job, all starts (terminate event)
+    output_bytes: float | None = None  # transferred back from it
     cpu_s: float | None = None
     wall_s: float | None = None
 
@@ -167,6 +169,11 @@ class EventLogReader:
             if "MemoryUsage" in job.resources:
                 job.peak_memory_mb = max(job.peak_memory_mb or 0, job.resources["MemoryUsage"])
             job.cpu_s = parse_remote_usage(ev.get("RunRemoteUsage"))
+            # what HTCondor moved for the job over all its starts: input (received by the job:
+            # its data, code, config, spooled checkpoints) and output (sent back, checkpoints too)
+            for attr, name in (("TotalReceivedBytes", "input_bytes"), ("TotalSentBytes", "output_bytes")):
+                if ev.get(attr) is not None:
+                    setattr(job, name, float(ev[attr]))
             if job.started is not None:
                 job.wall_s = float(ev.timestamp - job.started)
 

@@ -17,7 +17,8 @@ from ..core.expand import RunSpec, expand
 from ..core.grid import GridChecks, GridSpec, load_grid
 from ..core.names import SweepPaths
 from ..core.render import RenderedSweep, render_sweep
-from ..fsutil import write_text_if_changed
+from ..core.errors import InputError
+from ..fsutil import file_digest, write_text_if_changed
 from ..records.lock import sweep_lock
 from ..records.manifest import merge_runs, now, read_manifest, save_manifest
 from . import codebundle
@@ -32,7 +33,8 @@ class Prepared:
     code: codebundle.CodeArchive  # sweep's code, transferred with every job
 
 
-def prepare(grid_path: str | os.PathLike, root: Path, checks: GridChecks | None = None) -> Prepared:
+def prepare(grid_path: str | os.PathLike, root: Path, checks: GridChecks | None = None,
+            native_memory_retry: bool = False) -> Prepared:
     """Validate, expand and render in memory; writes nothing.
 
     Args:
@@ -40,6 +42,7 @@ def prepare(grid_path: str | os.PathLike, root: Path, checks: GridChecks | None 
         root: the project folder.
         checks: the caller's checks of grid values (see sweep.core.grid.GridChecks); ClassAd
             expressions are always checked here (this stage knows HTCondor).
+        native_memory_retry: render memory escalation for a schedd of 25.2 or newer.
 
     Returns:
         The grid, its runs and their rendered files (with the memory earlier attempts needed).
@@ -48,15 +51,25 @@ def prepare(grid_path: str | os.PathLike, root: Path, checks: GridChecks | None 
         GridError: the grid is invalid.
         RenderError: a template problem or an unsafe value.
         ResultsError: the sweep's existing manifest is unreadable.
+        InputError: data.url without the local copy of the dataset.
     """
     checks = checks or GridChecks()
     if checks.expression is None:
         checks = dataclasses.replace(checks, expression=check_expression)
     spec = load_grid(grid_path, root, checks=checks)
     runs = expand(spec)
-    learned = (read_manifest(SweepPaths(root.resolve()).jobs(spec.name)) or {}).get("learned_memory_mb", {})
+    manifest = read_manifest(SweepPaths(root.resolve()).jobs(spec.name)) or {}
     code = codebundle.build()
-    rendered = render_sweep(spec, runs, root, memory_mb=learned, code_archive=code.name)
+    sha = None
+    if spec.data.url:  # the jobs check that what they fetch is the grid's dataset
+        if not spec.data.path.is_file():
+            raise InputError(f"{spec.file}: data.url gives where the jobs fetch the dataset, and data.path "
+                             f"({spec.data.path_text}) must be a local copy of it (its sha256 is the sweep's "
+                             "identity, checked by every job): the file does not exist")
+        known = manifest.get("dataset") if (manifest.get("dataset") or {}).get("path") == str(spec.data.path) else None
+        sha = file_digest(spec.data.path, known)["sha256"]
+    rendered = render_sweep(spec, runs, root, memory_mb=manifest.get("learned_memory_mb", {}),
+                            code_archive=code.name, native_memory_retry=native_memory_retry, dataset_sha256=sha)
     return Prepared(spec, runs, rendered, code)
 
 

@@ -11,13 +11,16 @@ record the submission.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..core.errors import BackendError, InputError, NotFoundError
-from ..core.grid import GridChecks, GridSpec
+from rich.markup import escape
+
+from ..core.errors import BackendError, InputError, NotFoundError, printable
+from ..core.grid import GridChecks, GridSpec, merged_settings
 from ..core.names import BACKEND_HTCONDOR, BACKEND_LOCAL, SweepPaths
 from ..core.render import relative_to_root
 from ..fsutil import file_digest
@@ -106,15 +109,36 @@ def submit_grid(options: SubmitOptions, console, *, checks: GridChecks | None = 
                       f"valid result; would submit {len(todo)} (nothing written)")
         for r in todo:
             console.print(f"  {r.run.run_id}  {r.run.name}  -> {relative_to_root(r.submit_path, root)}")
+        if options.show:
+            _show_settings(console, spec)
         if todo and options.show:
             console.rule(f"{relative_to_root(todo[0].submit_path, root)}")
             console.print(todo[0].submit_text, markup=False)
         return SubmitOutcome(spec.name)
-    check_interpreter(spec)
+    check_interpreter(spec, rendered.python, console)
     # before writing anything: an unreachable pool writes nothing
     backend = choose_backend(options, console, on_pool(manifest))
+    if (backend.name == BACKEND_HTCONDOR and spec.condor.get("memory_escalation")
+            and backend.native_memory_retry()):
+        # a schedd of 25.2 or newer escalates memory by itself: the same runs, rendered for it
+        prepared = prepare(options.grid, root, checks=checks, native_memory_retry=True)
+        wanted = {r.run.run_id for r in todo}
+        todo = [r for r in prepared.rendered.runs if r.run.run_id in wanted]
     with sweep_lock(rendered.jobs_dir):  # query -> decide -> submit -> record, one command at a time
         return _submit_locked(options, console, prepared, todo, done, backend, make_dataset, dataset)
+
+
+def _show_settings(console, spec: GridSpec) -> None:
+    """The grid's settings after its site profile was merged, each with where it comes from."""
+    site = spec.site
+    console.rule("settings" + (f" (site {site.name}: {site.file})" if site else ""))
+    if site and site.description:
+        console.print(f"site {site.name}: {site.description}", markup=False)
+    for key, value, origin in merged_settings(spec):
+        console.print(f"  {key:<34} {printable(str(value))[:200]:<40}  [{origin}]", markup=False)
+    if spec.condor.get("memory_escalation"):
+        console.print("  memory escalation is rendered as release expressions here; a schedd of HTCondor 25.2 or newer "
+                      "gets retry_request_memory_increase/_max at submit", markup=False)
 
 
 def _submit_locked(options: SubmitOptions, console, prepared, todo: list, done: int, backend,
@@ -165,27 +189,44 @@ def _submit_locked(options: SubmitOptions, console, prepared, todo: list, done: 
     return SubmitOutcome(spec.name, follow="wait" if options.wait else None)
 
 
-def check_interpreter(spec: GridSpec) -> None:
-    """A grid's condor.python must be able to run the jobs (TensorFlow, Keras, numpy, scikit-learn
-    at usable versions), checked before anything is queued: sweep.job.envcheck run by that
-    interpreter, which imports nothing heavy (milliseconds).
+def check_interpreter(spec: GridSpec, python: str, console) -> None:
+    """The jobs' interpreter must be able to run them (TensorFlow, Keras, numpy, scikit-learn at
+    usable versions), checked before anything is queued wherever this machine can see it: the
+    shared interpreter (this Python), condor.python, or python3 after condor.cvmfs's setup
+    script. sweep.job.envcheck, run as a script by that interpreter, imports nothing heavy
+    (milliseconds). What only the execute nodes have (a container's Python, a CVMFS view not
+    mounted here) is checked by each job when it starts (exit 3, never retried).
 
     Raises:
-        InputError: naming what the interpreter lacks.
+        InputError: naming the environment and what it lacks; nothing has been written.
     """
-    python = spec.condor.get("python")
-    if not python:
-        return
+    condor = spec.condor
     # the job's own check, run as a script by that interpreter (this process never imports the job)
-    script = Path(__file__).resolve().parents[1] / "job" / "envcheck.py"
+    script = str(Path(__file__).resolve().parents[1] / "job" / "envcheck.py")
+    setup = condor.get("cvmfs")
+    if condor.get("container_image"):
+        what, command = f"the container image {condor['container_image']}", None
+    elif setup:
+        what = f"the setup script condor.cvmfs {setup}"
+        # the script's path and the interpreter are arguments, never part of the shell's text
+        command = (["/bin/sh", "-c", '. "$1" >/dev/null 2>&1; exec "$2" -I "$3"', "sh", setup, python, script]
+                   if os.path.isfile(setup) else None)
+    else:
+        what = f"condor.python {python}" if condor.get("python") else f"this machine's interpreter {python}"
+        command = [python, "-I", script]
+    if command is None:
+        console.print(f"[dim]{escape(what)} is not visible on this machine: each job checks its environment when "
+                      "it starts (exit 3, 'environment', never retried)[/]")
+        return
     try:
-        proc = subprocess.run([python, "-I", str(script)], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise InputError(f"condor.python {python} cannot be run here: {exc}") from None
+        raise InputError(f"{what} cannot be run here: {exc}") from None
     if proc.returncode != 0:
         why = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-        raise InputError(f"condor.python {python} cannot run the jobs ({why}); nothing was queued: install what it "
-                         "lacks, or point condor.python at an interpreter that has TensorFlow")
+        raise InputError(f"{what} cannot run the jobs ({printable(why[:300])}); nothing was queued: install what it "
+                         "lacks, or say where TensorFlow comes from (condor.python, condor.cvmfs, "
+                         "condor.container_image)")
 
 
 def _dataset(spec: GridSpec, manifest: dict) -> dict | None:

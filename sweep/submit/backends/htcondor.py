@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import sys
 import threading
@@ -124,6 +125,28 @@ def configured_pool() -> str | None:
     except KeyError:
         pass
     return next((c for c in candidates if Path(c).is_file()), None)
+
+
+#: The first HTCondor whose submit language has retry_request_memory(_increase, _max).
+NATIVE_MEMORY_RETRY = (25, 2, 1)
+
+
+def schedd_version() -> tuple[int, int, int] | None:
+    """The version of the pool's schedd (its CondorVersion, from the collector), or None when it
+    cannot be told (then sweep renders what every version understands)."""
+    htcondor2 = bindings()
+    try:
+        ad = htcondor2.Collector().locate(htcondor2.DaemonType.Schedd)
+        text = str(ad.get("CondorVersion", ""))
+    except Exception:  # noqa: BLE001 - an unknown version is the safe answer
+        return None
+    return parse_condor_version(text)
+
+
+def parse_condor_version(text: str) -> tuple[int, int, int] | None:
+    """(major, minor, patch) of a CondorVersion string such as '$CondorVersion: 23.9.6 2024-08-08 ... $'."""
+    match = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
+    return tuple(int(g) for g in match.groups()) if match else None  # type: ignore[return-value]
 
 
 def reachable(timeout: float = 5.0) -> bool:
@@ -319,21 +342,32 @@ class HTCondorBackend:
             self._schedd = connect(self.connect_timeout)
         return self._schedd
 
+    def native_memory_retry(self) -> bool:
+        """Whether the schedd escalates memory by itself (retry_request_memory_*, 25.2.1 on)."""
+        version = schedd_version()
+        return version is not None and version >= NATIVE_MEMORY_RETRY
+
+    def _check_owner_reaches(self, sweep: RenderedSweep) -> None:
+        """What the job owner must reach on this machine: the project folder (its DAG, initialdirs
+        and event log); this Python and sweep's package when a job runs them (the shared
+        interpreter; no code archive) or when the DAG's FINAL collect node does (it runs here)."""
+        check_reachable_by_owner(sweep.paths.root)
+        if self.use_dag or sweep.shared_interpreter:
+            check_reachable_by_owner(Path(sys.executable).parent)
+        if self.use_dag or not sweep.code_archive:
+            check_reachable_by_owner(PACKAGE_ROOT)
+
     def skip_queued(self, sweep: RenderedSweep, runs: list[RenderedRun],
                     requeue: set[str] = frozenset()) -> tuple[list[RenderedRun], dict]:
-        """The runs not already queued. Called before anything is written, so it also checks that
-        the job owner can run this Python and package and enter the project folder, where its DAG,
-        initialdirs and event log live (a failure here leaves no files behind)."""
-        check_reachable_by_owner(Path(sys.executable).parent)
-        check_reachable_by_owner(PACKAGE_ROOT)
-        check_reachable_by_owner(sweep.paths.root)
+        """The runs not already queued. Called before anything is written, so it also checks what
+        the job owner must reach (a failure here leaves no files behind)."""
+        self._check_owner_reaches(sweep)
         queued = queued_runs(self.schedd, sweep.spec.name, read_manifest(sweep.jobs_dir), requeue)
         return [r for r in runs if r.run.run_id not in queued], queued
 
     def submit(self, sweep: RenderedSweep, runs: list[RenderedRun]) -> SubmitReport:
         schedd = self.schedd
-        check_reachable_by_owner(Path(sys.executable).parent)
-        check_reachable_by_owner(PACKAGE_ROOT)
+        self._check_owner_reaches(sweep)
         submission = uuid.uuid4().hex[:12]
         mode = "dag" if self.use_dag else "direct"
         run_ids = [r.run.run_id for r in runs]
