@@ -176,3 +176,85 @@ def test_jobs_hand_their_checkpoint_to_htcondor_every_ten_minutes_unless_told_ot
             assert f"SWEEP_CHECKPOINT_EVERY_S={every}" in submit["environment"]
         if "A: b" in condor:  # the grid's own environment is kept beside it
             assert submit["environment"] == '"A=b SWEEP_CHECKPOINT_EVERY_S=1800"'
+
+
+def _view(folder: Path, python: str) -> Path:
+    """A stand-in for an LCG view on CVMFS: a setup script that puts a python3 first on PATH and,
+    as the real views do, sets PYTHONPATH (sweep's code must still come first)."""
+    bin_dir = folder / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec {python} "$@"\n')
+    (bin_dir / "python3").chmod(0o755)
+    setup = folder / "setup.sh"
+    setup.write_text(f'PATH={bin_dir}:$PATH\nexport PATH\nPYTHONPATH={folder}/lib/python3.11/site-packages\n'
+                     'export PYTHONPATH\nunset_variable_read="$SOME_UNSET_VARIABLE"\nfalse\n')
+    return setup
+
+
+def test_a_cvmfs_setup_script_gives_the_jobs_their_python(tmp_path, small_dataset):
+    """condor.cvmfs for real: the wrapper sources the script (which reads unset variables and ends
+    on a failed command, as setup scripts do), runs its python3, with sweep's code from the archive."""
+    from tests.conftest import grid_text
+
+    setup = _view(tmp_path / "view", sys.executable)
+    grid = tmp_path / "view.yaml"
+    grid.write_text(grid_text(small_dataset, sweep="view", axes="  optimizer: [adam]\n", epochs=1, max_samples=600,
+                              extra=f"condor: {{cvmfs: {setup}}}\n"))
+    assert main(["--root", str(tmp_path), "submit", str(grid), "--local", "--no-progress"]) == 0
+    (info_path,) = (tmp_path / "results" / "view").glob("*/run.json")
+    info = json.loads(info_path.read_text())
+    assert info["status"] == "ok" and info["interpreter"]["executable"] == sys.executable
+    assert info["code"]["loaded_from"].startswith(str(tmp_path / "jobs" / "view" / "sweep-code-"))
+
+
+@pytest.mark.skipif(not Path(BARE_PYTHON).is_file(), reason="needs Debian's /usr/bin/python3")
+def test_a_cvmfs_view_without_tensorflow_is_refused_before_queueing(tmp_path, small_dataset, capsys):
+    from tests.conftest import grid_text
+
+    setup = _view(tmp_path / "view", BARE_PYTHON)
+    grid = tmp_path / "bare.yaml"
+    grid.write_text(grid_text(small_dataset, sweep="bare", extra=f"condor: {{cvmfs: {setup}}}\n"))
+    assert main(["--root", str(tmp_path), "submit", str(grid), "--local", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"the setup script condor.cvmfs {setup} cannot run the jobs (environment: no module named numpy" in err
+    assert not (tmp_path / "jobs").exists()
+
+
+def test_a_cvmfs_script_missing_on_the_node_ends_the_job_as_environment(tmp_path):
+    from sweep.core.expand import expand
+    from sweep.core.grid import parse_grid
+    from sweep.core.render import render_sweep
+
+    spec = parse_grid("sweep: w\nmodel: lstm\ndata: {path: d.npz}\ncondor: {cvmfs: /cvmfs/nowhere/setup.sh}\n",
+                      "w.yaml", tmp_path)
+    wrapper = tmp_path / "run_job.sh"
+    wrapper.write_text(render_sweep(spec, expand(spec), tmp_path, code_archive="c.zip").wrapper_text)
+    proc = subprocess.run(["/bin/sh", str(wrapper), "config.yaml"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 3 and proc.stderr.startswith("environment: no setup script /cvmfs/nowhere/setup.sh on ")
+    assert json.loads((tmp_path / "run.json").read_text())["exit_code"] == 3
+
+
+def test_a_job_that_fetched_another_copy_of_the_dataset_stops_with_exit_2(tmp_path, small_dataset):
+    """data.url: the local backend reads data.path (the same content) and trains; a job whose
+    fetched copy differs from the sweep's dataset (a stale cache) stops at once, not retried."""
+    from tests.conftest import grid_text
+
+    data = grid_text(small_dataset, sweep="url", axes="  optimizer: [adam]\n", epochs=1, max_samples=600)
+    data = data.replace(f"path: {small_dataset},", f"path: {small_dataset}, url: 'osdf:///ospool/x/{small_dataset.name}',")
+    grid = tmp_path / "url.yaml"
+    grid.write_text(data)
+    assert main(["--root", str(tmp_path), "submit", str(grid), "--local", "--no-progress"]) == 0
+    (config,) = (tmp_path / "jobs" / "url").glob("*/config.yaml")
+    text = config.read_text()
+    from sweep.fsutil import file_digest
+
+    sha = file_digest(small_dataset)["sha256"]
+    assert f'sha256: "{sha}"' in text
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "config.yaml").write_text(text.replace(sha, "0" * 64))
+    proc = subprocess.run([sys.executable, "-m", "sweep.job", "config.yaml"], capture_output=True, text=True,
+                          cwd=scratch, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == names.JOB_EXIT_BAD_INPUT
+    info = json.loads((scratch / "run.json").read_text())
+    assert "is not the sweep's" in info["error"] and "differs from data.path" in info["error"]

@@ -521,3 +521,69 @@ def test_a_job_whose_starter_is_killed_resumes_at_its_last_checkpointed_epoch(pr
     (jobs,) = events(project, "pool-resume").values()
     assert [j.starts for j in jobs] == [2]  # started, killed, started again (checkpoint exits are no starts)
     assert not (folder / "checkpoint").exists()
+
+
+def test_the_pool_s_schedd_version_decides_the_memory_escalation_rendering(condor_pool):
+    """The tests' pool runs HTCondor 23.9: no native retry_request_memory, so the expressions."""
+    from sweep.submit.backends.htcondor import HTCondorBackend, schedd_version
+
+    version = schedd_version()
+    assert version is not None and version[:2] == (23, 9)
+    assert HTCondorBackend().native_memory_retry() is False
+
+
+def test_a_checkout_the_job_owner_cannot_read_runs_the_demo_grid_with_a_site_python(project, condor_pool):
+    """The issue's setting: the checkout behind a folder the job owner cannot enter (what an
+    execute node without the submit node's files sees), TensorFlow from a 'site' virtual
+    environment elsewhere that the owner can read (standing in for CVMFS or a container), and no
+    sweep in it: the demo grid's 4 configurations run to a ranked leaderboard with condor.python
+    set, each job on the code archive it was sent, in its own scratch folder."""
+    import sysconfig
+
+    locked = condor_pool.root / f"locked-{project.name}"
+    checkout = locked / "checkout"
+    for name in ("sweep", "templates", "sites"):
+        shutil.copytree(REPO / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))
+    locked.chmod(0o700)
+    site = condor_pool.root / f"site-{project.name}" / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(site)], check=True)
+    site_python = site / "bin" / "python"
+    purelib = Path(subprocess.run([str(site_python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                  capture_output=True, text=True, check=True).stdout.strip())
+    # TensorFlow and the rest from this venv's packages: a .pth names the folder (the .pth files in
+    # it, such as the editable install of this checkout, are not read), so the site has no sweep
+    (purelib / "tensorflow-site.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    assert subprocess.run([str(site_python), "-c", "import sweep"], capture_output=True, cwd="/").returncode != 0
+
+    demo = (REPO / "grids" / "demo.yaml").read_text()
+    demo = demo.replace("path: data/demo.npz", "path: data/small.npz").replace("max_samples: 20000", "max_samples: 3000")
+    demo = demo.replace("epochs: 8", "epochs: 2").replace("  simulate:\n    waveforms: 1500\n    seed: 1\n", "")
+    grid_file = project / "demo-site.yaml"
+    grid_file.write_text(demo.replace("sweep: demo", "sweep: demo-site") + f"condor: {{python: {site_python}}}\n")
+
+    def sweep_here(*args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYTHONPATH": str(checkout)}  # the submit side runs the locked checkout
+        return subprocess.run([sys.executable, "-m", "sweep.cli", "--root", str(project), *args], env=env,
+                              capture_output=True, text=True, cwd=project, timeout=600)
+
+    # a DAG's FINAL collect node runs the checkout on this machine as the job owner: refused, nothing queued
+    refused = sweep_here("submit", str(grid_file), "--condor", "--no-progress")
+    assert refused.returncode != 0 and f"{locked} is not searchable by the job owner" in refused.stderr, refused
+    assert not (project / "jobs" / "demo-site").exists()
+    done = sweep_here("submit", str(grid_file), "--condor", "--no-dag", "--wait", "--wait-timeout", "500",
+                      "--no-progress")
+    assert done.returncode == 0, done.stdout + done.stderr
+    board = pd.read_csv(project / "results" / "demo-site" / "leaderboard.csv")
+    assert list(board["rank"]) == [1, 2, 3, 4] and board["f1"].notna().all()
+    assert board["f1"].is_monotonic_decreasing
+    code = json.loads((project / "jobs" / "demo-site" / "sweep.json").read_text())["code"]
+    for run_id in board["run_id"]:
+        info = json.loads((project / "results" / "demo-site" / run_id / "run.json").read_text())
+        assert info["status"] == "ok" and info["code"]["sha256"] == code["sha256"]
+        loaded = Path(info["code"]["loaded_from"])  # the archive HTCondor put in the job's scratch folder
+        assert loaded.parent.name.startswith("dir_") and loaded.parent.parent == condor_pool.local_dir / "execute"
+        assert info["interpreter"]["prefix"] == str(site)
+    (jobs,) = {len(j) for j in events(project, "demo-site").values()}
+    assert jobs == 1  # each run ran once
+    resources = pd.read_csv(project / "results" / "demo-site" / "resources.csv")
+    assert (resources["input_mb"] > 0).all()  # the model's arrays, the archive and the config, by HTCondor
