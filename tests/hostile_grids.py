@@ -77,6 +77,10 @@ FIELDS = {  # field -> (grid text with {v} for the value, key, valid value)
     "python": ("condor: {{python: {v}}}\n", "condor.python", "/usr/bin/python3"),
     "environment": ("condor: {{environment: {{OMP_NUM_THREADS: {v}}}}}\n", "condor.environment.OMP_NUM_THREADS",
                     "1"),
+    "cvmfs": ("condor: {{cvmfs: {v}}}\n", "condor.cvmfs", "/cvmfs/sft.cern.ch/lcg/views/LCG_106/x86/setup.sh"),
+    "job_flavour": ("condor: {{job_flavour: {v}}}\n", "condor.job_flavour", "workday"),
+    "site": ("site: {v}\n", "site", "recas"),
+    "data_url": ("", "data.url", "osdf:///ospool/ap40/d.npz"),
     "data_path": ("", "data.path", "data/d.npz"),
     "templates": ("templates: {v}\n", "templates", "tpl"),
     "sweep_name": ("", "sweep", "t"),
@@ -90,6 +94,8 @@ def _injection_cases() -> list[Case]:
             value = _q(valid + payload)
             if field_name == "data_path":
                 text = f"sweep: t\nmodel: lstm\ndata: {{path: {value}}}\n"
+            elif field_name == "data_url":
+                text = f"sweep: t\nmodel: lstm\ndata: {{path: data/d.npz, url: {value}}}\n"
             elif field_name == "sweep_name":
                 text = f"sweep: {value}\nmodel: lstm\ndata: {{path: data/d.npz}}\n"
             else:
@@ -143,6 +149,18 @@ PATHS = [
          "absolute path"),
     Case("paths", "python-missing", BASE + "condor: {python: /no/such/python3}\n", "condor.python",
          "does not exist"),
+    Case("paths", "site-dotdot", BASE + "site: ../../etc/passwd\n", "site", "expected a site profile name"),
+    Case("paths", "site-absolute", BASE + "site: /etc/passwd\n", "site", "expected a site profile name"),
+    Case("paths", "image-dotdot", BASE + "condor: {container_image: ../outside.sif}\n", "condor.container_image",
+         "outside the project"),
+    Case("paths", "image-symlink-out", BASE + "condor: {container_image: data/escape.npz}\n",
+         "condor.container_image", "outside the project"),
+    Case("paths", "cvmfs-relative", BASE + "condor: {cvmfs: setup.sh}\n", "condor.cvmfs", "absolute path"),
+    Case("paths", "cvmfs-dotdot", BASE + "condor: {cvmfs: /cvmfs/../etc/profile}\n", "condor.cvmfs", "absolute path"),
+    Case("paths", "url-file-scheme", "sweep: t\nmodel: lstm\ndata: {path: data/d.npz, url: 'file:///etc/passwd'}\n",
+         "data.url", "URL HTCondor can fetch"),
+    Case("paths", "url-second-input", "sweep: t\nmodel: lstm\ndata: {path: data/d.npz, url: 'osdf:///a,/etc/passwd'}\n",
+         "data.url", "URL HTCondor can fetch"),
     Case("paths", "python-not-executable", BASE + "condor: {python: {root}/data/d.npz}\n", "condor.python",
          "not executable"),
 ]
