@@ -5,6 +5,10 @@ on a 2-core machine). sweep's default: 1 CPU per job with TensorFlow pinned to i
 onto the cores (two at a time here). Same grid, data and epochs; the local backend runs both.
 
     python bench/bench_throughput.py [--grid grids/demo.yaml] [--repeats 1]
+    python bench/bench_throughput.py --waveforms 15000 --max-samples 200000 --epochs 3   # realistic job size
+
+With --waveforms the dataset is simulated (seeded) into build/ at that size instead of data/demo.npz;
+--max-samples and --epochs replace the grid's.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
+DATA = REPO / "data" / "demo.npz"
+
+
 def run(grid_text: str, name: str, env: dict, cpus: int) -> float:
     from sweep.physics.datastep import ensure_dataset
     from sweep.submit.backends.local import LocalBackend
@@ -29,7 +36,7 @@ def run(grid_text: str, name: str, env: dict, cpus: int) -> float:
 
     root = Path(tempfile.mkdtemp(dir=REPO / "build"))
     (root / "data").mkdir()
-    shutil.copy(REPO / "data" / "demo.npz", root / "data" / "demo.npz")
+    shutil.copy(DATA, root / "data" / "demo.npz")
     grid = root / f"{name}.yaml"
     grid.write_text(grid_text)
     prepared = prepare(grid, root)
@@ -55,13 +62,27 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--grid", default=str(REPO / "grids" / "demo.yaml"))
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--waveforms", type=int, default=None, help="simulate a dataset of this many waveforms")
+    ap.add_argument("--max-samples", type=int, default=None, help="the grid's data.max_samples instead")
+    ap.add_argument("--epochs", type=int, default=None, help="the grid's epochs instead")
     args = ap.parse_args()
     (REPO / "build").mkdir(exist_ok=True)
-    text = Path(args.grid).read_text().replace("path: data/demo.npz", "path: data/demo.npz")
-    if not (REPO / "data" / "demo.npz").exists():
-        from sweep.physics.datasets import simulate_to_file
+    global DATA
+    text = Path(args.grid).read_text()
+    if args.max_samples:
+        text = re.sub(r"max_samples: \d+", f"max_samples: {args.max_samples}", text)
+    if args.epochs:
+        text = re.sub(r"epochs: \d+", f"epochs: {args.epochs}", text)
+    from sweep.physics.datasets import simulate_to_file
 
-        simulate_to_file(REPO / "data" / "demo.npz", 1500, 1)
+    if args.waveforms:
+        DATA = REPO / "build" / f"throughput-{args.waveforms}.npz"
+        if not DATA.exists():
+            t0 = time.perf_counter()
+            simulate_to_file(DATA, args.waveforms, 1)
+            print(f"simulated {args.waveforms} waveforms in {time.perf_counter() - t0:.0f} s", flush=True)
+    elif not DATA.exists():
+        simulate_to_file(DATA, 1500, 1)
     n = len(re.findall(r"^\s+- \[", text, re.M)) * 2  # informational only
     seed = re.sub(r"request_cpus: \d+", "request_cpus: 4", text)
     mine = re.sub(r"request_cpus: \d+", "request_cpus: 1", text)
@@ -75,7 +96,8 @@ def main() -> None:
     from sweep.core.grid import parse_grid
 
     configs = len(expand(parse_grid(text, "demo", REPO)))
-    print(f"demo grid: {configs} configurations on {cpus} cores")
+    print(f"demo grid: {configs} configurations on {cpus} cores ({DATA.name}, "
+          f"max_samples {args.max_samples or 'as in the grid'}, epochs {args.epochs or 'as in the grid'})")
     base = None
     for label, secs in results.items():
         best = min(secs)

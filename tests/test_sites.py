@@ -243,3 +243,21 @@ def test_a_data_url_is_what_each_job_transfers_and_the_config_carries_the_sha_it
 def test_a_bad_data_url_is_refused(write_grid, tmp_path, data, words):
     (issue,) = problems(write_grid, tmp_path, grid().replace("{path: data/d.npz}", data))
     assert issue.key == "data.url" and issue.line == 3 and words in issue.message
+
+
+def test_a_data_url_without_the_local_copy_is_refused_before_anything_is_written(write_grid, tmp_path, capsys):
+    from sweep.cli import main
+
+    text = grid().replace("{path: data/d.npz}", "{path: data/d.npz, url: 'osdf:///ospool/x/d.npz'}")
+    assert main(["--root", str(tmp_path), "submit", str(write_grid(text)), "--local", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "data.path (data/d.npz) must be a local copy of it" in err and "Traceback" not in err
+    assert not (tmp_path / "jobs").exists()
+
+
+def test_an_oversized_site_profile_is_refused_unread(write_grid, tmp_path):
+    (tmp_path / "sites").mkdir()
+    with open(tmp_path / "sites" / "big.yaml", "wb") as fh:
+        fh.truncate(65 << 20)  # sparse: 65 MB on paper
+    (issue,) = problems(write_grid, tmp_path, grid(extra="site: big\n"))
+    assert issue.file.endswith("sites/big.yaml") and "larger than" in issue.message

@@ -399,7 +399,7 @@ def _resources_table(board: Leaderboard) -> dict[str, Any] | None:
     if frame is None or frame.empty:
         return None
     cols = [c for c in ("run_id", "state", "cpus_used", "cpus_requested", "memory_used_mb", "memory_requested_mb",
-                        "wall_s", "cpu_efficiency", "memory_efficiency", "starts", "holds", "input_mb", "output_mb") if c in frame.columns]
+                        "wall_s", "cpu_efficiency", "memory_efficiency", "starts", "holds", "input_mb", "output_mb", "fetched_mb") if c in frame.columns]
     rows = [[fmt_value(r.get(c), None) for c in cols] for r in frame[cols].head(200).to_dict("records")]
     return {"header": cols, "rows": rows, "more": max(0, len(frame) - 200)}
 

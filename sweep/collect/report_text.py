@@ -28,7 +28,8 @@ def print_resources(board: Leaderboard, console, top: int | None) -> None:
                       num("cpu_efficiency", "{:.0%}"), num("memory_efficiency", "{:.0%}"),
                       format_duration(u.get("wall_s")) if u.get("wall_s") == u.get("wall_s") else "-",
                       format_duration(u.get("cpu_s")) if u.get("cpu_s") == u.get("cpu_s") else "-",
-                      num("starts"), f"{num('input_mb', '{:.2f}')} / {num('output_mb', '{:.2f}')}")
+                      num("starts"), f"{num('input_mb', '{:.2f}')} / {num('output_mb', '{:.2f}')}"
+                      + ("" if num("fetched_mb") == "-" else f" (+{num('fetched_mb', '{:.2f}')} by URL)"))
     console.print(table)
     if board.advice is not None:
         console.print(board.advice.sentence())

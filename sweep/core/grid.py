@@ -393,6 +393,10 @@ class _Validator:
             return doc
         shown = str(found)
         try:
+            if found.stat().st_size > MAX_GRID_BYTES:
+                self.issues.append(GridIssue(shown, 0, 0, "", f"the site profile is larger than {MAX_GRID_BYTES >> 20} MB: "
+                                             "a profile is a few lines of YAML"))
+                return doc
             text = found.read_text(encoding="utf-8")
             located = yamlpos.load(text)
         except (OSError, UnicodeDecodeError) as exc:

@@ -247,8 +247,8 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
             out_dir = results_dir / run.run_id
             config_path = job_dir / names.CONFIG_FILE
             config = resolved_config(spec, run)
-            if spec.data.url:
-                config["data"]["sha256"] = dataset_sha256
+            if spec.data.url:  # what the job fetched, and the digest it must have
+                config["data"].update(url=spec.data.url, sha256=dataset_sha256)
             config_text = ("# Resolved configuration of one run, read by `python -m sweep.job config.yaml`.\n"
                            + to_yaml(config))
             submit_text = submit_template.render(

@@ -157,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                              "the copy at data.url differs from data.path; upload the current file")
         if data_path.parent == Path.cwd():
             record["dataset"]["transferred_bytes"] = data_path.stat().st_size
+            if config["data"].get("url"):  # by a transfer plugin on the execute node, not through the schedd
+                record["dataset"]["fetched_from"] = config["data"]["url"]
         metrics = training.train(config, data_path, out_dir, log=lambda m: print(m, flush=True),
                                  dataset_sha256=record["dataset"]["sha256"])
         metrics["software"] = software_versions()

@@ -587,3 +587,46 @@ def test_a_checkout_the_job_owner_cannot_read_runs_the_demo_grid_with_a_site_pyt
     assert jobs == 1  # each run ran once
     resources = pd.read_csv(project / "results" / "demo-site" / "resources.csv")
     assert (resources["input_mb"] > 0).all()  # the model's arrays, the archive and the config, by HTCondor
+
+
+def test_a_dataset_given_by_url_is_fetched_by_htcondor_and_checked_by_the_job(project, condor_pool, tmp_path, capsys):
+    """data.url for real: the pool's curl plugin fetches the dataset from a local web server (as
+    it would from osdf:// or https://); the job trains on it. Served a different file under the
+    same name (a stale cache), the job stops with exit 2, which the DAG does not retry."""
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(project / "data" / "small.npz", served / "small.npz")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/small.npz"
+    try:
+        g = grid(project, "pool-url", axes="  optimizer: [adam]\n")
+        g.write_text(g.read_text().replace("data: {path: data/small.npz,", f"data: {{path: data/small.npz, url: '{url}',"))
+        assert sweep_cli(project, "submit", str(g), "--condor", "--wait", "--wait-timeout", "300", "--no-progress") == 0
+        (run_id,) = events(project, "pool-url")
+        info = json.loads((project / "results" / "pool-url" / run_id / "run.json").read_text())
+        assert info["status"] == "ok" and info["dataset"]["transferred_bytes"] == (served / "small.npz").stat().st_size
+        assert not (project / "jobs" / "pool-url" / "data").exists()  # no per-model cut: the URL is what travels
+        resources = pd.read_csv(project / "results" / "pool-url" / "resources.csv")
+        size = (served / "small.npz").stat().st_size
+        # the schedd carried the config and the code, not the dataset: the plugin fetched it on the node
+        assert 0 < resources["input_mb"].iloc[0] * 1e6 < size and resources["fetched_mb"].iloc[0] * 1e6 == size
+        assert info["dataset"]["fetched_from"] == url
+
+        from sweep.physics.datasets import simulate_to_file
+
+        simulate_to_file(served / "small.npz", 200, seed=99)  # the copy at the URL is no longer the sweep's
+        capsys.readouterr()
+        assert sweep_cli(project, "submit", str(g), "--condor", "--force", "--wait", "--wait-timeout", "300",
+                         "--no-progress") == 0  # as for any sweep on a pool: the leaderboard says what failed
+        out = capsys.readouterr().out
+        assert "is not the sweep's" in out, out
+        jobs = events(project, "pool-url")[run_id]
+        assert [j.exit_code for j in jobs][-1] == 2 and len(jobs) == 2  # the second submission's one attempt
+    finally:
+        server.shutdown()
