@@ -54,6 +54,19 @@ def run(grid_text: str, name: str, env: dict, cpus: int) -> float:
     failed = [k for k, v in report.details["exit_codes"].items() if v]
     if failed:
         sys.exit(f"{name}: runs failed: {failed} (see {root})")
+    import json
+
+    # where each job's time went: its whole run (imports, data, training, test metrics, model) and
+    # the training loop alone; the makespan against the jobs' total / cores says how evenly they packed
+    jobs = []
+    for r in prepared.rendered.runs:
+        info = json.loads((r.results_dir / "run.json").read_text())
+        metrics = json.loads((r.results_dir / "metrics.json").read_text())
+        jobs.append((r.run.name, info["duration_s"], metrics["train_seconds"]))
+    total = sum(j[1] for j in jobs)
+    per_job = ", ".join(f"{n} {d:.0f}/{t:.0f}" for n, d, t in jobs)
+    print(f"  {name}: makespan {seconds:.0f} s; jobs' total {total:.0f} s ({total / seconds:.2f} busy at once); "
+          f"per job run/train s: {per_job}", flush=True)
     shutil.rmtree(root)
     return seconds
 
