@@ -117,7 +117,11 @@ def test_dag_sweep_trains_real_models_and_collects(project, condor_pool, capsys)
         assert info["threads"]["cpus_source"] == "HTCondor machine ad (Cpus)" and info["threads"]["intra_op"] == 1
         # the job ran sweep's code from the archive it transferred, not from the checkout
         manifest = json.loads((project / "jobs" / "pool-e2e" / "sweep.json").read_text())
-        assert info["code"] == {"archive": manifest["code"]["archive"], "sha256": manifest["code"]["sha256"]}
+        assert info["code"] == {"archive": manifest["code"]["archive"], "sha256": manifest["code"]["sha256"],
+                                "loaded_from": info["code"]["loaded_from"]}
+        loaded = Path(info["code"]["loaded_from"])  # the copy HTCondor put in the job's scratch folder
+        assert loaded.name == manifest["code"]["archive"] and loaded.parent.parent == condor_pool.local_dir / "execute"
+        assert info["device"]["trained_on"] == "CPU" and info["interpreter"]["executable"] == sys.executable
         # it received the LSTM's arrays only, and reports the dataset they were cut from
         cut = project / "jobs" / "pool-e2e" / "data" / "small.lstm.npz"
         assert info["dataset"]["sha256"] == manifest["dataset"]["sha256"] and info["dataset"]["file"] == "small.npz"
