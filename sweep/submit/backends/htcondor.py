@@ -131,16 +131,22 @@ def configured_pool() -> str | None:
 NATIVE_MEMORY_RETRY = (25, 2, 1)
 
 
-def schedd_version() -> tuple[int, int, int] | None:
+def schedd_version(timeout: float = 5.0) -> tuple[int, int, int] | None:
     """The version of the pool's schedd (its CondorVersion, from the collector), or None when it
-    cannot be told (then sweep renders what every version understands)."""
+    cannot be told within `timeout` seconds (then sweep renders what every version understands)."""
     htcondor2 = bindings()
-    try:
-        ad = htcondor2.Collector().locate(htcondor2.DaemonType.Schedd)
-        text = str(ad.get("CondorVersion", ""))
-    except Exception:  # noqa: BLE001 - an unknown version is the safe answer
-        return None
-    return parse_condor_version(text)
+    box: dict[str, str] = {}
+
+    def ask() -> None:
+        try:
+            box["text"] = str(htcondor2.Collector().locate(htcondor2.DaemonType.Schedd).get("CondorVersion", ""))
+        except Exception:  # noqa: BLE001 - an unknown version is the safe answer
+            pass
+
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return parse_condor_version(box.get("text", ""))
 
 
 def parse_condor_version(text: str) -> tuple[int, int, int] | None:
