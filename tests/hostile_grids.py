@@ -168,6 +168,11 @@ PATHS = [
 # --------------------------------------------------------------- the validator must not hang, blow up or crash
 _BOMB, _TOP = _bomb()
 VALIDATOR = [
+    # a list where a name is expected: `value in {...}` on a list raised TypeError (a traceback) once
+    Case("validator", "flavour-a-list", BASE + "condor: {job_flavour: [auto]}\n", "condor.job_flavour", "expected one of"),
+    Case("validator", "duration-a-mapping", BASE + "condor: {job_duration_category: {Long: 1}}\n",
+         "condor.job_duration_category", "expected one of"),
+    Case("validator", "site-a-list", BASE + "site: [recas]\n", "site", "expected a site profile name"),
     Case("validator", "bomb-in-sweep-name", _BOMB + f"sweep: *{_TOP}\nmodel: lstm\ndata: {{path: data/d.npz}}\n",
          "", "alias bomb", bounded=True),
     Case("validator", "bomb-in-axis", _BOMB + BASE + f"axes:\n  optimizer: *{_TOP}\n", "", "alias bomb",

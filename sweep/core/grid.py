@@ -724,8 +724,9 @@ class _Validator:
                        f"image where it is, on a shared file system), got {_show(condor['transfer_container'])}")
         for key, choices in (("job_flavour", schema.JOB_FLAVOURS), ("job_duration_category",
                                                                      schema.JOB_DURATION_CATEGORIES)):
-            if key in condor and condor[key] != "auto" and condor[key] not in choices:
+            if key in condor and not (isinstance(condor[key], str) and (condor[key] == "auto" or condor[key] in choices)):
                 self.check(("condor", key), condor[key], schema.one_of(("auto", *choices)))
+                condor.pop(key)
         if "max_runtime" in condor and condor["max_runtime"] != "auto":  # auto: resources.runtime
             try:
                 condor["max_runtime"] = _bounded(units.parse_duration_s(condor["max_runtime"]), schema.MAX_RUNTIME_S,
