@@ -21,4 +21,5 @@ if [ "$(id -u)" = 0 ] && .venv/bin/python tools/condor_pool.py start --root .con
   fi
   echo "demo: the personal pool did not take the sweep; running it on this machine instead" >&2
 fi
-exec $sweep submit grids/demo.yaml --local "$@"
+# not exec: the EXIT trap must still stop a personal pool started above
+$sweep submit grids/demo.yaml --local "$@"
