@@ -126,7 +126,7 @@ def test_an_unknown_site_lists_the_known_ones(write_grid, tmp_path):
 
 
 def test_a_site_without_a_shared_file_system_needs_an_environment_and_transferred_data(write_grid, tmp_path):
-    issues = problems(write_grid, tmp_path, grid(extra="site: ospool\ndata2: 1\n".replace("data2: 1\n", "")))
+    issues = problems(write_grid, tmp_path, grid(extra="site: ospool\n"))
     assert [i.key for i in issues] == ["condor"] and "container_image or condor.cvmfs" in issues[0].message
     text = BASE.replace("RUNTIME", "1h").replace("{path: data/d.npz}", "{path: data/d.npz, transfer: false}")
     issues = problems(write_grid, tmp_path, text + "site: ospool\n" + NEEDS["ospool"])
