@@ -27,13 +27,12 @@ from .grid import GridSpec
 from .names import SweepPaths
 from .schema import CONTROL_CHARS_RE, SAFE_PATH_RE, SUBMIT_MACRO_RE
 
-PACKAGE_DIR, PACKAGE_ROOT, INSTALLED = names.PACKAGE_DIR, names.PACKAGE_ROOT, names.INSTALLED
 #: The default templates: the checkout's templates/ (the copy users edit), or the wheel's copy.
 BUILTIN_TEMPLATES = names.shipped_folder("templates")
 #: What the job wrapper and the DAG's collect node put on PYTHONPATH: the checkout, for execute
 #: nodes that share its file system; nothing for an installed sweep (PYTHONPATH=site-packages
 #: would put every package of this Python ahead of the standard library of another one).
-CHECKOUT = None if INSTALLED else PACKAGE_ROOT
+CHECKOUT = None if names.INSTALLED else names.PACKAGE_ROOT
 
 
 def to_yaml(value: dict[str, Any], indent: str = "") -> str:

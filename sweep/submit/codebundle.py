@@ -17,10 +17,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.names import CODE_ARCHIVE_PREFIX
+from ..core.names import CODE_ARCHIVE_PREFIX, PACKAGE_DIR
 from ..fsutil import atomic_file
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]  # sweep/
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # zip's earliest timestamp: entries carry no build time
 
 

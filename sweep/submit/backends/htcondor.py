@@ -30,7 +30,7 @@ from typing import Any
 from ...core import names
 from ...core.errors import BackendError
 from ...core.names import OUTPUT_FILES, STDERR, STDOUT
-from ...core.render import CHECKOUT, PACKAGE_ROOT, RenderedRun, RenderedSweep, submit_string, submit_value
+from ...core.render import CHECKOUT, RenderedRun, RenderedSweep, submit_string, submit_value
 from ...core.states import RunState
 from ...fsutil import atomic_write_text
 from ...records.manifest import read_manifest, update_submission
@@ -361,7 +361,7 @@ class HTCondorBackend:
         if self.use_dag or sweep.shared_interpreter:
             check_reachable_by_owner(Path(sys.executable).parent)
         if self.use_dag or not sweep.code_archive:
-            check_reachable_by_owner(PACKAGE_ROOT)
+            check_reachable_by_owner(names.PACKAGE_ROOT)
 
     def skip_queued(self, sweep: RenderedSweep, runs: list[RenderedRun],
                     requeue: set[str] = frozenset()) -> tuple[list[RenderedRun], dict]:
