@@ -202,38 +202,57 @@ def load_grid(path: str | os.PathLike, root: str | os.PathLike | None = None, *,
         GridError: with every problem found, each with file, line, column and key.
     """
     path = Path(path)
+    return parse_grid(_read_text(path, "grid file"), str(path), Path(root) if root else Path.cwd(), checks=checks)
+
+
+def parse_grid(text: str, file: str, root: Path, *, checks: GridChecks | None = None) -> GridSpec:
+    """Validate a grid given as text (`file` names it in messages); see :func:`load_grid`."""
+    located = _load_yaml(text, file, "grid file")
+    return _Validator(file, located, root, checks or GridChecks()).run()
+
+
+def _read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of a grid file or site profile (`what`), read once it is known to be small.
+
+    Raises:
+        GridError: missing, a folder, unreadable, too large or not UTF-8 (with the byte's position).
+    """
     shown = str(path)
     try:
         if path.stat().st_size > MAX_GRID_BYTES:
             raise GridError([GridIssue(shown, 0, 0, "", f"the file is larger than {MAX_GRID_BYTES >> 20} MB: "
-                                       "a grid file is a few lines of YAML")])
+                                       f"a {what} is a few lines of YAML")])
         raw = path.read_bytes()
     except FileNotFoundError:
         raise GridError([GridIssue(shown, 0, 0, "", "file not found")]) from None
     except IsADirectoryError:
-        raise GridError([GridIssue(shown, 0, 0, "", "is a folder, expected a grid file")]) from None
+        raise GridError([GridIssue(shown, 0, 0, "", f"is a folder, expected a {what}")]) from None
     except OSError as exc:
         raise GridError([GridIssue(shown, 0, 0, "", f"cannot read: {exc.strerror or exc}")]) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line, column = _line_column(raw, exc.start)
-        raise GridError([GridIssue(shown, line, column, "", f"byte 0x{raw[exc.start]:02x} is not UTF-8: a grid "
-                                   "file must be UTF-8 text (save it as UTF-8)")]) from None
-    return parse_grid(text, shown, Path(root) if root else Path.cwd(), checks=checks)
+        raise GridError([GridIssue(shown, line, column, "", f"byte 0x{raw[exc.start]:02x} is not UTF-8: a {what} "
+                                   "must be UTF-8 text (save it as UTF-8)")]) from None
+    return text
 
 
-def parse_grid(text: str, file: str, root: Path, *, checks: GridChecks | None = None) -> GridSpec:
-    """Validate a grid given as text (`file` names it in messages); see :func:`load_grid`."""
+def _load_yaml(text: str, file: str, what: str) -> yamlpos.Located:
+    """The document of a grid file or site profile (`what`), with the positions of its values.
+
+    Raises:
+        GridError: the YAML is invalid, too deep or an alias bomb, with line and column.
+    """
     try:
         located = yamlpos.load(text)
     except yamlpos.YamlProblem as exc:
         raise GridError([GridIssue(file, exc.line, exc.column, "", exc.message)]) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, BEL, ...)
         line, column = _line_column(text, exc.position)
-        what = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
-        raise GridError([GridIssue(file, line, column, "", f"the control character {what} is not allowed in a "
-                                   "grid file (only text, tabs inside quotes, and line breaks)")]) from None
+        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        raise GridError([GridIssue(file, line, column, "", f"the control character {char} is not allowed in a "
+                                   f"{what} (only text, tabs inside quotes, and line breaks)")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
@@ -248,7 +267,7 @@ def parse_grid(text: str, file: str, root: Path, *, checks: GridChecks | None = 
         raise GridError([GridIssue(file, 0, 0, "", f"invalid YAML: {exc}")]) from None
     except RecursionError:  # pragma: no cover - the nesting limit is checked before composing
         raise GridError([GridIssue(file, 0, 0, "", "nesting too deep")]) from None
-    return _Validator(file, located, root, checks or GridChecks()).run()
+    return located
 
 
 def _line_column(data: str | bytes, offset: int) -> tuple[int, int]:
@@ -392,21 +411,10 @@ class _Validator:
                        f"own {folders[1]}){_suggest(name, known)} (known: {', '.join(known) or 'none'})")
             return doc
         shown = str(found)
-        try:
-            if found.stat().st_size > MAX_GRID_BYTES:
-                self.issues.append(GridIssue(shown, 0, 0, "", f"the site profile is larger than {MAX_GRID_BYTES >> 20} MB: "
-                                             "a profile is a few lines of YAML"))
-                return doc
-            text = found.read_text(encoding="utf-8")
-            located = yamlpos.load(text)
-        except (OSError, UnicodeDecodeError) as exc:
-            self.issues.append(GridIssue(shown, 0, 0, "", f"cannot read the site profile: {exc}"))
-            return doc
-        except yamlpos.YamlProblem as exc:
-            self.issues.append(GridIssue(shown, exc.line, exc.column, "", exc.message))
-            return doc
-        except yaml.YAMLError as exc:
-            self.issues.append(GridIssue(shown, 0, 0, "", f"invalid YAML: {exc}"))
+        try:  # read and parsed as a grid file is, with the same limits and positions
+            located = _load_yaml(_read_text(found, "site profile"), shown, "site profile")
+        except GridError as exc:
+            self.issues.extend(exc.issues)
             return doc
         profile = _Validator(shown, located, self.root, self.checks)
         pdoc = located.data if located.data is not None else {}
