@@ -261,3 +261,16 @@ def test_an_oversized_site_profile_is_refused_unread(write_grid, tmp_path):
         fh.truncate(65 << 20)  # sparse: 65 MB on paper
     (issue,) = problems(write_grid, tmp_path, grid(extra="site: big\n"))
     assert issue.file.endswith("sites/big.yaml") and "larger than" in issue.message
+
+
+def test_a_prepared_sweep_is_rendered_again_for_a_25_2_schedd_without_validating_again(write_grid, tmp_path):
+    from sweep.submit.prepare import for_native_memory_retry, prepare
+
+    prepared = prepare(write_grid(grid(extra=ESCALATION)), tmp_path)
+    native = for_native_memory_retry(prepared, tmp_path)
+    assert native.spec is prepared.spec and native.runs is prepared.runs and native.code is prepared.code
+    assert [r.run.run_id for r in native.rendered.runs] == [r.run.run_id for r in prepared.rendered.runs]
+    for old, new in zip(prepared.rendered.runs, native.rendered.runs):
+        assert "retry_request_memory_max" in submit_commands(new.submit_text)
+        assert "retry_request_memory_max" not in submit_commands(old.submit_text)
+        assert new.config_text == old.config_text

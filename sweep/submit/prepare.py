@@ -33,8 +33,7 @@ class Prepared:
     code: codebundle.CodeArchive  # sweep's code, transferred with every job
 
 
-def prepare(grid_path: str | os.PathLike, root: Path, checks: GridChecks | None = None,
-            native_memory_retry: bool = False) -> Prepared:
+def prepare(grid_path: str | os.PathLike, root: Path, checks: GridChecks | None = None) -> Prepared:
     """Validate, expand and render in memory; writes nothing.
 
     Args:
@@ -42,7 +41,6 @@ def prepare(grid_path: str | os.PathLike, root: Path, checks: GridChecks | None 
         root: the project folder.
         checks: the caller's checks of grid values (see sweep.core.grid.GridChecks); ClassAd
             expressions are always checked here (this stage knows HTCondor).
-        native_memory_retry: render memory escalation for a schedd of 25.2 or newer.
 
     Returns:
         The grid, its runs and their rendered files (with the memory earlier attempts needed).
@@ -58,8 +56,27 @@ def prepare(grid_path: str | os.PathLike, root: Path, checks: GridChecks | None 
         checks = dataclasses.replace(checks, expression=check_expression)
     spec = load_grid(grid_path, root, checks=checks)
     runs = expand(spec)
-    manifest = read_manifest(SweepPaths(root.resolve()).jobs(spec.name)) or {}
     code = codebundle.build()
+    return Prepared(spec, runs, _render(spec, runs, root, code, native_memory_retry=False), code)
+
+
+def for_native_memory_retry(prepared: Prepared, root: Path) -> Prepared:
+    """The same grid and runs rendered for a schedd of 25.2 or newer (HTCondor's own memory
+    retry), without validating and expanding the grid again."""
+    return dataclasses.replace(prepared, rendered=_render(prepared.spec, prepared.runs, root, prepared.code,
+                                                                native_memory_retry=True))
+
+
+def _render(spec: GridSpec, runs: list[RunSpec], root: Path, code: codebundle.CodeArchive, *,
+            native_memory_retry: bool) -> RenderedSweep:
+    """Render with what the sweep's manifest learnt (memory earlier attempts needed) and, for a
+    dataset the jobs fetch from data.url, the digest they check.
+
+    Raises:
+        RenderError: a template problem or an unsafe value.
+        InputError: data.url without the local copy of the dataset.
+    """
+    manifest = read_manifest(SweepPaths(root.resolve()).jobs(spec.name)) or {}
     sha = None
     if spec.data.url:  # the jobs check that what they fetch is the grid's dataset
         if not spec.data.path.is_file():
@@ -68,9 +85,8 @@ def prepare(grid_path: str | os.PathLike, root: Path, checks: GridChecks | None 
                              "identity, checked by every job): the file does not exist")
         known = manifest.get("dataset") if (manifest.get("dataset") or {}).get("path") == str(spec.data.path) else None
         sha = file_digest(spec.data.path, known)["sha256"]
-    rendered = render_sweep(spec, runs, root, memory_mb=manifest.get("learned_memory_mb", {}),
-                            code_archive=code.name, native_memory_retry=native_memory_retry, dataset_sha256=sha)
-    return Prepared(spec, runs, rendered, code)
+    return render_sweep(spec, runs, root, memory_mb=manifest.get("learned_memory_mb", {}),
+                        code_archive=code.name, native_memory_retry=native_memory_retry, dataset_sha256=sha)
 
 
 def write_rendered(prepared: Prepared, grid_path: str | os.PathLike, dataset: dict | None = None) -> Path:

@@ -28,7 +28,7 @@ from ..core.states import RunState
 from ..records.lock import sweep_lock
 from ..records.manifest import load_manifest, on_pool, read_manifest, record_submission
 from ..records.runs import mark_stale, read_run
-from .prepare import prepare, write_rendered
+from .prepare import for_native_memory_retry, prepare, write_rendered
 from .status import sweep_status, wait_for
 
 #: The data step (sweep.physics.datastep.ensure_dataset): (grid, show progress, whether the jobs
@@ -121,7 +121,7 @@ def submit_grid(options: SubmitOptions, console, *, checks: GridChecks | None = 
     if (backend.name == BACKEND_HTCONDOR and spec.condor.get("memory_escalation")
             and backend.native_memory_retry()):
         # a schedd of 25.2 or newer escalates memory by itself: the same runs, rendered for it
-        prepared = prepare(options.grid, root, checks=checks, native_memory_retry=True)
+        prepared = for_native_memory_retry(prepared, root)
         wanted = {r.run.run_id for r in todo}
         todo = [r for r in prepared.rendered.runs if r.run.run_id in wanted]
     with sweep_lock(rendered.jobs_dir):  # query -> decide -> submit -> record, one command at a time
