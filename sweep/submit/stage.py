@@ -21,7 +21,7 @@ from rich.markup import escape
 
 from ..core.errors import BackendError, InputError, NotFoundError, printable
 from ..core.grid import GridChecks, GridSpec, merged_settings
-from ..core.names import BACKEND_HTCONDOR, BACKEND_LOCAL, SweepPaths
+from ..core.names import BACKEND_HTCONDOR, BACKEND_LOCAL, PACKAGE_DIR, SweepPaths
 from ..core.render import relative_to_root
 from ..fsutil import file_digest
 from ..core.states import RunState
@@ -202,7 +202,7 @@ def check_interpreter(spec: GridSpec, python: str, console) -> None:
     """
     condor = spec.condor
     # the job's own check, run as a script by that interpreter (this process never imports the job)
-    script = str(Path(__file__).resolve().parents[1] / "job" / "envcheck.py")
+    script = str(PACKAGE_DIR / "job" / "envcheck.py")
     setup = condor.get("cvmfs")
     if condor.get("container_image"):
         what, command = f"the container image {condor['container_image']}", None
