@@ -37,6 +37,13 @@ def cmd_validate(args) -> int:
     spec = load_grid(args.grid, args.root, checks=_grid_checks())
     for warning in spec.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    if spec.search is not None:
+        from .core.grid import describe_search
+
+        print(f"{args.grid}: valid; sweep '{spec.name}' ({spec.model}) searches {len(spec.swept)} "
+              f"hyperparameter(s) with Optuna (`sweep search {args.grid}`):")
+        print("\n".join(describe_search(spec)))
+        return EXIT_OK
     runs = expand(spec)
     configs = len({r.config_id for r in runs})
     extra = f" × {spec.repeats} repeats = {len(runs)} runs" if spec.repeats > 1 else ""
@@ -77,7 +84,32 @@ def cmd_submit(args) -> int:
     from .submit.stage import submit_grid
 
     outcome = submit_grid(_submit_options(args, args.grid), _console(), **_data_step())
+    if outcome.follow == "search":  # a grid with a search: block is a search
+        if args.dry_run:
+            print(f"{args.grid} is a search grid: its trials are submitted one by one by its driver "
+                  f"(`sweep search {args.grid}`; `sweep validate` prints its space)")
+            return EXIT_OK
+        args.driver = False
+        return cmd_search(args)
     return _after_submit(args, outcome)
+
+
+def cmd_search(args) -> int:
+    """An adaptive search (sweep.search): the driver in the local universe, or here with --local."""
+    from .search.stage import SearchOptions, run_driver, start_search
+
+    if getattr(args, "driver", False):  # the driver job's own command line
+        return run_driver(args.grid, args.root)
+    mode = "local" if args.local else "condor" if getattr(args, "condor", False) else "auto"
+    options = SearchOptions(grid=args.grid, root=args.root, mode=mode, progress=not args.no_progress,
+                            cpus=args.cpus)
+    outcome = start_search(options, _console(), **_data_step())
+    if outcome == "done" and not getattr(args, "no_collect", False):
+        from .core.grid import load_grid
+
+        args.sweep = load_grid(args.grid, args.root).name
+        cmd_collect(args)
+    return EXIT_OK
 
 
 def cmd_resubmit(args) -> int:
@@ -249,6 +281,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-collect", action="store_true", help="local: do not print the leaderboard afterwards")
     p.add_argument("--top", type=int, default=None, help="leaderboard rows to print")
     p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("search", help="adaptive search of a grid's search: block (Optuna): a driver job in the "
+                       "local universe, or here with --local")
+    p.add_argument("grid", type=Path)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--local", action="store_true", help="run the driver and the trials on this machine")
+    mode.add_argument("--condor", action="store_true", help="submit the driver to the schedd (fail if unreachable)")
+    p.add_argument("--driver", action="store_true", help=argparse.SUPPRESS)  # the driver job's own command
+    p.add_argument("--cpus", type=positive_int, default=None, help="local: cores to run trials on (default: all)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-collect", action="store_true", help="local: do not print the leaderboard afterwards")
+    p.add_argument("--top", type=int, default=None, help="leaderboard rows to print")
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("resubmit", help="rerun a sweep's failed, held or removed runs")
     p.add_argument("sweep")

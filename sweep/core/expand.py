@@ -131,6 +131,26 @@ def _sample(spec: GridSpec, combos: list[tuple[int, ...]], n: int) -> list[int]:
     return sorted(sorted(range(len(combos)), key=keys.__getitem__)[:n])
 
 
+def run_of_point(spec: GridSpec, point: dict[str, Any]) -> RunSpec:
+    """The run of one point of a search grid's space: the grid's fixed parameters with the
+    point's values. Its id is the content hash of its parameters, as a grid run's is, so a trial
+    that samples a point run before (by a grid or an earlier trial) finds its result.
+
+    Args:
+        spec: a validated search grid.
+        point: a value for every swept parameter (its lists and intervals).
+
+    Returns:
+        The run (repeat 0, seeded from the grid's seed and the configuration).
+    """
+    params = {**spec.fixed, **point}
+    params = {k: params[k] for k in sorted(params)}
+    swept = {k: point[k] for k in spec.swept if k in point}
+    cid = config_id(config_identity(spec, params))
+    return RunSpec(sweep=spec.name, model=spec.model, config_id=cid, run_id=cid, name=readable_name(swept),
+                   repeat=0, seed=run_seed(spec.seed, cid, 0), params=params, swept=swept)
+
+
 def expand(spec: GridSpec) -> list[RunSpec]:
     """All runs of the grid, in a stable order.
 

@@ -112,6 +112,54 @@ class Dimension:
     path: tuple  # where it is declared (for error messages)
 
 
+@dataclass(frozen=True)
+class Range:
+    """A search axis over an interval (search grids only): Optuna samples it."""
+
+    name: str
+    low: float | int
+    high: float | int
+    log: bool
+    step: float | int | None
+    integer: bool  # the parameter takes integers (units, batch_size, epochs, ...)
+    path: tuple  # where it is declared
+
+    def size(self) -> int | None:
+        """How many values it can take; None for a continuum."""
+        if self.integer:
+            return int(self.high - self.low) // int(self.step or 1) + 1
+        if self.step is not None:
+            return int(round((self.high - self.low) / self.step)) + 1
+        return None
+
+    def describe(self) -> str:
+        kind = "integers" if self.integer else "numbers"
+        extra = ", log scale" if self.log else ""
+        extra += f", step {self.step}" if self.step is not None else ""
+        return f"{kind} from {self.low} to {self.high}{extra}"
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """The grid's search: block: how Optuna explores the space of the axes."""
+
+    sampler: str  # sweep.core.schema.SAMPLERS
+    trials: int
+    parallel: int
+    pruner: str  # sweep.core.schema.PRUNERS
+    objectives: tuple[tuple[str, str], ...]  # (test metric, "max" | "min")
+    seed: int
+    retries: int  # how many times a failed trial's parameters are tried again
+    startup_trials: int  # random trials before the sampler models, and before the pruner prunes
+    warmup_epochs: int  # the pruner prunes no trial before this epoch
+    #: (history column the pruner watches, its direction): from the first objective
+    prune_on: tuple[str, str] = ("val_loss", "min")
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+
 @dataclass
 class GridSpec:
     """A validated grid file: everything expand() and render_sweep() need."""
@@ -138,11 +186,46 @@ class GridSpec:
     root: Path | None = None
     #: The site profile the grid named, if any (its settings are merged into resources/condor/data).
     site: Site | None = None
+    #: A search grid's intervals (axes given as {low, high}); its lists are the dimensions.
+    ranges: dict[str, Range] = field(default_factory=dict)
+    #: The search: block; None for a grid run point by point.
+    search: SearchSpec | None = None
 
     @property
     def swept(self) -> list[str]:
-        """The swept hyperparameters, in the order the grid declares them."""
-        return [n for d in self.dimensions for n in d.names]
+        """The swept hyperparameters, in the order the grid declares them (a search's ranges last)."""
+        return [n for d in self.dimensions for n in d.names] + list(self.ranges)
+
+
+def search_space_size(spec: GridSpec) -> int | None:
+    """How many distinct points a search grid's space holds; None when a range is continuous."""
+    total = count_points(spec)
+    for r in spec.ranges.values():
+        size = r.size()
+        if size is None:
+            return None
+        total *= size
+    return total
+
+
+def describe_search(spec: GridSpec) -> list[str]:
+    """Lines that say what a search grid explores and how (`sweep validate`)."""
+    s = spec.search
+    if s is None:
+        return []
+    lines = []
+    for d in spec.dimensions:
+        lines.append(f"  {d.names[0]}: one of {len(d.values)} values ({', '.join(_show(v[0], 30) for v in d.values[:6])}"
+                     + (", ..." if len(d.values) > 6 else "") + ")")
+    for r in spec.ranges.values():
+        lines.append(f"  {r.name}: {r.describe()}")
+    size = search_space_size(spec)
+    objectives = ", ".join(f"{m} ({'higher' if d == 'max' else 'lower'} is better)" for m, d in s.objectives)
+    lines.append(f"  space: {'continuous' if size is None else f'{size:,} points'}; sampler {s.sampler}, "
+                 f"{s.trials} trials, {s.parallel} at a time, pruner {s.pruner}"
+                 + (f" (on {s.prune_on[0]}, from epoch {s.warmup_epochs})" if s.pruner != "none" else "")
+                 + f"; objective{'s' if s.multi_objective else ''} {objectives}; seed {s.seed}")
+    return lines
 
 
 def merged_settings(spec: GridSpec) -> list[tuple[str, Any, str]]:
@@ -289,6 +372,8 @@ class _Validator:
         self.checks = checks
         self.issues: list[GridIssue] = []
         self.site: Site | None = None
+        self.has_search = False
+        self.ranges: dict[str, Range] = {}
 
     # -- reporting
     def error(self, path: tuple, message: str, at_key: bool = False) -> None:
@@ -361,10 +446,17 @@ class _Validator:
 
         if "site" in doc:
             doc = self._with_site(doc)
+        self.has_search = doc.get("search") is not None
         data = self._data(doc.get("data"))
         params_spec = schema.PARAMS_BY_MODEL.get(model) if model else None
         fixed = self._params(doc.get("params"), params_spec)
         dimensions = self._dimensions(doc, params_spec, fixed)
+        search = None
+        if self.has_search:
+            for key, why in schema.NOT_IN_SEARCH.items():
+                if key in doc and not (key == "repeats" and doc[key] == 1):
+                    self.error((key,), f"not used with search: {why}", at_key=True)
+            search = self._search(doc.get("search"), model, seed)
         exclude = self._exclude(doc.get("exclude"), dimensions)
         sample = doc.get("sample")
         if sample is not None and not self.check(("sample",), sample, schema.int_at_least(1, schema.MAX_RUNS)):
@@ -381,14 +473,15 @@ class _Validator:
             raise GridError(self.issues)
 
         if params_spec is not None:
-            swept = {n for d in dimensions for n in d.names}
+            swept = {n for d in dimensions for n in d.names} | set(self.ranges)
             for pname, param in params_spec.items():
                 if pname not in fixed and pname not in swept:
                     fixed[pname] = param.default
         spec = GridSpec(file=self.file, name=name, model=model, description=description, seed=seed,
                         data=data, fixed=fixed, dimensions=dimensions, exclude=exclude, sample=sample,
                         repeats=repeats, resources=resources, condor=condor, ranking=ranking,
-                        templates=templates, located=self.located, root=self.root, site=self.site)
+                        templates=templates, located=self.located, root=self.root, site=self.site,
+                        ranges=self.ranges, search=search)
         self._cross_checks(spec)
         self._case_twin(spec)
         if self.issues:
@@ -593,6 +686,11 @@ class _Validator:
         axes = self.mapping(("axes",), doc.get("axes"), None)
         for name, values in axes.items():
             path = ("axes", name)
+            if isinstance(values, dict):  # an interval: search grids only
+                found = self._range(path, name, values, spec)
+                if found is not None and claim(name, path):
+                    self.ranges[name] = found
+                continue
             vals = self._axis_values(path, name, values, spec)
             if vals is not None and claim(name, path):
                 dims.append(Dimension((name,), tuple((v,) for v in vals), path))
@@ -623,6 +721,127 @@ class _Validator:
                 names = tuple(lists)
                 dims.append(Dimension(names, tuple(zip(*(lists[n] for n in names))), gpath))
         return dims
+
+    def _range(self, path: tuple, name: Any, value: dict, spec: dict | None) -> Range | None:
+        """An axis written as {low, high[, log][, step]}: an interval Optuna samples."""
+        if not self.has_search:
+            self.error(path, "an interval {low, high} is searched, not swept: add a search: block (sampler, "
+                       "trials, objectives), or list the values to sweep")
+            return None
+        if spec is not None and name not in spec:
+            self.error(path, f"unknown hyperparameter '{name}'{_suggest(name, spec)} (known: {', '.join(spec)})",
+                       at_key=True)
+            return None
+        self.mapping(path, value, schema.RANGE_KEYS)
+        ok = True
+        for key in ("low", "high"):
+            if key not in value:
+                self.error(path, f"an interval needs '{key}' (e.g. {{low: 1e-4, high: 1e-2, log: true}})")
+                ok = False
+        if not ok or (set(value) - set(schema.RANGE_KEYS)):
+            return None
+        low, high, log, step = value["low"], value["high"], value.get("log", False), value.get("step")
+        param = spec[name] if spec is not None else None
+        integer = bool(getattr(param.check, "integer", False)) if param else False
+        number = schema.int_at_least(-2**62) if integer else (lambda v: None if schema._is_num(v) else "a number")
+        if param is not None and isinstance(param.default, list):
+            self.error(path, f"'{name}' takes a list ({param.help}): an interval cannot sample it; search its "
+                       "values as a list of choices instead")
+            return None
+        for key, v in (("low", low), ("high", high)):
+            why = number(v)
+            if why:
+                self.error(path + (key,), f"expected {'an integer' if integer else 'a number'} ('{name}' takes "
+                           f"{'integers' if integer else 'numbers'}), got {_show(v)}")
+                ok = False
+            elif param is not None:
+                ok &= self.check(path + (key,), v, param.check, f"'{name}': ")
+        if not isinstance(log, bool):
+            self.error(path + ("log",), f"expected true or false, got {_show(log)}")
+            ok = False
+        if step is not None:
+            why = number(step) or (None if step > 0 else "> 0")
+            if why:
+                self.error(path + ("step",), f"expected a step > 0{' (an integer)' if integer else ''}, got {_show(step)}")
+                ok = False
+            elif log is True and not (integer and step == 1):
+                self.error(path + ("step",), "a log-scale interval cannot have a step (Optuna samples it continuously)")
+                ok = False
+        if not ok:
+            return None
+        if not low < high:
+            self.error(path + ("high",), f"expected high > low ({_show(low)}), got {_show(high)} (a single value "
+                       "belongs in params)")
+            return None
+        if log and low <= 0:
+            self.error(path + ("low",), f"a log-scale interval needs low > 0, got {_show(low)}")
+            return None
+        if step is not None and not integer and abs(round((high - low) / step) * step - (high - low)) > 1e-9 * abs(step):
+            self.error(path + ("step",), f"the interval {low}..{high} is not a whole number of steps of {step}")
+            return None
+        return Range(name=name, low=low, high=high, log=log, step=None if integer and step == 1 else step,
+                     integer=integer, path=path)
+
+    def _search(self, value: Any, model: str | None, grid_seed: int) -> SearchSpec | None:
+        """The search: block (Optuna's sampler, pruner, objectives, budget)."""
+        block = self.mapping(("search",), value, schema.SEARCH_KEYS)
+        if value is not None and not isinstance(value, dict):
+            return None
+        ok = True
+
+        def pick(key: str, check: schema.Check, default: Any) -> Any:
+            nonlocal ok
+            v = block.get(key, default)
+            if not self.check(("search", key), v, check):
+                ok = False
+                return default
+            return v
+
+        sampler = pick("sampler", schema.one_of(schema.SAMPLERS), "tpe")
+        trials = pick("trials", schema.int_at_least(1, schema.MAX_TRIALS), 20)
+        parallel = pick("parallel", schema.int_at_least(1, schema.MAX_PARALLEL_TRIALS), min(4, trials))
+        pruner = pick("pruner", schema.one_of(schema.PRUNERS), "none")
+        seed = pick("seed", schema.int_at_least(0, schema.MAX_SEED), grid_seed)
+        retries = pick("retries", schema.int_at_least(0, schema.MAX_RETRIES), 2)
+        startup = pick("startup_trials", schema.int_at_least(0, schema.MAX_TRIALS), min(5, max(1, trials // 4)))
+        warmup = pick("warmup_epochs", schema.int_at_least(0, schema.MAX_EPOCHS), 1)
+        if parallel > trials:
+            self.error(("search", "parallel"), f"expected at most search.trials ({trials}) trials at a time, got {parallel}")
+            ok = False
+        known = schema.metrics_for(model) if model else {}
+        raw = block.get("objectives", schema.DEFAULT_RANKING.get(model or "", ["f1"])[:1])
+        names_ = [raw] if isinstance(raw, str) else raw
+        objectives: list[tuple[str, str]] = []
+        if not isinstance(names_, list) or not names_:
+            self.error(("search", "objectives"), f"expected a metric or a list of metrics to optimise (e.g. f1, "
+                       f"or [f1, auc, eff_purity]), got {_show(raw)}")
+            ok = False
+            names_ = []
+        for i, m in enumerate(names_):
+            where = ("search", "objectives") if isinstance(raw, str) else ("search", "objectives", i)
+            if not isinstance(m, str) or (known and m not in known):
+                self.error(where, f"expected a metric the {model or ''} jobs write ({', '.join(known)}), got "
+                           f"{_show(m)}{_suggest(m, known) if isinstance(m, str) else ''}")
+                ok = False
+            elif m in (o for o, _ in objectives):
+                self.error(where, f"objective '{m}' is named twice")
+                ok = False
+            else:
+                objectives.append((m, known.get(m, "max")))
+        if ok and len(objectives) > 1 and pruner != "none":
+            self.error(("search", "pruner"), f"pruning compares one value per epoch: with {len(objectives)} "
+                       "objectives use pruner: none (Optuna prunes single-objective studies only)")
+            ok = False
+        if ok and len(objectives) > 1 and sampler not in schema.MULTI_OBJECTIVE_SAMPLERS:
+            self.error(("search", "sampler"), f"the {sampler} sampler optimises one objective; with "
+                       f"{len(objectives)} use one of {', '.join(schema.MULTI_OBJECTIVE_SAMPLERS)}")
+            ok = False
+        if not ok:
+            return None
+        column = schema.validation_column(model, objectives[0][0]) if model else ("val_loss", "min")
+        return SearchSpec(sampler=sampler, trials=trials, parallel=parallel, pruner=pruner,
+                          objectives=tuple(objectives), seed=seed, retries=retries, startup_trials=startup,
+                          warmup_epochs=warmup, prune_on=column)
 
     def _exclude(self, value: Any, dims: list[Dimension]) -> list[dict]:
         if value is None:
@@ -1013,6 +1232,9 @@ def _where_values(spec: GridSpec, name: str) -> list[tuple[tuple, Any]]:
         if name in d.names:
             i = d.names.index(name)
             return [((*d.path, name, k) if len(d.names) > 1 else (*d.path, k), p[i]) for k, p in enumerate(d.values)]
+    if name in spec.ranges:  # a search interval: its ends (the checks are monotone in the value)
+        r = spec.ranges[name]
+        return [((*r.path, "low"), r.low), ((*r.path, "high"), r.high)]
     return []
 
 
@@ -1036,6 +1258,8 @@ def _values_of(spec: GridSpec, name: str) -> list:
         if name in d.names:
             i = d.names.index(name)
             return [p[i] for p in d.values]
+    if name in spec.ranges:
+        return [spec.ranges[name].low, spec.ranges[name].high]
     return []
 
 

@@ -53,10 +53,18 @@ MODEL = "model.keras"
 STDOUT = "stdout.txt"
 STDERR = "stderr.txt"
 LOCAL_RECORD = ".local-exit.json"  # the local backend's exit record (HTCondor's is the event log)
+# A search trial's channel to its driver on the local backend (on a pool: job attributes by chirp)
+PROGRESS_FILE = "progress.json"  # written by the job after each epoch: the pruner's values so far
+PRUNE_REQUEST = "prune.request"  # written by the driver: the job stops at the end of its epoch
+
+# ------------------------------------------------------------------ results/<sweep>/ of a search
+STUDY_JOURNAL = "study.journal"  # the Optuna study (JournalFileBackend), written by the driver only
+DRIVER_DIR = "driver"  # results/<sweep>/driver/: the driver job's log, output and lock
+DRIVER_SUBMIT = "driver.sub"  # jobs/<sweep>/driver.sub: the local-universe driver job
 
 #: What an attempt leaves in its results folder: cleared before a rerun so that an earlier
 #: attempt's files cannot pass for the new result.
-OUTPUT_FILES = (METRICS, RUN_INFO, HISTORY, ROC, MODEL, STDOUT, STDERR, LOCAL_RECORD)
+OUTPUT_FILES = (METRICS, RUN_INFO, HISTORY, ROC, MODEL, STDOUT, STDERR, LOCAL_RECORD, PROGRESS_FILE, PRUNE_REQUEST)
 #: The files `sweep collect` copies into best/<rank>-<run-id>/ (with the run's CONFIG_FILE).
 BEST_FILES = (MODEL, METRICS)
 
@@ -72,6 +80,11 @@ ATTR_SUBMISSION = "SweepSubmission"  # the DAGMan job of one submission, and dir
 ATTR_ROLE = "SweepRole"  # "dagman" | "collect"
 ROLE_DAGMAN = "dagman"
 ROLE_COLLECT = "collect"
+ROLE_DRIVER = "driver"  # a search's driver job (local universe)
+ATTR_TRIAL = "SweepTrial"  # a search trial's job: the Optuna trial number
+# set by the trial's job through chirp after each epoch: the pruner's values so far, "v1,v2,..."
+ATTR_PROGRESS = "SweepProgress"
+ATTR_PRUNE = "SweepPrune"  # set true by the driver (condor_qedit); the job reads it through chirp
 #: A run's job is tied to its run in the event log by its submit note: "sweep-run <run id>"
 #: (submit_event_notes, direct jobs) or DAGMan's "DAG Node: <DAG_NODE_PREFIX><run id>".
 RUN_NOTE_PREFIX = "sweep-run"

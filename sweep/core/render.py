@@ -184,7 +184,8 @@ def job_interpreter(spec: GridSpec, default: str | None = None) -> tuple[str, bo
 
 def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | None = None,
                  memory_mb: dict[str, int] | None = None, code_archive: str | None = None,
-                 native_memory_retry: bool = False, dataset_sha256: str | None = None) -> RenderedSweep:
+                 native_memory_retry: bool = False, dataset_sha256: str | None = None,
+                 trials: dict[str, int] | None = None) -> RenderedSweep:
     """Render every file of the sweep in memory.
 
     Args:
@@ -200,6 +201,9 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         native_memory_retry: memory escalation by HTCondor's retry_request_memory_* (a schedd
             of 25.2 or newer) instead of release expressions.
         dataset_sha256: the dataset's digest, which a job that fetches it from data.url checks.
+        trials: a search's runs: run id -> Optuna trial number. Their jobs report the pruner's
+            value after each epoch (config `progress`) and talk to the driver by chirp
+            (want_io_proxy, +SweepTrial).
 
     Returns:
         The sweep's files as text, with the paths they go to.
@@ -248,6 +252,9 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
             config = resolved_config(spec, run)
             if spec.data.url:  # what the job fetched, and the digest it must have
                 config["data"].update(url=spec.data.url, sha256=dataset_sha256)
+            trial = (trials or {}).get(run.run_id)
+            if trial is not None and spec.search is not None:
+                config["progress"] = {"column": spec.search.prune_on[0], "trial": trial}
             config_text = ("# Resolved configuration of one run, read by `python -m sweep.job config.yaml`.\n"
                            + to_yaml(config))
             submit_text = submit_template.render(
@@ -256,7 +263,7 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
                      "request_memory_mb": max(spec.resources.request_memory_mb, memory_mb.get(run.run_id, 0))},
                 paths={"wrapper": str(paths.wrapper(spec.name)), "config": str(config_path),
                        "data": data_path, "code": code_path, "initialdir": str(out_dir), "event_log": str(paths.event_log(spec.name))},
-                **common)
+                trial=trial, **common)
             if run is runs[0] or run is runs[-1]:  # one template renders every run: its ends suffice
                 _require_sweep_lines(submit_text, submit_template.filename, spec.name, run.run_id,
                                      {"log": str(paths.event_log(spec.name)), "initialdir": str(out_dir)})

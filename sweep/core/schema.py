@@ -75,6 +75,7 @@ def int_at_least(low: int, high: int | None = None) -> Check:
         if _is_int(v) and v >= low and (high is None or v <= high):
             return None
         return f"an integer ≥ {low}" if high is None else f"an integer from {low:,} to {high:,}"
+    check.integer = True  # type: ignore[attr-defined]  # a search range over it samples integers
     return check
 
 
@@ -180,7 +181,7 @@ PARAMS_BY_MODEL = {"lstm": LSTM_PARAMS, "cnn": CNN_PARAMS}
 
 # ---------------------------------------------------------------- top-level sections
 TOP_LEVEL_KEYS = ("sweep", "description", "model", "seed", "site", "data", "params", "axes", "zip", "exclude",
-                  "sample", "repeats", "resources", "condor", "ranking", "templates")
+                  "sample", "repeats", "resources", "condor", "ranking", "templates", "search")
 REQUIRED_TOP_LEVEL = ("sweep", "model", "data")
 DATA_KEYS = ("path", "balanced", "max_samples", "simulate", "transfer", "url")
 SIMULATE_KEYS = ("waveforms", "seed", "params")
@@ -205,6 +206,38 @@ DATA_URL_SCHEMES = ("osdf", "pelican", "stash", "root", "https", "http", "s3")
 # What container_image may name besides a file: an image HTCondor (Apptainer) pulls.
 CONTAINER_URL_SCHEMES = ("docker", "oras", "osdf", "pelican", "library")
 MEMORY_ESCALATION_KEYS = ("max_memory", "releases")
+
+# ---------------------------------------------------------------- adaptive search (search:)
+SEARCH_KEYS = ("sampler", "trials", "parallel", "pruner", "objectives", "seed", "retries", "startup_trials",
+               "warmup_epochs")
+#: Optuna's samplers by the name a grid gives them; which take several objectives.
+SAMPLERS = ("tpe", "random", "cmaes", "nsga2", "grid")
+MULTI_OBJECTIVE_SAMPLERS = ("tpe", "random", "nsga2", "grid")
+#: Optuna's pruners (epochs are the resource); pruning needs a single objective.
+PRUNERS = ("none", "median", "successive_halving", "hyperband")
+RANGE_KEYS = ("low", "high", "log", "step")
+#: The keys of an axis that is not swept by a list; what they mean instead.
+NOT_IN_SEARCH = {"zip": "coupled values (zip) are not part of a search space: sweep one of them, fix the others",
+                 "exclude": "exclude rules drop grid points; a search samples its space instead",
+                 "sample": "sample draws grid points; a search's size is search.trials",
+                 "repeats": "repeats run a grid point several times; a search's trials are told their seeded result once"}
+MAX_TRIALS = 100_000
+MAX_PARALLEL_TRIALS = 10_000
+#: The per-epoch validation column of each metric (history.csv, the job's progress reports): what
+#: a pruner compares while a trial trains. A metric without one is pruned on val_loss.
+VALIDATION_COLUMNS = {"lstm": ("val_loss", "val_accuracy", "val_precision", "val_recall", "val_f1", "val_auc",
+                               "val_eff_purity"),
+                      "cnn": ("val_loss", "val_mse", "val_mae", "val_bias", "val_rel_bias", "val_resolution",
+                              "val_rel_resolution")}
+
+
+def validation_column(model: str, metric: str) -> tuple[str, str]:
+    """(the history column a pruner watches for a test metric, its direction "max" | "min")."""
+    column = f"val_{metric}"
+    if column in VALIDATION_COLUMNS.get(model, ()):
+        return column, metrics_for(model).get(metric, "max")
+    return "val_loss", "min"
+
 
 # Guard against grids that expand beyond what a pool (or this process) can take.
 MAX_RUNS = 1_000_000

@@ -26,6 +26,7 @@ class RunState(StrEnum):
     MISSING = "missing"  # result folder: nothing came back (yet)
     CORRUPT = "corrupt"  # result folder: outputs came back but cannot be used
     STALE = "stale"  # result folder: a valid result, trained on another version of the dataset
+    PRUNED = "pruned"  # a search trial its driver stopped early (partial history, no test metrics)
 
     def is_live(self) -> bool:
         """In the queue: it may still change without anyone acting."""
@@ -51,7 +52,7 @@ class RunState(StrEnum):
 
 _LIVE = frozenset({RunState.IDLE, RunState.RUNNING, RunState.HELD})
 _FINISHED = frozenset({RunState.DONE, RunState.OK, RunState.FAILED, RunState.CORRUPT, RunState.REMOVED,
-                       RunState.STALE})
+                       RunState.STALE, RunState.PRUNED})
 _RERUN = frozenset({RunState.FAILED, RunState.CORRUPT, RunState.HELD, RunState.REMOVED, RunState.STALE})
 # HTCondor's JobStatus codes; transferring output (6) and suspended (7) still hold a slot
 _JOB_STATUS = {1: RunState.IDLE, 2: RunState.RUNNING, 3: RunState.REMOVED, 4: RunState.DONE, 5: RunState.HELD,

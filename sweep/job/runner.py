@@ -175,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - any training failure is reported, not hidden
         traceback.print_exc()
         return finish(RunState.FAILED, EXIT_FAILED, f"{type(exc).__name__}: {exc}")
+    if metrics.get("pruned"):  # a search trial its driver stopped: exit 0, no test metrics
+        record["pruned_at_epoch"] = metrics["pruned"]["at_epoch"]
+        record["job_starts"] = job_starts()
+        return finish(RunState.PRUNED, EXIT_OK)
     record["best_epoch"] = metrics["best_epoch"]
     record["job_starts"] = job_starts()
     if "resumed_from_epoch" in metrics:

@@ -165,6 +165,26 @@ def _epoch_callback(model_kind: str, x_val, y_val, loss_name: str, threshold: fl
     return EpochMetrics()
 
 
+def _progress_callback(channel, column: str, rows: list, pruned: dict, log):
+    """A search trial's reports to its driver after each epoch, and its stop when pruned."""
+    import keras
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            try:
+                channel.report([float(r.get(column, math.nan)) for r in rows])
+                stop = channel.stop_requested()
+            except Exception as exc:  # noqa: BLE001 - a lost channel must not lose the training
+                log(f"progress: cannot reach the driver ({type(exc).__name__}: {exc}); training on")
+                return
+            if stop:
+                pruned.update(at_epoch=len(rows), value=rows[-1].get(column) if rows else None)
+                log(f"pruned by the search's driver after epoch {len(rows)}: stopping")
+                self.model.stop_training = True
+
+    return Progress()
+
+
 def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print,
           dataset_sha256: str = "") -> dict[str, Any]:
     import keras
@@ -206,12 +226,30 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print,
                                             restore_best_weights=True)
     saver = checkpoint.make_callback(out_dir, key, rows, stopper, checkpoint.every_seconds(), state,
                                       best_weights)
+    callbacks = [epoch_metrics, stopper, saver]
+    pruned: dict[str, Any] = {}
+    from .progress import open_channel
+
+    channel = open_channel(config, out_dir, log)
+    if channel is not None:  # a search trial: its driver's pruner may stop it at the end of an epoch
+        column = config["progress"]["column"]
+        log(f"progress: reporting {column} after each epoch through {channel.kind}")
+        callbacks.append(_progress_callback(channel, column, rows, pruned, log))
     steps_per_epoch = math.ceil(tr.size / params["batch_size"])
     t0 = time.perf_counter()
     model.fit(make_train_dataset(x[tr], y[tr], params["batch_size"], seed, initial_epoch * steps_per_epoch),
               epochs=params["epochs"], initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
-              callbacks=[epoch_metrics, stopper, saver], shuffle=False, verbose=0)  # the pipeline shuffles
+              callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
     train_seconds = time.perf_counter() - t0
+    if pruned:  # no test metrics: a pruned trial is not ranked (its history says how far it got)
+        _write_history(out_dir / HISTORY, rows, CLASSIFIER_HISTORY if model_kind == "lstm" else REGRESSOR_HISTORY)
+        shutil.rmtree(checkpoint.folder(out_dir), ignore_errors=True)
+        return {"run_id": config["run_id"], "config_id": config["config_id"], "model": model_kind,
+                "pruned": {**pruned, "column": config["progress"]["column"],
+                           "values": [float(r.get(config["progress"]["column"], math.nan)) for r in rows]},
+                "epochs_run": len(rows),
+                "validation": {k[4:]: v for k, v in rows[-1].items() if k.startswith("val_")} if rows else {},
+                "train_seconds": round(train_seconds, 3), **resumed}
     best_epoch = int(stopper.best_epoch) + 1 if rows else 0
 
     test_pred = model.predict(x[te], batch_size=4096, verbose=0).ravel()

@@ -92,6 +92,10 @@ def read_run(results_dir: Path, run_id: str, required_metrics: list[str] | None 
         why = local.get("reason") or f"exit status {local.get('returncode')}"
         outcome.reason = f"job failed: {why}"
         return outcome
+    if run_info is not None and run_info.get("status") == RunState.PRUNED and metrics is not None:
+        outcome.state, outcome.metrics = RunState.PRUNED, metrics
+        outcome.reason = f"pruned by the search after epoch {run_info.get('pruned_at_epoch')}"
+        return outcome
     if metrics_err:
         outcome.state = RunState.CORRUPT
         outcome.reason = metrics_err

@@ -55,7 +55,7 @@ def prepare(grid_path: str | os.PathLike, root: Path, checks: GridChecks | None 
     if checks.expression is None:
         checks = dataclasses.replace(checks, expression=check_expression)
     spec = load_grid(grid_path, root, checks=checks)
-    runs = expand(spec)
+    runs = expand(spec) if spec.search is None else []  # a search grid's runs are its driver's trials
     code = codebundle.build()
     return Prepared(spec, runs, _render(spec, runs, root, code, native_memory_retry=False), code)
 

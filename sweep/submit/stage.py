@@ -62,7 +62,7 @@ class SubmitOutcome:
     """What happened, and what the caller does next."""
 
     sweep: str
-    follow: str | None = None  # "collect" (local runs ended) | "wait" (wait, then collect) | None
+    follow: str | None = None  # "collect" (local runs ended) | "wait" (wait, then collect) | "search" | None
     all_failed: bool = False  # every local run failed
 
 
@@ -88,6 +88,8 @@ def submit_grid(options: SubmitOptions, console, *, checks: GridChecks | None = 
     root = options.root
     prepared = prepare(options.grid, root, checks=checks)
     spec, rendered = prepared.spec, prepared.rendered
+    if spec.search is not None:  # an adaptive search: its driver submits the trials (sweep.search)
+        return SubmitOutcome(spec.name, follow="search")
     for warning in spec.warnings:  # already escaped for the terminal
         from rich.markup import escape
 

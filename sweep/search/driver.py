@@ -1,0 +1,392 @@
+"""The search driver: owns the Optuna study, turns its trials into jobs and their results into
+what it tells the study.
+
+One driver per sweep (a lock in results/<sweep>/driver/). It asks Optuna for a trial, renders the
+trial's files from the same templates as a grid run (resources, memory escalation, runtime
+limit, portable environment), starts its job through an executor (sweep.search.trials), reports
+the job's per-epoch values to the pruner, and tells the study how the trial ended:
+
+- COMPLETE with the test metrics of its result folder (the objectives);
+- PRUNED when the pruner stopped it (the job exits at the end of an epoch; removed only if it
+  does not within PRUNE_GRACE_S);
+- FAIL with the reason when its job failed, was removed, or was held for a reason sweep does
+  not release (the job is removed): its parameters are enqueued again, at most search.retries
+  times. Memory holds under memory escalation are left to it.
+
+A trial's run id is the content hash of its parameters: a trial that samples a point whose
+result exists is told that result without a job. Nothing the driver knows lives only in its
+memory: a restarted driver (the schedd restarts a killed one) rebuilds its view from the
+journal (trials and their jobs), the queue and the result folders, so no finished trial is lost
+and none is run twice.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from .. import __version__
+from ..core.errors import BackendError, InputError
+from ..core.expand import run_of_point
+from ..core.grid import GridSpec
+from ..core.names import DRIVER_DIR, SweepPaths
+from ..core.render import render_sweep
+from ..core.states import RunState
+from ..fsutil import write_text_if_changed
+from ..records.lock import sweep_lock
+from ..records.manifest import now, read_manifest, save_manifest
+from ..records.runs import read_run
+from ..submit import codebundle
+from . import study as studies
+from .trials import TrialExecutor, TrialJob
+
+#: A job asked to stop is removed if it has not ended this long after (it should end within an epoch).
+PRUNE_GRACE_S = 300.0
+#: Polling: from this interval, 1.5x longer while nothing changes, up to the cap.
+POLL_START_S, POLL_CAP_S = 1.0, 10.0
+
+
+@dataclass
+class Active:
+    """A run being trained, and the trials waiting for it (more than one when two trials sample
+    the same point while it trains)."""
+
+    job: TrialJob
+    trials: list[int]
+    prune_asked: float | None = None
+    reported: int = 0  # epochs already reported to the study
+
+
+@dataclass
+class Summary:
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    reused: int = 0
+    submitted: int = 0
+    best: str = "-"
+    overhead_s: list[float] = field(default_factory=list)  # per trial: ask -> submitted, result -> told
+
+    def line(self) -> str:
+        return (f"{self.complete} complete, {self.pruned} pruned, {self.failed} failed"
+                + (f", {self.reused} reused" if self.reused else "") + f"; best {self.best}")
+
+
+class Driver:
+    """Runs a search grid's study to its end with an executor (HTCondorTrials or LocalTrials)."""
+
+    def __init__(self, spec: GridSpec, root: Path, executor: TrialExecutor, log=print, progress=None,
+                 poll_cap_s: float = POLL_CAP_S):
+        if spec.search is None:
+            raise InputError(f"{spec.file} has no search: block")
+        self.spec, self.root, self.executor, self.log = spec, root.resolve(), executor, log
+        self.paths = SweepPaths(self.root)
+        self.progress = progress  # callable(summary, running) for a progress bar, or None
+        self.poll_cap_s = poll_cap_s
+        self.study: optuna.Study | None = None
+        self.active: dict[str, Active] = {}  # run id -> its job
+        self.summary = Summary()
+        self.code = codebundle.build()
+        self.native = False
+        self.dists = studies.distributions(spec)
+
+    # ------------------------------------------------------------ files
+    def _write_base(self) -> None:
+        """jobs/<sweep>/: the code archive, the wrapper and the manifest (runs added per trial)."""
+        spec = self.spec
+        jobs_dir = self.paths.jobs(spec.name)
+        rendered = render_sweep(spec, [], self.root, code_archive=self.code.name)
+        codebundle.write(self.code, jobs_dir)
+        write_text_if_changed(self.paths.wrapper(spec.name), rendered.wrapper_text, mode=0o755)
+        self.paths.results(spec.name).mkdir(parents=True, exist_ok=True)
+        with sweep_lock(jobs_dir):
+            manifest = read_manifest(jobs_dir) or {}
+            s = spec.search
+            objectives = [list(o) for o in s.objectives]
+            ranking = objectives + [list(r) for r in spec.ranking if r[0] not in {m for m, _ in s.objectives}]
+            manifest.update({
+                "sweep": spec.name, "model": spec.model, "description": spec.description,
+                "grid": manifest.get("grid", spec.file), "rendered_at": now(), "sweep_version": __version__,
+                "ranking": ranking, "swept": spec.swept, "resources": spec.resources.as_dict(),
+                "code": {"archive": self.code.name, "sha256": self.code.sha256},
+                "search": {"sampler": s.sampler, "pruner": s.pruner, "objectives": objectives,
+                           "trials": s.trials, "parallel": s.parallel, "seed": s.seed,
+                           "journal": str(studies.journal_path(spec, self.root)),
+                           "prune_on": list(s.prune_on), "backend": self.executor.name},
+            })
+            manifest.setdefault("runs", [])
+            manifest.setdefault("submissions", [])
+            manifest.setdefault("learned_memory_mb", {})
+            save_manifest(jobs_dir, manifest)
+
+    def _render(self, run, trial: int):
+        manifest = read_manifest(self.paths.jobs(self.spec.name)) or {}
+        rendered = render_sweep(self.spec, [run], self.root, memory_mb=manifest.get("learned_memory_mb", {}),
+                                code_archive=self.code.name, native_memory_retry=self.native,
+                                trials={run.run_id: trial})
+        r = rendered.runs[0]
+        write_text_if_changed(r.config_path, r.config_text)
+        write_text_if_changed(r.submit_path, r.submit_text)
+        with sweep_lock(rendered.jobs_dir):
+            manifest = read_manifest(rendered.jobs_dir) or {}
+            runs = manifest.setdefault("runs", [])
+            entry = next((e for e in runs if e["run_id"] == run.run_id), None)
+            if entry is None:
+                entry = {"run_id": run.run_id, "config_id": run.config_id, "name": run.name, "repeat": 0,
+                         "seed": run.seed, "swept": run.swept}
+                runs.append(entry)
+            entry.setdefault("trials", [])
+            if trial not in entry["trials"]:
+                entry["trials"].append(trial)
+            save_manifest(rendered.jobs_dir, manifest)
+        return rendered, r
+
+    # ------------------------------------------------------------ the study
+    def _trial(self, number: int) -> optuna.Trial:
+        frozen = self.study.get_trials(deepcopy=False)[number]
+        return optuna.trial.Trial(self.study, frozen._trial_id)
+
+    def _used(self) -> int:
+        """Trials that count against search.trials: all but the failed ones tried again."""
+        trials = self.study.get_trials(deepcopy=False)
+        retried = {t.user_attrs.get(studies.ATTR_RETRY_OF) for t in trials}
+        return sum(1 for t in trials if not (t.state is TrialState.FAIL and t.number in retried))
+
+    def _objectives(self, metrics: dict) -> list[float] | None:
+        test = metrics.get("test") or {}
+        values = [test.get(m) for m, _ in self.spec.search.objectives]
+        if any(not isinstance(v, (int, float)) or math.isnan(v) for v in values):
+            return None
+        return [float(v) for v in values]
+
+    def _fail(self, number: int, reason: str) -> None:
+        """Tell FAIL with the reason; enqueue its parameters again while retries are left."""
+        frozen = self.study.get_trials(deepcopy=False)[number]
+        if frozen.state.is_finished():
+            return
+        self._trial(number).set_user_attr(studies.ATTR_FAIL_REASON, reason[:500])
+        self.study.tell(number, state=TrialState.FAIL)
+        self.summary.failed += 1
+        attempt = int(frozen.user_attrs.get(studies.ATTR_ATTEMPT, 0))
+        if attempt < self.spec.search.retries:
+            self.study.enqueue_trial(frozen.params, user_attrs={studies.ATTR_RETRY_OF: number,
+                                                                studies.ATTR_ATTEMPT: attempt + 1})
+            self.log(f"trial {number} failed ({reason}); its parameters are tried again "
+                     f"(retry {attempt + 1} of {self.spec.search.retries})")
+        else:
+            self.log(f"trial {number} failed ({reason}); no retries left")
+
+    def _report(self, number: int, values: list[float], already: int) -> int:
+        """Report the epochs not yet reported; return how many are now."""
+        trial = self._trial(number)
+        known = self.study.get_trials(deepcopy=False)[number].intermediate_values
+        for epoch, value in enumerate(values, start=1):
+            if epoch > already and epoch not in known and not math.isnan(value):
+                trial.report(value, epoch)
+        return max(already, len(values))
+
+    def _finish(self, run_id: str, trials: list[int], t_seen: float | None = None) -> None:
+        """Tell the trials of a run whose job has ended (or whose result existed) how it ended."""
+        outcome = read_run(self.paths.results(self.spec.name), run_id, [m for m, _ in self.spec.search.objectives])
+        for number in trials:
+            frozen = self.study.get_trials(deepcopy=False)[number]
+            if frozen.state.is_finished():
+                continue
+            if outcome.state is RunState.OK and (values := self._objectives(outcome.metrics)) is not None:
+                self.study.tell(number, values if len(values) > 1 else values[0])
+                self.summary.complete += 1
+            elif outcome.state is RunState.PRUNED:
+                self._report(number, _history_values(outcome.metrics), 0)
+                self.study.tell(number, state=TrialState.PRUNED)
+                self.summary.pruned += 1
+            else:
+                self._fail(number, outcome.reason or f"no valid result ({outcome.state})")
+        if t_seen is not None:
+            self.summary.overhead_s.append(time.perf_counter() - t_seen)
+
+    # ------------------------------------------------------------ starting trials
+    def _start(self, number: int, params: dict) -> None:
+        t0 = time.perf_counter()
+        point = studies.point_of(self.spec, params)
+        run = run_of_point(self.spec, point)
+        self._trial(number).set_user_attr(studies.ATTR_RUN, run.run_id)
+        if run.run_id in self.active:  # the same point is training for another trial: wait for it
+            self.active[run.run_id].trials.append(number)
+            return
+        outcome = read_run(self.paths.results(self.spec.name), run.run_id,
+                           [m for m, _ in self.spec.search.objectives])
+        if outcome.state in (RunState.OK, RunState.PRUNED):  # trained before: its result, no job
+            self._trial(number).set_user_attr(studies.ATTR_REUSED, True)
+            self.summary.reused += 1
+            self._render(run, number)  # the manifest lists it, so collect ranks it with the others
+            self._finish(run.run_id, [number])
+            return
+        rendered, r = self._render(run, number)
+        job = self.executor.start(rendered, r)
+        self._trial(number).set_user_attr(studies.ATTR_JOB, job.job)
+        self.active[run.run_id] = Active(job, [number])
+        self.summary.submitted += 1
+        self.summary.overhead_s.append(time.perf_counter() - t0)
+        self.log(f"trial {number}: run {run.run_id} ({run.name}) -> job {job.job}")
+
+    def _ask(self) -> bool:
+        """Ask the study for a trial (an enqueued retry first) and start it; False when its job
+        could not be submitted (the trial is failed, its parameters enqueued again)."""
+        trial = self.study.ask(fixed_distributions=self.dists)
+        try:
+            self._start(trial.number, trial.params)
+        except BackendError as exc:
+            self._fail(trial.number, f"could not be submitted: {exc}")
+            return False
+        return True
+
+    def _waiting(self) -> int:
+        return len(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+    def _fill(self) -> None:
+        """Start trials until search.parallel run or the budget is spent (enqueued retries go first)."""
+        while len(self.active) < self.spec.search.parallel:
+            if not self._waiting() and self._used() >= self.spec.search.trials:
+                return
+            if not self._ask():
+                time.sleep(self.poll_cap_s)  # the schedd refused: do not burn the retries at once
+                return
+
+    # ------------------------------------------------------------ resume
+    def _resume(self) -> None:
+        """Take over the trials an earlier driver left RUNNING."""
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            number, run_id = frozen.number, frozen.user_attrs.get(studies.ATTR_RUN)
+            if run_id is None:  # asked, then the driver stopped: nothing was started for it
+                self.log(f"trial {number}: resumed (nothing had been started)")
+                self._start(number, frozen.params)
+                continue
+            if run_id in self.active:
+                self.active[run_id].trials.append(number)
+                continue
+            live = self.executor.find(run_id)
+            if live is not None:
+                self.active[run_id] = Active(live, [number], reported=len(frozen.intermediate_values))
+                self.log(f"trial {number}: following its job {live.job} again")
+                continue
+            outcome = read_run(self.paths.results(self.spec.name), run_id, [m for m, _ in self.spec.search.objectives])
+            if outcome.state in (RunState.OK, RunState.PRUNED, RunState.FAILED, RunState.CORRUPT):
+                self.log(f"trial {number}: its job ended while no driver ran ({outcome.state})")
+                self._finish(run_id, [number])
+            elif frozen.user_attrs.get(studies.ATTR_JOB):
+                job = frozen.user_attrs[studies.ATTR_JOB]
+                if job.startswith("pid:"):  # this machine's job of a killed driver: stop it, start again
+                    from .trials import kill_orphan
+
+                    kill_orphan(int(job[4:]))
+                    self.log(f"trial {number}: its job (an earlier driver's) is started again")
+                    self._start(number, frozen.params)
+                else:
+                    self._fail(number, f"its job {job} left the queue without a result")
+            else:
+                self._start(number, frozen.params)
+
+    # ------------------------------------------------------------ the loop
+    def _step(self) -> bool:
+        """Look at every active job once; act. Returns whether anything changed."""
+        changed = False
+        try:
+            seen = self.executor.observe([a.job for a in self.active.values()])
+        except BackendError as exc:
+            self.log(f"{exc}; trying again")
+            return False
+        t_seen = time.perf_counter()
+        for run_id, obs in seen.items():
+            act = self.active[run_id]
+            lead = act.trials[0]
+            if len(obs.values) > act.reported:
+                act.reported = self._report(lead, obs.values, act.reported)
+                changed = True
+                if act.prune_asked is None and self._trial(lead).should_prune():
+                    self.log(f"trial {lead}: pruned after epoch {act.reported} "
+                             f"({self.spec.search.prune_on[0]} {obs.values[act.reported - 1]:.4g})")
+                    try:
+                        self.executor.request_prune(act.job)
+                        act.prune_asked = time.monotonic()
+                    except BackendError as exc:
+                        self.log(f"{exc}; asking again next time")
+            if not obs.live:
+                del self.active[run_id]
+                self._finish(run_id, act.trials, t_seen)
+                changed = True
+            elif obs.hold:
+                self.log(f"trial {lead}: its job {act.job.job} is {obs.hold}: removed")
+                self.executor.remove(act.job, obs.hold)
+                del self.active[run_id]
+                for number in act.trials:
+                    self._fail(number, obs.hold)
+                changed = True
+            elif act.prune_asked is not None and time.monotonic() - act.prune_asked > PRUNE_GRACE_S:
+                self.log(f"trial {lead}: its job did not stop within {PRUNE_GRACE_S:.0f}s of being pruned: removed")
+                self.executor.remove(act.job, "pruned")
+                del self.active[run_id]
+                for number in act.trials:
+                    self.study.tell(number, state=TrialState.PRUNED)
+                    self.summary.pruned += 1
+                changed = True
+        return changed
+
+    def _best(self) -> str:
+        trials = [t for t in self.study.get_trials(deepcopy=False) if t.state is TrialState.COMPLETE]
+        if not trials:
+            return "-"
+        objectives = self.spec.search.objectives
+        if len(objectives) > 1:
+            return f"{len(self.study.best_trials)} on the Pareto front"
+        metric, direction = objectives[0]
+        best = (max if direction == "max" else min)(trials, key=lambda t: t.value)
+        return f"{metric} {best.value:.4f} (trial {best.number})"
+
+    def _count(self) -> None:
+        trials = self.study.get_trials(deepcopy=False)
+        self.summary.complete = sum(1 for t in trials if t.state is TrialState.COMPLETE)
+        self.summary.pruned = sum(1 for t in trials if t.state is TrialState.PRUNED)
+        self.summary.failed = sum(1 for t in trials if t.state is TrialState.FAIL)
+        self.summary.best = self._best()
+
+    def run(self) -> Summary:
+        """Run the study until search.trials trials have ended.
+
+        Raises:
+            LockedError: another driver runs this sweep's search.
+            InputError: the journal belongs to another version of the grid.
+        """
+        driver_dir = self.paths.results(self.spec.name) / DRIVER_DIR
+        with sweep_lock(driver_dir, timeout=5.0):
+            self.study = studies.open_study(self.spec, self.root)
+            self.native = self.executor.native_memory_retry()
+            self._write_base()
+            self._resume()
+            delay = POLL_START_S
+            try:
+                while True:
+                    self._fill()
+                    if not self.active:
+                        if not self._waiting() and self._used() >= self.spec.search.trials:
+                            break
+                        continue  # every trial asked was told at once (reused results, refusals): ask again
+                    changed = self._step()
+                    self._count()
+                    if self.progress is not None:
+                        self.progress(self.summary, len(self.active))
+                    delay = POLL_START_S if changed else min(self.poll_cap_s, delay * 1.5)
+                    time.sleep(delay)
+            finally:
+                self.executor.close()
+            self._count()
+        return self.summary
+
+
+def _history_values(metrics: dict) -> list[float]:
+    """A pruned run's reported values, from its metrics (the job keeps them in `pruned`)."""
+    return [float(v) for v in (metrics.get("pruned") or {}).get("values", [])]

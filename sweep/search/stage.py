@@ -1,0 +1,232 @@
+"""`sweep search GRID`: start a search grid's driver.
+
+On a pool the driver is one job in HTCondor's local universe: it runs on the submit node under
+the schedd, survives logout, and is started again by the schedd if it is killed (it exits by a
+signal; an exit status of its own ends it). `sweep search` validates the grid, checks the jobs'
+interpreter, makes the dataset, freezes a copy of the grid (the driver reads that copy, so an
+edit of the grid file during the search changes nothing), submits the driver and returns.
+With --local (or no pool at all) the same driver runs in the foreground with the local executor.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.markup import escape
+
+from ..core import names
+from ..core.errors import BackendError, InputError, printable
+from ..core.grid import GridChecks, GridSpec, load_grid
+from ..core.names import DRIVER_DIR, DRIVER_SUBMIT, SweepPaths
+from ..core.render import CHECKOUT, job_interpreter, relative_to_root, submit_string, submit_value
+from ..fsutil import atomic_write_text
+from ..records.lock import sweep_lock
+from ..records.manifest import on_pool, read_manifest, update_submission
+from ..submit.stage import check_interpreter, unreachable_hint
+
+#: The frozen copy of the grid the driver reads (jobs/<sweep>/search.yaml).
+FROZEN_GRID = "search.yaml"
+
+
+@dataclass
+class SearchOptions:
+    grid: Path
+    root: Path
+    mode: str = "auto"  # auto | local | condor (sweep.submit.stage's AUTO, LOCAL, CONDOR)
+    progress: bool = True
+    cpus: int | None = None
+
+
+def load_search_grid(grid: Path, root: Path, checks: GridChecks | None) -> GridSpec:
+    """The grid, which must have a search: block.
+
+    Raises:
+        GridError: invalid grid; InputError: a grid without search:.
+    """
+    spec = load_grid(grid, root, checks=checks)
+    if spec.search is None:
+        raise InputError(f"{grid} has no search: block; run its grid with `sweep submit {grid}`")
+    return spec
+
+
+def start_search(options: SearchOptions, console, *, checks: GridChecks | None = None, make_dataset=None) -> str:
+    """Validate, then run the driver here (local) or submit it to the pool.
+
+    Returns:
+        "done" when the search ran here to its end, "submitted" when the driver job is queued.
+
+    Raises:
+        GridError, InputError: the grid; BackendError: --condor (or a sweep on a pool) without a
+        schedd that answers (nothing written), or a driver of this sweep already queued.
+    """
+    from ..submit.backends import htcondor
+
+    spec = load_search_grid(options.grid, options.root, checks)
+    for warning in spec.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    python, _ = job_interpreter(spec)
+    check_interpreter(spec, python, console)
+    jobs_dir = SweepPaths(options.root.resolve()).jobs(spec.name)
+    manifest = read_manifest(jobs_dir) or {}
+    local = options.mode == "local" or (options.mode == "auto" and htcondor.configured_pool() is None
+                                        and not on_pool(manifest))
+    if local:
+        if options.mode == "auto":
+            console.print("[yellow]no HTCondor pool is configured on this machine: the search runs here with the "
+                          "local backend (--local says so, --condor insists on a pool)[/]")
+        if make_dataset is not None:
+            note = make_dataset(spec, options.progress, False)
+            if note:
+                console.print(note)
+        run_local(spec, options, console)
+        return "done"
+    try:
+        schedd = htcondor.connect(timeout=5 if options.mode == "auto" else 10)
+    except BackendError as exc:
+        raise BackendError(f"{exc}. Nothing was written: {unreachable_hint(on_pool(manifest))}") from None
+    with sweep_lock(jobs_dir):
+        running = driver_jobs(schedd, spec.name)
+        if running:
+            raise BackendError(f"sweep '{spec.name}' already has a search driver in the queue (job "
+                               f"{running[0]}); follow it with `sweep status {spec.name}`, or remove it first")
+        if make_dataset is not None:
+            note = make_dataset(spec, options.progress, True)
+            if note:
+                console.print(note)
+        cluster = submit_driver(schedd, spec, options.grid, options.root)
+    console.print(f"htcondor: the search driver of sweep '{spec.name}' is job {cluster}.0 in the local universe on "
+                  f"{htcondor.pool_name()}: it runs {spec.search.trials} trials, {spec.search.parallel} at a time. "
+                  f"Log out if you like; follow with `sweep status {spec.name}` and "
+                  f"`sweep collect {spec.name}`")
+    return "submitted"
+
+
+def driver_jobs(schedd, sweep: str) -> list[str]:
+    """This owner's queued driver jobs of the sweep ("cluster.proc")."""
+    from ..submit.backends.htcondor import submitting_owner
+
+    constraint = (f"Owner =?= {submit_string(submitting_owner())} && {names.ATTR_SWEEP} =?= {submit_string(sweep)} "
+                  f"&& {names.ATTR_ROLE} =?= {submit_string(names.ROLE_DRIVER)} && JobStatus =!= 3 && JobStatus =!= 4")
+    try:
+        ads = schedd.query(constraint=constraint, projection=["ClusterId", "ProcId"])
+    except Exception as exc:  # noqa: BLE001
+        raise BackendError(f"the schedd does not answer: {exc}") from None
+    return [f"{ad['ClusterId']}.{ad['ProcId']}" for ad in ads]
+
+
+def driver_submit_text(spec: GridSpec, root: Path) -> str:
+    """The driver's submit description: the local universe, restarted by the schedd when it is
+    killed (ExitBySignal), ended by an exit status of its own."""
+    paths = SweepPaths(root.resolve())
+    frozen = paths.jobs(spec.name) / FROZEN_GRID
+    driver_dir = paths.results(spec.name) / DRIVER_DIR
+    pythonpath = f"PYTHONPATH={submit_value(CHECKOUT)} " if CHECKOUT else ""
+    return "\n".join([
+        f"# the search driver of sweep {spec.name} (rendered by sweep): owns results/{spec.name}/study.journal",
+        "universe = local",
+        f"executable = {submit_value(sys.executable)}",
+        f'arguments = "-m sweep.cli --root {submit_value(paths.root)} search {submit_value(frozen)} --driver"',
+        f'environment = "{pythonpath}TF_CPP_MIN_LOG_LEVEL=2"',
+        f"initialdir = {submit_value(driver_dir)}",
+        "output = driver.out",
+        "error = driver.err",
+        "log = driver.log",
+        "# killed (kill -9, a reboot of the submit node): the schedd starts it again, and it resumes from",
+        "# the journal; an exit of its own (0: done, else an error it printed) ends it",
+        "on_exit_remove = ExitBySignal =?= false",
+        f"+{names.ATTR_SWEEP} = {submit_string(spec.name)}",
+        f"+{names.ATTR_ROLE} = {submit_string(names.ROLE_DRIVER)}",
+        "queue",
+    ]) + "\n"
+
+
+def submit_driver(schedd, spec: GridSpec, grid: Path, root: Path) -> int:
+    """Freeze the grid, write jobs/<sweep>/driver.sub and queue it; returns the cluster."""
+    from ..submit.backends import htcondor
+
+    paths = SweepPaths(root.resolve())
+    jobs_dir = paths.jobs(spec.name)
+    driver_dir = paths.results(spec.name) / DRIVER_DIR
+    driver_dir.mkdir(parents=True, exist_ok=True)
+    frozen = jobs_dir / FROZEN_GRID
+    if Path(grid).resolve() != frozen.resolve():
+        shutil.copyfile(grid, frozen)
+    text = driver_submit_text(spec, root)
+    atomic_write_text(jobs_dir / DRIVER_SUBMIT, text)
+    htcondor.check_reachable_by_owner(paths.root)
+    htcondor.hand_over(paths.results(spec.name), jobs_dir, driver_dir)
+    bindings = htcondor.bindings()
+    try:
+        result = schedd.submit(bindings.Submit(text))
+    except Exception as exc:  # noqa: BLE001
+        raise BackendError(f"the schedd refused the search driver: {printable(str(exc))[:300]}") from None
+    cluster = result.cluster()
+    update_submission(jobs_dir, f"driver-{cluster}", {"backend": names.BACKEND_HTCONDOR, "role": names.ROLE_DRIVER,
+                                                     "cluster": cluster, "grid": str(Path(grid).resolve()),
+                                                     "state": "submitted", "owner": htcondor.submitting_owner()})
+    return cluster
+
+
+def run_driver(grid: Path, root: Path, log=print) -> int:
+    """The driver job's body (`sweep search <frozen grid> --driver`): the search on the pool."""
+    from ..submit.backends import htcondor
+    from .driver import Driver
+    from .trials import HTCondorTrials
+
+    spec = load_search_grid(grid, root, None)
+    schedd = htcondor.connect(timeout=30)
+    summary = Driver(spec, root, HTCondorTrials(spec, schedd=schedd), log=lambda m: log(m, flush=True)).run()
+    log(f"search {spec.name} finished: {summary.line()}", flush=True)
+    _collect_quietly(spec.name, root, log)
+    return 0
+
+
+def run_local(spec: GridSpec, options: SearchOptions, console) -> None:
+    """The driver in the foreground with the local executor, with a progress bar."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..submit.backends.local import machine_cpus
+    from .driver import Driver
+    from .trials import LocalTrials
+
+    cpus = options.cpus or machine_cpus()
+    fits = max(1, cpus // spec.resources.request_cpus)
+    if spec.search.parallel > fits:
+        console.print(f"[yellow]search.parallel is {spec.search.parallel}, but this machine's {cpus} core(s) fit "
+                      f"{fits} trial(s) of {spec.resources.request_cpus} CPU(s) at a time: the trials share them[/]")
+    executor = LocalTrials(spec, cpus=cpus)
+    total = spec.search.trials
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("{task.fields[line]}"), TimeElapsedColumn(), console=console,
+                  disable=not options.progress, transient=False) as bar:
+        task = bar.add_task(f"search {spec.name}", total=total, line="")
+
+        def show(summary, running: int) -> None:
+            done = summary.complete + summary.pruned + summary.failed
+            bar.update(task, completed=min(done, total), line=f"{summary.line()}; {running} running")
+
+        def log(message: str) -> None:
+            bar.console.print(message, markup=False, highlight=False)
+
+        summary = Driver(spec, options.root, executor, log=log if options.progress else (lambda m: None),
+                         progress=show).run()
+    console.print(f"search {spec.name}: {summary.line()}", markup=False)
+    if summary.overhead_s:
+        overhead = sorted(summary.overhead_s)
+        console.print(f"driver overhead per step (ask -> started, result -> told): median "
+                      f"{overhead[len(overhead) // 2] * 1000:.0f} ms, max {overhead[-1] * 1000:.0f} ms", markup=False)
+
+
+def _collect_quietly(sweep: str, root: Path, log) -> None:
+    """Write the leaderboard when the search ends (the physicist comes back to it)."""
+    from ..collect.gather import collect
+
+    try:
+        board = collect(sweep, root, write_csv=True)
+        log(f"leaderboard written to {relative_to_root(board.results_dir / names.LEADERBOARD, root)} "
+            f"({len(board.table)} ranked trials)", flush=True)
+    except Exception as exc:  # noqa: BLE001 - the search is done; collect can be run again by hand
+        log(f"collect failed ({type(exc).__name__}: {exc}); run `sweep collect {sweep}`", flush=True)
