@@ -48,7 +48,7 @@ from .trials import TrialExecutor, TrialJob
 #: A job asked to stop is removed if it has not ended this long after (it should end within an epoch).
 PRUNE_GRACE_S = 300.0
 #: Polling: from this interval, 1.5x longer while nothing changes, up to the cap.
-POLL_START_S, POLL_CAP_S = 1.0, 10.0
+POLL_START_S, POLL_CAP_S = 1.0, 5.0
 
 
 @dataclass
@@ -308,7 +308,7 @@ class Driver:
                 act.reported = self._report(lead, obs.values, act.reported)
                 changed = True
                 if act.prune_asked is None and self._trial(lead).should_prune():
-                    self.log(f"trial {lead}: pruned after epoch {act.reported} "
+                    self.log(f"trial {lead}: pruned after epoch {act.reported}, its job is asked to stop "
                              f"({self.spec.search.prune_on[0]} {obs.values[act.reported - 1]:.4g})")
                     try:
                         self.executor.request_prune(act.job)

@@ -10,8 +10,10 @@ With --local (or no pool at all) the same driver runs in the foreground with the
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from ..core.errors import BackendError, InputError, printable
 from ..core.grid import GridChecks, GridSpec, load_grid
 from ..core.names import DRIVER_DIR, DRIVER_SUBMIT, SweepPaths
 from ..core.render import CHECKOUT, job_interpreter, relative_to_root, submit_string, submit_value
+from ..core.schema import SAFE_PATH_RE
 from ..fsutil import atomic_write_text
 from ..records.lock import sweep_lock
 from ..records.manifest import on_pool, read_manifest, update_submission
@@ -29,6 +32,8 @@ from ..submit.stage import check_interpreter, unreachable_hint
 
 #: The frozen copy of the grid the driver reads (jobs/<sweep>/search.yaml).
 FROZEN_GRID = "search.yaml"
+#: What the driver did, appended across its restarts (results/<sweep>/driver/search.log).
+SEARCH_LOG = "search.log"
 
 
 @dataclass
@@ -117,19 +122,57 @@ def driver_jobs(schedd, sweep: str) -> list[str]:
     return [f"{ad['ClusterId']}.{ad['ProcId']}" for ad in ads]
 
 
-def driver_submit_text(spec: GridSpec, root: Path) -> str:
+def driver_environment(driver_dir: Path) -> dict[str, str]:
+    """What the driver's process needs that a local-universe job does not inherit: the checkout
+    on PYTHONPATH (without an installed sweep), this pool's CONDOR_CONFIG when it is not the
+    default, and, when root submits as the job owner with the owner's IDTOKEN, that token: the
+    driver talks to the schedd as the owner (a copy in results/<sweep>/driver/tokens/, the
+    owner's, mode 600).
+
+    Raises:
+        BackendError: a path that a submit file's environment cannot carry.
+    """
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    if CHECKOUT:
+        env["PYTHONPATH"] = str(CHECKOUT)
+    if os.environ.get("CONDOR_CONFIG"):
+        env["CONDOR_CONFIG"] = os.environ["CONDOR_CONFIG"]
+    if os.geteuid() == 0:
+        from ..submit.backends import htcondor
+
+        source = Path(os.environ.get("SWEEP_IDTOKENS_DIR") or htcondor.bindings().param.get("SEC_TOKEN_DIRECTORY", ""))
+        owner = htcondor.job_owner()
+        if owner is not None and source.is_dir():
+            tokens = driver_dir / "tokens"
+            tokens.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for token in source.iterdir():
+                if token.is_file():
+                    shutil.copyfile(token, tokens / token.name)
+                    os.chmod(tokens / token.name, 0o600)
+                    os.chown(tokens / token.name, owner.pw_uid, owner.pw_gid)
+            os.chown(tokens, owner.pw_uid, owner.pw_gid)
+            env["_CONDOR_SEC_TOKEN_DIRECTORY"] = str(tokens)
+            env["_CONDOR_SEC_CLIENT_AUTHENTICATION_METHODS"] = "IDTOKENS"
+    for key, value in env.items():
+        if not SAFE_PATH_RE.fullmatch(value):
+            raise BackendError(f"{key}={printable(value)[:200]} cannot be passed to the search driver's job "
+                               "(spaces, quotes or commas in a path): use a path of letters, digits and _ . / : + @ = -")
+    return env
+
+
+def driver_submit_text(spec: GridSpec, root: Path, env: dict[str, str]) -> str:
     """The driver's submit description: the local universe, restarted by the schedd when it is
     killed (ExitBySignal), ended by an exit status of its own."""
     paths = SweepPaths(root.resolve())
     frozen = paths.jobs(spec.name) / FROZEN_GRID
     driver_dir = paths.results(spec.name) / DRIVER_DIR
-    pythonpath = f"PYTHONPATH={submit_value(CHECKOUT)} " if CHECKOUT else ""
+    environment = " ".join(f"{k}={submit_value(v)}" for k, v in sorted(env.items()))
     return "\n".join([
         f"# the search driver of sweep {spec.name} (rendered by sweep): owns results/{spec.name}/study.journal",
         "universe = local",
         f"executable = {submit_value(sys.executable)}",
         f'arguments = "-m sweep.cli --root {submit_value(paths.root)} search {submit_value(frozen)} --driver"',
-        f'environment = "{pythonpath}TF_CPP_MIN_LOG_LEVEL=2"',
+        f'environment = "{environment}"',
         f"initialdir = {submit_value(driver_dir)}",
         "output = driver.out",
         "error = driver.err",
@@ -154,7 +197,7 @@ def submit_driver(schedd, spec: GridSpec, grid: Path, root: Path) -> int:
     frozen = jobs_dir / FROZEN_GRID
     if Path(grid).resolve() != frozen.resolve():
         shutil.copyfile(grid, frozen)
-    text = driver_submit_text(spec, root)
+    text = driver_submit_text(spec, root, driver_environment(driver_dir))
     atomic_write_text(jobs_dir / DRIVER_SUBMIT, text)
     htcondor.check_reachable_by_owner(paths.root)
     htcondor.hand_over(paths.results(spec.name), jobs_dir, driver_dir)
@@ -177,10 +220,19 @@ def run_driver(grid: Path, root: Path, log=print) -> int:
     from .trials import HTCondorTrials
 
     spec = load_search_grid(grid, root, None)
+    journal = SweepPaths(root.resolve()).results(spec.name) / DRIVER_DIR / SEARCH_LOG
+
+    def note(message: str, **_) -> None:  # the job's output file is truncated when the schedd restarts it
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+        log(line, flush=True)
+        with open(journal, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    note(f"driver of sweep {spec.name} starting (pid {os.getpid()})")
     schedd = htcondor.connect(timeout=30)
-    summary = Driver(spec, root, HTCondorTrials(spec, schedd=schedd), log=lambda m: log(m, flush=True)).run()
-    log(f"search {spec.name} finished: {summary.line()}", flush=True)
-    _collect_quietly(spec.name, root, log)
+    summary = Driver(spec, root, HTCondorTrials(spec, schedd=schedd), log=note).run()
+    note(f"search {spec.name} finished: {summary.line()}")
+    _collect_quietly(spec.name, root, note)
     return 0
 
 

@@ -9,6 +9,7 @@ float or int distributions, and a trial's parameters become a run whose id is th
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +98,21 @@ def max_epochs(spec: GridSpec) -> int:
     return int(spec.fixed.get("epochs", 1))
 
 
-def make_sampler(spec: GridSpec) -> optuna.samplers.BaseSampler:
-    """Optuna's sampler named by search.sampler, seeded by search.seed."""
+def sampler_seed(seed: int, trials_so_far: int) -> int:
+    """The sampler's seed: search.seed for a new study; for a study a restarted driver resumes,
+    one derived from it and the trials it holds (the same seed would replay the first proposals,
+    which are results already: the trials would be told them again instead of exploring)."""
+    if trials_so_far == 0:
+        return seed
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{seed}:{trials_so_far}".encode()).digest()[:4], "little")
+
+
+def make_sampler(spec: GridSpec, trials_so_far: int = 0) -> optuna.samplers.BaseSampler:
+    """Optuna's sampler named by search.sampler, seeded by search.seed (see sampler_seed)."""
     s = spec.search
+    s = dataclasses.replace(s, seed=sampler_seed(s.seed, trials_so_far))
     if s.sampler == "random":
         return optuna.samplers.RandomSampler(seed=s.seed)
     if s.sampler == "tpe":
@@ -159,8 +172,10 @@ def open_study(spec: GridSpec, root: Path, *, create: bool = True) -> optuna.Stu
     path = journal_path(spec, root)
     s = spec.search
     directions = ["maximize" if d == "max" else "minimize" for _, d in s.objectives]
-    study = optuna.create_study(storage=storage(path), study_name=spec.name, load_if_exists=True,
-                                directions=directions, sampler=make_sampler(spec), pruner=make_pruner(spec))
+    store = storage(path)
+    known_studies = {st.study_name: st.n_trials for st in optuna.get_all_study_summaries(store)}
+    study = optuna.create_study(storage=store, study_name=spec.name, load_if_exists=True, directions=directions,
+                                sampler=make_sampler(spec, known_studies.get(spec.name, 0)), pruner=make_pruner(spec))
     digest = space_sha256(spec)
     known = study.user_attrs.get(ATTR_SPACE)
     if known is None and create:

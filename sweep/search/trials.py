@@ -144,8 +144,12 @@ class HTCondorTrials:
         return out
 
     def request_prune(self, job: TrialJob) -> None:
+        htcondor2 = self._htcondor.bindings()
         try:
-            self.backend.schedd.edit([job.job], names.ATTR_PRUNE, "true")
+            # SetDirty (condor_qedit -forward): the schedd forwards the change to the running job's
+            # shadow, where chirp's get_job_attr reads it; without it the job would see it only
+            # after a restart (measured on 23.9: never within the run)
+            self.backend.schedd.edit([job.job], names.ATTR_PRUNE, "true", flags=htcondor2.TransactionFlag.SetDirty)
         except Exception as exc:  # noqa: BLE001
             raise BackendError(f"cannot set {names.ATTR_PRUNE} on job {job.job}: {exc}") from None
 
