@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from ..core.names import LEADERBOARD, RESOURCES, SweepPaths
-from ..core.ranking import rank
+from ..core.ranking import pareto_front, rank
 from ..core.schema import metrics_for
 from ..core.states import RunState
 from ..core.units import format_duration
@@ -61,6 +61,9 @@ class Leaderboard:
     results_dir: Path | None = None
     jobs_dir: Path | None = None
     outside_grid: list[str] = field(default_factory=list)  # ranked runs the current grid no longer has
+    #: a search's trials its pruner stopped: run id, name, epochs reached, the value it was stopped at
+    pruned: list[dict] = field(default_factory=list)
+    search: dict | None = None  # the manifest's search block (sampler, pruner, objectives, journal)
     window_split: list[str] = field(default_factory=list)  # ranked peak finders tested on a per-window split
 
     @property
@@ -99,6 +102,8 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
     attempts = _event_log_attempts(paths.event_log(sweep))
     dataset = _current_dataset(manifest)
     records, problems, usage, outside, window_split, total = [], [], [], [], [], 0
+    pruned: list[dict] = []
+    search = manifest.get("search")
     for entry in manifest["runs"]:
         outcome = mark_stale(read_run(results_dir, entry["run_id"], required), dataset)
         if not in_grid(entry):
@@ -110,6 +115,12 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
         resources = _resources(jobs, outcome)
         if resources:
             usage.append({"run_id": entry["run_id"], "name": entry["name"], "state": str(outcome.state), **resources})
+        if outcome.state is RunState.PRUNED:  # a search trial stopped by its pruner: not ranked
+            stop = outcome.metrics.get("pruned") or {}
+            pruned.append({"run_id": entry["run_id"], "name": entry["name"], "trials": entry.get("trials", []),
+                           "epochs_run": outcome.metrics.get("epochs_run"), "column": stop.get("column"),
+                           "value": stop.get("value")})
+            continue
         if not outcome.ok:
             _explain_from_event_log(outcome, jobs)
             problems.append(outcome)
@@ -125,11 +136,18 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
         record.update(best_epoch=m.get("best_epoch"), epochs_run=m.get("epochs_run"),
                       train_seconds=m.get("train_seconds"), seed=entry["seed"])
         record.update({k: resources.get(k) for k in ("cpus_used", "memory_used_mb", "wall_s")})
+        if search is not None:
+            record["trial"] = min(entry.get("trials") or [-1])
         records.append(record)
+    objectives = [tuple(o) for o in (search or {}).get("objectives", [])]
+    if len(objectives) > 1:  # a multi-objective search: which trials no other beats in every objective
+        for record, on_front in zip(records, pareto_front(records, objectives)):
+            record["pareto"] = on_front
     table = rank(records, ranking)
     board = Leaderboard(sweep=sweep, model=model, ranking=ranking, swept=swept, table=table,
                         problems=problems, total=total, results_dir=results_dir,
-                        jobs_dir=paths.jobs(sweep), outside_grid=outside, window_split=window_split)
+                        jobs_dir=paths.jobs(sweep), outside_grid=outside, window_split=window_split,
+                        pruned=pruned, search=search)
     per_config: dict[str, int] = {}
     for entry in manifest["runs"]:
         per_config[entry["config_id"]] = per_config.get(entry["config_id"], 0) + 1

@@ -320,6 +320,24 @@ def print_selection(board: Leaderboard, sel: Selection, console, root: Path | No
         console.print(f"leaderboard written to {relative_to_root(board.csv_path, root) if root else board.csv_path}")
     if board.resources is not None and "memory_used_mb" in board.resources:
         print_resources(board, console, None)
+    if board.search:
+        s = board.search
+        front = int(board.table["pareto"].sum()) if "pareto" in board.table else None
+        console.print(f"search: sampler {s.get('sampler')}, pruner {s.get('pruner')}, objectives "
+                      f"{', '.join(m for m, _ in s.get('objectives', []))}"
+                      + (f"; {front} trial(s) on the Pareto front (column pareto)" if front is not None else "")
+                      + f"; study {relative_to_root(Path(s['journal']), root) if root else s.get('journal')}",
+                      markup=False)
+    if board.pruned:
+        stopped = Table(title=f"{len(board.pruned)} trial(s) pruned while training (not ranked)", title_justify="left")
+        for col in ("run id", "trial", "name", "epochs reached", "value when stopped"):
+            stopped.add_column(col, overflow="fold")
+        for p in board.pruned:
+            value = p.get("value")
+            stopped.add_row(p["run_id"], ",".join(map(str, p.get("trials") or [])), p["name"],
+                            str(p.get("epochs_run")),
+                            f"{p.get('column')} {value:.4f}" if isinstance(value, (int, float)) else "-")
+        console.print(stopped)
     if board.problems:
         failures = Table(title=f"{len(board.problems)} run(s) without a valid result", title_justify="left")
         for col in ("run id", "state", "reason", "stderr (last lines)"):

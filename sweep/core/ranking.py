@@ -40,3 +40,29 @@ def rank(table: "pd.DataFrame | Iterable[dict[str, Any]]", ranking: list[tuple[s
     frame = frame.reset_index(drop=True)
     frame.insert(0, "rank", range(1, len(frame) + 1))
     return frame
+
+
+def pareto_front(rows: "Iterable[dict[str, Any]]", objectives: list[tuple[str, str]]) -> list[bool]:
+    """Which rows no other row dominates: at least as good in every objective and better in one
+    ("max": higher is better, "min": lower). A row missing an objective is never on the front.
+
+    Args:
+        rows: the rows (mappings holding the objectives' columns).
+        objectives: (column, "max" | "min") pairs.
+
+    Returns:
+        One flag per row, in order.
+    """
+    import math
+
+    points = []
+    for row in rows:
+        values = [row.get(m) for m, _ in objectives]
+        ok = all(isinstance(v, (int, float)) and not math.isnan(v) for v in values)
+        # as "higher is better" in every coordinate
+        points.append([v if d == "max" else -v for v, (_, d) in zip(values, objectives)] if ok else None)
+
+    def dominates(a: list[float], b: list[float]) -> bool:
+        return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
+
+    return [p is not None and not any(q is not None and dominates(q, p) for q in points) for p in points]

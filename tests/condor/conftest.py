@@ -154,3 +154,12 @@ def checkout_reachable_by_job_owner():
             else:
                 pytest.fail(f"{parent} is not searchable by the HTCondor job owner (nobody): jobs could not "
                             f"run this checkout's Python; move the checkout or chmod o+x {parent}", pytrace=False)
+
+
+@pytest.fixture
+def project(condor_pool, condor_job_dir, small_dataset):
+    """A project folder the job owner can reach, with the dataset in data/."""
+    (condor_job_dir / "data").mkdir()
+    shutil.copy(small_dataset, condor_job_dir / "data" / "small.npz")
+    condor_pool.prepare_dir(condor_job_dir)
+    return condor_job_dir

@@ -56,15 +56,6 @@ def job_templates(root: Path, body: str) -> str:
     return "templates: tpl\n"
 
 
-@pytest.fixture
-def project(condor_pool, condor_job_dir, small_dataset):
-    """A project folder the job owner can reach, with the dataset in data/."""
-    (condor_job_dir / "data").mkdir()
-    shutil.copy(small_dataset, condor_job_dir / "data" / "small.npz")
-    condor_pool.prepare_dir(condor_job_dir)
-    return condor_job_dir
-
-
 def sweep_cli(root: Path, *args: str) -> int:
     return main(["--root", str(root), *args])
 
