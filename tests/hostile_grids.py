@@ -288,7 +288,73 @@ MESSAGES = [
     Case("messages", "duplicate-key", BASE + "params: {epochs: 1, epochs: 2}\n", "params.epochs", "more than once"),
 ]
 
-CORPUS: list[Case] = _injection_cases() + STRUCTURE + PATHS + VALIDATOR + BOUNDS + POSITIONS + MESSAGES
+# --------------------------------------------------------------- search: blocks and intervals
+SEARCH_BASE = BASE + "axes:\n  optimizer: [adam, sgd]\n"
+SEARCH = [
+    Case("search", "interval-without-search", BASE + "axes:\n  learning_rate: {low: 1.0e-4, high: 0.1}\n",
+         "axes.learning_rate", "add a search: block"),
+    Case("search", "interval-unknown-key", SEARCH_BASE + "  learning_rate: {low: 1.0e-4, high: 0.1, logg: true}\n"
+         "search: {trials: 4}\n", "axes.learning_rate.logg", "unknown key 'logg'"),
+    Case("search", "interval-missing-high", SEARCH_BASE + "  learning_rate: {low: 1.0e-4}\nsearch: {trials: 4}\n",
+         "axes.learning_rate", "needs 'high'"),
+    Case("search", "interval-reversed", SEARCH_BASE + "  learning_rate: {low: 0.1, high: 0.001}\nsearch: {trials: 4}\n",
+         "axes.learning_rate.high", "expected high > low"),
+    Case("search", "interval-log-from-zero", CNN + "axes:\n  dropout: {low: 0.0, high: 0.5, log: true}\n"
+         "search: {trials: 4, objectives: mae}\n", "axes.dropout.low", "needs low > 0"),
+    Case("search", "interval-of-an-unknown-parameter", SEARCH_BASE + "  learnin_rate: {low: 0.001, high: 0.1}\n"
+         "search: {trials: 4}\n", "axes.learnin_rate", "did you mean 'learning_rate'"),
+    Case("search", "interval-log-with-step", SEARCH_BASE + "  learning_rate: {low: 0.001, high: 0.1, log: true, "
+         "step: 0.001}\nsearch: {trials: 4}\n", "axes.learning_rate.step", "cannot have a step"),
+    Case("search", "interval-float-for-integers", SEARCH_BASE + "  batch_size: {low: 32.5, high: 256}\n"
+         "search: {trials: 4}\n", "axes.batch_size.low", "takes integers"),
+    Case("search", "interval-beyond-the-parameter", SEARCH_BASE + "  learning_rate: {low: 0.001, high: 50}\n"
+         "search: {trials: 4}\n", "axes.learning_rate.high", "≤ 10"),
+    Case("search", "interval-of-a-list-parameter", SEARCH_BASE + "  topology: {low: 1, high: 9}\n"
+         "search: {trials: 4}\n", "axes.topology", "takes a list"),
+    Case("search", "interval-log-bool", SEARCH_BASE + "  learning_rate: {low: 0.001, high: 0.1, log: \"yes\"}\n"
+         "search: {trials: 4}\n", "axes.learning_rate.log", "true or false"),
+    Case("search", "interval-steps-do-not-fit", SEARCH_BASE + "  learning_rate: {low: 0.001, high: 0.1, step: 0.03}\n"
+         "search: {trials: 4}\n", "axes.learning_rate.step", "whole number of steps"),
+    Case("search", "unknown-search-key", SEARCH_BASE + "search: {trials: 4, sampelr: tpe}\n", "search.sampelr",
+         "did you mean 'sampler'"),
+    Case("search", "unknown-sampler", SEARCH_BASE + "search: {sampler: tpee}\n", "search.sampler", "did you mean 'tpe'"),
+    Case("search", "unknown-pruner", SEARCH_BASE + "search: {pruner: hyperbnd}\n", "search.pruner",
+         "did you mean 'hyperband'"),
+    Case("search", "zero-trials", SEARCH_BASE + "search: {trials: 0}\n", "search.trials", "an integer from 1"),
+    Case("search", "huge-trials", SEARCH_BASE + "search: {trials: 10000000000}\n", "search.trials", "100,000"),
+    Case("search", "more-parallel-than-trials", SEARCH_BASE + "search: {trials: 4, parallel: 9}\n",
+         "search.parallel", "at most search.trials"),
+    Case("search", "unknown-objective", SEARCH_BASE + "search: {objectives: [f1, eff_purty]}\n", "search.objectives[1]",
+         "did you mean 'eff_purity'"),
+    Case("search", "objective-of-the-other-model", SEARCH_BASE + "search: {objectives: mae}\n", "search.objectives",
+         "expected a metric the lstm jobs write"),
+    Case("search", "objective-twice", SEARCH_BASE + "search: {objectives: [f1, auc, f1]}\n", "search.objectives[2]",
+         "named twice"),
+    Case("search", "no-objectives", SEARCH_BASE + "search: {objectives: []}\n", "search.objectives",
+         "a metric or a list of metrics"),
+    Case("search", "pruning-several-objectives", SEARCH_BASE + "search: {objectives: [f1, auc], pruner: median}\n",
+         "search.pruner", "use pruner: none"),
+    Case("search", "cmaes-several-objectives", SEARCH_BASE + "search: {objectives: [f1, auc], sampler: cmaes}\n",
+         "search.sampler", "optimises one objective"),
+    Case("search", "grid-sampler-continuous", SEARCH_BASE + "  learning_rate: {low: 0.001, high: 0.1}\n"
+         "search: {sampler: grid, trials: 4}\n", "search.sampler", "is continuous"),
+    Case("search", "grid-sampler-more-trials-than-points", SEARCH_BASE + "search: {sampler: grid, trials: 5}\n",
+         "search.trials", "space has 2 points"),
+    Case("search", "search-with-zip", BASE + "zip:\n  - {optimizer: [adam], batch_size: [64]}\nsearch: {trials: 2}\n",
+         "zip", "not used with search"),
+    Case("search", "search-with-repeats", SEARCH_BASE + "repeats: 3\nsearch: {trials: 2}\n", "repeats",
+         "not used with search"),
+    Case("search", "search-with-sample", SEARCH_BASE + "sample: 3\nsearch: {trials: 2}\n", "sample",
+         "not used with search"),
+    Case("search", "search-not-a-mapping", SEARCH_BASE + "search: [tpe, 10]\n", "search", "expected a mapping"),
+    Case("search", "search-seed-negative", SEARCH_BASE + "search: {seed: -1}\n", "search.seed", "an integer from 0"),
+    Case("search", "search-retries-huge", SEARCH_BASE + "search: {retries: 1000}\n", "search.retries", "to 10"),
+    Case("search", "interval-injection", SEARCH_BASE + "  learning_rate: {low: \"0.001\\nqueue 9\", high: 0.1}\n"
+         "search: {trials: 4}\n", "axes.learning_rate.low", "expected a number"),
+]
+
+CORPUS: list[Case] = (_injection_cases() + STRUCTURE + PATHS + VALIDATOR + BOUNDS + POSITIONS + MESSAGES
+                      + SEARCH)
 
 
 def make_project(base: Path) -> tuple[Path, Path]:

@@ -75,7 +75,7 @@ def test_bombs_and_huge_grids_stay_within_bounds(case, project):
 
 def test_corpus_covers_every_class():
     kinds = {c.kind for c in CORPUS}
-    assert kinds == {"submit-structure", "paths", "validator", "bounds", "positions", "messages"}
+    assert kinds == {"submit-structure", "paths", "validator", "bounds", "positions", "messages", "search"}
     assert len({c.id for c in CORPUS}) == len(CORPUS) >= 200
 
 

@@ -836,6 +836,13 @@ class _Validator:
             self.error(("search", "sampler"), f"the {sampler} sampler optimises one objective; with "
                        f"{len(objectives)} use one of {', '.join(schema.MULTI_OBJECTIVE_SAMPLERS)}")
             ok = False
+        if ok and sampler == "grid":
+            continuous = [r.name for r in self.ranges.values() if not r.integer and r.step is None]
+            continuous += [r.name for r in self.ranges.values() if r.integer and r.log]
+            if continuous:
+                self.error(("search", "sampler"), f"the grid sampler tries every point, and {', '.join(continuous)} "
+                           "is continuous: give it a step (or list its values), or use another sampler")
+                ok = False
         if not ok:
             return None
         column = schema.validation_column(model, objectives[0][0]) if model else ("val_loss", "min")
@@ -1114,6 +1121,11 @@ class _Validator:
 
     def _cross_checks(self, spec: GridSpec) -> None:
         """Checks that need the whole configuration (per model constraints)."""
+        if spec.search is not None and spec.search.sampler == "grid":
+            size = search_space_size(spec)
+            if size is not None and spec.search.trials > size:
+                self.error(("search", "trials"), f"the grid sampler's space has {size:,} points: expected at most "
+                           f"{size:,} trials, got {spec.search.trials:,}")
         if spec.model == "cnn" and count_points(spec) <= schema.MAX_RUNS:  # else the product is refused below
             filters = _values_of(spec, "filters")
             kernels = _values_of(spec, "kernel_sizes")

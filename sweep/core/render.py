@@ -201,9 +201,9 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         native_memory_retry: memory escalation by HTCondor's retry_request_memory_* (a schedd
             of 25.2 or newer) instead of release expressions.
         dataset_sha256: the dataset's digest, which a job that fetches it from data.url checks.
-        trials: a search's runs: run id -> Optuna trial number. Their jobs report the pruner's
-            value after each epoch (config `progress`) and talk to the driver by chirp
-            (want_io_proxy, +SweepTrial).
+        trials: a search's runs: run id -> Optuna trial number (+SweepTrial). With a pruner their
+            jobs report its value after each epoch (config `progress`) and talk to the driver by
+            chirp (want_io_proxy).
 
     Returns:
         The sweep's files as text, with the paths they go to.
@@ -253,7 +253,7 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
             if spec.data.url:  # what the job fetched, and the digest it must have
                 config["data"].update(url=spec.data.url, sha256=dataset_sha256)
             trial = (trials or {}).get(run.run_id)
-            if trial is not None and spec.search is not None:
+            if trial is not None and spec.search is not None and spec.search.pruner != "none":
                 config["progress"] = {"column": spec.search.prune_on[0], "trial": trial}
             config_text = ("# Resolved configuration of one run, read by `python -m sweep.job config.yaml`.\n"
                            + to_yaml(config))

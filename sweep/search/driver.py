@@ -151,6 +151,15 @@ class Driver:
         frozen = self.study.get_trials(deepcopy=False)[number]
         return optuna.trial.Trial(self.study, frozen._trial_id)
 
+    def _tell(self, number: int, values=None, state=None) -> None:
+        """study.tell, which the grid sampler follows with study.stop() once its grid is used up
+        (meant for study.optimize; the tell itself is stored first): the driver stops by its budget."""
+        try:
+            self.study.tell(number, values, state=state)
+        except RuntimeError as exc:
+            if "Study.stop" not in str(exc):
+                raise
+
     def _used(self) -> int:
         """Trials that count against search.trials: all but the failed ones tried again."""
         trials = self.study.get_trials(deepcopy=False)
@@ -170,7 +179,7 @@ class Driver:
         if frozen.state.is_finished():
             return
         self._trial(number).set_user_attr(studies.ATTR_FAIL_REASON, reason[:500])
-        self.study.tell(number, state=TrialState.FAIL)
+        self._tell(number, state=TrialState.FAIL)
         self.summary.failed += 1
         attempt = int(frozen.user_attrs.get(studies.ATTR_ATTEMPT, 0))
         if attempt < self.spec.search.retries:
@@ -182,7 +191,10 @@ class Driver:
             self.log(f"trial {number} failed ({reason}); no retries left")
 
     def _report(self, number: int, values: list[float], already: int) -> int:
-        """Report the epochs not yet reported; return how many are now."""
+        """Report the epochs not yet reported; return how many are now (none without a pruner:
+        Optuna takes intermediate values of single-objective studies only)."""
+        if self.spec.search.pruner == "none" or self.spec.search.multi_objective:
+            return max(already, len(values))
         trial = self._trial(number)
         known = self.study.get_trials(deepcopy=False)[number].intermediate_values
         for epoch, value in enumerate(values, start=1):
@@ -198,11 +210,11 @@ class Driver:
             if frozen.state.is_finished():
                 continue
             if outcome.state is RunState.OK and (values := self._objectives(outcome.metrics)) is not None:
-                self.study.tell(number, values if len(values) > 1 else values[0])
+                self._tell(number, values if len(values) > 1 else values[0])
                 self.summary.complete += 1
             elif outcome.state is RunState.PRUNED:
                 self._report(number, _history_values(outcome.metrics), 0)
-                self.study.tell(number, state=TrialState.PRUNED)
+                self._tell(number, state=TrialState.PRUNED)
                 self.summary.pruned += 1
             else:
                 self._fail(number, outcome.reason or f"no valid result ({outcome.state})")
@@ -307,7 +319,8 @@ class Driver:
             if len(obs.values) > act.reported:
                 act.reported = self._report(lead, obs.values, act.reported)
                 changed = True
-                if act.prune_asked is None and self._trial(lead).should_prune():
+                if (act.prune_asked is None and self.spec.search.pruner != "none"
+                        and self._trial(lead).should_prune()):
                     self.log(f"trial {lead}: pruned after epoch {act.reported}, its job is asked to stop "
                              f"({self.spec.search.prune_on[0]} {obs.values[act.reported - 1]:.4g})")
                     try:
@@ -331,7 +344,7 @@ class Driver:
                 self.executor.remove(act.job, "pruned")
                 del self.active[run_id]
                 for number in act.trials:
-                    self.study.tell(number, state=TrialState.PRUNED)
+                    self._tell(number, state=TrialState.PRUNED)
                     self.summary.pruned += 1
                 changed = True
         return changed

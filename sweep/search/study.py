@@ -131,6 +131,9 @@ def make_sampler(spec: GridSpec, trials_so_far: int = 0) -> optuna.samplers.Base
                 grid[name] = list(dist.choices)
             elif isinstance(dist, IntDistribution) and not dist.log:
                 grid[name] = list(range(dist.low, dist.high + 1, dist.step))
+            elif isinstance(dist, FloatDistribution) and dist.step is not None:
+                steps = int(round((dist.high - dist.low) / dist.step))
+                grid[name] = [dist.low + k * dist.step for k in range(steps + 1)]
             else:
                 raise InputError(f"{spec.file}: search.sampler grid needs lists or integer intervals; "
                                  f"'{name}' is continuous (give it a step, or list its values)")

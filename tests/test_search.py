@@ -1,0 +1,205 @@
+"""Adaptive search without HTCondor: the search space from a grid, the trial's run identity, the
+Pareto front, and real searches on the local backend (real Keras trainings, pruning through the
+job's progress file, a driver killed with SIGKILL and run again). The hostile search: blocks are
+in tests/hostile_grids.py; the pool's search in tests/condor/test_search_on_pool.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from sweep.cli import main
+from sweep.core.expand import expand, run_of_point
+from sweep.core.grid import load_grid, parse_grid, search_space_size
+from sweep.core.ranking import pareto_front
+from sweep.search import study as studies
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def search_text(dataset, sweep="s", axes=None, search="{sampler: random, trials: 4, parallel: 2}", epochs=4,
+                max_samples=20000, model_params="topology: [32, 64, 1]"):
+    axes = axes or "  learning_rate: {low: 1.0e-5, high: 3.0e-2, log: true}\n  optimizer: [adam, sgd]\n"
+    return (f"sweep: {sweep}\nmodel: lstm\nseed: 5\ndata: {{path: {dataset}, max_samples: {max_samples}}}\n"
+            f"params: {{{model_params}, epochs: {epochs}, patience: {epochs}}}\n"
+            f"axes:\n{axes}search: {search}\n"
+            "resources: {request_cpus: 1, request_memory: 1GB, runtime: 10m}\n")
+
+
+def trials_of(root: Path, sweep: str):
+    return studies.load_study(root / "results" / sweep / "study.journal", sweep).get_trials(deepcopy=False)
+
+
+# ------------------------------------------------------------------ the space and the run identity
+
+def test_validate_prints_the_search_space_and_its_size(tmp_path, capsys):
+    grid = tmp_path / "g.yaml"
+    grid.write_text(search_text("data/x.npz", axes="  optimizer: [adam, sgd, nadam]\n"
+                                "  batch_size: {low: 64, high: 512, step: 64}\n",
+                                search="{sampler: grid, trials: 24, parallel: 2, pruner: hyperband}"))
+    assert main(["--root", str(tmp_path), "validate", str(grid)]) == 0
+    out = capsys.readouterr().out
+    assert "searches 2 hyperparameter(s) with Optuna" in out
+    assert "batch_size: integers from 64 to 512, step 64" in out and "optimizer: one of 3 values" in out
+    assert "space: 24 points; sampler grid, 24 trials, 2 at a time, pruner hyperband (on val_f1" in out
+    grid.write_text(search_text("data/x.npz"))
+    assert main(["--root", str(tmp_path), "validate", str(grid)]) == 0
+    assert "space: continuous" in capsys.readouterr().out
+
+
+def test_a_trial_of_a_grid_point_has_the_grid_run_s_id(tmp_path):
+    """A search that samples a point a grid sweep trained finds it by its id (content hash)."""
+    common = "sweep: s\nmodel: lstm\nseed: 5\ndata: {path: data/x.npz}\nparams: {epochs: 3}\n"
+    grid = parse_grid(common + "axes:\n  optimizer: [adam, sgd]\n  batch_size: [64, 128]\n", "g", tmp_path)
+    search = parse_grid(common + "axes:\n  optimizer: [adam, sgd]\n  batch_size: {low: 64, high: 128, step: 64}\n"
+                        "search: {trials: 4}\n", "s", tmp_path)
+    assert search_space_size(search) == 4
+    by_point = {(r.params["optimizer"], r.params["batch_size"]): r for r in expand(grid)}
+    for (optimizer, batch), run in by_point.items():
+        trial_run = run_of_point(search, {"optimizer": optimizer, "batch_size": batch})
+        assert (trial_run.run_id, trial_run.seed, trial_run.params) == (run.run_id, run.seed, run.params)
+
+
+def test_list_values_of_a_search_space_round_trip_through_optuna(tmp_path):
+    """Optuna's categorical choices hold scalars only: a CNN's lists are offered as JSON text and decoded."""
+    spec = parse_grid("sweep: c\nmodel: cnn\ndata: {path: data/x.npz}\nparams: {kernel_sizes: [5, 3]}\n"
+                      "axes:\n  filters: [[16, 32], [32, 64]]\n  dropout: {low: 0.0, high: 0.4, step: 0.1}\n"
+                      "  head: [flatten, global_average]\nsearch: {trials: 3, objectives: [mae, rel_resolution]}\n",
+                      "c", tmp_path)
+    dists = studies.distributions(spec)
+    assert dists["filters"].choices == ("[16,32]", "[32,64]")
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(6):
+        trial = study.ask(fixed_distributions=dists)
+        point = studies.point_of(spec, trial.params)
+        assert point["filters"] in ([16, 32], [32, 64]) and point["head"] in ("flatten", "global_average")
+        assert 0.0 <= point["dropout"] <= 0.4
+        run_of_point(spec, point)  # a valid configuration
+
+
+def test_pareto_front_matches_optuna_s_best_trials_and_a_hand_count():
+    rows = [{"f1": 0.90, "auc": 0.95}, {"f1": 0.92, "auc": 0.93}, {"f1": 0.89, "auc": 0.94},  # 3rd: beaten by 1st
+            {"f1": 0.92, "auc": 0.93}, {"f1": float("nan"), "auc": 0.99}, {"f1": 0.80, "auc": 0.97}]
+    flags = pareto_front(rows, [("f1", "max"), ("auc", "max")])
+    assert flags == [True, True, False, True, False, True]
+    study = optuna.create_study(directions=["maximize", "maximize"])
+    for r in rows:
+        if r["f1"] == r["f1"]:
+            study.add_trial(optuna.trial.create_trial(values=[r["f1"], r["auc"]]))
+    front = sorted((t.values[0], t.values[1]) for t in study.best_trials)
+    assert front == sorted((r["f1"], r["auc"]) for r, f in zip(rows, flags) if f)
+    assert pareto_front(rows[:2], [("f1", "max"), ("auc", "min")]) == [False, True]
+
+
+def test_a_journal_of_another_space_is_refused(tmp_path, small_dataset):
+    grid = tmp_path / "g.yaml"
+    grid.write_text(search_text(small_dataset))
+    spec = load_grid(grid, tmp_path)
+    studies.open_study(spec, tmp_path)
+    grid.write_text(search_text(small_dataset, axes="  optimizer: [adam, sgd, nadam]\n"))
+    with pytest.raises(Exception, match="earlier version"):
+        studies.open_study(load_grid(grid, tmp_path), tmp_path)
+
+
+# ------------------------------------------------------------------ real searches on this machine
+
+def test_a_local_search_prunes_through_the_progress_file_and_ranks_the_rest(tmp_path, small_dataset, capsys):
+    grid = tmp_path / "g.yaml"
+    grid.write_text(search_text(small_dataset, sweep="local", epochs=6,
+                                search="{sampler: random, trials: 8, parallel: 2, pruner: median, startup_trials: 2, "
+                                       "warmup_epochs: 1, seed: 3}"))
+    assert main(["--root", str(tmp_path), "search", str(grid), "--local", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "search local: " in out and "driver overhead per step" in out
+    trials = trials_of(tmp_path, "local")
+    assert len(trials) == 8 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    pruned = [t for t in trials if t.state is TrialState.PRUNED and not t.user_attrs.get("reused")]
+    assert pruned, [(t.number, t.intermediate_values) for t in trials]
+    for t in pruned:
+        folder = tmp_path / "results" / "local" / t.user_attrs["run_id"]
+        assert json.loads((folder / "run.json").read_text())["status"] == "pruned"
+        assert "through file" in (folder / "stdout.txt").read_text()
+        assert "pruned by the search's driver" in (folder / "stdout.txt").read_text()
+        assert not (folder / "model.keras").exists()  # stopped: no model, no test metrics
+    # each run trained once: one job start per run folder
+    for t in trials:
+        if not t.user_attrs.get("reused"):
+            stdout = (tmp_path / "results" / "local" / t.user_attrs["run_id"] / "stdout.txt").read_text()
+            assert stdout.count("sweep.job ") == 1
+    board = (tmp_path / "results" / "local" / "leaderboard.csv").read_text().splitlines()
+    assert "trial" in board[0]
+    assert len(board) - 1 == len({t.user_attrs["run_id"] for t in trials if t.state is TrialState.COMPLETE})
+    assert "pruned while training (not ranked)" in out
+
+
+def test_a_multi_objective_search_marks_optuna_s_pareto_front_and_reuses_results(tmp_path, small_dataset, capsys):
+    grid = tmp_path / "g.yaml"
+    # 3 points, 5 trials: at least two sample a point trained already and are told its result
+    grid.write_text(search_text(small_dataset, sweep="pareto", epochs=2, max_samples=3000,
+                                axes="  optimizer: [adam, sgd, rmsprop]\n",
+                                search="{sampler: random, trials: 5, parallel: 1, objectives: [f1, auc, eff_purity]}"))
+    assert main(["--root", str(tmp_path), "search", str(grid), "--local", "--no-progress"]) == 0
+    trials = trials_of(tmp_path, "pareto")
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 5
+    distinct = {t.user_attrs["run_id"] for t in trials}
+    assert sum(bool(t.user_attrs.get("reused")) for t in trials) == 5 - len(distinct) >= 2
+    runs = [p for p in (tmp_path / "results" / "pareto").iterdir() if (p / "stdout.txt").exists()]
+    assert len(runs) == len(distinct)  # a job for each distinct point only
+    import pandas as pd
+
+    board = pd.read_csv(tmp_path / "results" / "pareto" / "leaderboard.csv")
+    study = studies.load_study(tmp_path / "results" / "pareto" / "study.journal", "pareto")
+    front = {t.user_attrs["run_id"] for t in study.best_trials}
+    assert set(board.loc[board["pareto"], "run_id"]) == front
+    hand = pareto_front(board.to_dict("records"), [("f1", "max"), ("auc", "max"), ("eff_purity", "max")])
+    assert list(board["pareto"]) == hand
+
+
+def test_a_local_driver_killed_with_sigkill_resumes_without_losing_or_redoing_a_trial(tmp_path, small_dataset):
+    grid = tmp_path / "g.yaml"
+    grid.write_text(search_text(small_dataset, sweep="killed", epochs=3, max_samples=6000,
+                                search="{sampler: random, trials: 5, parallel: 2, seed: 2}"))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "sweep.cli", "--root", str(tmp_path), "search", str(grid), "--local",
+               "--no-progress", "--no-collect"]
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = tmp_path / "results" / "killed" / "study.journal"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if journal.exists() and sum(t.state.is_finished() for t in trials_of(tmp_path, "killed")) >= 1:
+            break
+        time.sleep(0.5)
+    finished_before = {t.number: t.user_attrs["run_id"] for t in trials_of(tmp_path, "killed") if t.state.is_finished()}
+    assert finished_before
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    # run again: it takes over the trials left running (their orphaned jobs are stopped, then run again)
+    assert subprocess.run(command, env=env, timeout=400, capture_output=True).returncode == 0
+    trials = trials_of(tmp_path, "killed")
+    assert sum(t.state is TrialState.COMPLETE for t in trials) == 5 and len(trials) == 5  # none lost
+    assert all(trials[n].user_attrs["run_id"] == r and trials[n].state is TrialState.COMPLETE
+               for n, r in finished_before.items())
+    for number, run_id in finished_before.items():  # finished before the kill: not trained again
+        stdout = (tmp_path / "results" / "killed" / run_id / "stdout.txt").read_text()
+        assert stdout.count("sweep.job ") == 1
+
+
+def test_sweep_submit_on_a_search_grid_is_the_search(tmp_path, capsys):
+    grid = tmp_path / "g.yaml"
+    grid.write_text(search_text("data/x.npz"))
+    assert main(["--root", str(tmp_path), "submit", str(grid), "--dry-run"]) == 0
+    assert "is a search grid" in capsys.readouterr().out
+    assert not (tmp_path / "jobs").exists()
+    (tmp_path / "plain.yaml").write_text(search_text("data/x.npz").split("search:")[0].replace(
+        "{low: 1.0e-5, high: 3.0e-2, log: true}", "[0.001, 0.01]"))
+    assert main(["--root", str(tmp_path), "search", str(tmp_path / "plain.yaml"), "--local"]) == 2
+    assert "has no search: block" in capsys.readouterr().err
