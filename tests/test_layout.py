@@ -30,7 +30,8 @@ STAGE_DEPENDS = {
     "job": {"sweep", "core", "fsutil", "physics"},
     "submit": {"sweep", "core", "fsutil", "records"},
     "collect": {"sweep", "core", "fsutil", "records"},
-    "cli": {"sweep", "core", "fsutil", "records", "physics", "job", "submit", "collect"},
+    "search": {"sweep", "core", "fsutil", "records", "submit", "collect"},
+    "cli": {"sweep", "core", "fsutil", "records", "physics", "job", "submit", "collect", "search"},
 }
 HEAVY = {"tensorflow", "keras", "htcondor", "htcondor2", "classad2"}  # module level: only in HEAVY_ALLOWED
 HEAVY_ALLOWED = {"job", "submit", "physics"}

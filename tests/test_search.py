@@ -162,6 +162,11 @@ def test_a_multi_objective_search_marks_optuna_s_pareto_front_and_reuses_results
     assert set(board.loc[board["pareto"], "run_id"]) == front
     hand = pareto_front(board.to_dict("records"), [("f1", "max"), ("auc", "max"), ("eff_purity", "max")])
     assert list(board["pareto"]) == hand
+    # the report names the sampler and pruner, draws the history and the front, says how to open the study
+    assert main(["--root", str(tmp_path), "report", "pareto"]) == 0
+    html = (tmp_path / "results" / "pareto" / "report.html").read_text()
+    assert 'id="history"' in html and 'id="pareto"' in html and "sampler <b>random</b>, pruner <b>none</b>" in html
+    assert f"optuna-dashboard {tmp_path / 'results' / 'pareto' / 'study.journal'}" in html
 
 
 def test_a_local_driver_killed_with_sigkill_resumes_without_losing_or_redoing_a_trial(tmp_path, small_dataset):

@@ -3,8 +3,8 @@ figure embedded as a base64 PNG) and the same PNGs in results/<sweep>/report/.
 
 Figures (matplotlib, Agg): per-epoch training/validation curves and ROC curves of the best runs,
 a parallel-coordinates plot of the hyperparameters coloured by the ranking metric, the metric
-against each hyperparameter with the permutation importance, and resources used against
-requested. Tables: the leaderboard, the parameter sensitivity, the runs without a valid result.
+against each hyperparameter with Optuna's fANOVA importance, resources used against requested,
+and for a search its optimization history and Pareto front. Tables: the leaderboard, the parameter sensitivity, the runs without a valid result.
 """
 
 from __future__ import annotations
@@ -76,6 +76,16 @@ def write_report(sweep: str, root: Path, top: int = 3, by: str | None = None, ou
     chosen = best_runs(board, top, by)
     runs = board.table.set_index("run_id", drop=False) if not board.table.empty else None
     sens = analyse(board.table, board.swept, metric, direction)
+    study = _study(board)
+    search = _search_context(board, study, root)
+    if study is not None:  # a search: the importance from its own trials and distributions
+        from .sensitivity import study_importance
+
+        objectives = [m for m, _ in (board.search or {}).get("objectives", [])]
+        imp = study_importance(study, [p for p in board.swept if p in study.get_trials(deepcopy=False)[0].params],
+                               objectives.index(metric) if metric in objectives else 0)
+        if imp is not None:
+            sens.importance, sens.evaluator = imp, "fANOVA (optuna.importance) over the study's complete trials"
     images: list[Image] = []
 
     def add(name: str, title: str, caption: str, fig: Figure | None) -> None:
@@ -98,8 +108,16 @@ def write_report(sweep: str, root: Path, top: int = 3, by: str | None = None, ou
     add("metric_vs_params", f"{label(metric)} against each hyperparameter",
         "dots: runs; red: mean ± std per value; in the titles: share of the permutation importance",
         metric_vs_params_figure(board.table, board.swept, metric, sens))
-    add("importance", "Permutation importance", f"drop in R² of a random forest predicting {label(metric)} "
-        "when one hyperparameter is shuffled", importance_figure(sens))
+    add("importance", "Parameter importance", f"share of the variance of {label(metric)} each hyperparameter "
+        f"explains: {sens.evaluator}", importance_figure(sens))
+    if study is not None:
+        objectives = [tuple(o) for o in (board.search or {}).get("objectives", [])]
+        add("history", "Optimization history", "each complete trial's objective value by trial number, and the best "
+            "so far (pruned and failed trials have none)", history_figure(study, objectives))
+        if len(objectives) > 1:
+            add("pareto", "Pareto front", f"{label(objectives[0][0])} against {label(objectives[1][0])}; red: the "
+                "trials no other beats in every objective (the study's best_trials)", pareto_figure(board.table,
+                                                                                                  objectives))
     manifest_resources = _manifest_resources(board)
     add("resources", "Resources used against requested", "per job, from the job event log (or run.json)",
         resources_figure(board, manifest_resources))
@@ -118,7 +136,7 @@ def write_report(sweep: str, root: Path, top: int = 3, by: str | None = None, ou
         "images": images, "figures": {img.name: img for img in images}, "sensitivity": _sensitivity_context(sens),
         "problems": [{"run_id": p.run_id, "state": p.state, "reason": p.reason,
                       "stderr": "\n".join(p.stderr_tail[-3:])} for p in board.problems],
-        "advice": advice_text(board), "resources_table": _resources_table(board),
+        "advice": advice_text(board), "resources_table": _resources_table(board), "search": search,
     }
     html = render_html(context)
     path = output or results_dir / REPORT
@@ -321,9 +339,80 @@ def importance_figure(sens: Sensitivity) -> Figure | None:
     imp = sens.importance.iloc[::-1]
     fig = Figure(figsize=(6.5, 0.5 * len(imp) + 1.2))
     ax = fig.subplots()
-    ax.barh([label(p) for p in imp["param"]], imp["importance"], xerr=imp["importance_std"], color="#2ca02c")
-    ax.set_xlabel(f"permutation importance (drop in R², {label(sens.metric)})")
+    ax.barh([label(p) for p in imp["param"]], imp["importance"], color="#2ca02c")
+    ax.set_xlabel(f"importance (share of the variance of {label(sens.metric)})")
     ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
+def _study(board: Leaderboard):
+    """A search's Optuna study (its journal), or None for a grid sweep or an unreadable journal."""
+    journal = (board.search or {}).get("journal")
+    if not journal or not Path(journal).is_file():
+        return None
+    from ..search.study import load_study
+
+    try:
+        study = load_study(Path(journal), board.sweep)
+    except Exception:  # noqa: BLE001 - the report goes on without the study's figures
+        return None
+    return study if study.get_trials(deepcopy=False) else None
+
+
+def _search_context(board: Leaderboard, study, root: Path) -> dict[str, Any] | None:
+    if not board.search:
+        return None
+    from collections import Counter
+
+    from ..core.render import relative_to_root
+
+    s = board.search
+    counts = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False)) if study is not None else {}
+    journal = Path(s.get("journal", ""))
+    return {"sampler": s.get("sampler"), "pruner": s.get("pruner"), "trials": s.get("trials"),
+            "parallel": s.get("parallel"), "objectives": ", ".join(label(m) for m, _ in s.get("objectives", [])),
+            "counts": ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no trials yet",
+            "journal": relative_to_root(journal, root), "dashboard": f"optuna-dashboard {journal}",
+            "pruned": len(board.pruned)}
+
+
+def history_figure(study, objectives: list[tuple[str, str]]) -> Figure | None:
+    from optuna.trial import TrialState
+
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state is TrialState.COMPLETE]
+    if not complete or not objectives:
+        return None
+    fig = Figure(figsize=(7.5, 3.2 * len(objectives[:3])))
+    axes = np.atleast_1d(fig.subplots(len(objectives[:3]), 1))
+    for k, (ax, (metric, direction)) in enumerate(zip(axes, objectives)):
+        xs = [t.number for t in complete]
+        ys = [t.values[k] for t in complete]
+        pick = np.maximum.accumulate if direction == "max" else np.minimum.accumulate
+        ax.scatter(xs, ys, s=18, color="#1f77b4", label="trial")
+        ax.step(xs, pick(np.array(ys)), where="post", color="#d62728", label="best so far")
+        ax.set_xlabel("trial")
+        ax.set_ylabel(label(metric))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def pareto_figure(table: pd.DataFrame, objectives: list[tuple[str, str]]) -> Figure | None:
+    (a, _), (b, _) = objectives[:2]
+    if table.empty or "pareto" not in table or a not in table or b not in table:
+        return None
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.subplots()
+    front = table["pareto"].astype(bool)
+    ax.scatter(table.loc[~front, a], table.loc[~front, b], s=18, color="#999999", label="dominated")
+    ordered = table[front].sort_values(a)
+    ax.plot(ordered[a], ordered[b], "o-", color="#d62728", ms=5, label="Pareto front")
+    ax.set_xlabel(label(a))
+    ax.set_ylabel(label(b))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -407,10 +496,10 @@ def _resources_table(board: Leaderboard) -> dict[str, Any] | None:
 def _sensitivity_context(sens: Sensitivity) -> dict[str, Any]:
     imp = None
     if sens.importance is not None:
-        imp = [{"param": r["param"], "importance": f"{r['importance']:.4f}", "std": f"{r['importance_std']:.4f}",
-                "share": f"{r['share']:.0%}"} for r in sens.importance.to_dict("records")]
+        imp = [{"param": r["param"], "importance": f"{r['importance']:.4f}", "share": f"{r['share']:.0%}"}
+               for r in sens.importance.to_dict("records")]
     marginals = {p: [{"value": fmt_value(r["value"], None), "mean": fmt_value(r["mean"]), "std": fmt_value(r["std"]),
                       "count": int(r["count"])} for r in m.to_dict("records")] for p, m in sens.marginals.items()}
     return {"metric": label(sens.metric), "n_runs": sens.n_runs, "importance": imp,
             "r2": None if sens.fit_r2 is None else f"{sens.fit_r2:.3f}", "marginals": marginals,
-            "notes": sens.notes, "top": sens.top()}
+            "notes": sens.notes, "top": sens.top(), "evaluator": sens.evaluator}

@@ -1,12 +1,13 @@
-"""Which hyperparameters move the ranking metric: per value marginals and a permutation
-importance. Pure pandas / scikit-learn on the collected table (one row per run); no I/O.
+"""Which hyperparameters move the ranking metric: per value marginals and Optuna's parameter
+importance. Pandas and Optuna on the collected table (one row per run); no I/O.
 
 Marginal: for each swept hyperparameter, the metric's mean, std and count per value.
-Importance: a RandomForestRegressor (fixed seed) fitted on the swept hyperparameters, each
-encoded as one column (numbers as they are, anything else as ordinal codes in sorted order,
-which trees split as well as one-hot and which keeps one column per hyperparameter), then
-scikit-learn's permutation importance of each column: how much R² drops when that
-hyperparameter is shuffled. Skipped, with a note, below MIN_RUNS runs or with nothing varying.
+Importance: optuna.importance's fANOVA evaluator (a random forest and a functional ANOVA: the
+share of the metric's variance each hyperparameter explains, summing to 1), fixed seed. A
+search's study gives it its own trials and distributions (study=); a grid's runs are turned into
+an in-memory study first, each hyperparameter as an int or float distribution over its values
+when they are numbers, else a categorical one. Skipped, with a note, below MIN_RUNS runs or
+with nothing varying.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Sensitivity:
     importance: pd.DataFrame | None = None  # param, importance, importance_std, share (sorted)
     fit_r2: float | None = None
     notes: list[str] = field(default_factory=list)
+    evaluator: str = ""  # what computed the importance
 
     def top(self) -> str | None:
         """The hyperparameter that matters most (by importance, else by marginal spread)."""
@@ -81,21 +83,66 @@ def analyse(table: pd.DataFrame, params: list[str], metric: str, direction: str 
     if frame[metric].nunique() < 2:
         result.notes.append(f"importance skipped: {metric} is the same for every run")
         return result
-    from sklearn.ensemble import RandomForestRegressor
-    from sklearn.inspection import permutation_importance
-
-    x = pd.DataFrame({p: _encode(frame[p]) for p in varying})
-    y = frame[metric].to_numpy(dtype=float)
-    forest = RandomForestRegressor(n_estimators=n_estimators, random_state=SEED, n_jobs=1,
-                                   min_samples_leaf=1 if len(frame) < 50 else 2)
-    forest.fit(x.to_numpy(), y)
-    result.fit_r2 = float(forest.score(x.to_numpy(), y))
-    perm = permutation_importance(forest, x.to_numpy(), y, n_repeats=n_repeats, random_state=SEED, n_jobs=1)
-    imp = pd.DataFrame({"param": varying, "importance": perm.importances_mean, "importance_std": perm.importances_std})
-    total = imp["importance"].clip(lower=0).sum()
-    imp["share"] = imp["importance"].clip(lower=0) / total if total > 0 else 0.0
-    result.importance = imp.sort_values("importance", ascending=False, kind="mergesort").reset_index(drop=True)
+    study = _as_study(frame, varying, metric, direction)
+    imp = _importance(study, varying)
+    result.fit_r2 = None
+    result.evaluator = "fANOVA (optuna.importance)"
+    result.importance = imp
     constant = [p for p in params if p in frame.columns and p not in varying]
     if constant:
         result.notes.append(f"not varied between the finished runs: {', '.join(constant)}")
     return result
+
+
+def _as_study(frame: pd.DataFrame, params: list[str], metric: str, direction: str):
+    """An in-memory Optuna study of the runs: one complete trial per row."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    dists, values = {}, {}
+    for p in params:
+        numeric = pd.to_numeric(frame[p], errors="coerce")
+        if numeric.notna().all() and not frame[p].map(lambda v: isinstance(v, bool)).any():
+            integer = bool((numeric == numeric.round()).all())
+            low, high = float(numeric.min()), float(numeric.max())
+            dists[p] = IntDistribution(int(low), int(high)) if integer else FloatDistribution(low, high)
+            values[p] = numeric.astype(int) if integer else numeric.astype(float)
+        else:
+            text = frame[p].astype(str)
+            dists[p] = CategoricalDistribution(sorted(text.unique()))
+            values[p] = text
+    study = optuna.create_study(direction="maximize" if direction == "max" else "minimize")
+    trials = [optuna.trial.create_trial(params={p: (values[p].iloc[i].item() if hasattr(values[p].iloc[i], "item")
+                                                    else values[p].iloc[i]) for p in params},
+                                        distributions=dists, value=float(frame[metric].iloc[i]))
+              for i in range(len(frame))]
+    study.add_trials(trials)
+    return study
+
+
+def _importance(study, params: list[str], target=None) -> pd.DataFrame:
+    """Optuna's fANOVA importance of `params` (param, importance, importance_std, share), sorted."""
+    import optuna
+
+    found = optuna.importance.get_param_importances(
+        study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=SEED), params=params, target=target,
+        normalize=True)
+    imp = pd.DataFrame({"param": list(found), "importance": [float(v) for v in found.values()]})
+    imp["importance_std"] = float("nan")  # fANOVA gives one value per hyperparameter
+    imp["share"] = imp["importance"]
+    return imp.sort_values("importance", ascending=False, kind="mergesort").reset_index(drop=True)
+
+
+def study_importance(study, params: list[str], objective: int = 0) -> pd.DataFrame | None:
+    """A search's own importance: fANOVA over its complete trials (for several objectives, the
+    `objective`-th); None below MIN_RUNS complete trials or with one trial's values only."""
+    from optuna.trial import TrialState
+
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state is TrialState.COMPLETE]
+    varying = [p for p in params if len({repr(t.params.get(p)) for t in complete}) > 1]
+    values = {t.values[objective] for t in complete}
+    if len(complete) < MIN_RUNS or not varying or len(values) < 2:
+        return None
+    target = (lambda t: t.values[objective]) if len(study.directions) > 1 else None
+    return _importance(study, varying, target)
