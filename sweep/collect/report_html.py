@@ -351,7 +351,7 @@ def _study(board: Leaderboard):
     journal = (board.search or {}).get("journal")
     if not journal or not Path(journal).is_file():
         return None
-    from ..search.study import load_study
+    from ..records.study import load_study
 
     try:
         study = load_study(Path(journal), board.sweep)

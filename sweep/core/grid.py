@@ -133,6 +133,7 @@ class Range:
         return None
 
     def describe(self) -> str:
+        """The interval in words, e.g. "numbers from 0.0001 to 0.1, log scale"."""
         kind = "integers" if self.integer else "numbers"
         extra = ", log scale" if self.log else ""
         extra += f", step {self.step}" if self.step is not None else ""
@@ -157,6 +158,7 @@ class SearchSpec:
 
     @property
     def multi_objective(self) -> bool:
+        """Several objectives: a Pareto front, no pruning."""
         return len(self.objectives) > 1
 
 

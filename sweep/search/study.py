@@ -15,13 +15,12 @@ from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
 from ..core.canonical import canonical_json
 from ..core.errors import InputError
 from ..core.grid import GridSpec, search_space_size
 from ..core.names import STUDY_JOURNAL, SweepPaths
+from ..records.study import load_study, storage  # noqa: F401  (load_study: what readers use)
 
 #: What a study remembers of its grid (user attributes): a restarted driver, or a later
 #: `sweep search`, refuses a journal made for another space.
@@ -158,12 +157,6 @@ def journal_path(spec: GridSpec, root: Path) -> Path:
     return SweepPaths(root.resolve()).results(spec.name) / STUDY_JOURNAL
 
 
-def storage(path: Path) -> JournalStorage:
-    """The study's storage: a journal file with Optuna's open-lock (O_EXCL: NFS-safe)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
-
-
 def open_study(spec: GridSpec, root: Path, *, create: bool = True) -> optuna.Study:
     """The grid's study (created on first use), with its sampler and pruner.
 
@@ -191,12 +184,6 @@ def open_study(spec: GridSpec, root: Path, *, create: bool = True) -> optuna.Stu
                          "parameters, data or objectives changed): its trials are not comparable with this grid's. "
                          "Give the grid a new sweep name, or move the journal away to start over")
     return study
-
-
-def load_study(path: Path, name: str) -> optuna.Study:
-    """An existing study, read-only use (collect, report)."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name=name, storage=storage(path))
 
 
 def space_note(spec: GridSpec) -> str:
