@@ -100,7 +100,7 @@ def test_pareto_front_matches_optuna_s_best_trials_and_a_hand_count():
     assert pareto_front(rows[:2], [("f1", "max"), ("auc", "min")]) == [False, True]
 
 
-def test_a_journal_of_another_space_is_refused(tmp_path, small_dataset):
+def test_a_journal_of_another_space_is_refused(tmp_path, small_dataset, capsys):
     grid = tmp_path / "g.yaml"
     grid.write_text(search_text(small_dataset))
     spec = load_grid(grid, tmp_path)
@@ -108,15 +108,21 @@ def test_a_journal_of_another_space_is_refused(tmp_path, small_dataset):
     grid.write_text(search_text(small_dataset, axes="  optimizer: [adam, sgd, nadam]\n"))
     with pytest.raises(Exception, match="earlier version"):
         studies.open_study(load_grid(grid, tmp_path), tmp_path)
+    # and `sweep search` says so before anything runs or is queued
+    assert main(["--root", str(tmp_path), "search", str(grid), "--local", "--no-progress"]) == 2
+    assert not (tmp_path / "jobs").exists()
+    assert "earlier version" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ real searches on this machine
 
 def test_a_local_search_prunes_through_the_progress_file_and_ranks_the_rest(tmp_path, small_dataset, capsys):
     grid = tmp_path / "g.yaml"
+    # seed 77: the first two trials are adam at lr > 1e-3 (they learn), several later ones sgd at lr < 3e-4
+    # (they do not): whatever order the trials end in, the pruner has bad trials to stop
     grid.write_text(search_text(small_dataset, sweep="local", epochs=6,
                                 search="{sampler: random, trials: 8, parallel: 2, pruner: median, startup_trials: 2, "
-                                       "warmup_epochs: 1, seed: 3}"))
+                                       "warmup_epochs: 1, seed: 77}"))
     assert main(["--root", str(tmp_path), "search", str(grid), "--local", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "search local: " in out and "driver overhead per step" in out

@@ -37,10 +37,10 @@ from ..core.grid import GridSpec
 from ..core.names import DRIVER_DIR, SweepPaths
 from ..core.render import render_sweep
 from ..core.states import RunState
-from ..fsutil import write_text_if_changed
+from ..fsutil import file_digest, write_text_if_changed
 from ..records.lock import sweep_lock
 from ..records.manifest import now, read_manifest, save_manifest
-from ..records.runs import read_run
+from ..records.runs import mark_stale, read_run
 from ..submit import codebundle
 from . import study as studies
 from .trials import TrialExecutor, TrialJob
@@ -94,6 +94,7 @@ class Driver:
         self.code = codebundle.build()
         self.native = False
         self.dists = studies.distributions(spec)
+        self.dataset_sha256: str | None = None
 
     # ------------------------------------------------------------ files
     def _write_base(self) -> None:
@@ -119,6 +120,11 @@ class Driver:
                            "journal": str(studies.journal_path(spec, self.root)),
                            "prune_on": list(s.prune_on), "backend": self.executor.name},
             })
+            if spec.data.path.is_file():  # what the trials train on (a result of another version is stale)
+                known = manifest.get("dataset") if (manifest.get("dataset") or {}).get("path") == str(spec.data.path) \
+                    else None
+                manifest["dataset"] = {"path": str(spec.data.path), **file_digest(spec.data.path, known)}
+                self.dataset_sha256 = manifest["dataset"]["sha256"]
             manifest.setdefault("runs", [])
             manifest.setdefault("submissions", [])
             manifest.setdefault("learned_memory_mb", {})
@@ -166,6 +172,11 @@ class Driver:
         retried = {t.user_attrs.get(studies.ATTR_RETRY_OF) for t in trials}
         return sum(1 for t in trials if not (t.state is TrialState.FAIL and t.number in retried))
 
+    def _outcome(self, run_id: str):
+        """The run folder's outcome; a result trained on another version of the dataset is STALE."""
+        outcome = read_run(self.paths.results(self.spec.name), run_id, [m for m, _ in self.spec.search.objectives])
+        return mark_stale(outcome, self.dataset_sha256)
+
     def _objectives(self, metrics: dict) -> list[float] | None:
         test = metrics.get("test") or {}
         values = [test.get(m) for m, _ in self.spec.search.objectives]
@@ -204,7 +215,7 @@ class Driver:
 
     def _finish(self, run_id: str, trials: list[int], t_seen: float | None = None) -> None:
         """Tell the trials of a run whose job has ended (or whose result existed) how it ended."""
-        outcome = read_run(self.paths.results(self.spec.name), run_id, [m for m, _ in self.spec.search.objectives])
+        outcome = self._outcome(run_id)
         for number in trials:
             frozen = self.study.get_trials(deepcopy=False)[number]
             if frozen.state.is_finished():
@@ -230,8 +241,7 @@ class Driver:
         if run.run_id in self.active:  # the same point is training for another trial: wait for it
             self.active[run.run_id].trials.append(number)
             return
-        outcome = read_run(self.paths.results(self.spec.name), run.run_id,
-                           [m for m, _ in self.spec.search.objectives])
+        outcome = self._outcome(run.run_id)
         if outcome.state in (RunState.OK, RunState.PRUNED):  # trained before: its result, no job
             self._trial(number).set_user_attr(studies.ATTR_REUSED, True)
             self.summary.reused += 1
@@ -286,7 +296,7 @@ class Driver:
                 self.active[run_id] = Active(live, [number], reported=len(frozen.intermediate_values))
                 self.log(f"trial {number}: following its job {live.job} again")
                 continue
-            outcome = read_run(self.paths.results(self.spec.name), run_id, [m for m, _ in self.spec.search.objectives])
+            outcome = self._outcome(run_id)
             if outcome.state in (RunState.OK, RunState.PRUNED, RunState.FAILED, RunState.CORRUPT):
                 self.log(f"trial {number}: its job ended while no driver ran ({outcome.state})")
                 self._finish(run_id, [number])

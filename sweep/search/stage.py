@@ -34,6 +34,8 @@ from ..submit.stage import check_interpreter, unreachable_hint
 FROZEN_GRID = "search.yaml"
 #: What the driver did, appended across its restarts (results/<sweep>/driver/search.log).
 SEARCH_LOG = "search.log"
+#: The driver tries this many times (30 s apart) to reach the schedd before it gives up.
+CONNECT_ATTEMPTS = 20
 
 
 @dataclass
@@ -72,6 +74,9 @@ def start_search(options: SearchOptions, console, *, checks: GridChecks | None =
     spec = load_search_grid(options.grid, options.root, checks)
     for warning in spec.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
+    from .study import check_journal
+
+    check_journal(spec, options.root)
     python, _ = job_interpreter(spec)
     check_interpreter(spec, python, console)
     jobs_dir = SweepPaths(options.root.resolve()).jobs(spec.name)
@@ -229,7 +234,15 @@ def run_driver(grid: Path, root: Path, log=print) -> int:
             f.write(line + "\n")
 
     note(f"driver of sweep {spec.name} starting (pid {os.getpid()})")
-    schedd = htcondor.connect(timeout=30)
+    for attempt in range(CONNECT_ATTEMPTS):  # a schedd that is restarting must not end the search
+        try:
+            schedd = htcondor.connect(timeout=30)
+            break
+        except BackendError as exc:
+            if attempt == CONNECT_ATTEMPTS - 1:
+                raise
+            note(f"{exc}; trying again in 30 s")
+            time.sleep(30)
     summary = Driver(spec, root, HTCondorTrials(spec, schedd=schedd), log=note).run()
     note(f"search {spec.name} finished: {summary.line()}")
     _collect_quietly(spec.name, root, note)

@@ -87,6 +87,26 @@ def space_sha256(spec: GridSpec) -> str:
     return hashlib.sha256(canonical_json(what).encode()).hexdigest()
 
 
+def check_journal(spec: GridSpec, root: Path) -> None:
+    """Refuse, before a driver is queued, a journal that holds this sweep's study for another
+    version of the grid (reads only).
+
+    Raises:
+        InputError: as open_study.
+    """
+    path = journal_path(spec, root)
+    if not path.is_file():
+        return
+    try:
+        known = load_study(path, spec.name).user_attrs.get(ATTR_SPACE)
+    except KeyError:
+        return
+    if known is not None and known != space_sha256(spec):
+        raise InputError(f"{path} holds the study of an earlier version of {spec.file} (its space, fixed "
+                         "parameters, data or objectives changed): give the grid a new sweep name, or move the "
+                         "journal away to start over")
+
+
 def max_epochs(spec: GridSpec) -> int:
     """The largest number of epochs a trial can train: the pruners' resource."""
     if "epochs" in spec.ranges:

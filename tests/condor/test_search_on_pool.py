@@ -60,7 +60,7 @@ def driver_pid(root: Path, sweep: str) -> int | None:
 def test_a_search_prunes_through_chirp_and_survives_its_driver_killed(project, condor_pool, capsys):
     sweep = "pool-search"
     g = search_grid(project, sweep, "{sampler: random, trials: 8, parallel: 2, pruner: median, startup_trials: 2, "
-                                    "warmup_epochs: 1, seed: 3}")
+                                    "warmup_epochs: 1, seed: 77}")
     assert main(["--root", str(project), "search", str(g), "--condor", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "search driver of sweep 'pool-search' is job" in out and "local universe" in out
