@@ -297,19 +297,23 @@ class Driver:
                 self.log(f"trial {number}: following its job {live.job} again")
                 continue
             outcome = self._outcome(run_id)
-            if outcome.state in (RunState.OK, RunState.PRUNED, RunState.FAILED, RunState.CORRUPT):
+            job = frozen.user_attrs.get(studies.ATTR_JOB) or ""
+            if outcome.state in (RunState.OK, RunState.PRUNED):
                 self.log(f"trial {number}: its job ended while no driver ran ({outcome.state})")
                 self._finish(run_id, [number])
-            elif frozen.user_attrs.get(studies.ATTR_JOB):
-                job = frozen.user_attrs[studies.ATTR_JOB]
-                if job.startswith("pid:"):  # this machine's job of a killed driver: stop it, start again
-                    from .trials import kill_orphan
+            elif job.startswith("pid:"):
+                # this machine's job of a driver that was killed: it may still be training, with nobody
+                # to read it; stop it and start the trial again (not a failure of the trial)
+                from .trials import kill_orphan
 
-                    kill_orphan(int(job[4:]))
-                    self.log(f"trial {number}: its job (an earlier driver's) is started again")
-                    self._start(number, frozen.params)
-                else:
-                    self._fail(number, f"its job {job} left the queue without a result")
+                kill_orphan(int(job[4:]))
+                self.log(f"trial {number}: its job (pid {job[4:]}, an earlier driver's) is started again")
+                self._start(number, frozen.params)
+            elif outcome.state in (RunState.FAILED, RunState.CORRUPT):
+                self.log(f"trial {number}: its job ended while no driver ran ({outcome.state})")
+                self._finish(run_id, [number])
+            elif job:
+                self._fail(number, f"its job {job} left the queue without a result")
             else:
                 self._start(number, frozen.params)
 
@@ -343,15 +347,23 @@ class Driver:
                 self._finish(run_id, act.trials, t_seen)
                 changed = True
             elif obs.hold:
+                try:
+                    self.executor.remove(act.job, obs.hold)
+                except BackendError as exc:
+                    self.log(f"{exc}; trying again")
+                    continue
                 self.log(f"trial {lead}: its job {act.job.job} is {obs.hold}: removed")
-                self.executor.remove(act.job, obs.hold)
                 del self.active[run_id]
                 for number in act.trials:
                     self._fail(number, obs.hold)
                 changed = True
             elif act.prune_asked is not None and time.monotonic() - act.prune_asked > PRUNE_GRACE_S:
+                try:
+                    self.executor.remove(act.job, "pruned")
+                except BackendError as exc:
+                    self.log(f"{exc}; trying again")
+                    continue
                 self.log(f"trial {lead}: its job did not stop within {PRUNE_GRACE_S:.0f}s of being pruned: removed")
-                self.executor.remove(act.job, "pruned")
                 del self.active[run_id]
                 for number in act.trials:
                     self._tell(number, state=TrialState.PRUNED)

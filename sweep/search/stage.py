@@ -276,8 +276,7 @@ def run_local(spec: GridSpec, options: SearchOptions, console) -> None:
         def log(message: str) -> None:
             bar.console.print(message, markup=False, highlight=False)
 
-        summary = Driver(spec, options.root, executor, log=log if options.progress else (lambda m: None),
-                         progress=show).run()
+        summary = Driver(spec, options.root, executor, log=log, progress=show).run()
     console.print(f"search {spec.name}: {summary.line()}", markup=False)
     if summary.overhead_s:
         overhead = sorted(summary.overhead_s)
