@@ -145,6 +145,10 @@ def test_a_local_search_prunes_through_the_progress_file_and_ranks_the_rest(tmp_
     assert "trial" in board[0]
     assert len(board) - 1 == len({t.user_attrs["run_id"] for t in trials if t.state is TrialState.COMPLETE})
     assert "pruned while training (not ranked)" in out
+    assert main(["--root", str(tmp_path), "status", "local"]) == 0
+    status = capsys.readouterr().out
+    assert "search: sampler random, pruner median, 8 trials (local); driver: " in status
+    assert "search local finished: " in status
 
 
 def test_a_multi_objective_search_marks_optuna_s_pareto_front_and_reuses_results(tmp_path, small_dataset, capsys):

@@ -61,6 +61,8 @@ PRUNE_REQUEST = "prune.request"  # written by the driver: the job stops at the e
 STUDY_JOURNAL = "study.journal"  # the Optuna study (JournalFileBackend), written by the driver only
 DRIVER_DIR = "driver"  # results/<sweep>/driver/: the driver job's log, output and lock
 DRIVER_SUBMIT = "driver.sub"  # jobs/<sweep>/driver.sub: the local-universe driver job
+DRIVER_LOG = "search.log"  # results/<sweep>/driver/search.log: what the driver did, across its restarts
+FROZEN_GRID = "search.yaml"  # jobs/<sweep>/search.yaml: the grid the driver reads (frozen at `sweep search`)
 
 #: What an attempt leaves in its results folder: cleared before a rerun so that an earlier
 #: attempt's files cannot pass for the new result.

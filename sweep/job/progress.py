@@ -4,7 +4,7 @@ watches, and asks whether it should stop (the driver's pruner decided).
 On an HTCondor pool the channel is the job's own ClassAd, through chirp (the job is submitted
 with want_io_proxy, so the starter serves chirp on the execute node): the job sets
 SweepProgress to every value so far ("0.81,0.85,..": the driver may poll less often than
-epochs end) and reads SweepPrune, which the driver sets with condor_qedit. On the local backend
+epochs end) and reads SweepPrune, which the driver sets with condor_qedit -forward. On the local backend
 it is two files in the run's folder, which is the job's working folder there: progress.json
 (written atomically by the job) and prune.request (created by the driver).
 """

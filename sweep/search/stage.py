@@ -22,7 +22,7 @@ from rich.markup import escape
 from ..core import names
 from ..core.errors import BackendError, InputError, printable
 from ..core.grid import GridChecks, GridSpec, load_grid
-from ..core.names import DRIVER_DIR, DRIVER_SUBMIT, SweepPaths
+from ..core.names import DRIVER_DIR, DRIVER_LOG, DRIVER_SUBMIT, FROZEN_GRID, SweepPaths
 from ..core.render import CHECKOUT, job_interpreter, relative_to_root, submit_string, submit_value
 from ..core.schema import SAFE_PATH_RE
 from ..fsutil import atomic_write_text
@@ -30,10 +30,6 @@ from ..records.lock import sweep_lock
 from ..records.manifest import on_pool, read_manifest, update_submission
 from ..submit.stage import check_interpreter, unreachable_hint
 
-#: The frozen copy of the grid the driver reads (jobs/<sweep>/search.yaml).
-FROZEN_GRID = "search.yaml"
-#: What the driver did, appended across its restarts (results/<sweep>/driver/search.log).
-SEARCH_LOG = "search.log"
 #: The driver tries this many times (30 s apart) to reach the schedd before it gives up.
 CONNECT_ATTEMPTS = 20
 
@@ -225,14 +221,7 @@ def run_driver(grid: Path, root: Path, log=print) -> int:
     from .trials import HTCondorTrials
 
     spec = load_search_grid(grid, root, None)
-    journal = SweepPaths(root.resolve()).results(spec.name) / DRIVER_DIR / SEARCH_LOG
-
-    def note(message: str, **_) -> None:  # the job's output file is truncated when the schedd restarts it
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
-        log(line, flush=True)
-        with open(journal, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-
+    note = driver_log(spec, root, lambda line: log(line, flush=True))
     note(f"driver of sweep {spec.name} starting (pid {os.getpid()})")
     for attempt in range(CONNECT_ATTEMPTS):  # a schedd that is restarting must not end the search
         try:
@@ -247,6 +236,22 @@ def run_driver(grid: Path, root: Path, log=print) -> int:
     note(f"search {spec.name} finished: {summary.line()}")
     _collect_quietly(spec.name, root, note)
     return 0
+
+
+def driver_log(spec: GridSpec, root: Path, echo):
+    """The driver's log: each line, time-stamped, to `echo` and appended to
+    results/<sweep>/driver/search.log (a job's output file is truncated when the schedd restarts
+    it; `sweep status` shows the last line)."""
+    path = SweepPaths(root.resolve()).results(spec.name) / DRIVER_DIR / DRIVER_LOG
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def note(message: str, **_) -> None:
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+        echo(line)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    return note
 
 
 def run_local(spec: GridSpec, options: SearchOptions, console) -> None:
@@ -273,10 +278,10 @@ def run_local(spec: GridSpec, options: SearchOptions, console) -> None:
             done = summary.complete + summary.pruned + summary.failed
             bar.update(task, completed=min(done, total), line=f"{summary.line()}; {running} running")
 
-        def log(message: str) -> None:
-            bar.console.print(message, markup=False, highlight=False)
-
+        log = driver_log(spec, options.root, lambda line: bar.console.print(line, markup=False, highlight=False))
+        log(f"driver of sweep {spec.name} starting here (pid {os.getpid()}, local backend)")
         summary = Driver(spec, options.root, executor, log=log, progress=show).run()
+        log(f"search {spec.name} finished: {summary.line()}")
     console.print(f"search {spec.name}: {summary.line()}", markup=False)
     if summary.overhead_s:
         overhead = sorted(summary.overhead_s)

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.errors import BackendError
+from ..core.errors import BackendError, printable
 from ..core.names import JOB_EXIT_NEVER_RETRIED, SweepPaths
 from ..core.states import RunState
 from ..records.events import (RUNTIME_HOLD_CODES, EventLogReader, attempts_by_run, is_memory_hold, latest_by_run,
@@ -257,6 +257,9 @@ def print_status(sweep: str | None, root: Path, console) -> None:
                       + (f"; {status.active_dags} DAG(s) active" if status.active_dags else ""))
         if status.pool_note:
             console.print(Text(status.pool_note, style="yellow"))
+        search = _search_line(root, name)
+        if search:
+            console.print(search, markup=False, highlight=False)
         trouble = [r for r in status.runs if r.state in TROUBLE]
         if trouble:
             table = Table(title_justify="left")
@@ -265,6 +268,20 @@ def print_status(sweep: str | None, root: Path, console) -> None:
             for r in trouble:
                 table.add_row(r.run_id, r.name, str(r.state), r.job_id or "-", str(r.starts), r.detail)
             console.print(table)
+
+
+def _search_line(root: Path, sweep: str) -> str | None:
+    """For a search: its sampler and pruner, and the last line of its driver's log."""
+    from ..core.names import DRIVER_DIR, DRIVER_LOG
+    from ..records.runs import tail
+
+    manifest = load_manifest(root, sweep)
+    search = manifest.get("search")
+    if not search:
+        return None
+    last = tail(SweepPaths(root.resolve()).results(sweep) / DRIVER_DIR / DRIVER_LOG, 1)
+    return (f"search: sampler {search.get('sampler')}, pruner {search.get('pruner')}, {search.get('trials')} trials "
+            f"({search.get('backend')}); driver: {printable(last[-1])[:200] if last else 'no log yet'}")
 
 
 def watch(sweep: str | None, root: Path, console, interval: float = 5.0) -> None:
