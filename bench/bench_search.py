@@ -87,6 +87,7 @@ def replay(spec, runs: dict, sampler: str, seed: int, grid_best: float, toleranc
     from sweep.core.expand import run_of_point
     from sweep.search import study as studies
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = dataclasses.replace(spec.search, sampler="tpe" if sampler == "tpe-median" else "random",
                                  pruner="median" if sampler == "tpe-median" else "none", seed=seed)
     spec = dataclasses.replace(spec, search=search)
@@ -152,7 +153,8 @@ def main() -> int:
     runs = run_grid(root, args.epochs, args.waveforms)
     grid_cpu = sum(r["cpu_s"] for r in runs.values())
     grid_best = max(r["f1"] for r in runs.values())
-    print(f"grid: {len(runs)} runs, {grid_cpu:.0f} CPU s, best test F1 {grid_best:.4f}")
+    print(f"grid: {len(runs)} runs, {grid_cpu:.0f} CPU s, best test F1 {grid_best:.4f}; "
+          f"{sum(r['f1'] >= grid_best - args.tolerance for r in runs.values())} of them within {args.tolerance} of it")
 
     from sweep.core.grid import load_grid
 
@@ -176,6 +178,8 @@ def main() -> int:
         med = statistics.median(reached)
         print(f"{sampler:<11} {'med':>4} {med:>20.0f} {grid_cpu / med if med else float('nan'):>7.2f} "
               f"{statistics.median(bests):>15.4f}   (grid: {grid_cpu:.0f} CPU s, best {grid_best:.4f})")
+    if not args.overhead_trials:
+        return 0
     overhead = sorted(driver_overhead(root, args.epochs, args.waveforms, args.overhead_trials))
     print(f"\ndriver overhead (real `sweep search --local`, {args.overhead_trials} trials): {len(overhead)} steps, "
           f"median {statistics.median(overhead) * 1000:.0f} ms, max {overhead[-1] * 1000:.0f} ms (target <= 1 s)")
