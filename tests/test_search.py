@@ -41,6 +41,15 @@ def trials_of(root: Path, sweep: str):
 
 # ------------------------------------------------------------------ the space and the run identity
 
+@pytest.mark.parametrize("grid", sorted((REPO / "grids").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_grid_validates(grid, capsys):
+    assert main(["--root", str(REPO), "validate", str(grid)]) == 0
+    out = capsys.readouterr().out
+    assert "valid; sweep" in out
+    if grid.name == "search.yaml":
+        assert "pruner median (on val_f1, from epoch 2)" in out and "sampler tpe, 12 trials, 2 at a time" in out
+
+
 def test_validate_prints_the_search_space_and_its_size(tmp_path, capsys):
     grid = tmp_path / "g.yaml"
     grid.write_text(search_text("data/x.npz", axes="  optimizer: [adam, sgd, nadam]\n"
@@ -177,6 +186,9 @@ def test_a_multi_objective_search_marks_optuna_s_pareto_front_and_reuses_results
     html = (tmp_path / "results" / "pareto" / "report.html").read_text()
     assert 'id="history"' in html and 'id="pareto"' in html and "sampler <b>random</b>, pruner <b>none</b>" in html
     assert f"optuna-dashboard {tmp_path / 'results' / 'pareto' / 'study.journal'}" in html
+    # a search's failed trials are its driver's to retry: resubmit says so instead of doing nothing
+    assert main(["--root", str(tmp_path), "resubmit", "pareto"]) == 2
+    assert "is a search" in capsys.readouterr().err
 
 
 def test_a_local_driver_killed_with_sigkill_resumes_without_losing_or_redoing_a_trial(tmp_path, small_dataset):

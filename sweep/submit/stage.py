@@ -321,7 +321,11 @@ def resubmit(sweep: str, options: SubmitOptions, console, warnings=None, *, fail
         NotFoundError: the sweep's grid file is gone.
     """
     warnings = warnings or console
-    load_manifest(options.root, sweep)  # no such sweep: an error before anything is locked or written
+    manifest = load_manifest(options.root, sweep)  # no such sweep: an error before anything is locked or written
+    if manifest.get("search"):
+        raise InputError(f"sweep '{sweep}' is a search: its driver tries failed trials again by itself "
+                         f"(search.retries); `sweep search {printable(manifest.get('grid', 'GRID'))}` resumes a "
+                         "search whose driver has stopped")
     with sweep_lock(SweepPaths(options.root.resolve()).jobs(sweep)):
         return _resubmit_locked(sweep, options, console, warnings, failed_only, checks, make_dataset)
 
