@@ -12,7 +12,8 @@ run time are the grid run's; no training is faked, and none is repeated. Each se
 Optuna for a trial, reports the run's real per-epoch val_f1 to the pruner epoch by epoch, and
 stops it where the pruner says; a pruned trial is charged its run time minus the epochs it did
 not train (conservatively: its start-up and test evaluation are still charged). A trial that
-samples a point trained before costs nothing (sweep reuses the result). Sequential trials
+samples a point trained before costs nothing (sweep reuses the result); one that samples a point
+pruned before trains it to its end and is charged all of it (as sweep's driver does). Sequential trials
 (parallel 1: the pruner sees every earlier trial). For each seed: the CPU time until the best
 test F1 is within --tolerance of the grid's best, and the best F1 within a third of the grid's
 CPU time. Samplers: TPE + median pruner (sweep's default search) and random without pruning.
@@ -95,11 +96,26 @@ def replay(spec, runs: dict, sampler: str, seed: int, grid_best: float, toleranc
                                 pruner=studies.make_pruner(spec))
     dists = studies.distributions(spec)
     spent, best, reached, best_in_budget, seen, pruned = 0.0, -1.0, None, -1.0, set(), 0
+    pruned_ids: set[str] = set()  # pruned, never completed: trained to the end when proposed again
+    completed: set[str] = set()
     for _ in range(max_trials):
         trial = study.ask(fixed_distributions=dists)
         run_id = run_of_point(spec, studies.point_of(spec, trial.params)).run_id
         run = runs[run_id]
         cost, stopped = run["cpu_s"], False
+        if run_id in pruned_ids:  # sweep's driver: a pruned point proposed again is trained to its end
+            spent += run["cpu_s"]
+            pruned_ids.discard(run_id)
+            seen.add(run_id)
+            study.tell(trial, run["f1"])
+            best = max(best, run["f1"])
+            if spent <= budget:
+                best_in_budget = max(best_in_budget, run["f1"])
+            if reached is None and best >= grid_best - tolerance:
+                reached = spent
+            if reached is not None and spent > budget:
+                break
+            continue
         if search.pruner != "none":
             for epoch, value in enumerate(run["val_f1"], start=1):
                 trial.report(value, epoch)
@@ -113,8 +129,11 @@ def replay(spec, runs: dict, sampler: str, seed: int, grid_best: float, toleranc
         if stopped:
             study.tell(trial, state=TrialState.PRUNED)
             pruned += 1
+            if run_id not in completed:
+                pruned_ids.add(run_id)
         else:
             study.tell(trial, run["f1"])
+            completed.add(run_id)
             best = max(best, run["f1"])
             if spent <= budget:
                 best_in_budget = max(best_in_budget, run["f1"])

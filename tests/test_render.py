@@ -173,3 +173,17 @@ def test_rendering_again_rewrites_only_what_changed(write_grid, tmp_path):
     changed = sorted(p.name for p in files if p.stat().st_mtime_ns != stamps[p])
     assert changed == ["config.yaml", "config.yaml", "job.sub", "job.sub"]
     assert (jobs_dir / "run_job.sh").stat().st_mode & 0o777 == 0o755
+
+
+def test_the_job_reads_back_every_number_the_grid_gave(write_grid, tmp_path):
+    """config.yaml is read by PyYAML (YAML 1.1), for which JSON's 1e-06 is a string: a learning
+    rate of 1e-6 used to reach the job as '1e-06' and crash it (found by a search trial)."""
+    import yaml
+
+    text = ("sweep: r\nmodel: cnn\ndata: {path: data/d.npz}\nparams: {dropout: 1.0e-7, kernel_sizes: [5, 3]}\n"
+            "axes:\n  learning_rate: [1e-6, 0.001, 3.0e-9, 2]\n")
+    for run in rendered(write_grid, tmp_path, text).runs:
+        config = yaml.safe_load(run.config_text)
+        assert config["params"]["learning_rate"] == run.run.params["learning_rate"]
+        assert isinstance(config["params"]["learning_rate"], (int, float))
+        assert config["params"]["dropout"] == 1e-7 and isinstance(config["params"]["dropout"], float)

@@ -160,6 +160,28 @@ def test_a_local_search_prunes_through_the_progress_file_and_ranks_the_rest(tmp_
     assert "search local finished: " in status
 
 
+def test_a_pruned_point_proposed_again_is_trained_to_its_end(tmp_path, small_dataset, capsys):
+    grid = tmp_path / "g.yaml"
+    # seed 15 proposes 0.005, 1e-6, 1e-6, 0.005: the second trial (a learning rate that cannot learn)
+    # is pruned at its first epochs; the third samples it again and trains it to the end; the fourth
+    # samples the first point and reuses its result
+    grid.write_text(search_text(small_dataset, sweep="again", epochs=8, axes="  learning_rate: [0.005, 1.0e-6]\n",
+                                search="{sampler: random, trials: 4, parallel: 1, pruner: median, startup_trials: 1, "
+                                       "warmup_epochs: 1, seed: 15}"))
+    assert main(["--root", str(tmp_path), "search", str(grid), "--local", "--no-progress"]) == 0
+    assert "was pruned before and is proposed again: trained to its end" in capsys.readouterr().out
+    trials = trials_of(tmp_path, "again")
+    assert [t.params["learning_rate"] for t in trials] == [0.005, 1e-6, 1e-6, 0.005]
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.COMPLETE,
+                                         TrialState.COMPLETE]
+    assert trials[1].user_attrs["run_id"] == trials[2].user_attrs["run_id"] and trials[2].user_attrs[
+        "trained_to_the_end"]
+    assert trials[3].user_attrs.get("reused")
+    folder = tmp_path / "results" / "again" / trials[2].user_attrs["run_id"]
+    info = json.loads((folder / "run.json").read_text())
+    assert info["status"] == "ok" and (folder / "model.keras").exists()  # the full result replaced the pruned one
+
+
 def test_a_multi_objective_search_marks_optuna_s_pareto_front_and_reuses_results(tmp_path, small_dataset, capsys):
     grid = tmp_path / "g.yaml"
     # 3 points, 5 trials: at least two sample a point trained already and are told its result

@@ -44,8 +44,25 @@ def to_yaml(value: dict[str, Any], indent: str = "") -> str:
         if isinstance(item, dict) and item:
             lines.append(f"{indent}{key}:\n{to_yaml(item, indent + '  ')}")
         else:
-            lines.append(f"{indent}{key}: {json.dumps(item)}\n")
+            lines.append(f"{indent}{key}: {_flow(item)}\n")
     return "".join(lines)
+
+
+def _flow(value: Any) -> str:
+    """A value as YAML flow text that PyYAML (YAML 1.1, what the job reads with) parses back to
+    the same value. JSON's 1e-06 is not a float to YAML 1.1, which needs a dot in the mantissa
+    (1.0e-06): written as JSON, a learning rate of 1e-6 reached the job as the string '1e-06'."""
+    if isinstance(value, float) and not isinstance(value, bool):
+        text = repr(value)
+        if "e" in text and "." not in text.split("e")[0]:
+            mantissa, exponent = text.split("e")
+            text = f"{mantissa}.0e{exponent}"
+        return text
+    if isinstance(value, list):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {_flow(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
 
 
 class UnsafeValueError(RenderError):

@@ -8,7 +8,7 @@ the job's per-epoch values to the pruner, and tells the study how the trial ende
 
 - COMPLETE with the test metrics of its result folder (the objectives);
 - PRUNED when the pruner stopped it (the job exits at the end of an epoch; removed only if it
-  does not within PRUNE_GRACE_S);
+  does not within PRUNE_GRACE_S); a pruned point the sampler proposes again is trained to its end;
 - FAIL with the reason when its job failed, was removed, or was held for a reason sweep does
   not release (the job is removed): its parameters are enqueued again, at most search.retries
   times. Memory holds under memory escalation are left to it.
@@ -60,6 +60,7 @@ class Active:
     trials: list[int]
     prune_asked: float | None = None
     reported: int = 0  # epochs already reported to the study
+    no_prune: bool = False  # a point pruned before, proposed again: trained to its end
 
 
 @dataclass
@@ -242,16 +243,23 @@ class Driver:
             self.active[run.run_id].trials.append(number)
             return
         outcome = self._outcome(run.run_id)
-        if outcome.state in (RunState.OK, RunState.PRUNED):  # trained before: its result, no job
+        if outcome.state is RunState.OK:  # trained before: its result, no job
             self._trial(number).set_user_attr(studies.ATTR_REUSED, True)
             self.summary.reused += 1
             self._render(run, number)  # the manifest lists it, so collect ranks it with the others
             self._finish(run.run_id, [number])
             return
+        # a point pruned before that the sampler proposes again is trained to its end: its pruned
+        # result says nothing of its final value, and reusing it would shut the point out for good
+        again = outcome.state is RunState.PRUNED or bool(
+            self.study.get_trials(deepcopy=False)[number].user_attrs.get(studies.ATTR_UNPRUNED))
+        if again:
+            self._trial(number).set_user_attr(studies.ATTR_UNPRUNED, True)
+            self.log(f"trial {number}: run {run.run_id} was pruned before and is proposed again: trained to its end")
         rendered, r = self._render(run, number)
         job = self.executor.start(rendered, r)
         self._trial(number).set_user_attr(studies.ATTR_JOB, job.job)
-        self.active[run.run_id] = Active(job, [number])
+        self.active[run.run_id] = Active(job, [number], no_prune=again)
         self.summary.submitted += 1
         self.summary.overhead_s.append(time.perf_counter() - t0)
         self.log(f"trial {number}: run {run.run_id} ({run.name}) -> job {job.job}")
@@ -293,7 +301,8 @@ class Driver:
                 continue
             live = self.executor.find(run_id)
             if live is not None:
-                self.active[run_id] = Active(live, [number], reported=len(frozen.intermediate_values))
+                self.active[run_id] = Active(live, [number], reported=len(frozen.intermediate_values),
+                                             no_prune=bool(frozen.user_attrs.get(studies.ATTR_UNPRUNED)))
                 self.log(f"trial {number}: following its job {live.job} again")
                 continue
             outcome = self._outcome(run_id)
@@ -333,7 +342,7 @@ class Driver:
             if len(obs.values) > act.reported:
                 act.reported = self._report(lead, obs.values, act.reported)
                 changed = True
-                if (act.prune_asked is None and self.spec.search.pruner != "none"
+                if (act.prune_asked is None and self.spec.search.pruner != "none" and not act.no_prune
                         and self._trial(lead).should_prune()):
                     self.log(f"trial {lead}: pruned after epoch {act.reported}, its job is asked to stop "
                              f"({self.spec.search.prune_on[0]} {obs.values[act.reported - 1]:.4g})")
