@@ -277,3 +277,18 @@ def test_sweep_submit_on_a_search_grid_is_the_search(tmp_path, capsys):
         "{low: 1.0e-5, high: 3.0e-2, log: true}", "[0.001, 0.01]"))
     assert main(["--root", str(tmp_path), "search", str(tmp_path / "plain.yaml"), "--local"]) == 2
     assert "has no search: block" in capsys.readouterr().err
+
+
+def test_the_driver_log_escapes_what_it_did_not_write(tmp_path):
+    """A hold reason or a job's error text is not the driver's: it reaches the terminal and
+    results/<sweep>/driver/search.log escaped (no terminal control sequence, one line)."""
+    from sweep.search.stage import driver_log
+
+    spec = parse_grid(search_text("data/x.npz", sweep="esc"), "g", tmp_path)
+    shown: list[str] = []
+    note = driver_log(spec, tmp_path, shown.append)
+    note("trial 0: its job is held (code 1): \x1b[2J\x1b]0;owned\x07 quota\nexecutable = /bin/sh")
+    written = (tmp_path / "results" / "esc" / "driver" / "search.log").read_text()
+    for text in (shown[0], written):
+        assert "\x1b" not in text and "\x07" not in text and text.rstrip("\n").count("\n") == 0
+        assert "quota" in text

@@ -113,7 +113,8 @@ class Driver:
             ranking = objectives + [list(r) for r in spec.ranking if r[0] not in {m for m, _ in s.objectives}]
             manifest.update({
                 "sweep": spec.name, "model": spec.model, "description": spec.description,
-                "grid": manifest.get("grid") or str(Path(spec.file).resolve()), "rendered_at": now(), "sweep_version": __version__,
+                "grid": manifest.get("grid") or str(Path(spec.file).resolve()), "rendered_at": now(),
+                "sweep_version": __version__,
                 "ranking": ranking, "swept": spec.swept, "resources": spec.resources.as_dict(),
                 "code": {"archive": self.code.name, "sha256": self.code.sha256},
                 "search": {"sampler": s.sampler, "pruner": s.pruner, "objectives": objectives,

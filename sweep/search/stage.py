@@ -246,7 +246,8 @@ def driver_log(spec: GridSpec, root: Path, echo):
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def note(message: str, **_) -> None:
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+        # printable: a hold reason or a job's error text reaches the terminal and the log unescaped otherwise
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {printable(message)}"
         echo(line)
         with open(path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
