@@ -292,3 +292,18 @@ def test_the_driver_log_escapes_what_it_did_not_write(tmp_path):
     for text in (shown[0], written):
         assert "\x1b" not in text and "\x07" not in text and text.rstrip("\n").count("\n") == 0
         assert "quota" in text
+
+
+def test_a_search_without_an_answering_schedd_fails_and_writes_nothing(tmp_path, small_dataset):
+    """A pool whose schedd does not answer: `sweep search` never falls back to this machine."""
+    config = tmp_path / "condor_config"
+    config.write_text("COLLECTOR_HOST = 127.0.0.1:9\nCONDOR_HOST = 127.0.0.1:9\nSCHEDD_HOST = 127.0.0.1:9\n")
+    grid = tmp_path / "g.yaml"
+    grid.write_text(search_text(small_dataset, sweep="nopool"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("_CONDOR_")}
+    env.update(CONDOR_CONFIG=str(config), PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-m", "sweep.cli", "--root", str(tmp_path), "search", str(grid)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "127.0.0.1:9" in proc.stderr and "Nothing was written" in proc.stderr
+    assert not (tmp_path / "jobs").exists() and not (tmp_path / "results").exists()
