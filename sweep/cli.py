@@ -380,7 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--input", type=Path, default=None, help="evaluate on the waveforms of this file (.npz from "
                    "sweep.physics.readers, .h5, or .root in the CEPC layout) instead of a fresh simulation")
-    p.add_argument("--dt-ns", type=float, default=None, help="with --input: sampling interval, ns (.root/.h5)")
+    p.add_argument("--dt-ns", type=float, default=None,
+                   help="with --input: sampling interval, ns, for a .root/.h5 file that does not say it (a "
+                        "dt_ns or sampling_rate branch/attribute); required then, never assumed")
     p.set_defaults(func=cmd_evaluate)
     return parser
 

@@ -104,3 +104,51 @@ def test_errors(tmp_path, ws):
     with pytest.raises(R.ReaderError):
         R.WaveformSet(ws.waveforms_mv, ws.dt_ns, ws.peak_offsets[:-1], ws.peak_time_ns, ws.peak_sample,
                       ws.peak_tag, ws.n_clusters, ws.momentum_gev)
+
+
+def _on_grid(ws: R.WaveformSet, dt_ns: float) -> R.WaveformSet:
+    """The same waveforms said to be sampled every dt_ns, truth times on that grid."""
+    return R.WaveformSet(ws.waveforms_mv, dt_ns, ws.peak_offsets, ws.peak_sample * dt_ns, ws.peak_sample,
+                         ws.peak_tag, ws.n_clusters, ws.momentum_gev)
+
+
+@pytest.mark.parametrize("rate", [1.5, 1500.0, 1.5e9], ids=["GS/s", "MS/s", "Hz"])
+def test_root_sampling_rate_comes_from_the_file(ws, tmp_path, rate):
+    """An independent toy at 1.5 GS/s with a sampling_rate branch: the truth times land on their
+    samples without --dt-ns (sweep used to assume 1.2 GS/s and put every one on a wrong sample)."""
+    toy = _on_grid(ws, 1 / 1.5)
+    p = R.write_root(tmp_path / "toy.root", toy, sampling_rate=rate)
+    back = R.read_root(p)
+    assert back.dt_ns == pytest.approx(1 / 1.5)
+    assert np.array_equal(back.peak_sample, toy.peak_sample)
+    assert R.read_root(p, dt_ns=1 / 1.5).dt_ns == pytest.approx(1 / 1.5)  # agreeing: fine
+    with pytest.raises(R.ReaderError, match="but --dt-ns 0.833333 was given"):
+        R.read_root(p, dt_ns=1 / 1.2)
+
+
+def test_a_file_that_does_not_say_its_sampling_interval_needs_dt_ns(ws, tmp_path):
+    p = R.write_root(tmp_path / "cepc.root", _on_grid(ws, ws.dt_ns))
+    with pytest.raises(R.ReaderError, match="does not say its sampling interval.*--dt-ns"):
+        R.read_root(p)
+    assert R.read_root(p, dt_ns=ws.dt_ns).dt_ns == pytest.approx(ws.dt_ns)
+    importlib.import_module("h5py")
+    import h5py
+
+    h = R.write_hdf5(tmp_path / "w.h5", ws)
+    with h5py.File(h, "a") as f:
+        del f.attrs["dt_ns"]
+    with pytest.raises(R.ReaderError, match="does not say its sampling interval"):
+        R.read_hdf5(h)
+    with h5py.File(h, "a") as f:
+        f.attrs["sampling_rate"] = 1.5e9
+    assert R.read_hdf5(h).dt_ns == pytest.approx(1 / 1.5)
+
+
+def test_evaluate_on_a_file_without_its_sampling_interval_is_a_clear_error(ws, tmp_path, capsys):
+    from sweep.cli import main
+
+    p = R.write_root(tmp_path / "cepc.root", _on_grid(ws, ws.dt_ns))
+    assert main(["evaluate", "--input", str(p), "--out", str(tmp_path / "ev"), "--tracks", "0",
+                 "--separation-tracks", "0", "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert "does not say its sampling interval" in err and "--dt-ns" in err and "Traceback" not in err

@@ -33,8 +33,14 @@ window arrays (in ``extra``) are filled.
 tree ``sim``, one entry per waveform, branches ``wf_i`` (waveform samples, variable or fixed
 length), ``time`` (peak times, ns by default), ``tag`` (0 noise, 1 primary, 2 secondary, one per
 ``time``), ``ncls`` (number of clusters), ``mom`` (momentum, GeV/c). Entries with tag 0 are not
-truth peaks and are dropped. The sampling interval is not stored: pass ``dt_ns`` (default
-1/1.2 GS/s). :func:`write_root` writes this layout (used by the tests).
+truth peaks and are dropped. :func:`write_root` writes this layout (used by the tests).
+
+The sampling interval comes from the file when it says it (ROOT: a ``dt_ns`` branch in ns, or a
+``sampling_rate`` branch; HDF5: a ``dt_ns`` or ``sampling_rate`` attribute), else from ``dt_ns``;
+a file that says nothing and no ``dt_ns`` is an error, never an assumed 1.2 GS/s (an independent
+toy at 1.5 GS/s put every truth time on the wrong sample that way). A sampling rate is read as
+GS/s below 100, MS/s below 10^6, else Hz (digitizers run at 0.1-100 GS/s). A given ``dt_ns``
+that disagrees with the file's is an error.
 """
 
 from __future__ import annotations
@@ -56,6 +62,38 @@ DEFAULT_DT_NS = 1.0 / 1.2
 
 class ReaderError(InputError):
     """A waveform file is missing, unreadable or not in the expected layout."""
+
+
+def rate_to_dt_ns(rate: float) -> float:
+    """The sampling interval (ns) of a sampling rate in GS/s (< 100), MS/s (< 10^6) or Hz.
+
+    Raises:
+        ReaderError: a rate that is not a positive finite number.
+    """
+    rate = float(rate)
+    if not np.isfinite(rate) or rate <= 0:
+        raise ReaderError(f"sampling rate {rate} is not a positive number")
+    ghz = rate if rate < 100 else rate / 1e3 if rate < 1e6 else rate / 1e9
+    return 1.0 / ghz
+
+
+def resolve_dt_ns(path: Path, from_file: float | None, given: float | None, where: str) -> float:
+    """The sampling interval: the file's, the caller's, and they must agree.
+
+    Raises:
+        ReaderError: neither says it, or they disagree (by more than 1e-6 relative).
+    """
+    if given is not None and (not np.isfinite(given) or given <= 0):
+        raise ReaderError(f"--dt-ns must be a positive number of ns, got {given}")
+    if from_file is not None and given is not None and abs(from_file - given) > 1e-6 * from_file:
+        raise ReaderError(f"{path}: the file samples every {from_file:.6g} ns ({1 / from_file:.6g} GS/s, {where}) "
+                          f"but --dt-ns {given:.6g} was given: drop --dt-ns, or fix the file")
+    if from_file is not None:
+        return float(from_file)
+    if given is not None:
+        return float(given)
+    raise ReaderError(f"{path}: the file does not say its sampling interval (no {where}): give it with --dt-ns "
+                      f"(e.g. --dt-ns {1 / 1.2:.6g} for 1.2 GS/s); sweep does not assume one")
 
 
 @dataclass
@@ -227,6 +265,11 @@ def write_hdf5(path: str | Path, ws: WaveformSet) -> Path:
 
 
 def read_hdf5(path: str | Path, dt_ns: float | None = None) -> WaveformSet:
+    """Read the HDF5 layout (module docstring); the sampling interval from the file or ``dt_ns``.
+
+    Raises:
+        ReaderError: missing, unreadable, not the layout, or no (or a contradicting) sampling interval.
+    """
     import h5py
 
     path = Path(path)
@@ -241,7 +284,9 @@ def read_hdf5(path: str | Path, dt_ns: float | None = None) -> WaveformSet:
                                "peaks/tag") if k not in h]
         if missing:
             raise ReaderError(f"{path}: missing dataset(s) {missing}")
-        dt = float(dt_ns if dt_ns is not None else h.attrs.get("dt_ns", DEFAULT_DT_NS))
+        known = (float(h.attrs["dt_ns"]) if "dt_ns" in h.attrs
+                 else rate_to_dt_ns(h.attrs["sampling_rate"]) if "sampling_rate" in h.attrs else None)
+        dt = resolve_dt_ns(path, known, dt_ns, "dt_ns or sampling_rate attribute")
         t = h["peaks/time_ns"][()]
         sample = h["peaks/sample"][()] if "peaks/sample" in h else np.rint(t / dt).astype(np.int64)
         return WaveformSet(h["waveforms"][()], dt, h["peaks/offsets"][()], t, sample, h["peaks/tag"][()],
@@ -254,9 +299,11 @@ def read_hdf5(path: str | Path, dt_ns: float | None = None) -> WaveformSet:
 # --------------------------------------------------------------------------------------------
 
 
-def write_root(path: str | Path, ws: WaveformSet, noise_times_ns: list[np.ndarray] | None = None) -> Path:
+def write_root(path: str | Path, ws: WaveformSet, noise_times_ns: list[np.ndarray] | None = None,
+               sampling_rate: float | None = None) -> Path:
     """Write ``ws`` as tree ``sim`` (branches wf_i, time, tag, ncls, mom); optional extra tag-0
-    (noise) entries per waveform are appended to ``time``/``tag``."""
+    (noise) entries per waveform are appended to ``time``/``tag``; with ``sampling_rate`` (in the
+    unit it is given) also a ``sampling_rate`` branch, as some digitizer files have."""
     import awkward as ak
     import uproot
 
@@ -279,6 +326,8 @@ def write_root(path: str | Path, ws: WaveformSet, noise_times_ns: list[np.ndarra
         "ncls": ws.n_clusters.astype(np.int32),
         "mom": ws.momentum_gev.astype(np.float64),
     }
+    if sampling_rate is not None:
+        data["sampling_rate"] = np.full(ws.n_waveforms, float(sampling_rate))
     with uproot.recreate(path) as f:  # a TTree (not an RNTuple), like the CEPC files
         tree = f.mktree("sim", {k: v.type.content if isinstance(v, ak.Array) else v.dtype
                                 for k, v in data.items()})
@@ -288,7 +337,7 @@ def write_root(path: str | Path, ws: WaveformSet, noise_times_ns: list[np.ndarra
 
 def read_root(
     path: str | Path,
-    dt_ns: float = DEFAULT_DT_NS,
+    dt_ns: float | None = None,
     *,
     tree: str = "sim",
     time_unit: str = "ns",
@@ -296,7 +345,12 @@ def read_root(
     waveform_scale: float = 1.0,
 ) -> WaveformSet:
     """Read the CEPC layout. ``time_unit`` "ns" or "sample"; waveforms are multiplied by
-    ``waveform_scale`` (to mV) and padded with their last value to the longest one."""
+    ``waveform_scale`` (to mV) and padded with their last value to the longest one. The sampling
+    interval from a ``dt_ns`` or ``sampling_rate`` branch, else ``dt_ns`` (module docstring).
+
+    Raises:
+        ReaderError: missing, unreadable, not the layout, or no (or a contradicting) sampling interval.
+    """
     import awkward as ak
     import uproot
 
@@ -317,6 +371,17 @@ def read_root(
         if missing:
             raise ReaderError(f"{path}: tree {tree!r} lacks branch(es) {missing}")
         arr = t.arrays(["wf_i", "time", "tag", "ncls", "mom"], entry_stop=entry_stop, library="ak")
+        known, where = None, "dt_ns or sampling_rate branch"
+        for branch, convert in (("dt_ns", float), ("sampling_rate", rate_to_dt_ns)):
+            if branch in t.keys():
+                values = np.unique(np.asarray(t[branch].array(entry_stop=entry_stop, library="np"), dtype=float))
+                if values.size > 1:
+                    raise ReaderError(f"{path}: branch {branch} varies between entries ({values[:4]}): one sampling "
+                                      "interval per file is supported")
+                if values.size:
+                    known, where = convert(values[0]), f"its {branch} branch"
+                break
+    dt_ns = resolve_dt_ns(path, known, dt_ns, where)
     wf = arr["wf_i"]
     if wf.ndim < 2:
         raise ReaderError(f"{path}: wf_i is not an array branch")
