@@ -141,6 +141,40 @@ def test_keras_model_file(tmp_path):
     assert 0.0 <= r["peaks"]["lstm"]["window_natural"]["auc"] <= 1.0
 
 
+def test_a_model_meets_waveforms_sampled_otherwise_than_its_training_s(tmp_path, capsys):
+    """The training record beside a model (model.json) is checked where the model is applied: a
+    file at another sampling rate is refused, with both rates (an LSTM found no peak at all,
+    silently, on a 1.5 GS/s toy); without a record it says it could not check."""
+    importlib.import_module("keras")
+    import json
+
+    import keras
+
+    from sweep.cli import main
+    from sweep.job.models import build_lstm
+    from sweep.physics import readers as R
+    from sweep.physics.simulate import simulate_batch
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path / "lstm.keras"
+    build_lstm({"topology": [4, 4, 1], "activations": ["relu", "sigmoid"], "dropout": [0.0, 0.0]}).save(path)
+    ws = R.WaveformSet.from_batch(simulate_batch(None, 4, 3))
+    toy = R.write_root(tmp_path / "toy.root", R.WaveformSet(ws.waveforms_mv, 1 / 1.5, ws.peak_offsets,
+                                                             ws.peak_sample / 1.5, ws.peak_sample, ws.peak_tag,
+                                                             ws.n_clusters, ws.momentum_gev), sampling_rate=1.5)
+    args = ["evaluate", "--peak-model", str(path), "--input", str(toy), "--out", str(tmp_path / "ev"), "--no-plots"]
+    assert main(args) == 0  # no record: evaluated, and it says what it could not check
+    assert "no training record beside it (model.json)" in capsys.readouterr().err
+    path.with_suffix(".json").write_text(json.dumps({"model": "lstm", "dt_ns": ws.dt_ns}))
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "sampled every 0.833333 ns (1.2 GS/s)" in err and "(1.5 GS/s)" in err and "does not resample" in err
+    from sweep.physics.datasets import simulate_to_file
+
+    with pytest.raises(Exception, match="does not resample"):  # the simulation at another rate: refused too
+        simulate_to_file(tmp_path / "d.npz", 4, 1, {"sampling_rate_gsps": 1.5}, peak_model=path)
+
+
 def test_separation_power_on_constructed_cases():
     rng = np.random.default_rng(0)
     a, b = rng.normal(10.0, 1.0, 200_000), rng.normal(14.0, 3.0, 200_000)

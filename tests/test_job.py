@@ -94,6 +94,14 @@ def test_job_trains_and_writes_every_output(tmp_path, small_dataset):
     assert roc[0] == "fpr,tpr,threshold" and len(roc) > 10
     model = keras.models.load_model(out / "model.keras")
     assert model.count_params() == 6_531
+    # beside the model: what it was trained on (checked where it is applied)
+    from sweep.physics.datasets import read_meta
+
+    record = json.loads((out / "model.json").read_text())
+    meta = read_meta(small_dataset)
+    assert record["dt_ns"] == meta["dt_ns"] and record["n_samples"] == meta["n_samples"]
+    assert record["dataset"]["sha256"] == metrics["dataset"]["sha256"] and record["simulation"] == meta["params"]
+    assert record["input"]["window"] == 15 and record["model"] == "lstm"
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]  # atomic writes left nothing behind
 
 

@@ -50,6 +50,7 @@ RUN_INFO = "run.json"  # run id, seed, versions, host, threads, exit status
 HISTORY = "history.csv"
 ROC = "roc.csv"
 MODEL = "model.keras"
+MODEL_INFO = "model.json"  # beside model.keras: what the model was trained on (checked where it is applied)
 STDOUT = "stdout.txt"
 STDERR = "stderr.txt"
 LOCAL_RECORD = ".local-exit.json"  # the local backend's exit record (HTCondor's is the event log)
@@ -66,9 +67,10 @@ FROZEN_GRID = "search.yaml"  # jobs/<sweep>/search.yaml: the grid the driver rea
 
 #: What an attempt leaves in its results folder: cleared before a rerun so that an earlier
 #: attempt's files cannot pass for the new result.
-OUTPUT_FILES = (METRICS, RUN_INFO, HISTORY, ROC, MODEL, STDOUT, STDERR, LOCAL_RECORD, PROGRESS_FILE, PRUNE_REQUEST)
+OUTPUT_FILES = (METRICS, RUN_INFO, HISTORY, ROC, MODEL, MODEL_INFO, STDOUT, STDERR, LOCAL_RECORD, PROGRESS_FILE,
+                PRUNE_REQUEST)
 #: The files `sweep collect` copies into best/<rank>-<run-id>/ (with the run's CONFIG_FILE).
-BEST_FILES = (MODEL, METRICS)
+BEST_FILES = (MODEL, MODEL_INFO, METRICS)
 
 # ------------------------------------------------------------------ backends (as the manifest records them)
 BACKEND_LOCAL = "local"

@@ -30,8 +30,8 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.metrics import classification_metrics, regression_metrics, roc_points
-from ..core.names import HISTORY, MODEL, ROC
-from ..fsutil import atomic_write_text, atomic_write_with
+from ..core.names import HISTORY, MODEL, MODEL_INFO, ROC
+from ..fsutil import atomic_write_json, atomic_write_text, atomic_write_with
 from ..physics import datasets
 from . import checkpoint
 
@@ -266,6 +266,7 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print,
         columns = REGRESSOR_HISTORY
     _write_history(out_dir / HISTORY, rows, columns)
     _save_model(model, out_dir / MODEL)
+    atomic_write_json(out_dir / MODEL_INFO, training_record(config, data_path, dataset_sha256))
     shutil.rmtree(checkpoint.folder(out_dir), ignore_errors=True)  # done: nothing to resume, nothing to transfer
     best_row = rows[best_epoch - 1] if best_epoch else {}
     n_windows = tr.size * len(rows)
@@ -299,6 +300,25 @@ def _natural_metrics(model, data_path: Path, test_waveforms: np.ndarray, thresho
     pred = model.predict(x, batch_size=8192, verbose=0).ravel()
     m = classification_metrics(y, pred, threshold)
     return {f"natural_{k}": m[k] for k in ("precision", "recall", "f1", "eff_purity", "auc")}
+
+
+def training_record(config: dict[str, Any], data_path: Path, dataset_sha256: str) -> dict[str, Any]:
+    """What a model was trained on, written beside it (model.json) and checked where it is applied
+    (sweep evaluate, sweep data simulate --peak-model): the sampling interval and waveform length,
+    the inputs' layout and normalization, the simulation's parameters, the dataset's digest."""
+    meta = datasets.read_meta(data_path)
+    record: dict[str, Any] = {"model": config["model"], "run_id": config["run_id"], "sweep": config["sweep"],
+                              "dataset": {"file": (meta.get("subset_of") or {}).get("file", data_path.name),
+                                          "sha256": dataset_sha256},
+                              "dt_ns": meta.get("dt_ns"), "n_samples": meta.get("n_samples"),
+                              "simulation": meta.get("params")}
+    if config["model"] == "lstm":
+        record["input"] = {"window": datasets.WINDOW_LENGTH, "before": datasets.WINDOW_BEFORE,
+                           "normalization": "window mean subtracted, divided by window_scale_mv",
+                           "window_scale_mv": (meta.get("params") or {}).get("window_scale_mv")}
+    else:
+        record["input"] = {"cluster_input": meta.get("cluster_input")}
+    return record
 
 
 def _write_history(path: Path, rows: list[dict], columns: list[str]) -> None:

@@ -579,8 +579,9 @@ def simulate_to_file(
     children = np.random.SeedSequence(seed).spawn(n_batches)
     scorer, source = None, {"source": "true peaks", "smear_samples": p.peak_time_smear_samples}
     if peak_model is not None:
-        from .scorers import load_model_fn  # TensorFlow only for a model file
+        from .scorers import check_sampling, load_model_fn  # TensorFlow only for a model file
 
+        check_sampling(peak_model, "peak model", p.dt_ns, "the simulation")
         scorer = load_model_fn(peak_model, input_shape=(WINDOW_LENGTH, 1))
         source = {"source": "peak model", "peak_threshold": float(peak_threshold), "smear_samples": 0.0,
                   "peak_model": _model_identity(peak_model)}

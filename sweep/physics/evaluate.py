@@ -533,6 +533,15 @@ def evaluate(
     else:
         log(f"simulating {n_waveforms} held-out waveforms (seed {seed})")
         batch = simulate_batch(p, int(n_waveforms), rng)
+    # a model applied to waveforms sampled otherwise than its training's finds nothing, silently
+    from .scorers import check_sampling
+
+    where = "the simulation" if input_path is None else str(input_path)
+    dt_here = p.dt_ns if input_path is None else ws.dt_ns
+    for model, what in ((peak_model, "peak model"), (cluster_model, "cluster model")):
+        note = check_sampling(model, what, dt_here, where)
+        if note:
+            log(note)
     peaks, det = evaluate_peaks(batch, peak_fn, lstm_threshold=lstm_threshold, deriv_grid=deriv_grid,
                                 scan_waveforms=scan_waveforms, seed=seed)
     log("peak level done")

@@ -8,18 +8,60 @@ imported only for a model *file*.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.names import MODEL_INFO
 
 Scorer = Callable[[np.ndarray], np.ndarray]
 
 
 class ModelError(ValueError, InputError):
     """A model file that cannot be used: unreadable, not a Keras model, or the wrong input."""
+
+
+def training_record(model: Any) -> dict[str, Any] | None:
+    """What a model file was trained on (model.json beside it, written by its job), or None (a
+    callable, or a model trained before sweep wrote the record)."""
+    if model is None or not isinstance(model, (str, Path)):
+        return None
+    path = Path(model).with_suffix(".json")  # model.keras -> model.json (MODEL_INFO), leader.keras -> leader.json
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def check_sampling(model: Any, what: str, dt_ns: float, where: str) -> str | None:
+    """A model must be applied to waveforms sampled as it was trained on.
+
+    Args:
+        model: the model (its path: its training record is read beside it).
+        what: "peak model" or "cluster model", for messages.
+        dt_ns: the sampling interval of the waveforms it is applied to.
+        where: what those waveforms are ("the simulation", "data.root"), for messages.
+
+    Returns:
+        A note when the model has no training record (nothing could be checked), else None.
+
+    Raises:
+        ModelError: the sampling intervals differ (resampling is not supported).
+    """
+    record = training_record(model)
+    if record is None:
+        return (None if model is None or not isinstance(model, (str, Path)) else
+                f"{what} {model}: no training record beside it ({MODEL_INFO}): its sampling interval is not checked")
+    trained = record.get("dt_ns")
+    if isinstance(trained, (int, float)) and abs(float(trained) - float(dt_ns)) > 1e-6 * float(trained):
+        raise ModelError(f"{what} {model} was trained on waveforms sampled every {trained:.6g} ns "
+                         f"({1 / trained:.6g} GS/s); {where} is sampled every {dt_ns:.6g} ns ({1 / dt_ns:.6g} GS/s). "
+                         "sweep does not resample: apply it to waveforms at its training rate, or train one at this rate")
+    return None
 
 
 def load_model_fn(model: Any, batch_size: int = 8192, input_shape: tuple[int, ...] | None = None
