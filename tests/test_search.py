@@ -307,3 +307,22 @@ def test_a_search_without_an_answering_schedd_fails_and_writes_nothing(tmp_path,
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "127.0.0.1:9" in proc.stderr and "Nothing was written" in proc.stderr
     assert not (tmp_path / "jobs").exists() and not (tmp_path / "results").exists()
+
+
+def test_a_trial_left_half_asked_by_a_killed_driver_is_abandoned_not_counted(tmp_path, small_dataset):
+    """A driver killed inside study.ask leaves a RUNNING trial without all its parameters (seen in
+    CI: the resumed driver crashed on it). The next driver abandons it (FAIL, not counted)."""
+    from sweep.search.driver import Driver
+    from sweep.search.trials import LocalTrials
+
+    grid = tmp_path / "g.yaml"
+    grid.write_text(search_text(small_dataset, sweep="half"))
+    spec = load_grid(grid, tmp_path)
+    study = studies.open_study(spec, tmp_path)
+    study.ask()  # created, no parameter sampled yet: what a kill inside ask leaves
+    driver = Driver(spec, tmp_path, LocalTrials(spec), log=lambda m: None)
+    driver.study = study
+    driver._resume()
+    (trial,) = study.get_trials(deepcopy=False)
+    assert trial.state is TrialState.FAIL and trial.user_attrs["abandoned"]
+    assert driver._used() == 0 and not driver.active

@@ -165,8 +165,9 @@ def _epoch_callback(model_kind: str, x_val, y_val, loss_name: str, threshold: fl
     return EpochMetrics()
 
 
-def _progress_callback(channel, column: str, rows: list, pruned: dict, log):
-    """A search trial's reports to its driver after each epoch, and its stop when pruned."""
+def _progress_callback(channel, column: str, rows: list, pruned: dict, log, epochs: int):
+    """A search trial's reports to its driver after each epoch, and its stop when pruned (not
+    after its last epoch: the training is done, and its test metrics are worth more than a stop)."""
     import keras
 
     class Progress(keras.callbacks.Callback):
@@ -177,7 +178,9 @@ def _progress_callback(channel, column: str, rows: list, pruned: dict, log):
             except Exception as exc:  # noqa: BLE001 - a lost channel must not lose the training
                 log(f"progress: cannot reach the driver ({type(exc).__name__}: {exc}); training on")
                 return
-            if stop:
+            if stop and len(rows) >= epochs:
+                log(f"pruned by the search's driver after its last epoch ({len(rows)}): finishing the run")
+            elif stop:
                 pruned.update(at_epoch=len(rows), value=rows[-1].get(column) if rows else None)
                 log(f"pruned by the search's driver after epoch {len(rows)}: stopping")
                 self.model.stop_training = True
@@ -234,7 +237,7 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print,
     if channel is not None:  # a search trial: its driver's pruner may stop it at the end of an epoch
         column = config["progress"]["column"]
         log(f"progress: reporting {column} after each epoch through {channel.kind}")
-        callbacks.append(_progress_callback(channel, column, rows, pruned, log))
+        callbacks.append(_progress_callback(channel, column, rows, pruned, log, int(params["epochs"])))
     steps_per_epoch = math.ceil(tr.size / params["batch_size"])
     t0 = time.perf_counter()
     model.fit(make_train_dataset(x[tr], y[tr], params["batch_size"], seed, initial_epoch * steps_per_epoch),

@@ -169,10 +169,12 @@ class Driver:
                 raise
 
     def _used(self) -> int:
-        """Trials that count against search.trials: all but the failed ones tried again."""
+        """Trials that count against search.trials: all but the failed ones tried again and those
+        abandoned half-asked by a driver that was killed."""
         trials = self.study.get_trials(deepcopy=False)
         retried = {t.user_attrs.get(studies.ATTR_RETRY_OF) for t in trials}
-        return sum(1 for t in trials if not (t.state is TrialState.FAIL and t.number in retried))
+        return sum(1 for t in trials if not (t.state is TrialState.FAIL and (
+            t.number in retried or t.user_attrs.get(studies.ATTR_ABANDONED))))
 
     def _outcome(self, run_id: str):
         """The run folder's outcome; a result trained on another version of the dataset is STALE."""
@@ -293,6 +295,14 @@ class Driver:
         """Take over the trials an earlier driver left RUNNING."""
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             number, run_id = frozen.number, frozen.user_attrs.get(studies.ATTR_RUN)
+            if run_id is None and set(frozen.params) != set(self.dists):
+                # the driver stopped inside study.ask, before every parameter was sampled: nothing was
+                # started for it and it has no point to start; it does not count against search.trials
+                self._trial(number).set_user_attr(studies.ATTR_ABANDONED, True)
+                self._trial(number).set_user_attr(studies.ATTR_FAIL_REASON, "the driver stopped while asking for it")
+                self._tell(number, state=TrialState.FAIL)
+                self.log(f"trial {number}: abandoned (the driver stopped while sampling it)")
+                continue
             if run_id is None:  # asked, then the driver stopped: nothing was started for it
                 self.log(f"trial {number}: resumed (nothing had been started)")
                 self._start(number, frozen.params)

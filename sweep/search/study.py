@@ -35,6 +35,7 @@ ATTR_RETRY_OF = "retry_of"  # the failed trial whose parameters this trial tries
 ATTR_ATTEMPT = "attempt"  # 0 for a sampled point, k for its k-th retry
 ATTR_REUSED = "reused"  # the run's result existed: no job ran for this trial
 ATTR_FAIL_REASON = "fail_reason"
+ATTR_ABANDONED = "abandoned"  # created by study.ask, then its driver was killed before it had its parameters
 ATTR_UNPRUNED = "trained_to_the_end"  # a point pruned before, proposed again: not pruned this time
 
 
