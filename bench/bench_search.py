@@ -102,28 +102,17 @@ def replay(spec, runs: dict, sampler: str, seed: int, grid_best: float, toleranc
         trial = study.ask(fixed_distributions=dists)
         run_id = run_of_point(spec, studies.point_of(spec, trial.params)).run_id
         run = runs[run_id]
+        # sweep's driver trains a point pruned before and proposed again to its end: no pruner, full cost
+        again = run_id in pruned_ids
         cost, stopped = run["cpu_s"], False
-        if run_id in pruned_ids:  # sweep's driver: a pruned point proposed again is trained to its end
-            spent += run["cpu_s"]
-            pruned_ids.discard(run_id)
-            seen.add(run_id)
-            study.tell(trial, run["f1"])
-            best = max(best, run["f1"])
-            if spent <= budget:
-                best_in_budget = max(best_in_budget, run["f1"])
-            if reached is None and best >= grid_best - tolerance:
-                reached = spent
-            if reached is not None and spent > budget:
-                break
-            continue
-        if search.pruner != "none":
+        if search.pruner != "none" and not again:
             for epoch, value in enumerate(run["val_f1"], start=1):
                 trial.report(value, epoch)
                 if trial.should_prune():
                     cost = run["cpu_s"] - sum(run["epoch_s"][epoch:])
                     stopped = True
                     break
-        if run_id not in seen:  # a point trained before is reused: no cost
+        if run_id not in seen or again:  # a point trained before is reused: no cost
             spent += cost
         seen.add(run_id)
         if stopped:
@@ -134,6 +123,7 @@ def replay(spec, runs: dict, sampler: str, seed: int, grid_best: float, toleranc
         else:
             study.tell(trial, run["f1"])
             completed.add(run_id)
+            pruned_ids.discard(run_id)
             best = max(best, run["f1"])
             if spent <= budget:
                 best_in_budget = max(best_in_budget, run["f1"])

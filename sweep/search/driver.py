@@ -195,7 +195,6 @@ class Driver:
             return
         self._trial(number).set_user_attr(studies.ATTR_FAIL_REASON, reason[:500])
         self._tell(number, state=TrialState.FAIL)
-        self.summary.failed += 1
         attempt = int(frozen.user_attrs.get(studies.ATTR_ATTEMPT, 0))
         if attempt < self.spec.search.retries:
             self.study.enqueue_trial(frozen.params, user_attrs={studies.ATTR_RETRY_OF: number,
@@ -226,11 +225,9 @@ class Driver:
                 continue
             if outcome.state is RunState.OK and (values := self._objectives(outcome.metrics)) is not None:
                 self._tell(number, values if len(values) > 1 else values[0])
-                self.summary.complete += 1
             elif outcome.state is RunState.PRUNED:
                 self._report(number, _history_values(outcome.metrics), 0)
                 self._tell(number, state=TrialState.PRUNED)
-                self.summary.pruned += 1
             else:
                 self._fail(number, outcome.reason or f"no valid result ({outcome.state})")
         if t_seen is not None:
@@ -367,29 +364,29 @@ class Driver:
                 self._finish(run_id, act.trials, t_seen)
                 changed = True
             elif obs.hold:
-                try:
-                    self.executor.remove(act.job, obs.hold)
-                except BackendError as exc:
-                    self.log(f"{exc}; trying again")
-                    continue
-                self.log(f"trial {lead}: its job {act.job.job} is {obs.hold}: removed")
-                del self.active[run_id]
-                for number in act.trials:
-                    self._fail(number, obs.hold)
-                changed = True
+                if self._remove(run_id, obs.hold, f"trial {lead}: its job {act.job.job} is {obs.hold}: removed"):
+                    for number in act.trials:
+                        self._fail(number, obs.hold)
+                    changed = True
             elif act.prune_asked is not None and time.monotonic() - act.prune_asked > PRUNE_GRACE_S:
-                try:
-                    self.executor.remove(act.job, "pruned")
-                except BackendError as exc:
-                    self.log(f"{exc}; trying again")
-                    continue
-                self.log(f"trial {lead}: its job did not stop within {PRUNE_GRACE_S:.0f}s of being pruned: removed")
-                del self.active[run_id]
-                for number in act.trials:
-                    self._tell(number, state=TrialState.PRUNED)
-                    self.summary.pruned += 1
-                changed = True
+                if self._remove(run_id, "pruned", f"trial {lead}: its job did not stop within {PRUNE_GRACE_S:.0f}s "
+                                "of being pruned: removed"):
+                    for number in act.trials:
+                        self._tell(number, state=TrialState.PRUNED)
+                    changed = True
         return changed
+
+    def _remove(self, run_id: str, reason: str, note: str) -> bool:
+        """Remove an active run's job and stop following it; False (the job stays followed, the
+        removal is tried again next time) when the schedd refuses."""
+        try:
+            self.executor.remove(self.active[run_id].job, reason)
+        except BackendError as exc:
+            self.log(f"{exc}; trying again")
+            return False
+        self.log(note)
+        del self.active[run_id]
+        return True
 
     def _best(self) -> str:
         trials = [t for t in self.study.get_trials(deepcopy=False) if t.state is TrialState.COMPLETE]

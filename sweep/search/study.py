@@ -18,7 +18,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 
 from ..core.canonical import canonical_json
 from ..core.errors import InputError
-from ..core.grid import GridSpec, search_space_size
+from ..core.grid import GridSpec
 from ..core.names import STUDY_JOURNAL, SweepPaths
 from ..records.study import load_study, storage  # noqa: F401  (load_study: what readers use)
 
@@ -206,8 +206,3 @@ def open_study(spec: GridSpec, root: Path, *, create: bool = True) -> optuna.Stu
                          "parameters, data or objectives changed): its trials are not comparable with this grid's. "
                          "Give the grid a new sweep name, or move the journal away to start over")
     return study
-
-
-def space_note(spec: GridSpec) -> str:
-    size = search_space_size(spec)
-    return "a continuous space" if size is None else f"{size:,} points"

@@ -166,10 +166,8 @@ class HTCondorTrials:
         if not ads:
             return None
         ad = max(ads, key=lambda a: int(a["ClusterId"]))
-        from ..core.names import SweepPaths
-
-        return TrialJob(run_id, f"{ad['ClusterId']}.{ad['ProcId']}", SweepPaths(self.spec.root).results(
-            self.spec.name) / run_id)
+        return TrialJob(run_id, f"{ad['ClusterId']}.{ad['ProcId']}",
+                        names.SweepPaths(self.spec.root).results(self.spec.name) / run_id)
 
     def close(self) -> None:
         pass
