@@ -145,6 +145,11 @@ def test_a_local_search_prunes_through_the_progress_file_and_ranks_the_rest(tmp_
         assert "through file" in (folder / "stdout.txt").read_text()
         assert "pruned by the search's driver" in (folder / "stdout.txt").read_text()
         assert not (folder / "model.keras").exists()  # stopped: no model, no test metrics
+    # the pruner has every epoch of each finished trial, also those the driver's polling missed
+    for t in trials:
+        if t.state is TrialState.COMPLETE and not t.user_attrs.get("reused"):
+            metrics = json.loads((tmp_path / "results" / "local" / t.user_attrs["run_id"] / "metrics.json").read_text())
+            assert sorted(t.intermediate_values) == list(range(1, metrics["epochs_run"] + 1)), t.number
     # each run trained once: one job start per run folder
     for t in trials:
         if not t.user_attrs.get("reused"):

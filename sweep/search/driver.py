@@ -22,6 +22,7 @@ and none is run twice.
 
 from __future__ import annotations
 
+import csv
 import math
 import time
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from .. import __version__
 from ..core.errors import BackendError, InputError
 from ..core.expand import run_of_point
 from ..core.grid import GridSpec
-from ..core.names import DRIVER_DIR, SweepPaths
+from ..core.names import DRIVER_DIR, HISTORY, SweepPaths
 from ..core.render import render_sweep
 from ..core.states import RunState
 from ..fsutil import file_digest, write_text_if_changed
@@ -181,6 +182,27 @@ class Driver:
         outcome = read_run(self.paths.results(self.spec.name), run_id, [m for m, _ in self.spec.search.objectives])
         return mark_stale(outcome, self.dataset_sha256)
 
+    def _epoch_values(self, run_id: str, metrics: dict) -> list[float]:
+        """A finished run's value of the pruner's column at each epoch: a pruned run keeps them in
+        its metrics, a complete one in its history.csv (nothing without a pruner)."""
+        if self.spec.search.pruner == "none":
+            return []
+        if metrics.get("pruned"):
+            return [float(v) for v in metrics["pruned"].get("values", [])]
+        try:
+            with open(self.paths.results(self.spec.name) / run_id / HISTORY, newline="") as f:
+                rows = list(csv.DictReader(f))
+        except OSError:
+            return []
+        column = self.spec.search.prune_on[0]
+        out = []
+        for row in rows:
+            try:
+                out.append(float(row.get(column) or "nan"))
+            except ValueError:
+                out.append(math.nan)
+        return out
+
     def _objectives(self, metrics: dict) -> list[float] | None:
         test = metrics.get("test") or {}
         values = [test.get(m) for m, _ in self.spec.search.objectives]
@@ -224,9 +246,12 @@ class Driver:
             if frozen.state.is_finished():
                 continue
             if outcome.state is RunState.OK and (values := self._objectives(outcome.metrics)) is not None:
+                # every epoch's value, also those the polling missed (a short job, a busy schedd): the
+                # pruner compares later trials with the complete curves of the finished ones
+                self._report(number, self._epoch_values(run_id, outcome.metrics), 0)
                 self._tell(number, values if len(values) > 1 else values[0])
             elif outcome.state is RunState.PRUNED:
-                self._report(number, _history_values(outcome.metrics), 0)
+                self._report(number, self._epoch_values(run_id, outcome.metrics), 0)
                 self._tell(number, state=TrialState.PRUNED)
             else:
                 self._fail(number, outcome.reason or f"no valid result ({outcome.state})")
@@ -439,6 +464,4 @@ class Driver:
         return self.summary
 
 
-def _history_values(metrics: dict) -> list[float]:
-    """A pruned run's reported values, from its metrics (the job keeps them in `pruned`)."""
-    return [float(v) for v in (metrics.get("pruned") or {}).get("values", [])]
+

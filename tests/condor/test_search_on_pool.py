@@ -90,6 +90,11 @@ def test_a_search_prunes_through_chirp_and_survives_its_driver_killed(project, c
     assert set(runs) == set(jobs_of)
     assert all(len(jobs) == 1 and jobs[0].starts == 1 for jobs in runs.values()), \
         {r: [(j.job_id, j.starts, j.state) for j in jobs] for r, jobs in runs.items()}
+    # the pruner has every epoch of each finished trial, also those the driver's polling missed
+    for t in trials:
+        if t.state is TrialState.COMPLETE and not t.user_attrs.get("reused"):
+            metrics = json.loads((project / "results" / sweep / t.user_attrs["run_id"] / "metrics.json").read_text())
+            assert sorted(t.intermediate_values) == list(range(1, metrics["epochs_run"] + 1)), t.number
     # pruned through chirp while training: the job read SweepPrune and stopped at an epoch's end
     pruned = [t for t in trials if t.state is TrialState.PRUNED and not t.user_attrs.get("reused")]
     assert pruned, [(t.number, t.state, t.intermediate_values) for t in trials]
