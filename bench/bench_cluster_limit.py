@@ -74,7 +74,7 @@ def sample(p: S.SimulationParams, n: int, seed: int, source: str) -> tuple[np.nd
             wf, ps, tag = D.distinct_peaks(b.electron_waveform, b.electron_peak_sample, b.electron_tag)
             t = ps * p.dt_ns
             if source == "candidates":  # a perfect classifier of the local-rise candidates
-                cw, cs = D.find_candidates(b.waveforms_mv, p.finder_threshold_rms * p.noise_rms_mv)
+                cw, cs, _ = D.peak_candidates(b.waveforms_mv, p.finder_threshold_rms)
                 labels, _ = D.match_candidates(cw, cs, wf, ps, tag, p.tolerance_samples, p.n_samples)
                 wf, t = cw[labels == 1], cs[labels == 1] * p.dt_ns
         feats.append(features(m, wf, t, p.t0_ns))

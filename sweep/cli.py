@@ -179,6 +179,8 @@ def cmd_simulate(args) -> int:
     summary = simulate_to_file(args.out, args.waveforms, args.seed, params, progress=not args.no_progress,
                                peak_model=args.peak_model,
                                peak_threshold=0.5 if args.threshold is None else args.threshold)
+    for line in summary.pop("notes", []):
+        print(line, file=sys.stderr)
     print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()))
     return EXIT_OK
 
@@ -240,11 +242,34 @@ def cmd_evaluate(args) -> int:
                       momentum_gev=args.momentum, truncation=args.truncation,
                       separation_momenta=args.separation_momenta, separation_tracks=args.separation_tracks,
                       plots=not args.no_plots,
-                      input_path=args.input, read_options={"dt_ns": args.dt_ns} if args.dt_ns else None,
+                      input_path=args.input, read_options=_read_options(args),
                       log=lambda s: print(s, file=sys.stderr))
     print(format_summary(result["summary"]))
     print(f"written to {args.out}/evaluation.json ({result['seconds']:.1f} s)")
     return EXIT_OK
+
+
+def _read_options(args) -> dict | None:
+    """The reader options of `sweep evaluate` (only with --input; the reader refuses those its file
+    type does not take).
+
+    Raises:
+        InputError: a reader option without --input, or a --branch that is not WHAT=NAME.
+    """
+    branches = {}
+    for item in args.branch or []:
+        what, sep, name = item.partition("=")
+        if not sep or not what or not name:
+            raise InputError(f"--branch {item!r}: expected WHAT=NAME, e.g. --branch waveform=adc_samples")
+        branches[what.strip()] = name.strip()
+    options = {"dt_ns": args.dt_ns, "tree": args.tree, "time_unit": args.time_unit,
+               "amplitude_unit": args.amplitude_unit, "waveform_scale": args.amplitude_scale,
+               "branches": branches or None}
+    given = [k for k, v in options.items() if v is not None]
+    if given and args.input is None:
+        raise InputError("--dt-ns, --tree, --branch, --time-unit, --amplitude-unit and --amplitude-scale "
+                         "describe an --input file; give one")
+    return {k: v for k, v in options.items() if v is not None} or None
 
 
 def positive_int(text: str) -> int:
@@ -383,6 +408,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dt-ns", type=float, default=None,
                    help="with --input: sampling interval, ns, for a .root/.h5 file that does not say it (a "
                         "dt_ns or sampling_rate branch/attribute); required then, never assumed")
+    p.add_argument("--tree", default=None, help="with a .root --input: the tree (default sim)")
+    p.add_argument("--branch", action="append", metavar="WHAT=NAME",
+                   help="with a .root --input: the branch holding WHAT (waveform, time, tag, clusters, "
+                        "momentum, dt_ns, sampling_rate; defaults wf_i, time, tag, ncls, mom, dt_ns, "
+                        "sampling_rate); repeat for several")
+    p.add_argument("--time-unit", choices=("ps", "ns", "us", "s", "sample"), default=None,
+                   help="with a .root --input: unit of the truth times (default ns; sample: sample indices)")
+    amplitude = p.add_mutually_exclusive_group()
+    amplitude.add_argument("--amplitude-unit", choices=("uV", "mV", "V"), default=None,
+                           help="with --input: unit of the file's waveforms (default mV)")
+    amplitude.add_argument("--amplitude-scale", type=_float_type(lambda v: 0 < v < 1e12, "a positive factor"),
+                           default=None, metavar="MV_PER_UNIT",
+                           help="with --input: mV per unit of the file's waveforms (e.g. the ADC LSB in mV "
+                                "for counts). The models see each waveform in units of its own noise, so "
+                                "this only sets the figures sweep prints and compares with training")
     p.set_defaults(func=cmd_evaluate)
     return parser
 

@@ -58,7 +58,7 @@ def test_file_keys_dtypes_shapes(small):
 def test_meta_and_summary(small):
     path, summary = small
     meta = D.read_meta(path)
-    assert meta["kind"] == "sweep-cluster-counting" and meta["format_version"] == D.FORMAT_VERSION == 2
+    assert meta["kind"] == "sweep-cluster-counting" and meta["format_version"] == D.FORMAT_VERSION == 3
     assert meta["seed"] == 7 and meta["n_waveforms"] == N_WF and meta["tolerance_samples"] == 1
     assert set(meta["software"]) >= {"sweep", "numpy"}
     assert S.SimulationParams.from_dict(meta["params"]) == S.SimulationParams()
@@ -113,7 +113,7 @@ def test_isolated_pulse_gives_one_signal_window_at_the_right_place():
     t = np.array([900.3, 1200.7])
     rng = np.random.default_rng(0)
     mv, _ = S.render_waveforms(p, 2, [0, 1], t, [1.5, 1.5], rng)
-    cw, cs = D.find_candidates(mv, p.finder_threshold_rms * p.noise_rms_mv)
+    cw, cs, scale = D.peak_candidates(mv, p.finder_threshold_rms)
     peak = resp.peak_sample(t)
     labels, tags = D.match_candidates(cw, cs, [0, 1], peak, [1, 1], 1, p.n_samples)
     for w in (0, 1):
@@ -121,7 +121,7 @@ def test_isolated_pulse_gives_one_signal_window_at_the_right_place():
         assert sig.size == 1 and abs(int(sig[0]) - int(peak[w])) <= 1
         assert abs(sig[0] * p.dt_ns - t[w]) < 3.0  # a sample or two after the arrival
     assert set(tags[labels == 1]) == {1}
-    win = D.extract_windows(mv, cw[labels == 1], cs[labels == 1], p.window_scale_mv)
+    win = D.extract_windows(mv, cw[labels == 1], cs[labels == 1], scale)
     # the big rise sits at the candidate (index 5) and the pulse top shortly after it
     assert np.all(np.argmax(np.diff(win, axis=1), axis=1) + 1 == 5)
     assert np.all((np.argmax(win, axis=1) >= 5) & (np.argmax(win, axis=1) <= 8))
@@ -271,11 +271,11 @@ def test_loader_errors(small, tmp_path, loader):
     np.save(npy, np.zeros(3))
     with pytest.raises(D.DatasetError, match="single.npy.*not an npz"):
         loader(npy)
-    v3 = _rewrite(small, tmp_path / "v3.npz", meta_changes={"format_version": 3})
-    with pytest.raises(D.DatasetError, match="v3.npz.*format_version 3"):
-        loader(v3)
-    vs = _rewrite(small, tmp_path / "vs.npz", meta_changes={"format_version": "2"})
-    with pytest.raises(D.DatasetError, match="vs.npz.*format_version '2'"):
+    v4 = _rewrite(small, tmp_path / "v4.npz", meta_changes={"format_version": 4})
+    with pytest.raises(D.DatasetError, match="v4.npz.*format_version 4"):
+        loader(v4)
+    vs = _rewrite(small, tmp_path / "vs.npz", meta_changes={"format_version": "3"})
+    with pytest.raises(D.DatasetError, match="vs.npz.*format_version '3'"):
         loader(vs)
     kind = _rewrite(small, tmp_path / "kind.npz", meta_changes={"kind": "something-else"})
     with pytest.raises(D.DatasetError, match="kind.npz.*kind"):
@@ -295,15 +295,15 @@ def test_missing_key_and_wrong_dtype(small, tmp_path):
     with pytest.raises(D.DatasetError, match="f64.npz.*'windows'.*float64"):
         D.load_peak_dataset(f64)
     assert D.load_cluster_dataset(f64)[0].shape == (N_WF, 1024, 1)  # unaffected part still loads
-    # dtypes are checked per format_version: v1 arrays in a file that says v2 are refused
+    # dtypes are checked per format_version: v1 arrays in a file that says v3 are refused
     mixed = _rewrite(small, tmp_path / "mixed.npz", retype={"peak_inputs": np.float32})
-    with pytest.raises(D.DatasetError, match="mixed.npz.*'peak_inputs'.*float32.*expected uint8.*format_version 2"):
+    with pytest.raises(D.DatasetError, match="mixed.npz.*'peak_inputs'.*float32.*expected uint8.*format_version 3"):
         D.load_cluster_dataset(mixed)
     assert issubclass(D.DatasetError, Exception)
 
 
 def test_version_1_file_still_loads(small, tmp_path):
-    """A format-1 file (float32 windows and peak_inputs) loads like a format-2 one."""
+    """A format-1 file (float32 windows and peak_inputs) loads like a format-2/3 one."""
     from sweep.physics import readers as R
 
     path, _ = small

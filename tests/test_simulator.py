@@ -259,5 +259,5 @@ def test_params_errors():
     with pytest.raises(S.ParameterError, match="momentum_max_gev"):
         S.SimulationParams.from_dict({"momentum_min_gev": 10, "momentum_max_gev": 5})
     assert issubclass(S.ParameterError, ValueError)
-    with pytest.raises(S.ParameterError, match="window_scale_mv.*float16"):
-        S.SimulationParams.from_dict({"window_scale_mv": 0.01})  # 1000 mV / 0.01 overflows float16
+    with pytest.raises(S.ParameterError, match="'window_scale_mv' was removed: .*own noise rms"):
+        S.SimulationParams.from_dict({"window_scale_mv": 10.0})  # windows are in noise units since format 3

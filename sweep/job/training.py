@@ -317,8 +317,8 @@ def training_record(config: dict[str, Any], data_path: Path, dataset_sha256: str
                               "simulation": meta.get("params")}
     if config["model"] == "lstm":
         record["input"] = {"window": datasets.WINDOW_LENGTH, "before": datasets.WINDOW_BEFORE,
-                           "normalization": "window mean subtracted, divided by window_scale_mv",
-                           "window_scale_mv": (meta.get("params") or {}).get("window_scale_mv")}
+                           "normalization": datasets.window_normalization(meta),
+                           "input_stats": meta.get("input_stats")}
     else:
         record["input"] = {"cluster_input": meta.get("cluster_input")}
     return record

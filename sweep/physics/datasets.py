@@ -6,13 +6,17 @@
 
     d[i] > thr  and  d[i] >= d[i−1]  and  d[i] > d[i+1]
 
-(the steepest point of a rising edge; ``thr = finder_threshold_rms × noise_rms_mv``, 0 means
-``d[i] > 0``). Each candidate gives a 15-sample window (5 before, the candidate, 9 after), minus its
-mean, divided by ``window_scale_mv``. Label 1 if a true electron peak lies within ± ``k`` samples
-(``tolerance_samples``), else 0. The true peak of an electron is where this same finder fires for
-its pulse alone, without noise (``PulseResponse.peak_sample``: i0 or i0+1 where i0 is the first
-sample after arrival, for the default pulse). The tag of the nearest true peak is kept
-(0 noise, 1 primary, 2 secondary; ties go to the primary). The natural mix is stored, plus
+(the steepest point of a rising edge; ``thr = finder_threshold_rms × σ``, 0 means ``d[i] > 0``).
+Each candidate gives a 15-sample window (5 before, the candidate, 9 after), minus its mean,
+divided by ``10 σ`` (values O(1), as the LSTM likes them). ``σ`` is the waveform's own noise rms
+estimated from its samples (:func:`noise_rms`), so the windows and the candidates are the same
+whatever the amplitude unit (mV, V, ADC counts) or gain of the digitizer: a model trained on mV
+meets a file in volts unchanged (it found no peak at all on one while the windows were divided
+by a fixed 10 mV). Label 1 if a true electron peak lies within ± ``k`` samples
+(``tolerance_samples``), else 0. The true peak of an electron is where this same finder fires
+for its pulse alone, without noise (``PulseResponse.peak_sample``: i0 or i0+1 where i0 is the
+first sample after arrival, for the default pulse). The tag of the nearest true peak is kept (0
+noise, 1 primary, 2 secondary; ties go to the primary). The natural mix is stored, plus
 ``balanced_index``: all windows of the minority class and a seeded random subset of the same
 size of the majority class (noise), sorted.
 
@@ -27,10 +31,14 @@ atomically (temp file in the same folder, then ``os.replace``).
 
 Format version 2 stores ``windows`` as float16 and ``peak_inputs`` as uint8 (version 1: both
 float32; still read, see :data:`DTYPES_BY_VERSION`). The loaders return float32 either way.
-float16 keeps 11 significant bits, a rounding error <= 2^-11 of the value: with the default
-``window_scale_mv`` (10 mV) that is <= 0.078 mV for any window within ±320 mV of its mean, under
-half the 12-bit ADC LSB (0.244 mV) and far under the 1 mV noise, so nothing the digitisation
-resolves is lost. It cuts the zlib time (most of the write) by a third and the file by ~30 %.
+float16 keeps 11 significant bits, a rounding error <= 2^-12 of the value: <= 0.0625 σ for any
+window within ±256 σ of its mean (0.07 mV at the simulator's noise, under half its 12-bit ADC
+LSB of 0.244 mV), so nothing the digitisation resolves is lost; σ is at least 1/1000 of the
+waveform's peak-to-peak, so no window value exceeds 100 and none overflows float16. It cuts the
+zlib time (most of the write) by a third and the file by ~30 %. Version 3 has version 2's arrays
+with the windows in units of 10 σ (:data:`WINDOW_NORMALIZATION`); versions 1 and 2 divided them
+by a fixed ``window_scale_mv`` (10 mV), and a model trained on those is refused where it is
+applied.
 """
 
 from __future__ import annotations
@@ -49,7 +57,12 @@ from ..fsutil import atomic_file, file_digest
 from .simulate import ParameterError, SimulationBatch, SimulationParams, simulate_batch
 
 FORMAT_KIND = "sweep-cluster-counting"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: what the peak finder's windows are divided by (in the dataset's meta and every LSTM's training
+#: record; a model whose record says otherwise is refused where it is applied)
+WINDOW_NORMALIZATION = "10 x noise_rms"
+WINDOW_SCALE_RMS = 10.0  # windows are divided by this × σ: values O(1) (signal windows peak at ~1.5)
+NOISE_FLOOR_FRACTION = 1e-3  # σ >= this × the waveform's peak-to-peak (windows stay in float16's range)
 WINDOW_BEFORE = 5
 WINDOW_AFTER = 9
 WINDOW_LENGTH = WINDOW_BEFORE + 1 + WINDOW_AFTER  # 15
@@ -72,6 +85,7 @@ ARRAY_KEYS: dict[str, tuple[np.dtype, int]] = {
 #: format_version -> key -> (dtype, ndim) accepted when reading a file of that version.
 DTYPES_BY_VERSION: dict[int, dict[str, tuple[np.dtype, int]]] = {
     1: {**ARRAY_KEYS, "windows": (np.dtype(np.float32), 2), "peak_inputs": (np.dtype(np.float32), 2)},
+    2: ARRAY_KEYS,
     FORMAT_VERSION: ARRAY_KEYS,
 }
 
@@ -85,18 +99,82 @@ class DatasetError(InputError):
 # --------------------------------------------------------------------------------------------
 
 
-def find_candidates(waveforms: np.ndarray, threshold_mv: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def noise_rms(waveforms: np.ndarray) -> np.ndarray:
+    """Each waveform's noise rms, estimated from its own samples: (B,) float64, in its unit.
+
+    The rms about the waveform's median of the samples below that median. The pulses are
+    positive-going, so the lower half is noise (for Gaussian noise E[y² | y < 0] = σ²; the
+    pulses lift the median a little: +10 % on the simulator's waveforms, ±8 % from waveform to
+    waveform). Unlike 1.4826 × MAD, which on 12-bit ADC samples can only step by 3/4 of an LSB
+    (17 % of a 1 mV noise), it is continuous; like it, it is proportional to the amplitude unit.
+    At least :data:`NOISE_FLOOR_FRACTION` of the waveform's peak-to-peak (a noise-free or flat
+    waveform), and 1 for a constant one.
+    """
+    w = np.asarray(waveforms, dtype=np.float64)
+    if w.ndim != 2:
+        raise ValueError(f"waveforms must be 2-D (B, n), got shape {w.shape}")
+    if w.shape[1] == 0:
+        return np.ones(w.shape[0])
+    y = w - np.median(w, axis=1, keepdims=True)
+    below = y < 0
+    n_below = below.sum(axis=1)
+    ss = np.where(below, y * y, 0.0).sum(axis=1)
+    sigma = np.sqrt(ss / np.maximum(n_below, 1))
+    sigma = np.maximum(sigma, NOISE_FLOOR_FRACTION * (w.max(axis=1) - w.min(axis=1)))
+    return np.where(sigma > 0, sigma, 1.0)
+
+
+def input_stats(waveforms: np.ndarray, sigma: np.ndarray | None = None) -> dict[str, Any]:
+    """What a peak finder's inputs look like, to compare a model's training data with the
+    waveforms it is applied to: percentiles (1, 50, 99) over the waveforms of the noise rms (in
+    the waveforms' unit: mV for the simulator) and of the peak signal-to-noise (the waveform's
+    maximum above its median, in units of its noise rms: what the windows carry)."""
+    w = np.asarray(waveforms, dtype=np.float64)
+    sigma = noise_rms(w) if sigma is None else np.asarray(sigma, dtype=np.float64)
+    snr = (w.max(axis=1) - np.median(w, axis=1)) / sigma if w.size else np.zeros(0)
+    return stats_of({"noise_rms": sigma, "peak_snr": snr})
+
+
+def stats_of(values: dict[str, np.ndarray]) -> dict[str, Any]:
+    """{name: {"p1", "p50", "p99"}} of per-waveform values, plus "waveforms" (how many)."""
+    out: dict[str, Any] = {}
+    n = 0
+    for name, v in values.items():
+        v = np.asarray(v, dtype=np.float64)
+        n = int(v.size)
+        if n:
+            p1, p50, p99 = np.percentile(v, [1, 50, 99])
+            out[name] = {"p1": float(p1), "p50": float(p50), "p99": float(p99)}
+    out["waveforms"] = n
+    return out
+
+
+def window_normalization(meta: dict[str, Any]) -> str:
+    """What a dataset's windows are divided by, from its meta: :data:`WINDOW_NORMALIZATION`, or
+    ``"window_scale_mv=10.0"`` for the fixed scale of formats 1 and 2."""
+    window = meta.get("window") or {}
+    if window.get("normalization"):
+        return str(window["normalization"])
+    return f"window_scale_mv={window.get('scale_mv')}"
+
+
+def find_candidates(waveforms: np.ndarray, threshold: float | np.ndarray = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Local-rise candidates of a (B, n) array whose full 15-sample window fits.
 
-    Returns ``(waveform_index, sample)`` int64 arrays, ordered by waveform then sample.
+    ``threshold`` (in the waveforms' unit) is one number or one per waveform ((B,): e.g.
+    ``finder_threshold_rms × noise_rms(waveforms)``). Returns ``(waveform_index, sample)`` int64
+    arrays, ordered by waveform then sample.
     """
     w = np.asarray(waveforms)
     if w.ndim != 2:
         raise ValueError(f"waveforms must be 2-D (B, n), got shape {w.shape}")
     n = w.shape[1]
+    thr = np.maximum(np.asarray(threshold, dtype=np.float64), 0.0)
+    if thr.ndim == 1:
+        thr = thr[:, None]
     d = np.diff(w, axis=1)  # d[:, j] = wf[j+1] - wf[j]  (= "d[i]" with i = j + 1)
     c = d[:, 1:-1]  # d[i] for i = 2 .. n-2
-    mask = (c > max(float(threshold_mv), 0.0)) & (c >= d[:, :-2]) & (c > d[:, 2:])
+    mask = (c > thr) & (c >= d[:, :-2]) & (c > d[:, 2:])
     lo, hi = WINDOW_BEFORE, n - WINDOW_AFTER - 1  # window must fit: i-5 >= 0, i+9 <= n-1
     mask[:, : max(lo - 2, 0)] = False
     mask[:, max(hi - 2 + 1, 0):] = False
@@ -104,15 +182,29 @@ def find_candidates(waveforms: np.ndarray, threshold_mv: float = 0.0) -> tuple[n
     return wf_idx.astype(np.int64), (col + 2).astype(np.int64)
 
 
+def peak_candidates(waveforms: np.ndarray, threshold_rms: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The peak finder's candidates as the datasets and the evaluation make them: ``(waveform_index,
+    sample, scale)``, candidates whose rise exceeds ``threshold_rms`` × their waveform's noise rms
+    and ``scale`` (B,) what each waveform's windows are divided by, :data:`WINDOW_SCALE_RMS` ×
+    its noise rms (``extract_windows(waveforms, wf, sample, scale)``)."""
+    sigma = noise_rms(waveforms)
+    wf_idx, sample = find_candidates(waveforms, float(threshold_rms) * sigma)
+    return wf_idx, sample, WINDOW_SCALE_RMS * sigma
+
+
 def extract_windows(
-    waveforms: np.ndarray, wf_idx: np.ndarray, sample: np.ndarray, scale_mv: float
+    waveforms: np.ndarray, wf_idx: np.ndarray, sample: np.ndarray, scale: float | np.ndarray
 ) -> np.ndarray:
-    """(N, 15) float32 windows [i−5, i+9], mean-subtracted and divided by ``scale_mv``."""
+    """(N, 15) float32 windows [i−5, i+9], mean-subtracted and divided by ``scale``: one number,
+    or one per waveform ((B,): the scale of :func:`peak_candidates`)."""
     w = np.asarray(waveforms)
+    wf_idx = np.asarray(wf_idx)
     cols = np.asarray(sample)[:, None] + np.arange(-WINDOW_BEFORE, WINDOW_AFTER + 1)
-    win = w[np.asarray(wf_idx)[:, None], cols].astype(np.float32, copy=False)
+    win = w[wf_idx[:, None], cols].astype(np.float32, copy=False)
     win = win - win.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
-    win *= np.float32(1.0 / float(scale_mv))
+    scale = np.asarray(scale, dtype=np.float64)
+    inv = (1.0 / scale[wf_idx] if scale.ndim == 1 else np.full(wf_idx.size, 1.0 / float(scale)))
+    win *= inv.astype(np.float32)[:, None]
     return win
 
 
@@ -224,15 +316,25 @@ class DatasetBuilder:
         self.peak_threshold = float(peak_threshold)
         self._parts: dict[str, list[np.ndarray]] = {k: [] for k in ARRAY_KEYS if k != "balanced_index"}
         self._n_waveforms = 0
+        self._sigma: list[np.ndarray] = []  # per waveform, for input_stats()
+        self._snr: list[np.ndarray] = []
+
+    def input_stats(self) -> dict[str, Any]:
+        """:func:`input_stats` of every waveform added so far."""
+        cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0))
+        return stats_of({"noise_rms": cat(self._sigma), "peak_snr": cat(self._snr)})
 
     def add(self, batch: SimulationBatch, rng: np.random.Generator) -> None:
         p = self.params
         w = batch.waveforms_mv
         B, n = w.shape
-        cw, cs = find_candidates(w, p.finder_threshold_rms * p.noise_rms_mv)
+        cw, cs, scale = peak_candidates(w, p.finder_threshold_rms)
         pw, ps, pt = distinct_peaks(batch.electron_waveform, batch.electron_peak_sample, batch.electron_tag)
         labels, tags = match_candidates(cw, cs, pw, ps, pt, p.tolerance_samples, n)
-        windows = extract_windows(w, cw, cs, p.window_scale_mv)
+        windows = extract_windows(w, cw, cs, scale)
+        sigma = scale / WINDOW_SCALE_RMS
+        self._sigma.append(sigma)
+        self._snr.append((w.max(axis=1) - np.median(w, axis=1)) / sigma)
         if self.peak_scorer is None:
             inside = (ps >= 0) & (ps < n)
             hist = cluster_inputs(B, pw[inside], ps[inside], p.dt_ns, p.window_ns, p.cluster_bins,
@@ -557,7 +659,9 @@ def simulate_to_file(
 
     Batch k uses ``default_rng(SeedSequence(seed).spawn(...)[k])``, so a (seed, params,
     batch_size) triple always gives the byte-identical file. Returns a summary dict with
-    n_waveforms, n_windows, n_balanced, signal_fraction, mean_clusters, seconds and path.
+    n_waveforms, n_windows, n_balanced, signal_fraction, mean_clusters, seconds, path and notes
+    (lines: what could not be checked about ``peak_model``, and warnings about the simulation's
+    waveforms against its training's, :func:`sweep.physics.scorers.check_model`).
 
     ``peak_model`` (a trained peak finder: a .keras file, or a callable ``f(windows) -> scores``)
     builds the clusterization inputs from the candidates it scores >= ``peak_threshold`` instead
@@ -578,10 +682,11 @@ def simulate_to_file(
     n_batches = -(-n_waveforms // batch_size)
     children = np.random.SeedSequence(seed).spawn(n_batches)
     scorer, source = None, {"source": "true peaks", "smear_samples": p.peak_time_smear_samples}
+    notes: list[str] = []
     if peak_model is not None:
-        from .scorers import check_sampling, load_model_fn  # TensorFlow only for a model file
+        from .scorers import check_model, load_model_fn  # TensorFlow only for a model file
 
-        check_sampling(peak_model, "peak model", p.dt_ns, "the simulation")
+        notes = check_model(peak_model, "peak model", p.dt_ns, "the simulation", normalization=WINDOW_NORMALIZATION)
         scorer = load_model_fn(peak_model, input_shape=(WINDOW_LENGTH, 1))
         source = {"source": "peak model", "peak_threshold": float(peak_threshold), "smear_samples": 0.0,
                   "peak_model": _model_identity(peak_model)}
@@ -606,6 +711,10 @@ def simulate_to_file(
             bar.stop()
 
     arrays = builder.finish(balance_seed=seed)
+    if peak_model is not None:  # the simulation's waveforms against the peak model's training's
+        from .scorers import check_model
+
+        notes += check_model(peak_model, "peak model", p.dt_ns, "the simulation", stats=builder.input_stats())
     n_win = int(arrays["labels"].size)
     n_sig = int((arrays["labels"] == 1).sum())
     stats = {
@@ -626,10 +735,12 @@ def simulate_to_file(
         "n_samples": p.n_samples,
         "dt_ns": p.dt_ns,
         "tolerance_samples": p.tolerance_samples,
-        "window": {"before": WINDOW_BEFORE, "after": WINDOW_AFTER,
-                   "scale_mv": p.window_scale_mv},
+        "window": {"before": WINDOW_BEFORE, "after": WINDOW_AFTER, "normalization": WINDOW_NORMALIZATION,
+                   "noise_rms": "rms about the median of the samples below the waveform's median",
+                   "scale_rms": WINDOW_SCALE_RMS},
         "finder": {"rule": "d[i]=wf[i]-wf[i-1]; d[i]>thr and d[i]>=d[i-1] and d[i]>d[i+1]",
-                   "threshold_mv": p.finder_threshold_rms * p.noise_rms_mv},
+                   "threshold_rms": p.finder_threshold_rms},
+        "input_stats": builder.input_stats(),
         "truth_peak": "sample of steepest rise of the electron's isolated pulse (PulseResponse.peak_sample)",
         "cluster_input": {"bins": p.cluster_bins, "range_ns": [0.0, p.window_ns], **source,
                           "label": "true number of primary clusters"},
@@ -642,4 +753,5 @@ def simulate_to_file(
         "n_waveforms": n_waveforms,
         **stats,
         "seconds": time.perf_counter() - t_start,
+        "notes": list(dict.fromkeys(notes)),
     }

@@ -73,10 +73,10 @@ def truth_peaks(batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def score_candidates(scorer: Scorer, waveforms: np.ndarray, p: SimulationParams,
                      chunk: int = 500_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every local-rise candidate of ``waveforms`` and its score: ``(wf, sample, score)``."""
-    cw, cs = D.find_candidates(waveforms, p.finder_threshold_rms * p.noise_rms_mv)
+    cw, cs, scale = D.peak_candidates(waveforms, p.finder_threshold_rms)
     scores = np.zeros(cw.size, dtype=np.float64)
     for a in range(0, cw.size, chunk):
-        X = D.extract_windows(waveforms, cw[a:a + chunk], cs[a:a + chunk], p.window_scale_mv)[:, :, None]
+        X = D.extract_windows(waveforms, cw[a:a + chunk], cs[a:a + chunk], scale)[:, :, None]
         scores[a:a + chunk] = np.asarray(scorer(X), dtype=np.float64).ravel()
     return cw, cs, scores
 
@@ -533,15 +533,16 @@ def evaluate(
     else:
         log(f"simulating {n_waveforms} held-out waveforms (seed {seed})")
         batch = simulate_batch(p, int(n_waveforms), rng)
-    # a model applied to waveforms sampled otherwise than its training's finds nothing, silently
-    from .scorers import check_sampling
+    # a model applied to inputs made otherwise than its training's finds nothing, silently
+    from .scorers import check_model
 
     where = "the simulation" if input_path is None else str(input_path)
     dt_here = p.dt_ns if input_path is None else ws.dt_ns
-    for model, what in ((peak_model, "peak model"), (cluster_model, "cluster model")):
-        note = check_sampling(model, what, dt_here, where)
-        if note:
-            log(note)
+    warnings = check_model(peak_model, "peak model", dt_here, where, normalization=D.WINDOW_NORMALIZATION,
+                           stats=D.input_stats(batch.waveforms_mv) if peak_model is not None else None)
+    warnings += check_model(cluster_model, "cluster model", dt_here, where)
+    for line in warnings:
+        log(line)
     peaks, det = evaluate_peaks(batch, peak_fn, lstm_threshold=lstm_threshold, deriv_grid=deriv_grid,
                                 scan_waveforms=scan_waveforms, seed=seed)
     log("peak level done")
@@ -571,6 +572,7 @@ def evaluate(
         "clusters": clusters,
         "tracks": tracks,
         "separation": separation,
+        "warnings": warnings,
     }
     result["summary"] = summary(result)
     result["seconds"] = time.perf_counter() - t_start

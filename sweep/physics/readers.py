@@ -55,6 +55,14 @@ import numpy as np
 from ..core.errors import InputError
 from .simulate import offsets
 
+#: the branches of the CEPC layout, by what they hold (read_root's ``branches`` renames them)
+ROOT_BRANCHES = {"waveform": "wf_i", "time": "time", "tag": "tag", "clusters": "ncls", "momentum": "mom",
+                 "dt_ns": "dt_ns", "sampling_rate": "sampling_rate"}
+#: a file's time unit -> ns per unit ("sample": times are sample indices)
+TIME_UNITS = {"ps": 1e-3, "ns": 1.0, "us": 1e3, "s": 1e9, "sample": None}
+#: a file's amplitude unit -> mV per unit (the simulator's unit; the models do not depend on it)
+AMPLITUDE_UNITS = {"uV": 1e-3, "mV": 1.0, "V": 1e3}
+
 FORMAT_KIND = "sweep-waveforms"
 FORMAT_VERSION = 1
 DEFAULT_DT_NS = 1.0 / 1.2
@@ -264,8 +272,10 @@ def write_hdf5(path: str | Path, ws: WaveformSet) -> Path:
     return path
 
 
-def read_hdf5(path: str | Path, dt_ns: float | None = None) -> WaveformSet:
-    """Read the HDF5 layout (module docstring); the sampling interval from the file or ``dt_ns``.
+def read_hdf5(path: str | Path, dt_ns: float | None = None, *, waveform_scale: float = 1.0,
+              amplitude_unit: str | None = None) -> WaveformSet:
+    """Read the HDF5 layout (module docstring); the sampling interval from the file or ``dt_ns``;
+    waveforms in ``amplitude_unit`` or multiplied by ``waveform_scale`` to mV (:func:`amplitude_scale`).
 
     Raises:
         ReaderError: missing, unreadable, not the layout, or no (or a contradicting) sampling interval.
@@ -273,6 +283,7 @@ def read_hdf5(path: str | Path, dt_ns: float | None = None) -> WaveformSet:
     import h5py
 
     path = Path(path)
+    scale = amplitude_scale(amplitude_unit, waveform_scale)
     if not path.is_file():
         raise ReaderError(f"{path}: no such file")
     try:
@@ -289,7 +300,8 @@ def read_hdf5(path: str | Path, dt_ns: float | None = None) -> WaveformSet:
         dt = resolve_dt_ns(path, known, dt_ns, "dt_ns or sampling_rate attribute")
         t = h["peaks/time_ns"][()]
         sample = h["peaks/sample"][()] if "peaks/sample" in h else np.rint(t / dt).astype(np.int64)
-        return WaveformSet(h["waveforms"][()], dt, h["peaks/offsets"][()], t, sample, h["peaks/tag"][()],
+        return WaveformSet(h["waveforms"][()] * np.float32(scale), dt, h["peaks/offsets"][()], t, sample,
+                           h["peaks/tag"][()],
                            h["n_clusters"][()], h["momentum"][()],
                            charge=h["charge"][()] if "charge" in h else None)
 
@@ -300,10 +312,12 @@ def read_hdf5(path: str | Path, dt_ns: float | None = None) -> WaveformSet:
 
 
 def write_root(path: str | Path, ws: WaveformSet, noise_times_ns: list[np.ndarray] | None = None,
-               sampling_rate: float | None = None) -> Path:
+               sampling_rate: float | None = None, *, tree: str = "sim",
+               branches: dict[str, str] | None = None) -> Path:
     """Write ``ws`` as tree ``sim`` (branches wf_i, time, tag, ncls, mom); optional extra tag-0
     (noise) entries per waveform are appended to ``time``/``tag``; with ``sampling_rate`` (in the
-    unit it is given) also a ``sampling_rate`` branch, as some digitizer files have."""
+    unit it is given) also a ``sampling_rate`` branch, as some digitizer files have. ``tree`` and
+    ``branches`` (what -> name, see :data:`ROOT_BRANCHES`) write another file's names."""
     import awkward as ak
     import uproot
 
@@ -320,19 +334,37 @@ def write_root(path: str | Path, ws: WaveformSet, noise_times_ns: list[np.ndarra
         times.append(t)
         tags.append(g)
     data = {
-        "wf_i": ak.Array([w.astype(np.float64) for w in ws.waveforms_mv]),
+        "waveform": ak.Array([w.astype(np.float64) for w in ws.waveforms_mv]),
         "time": ak.Array([np.asarray(t, np.float64) for t in times]),
         "tag": ak.Array([np.asarray(g, np.int32) for g in tags]),
-        "ncls": ws.n_clusters.astype(np.int32),
-        "mom": ws.momentum_gev.astype(np.float64),
+        "clusters": ws.n_clusters.astype(np.int32),
+        "momentum": ws.momentum_gev.astype(np.float64),
     }
     if sampling_rate is not None:
         data["sampling_rate"] = np.full(ws.n_waveforms, float(sampling_rate))
+    names = {**ROOT_BRANCHES, **(branches or {})}
+    data = {names[k]: v for k, v in data.items()}
     with uproot.recreate(path) as f:  # a TTree (not an RNTuple), like the CEPC files
-        tree = f.mktree("sim", {k: v.type.content if isinstance(v, ak.Array) else v.dtype
-                                for k, v in data.items()})
-        tree.extend(data)
+        t = f.mktree(tree, {k: v.type.content if isinstance(v, ak.Array) else v.dtype for k, v in data.items()})
+        t.extend(data)
     return path
+
+
+def _branch_names(branches: dict[str, str] | None) -> dict[str, str]:
+    """The CEPC names with the caller's renames (what -> branch name).
+
+    Raises:
+        ReaderError: an unknown "what", or a name that is not a plain branch name.
+    """
+    names = dict(ROOT_BRANCHES)
+    for what, name in (branches or {}).items():
+        if what not in ROOT_BRANCHES:
+            raise ReaderError(f"unknown branch role {what!r}: expected one of {', '.join(ROOT_BRANCHES)}")
+        if not isinstance(name, str) or not name or len(name) > 200 or not name.isprintable() \
+                or any(c in name for c in "/;\\ "):
+            raise ReaderError(f"branch name for {what} must be a plain branch name, got {name!r}")
+        names[what] = name
+    return names
 
 
 def read_root(
@@ -343,13 +375,19 @@ def read_root(
     time_unit: str = "ns",
     entry_stop: int | None = None,
     waveform_scale: float = 1.0,
+    amplitude_unit: str | None = None,
+    branches: dict[str, str] | None = None,
 ) -> WaveformSet:
-    """Read the CEPC layout. ``time_unit`` "ns" or "sample"; waveforms are multiplied by
-    ``waveform_scale`` (to mV) and padded with their last value to the longest one. The sampling
-    interval from a ``dt_ns`` or ``sampling_rate`` branch, else ``dt_ns`` (module docstring).
+    """Read the CEPC layout, or another file's names for it (``tree``; ``branches``: what ->
+    branch name, the keys of :data:`ROOT_BRANCHES`). Truth times are in ``time_unit`` (a key of
+    :data:`TIME_UNITS`: ps, ns, us, s, or "sample" for sample indices); waveforms are in
+    ``amplitude_unit`` (uV, mV, V) or multiplied by ``waveform_scale`` to mV (e.g. the ADC LSB for
+    counts), and padded with their last value to the longest one. The sampling interval from a
+    dt_ns or sampling_rate branch, else ``dt_ns`` (module docstring).
 
     Raises:
-        ReaderError: missing, unreadable, not the layout, or no (or a contradicting) sampling interval.
+        ReaderError: missing, unreadable, not the layout, an unknown unit or branch role, or no
+            (or a contradicting) sampling interval.
     """
     import awkward as ak
     import uproot
@@ -357,22 +395,26 @@ def read_root(
     path = Path(path)
     if not path.is_file():
         raise ReaderError(f"{path}: no such file")
-    if time_unit not in ("ns", "sample"):
-        raise ReaderError(f"time_unit must be 'ns' or 'sample', got {time_unit!r}")
+    if time_unit not in TIME_UNITS:
+        raise ReaderError(f"time unit must be one of {', '.join(TIME_UNITS)}, got {time_unit!r}")
+    scale = amplitude_scale(amplitude_unit, waveform_scale)
+    names = _branch_names(branches)
     try:
         f = uproot.open(path)
     except Exception as exc:
         raise ReaderError(f"{path}: not a readable ROOT file ({exc})") from None
     with f:
         if tree not in f:
-            raise ReaderError(f"{path}: no tree {tree!r} (keys: {list(f.keys())})")
+            raise ReaderError(f"{path}: no tree {tree!r} (keys: {list(f.keys())}); name it with --tree")
         t = f[tree]
-        missing = [b for b in ("wf_i", "time", "tag", "ncls", "mom") if b not in t.keys()]
+        need = {what: names[what] for what in ("waveform", "time", "tag", "clusters", "momentum")}
+        missing = [f"{name} ({what})" for what, name in need.items() if name not in t.keys()]
         if missing:
-            raise ReaderError(f"{path}: tree {tree!r} lacks branch(es) {missing}")
-        arr = t.arrays(["wf_i", "time", "tag", "ncls", "mom"], entry_stop=entry_stop, library="ak")
-        known, where = None, "dt_ns or sampling_rate branch"
-        for branch, convert in (("dt_ns", float), ("sampling_rate", rate_to_dt_ns)):
+            raise ReaderError(f"{path}: tree {tree!r} lacks branch(es) {', '.join(missing)} (it has "
+                              f"{', '.join(t.keys()[:12])}); name them with --branch WHAT=NAME")
+        arr = t.arrays(list(need.values()), entry_stop=entry_stop, library="ak")
+        known, where = None, f"{names['dt_ns']} or {names['sampling_rate']} branch"
+        for branch, convert in ((names["dt_ns"], float), (names["sampling_rate"], rate_to_dt_ns)):
             if branch in t.keys():
                 values = np.unique(np.asarray(t[branch].array(entry_stop=entry_stop, library="np"), dtype=float))
                 if values.size > 1:
@@ -382,9 +424,9 @@ def read_root(
                     known, where = convert(values[0]), f"its {branch} branch"
                 break
     dt_ns = resolve_dt_ns(path, known, dt_ns, where)
-    wf = arr["wf_i"]
+    wf = arr[need["waveform"]]
     if wf.ndim < 2:
-        raise ReaderError(f"{path}: wf_i is not an array branch")
+        raise ReaderError(f"{path}: {need['waveform']} is not an array branch")
     lengths = ak.to_numpy(ak.num(wf, axis=1))
     B = lengths.size
     n = int(lengths.max()) if B else 0
@@ -396,30 +438,70 @@ def read_root(
             if row:
                 W[i, : len(row)] = row
                 W[i, len(row):] = row[-1]
-    W *= np.float32(waveform_scale)
-    time = arr["time"]
-    tag = arr["tag"]
+    W *= np.float32(scale)
+    time = arr[need["time"]]
+    tag = arr[need["tag"]]
     keep = tag > 0
     time, tag = time[keep], tag[keep]
     counts = ak.to_numpy(ak.num(time, axis=1))
     tflat = ak.to_numpy(ak.flatten(time)).astype(np.float64)
     gflat = ak.to_numpy(ak.flatten(tag)).astype(np.int8)
-    if time_unit == "sample":
+    if TIME_UNITS[time_unit] is None:
         sample = np.rint(tflat).astype(np.int64)
         tflat = tflat * float(dt_ns)
     else:
+        tflat = tflat * TIME_UNITS[time_unit]
         sample = np.rint(tflat / float(dt_ns)).astype(np.int64)
     return WaveformSet(W, dt_ns, offsets(counts), tflat, sample, gflat,
-                       ak.to_numpy(arr["ncls"]).astype(np.int32), ak.to_numpy(arr["mom"]).astype(np.float32))
+                       ak.to_numpy(arr[need["clusters"]]).astype(np.int32),
+                       ak.to_numpy(arr[need["momentum"]]).astype(np.float32))
+
+
+def amplitude_scale(unit: str | None, scale: float = 1.0) -> float:
+    """mV per unit of a file's amplitudes: from ``unit`` (a key of :data:`AMPLITUDE_UNITS`) or the
+    factor ``scale`` (not both).
+
+    Raises:
+        ReaderError: an unknown unit, both given, or a factor that is not a positive number.
+    """
+    if unit is not None:
+        if unit not in AMPLITUDE_UNITS:
+            raise ReaderError(f"amplitude unit must be one of {', '.join(AMPLITUDE_UNITS)}, got {unit!r}")
+        if scale != 1.0:
+            raise ReaderError("give the amplitude unit or the amplitude scale, not both")
+        return AMPLITUDE_UNITS[unit]
+    scale = float(scale)
+    if not np.isfinite(scale) or scale <= 0:
+        raise ReaderError(f"amplitude scale must be a positive number (mV per unit of the file), got {scale}")
+    return scale
+
+
+#: the options each reader takes (read_waveforms refuses the others, rather than ignoring them)
+READER_OPTIONS = {
+    ".npz": (),
+    ".h5": ("dt_ns", "waveform_scale", "amplitude_unit"),
+    ".root": ("dt_ns", "waveform_scale", "amplitude_unit", "tree", "time_unit", "branches", "entry_stop"),
+}
 
 
 def read_waveforms(path: str | Path, **kw: Any) -> WaveformSet:
-    """Dispatch on the suffix: .npz, .h5/.hdf5, .root."""
+    """Dispatch on the suffix: .npz, .h5/.hdf5, .root; ``kw`` go to the reader.
+
+    Raises:
+        ReaderError: an unknown suffix, an option that file type does not take (an npz says its
+            own units and sampling), or what the reader raises.
+    """
     suffix = Path(path).suffix.lower()
-    if suffix == ".npz":
+    kind = ".h5" if suffix in (".h5", ".hdf5", ".hdf") else suffix
+    if kind not in READER_OPTIONS:
+        raise ReaderError(f"{path}: unknown waveform file type {suffix!r} (.npz, .h5, .hdf5, .root)")
+    extra = sorted(k for k, v in kw.items() if v is not None and k not in READER_OPTIONS[kind])
+    if extra:
+        raise ReaderError(f"{path}: {', '.join(extra)} do(es) not apply to a {kind} file"
+                          + (" (it says its own units and sampling)" if kind == ".npz" else ""))
+    kw = {k: v for k, v in kw.items() if v is not None}
+    if kind == ".npz":
         return read_npz(path)
-    if suffix in (".h5", ".hdf5", ".hdf"):
+    if kind == ".h5":
         return read_hdf5(path, **kw)
-    if suffix == ".root":
-        return read_root(path, **kw)
-    raise ReaderError(f"{path}: unknown waveform file type {suffix!r} (.npz, .h5, .hdf5, .root)")
+    return read_root(path, **kw)

@@ -37,31 +37,78 @@ def training_record(model: Any) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def check_sampling(model: Any, what: str, dt_ns: float, where: str) -> str | None:
-    """A model must be applied to waveforms sampled as it was trained on.
+def check_model(model: Any, what: str, dt_ns: float, where: str, *, normalization: str | None = None,
+                stats: dict[str, Any] | None = None) -> list[str]:
+    """A model must be applied to inputs made as its training's were (its training record).
 
     Args:
         model: the model (its path: its training record is read beside it).
         what: "peak model" or "cluster model", for messages.
         dt_ns: the sampling interval of the waveforms it is applied to.
         where: what those waveforms are ("the simulation", "data.root"), for messages.
+        normalization: for a peak model, how the windows it will be given are normalised
+            (:data:`sweep.physics.datasets.WINDOW_NORMALIZATION`).
+        stats: :func:`sweep.physics.datasets.input_stats` of those waveforms: compared with the
+            training's, a median far outside them (under half the training's 1st percentile or
+            over twice its 99th) is a warning with the two figures.
 
     Returns:
-        A note when the model has no training record (nothing could be checked), else None.
+        Notes and warnings, one line each (empty when all is as in training or the model is a
+        callable).
 
     Raises:
-        ModelError: the sampling intervals differ (resampling is not supported).
+        ModelError: the sampling intervals differ (resampling is not supported), or the peak
+            model was trained on windows normalised otherwise.
     """
     record = training_record(model)
     if record is None:
-        return (None if model is None or not isinstance(model, (str, Path)) else
-                f"{what} {model}: no training record beside it ({MODEL_INFO}): its sampling interval is not checked")
+        return ([] if model is None or not isinstance(model, (str, Path)) else
+                [f"{what} {model}: no training record beside it ({MODEL_INFO}): its sampling interval and "
+                 "inputs are not checked"])
     trained = record.get("dt_ns")
     if isinstance(trained, (int, float)) and abs(float(trained) - float(dt_ns)) > 1e-6 * float(trained):
         raise ModelError(f"{what} {model} was trained on waveforms sampled every {trained:.6g} ns "
                          f"({1 / trained:.6g} GS/s); {where} is sampled every {dt_ns:.6g} ns ({1 / dt_ns:.6g} GS/s). "
                          "sweep does not resample: apply it to waveforms at its training rate, or train one at this rate")
-    return None
+    inputs = record.get("input") if isinstance(record.get("input"), dict) else {}
+    notes: list[str] = []
+    if normalization is not None:
+        known = inputs.get("normalization")
+        if known is None:
+            notes.append(f"{what} {model}: its training record does not say how its windows were normalised")
+        elif known != normalization:
+            raise ModelError(f"{what} {model} was trained on windows normalised as {known!r}; sweep gives it "
+                             f"windows in units of {normalization} (dataset format 3): retrain it on a dataset "
+                             "simulated by this version")
+    notes += _distribution_warnings(inputs.get("input_stats"), stats, f"{what} {model}", where)
+    return notes
+
+
+#: per input statistic: (what it is, what a figure far from training's means)
+_STATS = {
+    "noise_rms": ("noise rms", "amplitudes in another unit than training's? (sweep evaluate --amplitude-scale); "
+                  "the model sees windows in units of each waveform's noise, so the unit alone does not mislead it"),
+    "peak_snr": ("peak signal-to-noise", "the pulses stand otherwise above the noise than in training: expect "
+                 "missed or false peaks; train on a simulation with this noise and gain"),
+}
+
+
+def _distribution_warnings(trained: Any, here: dict[str, Any] | None, label: str, where: str) -> list[str]:
+    if not isinstance(trained, dict) or not here:
+        return []
+    out = []
+    for key, (name, meaning) in _STATS.items():
+        t, h = trained.get(key), here.get(key)
+        if not isinstance(t, dict) or not isinstance(h, dict):
+            continue
+        try:
+            lo, mid, hi, now = float(t["p1"]), float(t["p50"]), float(t["p99"]), float(h["p50"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if not lo / 2 <= now <= 2 * hi:
+            out.append(f"warning: {label}: the {name} of {where} is {now:.3g} (median over its waveforms) against "
+                       f"{mid:.3g} in its training (1-99 %: {lo:.3g} to {hi:.3g}); {meaning}")
+    return out
 
 
 def load_model_fn(model: Any, batch_size: int = 8192, input_shape: tuple[int, ...] | None = None

@@ -93,6 +93,13 @@ def _p(default: Any, kind: str, doc: str, **kw: Any) -> Any:
     return field(default=default, metadata={"kind": kind, "doc": doc, **kw})
 
 
+#: parameters that no longer exist -> why (a parameters file that sets one gets this, not "unknown")
+REMOVED_PARAMETERS = {
+    "window_scale_mv": "the peak finder's windows are divided by each waveform's own noise rms since dataset "
+                       "format 3 (sweep.physics.datasets.noise_rms), whatever the amplitude unit; remove it",
+}
+
+
 @dataclass(frozen=True)
 class SimulationParams:
     """All knobs of the toy simulator and of the dataset building (flat, YAML/CLI friendly).
@@ -161,10 +168,9 @@ class SimulationParams:
     window_ns: float = _p(2000.0, "float", "acquisition window, ns")
     # --- dataset building (sweep.physics.datasets) ----------------------------------------------
     finder_threshold_rms: float = _p(
-        1.0, "float", "candidate needs wf[i]-wf[i-1] > this × noise_rms_mv (0: > 0)"
+        1.0, "float", "candidate needs wf[i]-wf[i-1] > this × the waveform's estimated noise rms (0: > 0)"
     )
     tolerance_samples: int = _p(1, "int", "a candidate is signal if a true peak is within ± this")
-    window_scale_mv: float = _p(10.0, "float", "windows are divided by this (values O(1))")
     peak_time_smear_samples: float = _p(1.0, "float", "Gaussian smearing of truth peak times")
     cluster_bins: int = _p(1024, "int", "bins of the clusterization histogram over the window")
 
@@ -218,7 +224,7 @@ class SimulationParams:
             if not getattr(self, key) >= 0:
                 raise bad(key, "must be >= 0")
         for key in ("gain_mean", "single_electron_peak_mv", "pulse_tau_rise_ns", "pulse_tau_fall_ns",
-                    "electronics_tau_rise_ns", "sampling_rate_gsps", "window_ns", "window_scale_mv"):
+                    "electronics_tau_rise_ns", "sampling_rate_gsps", "window_ns"):
             if not getattr(self, key) > 0:
                 raise bad(key, "must be > 0")
         if not self.gain_polya_theta > -1:
@@ -234,10 +240,6 @@ class SimulationParams:
             raise bad("adc_bits", "must be in [1, 16]")
         if not self.adc_max_mv > self.adc_min_mv:
             raise bad("adc_max_mv", "must be > adc_min_mv")
-        if not self.window_scale_mv >= (self.adc_max_mv - self.adc_min_mv) / 60_000:
-            # datasets store windows as float16 (largest finite value 65504)
-            raise bad("window_scale_mv", "must be >= (adc_max_mv - adc_min_mv) / 60000 so that the stored "
-                      "float16 windows cannot overflow")
         if not self.adc_min_mv <= self.baseline_mv <= self.adc_max_mv:
             raise bad("baseline_mv", "must lie inside the ADC range")
         if self.n_samples < 32:
@@ -257,6 +259,10 @@ class SimulationParams:
             return d
         if not isinstance(d, dict):
             raise ParameterError(f"simulation parameters must be a mapping, got {type(d).__name__}")
+        removed = [k for k in d if k in REMOVED_PARAMETERS]
+        if removed:
+            raise ParameterError("; ".join(f"simulation parameter {k!r} was removed: {REMOVED_PARAMETERS[k]}"
+                                           for k in removed))
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = [k for k in d if k not in names]
         if unknown:
