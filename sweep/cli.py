@@ -33,7 +33,21 @@ def _console(stderr: bool = False):
 def cmd_validate(args) -> int:
     from .core.expand import expand
     from .core.grid import count_points, load_grid
+    from .core.pipeline import load_pipeline, looks_like_pipeline
 
+    if looks_like_pipeline(args.grid):  # a pipeline file: it and both its grids
+        chain = load_pipeline(args.grid, args.root, checks=_grid_checks())
+        parts = []
+        for stage in (chain.peaks, chain.clusters):
+            spec = load_grid(stage.grid, args.root, checks=_grid_checks())
+            size = (f"searches {spec.search.trials} trials" if spec.search is not None
+                    else f"{len({r.config_id for r in expand(spec)})} configurations")
+            parts.append(f"{stage.grid_text} (sweep {spec.name}, {spec.model}, {size}, leader by "
+                         f"{stage.leader or spec.ranking[0][0]})")
+        print(f"{args.grid}: valid; chain '{chain.name}': peaks {parts[0]} -> simulate "
+              f"{chain.simulate['waveforms']} waveforms with the peak leader -> clusters {parts[1]} -> evaluate "
+              f"{chain.evaluate['waveforms']} waveforms, {chain.evaluate['tracks']} tracks (`sweep chain {args.grid}`)")
+        return EXIT_OK
     spec = load_grid(args.grid, args.root, checks=_grid_checks())
     for warning in spec.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -81,7 +95,11 @@ def _data_step() -> dict:
 
 
 def cmd_submit(args) -> int:
+    from .core.pipeline import looks_like_pipeline
     from .submit.stage import submit_grid
+
+    if looks_like_pipeline(args.grid):
+        raise InputError(f"{args.grid} is a pipeline file (chain:), not a grid: run it with `sweep chain {args.grid}`")
 
     outcome = submit_grid(_submit_options(args, args.grid), _console(), **_data_step())
     if outcome.follow == "search":  # a grid with a search: block is a search
@@ -112,6 +130,26 @@ def cmd_search(args) -> int:
     return EXIT_OK
 
 
+def cmd_chain(args) -> int:
+    """The two-step chain of a pipeline file (sweep.chain): one local-universe job, or here."""
+    from .chain.run import ChainOptions, run_chain_job, start_chain
+
+    step = _data_step()
+    if args.driver:  # the chain job's own command line
+        return run_chain_job(args.pipeline, args.root, _console(), **step)
+    mode = "local" if args.local else "condor" if args.condor else "auto"
+    start_chain(ChainOptions(pipeline=args.pipeline, root=args.root, mode=mode, progress=not args.no_progress,
+                             cpus=args.cpus), _console(), **step)
+    return EXIT_OK
+
+
+def _chain(args):
+    """The record of the chain named on the command line, or None (a sweep, or every sweep)."""
+    from .chain.stages import chain_record
+
+    return chain_record(args.root, args.sweep) if getattr(args, "sweep", None) else None
+
+
 def cmd_resubmit(args) -> int:
     from .submit.stage import resubmit
 
@@ -135,6 +173,12 @@ def _after_submit(args, outcome) -> int:
 def cmd_status(args) -> int:
     from .submit.status import print_status, watch
 
+    record = _chain(args)
+    if record is not None:
+        from .chain.stages import print_chain_status
+
+        print_chain_status(args.sweep, record, args.root, _console())
+        return EXIT_OK
     if args.watch:
         watch(args.sweep, args.root, _console(), interval=args.interval)
     else:
@@ -144,6 +188,17 @@ def cmd_status(args) -> int:
 
 def cmd_collect(args) -> int:
     from .collect.stage import CollectOptions, collect_sweeps
+
+    record = _chain(args)
+    if record is not None:  # a chain: its stages, then each stage's leaderboard
+        from .chain.stages import stage_lines, stage_sweeps
+
+        for line in stage_lines(record):
+            print(line)
+        for name in stage_sweeps(record):
+            collect_sweeps(CollectOptions(root=args.root, sweep=name, top=getattr(args, "top", None)), _console(),
+                           _console(stderr=True))
+        return EXIT_OK
 
     # getattr: also called with other parsers' arguments (submit's), which lack collect's options
     options = CollectOptions(root=args.root, sweep=args.sweep, top=getattr(args, "top", None),
@@ -162,6 +217,13 @@ def cmd_collect(args) -> int:
 def cmd_report(args) -> int:
     from .collect.report_html import write_report
     from .core.render import relative_to_root
+
+    if _chain(args) is not None:
+        from .chain.report import write_chain_report
+
+        path = write_chain_report(args.sweep, args.root, top=args.top, output=args.output)
+        print(f"report written to {relative_to_root(path, args.root)}")
+        return EXIT_OK
 
     path = write_report(args.sweep, args.root, top=args.top, by=args.by, output=args.output)
     print(f"report written to {relative_to_root(path, args.root)}")
@@ -320,6 +382,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=None, help="leaderboard rows to print")
     p.set_defaults(func=cmd_search)
 
+    p = sub.add_parser("chain", help="the two-step chain of a pipeline file (grids/chain.yaml): peak-finder "
+                       "grid, its leader's peaks simulated, clusterizer grid, evaluation; one job of the pool, or "
+                       "here with --local")
+    p.add_argument("pipeline", type=Path)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--local", action="store_true", help="run the stages and their jobs on this machine")
+    mode.add_argument("--condor", action="store_true", help="submit the chain job to the schedd (fail if unreachable)")
+    p.add_argument("--driver", action="store_true", help=argparse.SUPPRESS)  # the chain job's own command
+    p.add_argument("--cpus", type=positive_int, default=None, help="local: cores to run jobs on (default: all)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_chain)
+
     p = sub.add_parser("resubmit", help="rerun a sweep's failed, held or removed runs")
     p.add_argument("sweep")
     p.add_argument("--failed", action="store_true", help="only failed/held/removed runs (default: also never submitted)")
@@ -335,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_resubmit)
 
     p = sub.add_parser("status", help="idle / running / held / done / failed / removed counts, hold reasons")
-    p.add_argument("sweep", nargs="?", help="sweep name (default: every sweep under jobs/)")
+    p.add_argument("sweep", nargs="?", help="sweep or chain name (default: every sweep under jobs/)")
     p.add_argument("--watch", action="store_true", help="refresh until every run has ended")
     p.add_argument("--interval", type=float, default=5.0)
     p.set_defaults(func=cmd_status)

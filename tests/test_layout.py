@@ -31,7 +31,8 @@ STAGE_DEPENDS = {
     "submit": {"sweep", "core", "fsutil", "records"},
     "collect": {"sweep", "core", "fsutil", "records"},
     "search": {"sweep", "core", "fsutil", "records", "submit", "collect"},
-    "cli": {"sweep", "core", "fsutil", "records", "physics", "job", "submit", "collect", "search"},
+    "chain": {"sweep", "core", "fsutil", "records", "physics", "submit", "collect", "search"},
+    "cli": {"sweep", "core", "fsutil", "records", "physics", "job", "submit", "collect", "search", "chain"},
 }
 HEAVY = {"tensorflow", "keras", "htcondor", "htcondor2", "classad2"}  # module level: only in HEAVY_ALLOWED
 HEAVY_ALLOWED = {"job", "submit", "physics"}

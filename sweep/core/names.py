@@ -85,6 +85,7 @@ ATTR_ROLE = "SweepRole"  # "dagman" | "collect"
 ROLE_DAGMAN = "dagman"
 ROLE_COLLECT = "collect"
 ROLE_DRIVER = "driver"  # a search's driver job (local universe)
+ROLE_CHAIN = "chain"  # a two-step chain's job (local universe, sweep.chain)
 ATTR_TRIAL = "SweepTrial"  # a search trial's job: the Optuna trial number
 # set by the trial's job through chirp after each epoch: the pruner's values so far, "v1,v2,..."
 ATTR_PROGRESS = "SweepProgress"

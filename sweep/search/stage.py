@@ -110,12 +110,13 @@ def start_search(options: SearchOptions, console, *, checks: GridChecks | None =
     return "submitted"
 
 
-def driver_jobs(schedd, sweep: str) -> list[str]:
-    """This owner's queued driver jobs of the sweep ("cluster.proc")."""
+def driver_jobs(schedd, sweep: str, role: str = names.ROLE_DRIVER) -> list[str]:
+    """This owner's queued driver jobs of the sweep ("cluster.proc"): a search's driver, or with
+    `role` another local-universe job of sweep's (a chain's)."""
     from ..submit.backends.htcondor import submitting_owner
 
     constraint = (f"Owner =?= {submit_string(submitting_owner())} && {names.ATTR_SWEEP} =?= {submit_string(sweep)} "
-                  f"&& {names.ATTR_ROLE} =?= {submit_string(names.ROLE_DRIVER)} && JobStatus =!= 3 && JobStatus =!= 4")
+                  f"&& {names.ATTR_ROLE} =?= {submit_string(role)} && JobStatus =!= 3 && JobStatus =!= 4")
     try:
         ads = schedd.query(constraint=constraint, projection=["ClusterId", "ProcId"])
     except Exception as exc:  # noqa: BLE001

@@ -1,0 +1,2 @@
+"""The two-step chain (peak finder -> its peaks -> clusterizer -> evaluation) as one pipeline:
+its stages (stages) and `sweep chain` (run)."""

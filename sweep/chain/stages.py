@@ -1,0 +1,314 @@
+"""The two-step chain's stages, in order: the peak finder's grid (or search) and its leader; the
+clusterizer's dataset simulated with that leader's peaks; the clusterizer's grid (or search) on
+it and its leader; the evaluation with both leaders.
+
+Each stage records what it was made from (a content hash of its inputs) and what it made in
+results/<chain>/chain.json. Running the chain again runs only what changed: a grid stage asks its
+sweep for the runs without a valid result (the sweep's own run ids are content hashes of
+configuration, data and seed, so a finished sweep submits nothing), the simulation and the
+evaluation run again only when their inputs' hash differs (a new peak leader means a new
+dataset, hence new clusterizer runs, hence a new evaluation). On a pool every grid stage's runs
+are HTCondor jobs; on this machine (--local) they are local jobs; the same code runs both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..core import names
+from ..core.canonical import canonical_json
+from ..core.errors import SweepError, printable
+from ..core.grid import GridChecks, GridSpec, load_grid
+from ..core.names import SweepPaths
+from ..core.pipeline import STAGES, PipelineSpec
+from ..core.render import relative_to_root
+from ..fsutil import atomic_write_json, atomic_write_text, file_digest
+
+CHAIN_RECORD = "chain.json"  # results/<chain>/chain.json: each stage's inputs hash, outputs, state
+CHAIN_LOG = "chain.log"  # results/<chain>/chain.log: what the chain did, across runs and restarts
+CLUSTERS_GRID = "clusters.yaml"  # jobs/<chain>/clusters.yaml: the clusterizer grid on the chain's dataset
+EVALUATION_DIR = "evaluation"  # results/<chain>/evaluation/: evaluation.json and its PNGs
+
+
+class ChainError(SweepError):
+    """A stage cannot go on: a grid stage without a valid run, a clusters grid that is not a cnn grid."""
+
+
+@dataclass
+class ChainContext:
+    """What the stages share: the pipeline, the project, how grids run, and where notes go."""
+
+    spec: PipelineSpec
+    root: Path
+    run_grid: Callable[[GridSpec, Path], None]  # runs a grid's sweep (or search) to its end
+    checks: GridChecks
+    log: Callable[[str], None]
+
+    @property
+    def paths(self) -> SweepPaths:
+        return SweepPaths(self.root.resolve())
+
+    @property
+    def results(self) -> Path:
+        return self.paths.results(self.spec.name)
+
+    @property
+    def jobs(self) -> Path:
+        return self.paths.jobs(self.spec.name)
+
+
+def clusters_sweep_name(chain: str) -> str:
+    return f"{chain}-clusters"
+
+
+def inputs_hash(inputs: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(inputs).encode()).hexdigest()[:16]
+
+
+def read_record(results: Path) -> dict[str, Any]:
+    """results/<chain>/chain.json, or an empty record."""
+    try:
+        record = json.loads((results / CHAIN_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"stages": {}}
+    return record if isinstance(record, dict) and isinstance(record.get("stages"), dict) else {"stages": {}}
+
+
+def _save(ctx: ChainContext, record: dict[str, Any], stage: str, **entry: Any) -> None:
+    record["chain"] = ctx.spec.name
+    record["pipeline"] = relative_to_root(Path(ctx.spec.file).resolve(), ctx.root)
+    record["stages"][stage] = {**entry, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    atomic_write_json(ctx.results / CHAIN_RECORD, record)
+
+
+def run_stages(ctx: ChainContext) -> dict[str, Any]:
+    """Run the chain's four stages in order, each only as far as its inputs changed.
+
+    Returns:
+        The chain's record (as written to results/<chain>/chain.json).
+
+    Raises:
+        ChainError: a stage that cannot go on (said why); GridError: an invalid grid; what the
+        stages' sweeps, the simulation and the evaluation raise.
+    """
+    # the simulation and the evaluation load the leaders with TensorFlow in this process: its C++
+    # start-up chatter would bury the chain's own lines (the jobs set the same)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    ctx.results.mkdir(parents=True, exist_ok=True)
+    ctx.jobs.mkdir(parents=True, exist_ok=True)
+    record = read_record(ctx.results)
+    peak_grid = load_grid(ctx.spec.peaks.grid, ctx.root, checks=ctx.checks)  # its model and name: checked
+    ctx.log(f"stage peaks: sweep {peak_grid.name} ({ctx.spec.peaks.grid_text})")
+    peaks = _grid_stage(ctx, record, "peaks", peak_grid, ctx.spec.peaks.grid, ctx.spec.peaks.leader)
+    data = _simulate_stage(ctx, record, peaks, peak_grid)
+    cluster_grid_path = write_clusters_grid(ctx, data)
+    cluster_grid = load_grid(cluster_grid_path, ctx.root, checks=ctx.checks)
+    ctx.log(f"stage clusters: sweep {cluster_grid.name} on {data['path']}")
+    clusters = _grid_stage(ctx, record, "clusters", cluster_grid, cluster_grid_path, ctx.spec.clusters.leader)
+    _evaluate_stage(ctx, record, peaks, clusters, data)
+    return record
+
+
+def _grid_stage(ctx: ChainContext, record: dict, stage: str, grid: GridSpec, grid_path: Path,
+                leader_metric: str | None) -> dict[str, Any]:
+    """Run the stage's sweep to its end, then keep its leader as results/<chain>/<stage>-leader.keras
+    (with its training record beside it: later stages check what it was trained on)."""
+    from ..collect.gather import collect
+    from ..collect.leaderboard import best_runs
+
+    previous = record["stages"].get(stage) or {}
+    _save(ctx, record, stage, state="running", sweep=grid.name, previous_leader=(previous.get("leader") or {}))
+    ctx.run_grid(grid, grid_path)
+    board = collect(grid.name, ctx.root, write_csv=True)
+    # the leader comes from the grid as it is now: runs of an earlier version of it still rank in
+    # its leaderboard, but an edited stage must lead with what it trains now
+    board.table = board.table[~board.table["run_id"].isin(board.outside_grid)]
+    chosen = best_runs(board, 1, leader_metric)
+    if not chosen:
+        _save(ctx, record, stage, state="failed", sweep=grid.name, reason="no valid run")
+        raise ChainError(f"stage {stage}: sweep {grid.name} has no valid run to lead the next stage "
+                         f"({len(board.problems)} without a result); see `sweep collect {grid.name}`")
+    run_id = chosen[0][1]
+    row = board.table[board.table["run_id"] == run_id].iloc[0].to_dict()
+    metric = leader_metric or board.ranking[0][0]
+    source = board.results_dir / run_id / names.MODEL
+    target = ctx.results / f"{stage}-leader.keras"
+    sha = file_digest(source)["sha256"]
+    if not target.is_file() or file_digest(target)["sha256"] != sha:
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(source, tmp)
+        info = source.with_name(names.MODEL_INFO)
+        if info.is_file():
+            shutil.copyfile(info, target.with_suffix(".json"))
+        tmp.replace(target)
+    leader = {"run_id": run_id, "name": row.get("name"), "metric": metric, "value": _number(row.get(metric)),
+              "sha256": sha, "model": relative_to_root(target, ctx.root),
+              "metrics": {m: _number(row.get(m)) for m, _ in board.ranking}}
+    changed = (previous.get("leader") or {}).get("sha256") != sha
+    _save(ctx, record, stage, state="done", sweep=grid.name, leader=leader, ranked=len(board.table),
+          changed=changed)
+    ctx.log(f"stage {stage}: leader {run_id} ({row.get('name')}), {metric} {leader['value']}"
+            f"{'' if changed else ' (unchanged)'}; {len(board.table)} ranked")
+    return leader
+
+
+def _number(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if f == f else None
+
+
+def _simulate_stage(ctx: ChainContext, record: dict, peaks: dict, peak_grid: GridSpec) -> dict[str, Any]:
+    """The clusterizer's dataset: a simulation whose cluster inputs are the peak leader's peaks."""
+    from ..physics.datasets import simulate_to_file
+
+    sim = ctx.spec.simulate
+    params = sim["params"] if sim["params"] is not None else dict((peak_grid.data.simulate or {}).get("params") or {})
+    inputs = {"peak_leader": peaks["sha256"], "waveforms": sim["waveforms"], "seed": sim["seed"],
+              "threshold": sim["threshold"], "params": params}
+    digest = inputs_hash(inputs)
+    path: Path = sim["path"]
+    previous = record["stages"].get("simulate") or {}
+    out = {"path": sim["path_text"], "inputs_hash": digest, "params": params}
+    if previous.get("inputs_hash") == digest and path.is_file() and \
+            file_digest(path)["sha256"] == previous.get("sha256"):
+        ctx.log(f"stage simulate: {sim['path_text']} is unchanged (inputs {digest})")
+        _save(ctx, record, "simulate", **{**previous, "state": "done", "skipped": True})
+        return {**out, "sha256": previous["sha256"]}
+    _save(ctx, record, "simulate", state="running", inputs_hash=digest, path=sim["path_text"])
+    ctx.log(f"stage simulate: {sim['waveforms']} waveforms (seed {sim['seed']}), peaks by the peak leader "
+            f"{peaks['run_id']} at threshold {sim['threshold']} -> {sim['path_text']}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    summary = simulate_to_file(path, sim["waveforms"], sim["seed"], params,
+                               peak_model=ctx.root.resolve() / peaks["model"], peak_threshold=sim["threshold"])
+    for note in summary.get("notes", []):
+        ctx.log(note)
+    sha = file_digest(path)["sha256"]
+    _save(ctx, record, "simulate", state="done", skipped=False, inputs_hash=digest, path=sim["path_text"],
+          sha256=sha, waveforms=summary["n_waveforms"], mean_peaks=summary.get("mean_peaks"),
+          mean_clusters=summary.get("mean_clusters"), seconds=round(summary["seconds"], 1))
+    return {**out, "sha256": sha}
+
+
+def write_clusters_grid(ctx: ChainContext, data: dict[str, Any]) -> Path:
+    """jobs/<chain>/clusters.yaml: the pipeline's clusterizer grid with its sweep named
+    <chain>-clusters and its data the chain's dataset (nothing else changed)."""
+    import yaml
+
+    from ..core.grid import _read_text
+
+    doc = yaml.safe_load(_read_text(ctx.spec.clusters.grid, "grid file"))
+    if not isinstance(doc, dict) or doc.get("model") != "cnn":
+        raise ChainError(f"{ctx.spec.file}: clusters.grid {ctx.spec.clusters.grid_text} is not a cnn grid (model: "
+                         f"{printable(str((doc or {}).get('model') if isinstance(doc, dict) else doc))[:40]})")
+    keep = {k: v for k, v in (doc.get("data") or {}).items() if k not in ("path", "simulate", "url")}
+    doc = {**doc, "sweep": clusters_sweep_name(ctx.spec.name), "data": {**keep, "path": data["path"]}}
+    doc["description"] = (f"chain {ctx.spec.name}: {doc.get('description') or ctx.spec.clusters.grid_text} on the "
+                          f"peak leader's peaks")
+    path = ctx.jobs / CLUSTERS_GRID
+    text = (f"# written by `sweep chain` from {ctx.spec.clusters.grid_text}: edit that file, not this one\n"
+            + yaml.safe_dump(doc, sort_keys=False))
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        atomic_write_text(path, text)
+    return path
+
+
+def _evaluate_stage(ctx: ChainContext, record: dict, peaks: dict, clusters: dict, data: dict) -> None:
+    from ..physics.evaluate import evaluate
+
+    ev = ctx.spec.evaluate
+    inputs = {"peak_leader": peaks["sha256"], "cluster_leader": clusters["sha256"], "settings": ev,
+              "params": data["params"]}
+    digest = inputs_hash(inputs)
+    out_dir = ctx.results / EVALUATION_DIR
+    previous = record["stages"].get("evaluate") or {}
+    if previous.get("inputs_hash") == digest and (out_dir / "evaluation.json").is_file():
+        ctx.log(f"stage evaluate: unchanged (inputs {digest})")
+        _save(ctx, record, "evaluate", **{**previous, "state": "done", "skipped": True})
+        return
+    _save(ctx, record, "evaluate", state="running", inputs_hash=digest)
+    ctx.log(f"stage evaluate: {ev['waveforms']} held-out waveforms (seed {ev['seed']}), {ev['tracks']} tracks x "
+            f"{ev['cells']} cells, pi/K at {ev['separation_momenta']} GeV/c")
+    result = evaluate(ctx.root.resolve() / peaks["model"], ctx.root.resolve() / clusters["model"], out_dir=out_dir,
+                      n_waveforms=ev["waveforms"], seed=ev["seed"], params=data["params"],
+                      lstm_threshold=ev["threshold"], n_tracks=ev["tracks"], cells=ev["cells"],
+                      momentum_gev=float(ev["momentum"]), separation_momenta=tuple(ev["separation_momenta"]),
+                      separation_tracks=ev["separation_tracks"], log=ctx.log)
+    _save(ctx, record, "evaluate", state="done", skipped=False, inputs_hash=digest,
+          output=relative_to_root(out_dir / "evaluation.json", ctx.root), summary=result["summary"],
+          warnings=result.get("warnings", []), seconds=round(result["seconds"], 1))
+    ctx.log("stage evaluate: done")
+
+
+def chain_record(root: Path, name: str) -> dict[str, Any] | None:
+    """The record of chain `name` when it is a chain (results/<name>/chain.json, and not a sweep)."""
+    paths = SweepPaths(root.resolve())
+    if (paths.jobs(name) / names.MANIFEST).is_file() or not (paths.results(name) / CHAIN_RECORD).is_file():
+        return None
+    return read_record(paths.results(name))
+
+
+def stage_sweeps(record: dict[str, Any]) -> list[str]:
+    """The sweeps of a chain's grid stages that have started."""
+    return [e["sweep"] for s in ("peaks", "clusters") if (e := record.get("stages", {}).get(s)) and e.get("sweep")]
+
+
+def stage_lines(record: dict[str, Any]) -> list[str]:
+    """One line per stage of a chain's record, for `sweep status` and `sweep collect`."""
+    lines = []
+    for stage in STAGES:
+        entry = record.get("stages", {}).get(stage)
+        if not entry:
+            lines.append(f"{stage:9s} not started")
+            continue
+        state = entry.get("state", "?")
+        bits = [f"{stage:9s} {state}{' (unchanged)' if entry.get('skipped') else ''}"]
+        if entry.get("sweep"):
+            bits.append(f"sweep {entry['sweep']}")
+        leader = entry.get("leader")
+        if leader:
+            bits.append(f"leader {leader['run_id']} {leader.get('name')} ({leader['metric']} {_fmt(leader.get('value'))})")
+        if stage == "simulate" and entry.get("path"):
+            bits.append(f"{entry['path']}" + (f", {entry['waveforms']} waveforms" if entry.get("waveforms") else ""))
+        if stage == "evaluate" and entry.get("summary"):
+            s = entry["summary"]
+            bits.append(", ".join(f"{k} {_fmt(s[k])}" for k in SUMMARY_KEYS if k in s))
+        if entry.get("reason"):
+            bits.append(str(entry["reason"]))
+        lines.append(printable("; ".join(bits) + f"  [{entry.get('at', '')}]"))
+    return lines
+
+
+#: The evaluation's headline figures shown per chain (sweep.physics.evaluate.summary's keys).
+SUMMARY_KEYS = ("lstm_f1_natural", "lstm_eff_purity_peaks", "deriv_eff_purity_peaks",
+                "clusters_lstm_cnn_rel_resolution", "clusters_lstm_cnn_rel_bias", "dedx_resolution",
+                "dndx_lstm_cnn_resolution", "dndx_lstm_cnn_dedx_ratio")
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def print_chain_status(name: str, record: dict[str, Any], root: Path, console) -> None:
+    """`sweep status CHAIN`: its stages, the last line of its log, then each stage sweep's status."""
+    from ..records.runs import tail
+    from ..submit.status import print_status
+
+    console.print(f"[bold]chain {name}[/]" + (f" (pipeline {printable(str(record['pipeline']))})"
+                                            if record.get("pipeline") else ""))
+    for line in stage_lines(record):
+        console.print("  " + line, markup=False, highlight=False)
+    last = tail(SweepPaths(root.resolve()).results(name) / CHAIN_LOG, 1)
+    if last:
+        console.print(f"  log: {printable(last[0])}", markup=False, highlight=False)
+    for sweep in stage_sweeps(record):
+        print_status(sweep, root, console)

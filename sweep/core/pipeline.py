@@ -1,0 +1,251 @@
+"""A pipeline file: the two-step chain (peak finder → its peaks → clusterizer → evaluation) as
+one validated spec. Pure: reads YAML, checks shapes and paths, and says what each stage takes;
+the stages themselves (sweep.chain) run grids, the simulation and the evaluation.
+
+    chain: idea                  # names results/<chain>/ (its record, evaluation, report)
+    peaks:
+      grid: grids/chain-lstm.yaml   # a peak-finder grid (model lstm), or a search grid
+      leader: f1                    # the metric that picks the leader (default: the grid's ranking)
+    simulate:                    # the clusterizer's dataset, its peaks found by the peak leader
+      waveforms: 3000
+      seed: 11
+      threshold: 0.5                # the leader's score threshold
+      params: {}                    # simulation parameters (default: the peak grid's)
+      path: data/idea-cnn.npz       # default data/<chain>-cnn.npz
+    clusters:
+      grid: grids/chain-cnn.yaml    # a clusterizer grid (model cnn): its data is the simulation's
+      leader: mae
+    evaluate:                    # sweep evaluate with both leaders, on fresh held-out waveforms
+      waveforms: 2000
+      seed: 20241
+      tracks: 100
+      cells: 100
+      momentum: 10
+      separation_momenta: [3, 10]
+      separation_tracks: 50
+      threshold: 0.5
+
+Errors name the file, line and key as a grid's do (a GridError).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import schema
+from .errors import GridError, GridIssue
+from .grid import _load_yaml, _read_text, _show, _Validator, GridChecks, load_grid  # one validator for both kinds
+from . import yamlpos
+
+PIPELINE_KEYS = ("chain", "description", "peaks", "simulate", "clusters", "evaluate")
+STAGE_KEYS = ("grid", "leader")
+SIMULATE_KEYS = ("waveforms", "seed", "threshold", "params", "path")
+EVALUATE_KEYS = ("waveforms", "seed", "tracks", "cells", "momentum", "separation_momenta", "separation_tracks",
+                 "threshold")
+#: The stages, in the order they run; each one's inputs are made by the ones before it.
+STAGES = ("peaks", "simulate", "clusters", "evaluate")
+EVALUATE_DEFAULTS = {"waveforms": 1000, "seed": 20241, "tracks": 100, "cells": 100, "momentum": 10.0,
+                     "separation_momenta": [3.0, 10.0], "separation_tracks": 50, "threshold": 0.5}
+MAX_TRACKS = 100_000
+
+
+@dataclass(frozen=True)
+class GridStage:
+    """A grid (or search grid) stage and how its leader is chosen."""
+
+    grid: Path  # resolved, inside the project
+    grid_text: str  # as written in the pipeline file (for messages)
+    leader: str | None  # a metric of the stage's model; None: the grid's own ranking
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """A validated pipeline file: the chain's name, its two grid stages, the simulation between
+    them and the evaluation after them (paths resolved inside the project)."""
+
+    name: str
+    file: str
+    root: Path
+    peaks: GridStage
+    clusters: GridStage
+    simulate: dict[str, Any]  # waveforms, seed, threshold, params (None: the peak grid's), path (resolved)
+    evaluate: dict[str, Any]  # EVALUATE_KEYS, defaults filled in
+    description: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)  # the document, for the record's hash
+
+
+def looks_like_pipeline(path: str | Path) -> bool:
+    """Whether a YAML file is a pipeline (a top-level `chain:` key) rather than a grid; False when
+    it cannot be read (the grid validator then says why)."""
+    import re
+
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    return re.search(r"(?m)^chain[ \t]*:", head) is not None
+
+
+def load_pipeline(path: str | Path, root: str | Path | None = None, *,
+                  checks: GridChecks | None = None) -> PipelineSpec:
+    """Read and validate a pipeline file.
+
+    Args:
+        path: the pipeline file.
+        root: the project folder (relative paths resolve against it; default the current folder).
+        checks: the stages' checks (simulation parameters: the physics').
+
+    Returns:
+        The validated pipeline.
+
+    Raises:
+        GridError: every problem found, each with file, line, column and key.
+    """
+    path = Path(path)
+    text = _read_text(path, "pipeline file")
+    located = _load_yaml(text, str(path), "pipeline file")
+    return _PipelineValidator(str(path), located, Path(root) if root else Path.cwd(), checks or GridChecks()).spec()
+
+
+class _PipelineValidator(_Validator):
+    def spec(self) -> PipelineSpec:
+        for dup_path, (line, col) in self.located.duplicates:
+            self.issues.append(GridIssue(self.file, line, col, yamlpos.format_path(dup_path),
+                                         "this key is given twice: YAML keeps only the last one"))
+        doc = self.located.data
+        if not isinstance(doc, dict):
+            raise GridError([GridIssue(self.file, 1, 1, "", "expected a pipeline: a mapping with chain, peaks, "
+                                       f"simulate, clusters and evaluate, got {_show(doc)}")])
+        self.mapping((), doc, PIPELINE_KEYS)
+        for key in ("chain", "peaks", "simulate", "clusters"):
+            if key not in doc:
+                self.error((), f"missing required key '{key}'")
+        name = doc.get("chain")
+        if "chain" in doc and not (isinstance(name, str) and schema.SWEEP_NAME_RE.fullmatch(name)):
+            self.error(("chain",), "expected a chain name of letters, digits, '_', '.', '-' (at most 64, starting "
+                       f"with a letter or digit), got {_show(name)}")
+            name = None
+        description = doc.get("description", "")
+        if not isinstance(description, str):
+            self.error(("description",), f"expected text, got {_show(description)}")
+        self.sweeps: dict[str, str] = {}
+        peaks = self._stage("peaks", doc.get("peaks"), "lstm")
+        clusters = self._stage("clusters", doc.get("clusters"), "cnn")
+        if name and self.sweeps.get("peaks") in (name, f"{name}-clusters"):
+            self.error(("chain",), f"the chain and its peak-finder sweep are both named '{self.sweeps['peaks']}': give "
+                       "the chain another name (results/<chain>/ holds the chain's own files)")
+        simulate = self._simulate(doc.get("simulate"), name)
+        evaluate = self._evaluate(doc.get("evaluate"))
+        if self.issues:
+            raise GridError(self.issues)
+        return PipelineSpec(name=name, file=self.file, root=self.root, peaks=peaks, clusters=clusters,
+                            simulate=simulate, evaluate=evaluate, description=description or "", raw=doc)
+
+    def _stage(self, key: str, value: Any, model: str) -> GridStage | None:
+        if value is None:
+            return None
+        stage = self.mapping((key,), value, STAGE_KEYS)
+        if "grid" not in stage:
+            self.error((key,), f"missing required key 'grid' (the {model} grid or search grid of this stage)")
+            return None
+        text = stage["grid"]
+        if not isinstance(text, str) or not text:
+            self.error((key, "grid"), f"expected the path of a grid file, got {_show(text)}")
+            return None
+        grid = self._in_project((key, "grid"), text, "grid")
+        if grid is not None and not grid.is_file():
+            self.error((key, "grid"), f"no grid file {_show(text)} ({grid})")
+            grid = None
+        if grid is not None:  # the grid itself, with its own positions
+            try:
+                spec = load_grid(grid, self.root, checks=self.checks)
+            except GridError as exc:
+                self.issues.extend(exc.issues)
+                grid = None
+            else:
+                if spec.model != model:
+                    self.error((key, "grid"), f"{_show(text)} is a {spec.model} grid; the {key} stage trains the "
+                               f"{'peak finder' if model == 'lstm' else 'clusterizer'} ({model})")
+                    grid = None
+                else:
+                    self.sweeps[key] = spec.name
+        leader = stage.get("leader")
+        metrics = schema.metrics_for(model)
+        if leader is not None and not (isinstance(leader, str) and leader in metrics):
+            self.error((key, "leader"), f"expected a metric the {model} jobs write ({', '.join(metrics)}), got "
+                       f"{_show(leader)}")
+            leader = None
+        return GridStage(grid=grid, grid_text=text, leader=leader) if grid is not None else None
+
+    def _in_project(self, key: tuple, text: str, what: str) -> Path | None:
+        """A pipeline's paths stay inside the project (a chain writes its dataset there)."""
+        if len(text) > 1024 or any(len(part.encode()) > 255 for part in text.split("/")):
+            self.error(key, f"expected a {what} path the file system can hold, got {_show(text)}")
+            return None
+        try:
+            path = (self.root / text).resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop
+            self.error(key, f"cannot resolve the {what} path {_show(text)}: {exc}")
+            return None
+        if not path.is_relative_to(self.root):
+            self.error(key, f"the {what} {_show(text)} is {path}, outside the project {self.root}: a pipeline's "
+                       "paths stay inside the project")
+            return None
+        if path.is_dir():
+            self.error(key, f"expected a {what} file, got the folder {path}")
+            return None
+        return path
+
+    def _simulate(self, value: Any, name: str | None) -> dict[str, Any]:
+        sim = self.mapping(("simulate",), value, SIMULATE_KEYS)
+        out: dict[str, Any] = {"params": None, "threshold": 0.5}
+        if "waveforms" not in sim and value is not None:
+            self.error(("simulate",), "missing required key 'waveforms' (how many waveforms the clusterizer's "
+                       "dataset simulates)")
+        for key, check in (("waveforms", schema.int_at_least(10, schema.MAX_WAVEFORMS)),
+                           ("seed", schema.int_at_least(0, schema.MAX_SEED))):
+            if key in sim and self.check(("simulate", key), sim[key], check):
+                out[key] = sim[key]
+        out.setdefault("seed", 1)
+        if "threshold" in sim and self.check(("simulate", "threshold"), sim["threshold"],
+                                             schema.number_in(0, 1, low_open=True, high_open=False)):
+            out["threshold"] = float(sim["threshold"])
+        if "params" in sim:
+            params = sim["params"]
+            if not isinstance(params, dict):
+                self.error(("simulate", "params"), f"expected a mapping of simulation parameters, got {_show(params)}")
+            elif self.checks.simulation is not None:
+                try:
+                    self.checks.simulation(params)
+                    out["params"] = params
+                except ValueError as exc:
+                    self.error(("simulate", "params"), str(exc))
+            else:
+                out["params"] = params
+        text = sim.get("path", f"data/{name or 'chain'}-cnn.npz")
+        if not isinstance(text, str) or not text.endswith(".npz"):
+            self.error(("simulate", "path"), f"expected the path of an .npz dataset file, got {_show(text)}")
+        else:
+            out["path"] = self._in_project(("simulate", "path"), text, "dataset")
+            out["path_text"] = text
+        return out
+
+    def _evaluate(self, value: Any) -> dict[str, Any]:
+        ev = self.mapping(("evaluate",), value, EVALUATE_KEYS)
+        out = dict(EVALUATE_DEFAULTS)
+        checks = {"waveforms": schema.int_at_least(10, schema.MAX_WAVEFORMS),
+                  "seed": schema.int_at_least(0, schema.MAX_SEED),
+                  "tracks": schema.int_at_least(0, MAX_TRACKS), "cells": schema.int_at_least(1, 10_000),
+                  "momentum": schema.number_in(0, 1e6, low_open=True),
+                  "separation_tracks": schema.int_at_least(0, MAX_TRACKS),
+                  "threshold": schema.number_in(0, 1, low_open=True, high_open=False),
+                  "separation_momenta": schema.list_of(schema.number_in(0, 1e6, low_open=True))}
+        for key, check in checks.items():
+            if key in ev and self.check(("evaluate", key), ev[key], check):
+                out[key] = ev[key]
+        if out["tracks"] == 1 or out["separation_tracks"] == 1:
+            self.error(("evaluate",), "tracks and separation_tracks must be 0 (skip) or at least 2 (a spread)")
+        return out

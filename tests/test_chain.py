@@ -1,0 +1,196 @@
+"""The two-step chain (`sweep chain`) on this machine: a pipeline file's errors with their
+positions, a real chain (real LSTM and CNN trainings, the simulation with the LSTM leader, the
+evaluation with both leaders) run to its end, run again (nothing is redone), and run after its
+peak grid changed (everything downstream is redone); status, collect and the report of a chain.
+The same stages on a real pool: tests/condor/test_chain_on_pool.py."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sweep.cli import _grid_checks, main
+from sweep.core.errors import GridError
+from sweep.core.pipeline import load_pipeline
+from tests.hostile_grids import _BOMB, _TOP
+
+
+def peak_grid(root: Path, epochs: int = 3, sweep: str = "tiny-lstm") -> Path:
+    path = root / "grids" / "l.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(f"sweep: {sweep}\nmodel: lstm\nseed: 3\ndata: {{path: data/small.npz, max_samples: 6000}}\n"
+                    f"params: {{epochs: {epochs}, patience: 3, batch_size: 128, topology: [16, 16, 1]}}\n"
+                    "axes:\n  learning_rate: [0.003, 0.001]\n"
+                    "resources: {request_cpus: 1, request_memory: 1500MB, runtime: 20m}\n")
+    return path
+
+
+def cluster_grid(root: Path) -> Path:
+    path = root / "grids" / "c.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("sweep: tiny-cnn\nmodel: cnn\nseed: 3\ndata: {path: data/truth.npz, simulate: {waveforms: 50}}\n"
+                    "params: {epochs: 3, patience: 2, batch_size: 64, filters: [8, 8], kernel_sizes: [5, 3], "
+                    "dense_units: [16]}\naxes:\n  learning_rate: [0.003, 0.001]\n"
+                    "resources: {request_cpus: 1, request_memory: 1500MB, runtime: 20m}\nranking: [mae]\n")
+    return path
+
+
+def pipeline(root: Path, name: str = "tiny", extra: str = "") -> Path:
+    peak_grid(root)
+    cluster_grid(root)
+    path = root / "chain.yaml"
+    path.write_text(f"chain: {name}\npeaks: {{grid: grids/l.yaml}}\nsimulate: {{waveforms: 200, seed: 5}}\n"
+                    "clusters: {grid: grids/c.yaml, leader: mae}\n"
+                    "evaluate: {waveforms: 60, tracks: 6, cells: 10, separation_momenta: [3, 10], "
+                    "separation_tracks: 6}\n" + extra)
+    return path
+
+
+@pytest.fixture
+def chain_project(tmp_path, small_dataset):
+    (tmp_path / "data").mkdir()
+    shutil.copy(small_dataset, tmp_path / "data" / "small.npz")
+    return tmp_path
+
+
+# ------------------------------------------------------------------ the pipeline file
+
+
+@pytest.mark.parametrize("text, where, message", [
+    ("chain: t\npeeks: {grid: grids/l.yaml}\n", ":2:1: peeks:", "unknown key 'peeks'; did you mean 'peaks'?"),
+    ("chain: t\npeaks: {grid: ../outside.yaml}\n", ":2:15: peaks.grid:", "outside the project"),
+    ("chain: t\npeaks: {grid: grids/c.yaml}\n", ":2:15: peaks.grid:", "is a cnn grid; the peaks stage trains the peak finder"),
+    ("chain: t\npeaks: {grid: grids/l.yaml, leader: mae}\n", ":2:37: peaks.leader:", "expected a metric the lstm jobs"),
+    ("chain: t\nsimulate: {waveforms: 100, threshold: 1.5}\n", ":2:39: simulate.threshold:", "expected a number in (0, 1]"),
+    ("chain: t\nsimulate: {waveforms: 100, path: /etc/passwd.npz}\n", ":2:34: simulate.path:", "outside the project"),
+    ("chain: t\nsimulate: {waveforms: 100, params: {noise_rms: 2}}\n", ":2:36: simulate.params:",
+     "did you mean 'noise_rms_mv'"),
+    ("chain: \"t\\nqueue 100\"\n", ":1:8: chain:", "expected a chain name of letters"),
+    ("chain: tiny-lstm\npeaks: {grid: grids/l.yaml}\n", ":1:8: chain:", "both named 'tiny-lstm'"),
+    ("chain: t\nevaluate: {tracks: 1, separation_momenta: [3, -1]}\n", ":2:43: evaluate.separation_momenta:",
+     "expected a list of at least 1 values, each a number in (0"),
+    ("chain: t\nevaluate: {tracks: 1}\n", ":2:11: evaluate:", "must be 0 (skip) or at least 2"),
+    (_BOMB + f"chain: *{_TOP}\n", ":6:10:", "an alias bomb?"),
+])
+def test_a_pipeline_file_s_errors_name_file_line_and_key(tmp_path, text, where, message):
+    peak_grid(tmp_path)
+    cluster_grid(tmp_path)
+    path = tmp_path / "chain.yaml"
+    path.write_text(text)
+    with pytest.raises(GridError) as e:
+        load_pipeline(path, tmp_path, checks=_grid_checks())
+    shown = str(e.value)
+    assert f"{path}{where}" in shown and message in shown, shown
+
+
+def test_a_pipeline_is_validated_with_its_grids_and_is_not_a_grid(chain_project, capsys):
+    path = pipeline(chain_project)
+    assert main(["--root", str(chain_project), "validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "valid; chain 'tiny': peaks grids/l.yaml (sweep tiny-lstm, lstm, 2 configurations, leader by f1)" in out
+    assert "clusters grids/c.yaml (sweep tiny-cnn, cnn, 2 configurations, leader by mae)" in out
+    (chain_project / "grids" / "c.yaml").write_text((chain_project / "grids" / "c.yaml").read_text()
+                                                    .replace("ranking: [mae]", "ranking: [mea]"))
+    assert main(["--root", str(chain_project), "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"grids/c\.yaml:\d+:\d+: ranking\[0\]: unknown metric 'mea'", err), err  # the grid's own position
+    assert main(["--root", str(chain_project), "submit", str(path)]) == 2
+    assert "is a pipeline file (chain:), not a grid: run it with `sweep chain" in capsys.readouterr().err
+    assert not (chain_project / "jobs").exists() and not (chain_project / "results").exists()
+
+
+# ------------------------------------------------------------------ a real chain here
+
+
+def _record(root: Path, name: str = "tiny") -> dict:
+    return json.loads((root / "results" / name / "chain.json").read_text())
+
+
+def test_a_chain_runs_here_then_reruns_only_what_changed(chain_project, capsys):
+    root = chain_project
+    path = pipeline(root)
+    args = ["--root", str(root), "chain", str(path), "--local", "--no-progress"]
+    assert main(args) == 0
+    capsys.readouterr()
+    record = _record(root)
+    stages = record["stages"]
+    assert [stages[s]["state"] for s in ("peaks", "simulate", "clusters", "evaluate")] == ["done"] * 4
+    peaks, clusters = stages["peaks"]["leader"], stages["clusters"]["leader"]
+    # the leaders are kept with their training records; the clusterizer's data are the peak leader's peaks
+    leader = root / peaks["model"]
+    assert leader.name == "peaks-leader.keras" and json.loads(leader.with_suffix(".json").read_text())["model"] == "lstm"
+    from sweep.physics.datasets import read_meta
+
+    meta = read_meta(root / "data" / "tiny-cnn.npz")
+    assert meta["cluster_input"]["source"] == "peak model"
+    assert meta["cluster_input"]["peak_model"]["sha256"] == peaks["sha256"]
+    grid = (root / "jobs" / "tiny" / "clusters.yaml").read_text()
+    assert "sweep: tiny-clusters" in grid and "path: data/tiny-cnn.npz" in grid and "simulate" not in grid
+    assert stages["clusters"]["sweep"] == "tiny-clusters" and clusters["metric"] == "mae"
+    ev = json.loads((root / "results" / "tiny" / "evaluation" / "evaluation.json").read_text())
+    assert ev["models"]["peak"].endswith("peaks-leader.keras") and ev["models"]["cluster"].endswith("clusters-leader.keras")
+    assert "lstm_cnn" in ev["clusters"] and ev["tracks"]["n_tracks"] == 6 and ev["separation"]["momenta_gev"] == [3, 10]
+
+    # again: nothing is trained, simulated or evaluated twice
+    data_mtime = (root / "data" / "tiny-cnn.npz").stat().st_mtime_ns
+    ev_mtime = (root / "results" / "tiny" / "evaluation" / "evaluation.json").stat().st_mtime_ns
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("0 to submit") == 2 and "tiny-cnn.npz is unchanged" in out and "stage evaluate: unchanged" in out
+    assert (root / "data" / "tiny-cnn.npz").stat().st_mtime_ns == data_mtime
+    assert (root / "results" / "tiny" / "evaluation" / "evaluation.json").stat().st_mtime_ns == ev_mtime
+    assert _record(root)["stages"]["peaks"]["changed"] is False
+
+    # the peak grid changes: a new leader, hence a new dataset, new clusterizer runs, a new evaluation
+    peak_grid(root, epochs=2)
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    again = _record(root)["stages"]
+    assert again["peaks"]["changed"] is True and again["peaks"]["leader"]["run_id"] != peaks["run_id"]
+    assert again["simulate"]["skipped"] is False and again["simulate"]["sha256"] != stages["simulate"]["sha256"]
+    assert "2 to submit" in out and again["clusters"]["leader"]["sha256"] != clusters["sha256"]
+    assert again["evaluate"]["skipped"] is False
+    assert (root / "results" / "tiny" / "evaluation" / "evaluation.json").stat().st_mtime_ns != ev_mtime
+
+    # status, collect and the report know the chain
+    assert main(["--root", str(root), "status", "tiny"]) == 0
+    out = capsys.readouterr().out
+    for stage in ("peaks", "simulate", "clusters", "evaluate"):
+        assert re.search(rf"^\s+{stage}\s+done", out, re.M), out
+    assert "tiny-lstm:" in out and "tiny-clusters:" in out
+    assert main(["--root", str(root), "collect", "tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "leader" in out and "tiny-lstm" in out and "tiny-clusters" in out
+    assert main(["--root", str(root), "report", "tiny"]) == 0
+    html = (root / "results" / "tiny" / "report.html").read_text()
+    for part in ("Peak level", "Cluster level", "Track level", "π/K separation", "Leaderboard of stage peaks",
+                 "Leaderboard of stage clusters", "lstm_cnn"):
+        assert part in html, part
+    assert (root / "results" / "tiny-lstm" / "report.html").is_file()
+    _renders(root / "results" / "tiny" / "report.html", root)
+
+
+def _renders(path: Path, work: Path) -> None:
+    """The chain's report in a real headless Chromium: its tables and images are in the DOM."""
+    from tests.test_report import _browser, _chromium
+
+    binary = _chromium()
+    assert binary, "chromium is not installed: this test needs it (scripts/setup.sh installs it)"
+    dom = _browser(binary, work / "chromium-profile", "--virtual-time-budget=5000", "--dump-dom", path.as_uri())
+    assert "<h1>Two-step chain tiny</h1>" in dom.stdout, dom.stderr[-2000:]
+    assert dom.stdout.count("<table") >= 6 and dom.stdout.count("data:image/png;base64,") >= 3
+
+
+def test_a_chain_whose_peak_stage_cannot_run_stops_there_and_writes_nothing_after_it(chain_project, capsys):
+    root = chain_project
+    path = pipeline(root)
+    (root / "grids" / "l.yaml").write_text((root / "grids" / "l.yaml").read_text()
+                                           .replace("data/small.npz", "data/missing.npz"))
+    assert main(["--root", str(root), "chain", str(path), "--local", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "data/missing.npz" in err and "Traceback" not in err
+    assert not (root / "data" / "tiny-cnn.npz").exists() and not (root / "jobs" / "tiny" / "clusters.yaml").exists()
