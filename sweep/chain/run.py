@@ -30,7 +30,7 @@ from ..fsutil import atomic_write_json, atomic_write_text
 from ..records.lock import sweep_lock
 from ..search.stage import CONNECT_ATTEMPTS, driver_environment, driver_jobs
 from ..submit.stage import CONDOR, LOCAL, SubmitOptions, check_interpreter, submit_grid, unreachable_hint
-from .stages import CHAIN_LOG, CHAIN_RECORD, ChainContext, read_record, run_stages, stage_lines
+from .stages import CHAIN_LOG, CHAIN_RECORD, ChainContext, clusters_sweep_name, read_record, run_stages, stage_lines
 
 FROZEN_PIPELINE = "chain.yaml"  # jobs/<chain>/chain.yaml: the pipeline the chain job reads
 CHAIN_SUBMIT = "chain.sub"  # jobs/<chain>/chain.sub: the local-universe chain job
@@ -187,7 +187,16 @@ def submit_chain_job(schedd, spec: PipelineSpec, root: Path) -> int:
     text = chain_submit_text(spec, root, driver_environment(job_dir))
     atomic_write_text(jobs_dir / CHAIN_SUBMIT, text)
     htcondor.check_reachable_by_owner(paths.root)
-    htcondor.hand_over(results, jobs_dir, job_dir)
+    # root submitting as the job owner: the chain job (the owner) writes the chain's and both
+    # sweeps' folders and the datasets; the other files of the datasets' folders stay root's
+    peak_sweep = load_grid(spec.peaks.grid, root).name
+    sweeps = (spec.name, peak_sweep, clusters_sweep_name(spec.name))
+    htcondor.hand_over(job_dir, *(paths.jobs(s) for s in sweeps), *(paths.results(s) for s in sweeps))
+    owner = htcondor.job_owner()
+    if owner is not None:
+        for folder in {Path(spec.simulate["path"]).parent, load_grid(spec.peaks.grid, root).data.path.parent}:
+            folder.mkdir(parents=True, exist_ok=True)
+            os.chown(folder, owner.pw_uid, owner.pw_gid)
     try:
         result = schedd.submit(htcondor.bindings().Submit(text))
     except Exception as exc:  # noqa: BLE001

@@ -1,0 +1,86 @@
+"""The two-step chain on a real personal HTCondor pool: `sweep chain --condor` submits one
+local-universe job, whose stages submit and follow each grid's sweep as HTCondor jobs (real
+Keras trainings), simulate with the LSTM leader and evaluate both leaders. The fault is real: the
+chain job is killed with SIGKILL while its clusterizer sweep runs, the schedd starts it again,
+and it goes on without losing or redoing a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+from sweep.cli import main
+from sweep.records.events import attempts_by_run, read_event_log
+
+from test_sweep_on_pool import condor_pool_schedd, wait_until
+from tests.test_chain import pipeline
+
+
+def chain_ad(name: str):
+    ads = condor_pool_schedd().query(constraint=f'SweepName == "{name}" && SweepRole == "chain"',
+                                     projection=["ClusterId", "JobStatus", "NumJobStarts"])
+    return ads[0] if ads else None
+
+
+def chain_pid(root: Path, name: str) -> int | None:
+    """The running chain job's pid: the process whose command line is the chain job's."""
+    frozen = str(root / "jobs" / name / "chain.yaml").encode()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if frozen in cmd and b"--driver" in cmd:
+                return int(proc.name)
+    return None
+
+
+def stage_state(root: Path, name: str, stage: str) -> str | None:
+    try:
+        return json.loads((root / "results" / name / "chain.json").read_text())["stages"].get(stage, {}).get("state")
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def test_a_chain_runs_on_the_pool_as_one_job_and_survives_being_killed(project, condor_pool, capsys):
+    root = project
+    path = pipeline(root, name="pool-chain")
+    condor_pool.prepare_dir(root)
+    assert main(["--root", str(root), "chain", str(path), "--condor", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "the chain pool-chain is job" in out and "local universe" in out
+    # a second chain job of the same chain is refused while the first is queued
+    assert main(["--root", str(root), "chain", str(path), "--condor", "--no-progress"]) == 1
+    assert "already has its job in the queue" in capsys.readouterr().err
+
+    wait_until(lambda: stage_state(root, "pool-chain", "clusters") == "running", 600, "the clusterizer stage")
+    pid = wait_until(lambda: chain_pid(root, "pool-chain"), 30, "the chain job's process")
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: (chain_ad("pool-chain") or {}).get("NumJobStarts", 0) >= 2 or chain_ad("pool-chain") is None,
+               120, "the schedd to start the chain job again")
+    wait_until(lambda: chain_ad("pool-chain") is None, 900, "the chain to end")
+
+    log = (root / "results" / "pool-chain" / "chain.log").read_text()
+    assert log.count("starting on the pool") == 2 and log.rstrip().count("chain pool-chain finished") == 1, log
+    record = json.loads((root / "results" / "pool-chain" / "chain.json").read_text())
+    stages = record["stages"]
+    assert [stages[s]["state"] for s in ("peaks", "simulate", "clusters", "evaluate")] == ["done"] * 4, stages
+    assert record["jobs"] and record["jobs"][0]["owner"]
+    # lost: none, doubled: none: each run of both sweeps is one job that started once
+    for sweep in ("tiny-lstm", "pool-chain-clusters"):
+        runs = attempts_by_run(read_event_log(root / "results" / sweep / "events.log"))
+        assert len(runs) == 2 and all(len(jobs) == 1 and jobs[0].starts == 1 for jobs in runs.values()), \
+            {r: [(j.job_id, j.starts, j.state) for j in jobs] for r, jobs in runs.items()}
+    ev = json.loads((root / "results" / "pool-chain" / "evaluation" / "evaluation.json").read_text())
+    assert "lstm_cnn" in ev["clusters"] and ev["tracks"]["n_tracks"] == 6
+    # the clusterizer trained on the peaks of the LSTM leader the chain chose
+    from sweep.physics.datasets import read_meta
+
+    meta = read_meta(root / "data" / "pool-chain-cnn.npz")
+    assert meta["cluster_input"]["peak_model"]["sha256"] == stages["peaks"]["leader"]["sha256"]
+    assert main(["--root", str(root), "status", "pool-chain"]) == 0
+    out = capsys.readouterr().out
+    assert "evaluate  done" in out and "pool-chain-clusters:" in out
