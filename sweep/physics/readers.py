@@ -33,7 +33,11 @@ window arrays (in ``extra``) are filled.
 tree ``sim``, one entry per waveform, branches ``wf_i`` (waveform samples, variable or fixed
 length), ``time`` (peak times, ns by default), ``tag`` (0 noise, 1 primary, 2 secondary, one per
 ``time``), ``ncls`` (number of clusters), ``mom`` (momentum, GeV/c). Entries with tag 0 are not
-truth peaks and are dropped. :func:`write_root` writes this layout (used by the tests).
+truth peaks and are dropped. :func:`write_root` writes this layout (used by the tests). Another
+file's names (``tree``, ``branches``: :data:`ROOT_BRANCHES`), time unit (:data:`TIME_UNITS`) and
+amplitude unit (:data:`AMPLITUDE_UNITS`, or a factor) are reader options (`sweep evaluate --tree
+--branch --time-unit --amplitude-unit --amplitude-scale`); :func:`read_waveforms` refuses an
+option its file type does not take rather than ignoring it.
 
 The sampling interval comes from the file when it says it (ROOT: a ``dt_ns`` branch in ns, or a
 ``sampling_rate`` branch; HDF5: a ``dt_ns`` or ``sampling_rate`` attribute), else from ``dt_ns``;
