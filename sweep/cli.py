@@ -33,20 +33,10 @@ def _console(stderr: bool = False):
 def cmd_validate(args) -> int:
     from .core.expand import expand
     from .core.grid import count_points, load_grid
-    from .core.pipeline import load_pipeline, looks_like_pipeline
+    from .core.pipeline import describe_pipeline, load_pipeline, looks_like_pipeline
 
     if looks_like_pipeline(args.grid):  # a pipeline file: it and both its grids
-        chain = load_pipeline(args.grid, args.root, checks=_grid_checks())
-        parts = []
-        for stage in (chain.peaks, chain.clusters):
-            spec = load_grid(stage.grid, args.root, checks=_grid_checks())
-            size = (f"searches {spec.search.trials} trials" if spec.search is not None
-                    else f"{len({r.config_id for r in expand(spec)})} configurations")
-            parts.append(f"{stage.grid_text} (sweep {spec.name}, {spec.model}, {size}, leader by "
-                         f"{stage.leader or spec.ranking[0][0]})")
-        print(f"{args.grid}: valid; chain '{chain.name}': peaks {parts[0]} -> simulate "
-              f"{chain.simulate['waveforms']} waveforms with the peak leader -> clusters {parts[1]} -> evaluate "
-              f"{chain.evaluate['waveforms']} waveforms, {chain.evaluate['tracks']} tracks (`sweep chain {args.grid}`)")
+        print(describe_pipeline(load_pipeline(args.grid, args.root, checks=_grid_checks()), _grid_checks()))
         return EXIT_OK
     spec = load_grid(args.grid, args.root, checks=_grid_checks())
     for warning in spec.warnings:

@@ -144,9 +144,11 @@ def _grid_stage(ctx: ChainContext, record: dict, stage: str, grid: GridSpec, gri
     if not target.is_file() or file_digest(target)["sha256"] != sha:
         tmp = target.with_name(f".{target.name}.tmp")
         shutil.copyfile(source, tmp)
-        info = source.with_name(names.MODEL_INFO)
+        info, record_path = source.with_name(names.MODEL_INFO), target.with_suffix(".json")
         if info.is_file():
-            shutil.copyfile(info, target.with_suffix(".json"))
+            shutil.copyfile(info, record_path)
+        else:  # never the previous leader's record beside this one
+            record_path.unlink(missing_ok=True)
         tmp.replace(target)
     leader = {"run_id": run_id, "name": row.get("name"), "metric": metric, "value": _number(row.get(metric)),
               "sha256": sha, "model": relative_to_root(target, ctx.root),

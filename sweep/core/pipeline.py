@@ -110,6 +110,26 @@ def load_pipeline(path: str | Path, root: str | Path | None = None, *,
     return _PipelineValidator(str(path), located, Path(root) if root else Path.cwd(), checks or GridChecks()).spec()
 
 
+def describe_pipeline(spec: PipelineSpec, checks: GridChecks | None = None) -> str:
+    """One line for `sweep validate`: the chain's stages, their sweeps and sizes.
+
+    Raises:
+        GridError: a stage's grid became invalid since the pipeline was loaded.
+    """
+    from .expand import expand
+
+    parts = []
+    for stage in (spec.peaks, spec.clusters):
+        grid = load_grid(stage.grid, spec.root, checks=checks)
+        size = (f"searches {grid.search.trials} trials" if grid.search is not None
+                else f"{len({r.config_id for r in expand(grid)})} configurations")
+        parts.append(f"{stage.grid_text} (sweep {grid.name}, {grid.model}, {size}, leader by "
+                     f"{stage.leader or grid.ranking[0][0]})")
+    return (f"{spec.file}: valid; chain '{spec.name}': peaks {parts[0]} -> simulate {spec.simulate['waveforms']} "
+            f"waveforms with the peak leader -> clusters {parts[1]} -> evaluate {spec.evaluate['waveforms']} "
+            f"waveforms, {spec.evaluate['tracks']} tracks (`sweep chain {spec.file}`)")
+
+
 class _PipelineValidator(_Validator):
     def spec(self) -> PipelineSpec:
         for dup_path, (line, col) in self.located.duplicates:
