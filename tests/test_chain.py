@@ -185,6 +185,15 @@ def _renders(path: Path, work: Path) -> None:
     assert dom.stdout.count("<table") >= 6 and dom.stdout.count("data:image/png;base64,") >= 3
 
 
+def test_a_chain_named_like_a_sweep_of_the_project_is_refused(chain_project, capsys):
+    path = pipeline(chain_project, name="other")
+    (chain_project / "jobs" / "other").mkdir(parents=True)
+    (chain_project / "jobs" / "other" / "sweep.json").write_text("{}")
+    assert main(["--root", str(chain_project), "chain", str(path), "--local", "--no-progress"]) == 1
+    assert "already has a sweep named 'other'" in capsys.readouterr().err
+    assert not (chain_project / "results").exists()
+
+
 def test_a_chain_whose_peak_stage_cannot_run_stops_there_and_writes_nothing_after_it(chain_project, capsys):
     root = chain_project
     path = pipeline(root)

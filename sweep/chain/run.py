@@ -30,7 +30,7 @@ from ..fsutil import atomic_write_json, atomic_write_text
 from ..records.lock import sweep_lock
 from ..search.stage import CONNECT_ATTEMPTS, driver_environment, driver_jobs
 from ..submit.stage import CONDOR, LOCAL, SubmitOptions, check_interpreter, submit_grid, unreachable_hint
-from .stages import CHAIN_LOG, CHAIN_RECORD, ChainContext, clusters_sweep_name, read_record, run_stages, stage_lines
+from .stages import CHAIN_LOG, CHAIN_RECORD, ChainContext, ChainError, clusters_sweep_name, read_record, run_stages, stage_lines
 
 FROZEN_PIPELINE = "chain.yaml"  # jobs/<chain>/chain.yaml: the pipeline the chain job reads
 CHAIN_SUBMIT = "chain.sub"  # jobs/<chain>/chain.sub: the local-universe chain job
@@ -74,6 +74,9 @@ def start_chain(options: ChainOptions, console, *, checks: GridChecks, make_data
     from ..submit.backends import htcondor
 
     spec = load_pipeline(options.pipeline, options.root, checks=checks)
+    if (SweepPaths(options.root.resolve()).jobs(spec.name) / names.MANIFEST).is_file():
+        raise ChainError(f"{options.pipeline}: the project already has a sweep named '{spec.name}' (jobs/{spec.name}/): "
+                         "give the chain another name (status, collect and report would show that sweep)")
     grids = [load_grid(spec.peaks.grid, options.root, checks=checks),
              load_grid(spec.clusters.grid, options.root, checks=checks)]
     for grid in grids:  # the jobs' interpreter, before anything runs

@@ -514,7 +514,7 @@ def evaluate(
     momentum in ``separation_momenta`` give the π/K separation (0 skips it). ``input_path`` (npz/HDF5/ROOT, see
     :mod:`sweep.physics.readers`; ``read_options`` go to the reader) evaluates the peak and cluster
     levels on the waveforms of that file instead of a fresh simulation (no track level); the
-    simulation ``params`` still give the noise level, tolerance, window scale and t0."""
+    simulation ``params`` still give the tolerance, the candidate threshold (in noise units) and t0."""
     log = log or (lambda s: None)
     t_start = time.perf_counter()
     p = SimulationParams.from_dict(params)

@@ -135,6 +135,8 @@ def driver_environment(driver_dir: Path) -> dict[str, str]:
         BackendError: a path that a submit file's environment cannot carry.
     """
     env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    if SAFE_PATH_RE.fullmatch(str(driver_dir)):  # matplotlib's cache: the owner may have no home (a chain plots)
+        env["MPLCONFIGDIR"] = str(driver_dir / "matplotlib")
     if CHECKOUT:
         env["PYTHONPATH"] = str(CHECKOUT)
     if os.environ.get("CONDOR_CONFIG"):
