@@ -185,7 +185,7 @@ def cmd_collect(args) -> int:
 
         for line in stage_lines(record):
             print(line)
-        for name in stage_sweeps(record):
+        for name in stage_sweeps(record, args.root):
             collect_sweeps(CollectOptions(root=args.root, sweep=name, top=getattr(args, "top", None)), _console(),
                            _console(stderr=True))
         return EXIT_OK

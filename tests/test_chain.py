@@ -203,3 +203,7 @@ def test_a_chain_whose_peak_stage_cannot_run_stops_there_and_writes_nothing_afte
     err = capsys.readouterr().err
     assert "data/missing.npz" in err and "Traceback" not in err
     assert not (root / "data" / "tiny-cnn.npz").exists() and not (root / "jobs" / "tiny" / "clusters.yaml").exists()
+    peaks = _record(root)["stages"]["peaks"]
+    assert peaks["state"] == "failed" and "data/missing.npz" in peaks["reason"]
+    assert main(["--root", str(root), "status", "tiny"]) == 0
+    assert re.search(r"peaks\s+failed; sweep tiny-lstm; NotFoundError: dataset data/missing.npz", capsys.readouterr().out)

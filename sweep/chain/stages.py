@@ -104,15 +104,22 @@ def run_stages(ctx: ChainContext) -> dict[str, Any]:
     ctx.results.mkdir(parents=True, exist_ok=True)
     ctx.jobs.mkdir(parents=True, exist_ok=True)
     record = read_record(ctx.results)
-    peak_grid = load_grid(ctx.spec.peaks.grid, ctx.root, checks=ctx.checks)  # its model and name: checked
-    ctx.log(f"stage peaks: sweep {peak_grid.name} ({ctx.spec.peaks.grid_text})")
-    peaks = _grid_stage(ctx, record, "peaks", peak_grid, ctx.spec.peaks.grid, ctx.spec.peaks.leader)
-    data = _simulate_stage(ctx, record, peaks, peak_grid)
-    cluster_grid_path = write_clusters_grid(ctx, data)
-    cluster_grid = load_grid(cluster_grid_path, ctx.root, checks=ctx.checks)
-    ctx.log(f"stage clusters: sweep {cluster_grid.name} on {data['path']}")
-    clusters = _grid_stage(ctx, record, "clusters", cluster_grid, cluster_grid_path, ctx.spec.clusters.leader)
-    _evaluate_stage(ctx, record, peaks, clusters, data)
+    try:
+        peak_grid = load_grid(ctx.spec.peaks.grid, ctx.root, checks=ctx.checks)  # its model and name: checked
+        ctx.log(f"stage peaks: sweep {peak_grid.name} ({ctx.spec.peaks.grid_text})")
+        peaks = _grid_stage(ctx, record, "peaks", peak_grid, ctx.spec.peaks.grid, ctx.spec.peaks.leader)
+        data = _simulate_stage(ctx, record, peaks, peak_grid)
+        cluster_grid_path = write_clusters_grid(ctx, data)
+        cluster_grid = load_grid(cluster_grid_path, ctx.root, checks=ctx.checks)
+        ctx.log(f"stage clusters: sweep {cluster_grid.name} on {data['path']}")
+        clusters = _grid_stage(ctx, record, "clusters", cluster_grid, cluster_grid_path, ctx.spec.clusters.leader)
+        _evaluate_stage(ctx, record, peaks, clusters, data)
+    except Exception as exc:  # a stage that raised is failed in the record, with why (status shows it)
+        for stage, entry in list(record["stages"].items()):
+            if entry.get("state") == "running":
+                _save(ctx, record, stage, **{**entry, "state": "failed",
+                                             "reason": printable(f"{type(exc).__name__}: {exc}")[:300]})
+        raise
     return record
 
 
@@ -124,7 +131,8 @@ def _grid_stage(ctx: ChainContext, record: dict, stage: str, grid: GridSpec, gri
     from ..collect.leaderboard import best_runs
 
     previous = record["stages"].get(stage) or {}
-    _save(ctx, record, stage, state="running", sweep=grid.name, previous_leader=(previous.get("leader") or {}))
+    _save(ctx, record, stage, state="running", sweep=grid.name,
+          previous_leader=previous.get("leader") or previous.get("previous_leader") or {})
     ctx.run_grid(grid, grid_path)
     board = collect(grid.name, ctx.root, write_csv=True)
     # the leader comes from the grid as it is now: runs of an earlier version of it still rank in
@@ -153,7 +161,8 @@ def _grid_stage(ctx: ChainContext, record: dict, stage: str, grid: GridSpec, gri
     leader = {"run_id": run_id, "name": row.get("name"), "metric": metric, "value": _number(row.get(metric)),
               "sha256": sha, "model": relative_to_root(target, ctx.root),
               "metrics": {m: _number(row.get(m)) for m, _ in board.ranking}}
-    changed = (previous.get("leader") or {}).get("sha256") != sha
+    known = previous.get("leader") or previous.get("previous_leader") or {}  # a stage cut short keeps the latter
+    changed = known.get("sha256") != sha
     _save(ctx, record, stage, state="done", sweep=grid.name, leader=leader, ranked=len(board.table),
           changed=changed)
     ctx.log(f"stage {stage}: leader {run_id} ({row.get('name')}), {metric} {leader['value']}"
@@ -259,9 +268,12 @@ def chain_record(root: Path, name: str) -> dict[str, Any] | None:
     return read_record(paths.results(name))
 
 
-def stage_sweeps(record: dict[str, Any]) -> list[str]:
-    """The sweeps of a chain's grid stages that have started."""
-    return [e["sweep"] for s in ("peaks", "clusters") if (e := record.get("stages", {}).get(s)) and e.get("sweep")]
+def stage_sweeps(record: dict[str, Any], root: Path) -> list[str]:
+    """The sweeps of a chain's grid stages that exist (a stage that failed before its sweep was
+    rendered has none)."""
+    paths = SweepPaths(root.resolve())
+    return [e["sweep"] for s in ("peaks", "clusters") if (e := record.get("stages", {}).get(s)) and e.get("sweep")
+            and (paths.jobs(e["sweep"]) / names.MANIFEST).is_file()]
 
 
 def stage_lines(record: dict[str, Any]) -> list[str]:
@@ -312,5 +324,5 @@ def print_chain_status(name: str, record: dict[str, Any], root: Path, console) -
     last = tail(SweepPaths(root.resolve()).results(name) / CHAIN_LOG, 1)
     if last:
         console.print(f"  log: {printable(last[0])}", markup=False, highlight=False)
-    for sweep in stage_sweeps(record):
+    for sweep in stage_sweeps(record, root):
         print_status(sweep, root, console)
