@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +24,11 @@ from ..core.errors import BackendError, printable
 from ..core.grid import GridChecks, GridSpec, load_grid
 from ..core.names import SweepPaths
 from ..core.pipeline import PipelineSpec, load_pipeline
-from ..core.render import job_interpreter, submit_string, submit_value
+from ..core.render import job_interpreter, submit_value
 from ..fsutil import atomic_write_json, atomic_write_text
 from ..records.lock import sweep_lock
-from ..search.stage import CONNECT_ATTEMPTS, driver_environment, driver_jobs
+from ..search.stage import (appending_log, connect_patiently, driver_environment, driver_jobs,
+                            local_universe_submit_text)
 from ..submit.stage import CONDOR, LOCAL, SubmitOptions, check_interpreter, submit_grid, unreachable_hint
 from .stages import CHAIN_LOG, CHAIN_RECORD, ChainContext, ChainError, clusters_sweep_name, read_record, run_stages, stage_lines
 
@@ -48,16 +48,7 @@ class ChainOptions:
 
 def chain_log(spec: PipelineSpec, root: Path, echo):
     """Each line, time-stamped, to `echo` and appended to results/<chain>/chain.log."""
-    path = SweepPaths(root.resolve()).results(spec.name) / CHAIN_LOG
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def note(message: str) -> None:
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {printable(message)}"
-        echo(line)
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-
-    return note
+    return appending_log(SweepPaths(root.resolve()).results(spec.name) / CHAIN_LOG, echo)
 
 
 def start_chain(options: ChainOptions, console, *, checks: GridChecks, make_dataset) -> str:
@@ -151,29 +142,14 @@ def _pool_runner(root: Path, schedd, console, checks: GridChecks, make_dataset, 
 
 
 def chain_submit_text(spec: PipelineSpec, root: Path, env: dict[str, str]) -> str:
-    """The chain job's submit description: the local universe, restarted by the schedd when it is
-    killed (ExitBySignal), ended by an exit status of its own."""
+    """The chain job's submit description (:func:`sweep.search.stage.local_universe_submit_text`)."""
     paths = SweepPaths(root.resolve())
     frozen = paths.jobs(spec.name) / FROZEN_PIPELINE
-    job_dir = paths.results(spec.name) / CHAIN_JOB_DIR
-    environment = " ".join(f"{k}={submit_value(v)}" for k, v in sorted(env.items()))
-    return "\n".join([
-        f"# the two-step chain {spec.name} (rendered by sweep): runs its stages, each a sweep of the pool",
-        "universe = local",
-        f"executable = {submit_value(sys.executable)}",
-        f'arguments = "-m sweep.cli --root {submit_value(paths.root)} chain {submit_value(frozen)} --driver"',
-        f'environment = "{environment}"',
-        f"initialdir = {submit_value(job_dir)}",
-        "output = chain.out",
-        "error = chain.err",
-        "log = chain.events.log",
-        "# killed (kill -9, a reboot of the submit node): the schedd starts it again, and its stages go on",
-        "# where they were; an exit of its own (0: done, else an error it printed) ends it",
-        "on_exit_remove = ExitBySignal =?= false",
-        f"+{names.ATTR_SWEEP} = {submit_string(spec.name)}",
-        f"+{names.ATTR_ROLE} = {submit_string(names.ROLE_CHAIN)}",
-        "queue",
-    ]) + "\n"
+    return local_universe_submit_text(
+        root, spec.name, names.ROLE_CHAIN, f"chain {submit_value(frozen)} --driver",
+        paths.results(spec.name) / CHAIN_JOB_DIR, "chain", env,
+        heading=f"the two-step chain {spec.name}: runs its stages, each a sweep of the pool",
+        resume="its stages go on where they were")
 
 
 def submit_chain_job(schedd, spec: PipelineSpec, root: Path) -> int:
@@ -192,12 +168,12 @@ def submit_chain_job(schedd, spec: PipelineSpec, root: Path) -> int:
     htcondor.check_reachable_by_owner(paths.root)
     # root submitting as the job owner: the chain job (the owner) writes the chain's and both
     # sweeps' folders and the datasets; the other files of the datasets' folders stay root's
-    peak_sweep = load_grid(spec.peaks.grid, root).name
-    sweeps = (spec.name, peak_sweep, clusters_sweep_name(spec.name))
+    peak_grid = load_grid(spec.peaks.grid, root)
+    sweeps = (spec.name, peak_grid.name, clusters_sweep_name(spec.name))
     htcondor.hand_over(job_dir, *(paths.jobs(s) for s in sweeps), *(paths.results(s) for s in sweeps))
     owner = htcondor.job_owner()
     if owner is not None:
-        for folder in {Path(spec.simulate["path"]).parent, load_grid(spec.peaks.grid, root).data.path.parent}:
+        for folder in {Path(spec.simulate["path"]).parent, peak_grid.data.path.parent}:
             folder.mkdir(parents=True, exist_ok=True)
             os.chown(folder, owner.pw_uid, owner.pw_gid)
     try:
@@ -216,20 +192,10 @@ def submit_chain_job(schedd, spec: PipelineSpec, root: Path) -> int:
 
 def run_chain_job(pipeline: Path, root: Path, console, *, checks: GridChecks, make_dataset) -> int:
     """The chain job's body (`sweep chain <frozen pipeline> --driver`): the stages on the pool."""
-    from ..submit.backends import htcondor
-
     spec = load_pipeline(pipeline, root, checks=checks)
     note = chain_log(spec, root, lambda line: print(line, flush=True))
     note(f"chain {spec.name} starting on the pool (pid {os.getpid()})")
-    for attempt in range(CONNECT_ATTEMPTS):  # a schedd that is restarting must not end the chain
-        try:
-            schedd = htcondor.connect(timeout=30)
-            break
-        except BackendError as exc:
-            if attempt == CONNECT_ATTEMPTS - 1:
-                raise
-            note(f"{exc}; trying again in 30 s")
-            time.sleep(30)
+    schedd = connect_patiently(note, "the chain")
     ctx = ChainContext(spec, root, _pool_runner(root, schedd, console, checks, make_dataset, note), checks, note)
     record = run_stages(ctx)
     note(f"chain {spec.name} finished")

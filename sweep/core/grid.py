@@ -415,10 +415,14 @@ class _Validator:
         return value
 
     # -- the walk
-    def run(self) -> GridSpec:
+    def duplicate_keys(self) -> None:
+        """A key given twice in one mapping is an issue (YAML keeps only the last, silently)."""
         for dup_path, (line, col) in self.located.duplicates:
             self.issues.append(GridIssue(self.file, line, col, yamlpos.format_path(dup_path),
                                          "key appears more than once (YAML keeps only the last)"))
+
+    def run(self) -> GridSpec:
+        self.duplicate_keys()
         doc = self.located.data
         if not isinstance(doc, dict):
             self.error((), f"a grid file must be a mapping of keys such as {', '.join(schema.REQUIRED_TOP_LEVEL)}"
@@ -1054,10 +1058,11 @@ class _Validator:
             return None
         return folder
 
-    def _project_path(self, key: tuple, text: str, what: str, roots: tuple[Path, ...], roots_variable: str,
+    def _project_path(self, key: tuple, text: str, what: str, roots: tuple[Path, ...], roots_variable: str | None,
                       folder: bool = False) -> Path | None:
         """The resolved path (symlinks followed) of a grid path, when it stays inside the project or
-        under one of the roots the user allowed explicitly; None (with the error recorded) otherwise."""
+        under one of the roots the user allowed explicitly (in `roots_variable`; None: no root may
+        be allowed, a pipeline's paths); None (with the error recorded) otherwise."""
         if len(text) > 1024 or any(len(part.encode()) > 255 for part in text.split("/")):
             self.error(key, f"expected a {what} path the file system can hold (names of at most 255 bytes, "
                        f"at most 1024 in all), got {_show(text)} ({len(text):,} characters)")
@@ -1069,7 +1074,7 @@ class _Validator:
             return None
         allowed = [r for r in roots if _inside(path, r)]
         if not _inside(path, self.root) and not allowed:
-            also = (f" or under {', '.join(str(r) for r in roots)}" if roots else
+            also = (f" or under {', '.join(str(r) for r in roots)}" if roots else "" if roots_variable is None else
                     f" (to read one from elsewhere, name the folder that holds it in {roots_variable})")
             self.error(key, f"the {what} {_show(text)} is {path}, outside the project {self.root}: a {what} must be "
                        f"inside the project{also}")

@@ -37,7 +37,6 @@ from typing import Any
 from . import schema
 from .errors import GridError, GridIssue
 from .grid import _load_yaml, _read_text, _show, _Validator, GridChecks, load_grid  # one validator for both kinds
-from . import yamlpos
 
 PIPELINE_KEYS = ("chain", "description", "peaks", "simulate", "clusters", "evaluate")
 STAGE_KEYS = ("grid", "leader")
@@ -132,9 +131,7 @@ def describe_pipeline(spec: PipelineSpec, checks: GridChecks | None = None) -> s
 
 class _PipelineValidator(_Validator):
     def spec(self) -> PipelineSpec:
-        for dup_path, (line, col) in self.located.duplicates:
-            self.issues.append(GridIssue(self.file, line, col, yamlpos.format_path(dup_path),
-                                         "this key is given twice: YAML keeps only the last one"))
+        self.duplicate_keys()
         doc = self.located.data
         if not isinstance(doc, dict):
             raise GridError([GridIssue(self.file, 1, 1, "", "expected a pipeline: a mapping with chain, peaks, "
@@ -175,7 +172,7 @@ class _PipelineValidator(_Validator):
         if not isinstance(text, str) or not text:
             self.error((key, "grid"), f"expected the path of a grid file, got {_show(text)}")
             return None
-        grid = self._in_project((key, "grid"), text, "grid")
+        grid = self._project_path((key, "grid"), text, "grid", (), None)
         if grid is not None and not grid.is_file():
             self.error((key, "grid"), f"no grid file {_show(text)} ({grid})")
             grid = None
@@ -199,25 +196,6 @@ class _PipelineValidator(_Validator):
                        f"{_show(leader)}")
             leader = None
         return GridStage(grid=grid, grid_text=text, leader=leader) if grid is not None else None
-
-    def _in_project(self, key: tuple, text: str, what: str) -> Path | None:
-        """A pipeline's paths stay inside the project (a chain writes its dataset there)."""
-        if len(text) > 1024 or any(len(part.encode()) > 255 for part in text.split("/")):
-            self.error(key, f"expected a {what} path the file system can hold, got {_show(text)}")
-            return None
-        try:
-            path = (self.root / text).resolve()
-        except (OSError, RuntimeError) as exc:  # a symlink loop
-            self.error(key, f"cannot resolve the {what} path {_show(text)}: {exc}")
-            return None
-        if not path.is_relative_to(self.root):
-            self.error(key, f"the {what} {_show(text)} is {path}, outside the project {self.root}: a pipeline's "
-                       "paths stay inside the project")
-            return None
-        if path.is_dir():
-            self.error(key, f"expected a {what} file, got the folder {path}")
-            return None
-        return path
 
     def _simulate(self, value: Any, name: str | None) -> dict[str, Any]:
         sim = self.mapping(("simulate",), value, SIMULATE_KEYS)
@@ -249,7 +227,7 @@ class _PipelineValidator(_Validator):
         if not isinstance(text, str) or not text.endswith(".npz"):
             self.error(("simulate", "path"), f"expected the path of an .npz dataset file, got {_show(text)}")
         else:
-            out["path"] = self._in_project(("simulate", "path"), text, "dataset")
+            out["path"] = self._project_path(("simulate", "path"), text, "dataset", (), None)
             out["path_text"] = text
         return out
 

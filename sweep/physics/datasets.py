@@ -131,8 +131,15 @@ def input_stats(waveforms: np.ndarray, sigma: np.ndarray | None = None) -> dict[
     maximum above its median, in units of its noise rms: what the windows carry)."""
     w = np.asarray(waveforms, dtype=np.float64)
     sigma = noise_rms(w) if sigma is None else np.asarray(sigma, dtype=np.float64)
-    snr = (w.max(axis=1) - np.median(w, axis=1)) / sigma if w.size else np.zeros(0)
-    return stats_of({"noise_rms": sigma, "peak_snr": snr})
+    return stats_of({"noise_rms": sigma, "peak_snr": peak_snr(w, sigma)})
+
+
+def peak_snr(waveforms: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Per waveform (B,): its maximum above its median, in units of its noise rms `sigma` (B,)."""
+    w = np.asarray(waveforms)
+    if not w.size:
+        return np.zeros(0)
+    return (w.max(axis=1) - np.median(w, axis=1)) / sigma
 
 
 def stats_of(values: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -334,7 +341,7 @@ class DatasetBuilder:
         windows = extract_windows(w, cw, cs, scale)
         sigma = scale / WINDOW_SCALE_RMS
         self._sigma.append(sigma)
-        self._snr.append((w.max(axis=1) - np.median(w, axis=1)) / sigma)
+        self._snr.append(peak_snr(w, sigma))
         if self.peak_scorer is None:
             inside = (ps >= 0) & (ps < n)
             hist = cluster_inputs(B, pw[inside], ps[inside], p.dt_ns, p.window_ns, p.cluster_bins,
@@ -712,9 +719,9 @@ def simulate_to_file(
 
     arrays = builder.finish(balance_seed=seed)
     if peak_model is not None:  # the simulation's waveforms against the peak model's training's
-        from .scorers import check_model
+        from .scorers import input_warnings
 
-        notes += check_model(peak_model, "peak model", p.dt_ns, "the simulation", stats=builder.input_stats())
+        notes += input_warnings(peak_model, "peak model", builder.input_stats(), "the simulation")
     n_win = int(arrays["labels"].size)
     n_sig = int((arrays["labels"] == 1).sum())
     stats = {
@@ -753,5 +760,5 @@ def simulate_to_file(
         "n_waveforms": n_waveforms,
         **stats,
         "seconds": time.perf_counter() - t_start,
-        "notes": list(dict.fromkeys(notes)),
+        "notes": notes,
     }

@@ -93,6 +93,17 @@ _STATS = {
 }
 
 
+def input_warnings(model: Any, what: str, stats: dict[str, Any], where: str) -> list[str]:
+    """The warnings of :func:`check_model` about the inputs' noise and signal-to-noise alone, for
+    waveforms whose statistics are known only after the checks that must come first (a simulation
+    with a peak model: its sampling is checked before it runs, its waveforms after); [] without a
+    training record."""
+    record = training_record(model)
+    inputs = (record or {}).get("input")
+    return _distribution_warnings(inputs.get("input_stats") if isinstance(inputs, dict) else None, stats,
+                                  f"{what} {model}", where)
+
+
 def _distribution_warnings(trained: Any, here: dict[str, Any] | None, label: str, where: str) -> list[str]:
     if not isinstance(trained, dict) or not here:
         return []

@@ -164,30 +164,67 @@ def driver_environment(driver_dir: Path) -> dict[str, str]:
     return env
 
 
-def driver_submit_text(spec: GridSpec, root: Path, env: dict[str, str]) -> str:
-    """The driver's submit description: the local universe, restarted by the schedd when it is
-    killed (ExitBySignal), ended by an exit status of its own."""
-    paths = SweepPaths(root.resolve())
-    frozen = paths.jobs(spec.name) / FROZEN_GRID
-    driver_dir = paths.results(spec.name) / DRIVER_DIR
+def local_universe_submit_text(root: Path, name: str, role: str, command: str, initialdir: Path, stem: str,
+                               env: dict[str, str], heading: str, resume: str) -> str:
+    """The submit description of one of sweep's own jobs in the local universe (a search's driver,
+    a chain's job): `python -m sweep.cli --root ROOT COMMAND` on the submit node, restarted by the
+    schedd when it is killed (ExitBySignal), ended by an exit status of its own.
+
+    Args:
+        root: the project; name: the sweep or chain (+SweepName); role: its +SweepRole.
+        command: the rest of the command line (its values already submit_value-quoted).
+        initialdir: its folder; stem: its output, error and event log are stem.out/.err/.log.
+        env: its environment (driver_environment); heading: the file's first comment;
+        resume: how it goes on after a restart (a comment).
+    """
     environment = " ".join(f"{k}={submit_value(v)}" for k, v in sorted(env.items()))
     return "\n".join([
-        f"# the search driver of sweep {spec.name} (rendered by sweep): owns results/{spec.name}/study.journal",
+        f"# {heading} (rendered by sweep)",
         "universe = local",
         f"executable = {submit_value(sys.executable)}",
-        f'arguments = "-m sweep.cli --root {submit_value(paths.root)} search {submit_value(frozen)} --driver"',
+        f'arguments = "-m sweep.cli --root {submit_value(SweepPaths(root.resolve()).root)} {command}"',
         f'environment = "{environment}"',
-        f"initialdir = {submit_value(driver_dir)}",
-        "output = driver.out",
-        "error = driver.err",
-        "log = driver.log",
-        "# killed (kill -9, a reboot of the submit node): the schedd starts it again, and it resumes from",
-        "# the journal; an exit of its own (0: done, else an error it printed) ends it",
+        f"initialdir = {submit_value(initialdir)}",
+        f"output = {stem}.out",
+        f"error = {stem}.err",
+        f"log = {stem}.log",
+        f"# killed (kill -9, a reboot of the submit node): the schedd starts it again, and {resume};",
+        "# an exit of its own (0: done, else an error it printed) ends it",
         "on_exit_remove = ExitBySignal =?= false",
-        f"+{names.ATTR_SWEEP} = {submit_string(spec.name)}",
-        f"+{names.ATTR_ROLE} = {submit_string(names.ROLE_DRIVER)}",
+        f"+{names.ATTR_SWEEP} = {submit_string(name)}",
+        f"+{names.ATTR_ROLE} = {submit_string(role)}",
         "queue",
     ]) + "\n"
+
+
+def driver_submit_text(spec: GridSpec, root: Path, env: dict[str, str]) -> str:
+    """The driver's submit description (:func:`local_universe_submit_text`)."""
+    paths = SweepPaths(root.resolve())
+    frozen = paths.jobs(spec.name) / FROZEN_GRID
+    return local_universe_submit_text(
+        root, spec.name, names.ROLE_DRIVER, f"search {submit_value(frozen)} --driver",
+        paths.results(spec.name) / DRIVER_DIR, "driver", env,
+        heading=f"the search driver of sweep {spec.name}: owns results/{spec.name}/study.journal",
+        resume="it resumes from the journal")
+
+
+def connect_patiently(note, what: str):
+    """The schedd, tried CONNECT_ATTEMPTS times 30 s apart: a schedd that is restarting must not
+    end a local-universe job of sweep's (`what`: "the search", "the chain", for the log).
+
+    Raises:
+        BackendError: it did not answer any of those times.
+    """
+    from ..submit.backends import htcondor
+
+    for attempt in range(CONNECT_ATTEMPTS):
+        try:
+            return htcondor.connect(timeout=30)
+        except BackendError as exc:
+            if attempt == CONNECT_ATTEMPTS - 1:
+                raise
+            note(f"{exc}; trying again in 30 s (the schedd must not end {what})")
+            time.sleep(30)
 
 
 def submit_driver(schedd, spec: GridSpec, grid: Path, root: Path) -> int:
@@ -219,22 +256,13 @@ def submit_driver(schedd, spec: GridSpec, grid: Path, root: Path) -> int:
 
 def run_driver(grid: Path, root: Path, log=print) -> int:
     """The driver job's body (`sweep search <frozen grid> --driver`): the search on the pool."""
-    from ..submit.backends import htcondor
     from .driver import Driver
     from .trials import HTCondorTrials
 
     spec = load_search_grid(grid, root, None)
     note = driver_log(spec, root, lambda line: log(line, flush=True))
     note(f"driver of sweep {spec.name} starting (pid {os.getpid()})")
-    for attempt in range(CONNECT_ATTEMPTS):  # a schedd that is restarting must not end the search
-        try:
-            schedd = htcondor.connect(timeout=30)
-            break
-        except BackendError as exc:
-            if attempt == CONNECT_ATTEMPTS - 1:
-                raise
-            note(f"{exc}; trying again in 30 s")
-            time.sleep(30)
+    schedd = connect_patiently(note, "the search")
     summary = Driver(spec, root, HTCondorTrials(spec, schedd=schedd), log=note).run()
     note(f"search {spec.name} finished: {summary.line()}")
     _collect_quietly(spec.name, root, note)
@@ -245,7 +273,12 @@ def driver_log(spec: GridSpec, root: Path, echo):
     """The driver's log: each line, time-stamped, to `echo` and appended to
     results/<sweep>/driver/search.log (a job's output file is truncated when the schedd restarts
     it; `sweep status` shows the last line)."""
-    path = SweepPaths(root.resolve()).results(spec.name) / DRIVER_DIR / DRIVER_LOG
+    return appending_log(SweepPaths(root.resolve()).results(spec.name) / DRIVER_DIR / DRIVER_LOG, echo)
+
+
+def appending_log(path: Path, echo):
+    """A log function: each line, time-stamped and printable, to `echo` and appended to `path`
+    (kept across restarts of a local-universe job, whose output file the schedd truncates)."""
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def note(message: str, **_) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from sweep.cli import main
 from sweep.records.events import attempts_by_run, read_event_log
 
+from test_search_on_pool import local_job_pid
 from test_sweep_on_pool import condor_pool_schedd, wait_until
 from tests.test_chain import pipeline
 
@@ -26,16 +27,7 @@ def chain_ad(name: str):
 
 def chain_pid(root: Path, name: str) -> int | None:
     """The running chain job's pid: the process whose command line is the chain job's."""
-    frozen = str(root / "jobs" / name / "chain.yaml").encode()
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmd = (proc / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if frozen in cmd and b"--driver" in cmd:
-                return int(proc.name)
-    return None
+    return local_job_pid(root / "jobs" / name / "chain.yaml")
 
 
 def stage_state(root: Path, name: str, stage: str) -> str | None:

@@ -45,14 +45,18 @@ def driver_ad(sweep: str):
 
 def driver_pid(root: Path, sweep: str) -> int | None:
     """The running driver's pid: the process whose command line is the driver's (local universe)."""
-    frozen = str(root / "jobs" / sweep / "search.yaml")
+    return local_job_pid(root / "jobs" / sweep / "search.yaml")
+
+
+def local_job_pid(frozen: Path) -> int | None:
+    """The pid of sweep's local-universe job (a search driver, a chain) that runs `frozen --driver`."""
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
                 cmd = (proc / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if frozen.encode() in cmd and b"--driver" in cmd:
+            if str(frozen).encode() in cmd and b"--driver" in cmd:
                 return int(proc.name)
     return None
 
