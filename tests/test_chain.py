@@ -7,6 +7,7 @@ The same stages on a real pool: tests/condor/test_chain_on_pool.py."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -134,6 +135,16 @@ def test_a_chain_runs_here_then_reruns_only_what_changed(chain_project, capsys):
     ev = json.loads((root / "results" / "tiny" / "evaluation" / "evaluation.json").read_text())
     assert ev["models"]["peak"].endswith("peaks-leader.keras") and ev["models"]["cluster"].endswith("clusters-leader.keras")
     assert "lstm_cnn" in ev["clusters"] and ev["tracks"]["n_tracks"] == 6 and ev["separation"]["momenta_gev"] == [3, 10]
+    # the simulation and the evaluation ran as steps: the peak grid's wrapper in processes of their
+    # own (as a pool's execute node runs them), whose outputs were moved out of their folders
+    for stage in ("simulate", "evaluate"):
+        step = json.loads((root / "results" / "tiny" / "steps" / stage / "step.json").read_text())
+        assert step["status"] == "done" and step["exit_code"] == 0 and step["pid"] != os.getpid(), step
+        assert step["inputs_hash"] == stages[stage]["inputs_hash"]
+        assert "tensorflow" in step["software"], step["software"]
+    assert sorted(p.name for p in (root / "results" / "tiny" / "steps" / "simulate").iterdir()) == \
+        ["stderr.txt", "stdout.txt", "step.json"]  # the dataset moved to data/, the leader's copies gone
+    assert (root / "jobs" / "tiny" / "steps" / "run_step.sh").is_file()
 
     # again: nothing is trained, simulated or evaluated twice
     data_mtime = (root / "data" / "tiny-cnn.npz").stat().st_mtime_ns
@@ -207,3 +218,28 @@ def test_a_chain_whose_peak_stage_cannot_run_stops_there_and_writes_nothing_afte
     assert peaks["state"] == "failed" and "data/missing.npz" in peaks["reason"]
     assert main(["--root", str(root), "status", "tiny"]) == 0
     assert re.search(r"peaks\s+failed; sweep tiny-lstm; NotFoundError: dataset data/missing.npz", capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("model, message", [
+    ("gone.keras", "peak_model gone.keras was not transferred with the job"),
+    ("../../../etc/passwd", "peak_model must be a file name in the job's folder"),
+])
+def test_a_step_that_fails_says_why_in_its_own_process_and_hands_back_nothing(chain_project, model, message):
+    """The step's body in its own process (the peak grid's wrapper, as --local runs it) refuses a
+    model that was not sent with it, or a path out of its folder: exit 2, step.json says why,
+    and the chain hears it as a StepError with that line."""
+    from sweep.chain.steps import LocalSteps, StepError, StepRequest
+    from sweep.core.grid import load_grid
+
+    root = chain_project
+    peak_grid(root)
+    grid = load_grid(root / "grids" / "l.yaml", root)
+    request = StepRequest("simulate", "0123456789abcdef", {
+        "peak_model": model, "simulate": {"waveforms": 10, "seed": 1, "threshold": 0.5, "params": {}}})
+    with pytest.raises(StepError) as err:
+        LocalSteps(root, "t", grid).run(request)
+    assert message in str(err.value) and "exit 2" in str(err.value), err.value
+    folder = root / "results" / "t" / "steps" / "simulate"
+    step = json.loads((folder / "step.json").read_text())
+    assert step["status"] == "failed" and step["exit_code"] == 2 and message in step["error"]
+    assert not (folder / "dataset.npz").exists()

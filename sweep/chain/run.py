@@ -5,8 +5,9 @@ the submit node under the schedd (log out if you like), the schedd starts it aga
 killed, and it runs the stages of sweep.chain.stages in order; each grid stage's runs are the
 sweep's own HTCondor DAG (or a search's trials), which it submits and follows. The stages are
 idempotent, so a restarted chain job goes on where the killed one was: a sweep submits only the
-runs without a result that are not queued, the simulation and the evaluation run again only for
-new inputs. With --local (or no pool at all) the same stages run here with the local backend.
+runs without a result that are not queued, the simulation and the evaluation (each a vanilla job
+on an execute node, sweep.chain.steps) run again only for new inputs, and a restarted chain job
+follows their queued job instead of submitting another. With --local (or no pool at all) the same stages run here with the local backend.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..records.lock import sweep_lock
 from ..search.stage import (appending_log, connect_patiently, driver_environment, driver_jobs,
                             local_universe_submit_text)
 from ..submit.stage import CONDOR, LOCAL, SubmitOptions, check_interpreter, submit_grid, unreachable_hint
+from .steps import LocalSteps, PoolSteps
 from .stages import CHAIN_LOG, CHAIN_RECORD, ChainContext, ChainError, clusters_sweep_name, read_record, run_stages, stage_lines
 
 FROZEN_PIPELINE = "chain.yaml"  # jobs/<chain>/chain.yaml: the pipeline the chain job reads
@@ -79,7 +81,8 @@ def start_chain(options: ChainOptions, console, *, checks: GridChecks, make_data
                           "local backend (--local says so, --condor insists on a pool)[/]")
         note = chain_log(spec, options.root, lambda line: console.print(escape(line), highlight=False))
         note(f"chain {spec.name} starting here (pid {os.getpid()}, local backend)")
-        ctx = ChainContext(spec, options.root, _local_runner(options, console, checks, make_dataset), checks, note)
+        ctx = ChainContext(spec, options.root, _local_runner(options, console, checks, make_dataset), checks, note,
+                           lambda grids: LocalSteps(options.root, spec.name, grids[0], options.cpus))
         record = run_stages(ctx)
         note(f"chain {spec.name} finished")
         for line in stage_lines(record):
@@ -196,7 +199,8 @@ def run_chain_job(pipeline: Path, root: Path, console, *, checks: GridChecks, ma
     note = chain_log(spec, root, lambda line: print(line, flush=True))
     note(f"chain {spec.name} starting on the pool (pid {os.getpid()})")
     schedd = connect_patiently(note, "the chain")
-    ctx = ChainContext(spec, root, _pool_runner(root, schedd, console, checks, make_dataset, note), checks, note)
+    ctx = ChainContext(spec, root, _pool_runner(root, schedd, console, checks, make_dataset, note), checks, note,
+                       lambda grids: PoolSteps(root, spec.name, schedd, grids, note))
     record = run_stages(ctx)
     note(f"chain {spec.name} finished")
     for line in stage_lines(record):

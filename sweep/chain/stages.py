@@ -7,8 +7,10 @@ results/<chain>/chain.json. Running the chain again runs only what changed: a gr
 sweep for the runs without a valid result (the sweep's own run ids are content hashes of
 configuration, data and seed, so a finished sweep submits nothing), the simulation and the
 evaluation run again only when their inputs' hash differs (a new peak leader means a new
-dataset, hence new clusterizer runs, hence a new evaluation). On a pool every grid stage's runs
-are HTCondor jobs; on this machine (--local) they are local jobs; the same code runs both.
+dataset, hence new clusterizer runs, hence a new evaluation). On a pool every grid stage's runs,
+the simulation and the evaluation are HTCondor jobs (sweep.chain.steps), and the chain's own
+process imports no TensorFlow; on this machine (--local) they are local jobs and processes; the
+same code runs both.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ..core.names import SweepPaths
 from ..core.pipeline import STAGES, PipelineSpec
 from ..core.render import relative_to_root
 from ..fsutil import atomic_write_json, atomic_write_text, file_digest
+from .steps import StepExecutor, StepRequest
 
 CHAIN_RECORD = "chain.json"  # results/<chain>/chain.json: each stage's inputs hash, outputs, state
 CHAIN_LOG = "chain.log"  # results/<chain>/chain.log: what the chain did, across runs and restarts
@@ -50,6 +53,8 @@ class ChainContext:
     run_grid: Callable[[GridSpec, Path], None]  # runs a grid's sweep (or search) to its end
     checks: GridChecks
     log: Callable[[str], None]
+    #: runs the simulation and the evaluation: (the peak grid, the clusters grid) -> an executor
+    steps: Callable[[list[GridSpec]], StepExecutor]
 
     @property
     def paths(self) -> SweepPaths:
@@ -98,9 +103,6 @@ def run_stages(ctx: ChainContext) -> dict[str, Any]:
         ChainError: a stage that cannot go on (said why); GridError: an invalid grid; what the
         stages' sweeps, the simulation and the evaluation raise.
     """
-    # the simulation and the evaluation load the leaders with TensorFlow in this process: its C++
-    # start-up chatter would bury the chain's own lines (the jobs set the same)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     ctx.results.mkdir(parents=True, exist_ok=True)
     ctx.jobs.mkdir(parents=True, exist_ok=True)
     record = read_record(ctx.results)
@@ -108,12 +110,14 @@ def run_stages(ctx: ChainContext) -> dict[str, Any]:
         peak_grid = load_grid(ctx.spec.peaks.grid, ctx.root, checks=ctx.checks)  # its model and name: checked
         ctx.log(f"stage peaks: sweep {peak_grid.name} ({ctx.spec.peaks.grid_text})")
         peaks = _grid_stage(ctx, record, "peaks", peak_grid, ctx.spec.peaks.grid, ctx.spec.peaks.leader)
-        data = _simulate_stage(ctx, record, peaks, peak_grid)
+        # the simulation runs where and how the peak grid's jobs run; it asks for what both grids' do
+        plain_cluster_grid = load_grid(ctx.spec.clusters.grid, ctx.root, checks=ctx.checks)
+        data = _simulate_stage(ctx, record, peaks, peak_grid, ctx.steps([peak_grid, plain_cluster_grid]))
         cluster_grid_path = write_clusters_grid(ctx, data)
         cluster_grid = load_grid(cluster_grid_path, ctx.root, checks=ctx.checks)
         ctx.log(f"stage clusters: sweep {cluster_grid.name} on {data['path']}")
         clusters = _grid_stage(ctx, record, "clusters", cluster_grid, cluster_grid_path, ctx.spec.clusters.leader)
-        _evaluate_stage(ctx, record, peaks, clusters, data)
+        _evaluate_stage(ctx, record, peaks, clusters, data, ctx.steps([peak_grid, cluster_grid]))
     except Exception as exc:  # a stage that raised is failed in the record, with why (status shows it)
         for stage, entry in list(record["stages"].items()):
             if entry.get("state") == "running":
@@ -178,10 +182,23 @@ def _number(value: Any) -> float | None:
     return f if f == f else None
 
 
-def _simulate_stage(ctx: ChainContext, record: dict, peaks: dict, peak_grid: GridSpec) -> dict[str, Any]:
-    """The clusterizer's dataset: a simulation whose cluster inputs are the peak leader's peaks."""
-    from ..physics.datasets import simulate_to_file
+def _leader_files(ctx: ChainContext, leader: dict) -> list[Path]:
+    """A leader's model and its training record (what a step job receives)."""
+    model = ctx.root.resolve() / leader["model"]
+    record = model.with_suffix(".json")
+    return [model, record] if record.is_file() else [model]
 
+
+def _on_submit(ctx: ChainContext, record: dict, stage: str):
+    def noted(cluster: int) -> None:  # the stage's job, in its record (status shows it)
+        _save(ctx, record, stage, **{**record["stages"][stage], "job": f"{cluster}.0"})
+    return noted
+
+
+def _simulate_stage(ctx: ChainContext, record: dict, peaks: dict, peak_grid: GridSpec,
+                    steps: StepExecutor) -> dict[str, Any]:
+    """The clusterizer's dataset: a simulation whose cluster inputs are the peak leader's peaks,
+    run as a step job (sweep.physics.step) and moved to the pipeline's simulate.path."""
     sim = ctx.spec.simulate
     params = sim["params"] if sim["params"] is not None else dict((peak_grid.data.simulate or {}).get("params") or {})
     inputs = {"peak_leader": peaks["sha256"], "waveforms": sim["waveforms"], "seed": sim["seed"],
@@ -190,7 +207,7 @@ def _simulate_stage(ctx: ChainContext, record: dict, peaks: dict, peak_grid: Gri
     path: Path = sim["path"]
     previous = record["stages"].get("simulate") or {}
     out = {"path": sim["path_text"], "inputs_hash": digest, "params": params}
-    if previous.get("inputs_hash") == digest and path.is_file() and \
+    if previous.get("inputs_hash") == digest and previous.get("state") == "done" and path.is_file() and \
             file_digest(path)["sha256"] == previous.get("sha256"):
         ctx.log(f"stage simulate: {sim['path_text']} is unchanged (inputs {digest})")
         _save(ctx, record, "simulate", **{**previous, "state": "done", "skipped": True})
@@ -198,15 +215,27 @@ def _simulate_stage(ctx: ChainContext, record: dict, peaks: dict, peak_grid: Gri
     _save(ctx, record, "simulate", state="running", inputs_hash=digest, path=sim["path_text"])
     ctx.log(f"stage simulate: {sim['waveforms']} waveforms (seed {sim['seed']}), peaks by the peak leader "
             f"{peaks['run_id']} at threshold {sim['threshold']} -> {sim['path_text']}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    summary = simulate_to_file(path, sim["waveforms"], sim["seed"], params,
-                               peak_model=ctx.root.resolve() / peaks["model"], peak_threshold=sim["threshold"])
-    for note in summary.get("notes", []):
+    model_files = _leader_files(ctx, peaks)
+    request = StepRequest("simulate", digest, {
+        "peak_model": model_files[0].name, "request_cpus": peak_grid.resources.request_cpus,
+        "simulate": {"waveforms": sim["waveforms"], "seed": sim["seed"], "threshold": sim["threshold"],
+                     "params": params}}, model_files)
+    result, folder = steps.run(request, _on_submit(ctx, record, "simulate"))
+    for note in result.get("notes", []):
         ctx.log(note)
-    sha = file_digest(path)["sha256"]
+    made = folder / str(result["output"])
+    sha = file_digest(made)["sha256"]
+    if sha != result.get("sha256"):  # what came back is not what the job wrote
+        raise ChainError(f"stage simulate: {made} has sha256 {sha[:16]}..., its job wrote {str(result.get('sha256'))[:16]}...")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    shutil.copyfile(made, tmp)  # results/ and the dataset's folder may be different file systems
+    tmp.replace(path)
+    made.unlink()
     _save(ctx, record, "simulate", state="done", skipped=False, inputs_hash=digest, path=sim["path_text"],
-          sha256=sha, waveforms=summary["n_waveforms"], mean_peaks=summary.get("mean_peaks"),
-          mean_clusters=summary.get("mean_clusters"), seconds=round(summary["seconds"], 1))
+          sha256=sha, waveforms=result["waveforms"], mean_peaks=result.get("mean_peaks"),
+          mean_clusters=result.get("mean_clusters"), seconds=result.get("seconds"), host=result.get("host"),
+          job=(record["stages"].get("simulate") or {}).get("job"))
     return {**out, "sha256": sha}
 
 
@@ -233,30 +262,44 @@ def write_clusters_grid(ctx: ChainContext, data: dict[str, Any]) -> Path:
     return path
 
 
-def _evaluate_stage(ctx: ChainContext, record: dict, peaks: dict, clusters: dict, data: dict) -> None:
-    from ..physics.evaluate import evaluate
-
+def _evaluate_stage(ctx: ChainContext, record: dict, peaks: dict, clusters: dict, data: dict,
+                    steps: StepExecutor) -> None:
+    """Both leaders on fresh held-out waveforms, run as a step job; its evaluation.json and
+    PNGs replace results/<chain>/evaluation/ at once."""
     ev = ctx.spec.evaluate
     inputs = {"peak_leader": peaks["sha256"], "cluster_leader": clusters["sha256"], "settings": ev,
               "params": data["params"]}
     digest = inputs_hash(inputs)
     out_dir = ctx.results / EVALUATION_DIR
     previous = record["stages"].get("evaluate") or {}
-    if previous.get("inputs_hash") == digest and (out_dir / "evaluation.json").is_file():
+    if previous.get("inputs_hash") == digest and previous.get("state") == "done" and \
+            (out_dir / "evaluation.json").is_file():
         ctx.log(f"stage evaluate: unchanged (inputs {digest})")
         _save(ctx, record, "evaluate", **{**previous, "state": "done", "skipped": True})
         return
     _save(ctx, record, "evaluate", state="running", inputs_hash=digest)
     ctx.log(f"stage evaluate: {ev['waveforms']} held-out waveforms (seed {ev['seed']}), {ev['tracks']} tracks x "
             f"{ev['cells']} cells, pi/K at {ev['separation_momenta']} GeV/c")
-    result = evaluate(ctx.root.resolve() / peaks["model"], ctx.root.resolve() / clusters["model"], out_dir=out_dir,
-                      n_waveforms=ev["waveforms"], seed=ev["seed"], params=data["params"],
-                      lstm_threshold=ev["threshold"], n_tracks=ev["tracks"], cells=ev["cells"],
-                      momentum_gev=float(ev["momentum"]), separation_momenta=tuple(ev["separation_momenta"]),
-                      separation_tracks=ev["separation_tracks"], log=ctx.log)
+    peak_files, cluster_files = _leader_files(ctx, peaks), _leader_files(ctx, clusters)
+    request = StepRequest("evaluate", digest, {
+        "peak_model": peak_files[0].name, "cluster_model": cluster_files[0].name, "params": data["params"],
+        "evaluate": dict(ev)}, peak_files + cluster_files)
+    result, folder = steps.run(request, _on_submit(ctx, record, "evaluate"))
+    fresh = ctx.results / f".{EVALUATION_DIR}.new"
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir()
+    for name in result["output"]:
+        shutil.copyfile(folder / str(name), fresh / Path(str(name)).name)
+    old = ctx.results / f".{EVALUATION_DIR}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if out_dir.exists():
+        out_dir.rename(old)
+    fresh.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
     _save(ctx, record, "evaluate", state="done", skipped=False, inputs_hash=digest,
           output=relative_to_root(out_dir / "evaluation.json", ctx.root), summary=result["summary"],
-          warnings=result.get("warnings", []), seconds=round(result["seconds"], 1))
+          warnings=result.get("warnings", []), seconds=result.get("seconds"), host=result.get("host"),
+          job=(record["stages"].get("evaluate") or {}).get("job"))
     ctx.log("stage evaluate: done")
 
 
@@ -291,6 +334,8 @@ def stage_lines(record: dict[str, Any]) -> list[str]:
         leader = entry.get("leader")
         if leader:
             bits.append(f"leader {leader['run_id']} {leader.get('name')} ({leader['metric']} {_fmt(leader.get('value'))})")
+        if entry.get("job"):
+            bits.append(f"job {entry['job']}" + (f" on {entry['host']}" if entry.get("host") else ""))
         if stage == "simulate" and entry.get("path"):
             bits.append(f"{entry['path']}" + (f", {entry['waveforms']} waveforms" if entry.get("waveforms") else ""))
         if stage == "evaluate" and entry.get("summary"):

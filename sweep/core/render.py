@@ -239,13 +239,9 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
     python, shared = job_interpreter(spec, python)
     try:
         submit_template = env.get_template("job.sub.j2")
-        wrapper_template = env.get_template("run_job.sh.j2")
         jobs_dir, results_dir = paths.jobs(spec.name), paths.results(spec.name)
         code_path = str(jobs_dir / code_archive) if code_archive else ""
-        wrapper_text = wrapper_template.render(python=python, package_root=str(CHECKOUT or ""),
-                                               code_archive=code_path, code_archive_name=code_archive or "",
-                                               cvmfs=spec.condor.get("cvmfs") or "", sweep=spec.name,
-                                               version=__version__)
+        wrapper_text = _render_wrapper(env, spec, python, code_path, code_archive or "", spec.name)
         rendered = []
         escalation = spec.condor.get("memory_escalation")
         if escalation:
@@ -255,7 +251,7 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
             "memory_escalation": escalation,
             "sweep": {"name": spec.name, "model": spec.model},
             "resources": spec.resources,
-            "condor": _condor_context(spec.condor),
+            "condor": condor_context(spec.condor),
             "version": __version__,
         }
         # what HTCondor transfers: the model's arrays (the data step writes them), or nothing when
@@ -292,6 +288,30 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         raise RenderError(f"template error{where}: {exc}") from None
     return RenderedSweep(spec=spec, paths=paths, wrapper_text=wrapper_text, runs=rendered,
                          code_archive=code_archive, python=python, shared_interpreter=shared)
+
+
+def _render_wrapper(env: jinja2.Environment, spec: GridSpec, python: str, code_path: str, code_name: str,
+                    label: str) -> str:
+    return env.get_template("run_job.sh.j2").render(python=python, package_root=str(CHECKOUT or ""),
+                                                    code_archive=code_path, code_archive_name=code_name,
+                                                    cvmfs=spec.condor.get("cvmfs") or "", sweep=label,
+                                                    version=__version__)
+
+
+def render_wrapper(spec: GridSpec, code_archive: Path, label: str) -> str:
+    """The job wrapper (run_job.sh.j2) of a grid's jobs, for another job that must run where and
+    how they run (a chain's simulation and evaluation jobs): the grid's interpreter, setup
+    script and templates, sweep's code from `code_archive` (transferred with the job).
+
+    Raises:
+        RenderError: a template problem.
+    """
+    python, _ = job_interpreter(spec)
+    try:
+        return _render_wrapper(make_environment(spec.templates), spec, python, str(code_archive),
+                               code_archive.name, label)
+    except jinja2.TemplateError as exc:
+        raise RenderError(f"template error: {exc}") from None
 
 
 _SUBMIT_LINE = re.compile(r"^\s*([+A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*?)\s*$")
@@ -337,7 +357,7 @@ def _require_sweep_lines(text: str, template: str | None, sweep: str, run_id: st
 DEFAULT_CHECKPOINT_EVERY_S = 600
 
 
-def _condor_context(condor: dict[str, Any]) -> dict[str, Any]:
+def condor_context(condor: dict[str, Any]) -> dict[str, Any]:
     ctx = {k: condor.get(k) for k in ("requirements", "accounting_group", "max_runtime", "container_image",
                                       "transfer_container", "job_flavour", "job_duration_category")}
     env = dict(condor.get("environment") or {})

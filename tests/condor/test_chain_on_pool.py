@@ -1,8 +1,9 @@
 """The two-step chain on a real personal HTCondor pool: `sweep chain --condor` submits one
 local-universe job, whose stages submit and follow each grid's sweep as HTCondor jobs (real
-Keras trainings), simulate with the LSTM leader and evaluate both leaders. The fault is real: the
-chain job is killed with SIGKILL while its clusterizer sweep runs, the schedd starts it again,
-and it goes on without losing or redoing a run."""
+Keras trainings), and the simulation with the LSTM leader and the evaluation of both leaders as
+vanilla jobs of their own. The faults are real: the chain job is killed with SIGKILL while its
+clusterizer sweep runs, and again while its evaluation job runs; the schedd starts it again each
+time, and it goes on without losing or redoing a run or a step."""
 
 from __future__ import annotations
 
@@ -53,10 +54,19 @@ def test_a_chain_runs_on_the_pool_as_one_job_and_survives_being_killed(project, 
     os.kill(pid, signal.SIGKILL)
     wait_until(lambda: (chain_ad("pool-chain") or {}).get("NumJobStarts", 0) >= 2 or chain_ad("pool-chain") is None,
                120, "the schedd to start the chain job again")
+    # killed again while its evaluation runs as a job of its own: the chain job started anew follows
+    # that job (or takes its step.json, had it ended meanwhile) and submits no second one
+    wait_until(lambda: stage_state(root, "pool-chain", "evaluate") == "running" and
+               (json.loads((root / "results" / "pool-chain" / "chain.json").read_text())["stages"]["evaluate"]
+                .get("job")), 600, "the evaluation job")
+    pid = wait_until(lambda: chain_pid(root, "pool-chain"), 30, "the chain job's process")
+    os.kill(pid, signal.SIGKILL)
     wait_until(lambda: chain_ad("pool-chain") is None, 900, "the chain to end")
 
     log = (root / "results" / "pool-chain" / "chain.log").read_text()
-    assert log.count("starting on the pool") == 2 and log.rstrip().count("chain pool-chain finished") == 1, log
+    # the restarted chain job either followed the queued evaluation job or took its step.json
+    assert "step evaluate: following its job" in log or "step evaluate: its job had ended" in log, log
+    assert log.count("starting on the pool") == 3 and log.rstrip().count("chain pool-chain finished") == 1, log
     record = json.loads((root / "results" / "pool-chain" / "chain.json").read_text())
     stages = record["stages"]
     assert [stages[s]["state"] for s in ("peaks", "simulate", "clusters", "evaluate")] == ["done"] * 4, stages
@@ -66,6 +76,14 @@ def test_a_chain_runs_on_the_pool_as_one_job_and_survives_being_killed(project, 
         runs = attempts_by_run(read_event_log(root / "results" / sweep / "events.log"))
         assert len(runs) == 2 and all(len(jobs) == 1 and jobs[0].starts == 1 for jobs in runs.values()), \
             {r: [(j.job_id, j.starts, j.state) for j in jobs] for r, jobs in runs.items()}
+    # the simulation and the evaluation were vanilla jobs of the pool, each submitted and started once
+    steps = read_event_log(root / "results" / "pool-chain" / "steps" / "events.log")
+    assert {f"{c}.{p}" for c, p in steps} == {stages["simulate"]["job"], stages["evaluate"]["job"]}, steps
+    assert all(j.starts == 1 and j.exit_code == 0 for j in steps.values()), steps
+    history = list(condor_pool_schedd().history(constraint='SweepName == "pool-chain" && SweepRole == "step"',
+                                                projection=["JobUniverse", "SweepRunId"]))
+    assert sorted(str(ad["SweepRunId"]).split("-")[0] for ad in history) == ["evaluate", "simulate"], history
+    assert {int(ad["JobUniverse"]) for ad in history} == {5}  # vanilla, not the chain job's local universe
     ev = json.loads((root / "results" / "pool-chain" / "evaluation" / "evaluation.json").read_text())
     assert "lstm_cnn" in ev["clusters"] and ev["tracks"]["n_tracks"] == 6
     # the clusterizer trained on the peaks of the LSTM leader the chain chose

@@ -1,0 +1,124 @@
+"""The execute side of a chain's step jobs: the clusterizer's dataset simulated with the peak
+leader's peaks, or the evaluation of both leaders, run on an execute node by the same wrapper
+and entry point as a training job (`python -m sweep.job config.yaml`, with a config.yaml whose
+`step` names the step: sweep.job hands it here).
+
+Everything the step needs travels with it: config.yaml, the leaders (`.keras` with their
+training records) and sweep's code. Everything it makes is written flat in its scratch folder,
+which HTCondor transfers back: `dataset.npz` (simulate), `evaluation.json` and its PNGs
+(evaluate), and always `step.json`, which says how it ended.
+
+Exit status: 0 done; 1 the step failed; 2 an unusable configuration or input (step.json says which).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import InputError, SweepError
+from ..fsutil import atomic_write_json, file_digest
+
+STEP_RESULT = "step.json"
+STEP_DATASET = "dataset.npz"
+STEP_KINDS = ("simulate", "evaluate")
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_step(config: dict[str, Any], out_dir: Path) -> int:
+    """Run the step `config` describes in `out_dir` (the scratch folder, which holds its inputs).
+
+    Args:
+        config: the step's config.yaml: `step` (simulate | evaluate), `chain`, `inputs_hash`,
+            `peak_model` (and for evaluate `cluster_model`): file names in `out_dir`, and the
+            step's settings (`simulate` or `evaluate`).
+        out_dir: where it reads its inputs and writes its outputs and step.json.
+
+    Returns:
+        The exit status (step.json records it and why).
+    """
+    record: dict[str, Any] = {"step": config.get("step"), "chain": config.get("chain"),
+                              "inputs_hash": config.get("inputs_hash"), "status": "running", "started": _now(),
+                              "host": socket.gethostname(), "pid": os.getpid()}
+    t_start = time.perf_counter()
+
+    def finish(status: str, code: int, error: str | None = None) -> int:
+        from ..job.runner import software_versions
+
+        record.update(status=status, exit_code=code, finished=_now(), seconds=round(time.perf_counter() - t_start, 1),
+                      software=software_versions())
+        if error:
+            record["error"] = error
+            print(f"sweep step {record['step']}: {error}", file=sys.stderr)
+        atomic_write_json(out_dir / STEP_RESULT, record)
+        return code
+
+    step = config.get("step")
+    if step not in STEP_KINDS:
+        return finish("failed", EXIT_BAD_INPUT, f"unknown step {str(step)[:40]!r} (expected one of {STEP_KINDS})")
+    from ..job import resources
+
+    cpus, source = resources.allocated_cpus(config.get("request_cpus"))
+    resources.apply_before_import(*resources.thread_settings(cpus))
+    record["threads"] = {"cpus": cpus, "cpus_source": source}
+    print(f"sweep step {step} of chain {config.get('chain')}: {cpus} CPU(s) from {source}", flush=True)
+    try:
+        if step == "simulate":
+            record.update(_simulate(config, out_dir))
+        else:
+            record.update(_evaluate(config, out_dir))
+    except (InputError, SweepError, ValueError, KeyError, OSError) as exc:
+        return finish("failed", EXIT_BAD_INPUT, f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - any other failure: recorded with its traceback
+        traceback.print_exc()
+        return finish("failed", EXIT_FAILED, f"{type(exc).__name__}: {exc}")
+    return finish("done", EXIT_OK)
+
+
+def _model(config: dict, key: str, out_dir: Path) -> Path:
+    name = str(config[key])
+    if Path(name).name != name:  # a file of the scratch folder, never a path elsewhere
+        raise InputError(f"{key} must be a file name in the job's folder, got {name[:80]!r}")
+    path = out_dir / name
+    if not path.is_file():
+        raise InputError(f"{key} {name} was not transferred with the job")
+    return path
+
+
+def _simulate(config: dict, out_dir: Path) -> dict[str, Any]:
+    from .datasets import simulate_to_file
+
+    s = config["simulate"]
+    path = out_dir / STEP_DATASET
+    summary = simulate_to_file(path, s["waveforms"], s["seed"], s["params"],
+                               peak_model=_model(config, "peak_model", out_dir), peak_threshold=s["threshold"])
+    for note in summary.get("notes", []):
+        print(note, flush=True)
+    return {"output": STEP_DATASET, "sha256": file_digest(path)["sha256"], "waveforms": summary["n_waveforms"],
+            "mean_peaks": summary.get("mean_peaks"), "mean_clusters": summary.get("mean_clusters"),
+            "notes": summary.get("notes", []), "python": platform.python_version()}
+
+
+def _evaluate(config: dict, out_dir: Path) -> dict[str, Any]:
+    from .evaluate import evaluate
+
+    ev = config["evaluate"]
+    result = evaluate(_model(config, "peak_model", out_dir), _model(config, "cluster_model", out_dir),
+                      out_dir=out_dir, n_waveforms=ev["waveforms"], seed=ev["seed"], params=config["params"],
+                      lstm_threshold=ev["threshold"], n_tracks=ev["tracks"], cells=ev["cells"],
+                      momentum_gev=float(ev["momentum"]), separation_momenta=tuple(ev["separation_momenta"]),
+                      separation_tracks=ev["separation_tracks"], log=lambda line: print(line, flush=True))
+    files = sorted(p.name for p in out_dir.iterdir() if p.name == "evaluation.json" or p.suffix == ".png")
+    return {"output": files, "summary": result["summary"], "warnings": result.get("warnings", []),
+            "evaluate_seconds": round(result["seconds"], 1)}
