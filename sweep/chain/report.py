@@ -63,20 +63,48 @@ def evaluation_tables(ev: dict[str, Any]) -> list[tuple[str, list[list[str]]]]:
     tables.append(("Cluster level (per cell, against the TRUE count)", rows))
     tracks = ev.get("tracks")
     if tracks:
-        rows = [["estimator", "resolution", "response slope", "dE/dx ÷ this", "× Poisson(ε)"]]
-        rows.append(["dE/dx (truncated mean)", _fmt(tracks["dedx"].get("resolution")), "", "1", ""])
+        rows = [["estimator", "resolution", "response slope (per cell)", "mean ÷ true", "dE/dx ÷ this",
+                 "× Poisson(ε)"]]
+        rows.append(["dE/dx (truncated mean)", _pm(tracks["dedx"], "resolution"), "", "", "1", ""])
+        dedx = tracks["dedx"].get("resolution")
         for method, d in tracks["dndx"].items():
-            rows.append([f"dN/dx {method}", _fmt(d.get("resolution")), _fmt(d.get("response_slope")),
-                         _fmt(d.get("dedx_over_dndx")), _fmt(d.get("ratio_to_poisson_eps"))])
-        rows.append(["Poisson limit", _fmt(tracks.get("poisson_limit")), "", "", "1"])
+            rows.append([f"dN/dx {method}", _pm(d, "resolution"), _fmt(d.get("response_slope")),
+                         _fmt(d.get("counted_over_true")), _fmt(d.get("dedx_over_dndx")),
+                         _fmt(d.get("ratio_to_poisson_eps"))])
+            c = d.get("calibrated")
+            if c and method != "truth":  # the track-level estimator: each cell on the truth's scale
+                ratio = dedx / c["resolution"] if dedx and c.get("resolution") else None
+                rows.append([f"dN/dx {method}, calibrated", _pm(c, "resolution"), _pm(c, "response_slope"),
+                             _pm(c, "counted_over_true"), _fmt(ratio), ""])
+        rows.append(["Poisson limit", _fmt(tracks.get("poisson_limit")), "", "", "", "1"])
         tables.append((f"Track level ({tracks.get('n_tracks')} tracks × {tracks.get('cells')} cells)", rows))
     sep = ev.get("separation")
     if sep:
         rows = [["momentum (GeV/c)", "dE/dx", *(f"dN/dx {k}" for k in sep["dndx"])]]
         for i, mom in enumerate(sep["momenta_gev"]):
-            rows.append([_fmt(mom), _fmt(sep["dedx"][i]), *(_fmt(v[i]) for v in sep["dndx"].values())])
+            rows.append([_fmt(mom), _pm_at(sep["dedx"], sep.get("dedx_err"), i),
+                         *(_pm_at(v, (sep.get("dndx_err") or {}).get(k), i) for k, v in sep["dndx"].items())])
         tables.append(("π/K separation (σ)", rows))
+        calibrated = sep.get("calibrated") or {}
+        if calibrated:
+            rows = [["momentum (GeV/c)", *(f"{k}: π mean ÷ true, K mean ÷ true, density response" for k in calibrated)]]
+            for i, mom in enumerate(sep["momenta_gev"]):
+                rows.append([_fmt(mom), *(f"{_fmt(c['counted_over_true'][i][0])}, {_fmt(c['counted_over_true'][i][1])}, "
+                                          f"{_pm_at(c['density_slope'], c['density_slope_err'], i)}"
+                                          for c in calibrated.values())])
+            tables.append(("Calibrated dN/dx on the π/K tracks (calibrated at the track level's momentum)", rows))
     return tables
+
+
+def _pm(d: dict, key: str) -> str:
+    """d[key] ± d[key_err] (the error when there is one)."""
+    err = d.get(f"{key}_err")
+    return _fmt(d.get(key)) + (f" ± {_fmt(err)}" if isinstance(err, (int, float)) else "")
+
+
+def _pm_at(values: list, errors: list | None, i: int) -> str:
+    err = errors[i] if errors and i < len(errors) else None
+    return _fmt(values[i]) + (f" ± {_fmt(err)}" if isinstance(err, (int, float)) else "")
 
 
 def write_chain_report(name: str, root: Path, top: int = 3, output: Path | None = None) -> Path:

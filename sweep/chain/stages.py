@@ -350,7 +350,7 @@ def stage_lines(record: dict[str, Any]) -> list[str]:
 #: The evaluation's headline figures shown per chain (sweep.physics.evaluate.summary's keys).
 SUMMARY_KEYS = ("lstm_f1_natural", "lstm_eff_purity_peaks", "deriv_eff_purity_peaks",
                 "clusters_lstm_cnn_rel_resolution", "clusters_lstm_cnn_rel_bias", "dedx_resolution",
-                "dndx_lstm_cnn_resolution", "dndx_lstm_cnn_dedx_ratio")
+                "dndx_lstm_cnn_resolution", "dndx_lstm_cnn_dedx_ratio", "dndx_lstm_cnn_calibrated_slope")
 
 
 def _fmt(value: Any) -> str:

@@ -30,6 +30,15 @@ seed and computes
   (a poorly trained CNN) would look better than Poisson; ``resolution_raw`` is std/mean.
   Compared with the Poisson limit 1/√N (N = mean true clusters per track) and 1/√(ε·N) with
   ε = min(b, 1).
+  The *calibrated estimator* (``dndx[method]["calibrated"]``) is the track-level count of each
+  method: its per-cell response (a, b) is fitted on calibration tracks of their own (same
+  momentum, another seed) and each cell's count mapped to (count − a) / b before summing. On
+  the measured tracks it reports its response slope (per cell; ≈ 1 when the calibration
+  holds), its mean over the true dN/dx and the slope of track dN/dx against the true one;
+  the π/K tracks check it at other momenta and species (``separation["calibrated"]``: mean
+  over truth per species, density response Δ/Δtrue). Its resolution equals the calibrated
+  resolution above (an affine map cannot add information: for a per-cell MSE estimator with
+  explained variance R² it is the Poisson limit / √R²).
 
 * **π/K separation**: at each of ``separation_momenta``, ``separation_tracks`` pions and kaons
   crossing ``cells`` cells; |Δmean| / mean σ of dN/dx (each method, raw counts: the ratio does
@@ -99,6 +108,25 @@ def response_slope(counted: np.ndarray, true: np.ndarray) -> float:
     c = np.asarray(counted, dtype=np.float64)
     v = float(np.var(t))
     return float(np.mean((t - t.mean()) * (c - c.mean())) / v) if v > 0 else math.nan
+
+
+def fit_response(counted: np.ndarray, true: np.ndarray) -> tuple[float, float]:
+    """(offset a, slope b) of the least-squares line counted ≈ a + b · true, per cell: a
+    method's response, which :func:`calibrated_counts` inverts."""
+    c, t = np.asarray(counted, dtype=np.float64).ravel(), np.asarray(true, dtype=np.float64).ravel()
+    b = response_slope(c, t)
+    return float(c.mean() - b * t.mean()), b
+
+
+def calibrated_counts(counted: np.ndarray, calibration: dict[str, float]) -> np.ndarray:
+    """Per-cell counts on the true count's scale: (counted − a) / b with the response (a, b)
+    fitted on a calibration sample of its own (:func:`fit_response`). Summed over a track's
+    cells, an estimator that regresses towards the mean (a per-cell MSE optimum) then responds
+    to the track's cluster density with slope ≈ 1; its calibrated resolution is unchanged (an
+    affine map), only what it reports is on the truth's scale."""
+    b = calibration["slope"]
+    return (np.asarray(counted, dtype=np.float64) - calibration["offset"]) / b if b > 1e-9 else \
+        np.full(np.shape(counted), math.nan)
 
 
 def truncated_mean(values: np.ndarray, fraction: float, axis: int = -1) -> np.ndarray:
@@ -259,14 +287,25 @@ def dedx_truncated(chord: np.ndarray, charge: np.ndarray, truncation: float) -> 
 
 def evaluate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn: Scorer | None,
                     deriv_params: deriv.DerivParams, *, n_tracks: int, cells: int, momentum_gev: float,
-                    truncation: float, seed: int, lstm_threshold: float = 0.5, chunk_waveforms: int = 1000
-                    ) -> dict[str, Any]:
-    """dN/dx (each counting method) vs truncated-mean dE/dx for tracks crossing ``cells`` cells."""
+                    truncation: float, seed: int, lstm_threshold: float = 0.5, chunk_waveforms: int = 1000,
+                    calibration_tracks: int | None = None) -> dict[str, Any]:
+    """dN/dx (each counting method) vs truncated-mean dE/dx for tracks crossing ``cells`` cells.
+
+    Each method's per-cell response (a, b) is fitted on ``calibration_tracks`` tracks of their
+    own (default ``n_tracks``; other seeds than the measured tracks') and its calibrated dN/dx
+    (:func:`calibrated_counts`) measured on the tracks: ``dndx[method]["calibrated"]``."""
     t0 = time.perf_counter()
     per, chord, charge = simulate_tracks(
         params, peak_fn, cluster_fn, deriv_params, particle=params.particle, momentum_gev=momentum_gev,
         n_tracks=n_tracks, cells=cells, seed=(int(seed), 0x7AC5), lstm_threshold=lstm_threshold,
         chunk_waveforms=chunk_waveforms)
+    n_cal = int(n_tracks if calibration_tracks is None else calibration_tracks)
+    cal, _, _ = simulate_tracks(
+        params, peak_fn, cluster_fn, deriv_params, particle=params.particle, momentum_gev=momentum_gev,
+        n_tracks=n_cal, cells=cells, seed=(int(seed), 0xCA1B), lstm_threshold=lstm_threshold,
+        chunk_waveforms=chunk_waveforms)
+    calibrations = {k: dict(zip(("offset", "slope"), fit_response(v, cal["truth"])), cells=int(v.size))
+                    for k, v in cal.items()}
     length = chord.sum(axis=1)
     true_n = per["truth"].sum(axis=1)
     N = float(true_n.mean())
@@ -299,9 +338,38 @@ def evaluate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn
             "ratio_to_poisson": res / poisson if poisson else math.nan,
             "dedx_over_dndx": dedx_res / res if res else math.nan,
             "values": n_tr / length,
+            "calibrated": _calibrated_tracks(cell, per["truth"], length, calibrations[k], n_tracks),
         }
+    out["calibration"] = {"tracks": n_cal, "cells": cells, "momentum_gev": float(momentum_gev),
+                          "methods": calibrations}
     out["seconds"] = time.perf_counter() - t0
     return out
+
+
+def _calibrated_tracks(cell: np.ndarray, true_cell: np.ndarray, length: np.ndarray, calibration: dict,
+                       n_tracks: int) -> dict[str, Any]:
+    """A method's calibrated dN/dx on the measured tracks: its per-cell response slope (≈ 1 when
+    the calibration holds), its mean over the true dN/dx, its resolution (std over the mean true
+    dN/dx) and the slope of track dN/dx against the true one, with their statistical errors."""
+    c = calibrated_counts(cell, calibration)
+    if not np.all(np.isfinite(c)):
+        return {"response_slope": math.nan, "counted_over_true": math.nan, "resolution": math.inf}
+    dndx, true = c.sum(axis=1) / length, true_cell.sum(axis=1) / length
+    res = float(np.std(dndx) / np.mean(true))
+    t_c, c_c = true - true.mean(), dndx - dndx.mean()
+    var_t = float(np.mean(t_c ** 2))
+    track_slope = float(np.mean(t_c * c_c) / var_t) if var_t > 0 else math.nan
+    resid = c_c - track_slope * t_c
+    track_err = float(np.sqrt(np.mean(resid ** 2) / (var_t * max(len(true) - 2, 1)))) if var_t > 0 else math.nan
+    slope = response_slope(c.ravel(), true_cell.ravel())
+    tc = true_cell.ravel() - true_cell.mean()
+    cell_resid = c.ravel() - c.mean() - slope * tc
+    slope_err = float(np.std(cell_resid) / (np.std(tc) * math.sqrt(max(tc.size - 2, 1)))) if np.std(tc) > 0 else math.nan
+    return {"response_slope": slope, "response_slope_err": slope_err,
+            "counted_over_true": float(dndx.mean() / true.mean()),
+            "counted_over_true_err": float(np.std(dndx) / np.mean(true) / math.sqrt(max(len(true), 1))),
+            "resolution": res, "resolution_err": res / math.sqrt(2 * max(n_tracks - 1, 1)),
+            "track_slope": track_slope, "track_slope_err": track_err}
 
 
 def separation_power(a: np.ndarray, b: np.ndarray) -> float:
@@ -330,9 +398,16 @@ def separation_error(a: np.ndarray, b: np.ndarray) -> float:
 def evaluate_separation(params: SimulationParams, peak_fn: Scorer | None, cluster_fn: Scorer | None,
                         deriv_params: deriv.DerivParams, *, momenta_gev: Sequence[float], n_tracks: int,
                         cells: int, truncation: float, seed: int, lstm_threshold: float = 0.5,
-                        particles: tuple[str, str] = ("pion", "kaon")) -> dict[str, Any]:
+                        particles: tuple[str, str] = ("pion", "kaon"), calibrations: dict | None = None
+                        ) -> dict[str, Any]:
     """π/K separation (σ) at each momentum: dN/dx of every counting method and truncated-mean
-    dE/dx, from ``n_tracks`` tracks per species crossing ``cells`` cells."""
+    dE/dx, from ``n_tracks`` tracks per species crossing ``cells`` cells.
+
+    With ``calibrations`` (evaluate_tracks' per-method responses, fitted at its momentum), each
+    calibrated method's dN/dx is checked where it was not fitted: ``calibrated[method]`` holds,
+    per momentum, its mean over the true dN/dx for each species and its density response
+    (Δ calibrated dN/dx / Δ true dN/dx between the species, 1 for an unbiased counter) with
+    its statistical error."""
     t0 = time.perf_counter()
     momenta = [float(m) for m in momenta_gev]
     if len(set(momenta)) != len(momenta) or any(not m > 0 for m in momenta):
@@ -342,8 +417,13 @@ def evaluate_separation(params: SimulationParams, peak_fn: Scorer | None, cluste
     out: dict[str, Any] = {"particles": list(particles), "momenta_gev": momenta,
                            "n_tracks": int(n_tracks), "cells": int(cells), "truncation": truncation,
                            "dedx": [], "dedx_err": [], "dndx": {}, "dndx_err": {}}
+    calibrations = {k: c for k, c in (calibrations or {}).items() if k != "truth"}
+    if calibrations:
+        out["calibrated"] = {k: {"counted_over_true": [], "density_slope": [], "density_slope_err": []}
+                             for k in calibrations}
     for mom in momenta:
         values: dict[str, list[np.ndarray]] = {}
+        calibrated: dict[str, list[np.ndarray]] = {}
         for j, particle in enumerate(particles):
             # seeded by the momentum's value (in MeV/c), not its place in the list: "10" alone
             # gives the same tracks as "3,10,30"
@@ -355,6 +435,17 @@ def evaluate_separation(params: SimulationParams, peak_fn: Scorer | None, cluste
             values.setdefault("dedx", []).append(dedx_truncated(chord, charge, truncation))
             for k, cell in per.items():
                 values.setdefault(k, []).append(cell.sum(axis=1) / length)
+                if k in calibrations:
+                    calibrated.setdefault(k, []).append(calibrated_counts(cell, calibrations[k]).sum(axis=1) / length)
+        for k, (ca, cb) in calibrated.items():
+            ta, tb = values["truth"]
+            entry = out["calibrated"][k]
+            entry["counted_over_true"].append([float(ca.mean() / ta.mean()), float(cb.mean() / tb.mean())])
+            dt = float(tb.mean() - ta.mean())
+            entry["density_slope"].append(float((cb.mean() - ca.mean()) / dt) if dt else math.nan)
+            # the estimator's own scatter about the truth, track by track, over the true difference
+            err = math.sqrt(np.var(ca - ta) / ca.size + np.var(cb - tb) / cb.size) / abs(dt) if dt else math.nan
+            entry["density_slope_err"].append(float(err))
         dedx = values.pop("dedx")
         out["dedx"].append(separation_power(*dedx))
         out["dedx_err"].append(separation_error(*dedx))
@@ -560,7 +651,8 @@ def evaluate(
         separation = evaluate_separation(p, peak_fn, cluster_fn, det["_deriv_params"],
                                          momenta_gev=separation_momenta, n_tracks=int(separation_tracks),
                                          cells=int(cells), truncation=truncation, seed=seed,
-                                         lstm_threshold=lstm_threshold)
+                                         lstm_threshold=lstm_threshold,
+                                         calibrations=(tracks or {}).get("calibration", {}).get("methods"))
     result: dict[str, Any] = {
         "seed": int(seed), "n_waveforms": int(n_waveforms),
         "input": None if input_path is None else str(input_path),
@@ -624,12 +716,17 @@ def summary(result: dict) -> dict[str, Any]:
             s[f"dndx_{k}_resolution"] = d["resolution"]
             s[f"dndx_{k}_over_poisson_eps"] = d["ratio_to_poisson_eps"]
             s[f"dndx_{k}_dedx_ratio"] = d["dedx_over_dndx"]
+            if k != "truth" and "calibrated" in d:
+                s[f"dndx_{k}_calibrated_slope"] = d["calibrated"]["response_slope"]
+                s[f"dndx_{k}_calibrated_over_true"] = d["calibrated"]["counted_over_true"]
     sep = result.get("separation")
     if sep:
         for i, mom in enumerate(sep["momenta_gev"]):
             s[f"pi_k_sigma_dedx_{mom:g}gev"] = sep["dedx"][i]
             for k, v in sep["dndx"].items():
                 s[f"pi_k_sigma_dndx_{k}_{mom:g}gev"] = v[i]
+            for k, c in (sep.get("calibrated") or {}).items():
+                s[f"pi_k_density_slope_{k}_{mom:g}gev"] = c["density_slope"][i]
     return s
 
 
