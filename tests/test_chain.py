@@ -138,11 +138,13 @@ def test_a_chain_runs_here_then_reruns_only_what_changed(chain_project, capsys):
     # the simulation and the evaluation ran as steps: the peak grid's wrapper in processes of their
     # own (as a pool's execute node runs them), whose outputs were moved out of their folders
     for stage in ("simulate", "evaluate"):
-        step = json.loads((root / "results" / "tiny" / "steps" / stage / "step.json").read_text())
+        step = json.loads((root / "results" / "tiny" / "steps" / f"{stage}-{stages[stage]['inputs_hash']}"
+                           / "step.json").read_text())
         assert step["status"] == "done" and step["exit_code"] == 0 and step["pid"] != os.getpid(), step
         assert step["inputs_hash"] == stages[stage]["inputs_hash"]
         assert "tensorflow" in step["software"], step["software"]
-    assert sorted(p.name for p in (root / "results" / "tiny" / "steps" / "simulate").iterdir()) == \
+    assert sorted(p.name for p in (root / "results" / "tiny" / "steps" / f"simulate-{stages['simulate']['inputs_hash']}")
+                  .iterdir()) == \
         ["stderr.txt", "stdout.txt", "step.json"]  # the dataset moved to data/, the leader's copies gone
     assert (root / "jobs" / "tiny" / "steps" / "run_step.sh").is_file()
 
@@ -165,6 +167,9 @@ def test_a_chain_runs_here_then_reruns_only_what_changed(chain_project, capsys):
     assert again["simulate"]["skipped"] is False and again["simulate"]["sha256"] != stages["simulate"]["sha256"]
     assert "2 to submit" in out and again["clusters"]["leader"]["sha256"] != clusters["sha256"]
     assert again["evaluate"]["skipped"] is False
+    # one folder per stage: the earlier inputs' steps were cleared when the new ones ran
+    assert sorted(p.name for p in (root / "results" / "tiny" / "steps").iterdir()) == \
+        sorted(f"{s}-{again[s]['inputs_hash']}" for s in ("simulate", "evaluate"))
     assert (root / "results" / "tiny" / "evaluation" / "evaluation.json").stat().st_mtime_ns != ev_mtime
 
     # status, collect and the report know the chain
@@ -239,7 +244,7 @@ def test_a_step_that_fails_says_why_in_its_own_process_and_hands_back_nothing(ch
     with pytest.raises(StepError) as err:
         LocalSteps(root, "t", grid).run(request)
     assert message in str(err.value) and "exit 2" in str(err.value), err.value
-    folder = root / "results" / "t" / "steps" / "simulate"
+    folder = root / "results" / "t" / "steps" / "simulate-0123456789abcdef"
     step = json.loads((folder / "step.json").read_text())
     assert step["status"] == "failed" and step["exit_code"] == 2 and message in step["error"]
     assert not (folder / "dataset.npz").exists()

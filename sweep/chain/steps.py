@@ -2,7 +2,7 @@
 node (so the submit node runs nothing but the chain's small local-universe job), here
 (--local) the same job body in a process of its own. Either way the step runs the peak grid's
 job wrapper (its interpreter, setup script or container) with sweep's code archive, and writes
-its outputs flat in results/<chain>/steps/<stage>/ with step.json (sweep.physics.step); the
+its outputs flat in results/<chain>/steps/<stage>-<inputs hash>/ with step.json (sweep.physics.step); the
 stage then takes them from there.
 
 A step is run at most once for its inputs: its job carries +SweepRunId "<stage>-<inputs hash>",
@@ -30,7 +30,7 @@ from ..core.render import condor_context, render_wrapper, submit_string, submit_
 from ..fsutil import atomic_write_text, write_text_if_changed
 from ..physics.step import STEP_RESULT
 
-STEPS_DIR = "steps"  # jobs/<chain>/steps/ (wrapper, code, per stage config.yaml and step.sub); results/<chain>/steps/
+STEPS_DIR = "steps"  # jobs/<chain>/steps/ (wrapper, code, <stage>-<hash>/config.yaml and step.sub); results/<chain>/steps/<stage>-<hash>/
 STEP_EVENTS = "events.log"  # results/<chain>/steps/events.log: the step jobs' event log
 STEP_WRAPPER = "run_step.sh"
 ROLE_STEP = "step"  # +SweepRole of a chain's simulation and evaluation jobs
@@ -66,10 +66,20 @@ class StepExecutor(Protocol):
             ) -> tuple[dict[str, Any], Path]: ...
 
 
-def step_folders(root: Path, chain: str, stage: str) -> tuple[Path, Path]:
-    """(jobs/<chain>/steps/<stage>/, results/<chain>/steps/<stage>/)."""
+def step_folders(root: Path, chain: str, request: StepRequest) -> tuple[Path, Path]:
+    """(jobs/<chain>/steps/<stage>-<inputs hash>/, results/<chain>/steps/<stage>-<inputs hash>/):
+    one pair per step and inputs, so a job of earlier inputs never reads or writes this one's."""
     paths = SweepPaths(root.resolve())
-    return paths.jobs(chain) / STEPS_DIR / stage, paths.results(chain) / STEPS_DIR / stage
+    return paths.jobs(chain) / STEPS_DIR / request.run_id, paths.results(chain) / STEPS_DIR / request.run_id
+
+
+def _clear_stage(root: Path, chain: str, request: StepRequest) -> None:
+    """Remove the stage's folders of other inputs (an earlier chain's; their jobs are gone)."""
+    paths = SweepPaths(root.resolve())
+    for base in (paths.jobs(chain) / STEPS_DIR, paths.results(chain) / STEPS_DIR):
+        for old in base.glob(f"{request.stage}-*"):
+            if old.is_dir() and old.name != request.run_id:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def finished_step(folder: Path, request: StepRequest) -> dict[str, Any] | None:
@@ -97,7 +107,8 @@ def _prepare(root: Path, chain: str, request: StepRequest, grid: GridSpec) -> tu
     """
     from ..submit import codebundle
 
-    jobs_dir, folder = step_folders(root, chain, request.stage)
+    jobs_dir, folder = step_folders(root, chain, request)
+    _clear_stage(root, chain, request)
     steps_dir = jobs_dir.parent
     code = codebundle.write(codebundle.build(), steps_dir)
     wrapper = steps_dir / STEP_WRAPPER
@@ -234,26 +245,53 @@ class PoolSteps:
         self.owner = htcondor.submitting_owner()
         self.event_log = SweepPaths(root.resolve()).results(chain) / STEPS_DIR / STEP_EVENTS
 
+    def _queued_steps(self) -> dict[str, list[int]]:
+        """This owner's queued step jobs of this chain: run id -> clusters.
+
+        Raises:
+            BackendError: the schedd does not answer.
+        """
+        constraint = (f"Owner =?= {submit_string(self.owner)} && {names.ATTR_SWEEP} =?= {submit_string(self.chain)} "
+                      f"&& {names.ATTR_ROLE} =?= {submit_string(ROLE_STEP)} && JobStatus =!= 3 && JobStatus =!= 4")
+        try:
+            ads = list(self.schedd.query(constraint=constraint, projection=["ClusterId", names.ATTR_RUN]))
+        except Exception as exc:  # noqa: BLE001
+            raise BackendError(f"the schedd does not answer: {printable(str(exc))[:200]}") from None
+        out: dict[str, list[int]] = {}
+        for ad in ads:
+            out.setdefault(str(ad.get(names.ATTR_RUN)), []).append(int(ad["ClusterId"]))
+        return out
+
     def queued(self, request: StepRequest) -> int | None:
         """The cluster of this owner's queued job of this step and inputs, or None.
 
         Raises:
             BackendError: the schedd does not answer.
         """
-        constraint = (f"Owner =?= {submit_string(self.owner)} && {names.ATTR_SWEEP} =?= {submit_string(self.chain)} "
-                      f"&& {names.ATTR_ROLE} =?= {submit_string(ROLE_STEP)} && "
-                      f"{names.ATTR_RUN} =?= {submit_string(request.run_id)} && JobStatus =!= 3 && JobStatus =!= 4")
+        clusters = self._queued_steps().get(request.run_id)
+        return max(clusters) if clusters else None
+
+    def _remove_stale(self, request: StepRequest) -> None:
+        """Remove this stage's queued jobs of other inputs (a chain killed before its inputs
+        changed): their result would be another chain's, and they would hold a slot for nothing."""
+        from ..submit.backends import htcondor
+
+        stale = [c for run_id, clusters in self._queued_steps().items()
+                 if run_id.startswith(f"{request.stage}-") and run_id != request.run_id for c in clusters]
+        if not stale:
+            return
         try:
-            ads = list(self.schedd.query(constraint=constraint, projection=["ClusterId"]))
+            self.schedd.act(htcondor.bindings().JobAction.Remove, [f"{c}.0" for c in stale],
+                            reason=f"sweep chain {self.chain}: the {request.stage} step's inputs changed")
         except Exception as exc:  # noqa: BLE001
-            raise BackendError(f"the schedd does not answer: {printable(str(exc))[:200]}") from None
-        return max(int(ad["ClusterId"]) for ad in ads) if ads else None
+            raise BackendError(f"cannot remove the stale {request.stage} jobs {stale}: {printable(str(exc))[:200]}") from None
+        self.log(f"step {request.stage}: removed its jobs of earlier inputs ({', '.join(f'{c}.0' for c in stale)})")
 
     def run(self, request: StepRequest, on_submit: Callable[[int], None] | None = None
             ) -> tuple[dict[str, Any], Path]:
         """`on_submit(cluster)` is called once the step's job is known: submitted now, or queued
         before (the chain records it)."""
-        _, folder = step_folders(self.root, self.chain, request.stage)
+        _, folder = step_folders(self.root, self.chain, request)
         cluster = self.queued(request)
         if cluster is not None:
             self.log(f"step {request.stage}: following its job {cluster}.0, queued before this chain job started")
@@ -271,6 +309,7 @@ class PoolSteps:
     def _submit(self, request: StepRequest) -> int:
         from ..submit.backends import htcondor
 
+        self._remove_stale(request)
         config, wrapper, code, folder = _prepare(self.root, self.chain, request, self.grids[0])
         self.event_log.parent.mkdir(parents=True, exist_ok=True)
         text = step_submit_text(self.chain, request, self.grids[0], step_resources(self.grids), wrapper=wrapper,
