@@ -12,6 +12,9 @@ physics allows, independent of any neural network:
    of peaks, the histogram of the time gaps between consecutive peaks in units of the diffusion
    spread 0.26·√t, the first arrival and the time span. Its resolution is an estimate of the
    floor that a clusterizer fed with peak times can reach (a better model could go a little lower).
+   ``--sources candidates-fine`` measures the same for the finer candidate finder (``slope``:
+   rises against the local slope, sweep.physics.datasets.find_candidates) and what it costs
+   (candidates per waveform).
 2. **Per track**: the calibrated dN/dx resolution that such a per-cell estimator gives for
    ``cells`` cells, with ``noise/slope`` the per-cell spread of the estimate around its
    response (sigma_track^2 = 1/N + cells·(noise/slope)^2 / N^2, N = clusters per track).
@@ -62,20 +65,31 @@ def features(n: int, wf: np.ndarray, t_ns: np.ndarray, t0_ns: float) -> np.ndarr
     return np.column_stack([np.bincount(wf, minlength=n), H, first - t0_ns, last - first])
 
 
+#: what each finder costs: candidates per waveform and their signal fraction (filled by sample)
+FINDER_COST: dict[str, list[float]] = {}
+
+
 def sample(p: S.SimulationParams, n: int, seed: int, source: str) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     feats, counts = [], []
     for a in range(0, n, 2000):
         m = min(2000, n - a)
-        b = S.simulate_batch(p, m, rng, render=source == "candidates")
+        b = S.simulate_batch(p, m, rng, render=source.startswith("candidates"))
         if source == "electrons":
             wf, t = b.electron_waveform.astype(np.int64), b.electron_time_ns
         else:
             wf, ps, tag = D.distinct_peaks(b.electron_waveform, b.electron_peak_sample, b.electron_tag)
             t = ps * p.dt_ns
-            if source == "candidates":  # a perfect classifier of the local-rise candidates
-                cw, cs, _ = D.peak_candidates(b.waveforms_mv, p.finder_threshold_rms)
+            if source.startswith("candidates"):  # a perfect classifier of the finder's candidates
+                if source == "candidates":  # sweep's local-rise finder
+                    cw, cs, _ = D.peak_candidates(b.waveforms_mv, p.finder_threshold_rms)
+                else:  # candidates-fine: the slope finder (rises against the local slope)
+                    cw, cs, _ = D.peak_candidates(b.waveforms_mv, p.finder_threshold_rms, "slope")
                 labels, _ = D.match_candidates(cw, cs, wf, ps, tag, p.tolerance_samples, p.n_samples)
+                cost = FINDER_COST.setdefault(source, [0, 0, 0])
+                cost[0] += m
+                cost[1] += cw.size
+                cost[2] += int((labels == 1).sum())
                 wf, t = cw[labels == 1], cs[labels == 1] * p.dt_ns
         feats.append(features(m, wf, t, p.t0_ns))
         counts.append(b.n_clusters.astype(np.float64))
@@ -100,6 +114,10 @@ def main() -> None:
     ap.add_argument("--momentum", type=float, default=10.0)
     ap.add_argument("--fast", action="store_true", help="beam-test-like electronics: " + ", ".join(
         f"{k} {v}" for k, v in FAST_ELECTRONICS.items()))
+    ap.add_argument("--sources", default="candidates,peaks,electrons",
+                    help="what the per-cell estimator sees, comma-separated: candidates (a perfect classifier of "
+                         "sweep's local-rise candidates), candidates-fine (of the slope finder), "
+                         "peaks (every distinct true peak), electrons (every electron's time)")
     args = ap.parse_args()
     from sklearn.ensemble import HistGradientBoostingRegressor
 
@@ -110,7 +128,7 @@ def main() -> None:
           f"{p.pulse_tau_fall_ns:g} ns, {p.sampling_rate_gsps:g} GS/s), {args.train} training / {args.test} "
           "test waveforms")
     n_track = {}
-    for source in ("candidates", "peaks", "electrons"):
+    for source in args.sources.split(","):
         t0 = time.perf_counter()
         X, y = sample(p, args.train, 1, source)
         Xt, yt = sample(p, args.test, 2, source)
@@ -123,6 +141,9 @@ def main() -> None:
                   f"{f['rel_resolution']:.4f}  slope {f['slope']:.3f}  noise/slope {f['noise_over_slope']:.2f}"
                   f"  ({time.perf_counter() - t0:.0f} s)")
     print(f"  mean true clusters per cell {yt.mean():.2f}")
+    for source, (wfs, cands, signal) in FINDER_COST.items():
+        print(f"  finder of {source}: {cands / wfs:.1f} candidates per waveform (what the LSTM scores), "
+              f"{signal / max(cands, 1):.3f} of them signal")
 
     print(f"\nper track ({args.tracks} tracks × {args.cells} cells, {args.momentum:g} GeV/c pions, "
           "truncated mean 70 %)")

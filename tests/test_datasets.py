@@ -147,6 +147,29 @@ def test_find_candidates_rule_and_edges():
     assert D.find_candidates(w, 4.9)[1].tolist() == [21]
 
 
+def test_the_slope_finder_also_finds_a_pulse_on_a_falling_tail():
+    """A second pulse that starts on the first one's falling tail rises by less than the
+    threshold (d = -1 then +1.5): the seed's finder misses it, the slope finder measures it from
+    the tail's -3 and finds it; everything the rise finder finds, the slope finder finds too."""
+    w = np.zeros((1, 60), np.float32)
+    first = [4, 12, 14, 13, 10, 7, 4]  # rise 4, 8, 2; then falls by 1, 3, 3, 3
+    w[0, 20:27] = first
+    w[0, 27:34] = [5.5, 6.5, 6, 5, 4, 3, 2]  # on the tail (4): +1.5, +1 -> a new pulse's start
+    assert D.find_candidates(w, 2.0)[1].tolist() == [21]
+    assert D.find_candidates(w, 2.0, "slope")[1].tolist() == [21, 27]
+    rng = np.random.default_rng(4)
+    noisy = w + rng.normal(0, 0.3, (200, 60)).astype(np.float32)
+    rise = set(zip(*D.find_candidates(noisy, 1.0)))
+    slope = set(zip(*D.find_candidates(noisy, 1.0, "slope")))
+    assert rise <= slope and len(slope) > len(rise)
+    with pytest.raises(ValueError, match="unknown candidate finder"):
+        D.find_candidates(w, 1.0, "upsampled")
+    from sweep.physics.simulate import ParameterError, SimulationParams
+
+    with pytest.raises(ParameterError, match="candidate_finder"):
+        SimulationParams(candidate_finder="fast")
+
+
 def test_match_tolerance_and_tags():
     n = 100
     cw = np.zeros(6, np.int64)

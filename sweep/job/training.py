@@ -318,6 +318,7 @@ def training_record(config: dict[str, Any], data_path: Path, dataset_sha256: str
     if config["model"] == "lstm":
         record["input"] = {"window": datasets.WINDOW_LENGTH, "before": datasets.WINDOW_BEFORE,
                            "normalization": datasets.window_normalization(meta),
+                           "finder": (meta.get("finder") or {}).get("name", "rise"),
                            "input_stats": meta.get("input_stats")}
     else:
         record["input"] = {"cluster_input": meta.get("cluster_input")}

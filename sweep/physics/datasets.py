@@ -165,23 +165,49 @@ def window_normalization(meta: dict[str, Any]) -> str:
     return f"window_scale_mv={window.get('scale_mv')}"
 
 
-def find_candidates(waveforms: np.ndarray, threshold: float | np.ndarray = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Local-rise candidates of a (B, n) array whose full 15-sample window fits.
+#: The candidate finders (SimulationParams.candidate_finder) and their rules, as dataset meta says them.
+FINDER_RULES = {
+    "rise": "d[i]=wf[i]-wf[i-1]; d[i]>thr and d[i]>=d[i-1] and d[i]>d[i+1]",
+    "slope": "d[i]=wf[i]-wf[i-1]; d[i]-min(0, d[i-1], d[i-2], d[i-3])>thr and d[i]>=d[i-1] and d[i]>d[i+1]",
+}
+SLOPE_LOOKBACK = 3  # the slope finder compares a rise with the lowest of this many differences before it
 
-    ``threshold`` (in the waveforms' unit) is one number or one per waveform ((B,): e.g.
-    ``finder_threshold_rms × noise_rms(waveforms)``). Returns ``(waveform_index, sample)`` int64
-    arrays, ordered by waveform then sample.
+
+def find_candidates(waveforms: np.ndarray, threshold: float | np.ndarray = 0.0,
+                    rule: str = "rise") -> tuple[np.ndarray, np.ndarray]:
+    """Candidates of a (B, n) array whose full 15-sample window fits, by :data:`FINDER_RULES`.
+
+    ``rule`` "rise" (the seed's local rises: the steepest point of a rising edge above the
+    threshold) or "slope" (the same local maxima of d, with the rise measured from the lowest
+    difference of the 3 samples before when that is negative: a pulse that starts on an earlier
+    pulse's falling tail, where d is small or negative, still stands out; every "rise" candidate
+    is one; about twice as many). ``threshold`` (in the waveforms' unit) is one number or one per
+    waveform ((B,): e.g. ``finder_threshold_rms × noise_rms(waveforms)``). Returns
+    ``(waveform_index, sample)`` int64 arrays, ordered by waveform then sample.
+
+    Raises:
+        ValueError: not 2-D, or an unknown rule.
     """
     w = np.asarray(waveforms)
     if w.ndim != 2:
         raise ValueError(f"waveforms must be 2-D (B, n), got shape {w.shape}")
+    if rule not in FINDER_RULES:
+        raise ValueError(f"unknown candidate finder {rule!r} (expected one of {sorted(FINDER_RULES)})")
     n = w.shape[1]
     thr = np.maximum(np.asarray(threshold, dtype=np.float64), 0.0)
     if thr.ndim == 1:
         thr = thr[:, None]
     d = np.diff(w, axis=1)  # d[:, j] = wf[j+1] - wf[j]  (= "d[i]" with i = j + 1)
     c = d[:, 1:-1]  # d[i] for i = 2 .. n-2
-    mask = (c > thr) & (c >= d[:, :-2]) & (c > d[:, 2:])
+    rise = c
+    if rule == "slope":
+        before = np.zeros_like(c, dtype=np.float64)  # min(0, d[i-1], ..., d[i-k]): none before d[1]
+        for k in range(1, SLOPE_LOOKBACK + 1):
+            shifted = np.zeros_like(c, dtype=np.float64)
+            shifted[:, k - 1:] = d[:, : d.shape[1] - 1 - k]  # shifted[:, j] = d[i-k] = d[:, j+1-k]
+            before = np.minimum(before, shifted)
+        rise = c - before
+    mask = (rise > thr) & (c >= d[:, :-2]) & (c > d[:, 2:])
     lo, hi = WINDOW_BEFORE, n - WINDOW_AFTER - 1  # window must fit: i-5 >= 0, i+9 <= n-1
     mask[:, : max(lo - 2, 0)] = False
     mask[:, max(hi - 2 + 1, 0):] = False
@@ -189,13 +215,15 @@ def find_candidates(waveforms: np.ndarray, threshold: float | np.ndarray = 0.0) 
     return wf_idx.astype(np.int64), (col + 2).astype(np.int64)
 
 
-def peak_candidates(waveforms: np.ndarray, threshold_rms: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def peak_candidates(waveforms: np.ndarray, threshold_rms: float,
+                    rule: str = "rise") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The peak finder's candidates as the datasets and the evaluation make them: ``(waveform_index,
-    sample, scale)``, candidates whose rise exceeds ``threshold_rms`` × their waveform's noise rms
-    and ``scale`` (B,) what each waveform's windows are divided by, :data:`WINDOW_SCALE_RMS` ×
-    its noise rms (``extract_windows(waveforms, wf, sample, scale)``)."""
+    sample, scale)``, candidates (:func:`find_candidates` by ``rule``) whose rise exceeds
+    ``threshold_rms`` × their waveform's noise rms and ``scale`` (B,) what each waveform's windows
+    are divided by, :data:`WINDOW_SCALE_RMS` × its noise rms (``extract_windows(waveforms, wf,
+    sample, scale)``)."""
     sigma = noise_rms(waveforms)
-    wf_idx, sample = find_candidates(waveforms, float(threshold_rms) * sigma)
+    wf_idx, sample = find_candidates(waveforms, float(threshold_rms) * sigma, rule)
     return wf_idx, sample, WINDOW_SCALE_RMS * sigma
 
 
@@ -335,7 +363,7 @@ class DatasetBuilder:
         p = self.params
         w = batch.waveforms_mv
         B, n = w.shape
-        cw, cs, scale = peak_candidates(w, p.finder_threshold_rms)
+        cw, cs, scale = peak_candidates(w, p.finder_threshold_rms, p.candidate_finder)
         pw, ps, pt = distinct_peaks(batch.electron_waveform, batch.electron_peak_sample, batch.electron_tag)
         labels, tags = match_candidates(cw, cs, pw, ps, pt, p.tolerance_samples, n)
         windows = extract_windows(w, cw, cs, scale)
@@ -693,7 +721,8 @@ def simulate_to_file(
     if peak_model is not None:
         from .scorers import check_model, load_model_fn  # TensorFlow only for a model file
 
-        notes = check_model(peak_model, "peak model", p.dt_ns, "the simulation", normalization=WINDOW_NORMALIZATION)
+        notes = check_model(peak_model, "peak model", p.dt_ns, "the simulation", normalization=WINDOW_NORMALIZATION,
+                            finder=p.candidate_finder)
         scorer = load_model_fn(peak_model, input_shape=(WINDOW_LENGTH, 1))
         source = {"source": "peak model", "peak_threshold": float(peak_threshold), "smear_samples": 0.0,
                   "peak_model": _model_identity(peak_model)}
@@ -745,7 +774,7 @@ def simulate_to_file(
         "window": {"before": WINDOW_BEFORE, "after": WINDOW_AFTER, "normalization": WINDOW_NORMALIZATION,
                    "noise_rms": "rms about the median of the samples below the waveform's median",
                    "scale_rms": WINDOW_SCALE_RMS},
-        "finder": {"rule": "d[i]=wf[i]-wf[i-1]; d[i]>thr and d[i]>=d[i-1] and d[i]>d[i+1]",
+        "finder": {"name": p.candidate_finder, "rule": FINDER_RULES[p.candidate_finder],
                    "threshold_rms": p.finder_threshold_rms},
         "input_stats": builder.input_stats(),
         "truth_peak": "sample of steepest rise of the electron's isolated pulse (PulseResponse.peak_sample)",

@@ -81,8 +81,8 @@ def truth_peaks(batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def score_candidates(scorer: Scorer, waveforms: np.ndarray, p: SimulationParams,
                      chunk: int = 500_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every local-rise candidate of ``waveforms`` and its score: ``(wf, sample, score)``."""
-    cw, cs, scale = D.peak_candidates(waveforms, p.finder_threshold_rms)
+    """Every candidate of ``waveforms`` (``p.candidate_finder``) and its score: ``(wf, sample, score)``."""
+    cw, cs, scale = D.peak_candidates(waveforms, p.finder_threshold_rms, p.candidate_finder)
     scores = np.zeros(cw.size, dtype=np.float64)
     for a in range(0, cw.size, chunk):
         X = D.extract_windows(waveforms, cw[a:a + chunk], cs[a:a + chunk], scale)[:, :, None]
@@ -630,7 +630,8 @@ def evaluate(
     where = "the simulation" if input_path is None else str(input_path)
     dt_here = p.dt_ns if input_path is None else ws.dt_ns
     warnings = check_model(peak_model, "peak model", dt_here, where, normalization=D.WINDOW_NORMALIZATION,
-                           stats=D.input_stats(batch.waveforms_mv) if peak_model is not None else None)
+                           stats=D.input_stats(batch.waveforms_mv) if peak_model is not None else None,
+                           finder=p.candidate_finder)
     warnings += check_model(cluster_model, "cluster model", dt_here, where)
     for line in warnings:
         log(line)

@@ -38,7 +38,7 @@ def training_record(model: Any) -> dict[str, Any] | None:
 
 
 def check_model(model: Any, what: str, dt_ns: float, where: str, *, normalization: str | None = None,
-                stats: dict[str, Any] | None = None) -> list[str]:
+                stats: dict[str, Any] | None = None, finder: str | None = None) -> list[str]:
     """A model must be applied to inputs made as its training's were (its training record).
 
     Args:
@@ -48,6 +48,8 @@ def check_model(model: Any, what: str, dt_ns: float, where: str, *, normalizatio
         where: what those waveforms are ("the simulation", "data.root"), for messages.
         normalization: for a peak model, how the windows it will be given are normalised
             (:data:`sweep.physics.datasets.WINDOW_NORMALIZATION`).
+        finder: for a peak model, the candidate finder whose candidates it will score: another
+            than its training's is a warning (it meets windows of a kind it never saw).
         stats: :func:`sweep.physics.datasets.input_stats` of those waveforms: compared with the
             training's, a median far outside them (under half the training's 1st percentile or
             over twice its 99th) is a warning with the two figures.
@@ -80,6 +82,11 @@ def check_model(model: Any, what: str, dt_ns: float, where: str, *, normalizatio
             raise ModelError(f"{what} {model} was trained on windows normalised as {known!r}; sweep gives it "
                              f"windows in units of {normalization} (dataset format 3): retrain it on a dataset "
                              "simulated by this version")
+    trained_finder = inputs.get("finder", "rise") if normalization is not None else None
+    if finder is not None and trained_finder is not None and trained_finder != finder:
+        notes.append(f"warning: {what} {model} was trained on the candidates of the {trained_finder!r} finder and "
+                     f"scores those of the {finder!r} finder here (simulation parameter candidate_finder): windows "
+                     "of a kind it never saw; train it with the same finder")
     notes += _distribution_warnings(inputs.get("input_stats"), stats, f"{what} {model}", where)
     return notes
 

@@ -170,6 +170,11 @@ class SimulationParams:
     finder_threshold_rms: float = _p(
         1.0, "float", "candidate needs wf[i]-wf[i-1] > this × the waveform's estimated noise rms (0: > 0)"
     )
+    candidate_finder: str = _p(
+        "rise", "str", "how peak candidates are found: 'rise' (the seed's: d[i] > threshold) or 'slope' (d[i] "
+        "rises by more than the threshold over the lowest of the 3 differences before it: also pulses on an "
+        "earlier pulse's falling tail; about 2x the candidates)"
+    )
     tolerance_samples: int = _p(1, "int", "a candidate is signal if a true peak is within ± this")
     peak_time_smear_samples: float = _p(1.0, "float", "Gaussian smearing of truth peak times")
     cluster_bins: int = _p(1024, "int", "bins of the clusterization histogram over the window")
@@ -211,6 +216,8 @@ class SimulationParams:
             raise bad("cell_size_cm", "must be > 0")
         if self.cell_shape not in ("square", "tube"):
             raise bad("cell_shape", "must be 'square' or 'tube'")
+        if self.candidate_finder not in ("rise", "slope"):
+            raise bad("candidate_finder", "must be 'rise' or 'slope'")
         if not 0 <= self.track_angle_max_deg <= 90:
             raise bad("track_angle_max_deg", "must be in [0, 90]")
         if not 0 <= self.impact_parameter_max_fraction <= 1:
