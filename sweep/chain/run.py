@@ -82,7 +82,7 @@ def start_chain(options: ChainOptions, console, *, checks: GridChecks, make_data
         note = chain_log(spec, options.root, lambda line: console.print(escape(line), highlight=False))
         note(f"chain {spec.name} starting here (pid {os.getpid()}, local backend)")
         ctx = ChainContext(spec, options.root, _local_runner(options, console, checks, make_dataset), checks, note,
-                           lambda grids: LocalSteps(options.root, spec.name, grids[0], options.cpus))
+                           lambda grids: LocalSteps(options.root, spec.name, grids[0], options.cpus, note))
         record = run_stages(ctx)
         note(f"chain {spec.name} finished")
         for line in stage_lines(record):

@@ -217,8 +217,10 @@ class LocalSteps:
     """Steps here (--local): the peak grid's wrapper in a process of its own, in the step's
     results folder with its inputs copied beside it (what HTCondor would transfer)."""
 
-    def __init__(self, root: Path, chain: str, grid: GridSpec, cpus: int | None = None):
+    def __init__(self, root: Path, chain: str, grid: GridSpec, cpus: int | None = None,
+                 log: Callable[[str], None] | None = None):
         self.root, self.chain, self.grid, self.cpus = root, chain, grid, cpus
+        self.log = log or (lambda line: None)
 
     def run(self, request: StepRequest, on_submit: Callable[[int], None] | None = None
             ) -> tuple[dict[str, Any], Path]:
@@ -226,11 +228,14 @@ class LocalSteps:
         for path in (config, *request.inputs):
             shutil.copyfile(path, folder / path.name)
         env = {**os.environ, "SWEEP_CPUS": str(self.cpus or os.cpu_count() or 1)}
+        self.log(f"step {request.stage}: running here in a process of its own (its output: {folder}/stdout.txt)")
+        started = time.monotonic()
         with open(folder / "stdout.txt", "wb") as out, open(folder / "stderr.txt", "wb") as err:
             code = subprocess.call(["/bin/sh", str(wrapper), names.CONFIG_FILE], cwd=folder, env=env,
                                    stdout=out, stderr=err)
         for path in (config, *request.inputs):  # the copies; the outputs stay
             (folder / path.name).unlink(missing_ok=True)
+        self.log(f"step {request.stage}: ended (exit {code}) after {time.monotonic() - started:.0f} s")
         return _step_result(folder, request, f"exit {code}"), folder
 
 
