@@ -198,7 +198,7 @@ def _on_submit(ctx: ChainContext, record: dict, stage: str):
 def _simulate_stage(ctx: ChainContext, record: dict, peaks: dict, peak_grid: GridSpec,
                     steps: StepExecutor) -> dict[str, Any]:
     """The clusterizer's dataset: a simulation whose cluster inputs are the peak leader's peaks,
-    run as a step job (sweep.physics.step) and moved to the pipeline's simulate.path."""
+    run as a step job (sweep.job.step) and moved to the pipeline's simulate.path."""
     sim = ctx.spec.simulate
     params = sim["params"] if sim["params"] is not None else dict((peak_grid.data.simulate or {}).get("params") or {})
     inputs = {"peak_leader": peaks["sha256"], "waveforms": sim["waveforms"], "seed": sim["seed"],

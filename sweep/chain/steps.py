@@ -2,7 +2,7 @@
 node (so the submit node runs nothing but the chain's small local-universe job), here
 (--local) the same job body in a process of its own. Either way the step runs the peak grid's
 job wrapper (its interpreter, setup script or container) with sweep's code archive, and writes
-its outputs flat in results/<chain>/steps/<stage>-<inputs hash>/ with step.json (sweep.physics.step); the
+its outputs flat in results/<chain>/steps/<stage>-<inputs hash>/ with step.json (sweep.job.step); the
 stage then takes them from there.
 
 A step is run at most once for its inputs: its job carries +SweepRunId "<stage>-<inputs hash>",
@@ -25,15 +25,13 @@ import yaml
 from ..core import names
 from ..core.errors import BackendError, printable
 from ..core.grid import GridSpec
-from ..core.names import SweepPaths
+from ..core.names import ROLE_STEP, STEP_RESULT, SweepPaths
 from ..core.render import condor_context, render_wrapper, submit_string, submit_value
 from ..fsutil import atomic_write_text, write_text_if_changed
-from ..physics.step import STEP_RESULT
 
 STEPS_DIR = "steps"  # jobs/<chain>/steps/ (wrapper, code, <stage>-<hash>/config.yaml and step.sub); results/<chain>/steps/<stage>-<hash>/
 STEP_EVENTS = "events.log"  # results/<chain>/steps/events.log: the step jobs' event log
 STEP_WRAPPER = "run_step.sh"
-ROLE_STEP = "step"  # +SweepRole of a chain's simulation and evaluation jobs
 
 
 class StepError(BackendError):
@@ -114,7 +112,7 @@ def _prepare(root: Path, chain: str, request: StepRequest, grid: GridSpec) -> tu
     wrapper = steps_dir / STEP_WRAPPER
     write_text_if_changed(wrapper, render_wrapper(grid, code, chain), mode=0o755)
     config = jobs_dir / names.CONFIG_FILE
-    text = (f"# step {request.stage} of chain {chain}, read by `python -m sweep.job config.yaml` (sweep.physics.step)\n"
+    text = (f"# step {request.stage} of chain {chain}, read by `python -m sweep.job config.yaml` (sweep.job.step)\n"
             + yaml.safe_dump({**request.config, "step": request.stage, "chain": chain,
                               "inputs_hash": request.digest}, sort_keys=False))
     jobs_dir.mkdir(parents=True, exist_ok=True)

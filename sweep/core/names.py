@@ -86,6 +86,10 @@ ROLE_DAGMAN = "dagman"
 ROLE_COLLECT = "collect"
 ROLE_DRIVER = "driver"  # a search's driver job (local universe)
 ROLE_CHAIN = "chain"  # a two-step chain's job (local universe, sweep.chain)
+ROLE_STEP = "step"  # a chain's simulation or evaluation job (vanilla, sweep.chain.steps -> sweep.job.step)
+CHAIN_STEPS = ("simulate", "evaluate")  # the chain's stages that are step jobs
+STEP_RESULT = "step.json"  # what a step job writes in every case: how it ended, what it made
+STEP_DATASET = "dataset.npz"  # the simulation step's dataset, before the chain moves it into place
 ATTR_TRIAL = "SweepTrial"  # a search trial's job: the Optuna trial number
 # set by the trial's job through chirp after each epoch: the pruner's values so far, "v1,v2,..."
 ATTR_PROGRESS = "SweepProgress"

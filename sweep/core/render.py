@@ -358,6 +358,8 @@ DEFAULT_CHECKPOINT_EVERY_S = 600
 
 
 def condor_context(condor: dict[str, Any]) -> dict[str, Any]:
+    """What the submit templates use of a grid's `condor:` block (requirements, accounting
+    group, container, flavours, checkpointing) with its environment as one submit-file string."""
     ctx = {k: condor.get(k) for k in ("requirements", "accounting_group", "max_runtime", "container_image",
                                       "transfer_container", "job_flavour", "job_duration_category")}
     env = dict(condor.get("environment") or {})

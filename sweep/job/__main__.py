@@ -16,6 +16,12 @@ if _missing:
     os.replace(RUN_INFO + ".tmp", RUN_INFO)
     sys.exit(EXIT_ENVIRONMENT)
 
+from .step import step_main  # noqa: E402
+
+_step = step_main(sys.argv[1:])  # a chain's simulation or evaluation: config.yaml names its `step`
+if _step is not None:
+    sys.exit(_step)
+
 from .runner import main  # noqa: E402
 
 sys.exit(main())

@@ -3,7 +3,7 @@
 Exit status: 0 trained; 1 training failed; 2 unusable configuration or dataset; 3 an interpreter
 that cannot run the job (sweep.job.envcheck, checked by __main__). run.json is written in every
 case (atomically), so the collector can say what happened. A config.yaml that names a `step` is
-a chain's simulation or evaluation job instead (sweep.physics.step, which writes step.json).
+a chain's simulation or evaluation job instead (sweep.job.step, chosen by __main__).
 """
 
 from __future__ import annotations
@@ -86,16 +86,6 @@ def job_starts() -> int | None:
     return None
 
 
-def step_config(path: Path) -> dict[str, Any] | None:
-    """config.yaml as a chain step's configuration (it has `step`), or None (a run's, or one
-    load_config reports as unusable)."""
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError):
-        return None
-    return config if isinstance(config, dict) and "step" in config else None
-
-
 def load_config(path: Path) -> dict[str, Any]:
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(config, dict):
@@ -128,11 +118,6 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_json(out_dir / RUN_INFO, record)
         return code
 
-    step = step_config(args.config)
-    if step is not None:  # a chain's simulation or evaluation job: the same wrapper, another body
-        from ..physics.step import run_step
-
-        return run_step(step, out_dir)
     try:
         config = load_config(args.config)
     except (OSError, ValueError, yaml.YAMLError) as exc:

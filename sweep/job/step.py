@@ -1,7 +1,7 @@
 """The execute side of a chain's step jobs: the clusterizer's dataset simulated with the peak
 leader's peaks, or the evaluation of both leaders, run on an execute node by the same wrapper
 and entry point as a training job (`python -m sweep.job config.yaml`, with a config.yaml whose
-`step` names the step: sweep.job hands it here).
+`step` names the step: sweep.job's __main__ hands it here).
 
 Everything the step needs travels with it: config.yaml, the leaders (`.keras` with their
 training records) and sweep's code. Everything it makes is written flat in its scratch folder,
@@ -23,13 +23,28 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..core.errors import InputError, SweepError
+from ..core.names import CHAIN_STEPS, STEP_DATASET, STEP_RESULT
 from ..fsutil import atomic_write_json, file_digest
 
-STEP_RESULT = "step.json"
-STEP_DATASET = "dataset.npz"
-STEP_KINDS = ("simulate", "evaluate")
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def step_main(argv: list[str]) -> int | None:
+    """`python -m sweep.job config.yaml` when config.yaml is a step's (it names a `step`): run it
+    in the current folder and return its exit status; None for a run's config (or one the
+    training job reports as unusable)."""
+    if not argv or argv[0].startswith("-"):
+        return None
+    try:
+        config = yaml.safe_load(Path(argv[0]).read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    if not isinstance(config, dict) or "step" not in config:
+        return None
+    return run_step(config, Path.cwd())
 
 
 def _now() -> str:
@@ -54,7 +69,7 @@ def run_step(config: dict[str, Any], out_dir: Path) -> int:
     t_start = time.perf_counter()
 
     def finish(status: str, code: int, error: str | None = None) -> int:
-        from ..job.runner import software_versions
+        from .runner import software_versions
 
         record.update(status=status, exit_code=code, finished=_now(), seconds=round(time.perf_counter() - t_start, 1),
                       software=software_versions())
@@ -65,9 +80,9 @@ def run_step(config: dict[str, Any], out_dir: Path) -> int:
         return code
 
     step = config.get("step")
-    if step not in STEP_KINDS:
-        return finish("failed", EXIT_BAD_INPUT, f"unknown step {str(step)[:40]!r} (expected one of {STEP_KINDS})")
-    from ..job import resources
+    if step not in CHAIN_STEPS:
+        return finish("failed", EXIT_BAD_INPUT, f"unknown step {str(step)[:40]!r} (expected one of {CHAIN_STEPS})")
+    from . import resources
 
     cpus, source = resources.allocated_cpus(config.get("request_cpus"))
     resources.apply_before_import(*resources.thread_settings(cpus))
@@ -97,7 +112,7 @@ def _model(config: dict, key: str, out_dir: Path) -> Path:
 
 
 def _simulate(config: dict, out_dir: Path) -> dict[str, Any]:
-    from .datasets import simulate_to_file
+    from ..physics.datasets import simulate_to_file
 
     s = config["simulate"]
     path = out_dir / STEP_DATASET
@@ -111,7 +126,7 @@ def _simulate(config: dict, out_dir: Path) -> dict[str, Any]:
 
 
 def _evaluate(config: dict, out_dir: Path) -> dict[str, Any]:
-    from .evaluate import evaluate
+    from ..physics.evaluate import evaluate
 
     ev = config["evaluate"]
     result = evaluate(_model(config, "peak_model", out_dir), _model(config, "cluster_model", out_dir),
