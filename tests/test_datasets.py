@@ -468,3 +468,23 @@ def test_cli_simulate_refuses_bad_input_and_writes_nothing(tmp_path, capsys):
         with pytest.raises(SystemExit) as e:
             main(["data", "simulate", "--out", str(out), *extra])
         assert e.value.code == 2 and not out.exists()
+
+
+def test_a_peak_model_scoring_another_finder_s_candidates_is_warned(tmp_path):
+    """model.json says which finder's candidates the model learnt; another finder's is a warning
+    that names both (the same finder, or a record from before finders had names: none)."""
+    import json
+
+    from sweep.physics.scorers import check_model
+
+    model = tmp_path / "peaks.keras"
+    record = {"model": "lstm", "dt_ns": 1 / 1.2, "input": {"normalization": D.WINDOW_NORMALIZATION, "finder": "rise"}}
+    model.with_suffix(".json").write_text(json.dumps(record))
+    notes = check_model(model, "peak model", 1 / 1.2, "the simulation", normalization=D.WINDOW_NORMALIZATION,
+                        finder="slope")
+    assert any("'rise' finder" in n and "'slope' finder" in n for n in notes), notes
+    assert not check_model(model, "peak model", 1 / 1.2, "the simulation", normalization=D.WINDOW_NORMALIZATION,
+                           finder="rise")
+    del record["input"]["finder"]  # trained before the finder was recorded: the seed's
+    model.with_suffix(".json").write_text(json.dumps(record))
+    assert not check_model(model, "peak model", 1 / 1.2, "x", normalization=D.WINDOW_NORMALIZATION, finder="rise")

@@ -231,11 +231,11 @@ def _simulate_stage(ctx: ChainContext, record: dict, peaks: dict, peak_grid: Gri
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     shutil.copyfile(made, tmp)  # results/ and the dataset's folder may be different file systems
     tmp.replace(path)
-    made.unlink()
     _save(ctx, record, "simulate", state="done", skipped=False, inputs_hash=digest, path=sim["path_text"],
           sha256=sha, waveforms=result["waveforms"], mean_peaks=result.get("mean_peaks"),
           mean_clusters=result.get("mean_clusters"), seconds=result.get("seconds"), host=result.get("host"),
           job=(record["stages"].get("simulate") or {}).get("job"))
+    made.unlink()  # after the record: a chain killed before it finds the step's dataset again
     return {**out, "sha256": sha}
 
 
