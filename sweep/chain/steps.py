@@ -80,16 +80,22 @@ def _clear_stage(root: Path, chain: str, request: StepRequest) -> None:
                 shutil.rmtree(old, ignore_errors=True)
 
 
-def finished_step(folder: Path, request: StepRequest) -> dict[str, Any] | None:
-    """The step.json in `folder` when it is this request's and done (a step that ended while no
-    chain job followed it), else None."""
+def _read_step(folder: Path) -> dict[str, Any] | None:
+    """The step.json in `folder`, or None (absent, or not a JSON object)."""
     import json
 
     try:
         result = json.loads((folder / STEP_RESULT).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(result, dict) or result.get("inputs_hash") != request.digest or result.get("status") != "done":
+    return result if isinstance(result, dict) else None
+
+
+def finished_step(folder: Path, request: StepRequest, result: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The step.json in `folder` (or `result`, read from it already) when it is this request's
+    and done (a step that ended while no chain job followed it), else None."""
+    result = _read_step(folder) if result is None else result
+    if result is None or result.get("inputs_hash") != request.digest or result.get("status") != "done":
         return None
     outputs = result.get("output")
     outputs = [outputs] if isinstance(outputs, str) else outputs or []
@@ -193,15 +199,11 @@ def _step_result(folder: Path, request: StepRequest, ended: str) -> dict[str, An
     Raises:
         StepError: it is missing, or says the step failed (with its error and stderr's last line).
     """
-    result = finished_step(folder, request)
+    written = _read_step(folder)
+    result = finished_step(folder, request, written)
     if result is not None:
         return result
-    import json
-
-    try:
-        said = json.loads((folder / STEP_RESULT).read_text(encoding="utf-8")).get("error")
-    except (OSError, ValueError, AttributeError):
-        said = None
+    said = (written or {}).get("error")
     if not said:
         try:
             said = (folder / "stderr.txt").read_text(errors="replace").strip().splitlines()[-1]
@@ -265,21 +267,13 @@ class PoolSteps:
             out.setdefault(str(ad.get(names.ATTR_RUN)), []).append(int(ad["ClusterId"]))
         return out
 
-    def queued(self, request: StepRequest) -> int | None:
-        """The cluster of this owner's queued job of this step and inputs, or None.
-
-        Raises:
-            BackendError: the schedd does not answer.
-        """
-        clusters = self._queued_steps().get(request.run_id)
-        return max(clusters) if clusters else None
-
-    def _remove_stale(self, request: StepRequest) -> None:
-        """Remove this stage's queued jobs of other inputs (a chain killed before its inputs
-        changed): their result would be another chain's, and they would hold a slot for nothing."""
+    def _remove_stale(self, request: StepRequest, queued: dict[str, list[int]]) -> None:
+        """Remove this stage's queued jobs of other inputs (`queued`: :meth:`_queued_steps`; a
+        chain killed before its inputs changed): their result would be another chain's, and they
+        would hold a slot for nothing."""
         from ..submit.backends import htcondor
 
-        stale = [c for run_id, clusters in self._queued_steps().items()
+        stale = [c for run_id, clusters in queued.items()
                  if run_id.startswith(f"{request.stage}-") and run_id != request.run_id for c in clusters]
         if not stale:
             return
@@ -295,7 +289,8 @@ class PoolSteps:
         """`on_submit(cluster)` is called once the step's job is known: submitted now, or queued
         before (the chain records it)."""
         _, folder = step_folders(self.root, self.chain, request)
-        cluster = self.queued(request)
+        queued = self._queued_steps()  # one query: this step's job, and the stage's stale ones
+        cluster = max(queued[request.run_id]) if queued.get(request.run_id) else None
         if cluster is not None:
             self.log(f"step {request.stage}: following its job {cluster}.0, queued before this chain job started")
         else:
@@ -303,16 +298,16 @@ class PoolSteps:
             if done is not None:
                 self.log(f"step {request.stage}: its job had ended (step.json of {done.get('finished')})")
                 return done, folder
-            cluster = self._submit(request)
+            cluster = self._submit(request, queued)
         if on_submit:
             on_submit(cluster)
         self._follow(request, cluster)
         return _step_result(folder, request, f"job {cluster}.0"), folder
 
-    def _submit(self, request: StepRequest) -> int:
+    def _submit(self, request: StepRequest, queued: dict[str, list[int]]) -> int:
         from ..submit.backends import htcondor
 
-        self._remove_stale(request)
+        self._remove_stale(request, queued)
         config, wrapper, code, folder = _prepare(self.root, self.chain, request, self.grids[0])
         self.event_log.parent.mkdir(parents=True, exist_ok=True)
         text = step_submit_text(self.chain, request, self.grids[0], step_resources(self.grids), wrapper=wrapper,
