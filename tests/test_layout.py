@@ -58,15 +58,19 @@ def modules(package_dir: Path, package: str) -> dict[str, Path]:
     return out
 
 
-def _resolve(source: str, is_package: bool, node: ast.ImportFrom | ast.Import, known: set[str]) -> list[str]:
-    if isinstance(node, ast.Import):
-        return [alias.name for alias in node.names]
+def _from_module(source: str, is_package: bool, node: ast.ImportFrom) -> str:
+    """The module a `from ... import` statement of `source` imports from, made absolute."""
     if node.level:
         base = source.split(".") if is_package else source.split(".")[:-1]
         base = base[:len(base) - (node.level - 1)]
-        module = ".".join(base + ([node.module] if node.module else []))
-    else:
-        module = node.module or ""
+        return ".".join(base + ([node.module] if node.module else []))
+    return node.module or ""
+
+
+def _resolve(source: str, is_package: bool, node: ast.ImportFrom | ast.Import, known: set[str]) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    module = _from_module(source, is_package, node)
     # `from pkg import name`: the submodule pkg.name when there is one, else pkg itself
     return [f"{module}.{a.name}" if f"{module}.{a.name}" in known else module for a in node.names]
 
@@ -242,3 +246,118 @@ def test_the_core_and_the_backend_interface_say_what_they_do():
     paths = sorted((REPO / "sweep" / "core").glob("*.py")) + [REPO / "sweep" / "submit" / "backends" / "base.py"]
     missing = {str(p.relative_to(REPO)): m for p in paths if (m := _undocumented(p))}
     assert not missing, missing
+
+
+# ------------------------------------------------------------------ private names stay at home
+
+PRIVATE_SCOPE = "core"  # the part whose private names no other module may use
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _dotted(node: ast.expr) -> str | None:
+    """"a.b.c" for the expression a.b.c; None when it is not a chain of names."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return ".".join([node.id, *reversed(parts)])
+
+
+def private_uses(files: dict[str, Path], known: set[str], package: str = "sweep",
+                 scope: str = PRIVATE_SCOPE) -> list[str]:
+    """Every use of a private name (one leading underscore) of a module of `scope` outside the
+    module that defines it, in `files` (module name -> file): imported (`from ..core.grid import
+    _x`, at any level), reached through the module (`grid._x` after `from . import grid`,
+    `sweep.core.grid._x` after `import sweep.core.grid`), or named in a string
+    ("sweep.core.grid._x", as monkeypatch.setattr takes it)."""
+    def in_scope(module: str) -> bool:
+        return module.split(".")[0] == package and part_of(module) == scope
+
+    problems = []
+    for source, path in files.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        is_package = path.name == "__init__.py"
+        where = lambda node: f"{path}:{node.lineno}"  # noqa: E731
+        bound: dict[str, str] = {}  # local name -> the module of scope it stands for
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname and in_scope(alias.name):
+                        bound[alias.asname] = alias.name
+            elif isinstance(node, ast.ImportFrom):
+                base = _from_module(source, is_package, node)
+                for alias in node.names:
+                    sub = f"{base}.{alias.name}"
+                    if sub in known and in_scope(sub):
+                        bound[alias.asname or alias.name] = sub
+                    elif _is_private(alias.name) and in_scope(base) and base != source:
+                        problems.append(f"{where(node)}: imports {alias.name} from {base}")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and _is_private(node.attr):
+                owner = _dotted(node.value)
+                if owner is None:
+                    continue
+                head, _, rest = owner.partition(".")
+                module = bound.get(head, head) + (f".{rest}" if rest else "")
+                if module in known and in_scope(module) and module != source:
+                    problems.append(f"{where(node)}: uses {module}.{node.attr}")
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                module, _, name = node.value.rpartition(".")
+                if _is_private(name) and module in known and in_scope(module) and module != source:
+                    problems.append(f"{where(node)}: names {node.value}")
+    return problems
+
+
+def _scanned(repo: Path) -> tuple[dict[str, Path], set[str]]:
+    """(every Python file of the package, its tests, benchmarks and tools by module name, the
+    package's own module names)."""
+    package = modules(repo / "sweep", "sweep")
+    files = dict(package)
+    for folder in ("tests", "bench", "tools"):
+        files.update(modules(repo / folder, folder) if (repo / folder).is_dir() else {})
+    return files, set(package)
+
+
+PLANTED_PRIVATE = {
+    "sweep/__init__.py": "",
+    "sweep/core/__init__.py": "",
+    "sweep/core/grid.py": "def _x():\n    pass\n\n\n_y = _x()\n",  # its own: fine
+    "sweep/core/pipeline.py": "from .grid import _x, __all__\nfrom . import grid\nz = grid._y\n",
+    "sweep/core/schema.py": "from . import grid as g\n\n\ndef h():\n    return g._x\n",
+    "sweep/chain/__init__.py": "",
+    "sweep/chain/stages.py": "def f():\n    from ..core.grid import _x\n",
+    "sweep/chain/run.py": "import sweep.core.grid\nimport sweep.core.grid as cg\nsweep.core.grid._x()\ncg._y\n"
+                          "from .stages import _private\n",  # outside the core: another rule's business
+    "tests/test_x.py": "from sweep.core.grid import _x\n\n\ndef test(monkeypatch):\n"
+                       "    monkeypatch.setattr('sweep.core.grid._y', 1)\n",
+}
+
+
+def test_the_private_name_checker_finds_each_planted_use(tmp_path):
+    for name, text in PLANTED_PRIVATE.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    files, known = _scanned(tmp_path)
+    found = sorted(p.replace(str(tmp_path) + "/", "") for p in private_uses(files, known))
+    assert found == sorted([
+        "sweep/core/pipeline.py:1: imports _x from sweep.core.grid",
+        "sweep/core/pipeline.py:3: uses sweep.core.grid._y",
+        "sweep/core/schema.py:5: uses sweep.core.grid._x",
+        "sweep/chain/stages.py:2: imports _x from sweep.core.grid",
+        "sweep/chain/run.py:3: uses sweep.core.grid._x",
+        "sweep/chain/run.py:4: uses sweep.core.grid._y",
+        "tests/test_x.py:1: imports _x from sweep.core.grid",
+        "tests/test_x.py:5: names sweep.core.grid._y",
+    ]), found
+
+
+def test_no_module_uses_a_private_name_of_the_core_it_did_not_define():
+    """What another module needs from a core module is public (no leading underscore)."""
+    files, known = _scanned(REPO)
+    problems = private_uses(files, known)
+    assert not problems, "\n".join(problems)

@@ -244,9 +244,9 @@ def write_clusters_grid(ctx: ChainContext, data: dict[str, Any]) -> Path:
     <chain>-clusters and its data the chain's dataset (nothing else changed)."""
     import yaml
 
-    from ..core.grid import _read_text
+    from ..core.grid import read_text
 
-    doc = yaml.safe_load(_read_text(ctx.spec.clusters.grid, "grid file"))
+    doc = yaml.safe_load(read_text(ctx.spec.clusters.grid, "grid file"))
     if not isinstance(doc, dict) or doc.get("model") != "cnn":
         raise ChainError(f"{ctx.spec.file}: clusters.grid {ctx.spec.clusters.grid_text} is not a cnn grid (model: "
                          f"{printable(str((doc or {}).get('model') if isinstance(doc, dict) else doc))[:40]})")

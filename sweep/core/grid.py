@@ -217,7 +217,7 @@ def describe_search(spec: GridSpec) -> list[str]:
         return []
     lines = []
     for d in spec.dimensions:
-        lines.append(f"  {d.names[0]}: one of {len(d.values)} values ({', '.join(_show(v[0], 30) for v in d.values[:6])}"
+        lines.append(f"  {d.names[0]}: one of {len(d.values)} values ({', '.join(show(v[0], 30) for v in d.values[:6])}"
                      + (", ..." if len(d.values) > 6 else "") + ")")
     for r in spec.ranges.values():
         lines.append(f"  {r.name}: {r.describe()}")
@@ -287,16 +287,16 @@ def load_grid(path: str | os.PathLike, root: str | os.PathLike | None = None, *,
         GridError: with every problem found, each with file, line, column and key.
     """
     path = Path(path)
-    return parse_grid(_read_text(path, "grid file"), str(path), Path(root) if root else Path.cwd(), checks=checks)
+    return parse_grid(read_text(path, "grid file"), str(path), Path(root) if root else Path.cwd(), checks=checks)
 
 
 def parse_grid(text: str, file: str, root: Path, *, checks: GridChecks | None = None) -> GridSpec:
     """Validate a grid given as text (`file` names it in messages); see :func:`load_grid`."""
-    located = _load_yaml(text, file, "grid file")
-    return _Validator(file, located, root, checks or GridChecks()).run()
+    located = load_yaml(text, file, "grid file")
+    return Validator(file, located, root, checks or GridChecks()).run()
 
 
-def _read_text(path: Path, what: str) -> str:
+def read_text(path: Path, what: str) -> str:
     """The UTF-8 text of a grid file or site profile (`what`), read once it is known to be small.
 
     Raises:
@@ -323,7 +323,7 @@ def _read_text(path: Path, what: str) -> str:
     return text
 
 
-def _load_yaml(text: str, file: str, what: str) -> yamlpos.Located:
+def load_yaml(text: str, file: str, what: str) -> yamlpos.Located:
     """The document of a grid file or site profile (`what`), with the positions of its values.
 
     Raises:
@@ -366,7 +366,10 @@ def _suggest(word: str, choices) -> str:
     return f"; did you mean '{close[0]}'?" if close and close[0] != str(word) else ""
 
 
-class _Validator:
+class Validator:
+    """Walks a located YAML document (a grid file, a site profile, a pipeline file), collecting
+    every problem as a GridIssue with the file, line, column and key path of the value."""
+
     def __init__(self, file: str, located: yamlpos.Located, root: Path, checks: GridChecks):
         self.file = file
         self.located = located
@@ -379,6 +382,8 @@ class _Validator:
 
     # -- reporting
     def error(self, path: tuple, message: str, at_key: bool = False) -> None:
+        """Record an issue at `path` (the position of its key when `at_key`, else of its value),
+        saying when the value is an alias and when the setting came from the site profile."""
         line, col = self.located.where(path, prefer_key=at_key)
         anchor = None if at_key else self.located.anchor_of(path)
         if anchor is not None and anchor != (line, col):
@@ -388,6 +393,8 @@ class _Validator:
         self.issues.append(GridIssue(self.file, line, col, yamlpos.format_path(path), message))
 
     def check(self, path: tuple, value: Any, check: schema.Check, what: str = "") -> bool:
+        """Whether `value` passes `check`; when not, an issue "<what>expected ..., got ..." is
+        recorded at `path`, with a "did you mean" for a near miss of a check's choices."""
         why = check(value)
         if why is None:
             return True
@@ -398,14 +405,16 @@ class _Validator:
                 (v for v in (value if isinstance(value, list) else []) if v not in choices), None)
             if isinstance(bad, str):
                 hint = _suggest(bad, choices)
-        self.error(path, f"{what}expected {why}, got {_show(value)}{hint}")
+        self.error(path, f"{what}expected {why}, got {show(value)}{hint}")
         return False
 
     def mapping(self, path: tuple, value: Any, allowed: tuple[str, ...] | None) -> dict:
+        """The mapping at `path` ({} when absent or not a mapping, which is recorded), each key not
+        in `allowed` recorded as unknown (None: any key)."""
         if value is None:
             return {}
         if not isinstance(value, dict):
-            self.error(path, f"expected a mapping (key: value lines), got {_show(value)}")
+            self.error(path, f"expected a mapping (key: value lines), got {show(value)}")
             return {}
         if allowed is not None:
             for key in value:
@@ -422,11 +431,16 @@ class _Validator:
                                          "key appears more than once (YAML keeps only the last)"))
 
     def run(self) -> GridSpec:
+        """The validated grid.
+
+        Raises:
+            GridError: with every issue found.
+        """
         self.duplicate_keys()
         doc = self.located.data
         if not isinstance(doc, dict):
             self.error((), f"a grid file must be a mapping of keys such as {', '.join(schema.REQUIRED_TOP_LEVEL)}"
-                       f"; got {_show(doc)}")
+                       f"; got {show(doc)}")
             raise GridError(self.issues)
         self.mapping((), doc, schema.TOP_LEVEL_KEYS)
         for key in schema.REQUIRED_TOP_LEVEL:
@@ -436,10 +450,10 @@ class _Validator:
         name = doc.get("sweep", "")
         if "sweep" in doc and not (isinstance(name, str) and schema.SWEEP_NAME_RE.fullmatch(name)):
             self.error(("sweep",), "expected a sweep name of letters, digits, '_', '.', '-' "
-                       f"(starting with a letter or digit, at most 64), got {_show(name)}")
+                       f"(starting with a letter or digit, at most 64), got {show(name)}")
         description = doc.get("description", "") or ""
         if not isinstance(description, str):
-            self.error(("description",), f"expected text, got {_show(description)}")
+            self.error(("description",), f"expected text, got {show(description)}")
             description = ""
 
         model = doc.get("model")
@@ -500,7 +514,7 @@ class _Validator:
         is validated on its own first, so its mistakes name its file and line."""
         name = doc["site"]
         if not (isinstance(name, str) and schema.SITE_NAME_RE.fullmatch(name)):
-            self.error(("site",), f"expected a site profile name of lower-case letters, digits, '_', '-', got {_show(name)}")
+            self.error(("site",), f"expected a site profile name of lower-case letters, digits, '_', '-', got {show(name)}")
             return doc
         folders = (self.root / names.SITES_DIR, names.shipped_folder(names.SITES_DIR))
         found = next((f / f"{name}.yaml" for f in folders if (f / f"{name}.yaml").is_file()), None)
@@ -511,26 +525,26 @@ class _Validator:
             return doc
         shown = str(found)
         try:  # read and parsed as a grid file is, with the same limits and positions
-            located = _load_yaml(_read_text(found, "site profile"), shown, "site profile")
+            located = load_yaml(read_text(found, "site profile"), shown, "site profile")
         except GridError as exc:
             self.issues.extend(exc.issues)
             return doc
-        profile = _Validator(shown, located, self.root, self.checks)
+        profile = Validator(shown, located, self.root, self.checks)
         pdoc = located.data if located.data is not None else {}
         if not isinstance(pdoc, dict):
-            profile.error((), f"a site profile must be a mapping of {', '.join(schema.SITE_KEYS)}; got {_show(pdoc)}")
+            profile.error((), f"a site profile must be a mapping of {', '.join(schema.SITE_KEYS)}; got {show(pdoc)}")
             pdoc = {}
         profile.mapping((), pdoc, schema.SITE_KEYS)
         description = pdoc.get("description", "")
         if not isinstance(description, str):
-            profile.error(("description",), f"expected text, got {_show(description)}")
+            profile.error(("description",), f"expected text, got {show(description)}")
         shared = pdoc.get("shared_filesystem", True)
         if not isinstance(shared, bool):
             profile.error(("shared_filesystem",), f"expected true or false (whether the execute nodes see the "
-                          f"submit node's files at the same paths), got {_show(shared)}")
+                          f"submit node's files at the same paths), got {show(shared)}")
         pdata = profile.mapping(("data",), pdoc.get("data"), schema.SITE_DATA_KEYS)
         if not isinstance(pdata.get("transfer", True), bool):
-            profile.error(("data", "transfer"), f"expected true or false, got {_show(pdata['transfer'])}")
+            profile.error(("data", "transfer"), f"expected true or false, got {show(pdata['transfer'])}")
         profile._resources(pdoc.get("resources"))
         profile._condor(pdoc.get("condor"))
         if profile.issues:
@@ -587,16 +601,16 @@ class _Validator:
         elif "path" in data:
             if not (isinstance(path_text, str) and schema.SAFE_PATH_RE.fullmatch(path_text)):
                 self.error(("data", "path"), "expected a file path made of letters, digits and _ . / : + @ = - "
-                           f"(no spaces, commas, quotes or newlines), got {_show(path_text)}")
+                           f"(no spaces, commas, quotes or newlines), got {show(path_text)}")
             else:
                 path = self._project_path(("data", "path"), path_text, "dataset", self.checks.data_roots,
                                           "SWEEP_DATA_ROOTS") or Path()
         balanced = data.get("balanced", True)
         if not isinstance(balanced, bool):
-            self.error(("data", "balanced"), f"expected true or false, got {_show(balanced)}")
+            self.error(("data", "balanced"), f"expected true or false, got {show(balanced)}")
         transfer = data.get("transfer", True)
         if not isinstance(transfer, bool):
-            self.error(("data", "transfer"), f"expected true or false, got {_show(transfer)}")
+            self.error(("data", "transfer"), f"expected true or false, got {show(transfer)}")
             transfer = True
         url = data.get("url")
         if url is not None:
@@ -604,7 +618,7 @@ class _Validator:
             if not (isinstance(url, str) and "://" in url and scheme in schema.DATA_URL_SCHEMES
                     and len(url) <= 1024 and schema.SAFE_PATH_RE.fullmatch(url)):
                 self.error(("data", "url"), f"expected a URL HTCondor can fetch ({', '.join(s + '://' for s in schema.DATA_URL_SCHEMES)}) "
-                           f"made of letters, digits and _ . / : + @ = -, got {_show(url)}")
+                           f"made of letters, digits and _ . / : + @ = -, got {show(url)}")
                 url = None
             elif not transfer:
                 self.error(("data", "url"), "data.url is where HTCondor fetches the dataset for each job, and "
@@ -621,7 +635,7 @@ class _Validator:
                        schema.int_at_least(1, schema.MAX_WAVEFORMS))
             self.check(("data", "simulate", "seed"), simulate["seed"], schema.int_at_least(0, schema.MAX_SEED))
             if not isinstance(simulate["params"], dict):
-                self.error(("data", "simulate", "params"), f"expected a mapping, got {_show(simulate['params'])}")
+                self.error(("data", "simulate", "params"), f"expected a mapping, got {show(simulate['params'])}")
             else:
                 self._simulation_params(simulate["params"])
         if simulate is not None and path != Path() and not _inside(path, self.root):
@@ -655,8 +669,8 @@ class _Validator:
                        f"(known: {', '.join(spec)})", at_key=True)
             return None
         if not isinstance(values, list):
-            self.error(path, f"expected a list of values to sweep, got {_show(values)} "
-                       f"(write [{_show(values)}] or move it to params)")
+            self.error(path, f"expected a list of values to sweep, got {show(values)} "
+                       f"(write [{show(values)}] or move it to params)")
             return None
         if not values:
             self.error(path, "empty axis: expected at least one value")
@@ -669,7 +683,7 @@ class _Validator:
         for i, v in enumerate(values):
             j = first.setdefault(canonical_json(v), i)
             if j != i:
-                self.error(path + (i,), f"value {_show(v)} appears twice in this axis (also at [{j}])")
+                self.error(path + (i,), f"value {show(v)} appears twice in this axis (also at [{j}])")
                 ok = False
         return values if ok else None
 
@@ -749,7 +763,7 @@ class _Validator:
         low, high, log, step = value["low"], value["high"], value.get("log", False), value.get("step")
         param = spec[name] if spec is not None else None
         integer = bool(getattr(param.check, "integer", False)) if param else False
-        number = schema.int_at_least(-2**62) if integer else (lambda v: None if schema._is_num(v) else "a number")
+        number = schema.int_at_least(-2**62) if integer else (lambda v: None if schema.is_number(v) else "a number")
         if param is not None and isinstance(param.default, list):
             self.error(path, f"'{name}' takes a list ({param.help}): an interval cannot sample it; search its "
                        "values as a list of choices instead")
@@ -758,17 +772,17 @@ class _Validator:
             why = number(v)
             if why:
                 self.error(path + (key,), f"expected {'an integer' if integer else 'a number'} ('{name}' takes "
-                           f"{'integers' if integer else 'numbers'}), got {_show(v)}")
+                           f"{'integers' if integer else 'numbers'}), got {show(v)}")
                 ok = False
             elif param is not None:
                 ok &= self.check(path + (key,), v, param.check, f"'{name}': ")
         if not isinstance(log, bool):
-            self.error(path + ("log",), f"expected true or false, got {_show(log)}")
+            self.error(path + ("log",), f"expected true or false, got {show(log)}")
             ok = False
         if step is not None:
             why = number(step) or (None if step > 0 else "> 0")
             if why:
-                self.error(path + ("step",), f"expected a step > 0{' (an integer)' if integer else ''}, got {_show(step)}")
+                self.error(path + ("step",), f"expected a step > 0{' (an integer)' if integer else ''}, got {show(step)}")
                 ok = False
             elif log is True and not (integer and step == 1):
                 self.error(path + ("step",), "a log-scale interval cannot have a step (Optuna samples it continuously)")
@@ -776,11 +790,11 @@ class _Validator:
         if not ok:
             return None
         if not low < high:
-            self.error(path + ("high",), f"expected high > low ({_show(low)}), got {_show(high)} (a single value "
+            self.error(path + ("high",), f"expected high > low ({show(low)}), got {show(high)} (a single value "
                        "belongs in params)")
             return None
         if log and low <= 0:
-            self.error(path + ("low",), f"a log-scale interval needs low > 0, got {_show(low)}")
+            self.error(path + ("low",), f"a log-scale interval needs low > 0, got {show(low)}")
             return None
         if step is not None and not integer and abs(round((high - low) / step) * step - (high - low)) > 1e-9 * abs(step):
             self.error(path + ("step",), f"the interval {low}..{high} is not a whole number of steps of {step}")
@@ -820,14 +834,14 @@ class _Validator:
         objectives: list[tuple[str, str]] = []
         if not isinstance(names_, list) or not names_:
             self.error(("search", "objectives"), f"expected a metric or a list of metrics to optimise (e.g. f1, "
-                       f"or [f1, auc, eff_purity]), got {_show(raw)}")
+                       f"or [f1, auc, eff_purity]), got {show(raw)}")
             ok = False
             names_ = []
         for i, m in enumerate(names_):
             where = ("search", "objectives") if isinstance(raw, str) else ("search", "objectives", i)
             if not isinstance(m, str) or (known and m not in known):
                 self.error(where, f"expected a metric the {model or ''} jobs write ({', '.join(known)}), got "
-                           f"{_show(m)}{_suggest(m, known) if isinstance(m, str) else ''}")
+                           f"{show(m)}{_suggest(m, known) if isinstance(m, str) else ''}")
                 ok = False
             elif m in (o for o, _ in objectives):
                 self.error(where, f"objective '{m}' is named twice")
@@ -879,8 +893,8 @@ class _Validator:
                                at_key=True)
                     ok = False
                 elif not any(canonical_json(v) == canonical_json(w) for w in values_of[name]):
-                    self.error(rpath + (name,), f"{_show(v)} is not one of the swept values of '{name}' "
-                               f"({', '.join(_show(w) for w in values_of[name])}); the rule would never match")
+                    self.error(rpath + (name,), f"{show(v)} is not one of the swept values of '{name}' "
+                               f"({', '.join(show(w) for w in values_of[name])}); the rule would never match")
                     ok = False
             if ok:
                 rules.append(rule)
@@ -891,12 +905,12 @@ class _Validator:
         out = {"request_cpus": 1, "request_memory_mb": 2048, "request_disk_mb": 1024, "runtime_s": 7200}
         if self.check(("resources", "request_cpus"), res["request_cpus"], schema.int_at_least(1, schema.MAX_CPUS)):
             out["request_cpus"] = res["request_cpus"]
-        for key, field_name, parse, high, show in (
+        for key, field_name, parse, high, fmt in (
                 ("request_memory", "request_memory_mb", units.parse_memory_mb, schema.MAX_MEMORY_MB, _mb),
                 ("request_disk", "request_disk_mb", units.parse_memory_mb, schema.MAX_DISK_MB, _mb),
                 ("runtime", "runtime_s", units.parse_duration_s, schema.MAX_RUNTIME_S, units.format_duration)):
             try:
-                out[field_name] = _bounded(parse(res[key]), high, show)
+                out[field_name] = _bounded(parse(res[key]), high, fmt)
             except ValueError as exc:
                 self.error(("resources", key), str(exc))
         if "request_gpus" in res and self.check(("resources", "request_gpus"), res["request_gpus"],
@@ -921,28 +935,28 @@ class _Validator:
                 v = condor[key]
                 if not isinstance(v, str) or not v.strip() or schema.CONTROL_CHARS_RE.search(v):
                     self.error(("condor", key), "expected a one-line ClassAd expression (no line breaks or "
-                               f"control characters), got {_show(v)}")
+                               f"control characters), got {show(v)}")
                 elif v.rstrip().endswith("\\"):
                     self.error(("condor", key), f"a trailing backslash continues the submit file's line: HTCondor "
-                               f"would join the next submit command into the expression, got {_show(v)}")
+                               f"would join the next submit command into the expression, got {show(v)}")
                 elif schema.SUBMIT_MACRO_RE.search(v):
                     macro = schema.SUBMIT_MACRO_RE.search(v).group(0)
                     self.error(("condor", key), f"'{macro}...' is a submit macro HTCondor would expand in the "
-                               f"submit file; write the expression without it, got {_show(v)}")
+                               f"submit file; write the expression without it, got {show(v)}")
                 elif self.checks.expression is not None:
                     try:
                         self.checks.expression(v)
                     except (ValueError, TypeError) as exc:
-                        self.error(("condor", key), f"expected a ClassAd expression, got {_show(v)}: {exc}")
+                        self.error(("condor", key), f"expected a ClassAd expression, got {show(v)}: {exc}")
         if "accounting_group" in condor and not (isinstance(condor["accounting_group"], str)
                                                  and schema.ACCOUNTING_GROUP_RE.fullmatch(condor["accounting_group"])):
             self.error(("condor", "accounting_group"), "expected a group name of letters, digits, '_', '.', "
-                       f"'@', '-', got {_show(condor['accounting_group'])}")
+                       f"'@', '-', got {show(condor['accounting_group'])}")
         for key in ("container_image", "python", "cvmfs"):
             if key in condor and not (isinstance(condor[key], str) and schema.SAFE_PATH_RE.fullmatch(condor[key])
                                       and len(condor[key]) <= 1024):
                 self.error(("condor", key), "expected a path or image reference made of letters, digits and "
-                           f"_ . / : + @ = - (no spaces, quotes or newlines), got {_show(condor[key])}")
+                           f"_ . / : + @ = - (no spaces, quotes or newlines), got {show(condor[key])}")
                 condor.pop(key)
         if "container_image" in condor and "cvmfs" in condor:
             self.error(("condor", "cvmfs"), "condor.cvmfs (a setup script sourced on the execute node) and "
@@ -958,10 +972,10 @@ class _Validator:
             text = condor["cvmfs"]
             if not os.path.isabs(text) or ".." in text.split("/"):
                 self.error(("condor", "cvmfs"), "expected the absolute path of a setup script to source, e.g. "
-                           f"/cvmfs/sft.cern.ch/lcg/views/LCG_106/x86_64-el9-gcc13-opt/setup.sh, got {_show(text)}")
+                           f"/cvmfs/sft.cern.ch/lcg/views/LCG_106/x86_64-el9-gcc13-opt/setup.sh, got {show(text)}")
         if "transfer_container" in condor and not isinstance(condor["transfer_container"], bool):
             self.error(("condor", "transfer_container"), "expected true or false (false: the execute nodes read the "
-                       f"image where it is, on a shared file system), got {_show(condor['transfer_container'])}")
+                       f"image where it is, on a shared file system), got {show(condor['transfer_container'])}")
         for key, choices in (("job_flavour", schema.JOB_FLAVOURS), ("job_duration_category",
                                                                      schema.JOB_DURATION_CATEGORIES)):
             if key in condor and not (isinstance(condor[key], str) and (condor[key] == "auto" or condor[key] in choices)):
@@ -992,12 +1006,12 @@ class _Validator:
             env = self.mapping(("condor", "environment"), condor["environment"], None)
             for k, v in env.items():
                 if not (isinstance(k, str) and schema.ENV_NAME_RE.fullmatch(k)):
-                    self.error(("condor", "environment", k), f"expected a variable name, got {_show(k)}",
+                    self.error(("condor", "environment", k), f"expected a variable name, got {show(k)}",
                                at_key=True)
                 if not (isinstance(v, (str, int, float)) and not isinstance(v, bool)
                         and schema.SAFE_PATH_RE.fullmatch(str(v))):
                     self.error(("condor", "environment", k), "expected a value of letters, digits and "
-                               f"_ . / : + @ = - (no spaces or quotes), got {_show(v)}")
+                               f"_ . / : + @ = - (no spaces or quotes), got {show(v)}")
             condor["environment"] = {str(k): str(v) for k, v in env.items()}
         return condor
 
@@ -1033,7 +1047,7 @@ class _Validator:
         out = []
         for i, m in enumerate(value):
             if not isinstance(m, str) or m not in metrics:
-                self.error(("ranking", i), f"unknown metric {_show(m)} for model '{model}'"
+                self.error(("ranking", i), f"unknown metric {show(m)} for model '{model}'"
                            f"{_suggest(m, metrics)} (known: {', '.join(metrics)})")
             elif m in value[:i]:
                 self.error(("ranking", i), f"metric '{m}' is already ranked at [{value.index(m)}]: "
@@ -1046,7 +1060,7 @@ class _Validator:
         if value is None:
             return None
         if not (isinstance(value, str) and schema.SAFE_PATH_RE.fullmatch(value)):
-            self.error(("templates",), f"expected a folder path, got {_show(value)}")
+            self.error(("templates",), f"expected a folder path, got {show(value)}")
             return None
         folder = self._project_path(("templates",), value, "template folder", self.checks.template_roots,
                                     "SWEEP_TEMPLATE_ROOTS", folder=True)
@@ -1065,18 +1079,18 @@ class _Validator:
         be allowed, a pipeline's paths); None (with the error recorded) otherwise."""
         if len(text) > 1024 or any(len(part.encode()) > 255 for part in text.split("/")):
             self.error(key, f"expected a {what} path the file system can hold (names of at most 255 bytes, "
-                       f"at most 1024 in all), got {_show(text)} ({len(text):,} characters)")
+                       f"at most 1024 in all), got {show(text)} ({len(text):,} characters)")
             return None
         try:
             path = (self.root / text).resolve()
         except (OSError, RuntimeError) as exc:  # a symlink loop
-            self.error(key, f"cannot resolve the {what} path {_show(text)}: {exc}")
+            self.error(key, f"cannot resolve the {what} path {show(text)}: {exc}")
             return None
         allowed = [r for r in roots if _inside(path, r)]
         if not _inside(path, self.root) and not allowed:
             also = (f" or under {', '.join(str(r) for r in roots)}" if roots else "" if roots_variable is None else
                     f" (to read one from elsewhere, name the folder that holds it in {roots_variable})")
-            self.error(key, f"the {what} {_show(text)} is {path}, outside the project {self.root}: a {what} must be "
+            self.error(key, f"the {what} {show(text)} is {path}, outside the project {self.root}: a {what} must be "
                        f"inside the project{also}")
             return None
         if folder and path.exists() and not path.is_dir():
@@ -1096,21 +1110,21 @@ class _Validator:
         if sep:
             if scheme not in schema.CONTAINER_URL_SCHEMES:
                 self.error(("condor", "container_image"), f"expected an image reference ({', '.join(s + '://' for s in schema.CONTAINER_URL_SCHEMES)}) "
-                           f"or the path of a .sif file or image folder, got {_show(text)}")
+                           f"or the path of a .sif file or image folder, got {show(text)}")
             return text
         if os.path.isabs(text):
             if ".." in text.split("/"):
-                self.error(("condor", "container_image"), f"expected a path without '..', got {_show(text)}")
+                self.error(("condor", "container_image"), f"expected a path without '..', got {show(text)}")
             elif not text.startswith("/cvmfs/") and not os.path.exists(text):
                 self.error(("condor", "container_image"), f"the image {text} does not exist")
             return text
         try:
             path = (self.root / text).resolve()
         except (OSError, RuntimeError) as exc:
-            self.error(("condor", "container_image"), f"cannot resolve the image path {_show(text)}: {exc}")
+            self.error(("condor", "container_image"), f"cannot resolve the image path {show(text)}: {exc}")
             return text
         if not _inside(path, self.root):
-            self.error(("condor", "container_image"), f"the image {_show(text)} is {path}, outside the project "
+            self.error(("condor", "container_image"), f"the image {show(text)} is {path}, outside the project "
                        f"{self.root}: a relative image path stays inside the project (write an image elsewhere "
                        "by its absolute path)")
         elif not path.exists():
@@ -1121,7 +1135,7 @@ class _Validator:
         """condor.python: an absolute path to an existing executable (the jobs run it); inside a
         container or a CVMFS view (exists=False) only its shape can be checked here."""
         if not os.path.isabs(text) or ".." in text.split("/"):
-            self.error(("condor", "python"), f"expected the absolute path of a Python interpreter, got {_show(text)}")
+            self.error(("condor", "python"), f"expected the absolute path of a Python interpreter, got {show(text)}")
         elif exists and not (os.path.isfile(text) and os.access(text, os.X_OK)):
             self.error(("condor", "python"), f"expected an executable Python interpreter, but {text} "
                        f"{'is not executable' if os.path.isfile(text) else 'does not exist'}")
@@ -1223,14 +1237,14 @@ def _mb(mb: int) -> str:
     return f"{mb:,} MB" if mb < 1 << 20 else f"{mb / (1 << 20):g} TB"
 
 
-def _bounded(value: int, high: int, show: Callable[[int], str]) -> int:
+def _bounded(value: int, high: int, fmt: Callable[[int], str]) -> int:
     """value, when at most high.
 
     Raises:
-        ValueError: saying the bound, beyond which no pool could satisfy the request.
+        ValueError: saying the bound (written by `fmt`), beyond which no pool could satisfy the request.
     """
     if value > high:
-        raise ValueError(f"expected at most {show(high)} (what a real pool could ever give), got {show(value)}")
+        raise ValueError(f"expected at most {fmt(high)} (what a real pool could ever give), got {fmt(value)}")
     return value
 
 
@@ -1282,7 +1296,7 @@ def _values_of(spec: GridSpec, name: str) -> list:
     return []
 
 
-def _show(value: Any, limit: int = 60) -> str:
+def show(value: Any, limit: int = 60) -> str:
     """A bounded preview of a value: at most `limit` characters, computed without walking more of
     the value than it shows (an alias bomb shares its lists; expanding them would take gigabytes).
     Escaping of unprintable characters happens where the message is printed (GridIssue)."""

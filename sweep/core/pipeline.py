@@ -36,7 +36,7 @@ from typing import Any
 
 from . import schema
 from .errors import GridError, GridIssue
-from .grid import _load_yaml, _read_text, _show, _Validator, GridChecks, load_grid  # one validator for both kinds
+from .grid import GridChecks, Validator, load_grid, load_yaml, read_text, show  # one validator for both kinds
 
 PIPELINE_KEYS = ("chain", "description", "peaks", "simulate", "clusters", "evaluate")
 STAGE_KEYS = ("grid", "leader")
@@ -104,8 +104,8 @@ def load_pipeline(path: str | Path, root: str | Path | None = None, *,
         GridError: every problem found, each with file, line, column and key.
     """
     path = Path(path)
-    text = _read_text(path, "pipeline file")
-    located = _load_yaml(text, str(path), "pipeline file")
+    text = read_text(path, "pipeline file")
+    located = load_yaml(text, str(path), "pipeline file")
     return _PipelineValidator(str(path), located, Path(root) if root else Path.cwd(), checks or GridChecks()).spec()
 
 
@@ -129,13 +129,13 @@ def describe_pipeline(spec: PipelineSpec, checks: GridChecks | None = None) -> s
             f"waveforms, {spec.evaluate['tracks']} tracks (`sweep chain {spec.file}`)")
 
 
-class _PipelineValidator(_Validator):
+class _PipelineValidator(Validator):
     def spec(self) -> PipelineSpec:
         self.duplicate_keys()
         doc = self.located.data
         if not isinstance(doc, dict):
             raise GridError([GridIssue(self.file, 1, 1, "", "expected a pipeline: a mapping with chain, peaks, "
-                                       f"simulate, clusters and evaluate, got {_show(doc)}")])
+                                       f"simulate, clusters and evaluate, got {show(doc)}")])
         self.mapping((), doc, PIPELINE_KEYS)
         for key in ("chain", "peaks", "simulate", "clusters"):
             if key not in doc:
@@ -143,11 +143,11 @@ class _PipelineValidator(_Validator):
         name = doc.get("chain")
         if "chain" in doc and not (isinstance(name, str) and schema.SWEEP_NAME_RE.fullmatch(name)):
             self.error(("chain",), "expected a chain name of letters, digits, '_', '.', '-' (at most 64, starting "
-                       f"with a letter or digit), got {_show(name)}")
+                       f"with a letter or digit), got {show(name)}")
             name = None
         description = doc.get("description", "")
         if not isinstance(description, str):
-            self.error(("description",), f"expected text, got {_show(description)}")
+            self.error(("description",), f"expected text, got {show(description)}")
         self.sweeps: dict[str, str] = {}
         peaks = self._stage("peaks", doc.get("peaks"), "lstm")
         clusters = self._stage("clusters", doc.get("clusters"), "cnn")
@@ -170,11 +170,11 @@ class _PipelineValidator(_Validator):
             return None
         text = stage["grid"]
         if not isinstance(text, str) or not text:
-            self.error((key, "grid"), f"expected the path of a grid file, got {_show(text)}")
+            self.error((key, "grid"), f"expected the path of a grid file, got {show(text)}")
             return None
         grid = self._project_path((key, "grid"), text, "grid", (), None)
         if grid is not None and not grid.is_file():
-            self.error((key, "grid"), f"no grid file {_show(text)} ({grid})")
+            self.error((key, "grid"), f"no grid file {show(text)} ({grid})")
             grid = None
         if grid is not None:  # the grid itself, with its own positions
             try:
@@ -184,7 +184,7 @@ class _PipelineValidator(_Validator):
                 grid = None
             else:
                 if spec.model != model:
-                    self.error((key, "grid"), f"{_show(text)} is a {spec.model} grid; the {key} stage trains the "
+                    self.error((key, "grid"), f"{show(text)} is a {spec.model} grid; the {key} stage trains the "
                                f"{'peak finder' if model == 'lstm' else 'clusterizer'} ({model})")
                     grid = None
                 else:
@@ -193,7 +193,7 @@ class _PipelineValidator(_Validator):
         metrics = schema.metrics_for(model)
         if leader is not None and not (isinstance(leader, str) and leader in metrics):
             self.error((key, "leader"), f"expected a metric the {model} jobs write ({', '.join(metrics)}), got "
-                       f"{_show(leader)}")
+                       f"{show(leader)}")
             leader = None
         return GridStage(grid=grid, grid_text=text, leader=leader) if grid is not None else None
 
@@ -214,7 +214,7 @@ class _PipelineValidator(_Validator):
         if "params" in sim:
             params = sim["params"]
             if not isinstance(params, dict):
-                self.error(("simulate", "params"), f"expected a mapping of simulation parameters, got {_show(params)}")
+                self.error(("simulate", "params"), f"expected a mapping of simulation parameters, got {show(params)}")
             elif self.checks.simulation is not None:
                 try:
                     self.checks.simulation(params)
@@ -225,7 +225,7 @@ class _PipelineValidator(_Validator):
                 out["params"] = params
         text = sim.get("path", f"data/{name or 'chain'}-cnn.npz")
         if not isinstance(text, str) or not text.endswith(".npz"):
-            self.error(("simulate", "path"), f"expected the path of an .npz dataset file, got {_show(text)}")
+            self.error(("simulate", "path"), f"expected the path of an .npz dataset file, got {show(text)}")
         else:
             out["path"] = self._project_path(("simulate", "path"), text, "dataset", (), None)
             out["path_text"] = text

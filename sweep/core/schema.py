@@ -65,7 +65,8 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_num(v: Any) -> bool:
+def is_number(v: Any) -> bool:
+    """Whether v is a finite int or float (not a bool, not NaN or infinity)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -84,19 +85,19 @@ def number_in(low: float, high: float, low_open: bool = False, high_open: bool =
     lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
 
     def check(v: Any) -> str | None:
-        ok = _is_num(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+        ok = is_number(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
         return None if ok else f"a number in {lo}{low}, {high}{hi}"
     return check
 
 
 def positive_number(v: Any) -> str | None:
     """A check: finite numbers > 0."""
-    return None if _is_num(v) and v > 0 else "a number > 0"
+    return None if is_number(v) and v > 0 else "a number > 0"
 
 
 def learning_rate(v: Any) -> str | None:
     """A check: a learning rate, > 0 and at most 10 (beyond that no optimizer converges)."""
-    return None if _is_num(v) and 0 < v <= 10 else "a number > 0 and ≤ 10"
+    return None if is_number(v) and 0 < v <= 10 else "a number > 0 and ≤ 10"
 
 
 def one_of(choices: tuple[str, ...]) -> Check:
