@@ -32,7 +32,8 @@ def _console(stderr: bool = False):
 
 def cmd_validate(args) -> int:
     from .core.expand import expand
-    from .core.grid import count_points, load_grid
+    from .core.grid import load_grid
+    from .core.gridspec import count_points
     from .core.pipeline import describe_pipeline, load_pipeline, looks_like_pipeline
 
     if looks_like_pipeline(args.grid):  # a pipeline file: it and both its grids
@@ -42,7 +43,7 @@ def cmd_validate(args) -> int:
     for warning in spec.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if spec.search is not None:
-        from .core.grid import describe_search
+        from .core.gridspec import describe_search
 
         print(f"{args.grid}: valid; sweep '{spec.name}' ({spec.model}) searches {len(spec.swept)} "
               f"hyperparameter(s) with Optuna (`sweep search {args.grid}`):")
@@ -70,7 +71,7 @@ def _submit_options(args, grid: Path | None):
 def _grid_checks():
     """What the stages check for the pure grid validator: simulation parameters (physics) and
     ClassAd expressions (submit, with HTCondor's parser)."""
-    from .core.grid import GridChecks
+    from .core.gridspec import GridChecks
     from .physics.datastep import check_params
     from .submit.classads import check_expression
 

@@ -13,7 +13,8 @@ import pytest
 import sweep
 from sweep.cli import EXIT_STATUS, main
 from sweep.core.errors import GridError, InputError, SweepError
-from sweep.core.grid import GridChecks, load_grid
+from sweep.core.grid import load_grid
+from sweep.core.gridspec import GridChecks
 from sweep.core.states import RunState
 from sweep.physics.datastep import check_params
 

@@ -19,7 +19,8 @@ from optuna.trial import TrialState
 
 from sweep.cli import main
 from sweep.core.expand import expand, run_of_point
-from sweep.core.grid import load_grid, parse_grid, search_space_size
+from sweep.core.grid import load_grid, parse_grid
+from sweep.core.gridspec import search_space_size
 from sweep.core.ranking import pareto_front
 from sweep.search import study as studies
 

@@ -13,7 +13,8 @@ import pytest
 
 from sweep.core.errors import GridError
 from sweep.core.expand import expand
-from sweep.core.grid import load_grid, merged_settings
+from sweep.core.grid import load_grid
+from sweep.core.gridspec import merged_settings
 from sweep.core.render import render_sweep, submit_commands
 from sweep.submit.backends.htcondor import parse_condor_version
 

@@ -22,7 +22,8 @@ from rich.markup import escape
 
 from ..core import names
 from ..core.errors import BackendError, printable
-from ..core.grid import GridChecks, GridSpec, load_grid
+from ..core.grid import load_grid
+from ..core.gridspec import GridChecks, GridSpec
 from ..core.names import SweepPaths
 from ..core.pipeline import PipelineSpec, load_pipeline
 from ..core.render import job_interpreter, submit_value

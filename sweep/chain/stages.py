@@ -27,7 +27,8 @@ from typing import Any, Callable
 from ..core import names
 from ..core.canonical import canonical_json
 from ..core.errors import SweepError, printable
-from ..core.grid import GridChecks, GridSpec, load_grid
+from ..core.grid import load_grid
+from ..core.gridspec import GridChecks, GridSpec
 from ..core.names import SweepPaths
 from ..core.pipeline import STAGES, PipelineSpec
 from ..core.render import relative_to_root
@@ -244,7 +245,7 @@ def write_clusters_grid(ctx: ChainContext, data: dict[str, Any]) -> Path:
     <chain>-clusters and its data the chain's dataset (nothing else changed)."""
     import yaml
 
-    from ..core.grid import read_text
+    from ..core.validation import read_text
 
     doc = yaml.safe_load(read_text(ctx.spec.clusters.grid, "grid file"))
     if not isinstance(doc, dict) or doc.get("model") != "cnn":

@@ -24,7 +24,7 @@ import yaml
 
 from ..core import names
 from ..core.errors import BackendError, printable
-from ..core.grid import GridSpec
+from ..core.gridspec import GridSpec
 from ..core.names import ROLE_STEP, STEP_RESULT, SweepPaths
 from ..core.render import condor_context, render_wrapper, submit_string, submit_value
 from ..fsutil import atomic_write_text, write_text_if_changed

@@ -16,7 +16,7 @@ from typing import Any
 
 from .canonical import canonical_json
 from .errors import GridError, GridIssue
-from .grid import GridSpec, count_points
+from .gridspec import GridSpec, count_points
 from .schema import PARAMS_BY_MODEL
 
 ID_LENGTH = 12

@@ -34,9 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import schema
+from . import schema, yamlpos
 from .errors import GridError, GridIssue
-from .grid import GridChecks, Validator, load_grid, load_yaml, read_text, show  # one validator for both kinds
+from .grid import load_grid
+from .gridspec import GridChecks
+from .validation import Validator, load_yaml, read_text, show  # read and reported as a grid file is
 
 PIPELINE_KEYS = ("chain", "description", "peaks", "simulate", "clusters", "evaluate")
 STAGE_KEYS = ("grid", "leader")
@@ -130,6 +132,10 @@ def describe_pipeline(spec: PipelineSpec, checks: GridChecks | None = None) -> s
 
 
 class _PipelineValidator(Validator):
+    def __init__(self, file: str, located: yamlpos.Located, root: Path, checks: GridChecks):
+        super().__init__(file, located, root)
+        self.checks = checks
+
     def spec(self) -> PipelineSpec:
         self.duplicate_keys()
         doc = self.located.data
@@ -172,7 +178,7 @@ class _PipelineValidator(Validator):
         if not isinstance(text, str) or not text:
             self.error((key, "grid"), f"expected the path of a grid file, got {show(text)}")
             return None
-        grid = self._project_path((key, "grid"), text, "grid", (), None)
+        grid = self.project_path((key, "grid"), text, "grid", (), None)
         if grid is not None and not grid.is_file():
             self.error((key, "grid"), f"no grid file {show(text)} ({grid})")
             grid = None
@@ -227,7 +233,7 @@ class _PipelineValidator(Validator):
         if not isinstance(text, str) or not text.endswith(".npz"):
             self.error(("simulate", "path"), f"expected the path of an .npz dataset file, got {show(text)}")
         else:
-            out["path"] = self._project_path(("simulate", "path"), text, "dataset", (), None)
+            out["path"] = self.project_path(("simulate", "path"), text, "dataset", (), None)
             out["path_text"] = text
         return out
 

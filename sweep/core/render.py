@@ -23,7 +23,7 @@ from .. import __version__
 from . import names
 from .errors import RenderError, printable
 from .expand import RunSpec
-from .grid import GridSpec
+from .gridspec import GridSpec
 from .names import SweepPaths
 from .schema import CONTROL_CHARS_RE, SAFE_PATH_RE, SUBMIT_MACRO_RE
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core.errors import InputError, NotFoundError
-from ..core.grid import GridSpec
+from ..core.gridspec import GridSpec
 from ..core.names import SweepPaths
 from .simulate import SimulationParams
 

@@ -34,7 +34,7 @@ from optuna.trial import TrialState
 from .. import __version__
 from ..core.errors import BackendError, InputError
 from ..core.expand import run_of_point
-from ..core.grid import GridSpec
+from ..core.gridspec import GridSpec
 from ..core.names import DRIVER_DIR, HISTORY, SweepPaths
 from ..core.render import render_sweep
 from ..core.states import RunState

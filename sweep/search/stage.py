@@ -21,7 +21,8 @@ from rich.markup import escape
 
 from ..core import names
 from ..core.errors import BackendError, InputError, printable
-from ..core.grid import GridChecks, GridSpec, load_grid
+from ..core.grid import load_grid
+from ..core.gridspec import GridChecks, GridSpec
 from ..core.names import DRIVER_DIR, DRIVER_LOG, DRIVER_SUBMIT, FROZEN_GRID, SweepPaths
 from ..core.render import CHECKOUT, job_interpreter, relative_to_root, submit_string, submit_value
 from ..core.schema import SAFE_PATH_RE

@@ -18,7 +18,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 
 from ..core.canonical import canonical_json
 from ..core.errors import InputError
-from ..core.grid import GridSpec
+from ..core.gridspec import GridSpec
 from ..core.names import STUDY_JOURNAL, SweepPaths
 from ..records.study import load_study, storage  # noqa: F401  (load_study: what readers use)
 

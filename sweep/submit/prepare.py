@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .. import __version__
 from ..core.expand import RunSpec, expand
-from ..core.grid import GridChecks, GridSpec, load_grid
+from ..core.grid import load_grid
+from ..core.gridspec import GridChecks, GridSpec
 from ..core.names import SweepPaths
 from ..core.render import RenderedSweep, render_sweep
 from ..core.errors import InputError
@@ -39,7 +40,7 @@ def prepare(grid_path: str | os.PathLike, root: Path, checks: GridChecks | None 
     Args:
         grid_path: the grid file.
         root: the project folder.
-        checks: the caller's checks of grid values (see sweep.core.grid.GridChecks); ClassAd
+        checks: the caller's checks of grid values (see sweep.core.gridspec.GridChecks); ClassAd
             expressions are always checked here (this stage knows HTCondor).
 
     Returns:

@@ -20,7 +20,7 @@ from typing import Callable
 from rich.markup import escape
 
 from ..core.errors import BackendError, InputError, NotFoundError, printable
-from ..core.grid import GridChecks, GridSpec, merged_settings
+from ..core.gridspec import GridChecks, GridSpec, merged_settings
 from ..core.names import BACKEND_HTCONDOR, BACKEND_LOCAL, PACKAGE_DIR, SweepPaths
 from ..core.render import relative_to_root
 from ..fsutil import file_digest
