@@ -21,8 +21,11 @@ from .gridspec import (DataSpec, Dimension, GridChecks, GridSpec, Range, SearchS
 from .jobsettings import check_settings, condor_section, resources_section, with_site
 from .validation import Validator, inside, load_yaml, read_text, show, suggest
 
+#: A model's hyperparameters by name (schema.PARAMS_BY_MODEL's values).
+ParamSpec = dict[str, schema.Param]
 
-def load_grid(path: str | os.PathLike, root: str | os.PathLike | None = None, *,
+
+def load_grid(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None, *,
               checks: GridChecks | None = None) -> GridSpec:
     """Read and validate a grid file.
 
@@ -61,7 +64,7 @@ class GridValidator(Validator):
         self.has_search = False
         self.ranges: dict[str, Range] = {}
 
-    def origin_note(self, path: tuple) -> str:
+    def origin_note(self, path: yamlpos.KeyPath) -> str:
         """Names the site profile when the setting at `path` is one it gave (the grid did not)."""
         if self.site is not None and ".".join(str(p) for p in path[:2]) in self.site.gave:
             return f" (a setting of the site profile {self.site.file}; override it in the grid)"
@@ -131,6 +134,7 @@ class GridValidator(Validator):
 
         if self.issues:
             raise GridError(self.issues)
+        assert model is not None  # a missing or unknown model is an issue, raised above
 
         if params_spec is not None:
             swept = {n for d in dimensions for n in d.names} | set(self.ranges)
@@ -224,7 +228,7 @@ class GridValidator(Validator):
         return DataSpec(path=path, path_text=str(path_text), transfer=transfer, url=url,
                         balanced=bool(balanced), max_samples=max_samples, simulate=simulate)
 
-    def _simulation_params(self, params: dict) -> None:
+    def _simulation_params(self, params: dict[str, Any]) -> None:
         if self.checks.simulation is None:
             return
         try:
@@ -232,7 +236,7 @@ class GridValidator(Validator):
         except (ValueError, TypeError, KeyError) as exc:
             self.error(("data", "simulate", "params"), f"invalid simulation parameters: {exc}")
 
-    def _params(self, value: Any, spec: dict | None) -> dict:
+    def _params(self, value: Any, spec: ParamSpec | None) -> dict[str, Any]:
         params = self.mapping(("params",), value, tuple(spec) if spec else None)
         fixed = {}
         for key, val in params.items():
@@ -242,7 +246,7 @@ class GridValidator(Validator):
                 fixed[key] = val
         return fixed
 
-    def _axis_values(self, path: tuple, name: Any, values: Any, spec: dict | None) -> list | None:
+    def _axis_values(self, path: yamlpos.KeyPath, name: Any, values: Any, spec: ParamSpec | None) -> list[Any] | None:
         if spec is not None and name not in spec:
             self.error(path, f"unknown hyperparameter '{name}'{suggest(name, spec)} "
                        f"(known: {', '.join(spec)})", at_key=True)
@@ -266,12 +270,13 @@ class GridValidator(Validator):
                 ok = False
         return values if ok else None
 
-    def _dimensions(self, doc: dict, spec: dict | None, fixed: dict) -> list[Dimension]:
+    def _dimensions(self, doc: dict[str, Any], spec: ParamSpec | None, fixed: dict[str, Any]) -> list[Dimension]:
         dims: list[Dimension] = []
-        seen: dict[str, tuple] = {}
+        seen: dict[str, yamlpos.KeyPath] = {}
 
-        def claim(name: str, path: tuple) -> bool:
-            fixed_names = doc.get("params") if isinstance(doc.get("params"), dict) else {}
+        def claim(name: str, path: yamlpos.KeyPath) -> bool:
+            written = doc.get("params")
+            fixed_names = written if isinstance(written, dict) else {}
             if name in fixed_names:
                 self.error(path, f"'{name}' is both fixed in params and swept; keep one", at_key=True)
                 return False
@@ -321,7 +326,7 @@ class GridValidator(Validator):
                 dims.append(Dimension(names, tuple(zip(*(lists[n] for n in names))), gpath))
         return dims
 
-    def _range(self, path: tuple, name: Any, value: dict, spec: dict | None) -> Range | None:
+    def _range(self, path: yamlpos.KeyPath, name: Any, value: dict[Any, Any], spec: ParamSpec | None) -> Range | None:
         """An axis written as {low, high[, log][, step]}: an interval Optuna samples."""
         if not self.has_search:
             self.error(path, "an interval {low, high} is searched, not swept: add a search: block (sampler, "
@@ -449,7 +454,7 @@ class GridValidator(Validator):
                           objectives=tuple(objectives), seed=seed, retries=retries, startup_trials=startup,
                           warmup_epochs=warmup, prune_on=column)
 
-    def _exclude(self, value: Any, dims: list[Dimension]) -> list[dict]:
+    def _exclude(self, value: Any, dims: list[Dimension]) -> list[dict[str, Any]]:
         if value is None:
             return []
         if not isinstance(value, list):
@@ -535,6 +540,7 @@ class GridValidator(Validator):
         points = count_points(spec)
         total = points * spec.repeats
         if total > schema.MAX_RUNS:
+            where: yamlpos.KeyPath
             if spec.repeats > 1:
                 where = ("repeats",)
             else:  # the dimension with the most values: the one to shorten
@@ -564,7 +570,7 @@ class GridValidator(Validator):
                 return
 
 
-def _combinations(spec: GridSpec, a: str, b: str) -> list[tuple]:
+def _combinations(spec: GridSpec, a: str, b: str) -> list[tuple[Any, Any]]:
     """The (a, b) value pairs that really occur: rows of a zip group holding both, else all pairs."""
     for d in spec.dimensions:
         if a in d.names and b in d.names:
@@ -573,7 +579,7 @@ def _combinations(spec: GridSpec, a: str, b: str) -> list[tuple]:
     return [(x, y) for x in _values_of(spec, a) for y in _values_of(spec, b)]
 
 
-def _where_values(spec: GridSpec, name: str) -> list[tuple[tuple, Any]]:
+def _where_values(spec: GridSpec, name: str) -> list[tuple[yamlpos.KeyPath, Any]]:
     """Each value a parameter takes, with the grid path where it is written (params or an axis)."""
     if name in spec.fixed:
         return [(("params", name), spec.fixed[name])]
@@ -587,7 +593,7 @@ def _where_values(spec: GridSpec, name: str) -> list[tuple[tuple, Any]]:
     return []
 
 
-def _pairs_with_place(spec: GridSpec, a: str, b: str) -> list[tuple[tuple, tuple]]:
+def _pairs_with_place(spec: GridSpec, a: str, b: str) -> list[tuple[tuple[Any, Any], yamlpos.KeyPath]]:
     """The (a, b) value pairs that occur, each with the grid path of the swept one (or of a)."""
     for d in spec.dimensions:
         if a in d.names and b in d.names:
@@ -600,7 +606,7 @@ def _pairs_with_place(spec: GridSpec, a: str, b: str) -> list[tuple[tuple, tuple
     return pairs
 
 
-def _values_of(spec: GridSpec, name: str) -> list:
+def _values_of(spec: GridSpec, name: str) -> list[Any]:
     if name in spec.fixed:
         return [spec.fixed[name]]
     for d in spec.dimensions:

@@ -22,7 +22,7 @@ class GridChecks:
     what is wrong; the validator reports it with the grid's file, line and key."""
 
     #: data.simulate.params (a mapping): sweep.physics.datastep.check_params
-    simulation: Callable[[dict], None] | None = None
+    simulation: Callable[[dict[str, Any]], None] | None = None
     #: ClassAd expressions such as condor.requirements: sweep.submit.classads.check_expression
     expression: Callable[[str], None] | None = None
     #: Folders outside the project the user allowed datasets to be read from (never written).
@@ -69,7 +69,7 @@ class DataSpec:
     path_text: str  # as written in the grid (part of the configuration's identity)
     balanced: bool
     max_samples: int | None
-    simulate: dict | None  # {"waveforms": int, "seed": int, "params": dict} or None
+    simulate: dict[str, Any] | None  # {"waveforms": int, "seed": int, "params": dict} or None
     #: HTCondor transfers the arrays the model needs (a per-model file in jobs/<sweep>/data/); false:
     #: the job reads `path` in place (a shared file system the execute nodes see at that path)
     transfer: bool = True
@@ -97,7 +97,7 @@ class Dimension:
 
     names: tuple[str, ...]
     values: tuple[tuple[Any, ...], ...]  # one tuple per point, aligned with names
-    path: tuple  # where it is declared (for error messages)
+    path: yamlpos.KeyPath  # where it is declared (for error messages)
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class Range:
     log: bool
     step: float | int | None
     integer: bool  # the parameter takes integers (units, batch_size, epochs, ...)
-    path: tuple  # where it is declared
+    path: yamlpos.KeyPath  # where it is declared
 
     def size(self) -> int | None:
         """How many values it can take; None for a continuum."""
@@ -169,7 +169,7 @@ class GridSpec:
     condor: dict[str, Any]
     ranking: list[tuple[str, str]]  # (metric, "max" | "min")
     templates: Path | None
-    located: yamlpos.Located = field(repr=False, default=None)  # type: ignore[assignment]
+    located: yamlpos.Located | None = field(repr=False, default=None)  # the document, with positions
     #: What is allowed but probably not meant (printed by the CLI before it goes on).
     warnings: list[str] = field(default_factory=list)
     #: The project folder the grid was validated against (its paths resolve there).
@@ -222,12 +222,13 @@ def merged_settings(spec: GridSpec) -> list[tuple[str, Any, str]]:
     """(setting, value, where it comes from: "grid", "site <name>" or "default") of the grid's
     resources, condor and data-transfer settings after the site profile was merged: what
     `sweep submit --dry-run --show` prints."""
-    gave = set(spec.site.gave) if spec.site else set()
+    site = spec.site
+    gave = set(site.gave) if site else set()
     written = spec.located.data if spec.located is not None and isinstance(spec.located.data, dict) else {}
 
     def origin(section: str, key: str) -> str:
-        if f"{section}.{key}" in gave:
-            return f"site {spec.site.name}"  # type: ignore[union-attr]
+        if site is not None and f"{section}.{key}" in gave:
+            return f"site {site.name}"
         mine = written.get(section)
         return "grid" if isinstance(mine, dict) and key in mine else "default"
 

@@ -18,7 +18,7 @@ from .gridspec import GridChecks, GridSpec, Resources, Site
 from .validation import Validator, inside, load_yaml, read_text, show, suggest
 
 
-def with_site(v: Validator, doc: dict, checks: GridChecks) -> tuple[dict, Site | None]:
+def with_site(v: Validator, doc: dict[str, Any], checks: GridChecks) -> tuple[dict[str, Any], Site | None]:
     """The grid document `doc` (validated by `v`) with the settings of the site profile it
     names under the grid's own: resources and condor key by key (condor.environment variable
     by variable), data.transfer; and the Site. The profile is validated on its own first (with
@@ -112,7 +112,7 @@ def resources_section(v: Validator, value: Any) -> Resources:
                 v.error(("resources", "gpus_minimum_memory"), str(exc))
     return Resources(**out)
 
-def condor_section(v: Validator, value: Any, checks: GridChecks) -> dict:
+def condor_section(v: Validator, value: Any, checks: GridChecks) -> dict[str, Any]:
     """The condor: section `value` (None: absent) with its values normalised (durations in
     seconds, the container image's path resolved, memory_escalation as {max_mb, releases},
     environment values as text); `checks.expression` checks condor.requirements. Each problem
@@ -127,8 +127,8 @@ def condor_section(v: Validator, value: Any, checks: GridChecks) -> dict:
             elif expr.rstrip().endswith("\\"):
                 v.error(("condor", key), f"a trailing backslash continues the submit file's line: HTCondor "
                         f"would join the next submit command into the expression, got {show(expr)}")
-            elif schema.SUBMIT_MACRO_RE.search(expr):
-                macro = schema.SUBMIT_MACRO_RE.search(expr).group(0)
+            elif found := schema.SUBMIT_MACRO_RE.search(expr):
+                macro = found.group(0)
                 v.error(("condor", key), f"'{macro}...' is a submit macro HTCondor would expand in the "
                         f"submit file; write the expression without it, got {show(expr)}")
             elif checks.expression is not None:
@@ -203,7 +203,7 @@ def condor_section(v: Validator, value: Any, checks: GridChecks) -> dict:
         condor["environment"] = {str(k): str(val) for k, val in env.items()}
     return condor
 
-def _memory_escalation(v: Validator, value: Any) -> dict | None:
+def _memory_escalation(v: Validator, value: Any) -> dict[str, int | None] | None:
     """`true`, `false`, or {max_memory: 16 GB, releases: 2}: after a memory hold the job is
     released with 1.5x the memory it used, up to max_memory, at most `releases` times."""
     path = ("condor", "memory_escalation")
@@ -299,7 +299,7 @@ def _site_limits(v: Validator, spec: GridSpec) -> None:
         if condor[key] == "auto":
             fits = [name for name, limit in sorted(limits.items(), key=lambda kv: kv[1]) if limit >= runtime]
             if not fits:
-                longest = max(limits, key=limits.get)
+                longest = max(limits, key=lambda name: limits[name])
                 v.error(("resources", "runtime"), f"resources.runtime {units.format_duration(runtime)} is longer "
                         f"than {site} allows ({longest}: {units.format_duration(limits[longest])}): lower it "
                         "(the jobs checkpoint every epoch, so a shorter limit with retries loses little)")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def classification_metrics(y_true, scores, threshold: float = 0.5) -> dict[str, float]:
+def classification_metrics(y_true: ArrayLike, scores: ArrayLike, threshold: float = 0.5) -> dict[str, float]:
     """Peak-finder metrics of scores against 0/1 labels.
 
     Args:
@@ -26,23 +27,23 @@ def classification_metrics(y_true, scores, threshold: float = 0.5) -> dict[str, 
     """
     from sklearn.metrics import roc_auc_score
 
-    y_true = np.asarray(y_true).astype(np.int64).ravel()
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    y_pred = (scores >= threshold).astype(np.int64)
-    tp = int(np.sum((y_pred == 1) & (y_true == 1)))
-    fp = int(np.sum((y_pred == 1) & (y_true == 0)))
-    fn = int(np.sum((y_pred == 0) & (y_true == 1)))
-    tn = int(np.sum((y_pred == 0) & (y_true == 0)))
+    labels = np.asarray(y_true).astype(np.int64).ravel()
+    score = np.asarray(scores, dtype=np.float64).ravel()
+    y_pred = (score >= threshold).astype(np.int64)
+    tp = int(np.sum((y_pred == 1) & (labels == 1)))
+    fp = int(np.sum((y_pred == 1) & (labels == 0)))
+    fn = int(np.sum((y_pred == 0) & (labels == 1)))
+    tn = int(np.sum((y_pred == 0) & (labels == 0)))
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    accuracy = (tp + tn) / len(y_true) if len(y_true) else 0.0
-    auc = float(roc_auc_score(y_true, scores)) if 0 < y_true.sum() < len(y_true) else math.nan
+    accuracy = (tp + tn) / len(labels) if len(labels) else 0.0
+    auc = float(roc_auc_score(labels, score)) if 0 < labels.sum() < len(labels) else math.nan
     return {"precision": precision, "recall": recall, "f1": f1, "accuracy": accuracy, "auc": auc,
             "eff_purity": precision * recall, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
 
 
-def roc_points(y_true, scores, max_points: int = 200) -> dict[str, list[float]]:
+def roc_points(y_true: ArrayLike, scores: ArrayLike, max_points: int = 200) -> dict[str, list[float]]:
     """The ROC curve as lists fpr, tpr, threshold, thinned to at most max_points (both ends kept;
     the infinite first threshold becomes 1.0)."""
     from sklearn.metrics import roc_curve
@@ -55,7 +56,7 @@ def roc_points(y_true, scores, max_points: int = 200) -> dict[str, list[float]]:
     return {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "threshold": thr.tolist()}
 
 
-def regression_metrics(y_true, y_pred) -> dict[str, float]:
+def regression_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
     """Clusterizer metrics of predicted against true cluster counts.
 
     Returns:
@@ -63,12 +64,12 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
         predicted minus true), rel_resolution (std of (predicted − true)/true over true > 0),
         mean_true, mean_pred.
     """
-    y_true = np.asarray(y_true, dtype=np.float64).ravel()
-    y_pred = np.asarray(y_pred, dtype=np.float64).ravel()
-    diff = y_pred - y_true
-    mean_true = float(np.mean(y_true)) if len(y_true) else math.nan
+    true = np.asarray(y_true, dtype=np.float64).ravel()
+    pred = np.asarray(y_pred, dtype=np.float64).ravel()
+    diff = pred - true
+    mean_true = float(np.mean(true)) if len(true) else math.nan
     with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(y_true > 0, diff / y_true, np.nan)
+        rel = np.where(true > 0, diff / true, np.nan)
     return {
         "mse": float(np.mean(diff**2)),
         "mae": float(np.mean(np.abs(diff))),
@@ -78,5 +79,5 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
         "resolution": float(np.std(diff)),  # spread of predicted minus true, in clusters
         "rel_resolution": float(np.nanstd(rel)),  # spread of (predicted - true) / true
         "mean_true": mean_true,
-        "mean_pred": float(np.mean(y_pred)),
+        "mean_pred": float(np.mean(pred)),
     }

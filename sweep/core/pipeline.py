@@ -164,7 +164,11 @@ class _PipelineValidator(Validator):
         evaluate = self._evaluate(doc.get("evaluate"))
         if self.issues:
             raise GridError(self.issues)
-        return PipelineSpec(name=name, file=self.file, root=self.root, peaks=peaks, clusters=clusters,
+        assert name is not None  # a missing or invalid chain name is an issue, raised above
+        # a stage is None without an issue only when the file gives it no value (`peaks:`), which
+        # is not checked here (yet): the stages then fail on it
+        return PipelineSpec(name=name, file=self.file, root=self.root,
+                            peaks=peaks, clusters=clusters,  # type: ignore[arg-type]
                             simulate=simulate, evaluate=evaluate, description=description or "", raw=doc)
 
     def _stage(self, key: str, value: Any, model: str) -> GridStage | None:

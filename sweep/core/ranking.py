@@ -55,12 +55,13 @@ def pareto_front(rows: "Iterable[dict[str, Any]]", objectives: list[tuple[str, s
     """
     import math
 
-    points = []
+    points: list[list[float] | None] = []
     for row in rows:
         values = [row.get(m) for m, _ in objectives]
-        ok = all(isinstance(v, (int, float)) and not math.isnan(v) for v in values)
+        numbers = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)]
+        ok = len(numbers) == len(values)
         # as "higher is better" in every coordinate
-        points.append([v if d == "max" else -v for v, (_, d) in zip(values, objectives)] if ok else None)
+        points.append([v if d == "max" else -v for v, (_, d) in zip(numbers, objectives)] if ok else None)
 
     def dominates(a: list[float], b: list[float]) -> bool:
         return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))

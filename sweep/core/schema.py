@@ -121,7 +121,7 @@ def list_of(item: Check, length: int | None = None, min_length: int = 1) -> Chec
             if why:
                 return f"{shape} values, each {why}"
         return None
-    check.item = item  # type: ignore[attr-defined]
+    check.item = item  # type: ignore[attr-defined]  # its choices, for "did you mean"
     return check
 
 

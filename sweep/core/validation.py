@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -81,13 +81,14 @@ def load_yaml(text: str, file: str, what: str) -> yamlpos.Located:
     return located
 
 
-def _line_column(data: str | bytes, offset: int) -> tuple[int, int]:
+def _line_column(data: str | bytes, offset: int) -> yamlpos.Position:
     """1-based line and column of a character (or byte) offset into a file's text (or bytes)."""
-    newline = b"\n" if isinstance(data, bytes) else "\n"
-    return data.count(newline, 0, offset) + 1, offset - (data.rfind(newline, 0, offset) + 1) + 1
+    if isinstance(data, bytes):
+        return data.count(b"\n", 0, offset) + 1, offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+    return data.count("\n", 0, offset) + 1, offset - (data.rfind("\n", 0, offset) + 1) + 1
 
 
-def suggest(word: str, choices) -> str:
+def suggest(word: object, choices: Iterable[object]) -> str:
     """"; did you mean '<choice>'?" for the choice closest to `word` (of the first 100 characters),
     when one is close enough and differs from it; else ""."""
     close = difflib.get_close_matches(str(word)[:100], [str(c) for c in choices], n=1, cutoff=0.6)
@@ -112,7 +113,7 @@ class Validator:
         self.issues: list[GridIssue] = []
 
     # -- reporting
-    def error(self, path: tuple, message: str, at_key: bool = False) -> None:
+    def error(self, path: yamlpos.KeyPath, message: str, at_key: bool = False) -> None:
         """Record an issue at `path` (the position of its key when `at_key`, else of its value),
         saying when the value is an alias (of which anchor) and adding :meth:`origin_note`."""
         line, col = self.located.where(path, prefer_key=at_key)
@@ -122,12 +123,12 @@ class Validator:
         message += self.origin_note(path)
         self.issues.append(GridIssue(self.file, line, col, yamlpos.format_path(path), message))
 
-    def origin_note(self, path: tuple) -> str:
+    def origin_note(self, path: yamlpos.KeyPath) -> str:
         """What :meth:`error` appends to a message at `path` to say where the setting came from:
         nothing here; a grid's validator names the site profile that gave it."""
         return ""
 
-    def check(self, path: tuple, value: Any, check: schema.Check, what: str = "") -> bool:
+    def check(self, path: yamlpos.KeyPath, value: Any, check: schema.Check, what: str = "") -> bool:
         """Whether `value` passes `check`; when not, an issue "<what>expected ..., got ..." is
         recorded at `path`, with a "did you mean" for a near miss of a check's choices."""
         why = check(value)
@@ -143,7 +144,7 @@ class Validator:
         self.error(path, f"{what}expected {why}, got {show(value)}{hint}")
         return False
 
-    def mapping(self, path: tuple, value: Any, allowed: tuple[str, ...] | None) -> dict:
+    def mapping(self, path: yamlpos.KeyPath, value: Any, allowed: tuple[str, ...] | None) -> dict[Any, Any]:
         """The mapping at `path` ({} when absent or not a mapping, which is recorded), each key not
         in `allowed` recorded as unknown (None: any key)."""
         if value is None:
@@ -164,8 +165,8 @@ class Validator:
             self.issues.append(GridIssue(self.file, line, col, yamlpos.format_path(dup_path),
                                          "key appears more than once (YAML keeps only the last)"))
 
-    def project_path(self, key: tuple, text: str, what: str, roots: tuple[Path, ...], roots_variable: str | None,
-                     folder: bool = False) -> Path | None:
+    def project_path(self, key: yamlpos.KeyPath, text: str, what: str, roots: tuple[Path, ...],
+                     roots_variable: str | None, folder: bool = False) -> Path | None:
         """The resolved path (symlinks followed) of a path written at `key` (`text`, a `what` such
         as "dataset"; a folder when `folder`), when it stays inside the project or under one of
         `roots`, the folders the user allowed explicitly (in the environment variable

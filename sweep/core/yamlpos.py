@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
 from .errors import InputError
 
+_Loader: type[yaml.CSafeLoader] | type[yaml.SafeLoader]
 try:  # libyaml is much faster; fall back to the pure-Python loader.
     _Loader = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - depends on the PyYAML build
     _Loader = yaml.SafeLoader
 
-Path = tuple  # tuple[str | int, ...]
+#: Where a value sits in a document: its keys (str; int, float or bool for such YAML keys) and list indexes (int).
+KeyPath = tuple[str | int | float, ...]
+#: 1-based line and column.
+Position = tuple[int, int]
 
 #: No grid needs more than a handful of levels; the limit keeps every recursive walk safe.
 MAX_DEPTH = 32
@@ -50,7 +54,7 @@ class YamlProblem(InputError, yaml.YAMLError):
         self.line, self.column, self.message = line, column, message
 
 
-def format_path(path: Path) -> str:
+def format_path(path: KeyPath) -> str:
     """("axes", "optimizer", 2) -> "axes.optimizer[2]"."""
     out = ""
     for part in path:
@@ -66,12 +70,13 @@ class Located:
     """A parsed YAML document plus where each value and key sits (1-based line, column)."""
 
     data: Any
-    values: dict = field(default_factory=dict)  # path -> (line, column) of the value (of its alias, if one)
-    keys: dict = field(default_factory=dict)  # path -> (line, column) of the mapping key
-    duplicates: list = field(default_factory=list)  # (path, (line, column)) of repeated keys
-    anchors: dict = field(default_factory=dict)  # path of an alias -> (line, column) of its anchor
+    #: path -> (line, column) of the value (of its alias, if one)
+    values: dict[KeyPath, Position] = field(default_factory=dict)
+    keys: dict[KeyPath, Position] = field(default_factory=dict)  # path -> (line, column) of the mapping key
+    duplicates: list[tuple[KeyPath, Position]] = field(default_factory=list)  # (path, (line, column)) of repeated keys
+    anchors: dict[KeyPath, Position] = field(default_factory=dict)  # path of an alias -> (line, column) of its anchor
 
-    def where(self, path: Path, prefer_key: bool = False) -> tuple[int, int]:
+    def where(self, path: KeyPath, prefer_key: bool = False) -> tuple[int, int]:
         """Position of path, walking up to the nearest known ancestor."""
         path = tuple(path)
         while True:
@@ -85,7 +90,7 @@ class Located:
                 return (1, 1)
             path = path[:-1]
 
-    def anchor_of(self, path: Path) -> tuple[int, int] | None:
+    def anchor_of(self, path: KeyPath) -> tuple[int, int] | None:
         """Where the value at path was written, when it (or a value holding it) is an alias."""
         path = tuple(path)
         while path:
@@ -113,7 +118,18 @@ def load(text: str) -> Located:
     return located
 
 
-def _mark_of(mark) -> tuple[int, int]:
+class _Mark(Protocol):
+    """Where PyYAML (pure Python or libyaml) says an event or node starts: 0-based."""
+
+    @property
+    def line(self) -> int: ...
+
+    @property
+    def column(self) -> int: ...
+
+
+def _mark_of(mark: _Mark | None) -> Position:
+    assert mark is not None  # the parser marks every event and node it makes
     return (mark.line + 1, mark.column + 1)
 
 
@@ -149,7 +165,7 @@ class _Builder:
     shared (no exponential 'billion laughs' blow-up in memory), but what aliases add is counted
     and bounded, since later stages walk the values as if expanded."""
 
-    def __init__(self, located: Located, alias_uses: dict):
+    def __init__(self, located: Located, alias_uses: dict[Position, list[Position]]):
         self.located = located
         self.alias_uses = {k: list(v) for k, v in alias_uses.items()}
         self.constructor = yaml.SafeLoader("")
@@ -159,7 +175,7 @@ class _Builder:
         self.building: set[int] = set()
         self.added = 0  # values added by aliases
 
-    def build(self, node: yaml.Node, path: Path) -> Any:
+    def build(self, node: yaml.Node, path: KeyPath) -> Any:
         mark = _mark_of(node.start_mark)
         self.located.values[path] = mark
         if id(node) in self.visited:  # an alias: say where it is used, and where its anchor is
@@ -190,9 +206,9 @@ class _Builder:
     def _size(self, node: yaml.Node) -> int:
         return self.sizes.get(id(node), 1)
 
-    def _build_node(self, node: yaml.Node, path: Path) -> Any:
+    def _build_node(self, node: yaml.Node, path: KeyPath) -> Any:
         if isinstance(node, yaml.MappingNode):
-            result: dict = {}
+            result: dict[str | int | float, Any] = {}
             size = 1
             for key_node, value_node in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
@@ -221,6 +237,7 @@ class _Builder:
                 size += self._size(item)
             self.sizes[id(node)] = size
             return items
+        assert isinstance(node, yaml.ScalarNode)  # the one other kind of node
         return self._scalar(node)
 
     def _scalar(self, node: yaml.ScalarNode) -> Any:
