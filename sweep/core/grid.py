@@ -22,7 +22,7 @@ from .jobsettings import check_settings, condor_section, resources_section, with
 from .validation import Validator, inside, load_yaml, read_text, show, suggest
 
 #: A model's hyperparameters by name (schema.PARAMS_BY_MODEL's values).
-ParamSpec = dict[str, schema.Param]
+ModelParams = dict[str, schema.Param]
 
 
 def load_grid(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None, *,
@@ -48,12 +48,24 @@ def load_grid(path: str | os.PathLike[str], root: str | os.PathLike[str] | None 
 
 
 def parse_grid(text: str, file: str, root: Path, *, checks: GridChecks | None = None) -> GridSpec:
-    """Validate a grid given as text (`file` names it in messages); see :func:`load_grid`."""
+    """Validate a grid given as text.
+
+    Args:
+        text: the grid file's text.
+        file: the name messages give the file.
+        root, checks: as for :func:`load_grid` (`root` is required here).
+
+    Returns:
+        The validated grid.
+
+    Raises:
+        GridError: with every problem found, each with file, line, column and key.
+    """
     located = load_yaml(text, file, "grid file")
-    return GridValidator(file, located, root, checks or GridChecks()).run()
+    return _GridValidator(file, located, root, checks or GridChecks()).run()
 
 
-class GridValidator(Validator):
+class _GridValidator(Validator):
     """Validates one grid file's document (see :class:`Validator` for `file`, `located` and
     `root`) with the stages' `checks` into a GridSpec: :meth:`run`."""
 
@@ -236,7 +248,7 @@ class GridValidator(Validator):
         except (ValueError, TypeError, KeyError) as exc:
             self.error(("data", "simulate", "params"), f"invalid simulation parameters: {exc}")
 
-    def _params(self, value: Any, spec: ParamSpec | None) -> dict[str, Any]:
+    def _params(self, value: Any, spec: ModelParams | None) -> dict[str, Any]:
         params = self.mapping(("params",), value, tuple(spec) if spec else None)
         fixed = {}
         for key, val in params.items():
@@ -246,7 +258,7 @@ class GridValidator(Validator):
                 fixed[key] = val
         return fixed
 
-    def _axis_values(self, path: yamlpos.KeyPath, name: Any, values: Any, spec: ParamSpec | None) -> list[Any] | None:
+    def _axis_values(self, path: yamlpos.KeyPath, name: Any, values: Any, spec: ModelParams | None) -> list[Any] | None:
         if spec is not None and name not in spec:
             self.error(path, f"unknown hyperparameter '{name}'{suggest(name, spec)} "
                        f"(known: {', '.join(spec)})", at_key=True)
@@ -270,7 +282,7 @@ class GridValidator(Validator):
                 ok = False
         return values if ok else None
 
-    def _dimensions(self, doc: dict[str, Any], spec: ParamSpec | None, fixed: dict[str, Any]) -> list[Dimension]:
+    def _dimensions(self, doc: dict[str, Any], spec: ModelParams | None, fixed: dict[str, Any]) -> list[Dimension]:
         dims: list[Dimension] = []
         seen: dict[str, yamlpos.KeyPath] = {}
 
@@ -326,7 +338,7 @@ class GridValidator(Validator):
                 dims.append(Dimension(names, tuple(zip(*(lists[n] for n in names))), gpath))
         return dims
 
-    def _range(self, path: yamlpos.KeyPath, name: Any, value: dict[Any, Any], spec: ParamSpec | None) -> Range | None:
+    def _range(self, path: yamlpos.KeyPath, name: Any, value: dict[Any, Any], spec: ModelParams | None) -> Range | None:
         """An axis written as {low, high[, log][, step]}: an interval Optuna samples."""
         if not self.has_search:
             self.error(path, "an interval {low, high} is searched, not swept: add a search: block (sampler, "

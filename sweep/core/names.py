@@ -146,6 +146,6 @@ INSTALLED = (PACKAGE_DIR / "templates" / "job.sub.j2").is_file()
 
 
 def shipped_folder(name: str) -> Path:
-    """A folder sweep ships (templates, sites): the checkout's copy, the one users read and edit,
-    or the wheel's package-data copy of it."""
+    """The folder sweep ships under `name` (templates, sites): the checkout's copy, the one
+    users read and edit, or the wheel's package-data copy of it."""
     return PACKAGE_DIR / name if INSTALLED else PACKAGE_ROOT / name

@@ -148,7 +148,8 @@ class RenderedSweep:
 
 
 def make_environment(template_dir: Path | None) -> jinja2.Environment:
-    """Jinja for the job files: the grid's own template folder first, then the built-in one."""
+    """Jinja for the job files: the grid's own template folder (`template_dir`, None: none)
+    first, then the built-in one."""
     search = [str(template_dir)] if template_dir else []
     search.append(str(BUILTIN_TEMPLATES))
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(search), undefined=jinja2.StrictUndefined,
@@ -160,7 +161,8 @@ def make_environment(template_dir: Path | None) -> jinja2.Environment:
 
 
 def resolved_config(spec: GridSpec, run: RunSpec) -> dict[str, Any]:
-    """What the job reads: everything it needs, nothing about the submit side's layout."""
+    """What the job of `run` (a run of the grid `spec`) reads, as its config.yaml holds it:
+    everything it needs, nothing about the submit side's layout."""
     return {
         "sweep": spec.name,
         "model": spec.model,

@@ -80,7 +80,7 @@ def parse_duration_s(value: object) -> int:
 
 
 def format_duration(seconds: float | None) -> str:
-    """1h02m03s / 4m05s / 6s; "-" for None."""
+    """`seconds` written as 1h02m03s / 4m05s / 6s; "-" for None."""
     if seconds is None:
         return "-"
     seconds = int(round(seconds))

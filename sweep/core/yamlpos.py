@@ -77,7 +77,8 @@ class Located:
     anchors: dict[KeyPath, Position] = field(default_factory=dict)  # path of an alias -> (line, column) of its anchor
 
     def where(self, path: KeyPath, prefer_key: bool = False) -> tuple[int, int]:
-        """Position of path, walking up to the nearest known ancestor."""
+        """Position of the value at `path` (of its key when `prefer_key` and it has one), walking
+        up to the nearest known ancestor; (1, 1) when none is known."""
         path = tuple(path)
         while True:
             if prefer_key and path in self.keys:
