@@ -16,4 +16,5 @@ if ! .venv/bin/python -c "import mkdocs, material" 2>/dev/null; then
   .venv/bin/python -c "import mkdocs, material" \
     || { echo "docs: could not install the docs group (pip install -e '.[docs]')" >&2; exit 1; }
 fi
-exec .venv/bin/python -m mkdocs build --strict --site-dir "$out"
+# NO_MKDOCS_2_WARNING: Material prints a banner about its successor on every build otherwise
+NO_MKDOCS_2_WARNING=1 exec .venv/bin/python -m mkdocs build --strict --site-dir "$out"
