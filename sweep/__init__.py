@@ -1,6 +1,6 @@
 """sweep: HTCondor hyperparameter sweeps for the IDEA drift-chamber cluster-counting models.
 
-The folders read like the pipeline (see the README's Architecture section):
+The folders read like the pipeline (see docs/explanation/architecture.md):
 
 * ``sweep.core``     – pure logic: grid parsing/validation, expansion, ids, rendering, ranking,
                        the error base, the shared names, the run states. Neither HTCondor nor

@@ -3,7 +3,7 @@ best models, and the text and HTML reports.
 
 gather.py       read every run (records) -> Leaderboard, resource use, right-sizing advice
 leaderboard.py  rank by any column, filter, aggregate repeats, export, copy the best models
-sensitivity.py  per-value marginals and permutation importance of the hyperparameters
+sensitivity.py  per-value marginals and Optuna's fANOVA importance of the hyperparameters
 report_text.py  the terminal's resources table
 report_html.py  the self-contained HTML report
 stage.py        what `sweep collect` does (the CLI only parses its arguments)

@@ -106,7 +106,7 @@ def write_report(sweep: str, root: Path, top: int = 3, by: str | None = None, ou
         "one line per finished run; the best are drawn on top", parallel_figure(board.table, board.swept, metric,
                                                                                direction))
     add("metric_vs_params", f"{label(metric)} against each hyperparameter",
-        "dots: runs; red: mean ± std per value; in the titles: share of the permutation importance",
+        f"dots: runs; red: mean ± std per value; in the titles: share of the importance ({sens.evaluator or 'fANOVA'})",
         metric_vs_params_figure(board.table, board.swept, metric, sens))
     add("importance", "Parameter importance", f"share of the variance of {label(metric)} each hyperparameter "
         f"explains: {sens.evaluator}", importance_figure(sens))
