@@ -6,6 +6,7 @@ import importlib
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -280,3 +281,24 @@ def test_evaluate_on_a_file(tmp_path, suffix):
     assert r_file["tracks"] is None and r_file["n_waveforms"] == 12
     assert r_file["peaks"]["lstm"]["peak"] == r_sim["lstm"]["peak"]
     assert r_file["peaks"]["deriv"]["peak"] == r_sim["deriv"]["peak"]
+
+
+@pytest.mark.slow
+def test_sweep_evaluate_keeps_tensorflow_s_start_up_lines_off_the_terminal(tmp_path):
+    """TensorFlow's C++ start-up lines (absl's pre-init warning, oneDNN, cpu_feature_guard) are
+    not sweep's to show: `sweep evaluate` with a model file prints none of them."""
+    import subprocess
+    import sys
+
+    from sweep.job.models import build_lstm
+
+    path = tmp_path / "lstm.keras"
+    build_lstm({"topology": [4, 4, 1], "activations": ["relu", "sigmoid"], "dropout": [0.0, 0.0]}).save(path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    proc = subprocess.run([sys.executable, "-m", "sweep.cli", "evaluate", "--peak-model", str(path), "--out",
+                           str(tmp_path / "ev"), "--waveforms", "10", "--scan-waveforms", "10", "--tracks", "0",
+                           "--separation-tracks", "0", "--no-plots"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for noise in ("absl::InitializeLog", "oneDNN", "cpu_feature_guard", "rebuild TensorFlow"):
+        assert noise not in proc.stderr + proc.stdout, proc.stderr
