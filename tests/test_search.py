@@ -353,3 +353,37 @@ def test_a_trial_left_half_asked_by_a_killed_driver_is_abandoned_not_counted(tmp
     (trial,) = study.get_trials(deepcopy=False)
     assert trial.state is TrialState.FAIL and trial.user_attrs["abandoned"]
     assert driver._used() == 0 and not driver.active
+
+
+def test_a_local_trial_waits_for_its_driver_s_verdict_on_each_epoch(tmp_path, monkeypatch):
+    """The file channel's report returns once the driver has judged the epoch (progress.seen) or
+    asked the job to stop; a driver that does not answer is waited for once, then never again."""
+    import threading
+
+    from sweep.job import progress
+    from sweep.search.trials import LocalTrials, TrialJob
+
+    channel = progress.FileChannel(tmp_path, log=lambda m: notes.append(m))
+    notes: list[str] = []
+    done = threading.Event()
+    reporter = threading.Thread(target=lambda: (channel.report([0.5]), done.set()))
+    reporter.start()
+    assert not done.wait(0.5)  # reported, not yet judged: the job waits
+    assert json.loads((tmp_path / "progress.json").read_text()) == {"values": [0.5]}
+    executor = LocalTrials.__new__(LocalTrials)  # its judged() needs no backend
+    executor.judged(TrialJob("r", "pid:1", tmp_path), 1)
+    assert done.wait(5) and not notes
+    reporter.join()
+    # the next epoch is answered by a stop request
+    stop = threading.Thread(target=lambda: channel.report([0.5, 0.4]))
+    stop.start()
+    (tmp_path / "prune.request").write_text("pruned by the search's driver\n")
+    stop.join(5)
+    assert not stop.is_alive() and channel.stop_requested()
+    # a silent driver: waited for up to the timeout once, then the job trains on without waiting
+    (tmp_path / "prune.request").unlink()
+    monkeypatch.setattr(progress, "VERDICT_TIMEOUT_S", 0.3)
+    channel.report([0.5, 0.4, 0.3])
+    assert channel.driver_silent and "did not judge epoch 3" in notes[0]
+    channel.report([0.5, 0.4, 0.3, 0.2])  # at once
+    assert len(notes) == 1
