@@ -53,7 +53,8 @@ def cmd_validate(args) -> int:
     configs = len({r.config_id for r in runs})
     extra = f" × {spec.repeats} repeats = {len(runs)} runs" if spec.repeats > 1 else ""
     sampled = f" (sampled from {count_points(spec)} grid points)" if spec.sample else ""
-    print(f"{args.grid}: valid; sweep '{spec.name}' ({spec.model}) expands to {configs} configurations"
+    print(f"{args.grid}: valid; sweep '{spec.name}' ({spec.model}) expands to {configs} "
+          f"configuration{'s' if configs != 1 else ''}"
           f"{sampled}{extra}")
     return EXIT_OK
 

@@ -5,6 +5,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+POOL_TESTS = REPO / "tests" / "condor"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Every test under tests/condor is a `pool` test, and all of them go to one xdist worker
+    (`--dist loadgroup`): they share one personal pool, started once, while the other worker runs
+    the rest of the suite beside them."""
+    for item in items:
+        if POOL_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.pool)
+            item.add_marker(pytest.mark.xdist_group("pool"))
 
 BASE_GRID = """\
 sweep: t

@@ -111,6 +111,7 @@ def _record(root: Path, name: str = "tiny") -> dict:
     return json.loads((root / "results" / name / "chain.json").read_text())
 
 
+@pytest.mark.training
 def test_a_chain_runs_here_then_reruns_only_what_changed(chain_project, capsys):
     root = chain_project
     path = pipeline(root)

@@ -405,6 +405,7 @@ def test_cluster_inputs_from_a_peak_finder(tmp_path):
     assert not (tmp_path / "bad.npz").exists()
 
 
+@pytest.mark.training
 def test_cli_simulate_with_a_keras_peak_finder(tmp_path):
     import keras  # a hard dependency of the package
     from sweep.cli import main
@@ -441,6 +442,7 @@ def test_cli_simulate_with_a_keras_peak_finder(tmp_path):
         assert f["windows"].shape == (0, 15) and f["peak_inputs"].sum() == 0
 
 
+@pytest.mark.training
 def test_cli_simulate_refuses_bad_input_and_writes_nothing(tmp_path, capsys):
     from sweep.cli import main
     from sweep.core.schema import CNN_PARAMS
@@ -470,6 +472,7 @@ def test_cli_simulate_refuses_bad_input_and_writes_nothing(tmp_path, capsys):
         assert e.value.code == 2 and not out.exists()
 
 
+@pytest.mark.training
 def test_a_peak_model_scoring_another_finder_s_candidates_is_warned(tmp_path):
     """model.json says which finder's candidates the model learnt; another finder's is a warning
     that names both (the same finder, or a record from before finders had names: none)."""

@@ -6,6 +6,7 @@ import importlib
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -124,6 +125,7 @@ def test_evaluate_without_models_and_cli(tmp_path):
     assert main(["evaluate", "--peak-model", str(tmp_path / "nope.keras"), "--out", str(tmp_path / "x")]) == 1
 
 
+@pytest.mark.training
 def test_keras_model_file(tmp_path):
     """A real (untrained, tiny) Keras LSTM saved as .keras is loaded and scored."""
     importlib.import_module("keras")
@@ -141,6 +143,7 @@ def test_keras_model_file(tmp_path):
     assert 0.0 <= r["peaks"]["lstm"]["window_natural"]["auc"] <= 1.0
 
 
+@pytest.mark.training
 def test_a_model_meets_waveforms_sampled_otherwise_than_its_training_s(tmp_path, capsys):
     """The training record beside a model (model.json) is checked where the model is applied: a
     file at another sampling rate is refused, with both rates (an LSTM found no peak at all,
@@ -190,6 +193,7 @@ def test_separation_power_on_constructed_cases():
     assert np.mean([E.separation_error(x, y) for x, y in samples]) == pytest.approx(spread, rel=0.1)
 
 
+@pytest.mark.slow
 def test_pi_k_separation_of_true_counts():
     """Kaons of 3 GeV/c (βγ 6.1) ionise less than pions (βγ 21.5): 12.4 vs 14.1 clusters/cm. With
     true counts over 50 cells of 1.5 cm the separation is |Δ| / σ ≈ 1.7 / (14 / √1050) = 4."""
@@ -280,3 +284,24 @@ def test_evaluate_on_a_file(tmp_path, suffix):
     assert r_file["tracks"] is None and r_file["n_waveforms"] == 12
     assert r_file["peaks"]["lstm"]["peak"] == r_sim["lstm"]["peak"]
     assert r_file["peaks"]["deriv"]["peak"] == r_sim["deriv"]["peak"]
+
+
+@pytest.mark.training
+def test_sweep_evaluate_keeps_tensorflow_s_start_up_lines_off_the_terminal(tmp_path):
+    """TensorFlow's C++ start-up lines (absl's pre-init warning, oneDNN, cpu_feature_guard) are
+    not sweep's to show: `sweep evaluate` with a model file prints none of them."""
+    import subprocess
+    import sys
+
+    from sweep.job.models import build_lstm
+
+    path = tmp_path / "lstm.keras"
+    build_lstm({"topology": [4, 4, 1], "activations": ["relu", "sigmoid"], "dropout": [0.0, 0.0]}).save(path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    proc = subprocess.run([sys.executable, "-m", "sweep.cli", "evaluate", "--peak-model", str(path), "--out",
+                           str(tmp_path / "ev"), "--waveforms", "10", "--scan-waveforms", "10", "--tracks", "0",
+                           "--separation-tracks", "0", "--no-plots"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for noise in ("absl::InitializeLog", "oneDNN", "cpu_feature_guard", "rebuild TensorFlow"):
+        assert noise not in proc.stderr + proc.stdout, proc.stderr

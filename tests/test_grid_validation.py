@@ -186,6 +186,7 @@ def test_units():
             parse_memory_mb(bad)
 
 
+@pytest.mark.training
 def test_vocabularies_match_keras():
     """The lists kept in the package (so the CLI needs no TensorFlow) are names Keras accepts."""
     keras = importlib.import_module("keras")

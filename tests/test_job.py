@@ -1,6 +1,5 @@
 """The execute-side job: the seed's model, real Keras training on small data, its output files."""
 
-import importlib
 import json
 import subprocess
 import sys
@@ -10,9 +9,8 @@ import pytest
 from sweep.submit.prepare import prepare, write_rendered
 from tests.conftest import grid_text
 
-keras = importlib.import_module("keras")
 
-
+@pytest.mark.training
 @pytest.mark.parametrize("topology, expected", [([96, 128, 1], 50_179), ([32, 64, 1], 6_531), ([128, 96, 1], 79_043)])
 def test_lstm_parameter_counts_equal_the_seed(topology, expected):
     from sweep.job.models import build_lstm
@@ -24,6 +22,7 @@ def test_lstm_parameter_counts_equal_the_seed(topology, expected):
     assert model.layers[-1].activation.__name__ == "sigmoid"
 
 
+@pytest.mark.training
 def test_cnn_takes_1024_peak_time_arrays():
     from sweep.core.schema import CNN_PARAMS
     from sweep.job.models import build_cnn
@@ -35,6 +34,7 @@ def test_cnn_takes_1024_peak_time_arrays():
     assert kinds == ["Conv1D", "MaxPooling1D", "Conv1D", "MaxPooling1D", "Flatten", "Dense", "Dropout", "Dense"]
 
 
+@pytest.mark.training
 def test_cnn_blocks_and_global_average_head():
     from sweep.core.schema import CNN_PARAMS
     from sweep.job.models import build_cnn
@@ -60,19 +60,36 @@ def _render_one(tmp_path, dataset, extra=""):
 
 
 def _run_job(run, env_extra=None):
-    import os
-
     run.results_dir.mkdir(parents=True, exist_ok=True)
     (run.results_dir / "config.yaml").write_text(run.config_path.read_text())
+    return _run_in(run.results_dir, env_extra)
+
+
+def _run_in(folder, env_extra=None):
+    """`python -m sweep.job config.yaml` in `folder`, as the local backend runs it (1 CPU)."""
+    import os
+
     env = {**os.environ, "SWEEP_CPUS": "1", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "sweep.job", "config.yaml"], cwd=run.results_dir, env=env,
+    return subprocess.run([sys.executable, "-m", "sweep.job", "config.yaml"], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=600)
 
 
-def test_job_trains_and_writes_every_output(tmp_path, small_dataset):
-    run = _render_one(tmp_path, small_dataset)
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, small_dataset):
+    """One real job of the demo-sized grid, trained once for the tests that only read what it left
+    (a TensorFlow process start and a training each: shared, not repeated per assertion)."""
+    root = tmp_path_factory.mktemp("trained")
+    run = _render_one(root, small_dataset)
     proc = _run_job(run)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return run
+
+
+@pytest.mark.training
+def test_job_trains_and_writes_every_output(trained_run, small_dataset):
+    import keras
+
+    run = trained_run
     out = run.results_dir
     metrics = json.loads((out / "metrics.json").read_text())
     info = json.loads((out / "run.json").read_text())
@@ -105,17 +122,22 @@ def test_job_trains_and_writes_every_output(tmp_path, small_dataset):
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]  # atomic writes left nothing behind
 
 
-def test_same_seed_gives_identical_results(tmp_path, small_dataset):
-    run = _render_one(tmp_path, small_dataset)
-    first = _run_job(run)
-    assert first.returncode == 0, first.stderr[-2000:]
-    a = json.loads((run.results_dir / "metrics.json").read_text())["test"]
-    second = _run_job(run)
-    assert second.returncode == 0
-    b = json.loads((run.results_dir / "metrics.json").read_text())["test"]
+@pytest.mark.training
+def test_same_seed_gives_identical_results(trained_run, tmp_path):
+    """The same configuration trained again, in another folder: the same test metrics."""
+    import shutil
+
+    again = tmp_path / "again"
+    again.mkdir()
+    shutil.copy(trained_run.results_dir / "config.yaml", again / "config.yaml")
+    second = _run_in(again)
+    assert second.returncode == 0, second.stderr[-2000:]
+    a = json.loads((trained_run.results_dir / "metrics.json").read_text())["test"]
+    b = json.loads((again / "metrics.json").read_text())["test"]
     assert a == b
 
 
+@pytest.mark.training
 def test_missing_dataset_fails_cleanly(tmp_path, small_dataset):
     run = _render_one(tmp_path, small_dataset)
     config = run.config_path.read_text().replace(str(small_dataset), str(tmp_path / "gone.npz"))
@@ -149,7 +171,8 @@ def test_cpus_from_htcondor_machine_ad(tmp_path, monkeypatch):
     assert thread_settings(1) == (1, 1) and thread_settings(4) == (4, 2)
 
 
-def test_the_peak_finder_is_tested_on_waveforms_it_never_trained_on(tmp_path, small_dataset):
+@pytest.mark.training
+def test_the_peak_finder_is_tested_on_waveforms_it_never_trained_on(trained_run, small_dataset):
     """Windows of one waveform overlap and share its noise: the split is by waveform, the same
     test waveforms for every run of a sweep (the data seed), and the natural-mix metrics score
     every candidate window of those test waveforms."""
@@ -171,10 +194,7 @@ def test_the_peak_finder_is_tested_on_waveforms_it_never_trained_on(tmp_path, sm
     n_test = round(len(x) * 0.2)
     assert len(set(groups[:n_test].tolist()) & set(groups[n_test:].tolist())) > 0.9 * len(set(groups[:n_test].tolist()))
 
-    run = _render_one(tmp_path, small_dataset)
-    proc = _run_job(run)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    metrics = json.loads((run.results_dir / "metrics.json").read_text())
+    metrics = json.loads((trained_run.results_dir / "metrics.json").read_text())
     split = metrics["split"]
     assert split["by"] == "waveform"
     assert (split["train_waveforms"], split["val_waveforms"], split["test_waveforms"]) == (

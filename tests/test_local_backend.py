@@ -1,3 +1,4 @@
+import pytest
 """The local backend end to end: real training jobs, packing onto cores, failures, reruns, collect."""
 
 import importlib
@@ -16,6 +17,7 @@ def submit(tmp_path, grid, *extra):
     return main(["--root", str(tmp_path), "submit", str(grid), "--local", "--no-progress", *extra])
 
 
+@pytest.mark.training
 def test_two_configurations_end_to_end(tmp_path, small_dataset, capsys):
     importlib.import_module("tensorflow")
     grid = tmp_path / "g.yaml"
@@ -222,6 +224,7 @@ def test_a_narrowed_grid_keeps_the_runs_it_no_longer_has(tmp_path, small_dataset
     assert "3 of 3 runs ranked" in out and "without a valid result" not in out
 
 
+@pytest.mark.training
 def test_a_run_trained_on_another_version_of_the_dataset_is_stale(tmp_path, small_dataset, capsys):
     """The dataset's content is part of what a result means: each run records the sha256 of the
     file it trained on; regenerating the file makes collect mark the old results stale and the

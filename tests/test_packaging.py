@@ -111,6 +111,7 @@ def test_the_wheel_carries_the_templates_and_every_package(installed):
             assert zf.read(f"sweep/sites/{name}") == (REPO / "sites" / name).read_bytes()
 
 
+@pytest.mark.training
 def test_an_installed_sweep_works_without_the_checkout(installed, tmp_path):
     bin_dir, _ = installed
     sweep = str(bin_dir / "sweep")

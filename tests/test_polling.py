@@ -37,3 +37,27 @@ def test_poll_intervals_back_off_while_nothing_changes_and_start_again_when_some
     assert waits[0] == 2.0 and waits[1] == 3.0 and waits == sorted(waits) and waits[-1] == 60.0
     assert backoff.next("changed") == 2.0
     assert backoff.next("changed") == 3.0
+
+
+def test_what_a_poll_loop_watches_moves_when_the_sweep_s_logs_do(tmp_path):
+    """`--wait` and `status --watch` ask the schedd again as soon as the sweep's event log or one
+    of its DAGs' own logs (where DAGMan's end is written) is written, not after a back-off."""
+    from sweep.submit.status import activity
+
+    manifest = make_sweep(tmp_path, "act", axes={"optimizer": ["adam", "sgd"]}, corrupt=0, missing=0)
+    assert activity(tmp_path, "act") == ()  # nothing submitted yet: nothing to watch
+    log = write_event_log(tmp_path, manifest, running=tuple(r["run_id"] for r in manifest["runs"]))
+    first = activity(tmp_path, "act")
+    assert [name for name, _, _ in first] == ["events.log"]
+    assert activity(tmp_path, "act") == first  # nothing written: nothing moved
+    with log.open("a") as fh:
+        fh.write("005 (001.000.000) 2026-12-03 07:00:00 Job terminated.\n...\n")
+    second = activity(tmp_path, "act")
+    assert second != first
+    dag = tmp_path / "jobs" / "act" / "dags" / "0a1b2c" / "sweep.dag.dagman.log"
+    dag.parent.mkdir(parents=True)
+    dag.write_text("000 (007.000.000) 2026-12-03 07:00:00 Job submitted from host: <127.0.0.1>\n...\n")
+    third = activity(tmp_path, "act")
+    assert [name for name, _, _ in third] == ["events.log", "sweep.dag.dagman.log"] and third[0] == second[0]
+    (tmp_path / "jobs" / "act" / "dags" / "0a1b2c" / "notes.txt").write_text("not a log")
+    assert activity(tmp_path, "act") == third  # only the logs count

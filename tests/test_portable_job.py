@@ -191,6 +191,7 @@ def _view(folder: Path, python: str) -> Path:
     return setup
 
 
+@pytest.mark.training
 def test_a_cvmfs_setup_script_gives_the_jobs_their_python(tmp_path, small_dataset):
     """condor.cvmfs for real: the wrapper sources the script (which reads unset variables and ends
     on a failed command, as setup scripts do), runs its python3, with sweep's code from the archive."""
@@ -234,6 +235,7 @@ def test_a_cvmfs_script_missing_on_the_node_ends_the_job_as_environment(tmp_path
     assert json.loads((tmp_path / "run.json").read_text())["exit_code"] == 3
 
 
+@pytest.mark.training
 def test_a_job_that_fetched_another_copy_of_the_dataset_stops_with_exit_2(tmp_path, small_dataset):
     """data.url: the local backend reads data.path (the same content) and trains; a job whose
     fetched copy differs from the sweep's dataset (a stale cache) stops at once, not retried."""

@@ -129,6 +129,7 @@ def _evaluate(tmp_path, capsys, model, toy, *extra):
     return rc, err, result
 
 
+@pytest.mark.training
 def test_a_trained_lstm_finds_the_peaks_of_a_file_in_volts(trained, tmp_path, capsys):
     """Same waveforms in mV and in volts: the same F1 (it was 0 in volts), well above nothing; the
     volts file without --amplitude-unit gets a warning with both noise figures, and none with it."""
@@ -150,6 +151,7 @@ def test_a_trained_lstm_finds_the_peaks_of_a_file_in_volts(trained, tmp_path, ca
     assert in_unit["peaks"]["lstm"]["window_natural"]["f1"] == pytest.approx(f1_v, abs=1e-6)
 
 
+@pytest.mark.training
 def test_pulses_far_smaller_than_the_noise_of_training_are_a_warning(trained, tmp_path, capsys):
     model, _ = trained
     rc, err, result = _evaluate(tmp_path, capsys, model, _toy(tmp_path, "loud.root", noise_mv=12.0),
@@ -160,6 +162,7 @@ def test_pulses_far_smaller_than_the_noise_of_training_are_a_warning(trained, tm
     assert result["warnings"] == lines
 
 
+@pytest.mark.training
 def test_a_model_trained_on_windows_normalised_otherwise_is_refused(trained, tmp_path, capsys):
     """A model trained on format-2 windows (divided by 10 mV) would see windows ~9x too large."""
     model, record = trained

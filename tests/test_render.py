@@ -187,3 +187,33 @@ def test_the_job_reads_back_every_number_the_grid_gave(write_grid, tmp_path):
         assert config["params"]["learning_rate"] == run.run.params["learning_rate"]
         assert isinstance(config["params"]["learning_rate"], (int, float))
         assert config["params"]["dropout"] == 1e-7 and isinstance(config["params"]["dropout"], float)
+
+
+@pytest.mark.parametrize("columns", ["40", "400"])
+def test_show_prints_the_submit_file_byte_for_byte_whatever_the_width(write_grid, tmp_path, capsys, monkeypatch,
+                                                                        columns):
+    """`sweep submit --dry-run --show` prints the file sweep would submit, not a copy wrapped to the
+    terminal: a long line (the code archive's path) folded in two no longer parses."""
+    from sweep.cli import main
+
+    htcondor2 = importlib.import_module("htcondor2")
+    deep = tmp_path / ("a-rather-long-project-folder-name-" * 3)
+    deep.mkdir()
+    monkeypatch.setenv("COLUMNS", columns)
+    grid = deep / "g.yaml"
+    grid.write_text(GRID)
+    assert main(["--root", str(deep), "submit", str(grid), "--dry-run", "--show"]) == 0
+    out = capsys.readouterr().out
+    shown = out[out.index("# HTCondor submit description"):]
+    lines = shown.splitlines()
+    assert lines[-1] == "queue" and max(map(len, lines)) > max(int(columns), 160)  # long lines shown whole
+    assert all(line.split(" = ")[0].strip() or not line for line in lines)  # no folded continuation
+    transfer = next(line for line in lines if line.startswith("transfer_input_files"))
+    assert transfer.endswith(".zip") and transfer.count(str(deep)) == 3  # config, data cut, code archive
+    sub = htcondor2.Submit(shown)  # what was shown parses
+    assert sub["transfer_input_files"] == transfer.split("=", 1)[1].strip()
+    # `sweep validate` counts in good English
+    one = deep / "one.yaml"
+    one.write_text(GRID.replace("optimizer: [adam, sgd]", "optimizer: [adam]"))
+    assert main(["--root", str(deep), "validate", str(one)]) == 0
+    assert "expands to 1 configuration\n" in capsys.readouterr().out

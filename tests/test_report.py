@@ -133,6 +133,7 @@ def _browser(binary: str, profile: Path, *args: str) -> subprocess.CompletedProc
                            f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(lstm_report, tmp_path_factory):
     binary = _chromium()
     assert binary, ("chromium is not installed: this test needs it (Debian: apt-get install -y chromium; "

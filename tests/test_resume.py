@@ -4,6 +4,8 @@ order, same optimizer and random-seed state)."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
@@ -39,6 +41,7 @@ def _job(folder: Path, config_text: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+@pytest.mark.training
 def test_a_killed_job_resumes_at_its_last_epoch_and_ends_as_a_straight_one(tmp_path, small_dataset):
     run = _config(tmp_path, small_dataset)
     straight = _job(tmp_path / "straight", run.config_text)
@@ -75,6 +78,7 @@ def test_a_killed_job_resumes_at_its_last_epoch_and_ends_as_a_straight_one(tmp_p
     assert not (resumed_dir / "checkpoint").exists()  # finished: nothing to resume, nothing to transfer back
 
 
+@pytest.mark.training
 def test_a_checkpoint_of_another_run_or_of_older_data_is_not_resumed(tmp_path):
     from sweep.job import checkpoint
 

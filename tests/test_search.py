@@ -126,11 +126,12 @@ def test_a_journal_of_another_space_is_refused(tmp_path, small_dataset, capsys):
 
 # ------------------------------------------------------------------ real searches on this machine
 
+@pytest.mark.training
 def test_a_local_search_prunes_through_the_progress_file_and_ranks_the_rest(tmp_path, small_dataset, capsys):
     grid = tmp_path / "g.yaml"
     # seed 77: the first two trials are adam at lr > 1e-3 (they learn), several later ones sgd at lr < 3e-4
     # (they do not): whatever order the trials end in, the pruner has bad trials to stop
-    grid.write_text(search_text(small_dataset, sweep="local", epochs=6,
+    grid.write_text(search_text(small_dataset, sweep="local", epochs=4, max_samples=4000,
                                 search="{sampler: random, trials: 8, parallel: 2, pruner: median, startup_trials: 2, "
                                        "warmup_epochs: 1, seed: 77}"))
     assert main(["--root", str(tmp_path), "search", str(grid), "--local", "--no-progress"]) == 0
@@ -166,14 +167,14 @@ def test_a_local_search_prunes_through_the_progress_file_and_ranks_the_rest(tmp_
     assert "search local finished: " in status
 
 
+@pytest.mark.training
 def test_a_pruned_point_proposed_again_is_trained_to_its_end(tmp_path, small_dataset, capsys):
     grid = tmp_path / "g.yaml"
     # seed 15 proposes 0.005, 1e-6, 1e-6, 0.005: the second trial (a learning rate that cannot learn)
-    # is pruned at its first epochs; the third samples it again and trains it to the end; the fourth
-    # samples the first point and reuses its result
-    # 24 epochs: a job asked to stop after its last epoch finishes the run, and with 8 epochs of ~0.5 s a
-    # prune asked one poll late (the driver polls every 1-5 s) can come after it (failed once in CI with 8)
-    grid.write_text(search_text(small_dataset, sweep="again", epochs=24, axes="  learning_rate: [0.005, 1.0e-6]\n",
+    # is pruned at epoch 1, the first its pruner judges (warmup 1), whatever the machine's load: a local
+    # trial waits for its driver's verdict on every epoch; the third samples it again and trains it to the
+    # end; the fourth samples the first point and reuses its result
+    grid.write_text(search_text(small_dataset, sweep="again", epochs=4, max_samples=4000, axes="  learning_rate: [0.005, 1.0e-6]\n",
                                 search="{sampler: random, trials: 4, parallel: 1, pruner: median, startup_trials: 1, "
                                        "warmup_epochs: 1, seed: 15}"))
     assert main(["--root", str(tmp_path), "search", str(grid), "--local", "--no-progress"]) == 0
@@ -186,11 +187,14 @@ def test_a_pruned_point_proposed_again_is_trained_to_its_end(tmp_path, small_dat
     assert trials[1].user_attrs["run_id"] == trials[2].user_attrs["run_id"] and trials[2].user_attrs[
         "trained_to_the_end"]
     assert trials[3].user_attrs.get("reused")
+    assert sorted(trials[1].intermediate_values) == [1]  # stopped where its pruner said, not an epoch later
     folder = tmp_path / "results" / "again" / trials[2].user_attrs["run_id"]
     info = json.loads((folder / "run.json").read_text())
     assert info["status"] == "ok" and (folder / "model.keras").exists()  # the full result replaced the pruned one
+    assert "trial 1: pruned after epoch 1, its job is asked to stop" in out, out
 
 
+@pytest.mark.training
 def test_a_multi_objective_search_marks_optuna_s_pareto_front_and_reuses_results(tmp_path, small_dataset, capsys):
     grid = tmp_path / "g.yaml"
     # 3 points, 5 trials: at least two sample a point trained already and are told its result
@@ -222,9 +226,10 @@ def test_a_multi_objective_search_marks_optuna_s_pareto_front_and_reuses_results
     assert "is a search" in capsys.readouterr().err
 
 
+@pytest.mark.training
 def test_a_local_driver_killed_with_sigkill_resumes_without_losing_or_redoing_a_trial(tmp_path, small_dataset):
     grid = tmp_path / "g.yaml"
-    grid.write_text(search_text(small_dataset, sweep="killed", epochs=3, max_samples=6000,
+    grid.write_text(search_text(small_dataset, sweep="killed", epochs=3, max_samples=4000,
                                 search="{sampler: random, trials: 5, parallel: 2, seed: 2}"))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "sweep.cli", "--root", str(tmp_path), "search", str(grid), "--local",
@@ -233,9 +238,9 @@ def test_a_local_driver_killed_with_sigkill_resumes_without_losing_or_redoing_a_
     journal = tmp_path / "results" / "killed" / "study.journal"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        # a trial has finished and others are training: kill the driver now
-        if journal.exists() and sum(t.state.is_finished() for t in trials_of(tmp_path, "killed")) >= 1 \
-                and _jobs_under(tmp_path):
+        # a trial has finished and others are training: kill the driver now (the journal exists a
+        # moment before the driver has created its study in it: KeyError until then)
+        if journal.exists() and _finished(tmp_path, "killed") >= 1 and _jobs_under(tmp_path):
             break
         time.sleep(0.5)
     finished_before = {t.number: t.user_attrs["run_id"] for t in trials_of(tmp_path, "killed") if t.state.is_finished()}
@@ -267,6 +272,14 @@ def test_a_local_driver_killed_with_sigkill_resumes_without_losing_or_redoing_a_
     for number, run_id in finished_before.items():  # finished before the kill: not trained again
         stdout = (tmp_path / "results" / "killed" / run_id / "stdout.txt").read_text()
         assert stdout.count("sweep.job ") == 1
+
+
+def _finished(root: Path, sweep: str) -> int:
+    """How many trials of the sweep's study have ended (0 while the study is not created yet)."""
+    try:
+        return sum(t.state.is_finished() for t in trials_of(root, sweep))
+    except KeyError:
+        return 0
 
 
 def _jobs_under(folder: Path) -> list[int]:
@@ -341,3 +354,37 @@ def test_a_trial_left_half_asked_by_a_killed_driver_is_abandoned_not_counted(tmp
     (trial,) = study.get_trials(deepcopy=False)
     assert trial.state is TrialState.FAIL and trial.user_attrs["abandoned"]
     assert driver._used() == 0 and not driver.active
+
+
+def test_a_local_trial_waits_for_its_driver_s_verdict_on_each_epoch(tmp_path, monkeypatch):
+    """The file channel's report returns once the driver has judged the epoch (progress.seen) or
+    asked the job to stop; a driver that does not answer is waited for once, then never again."""
+    import threading
+
+    from sweep.job import progress
+    from sweep.search.trials import LocalTrials, TrialJob
+
+    channel = progress.FileChannel(tmp_path, log=lambda m: notes.append(m))
+    notes: list[str] = []
+    done = threading.Event()
+    reporter = threading.Thread(target=lambda: (channel.report([0.5]), done.set()))
+    reporter.start()
+    assert not done.wait(0.5)  # reported, not yet judged: the job waits
+    assert json.loads((tmp_path / "progress.json").read_text()) == {"values": [0.5]}
+    executor = LocalTrials.__new__(LocalTrials)  # its judged() needs no backend
+    executor.judged(TrialJob("r", "pid:1", tmp_path), 1)
+    assert done.wait(5) and not notes
+    reporter.join()
+    # the next epoch is answered by a stop request
+    stop = threading.Thread(target=lambda: channel.report([0.5, 0.4]))
+    stop.start()
+    (tmp_path / "prune.request").write_text("pruned by the search's driver\n")
+    stop.join(5)
+    assert not stop.is_alive() and channel.stop_requested()
+    # a silent driver: waited for up to the timeout once, then the job trains on without waiting
+    (tmp_path / "prune.request").unlink()
+    monkeypatch.setattr(progress, "VERDICT_TIMEOUT_S", 0.3)
+    channel.report([0.5, 0.4, 0.3])
+    assert channel.driver_silent and "did not judge epoch 3" in notes[0]
+    channel.report([0.5, 0.4, 0.3, 0.2])  # at once
+    assert len(notes) == 1

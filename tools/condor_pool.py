@@ -490,6 +490,10 @@ NEGOTIATOR_INTERVAL = 2
 NEGOTIATOR_CYCLE_DELAY = 2
 NEGOTIATOR_MIN_INTERVAL = 1
 SCHEDD_INTERVAL = 5
+# the schedd evaluates periodic_hold/_release/_remove every N s (default 60, backing off to 1200):
+# a memory hold would wait up to a minute for its release, a runtime-limit hold for its removal
+PERIODIC_EXPR_INTERVAL = 2
+MAX_PERIODIC_EXPR_INTERVAL = 5
 # a submit makes the schedd advertise + ask for a negotiation at most every N s (default 5)
 SCHEDD_MIN_INTERVAL = 1
 # procd samples /proc every N s (default 60): short jobs would report ~zero usage

@@ -57,6 +57,7 @@ LOCAL_RECORD = ".local-exit.json"  # the local backend's exit record (HTCondor's
 # A search trial's channel to its driver on the local backend (on a pool: job attributes by chirp)
 PROGRESS_FILE = "progress.json"  # written by the job after each epoch: the pruner's values so far
 PRUNE_REQUEST = "prune.request"  # written by the driver: the job stops at the end of its epoch
+PROGRESS_SEEN = "progress.seen"  # written by a local driver: how many epochs it has judged (the job waits for it)
 
 # ------------------------------------------------------------------ results/<sweep>/ of a search
 STUDY_JOURNAL = "study.journal"  # the Optuna study (JournalFileBackend), written by the driver only
@@ -68,7 +69,7 @@ FROZEN_GRID = "search.yaml"  # jobs/<sweep>/search.yaml: the grid the driver rea
 #: What an attempt leaves in its results folder: cleared before a rerun so that an earlier
 #: attempt's files cannot pass for the new result.
 OUTPUT_FILES = (METRICS, RUN_INFO, HISTORY, ROC, MODEL, MODEL_INFO, STDOUT, STDERR, LOCAL_RECORD, PROGRESS_FILE,
-                PRUNE_REQUEST)
+                PRUNE_REQUEST, PROGRESS_SEEN)
 #: The files `sweep collect` copies into best/<rank>-<run-id>/ (with the run's CONFIG_FILE).
 BEST_FILES = (MODEL, MODEL_INFO, METRICS)
 

@@ -50,6 +50,8 @@ from .trials import TrialExecutor, TrialJob
 PRUNE_GRACE_S = 300.0
 #: Polling: from this interval, 1.5x longer while nothing changes, up to the cap.
 POLL_START_S, POLL_CAP_S = 1.0, 5.0
+#: How often the driver looks at its executor's cheap activity signal between polls.
+ACTIVITY_TICK_S = 0.1
 
 
 @dataclass
@@ -384,6 +386,8 @@ class Driver:
                         act.prune_asked = time.monotonic()
                     except BackendError as exc:
                         self.log(f"{exc}; asking again next time")
+                if obs.live:  # judged: a job that waits for the verdict goes on (or stops, when pruned)
+                    self.executor.judged(act.job, act.reported)
             if not obs.live:
                 del self.active[run_id]
                 self._finish(run_id, act.trials, t_seen)
@@ -431,6 +435,17 @@ class Driver:
         self.summary.failed = sum(1 for t in trials if t.state is TrialState.FAIL)
         self.summary.best = self._best()
 
+    def _pause(self, delay: float) -> None:
+        """Sleep `delay` seconds, or less when a job reports or ends meanwhile (executor.activity):
+        a local trial waits for the verdict on each epoch, so the driver answers within a tick."""
+        jobs = [a.job for a in self.active.values()]
+        before = self.executor.activity(jobs)
+        until = time.monotonic() + delay
+        while time.monotonic() < until:
+            time.sleep(min(ACTIVITY_TICK_S, max(0.0, until - time.monotonic())))
+            if before is not None and self.executor.activity(jobs) != before:
+                return
+
     def run(self) -> Summary:
         """Run the study until search.trials trials have ended.
 
@@ -457,7 +472,7 @@ class Driver:
                     if self.progress is not None:
                         self.progress(self.summary, len(self.active))
                     delay = POLL_START_S if changed else min(self.poll_cap_s, delay * 1.5)
-                    time.sleep(delay)
+                    self._pause(delay)
             finally:
                 self.executor.close()
             self._count()

@@ -20,6 +20,7 @@ from typing import Protocol
 from ..core import names
 from ..core.errors import BackendError
 from ..core.render import RenderedRun, RenderedSweep, submit_string
+from ..fsutil import atomic_write_text
 from ..records.events import is_memory_hold
 
 
@@ -56,6 +57,16 @@ class TrialExecutor(Protocol):
 
     def request_prune(self, job: TrialJob) -> None:
         """Ask the job to stop at the end of its epoch."""
+        ...
+
+    def judged(self, job: TrialJob, epochs: int) -> None:
+        """Tell the job that its first `epochs` epochs are judged (a job that waits for the
+        verdict goes on; a pool's jobs do not wait: nothing to do there)."""
+        ...
+
+    def activity(self, jobs: list[TrialJob]) -> object:
+        """Something cheap to compute that changes when a job reports or ends (the driver then
+        looks at once instead of at its next poll); a constant where nothing is cheap."""
         ...
 
     def remove(self, job: TrialJob, reason: str) -> None:
@@ -153,6 +164,12 @@ class HTCondorTrials:
         except Exception as exc:  # noqa: BLE001
             raise BackendError(f"cannot set {names.ATTR_PRUNE} on job {job.job}: {exc}") from None
 
+
+    def judged(self, job: TrialJob, epochs: int) -> None:
+        return None  # chirp is asynchronous: the job trains on while the driver decides
+
+    def activity(self, jobs: list[TrialJob]) -> object:
+        return None  # nothing cheaper than asking the schedd: the driver polls
     def remove(self, job: TrialJob, reason: str) -> None:
         htcondor2 = self._htcondor.bindings()
         try:
@@ -221,6 +238,21 @@ class LocalTrials:
 
     def request_prune(self, job: TrialJob) -> None:
         (job.results_dir / names.PRUNE_REQUEST).write_text("pruned by the search's driver\n")
+
+    def judged(self, job: TrialJob, epochs: int) -> None:
+        atomic_write_text(job.results_dir / names.PROGRESS_SEEN, f"{epochs}\n")
+
+    def activity(self, jobs: list[TrialJob]) -> object:
+        seen = []
+        for j in jobs:
+            try:
+                st = (j.results_dir / names.PROGRESS_FILE).stat()
+                seen.append((j.run_id, st.st_size, st.st_mtime_ns))
+            except OSError:
+                seen.append((j.run_id, -1, -1))
+            running = self.running.get(j.run_id)
+            seen.append((j.run_id, running is None or running.proc.poll() is not None, 0))
+        return tuple(seen)
 
     def remove(self, job: TrialJob, reason: str) -> None:
         running = self.running.pop(job.run_id, None)

@@ -115,7 +115,9 @@ def submit_grid(options: SubmitOptions, console, *, checks: GridChecks | None = 
             _show_settings(console, spec)
         if todo and options.show:
             console.rule(f"{relative_to_root(todo[0].submit_path, root)}")
-            console.print(todo[0].submit_text, markup=False, soft_wrap=True)  # unwrapped: the file as it is
+            # the file byte for byte: print() would fold long lines to the console's width, and a
+            # folded `transfer_input_files = …` no longer parses
+            console.out(todo[0].submit_text, highlight=False, end="")
         return SubmitOutcome(spec.name)
     check_interpreter(spec, rendered.python, console)
     # before writing anything: an unreachable pool writes nothing

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import BackendError, printable
-from ..core.names import JOB_EXIT_NEVER_RETRIED, SweepPaths
+from ..core.names import DAGS_DIR, JOB_EXIT_NEVER_RETRIED, SweepPaths
 from ..core.states import RunState
 from ..records.events import (RUNTIME_HOLD_CODES, EventLogReader, attempts_by_run, is_memory_hold, latest_by_run,
                               read_event_log)
@@ -285,8 +285,9 @@ def _search_line(root: Path, sweep: str) -> str | None:
 
 
 def watch(sweep: str | None, root: Path, console, interval: float = 5.0) -> None:
-    """Refresh the counts until every run has ended: every `interval` seconds while something
-    changes, less often (up to once a minute) while nothing does."""
+    """Refresh the counts until every run has ended: at once when the sweep's logs move (see
+    activity), otherwise every `interval` seconds while something changes, less often (up to
+    once a minute) while nothing does."""
     from rich.live import Live
     from rich.text import Text
 
@@ -294,6 +295,7 @@ def watch(sweep: str | None, root: Path, console, interval: float = 5.0) -> None
     follower, backoff = Follower(), Backoff(interval)
     with Live(console=console, refresh_per_second=1) as live:
         while True:
+            seen = tuple(activity(root, name) for name in names)
             lines, finished = [], True
             for name in names:
                 status = sweep_status(name, root, follower=follower)
@@ -305,13 +307,40 @@ def watch(sweep: str | None, root: Path, console, interval: float = 5.0) -> None
             live.update(Text("\n".join(lines + [time.strftime("updated %H:%M:%S")])))
             if finished:
                 return
-            time.sleep(backoff.next(lines))
+            pause_while_quiet(lambda: tuple(activity(root, name) for name in names), seen,
+                              time.monotonic() + backoff.next((lines, seen)))
+
+
+def activity(root: Path, sweep: str) -> tuple[tuple[str, int, int], ...]:
+    """What moves when the sweep does, cheaply (a few stat calls): the size and modification
+    time of its job event log and of its DAGs' own logs (DAGMan's job log, where its end is
+    written, and its .dagman.out). A poll loop asks the schedd again when this changes."""
+    paths = SweepPaths(root.resolve())
+    files = [paths.event_log(sweep), *sorted((paths.jobs(sweep) / DAGS_DIR).glob("*/*.dagman.log")),
+             *sorted((paths.jobs(sweep) / DAGS_DIR).glob("*/*.dagman.out"))]
+    seen = []
+    for path in files:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        seen.append((path.name, st.st_size, st.st_mtime_ns))
+    return tuple(seen)
+
+
+#: How often a poll loop looks at the sweep's logs (stat calls only) between queries of the schedd.
+LOG_TICK_S = 0.5
 
 
 def wait_for(sweep: str, root: Path, timeout: float | None = None, interval: float = 2.0,
              cap: float = 60.0) -> SweepStatus:
-    """Block until the sweep is finished (see SweepStatus.finished), polling every `interval`
-    seconds while runs change state and backing off up to `cap` while none does.
+    """Block until the sweep is finished (see SweepStatus.finished).
+
+    Driven by the sweep's own logs: they are looked at every LOG_TICK_S seconds (stat calls), and
+    the schedd is asked again as soon as one of them grows (a job started, ended, was held; a DAG
+    ended). While nothing is written the schedd is still asked, every `interval` seconds at first,
+    backing off up to `cap` (a job can leave the queue without a line in the log, e.g. when its
+    log is not writable).
 
     Raises:
         BackendError: when it is not finished after `timeout` seconds.
@@ -319,6 +348,7 @@ def wait_for(sweep: str, root: Path, timeout: float | None = None, interval: flo
     deadline = None if timeout is None else time.monotonic() + timeout
     follower, backoff = Follower(), Backoff(interval, cap)
     while True:
+        seen = activity(root, sweep)
         status = sweep_status(sweep, root, follower=follower)
         if status.finished:
             return status
@@ -326,5 +356,14 @@ def wait_for(sweep: str, root: Path, timeout: float | None = None, interval: flo
         if deadline is not None and now > deadline:
             counts = {str(k): v for k, v in status.counts().items()}
             raise BackendError(f"sweep {sweep} not finished after {timeout:.0f}s: {counts}")
-        pause = backoff.next(sorted((r.run_id, str(r.state), r.starts) for r in status.runs))
-        time.sleep(pause if deadline is None else max(0.0, min(pause, deadline - now + 0.1)))
+        ask_again = now + backoff.next((sorted((r.run_id, str(r.state), r.starts) for r in status.runs), seen))
+        if deadline is not None:
+            ask_again = min(ask_again, deadline + 0.1)
+        pause_while_quiet(lambda: activity(root, sweep), seen, ask_again)
+
+
+def pause_while_quiet(look, seen, until: float) -> None:
+    """Sleep until the monotonic time `until`, or until `look()` no longer returns `seen` (the
+    logs moved), looking every LOG_TICK_S seconds."""
+    while time.monotonic() < until and look() == seen:
+        time.sleep(max(0.0, min(LOG_TICK_S, until - time.monotonic())))

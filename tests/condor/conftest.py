@@ -163,3 +163,60 @@ def project(condor_pool, condor_job_dir, small_dataset):
     shutil.copy(small_dataset, condor_job_dir / "data" / "small.npz")
     condor_pool.prepare_dir(condor_job_dir)
     return condor_job_dir
+
+
+#: How long a test's teardown waits for its jobs to leave the queue and its slots to be freed
+#: (a removed DAG removes its nodes, a shadow cleans up, the startd re-advertises: seconds).
+SETTLE_TIMEOUT = 90
+
+
+def pool_leftovers(pool, timeout: float = SETTLE_TIMEOUT) -> list[str]:
+    """What keeps the pool from being as a test found it, after waiting up to `timeout` seconds
+    for it to settle: jobs in the queue (the pool is this session's: any job is a test's) and
+    slot resources not returned to the partitionable slot. [] when it is as found."""
+    import time
+
+    import htcondor2
+
+    deadline = time.monotonic() + timeout
+    while True:
+        problems = []
+        jobs = htcondor2.Schedd().query(constraint="true", projection=[
+            "ClusterId", "ProcId", "JobStatus", "JobUniverse", "Owner", "SweepName", "SweepRole", "Cmd"])
+        problems += [f"job {ad['ClusterId']}.{ad['ProcId']} (status {ad.get('JobStatus')}, universe "
+                     f"{ad.get('JobUniverse')}, sweep {ad.get('SweepName')}, role {ad.get('SweepRole')}, "
+                     f"{ad.get('Cmd')}) is still in the queue" for ad in jobs]
+        slots = htcondor2.Collector().query(htcondor2.AdType.Startd, projection=[
+            "Name", "SlotType", "Cpus", "Memory", "State", "Activity"])
+        for ad in slots:
+            if ad.get("SlotType") != "Partitionable":
+                problems.append(f"slot {ad.get('Name')} ({ad.get('State')}/{ad.get('Activity')}, {ad.get('Cpus')} "
+                                f"CPUs, {ad.get('Memory')} MB) is still carved out of the partitionable slot")
+            elif ad.get("Cpus") != pool.cpus or ad.get("Memory") != pool.memory_mb:
+                problems.append(f"the partitionable slot has {ad.get('Cpus')} of {pool.cpus} CPUs and "
+                                f"{ad.get('Memory')} of {pool.memory_mb} MB free")
+        if len([ad for ad in slots if ad.get("SlotType") == "Partitionable"]) != 1:
+            problems.append(f"{len(slots)} slot ads, expected one partitionable slot: {[dict(a) for a in slots]}")
+        if not problems or time.monotonic() > deadline:
+            return problems
+        time.sleep(1)
+
+
+@pytest.fixture(autouse=True)
+def pool_left_as_found(request):
+    """Every test that used the pool leaves it as it found it, checked at its own teardown (after
+    the test's own clean-up fixtures): no job left in the queue, every slot free. A test that
+    leaves something fails here, naming it, and the leftovers are removed so that the next test
+    does not discover them."""
+    if "condor_pool" not in request.fixturenames:
+        yield
+        return
+    pool = request.getfixturevalue("condor_pool")
+    yield
+    problems = pool_leftovers(pool)
+    if problems:
+        pool.tool("condor_rm", "-all")
+        pool.tool("condor_rm", "-all", "-forcex")
+        still = pool_leftovers(pool, timeout=30)
+        pytest.fail("the test left the pool as it did not find it:\n  " + "\n  ".join(problems)
+                    + ("\nand after condor_rm -all:\n  " + "\n  ".join(still) if still else ""), pytrace=False)

