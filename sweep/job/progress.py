@@ -1,17 +1,19 @@
 """A search trial's job and its driver: after each epoch the job reports the value the pruner
-watches, and asks whether it should stop (the driver's pruner decided).
+watches, waits until the driver has judged that epoch, and stops when the driver's pruner said so.
+
+Waiting for the verdict is what Optuna's own trials do (report, then should_prune): a trial is
+stopped at exactly the epoch its pruner says, however busy the machine or the schedd, and never
+trains past a prune to its end. It costs each epoch the driver's reaction time (a fraction of a
+second here, one poll of the schedd on a pool, 1-5 s): nothing against epochs of minutes. A
+driver that does not answer within VERDICT_TIMEOUT_S (killed and not yet restarted, say) is not
+waited for again by this job, which then trains on as a job without a driver would.
 
 On an HTCondor pool the channel is the job's own ClassAd, through chirp (the job is submitted
 with want_io_proxy, so the starter serves chirp on the execute node): the job sets
-SweepProgress to every value so far ("0.81,0.85,..": the driver may poll less often than
-epochs end) and reads SweepPrune, which the driver sets with condor_qedit -forward; the job
-trains on meanwhile, so a prune can come an epoch or more late (or after the last epoch).
-On the local backend it is files in the run's folder, which is the job's working folder there:
-progress.json (written atomically by the job), prune.request (created by the driver) and
-progress.seen (how many epochs the driver has judged). There the job waits after each report
-until the driver has judged it, as Optuna's own trials do (report, then should_prune): a trial
-is stopped at exactly the epoch its pruner says, however busy the machine. A driver that does
-not answer within VERDICT_TIMEOUT_S (killed, say) is not waited for again.
+SweepProgress to every value so far ("0.81,0.85,..") and reads SweepJudged and SweepPrune,
+which the driver sets with condor_qedit -forward. On the local backend it is files in the run's
+folder, which is the job's working folder there: progress.json (written atomically by the job),
+progress.seen (how many epochs the driver has judged) and prune.request (created by the driver).
 """
 
 from __future__ import annotations
@@ -23,13 +25,50 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..core.names import ATTR_PROGRESS, ATTR_PRUNE, PROGRESS_FILE, PROGRESS_SEEN, PRUNE_REQUEST
+from ..core.names import ATTR_JUDGED, ATTR_PROGRESS, ATTR_PRUNE, PROGRESS_FILE, PROGRESS_SEEN, PRUNE_REQUEST
 from ..fsutil import atomic_write_json
 
-#: How long a local trial waits for its driver's verdict on an epoch before it trains on without.
+#: How long a trial waits for its driver's verdict on an epoch before it trains on without.
 VERDICT_TIMEOUT_S = 60.0
-#: How often it looks for the verdict meanwhile.
-VERDICT_TICK_S = 0.05
+
+
+class _Channel:
+    """What both channels share: report, then wait for the verdict (see the module's docstring)."""
+
+    kind = ""
+    #: How often the job looks for the verdict while it waits.
+    tick_s = 0.05
+
+    def __init__(self, log=print):
+        self.log = log
+        self.driver_silent = False
+
+    def publish(self, values: list[float]) -> None:
+        """Make the values so far visible to the driver."""
+        raise NotImplementedError
+
+    def judged(self) -> int:
+        """How many epochs the driver has judged (0 before its first verdict)."""
+        raise NotImplementedError
+
+    def stop_requested(self) -> bool:
+        """Whether the driver asked the job to stop (its pruner said so)."""
+        raise NotImplementedError
+
+    def report(self, values: list[float]) -> None:
+        """Publish the values so far, then wait until the driver has judged the last epoch or
+        asked the job to stop (at most VERDICT_TIMEOUT_S, once)."""
+        self.publish(values)
+        if self.driver_silent:
+            return
+        deadline = time.monotonic() + VERDICT_TIMEOUT_S
+        while self.judged() < len(values) and not self.stop_requested():
+            if time.monotonic() > deadline:
+                self.driver_silent = True
+                self.log(f"progress: the driver did not judge epoch {len(values)} within {VERDICT_TIMEOUT_S:.0f}s; "
+                         "training on without waiting for it")
+                return
+            time.sleep(self.tick_s)
 
 
 def epochs_judged(folder: Path) -> int:
@@ -40,40 +79,36 @@ def epochs_judged(folder: Path) -> int:
         return 0
 
 
-class FileChannel:
+class FileChannel(_Channel):
     """The local backend's channel: files in the job's working folder (its results folder)."""
 
     kind = "file"
 
     def __init__(self, folder: Path, log=print):
-        self.folder, self.log = folder, log
-        self.driver_silent = False
+        super().__init__(log)
+        self.folder = folder
 
-    def report(self, values: list[float]) -> None:
-        """Write the values so far, then wait for the driver's verdict on the last one (see the
-        module's docstring)."""
+    def publish(self, values: list[float]) -> None:
+        """progress.json, written atomically."""
         atomic_write_json(self.folder / PROGRESS_FILE, {"values": values})
-        if self.driver_silent:
-            return
-        deadline = time.monotonic() + VERDICT_TIMEOUT_S
-        while epochs_judged(self.folder) < len(values) and not self.stop_requested():
-            if time.monotonic() > deadline:
-                self.driver_silent = True
-                self.log(f"progress: the driver did not judge epoch {len(values)} within {VERDICT_TIMEOUT_S:.0f}s; "
-                         "training on without waiting for it")
-                return
-            time.sleep(VERDICT_TICK_S)
+
+    def judged(self) -> int:
+        """progress.seen, written by the driver."""
+        return epochs_judged(self.folder)
 
     def stop_requested(self) -> bool:
+        """prune.request, created by the driver."""
         return (self.folder / PRUNE_REQUEST).exists()
 
 
-class ChirpChannel:
+class ChirpChannel(_Channel):
     """HTCondor's channel: the job's ClassAd through chirp (htchirp, else the condor_chirp tool)."""
 
     kind = "chirp"
+    tick_s = 0.5  # each look is a chirp call to the shadow
 
-    def __init__(self):
+    def __init__(self, log=print):
+        super().__init__(log)
         try:
             import htchirp  # noqa: F401
 
@@ -92,16 +127,27 @@ class ChirpChannel:
         out = subprocess.run([self._client, *args], capture_output=True, text=True, timeout=30, check=True)
         return out.stdout
 
-    def report(self, values: list[float]) -> None:
+    def _get(self, attr: str) -> str:
+        try:
+            return self._call("get_job_attr", attr).strip()
+        except Exception:  # noqa: BLE001 - undefined until the driver sets it (chirp answers an error)
+            return ""
+
+    def publish(self, values: list[float]) -> None:
+        """SweepProgress, a ClassAd string of every value so far."""
         text = ",".join("nan" if math.isnan(v) else f"{v:.6g}" for v in values)
-        self._call("set_job_attr", ATTR_PROGRESS, f'"{text}"')  # a ClassAd string
+        self._call("set_job_attr", ATTR_PROGRESS, f'"{text}"')
+
+    def judged(self) -> int:
+        """SweepJudged, set by the driver."""
+        try:
+            return int(self._get(ATTR_JUDGED) or 0)
+        except ValueError:
+            return 0
 
     def stop_requested(self) -> bool:
-        try:
-            value = self._call("get_job_attr", ATTR_PRUNE)
-        except Exception:  # noqa: BLE001 - undefined until the driver sets it (chirp answers an error)
-            return False
-        return value.strip().lower() == "true"
+        """SweepPrune, set true by the driver."""
+        return self._get(ATTR_PRUNE).lower() == "true"
 
 
 def open_channel(config: dict, out_dir: Path, log=print):
@@ -112,7 +158,7 @@ def open_channel(config: dict, out_dir: Path, log=print):
     chirp_config = os.environ.get("_CONDOR_CHIRP_CONFIG", ".chirp.config")
     if os.path.isfile(chirp_config):
         try:
-            return ChirpChannel()
+            return ChirpChannel(log)
         except OSError as exc:
             log(f"progress: {exc}; this trial reports nothing and is not pruned")
             return None

@@ -63,6 +63,7 @@ class Active:
     trials: list[int]
     prune_asked: float | None = None
     reported: int = 0  # epochs already reported to the study
+    judged: int = 0  # epochs the job has been told are judged (it waits for that after each report)
     no_prune: bool = False  # a point pruned before, proposed again: trained to its end
 
 
@@ -386,8 +387,12 @@ class Driver:
                         act.prune_asked = time.monotonic()
                     except BackendError as exc:
                         self.log(f"{exc}; asking again next time")
-                if obs.live:  # judged: a job that waits for the verdict goes on (or stops, when pruned)
+            if obs.live and act.reported > act.judged:  # a job that waits for the verdict goes on (or stops)
+                try:
                     self.executor.judged(act.job, act.reported)
+                    act.judged = act.reported
+                except BackendError as exc:
+                    self.log(f"{exc}; telling it again next time")
             if not obs.live:
                 del self.active[run_id]
                 self._finish(run_id, act.trials, t_seen)

@@ -60,8 +60,8 @@ class TrialExecutor(Protocol):
         ...
 
     def judged(self, job: TrialJob, epochs: int) -> None:
-        """Tell the job that its first `epochs` epochs are judged (a job that waits for the
-        verdict goes on; a pool's jobs do not wait: nothing to do there)."""
+        """Tell the job that its first `epochs` epochs are judged: it waits for that after each
+        report, then goes on (or stops, when asked to). Raises BackendError when it cannot."""
         ...
 
     def activity(self, jobs: list[TrialJob]) -> object:
@@ -164,12 +164,17 @@ class HTCondorTrials:
         except Exception as exc:  # noqa: BLE001
             raise BackendError(f"cannot set {names.ATTR_PRUNE} on job {job.job}: {exc}") from None
 
-
     def judged(self, job: TrialJob, epochs: int) -> None:
-        return None  # chirp is asynchronous: the job trains on while the driver decides
+        htcondor2 = self._htcondor.bindings()
+        try:  # forwarded to the running job's shadow, where chirp's get_job_attr reads it (as SweepPrune)
+            self.backend.schedd.edit([job.job], names.ATTR_JUDGED, str(int(epochs)),
+                                     flags=htcondor2.TransactionFlag.SetDirty)
+        except Exception as exc:  # noqa: BLE001
+            raise BackendError(f"cannot set {names.ATTR_JUDGED} on job {job.job}: {exc}") from None
 
     def activity(self, jobs: list[TrialJob]) -> object:
         return None  # nothing cheaper than asking the schedd: the driver polls
+
     def remove(self, job: TrialJob, reason: str) -> None:
         htcondor2 = self._htcondor.bindings()
         try:
