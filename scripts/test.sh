@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest -q -n auto --maxprocesses 4 --dist loadgroup --durations=25 "$@"
+exec .venv/bin/python -m pytest -q -n auto --maxprocesses 4 --dist load --durations=25 "$@"

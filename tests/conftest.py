@@ -10,13 +10,31 @@ POOL_TESTS = REPO / "tests" / "condor"
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Every test under tests/condor is a `pool` test, and all of them go to one xdist worker
-    (`--dist loadgroup`): they share one personal pool, started once, while the other worker runs
-    the rest of the suite beside them."""
+    """Every test under tests/condor is a `pool` test."""
     for item in items:
         if POOL_TESTS in item.path.parents:
             item.add_marker(pytest.mark.pool)
-            item.add_marker(pytest.mark.xdist_group("pool"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With xdist (scripts/test.sh: `-n auto --dist load`), every test under tests/condor goes to one
+    worker, in one piece: they share one personal pool, started once, while the other workers run
+    the rest beside them, a module at a time (a module's fixtures, such as test_job's trained run,
+    are made once). (xdist's own `--dist loadgroup` renames node ids, which pytest 9.2 no longer
+    takes: its groups silently fall apart.)"""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    prefix = POOL_TESTS.relative_to(config.rootpath).as_posix() + "/"
+
+    class PoolTestsTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "pool" if nodeid.startswith(prefix) else nodeid.split("::")[0]
+
+    return PoolTestsTogether(config, log)
+
 
 BASE_GRID = """\
 sweep: t
