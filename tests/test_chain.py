@@ -75,6 +75,8 @@ def chain_project(tmp_path, small_dataset):
     ("chain: t\nevaluate: {tracks: 1, separation_momenta: [3, -1]}\n", ":2:43: evaluate.separation_momenta:",
      "expected a list of at least 1 values, each a number in (0"),
     ("chain: t\nevaluate: {tracks: 1}\n", ":2:11: evaluate:", "must be 0 (skip) or at least 2"),
+    ("chain: t\npeaks:\nsimulate: {waveforms: 100}\nclusters: {grid: grids/c.yaml}\n", ":2:7: peaks:",
+     "expected a mapping with grid (the lstm grid or search grid of this stage) and optionally leader, got nothing"),
     (_BOMB + f"chain: *{_TOP}\n", ":6:10:", "an alias bomb?"),
 ])
 def test_a_pipeline_file_s_errors_name_file_line_and_key(tmp_path, text, where, message):

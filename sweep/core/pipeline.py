@@ -164,15 +164,16 @@ class _PipelineValidator(Validator):
         evaluate = self._evaluate(doc.get("evaluate"))
         if self.issues:
             raise GridError(self.issues)
-        assert name is not None  # a missing or invalid chain name is an issue, raised above
-        # a stage is None without an issue only when the file gives it no value (`peaks:`), which
-        # is not checked here (yet): the stages then fail on it
-        return PipelineSpec(name=name, file=self.file, root=self.root,
-                            peaks=peaks, clusters=clusters,  # type: ignore[arg-type]
+        # a missing or invalid chain name or stage is an issue, raised above
+        assert name is not None and peaks is not None and clusters is not None
+        return PipelineSpec(name=name, file=self.file, root=self.root, peaks=peaks, clusters=clusters,
                             simulate=simulate, evaluate=evaluate, description=description or "", raw=doc)
 
     def _stage(self, key: str, value: Any, model: str) -> GridStage | None:
         if value is None:
+            if key in self.located.data:  # `peaks:` with nothing after it (a missing key is reported apart)
+                self.error((key,), f"expected a mapping with grid (the {model} grid or search grid of this stage) "
+                           "and optionally leader, got nothing")
             return None
         stage = self.mapping((key,), value, STAGE_KEYS)
         if "grid" not in stage:
