@@ -427,7 +427,7 @@ def test_resubmit_of_a_memory_held_run_in_an_active_dag_runs_it_again_with_the_c
     the same request, which would be held again)."""
     # adam's job needs 300 MB (held at 120 MB until someone acts); sgd's ends at once
     hog = QUICK_JOB.format(extra="grep -q sgd config.yaml || " + sys.executable + " -c \"b = bytearray(300 * 1024 * 1024); "
-                                 "import time; b[::4096] = b'x' * len(b[::4096]); time.sleep(20)\"")
+                                 "import time; b[::4096] = b'x' * len(b[::4096]); time.sleep(6)\"")
     extra = job_templates(project, hog) + "condor: {max_retries: 2}\n"
     g = grid(project, "pool-memdag", axes="  optimizer: [adam, sgd]\n", memory="120MB", extra=extra)
     assert sweep_cli(project, "submit", str(g), "--condor", "--no-progress") == 0
