@@ -6,7 +6,7 @@ with want_io_proxy, so the starter serves chirp on the execute node): the job se
 SweepProgress to every value so far ("0.81,0.85,..": the driver may poll less often than
 epochs end) and reads SweepPrune, which the driver sets with condor_qedit -forward. On the local backend
 it is two files in the run's folder, which is the job's working folder there: progress.json
-(written atomically by the job) and prune.request (created by the driver).
+(written atomically by the job, sweep.records.progress) and prune.request (created by the driver).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..core.names import ATTR_PROGRESS, ATTR_PRUNE, PROGRESS_FILE, PRUNE_REQUEST
-from ..fsutil import atomic_write_json
+from ..core.names import ATTR_PROGRESS, ATTR_PRUNE, PRUNE_REQUEST
+from ..records.progress import write_progress
 
 
 class FileChannel:
@@ -30,7 +30,7 @@ class FileChannel:
         self.folder = folder
 
     def report(self, values: list[float]) -> None:
-        atomic_write_json(self.folder / PROGRESS_FILE, {"values": values})
+        write_progress(self.folder, values)
 
     def stop_requested(self) -> bool:
         return (self.folder / PRUNE_REQUEST).exists()

@@ -9,7 +9,6 @@ the local backend.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -20,7 +19,9 @@ from typing import Protocol
 from ..core import names
 from ..core.errors import BackendError
 from ..core.render import RenderedRun, RenderedSweep, submit_string
+from ..records.base import RecordError
 from ..records.events import is_memory_hold
+from ..records.progress import read_progress
 
 
 @dataclass
@@ -198,10 +199,11 @@ class LocalTrials:
         out = {}
         for j in jobs:
             running = self.running.get(j.run_id)
-            values = []
-            try:
-                values = json.loads((j.results_dir / names.PROGRESS_FILE).read_text()).get("values", [])
-            except (OSError, ValueError, AttributeError):
+            values: list[float] = []
+            try:  # none yet, or unreadable (a job's file: untrusted): nothing reported this time
+                progress = read_progress(j.results_dir)
+                values = progress.values if progress is not None else []
+            except RecordError:
                 pass
             if running is None:
                 out[j.run_id] = Observation(live=False, values=values)
