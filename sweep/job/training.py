@@ -261,7 +261,7 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print,
         _write_history(out_dir / HISTORY, rows, CLASSIFIER_HISTORY if model_kind == "lstm" else REGRESSOR_HISTORY)
         shutil.rmtree(checkpoint.folder(out_dir), ignore_errors=True)
         column = config["progress"]["column"]
-        return Metrics(run_id=config["run_id"], config_id=config["config_id"], model=model_kind,
+        return Metrics(run_id=str(config["run_id"]), config_id=str(config["config_id"]), model=model_kind,
                        pruned=Pruned(at_epoch=pruned["at_epoch"], value=pruned["value"], column=column,
                                      values=[float(r.get(column, math.nan)) for r in rows]),
                        epochs_run=len(rows),
@@ -288,8 +288,8 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print,
     best_row = rows[best_epoch - 1] if best_epoch else {}
     n_windows = tr.size * len(rows)
     return Metrics(
-        run_id=config["run_id"],
-        config_id=config["config_id"],
+        run_id=str(config["run_id"]),
+        config_id=str(config["config_id"]),
         model=model_kind,
         test=test,
         validation={k[4:]: v for k, v in best_row.items() if k.startswith("val_")},
@@ -334,7 +334,7 @@ def training_record(config: dict[str, Any], data_path: Path, dataset_sha256: str
                             finder=(meta.get("finder") or {}).get("name", "rise"), input_stats=meta.get("input_stats"))
     else:
         inputs = ModelInput(cluster_input=meta.get("cluster_input"))
-    return ModelInfo(model=config["model"], run_id=config["run_id"], sweep=config["sweep"],
+    return ModelInfo(model=str(config["model"]), run_id=str(config["run_id"]), sweep=str(config["sweep"]),
                      dataset=TrainedOn(file=(meta.get("subset_of") or {}).get("file", data_path.name),
                                        sha256=dataset_sha256),
                      dt_ns=meta.get("dt_ns"), n_samples=meta.get("n_samples"), simulation=meta.get("params"),
