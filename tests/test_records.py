@@ -523,3 +523,12 @@ def test_mypy_strict_passes_on_the_records():
     proc = subprocess.run([sys.executable, "-m", "mypy", "--strict", "sweep/records"], capture_output=True, text=True,
                           cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_records_say_what_they_do():
+    """Every public function, class and method of sweep.records has a docstring (what it takes,
+    returns and raises where the name does not say it)."""
+    from tests.test_layout import _undocumented
+
+    missing = {p.name: m for p in sorted((REPO / "sweep" / "records").glob("*.py")) if (m := _undocumented(p))}
+    assert not missing, missing
