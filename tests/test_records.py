@@ -195,6 +195,14 @@ def test_the_cli_refuses_a_newer_manifest_without_a_traceback(tmp_path, capsys):
         assert str(path) in err.replace("\n", "") and "Traceback" not in err
 
 
+def test_an_unreadable_manifest_says_so_as_before(tmp_path):
+    from sweep.records.manifest import read_manifest
+
+    (tmp_path / "sweep.json").write_text("{ torn")
+    with pytest.raises(ResultsError, match=r"sweep.json: unreadable sweep manifest: not JSON: Expecting property name"):
+        read_manifest(tmp_path)
+
+
 def test_a_run_whose_metrics_a_newer_sweep_wrote_is_not_ranked_and_says_why(tmp_path):
     from sweep.core.states import RunState
     from sweep.records.runs import read_run

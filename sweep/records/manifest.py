@@ -26,7 +26,7 @@ from typing import Any, Iterator
 from ..core.errors import ResultsError
 from ..core.names import BACKEND_HTCONDOR, JOBS_DIR, MANIFEST, SweepPaths
 from ..fsutil import atomic_write_json, file_digest
-from .base import OMIT_NONE, OMIT_TRUE, Fields, JsonObject, Migration, load_object, migrate, to_json
+from .base import OMIT_NONE, OMIT_TRUE, Fields, JsonObject, Migration, RecordError, load_object, migrate, to_json
 from .lock import sweep_lock
 
 SCHEMA_VERSION = 1
@@ -289,7 +289,10 @@ def read_manifest(jobs_dir: Path) -> Manifest | None:
             written by a newer sweep.
     """
     path = jobs_dir / MANIFEST
-    data = load_object(path)
+    try:
+        data = load_object(path)
+    except RecordError as exc:  # as sweep has always said it
+        raise RecordError(path, f"unreadable sweep manifest: {exc.detail}") from None
     return None if data is None else Manifest.from_json(data, path)
 
 
