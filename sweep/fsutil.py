@@ -15,11 +15,14 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any, Callable, Iterator
+
+#: A file's path, as every function here takes it.
+PathArg = str | os.PathLike[str]
 
 
 @contextmanager
-def atomic_file(path: str | os.PathLike, mode: str = "w", permissions: int | None = None):
+def atomic_file(path: PathArg, mode: str = "w", permissions: int | None = None) -> Iterator[IO[Any]]:
     """Open a temporary file beside `path` (yielded); on success it replaces `path`, on an error
     it is removed and `path` is left as it was."""
     path = Path(path)
@@ -31,7 +34,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", permissions: int | Non
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, flags, 0o666)
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
             yield fh
         if permissions is not None:
             os.chmod(tmp, permissions)
@@ -41,12 +44,13 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", permissions: int | Non
         raise
 
 
-def atomic_write_text(path: str | os.PathLike, text: str, mode: int | None = None) -> None:
+def atomic_write_text(path: PathArg, text: str, mode: int | None = None) -> None:
+    """Write `text` (UTF-8) to `path` atomically, with permissions `mode` when given."""
     with atomic_file(path, "w", permissions=mode) as fh:
         fh.write(text)
 
 
-def write_text_if_changed(path: str | os.PathLike, text: str, mode: int | None = None) -> bool:
+def write_text_if_changed(path: PathArg, text: str, mode: int | None = None) -> bool:
     """Write `text` atomically unless the file already holds exactly it (and has `mode`).
     Returns whether it wrote. A submit that changes nothing rewrites nothing: with 20,000
     rendered files, reading is several times faster than replacing."""
@@ -63,7 +67,8 @@ def write_text_if_changed(path: str | os.PathLike, text: str, mode: int | None =
     return True
 
 
-def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
+def atomic_write_json(path: PathArg, data: Any) -> None:
+    """Write `data` as indented JSON to `path` atomically (numpy values and paths as JSON values)."""
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
@@ -76,7 +81,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def file_digest(path: str | os.PathLike, known: dict | None = None) -> dict[str, Any]:
+def file_digest(path: PathArg, known: dict[str, Any] | None = None) -> dict[str, Any]:
     """{"sha256", "size", "mtime_ns"} of a file's content. `known` (an earlier digest of the same
     path) is returned as it is when the file's size and modification time have not changed, so a
     large dataset is read once, not at every command.
@@ -94,7 +99,7 @@ def file_digest(path: str | os.PathLike, known: dict | None = None) -> dict[str,
     return {"sha256": digest.hexdigest(), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def temp_path_beside(path: str | os.PathLike, suffix: str = "") -> Path:
+def temp_path_beside(path: PathArg, suffix: str = "") -> Path:
     """A fresh temporary name in the target's folder (for writers that need a file name)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +108,7 @@ def temp_path_beside(path: str | os.PathLike, suffix: str = "") -> Path:
     return Path(tmp)
 
 
-def atomic_write_with(path: str | os.PathLike, write: Callable[[Path], None], mode: int | None = None) -> None:
+def atomic_write_with(path: PathArg, write: Callable[[Path], None], mode: int | None = None) -> None:
     """`write(tmp)` fills a temporary file beside `path` (for writers that need a file name, such
     as Keras' model.save); on success it replaces `path` (with `mode`), on an error it is removed
     and `path` is left as it was."""
@@ -118,7 +123,7 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[Path], None], mo
 
 
 @contextmanager
-def atomic_folder(target: str | os.PathLike):
+def atomic_folder(target: PathArg) -> Iterator[Path]:
     """Build a folder's new content in a temporary sibling (yielded), then swap it in by renames,
     so a reader never sees a half-written folder. On an error the old folder stays."""
     target = Path(target)

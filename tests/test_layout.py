@@ -26,8 +26,12 @@ STAGE_DEPENDS = {
     "fsutil": set(),
     "core": {"sweep"},
     "records": {"sweep", "core", "fsutil"},
-    "physics": {"sweep", "core", "fsutil"},
-    "job": {"sweep", "core", "fsutil", "physics"},
+    # physics reads a model's training record (model.json) and writes evaluation.json, and the job
+    # writes run.json, metrics.json, progress.json, step.json, model.json and its checkpoint's
+    # state: each record is written by its one module of sweep.records (standard library only, so
+    # the job can import it before it knows numpy is there; tests/test_records.py checks it)
+    "physics": {"sweep", "core", "fsutil", "records"},
+    "job": {"sweep", "core", "fsutil", "physics", "records"},
     "submit": {"sweep", "core", "fsutil", "records"},
     "collect": {"sweep", "core", "fsutil", "records"},
     "search": {"sweep", "core", "fsutil", "records", "submit", "collect"},

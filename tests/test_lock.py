@@ -16,7 +16,7 @@ import pytest
 from sweep.core.errors import LockedError
 from sweep.core.names import LOCK_FILE
 from sweep.records.lock import sweep_lock
-from sweep.records.manifest import read_manifest, remember_memory, save_manifest, update_submission
+from sweep.records.manifest import Manifest, read_manifest, remember_memory, save_manifest, update_submission
 from tests.conftest import REPO
 
 HOLD = """
@@ -110,12 +110,12 @@ def _writer(folder: str, tag: str, n: int) -> None:
     from pathlib import Path
 
     for i in range(n):
-        update_submission(Path(folder), f"{tag}{i}", {"backend": "htcondor", "runs": [f"{tag}{i}"]})
+        update_submission(Path(folder), f"{tag}{i}", backend="htcondor", runs=[f"{tag}{i}"])
         remember_memory(Path(folder), {f"{tag}{i}": 100 + i})
 
 
 def test_concurrent_manifest_writers_lose_nothing(tmp_path):
-    save_manifest(tmp_path, {"sweep": "s", "runs": [], "submissions": [], "learned_memory_mb": {}})
+    save_manifest(tmp_path, Manifest(sweep="s"))
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_writer, args=(str(tmp_path), tag, 25)) for tag in ("a", "b", "c")]
     for p in procs:
@@ -124,6 +124,6 @@ def test_concurrent_manifest_writers_lose_nothing(tmp_path):
         p.join(120)
         assert p.exitcode == 0
     manifest = read_manifest(tmp_path)
-    assert len({s["id"] for s in manifest["submissions"]}) == 75
-    assert len(manifest["learned_memory_mb"]) == 75
+    assert len({s.id for s in manifest.submissions}) == 75
+    assert len(manifest.learned_memory_mb) == 75
     assert not (tmp_path / LOCK_FILE).exists()

@@ -43,7 +43,8 @@ def test_job_imports_its_code_from_the_archive_alone(tmp_path):
     """With the archive first on the path, run from a folder away from the checkout, sweep (and
     the job's record of where its code came from) is the archive's."""
     archive = codebundle.write(codebundle.build(), tmp_path)
-    program = "import json, sweep, sweep.job.runner as r; print(sweep.__file__); print(json.dumps(r.code_origin()))"
+    program = ("import json, sweep, sweep.job.runner as r; from sweep.records.base import plain; print(sweep.__file__); "
+               "print(json.dumps(plain(r.code_origin())))")
     proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=tmp_path,
                           env={**os.environ, "PYTHONPATH": str(archive)})
     assert proc.returncode == 0, proc.stderr
@@ -64,7 +65,7 @@ def test_an_interpreter_without_tensorflow_ends_the_job_with_exit_3(tmp_path):
     (line,) = proc.stderr.strip().splitlines()  # one line, no traceback
     assert line.startswith("environment: no module named numpy") and "no module named tensorflow" in line
     info = json.loads((tmp_path / "run.json").read_text())
-    assert info == {"status": "failed", "exit_code": 3, "error": line}
+    assert info == {"schema_version": 1, "status": "failed", "exit_code": 3, "error": line}
 
 
 def _wrapper(tmp_path: Path, python: str) -> Path:

@@ -99,7 +99,7 @@ def trained(tmp_path_factory):
     model.fit(X, y, epochs=4, batch_size=128, verbose=0)
     path = root / "model.keras"
     model.save(path)
-    record = training_record({"model": "lstm", "run_id": "r1", "sweep": "t"}, data, file_digest(data)["sha256"])
+    record = training_record({"model": "lstm", "run_id": "r1", "sweep": "t"}, data, file_digest(data)["sha256"]).to_json()
     path.with_suffix(".json").write_text(json.dumps(record))
     return path, record
 

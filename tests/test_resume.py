@@ -86,7 +86,7 @@ def test_a_checkpoint_of_another_run_or_of_older_data_is_not_resumed(tmp_path):
     ckpt.mkdir()
     (ckpt / "model.keras").write_bytes(b"a model")
     (ckpt / "state.json").write_text(json.dumps({"key": "run1:sha-old", "epochs_done": 3, "rows": []}))
-    assert checkpoint.load(tmp_path, "run1:sha-old")["epochs_done"] == 3
+    assert checkpoint.load(tmp_path, "run1:sha-old").epochs_done == 3
     assert checkpoint.load(tmp_path, "run1:sha-new") is None  # the dataset changed: train from epoch 1
     assert checkpoint.load(tmp_path, "run2:sha-old") is None
     (ckpt / "state.json").write_text("{torn")

@@ -373,7 +373,9 @@ def test_a_local_trial_waits_for_its_driver_s_verdict_on_each_epoch(tmp_path, mo
     reporter = threading.Thread(target=lambda: (channel.report([0.5]), done.set()))
     reporter.start()
     assert not done.wait(0.5)  # reported, not yet judged: the job waits
-    assert json.loads((tmp_path / "progress.json").read_text()) == {"values": [0.5]}
+    from sweep.records.progress import read_progress
+
+    assert read_progress(tmp_path).values == [0.5]
     executor = LocalTrials.__new__(LocalTrials)  # its judged() needs no backend
     executor.judged(TrialJob("r", "pid:1", tmp_path), 1)
     assert done.wait(5) and not notes

@@ -11,7 +11,7 @@ import tomllib
 from tests.conftest import REPO
 
 #: The packages mypy checks strictly, as folders of the checkout.
-STRICT_PACKAGES = ["sweep/core"]
+STRICT_PACKAGES = ["sweep/core", "sweep/records"]
 
 
 def test_the_strict_packages_pass_mypy_strict(tmp_path):

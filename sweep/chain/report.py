@@ -5,13 +5,14 @@ reports (written too)."""
 from __future__ import annotations
 
 import base64
-import json
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import ResultsError
 from ..core.names import REPORT, SweepPaths
 from ..fsutil import atomic_write_text
+from ..records.base import NewerRecordError, RecordError
+from ..records.evaluation import Evaluation, read_evaluation
 from .stages import EVALUATION_DIR, chain_record, stage_lines
 
 _TEMPLATE = """<!doctype html>
@@ -47,10 +48,10 @@ def _fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
-def evaluation_tables(ev: dict[str, Any]) -> list[tuple[str, list[list[str]]]]:
+def evaluation_tables(ev: Evaluation) -> list[tuple[str, list[list[str]]]]:
     """The evaluation's figures as (title, rows) tables: peak, cluster, track level, π/K."""
     tables = []
-    peaks = ev.get("peaks") or {}
+    peaks = ev.peaks
     rows = [["finder", "efficiency", "purity", "eff × purity", "F1"]]
     for finder in ("lstm", "deriv"):
         m = (peaks.get(finder) or {}).get("peak")
@@ -58,10 +59,10 @@ def evaluation_tables(ev: dict[str, Any]) -> list[tuple[str, list[list[str]]]]:
             rows.append([finder.upper(), *(_fmt(m.get(k)) for k in ("efficiency", "purity", "eff_purity", "f1"))])
     tables.append(("Peak level (natural mix, ± tolerance)", rows))
     rows = [["method", "mean true", "bias (rel.)", "resolution (rel.)"]]
-    for method, m in (ev.get("clusters") or {}).items():
+    for method, m in ev.clusters.items():
         rows.append([method, _fmt(m.get("mean_true")), _fmt(m.get("rel_bias")), _fmt(m.get("rel_resolution"))])
     tables.append(("Cluster level (per cell, against the TRUE count)", rows))
-    tracks = ev.get("tracks")
+    tracks = ev.tracks
     if tracks:
         rows = [["estimator", "resolution", "response slope (per cell)", "mean ÷ true", "dE/dx ÷ this",
                  "× Poisson(ε)"]]
@@ -78,7 +79,7 @@ def evaluation_tables(ev: dict[str, Any]) -> list[tuple[str, list[list[str]]]]:
                              _pm(c, "counted_over_true"), _fmt(ratio), ""])
         rows.append(["Poisson limit", _fmt(tracks.get("poisson_limit")), "", "", "", "1"])
         tables.append((f"Track level ({tracks.get('n_tracks')} tracks × {tracks.get('cells')} cells)", rows))
-    sep = ev.get("separation")
+    sep = ev.separation
     if sep:
         rows = [["momentum (GeV/c)", "dE/dx", *(f"dN/dx {k}" for k in sep["dndx"])]]
         for i, mom in enumerate(sep["momenta_gev"]):
@@ -111,7 +112,8 @@ def write_chain_report(name: str, root: Path, top: int = 3, output: Path | None 
     """Write results/<chain>/report.html (or `output`); returns its path.
 
     Raises:
-        ResultsError: no such chain.
+        ResultsError: no such chain; RecordError (a ResultsError): its record or evaluation was
+            written by a newer sweep.
     """
     import jinja2
 
@@ -128,18 +130,20 @@ def write_chain_report(name: str, root: Path, top: int = 3, output: Path | None 
     ev_dir = results / EVALUATION_DIR
     evaluation = None
     try:
-        ev = json.loads((ev_dir / "evaluation.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        ev = read_evaluation(ev_dir)
+    except NewerRecordError:
+        raise
+    except RecordError:  # unreadable: the page goes on without it, as without any
         ev = None
     if ev:
         images = [{"name": p.name, "data": base64.b64encode(p.read_bytes()).decode()}
                   for p in sorted(ev_dir.glob("*.png"))]
-        evaluation = {"n_waveforms": ev.get("n_waveforms"), "seed": ev.get("seed"),
+        evaluation = {"n_waveforms": ev.n_waveforms, "seed": ev.seed,
                       "tables": evaluation_tables(ev), "images": images}
     boards = []
     for stage in ("peaks", "clusters"):
-        entry = record.get("stages", {}).get(stage) or {}
-        sweep = entry.get("sweep")
+        entry = record.stage(stage)
+        sweep = entry.sweep if entry else None
         if not sweep or not (paths.jobs(sweep) / "sweep.json").is_file():
             continue
         board = collect(sweep, root, write_csv=False)
@@ -152,7 +156,8 @@ def write_chain_report(name: str, root: Path, top: int = 3, output: Path | None 
             report = None
         boards.append({"stage": stage, "sweep": sweep, "report": str(report) if report else None,
                        "table": sel.frame.to_html(index=False, escape=True, na_rep="", float_format="%.4g")})
-    warnings = (record.get("stages", {}).get("evaluate") or {}).get("warnings") or []
+    evaluated = record.stage("evaluate")
+    warnings = (evaluated.warnings if evaluated else None) or []
     html = jinja2.Environment(autoescape=True).from_string(_TEMPLATE).render(
         name=name, stages=stage_lines(record), evaluation=evaluation, boards=boards, warnings=warnings)
     atomic_write_text(out, html)

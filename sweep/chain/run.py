@@ -27,13 +27,14 @@ from ..core.gridspec import GridChecks, GridSpec
 from ..core.names import SweepPaths
 from ..core.pipeline import PipelineSpec, load_pipeline
 from ..core.render import job_interpreter, submit_value
-from ..fsutil import atomic_write_json, atomic_write_text
+from ..fsutil import atomic_write_text
+from ..records.chain import ChainJob, save_chain
 from ..records.lock import sweep_lock
 from ..search.stage import (appending_log, connect_patiently, driver_environment, driver_jobs,
                             local_universe_submit_text)
 from ..submit.stage import CONDOR, LOCAL, SubmitOptions, check_interpreter, submit_grid, unreachable_hint
 from .steps import LocalSteps, PoolSteps
-from .stages import CHAIN_LOG, CHAIN_RECORD, ChainContext, ChainError, clusters_sweep_name, read_record, run_stages, stage_lines
+from .stages import CHAIN_LOG, ChainContext, ChainError, clusters_sweep_name, read_record, run_stages, stage_lines
 
 FROZEN_PIPELINE = "chain.yaml"  # jobs/<chain>/chain.yaml: the pipeline the chain job reads
 CHAIN_SUBMIT = "chain.sub"  # jobs/<chain>/chain.sub: the local-universe chain job
@@ -187,10 +188,10 @@ def submit_chain_job(schedd, spec: PipelineSpec, root: Path) -> int:
     cluster = result.cluster()
     # in the chain's record (jobs/<chain>/ holds no sweep manifest: the chain is not a sweep)
     record = read_record(results)
-    record.setdefault("jobs", []).append({"cluster": cluster, "owner": htcondor.submitting_owner(),
-                                          "submitted": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    record["chain"] = spec.name
-    atomic_write_json(results / CHAIN_RECORD, record)
+    record.jobs = [*(record.jobs or []), ChainJob(cluster=cluster, owner=htcondor.submitting_owner(),
+                                                  submitted=time.strftime("%Y-%m-%dT%H:%M:%S"))]
+    record.chain = spec.name
+    save_chain(results, record)
     return cluster
 
 

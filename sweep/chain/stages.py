@@ -15,8 +15,8 @@ same code runs both.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import os
 import shutil
 import time
@@ -32,10 +32,11 @@ from ..core.gridspec import GridChecks, GridSpec
 from ..core.names import SweepPaths
 from ..core.pipeline import STAGES, PipelineSpec
 from ..core.render import relative_to_root
-from ..fsutil import atomic_write_json, atomic_write_text, file_digest
+from ..fsutil import atomic_write_text, file_digest
+from ..records.chain import CHAIN_RECORD, ChainRecord, Leader, StageEntry, read_chain, save_chain
+from ..records.evaluation import EVALUATION
 from .steps import StepExecutor, StepRequest
 
-CHAIN_RECORD = "chain.json"  # results/<chain>/chain.json: each stage's inputs hash, outputs, state
 CHAIN_LOG = "chain.log"  # results/<chain>/chain.log: what the chain did, across runs and restarts
 CLUSTERS_GRID = "clusters.yaml"  # jobs/<chain>/clusters.yaml: the clusterizer grid on the chain's dataset
 EVALUATION_DIR = "evaluation"  # results/<chain>/evaluation/: evaluation.json and its PNGs
@@ -78,23 +79,25 @@ def inputs_hash(inputs: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(inputs).encode()).hexdigest()[:16]
 
 
-def read_record(results: Path) -> dict[str, Any]:
-    """results/<chain>/chain.json, or an empty record."""
-    try:
-        record = json.loads((results / CHAIN_RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {"stages": {}}
-    return record if isinstance(record, dict) and isinstance(record.get("stages"), dict) else {"stages": {}}
+def read_record(results: Path) -> ChainRecord:
+    """results/<chain>/chain.json, or an empty record (none yet, or unreadable).
+
+    Raises:
+        RecordError (a ResultsError): it was written by a newer sweep.
+    """
+    return read_chain(results)
 
 
-def _save(ctx: ChainContext, record: dict[str, Any], stage: str, **entry: Any) -> None:
-    record["chain"] = ctx.spec.name
-    record["pipeline"] = relative_to_root(Path(ctx.spec.file).resolve(), ctx.root)
-    record["stages"][stage] = {**entry, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    atomic_write_json(ctx.results / CHAIN_RECORD, record)
+def _save(ctx: ChainContext, record: ChainRecord, stage: str, entry: StageEntry) -> None:
+    """Record a stage's entry (stamped with the time) and write the chain's record."""
+    record.chain = ctx.spec.name
+    record.pipeline = relative_to_root(Path(ctx.spec.file).resolve(), ctx.root)
+    entry.at = time.strftime("%Y-%m-%dT%H:%M:%S")
+    record.stages[stage] = entry
+    save_chain(ctx.results, record)
 
 
-def run_stages(ctx: ChainContext) -> dict[str, Any]:
+def run_stages(ctx: ChainContext) -> ChainRecord:
     """Run the chain's four stages in order, each only as far as its inputs changed.
 
     Returns:
@@ -120,24 +123,24 @@ def run_stages(ctx: ChainContext) -> dict[str, Any]:
         clusters = _grid_stage(ctx, record, "clusters", cluster_grid, cluster_grid_path, ctx.spec.clusters.leader)
         _evaluate_stage(ctx, record, peaks, clusters, data, ctx.steps([peak_grid, cluster_grid]))
     except Exception as exc:  # a stage that raised is failed in the record, with why (status shows it)
-        for stage, entry in list(record["stages"].items()):
-            if entry.get("state") == "running":
-                _save(ctx, record, stage, **{**entry, "state": "failed",
-                                             "reason": printable(f"{type(exc).__name__}: {exc}")[:300]})
+        for stage, entry in list(record.stages.items()):
+            if entry.state == "running":
+                _save(ctx, record, stage, dataclasses.replace(
+                    entry, state="failed", reason=printable(f"{type(exc).__name__}: {exc}")[:300]))
         raise
     return record
 
 
-def _grid_stage(ctx: ChainContext, record: dict, stage: str, grid: GridSpec, grid_path: Path,
-                leader_metric: str | None) -> dict[str, Any]:
+def _grid_stage(ctx: ChainContext, record: ChainRecord, stage: str, grid: GridSpec, grid_path: Path,
+                leader_metric: str | None) -> Leader:
     """Run the stage's sweep to its end, then keep its leader as results/<chain>/<stage>-leader.keras
     (with its training record beside it: later stages check what it was trained on)."""
     from ..collect.gather import collect
     from ..collect.leaderboard import best_runs
 
-    previous = record["stages"].get(stage) or {}
-    _save(ctx, record, stage, state="running", sweep=grid.name,
-          previous_leader=previous.get("leader") or previous.get("previous_leader") or {})
+    previous = record.stage(stage)
+    known = (previous.leader or previous.previous_leader) if previous else None  # a stage cut short keeps the latter
+    _save(ctx, record, stage, StageEntry(state="running", sweep=grid.name, previous_leader=known))
     ctx.run_grid(grid, grid_path)
     board = collect(grid.name, ctx.root, write_csv=True)
     # the leader comes from the grid as it is now: runs of an earlier version of it still rank in
@@ -145,7 +148,7 @@ def _grid_stage(ctx: ChainContext, record: dict, stage: str, grid: GridSpec, gri
     board.table = board.table[~board.table["run_id"].isin(board.outside_grid)]
     chosen = best_runs(board, 1, leader_metric)
     if not chosen:
-        _save(ctx, record, stage, state="failed", sweep=grid.name, reason="no valid run")
+        _save(ctx, record, stage, StageEntry(state="failed", sweep=grid.name, reason="no valid run"))
         raise ChainError(f"stage {stage}: sweep {grid.name} has no valid run to lead the next stage "
                          f"({len(board.problems)} without a result); see `sweep collect {grid.name}`")
     run_id = chosen[0][1]
@@ -163,14 +166,14 @@ def _grid_stage(ctx: ChainContext, record: dict, stage: str, grid: GridSpec, gri
         else:  # never the previous leader's record beside this one
             record_path.unlink(missing_ok=True)
         tmp.replace(target)
-    leader = {"run_id": run_id, "name": row.get("name"), "metric": metric, "value": _number(row.get(metric)),
-              "sha256": sha, "model": relative_to_root(target, ctx.root),
-              "metrics": {m: _number(row.get(m)) for m, _ in board.ranking}}
-    known = previous.get("leader") or previous.get("previous_leader") or {}  # a stage cut short keeps the latter
-    changed = known.get("sha256") != sha
-    _save(ctx, record, stage, state="done", sweep=grid.name, leader=leader, ranked=len(board.table),
-          changed=changed)
-    ctx.log(f"stage {stage}: leader {run_id} ({row.get('name')}), {metric} {leader['value']}"
+    name = row.get("name")
+    leader = Leader(run_id=run_id, name=None if name is None else str(name), metric=metric,
+                    value=_number(row.get(metric)), sha256=sha, model=relative_to_root(target, ctx.root),
+                    metrics={m: _number(row.get(m)) for m, _ in board.ranking})
+    changed = (known.sha256 if known else None) != sha
+    _save(ctx, record, stage, StageEntry(state="done", sweep=grid.name, leader=leader, ranked=len(board.table),
+                                         changed=changed))
+    ctx.log(f"stage {stage}: leader {run_id} ({row.get('name')}), {metric} {leader.value}"
             f"{'' if changed else ' (unchanged)'}; {len(board.table)} ranked")
     return leader
 
@@ -183,59 +186,62 @@ def _number(value: Any) -> float | None:
     return f if f == f else None
 
 
-def _leader_files(ctx: ChainContext, leader: dict) -> list[Path]:
+def _leader_files(ctx: ChainContext, leader: Leader) -> list[Path]:
     """A leader's model and its training record (what a step job receives)."""
-    model = ctx.root.resolve() / leader["model"]
+    model = ctx.root.resolve() / leader.model
     record = model.with_suffix(".json")
     return [model, record] if record.is_file() else [model]
 
 
-def _on_submit(ctx: ChainContext, record: dict, stage: str):
+def _on_submit(ctx: ChainContext, record: ChainRecord, stage: str):
     def noted(cluster: int) -> None:  # the stage's job, in its record (status shows it)
-        _save(ctx, record, stage, **{**record["stages"][stage], "job": f"{cluster}.0"})
+        _save(ctx, record, stage, dataclasses.replace(record.stages[stage], job=f"{cluster}.0"))
     return noted
 
 
-def _simulate_stage(ctx: ChainContext, record: dict, peaks: dict, peak_grid: GridSpec,
+def _simulate_stage(ctx: ChainContext, record: ChainRecord, peaks: Leader, peak_grid: GridSpec,
                     steps: StepExecutor) -> dict[str, Any]:
     """The clusterizer's dataset: a simulation whose cluster inputs are the peak leader's peaks,
     run as a step job (sweep.job.step) and moved to the pipeline's simulate.path."""
     sim = ctx.spec.simulate
     params = sim["params"] if sim["params"] is not None else dict((peak_grid.data.simulate or {}).get("params") or {})
-    inputs = {"peak_leader": peaks["sha256"], "waveforms": sim["waveforms"], "seed": sim["seed"],
+    inputs = {"peak_leader": peaks.sha256, "waveforms": sim["waveforms"], "seed": sim["seed"],
               "threshold": sim["threshold"], "params": params}
     digest = inputs_hash(inputs)
     path: Path = sim["path"]
-    previous = record["stages"].get("simulate") or {}
+    previous = record.stage("simulate")
     out = {"path": sim["path_text"], "inputs_hash": digest, "params": params}
-    if previous.get("inputs_hash") == digest and previous.get("state") == "done" and path.is_file() and \
-            file_digest(path)["sha256"] == previous.get("sha256"):
+    if previous is not None and previous.inputs_hash == digest and previous.state == "done" and path.is_file() and \
+            file_digest(path)["sha256"] == previous.sha256:
         ctx.log(f"stage simulate: {sim['path_text']} is unchanged (inputs {digest})")
-        _save(ctx, record, "simulate", **{**previous, "state": "done", "skipped": True})
-        return {**out, "sha256": previous["sha256"]}
-    _save(ctx, record, "simulate", state="running", inputs_hash=digest, path=sim["path_text"])
+        _save(ctx, record, "simulate", dataclasses.replace(previous, state="done", skipped=True))
+        return {**out, "sha256": previous.sha256}
+    _save(ctx, record, "simulate", StageEntry(state="running", inputs_hash=digest, path=sim["path_text"]))
     ctx.log(f"stage simulate: {sim['waveforms']} waveforms (seed {sim['seed']}), peaks by the peak leader "
-            f"{peaks['run_id']} at threshold {sim['threshold']} -> {sim['path_text']}")
+            f"{peaks.run_id} at threshold {sim['threshold']} -> {sim['path_text']}")
     model_files = _leader_files(ctx, peaks)
     request = StepRequest("simulate", digest, {
         "peak_model": model_files[0].name, "request_cpus": peak_grid.resources.request_cpus,
         "simulate": {"waveforms": sim["waveforms"], "seed": sim["seed"], "threshold": sim["threshold"],
                      "params": params}}, model_files)
     result, folder = steps.run(request, _on_submit(ctx, record, "simulate"))
-    for note in result.get("notes", []):
+    for note in result.notes or []:
         ctx.log(note)
-    made = folder / str(result["output"])
+    if len(result.outputs) != 1:
+        raise ChainError(f"stage simulate: its job's step.json names {len(result.outputs)} outputs, not its dataset")
+    made = folder / result.outputs[0]
     sha = file_digest(made)["sha256"]
-    if sha != result.get("sha256"):  # what came back is not what the job wrote
-        raise ChainError(f"stage simulate: {made} has sha256 {sha[:16]}..., its job wrote {str(result.get('sha256'))[:16]}...")
+    if sha != result.sha256:  # what came back is not what the job wrote
+        raise ChainError(f"stage simulate: {made} has sha256 {sha[:16]}..., its job wrote {str(result.sha256)[:16]}...")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     shutil.copyfile(made, tmp)  # results/ and the dataset's folder may be different file systems
     tmp.replace(path)
-    _save(ctx, record, "simulate", state="done", skipped=False, inputs_hash=digest, path=sim["path_text"],
-          sha256=sha, waveforms=result["waveforms"], mean_peaks=result.get("mean_peaks"),
-          mean_clusters=result.get("mean_clusters"), seconds=result.get("seconds"), host=result.get("host"),
-          job=(record["stages"].get("simulate") or {}).get("job"))
+    running = record.stage("simulate")
+    _save(ctx, record, "simulate", StageEntry(
+        state="done", skipped=False, inputs_hash=digest, path=sim["path_text"], sha256=sha, waveforms=result.waveforms,
+        mean_peaks=result.mean_peaks, mean_clusters=result.mean_clusters, seconds=result.seconds, host=result.host,
+        job=running.job if running else None))
     made.unlink()  # after the record: a chain killed before it finds the step's dataset again
     return {**out, "sha256": sha}
 
@@ -263,22 +269,22 @@ def write_clusters_grid(ctx: ChainContext, data: dict[str, Any]) -> Path:
     return path
 
 
-def _evaluate_stage(ctx: ChainContext, record: dict, peaks: dict, clusters: dict, data: dict,
+def _evaluate_stage(ctx: ChainContext, record: ChainRecord, peaks: Leader, clusters: Leader, data: dict,
                     steps: StepExecutor) -> None:
     """Both leaders on fresh held-out waveforms, run as a step job; its evaluation.json and
     PNGs replace results/<chain>/evaluation/ at once."""
     ev = ctx.spec.evaluate
-    inputs = {"peak_leader": peaks["sha256"], "cluster_leader": clusters["sha256"], "settings": ev,
+    inputs = {"peak_leader": peaks.sha256, "cluster_leader": clusters.sha256, "settings": ev,
               "params": data["params"]}
     digest = inputs_hash(inputs)
     out_dir = ctx.results / EVALUATION_DIR
-    previous = record["stages"].get("evaluate") or {}
-    if previous.get("inputs_hash") == digest and previous.get("state") == "done" and \
-            (out_dir / "evaluation.json").is_file():
+    previous = record.stage("evaluate")
+    if previous is not None and previous.inputs_hash == digest and previous.state == "done" and \
+            (out_dir / EVALUATION).is_file():
         ctx.log(f"stage evaluate: unchanged (inputs {digest})")
-        _save(ctx, record, "evaluate", **{**previous, "state": "done", "skipped": True})
+        _save(ctx, record, "evaluate", dataclasses.replace(previous, state="done", skipped=True))
         return
-    _save(ctx, record, "evaluate", state="running", inputs_hash=digest)
+    _save(ctx, record, "evaluate", StageEntry(state="running", inputs_hash=digest))
     ctx.log(f"stage evaluate: {ev['waveforms']} held-out waveforms (seed {ev['seed']}), {ev['tracks']} tracks x "
             f"{ev['cells']} cells, pi/K at {ev['separation_momenta']} GeV/c")
     peak_files, cluster_files = _leader_files(ctx, peaks), _leader_files(ctx, clusters)
@@ -289,62 +295,66 @@ def _evaluate_stage(ctx: ChainContext, record: dict, peaks: dict, clusters: dict
     fresh = ctx.results / f".{EVALUATION_DIR}.new"
     shutil.rmtree(fresh, ignore_errors=True)
     fresh.mkdir()
-    for name in result["output"]:
-        shutil.copyfile(folder / str(name), fresh / Path(str(name)).name)
+    for name in result.outputs:
+        shutil.copyfile(folder / name, fresh / Path(name).name)
     old = ctx.results / f".{EVALUATION_DIR}.old"
     shutil.rmtree(old, ignore_errors=True)
     if out_dir.exists():
         out_dir.rename(old)
     fresh.rename(out_dir)
     shutil.rmtree(old, ignore_errors=True)
-    _save(ctx, record, "evaluate", state="done", skipped=False, inputs_hash=digest,
-          output=relative_to_root(out_dir / "evaluation.json", ctx.root), summary=result["summary"],
-          warnings=result.get("warnings", []), seconds=result.get("seconds"), host=result.get("host"),
-          job=(record["stages"].get("evaluate") or {}).get("job"))
+    running = record.stage("evaluate")
+    _save(ctx, record, "evaluate", StageEntry(
+        state="done", skipped=False, inputs_hash=digest, output=relative_to_root(out_dir / EVALUATION, ctx.root),
+        summary=result.summary or {}, warnings=result.warnings or [], seconds=result.seconds, host=result.host,
+        job=running.job if running else None))
     ctx.log("stage evaluate: done")
 
 
-def chain_record(root: Path, name: str) -> dict[str, Any] | None:
-    """The record of chain `name` when it is a chain (results/<name>/chain.json, and not a sweep)."""
+def chain_record(root: Path, name: str) -> ChainRecord | None:
+    """The record of chain `name` when it is a chain (results/<name>/chain.json, and not a sweep).
+
+    Raises:
+        RecordError (a ResultsError): the record was written by a newer sweep.
+    """
     paths = SweepPaths(root.resolve())
     if (paths.jobs(name) / names.MANIFEST).is_file() or not (paths.results(name) / CHAIN_RECORD).is_file():
         return None
     return read_record(paths.results(name))
 
 
-def stage_sweeps(record: dict[str, Any], root: Path) -> list[str]:
+def stage_sweeps(record: ChainRecord, root: Path) -> list[str]:
     """The sweeps of a chain's grid stages that exist (a stage that failed before its sweep was
     rendered has none)."""
     paths = SweepPaths(root.resolve())
-    return [e["sweep"] for s in ("peaks", "clusters") if (e := record.get("stages", {}).get(s)) and e.get("sweep")
-            and (paths.jobs(e["sweep"]) / names.MANIFEST).is_file()]
+    return [e.sweep for s in ("peaks", "clusters") if (e := record.stage(s)) and e.sweep
+            and (paths.jobs(e.sweep) / names.MANIFEST).is_file()]
 
 
-def stage_lines(record: dict[str, Any]) -> list[str]:
+def stage_lines(record: ChainRecord) -> list[str]:
     """One line per stage of a chain's record, for `sweep status` and `sweep collect`."""
     lines = []
     for stage in STAGES:
-        entry = record.get("stages", {}).get(stage)
+        entry = record.stage(stage)
         if not entry:
             lines.append(f"{stage:9s} not started")
             continue
-        state = entry.get("state", "?")
-        bits = [f"{stage:9s} {state}{' (unchanged)' if entry.get('skipped') else ''}"]
-        if entry.get("sweep"):
-            bits.append(f"sweep {entry['sweep']}")
-        leader = entry.get("leader")
+        bits = [f"{stage:9s} {entry.state}{' (unchanged)' if entry.skipped else ''}"]
+        if entry.sweep:
+            bits.append(f"sweep {entry.sweep}")
+        leader = entry.leader
         if leader:
-            bits.append(f"leader {leader['run_id']} {leader.get('name')} ({leader['metric']} {_fmt(leader.get('value'))})")
-        if entry.get("job"):
-            bits.append(f"job {entry['job']}" + (f" on {entry['host']}" if entry.get("host") else ""))
-        if stage == "simulate" and entry.get("path"):
-            bits.append(f"{entry['path']}" + (f", {entry['waveforms']} waveforms" if entry.get("waveforms") else ""))
-        if stage == "evaluate" and entry.get("summary"):
-            s = entry["summary"]
+            bits.append(f"leader {leader.run_id} {leader.name} ({leader.metric} {_fmt(leader.value)})")
+        if entry.job:
+            bits.append(f"job {entry.job}" + (f" on {entry.host}" if entry.host else ""))
+        if stage == "simulate" and entry.path:
+            bits.append(f"{entry.path}" + (f", {entry.waveforms} waveforms" if entry.waveforms else ""))
+        if stage == "evaluate" and entry.summary:
+            s = entry.summary
             bits.append(", ".join(f"{k} {_fmt(s[k])}" for k in SUMMARY_KEYS if k in s))
-        if entry.get("reason"):
-            bits.append(str(entry["reason"]))
-        lines.append(printable("; ".join(bits) + f"  [{entry.get('at', '')}]"))
+        if entry.reason:
+            bits.append(str(entry.reason))
+        lines.append(printable("; ".join(bits) + f"  [{entry.at}]"))
     return lines
 
 
@@ -358,13 +368,13 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def print_chain_status(name: str, record: dict[str, Any], root: Path, console) -> None:
+def print_chain_status(name: str, record: ChainRecord, root: Path, console) -> None:
     """`sweep status CHAIN`: its stages, the last line of its log, then each stage sweep's status."""
     from ..records.runs import tail
     from ..submit.status import print_status
 
-    console.print(f"[bold]chain {name}[/]" + (f" (pipeline {printable(str(record['pipeline']))})"
-                                            if record.get("pipeline") else ""))
+    console.print(f"[bold]chain {name}[/]" + (f" (pipeline {printable(str(record.pipeline))})"
+                                            if record.pipeline else ""))
     for line in stage_lines(record):
         console.print("  " + line, markup=False, highlight=False)
     last = tail(SweepPaths(root.resolve()).results(name) / CHAIN_LOG, 1)

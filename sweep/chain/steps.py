@@ -25,9 +25,11 @@ import yaml
 from ..core import names
 from ..core.errors import BackendError, printable
 from ..core.gridspec import GridSpec
-from ..core.names import ROLE_STEP, STEP_RESULT, SweepPaths
+from ..core.names import ROLE_STEP, SweepPaths
 from ..core.render import condor_context, render_wrapper, submit_string, submit_value
 from ..fsutil import atomic_write_text, write_text_if_changed
+from ..records.base import NewerRecordError, RecordError
+from ..records.step import StepRecord, read_step
 
 STEPS_DIR = "steps"  # jobs/<chain>/steps/ (wrapper, code, <stage>-<hash>/config.yaml and step.sub); results/<chain>/steps/<stage>-<hash>/
 STEP_EVENTS = "events.log"  # results/<chain>/steps/events.log: the step jobs' event log
@@ -61,7 +63,7 @@ class StepExecutor(Protocol):
     """
 
     def run(self, request: StepRequest, on_submit: Callable[[int], None] | None = None
-            ) -> tuple[dict[str, Any], Path]: ...
+            ) -> tuple[StepRecord, Path]: ...
 
 
 def step_folders(root: Path, chain: str, request: StepRequest) -> tuple[Path, Path]:
@@ -80,26 +82,35 @@ def _clear_stage(root: Path, chain: str, request: StepRequest) -> None:
                 shutil.rmtree(old, ignore_errors=True)
 
 
-def _read_step(folder: Path) -> dict[str, Any] | None:
-    """The step.json in `folder`, or None (absent, or not a JSON object)."""
-    import json
+def _read_step(folder: Path) -> tuple[StepRecord | None, str | None]:
+    """(the step.json in `folder`, None), (None, None) when it is absent, or (None, why it cannot
+    be used: unreadable or not a step.json, with the key and what was expected).
 
+    Raises:
+        NewerRecordError: it was written by a newer sweep.
+    """
     try:
-        result = json.loads((folder / STEP_RESULT).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return result if isinstance(result, dict) else None
+        return read_step(folder), None
+    except NewerRecordError:
+        raise
+    except RecordError as exc:
+        return None, str(exc)
 
 
-def finished_step(folder: Path, request: StepRequest, result: dict[str, Any] | None = None) -> dict[str, Any] | None:
+def finished_step(folder: Path, request: StepRequest, result: StepRecord | None = None) -> StepRecord | None:
     """The step.json in `folder` (or `result`, read from it already) when it is this request's
-    and done (a step that ended while no chain job followed it), else None."""
-    result = _read_step(folder) if result is None else result
-    if result is None or result.get("inputs_hash") != request.digest or result.get("status") != "done":
+    and done (a step that ended while no chain job followed it), else None.
+
+    Raises:
+        NewerRecordError: the step.json was written by a newer sweep.
+    """
+    result = _read_step(folder)[0] if result is None else result
+    if result is None or result.inputs_hash != request.digest or result.status != "done":
         return None
-    outputs = result.get("output")
-    outputs = [outputs] if isinstance(outputs, str) else outputs or []
-    return result if all((folder / str(o)).is_file() for o in outputs) else None
+    # a file name of the step's folder, never a path elsewhere (step.json comes from an execute node)
+    if not all(Path(o).name == o and (folder / o).is_file() for o in result.outputs):
+        return None
+    return result
 
 
 def _prepare(root: Path, chain: str, request: StepRequest, grid: GridSpec) -> tuple[Path, Path, Path, Path]:
@@ -193,17 +204,19 @@ def step_submit_text(chain: str, request: StepRequest, grid: GridSpec, resources
     return "\n".join(lines) + "\n"
 
 
-def _step_result(folder: Path, request: StepRequest, ended: str) -> dict[str, Any]:
+def _step_result(folder: Path, request: StepRequest, ended: str) -> StepRecord:
     """The step.json of a step whose job or process ended (`ended`: how, for the message).
 
     Raises:
-        StepError: it is missing, or says the step failed (with its error and stderr's last line).
+        StepError: it is missing, unreadable, or says the step failed (with its error and
+            stderr's last line).
+        NewerRecordError: it was written by a newer sweep.
     """
-    written = _read_step(folder)
-    result = finished_step(folder, request, written)
+    written, problem = _read_step(folder)
+    result = finished_step(folder, request, written) if written is not None else None
     if result is not None:
         return result
-    said = (written or {}).get("error")
+    said = written.error if written is not None else problem
     if not said:
         try:
             said = (folder / "stderr.txt").read_text(errors="replace").strip().splitlines()[-1]
@@ -223,7 +236,7 @@ class LocalSteps:
         self.log = log or (lambda line: None)
 
     def run(self, request: StepRequest, on_submit: Callable[[int], None] | None = None
-            ) -> tuple[dict[str, Any], Path]:
+            ) -> tuple[StepRecord, Path]:
         config, wrapper, _code, folder = _prepare(self.root, self.chain, request, self.grid)
         for path in (config, *request.inputs):
             shutil.copyfile(path, folder / path.name)
@@ -285,7 +298,7 @@ class PoolSteps:
         self.log(f"step {request.stage}: removed its jobs of earlier inputs ({', '.join(f'{c}.0' for c in stale)})")
 
     def run(self, request: StepRequest, on_submit: Callable[[int], None] | None = None
-            ) -> tuple[dict[str, Any], Path]:
+            ) -> tuple[StepRecord, Path]:
         """`on_submit(cluster)` is called once the step's job is known: submitted now, or queued
         before (the chain records it)."""
         _, folder = step_folders(self.root, self.chain, request)
@@ -296,7 +309,7 @@ class PoolSteps:
         else:
             done = finished_step(folder, request)
             if done is not None:
-                self.log(f"step {request.stage}: its job had ended (step.json of {done.get('finished')})")
+                self.log(f"step {request.stage}: its job had ended (step.json of {done.finished})")
                 return done, folder
             cluster = self._submit(request, queued)
         if on_submit:

@@ -17,7 +17,8 @@ from ..core.states import RunState
 from ..core.units import format_duration
 from ..fsutil import atomic_write_text, file_digest
 from ..records.events import attempts_by_run, is_memory_hold, read_event_log
-from ..records.manifest import in_grid, load_manifest, remember_memory
+from ..records.manifest import Manifest, ResourceRequest, SearchInfo, load_manifest, remember_memory
+from ..records.runinfo import RunInfo
 from ..records.runs import RunOutcome, mark_stale, read_run
 
 
@@ -63,7 +64,7 @@ class Leaderboard:
     outside_grid: list[str] = field(default_factory=list)  # ranked runs the current grid no longer has
     #: a search's trials its pruner stopped: run id, name, epochs reached, the value it was stopped at
     pruned: list[dict] = field(default_factory=list)
-    search: dict | None = None  # the manifest's search block (sampler, pruner, objectives, journal)
+    search: SearchInfo | None = None  # the manifest's search block (sampler, pruner, objectives, journal)
     window_split: list[str] = field(default_factory=list)  # ranked peak finders tested on a per-window split
 
     @property
@@ -94,52 +95,50 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
     """
     paths = SweepPaths(root.resolve())
     manifest = load_manifest(root, sweep)
-    model = manifest["model"]
-    ranking = [tuple(r) for r in manifest.get("ranking", [])]
-    swept = manifest.get("swept", [])
+    model = manifest.model
+    ranking = list(manifest.ranking)
+    swept = list(manifest.swept)
     results_dir = paths.results(sweep)
     required = [m for m, _ in ranking]
     attempts = _event_log_attempts(paths.event_log(sweep))
     dataset = _current_dataset(manifest)
     records, problems, usage, outside, window_split, total = [], [], [], [], [], 0
     pruned: list[dict] = []
-    search = manifest.get("search")
-    for entry in manifest["runs"]:
-        outcome = mark_stale(read_run(results_dir, entry["run_id"], required), dataset)
-        if not in_grid(entry):
+    search = manifest.search
+    for entry in manifest.runs:
+        outcome = mark_stale(read_run(results_dir, entry.run_id, required), dataset)
+        if not entry.in_grid:
             if not outcome.ok:
                 continue  # a run of an earlier grid without a result: nobody wants it now
-            outside.append(entry["run_id"])
+            outside.append(entry.run_id)
         total += 1
-        jobs = attempts.get(entry["run_id"], [])
+        jobs = attempts.get(entry.run_id, [])
         resources = _resources(jobs, outcome)
         if resources:
-            usage.append({"run_id": entry["run_id"], "name": entry["name"], "state": str(outcome.state), **resources})
+            usage.append({"run_id": entry.run_id, "name": entry.name, "state": str(outcome.state), **resources})
         if outcome.state is RunState.PRUNED:  # a search trial stopped by its pruner: not ranked
-            stop = outcome.metrics.get("pruned") or {}
-            pruned.append({"run_id": entry["run_id"], "name": entry["name"], "trials": entry.get("trials", []),
-                           "epochs_run": outcome.metrics.get("epochs_run"), "column": stop.get("column"),
-                           "value": stop.get("value")})
+            stop = outcome.metrics.pruned if outcome.metrics is not None else None
+            pruned.append({"run_id": entry.run_id, "name": entry.name, "trials": entry.trials or [],
+                           "epochs_run": outcome.metrics.epochs_run if outcome.metrics is not None else None,
+                           "column": stop.column if stop else None, "value": stop.value if stop else None})
             continue
         if not outcome.ok:
             _explain_from_event_log(outcome, jobs)
             problems.append(outcome)
             continue
         m = outcome.metrics
-        if model == "lstm" and (m.get("split") or {}).get("by") != "waveform":
-            window_split.append(entry["run_id"])
-        record = {"run_id": entry["run_id"], "config_id": entry["config_id"], "name": entry["name"],
-                  "repeat": entry.get("repeat", 0)}
-        record.update({k: _flatten(entry["swept"].get(k)) for k in swept})
-        record.update({k: v for k, v in m["test"].items() if k in metrics_for(model)
+        if model == "lstm" and (m.split.by if m.split else None) != "waveform":
+            window_split.append(entry.run_id)
+        record = {"run_id": entry.run_id, "config_id": entry.config_id, "name": entry.name, "repeat": entry.repeat}
+        record.update({k: _flatten(entry.swept.get(k)) for k in swept})
+        record.update({k: v for k, v in (m.test or {}).items() if k in metrics_for(model)
                        or k in ("mae", "mse", "bias", "rel_bias", "resolution", "rel_resolution")})
-        record.update(best_epoch=m.get("best_epoch"), epochs_run=m.get("epochs_run"),
-                      train_seconds=m.get("train_seconds"), seed=entry["seed"])
+        record.update(best_epoch=m.best_epoch, epochs_run=m.epochs_run, train_seconds=m.train_seconds, seed=entry.seed)
         record.update({k: resources.get(k) for k in ("cpus_used", "memory_used_mb", "wall_s")})
         if search is not None:
-            record["trial"] = min(entry.get("trials") or [-1])
+            record["trial"] = min(entry.trials or [-1])
         records.append(record)
-    objectives = [tuple(o) for o in (search or {}).get("objectives", [])]
+    objectives = list(search.objectives) if search is not None else []
     if len(objectives) > 1:  # a multi-objective search: which trials no other beats in every objective
         for record, on_front in zip(records, pareto_front(records, objectives)):
             record["pareto"] = on_front
@@ -149,11 +148,11 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
                         jobs_dir=paths.jobs(sweep), outside_grid=outside, window_split=window_split,
                         pruned=pruned, search=search)
     per_config: dict[str, int] = {}
-    for entry in manifest["runs"]:
-        per_config[entry["config_id"]] = per_config.get(entry["config_id"], 0) + 1
+    for entry in manifest.runs:
+        per_config[entry.config_id] = per_config.get(entry.config_id, 0) + 1
     board.runs_per_config = per_config
     board.resources = pd.DataFrame.from_records(usage) if usage else None
-    board.advice = _advice(usage, manifest.get("resources", {}))
+    board.advice = _advice(usage, manifest.resources)
     learned = _learned_memory(attempts)
     if learned:
         remember_memory(paths.jobs(sweep), learned)
@@ -165,17 +164,18 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
     return board
 
 
-def _current_dataset(manifest: dict) -> str | None:
+def _current_dataset(manifest: Manifest) -> str | None:
     """The sha256 of the sweep's dataset as it is now (re-read when its size or modification time
     changed since the manifest recorded it; the recorded one when the file is gone)."""
-    recorded = manifest.get("dataset") or {}
-    path = recorded.get("path")
-    if path and Path(path).is_file():
+    recorded = manifest.dataset
+    if recorded is None:
+        return None
+    if Path(recorded.path).is_file():
         try:
-            return file_digest(path, recorded)["sha256"]
+            return file_digest(recorded.path, recorded.digest())["sha256"]
         except OSError:
             pass
-    return recorded.get("sha256")
+    return recorded.sha256
 
 
 def _event_log_attempts(path: Path) -> dict:
@@ -184,9 +184,9 @@ def _event_log_attempts(path: Path) -> dict:
     return attempts_by_run(read_event_log(path))
 
 
-def _fetched_mb(run_info: dict | None) -> float | None:
-    dataset = (run_info or {}).get("dataset") or {}
-    return dataset["transferred_bytes"] / 1e6 if dataset.get("fetched_from") and dataset.get("transferred_bytes") else None
+def _fetched_mb(run_info: RunInfo | None) -> float | None:
+    dataset = run_info.dataset if run_info is not None else None
+    return dataset.transferred_bytes / 1e6 if dataset and dataset.fetched_from and dataset.transferred_bytes else None
 
 
 def _megabytes(values) -> float | None:
@@ -212,9 +212,9 @@ def _resources(jobs: list, outcome: RunOutcome) -> dict[str, Any]:
                # fetched by a transfer plugin from data.url: the event log's bytes are only what the
                # submit node sent (measured on the tests' pool: a 3.7 MB URL input is not in them)
                "fetched_mb": _fetched_mb(outcome.run_info)}
-    elif outcome.run_info and outcome.run_info.get("duration_s") is not None:
-        threads = outcome.run_info.get("threads", {})
-        out = {"cpus_requested": threads.get("cpus"), "wall_s": outcome.run_info.get("duration_s"), "starts": 1}
+    elif outcome.run_info and outcome.run_info.duration_s is not None:
+        threads = outcome.run_info.threads
+        out = {"cpus_requested": threads.cpus if threads else None, "wall_s": outcome.run_info.duration_s, "starts": 1}
     else:
         return {}
     if out.get("cpu_s") and out.get("wall_s") and out.get("cpus_requested"):
@@ -247,7 +247,7 @@ def _explain_from_event_log(outcome: RunOutcome, jobs: list) -> None:
         outcome.reason = f"{last.state} (job {last.job_id})"
 
 
-def _advice(usage: list[dict], requested: dict) -> Advice | None:
+def _advice(usage: list[dict], requested: ResourceRequest | None) -> Advice | None:
     measured = [u for u in usage if u.get("memory_used_mb") is not None and u.get("state") == RunState.OK]
     if not measured:
         return None
@@ -257,9 +257,9 @@ def _advice(usage: list[dict], requested: dict) -> Advice | None:
     max_cpu = max(cpus) if cpus else 0.0
     max_wall = max(walls) if walls else 0.0
     return Advice(runs_measured=len(measured), max_memory_mb=max_mem,
-                  requested_memory_mb=requested.get("request_memory_mb", 0),
+                  requested_memory_mb=requested.request_memory_mb if requested else 0,
                   suggested_memory_mb=int(max(128, math.ceil(1.25 * max_mem / 64) * 64)),
-                  max_cpus_used=max_cpu, requested_cpus=requested.get("request_cpus", 0),
+                  max_cpus_used=max_cpu, requested_cpus=requested.request_cpus if requested else 0,
                   suggested_cpus=max(1, math.ceil(max_cpu - 0.1)), max_wall_s=max_wall,
                   suggested_runtime_s=int(max(600, math.ceil(2 * max_wall / 600) * 600)))
 

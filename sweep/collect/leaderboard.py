@@ -18,11 +18,12 @@ from typing import Any
 import pandas as pd
 
 from ..core.errors import ResultsError
-from ..core.names import BEST_DIR, BEST_FILES, BEST_INDEX, CONFIG_FILE
+from ..core.names import BEST_DIR, BEST_FILES, CONFIG_FILE
 from ..core.ranking import rank
 from ..core.render import relative_to_root
 from ..core.schema import CLASSIFIER_METRICS, REGRESSOR_METRICS, metrics_for
 from ..fsutil import atomic_folder
+from ..records.best import BestIndex, BestRun, write_best_index
 from .gather import Leaderboard
 
 FORMATS = ("table", "csv", "json", "markdown", "latex")
@@ -323,10 +324,10 @@ def print_selection(board: Leaderboard, sel: Selection, console, root: Path | No
     if board.search:
         s = board.search
         front = int(board.table["pareto"].sum()) if "pareto" in board.table else None
-        console.print(f"search: sampler {s.get('sampler')}, pruner {s.get('pruner')}, objectives "
-                      f"{', '.join(m for m, _ in s.get('objectives', []))}"
+        console.print(f"search: sampler {s.sampler}, pruner {s.pruner}, objectives "
+                      f"{', '.join(m for m, _ in s.objectives)}"
                       + (f"; {front} trial(s) on the Pareto front (column pareto)" if front is not None else "")
-                      + f"; study {relative_to_root(Path(s['journal']), root) if root else s.get('journal')}",
+                      + f"; study {relative_to_root(Path(s.journal), root) if root else s.journal}",
                       markup=False)
     if board.pruned:
         stopped = Table(title=f"{len(board.pruned)} trial(s) pruned while training (not ranked)", title_justify="left")
@@ -370,7 +371,7 @@ def copy_best(board: Leaderboard, n: int = 3, by: str | None = None) -> Path | N
     if not chosen:
         return None
     with atomic_folder(target) as tmp:
-        index = []
+        index: list[BestRun] = []
         for rnk, run_id in chosen:
             dest = tmp / f"{rnk}-{run_id}"
             dest.mkdir()
@@ -382,7 +383,7 @@ def copy_best(board: Leaderboard, n: int = 3, by: str | None = None) -> Path | N
                 if src.is_file():
                     shutil.copy2(src, dest / src.name)
                     copied.append(src.name)
-            index.append({"rank": rnk, "run_id": run_id, "folder": dest.name, "files": copied})
-        (tmp / BEST_INDEX).write_text(json.dumps({"sweep": board.sweep, "ranking": [list(r) for r in
-                                                  ranking_for(board, by)], "best": index}, indent=2) + "\n")
+            index.append(BestRun(rank=rnk, run_id=run_id, folder=dest.name, files=copied))
+        write_best_index(tmp, BestIndex(sweep=board.sweep, ranking=[(m, d) for m, d in ranking_for(board, by)],
+                                        best=index))
     return target

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from ..core.names import HISTORY, REPORT, REPORT_DIR, ROC, SweepPaths  # noqa: E402
 from ..core.render import BUILTIN_TEMPLATES  # noqa: E402
 from ..fsutil import atomic_folder, atomic_write_text  # noqa: E402
-from ..records.manifest import read_manifest  # noqa: E402
+from ..records.manifest import ResourceRequest, read_manifest  # noqa: E402
 from .gather import Leaderboard, collect  # noqa: E402
 from .leaderboard import best_runs, cells, display_columns, fmt_value, select  # noqa: E402
 from .sensitivity import Sensitivity, analyse  # noqa: E402
@@ -81,7 +81,7 @@ def write_report(sweep: str, root: Path, top: int = 3, by: str | None = None, ou
     if study is not None:  # a search: the importance from its own trials and distributions
         from .sensitivity import study_importance
 
-        objectives = [m for m, _ in (board.search or {}).get("objectives", [])]
+        objectives = [m for m, _ in board.search.objectives] if board.search else []
         imp = study_importance(study, [p for p in board.swept if p in study.get_trials(deepcopy=False)[0].params],
                                objectives.index(metric) if metric in objectives else 0)
         if imp is not None:
@@ -111,7 +111,7 @@ def write_report(sweep: str, root: Path, top: int = 3, by: str | None = None, ou
     add("importance", "Parameter importance", f"share of the variance of {label(metric)} each hyperparameter "
         f"explains: {sens.evaluator}", importance_figure(sens))
     if study is not None:
-        objectives = [tuple(o) for o in (board.search or {}).get("objectives", [])]
+        objectives = list(board.search.objectives) if board.search else []
         add("history", "Optimization history", "each complete trial's objective value by trial number, and the best "
             "so far (pruned and failed trials have none)", history_figure(study, objectives))
         if len(objectives) > 1:
@@ -348,7 +348,7 @@ def importance_figure(sens: Sensitivity) -> Figure | None:
 
 def _study(board: Leaderboard):
     """A search's Optuna study (its journal), or None for a grid sweep or an unreadable journal."""
-    journal = (board.search or {}).get("journal")
+    journal = board.search.journal if board.search else None
     if not journal or not Path(journal).is_file():
         return None
     from ..records.study import load_study
@@ -369,9 +369,9 @@ def _search_context(board: Leaderboard, study, root: Path) -> dict[str, Any] | N
 
     s = board.search
     counts = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False)) if study is not None else {}
-    journal = Path(s.get("journal", ""))
-    return {"sampler": s.get("sampler"), "pruner": s.get("pruner"), "trials": s.get("trials"),
-            "parallel": s.get("parallel"), "objectives": ", ".join(label(m) for m, _ in s.get("objectives", [])),
+    journal = Path(s.journal)
+    return {"sampler": s.sampler, "pruner": s.pruner, "trials": s.trials,
+            "parallel": s.parallel, "objectives": ", ".join(label(m) for m, _ in s.objectives),
             "counts": ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no trials yet",
             "journal": relative_to_root(journal, root), "dashboard": f"optuna-dashboard {journal}",
             "pruned": len(board.pruned)}
@@ -417,22 +417,22 @@ def pareto_figure(table: pd.DataFrame, objectives: list[tuple[str, str]]) -> Fig
     return fig
 
 
-def _manifest_resources(board: Leaderboard) -> dict[str, Any]:
-    if board.jobs_dir is None:
-        return {}
-    return (read_manifest(board.jobs_dir) or {}).get("resources", {})
+def _manifest_resources(board: Leaderboard) -> ResourceRequest | None:
+    manifest = read_manifest(board.jobs_dir) if board.jobs_dir is not None else None
+    return manifest.resources if manifest is not None else None
 
 
-def resources_figure(board: Leaderboard, requested: dict[str, Any]) -> Figure | None:
+def resources_figure(board: Leaderboard, requested: ResourceRequest | None) -> Figure | None:
     frame = board.resources
     if frame is None or frame.empty:
         return None
     a = board.advice
     panels = [
-        ("CPUs", "cpus_used", "cpus_requested", requested.get("request_cpus"), a.suggested_cpus if a else None),
-        ("memory (MB)", "memory_used_mb", "memory_requested_mb", requested.get("request_memory_mb"),
+        ("CPUs", "cpus_used", "cpus_requested", requested.request_cpus if requested else None,
+         a.suggested_cpus if a else None),
+        ("memory (MB)", "memory_used_mb", "memory_requested_mb", requested.request_memory_mb if requested else None,
          a.suggested_memory_mb if a else None),
-        ("run time (min)", "wall_s", None, (requested.get("runtime_s") or 0) / 60 or None,
+        ("run time (min)", "wall_s", None, (requested.runtime_s if requested else 0) / 60 or None,
          a.suggested_runtime_s / 60 if a else None),
     ]
     fig = Figure(figsize=(14, 4))

@@ -95,7 +95,6 @@ ATTR_TRIAL = "SweepTrial"  # a search trial's job: the Optuna trial number
 # set by the trial's job through chirp after each epoch: the pruner's values so far, "v1,v2,..."
 ATTR_PROGRESS = "SweepProgress"
 ATTR_PRUNE = "SweepPrune"  # set true by the driver (condor_qedit); the job reads it through chirp
-ATTR_JUDGED = "SweepJudged"  # set by the driver (condor_qedit): how many epochs it has judged; the job waits for it
 #: A run's job is tied to its run in the event log by its submit note: "sweep-run <run id>"
 #: (submit_event_notes, direct jobs) or DAGMan's "DAG Node: <DAG_NODE_PREFIX><run id>".
 RUN_NOTE_PREFIX = "sweep-run"

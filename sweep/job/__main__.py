@@ -1,19 +1,18 @@
-import json
-import os
 import sys
+from pathlib import Path
 
-from ..core.names import RUN_INFO
 from .envcheck import EXIT_ENVIRONMENT, describe, problems
 
 # Before anything that needs numpy or TensorFlow: an interpreter that cannot run the job ends
-# it at once with one line and its own exit status (never retried), and run.json says why.
+# it at once with one line and its own exit status (never retried), and run.json says why
+# (records.runinfo imports the standard library only).
 _missing = problems()
 if _missing:
+    from ..records.runinfo import write_failed_run
+
     _line = describe(_missing)
     print(_line, file=sys.stderr)
-    with open(RUN_INFO + ".tmp", "w", encoding="utf-8") as _fh:
-        json.dump({"status": "failed", "exit_code": EXIT_ENVIRONMENT, "error": _line}, _fh)
-    os.replace(RUN_INFO + ".tmp", RUN_INFO)
+    write_failed_run(Path.cwd(), EXIT_ENVIRONMENT, _line)
     sys.exit(EXIT_ENVIRONMENT)
 
 from .step import step_main  # noqa: E402

@@ -16,21 +16,21 @@ same order as a straight one.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..core.errors import SweepError
 from ..core.names import CHECKPOINT_DIR, JOB_EXIT_CHECKPOINT
-from ..fsutil import atomic_write_json, atomic_write_with
+from ..fsutil import atomic_write_with
+from ..records.base import NewerRecordError, RecordError
+from ..records.checkpoint import CHECKPOINT_STATE, CheckpointState, EarlyStoppingState, read_state, write_state
 
 #: The job's exit status that asks HTCondor to save checkpoint/ and run it again (checkpoint_exit_code).
 CHECKPOINT_EXIT_CODE = JOB_EXIT_CHECKPOINT
-STATE = "state.json"
+STATE = CHECKPOINT_STATE  # checkpoint/state.json (sweep.records.checkpoint), written last
 MODEL = "model.keras"
 BEST = "best_weights.npz"
 SEEDS = "seed_states.npz"
@@ -45,20 +45,25 @@ def folder(out_dir: Path) -> Path:
     return out_dir / CHECKPOINT_DIR
 
 
-def load(out_dir: Path, key: str) -> dict[str, Any] | None:
+def load(out_dir: Path, key: str) -> CheckpointState | None:
     """The checkpoint in out_dir made under `key` (the run and its dataset), or None: none, one of
-    another run or of the same run on a dataset that has changed since, or unreadable."""
-    path = folder(out_dir) / STATE
+    another run or of the same run on a dataset that has changed since, or unreadable.
+
+    Raises:
+        NewerRecordError: its state was written by a newer sweep (the job fails and says so).
+    """
     try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError):
+        state = read_state(folder(out_dir))
+    except NewerRecordError:
+        raise
+    except RecordError:
         return None
-    if state.get("key") != key or not (folder(out_dir) / MODEL).is_file():
+    if state is None or state.key != key or not (folder(out_dir) / MODEL).is_file():
         return None
     return state
 
 
-def restore(out_dir: Path, state: dict[str, Any]):
+def restore(out_dir: Path, state: CheckpointState):
     """(model, best_weights or None) of a checkpoint."""
     import keras
 
@@ -76,7 +81,7 @@ def restore(out_dir: Path, state: dict[str, Any]):
 
 
 def make_callback(out_dir: Path, key: str, rows: list, stopper, every_s: float | None,
-                  restored: dict[str, Any] | None, best_weights):
+                  restored: CheckpointState | None, best_weights):
     """The callback that writes the checkpoint after each epoch, and raises CheckpointExit once
     `every_s` seconds have passed since this process started (never when None). With a restored
     checkpoint, `stopper` (the run's EarlyStopping) gets its saved state back at train begin."""
@@ -85,15 +90,15 @@ def make_callback(out_dir: Path, key: str, rows: list, stopper, every_s: float |
     started = time.monotonic()
 
     if restored:
-        es = restored.get("early_stopping", {})
+        es = restored.early_stopping
 
         original_begin = stopper.on_train_begin
 
         def on_train_begin(logs=None):  # EarlyStopping resets itself here: put the saved state back
             original_begin(logs)
-            stopper.wait = int(es.get("wait", 0))
-            stopper.best = es.get("best")
-            stopper.best_epoch = int(es.get("best_epoch", 0))
+            stopper.wait = es.wait
+            stopper.best = es.best
+            stopper.best_epoch = es.best_epoch
             stopper.best_weights = best_weights
 
         stopper.on_train_begin = on_train_begin
@@ -117,11 +122,8 @@ def save(out_dir: Path, key: str, model, rows: list, stopper, epochs_done: int) 
     if stopper.best_weights is not None:
         _write_npz(ckpt / BEST, {f"w{i}": w for i, w in enumerate(stopper.best_weights)})
     best = stopper.best
-    atomic_write_json(ckpt / STATE, {
-        "key": key, "epochs_done": epochs_done, "rows": rows,
-        "early_stopping": {"wait": int(stopper.wait), "best": None if best is None else float(best),
-                           "best_epoch": int(stopper.best_epoch)},
-    })
+    write_state(ckpt, CheckpointState(key=key, epochs_done=epochs_done, rows=rows, early_stopping=EarlyStoppingState(
+        wait=int(stopper.wait), best=None if best is None else float(best), best_epoch=int(stopper.best_epoch))))
 
 
 def _seed_states(model) -> list:

@@ -8,12 +8,14 @@ second here, one poll of the schedd on a pool, 1-5 s): nothing against epochs of
 driver that does not answer within VERDICT_TIMEOUT_S (killed and not yet restarted, say) is not
 waited for again by this job, which then trains on as a job without a driver would.
 
-On an HTCondor pool the channel is the job's own ClassAd, through chirp (the job is submitted
-with want_io_proxy, so the starter serves chirp on the execute node): the job sets
-SweepProgress to every value so far ("0.81,0.85,..") and reads SweepJudged and SweepPrune,
-which the driver sets with condor_qedit -forward. On the local backend it is files in the run's
-folder, which is the job's working folder there: progress.json (written atomically by the job),
-progress.seen (how many epochs the driver has judged) and prune.request (created by the driver).
+The driver answers in the run's results folder: progress.seen (how many epochs it has judged)
+and prune.request (stop). On the local backend that folder is the job's working folder, and the
+job reports in progress.json there (sweep.records.progress). On an HTCondor pool it is the job's
+initial folder on the submit node: the job (submitted with want_io_proxy, so the starter serves
+chirp) sets SweepProgress in its ClassAd to every value so far ("0.81,0.85,..") and reads the two
+files through chirp's remote reads, within a second. (A condor_qedit -forward of an attribute,
+how SweepPrune reaches the job, is forwarded at once only the first time for a job, later ones
+about half a minute later, measured on 23.9: too slow to wait for after every epoch.)
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..core.names import ATTR_JUDGED, ATTR_PROGRESS, ATTR_PRUNE, PROGRESS_FILE, PROGRESS_SEEN, PRUNE_REQUEST
-from ..fsutil import atomic_write_json
+from ..core.names import ATTR_PROGRESS, ATTR_PRUNE, PROGRESS_SEEN, PRUNE_REQUEST
+from ..records.progress import write_progress
 
 #: How long a trial waits for its driver's verdict on an epoch before it trains on without.
 VERDICT_TIMEOUT_S = 60.0
@@ -89,8 +91,8 @@ class FileChannel(_Channel):
         self.folder = folder
 
     def publish(self, values: list[float]) -> None:
-        """progress.json, written atomically."""
-        atomic_write_json(self.folder / PROGRESS_FILE, {"values": values})
+        """progress.json, written atomically (sweep.records.progress)."""
+        write_progress(self.folder, values)
 
     def judged(self) -> int:
         """progress.seen, written by the driver."""
@@ -102,10 +104,11 @@ class FileChannel(_Channel):
 
 
 class ChirpChannel(_Channel):
-    """HTCondor's channel: the job's ClassAd through chirp (htchirp, else the condor_chirp tool)."""
+    """HTCondor's channel: the job's ClassAd and its submit-side folder through chirp (htchirp,
+    else the condor_chirp tool)."""
 
     kind = "chirp"
-    tick_s = 0.5  # each look is a chirp call to the shadow
+    tick_s = 0.5  # each look is a chirp call through the shadow to the submit node
 
     def __init__(self, log=print):
         super().__init__(log)
@@ -133,21 +136,34 @@ class ChirpChannel(_Channel):
         except Exception:  # noqa: BLE001 - undefined until the driver sets it (chirp answers an error)
             return ""
 
+    def _read(self, name: str) -> str:
+        """The first bytes of a file in the job's submit-side folder ("" while there is none)."""
+        try:
+            if self._client == "htchirp":
+                import htchirp
+
+                with htchirp.HTChirp(timeout=20) as chirp:
+                    data = chirp.read(name, 64)
+                return (data.decode("ascii", "replace") if isinstance(data, bytes) else str(data)).strip()
+            return self._call("read", name, "64").strip()
+        except Exception:  # noqa: BLE001 - no such file yet (chirp answers an error)
+            return ""
+
     def publish(self, values: list[float]) -> None:
         """SweepProgress, a ClassAd string of every value so far."""
         text = ",".join("nan" if math.isnan(v) else f"{v:.6g}" for v in values)
         self._call("set_job_attr", ATTR_PROGRESS, f'"{text}"')
 
     def judged(self) -> int:
-        """SweepJudged, set by the driver."""
+        """progress.seen in the submit-side folder, written by the driver."""
         try:
-            return int(self._get(ATTR_JUDGED) or 0)
+            return int(self._read(PROGRESS_SEEN) or 0)
         except ValueError:
             return 0
 
     def stop_requested(self) -> bool:
-        """SweepPrune, set true by the driver."""
-        return self._get(ATTR_PRUNE).lower() == "true"
+        """prune.request in the submit-side folder, or SweepPrune set true, by the driver."""
+        return bool(self._read(PRUNE_REQUEST)) or self._get(ATTR_PRUNE).lower() == "true"
 
 
 def open_channel(config: dict, out_dir: Path, log=print):

@@ -22,9 +22,11 @@ import yaml
 
 from .. import __version__
 from ..core.errors import InputError
-from ..core.names import JOB_EXIT_BAD_INPUT, METRICS, RUN_INFO
+from ..core.names import JOB_EXIT_BAD_INPUT
 from ..core.states import RunState
-from ..fsutil import atomic_write_json, file_digest
+from ..fsutil import file_digest
+from ..records.metrics import write_metrics
+from ..records.runinfo import CodeOrigin, DatasetIdentity, Device, Interpreter, RunInfo, Threads, write_run_info
 from . import resources
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, JOB_EXIT_BAD_INPUT
@@ -44,18 +46,18 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
-def code_origin() -> dict[str, Any]:
+def code_origin() -> CodeOrigin:
     """Where this job's sweep code came from: the archive the submit node shipped with the job
     (its sha256), or a folder (a checkout or site-packages, when run without the archive)."""
     import sweep
 
     location = Path(sweep.__file__).parent.parent  # the archive (zipimport) or the folder holding sweep/
     if location.suffix == ".zip" and location.is_file():
-        return {"archive": location.name, "sha256": file_digest(location)["sha256"], "loaded_from": str(location)}
-    return {"folder": str(location)}
+        return CodeOrigin(archive=location.name, sha256=file_digest(location)["sha256"], loaded_from=str(location))
+    return CodeOrigin(folder=str(location))
 
 
-def training_device(tf) -> dict[str, Any]:
+def training_device(tf) -> Device:
     """What TensorFlow trains on: the first GPU it sees (HTCondor hands a job the GPUs it was
     given, through CUDA_VISIBLE_DEVICES), else the CPU; with the GPUs' names."""
     gpus = tf.config.list_physical_devices("GPU")
@@ -65,8 +67,8 @@ def training_device(tf) -> dict[str, Any]:
             names.append(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name))
         except (ValueError, RuntimeError):  # pragma: no cover - no details for this device
             names.append(gpu.name)
-    return {"trained_on": "GPU:0" if gpus else "CPU", "gpus": names,
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    return Device(trained_on="GPU:0" if gpus else "CPU", gpus=names,
+                  cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
 
 
 def job_starts() -> int | None:
@@ -103,19 +105,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="where results go (default: the current folder, HTCondor's scratch folder)")
     args = parser.parse_args(argv)
     out_dir = args.output_dir
-    record: dict[str, Any] = {"status": RunState.RUNNING, "started": _now(), "host": socket.gethostname(),
-                              "pid": os.getpid(), "argv": sys.argv}
+    record = RunInfo(status=RunState.RUNNING, started=_now(), host=socket.gethostname(), pid=os.getpid(),
+                     argv=list(sys.argv))
 
     def finish(status: RunState, code: int, error: str | None = None) -> int:
-        record.update(status=status, exit_code=code, finished=_now(), software=software_versions())
+        record.status, record.exit_code, record.finished = status, code, _now()
+        record.software = software_versions()
         if error:
-            record["error"] = error
+            record.error = error
         try:
-            start = dt.datetime.fromisoformat(record["started"])
-            record["duration_s"] = (dt.datetime.fromisoformat(record["finished"]) - start).total_seconds()
+            start = dt.datetime.fromisoformat(record.started or "")
+            record.duration_s = (dt.datetime.fromisoformat(record.finished) - start).total_seconds()
         except ValueError:  # pragma: no cover
             pass
-        atomic_write_json(out_dir / RUN_INFO, record)
+        write_run_info(out_dir, record)
         return code
 
     try:
@@ -123,14 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, yaml.YAMLError) as exc:
         print(f"sweep.job: cannot use {args.config}: {exc}", file=sys.stderr)
         return finish(RunState.FAILED, EXIT_BAD_INPUT, f"bad configuration: {exc}")
-    record.update(run_id=config["run_id"], config_id=config["config_id"], sweep=config["sweep"],
-                  seed=config["seed"], model=config["model"], code=code_origin(),
-                  interpreter={"executable": sys.executable, "prefix": sys.prefix})
+    record.run_id, record.config_id, record.sweep = str(config["run_id"]), str(config["config_id"]), str(config["sweep"])
+    record.seed, record.model, record.code = config["seed"], str(config["model"]), code_origin()
+    record.interpreter = Interpreter(executable=sys.executable, prefix=sys.prefix)
 
     cpus, source = resources.allocated_cpus(config.get("resources", {}).get("request_cpus"))
     intra, inter = resources.thread_settings(cpus)
     resources.apply_before_import(intra, inter)
-    record["threads"] = {"cpus": cpus, "cpus_source": source, "intra_op": intra, "inter_op": inter}
+    record.threads = Threads(cpus=cpus, cpus_source=source, intra_op=intra, inter_op=inter)
     print(f"sweep.job {config['run_id']} ({config.get('name', '')}): {cpus} CPU(s) from {source}; "
           f"TensorFlow intra-op {intra}, inter-op {inter}", flush=True)
 
@@ -143,29 +146,31 @@ def main(argv: list[str] | None = None) -> int:
             tf.config.threading.set_intra_op_parallelism_threads(intra)
         if inter:
             tf.config.threading.set_inter_op_parallelism_threads(inter)
-        record["device"] = training_device(tf)
+        record.device = training_device(tf)
         data_path = training.resolve_data_path(config["data"], Path.cwd())
         # what this run was trained on (the dataset a per-model file was cut from): a later submit
         # reruns the run when the dataset has changed
         from ..physics.datasets import dataset_identity
 
-        record["dataset"] = dataset_identity(data_path)
+        identity = dataset_identity(data_path)
+        dataset = record.dataset = DatasetIdentity(file=identity["file"], sha256=identity["sha256"],
+                                                   size=identity["size"])
         expected = config["data"].get("sha256")
-        if expected and record["dataset"]["sha256"] != expected:
+        if expected and dataset.sha256 != expected:
             # fetched from data.url: a copy (or a cache of one) that is not the sweep's dataset
             raise InputError(f"the dataset this job received ({data_path.name}, sha256 "
-                             f"{record['dataset']['sha256'][:16]}...) is not the sweep's (sha256 {expected[:16]}...): "
+                             f"{dataset.sha256[:16]}...) is not the sweep's (sha256 {expected[:16]}...): "
                              "the copy at data.url differs from data.path; upload the current file")
         if data_path.parent == Path.cwd():
-            record["dataset"]["transferred_bytes"] = data_path.stat().st_size
+            dataset.transferred_bytes = data_path.stat().st_size
             if config["data"].get("url"):  # by a transfer plugin on the execute node, not through the schedd
-                record["dataset"]["fetched_from"] = config["data"]["url"]
+                dataset.fetched_from = config["data"]["url"]
         metrics = training.train(config, data_path, out_dir, log=lambda m: print(m, flush=True),
-                                 dataset_sha256=record["dataset"]["sha256"])
-        metrics["software"] = software_versions()
-        metrics["threads"] = record["threads"]
-        metrics["dataset"] = record["dataset"]
-        atomic_write_json(out_dir / METRICS, metrics)
+                                 dataset_sha256=dataset.sha256)
+        metrics.software = software_versions()
+        metrics.threads = record.threads
+        metrics.dataset = dataset
+        write_metrics(out_dir, metrics)
     except training.checkpoint.CheckpointExit as exc:  # HTCondor saves checkpoint/ and starts the job again
         print(f"sweep.job: {exc}; exit {training.checkpoint.CHECKPOINT_EXIT_CODE} for HTCondor to save it",
               flush=True)
@@ -176,12 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - any training failure is reported, not hidden
         traceback.print_exc()
         return finish(RunState.FAILED, EXIT_FAILED, f"{type(exc).__name__}: {exc}")
-    if metrics.get("pruned"):  # a search trial its driver stopped: exit 0, no test metrics
-        record["pruned_at_epoch"] = metrics["pruned"]["at_epoch"]
-        record["job_starts"] = job_starts()
+    if metrics.pruned is not None:  # a search trial its driver stopped: exit 0, no test metrics
+        record.pruned_at_epoch = metrics.pruned.at_epoch
+        record.job_starts = job_starts()
         return finish(RunState.PRUNED, EXIT_OK)
-    record["best_epoch"] = metrics["best_epoch"]
-    record["job_starts"] = job_starts()
-    if "resumed_from_epoch" in metrics:
-        record["resumed_from_epoch"] = metrics["resumed_from_epoch"]
+    record.best_epoch = metrics.best_epoch
+    record.job_starts = job_starts()
+    record.resumed_from_epoch = metrics.resumed_from_epoch
     return finish(RunState.OK, EXIT_OK)

@@ -26,8 +26,11 @@ from typing import Any
 import yaml
 
 from ..core.errors import InputError, SweepError
-from ..core.names import CHAIN_STEPS, STEP_DATASET, STEP_RESULT
-from ..fsutil import atomic_write_json, file_digest
+from ..core.names import CHAIN_STEPS, STEP_DATASET
+from ..fsutil import file_digest
+from ..records.evaluation import EVALUATION
+from ..records.runinfo import Threads
+from ..records.step import StepRecord, write_step
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -63,36 +66,35 @@ def run_step(config: dict[str, Any], out_dir: Path) -> int:
     Returns:
         The exit status (step.json records it and why).
     """
-    record: dict[str, Any] = {"step": config.get("step"), "chain": config.get("chain"),
-                              "inputs_hash": config.get("inputs_hash"), "status": "running", "started": _now(),
-                              "host": socket.gethostname(), "pid": os.getpid()}
+    step = config.get("step")
+    record = StepRecord(step=_text(step), chain=_text(config.get("chain")), inputs_hash=_text(config.get("inputs_hash")),
+                        status="running", started=_now(), host=socket.gethostname(), pid=os.getpid())
     t_start = time.perf_counter()
 
     def finish(status: str, code: int, error: str | None = None) -> int:
         from .runner import software_versions
 
-        record.update(status=status, exit_code=code, finished=_now(), seconds=round(time.perf_counter() - t_start, 1),
-                      software=software_versions())
+        record.status, record.exit_code, record.finished = status, code, _now()
+        record.seconds, record.software = round(time.perf_counter() - t_start, 1), software_versions()
         if error:
-            record["error"] = error
-            print(f"sweep step {record['step']}: {error}", file=sys.stderr)
-        atomic_write_json(out_dir / STEP_RESULT, record)
+            record.error = error
+            print(f"sweep step {step}: {error}", file=sys.stderr)
+        write_step(out_dir, record)
         return code
 
-    step = config.get("step")
     if step not in CHAIN_STEPS:
         return finish("failed", EXIT_BAD_INPUT, f"unknown step {str(step)[:40]!r} (expected one of {CHAIN_STEPS})")
     from . import resources
 
     cpus, source = resources.allocated_cpus(config.get("request_cpus"))
     resources.apply_before_import(*resources.thread_settings(cpus))
-    record["threads"] = {"cpus": cpus, "cpus_source": source}
+    record.threads = Threads(cpus=cpus, cpus_source=source)
     print(f"sweep step {step} of chain {config.get('chain')}: {cpus} CPU(s) from {source}", flush=True)
     try:
         if step == "simulate":
-            record.update(_simulate(config, out_dir))
+            _simulate(config, out_dir, record)
         else:
-            record.update(_evaluate(config, out_dir))
+            _evaluate(config, out_dir, record)
     except (InputError, SweepError, ValueError, KeyError, OSError) as exc:
         return finish("failed", EXIT_BAD_INPUT, f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # noqa: BLE001 - any other failure: recorded with its traceback
@@ -111,7 +113,13 @@ def _model(config: dict, key: str, out_dir: Path) -> Path:
     return path
 
 
-def _simulate(config: dict, out_dir: Path) -> dict[str, Any]:
+def _text(value: Any) -> str | None:
+    """A config value as the record keeps it: a string, or None."""
+    return None if value is None else str(value)
+
+
+def _simulate(config: dict, out_dir: Path, record: StepRecord) -> None:
+    """Simulate the clusterizer's dataset into `out_dir`; `record` gets what was made."""
     from ..physics.datasets import simulate_to_file
 
     s = config["simulate"]
@@ -120,12 +128,17 @@ def _simulate(config: dict, out_dir: Path) -> dict[str, Any]:
                                peak_model=_model(config, "peak_model", out_dir), peak_threshold=s["threshold"])
     for note in summary.get("notes", []):
         print(note, flush=True)
-    return {"output": STEP_DATASET, "sha256": file_digest(path)["sha256"], "waveforms": summary["n_waveforms"],
-            "mean_peaks": summary.get("mean_peaks"), "mean_clusters": summary.get("mean_clusters"),
-            "notes": summary.get("notes", []), "python": platform.python_version()}
+    record.output, record.sha256, record.waveforms = STEP_DATASET, file_digest(path)["sha256"], int(summary["n_waveforms"])
+    record.mean_peaks, record.mean_clusters = _number(summary.get("mean_peaks")), _number(summary.get("mean_clusters"))
+    record.notes, record.python = [str(n) for n in summary.get("notes", [])], platform.python_version()
 
 
-def _evaluate(config: dict, out_dir: Path) -> dict[str, Any]:
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _evaluate(config: dict, out_dir: Path, record: StepRecord) -> None:
+    """Evaluate both leaders into `out_dir`; `record` gets what was made."""
     from ..physics.evaluate import evaluate
 
     ev = config["evaluate"]
@@ -134,6 +147,6 @@ def _evaluate(config: dict, out_dir: Path) -> dict[str, Any]:
                       lstm_threshold=ev["threshold"], n_tracks=ev["tracks"], cells=ev["cells"],
                       momentum_gev=float(ev["momentum"]), separation_momenta=tuple(ev["separation_momenta"]),
                       separation_tracks=ev["separation_tracks"], log=lambda line: print(line, flush=True))
-    files = sorted(p.name for p in out_dir.iterdir() if p.name == "evaluation.json" or p.suffix == ".png")
-    return {"output": files, "summary": result["summary"], "warnings": result.get("warnings", []),
-            "evaluate_seconds": round(result["seconds"], 1)}
+    files = sorted(p.name for p in out_dir.iterdir() if p.name == EVALUATION or p.suffix == ".png")
+    record.output, record.summary = files, result["summary"]
+    record.warnings, record.evaluate_seconds = [str(w) for w in result.get("warnings", [])], round(result["seconds"], 1)

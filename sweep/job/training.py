@@ -30,9 +30,11 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.metrics import classification_metrics, regression_metrics, roc_points
-from ..core.names import HISTORY, MODEL, MODEL_INFO, ROC
-from ..fsutil import atomic_write_json, atomic_write_text, atomic_write_with
+from ..core.names import HISTORY, MODEL, ROC
+from ..fsutil import atomic_write_text, atomic_write_with
 from ..physics import datasets
+from ..records.metrics import Metrics, Pruned, Split
+from ..records.modelinfo import ModelInfo, ModelInput, TrainedOn, write_model_info
 from . import checkpoint
 
 CLASSIFIER_HISTORY = ["epoch", "loss", "accuracy", "precision", "recall", "f1", "eff_purity",
@@ -189,7 +191,18 @@ def _progress_callback(channel, column: str, rows: list, pruned: dict, log, epoc
 
 
 def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print,
-          dataset_sha256: str = "") -> dict[str, Any]:
+          dataset_sha256: str = "") -> Metrics:
+    """Train the run `config` describes on `data_path`, writing its history, ROC, model and
+    training record into `out_dir` (its checkpoint too, while it trains).
+
+    Returns:
+        Its metrics (the runner adds what it knows of the job and writes metrics.json): the test
+        metrics at the best epoch, or for a trial its pruner stopped, where it stopped.
+
+    Raises:
+        InputError, DatasetError: an unusable configuration or dataset.
+        checkpoint.CheckpointExit: time to hand the checkpoint to HTCondor.
+    """
     import keras
 
     from .models import build, make_optimizer
@@ -209,8 +222,8 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print,
     best_weights, initial_epoch = None, 0
     if state:  # an evicted, preempted or restarted job: go on after its last finished epoch
         model, best_weights = checkpoint.restore(out_dir, state)
-        rows.extend(state["rows"])
-        initial_epoch = int(state["epochs_done"])
+        rows.extend(state.rows)
+        initial_epoch = state.epochs_done
         log(f"resuming after epoch {initial_epoch} from {checkpoint.folder(out_dir).name}/")
     else:
         model = build(model_kind, params)
@@ -222,7 +235,7 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print,
         steps = int(os.environ.get("SWEEP_STEPS_PER_EXECUTION", STEPS_PER_EXECUTION))
         model.compile(optimizer=make_optimizer(params["optimizer"], params.get("learning_rate")),
                       loss=params["loss"], metrics=metrics, steps_per_execution=steps)
-    resumed = {"resumed_from_epoch": initial_epoch} if state else {}
+    resumed = initial_epoch if state else None
     threshold = float(params.get("threshold", 0.5))
     epoch_metrics = _epoch_callback(model_kind, x[va], y[va], params["loss"], threshold, rows, log)
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=params["patience"],
@@ -247,12 +260,13 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print,
     if pruned:  # no test metrics: a pruned trial is not ranked (its history says how far it got)
         _write_history(out_dir / HISTORY, rows, CLASSIFIER_HISTORY if model_kind == "lstm" else REGRESSOR_HISTORY)
         shutil.rmtree(checkpoint.folder(out_dir), ignore_errors=True)
-        return {"run_id": config["run_id"], "config_id": config["config_id"], "model": model_kind,
-                "pruned": {**pruned, "column": config["progress"]["column"],
-                           "values": [float(r.get(config["progress"]["column"], math.nan)) for r in rows]},
-                "epochs_run": len(rows),
-                "validation": {k[4:]: v for k, v in rows[-1].items() if k.startswith("val_")} if rows else {},
-                "train_seconds": round(train_seconds, 3), **resumed}
+        column = config["progress"]["column"]
+        return Metrics(run_id=str(config["run_id"]), config_id=str(config["config_id"]), model=model_kind,
+                       pruned=Pruned(at_epoch=pruned["at_epoch"], value=pruned["value"], column=column,
+                                     values=[float(r.get(column, math.nan)) for r in rows]),
+                       epochs_run=len(rows),
+                       validation={k[4:]: v for k, v in rows[-1].items() if k.startswith("val_")} if rows else {},
+                       train_seconds=round(train_seconds, 3), resumed_from_epoch=resumed)
     best_epoch = int(stopper.best_epoch) + 1 if rows else 0
 
     test_pred = model.predict(x[te], batch_size=4096, verbose=0).ravel()
@@ -269,27 +283,27 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print,
         columns = REGRESSOR_HISTORY
     _write_history(out_dir / HISTORY, rows, columns)
     _save_model(model, out_dir / MODEL)
-    atomic_write_json(out_dir / MODEL_INFO, training_record(config, data_path, dataset_sha256))
+    write_model_info(out_dir, training_record(config, data_path, dataset_sha256))
     shutil.rmtree(checkpoint.folder(out_dir), ignore_errors=True)  # done: nothing to resume, nothing to transfer
     best_row = rows[best_epoch - 1] if best_epoch else {}
     n_windows = tr.size * len(rows)
-    return {
-        "run_id": config["run_id"],
-        "config_id": config["config_id"],
-        "model": model_kind,
-        "test": test,
-        "validation": {k[4:]: v for k, v in best_row.items() if k.startswith("val_")},
-        "best_epoch": best_epoch,
-        "epochs_run": len(rows),
-        "stopped_early": len(rows) < params["epochs"],
-        "threshold": threshold if model_kind == "lstm" else None,
-        "n_train": int(tr.size), "n_val": int(va.size), "n_test": int(te.size),
-        "split": {"by": "waveform", **waveforms, **natural},
-        "n_params": int(model.count_params()),
-        "train_seconds": round(train_seconds, 3),
-        "train_samples_per_second": round(n_windows / train_seconds, 1) if train_seconds > 0 else None,
-        **resumed,
-    }
+    return Metrics(
+        run_id=str(config["run_id"]),
+        config_id=str(config["config_id"]),
+        model=model_kind,
+        test=test,
+        validation={k[4:]: v for k, v in best_row.items() if k.startswith("val_")},
+        best_epoch=best_epoch,
+        epochs_run=len(rows),
+        stopped_early=len(rows) < params["epochs"],
+        threshold=threshold if model_kind == "lstm" else None,
+        n_train=int(tr.size), n_val=int(va.size), n_test=int(te.size),
+        split=Split(by="waveform", **waveforms, **natural),
+        n_params=int(model.count_params()),
+        train_seconds=round(train_seconds, 3),
+        train_samples_per_second=round(n_windows / train_seconds, 1) if train_seconds > 0 else None,
+        resumed_from_epoch=resumed,
+    )
 
 
 def _natural_metrics(model, data_path: Path, test_waveforms: np.ndarray, threshold: float, info: dict) -> dict:
@@ -305,24 +319,26 @@ def _natural_metrics(model, data_path: Path, test_waveforms: np.ndarray, thresho
     return {f"natural_{k}": m[k] for k in ("precision", "recall", "f1", "eff_purity", "auc")}
 
 
-def training_record(config: dict[str, Any], data_path: Path, dataset_sha256: str) -> dict[str, Any]:
+def training_record(config: dict[str, Any], data_path: Path, dataset_sha256: str) -> ModelInfo:
     """What a model was trained on, written beside it (model.json) and checked where it is applied
     (sweep evaluate, sweep data simulate --peak-model): the sampling interval and waveform length,
-    the inputs' layout and normalization, the simulation's parameters, the dataset's digest."""
+    the inputs' layout and normalization, the simulation's parameters, the dataset's digest.
+
+    Raises:
+        DatasetError: the dataset's metadata cannot be read.
+    """
     meta = datasets.read_meta(data_path)
-    record: dict[str, Any] = {"model": config["model"], "run_id": config["run_id"], "sweep": config["sweep"],
-                              "dataset": {"file": (meta.get("subset_of") or {}).get("file", data_path.name),
-                                          "sha256": dataset_sha256},
-                              "dt_ns": meta.get("dt_ns"), "n_samples": meta.get("n_samples"),
-                              "simulation": meta.get("params")}
     if config["model"] == "lstm":
-        record["input"] = {"window": datasets.WINDOW_LENGTH, "before": datasets.WINDOW_BEFORE,
-                           "normalization": datasets.window_normalization(meta),
-                           "finder": (meta.get("finder") or {}).get("name", "rise"),
-                           "input_stats": meta.get("input_stats")}
+        inputs = ModelInput(window=datasets.WINDOW_LENGTH, before=datasets.WINDOW_BEFORE,
+                            normalization=datasets.window_normalization(meta),
+                            finder=(meta.get("finder") or {}).get("name", "rise"), input_stats=meta.get("input_stats"))
     else:
-        record["input"] = {"cluster_input": meta.get("cluster_input")}
-    return record
+        inputs = ModelInput(cluster_input=meta.get("cluster_input"))
+    return ModelInfo(model=str(config["model"]), run_id=str(config["run_id"]), sweep=str(config["sweep"]),
+                     dataset=TrainedOn(file=(meta.get("subset_of") or {}).get("file", data_path.name),
+                                       sha256=dataset_sha256),
+                     dt_ns=meta.get("dt_ns"), n_samples=meta.get("n_samples"), simulation=meta.get("params"),
+                     input=inputs)
 
 
 def _write_history(path: Path, rows: list[dict], columns: list[str]) -> None:

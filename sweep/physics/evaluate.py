@@ -51,7 +51,6 @@ imported only when a model *path* is given; callables ``f(X) -> scores`` work wi
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -61,6 +60,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.metrics import classification_metrics, regression_metrics
+from ..records.evaluation import EVALUATION, Evaluation, write_evaluation
 from . import clusterize, deriv
 from . import datasets as D
 from .scorers import Scorer, load_model_fn  # noqa: F401  (load_model_fn: part of this module's API)
@@ -675,8 +675,8 @@ def evaluate(
         if plots:
             result["plots"] = _plots(out, result, det, counts, batch.n_clusters.astype(np.float64), tracks,
                                      separation)
-        slim = _json_safe({**result, "tracks": _strip_values(tracks)})
-        (out / "evaluation.json").write_text(json.dumps(slim, indent=2, sort_keys=True))
+        write_evaluation(out, Evaluation.from_json(_json_safe({**result, "tracks": _strip_values(tracks)}),
+                                                   out / EVALUATION))
     return result
 
 

@@ -9,7 +9,6 @@ imported only for a model *file*.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import tempfile
@@ -20,6 +19,8 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.names import MODEL_INFO
+from ..records.base import RecordError
+from ..records.modelinfo import ModelInfo, read_model_info
 
 Scorer = Callable[[np.ndarray], np.ndarray]
 
@@ -69,17 +70,20 @@ class ModelError(ValueError, InputError):
     """A model file that cannot be used: unreadable, not a Keras model, or the wrong input."""
 
 
-def training_record(model: Any) -> dict[str, Any] | None:
+def training_record(model: Any) -> ModelInfo | None:
     """What a model file was trained on (model.json beside it, written by its job), or None (a
-    callable, or a model trained before sweep wrote the record)."""
+    callable, or a model trained before sweep wrote the record).
+
+    Raises:
+        ModelError: the record is unreadable, holds a value of the wrong type (named), or was
+            written by a newer sweep.
+    """
     if model is None or not isinstance(model, (str, Path)):
         return None
-    path = Path(model).with_suffix(".json")  # model.keras -> model.json (MODEL_INFO), leader.keras -> leader.json
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
+    try:  # model.keras -> model.json (MODEL_INFO), leader.keras -> leader.json
+        return read_model_info(model)
+    except RecordError as exc:
+        raise ModelError(f"{model}: its training record cannot be used: {exc}") from None
 
 
 def check_model(model: Any, what: str, dt_ns: float, where: str, *, normalization: str | None = None,
@@ -112,27 +116,27 @@ def check_model(model: Any, what: str, dt_ns: float, where: str, *, normalizatio
         return ([] if model is None or not isinstance(model, (str, Path)) else
                 [f"{what} {model}: no training record beside it ({MODEL_INFO}): its sampling interval and "
                  "inputs are not checked"])
-    trained = record.get("dt_ns")
-    if isinstance(trained, (int, float)) and abs(float(trained) - float(dt_ns)) > 1e-6 * float(trained):
+    trained = record.dt_ns
+    if trained is not None and abs(float(trained) - float(dt_ns)) > 1e-6 * float(trained):
         raise ModelError(f"{what} {model} was trained on waveforms sampled every {trained:.6g} ns "
                          f"({1 / trained:.6g} GS/s); {where} is sampled every {dt_ns:.6g} ns ({1 / dt_ns:.6g} GS/s). "
                          "sweep does not resample: apply it to waveforms at its training rate, or train one at this rate")
-    inputs = record.get("input") if isinstance(record.get("input"), dict) else {}
+    inputs = record.input
     notes: list[str] = []
     if normalization is not None:
-        known = inputs.get("normalization")
+        known = inputs.normalization if inputs else None
         if known is None:
             notes.append(f"{what} {model}: its training record does not say how its windows were normalised")
         elif known != normalization:
             raise ModelError(f"{what} {model} was trained on windows normalised as {known!r}; sweep gives it "
                              f"windows in units of {normalization} (dataset format 3): retrain it on a dataset "
                              "simulated by this version")
-    trained_finder = inputs.get("finder", "rise") if normalization is not None else None
+    trained_finder = ((inputs.finder if inputs else None) or "rise") if normalization is not None else None
     if finder is not None and trained_finder is not None and trained_finder != finder:
         notes.append(f"warning: {what} {model} was trained on the candidates of the {trained_finder!r} finder and "
                      f"scores those of the {finder!r} finder here (simulation parameter candidate_finder): windows "
                      "of a kind it never saw; train it with the same finder")
-    notes += _distribution_warnings(inputs.get("input_stats"), stats, f"{what} {model}", where)
+    notes += _distribution_warnings(inputs.input_stats if inputs else None, stats, f"{what} {model}", where)
     return notes
 
 
@@ -151,9 +155,8 @@ def input_warnings(model: Any, what: str, stats: dict[str, Any], where: str) -> 
     with a peak model: its sampling is checked before it runs, its waveforms after); [] without a
     training record."""
     record = training_record(model)
-    inputs = (record or {}).get("input")
-    return _distribution_warnings(inputs.get("input_stats") if isinstance(inputs, dict) else None, stats,
-                                  f"{what} {model}", where)
+    inputs = record.input if record is not None else None
+    return _distribution_warnings(inputs.input_stats if inputs is not None else None, stats, f"{what} {model}", where)
 
 
 def _distribution_warnings(trained: Any, here: dict[str, Any] | None, label: str, where: str) -> list[str]:

@@ -78,7 +78,7 @@ class JobRecord:
         return self.holds[-1] if self.holds else None
 
 
-def _seconds(match: re.Match, offset: int) -> int:
+def _seconds(match: re.Match[str], offset: int) -> int:
     d, h, m, s = (int(match.group(offset + i)) for i in range(4))
     return ((d * 24 + h) * 60 + m) * 60 + s
 
@@ -109,7 +109,7 @@ class EventLogReader:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.jobs: dict[tuple[int, int], JobRecord] = {}
-        self._log = None
+        self._log: Any = None  # htcondor2.JobEventLog, once the log exists
 
     def update(self) -> dict[tuple[int, int], JobRecord]:
         """Read what is new; returns every job seen so far (the log may not exist yet)."""
@@ -124,11 +124,12 @@ class EventLogReader:
         return self.jobs
 
     def close(self) -> None:
+        """Close the log (a later update() opens it again from its start)."""
         if self._log is not None:
             self._log.close()
             self._log = None
 
-    def _apply(self, ev, T) -> None:
+    def _apply(self, ev: Any, T: Any) -> None:
         key = (ev.cluster, ev.proc)
         job = self.jobs.get(key)
         if job is None:

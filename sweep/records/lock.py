@@ -11,6 +11,11 @@ by renaming it away (atomic, so only one waiter wins), when its holder is a dead
 host, or when it has not been refreshed for `stale_after` seconds (a holder on another host that
 died). Within one process the lock is reentrant, so a command that holds it can call writers
 that take it too.
+
+The holder is a record (:class:`LockHolder`), written and read by this module alone. Schema
+versions: 0, lock files written before they carried ``schema_version`` (read as 1); 1, the
+same keys with ``schema_version``. A lock file that is empty or not JSON is being written, or
+garbage: it is judged by its age.
 """
 
 from __future__ import annotations
@@ -23,11 +28,15 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from ..core.errors import LockedError
 from ..core.names import LOCK_FILE
+from .base import Fields, JsonObject, Migration, NewerRecordError, RecordError, migrate, to_json
+
+SCHEMA_VERSION = 1
 
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_STALE_AFTER_S = 120.0
@@ -46,10 +55,45 @@ def _start_time(pid: int) -> str | None:
     return stat[stat.rfind(")") + 2:].split()[19]
 
 
-def _holder() -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "started": _start_time(os.getpid()),
-            "since": time.time(),
-            "command": " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:300]}
+@dataclass
+class LockHolder:
+    """Who holds a sweep's lock: host, pid (with its process's start time, which names it even
+    after the pid is reused), since when, and the command."""
+
+    host: str | None = None
+    pid: int | None = None
+    started: str | None = None
+    since: float = 0.0
+    command: str | None = None
+
+    def to_json(self) -> JsonObject:
+        """The record's JSON object (schema_version first)."""
+        return to_json(self, SCHEMA_VERSION)
+
+    @classmethod
+    def from_json(cls, data: JsonObject, path: str | Path = LOCK_FILE) -> LockHolder:
+        """A holder from its JSON object, of any schema version up to this sweep's.
+
+        Raises:
+            RecordError: written by a newer sweep, or a key of the wrong type.
+        """
+        f = Fields(migrate(path, data, SCHEMA_VERSION, MIGRATIONS), path)
+        return cls(host=f.opt_text("host"), pid=f.opt_integer("pid", lo=0), started=f.opt_text("started"),
+                   since=f.opt_number("since", finite=True) or 0.0, command=f.opt_text("command"))
+
+    @classmethod
+    def me(cls) -> LockHolder:
+        """This process."""
+        return cls(host=socket.gethostname(), pid=os.getpid(), started=_start_time(os.getpid()), since=time.time(),
+                   command=" ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:300])
+
+
+def _v0_to_v1(data: JsonObject) -> JsonObject:
+    """Version 0 (no schema_version) has the keys of version 1."""
+    return data
+
+
+MIGRATIONS: dict[int, Migration] = {0: _v0_to_v1}
 
 
 def _pid_alive(pid: int) -> bool:
@@ -62,20 +106,33 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _read_holder(path: Path) -> dict | None:
+def _read_holder(path: Path) -> LockHolder | None:
+    """The lock's holder; None when there is no lock file; an unknown holder (judged by the
+    file's age) when it is being written, or garbage.
+
+    Raises:
+        NewerRecordError: the holder was written by a newer sweep.
+    """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
-        return {}  # being written, or garbage: judged by its age
+        return LockHolder()  # being written, or garbage: judged by its age
+    if not isinstance(data, dict):
+        return LockHolder()
+    try:
+        return LockHolder.from_json(data, path)
+    except NewerRecordError:
+        raise
+    except RecordError:
+        return LockHolder()
 
 
-def _stale(path: Path, holder: dict, stale_after: float) -> bool:
-    if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
-        pid = holder["pid"]
-        started = holder.get("started")
+def _stale(path: Path, holder: LockHolder, stale_after: float) -> bool:
+    if holder.host == socket.gethostname() and holder.pid is not None:
+        pid = holder.pid
+        started = holder.started
         return not _pid_alive(pid) or (started is not None and _start_time(pid) not in (None, started))
     try:
         age = time.time() - path.stat().st_mtime
@@ -84,11 +141,11 @@ def _stale(path: Path, holder: dict, stale_after: float) -> bool:
     return age > stale_after
 
 
-def _describe(holder: dict | None) -> str:
-    if not holder:
+def _describe(holder: LockHolder | None) -> str:
+    if holder is None or holder == LockHolder():
         return "another sweep command"
-    since = time.strftime("%H:%M:%S", time.localtime(holder.get("since", 0)))
-    return f"{holder.get('command') or 'a sweep command'} (pid {holder.get('pid')} on {holder.get('host')}, since {since})"
+    since = time.strftime("%H:%M:%S", time.localtime(holder.since))
+    return f"{holder.command or 'a sweep command'} (pid {holder.pid} on {holder.host}, since {since})"
 
 
 @contextmanager
@@ -107,6 +164,8 @@ def sweep_lock(folder: Path, timeout: float = DEFAULT_TIMEOUT_S,
 
     Raises:
         LockedError: another live command held the lock for `timeout` seconds (named).
+        NewerRecordError (a ResultsError): the lock is held by a newer sweep, whose lock file this
+            sweep cannot judge.
     """
     path = folder.resolve() / LOCK_FILE
     with _held_guard:
@@ -124,7 +183,7 @@ def sweep_lock(folder: Path, timeout: float = DEFAULT_TIMEOUT_S,
         return
     created = [p for p in [folder, *folder.parents] if not p.exists()]  # innermost first
     folder.mkdir(parents=True, exist_ok=True)
-    _acquire(path, timeout, stale_after)
+    _acquire(path.parent, timeout, stale_after)
     with _held_guard:
         _held[path] = 1
     stop = threading.Event()
@@ -145,10 +204,13 @@ def sweep_lock(folder: Path, timeout: float = DEFAULT_TIMEOUT_S,
                 break
 
 
-def _acquire(path: Path, timeout: float, stale_after: float) -> None:
+def _acquire(folder: Path, timeout: float, stale_after: float) -> None:
+    """Create `folder`/.sweep.lock with this process as its holder, breaking a stale one, waiting
+    for a live one (up to `timeout` seconds)."""
+    path = folder / LOCK_FILE
     deadline = time.monotonic() + timeout
     delay = 0.05
-    text = json.dumps(_holder())
+    text = json.dumps(LockHolder.me().to_json())
     while True:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

@@ -1,17 +1,25 @@
 """Read what a run left in results/<sweep>/<run-id>/ and say whether it is a valid result.
 
-Never raises on a bad run folder: every problem becomes a reason the collector can print.
+Never raises on a bad run folder: every problem becomes a reason the collector can print. The
+run's records are read through their models (records.runinfo, records.metrics,
+records.localexit): a file that is unreadable, holds a value of the wrong type or was written by
+a newer sweep is a reason that names the file, the key and what was expected.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Callable, TypeVar
 
 from ..core.names import LOCAL_RECORD, METRICS, RUN_INFO, STDERR
 from ..core.states import RunState
+from .base import RecordError
+from .localexit import LocalExit, read_local_exit
+from .metrics import Metrics, read_metrics
+from .runinfo import RunInfo, read_run_info
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -21,8 +29,8 @@ class RunOutcome:
     run_id: str
     state: RunState  # OK | FAILED | MISSING | CORRUPT (collect adds HELD / REMOVED from the event log)
     reason: str = ""
-    metrics: dict[str, Any] | None = None
-    run_info: dict[str, Any] | None = None
+    metrics: Metrics | None = None
+    run_info: RunInfo | None = None
     stderr_tail: list[str] = field(default_factory=list)
     exit_code: int | None = None
 
@@ -32,16 +40,13 @@ class RunOutcome:
         return self.state is RunState.OK
 
 
-def _read_json(path: Path) -> tuple[dict | None, str | None]:
+def _read(read: Callable[[Path], T | None], folder: Path, name: str) -> tuple[T | None, str | None]:
+    """(the record, None), (None, None) when absent, or (None, why it cannot be used)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None, None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return None, f"unreadable {path.name}: {exc}"
-    if not isinstance(data, dict):
-        return None, f"unreadable {path.name}: expected a JSON object"
-    return data, None
+        return read(folder), None
+    except RecordError as exc:
+        key = f"{exc.key}: " if exc.key else ""
+        return None, f"unreadable {name}: {key}{exc.detail}"
 
 
 def tail(path: Path, lines: int = 5) -> list[str]:
@@ -74,41 +79,42 @@ def read_run(results_dir: Path, run_id: str, required_metrics: list[str] | None 
         outcome.reason = "no result: not run yet, still queued/running, or outputs not transferred back"
         return outcome
     outcome.stderr_tail = tail(folder / STDERR)
-    run_info, run_err = _read_json(folder / RUN_INFO)
-    metrics, metrics_err = _read_json(folder / METRICS)
-    local, _ = _read_json(folder / LOCAL_RECORD)
+    run_info, run_err = _read(read_run_info, folder, RUN_INFO)
+    metrics, metrics_err = _read(read_metrics, folder, METRICS)
+    local: LocalExit | None
+    local, _ = _read(read_local_exit, folder, LOCAL_RECORD)
     outcome.run_info = run_info
     if run_info is not None:
-        outcome.exit_code = run_info.get("exit_code")
+        outcome.exit_code = run_info.exit_code
     elif local is not None:
-        outcome.exit_code = local.get("returncode")
+        outcome.exit_code = local.returncode
 
-    if run_info is not None and run_info.get("status") == RunState.FAILED:
+    if run_info is not None and run_info.status is RunState.FAILED:
         outcome.state = RunState.FAILED
-        outcome.reason = f"job failed (exit {run_info.get('exit_code')}): {run_info.get('error', 'no message')}"
+        outcome.reason = f"job failed (exit {run_info.exit_code}): {run_info.error or 'no message'}"
         return outcome
-    if run_info is None and local is not None and local.get("returncode") not in (0, None):
+    if run_info is None and local is not None and local.returncode not in (0, None):
         outcome.state = RunState.FAILED
-        why = local.get("reason") or f"exit status {local.get('returncode')}"
+        why = local.reason or f"exit status {local.returncode}"
         outcome.reason = f"job failed: {why}"
         return outcome
-    if run_info is not None and run_info.get("status") == RunState.PRUNED and metrics is not None:
+    if run_info is not None and run_info.status is RunState.PRUNED and metrics is not None:
         outcome.state, outcome.metrics = RunState.PRUNED, metrics
-        outcome.reason = f"pruned by the search after epoch {run_info.get('pruned_at_epoch')}"
+        outcome.reason = f"pruned by the search after epoch {run_info.pruned_at_epoch}"
         return outcome
     if metrics_err:
         outcome.state = RunState.CORRUPT
         outcome.reason = metrics_err
         return outcome
     if metrics is None:
-        if run_info is not None and run_info.get("status") == RunState.RUNNING:
+        if run_info is not None and run_info.status is RunState.RUNNING:
             outcome.reason = "started but did not finish (no metrics.json; killed or still running)"
         else:
             outcome.reason = "no metrics.json" + (f"; run.json problem: {run_err}" if run_err else "")
         outcome.state = RunState.FAILED if outcome.stderr_tail or run_info else RunState.MISSING
         return outcome
-    test = metrics.get("test")
-    if not isinstance(test, dict):
+    test = metrics.test
+    if test is None:
         outcome.state = RunState.CORRUPT
         outcome.reason = "metrics.json has no 'test' metrics"
         return outcome
@@ -124,8 +130,8 @@ def read_run(results_dir: Path, run_id: str, required_metrics: list[str] | None 
 def trained_on(outcome: RunOutcome) -> str | None:
     """The sha256 of the dataset a valid result was trained on (None for results written before
     runs recorded it)."""
-    dataset = (outcome.metrics or {}).get("dataset")
-    return dataset.get("sha256") if isinstance(dataset, dict) else None
+    dataset = outcome.metrics.dataset if outcome.metrics is not None else None
+    return dataset.sha256 if dataset is not None else None
 
 
 def mark_stale(outcome: RunOutcome, current_sha256: str | None) -> RunOutcome:

@@ -5,9 +5,14 @@ report read it. No job ever opens it, so no shared file system is needed."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # optuna is imported when a study is opened
+    import optuna
+    from optuna.storages import JournalStorage
 
 
-def storage(path: Path):
+def storage(path: Path) -> JournalStorage:
     """The journal storage of `path` (its folder is created)."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
@@ -16,7 +21,7 @@ def storage(path: Path):
     return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
 
 
-def load_study(path: Path, name: str):
+def load_study(path: Path, name: str) -> optuna.Study:
     """The study `name` of an existing journal (read by collect and report).
 
     Raises:

@@ -38,9 +38,10 @@ from ..core.gridspec import GridSpec
 from ..core.names import DRIVER_DIR, HISTORY, SweepPaths
 from ..core.render import render_sweep
 from ..core.states import RunState
-from ..fsutil import file_digest, write_text_if_changed
+from ..fsutil import write_text_if_changed
 from ..records.lock import sweep_lock
-from ..records.manifest import now, read_manifest, save_manifest
+from ..records.manifest import CodeRef, ResourceRequest, RunEntry, SearchInfo, dataset_ref, now, read_manifest, updating
+from ..records.metrics import Metrics
 from ..records.runs import mark_stale, read_run
 from ..submit import codebundle
 from . import study as studies
@@ -110,52 +111,42 @@ class Driver:
         codebundle.write(self.code, jobs_dir)
         write_text_if_changed(self.paths.wrapper(spec.name), rendered.wrapper_text, mode=0o755)
         self.paths.results(spec.name).mkdir(parents=True, exist_ok=True)
-        with sweep_lock(jobs_dir):
-            manifest = read_manifest(jobs_dir) or {}
+        with updating(jobs_dir) as manifest:
             s = spec.search
-            objectives = [list(o) for o in s.objectives]
-            ranking = objectives + [list(r) for r in spec.ranking if r[0] not in {m for m, _ in s.objectives}]
-            manifest.update({
-                "sweep": spec.name, "model": spec.model, "description": spec.description,
-                "grid": manifest.get("grid") or str(Path(spec.file).resolve()), "rendered_at": now(),
-                "sweep_version": __version__,
-                "ranking": ranking, "swept": spec.swept, "resources": spec.resources.as_dict(),
-                "code": {"archive": self.code.name, "sha256": self.code.sha256},
-                "search": {"sampler": s.sampler, "pruner": s.pruner, "objectives": objectives,
-                           "trials": s.trials, "parallel": s.parallel, "seed": s.seed,
-                           "journal": str(studies.journal_path(spec, self.root)),
-                           "prune_on": list(s.prune_on), "backend": self.executor.name},
-            })
+            objectives = [(m, d) for m, d in s.objectives]
+            ranking = objectives + [(m, d) for m, d in spec.ranking if m not in dict(objectives)]
+            manifest.sweep, manifest.model, manifest.description = spec.name, spec.model, spec.description
+            manifest.grid = manifest.grid or str(Path(spec.file).resolve())
+            manifest.rendered_at, manifest.sweep_version = now(), __version__
+            manifest.ranking, manifest.swept = ranking, list(spec.swept)
+            manifest.resources = ResourceRequest.of(spec.resources.as_dict())
+            manifest.code = CodeRef(archive=self.code.name, sha256=self.code.sha256)
+            manifest.search = SearchInfo(sampler=s.sampler, pruner=s.pruner, objectives=objectives, trials=s.trials,
+                                         parallel=s.parallel, seed=s.seed,
+                                         journal=str(studies.journal_path(spec, self.root)),
+                                         prune_on=list(s.prune_on), backend=self.executor.name)
             if spec.data.path.is_file():  # what the trials train on (a result of another version is stale)
-                known = manifest.get("dataset") if (manifest.get("dataset") or {}).get("path") == str(spec.data.path) \
-                    else None
-                manifest["dataset"] = {"path": str(spec.data.path), **file_digest(spec.data.path, known)}
-                self.dataset_sha256 = manifest["dataset"]["sha256"]
-            manifest.setdefault("runs", [])
-            manifest.setdefault("submissions", [])
-            manifest.setdefault("learned_memory_mb", {})
-            save_manifest(jobs_dir, manifest)
+                manifest.dataset = dataset_ref(spec.data.path, manifest.dataset)
+                self.dataset_sha256 = manifest.dataset.sha256
 
     def _render(self, run, trial: int):
-        manifest = read_manifest(self.paths.jobs(self.spec.name)) or {}
-        rendered = render_sweep(self.spec, [run], self.root, memory_mb=manifest.get("learned_memory_mb", {}),
+        manifest = read_manifest(self.paths.jobs(self.spec.name))
+        rendered = render_sweep(self.spec, [run], self.root,
+                                memory_mb=dict(manifest.learned_memory_mb) if manifest else {},
                                 code_archive=self.code.name, native_memory_retry=self.native,
                                 trials={run.run_id: trial})
         r = rendered.runs[0]
         write_text_if_changed(r.config_path, r.config_text)
         write_text_if_changed(r.submit_path, r.submit_text)
-        with sweep_lock(rendered.jobs_dir):
-            manifest = read_manifest(rendered.jobs_dir) or {}
-            runs = manifest.setdefault("runs", [])
-            entry = next((e for e in runs if e["run_id"] == run.run_id), None)
+        with updating(rendered.jobs_dir) as manifest:
+            entry = manifest.run(run.run_id)
             if entry is None:
-                entry = {"run_id": run.run_id, "config_id": run.config_id, "name": run.name, "repeat": 0,
-                         "seed": run.seed, "swept": run.swept}
-                runs.append(entry)
-            entry.setdefault("trials", [])
-            if trial not in entry["trials"]:
-                entry["trials"].append(trial)
-            save_manifest(rendered.jobs_dir, manifest)
+                entry = RunEntry(run_id=run.run_id, config_id=run.config_id, name=run.name, repeat=0, seed=run.seed,
+                                 swept=run.swept)
+                manifest.runs.append(entry)
+            entry.trials = entry.trials if entry.trials is not None else []
+            if trial not in entry.trials:
+                entry.trials.append(trial)
         return rendered, r
 
     # ------------------------------------------------------------ the study
@@ -185,13 +176,13 @@ class Driver:
         outcome = read_run(self.paths.results(self.spec.name), run_id, [m for m, _ in self.spec.search.objectives])
         return mark_stale(outcome, self.dataset_sha256)
 
-    def _epoch_values(self, run_id: str, metrics: dict) -> list[float]:
+    def _epoch_values(self, run_id: str, metrics: Metrics) -> list[float]:
         """A finished run's value of the pruner's column at each epoch: a pruned run keeps them in
         its metrics, a complete one in its history.csv (nothing without a pruner)."""
         if self.spec.search.pruner == "none":
             return []
-        if metrics.get("pruned"):
-            return [float(v) for v in metrics["pruned"].get("values", [])]
+        if metrics.pruned is not None:
+            return [float(v) for v in metrics.pruned.values]
         try:
             with open(self.paths.results(self.spec.name) / run_id / HISTORY, newline="") as f:
                 rows = list(csv.DictReader(f))
@@ -206,8 +197,8 @@ class Driver:
                 out.append(math.nan)
         return out
 
-    def _objectives(self, metrics: dict) -> list[float] | None:
-        test = metrics.get("test") or {}
+    def _objectives(self, metrics: Metrics) -> list[float] | None:
+        test = metrics.test or {}
         values = [test.get(m) for m, _ in self.spec.search.objectives]
         if any(not isinstance(v, (int, float)) or math.isnan(v) for v in values):
             return None

@@ -77,7 +77,7 @@ def start_search(options: SearchOptions, console, *, checks: GridChecks | None =
     python, _ = job_interpreter(spec)
     check_interpreter(spec, python, console)
     jobs_dir = SweepPaths(options.root.resolve()).jobs(spec.name)
-    manifest = read_manifest(jobs_dir) or {}
+    manifest = read_manifest(jobs_dir)
     local = options.mode == "local" or (options.mode == "auto" and htcondor.configured_pool() is None
                                         and not on_pool(manifest))
     if local:
@@ -249,9 +249,9 @@ def submit_driver(schedd, spec: GridSpec, grid: Path, root: Path) -> int:
     except Exception as exc:  # noqa: BLE001
         raise BackendError(f"the schedd refused the search driver: {printable(str(exc))[:300]}") from None
     cluster = result.cluster()
-    update_submission(jobs_dir, f"driver-{cluster}", {"backend": names.BACKEND_HTCONDOR, "role": names.ROLE_DRIVER,
-                                                     "cluster": cluster, "grid": str(Path(grid).resolve()),
-                                                     "state": "submitted", "owner": htcondor.submitting_owner()})
+    update_submission(jobs_dir, f"driver-{cluster}", backend=names.BACKEND_HTCONDOR, role=names.ROLE_DRIVER,
+                      cluster=cluster, grid=str(Path(grid).resolve()), state="submitted",
+                      owner=htcondor.submitting_owner())
     return cluster
 
 

@@ -9,7 +9,6 @@ the local backend.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -21,7 +20,9 @@ from ..core import names
 from ..core.errors import BackendError
 from ..core.render import RenderedRun, RenderedSweep, submit_string
 from ..fsutil import atomic_write_text
+from ..records.base import RecordError
 from ..records.events import is_memory_hold
+from ..records.progress import read_progress
 
 
 @dataclass
@@ -155,22 +156,18 @@ class HTCondorTrials:
         return out
 
     def request_prune(self, job: TrialJob) -> None:
+        # the job reads prune.request in its submit-side folder through chirp within a second; the
+        # attribute is what it read before (condor_qedit -forward: the schedd forwards only a job's
+        # first such edit at once, later ones half a minute later, measured on 23.9)
+        ask_to_stop(job)
         htcondor2 = self._htcondor.bindings()
         try:
-            # SetDirty (condor_qedit -forward): the schedd forwards the change to the running job's
-            # shadow, where chirp's get_job_attr reads it; without it the job would see it only
-            # after a restart (measured on 23.9: never within the run)
             self.backend.schedd.edit([job.job], names.ATTR_PRUNE, "true", flags=htcondor2.TransactionFlag.SetDirty)
         except Exception as exc:  # noqa: BLE001
             raise BackendError(f"cannot set {names.ATTR_PRUNE} on job {job.job}: {exc}") from None
 
     def judged(self, job: TrialJob, epochs: int) -> None:
-        htcondor2 = self._htcondor.bindings()
-        try:  # forwarded to the running job's shadow, where chirp's get_job_attr reads it (as SweepPrune)
-            self.backend.schedd.edit([job.job], names.ATTR_JUDGED, str(int(epochs)),
-                                     flags=htcondor2.TransactionFlag.SetDirty)
-        except Exception as exc:  # noqa: BLE001
-            raise BackendError(f"cannot set {names.ATTR_JUDGED} on job {job.job}: {exc}") from None
+        tell_judged(job, epochs)  # read by the job through chirp from its submit-side folder (its Iwd)
 
     def activity(self, jobs: list[TrialJob]) -> object:
         return None  # nothing cheaper than asking the schedd: the driver polls
@@ -193,6 +190,31 @@ class HTCondorTrials:
 
     def close(self) -> None:
         pass
+
+
+def tell_judged(job: TrialJob, epochs: int) -> None:
+    """progress.seen in the run's folder: the job, waiting for the verdict on its last epoch, reads
+    it there (here directly; on a pool through chirp, the folder being its submit-side Iwd).
+
+    Raises:
+        BackendError: the folder cannot be written.
+    """
+    try:
+        atomic_write_text(job.results_dir / names.PROGRESS_SEEN, f"{int(epochs)}\n", mode=0o644)
+    except OSError as exc:
+        raise BackendError(f"cannot tell job {job.job} its epochs are judged: {exc}") from None
+
+
+def ask_to_stop(job: TrialJob) -> None:
+    """prune.request in the run's folder: the job stops at the end of its epoch.
+
+    Raises:
+        BackendError: the folder cannot be written.
+    """
+    try:
+        atomic_write_text(job.results_dir / names.PRUNE_REQUEST, "pruned by the search's driver\n", mode=0o644)
+    except OSError as exc:
+        raise BackendError(f"cannot ask job {job.job} to stop: {exc}") from None
 
 
 # ----------------------------------------------------------------- this machine
@@ -220,10 +242,11 @@ class LocalTrials:
         out = {}
         for j in jobs:
             running = self.running.get(j.run_id)
-            values = []
-            try:
-                values = json.loads((j.results_dir / names.PROGRESS_FILE).read_text()).get("values", [])
-            except (OSError, ValueError, AttributeError):
+            values: list[float] = []
+            try:  # none yet, or unreadable (a job's file: untrusted): nothing reported this time
+                progress = read_progress(j.results_dir)
+                values = progress.values if progress is not None else []
+            except RecordError:
                 pass
             if running is None:
                 out[j.run_id] = Observation(live=False, values=values)
@@ -242,10 +265,10 @@ class LocalTrials:
         return out
 
     def request_prune(self, job: TrialJob) -> None:
-        (job.results_dir / names.PRUNE_REQUEST).write_text("pruned by the search's driver\n")
+        ask_to_stop(job)
 
     def judged(self, job: TrialJob, epochs: int) -> None:
-        atomic_write_text(job.results_dir / names.PROGRESS_SEEN, f"{epochs}\n")
+        tell_judged(job, epochs)
 
     def activity(self, jobs: list[TrialJob]) -> object:
         seen = []

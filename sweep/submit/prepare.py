@@ -19,9 +19,9 @@ from ..core.gridspec import GridChecks, GridSpec
 from ..core.names import SweepPaths
 from ..core.render import RenderedSweep, render_sweep
 from ..core.errors import InputError
-from ..fsutil import file_digest, write_text_if_changed
-from ..records.lock import sweep_lock
-from ..records.manifest import merge_runs, now, read_manifest, save_manifest
+from ..fsutil import write_text_if_changed
+from ..records.manifest import CodeRef, DatasetRef, ResourceRequest, RunEntry, dataset_ref, merge_runs, now, \
+    read_manifest, updating
 from . import codebundle
 from .classads import check_expression
 
@@ -77,20 +77,19 @@ def _render(spec: GridSpec, runs: list[RunSpec], root: Path, code: codebundle.Co
         RenderError: a template problem or an unsafe value.
         InputError: data.url without the local copy of the dataset.
     """
-    manifest = read_manifest(SweepPaths(root.resolve()).jobs(spec.name)) or {}
+    manifest = read_manifest(SweepPaths(root.resolve()).jobs(spec.name))
     sha = None
     if spec.data.url:  # the jobs check that what they fetch is the grid's dataset
         if not spec.data.path.is_file():
             raise InputError(f"{spec.file}: data.url gives where the jobs fetch the dataset, and data.path "
                              f"({spec.data.path_text}) must be a local copy of it (its sha256 is the sweep's "
                              "identity, checked by every job): the file does not exist")
-        known = manifest.get("dataset") if (manifest.get("dataset") or {}).get("path") == str(spec.data.path) else None
-        sha = file_digest(spec.data.path, known)["sha256"]
-    return render_sweep(spec, runs, root, memory_mb=manifest.get("learned_memory_mb", {}),
+        sha = dataset_ref(spec.data.path, manifest.dataset if manifest else None).sha256
+    return render_sweep(spec, runs, root, memory_mb=dict(manifest.learned_memory_mb) if manifest else {},
                         code_archive=code.name, native_memory_retry=native_memory_retry, dataset_sha256=sha)
 
 
-def write_rendered(prepared: Prepared, grid_path: str | os.PathLike, dataset: dict | None = None) -> Path:
+def write_rendered(prepared: Prepared, grid_path: str | os.PathLike, dataset: DatasetRef | None = None) -> Path:
     """Write jobs/<sweep>/ (wrapper, per-run config.yaml and job.sub, manifest); make results/<sweep>/.
     The manifest keeps the runs of earlier renders that this grid no longer has (in_grid false),
     and records `dataset` (path, sha256, size: what the runs submitted now train on).
@@ -107,32 +106,19 @@ def write_rendered(prepared: Prepared, grid_path: str | os.PathLike, dataset: di
         write_text_if_changed(r.submit_path, r.submit_text)
     rendered.results_dir.mkdir(parents=True, exist_ok=True)
     grid_text = Path(grid_path).read_bytes()
-    with sweep_lock(jobs_dir):
-        _write_manifest(prepared, grid_path, grid_text, dataset)
+    spec = prepared.spec
+    current = [RunEntry(run_id=r.run_id, config_id=r.config_id, name=r.name, repeat=r.repeat, seed=r.seed,
+                        swept=r.swept) for r in prepared.runs]
+    with updating(jobs_dir) as manifest:
+        manifest.sweep, manifest.model, manifest.description = spec.name, spec.model, spec.description
+        manifest.grid = str(Path(grid_path).resolve())
+        manifest.grid_sha256 = hashlib.sha256(grid_text).hexdigest()
+        manifest.rendered_at, manifest.sweep_version = now(), __version__
+        manifest.ranking = [(m, d) for m, d in spec.ranking]
+        manifest.swept = list(spec.swept)
+        manifest.resources = ResourceRequest.of(spec.resources.as_dict())
+        manifest.code = CodeRef(archive=prepared.code.name, sha256=prepared.code.sha256)
+        manifest.runs = merge_runs(manifest.runs, current)
+        if dataset is not None:
+            manifest.dataset = dataset
     return jobs_dir
-
-
-def _write_manifest(prepared: Prepared, grid_path: str | os.PathLike, grid_text: bytes, dataset: dict | None) -> None:
-    spec, jobs_dir = prepared.spec, prepared.rendered.jobs_dir
-    manifest = read_manifest(jobs_dir) or {}
-    current = [{"run_id": r.run_id, "config_id": r.config_id, "name": r.name, "repeat": r.repeat,
-                "seed": r.seed, "swept": r.swept} for r in prepared.runs]
-    manifest.update({
-        "sweep": spec.name,
-        "model": spec.model,
-        "description": spec.description,
-        "grid": str(Path(grid_path).resolve()),
-        "grid_sha256": hashlib.sha256(grid_text).hexdigest(),
-        "rendered_at": now(),
-        "sweep_version": __version__,
-        "ranking": [list(r) for r in spec.ranking],
-        "swept": spec.swept,
-        "resources": spec.resources.as_dict(),
-        "code": {"archive": prepared.code.name, "sha256": prepared.code.sha256},
-        "runs": merge_runs(manifest.get("runs", []), current),
-    })
-    if dataset is not None:
-        manifest["dataset"] = dataset
-    manifest.setdefault("submissions", [])
-    manifest.setdefault("learned_memory_mb", {})
-    save_manifest(jobs_dir, manifest)

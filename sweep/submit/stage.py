@@ -23,10 +23,10 @@ from ..core.errors import BackendError, InputError, NotFoundError, printable
 from ..core.gridspec import GridChecks, GridSpec, merged_settings
 from ..core.names import BACKEND_HTCONDOR, BACKEND_LOCAL, PACKAGE_DIR, SweepPaths
 from ..core.render import relative_to_root
-from ..fsutil import file_digest
 from ..core.states import RunState
 from ..records.lock import sweep_lock
-from ..records.manifest import load_manifest, on_pool, read_manifest, record_submission
+from ..records.manifest import DatasetRef, Manifest, dataset_ref, load_manifest, on_pool, read_manifest, \
+    record_submission
 from ..records.runs import mark_stale, read_run
 from .prepare import for_native_memory_retry, prepare, write_rendered
 from .status import sweep_status, wait_for
@@ -94,7 +94,7 @@ def submit_grid(options: SubmitOptions, console, *, checks: GridChecks | None = 
         from rich.markup import escape
 
         console.print(f"[yellow]warning:[/] {escape(warning)}")
-    manifest = read_manifest(rendered.jobs_dir) or {}
+    manifest = read_manifest(rendered.jobs_dir)
     dataset = _dataset(spec, manifest)  # None while the file does not exist (the data step makes it)
     stale: list = []
     if options.only:
@@ -146,7 +146,7 @@ def _show_settings(console, spec: GridSpec) -> None:
 
 
 def _submit_locked(options: SubmitOptions, console, prepared, todo: list, done: int, backend,
-                   make_dataset: DataStep | None, dataset: dict | None) -> SubmitOutcome:
+                   make_dataset: DataStep | None, dataset: DatasetRef | None) -> SubmitOutcome:
     root = options.root
     spec, rendered = prepared.spec, prepared.rendered
     skipped = {}
@@ -159,7 +159,7 @@ def _submit_locked(options: SubmitOptions, console, prepared, todo: list, done: 
             console.print(note)
     if dataset is None and spec.data.path.is_file() and not options.only:
         # the data step has just made the file: results trained on an earlier version are stale
-        dataset = _dataset(spec, {})
+        dataset = _dataset(spec, None)
         _, stale = _to_submit([r for r in rendered.runs if r not in todo and r.run.run_id not in skipped],
                               rendered.results_dir, spec, dataset, False)
         if stale and backend.name == BACKEND_HTCONDOR:
@@ -168,7 +168,7 @@ def _submit_locked(options: SubmitOptions, console, prepared, todo: list, done: 
         _say_stale(console, spec, stale)
         todo, done = todo + stale, done - len(stale)
     elif dataset is None and spec.data.path.is_file():
-        dataset = _dataset(spec, {})
+        dataset = _dataset(spec, None)
     jobs_dir = write_rendered(prepared, options.grid, dataset=dataset)
     console.print(f"rendered {len(rendered.runs)} runs into {relative_to_root(jobs_dir, root)}/ "
                   f"({done} already done, {len(skipped)} queued or running, {len(todo)} to submit)")
@@ -179,7 +179,7 @@ def _submit_locked(options: SubmitOptions, console, prepared, todo: list, done: 
         return SubmitOutcome(spec.name, follow="wait" if skipped and options.wait else None)
     report = backend.submit(rendered, todo)
     if report.backend == BACKEND_LOCAL:
-        record_submission(jobs_dir, {"backend": report.backend, "runs": report.submitted})
+        record_submission(jobs_dir, backend=report.backend, runs=report.submitted)
         codes = report.details.get("exit_codes", {})
         failed = sum(1 for c in codes.values() if c != 0)
         console.print(f"local: {len(codes) - failed} of {len(codes)} runs finished, {failed} failed")
@@ -233,23 +233,23 @@ def check_interpreter(spec: GridSpec, python: str, console) -> None:
                          "condor.container_image)")
 
 
-def _dataset(spec: GridSpec, manifest: dict) -> dict | None:
+def _dataset(spec: GridSpec, manifest: Manifest | None) -> DatasetRef | None:
     """The grid's dataset as the manifest records it: path and content digest (sha256, size);
     None while the file does not exist. The manifest's earlier digest is reused while the file's
     size and modification time are unchanged (a large file is read once)."""
     if not spec.data.path.is_file():
         return None
-    known = manifest.get("dataset") if (manifest.get("dataset") or {}).get("path") == str(spec.data.path) else None
-    return {"path": str(spec.data.path), **file_digest(spec.data.path, known)}
+    return dataset_ref(spec.data.path, manifest.dataset if manifest is not None else None)
 
 
-def _to_submit(runs: list, results_dir: Path, spec: GridSpec, dataset: dict | None, force: bool) -> tuple[list, list]:
+def _to_submit(runs: list, results_dir: Path, spec: GridSpec, dataset: DatasetRef | None, force: bool
+               ) -> tuple[list, list]:
     """(the runs to submit, those of them that have a valid result trained on another version of
     the dataset). Without --force a run with a valid, current result is not submitted again."""
     required = [m for m, _ in spec.ranking]
     todo, stale = [], []
     for r in runs:
-        outcome = mark_stale(read_run(results_dir, r.run.run_id, required), dataset and dataset["sha256"])
+        outcome = mark_stale(read_run(results_dir, r.run.run_id, required), dataset.sha256 if dataset else None)
         if force or not outcome.ok:
             todo.append(r)
             if outcome.state is RunState.STALE:
@@ -324,9 +324,9 @@ def resubmit(sweep: str, options: SubmitOptions, console, warnings=None, *, fail
     """
     warnings = warnings or console
     manifest = load_manifest(options.root, sweep)  # no such sweep: an error before anything is locked or written
-    if manifest.get("search"):
+    if manifest.search is not None:
         raise InputError(f"sweep '{sweep}' is a search: its driver tries failed trials again by itself "
-                         f"(search.retries); `sweep search {printable(manifest.get('grid', 'GRID'))}` resumes a "
+                         f"(search.retries); `sweep search {printable(manifest.grid or 'GRID')}` resumes a "
                          "search whose driver has stopped")
     with sweep_lock(SweepPaths(options.root.resolve()).jobs(sweep)):
         return _resubmit_locked(sweep, options, console, warnings, failed_only, checks, make_dataset)
@@ -340,10 +340,10 @@ def _resubmit_locked(sweep: str, options: SubmitOptions, console, warnings, fail
     if pool and status.schedd is None and options.mode != LOCAL:
         # without the schedd we cannot tell held or queued jobs from lost ones: rerunning could duplicate
         raise BackendError(f"cannot resubmit sweep '{sweep}' without its schedd ({status.pool_note})")
-    grid = Path(manifest["grid"])
-    if not grid.is_file():
+    grid = Path(manifest.grid or "")
+    if not manifest.grid or not grid.is_file():
         raise NotFoundError(f"the sweep's grid file {grid} is gone; submit the grid again instead")
-    if hashlib.sha256(grid.read_bytes()).hexdigest() != manifest.get("grid_sha256"):
+    if hashlib.sha256(grid.read_bytes()).hexdigest() != manifest.grid_sha256:
         warnings.print(f"[yellow]{grid} changed since it was submitted: runs are matched by id, "
                        "and configurations that changed are new runs (submit the grid for those)[/]")
     runs = [r.run_id for r in status.runs

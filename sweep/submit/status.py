@@ -13,7 +13,7 @@ from ..core.names import DAGS_DIR, JOB_EXIT_NEVER_RETRIED, SweepPaths
 from ..core.states import RunState
 from ..records.events import (RUNTIME_HOLD_CODES, EventLogReader, attempts_by_run, is_memory_hold, latest_by_run,
                               read_event_log)
-from ..records.manifest import in_grid, list_sweeps, load_manifest, on_pool
+from ..records.manifest import Manifest, Submission, list_sweeps, load_manifest, on_pool
 from ..records.runs import read_run
 
 #: The order in which counts are shown.
@@ -92,7 +92,8 @@ class Backoff:
         return self.interval
 
 
-def _live(sweep: str, manifest: dict, follower: Follower | None = None) -> tuple[dict, int, object, str, dict]:
+def _live(sweep: str, manifest: Manifest, follower: Follower | None = None
+          ) -> tuple[dict, int, object, str, dict[str, Submission]]:
     """(run id -> (state, detail, job id, transient), active DAGs, schedd, note, run id -> the
     manifest entry of the active DAG it waits in) from the schedd, if reachable."""
     if not on_pool(manifest):
@@ -180,13 +181,13 @@ def sweep_status(sweep: str, root: Path, query_schedd: bool = True, follower: Fo
     log = paths.event_log(sweep)
     jobs = follower.log(log).update() if follower is not None else read_event_log(log)
     events, attempts = latest_by_run(jobs), attempts_by_run(jobs)
-    required = [m for m, _ in manifest.get("ranking", [])]
-    submitted = {r for s in manifest.get("submissions", []) for r in s.get("runs", [])}
+    required = [m for m, _ in manifest.ranking]
+    submitted = {r for s in manifest.submissions for r in s.runs or ()}
     runs = []
-    for entry in manifest["runs"]:
-        run_id = entry["run_id"]
+    for entry in manifest.runs:
+        run_id = entry.run_id
         job = events.get(run_id)
-        rs = RunStatus(run_id, entry["name"], RunState.NOT_RUN, job_id=job.job_id if job else None,
+        rs = RunStatus(run_id, entry.name, RunState.NOT_RUN, job_id=job.job_id if job else None,
                        starts=job.starts if job else 0)
         outcome = read_run(paths.results(sweep), run_id, required) if run_id not in live or live[run_id][2] is None \
             else None
@@ -194,13 +195,13 @@ def sweep_status(sweep: str, root: Path, query_schedd: bool = True, follower: Fo
         # ended in this DAG (a result came back, or its last job there ended and DAGMan will not retry it)
         waiting_but_ended = False
         if run_id in live and live[run_id][2] is None:
-            dag = pending_in.get(run_id) or {}
-            cluster = str(dag.get("cluster", ""))
-            if cluster.isdigit():  # its jobs of this DAG: queued after the DAGMan job
-                in_dag = [j for j in attempts.get(run_id, []) if j.cluster > int(cluster)]
+            dag = pending_in.get(run_id)
+            cluster = dag.cluster if dag is not None else None
+            if cluster is not None:  # its jobs of this DAG: queued after the DAGMan job
+                in_dag = [j for j in attempts.get(run_id, []) if j.cluster > cluster]
             else:  # the DAG's cluster is not known yet
                 in_dag = [job] if job is not None else []
-            waiting = dag_wait(outcome.ok, in_dag, int(dag.get("retries") or 0))
+            waiting = dag_wait(outcome.ok, in_dag, (dag.retries if dag is not None else None) or 0)
             if waiting is None:
                 waiting_but_ended = True
             else:
@@ -234,7 +235,7 @@ def sweep_status(sweep: str, root: Path, query_schedd: bool = True, follower: Fo
                              else "submitted; no event yet")
             elif run_id in submitted:
                 rs.detail = "submitted, no trace in the queue or the event log"
-        if not in_grid(entry) and rs.state is RunState.NOT_RUN:
+        if not entry.in_grid and rs.state is RunState.NOT_RUN:
             continue  # a run of an earlier grid that never ran: not part of the sweep any more
         runs.append(rs)
     return SweepStatus(sweep, runs, note, dags, schedd)
@@ -275,13 +276,12 @@ def _search_line(root: Path, sweep: str) -> str | None:
     from ..core.names import DRIVER_DIR, DRIVER_LOG
     from ..records.runs import tail
 
-    manifest = load_manifest(root, sweep)
-    search = manifest.get("search")
-    if not search:
+    search = load_manifest(root, sweep).search
+    if search is None:
         return None
     last = tail(SweepPaths(root.resolve()).results(sweep) / DRIVER_DIR / DRIVER_LOG, 1)
-    return (f"search: sampler {search.get('sampler')}, pruner {search.get('pruner')}, {search.get('trials')} trials "
-            f"({search.get('backend')}); driver: {printable(last[-1])[:200] if last else 'no log yet'}")
+    return (f"search: sampler {search.sampler}, pruner {search.pruner}, {search.trials} trials "
+            f"({search.backend}); driver: {printable(last[-1])[:200] if last else 'no log yet'}")
 
 
 def watch(sweep: str | None, root: Path, console, interval: float = 5.0) -> None:

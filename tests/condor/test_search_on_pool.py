@@ -101,8 +101,8 @@ def test_a_search_prunes_through_chirp_and_survives_its_driver_killed(project, c
         if t.state is TrialState.COMPLETE and not t.user_attrs.get("reused"):
             metrics = json.loads((project / "results" / sweep / t.user_attrs["run_id"] / "metrics.json").read_text())
             assert sorted(t.intermediate_values) == list(range(1, metrics["epochs_run"] + 1)), t.number
-    # pruned through chirp while training: the job waited for each epoch's verdict (SweepJudged), read
-    # SweepPrune and stopped at the epoch its pruner judged, not later
+    # pruned through chirp while training: the job waited for each epoch's verdict (progress.seen, read
+    # through chirp), read prune.request and stopped at the epoch its pruner judged, not later
     pruned = [t for t in trials if t.state is TrialState.PRUNED and not t.user_attrs.get("reused")]
     assert pruned, [(t.number, t.state, t.intermediate_values) for t in trials]
     for t in pruned:

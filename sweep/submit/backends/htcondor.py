@@ -33,7 +33,7 @@ from ...core.names import OUTPUT_FILES, STDERR, STDOUT
 from ...core.render import CHECKOUT, RenderedRun, RenderedSweep, submit_string, submit_value
 from ...core.states import RunState
 from ...fsutil import atomic_write_text
-from ...records.manifest import read_manifest, update_submission
+from ...records.manifest import Manifest, Submission, read_manifest, update_submission
 from .base import SubmitReport
 
 DEFAULT_RETRIES = 2
@@ -235,7 +235,7 @@ class QueueState:
 
     jobs: dict[str, Any] = field(default_factory=dict)  # run id -> its live job ad
     pending: set[str] = field(default_factory=set)  # run ids in an active DAG, not submitted by DAGMan yet
-    pending_in: dict[str, dict] = field(default_factory=dict)  # such a run id -> its DAG's manifest entry
+    pending_in: dict[str, Submission] = field(default_factory=dict)  # such a run id -> its DAG's manifest entry
     active_dags: int = 0
     dag_problems: list[str] = field(default_factory=list)  # DAGs that are held or cannot start, with why
 
@@ -246,7 +246,7 @@ class QueueState:
         return RunState.IDLE if run_id in self.pending else None
 
 
-def sweep_constraint(sweep: str, manifest: dict | None, owner: str | None = None,
+def sweep_constraint(sweep: str, manifest: Manifest | None, owner: str | None = None,
                      dag_clusters: set[int] = frozenset()) -> str | None:
     """The ClassAd constraint that selects this sweep's own jobs and nobody else's: the submitting
     owner's jobs named for the sweep AND belonging to what this sweep's manifest recorded (the
@@ -254,9 +254,9 @@ def sweep_constraint(sweep: str, manifest: dict | None, owner: str | None = None
     schedd answered). None when the manifest recorded no HTCondor submission: nothing can be
     queued. Run ids and sweep names are the same for every user of a shipped grid, so the owner
     and the recorded clusters are what tell one user's jobs from a colleague's."""
-    entries = [e for e in (manifest or {}).get("submissions", []) if e.get("backend") == names.BACKEND_HTCONDOR]
-    ids = sorted({str(e["id"]) for e in entries if e.get("id")})
-    clusters = sorted({int(e["cluster"]) for e in entries if str(e.get("cluster", "")).isdigit()} | set(dag_clusters))
+    entries = [e for e in (manifest.submissions if manifest else []) if e.backend == names.BACKEND_HTCONDOR]
+    ids = sorted({e.id for e in entries if e.id})
+    clusters = sorted({e.cluster for e in entries if e.cluster is not None} | set(dag_clusters))
     if not ids and not clusters:
         return None
     owner = owner or submitting_owner()
@@ -268,7 +268,7 @@ def sweep_constraint(sweep: str, manifest: dict | None, owner: str | None = None
             f"({' || '.join(mine)})")
 
 
-def sweep_queue(schedd, sweep: str, manifest: dict | None, requeue: set[str] = frozenset()) -> QueueState:
+def sweep_queue(schedd, sweep: str, manifest: Manifest | None, requeue: set[str] = frozenset()) -> QueueState:
     """This sweep's own jobs in the queue (see sweep_constraint). Node jobs carry +SweepRunId;
     DAGMan jobs +SweepSubmission, whose runs the manifest lists. `requeue`: runs whose held job
     was just removed to run them again; their node has failed in its DAG (the POST script stops
@@ -281,7 +281,7 @@ def sweep_queue(schedd, sweep: str, manifest: dict | None, requeue: set[str] = f
     ads = list(schedd.query(constraint=constraint, projection=QUEUE_PROJECTION))
     # a DAG whose cluster the manifest has not recorded yet (submit was killed right after the
     # schedd took it): found by its submission id; its node jobs by their DAGManJobId
-    recorded = {str(e.get("cluster")) for e in (manifest or {}).get("submissions", [])}
+    recorded = {str(e.cluster) for e in (manifest.submissions if manifest else [])}
     found = {int(ad["ClusterId"]) for ad in ads if ad.get(names.ATTR_ROLE) == names.ROLE_DAGMAN
              and str(ad["ClusterId"]) not in recorded}
     if found:
@@ -301,9 +301,9 @@ def sweep_queue(schedd, sweep: str, manifest: dict | None, requeue: set[str] = f
             # in the queue and not completed or removed: queued, whatever its status code (an
             # unknown code counts as queued: never submit a run twice)
             queue.jobs[ad[names.ATTR_RUN]] = ad
-    for entry in (manifest or {}).get("submissions", []):
-        if entry.get("id") in dags:
-            waiting = [r for r in entry.get("runs", []) if r not in queue.jobs and r not in requeue]
+    for entry in manifest.submissions if manifest else []:
+        if entry.id in dags:
+            waiting = [r for r in entry.runs or [] if r not in queue.jobs and r not in requeue]
             queue.pending.update(waiting)
             queue.pending_in.update(dict.fromkeys(waiting, entry))
     queue.active_dags = len(dags)
@@ -323,7 +323,7 @@ def _dag_problem(ad, state: RunState, now: float | None = None) -> str | None:
     return None
 
 
-def queued_runs(schedd, sweep: str, manifest: dict | None, requeue: set[str] = frozenset()
+def queued_runs(schedd, sweep: str, manifest: Manifest | None, requeue: set[str] = frozenset()
                 ) -> dict[str, RunState | None]:
     """run id -> live state of the runs that are queued, running, held or waiting in a DAG."""
     queue = sweep_queue(schedd, sweep, manifest, requeue)
@@ -379,9 +379,8 @@ class HTCondorBackend:
         run_ids = [r.run.run_id for r in runs]
         # intent first: if we are killed after the schedd accepted, the next submit finds the
         # jobs by +SweepSubmission / +SweepRunId; if before, nothing was queued
-        update_submission(sweep.jobs_dir, submission, {"backend": self.name, "mode": mode, "runs": run_ids,
-                                                       "state": "submitting", "pool": pool_name(),
-                                                       "owner": submitting_owner()})
+        update_submission(sweep.jobs_dir, submission, backend=self.name, mode=mode, runs=run_ids,
+                          state="submitting", pool=pool_name(), owner=submitting_owner())
         for r in runs:  # initialdir must exist
             r.results_dir.mkdir(parents=True, exist_ok=True)
         hand_over(sweep.results_dir, sweep.jobs_dir)
@@ -389,7 +388,7 @@ class HTCondorBackend:
             details = self._submit_dag(schedd, sweep, runs, submission)
         else:
             details = self._submit_direct(schedd, sweep, runs, submission)
-        update_submission(sweep.jobs_dir, submission, {"state": "submitted", **details})
+        update_submission(sweep.jobs_dir, submission, state="submitted", **details)
         # only now that the schedd holds the new jobs: an earlier attempt's outputs must not pass for
         # theirs (a job writes its outputs back no sooner than it ends, seconds from now at best)
         for r in runs:

@@ -16,9 +16,9 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from ...core.names import BACKEND_LOCAL, CONFIG_FILE, LOCAL_RECORD, OUTPUT_FILES, STDERR, STDOUT
+from ...core.names import BACKEND_LOCAL, CONFIG_FILE, OUTPUT_FILES, STDERR, STDOUT
 from ...core.render import RenderedRun, RenderedSweep
-from ...fsutil import atomic_write_json
+from ...records.localexit import LocalExit, write_local_exit
 from .base import SubmitReport
 
 
@@ -96,9 +96,8 @@ class LocalBackend:
     def _record(job: _Running, returncode: int, reason: str | None = None) -> None:
         if reason is None and returncode < 0:
             reason = f"killed by signal {signal.Signals(-returncode).name}"
-        atomic_write_json(job.run.results_dir / LOCAL_RECORD, {
-            "returncode": returncode, "reason": reason, "wall_s": round(time.monotonic() - job.started, 3),
-            "cpus": job.cpus})
+        write_local_exit(job.run.results_dir, LocalExit(returncode=returncode, reason=reason,
+                                                        wall_s=round(time.monotonic() - job.started, 3), cpus=job.cpus))
 
     def submit(self, sweep: RenderedSweep, runs: list[RenderedRun]) -> SubmitReport:
         report = SubmitReport(backend=self.name, submitted=[r.run.run_id for r in runs])

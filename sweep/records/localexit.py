@@ -1,0 +1,69 @@
+"""The local backend's exit record of a run's job, results/<sweep>/<run-id>/.local-exit.json:
+its exit status (negative: the signal that killed it), why it was killed, how long it ran and
+on how many CPUs. HTCondor's counterpart is the job event log. The local backend writes it
+through this module alone (sweep.submit.backends.local); records.runs reads it when run.json
+does not say how the job ended.
+
+Schema versions: 0, files written before the record carried ``schema_version`` (read as 1);
+1, the same keys with ``schema_version``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.names import LOCAL_RECORD
+from ..fsutil import atomic_write_json
+from .base import Fields, JsonObject, Migration, load_object, migrate, to_json
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class LocalExit:
+    """How a job of the local backend ended."""
+
+    returncode: int | None
+    reason: str | None = None  # killed for its runtime limit, interrupted, or by a signal
+    wall_s: float | None = None
+    cpus: int | None = None
+
+    def to_json(self) -> JsonObject:
+        """The record's JSON object (schema_version first)."""
+        return to_json(self, SCHEMA_VERSION)
+
+    @classmethod
+    def from_json(cls, data: JsonObject, path: str | Path = LOCAL_RECORD) -> LocalExit:
+        """The record from its JSON object, of any schema version up to this sweep's.
+
+        Raises:
+            RecordError: written by a newer sweep, or a key of the wrong type.
+        """
+        f = Fields(migrate(path, data, SCHEMA_VERSION, MIGRATIONS), path)
+        return cls(returncode=f.opt_integer("returncode"), reason=f.opt_text("reason"),
+                   wall_s=f.opt_number("wall_s", lo=0), cpus=f.opt_integer("cpus", lo=0))
+
+
+def _v0_to_v1(data: JsonObject) -> JsonObject:
+    """Version 0 (no schema_version) has the keys of version 1."""
+    return data
+
+
+MIGRATIONS: dict[int, Migration] = {0: _v0_to_v1}
+
+
+def read_local_exit(folder: Path) -> LocalExit | None:
+    """The exit record in `folder`, or None when there is none.
+
+    Raises:
+        RecordError: unreadable, not an exit record, or written by a newer sweep.
+    """
+    path = folder / LOCAL_RECORD
+    data = load_object(path)
+    return None if data is None else LocalExit.from_json(data, path)
+
+
+def write_local_exit(folder: Path, record: LocalExit) -> None:
+    """Write `folder`/.local-exit.json atomically."""
+    atomic_write_json(folder / LOCAL_RECORD, record.to_json())

@@ -1,0 +1,219 @@
+"""A run's run.json: how its job ended (status, exit status, error), where and with what it ran
+(host, interpreter, threads, device, code, dataset) and when. The job process writes it in every
+case through this module (sweep.job.runner, and sweep.job's __main__ when the interpreter
+cannot run the job); collect, status and the search driver read it (records.runs).
+
+It comes back from an execute node: untrusted. :meth:`RunInfo.from_json` checks every key's
+type and raises RecordError naming the file, the key and what was expected.
+
+This module is imported by the job before it knows whether numpy is installed: standard library
+only, here and in what it imports.
+
+Schema versions: 0, files written before run.json carried ``schema_version`` (by sweep, by the
+job wrapper when it found no interpreter, or by hand: any key may be missing but ``status``;
+read as 1); 1, the same keys with ``schema_version``. The job wrapper (templates/run_job.sh.j2),
+a shell script that runs before any Python, writes the same three keys as
+:func:`write_failed_run` with the current schema_version (tests/test_records.py checks it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.names import RUN_INFO
+from ..core.states import RunState
+from ..fsutil import atomic_write_json
+from .base import OMIT_NONE, Fields, JsonObject, Migration, load_object, migrate, to_json
+
+SCHEMA_VERSION = 1
+#: What a run.json may say of its run (sweep.core.states.RunState values).
+RUN_STATUSES = (RunState.RUNNING, RunState.OK, RunState.FAILED, RunState.PRUNED)
+
+
+@dataclass
+class Threads:
+    """The CPUs a job was given and the threads it set (TensorFlow's intra- and inter-op)."""
+
+    cpus: int
+    cpus_source: str
+    intra_op: int | None = field(default=None, metadata=OMIT_NONE)
+    inter_op: int | None = field(default=None, metadata=OMIT_NONE)
+
+    @classmethod
+    def from_json(cls, f: Fields) -> Threads:
+        """Read `threads`.
+
+        Raises:
+            RecordError: a key of the wrong type.
+        """
+        return cls(cpus=f.integer("cpus", lo=0), cpus_source=f.opt_text("cpus_source") or "",
+                   intra_op=f.opt_integer("intra_op", lo=0), inter_op=f.opt_integer("inter_op", lo=0))
+
+
+@dataclass
+class DatasetIdentity:
+    """The dataset a run trained on (the one a per-model file was cut from), and how it came."""
+
+    file: str
+    sha256: str
+    size: int
+    transferred_bytes: int | None = field(default=None, metadata=OMIT_NONE)  # into the job's scratch folder
+    fetched_from: str | None = field(default=None, metadata=OMIT_NONE)  # data.url, by a transfer plugin
+
+    @classmethod
+    def from_json(cls, f: Fields) -> DatasetIdentity:
+        """Read `dataset`.
+
+        Raises:
+            RecordError: a key of the wrong type.
+        """
+        return cls(file=f.text("file"), sha256=f.text("sha256"), size=f.integer("size", lo=0),
+                   transferred_bytes=f.opt_integer("transferred_bytes", lo=0), fetched_from=f.opt_text("fetched_from"))
+
+
+@dataclass
+class CodeOrigin:
+    """Where the job's sweep code came from: the archive shipped with it, or a folder."""
+
+    archive: str | None = field(default=None, metadata=OMIT_NONE)
+    sha256: str | None = field(default=None, metadata=OMIT_NONE)
+    loaded_from: str | None = field(default=None, metadata=OMIT_NONE)
+    folder: str | None = field(default=None, metadata=OMIT_NONE)
+
+    @classmethod
+    def from_json(cls, f: Fields) -> CodeOrigin:
+        """Read `code`.
+
+        Raises:
+            RecordError: a key of the wrong type.
+        """
+        return cls(archive=f.opt_text("archive"), sha256=f.opt_text("sha256"), loaded_from=f.opt_text("loaded_from"),
+                   folder=f.opt_text("folder"))
+
+
+@dataclass
+class Interpreter:
+    """The Python that ran the job."""
+
+    executable: str
+    prefix: str
+
+    @classmethod
+    def from_json(cls, f: Fields) -> Interpreter:
+        """Read `interpreter`.
+
+        Raises:
+            RecordError: a key of the wrong type.
+        """
+        return cls(executable=f.text("executable"), prefix=f.opt_text("prefix") or "")
+
+
+@dataclass
+class Device:
+    """What TensorFlow trained on: "GPU:0" or "CPU", the GPUs' names, CUDA_VISIBLE_DEVICES."""
+
+    trained_on: str
+    gpus: list[str] = field(default_factory=list)
+    cuda_visible_devices: str | None = None
+
+    @classmethod
+    def from_json(cls, f: Fields) -> Device:
+        """Read `device`.
+
+        Raises:
+            RecordError: a key of the wrong type.
+        """
+        return cls(trained_on=f.text("trained_on"), gpus=f.texts("gpus"),
+                   cuda_visible_devices=f.opt_text("cuda_visible_devices"))
+
+
+@dataclass
+class RunInfo:
+    """results/<sweep>/<run-id>/run.json. Only `status` is always there: a job that failed
+    before it read its configuration knows little else."""
+
+    status: RunState
+    started: str | None = field(default=None, metadata=OMIT_NONE)
+    host: str | None = field(default=None, metadata=OMIT_NONE)
+    pid: int | None = field(default=None, metadata=OMIT_NONE)
+    argv: list[str] | None = field(default=None, metadata=OMIT_NONE)
+    run_id: str | None = field(default=None, metadata=OMIT_NONE)
+    config_id: str | None = field(default=None, metadata=OMIT_NONE)
+    sweep: str | None = field(default=None, metadata=OMIT_NONE)
+    seed: int | None = field(default=None, metadata=OMIT_NONE)
+    model: str | None = field(default=None, metadata=OMIT_NONE)
+    code: CodeOrigin | None = field(default=None, metadata=OMIT_NONE)
+    interpreter: Interpreter | None = field(default=None, metadata=OMIT_NONE)
+    threads: Threads | None = field(default=None, metadata=OMIT_NONE)
+    device: Device | None = field(default=None, metadata=OMIT_NONE)
+    dataset: DatasetIdentity | None = field(default=None, metadata=OMIT_NONE)
+    exit_code: int | None = field(default=None, metadata=OMIT_NONE)
+    finished: str | None = field(default=None, metadata=OMIT_NONE)
+    software: dict[str, str] | None = field(default=None, metadata=OMIT_NONE)  # package -> version
+    error: str | None = field(default=None, metadata=OMIT_NONE)
+    duration_s: float | None = field(default=None, metadata=OMIT_NONE)
+    pruned_at_epoch: int | None = field(default=None, metadata=OMIT_NONE)
+    best_epoch: int | None = field(default=None, metadata=OMIT_NONE)
+    resumed_from_epoch: int | None = field(default=None, metadata=OMIT_NONE)
+    job_starts: int | None = field(default=None, metadata=OMIT_NONE)  # HTCondor's starts, this one included
+
+    def to_json(self) -> JsonObject:
+        """The record's JSON object (schema_version first)."""
+        return to_json(self, SCHEMA_VERSION)
+
+    @classmethod
+    def from_json(cls, data: JsonObject, path: str | Path = RUN_INFO) -> RunInfo:
+        """A run.json from its JSON object, of any schema version up to this sweep's.
+
+        Raises:
+            RecordError: written by a newer sweep, or a key of the wrong type (file and key named).
+        """
+        f = Fields(migrate(path, data, SCHEMA_VERSION, MIGRATIONS), path)
+        code, interpreter, threads, device, dataset = (f.opt_obj(k) for k in (
+            "code", "interpreter", "threads", "device", "dataset"))
+        return cls(status=RunState(f.choice("status", tuple(s.value for s in RUN_STATUSES))),
+                   started=f.opt_text("started"), host=f.opt_text("host"), pid=f.opt_integer("pid", lo=0),
+                   argv=f.opt_texts("argv"), run_id=f.opt_text("run_id"), config_id=f.opt_text("config_id"),
+                   sweep=f.opt_text("sweep"), seed=f.opt_integer("seed"), model=f.opt_text("model"),
+                   code=CodeOrigin.from_json(code) if code else None,
+                   interpreter=Interpreter.from_json(interpreter) if interpreter else None,
+                   threads=Threads.from_json(threads) if threads else None,
+                   device=Device.from_json(device) if device else None,
+                   dataset=DatasetIdentity.from_json(dataset) if dataset else None,
+                   exit_code=f.opt_integer("exit_code"), finished=f.opt_text("finished"),
+                   software=f.text_map("software") if f.has("software") else None, error=f.opt_text("error"),
+                   duration_s=f.opt_number("duration_s", lo=0), pruned_at_epoch=f.opt_integer("pruned_at_epoch", lo=0),
+                   best_epoch=f.opt_integer("best_epoch", lo=0), resumed_from_epoch=f.opt_integer("resumed_from_epoch", lo=0),
+                   job_starts=f.opt_integer("job_starts", lo=0))
+
+
+def _v0_to_v1(data: JsonObject) -> JsonObject:
+    """Version 0 (no schema_version) has the keys of version 1; ``"job_starts": null`` (outside
+    HTCondor) is left out, as version 1 writes it."""
+    return {k: v for k, v in data.items() if not (k == "job_starts" and v is None)}
+
+
+MIGRATIONS: dict[int, Migration] = {0: _v0_to_v1}
+
+
+def read_run_info(folder: Path) -> RunInfo | None:
+    """The run.json in `folder`, or None when there is none.
+
+    Raises:
+        RecordError: unreadable, not a run.json, or written by a newer sweep (file and key named).
+    """
+    path = folder / RUN_INFO
+    data = load_object(path)
+    return None if data is None else RunInfo.from_json(data, path)
+
+
+def write_run_info(folder: Path, info: RunInfo) -> None:
+    """Write `folder`/run.json atomically."""
+    atomic_write_json(folder / RUN_INFO, info.to_json())
+
+
+def write_failed_run(folder: Path, exit_code: int, error: str) -> None:
+    """The run.json of a job that cannot start (an interpreter without what the job needs):
+    status failed, its exit status and why. Standard library only, as all of this module."""
+    write_run_info(folder, RunInfo(status=RunState.FAILED, exit_code=exit_code, error=error))
