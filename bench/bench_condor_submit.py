@@ -2,15 +2,19 @@
 accepted all of them, sweep's htcondor2 submission (one cluster, itemdata) against a loop of
 `condor_submit` over the same rendered submit files. Target: ≤ 10 s and ≥ 20× faster.
 
-    python bench/bench_condor_submit.py [--configs 1000] [--loop 1000]
+    python bench/bench_condor_submit.py [--configs 1000] [--loop 1000] [--pool-dir DIR] [--keep] [--smoke]
 
-Starts its own pool under build/bench-pool (tools/condor_pool.py) and stops it at the end.
+Starts its own pool under build/bench-pool (--pool-dir; tools/condor_pool.py) and stops it and
+removes its folder at the end (--keep: leave the folder, e.g. for its logs), also when it fails
+or gets a SIGTERM. Under 100 configurations, the grid's sample: draws them.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -31,21 +35,32 @@ resources: {{request_cpus: 1, request_memory: 64MB, request_disk: 10MB, runtime:
 """
 
 
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")  # the pool is still stopped and removed (finally)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--configs", type=int, default=1000)
     ap.add_argument("--loop", type=int, default=1000, help="condor_submit calls in the baseline loop")
+    ap.add_argument("--pool-dir", type=Path, default=REPO / "build" / "bench-pool",
+                    help="the pool's folder (default: build/bench-pool in the project); the job owner must reach it")
+    ap.add_argument("--keep", action="store_true", help="keep the pool's folder (its logs) after the run")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes that run in seconds (CI: the script still works)")
     args = ap.parse_args()
+    if args.smoke:
+        args.configs, args.loop = 4, 2
     spec = importlib.util.spec_from_file_location("condor_pool", REPO / "tools" / "condor_pool.py")
     cp = importlib.util.module_from_spec(spec)
     sys.modules["condor_pool"] = cp  # dataclasses look their module up while the class is built
     spec.loader.exec_module(cp)
-    root = REPO / "build" / "bench-pool"
+    root = args.pool_dir.resolve()
     pool = cp.Pool(root, memory_mb=2048)
-    t0 = time.perf_counter()
-    pool.start(timeout=120)
-    print(f"pool ready in {time.perf_counter() - t0:.1f}s")
+    signal.signal(signal.SIGTERM, _sigterm)
     try:
+        t0 = time.perf_counter()
+        pool.start(timeout=120)
+        print(f"pool ready in {time.perf_counter() - t0:.1f}s")
         cp.client_setup(pool)
         from sweep.submit.backends.htcondor import HTCondorBackend, connect
         from sweep.submit.prepare import prepare, write_rendered
@@ -53,7 +68,7 @@ def main() -> None:
         project = pool.prepare_dir(root / "project")
         lrs = ", ".join(str(0.0001 * (i + 1)) for i in range(max(1, args.configs // 100)))
         grid = project / "bench.yaml"
-        grid.write_text(GRID.format(lrs=lrs))
+        grid.write_text(GRID.format(lrs=lrs) + (f"sample: {args.configs}\n" if args.configs < 100 else ""))
         prepared = prepare(grid, project)
         write_rendered(prepared, grid)
         runs = prepared.rendered.runs
@@ -83,6 +98,8 @@ def main() -> None:
         schedd.act(__import__("htcondor2").JobAction.Remove, 'SweepName == "bench-submit"')
     finally:
         pool.stop()
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,14 @@ Targets (issue 4): LSTM F1 ≥ 0.95 and AUC ≥ 0.99 (balanced); LSTM eff×purit
 
     python bench/bench_evaluate.py [--train-waveforms 16000] [--epochs 8] [--cnn-waveforms 24000]
         [--eval-waveforms 2000] [--tracks 300] [--cells 100] [--out bench/out/evaluate]
-        [--peak-model M.keras] [--cluster-model C.keras]
+        [--peak-model M.keras] [--cluster-model C.keras] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -56,7 +57,9 @@ def train_lstm(n_waveforms: int, epochs: int, out: Path, log) -> Path:
     model = build_lstm(LSTM)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"])
     t0 = time.perf_counter()
+    # the job's training pipeline repeats without end (a resumed job skips into it): epochs are counted in steps
     model.fit(make_train_dataset(X[n_val:], y[n_val:], 150, 1), epochs=epochs, verbose=2,
+              steps_per_epoch=math.ceil((len(X) - n_val) / 150),
               validation_data=(X[:n_val], y[:n_val]),
               callbacks=[keras.callbacks.EarlyStopping(patience=3, restore_best_weights=True)])
     log(f"LSTM trained in {time.perf_counter() - t0:.0f} s")
@@ -112,7 +115,11 @@ def main() -> None:
     ap.add_argument("--cluster-model", type=Path, default=None, help="load instead of training")
     ap.add_argument("--no-cnn", action="store_true", help="skip the CNN clusterizer")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "evaluate")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes that run in seconds (CI: the script still works)")
     args = ap.parse_args()
+    if args.smoke:  # both models trained (1 epoch each), every part of the evaluation
+        args.train_waveforms, args.epochs, args.cnn_waveforms, args.cnn_epochs = 40, 1, 40, 1
+        args.eval_waveforms, args.tracks, args.cells, args.separation_tracks = 40, 4, 5, 2
     args.out.mkdir(parents=True, exist_ok=True)
 
     def log(s: str) -> None:

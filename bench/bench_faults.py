@@ -1,6 +1,6 @@
 """Fault scenarios on a real (personal) HTCondor pool: does any run get lost, or queued twice?
 
-    python bench/bench_faults.py [--kills 30] [--pairs 10] [--outages 3]   (as root)
+    python bench/bench_faults.py [--kills 30] [--pairs 10] [--outages 3] [--dir DIR] [--smoke]   (as root)
 
 * kill: `sweep submit --condor` SIGKILLed at a random moment (0 to 3 s, somewhere in start-up,
   validation, rendering, the schedd query, the DAG submission or the manifest update), then
@@ -10,10 +10,13 @@
   then again when the schedd answers;
 * starter: the condor_starter of every running job SIGKILLed; the jobs run again and end.
 
-Each sweep has 4 runs. Except for the starter scenario its jobs never match a slot
+Each sweep has 4 runs (--runs). Except for the starter scenario its jobs never match a slot
 (requirements False), so the queue holds still while it is counted: per run, the node or direct
 jobs of the sweep that are queued (the schedd's own view, not sweep's). Lost: a run with none;
 doubled: a run with two or more. Prints the counts of every scenario (targets: 0 lost, 0 doubled).
+
+The pool lives in a fresh folder under --dir (default: the system's temporary folder), stopped and
+removed at the end, also when the run fails or gets a SIGTERM.
 """
 
 from __future__ import annotations
@@ -40,11 +43,12 @@ sweep: {name}
 model: lstm
 data: {{path: data/none.npz, transfer: false}}  # the jobs never read it
 axes:
-  optimizer: [adam, sgd, rmsprop, nadam]
+  optimizer: [{optimizers}]
 resources: {{request_cpus: 1, request_memory: 64MB, request_disk: 10MB, runtime: 10m}}
 templates: tpl
 condor: {{requirements: '{requirements}', max_retries: 0}}
 """
+OPTIMIZERS = ["adam", "sgd", "rmsprop", "nadam", "adamax", "adagrad", "adadelta", "adamw", "lion", "ftrl"]
 QUICK = """#!/bin/sh
 {extra}
 cat > metrics.json <<EOF
@@ -54,13 +58,26 @@ echo '{{"status": "ok", "exit_code": 0}}' > run.json
 """
 
 
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")  # the pool is still stopped and removed (finally)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--kills", type=int, default=30)
     ap.add_argument("--pairs", type=int, default=10)
     ap.add_argument("--outages", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=4, help=f"runs per sweep (at most {len(OPTIMIZERS)})")
+    ap.add_argument("--job-seconds", type=int, default=8, help="how long each job that runs sleeps")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--dir", type=Path, default=None,
+                    help="where the pool's folder is made (default: the system's temporary folder); the job "
+                         "owner must reach it")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes that run in seconds (CI: the script still works)")
     args = ap.parse_args()
+    if args.smoke:  # every scenario once, 2 runs per sweep
+        args.kills, args.pairs, args.outages, args.runs, args.job_seconds = 1, 1, 1, 2, 5
+    n_runs = args.runs
     if os.geteuid() != 0:
         print("bench_faults needs root (the personal pool's job owner is another user)", file=sys.stderr)
         return 2
@@ -68,12 +85,15 @@ def main() -> int:
     cp = importlib.util.module_from_spec(spec)
     sys.modules["condor_pool"] = cp
     spec.loader.exec_module(cp)
-    root = Path(tempfile.mkdtemp(prefix="sweep-faults-"))
+    if args.dir:
+        args.dir.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="sweep-faults-", dir=args.dir))
     root.chmod(0o755)
     pool = cp.Pool(root, memory_mb=2048)
-    pool.start(timeout=120)
+    signal.signal(signal.SIGTERM, _sigterm)
     rng = random.Random(args.seed)
     try:
+        pool.start(timeout=120)
         cp.client_setup(pool)
         from sweep.submit.backends.htcondor import connect
 
@@ -82,7 +102,7 @@ def main() -> int:
         (project / "data" / "none.npz").write_bytes(b"not read: the jobs never run")
         (project / "tpl").mkdir()
         shutil.copy(REPO / "templates" / "job.sub.j2", project / "tpl" / "job.sub.j2")
-        (project / "tpl" / "run_job.sh.j2").write_text(QUICK.format(extra="sleep 8"))
+        (project / "tpl" / "run_job.sh.j2").write_text(QUICK.format(extra=f"sleep {args.job_seconds}"))
         pool.prepare_dir(project)
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         schedd = connect()
@@ -90,7 +110,8 @@ def main() -> int:
 
         def grid(name: str, requirements: str = "False") -> Path:
             path = project / f"{name}.yaml"
-            path.write_text(GRID.format(name=name, requirements=requirements))
+            path.write_text(GRID.format(name=name, requirements=requirements,
+                                        optimizers=", ".join(OPTIMIZERS[:n_runs])))
             return path
 
         def submit(path: Path, *extra: str) -> subprocess.Popen:
@@ -109,7 +130,7 @@ def main() -> int:
                 state = (tuple(sorted(live.items())), dags)
                 stable = stable + 1 if state == last else 0
                 last = state
-                if stable >= 3 and sum(live.values()) >= 4:
+                if stable >= 3 and sum(live.values()) >= n_runs:
                     return live
                 time.sleep(0.5)
             return live
@@ -121,7 +142,7 @@ def main() -> int:
             manifest = project / "jobs" / name / "sweep.json"
             runs = [r["run_id"] for r in json.loads(manifest.read_text())["runs"]] if manifest.is_file() else []
             if not runs:  # nothing recorded: every run of the grid is lost
-                runs = ["(unrecorded)"] * 4
+                runs = ["(unrecorded)"] * n_runs
             have = copies(name)
             lost = sum(1 for r in runs if have.get(r, 0) == 0)
             doubled = sum(1 for r in runs if have.get(r, 0) > 1)
@@ -169,7 +190,7 @@ def main() -> int:
             t = totals.setdefault("outage", Counter())
             say(f"  {out.strip()}")
             refused = "cannot reach" in out and not (project / "jobs" / name).exists()
-            t.update(refused=int(refused), answered_in_time=int("submitted 4 runs" in out))
+            t.update(refused=int(refused), answered_in_time=int(f"submitted {n_runs} runs" in out))
             for _ in range(120):
                 try:
                     connect(timeout=2)
@@ -206,7 +227,7 @@ def main() -> int:
 
         # the starter of every running job killed: the job runs again, the run ends once
         name = "starter"
-        say("starter: 4 jobs that run, their starters killed")
+        say(f"starter: {n_runs} jobs that run, their starters killed")
         submit(grid(name, requirements="True"), "--condor").communicate(timeout=180)
         running = running_jobs(name)
         time.sleep(2)
@@ -224,7 +245,7 @@ def main() -> int:
 
         # the schedd restarted while jobs run: status says "unknown", never "not run"; each run ends once
         name = "restart"
-        say("restart: the schedd restarted under 4 jobs that run")
+        say(f"restart: the schedd restarted under {n_runs} jobs that run")
         submit(grid(name, requirements="True"), "--condor").communicate(timeout=180)
         running_jobs(name)
         pool.tool("condor_restart", "-daemon", "schedd")

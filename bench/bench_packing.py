@@ -12,14 +12,16 @@ Part 2, the trainer: sweep's real job trainer (bench/bench_trainer.py's worker: 
 each), and one 2-CPU job; the figure that decides the packing is the aggregate windows/s, median
 of --repeats.
 
-    python bench/bench_packing.py [--windows 40000] [--epochs 2] [--repeats 2]
+    python bench/bench_packing.py [--windows 40000] [--epochs 2] [--repeats 2] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -30,19 +32,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 TRAINER = REPO / "bench" / "bench_trainer.py"
 
+#: each kernel's work is divided by {scale} (1: the sizes in the names; --smoke: 1000)
 KERNELS = {
-    "python-loop": "def f():\n s = 0\n for i in range(12_000_000):\n  s += i * i\n return s\n",
+    "python-loop": "def f():\n s = 0\n for i in range(12_000_000 // {scale}):\n  s += i * i\n return s\n",
     "matmul-1thread": ("import numpy as np\na = np.random.rand(256, 256).astype(np.float32)\n"
-                       "def f():\n for _ in range(3000):\n  a @ a\n"),
-    "copy-256MB": ("import numpy as np\nsrc = np.ones(32 << 20)\ndst = np.empty_like(src)\n"
-                   "def f():\n for _ in range(40):\n  np.copyto(dst, src)\n"),
+                       "def f():\n for _ in range(max(1, 3000 // {scale})):\n  a @ a\n"),
+    "copy-256MB": ("import numpy as np\nsrc = np.ones((32 << 20) // {scale})\ndst = np.empty_like(src)\n"
+                   "def f():\n for _ in range(max(1, 40 // {scale})):\n  np.copyto(dst, src)\n"),
 }
 
 
-def kernel(name: str) -> float:
+def kernel(name: str, scale: int = 1) -> float:
     """Seconds for one call of the kernel (after one warm-up call), in this process."""
     scope: dict = {}
-    exec(KERNELS[name], scope)  # noqa: S102 - the benchmark's own fixed kernels
+    exec(KERNELS[name].format(scale=scale), scope)  # noqa: S102 - the benchmark's own fixed kernels
     scope["f"]()
     t0 = time.perf_counter()
     scope["f"]()
@@ -64,12 +67,12 @@ def result(proc: subprocess.Popen) -> dict:
     return json.loads(line[0][7:])
 
 
-def machine(repeats: int) -> None:
+def machine(repeats: int, scale: int = 1) -> None:
     print("part 1: the machine (seconds per kernel call; scaling = 2 x alone / pair)")
     for name in KERNELS:
         alone, pair = [], []
         for _ in range(repeats):
-            argv = [sys.executable, __file__, "--kernel", name]
+            argv = [sys.executable, __file__, "--kernel", name, "--kernel-scale", str(scale)]
             alone.append(result(spawn(argv, {0}))["seconds"])
             procs = [spawn(argv, {0}), spawn(argv, {1})]
             pair.append(max(result(p)["seconds"] for p in procs))
@@ -77,11 +80,13 @@ def machine(repeats: int) -> None:
         print(f"  {name:15s} alone {a:6.2f} s   two at once {p:6.2f} s   aggregate scaling {2 * a / p:4.2f}x")
 
 
-def trainer(windows: int, epochs: int, repeats: int) -> None:
+def trainer(windows: int, epochs: int, repeats: int, waveforms: int | None = None) -> None:
     from sweep.physics.datasets import simulate_to_file
 
-    data = str(Path(tempfile.mkdtemp()) / "packing.npz")
-    simulate_to_file(data, max(500, windows // 35), seed=3)
+    tmp = tempfile.mkdtemp(prefix="bench-packing-")
+    atexit.register(shutil.rmtree, tmp, True)
+    data = str(Path(tmp) / "packing.npz")
+    simulate_to_file(data, waveforms or max(500, windows // 35), seed=3)
     base = [sys.executable, str(TRAINER), "--data", data, "--epochs", str(epochs), "--windows", str(windows),
             "--worker"]
     rows: dict[str, list[float]] = {"1 job x 1 CPU, alone": [], "2 jobs x 1 CPU, side by side": [],
@@ -106,19 +111,25 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=40000)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--waveforms", type=int, default=None,
+                    help="waveforms simulated for the trainer's dataset (default: max(500, windows / 35))")
     ap.add_argument("--skip-trainer", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes that run in seconds (CI: the script still works)")
     ap.add_argument("--kernel", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--kernel-scale", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.kernel:
-        print("RESULT " + json.dumps({"seconds": kernel(args.kernel)}), flush=True)
+        print("RESULT " + json.dumps({"seconds": kernel(args.kernel, args.kernel_scale)}), flush=True)
         return
+    if args.smoke:  # both parts, every kernel and packing, 1/1000 of each kernel's work
+        args.windows, args.epochs, args.repeats, args.waveforms, args.kernel_scale = 500, 1, 1, 40, 1000
     if len(os.sched_getaffinity(0)) < 2:
         sys.exit("needs two CPUs")
     sys.path.insert(0, str(REPO))
     print(f"CPUs: {sorted(os.sched_getaffinity(0))}; {Path('/proc/cpuinfo').read_text().count('processor')} in /proc/cpuinfo")
-    machine(args.repeats)
+    machine(args.repeats, args.kernel_scale)
     if not args.skip_trainer:
-        trainer(args.windows, args.epochs, args.repeats)
+        trainer(args.windows, args.epochs, args.repeats, args.waveforms)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,10 @@ CPU time. Samplers: TPE + median pruner (sweep's default search) and random with
 Part 3, the driver's overhead: a real `sweep search --local` of --overhead-trials trials on the
 same data (Driver.summary.overhead_s: ask -> job started, and job ended -> result told).
 
-    python bench/bench_search.py [--root DIR] [--seeds 7] [--epochs 8] [--waveforms 1500]
+    python bench/bench_search.py [--root DIR] [--seeds 7] [--epochs 8] [--waveforms 1500] [--smoke]
+
+--smoke: a 2-point grid (2 optimizers, 1 rate, 1 topology; 1 epoch on 40 waveforms), 1 seed per
+sampler and a 2-trial driver: every part runs, for real, in seconds.
 """
 
 from __future__ import annotations
@@ -42,9 +45,14 @@ RATES = [3.0e-4, 1.0e-3, 3.0e-3, 1.0e-2]
 TOPOLOGIES = [[32, 64, 1], [64, 64, 1], [96, 128, 1]]
 
 
+#: windows each job reads (data.max_samples)
+MAX_SAMPLES = 20000
+
+
 def grid_text(epochs: int, waveforms: int, search: str = "") -> str:
     return (f"sweep: {'bench-search' if search else 'bench-grid'}\nmodel: lstm\nseed: 7\n"
-            f"data: {{path: data/bench.npz, max_samples: 20000, simulate: {{waveforms: {waveforms}, seed: 1}}}}\n"
+            f"data: {{path: data/bench.npz, max_samples: {MAX_SAMPLES}, "
+            f"simulate: {{waveforms: {waveforms}, seed: 1}}}}\n"
             f"params: {{epochs: {epochs}, patience: 3, batch_size: 150}}\n"
             f"axes:\n  optimizer: {json.dumps(OPTIMIZERS)}\n  learning_rate: {json.dumps(RATES)}\n"
             f"  topology: {json.dumps(TOPOLOGIES)}\n{search}"
@@ -156,7 +164,13 @@ def main() -> int:
     parser.add_argument("--waveforms", type=int, default=1500)
     parser.add_argument("--tolerance", type=float, default=0.003)
     parser.add_argument("--overhead-trials", type=int, default=6)
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes that run in seconds (CI: the script still works)")
     args = parser.parse_args()
+    if args.smoke:
+        global OPTIMIZERS, RATES, TOPOLOGIES, MAX_SAMPLES
+        OPTIMIZERS, RATES, TOPOLOGIES, MAX_SAMPLES = OPTIMIZERS[:2], RATES[1:2], TOPOLOGIES[:1], 500
+        args.seeds, args.epochs, args.waveforms, args.overhead_trials = 1, 1, 40, 2
     root = args.root or Path(tempfile.mkdtemp(prefix="bench-search-"))
     root.mkdir(parents=True, exist_ok=True)
     runs = run_grid(root, args.epochs, args.waveforms)

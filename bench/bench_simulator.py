@@ -1,6 +1,6 @@
 """Throughput of the toy waveform simulator on one core.
 
-    python bench/bench_simulator.py [--waveforms 4096] [--batch-size 256] [--repeat 3]
+    python bench/bench_simulator.py [--waveforms 4096] [--batch-size 256] [--repeat 3] [--file-waveforms 2000] [--smoke]
 
 Prints waveforms/s for (a) the simulation alone (truth + rendering + noise + ADC) and (b) the
 full ``simulate_to_file`` path (simulation, peak-finding windows, labels, clusterization
@@ -15,11 +15,14 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's sweep, as the other benches
 
 from sweep.physics import datasets as D  # noqa: E402
 from sweep.physics import simulate as S  # noqa: E402
@@ -30,7 +33,11 @@ def main() -> None:
     ap.add_argument("--waveforms", type=int, default=4096)
     ap.add_argument("--batch-size", type=int, default=D.DEFAULT_BATCH_SIZE)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--file-waveforms", type=int, default=2000, help="waveforms written by simulate_to_file")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes that run in seconds (CI: the script still works)")
     args = ap.parse_args()
+    if args.smoke:  # two batches in each path
+        args.waveforms, args.batch_size, args.repeat, args.file_waveforms = 64, 32, 1, 64
 
     pinned = ""
     if hasattr(os, "sched_setaffinity"):
@@ -55,7 +62,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.npz"
-        n_file = 2000
+        n_file = args.file_waveforms
         summary = D.simulate_to_file(path, n_file, seed=1, batch_size=args.batch_size)
         size_mb = path.stat().st_size / 1e6
     file_rate = n_file / summary["seconds"]

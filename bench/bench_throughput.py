@@ -7,8 +7,9 @@ onto the cores (two at a time here). Same grid, data and epochs; the local backe
     python bench/bench_throughput.py [--grid grids/demo.yaml] [--repeats 1]
     python bench/bench_throughput.py --waveforms 15000 --max-samples 200000 --epochs 3   # realistic job size
 
-With --waveforms the dataset is simulated (seeded) into build/ at that size instead of data/demo.npz;
---max-samples and --epochs replace the grid's.
+With --waveforms the dataset is simulated (seeded) into build/ (--dir) at that size instead of
+data/demo.npz; --max-samples and --epochs replace the grid's, --configs samples that many of its
+configurations (the grid's sample:). The sweeps run in temporary folders under --dir.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ sys.path.insert(0, str(REPO))
 DATA = REPO / "data" / "demo.npz"
 
 
-def run(grid_text: str, name: str, env: dict, cpus: int) -> float:
+def run(grid_text: str, name: str, env: dict, cpus: int, where: Path) -> float:
     from sweep.physics.datastep import ensure_dataset
     from sweep.submit.backends.local import LocalBackend
     from sweep.submit.prepare import prepare, write_rendered
 
-    root = Path(tempfile.mkdtemp(dir=REPO / "build"))
+    root = Path(tempfile.mkdtemp(dir=where))
     (root / "data").mkdir()
     shutil.copy(DATA, root / "data" / "demo.npz")
     grid = root / f"{name}.yaml"
@@ -78,18 +79,26 @@ def main() -> None:
     ap.add_argument("--waveforms", type=int, default=None, help="simulate a dataset of this many waveforms")
     ap.add_argument("--max-samples", type=int, default=None, help="the grid's data.max_samples instead")
     ap.add_argument("--epochs", type=int, default=None, help="the grid's epochs instead")
+    ap.add_argument("--configs", type=int, default=None, help="sample this many of the grid's configurations")
+    ap.add_argument("--dir", type=Path, default=REPO / "build",
+                    help="where the sweeps run and a --waveforms dataset is written (default: build/ in the project)")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes that run in seconds (CI: the script still works)")
     args = ap.parse_args()
-    (REPO / "build").mkdir(exist_ok=True)
+    if args.smoke:  # both setups, one configuration each
+        args.waveforms, args.max_samples, args.epochs, args.configs, args.repeats = 40, 500, 1, 1, 1
+    args.dir.mkdir(parents=True, exist_ok=True)
     global DATA
     text = Path(args.grid).read_text()
     if args.max_samples:
         text = re.sub(r"max_samples: \d+", f"max_samples: {args.max_samples}", text)
     if args.epochs:
         text = re.sub(r"epochs: \d+", f"epochs: {args.epochs}", text)
+    if args.configs:
+        text += f"sample: {args.configs}\n"
     from sweep.physics.datasets import simulate_to_file
 
     if args.waveforms:
-        DATA = REPO / "build" / f"throughput-{args.waveforms}.npz"
+        DATA = args.dir / f"throughput-{args.waveforms}.npz"
         if not DATA.exists():
             t0 = time.perf_counter()
             simulate_to_file(DATA, args.waveforms, 1)
@@ -103,8 +112,8 @@ def main() -> None:
     results = {"seed setup (4 CPUs/job, TF default threads)": [], "sweep default (1 CPU/job, pinned)": []}
     for _ in range(args.repeats):
         results["seed setup (4 CPUs/job, TF default threads)"].append(
-            run(seed, "seed", {"SWEEP_INTRA_OP": "0", "SWEEP_INTER_OP": "0"}, cpus))
-        results["sweep default (1 CPU/job, pinned)"].append(run(mine, "mine", {}, cpus))
+            run(seed, "seed", {"SWEEP_INTRA_OP": "0", "SWEEP_INTER_OP": "0"}, cpus, args.dir))
+        results["sweep default (1 CPU/job, pinned)"].append(run(mine, "mine", {}, cpus, args.dir))
     from sweep.core.expand import expand
     from sweep.core.grid import parse_grid
 

@@ -7,14 +7,16 @@ weights). Each variant runs in a fresh process, variants alternate back to back,
 median of --repeats runs is reported (the machines are noisy). Same model (LSTM [96,128,1]),
 batch size 150, data, split sizes and epochs for all.
 
-    python bench/bench_trainer.py [--windows 60000] [--epochs 2] [--repeats 3]
+    python bench/bench_trainer.py [--windows 60000] [--epochs 2] [--repeats 3] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -63,14 +65,15 @@ def worker(variant: str, data: str, epochs: int, windows: int) -> dict:
     from sweep.job import training
     from sweep.job.models import build_lstm
 
-    config = {"model": "lstm", "params": {**PARAMS, "epochs": epochs}, "seed": 1, "run_id": "bench",
+    config = {"model": "lstm", "params": {**PARAMS, "epochs": epochs}, "seed": 1, "sweep": "bench", "run_id": "bench",
               "config_id": "bench", "data": {"path": data, "file": Path(data).name, "balanced": True,
                                               "max_samples": windows, "seed": 0}}
     if variant.startswith("sweep"):
         with tempfile.TemporaryDirectory() as out:
             m = training.train(config, Path(data), Path(out), log=lambda *_: None)
-        return {"seconds": m["train_seconds"], "windows_per_s": m["train_samples_per_second"],
-                "f1": m["test"]["f1"], "auc": m["test"]["auc"]}
+        test = m.test or {}
+        return {"seconds": m.train_seconds, "windows_per_s": m.train_samples_per_second,
+                "f1": test.get("f1"), "auc": test.get("auc")}
 
     import keras
 
@@ -109,18 +112,26 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--variants", default="naive,naive-tfdata,sweep-1cpu,sweep-2cpu,sweep-i1e2")
     ap.add_argument("--data", default=None, help="dataset (default: simulated into a temp folder)")
+    ap.add_argument("--waveforms", type=int, default=None,
+                    help="waveforms simulated for the default dataset (default: max(500, windows / 35))")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes that run in seconds (CI: the script still works)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         print("RESULT " + json.dumps(worker(args.worker, args.data, args.epochs, args.windows)), flush=True)
         return
+    if args.smoke:  # one variant per code path of the worker: fit on arrays, hand-built tf.data, sweep's trainer
+        args.windows, args.epochs, args.repeats, args.waveforms = 500, 1, 1, 40
+        args.variants = "naive,naive-tfdata,sweep-1cpu"
 
     data = args.data
     if data is None:
         from sweep.physics.datasets import simulate_to_file
 
-        data = str(Path(tempfile.mkdtemp()) / "bench.npz")
-        simulate_to_file(data, max(500, args.windows // 35), seed=3)
+        tmp = tempfile.mkdtemp(prefix="bench-trainer-")
+        atexit.register(shutil.rmtree, tmp, True)
+        data = str(Path(tmp) / "bench.npz")
+        simulate_to_file(data, args.waveforms or max(500, args.windows // 35), seed=3)
     variants = args.variants.split(",")
     results: dict[str, list[dict]] = {v: [] for v in variants}
     for r in range(args.repeats):
