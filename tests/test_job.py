@@ -137,8 +137,8 @@ def test_same_seed_gives_identical_results(trained_run, tmp_path):
     assert a == b
 
 
-@pytest.mark.training
 def test_missing_dataset_fails_cleanly(tmp_path, small_dataset):
+    """A job without its dataset ends with exit 2 and why, before TensorFlow is started."""
     run = _render_one(tmp_path, small_dataset)
     config = run.config_path.read_text().replace(str(small_dataset), str(tmp_path / "gone.npz"))
     config = config.replace("file: small.npz", "file: gone.npz")
@@ -147,6 +147,7 @@ def test_missing_dataset_fails_cleanly(tmp_path, small_dataset):
     assert proc.returncode == 2
     info = json.loads((run.results_dir / "run.json").read_text())
     assert info["status"] == "failed" and "dataset not found" in info["error"]
+    assert "device" not in info  # TensorFlow (which says the device) was never started
     assert not (run.results_dir / "metrics.json").exists()
 
 

@@ -140,13 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     from . import training  # imports numpy; TensorFlow comes in with keras below
 
     try:
-        import tensorflow as tf
-
-        if intra:
-            tf.config.threading.set_intra_op_parallelism_threads(intra)
-        if inter:
-            tf.config.threading.set_inter_op_parallelism_threads(inter)
-        record.device = training_device(tf)
+        # the inputs first: a job given the wrong dataset (or none) ends before TensorFlow starts
         data_path = training.resolve_data_path(config["data"], Path.cwd())
         # what this run was trained on (the dataset a per-model file was cut from): a later submit
         # reruns the run when the dataset has changed
@@ -165,6 +159,14 @@ def main(argv: list[str] | None = None) -> int:
             dataset.transferred_bytes = data_path.stat().st_size
             if config["data"].get("url"):  # by a transfer plugin on the execute node, not through the schedd
                 dataset.fetched_from = config["data"]["url"]
+
+        import tensorflow as tf
+
+        if intra:
+            tf.config.threading.set_intra_op_parallelism_threads(intra)
+        if inter:
+            tf.config.threading.set_inter_op_parallelism_threads(inter)
+        record.device = training_device(tf)
         metrics = training.train(config, data_path, out_dir, log=lambda m: print(m, flush=True),
                                  dataset_sha256=dataset.sha256)
         metrics.software = software_versions()
