@@ -45,6 +45,7 @@ import copy
 import dataclasses
 import io
 import os
+import importlib
 import re
 import shlex
 import shutil
@@ -774,10 +775,37 @@ def test_the_files_page_names_every_file_sweep_writes():
     assert not missing, f"docs/reference/files.md does not name {missing}"
 
 
-# ----------------------------------------------------------------------------- the first tutorial, for real
+def test_the_records_table_is_the_registry_and_each_record_s_fields_are_documented():
+    """The files page's records table lists exactly sweep.records.RECORDS (file, schema version, the
+    one writer), and every field of the records whose fields it documents is on it."""
+    import dataclasses
+
+    from sweep.records import RECORDS
+
+    rows = {r[0]: r for r in table_rows(DOCS / "reference" / "files.md", "record")}
+    assert set(rows) == {r.kind for r in RECORDS}, set(rows) ^ {r.kind for r in RECORDS}
+    for record in RECORDS:
+        kind, file, version, writer, _ = rows[record.kind]
+        assert record.file in file and version == str(record.schema_version), (record, rows[record.kind])
+        assert f"`{record.owner}`" in writer, (record, writer)
+    for record in RECORDS:
+        if record.file not in RECORDS_DOCUMENTED:
+            continue
+        section = _fields_documented(RECORDS_DOCUMENTED[record.file])
+        module, name = record.model.rsplit(".", 1)
+        model = getattr(importlib.import_module(module), name)
+        missing = [f.name for f in dataclasses.fields(model) if f"`{f.name}`" not in section]
+        assert not missing and "`schema_version`" in section, f"{record.file}: {missing} not on docs/reference/files.md"
+
+
 #: The sections of the files page that document each record's fields.
-RECORDS = {"metrics.json": "### metrics.json", "run.json": "### run.json", "model.json": "### model.json",
-           "sweep.json": "## sweep.json", "best.json": "## best.json"}
+RECORDS_DOCUMENTED = {"metrics.json": "### metrics.json", "run.json": "### run.json", "model.json": "### model.json",
+                      "sweep.json": "## sweep.json", "best.json": "## best.json", "step.json": "## step.json",
+                      "chain.json": "## chain.json"}
+
+
+# ----------------------------------------------------------------------------- the first tutorial, for real
+RECORDS = RECORDS_DOCUMENTED
 
 
 def _fields_documented(heading: str) -> str:
