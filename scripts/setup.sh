@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up sweep on a fresh machine (idempotent): a virtual environment in .venv with sweep,
-# TensorFlow (CPU), the htcondor2 bindings and the test tools.
+# TensorFlow (CPU), the htcondor2 bindings, the test tools and the docs tools. Run again with
+# pyproject.toml unchanged, it installs nothing (a stamp in .venv records what was installed).
 #
 # The interpreter: jobs on an HTCondor pool run as an unprivileged user, who must be able to
 # run .venv/bin/python, i.e. reach the base interpreter it links to. A Python installed under a
@@ -49,8 +50,12 @@ if [ "$(id -u)" = 0 ] && ! command -v chromium >/dev/null && command -v apt-get 
   { apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; } \
     || echo "setup: could not install chromium; tests/test_report.py needs it" >&2
 fi
-.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
-.venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "is ignored" || true
-.venv/bin/python -c "import sweep, htcondor2, tensorflow" 2>/dev/null \
-  || { echo "setup: the Python environment is incomplete (see pip's messages above)" >&2; exit 1; }
+stamp=".venv/.sweep-setup-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+  .venv/bin/python -m pip install -q -e ".[test,docs]" 2>&1 | grep -v "is ignored" || true
+fi
+.venv/bin/python -c "import sweep, htcondor2, tensorflow, pytest, xdist, mkdocs, material" 2>/dev/null \
+  || { rm -f .venv/.sweep-setup-*; echo "setup: the Python environment is incomplete (see pip's messages above)" >&2; exit 1; }
+rm -f .venv/.sweep-setup-* && touch "$stamp"
 echo "setup: .venv ready ($(.venv/bin/python --version) from $(.venv/bin/python -c 'import sys; print(sys.base_prefix)'), sweep $(.venv/bin/python -c 'import sweep; print(sweep.__version__)'))"
