@@ -6,6 +6,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 POOL_TESTS = REPO / "tests" / "condor"
+#: Modules whose tests share a module-scoped fixture that costs a training: one xdist worker runs
+#: each of them whole (a module fixture is made once per worker that runs the module's tests).
+MODULE_SCOPED = {"tests/test_job.py"}
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -20,9 +23,9 @@ def pytest_collection_modifyitems(config, items):
 def pytest_xdist_make_scheduler(config, log):
     """With xdist (scripts/test.sh: `-n auto --dist load`), every test under tests/condor goes to one
     worker, in one piece: they share one personal pool, started once, while the other workers run
-    the rest beside them, a module at a time (a module's fixtures, such as test_job's trained run,
-    are made once). (xdist's own `--dist loadgroup` renames node ids, which pytest 9.2 no longer
-    takes: its groups silently fall apart.)"""
+    the rest beside them, a test at a time, except the modules of MODULE_SCOPED, a module at a time
+    (their module fixture, such as test_job's trained run, is made once). (xdist's own `--dist
+    loadgroup` renames node ids, which pytest 9.2 no longer takes: its groups fall apart silently.)"""
     if config.getvalue("dist") != "load":
         return None
     from xdist.scheduler import LoadScopeScheduling
@@ -31,7 +34,8 @@ def pytest_xdist_make_scheduler(config, log):
 
     class PoolTestsTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "pool" if nodeid.startswith(prefix) else nodeid.split("::")[0]
+            module = nodeid.split("::")[0]
+            return "pool" if nodeid.startswith(prefix) else module if module in MODULE_SCOPED else nodeid
 
     return PoolTestsTogether(config, log)
 

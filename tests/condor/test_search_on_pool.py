@@ -122,7 +122,7 @@ def test_a_search_prunes_through_chirp_and_survives_its_driver_killed(project, c
 
 def test_a_held_trial_is_failed_with_its_reason_and_tried_again(project, condor_pool, capsys):
     sweep = "pool-search-hold"
-    g = search_grid(project, sweep, "{sampler: random, trials: 2, parallel: 1, pruner: none, retries: 1, seed: 4}",
+    g = search_grid(project, sweep, "{sampler: random, trials: 2, parallel: 2, pruner: none, retries: 1, seed: 4}",
                     epochs=2, max_samples=3000)
     assert main(["--root", str(project), "search", str(g), "--condor", "--no-progress"]) == 0
     schedd = condor_pool_schedd()

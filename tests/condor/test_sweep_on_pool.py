@@ -529,8 +529,9 @@ def test_a_checkout_the_job_owner_cannot_read_runs_the_demo_grid_with_a_site_pyt
     """The issue's setting: the checkout behind a folder the job owner cannot enter (what an
     execute node without the submit node's files sees), TensorFlow from a 'site' virtual
     environment elsewhere that the owner can read (standing in for CVMFS or a container), and no
-    sweep in it: the demo grid's 4 configurations run to a ranked leaderboard with condor.python
-    set, each job on the code archive it was sent, in its own scratch folder."""
+    sweep in it: the demo grid (its two small topologies' configurations) runs to a ranked
+    leaderboard with condor.python set, each job on the code archive it was sent, in its own
+    scratch folder."""
     import sysconfig
 
     locked = condor_pool.root / f"locked-{project.name}"
@@ -551,6 +552,7 @@ def test_a_checkout_the_job_owner_cannot_read_runs_the_demo_grid_with_a_site_pyt
     demo = (REPO / "grids" / "demo.yaml").read_text()
     demo = demo.replace("path: data/demo.npz", "path: data/small.npz").replace("max_samples: 20000", "max_samples: 3000")
     demo = demo.replace("epochs: 8", "epochs: 2").replace("  simulate:\n    waveforms: 1500\n    seed: 1\n", "")
+    demo = demo.replace("    - [96, 128, 1]\n", "")  # 2 configurations: one job per slot of the pool
     grid_file = project / "demo-site.yaml"
     grid_file.write_text(demo.replace("sweep: demo", "sweep: demo-site") + f"condor: {{python: {site_python}}}\n")
 
@@ -567,7 +569,7 @@ def test_a_checkout_the_job_owner_cannot_read_runs_the_demo_grid_with_a_site_pyt
                       "--no-progress")
     assert done.returncode == 0, done.stdout + done.stderr
     board = pd.read_csv(project / "results" / "demo-site" / "leaderboard.csv")
-    assert list(board["rank"]) == [1, 2, 3, 4] and board["f1"].notna().all()
+    assert list(board["rank"]) == [1, 2] and board["f1"].notna().all()
     assert board["f1"].is_monotonic_decreasing
     code = json.loads((project / "jobs" / "demo-site" / "sweep.json").read_text())["code"]
     for run_id in board["run_id"]:
