@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .core.errors import (BackendError, GridError, InputError, LockedError, NotFoundError, RenderError,
                           ResultsError, SweepError)

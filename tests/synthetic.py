@@ -14,8 +14,9 @@ import itertools
 import json
 import math
 import random
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sweep.core.states import RunState
 from sweep.job.training import CLASSIFIER_HISTORY, REGRESSOR_HISTORY

@@ -257,7 +257,7 @@ class Project:
     synthetic: set[str] = field(default_factory=set)
 
     @classmethod
-    def for_page(cls, page: Path, tmp: Path, small: Path) -> "Project":
+    def for_page(cls, page: Path, tmp: Path, small: Path) -> Project:
         root = tmp / re.sub(r"\W", "_", str(page.relative_to(REPO)))
         shutil.copytree(REPO / "grids", root / "grids")
         shutil.copytree(REPO / "sites", root / "sites")

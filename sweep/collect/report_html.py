@@ -127,7 +127,7 @@ def write_report(sweep: str, root: Path, top: int = 3, by: str | None = None, ou
     key = "best_run_id" if sel.aggregated else "run_id"
     highlight = [str(r.get(key)) in top_ids for r in sel.frame.to_dict("records")]
     context = {
-        "sweep": board.sweep, "model": board.model, "generated": dt.datetime.now(dt.timezone.utc)
+        "sweep": board.sweep, "model": board.model, "generated": dt.datetime.now(dt.UTC)
         .isoformat(timespec="seconds"), "ranking": sel.ranking, "metric": metric, "metric_label": label(metric),
         "total": board.total, "n_ok": len(board.table), "n_problems": len(board.problems),
         "aggregated": sel.aggregated, "repeats": board.repeats,

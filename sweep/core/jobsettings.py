@@ -10,7 +10,8 @@ Each function is given the Validator of the document it reads, which records the
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import names, schema, units
 from .errors import GridError

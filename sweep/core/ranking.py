@@ -5,14 +5,15 @@ pandas is imported when ranking, not with this module, so that the core stays li
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 
-def rank(table: "pd.DataFrame | Iterable[dict[str, Any]]", ranking: list[tuple[str, str]],
-         key: str = "run_id") -> "pd.DataFrame":
+def rank(table: pd.DataFrame | Iterable[dict[str, Any]], ranking: list[tuple[str, str]],
+         key: str = "run_id") -> pd.DataFrame:
     """Sort rows by the ranking keys in order, each "max" (higher first) or "min".
 
     Args:
@@ -42,7 +43,7 @@ def rank(table: "pd.DataFrame | Iterable[dict[str, Any]]", ranking: list[tuple[s
     return frame
 
 
-def pareto_front(rows: "Iterable[dict[str, Any]]", objectives: list[tuple[str, str]]) -> list[bool]:
+def pareto_front(rows: Iterable[dict[str, Any]], objectives: list[tuple[str, str]]) -> list[bool]:
     """Which rows no other row dominates: at least as good in every objective and better in one
     ("max": higher is better, "min": lower). A row missing an objective is never on the front.
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 MODELS = ("lstm", "cnn")
 CNN_HEADS = ("flatten", "global_average")

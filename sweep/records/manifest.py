@@ -18,10 +18,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..core.errors import ResultsError
 from ..core.names import BACKEND_HTCONDOR, JOBS_DIR, MANIFEST, SweepPaths
