@@ -1,4 +1,3 @@
-import pytest
 """The local backend end to end: real training jobs, packing onto cores, failures, reruns, collect."""
 
 import importlib
@@ -8,6 +7,7 @@ import shutil
 import sys
 
 import pandas as pd
+import pytest
 
 from sweep.cli import main
 from tests.conftest import grid_text
