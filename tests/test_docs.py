@@ -220,7 +220,9 @@ def parse(argv: list[str]):
 def shown_output_appears(shown: list[str], actual: str) -> str | None:
     """None when every shown line appears in the actual output, in order (whitespace runs
     compared as one space; a `…` stands for any text within the line); else the first missing."""
-    norm = lambda s: " ".join(s.split())  # noqa: E731
+    def norm(s: str) -> str:
+        return " ".join(s.split())
+
     lines = [norm(line) for line in actual.splitlines()]
     at = 0
     for want in (norm(s) for s in shown):
@@ -422,8 +424,8 @@ def check_page(page: Path, tmp: Path, small: Path, training: bool = False) -> li
 # ----------------------------------------------------------------------------- the site
 def mkdocs_or_fail():
     try:
-        import material  # noqa: F401
-        import mkdocs  # noqa: F401
+        import material  # noqa: F401 - imported only to learn whether it is installed
+        import mkdocs  # noqa: F401 - likewise
     except ImportError:
         pytest.fail("mkdocs and mkdocs-material are not installed: install the docs group with "
                     "`.venv/bin/python -m pip install -e '.[docs]'` (or run `bash scripts/docs.sh`)")

@@ -242,7 +242,10 @@ def test_a_shrinking_estimator_calibrated_on_tracks_of_its_own_responds_with_slo
     and kaons at other momenta its density response is 1 within errors too."""
     p = SimulationParams()
     d = deriv.DerivParams(n1=8, n2=0, n3=0.5, n4=0.5)
-    shrink = lambda X: 0.3 * X.sum(axis=(1, 2)) + 12.0  # noqa: E731
+
+    def shrink(X):
+        return 0.3 * X.sum(axis=(1, 2)) + 12.0
+
     r = E.evaluate_tracks(p, rise_scorer, shrink, d, n_tracks=30, cells=40, momentum_gev=10.0,
                           truncation=0.7, seed=5, chunk_waveforms=600)
     cnn = r["dndx"]["lstm_cnn"]

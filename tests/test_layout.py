@@ -286,7 +286,10 @@ def private_uses(files: dict[str, Path], known: set[str], package: str = "sweep"
     for source, path in files.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         is_package = path.name == "__init__.py"
-        where = lambda node: f"{path}:{node.lineno}"  # noqa: E731
+
+        def where(node: ast.AST, path: Path = path) -> str:
+            return f"{path}:{node.lineno}"
+
         bound: dict[str, str] = {}  # local name -> the module of scope it stands for
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):

@@ -272,7 +272,7 @@ def test_a_local_driver_killed_with_sigkill_resumes_without_losing_or_redoing_a_
     assert sum(t.state is TrialState.COMPLETE for t in trials) == 5 and len(trials) == 5  # none lost
     assert all(trials[n].user_attrs["run_id"] == r and trials[n].state is TrialState.COMPLETE
                for n, r in finished_before.items())
-    for number, run_id in finished_before.items():  # finished before the kill: not trained again
+    for run_id in finished_before.values():  # finished before the kill: not trained again
         stdout = (tmp_path / "results" / "killed" / run_id / "stdout.txt").read_text()
         assert stdout.count("sweep.job ") == 1
 

@@ -357,7 +357,9 @@ class DatasetBuilder:
 
     def input_stats(self) -> dict[str, Any]:
         """:func:`input_stats` of every waveform added so far."""
-        cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0))
+        def cat(parts: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.zeros(0)
+
         return stats_of({"noise_rms": cat(self._sigma), "peak_snr": cat(self._snr)})
 
     def add(self, batch: SimulationBatch, rng: np.random.Generator) -> None:
@@ -519,7 +521,7 @@ def _open(path: str | Path):
         raise DatasetError(f"{path}: not a regular file")
     try:
         f = np.load(path, allow_pickle=False)
-    except Exception as exc:  # BadZipFile, ValueError (pickle), OSError, EOFError ...
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, ValueError (pickle), OSError, EOFError ...: unreadable
         raise DatasetError(f"{path}: not a readable npz dataset ({type(exc).__name__}: {exc})") from None
     if not isinstance(f, np.lib.npyio.NpzFile):
         raise DatasetError(f"{path}: not an npz archive (a single .npy array?)")
@@ -534,7 +536,7 @@ def _parse_meta(path: Path, f) -> dict[str, Any]:
         if raw.ndim != 0 or raw.dtype.kind != "U":
             raise ValueError(f"expected a 0-d unicode array, got {raw.dtype} {raw.shape}")
         meta = json.loads(str(raw[()]))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever the failure, 'meta' is unreadable
         raise DatasetError(f"{path}: unreadable 'meta' ({exc})") from None
     if not isinstance(meta, dict):
         raise DatasetError(f"{path}: 'meta' is not a JSON object")
@@ -566,7 +568,7 @@ def _load(path: str | Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
         for k in keys:
             try:
                 a = f[k]
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever numpy raises, the member is unreadable
                 raise DatasetError(f"{path}: cannot read {k!r} ({exc})") from None
             dtype, ndim = expected[k]
             if a.dtype != dtype or a.ndim != ndim:

@@ -152,7 +152,10 @@ def _transient(ad, state: RunState) -> bool:
     if state is not RunState.HELD:
         return False
     code, sub = ad.get("HoldReasonCode"), ad.get("HoldReasonSubCode")
-    has = lambda key: key in ad and str(ad.get(key)).strip().lower() not in ("false", "")  # noqa: E731
+
+    def has(key: str) -> bool:
+        return key in ad and str(ad.get(key)).strip().lower() not in ("false", "")
+
     return (is_memory_hold(code, sub) and has("PeriodicRelease")) or (code in RUNTIME_HOLD_CODES
                                                                        and has("PeriodicRemove"))
 

@@ -458,7 +458,7 @@ def test_an_interpreter_the_worker_cannot_run_ends_the_job_as_environment_withou
     hidden.mkdir(mode=0o700)
     (hidden / "venv").symlink_to(Path(sys.prefix))  # this test's own virtual environment
     python = hidden / "venv" / "bin" / "python"
-    extra = "condor: {max_retries: 2, python: %s}\n" % python
+    extra = f"condor: {{max_retries: 2, python: {python}}}\n"
     name = f"pool-noenv-{mode}"
     g = grid(project, name, axes="  optimizer: [adam]\n", extra=extra)
     assert sweep_cli(project, "submit", str(g), "--condor", "--wait", "--wait-timeout", "240", "--no-progress",
