@@ -223,8 +223,8 @@ def test_shipped_grids_are_valid():
      "resources.runtime", "at most 10 years"),
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nranking: [[f1]]\n", "ranking[0]", "unknown metric"),
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nrepeats: 100000000000\n", "repeats", "an integer from 1 to 1,000"),
-    ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nresources: {request_memory: 8GB}\n"
-     "condor: {memory_escalation: {max_memory: 1GB}}\n", "condor.memory_escalation.max_memory", "at least"),
+    (("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nresources: {request_memory: 8GB}\n"
+      "condor: {memory_escalation: {max_memory: 1GB}}\n"), "condor.memory_escalation.max_memory", "at least"),
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nparams: {learning_rate: .inf}\n", "params.learning_rate", "> 0"),
 ])
 def test_edge_cases_found_in_review(write_grid, tmp_path, text, key, expected):

@@ -283,8 +283,9 @@ def test_a_hostile_value_is_an_error_that_names_the_file_the_key_and_what_was_ex
     ("metrics.json", "[1, 2]", "unreadable metrics.json: expected a JSON object, got a list"),
     ("metrics.json", "{ not json", "unreadable metrics.json: not JSON: Expecting property name"),
     ("metrics.json", b"\xff\xfe{}", "unreadable metrics.json: unreadable: 'utf-8' codec can't decode"),
-    ("run.json", '{"status": "failed", "exit_code": "3\\u001b[2J"}', "no metrics.json; run.json problem: unreadable "
-     "run.json: exit_code: expected a whole number, got '3\\x1b[2J'"),
+    ("run.json", '{"status": "failed", "exit_code": "3\\u001b[2J"}', ("no metrics.json; run.json problem: unreadable "
+                                                                      "run.json: exit_code: expected a whole number, "
+                                                                      "got '3\\x1b[2J'")),
 ])
 def test_a_run_folder_with_hostile_records_gives_a_reason_never_a_traceback(tmp_path, name, text, reason):
     from sweep.records.runs import read_run
@@ -463,8 +464,8 @@ def test_the_job_wrapper_writes_the_run_record_of_the_current_version(tmp_path):
 
     python = tmp_path / "python3"
     shutil.copy(sys.executable, python)  # exists and is executable at validation, not on the node
-    for extra, error in (("condor: {cvmfs: /cvmfs/nowhere/setup.sh}", "environment: no setup script "
-                          "/cvmfs/nowhere/setup.sh on this node"),
+    for extra, error in (("condor: {cvmfs: /cvmfs/nowhere/setup.sh}", ("environment: no setup script "
+                                                                       "/cvmfs/nowhere/setup.sh on this node")),
                          (f"condor: {{python: {python}}}", f"environment: no interpreter {python} on this node")):
         spec = parse_grid(f"sweep: w\nmodel: lstm\ndata: {{path: d.npz}}\n{extra}\n", "w.yaml", tmp_path)
         wrapper = tmp_path / "run_job.sh"

@@ -444,8 +444,8 @@ class HTCondorBackend:
             f"executable = {submit_value(sys.executable)}",
             # DAGMan fills in how the DAG ended: collect ranks what came back, then exits non-zero
             # when nodes failed (a FINAL node that succeeds would make the whole DAG succeed)
-            f'arguments = "-m sweep.cli --root {submit_value(root)} collect {submit_value(sweep.spec.name)} '
-            '--dag-status $(DAG_STATUS) --failed-count $(FAILED_COUNT)"',
+            (f'arguments = "-m sweep.cli --root {submit_value(root)} collect {submit_value(sweep.spec.name)} '
+             '--dag-status $(DAG_STATUS) --failed-count $(FAILED_COUNT)"'),
             f'environment = "{pythonpath}TF_CPP_MIN_LOG_LEVEL=2"',
             f"initialdir = {submit_value(dag_dir)}",
             "output = collect.out",
