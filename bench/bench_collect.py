@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sweep.collect.gather import collect  # noqa: E402
-from sweep.collect.leaderboard import copy_best, export, select  # noqa: E402
-from tests.synthetic import make_sweep, write_event_log  # noqa: E402
+from sweep.collect.gather import collect
+from sweep.collect.leaderboard import copy_best, export, select
+from tests.synthetic import make_sweep, write_event_log
 
 AXES = {"optimizer": ["adam", "sgd", "rmsprop", "nadam"], "learning_rate": [0.0001, 0.001, 0.01],
         "batch_size": [64, 150, 256, 512], "topology": [[32, 64, 1], [96, 128, 1], [128, 96, 1]],

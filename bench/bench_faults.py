@@ -195,7 +195,7 @@ def main() -> int:
                 try:
                     connect(timeout=2)
                     break
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - the schedd is restarting: any failure means "not yet"
                     time.sleep(1)
             schedd = connect()
             submit(g).communicate(timeout=180)
@@ -259,7 +259,7 @@ def main() -> int:
             try:
                 schedd = connect(timeout=2)
                 break
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - the schedd is restarting: any failure means "not yet"
                 time.sleep(1)
         ended_once("restart", name, said_not_run=int("not run" in out))
         for kind, t in totals.items():

@@ -183,7 +183,7 @@ def submit_chain_job(schedd, spec: PipelineSpec, root: Path) -> int:
             os.chown(folder, owner.pw_uid, owner.pw_gid)
     try:
         result = schedd.submit(htcondor.bindings().Submit(text))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean refused
         raise BackendError(f"the schedd refused the chain job: {printable(str(exc))[:300]}") from None
     cluster = result.cluster()
     # in the chain's record (jobs/<chain>/ holds no sweep manifest: the chain is not a sweep)

@@ -274,7 +274,7 @@ class PoolSteps:
                       f"&& {names.ATTR_ROLE} =?= {submit_string(ROLE_STEP)} && JobStatus =!= 3 && JobStatus =!= 4")
         try:
             ads = list(self.schedd.query(constraint=constraint, projection=["ClusterId", names.ATTR_RUN]))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean no answer
             raise BackendError(f"the schedd does not answer: {printable(str(exc))[:200]}") from None
         out: dict[str, list[int]] = {}
         for ad in ads:
@@ -294,7 +294,7 @@ class PoolSteps:
         try:
             self.schedd.act(htcondor.bindings().JobAction.Remove, [f"{c}.0" for c in stale],
                             reason=f"sweep chain {self.chain}: the {request.stage} step's inputs changed")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean not removed
             raise BackendError(f"cannot remove the stale {request.stage} jobs {stale}: {printable(str(exc))[:200]}") from None
         self.log(f"step {request.stage}: removed its jobs of earlier inputs ({', '.join(f'{c}.0' for c in stale)})")
 
@@ -329,7 +329,7 @@ class PoolSteps:
         atomic_write_text(config.with_name("step.sub"), text)
         try:
             cluster = self.schedd.submit(htcondor.bindings().Submit(text)).cluster()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean refused
             raise BackendError(f"the schedd refused the {request.stage} job: {printable(str(exc))[:300]}") from None
         self.log(f"step {request.stage}: job {cluster}.0 ({request.run_id}) submitted to {htcondor.pool_name()}")
         return cluster
@@ -374,6 +374,6 @@ class PoolSteps:
     def _left(self, cluster: int) -> bool:
         try:
             ads = list(self.schedd.query(constraint=f"ClusterId == {int(cluster)}", projection=["JobStatus"]))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean no answer
             raise BackendError(f"the schedd does not answer: {printable(str(exc))[:200]}") from None
         return not ads

@@ -22,17 +22,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-from ..core.names import HISTORY, REPORT, REPORT_DIR, ROC, SweepPaths  # noqa: E402
-from ..core.render import BUILTIN_TEMPLATES  # noqa: E402
-from ..fsutil import atomic_folder, atomic_write_text  # noqa: E402
-from ..records.manifest import ResourceRequest, read_manifest  # noqa: E402
-from .gather import Leaderboard, collect  # noqa: E402
-from .leaderboard import best_runs, cells, display_columns, fmt_value, select  # noqa: E402
-from .sensitivity import Sensitivity, analyse  # noqa: E402
+from ..core.names import HISTORY, REPORT, REPORT_DIR, ROC, SweepPaths
+from ..core.render import BUILTIN_TEMPLATES
+from ..fsutil import atomic_folder, atomic_write_text
+from ..records.manifest import ResourceRequest, read_manifest
+from .gather import Leaderboard, collect
+from .leaderboard import best_runs, cells, display_columns, fmt_value, select
+from .sensitivity import Sensitivity, analyse
 
 TEMPLATE = "report.html.j2"
 LABELS = {"eff_purity": "efficiency × purity", "f1": "F1", "auc": "ROC AUC", "mae": "MAE", "mse": "MSE",

@@ -152,8 +152,10 @@ def make_environment(template_dir: Path | None) -> jinja2.Environment:
     first, then the built-in one."""
     search = [str(template_dir)] if template_dir else []
     search.append(str(BUILTIN_TEMPLATES))
+    # no HTML escaping: a value reaches these files through the quoting filters below
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(search), undefined=jinja2.StrictUndefined,
-                             autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                             autoescape=False)  # noqa: S701 - submit files and shell scripts, not HTML
     env.filters["submit_value"] = submit_value
     env.filters["submit_string"] = submit_string
     env.filters["shell_quote"] = shell_quote

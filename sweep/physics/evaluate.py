@@ -64,7 +64,7 @@ from ..core.metrics import classification_metrics, regression_metrics
 from ..records.evaluation import EVALUATION, Evaluation, write_evaluation
 from . import clusterize, deriv
 from . import datasets as D
-from .scorers import Scorer, load_model_fn  # noqa: F401  (load_model_fn: part of this module's API)
+from .scorers import Scorer, load_model_fn  # load_model_fn: also part of this module's API
 from .simulate import SimulationParams, simulate_batch
 
 DEFAULT_LSTM_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)

@@ -210,14 +210,14 @@ def read_npz(path: str | Path) -> WaveformSet:
         raise ReaderError(f"{path}: no such file")
     try:
         f = np.load(path, allow_pickle=False)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - numpy's many failures all mean an unreadable file
         raise ReaderError(f"{path}: not a readable npz ({type(exc).__name__}: {exc})") from None
     with f:
         meta: dict[str, Any] = {}
         if "meta" in f.files:
             try:
                 meta = json.loads(str(f["meta"][()]))
-            except Exception:
+            except Exception:  # noqa: BLE001 - an unreadable 'meta' is read as none
                 meta = {}
         kind = meta.get("kind")
         if kind == FORMAT_KIND:
@@ -292,7 +292,7 @@ def read_hdf5(path: str | Path, dt_ns: float | None = None, *, waveform_scale: f
         raise ReaderError(f"{path}: no such file")
     try:
         h = h5py.File(path, "r")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - h5py's many failures all mean an unreadable file
         raise ReaderError(f"{path}: not a readable HDF5 file ({exc})") from None
     with h:
         missing = [k for k in ("waveforms", "n_clusters", "momentum", "peaks/offsets", "peaks/time_ns",
@@ -405,7 +405,7 @@ def read_root(
     names = _branch_names(branches)
     try:
         f = uproot.open(path)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - uproot's many failures all mean an unreadable file
         raise ReaderError(f"{path}: not a readable ROOT file ({exc})") from None
     with f:
         if tree not in f:

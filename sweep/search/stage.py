@@ -120,7 +120,7 @@ def driver_jobs(schedd, sweep: str, role: str = names.ROLE_DRIVER) -> list[str]:
                   f"&& {names.ATTR_ROLE} =?= {submit_string(role)} && JobStatus =!= 3 && JobStatus =!= 4")
     try:
         ads = schedd.query(constraint=constraint, projection=["ClusterId", "ProcId"])
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean no answer
         raise BackendError(f"the schedd does not answer: {exc}") from None
     return [f"{ad['ClusterId']}.{ad['ProcId']}" for ad in ads]
 
@@ -246,7 +246,7 @@ def submit_driver(schedd, spec: GridSpec, grid: Path, root: Path) -> int:
     bindings = htcondor.bindings()
     try:
         result = schedd.submit(bindings.Submit(text))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean refused
         raise BackendError(f"the schedd refused the search driver: {printable(str(exc))[:300]}") from None
     cluster = result.cluster()
     update_submission(jobs_dir, f"driver-{cluster}", backend=names.BACKEND_HTCONDOR, role=names.ROLE_DRIVER,

@@ -163,7 +163,7 @@ class HTCondorTrials:
         htcondor2 = self._htcondor.bindings()
         try:
             self.backend.schedd.edit([job.job], names.ATTR_PRUNE, "true", flags=htcondor2.TransactionFlag.SetDirty)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean "not set"
             raise BackendError(f"cannot set {names.ATTR_PRUNE} on job {job.job}: {exc}") from None
 
     def judged(self, job: TrialJob, epochs: int) -> None:
@@ -176,7 +176,7 @@ class HTCondorTrials:
         htcondor2 = self._htcondor.bindings()
         try:
             self.backend.schedd.act(htcondor2.JobAction.Remove, [job.job], reason=f"sweep search: {reason}"[:200])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean "not removed"
             raise BackendError(f"cannot remove job {job.job}: {exc}") from None
 
     def find(self, run_id: str) -> TrialJob | None:
