@@ -96,7 +96,7 @@ def trainer(windows: int, epochs: int, repeats: int, waveforms: int | None = Non
         procs = [spawn(base + ["sweep-1cpu"], {c}, {"SWEEP_CPUS": "1"}) for c in (0, 1)]
         two = sum(result(p)["windows_per_s"] for p in procs)
         wide = result(spawn(base + ["sweep-2cpu"], {0, 1}, {"SWEEP_CPUS": "2"}))["windows_per_s"]
-        for key, value in zip(rows, (one, two, wide)):
+        for key, value in zip(rows, (one, two, wide), strict=True):
             rows[key].append(value)
         print(f"  run {r + 1}: alone {one:.0f}, side by side {two:.0f} (sum), 2-CPU job {wide:.0f} windows/s", flush=True)
     alone = statistics.median(rows["1 job x 1 CPU, alone"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 BASE = "sweep: t\nmodel: lstm\ndata: {path: data/d.npz}\n"
@@ -45,7 +46,7 @@ def _bomb(levels: int = 9, width: int = 9) -> tuple[str, str]:
     """Anchors a..: each a list of `width` aliases of the one before ('billion laughs')."""
     names = [f"l{i}" for i in range(levels)]
     text = f"{names[0]}: &{names[0]} [{', '.join(['lol'] * width)}]\n"
-    for prev, cur in zip(names, names[1:]):
+    for prev, cur in pairwise(names):
         text += f"{cur}: &{cur} [{', '.join([f'*{prev}'] * width)}]\n"
     return text, names[-1]
 

@@ -237,7 +237,7 @@ def test_yaml_alias_tricks(write_grid, tmp_path):
     assert "refers to a value that contains it" in issue.message
     # nested aliases are built once, not expanded exponentially ("billion laughs"), and refused
     levels = "a: &a [1,1,1,1,1,1,1,1,1]\n" + "".join(
-        f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+        f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True))
     issue = one_issue(write_grid(levels + "sweep: t\nmodel: lstm\ndata: {path: d.npz}\n"), tmp_path)
     assert "alias bomb" in issue.message and issue.line == 6, str(issue)
 

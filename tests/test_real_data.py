@@ -46,15 +46,15 @@ def test_candidates_and_windows_do_not_depend_on_the_amplitude_unit(factor):
     w = b.waveforms_mv
     cw, cs, scale = D.peak_candidates(w, 1.0)
     vw, vs, vscale = D.peak_candidates((w * np.float32(factor)).astype(np.float32), 1.0)
-    mine = set(zip(cw.tolist(), cs.tolist()))
-    theirs = set(zip(vw.tolist(), vs.tolist()))
+    mine = set(zip(cw.tolist(), cs.tolist(), strict=True))
+    theirs = set(zip(vw.tolist(), vs.tolist(), strict=True))
     if factor == 1 / 1024:
         assert mine == theirs
     else:  # a rise exactly at the threshold may flip by a float32 rounding
         assert len(mine ^ theirs) <= 1e-3 * len(mine)
     common = sorted(mine & theirs)
-    ia = [i for i, k in enumerate(zip(cw.tolist(), cs.tolist())) if k in theirs]
-    ib = [i for i, k in enumerate(zip(vw.tolist(), vs.tolist())) if k in mine]
+    ia = [i for i, k in enumerate(zip(cw.tolist(), cs.tolist(), strict=True)) if k in theirs]
+    ib = [i for i, k in enumerate(zip(vw.tolist(), vs.tolist(), strict=True)) if k in mine]
     assert len(ia) == len(ib) == len(common)
     mine_w = D.extract_windows(w, cw[ia], cs[ia], scale)
     their_w = D.extract_windows((w * np.float32(factor)).astype(np.float32), vw[ib], vs[ib], vscale)

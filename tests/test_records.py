@@ -68,7 +68,7 @@ def _same(old: Any, new: Any, where: str = "") -> list[str]:
     if isinstance(old, list) and isinstance(new, list):
         if len(old) != len(new):
             return [f"{where}: {len(old)} items became {len(new)}"]
-        return [d for i, (a, b) in enumerate(zip(old, new)) for d in _same(a, b, f"{where}[{i}].")]
+        return [d for i, (a, b) in enumerate(zip(old, new, strict=True)) for d in _same(a, b, f"{where}[{i}].")]
     if isinstance(old, float) and isinstance(new, float) and math.isnan(old) and math.isnan(new):
         return []
     return [] if old == new and type(old) is type(new) else [f"{where}: {old!r} became {new!r}"]

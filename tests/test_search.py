@@ -107,7 +107,7 @@ def test_pareto_front_matches_optuna_s_best_trials_and_a_hand_count():
         if r["f1"] == r["f1"]:
             study.add_trial(optuna.trial.create_trial(values=[r["f1"], r["auc"]]))
     front = sorted((t.values[0], t.values[1]) for t in study.best_trials)
-    assert front == sorted((r["f1"], r["auc"]) for r, f in zip(rows, flags) if f)
+    assert front == sorted((r["f1"], r["auc"]) for r, f in zip(rows, flags, strict=True) if f)
     assert pareto_front(rows[:2], [("f1", "max"), ("auc", "min")]) == [False, True]
 
 

@@ -271,7 +271,7 @@ def test_a_prepared_sweep_is_rendered_again_for_a_25_2_schedd_without_validating
     native = for_native_memory_retry(prepared, tmp_path)
     assert native.spec is prepared.spec and native.runs is prepared.runs and native.code is prepared.code
     assert [r.run.run_id for r in native.rendered.runs] == [r.run.run_id for r in prepared.rendered.runs]
-    for old, new in zip(prepared.rendered.runs, native.rendered.runs):
+    for old, new in zip(prepared.rendered.runs, native.rendered.runs, strict=True):
         assert "retry_request_memory_max" in submit_commands(new.submit_text)
         assert "retry_request_memory_max" not in submit_commands(old.submit_text)
         assert new.config_text == old.config_text

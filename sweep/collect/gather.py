@@ -140,7 +140,7 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
         records.append(record)
     objectives = list(search.objectives) if search is not None else []
     if len(objectives) > 1:  # a multi-objective search: which trials no other beats in every objective
-        for record, on_front in zip(records, pareto_front(records, objectives)):
+        for record, on_front in zip(records, pareto_front(records, objectives), strict=True):
             record["pareto"] = on_front
     table = rank(records, ranking)
     board = Leaderboard(sweep=sweep, model=model, ranking=ranking, swept=swept, table=table,

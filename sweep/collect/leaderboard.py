@@ -89,7 +89,7 @@ def aggregate(board: Leaderboard, table: pd.DataFrame | None = None) -> pd.DataF
     finished = grouped.size()
     out["n_finished"] = finished
     out["n_planned"] = [planned.get(c, int(finished[c])) for c in out.index]
-    out["repeats"] = [f"{f}/{p}" for f, p in zip(out["n_finished"], out["n_planned"])]
+    out["repeats"] = [f"{f}/{p}" for f, p in zip(out["n_finished"], out["n_planned"], strict=True)]
     numeric = table[["config_id", *metrics]].copy()
     for m in metrics:
         numeric[m] = pd.to_numeric(numeric[m], errors="coerce")
@@ -357,7 +357,7 @@ def best_runs(board: Leaderboard, n: int, by: str | None = None) -> list[tuple[i
         return []
     sel = select(board, by=by, top=n)
     col = "best_run_id" if sel.aggregated else "run_id"
-    return [(int(r), str(run)) for r, run in zip(sel.frame["rank"], sel.frame[col])]
+    return [(int(r), str(run)) for r, run in zip(sel.frame["rank"], sel.frame[col], strict=True)]
 
 
 def copy_best(board: Leaderboard, n: int = 3, by: str | None = None) -> Path | None:

@@ -131,7 +131,7 @@ def write_report(sweep: str, root: Path, top: int = 3, by: str | None = None, ou
         .isoformat(timespec="seconds"), "ranking": sel.ranking, "metric": metric, "metric_label": label(metric),
         "total": board.total, "n_ok": len(board.table), "n_problems": len(board.problems),
         "aggregated": sel.aggregated, "repeats": board.repeats,
-        "leaderboard": {"header": header, "rows": list(zip(rows, highlight))},
+        "leaderboard": {"header": header, "rows": list(zip(rows, highlight, strict=True))},
         "best": [{"rank": r, "run_id": run} for r, run in chosen],
         "images": images, "figures": {img.name: img for img in images}, "sensitivity": _sensitivity_context(sens),
         "problems": [{"run_id": p.run_id, "state": p.state, "reason": p.reason,
@@ -192,7 +192,7 @@ def curves_figure(board: Leaderboard, chosen: list[tuple[int, str]], results_dir
     fig = Figure(figsize=(13, 7.5))
     axes = fig.subplots(2, 3).ravel()
     best = board.table.set_index("run_id")["best_epoch"] if "best_epoch" in board.table else pd.Series(dtype=float)
-    for ax, name in zip(axes, panels):
+    for ax, name in zip(axes, panels, strict=True):
         for i, (rnk, run, h) in enumerate(histories):
             color = COLORS[i % len(COLORS)]
             if name in h and np.isfinite(h[name]).any():
@@ -288,7 +288,7 @@ def parallel_figure(table: pd.DataFrame, swept: list[str], metric: str, directio
     lines = LineCollection(segments, array=values, cmap=cmap, linewidths=1.2 if len(values) < 200 else 0.5,
                            alpha=0.8 if len(values) < 200 else 0.4)
     ax.add_collection(lines)
-    for x, tk in zip(xs, ticks):
+    for x, tk in zip(xs, ticks, strict=True):
         ax.axvline(x, color="black", lw=0.8)
         for y, text in tk:
             ax.text(x + 0.03, y, text, fontsize=7, va="center", ha="left",
@@ -313,8 +313,8 @@ def metric_vs_params_figure(table: pd.DataFrame, swept: list[str], metric: str, 
     rng = np.random.default_rng(0)
     share = {}
     if sens.importance is not None:
-        share = dict(zip(sens.importance["param"], sens.importance["share"]))
-    for ax, p in zip(axes, params):
+        share = dict(zip(sens.importance["param"], sens.importance["share"], strict=True))
+    for ax, p in zip(axes, params, strict=False):  # the grid's last row may have more axes (hidden below)
         marg = sens.marginals[p]
         order = {str(v): i for i, v in enumerate(marg["value"])}
         x = table[p].astype(str).map(order)
@@ -385,7 +385,7 @@ def history_figure(study, objectives: list[tuple[str, str]]) -> Figure | None:
         return None
     fig = Figure(figsize=(7.5, 3.2 * len(objectives[:3])))
     axes = np.atleast_1d(fig.subplots(len(objectives[:3]), 1))
-    for k, (ax, (metric, direction)) in enumerate(zip(axes, objectives)):
+    for k, (ax, (metric, direction)) in enumerate(zip(axes, objectives, strict=False)):  # the first three
         xs = [t.number for t in complete]
         ys = [t.values[k] for t in complete]
         pick = np.maximum.accumulate if direction == "max" else np.minimum.accumulate
@@ -438,7 +438,7 @@ def resources_figure(board: Leaderboard, requested: ResourceRequest | None) -> F
     fig = Figure(figsize=(14, 4))
     axes = fig.subplots(1, 3)
     n = len(frame)
-    for ax, (title, used_col, req_col, req_default, suggested) in zip(axes, panels):
+    for ax, (title, used_col, req_col, req_default, suggested) in zip(axes, panels, strict=True):
         ax.set_title(title)
         used = pd.to_numeric(frame[used_col], errors="coerce") if used_col in frame else pd.Series([np.nan] * n)
         if used_col == "wall_s":

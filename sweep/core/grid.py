@@ -335,7 +335,7 @@ class _GridValidator(Validator):
                 ok = False
             if ok:
                 names = tuple(lists)
-                dims.append(Dimension(names, tuple(zip(*(lists[n] for n in names))), gpath))
+                dims.append(Dimension(names, tuple(zip(*(lists[n] for n in names), strict=True)), gpath))
         return dims
 
     def _range(self, path: yamlpos.KeyPath, name: Any, value: dict[Any, Any], spec: ModelParams | None) -> Range | None:

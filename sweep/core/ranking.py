@@ -62,9 +62,9 @@ def pareto_front(rows: Iterable[dict[str, Any]], objectives: list[tuple[str, str
         numbers = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)]
         ok = len(numbers) == len(values)
         # as "higher is better" in every coordinate
-        points.append([v if d == "max" else -v for v, (_, d) in zip(numbers, objectives)] if ok else None)
+        points.append([v if d == "max" else -v for v, (_, d) in zip(numbers, objectives, strict=True)] if ok else None)
 
     def dominates(a: list[float], b: list[float]) -> bool:
-        return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
+        return all(x >= y for x, y in zip(a, b, strict=True)) and any(x > y for x, y in zip(a, b, strict=True))
 
     return [p is not None and not any(q is not None and dominates(q, p) for q in points) for p in points]

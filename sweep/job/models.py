@@ -38,7 +38,7 @@ def build_cnn(params: dict[str, Any], length: int = 1024):
     from keras import layers
 
     model = keras.Sequential([keras.Input(shape=(length, 1))], name="cnn_clusterizer")
-    for filters, kernel in zip(params["filters"], params["kernel_sizes"]):
+    for filters, kernel in zip(params["filters"], params["kernel_sizes"], strict=True):
         for _ in range(params.get("convs_per_block", 1)):
             model.add(layers.Conv1D(filters, kernel, padding="same", activation=params["activation"]))
         if params["pool_size"] > 1:

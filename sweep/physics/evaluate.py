@@ -305,7 +305,7 @@ def evaluate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn
         params, peak_fn, cluster_fn, deriv_params, particle=params.particle, momentum_gev=momentum_gev,
         n_tracks=n_cal, cells=cells, seed=(int(seed), 0xCA1B), lstm_threshold=lstm_threshold,
         chunk_waveforms=chunk_waveforms)
-    calibrations = {k: dict(zip(("offset", "slope"), fit_response(v, cal["truth"])), cells=int(v.size))
+    calibrations = {k: dict(zip(("offset", "slope"), fit_response(v, cal["truth"]), strict=True), cells=int(v.size))
                     for k, v in cal.items()}
     length = chord.sum(axis=1)
     true_n = per["truth"].sum(axis=1)

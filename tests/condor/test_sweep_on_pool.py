@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -259,7 +260,7 @@ def test_dag_throttle_runs_at_most_max_running_at_once(project):
     assert "MAXJOBS runs 1" in dag.read_text()
     spans = sorted((j.started, j.ended) for jobs in events(project, "pool-throttle").values() for j in jobs)
     assert len(spans) == 3
-    assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:])), spans  # one after another
+    assert all(later[0] >= earlier[1] for earlier, later in pairwise(spans)), spans  # one after another
 
 
 def test_simultaneous_submits_of_one_grid_queue_each_run_once(project, condor_pool):
