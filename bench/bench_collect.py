@@ -46,7 +46,8 @@ def main() -> int:
         t0 = time.perf_counter()
         manifest = make_sweep(tmp, "big", axes=AXES, limit=args.runs // args.repeats, repeats=args.repeats,
                               corrupt=3, missing=3, failed=3, epochs=20)
-        log = "" if args.no_event_log else f" and an event log of {write_event_log(tmp, manifest).stat().st_size >> 20} MiB"
+        log = "" if args.no_event_log else (
+            f" and an event log of {write_event_log(tmp, manifest).stat().st_size >> 20} MiB")
         print(f"wrote {args.runs} synthetic runs{log} in {time.perf_counter() - t0:.1f}s (setup, not timed)")
 
         t0 = time.perf_counter()

@@ -186,7 +186,8 @@ def main() -> int:
             say(f"{name}: restarting the schedd")
             pool.tool("condor_restart", "-daemon", "schedd")
             out = submit(g).communicate(timeout=180)[0]
-            say(f"  plain submit during the restart: {out.strip().splitlines()[-1] if out.strip() else '(nothing)'}")  # a plain submit: the pool is configured
+            # a plain submit: the pool is configured
+            say(f"  plain submit during the restart: {out.strip().splitlines()[-1] if out.strip() else '(nothing)'}")
             t = totals.setdefault("outage", Counter())
             say(f"  {out.strip()}")
             refused = "cannot reach" in out and not (project / "jobs" / name).exists()

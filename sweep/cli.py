@@ -388,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("resubmit", help="rerun a sweep's failed, held or removed runs")
     p.add_argument("sweep")
-    p.add_argument("--failed", action="store_true", help="only failed/held/removed runs (default: also never submitted)")
+    p.add_argument("--failed", action="store_true",
+                   help="only failed/held/removed runs (default: also never submitted)")
     p.add_argument("--local", action="store_true", help="rerun them on this machine")
     p.add_argument("--condor", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--no-dag", action="store_true")
@@ -458,7 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=20241, help="seed of the held-out simulation")
     p.add_argument("--params", type=Path, default=None, help="YAML file of simulation parameters")
     p.add_argument("--threshold", type=_fraction, default=0.5, help="LSTM score threshold")
-    p.add_argument("--scan-waveforms", type=_int_at_least(1), default=500, help="waveforms used for the DERIV threshold scan")
+    p.add_argument("--scan-waveforms", type=_int_at_least(1), default=500,
+                   help="waveforms used for the DERIV threshold scan")
     p.add_argument("--tracks", type=_int_at_least(2, zero_ok=True), default=100,
                    help="tracks for the dN/dx study (0: skip)")
     p.add_argument("--cells", type=_int_at_least(1), default=100, help="cells crossed per track")

@@ -7,7 +7,8 @@ sweep's own HTCondor DAG (or a search's trials), which it submits and follows. T
 idempotent, so a restarted chain job goes on where the killed one was: a sweep submits only the
 runs without a result that are not queued, the simulation and the evaluation (each a vanilla job
 on an execute node, sweep.chain.steps) run again only for new inputs, and a restarted chain job
-follows their queued job instead of submitting another. With --local (or no pool at all) the same stages run here with the local backend.
+follows their queued job instead of submitting another. With --local (or no pool at all) the same
+stages run here with the local backend.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def start_chain(options: ChainOptions, console, *, checks: GridChecks, make_data
 
     spec = load_pipeline(options.pipeline, options.root, checks=checks)
     if (SweepPaths(options.root.resolve()).jobs(spec.name) / names.MANIFEST).is_file():
-        raise ChainError(f"{options.pipeline}: the project already has a sweep named '{spec.name}' (jobs/{spec.name}/): "
+        raise ChainError(f"{options.pipeline}: the project already has a sweep named '{spec.name}' "
+                         f"(jobs/{spec.name}/): "
                          "give the chain another name (status, collect and report would show that sweep)")
     grids = [load_grid(spec.peaks.grid, options.root, checks=checks),
              load_grid(spec.clusters.grid, options.root, checks=checks)]

@@ -32,7 +32,8 @@ from ..fsutil import atomic_write_text, write_text_if_changed
 from ..records.base import NewerRecordError, RecordError
 from ..records.step import StepRecord, read_step
 
-STEPS_DIR = "steps"  # jobs/<chain>/steps/ (wrapper, code, <stage>-<hash>/config.yaml and step.sub); results/<chain>/steps/<stage>-<hash>/
+# jobs/<chain>/steps/ (wrapper, code, <stage>-<hash>/config.yaml and step.sub); results/<chain>/steps/<stage>-<hash>/
+STEPS_DIR = "steps"
 STEP_EVENTS = "events.log"  # results/<chain>/steps/events.log: the step jobs' event log
 STEP_WRAPPER = "run_step.sh"
 
@@ -295,7 +296,8 @@ class PoolSteps:
             self.schedd.act(htcondor.bindings().JobAction.Remove, [f"{c}.0" for c in stale],
                             reason=f"sweep chain {self.chain}: the {request.stage} step's inputs changed")
         except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean not removed
-            raise BackendError(f"cannot remove the stale {request.stage} jobs {stale}: {printable(str(exc))[:200]}") from None
+            raise BackendError(f"cannot remove the stale {request.stage} jobs {stale}: "
+                               f"{printable(str(exc))[:200]}") from None
         self.log(f"step {request.stage}: removed its jobs of earlier inputs ({', '.join(f'{c}.0' for c in stale)})")
 
     def run(self, request: StepRequest, on_submit: Callable[[int], None] | None = None

@@ -4,7 +4,8 @@ figure embedded as a base64 PNG) and the same PNGs in results/<sweep>/report/.
 Figures (matplotlib, Agg): per-epoch training/validation curves and ROC curves of the best runs,
 a parallel-coordinates plot of the hyperparameters coloured by the ranking metric, the metric
 against each hyperparameter with Optuna's fANOVA importance, resources used against requested,
-and for a search its optimization history and Pareto front. Tables: the leaderboard, the parameter sensitivity, the runs without a valid result.
+and for a search its optimization history and Pareto front. Tables: the leaderboard, the parameter
+sensitivity, the runs without a valid result.
 """
 
 from __future__ import annotations
@@ -488,7 +489,8 @@ def _resources_table(board: Leaderboard) -> dict[str, Any] | None:
     if frame is None or frame.empty:
         return None
     cols = [c for c in ("run_id", "state", "cpus_used", "cpus_requested", "memory_used_mb", "memory_requested_mb",
-                        "wall_s", "cpu_efficiency", "memory_efficiency", "starts", "holds", "input_mb", "output_mb", "fetched_mb") if c in frame.columns]
+                        "wall_s", "cpu_efficiency", "memory_efficiency", "starts", "holds", "input_mb", "output_mb",
+                        "fetched_mb") if c in frame.columns]
     rows = [[fmt_value(r.get(c), None) for c in cols] for r in frame[cols].head(200).to_dict("records")]
     return {"header": cols, "rows": rows, "more": max(0, len(frame) - 200)}
 

@@ -279,7 +279,8 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
                      "seed": run.seed, "repeat": run.repeat,
                      "request_memory_mb": max(spec.resources.request_memory_mb, memory_mb.get(run.run_id, 0))},
                 paths={"wrapper": str(paths.wrapper(spec.name)), "config": str(config_path),
-                       "data": data_path, "code": code_path, "initialdir": str(out_dir), "event_log": str(paths.event_log(spec.name))},
+                       "data": data_path, "code": code_path, "initialdir": str(out_dir),
+                       "event_log": str(paths.event_log(spec.name))},
                 trial=trial, **common)
             if run is runs[0] or run is runs[-1]:  # one template renders every run: its ends suffice
                 _require_sweep_lines(submit_text, submit_template.filename, spec.name, run.run_id,

@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, yaml.YAMLError) as exc:
         print(f"sweep.job: cannot use {args.config}: {exc}", file=sys.stderr)
         return finish(RunState.FAILED, EXIT_BAD_INPUT, f"bad configuration: {exc}")
-    record.run_id, record.config_id, record.sweep = str(config["run_id"]), str(config["config_id"]), str(config["sweep"])
+    record.run_id, record.config_id, record.sweep = (str(config["run_id"]), str(config["config_id"]),
+                                                     str(config["sweep"]))
     record.seed, record.model, record.code = config["seed"], str(config["model"]), code_origin()
     record.interpreter = Interpreter(executable=sys.executable, prefix=sys.prefix)
 

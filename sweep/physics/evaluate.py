@@ -365,7 +365,8 @@ def _calibrated_tracks(cell: np.ndarray, true_cell: np.ndarray, length: np.ndarr
     slope = response_slope(c.ravel(), true_cell.ravel())
     tc = true_cell.ravel() - true_cell.mean()
     cell_resid = c.ravel() - c.mean() - slope * tc
-    slope_err = float(np.std(cell_resid) / (np.std(tc) * math.sqrt(max(tc.size - 2, 1)))) if np.std(tc) > 0 else math.nan
+    slope_err = (float(np.std(cell_resid) / (np.std(tc) * math.sqrt(max(tc.size - 2, 1)))) if np.std(tc) > 0
+                 else math.nan)
     return {"response_slope": slope, "response_slope_err": slope_err,
             "counted_over_true": float(dndx.mean() / true.mean()),
             "counted_over_true_err": float(np.std(dndx) / np.mean(true) / math.sqrt(max(len(true), 1))),
@@ -486,7 +487,8 @@ def _plots(out_dir: Path, result: dict, det: dict, counts: dict, true_n: np.ndar
                label=f"DERIV best (eff×pur {b['eff_purity']:.3f})")
     if "lstm" in peaks:
         cur = [q for q in peaks["lstm"]["peak_vs_threshold"] if q["n_detected"] > 0]
-        ax.plot([q["efficiency"] for q in cur], [q["purity"] for q in cur], "-o", ms=3, c="C2", label="LSTM vs threshold")
+        ax.plot([q["efficiency"] for q in cur], [q["purity"] for q in cur], "-o", ms=3, c="C2",
+                label="LSTM vs threshold")
         q = peaks["lstm"]["peak"]
         ax.scatter([q["efficiency"]], [q["purity"]], marker="*", s=150, c="C3",
                    label=f"LSTM @ {peaks['lstm']['threshold']} (eff×pur {q['eff_purity']:.3f})")

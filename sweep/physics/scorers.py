@@ -121,7 +121,8 @@ def check_model(model: Any, what: str, dt_ns: float, where: str, *, normalizatio
     if trained is not None and abs(float(trained) - float(dt_ns)) > 1e-6 * float(trained):
         raise ModelError(f"{what} {model} was trained on waveforms sampled every {trained:.6g} ns "
                          f"({1 / trained:.6g} GS/s); {where} is sampled every {dt_ns:.6g} ns ({1 / dt_ns:.6g} GS/s). "
-                         "sweep does not resample: apply it to waveforms at its training rate, or train one at this rate")
+                         "sweep does not resample: apply it to waveforms at its training rate, or train one at "
+                         "this rate")
     inputs = record.input
     notes: list[str] = []
     if normalization is not None:

@@ -161,7 +161,8 @@ def driver_environment(driver_dir: Path) -> dict[str, str]:
     for key, value in env.items():
         if not SAFE_PATH_RE.fullmatch(value):
             raise BackendError(f"{key}={printable(value)[:200]} cannot be passed to the search driver's job "
-                               "(spaces, quotes or commas in a path): use a path of letters, digits and _ . / : + @ = -")
+                               "(spaces, quotes or commas in a path): use a path of letters, digits and "
+                               "_ . / : + @ = -")
     return env
 
 
