@@ -171,7 +171,8 @@ def test_best_folder_replaced_atomically(swept, capsys):
         run_id = name.split("-", 1)[1]
         files = {p.name for p in (best / name).iterdir()}
         assert files == {"model.keras", "config.yaml", "metrics.json"}
-        assert (best / name / "model.keras").read_bytes() == (root / "results/syn" / run_id / "model.keras").read_bytes()
+        assert ((best / name / "model.keras").read_bytes()
+                == (root / "results/syn" / run_id / "model.keras").read_bytes())
         assert f"run_id: {run_id}" in (best / name / "config.yaml").read_text()
     code, _, _ = run_cli(root, "collect", "syn", "--best", "1", "--by", "auc", capsys=capsys)
     top_auc = select(board, by="auc", top=1).frame["run_id"][0]

@@ -162,7 +162,8 @@ def _strip_comment(line: str) -> tuple[str, int]:
 def reader_files(page: Path) -> set[str]:
     """The reader's own files a page names in `<!-- docs-test: reader-files: A B -->`."""
     text = page.read_text(encoding="utf-8")
-    return {f for m in re.finditer(r"<!--\s*docs-test:\s*reader-files:(.*?)-->", text, re.S) for f in m.group(1).split()}
+    return {f for m in re.finditer(r"<!--\s*docs-test:\s*reader-files:(.*?)-->", text, re.S)
+            for f in m.group(1).split()}
 
 
 def sweep_argv(text: str) -> list[str] | None:
@@ -403,7 +404,8 @@ def _synthetic(cmd: Command, argv: list[str], args, project: Project, where: str
     assert args.sweep in known, f"{where}: no grid or chain names the sweep {args.sweep!r}"
     if args.sweep not in project.synthetic:
         doc = known[args.sweep][1]
-        axes = {k: v for k, v in (doc.get("axes") or {}).items() if isinstance(v, list)} or {"optimizer": ["adam", "sgd"]}
+        axes = ({k: v for k, v in (doc.get("axes") or {}).items() if isinstance(v, list)}
+                or {"optimizer": ["adam", "sgd"]})
         make_sweep(project.root, args.sweep, model=doc.get("model", "lstm"), axes=axes, corrupt=0, missing=0)
         project.synthetic.add(args.sweep)
     code, out = run_sweep(argv, project.root)
@@ -798,7 +800,8 @@ def test_the_first_tutorial_for_real(tmp_path, small_dataset):
     root = next(tmp_path.iterdir())
     run = next(p for p in (root / "results" / "first").iterdir() if (p / "metrics.json").is_file())
     files = {"metrics.json": run / "metrics.json", "run.json": run / "run.json", "model.json": run / "model.json",
-             "sweep.json": root / "jobs" / "first" / "sweep.json", "best.json": root / "results" / "first" / "best" / "best.json"}
+             "sweep.json": root / "jobs" / "first" / "sweep.json",
+             "best.json": root / "results" / "first" / "best" / "best.json"}
     for record, path in files.items():
         documented = _fields_documented(RECORDS[record])
         for key in json.loads(path.read_text()):

@@ -229,7 +229,8 @@ def test_dndx_calibration_penalises_shrinkage():
     r = E.evaluate_tracks(p, lambda X: np.ones(len(X)), Const(), deriv.DerivParams(n1=8, n2=0, n3=0.5, n4=0.5),
                           n_tracks=10, cells=10, momentum_gev=10.0, truncation=0.7, seed=2)
     cnn = r["dndx"]["lstm_cnn"]
-    assert cnn["resolution_raw"] == pytest.approx(0.0, abs=1e-12) and cnn["response_slope"] == pytest.approx(0.0, abs=1e-9)
+    assert cnn["resolution_raw"] == pytest.approx(0.0, abs=1e-12)
+    assert cnn["response_slope"] == pytest.approx(0.0, abs=1e-9)
     assert not math.isfinite(cnn["resolution"]) or cnn["resolution"] > 1.0
     assert r["dndx"]["truth"]["response_slope"] == pytest.approx(1.0)
 

@@ -94,7 +94,8 @@ def test_valid_base_grid(write_grid, tmp_path):
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\naxes:\n  optimizer: [adam, sgd]\nexclude:\n  - {optimiser: sgd}\n",
      7, "exclude[0].optimiser", "did you mean 'optimizer'"),
     # exclude value that is not in the axis
-    ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\naxes:\n  optimizer: [adam, sgd]\nexclude:\n  - {optimizer: rmsprop}\n",
+    (("sweep: t\nmodel: lstm\ndata: {path: d.npz}\naxes:\n  optimizer: [adam, sgd]\n"
+      "exclude:\n  - {optimizer: rmsprop}\n"),
      7, "exclude[0].optimizer", "never match"),
     # a grid that expands to zero configurations
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\naxes:\n  optimizer: [adam]\nexclude:\n  - {optimizer: adam}\n",

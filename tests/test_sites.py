@@ -115,8 +115,8 @@ def test_a_project_profile_comes_before_the_shipped_one_and_its_mistakes_name_it
     assert spec.data.transfer  # the shipped recas profile's data.transfer: false is not in ours
     (tmp_path / "sites" / "mine.yaml").write_text("condor:\n  max_retries: many\n  flavour: x\n")
     issues = problems(write_grid, tmp_path, grid(extra="site: mine\n"))
-    assert {(i.file, i.line, i.key) for i in issues} == {(str(tmp_path / "sites" / "mine.yaml"), 2, "condor.max_retries"),
-                                                        (str(tmp_path / "sites" / "mine.yaml"), 3, "condor.flavour")}
+    mine = str(tmp_path / "sites" / "mine.yaml")
+    assert {(i.file, i.line, i.key) for i in issues} == {(mine, 2, "condor.max_retries"), (mine, 3, "condor.flavour")}
 
 
 def test_an_unknown_site_lists_the_known_ones(write_grid, tmp_path):
@@ -178,7 +178,8 @@ def test_gpus_are_requested_with_their_minimum_memory(write_grid, tmp_path):
 
 
 def test_gpu_memory_without_gpus_is_refused(write_grid, tmp_path):
-    (issue,) = problems(write_grid, tmp_path, grid().replace("runtime: 90m}", "runtime: 90m, gpus_minimum_memory: 8GB}"))
+    (issue,) = problems(write_grid, tmp_path,
+                        grid().replace("runtime: 90m}", "runtime: 90m, gpus_minimum_memory: 8GB}"))
     assert issue.key == "resources.gpus_minimum_memory" and "request_gpus" in issue.message
     (issue,) = problems(write_grid, tmp_path, grid().replace("runtime: 90m}", "runtime: 90m, request_gpus: -1}"))
     assert issue.key == "resources.request_gpus"
