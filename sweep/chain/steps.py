@@ -54,18 +54,24 @@ class StepRequest:
 
     @property
     def run_id(self) -> str:
+        """<stage>-<inputs hash>: the step's run id, its folders' name and its job's sweep run id."""
         return f"{self.stage}-{self.digest}"
 
 
 class StepExecutor(Protocol):
-    """Runs a step to its end; returns its step.json (status done) and the folder its outputs are in.
-
-    Raises:
-        StepError: the step failed, or its job was removed.
-    """
+    """Where a chain's steps (its simulation and its evaluation) run: here, or as jobs of the pool."""
 
     def run(self, request: StepRequest, on_submit: Callable[[int], None] | None = None
-            ) -> tuple[StepRecord, Path]: ...
+            ) -> tuple[StepRecord, Path]:
+        """Run the step to its end; on a pool, `on_submit(cluster)` is called once its job is known.
+
+        Returns:
+            Its step.json (status done) and the folder its outputs are in.
+
+        Raises:
+            StepError: the step failed, or its job was removed.
+        """
+        ...
 
 
 def step_folders(root: Path, chain: str, request: StepRequest) -> tuple[Path, Path]:
@@ -228,7 +234,7 @@ def _step_result(folder: Path, request: StepRequest, ended: str) -> StepRecord:
                     f"{folder}/stderr.txt")
 
 
-class LocalSteps:
+class LocalSteps(StepExecutor):
     """Steps here (--local): the peak grid's wrapper in a process of its own, in the step's
     results folder with its inputs copied beside it (what HTCondor would transfer)."""
 
@@ -254,7 +260,7 @@ class LocalSteps:
         return _step_result(folder, request, f"exit {code}"), folder
 
 
-class PoolSteps:
+class PoolSteps(StepExecutor):
     """Steps as vanilla jobs of the pool, submitted by the chain job and followed through their
     event log (polls that back off from 2 to 30 s while nothing changes)."""
 
