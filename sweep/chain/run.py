@@ -44,6 +44,10 @@ CHAIN_JOB_DIR = "job"  # results/<chain>/job/: the chain job's output, error and
 
 @dataclass
 class ChainOptions:
+    """What `sweep chain` was asked: the pipeline file, the project root, where to run ("auto": the
+    pool when one is configured, else here; "local"; "condor"), a progress display, and the CPUs
+    the local runs may use (None: all)."""
+
     pipeline: Path
     root: Path
     mode: str = "auto"  # auto | local | condor

@@ -45,6 +45,8 @@ COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e3
 
 @dataclass
 class Image:
+    """One figure of the page: its file name (without .png), title, caption and PNG (base64)."""
+
     name: str
     title: str
     caption: str
@@ -52,6 +54,8 @@ class Image:
 
 
 def label(name: str) -> str:
+    """How a metric or parameter is named on the page: "eff_purity" -> "efficiency × purity",
+    else underscores as spaces."""
     return LABELS.get(name, name.replace("_", " "))
 
 
@@ -185,6 +189,8 @@ def _read_csv(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def curves_figure(board: Leaderboard, chosen: list[tuple[int, str]], results_dir: Path) -> Figure | None:
+    """Training (solid) and validation (dashed) curves per epoch of the chosen (rank, run id) runs,
+    one panel per metric, the best epoch dotted; None when none has a readable history.csv."""
     histories = [(rnk, run, _read_csv(results_dir / run / HISTORY)) for rnk, run in chosen]
     histories = [h for h in histories if h[2] and "epoch" in h[2]]
     if not histories:
@@ -215,6 +221,8 @@ def curves_figure(board: Leaderboard, chosen: list[tuple[int, str]], results_dir
 
 
 def roc_figure(chosen: list[tuple[int, str]], results_dir: Path, runs: pd.DataFrame | None) -> Figure | None:
+    """The ROC curves (roc.csv) of the chosen (rank, run id) runs, their AUC (from `runs`, the table
+    indexed by run id, else integrated) in the legend; None when none has a readable roc.csv."""
     fig = Figure(figsize=(6.5, 6))
     ax = fig.subplots()
     drawn = 0
@@ -263,6 +271,8 @@ def _axis_values(column: pd.Series) -> tuple[np.ndarray, list[tuple[float, str]]
 
 
 def parallel_figure(table: pd.DataFrame, swept: list[str], metric: str, direction: str) -> Figure | None:
+    """Parallel coordinates: one line per run through its swept parameters and `metric`, coloured
+    by it (`direction` "max" or "min": the best drawn on top); None without a run that has it."""
     from matplotlib.collections import LineCollection
 
     if table.empty or metric not in table.columns:
@@ -303,6 +313,8 @@ def parallel_figure(table: pd.DataFrame, swept: list[str], metric: str, directio
 
 
 def metric_vs_params_figure(table: pd.DataFrame, swept: list[str], metric: str, sens: Sensitivity) -> Figure | None:
+    """One panel per swept parameter: each run's `metric` against its value, the mean ± std per
+    value (`sens`' marginals) and its share of the importance; None without a parameter to show."""
     params = [p for p in swept if p in sens.marginals]
     if not params or table.empty:
         return None
@@ -335,6 +347,7 @@ def metric_vs_params_figure(table: pd.DataFrame, swept: list[str], metric: str, 
 
 
 def importance_figure(sens: Sensitivity) -> Figure | None:
+    """The parameters' importance as bars; None when `sens` has none."""
     if sens.importance is None or sens.importance.empty:
         return None
     imp = sens.importance.iloc[::-1]
@@ -379,6 +392,8 @@ def _search_context(board: Leaderboard, study, root: Path) -> dict[str, Any] | N
 
 
 def history_figure(study, objectives: list[tuple[str, str]]) -> Figure | None:
+    """A search's optimization history: each complete trial's value and the best so far, one panel
+    per (metric, direction) objective (the first three); None without a complete trial."""
     from optuna.trial import TrialState
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state is TrialState.COMPLETE]
@@ -401,6 +416,8 @@ def history_figure(study, objectives: list[tuple[str, str]]) -> Figure | None:
 
 
 def pareto_figure(table: pd.DataFrame, objectives: list[tuple[str, str]]) -> Figure | None:
+    """The first two objectives against each other, the Pareto front (the table's `pareto` column)
+    in red; `objectives` has at least two. None when the table lacks the columns."""
     (a, _), (b, _) = objectives[:2]
     if table.empty or "pareto" not in table or a not in table or b not in table:
         return None
@@ -424,6 +441,9 @@ def _manifest_resources(board: Leaderboard) -> ResourceRequest | None:
 
 
 def resources_figure(board: Leaderboard, requested: ResourceRequest | None) -> Figure | None:
+    """CPUs, memory and run time used per job against what was requested (the runs' own requests,
+    else `requested`, the manifest's) and what the advice suggests: bars per job up to 40 jobs,
+    histograms beyond; None when nothing was measured."""
     frame = board.resources
     if frame is None or frame.empty:
         return None

@@ -363,6 +363,12 @@ class DatasetBuilder:
         return stats_of({"noise_rms": cat(self._sigma), "peak_snr": cat(self._snr)})
 
     def add(self, batch: SimulationBatch, rng: np.random.Generator) -> None:
+        """Add a batch's waveforms: their candidate windows with labels and tags, and their
+        clusterization inputs (`rng` smears the true peaks when there is no peak scorer).
+
+        Raises:
+            ValueError: the peak scorer returned another number of scores than windows.
+        """
         p = self.params
         w = batch.waveforms_mv
         B, n = w.shape
@@ -399,6 +405,8 @@ class DatasetBuilder:
         self._n_waveforms += B
 
     def finish(self, balance_seed: int) -> dict[str, np.ndarray]:
+        """Every array of the dataset (ARRAY_KEYS), the batches concatenated (empty arrays when
+        none was added), with a balanced_index drawn with `balance_seed`."""
         out: dict[str, np.ndarray] = {}
         for k, (dtype, ndim) in ARRAY_KEYS.items():
             if k == "balanced_index":

@@ -52,9 +52,11 @@ class DerivParams:
     offset_samples: int = 0  # added to the reported peak sample (time-walk correction)
 
     def replace(self, **kw: Any) -> DerivParams:
+        """A copy with the fields given changed (a TypeError for an unknown one)."""
         return dataclasses.replace(self, **kw)
 
     def to_dict(self) -> dict[str, Any]:
+        """field -> value."""
         return dataclasses.asdict(self)
 
 

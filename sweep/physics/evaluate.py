@@ -92,6 +92,9 @@ def score_candidates(scorer: Scorer, waveforms: np.ndarray, p: SimulationParams,
 
 
 def peak_level(det_wf, det_sample, true_wf, true_sample, tolerance: int, n_samples: int) -> dict[str, Any]:
+    """The peak level of detections (waveform, sample) against the true peaks: the counts,
+    efficiency, purity, eff_purity and f1 of :func:`sweep.physics.deriv.match_detections`, without
+    its per-detection labels."""
     r = deriv.match_detections(det_wf, det_sample, true_wf, true_sample, tolerance, n_samples)
     r.pop("labels")
     return r
@@ -241,6 +244,9 @@ def count_methods(batch, det: dict[str, Any], cluster_fn: Scorer | None, rng: np
 
 
 def evaluate_clusters(batch, det: dict[str, Any], cluster_fn: Scorer | None, seed: int = 0) -> tuple[dict, dict]:
+    """The cluster level of a batch: (method -> regression metrics of its per-waveform counts against
+    the true cluster counts, method -> those counts), for every method :func:`count_methods` has
+    with the detections `det` (and the clusterizer `cluster_fn`, when given)."""
     counts = count_methods(batch, det, cluster_fn, np.random.default_rng(seed))
     true = batch.n_clusters.astype(np.float64)
     return {k: regression_metrics(true, v) for k, v in counts.items()}, counts
@@ -577,6 +583,7 @@ class WaveformSetView:
 
     @property
     def n_waveforms(self) -> int:
+        """The number of waveforms (as a simulation batch has it)."""
         return int(self.waveforms_mv.shape[0])
 
 
@@ -735,4 +742,5 @@ def summary(result: dict) -> dict[str, Any]:
 
 
 def format_summary(s: dict[str, Any]) -> str:
+    """An evaluation's summary as text: one "name value" line per entry, floats to 4 decimals."""
     return "\n".join(f"{k:42s} {v:.4f}" if isinstance(v, float) else f"{k:42s} {v}" for k, v in s.items())

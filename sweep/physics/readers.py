@@ -149,10 +149,12 @@ class WaveformSet:
 
     @property
     def n_waveforms(self) -> int:
+        """B, the number of waveforms."""
         return int(self.waveforms_mv.shape[0])
 
     @property
     def n_samples(self) -> int:
+        """n, the samples per waveform."""
         return int(self.waveforms_mv.shape[1])
 
     @property
@@ -161,6 +163,7 @@ class WaveformSet:
         return np.repeat(np.arange(self.n_waveforms, dtype=np.int64), np.diff(self.peak_offsets))
 
     def peaks(self, i: int) -> dict[str, np.ndarray]:
+        """The truth peaks of waveform `i`: their time_ns, sample and tag."""
         sl = slice(self.peak_offsets[i], self.peak_offsets[i + 1])
         return {"time_ns": self.peak_time_ns[sl], "sample": self.peak_sample[sl], "tag": self.peak_tag[sl]}
 
@@ -188,6 +191,8 @@ class WaveformSet:
 
 
 def write_npz(path: str | Path, ws: WaveformSet) -> Path:
+    """Write the waveforms and their truth as this module's npz layout (compressed; its folder made
+    when missing), readable by :func:`read_npz`. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {
@@ -255,6 +260,8 @@ def read_npz(path: str | Path) -> WaveformSet:
 
 
 def write_hdf5(path: str | Path, ws: WaveformSet) -> Path:
+    """Write the waveforms and their truth in the HDF5 layout of the module docstring (its folder
+    made when missing), readable by :func:`read_hdf5`. Returns the path."""
     import h5py
 
     path = Path(path)

@@ -299,22 +299,27 @@ class SimulationParams:
     # --- derived quantities ------------------------------------------------------------------
     @property
     def dt_ns(self) -> float:
+        """The sampling interval, ns (1 / sampling_rate_gsps)."""
         return 1.0 / self.sampling_rate_gsps
 
     @property
     def n_samples(self) -> int:
+        """Samples per waveform: window_ns at sampling_rate_gsps, rounded."""
         return int(round(self.window_ns * self.sampling_rate_gsps))
 
     @property
     def half_cell_cm(self) -> float:
+        """Half the cell side: the largest impact parameter, cm."""
         return 0.5 * self.cell_size_cm
 
     @property
     def mass_gev(self) -> float:
+        """The particle's mass, GeV/c²."""
         return PARTICLE_MASSES_GEV[self.particle]
 
     @property
     def adc_lsb_mv(self) -> float:
+        """One ADC count, mV: the ADC range over 2^adc_bits."""
         return (self.adc_max_mv - self.adc_min_mv) / (2**self.adc_bits)
 
 
@@ -461,6 +466,7 @@ class Tracks:
 
     @property
     def chord_cm(self) -> np.ndarray:
+        """Each track's path length in the cell, cm (s_out − s_in)."""
         return self.s_out_cm - self.s_in_cm
 
 
@@ -647,14 +653,17 @@ class SimulationBatch:
 
     @property
     def n_waveforms(self) -> int:
+        """B, the number of waveforms."""
         return int(self.waveforms_mv.shape[0])
 
     @property
     def momentum_gev(self) -> np.ndarray:
+        """(B,) each waveform's track momentum, GeV/c."""
         return self.tracks.momentum_gev
 
     @property
     def betagamma(self) -> np.ndarray:
+        """(B,) each waveform's track βγ."""
         return self.tracks.betagamma
 
     def electrons(self, i: int) -> dict[str, np.ndarray]:

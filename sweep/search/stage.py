@@ -37,6 +37,10 @@ CONNECT_ATTEMPTS = 20
 
 @dataclass
 class SearchOptions:
+    """What `sweep search` was asked: the grid, the project root, where to run ("auto": the pool
+    when one is configured or the sweep was submitted to one, else here; "local"; "condor"), a
+    progress display, and the CPUs local trials may use (None: all of this machine's)."""
+
     grid: Path
     root: Path
     mode: str = "auto"  # auto | local | condor (sweep.submit.stage's AUTO, LOCAL, CONDOR)

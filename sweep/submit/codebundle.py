@@ -33,6 +33,7 @@ class CodeArchive:
 
     @property
     def name(self) -> str:
+        """sweep-code-<the first 16 hex digits of its sha256>.zip."""
         return f"{CODE_ARCHIVE_PREFIX}{self.sha256[:16]}.zip"
 
 
