@@ -5,7 +5,10 @@
 * the stages depend one way (STAGE_DEPENDS): the core on nothing outside it, submit and collect
   on the records below them and never on each other, the job on physics, only the CLI on all;
 * TensorFlow, Keras and the HTCondor bindings are imported at module level only in job/,
-  submit/ and physics/; never in the core, where pandas too is imported only when called.
+  submit/ and physics/; never in the core, where pandas too is imported only when called;
+* every public function, class and method has a docstring (but a method whose base class or
+  Protocol in sweep documents it);
+* no module uses a private name of the core that it did not define.
 
 The checker is tried first on a small package with one planted violation of each kind, so a
 checker that finds nothing cannot pass for a clean layout.
@@ -332,6 +335,8 @@ def undocumented(package_dir: Path, package: str = "sweep") -> dict[str, list[st
             if not ast.get_docstring(node):
                 gaps.append(node.name)
             if isinstance(node, ast.ClassDef):
+                # the one exception, and no other (no name, module or decorator is exempt): an
+                # implementation of a method a base class or Protocol of the package documents
                 gaps += [f"{node.name}.{sub.name}" for sub in node.body
                          if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)) and not sub.name.startswith("_")
                          and not ast.get_docstring(sub)
