@@ -32,15 +32,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-
-from sweep.core.metrics import regression_metrics  # noqa: E402
-from sweep.physics import datasets as D  # noqa: E402
-from sweep.physics import simulate as S  # noqa: E402
-from sweep.physics.evaluate import dedx_truncated, response_slope  # noqa: E402
+from sweep.core.metrics import regression_metrics  # noqa: E402 - after sys.path names the checkout
+from sweep.physics import datasets as D  # noqa: E402 - after sys.path names the checkout
+from sweep.physics import simulate as S  # noqa: E402 - after sys.path names the checkout
+from sweep.physics.evaluate import dedx_truncated, response_slope  # noqa: E402 - after sys.path names the checkout
 
 #: faster pulses and sampling, as in the later beam tests (rise 0.4-0.6 ns, fall 1-2.4 ns, 2 GS/s)
 FAST_ELECTRONICS = {"pulse_tau_rise_ns": 0.5, "pulse_tau_fall_ns": 2.0, "sampling_rate_gsps": 2.0}

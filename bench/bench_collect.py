@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sweep.collect.gather import collect  # noqa: E402
-from sweep.collect.leaderboard import copy_best, export, select  # noqa: E402
-from tests.synthetic import make_sweep, write_event_log  # noqa: E402
+from sweep.collect.gather import collect
+from sweep.collect.leaderboard import copy_best, export, select
+from tests.synthetic import make_sweep, write_event_log
 
 AXES = {"optimizer": ["adam", "sgd", "rmsprop", "nadam"], "learning_rate": [0.0001, 0.001, 0.01],
         "batch_size": [64, 150, 256, 512], "topology": [[32, 64, 1], [96, 128, 1], [128, 96, 1]],
@@ -46,7 +46,8 @@ def main() -> int:
         t0 = time.perf_counter()
         manifest = make_sweep(tmp, "big", axes=AXES, limit=args.runs // args.repeats, repeats=args.repeats,
                               corrupt=3, missing=3, failed=3, epochs=20)
-        log = "" if args.no_event_log else f" and an event log of {write_event_log(tmp, manifest).stat().st_size >> 20} MiB"
+        log = "" if args.no_event_log else (
+            f" and an event log of {write_event_log(tmp, manifest).stat().st_size >> 20} MiB")
         print(f"wrote {args.runs} synthetic runs{log} in {time.perf_counter() - t0:.1f}s (setup, not timed)")
 
         t0 = time.perf_counter()

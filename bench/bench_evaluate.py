@@ -26,10 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
-import numpy as np  # noqa: E402
 
 LSTM = {"topology": [96, 128, 1], "activations": ["relu", "sigmoid"], "dropout": [0.1, 0.1]}
 # Two Conv1D per block and a global-average head: the count is a sum of local patterns (gaps between

@@ -186,7 +186,8 @@ def main() -> int:
             say(f"{name}: restarting the schedd")
             pool.tool("condor_restart", "-daemon", "schedd")
             out = submit(g).communicate(timeout=180)[0]
-            say(f"  plain submit during the restart: {out.strip().splitlines()[-1] if out.strip() else '(nothing)'}")  # a plain submit: the pool is configured
+            # a plain submit: the pool is configured
+            say(f"  plain submit during the restart: {out.strip().splitlines()[-1] if out.strip() else '(nothing)'}")
             t = totals.setdefault("outage", Counter())
             say(f"  {out.strip()}")
             refused = "cannot reach" in out and not (project / "jobs" / name).exists()
@@ -195,7 +196,7 @@ def main() -> int:
                 try:
                     connect(timeout=2)
                     break
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - the schedd is restarting: any failure means "not yet"
                     time.sleep(1)
             schedd = connect()
             submit(g).communicate(timeout=180)
@@ -259,7 +260,7 @@ def main() -> int:
             try:
                 schedd = connect(timeout=2)
                 break
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - the schedd is restarting: any failure means "not yet"
                 time.sleep(1)
         ended_once("restart", name, said_not_run=int("not run" in out))
         for kind, t in totals.items():

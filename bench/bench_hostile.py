@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.hostile_grids import CORPUS, Case, make_project, write_case  # noqa: E402
+from tests.hostile_grids import CORPUS, Case, make_project, write_case  # noqa: E402 - after sys.path names the checkout
 
 MEMORY_BOUND = 2 << 30
 TIME_BOUND_S = 120

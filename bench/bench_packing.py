@@ -96,9 +96,10 @@ def trainer(windows: int, epochs: int, repeats: int, waveforms: int | None = Non
         procs = [spawn(base + ["sweep-1cpu"], {c}, {"SWEEP_CPUS": "1"}) for c in (0, 1)]
         two = sum(result(p)["windows_per_s"] for p in procs)
         wide = result(spawn(base + ["sweep-2cpu"], {0, 1}, {"SWEEP_CPUS": "2"}))["windows_per_s"]
-        for key, value in zip(rows, (one, two, wide)):
+        for key, value in zip(rows, (one, two, wide), strict=True):
             rows[key].append(value)
-        print(f"  run {r + 1}: alone {one:.0f}, side by side {two:.0f} (sum), 2-CPU job {wide:.0f} windows/s", flush=True)
+        print(f"  run {r + 1}: alone {one:.0f}, side by side {two:.0f} (sum), 2-CPU job {wide:.0f} windows/s",
+              flush=True)
     alone = statistics.median(rows["1 job x 1 CPU, alone"])
     print(f"part 2: the trainer, LSTM [96,128,1], {windows} windows, {epochs} epochs, median of {repeats}")
     for key, values in rows.items():
@@ -126,7 +127,8 @@ def main() -> None:
     if len(os.sched_getaffinity(0)) < 2:
         sys.exit("needs two CPUs")
     sys.path.insert(0, str(REPO))
-    print(f"CPUs: {sorted(os.sched_getaffinity(0))}; {Path('/proc/cpuinfo').read_text().count('processor')} in /proc/cpuinfo")
+    print(f"CPUs: {sorted(os.sched_getaffinity(0))}; "
+          f"{Path('/proc/cpuinfo').read_text().count('processor')} in /proc/cpuinfo")
     machine(args.repeats, args.kernel_scale)
     if not args.skip_trainer:
         trainer(args.windows, args.epochs, args.repeats, args.waveforms)

@@ -14,18 +14,18 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ[_var] = "1"
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse  # noqa: E402 - after the thread limits above, read by numpy when imported
+import sys  # noqa: E402 - after the thread limits above, read by numpy when imported
+import tempfile  # noqa: E402 - after the thread limits above, read by numpy when imported
+import time  # noqa: E402 - after the thread limits above, read by numpy when imported
+from pathlib import Path  # noqa: E402 - after the thread limits above, read by numpy when imported
 
-import numpy as np  # noqa: E402
+import numpy as np  # noqa: E402 - after the thread limits above, read by numpy when imported
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's sweep, as the other benches
 
-from sweep.physics import datasets as D  # noqa: E402
-from sweep.physics import simulate as S  # noqa: E402
+from sweep.physics import datasets as D  # noqa: E402 - after sys.path names the checkout
+from sweep.physics import simulate as S  # noqa: E402 - after sys.path names the checkout
 
 
 def main() -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .core.errors import (BackendError, GridError, InputError, LockedError, NotFoundError, RenderError,
                           ResultsError, SweepError)
@@ -31,6 +31,9 @@ def _console(stderr: bool = False):
 
 
 def cmd_validate(args) -> int:
+    """`sweep validate GRID`: check a grid (or a pipeline file and both its grids) and print what it
+    makes: its configurations, or its search space. Returns 0; a grid's problems raise GridError
+    (exit 2)."""
     from .core.expand import expand
     from .core.grid import load_grid
     from .core.gridspec import count_points
@@ -87,6 +90,9 @@ def _data_step() -> dict:
 
 
 def cmd_submit(args) -> int:
+    """`sweep submit GRID`: render the grid's jobs and run them here or queue them on the pool (a
+    search grid is handed to cmd_search), then wait and collect as asked. Returns 1 when every run
+    failed, else 0; a pipeline file raises InputError (exit 2)."""
     from .core.pipeline import looks_like_pipeline
     from .submit.stage import submit_grid
 
@@ -143,6 +149,8 @@ def _chain(args):
 
 
 def cmd_resubmit(args) -> int:
+    """`sweep resubmit SWEEP`: rerun the sweep's failed, held and removed runs (without --failed, also
+    those never submitted), then wait and collect as asked. Returns 1 when every run failed, else 0."""
     from .submit.stage import resubmit
 
     outcome = resubmit(args.sweep, _submit_options(args, None), _console(), _console(stderr=True),
@@ -163,6 +171,8 @@ def _after_submit(args, outcome) -> int:
 
 
 def cmd_status(args) -> int:
+    """`sweep status [NAME]`: a chain's stages, or the states of a sweep's runs (of every sweep
+    without a name), once or with --watch until every run has ended. Returns 0."""
     from .submit.status import print_status, watch
 
     record = _chain(args)
@@ -179,6 +189,9 @@ def cmd_status(args) -> int:
 
 
 def cmd_collect(args) -> int:
+    """`sweep collect [SWEEP]`: rank the finished runs, list the failed ones, export the rows and copy
+    the best models as asked (a chain: its stages, then each stage's leaderboard). Returns 0, or 1
+    when run as the DAG's FINAL node of a DAG with failed nodes."""
     from .collect.stage import CollectOptions, collect_sweeps
 
     record = _chain(args)
@@ -207,6 +220,8 @@ def cmd_collect(args) -> int:
 
 
 def cmd_report(args) -> int:
+    """`sweep report NAME`: write the sweep's (or the chain's) static HTML report and print where.
+    Returns 0."""
     from .collect.report_html import write_report
     from .core.render import relative_to_root
 
@@ -223,6 +238,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_simulate(args) -> int:
+    """`sweep data simulate`: simulate waveforms into a training dataset (npz), print its summary
+    (notes to stderr). Returns 0; --threshold without --peak-model raises InputError (exit 2)."""
     from .physics.datasets import simulate_to_file
     from .physics.datastep import read_params_file, require_model
 
@@ -327,6 +344,7 @@ def _read_options(args) -> dict | None:
 
 
 def positive_int(text: str) -> int:
+    """argparse type: the text as an integer >= 1; anything else is a usage error (exit 2)."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {text}")
@@ -334,6 +352,8 @@ def positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `sweep` command line's parser: every command and its options; each command sets `func`,
+    its cmd_* handler."""
     parser = argparse.ArgumentParser(prog="sweep", description="HTCondor hyperparameter sweeps for the "
                                      "cluster-counting peak finder (LSTM) and clusterizer (CNN).")
     parser.add_argument("--root", type=Path, default=Path.cwd(),
@@ -388,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("resubmit", help="rerun a sweep's failed, held or removed runs")
     p.add_argument("sweep")
-    p.add_argument("--failed", action="store_true", help="only failed/held/removed runs (default: also never submitted)")
+    p.add_argument("--failed", action="store_true",
+                   help="only failed/held/removed runs (default: also never submitted)")
     p.add_argument("--local", action="store_true", help="rerun them on this machine")
     p.add_argument("--condor", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--no-dag", action="store_true")
@@ -458,7 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=20241, help="seed of the held-out simulation")
     p.add_argument("--params", type=Path, default=None, help="YAML file of simulation parameters")
     p.add_argument("--threshold", type=_fraction, default=0.5, help="LSTM score threshold")
-    p.add_argument("--scan-waveforms", type=_int_at_least(1), default=500, help="waveforms used for the DERIV threshold scan")
+    p.add_argument("--scan-waveforms", type=_int_at_least(1), default=500,
+                   help="waveforms used for the DERIV threshold scan")
     p.add_argument("--tracks", type=_int_at_least(2, zero_ok=True), default=100,
                    help="tracks for the dN/dx study (0: skip)")
     p.add_argument("--cells", type=_int_at_least(1), default=100, help="cells crossed per track")
@@ -494,6 +516,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the `sweep` command line `argv` (None: sys.argv[1:]).
+
+    Returns:
+        The exit status: 0; for a SweepError its kind's (EXIT_STATUS: 2 for what the user wrote,
+        else 1), after printing it; 130 when interrupted. A usage error exits 2 through argparse.
+    """
     args = build_parser().parse_args(argv)
     args.root = args.root.resolve()
     try:

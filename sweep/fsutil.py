@@ -13,9 +13,10 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any
 
 #: A file's path, as every function here takes it.
 PathArg = str | os.PathLike[str]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 BASE = "sweep: t\nmodel: lstm\ndata: {path: data/d.npz}\n"
@@ -45,7 +46,7 @@ def _bomb(levels: int = 9, width: int = 9) -> tuple[str, str]:
     """Anchors a..: each a list of `width` aliases of the one before ('billion laughs')."""
     names = [f"l{i}" for i in range(levels)]
     text = f"{names[0]}: &{names[0]} [{', '.join(['lol'] * width)}]\n"
-    for prev, cur in zip(names, names[1:]):
+    for prev, cur in pairwise(names):
         text += f"{cur}: &{cur} [{', '.join([f'*{prev}'] * width)}]\n"
     return text, names[-1]
 
@@ -105,11 +106,13 @@ def _injection_cases() -> list[Case]:
 
 
 STRUCTURE = [
-    Case("submit-structure", "requirements-backslash-continues", BASE + "condor:\n  requirements: 'OpSys == \"LINUX\" \\'\n"
+    Case("submit-structure", "requirements-backslash-continues",
+         BASE + "condor:\n  requirements: 'OpSys == \"LINUX\" \\'\n"
          "  accounting_group: group_fcc.user\n", "condor.requirements", "trailing backslash"),
     Case("submit-structure", "requirements-macro", BASE + "condor: {requirements: 'ClusterId == $(Cluster)'}\n",
          "condor.requirements", "submit macro"),
-    Case("submit-structure", "requirements-unbalanced-quote", BASE + "condor: {requirements: 'OpSysAndVer == \"AlmaLinux9'}\n",
+    Case("submit-structure", "requirements-unbalanced-quote",
+         BASE + "condor: {requirements: 'OpSysAndVer == \"AlmaLinux9'}\n",
          "condor.requirements", "ClassAd"),
     Case("submit-structure", "requirements-unbalanced-paren", BASE + "condor: {requirements: '(Memory > 1024'}\n",
          "condor.requirements", "ClassAd"),
@@ -169,7 +172,8 @@ PATHS = [
 _BOMB, _TOP = _bomb()
 VALIDATOR = [
     # a list where a name is expected: `value in {...}` on a list raised TypeError (a traceback) once
-    Case("validator", "flavour-a-list", BASE + "condor: {job_flavour: [auto]}\n", "condor.job_flavour", "expected one of"),
+    Case("validator", "flavour-a-list", BASE + "condor: {job_flavour: [auto]}\n", "condor.job_flavour",
+         "expected one of"),
     Case("validator", "duration-a-mapping", BASE + "condor: {job_duration_category: {Long: 1}}\n",
          "condor.job_duration_category", "expected one of"),
     Case("validator", "site-a-list", BASE + "site: [recas]\n", "site", "expected a site profile name"),
@@ -178,7 +182,8 @@ VALIDATOR = [
     Case("validator", "bomb-in-axis", _BOMB + BASE + f"axes:\n  optimizer: *{_TOP}\n", "", "alias bomb",
          bounded=True),
     Case("validator", "bomb-in-simulate-params",
-         _BOMB + f"sweep: t\nmodel: lstm\ndata: {{path: data/new.npz, simulate: {{params: {{noise_rms_mv: *{_TOP}}}}}}}\n",
+         _BOMB + "sweep: t\nmodel: lstm\n"
+         f"data: {{path: data/new.npz, simulate: {{params: {{noise_rms_mv: *{_TOP}}}}}}}\n",
          "", "alias bomb", bounded=True),
     Case("validator", "small-bomb-message-is-bounded",
          _bomb(levels=4, width=9)[0] + "sweep: *l3\nmodel: lstm\ndata: {path: data/d.npz}\n", "sweep",
@@ -190,12 +195,14 @@ VALIDATOR = [
     Case("validator", "axis-500000-values", BASE + "axes:\n  batch_size: ["
          + ", ".join(str(i) for i in range(1, 500_001)) + ", 1]\nsample: 10\n", "axes.batch_size[500000]",
          "appears twice in this axis (also at [0])", bounded=True),
-    Case("validator", "nesting-400-block", BASE + "params:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(400)),
+    Case("validator", "nesting-400-block",
+         BASE + "params:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(400)),
          "", "nesting deeper than", bounded=True),
     Case("validator", "nesting-1000-flow", BASE + "axes: {optimizer: " + "[" * 1000 + "]" * 1000 + "}\n", "",
          "nesting deeper than", bounded=True),
     Case("validator", "tag-on-sequence", BASE + "axes:\n  optimizer: !optimizers [adam, sgd]\n", "", "YAML tags"),
-    Case("validator", "python-tag-on-sequence", BASE + "axes:\n  optimizer: !!python/object/apply:os.system [adam, sgd]\n",
+    Case("validator", "python-tag-on-sequence",
+         BASE + "axes:\n  optimizer: !!python/object/apply:os.system [adam, sgd]\n",
          "", "!!python/object/apply:os.system"),
     Case("validator", "tag-on-scalar", BASE + "params: {optimizer: !!str adam}\n", "", "YAML tags"),
     Case("validator", "tag-on-mapping", BASE + "params: !!map {optimizer: adam}\n", "", "YAML tags"),
@@ -267,9 +274,11 @@ POSITIONS = [
 
 # --------------------------------------------------------------- messages a physicist understands, printed safely
 MESSAGES = [
-    Case("messages", "key-with-newline", BASE + "params: {\"x\\nexamples/ok.yaml: valid; sweep 'demo' expands to 4\": 1}\n",
+    Case("messages", "key-with-newline",
+         BASE + "params: {\"x\\nexamples/ok.yaml: valid; sweep 'demo' expands to 4\": 1}\n",
          "params.x\\nexamples/ok.yaml: valid; sweep 'demo' expands to 4", "unknown key"),
-    Case("messages", "key-with-ansi", BASE + "params: {\"\\e[2J\\e[31mcleared\": 1}\n", "params.\\x1b[2J\\x1b[31mcleared",
+    Case("messages", "key-with-ansi", BASE + "params: {\"\\e[2J\\e[31mcleared\": 1}\n",
+         "params.\\x1b[2J\\x1b[31mcleared",
          "unknown key"),
     Case("messages", "key-with-osc", BASE + "params: {\"\\e]0;pwned\\a\": 1}\n", "params.\\x1b]0;pwned\\x07",
          "unknown key"),
@@ -317,7 +326,8 @@ SEARCH = [
          "search: {trials: 4}\n", "axes.learning_rate.step", "whole number of steps"),
     Case("search", "unknown-search-key", SEARCH_BASE + "search: {trials: 4, sampelr: tpe}\n", "search.sampelr",
          "did you mean 'sampler'"),
-    Case("search", "unknown-sampler", SEARCH_BASE + "search: {sampler: tpee}\n", "search.sampler", "did you mean 'tpe'"),
+    Case("search", "unknown-sampler", SEARCH_BASE + "search: {sampler: tpee}\n", "search.sampler",
+         "did you mean 'tpe'"),
     Case("search", "unknown-pruner", SEARCH_BASE + "search: {pruner: hyperbnd}\n", "search.pruner",
          "did you mean 'hyperband'"),
     Case("search", "zero-trials", SEARCH_BASE + "search: {trials: 0}\n", "search.trials", "an integer from 1"),

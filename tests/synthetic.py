@@ -14,8 +14,9 @@ import itertools
 import json
 import math
 import random
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sweep.core.states import RunState
 from sweep.job.training import CLASSIFIER_HISTORY, REGRESSOR_HISTORY
@@ -49,7 +50,7 @@ def make_sweep(root: Path, sweep: str = "syn", model: str = "lstm", axes: dict[s
     score = score or default_score
     rng = random.Random(seed)
     names = list(axes)
-    points = [dict(zip(names, combo)) for combo in itertools.product(*(axes[n] for n in names))]
+    points = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(axes[n] for n in names))]
     if limit is not None:
         points = (points * (limit // max(1, len(points)) + 1))[:limit] if limit > len(points) else points[:limit]
     runs = []

@@ -68,9 +68,11 @@ def chain_project(tmp_path, small_dataset):
 @pytest.mark.parametrize("text, where, message", [
     ("chain: t\npeeks: {grid: grids/l.yaml}\n", ":2:1: peeks:", "unknown key 'peeks'; did you mean 'peaks'?"),
     ("chain: t\npeaks: {grid: ../outside.yaml}\n", ":2:15: peaks.grid:", "outside the project"),
-    ("chain: t\npeaks: {grid: grids/c.yaml}\n", ":2:15: peaks.grid:", "is a cnn grid; the peaks stage trains the peak finder"),
+    ("chain: t\npeaks: {grid: grids/c.yaml}\n", ":2:15: peaks.grid:",
+     "is a cnn grid; the peaks stage trains the peak finder"),
     ("chain: t\npeaks: {grid: grids/l.yaml, leader: mae}\n", ":2:37: peaks.leader:", "expected a metric the lstm jobs"),
-    ("chain: t\nsimulate: {waveforms: 100, threshold: 1.5}\n", ":2:39: simulate.threshold:", "expected a number in (0, 1]"),
+    ("chain: t\nsimulate: {waveforms: 100, threshold: 1.5}\n", ":2:39: simulate.threshold:",
+     "expected a number in (0, 1]"),
     ("chain: t\nsimulate: {waveforms: 100, path: /etc/passwd.npz}\n", ":2:34: simulate.path:", "outside the project"),
     ("chain: t\nsimulate: {waveforms: 100, params: {noise_rms: 2}}\n", ":2:36: simulate.params:",
      "did you mean 'noise_rms_mv'"),
@@ -130,7 +132,8 @@ def test_a_chain_runs_here_then_reruns_only_what_changed(chain_project, capsys):
     peaks, clusters = stages["peaks"]["leader"], stages["clusters"]["leader"]
     # the leaders are kept with their training records; the clusterizer's data are the peak leader's peaks
     leader = root / peaks["model"]
-    assert leader.name == "peaks-leader.keras" and json.loads(leader.with_suffix(".json").read_text())["model"] == "lstm"
+    assert leader.name == "peaks-leader.keras"
+    assert json.loads(leader.with_suffix(".json").read_text())["model"] == "lstm"
     from sweep.physics.datasets import read_meta
 
     meta = read_meta(root / "data" / "tiny-cnn.npz")
@@ -140,7 +143,8 @@ def test_a_chain_runs_here_then_reruns_only_what_changed(chain_project, capsys):
     assert "sweep: tiny-clusters" in grid and "path: data/tiny-cnn.npz" in grid and "simulate" not in grid
     assert stages["clusters"]["sweep"] == "tiny-clusters" and clusters["metric"] == "mae"
     ev = json.loads((root / "results" / "tiny" / "evaluation" / "evaluation.json").read_text())
-    assert ev["models"]["peak"].endswith("peaks-leader.keras") and ev["models"]["cluster"].endswith("clusters-leader.keras")
+    assert ev["models"]["peak"].endswith("peaks-leader.keras")
+    assert ev["models"]["cluster"].endswith("clusters-leader.keras")
     assert "lstm_cnn" in ev["clusters"] and ev["tracks"]["n_tracks"] == 6 and ev["separation"]["momenta_gev"] == [3, 10]
     # the simulation and the evaluation ran as steps: the peak grid's wrapper in processes of their
     # own (as a pool's execute node runs them), whose outputs were moved out of their folders
@@ -150,9 +154,9 @@ def test_a_chain_runs_here_then_reruns_only_what_changed(chain_project, capsys):
         assert step["status"] == "done" and step["exit_code"] == 0 and step["pid"] != os.getpid(), step
         assert step["inputs_hash"] == stages[stage]["inputs_hash"]
         assert "tensorflow" in step["software"], step["software"]
-    assert sorted(p.name for p in (root / "results" / "tiny" / "steps" / f"simulate-{stages['simulate']['inputs_hash']}")
-                  .iterdir()) == \
-        ["stderr.txt", "stdout.txt", "step.json"]  # the dataset moved to data/, the leader's copies gone
+    step_folder = root / "results" / "tiny" / "steps" / f"simulate-{stages['simulate']['inputs_hash']}"
+    # the dataset moved to data/, the leader's copies gone
+    assert sorted(p.name for p in step_folder.iterdir()) == ["stderr.txt", "stdout.txt", "step.json"]
     assert (root / "jobs" / "tiny" / "steps" / "run_step.sh").is_file()
 
     # again: nothing is trained, simulated or evaluated twice
@@ -229,7 +233,8 @@ def test_a_chain_whose_peak_stage_cannot_run_stops_there_and_writes_nothing_afte
     peaks = _record(root)["stages"]["peaks"]
     assert peaks["state"] == "failed" and "data/missing.npz" in peaks["reason"]
     assert main(["--root", str(root), "status", "tiny"]) == 0
-    assert re.search(r"peaks\s+failed; sweep tiny-lstm; NotFoundError: dataset data/missing.npz", capsys.readouterr().out)
+    assert re.search(r"peaks\s+failed; sweep tiny-lstm; NotFoundError: dataset data/missing.npz",
+                     capsys.readouterr().out)
 
 
 @pytest.mark.parametrize("model, message", [

@@ -165,13 +165,14 @@ def test_best_folder_replaced_atomically(swept, capsys):
     assert code == 0 and "best 3 model(s) copied" in out
     best = root / "results" / "syn" / "best"
     board = collect("syn", root, write_csv=False)
-    expected = [f"{r}-{run}" for r, run in zip(board.table["rank"][:3], board.table["run_id"][:3])]
+    expected = [f"{r}-{run}" for r, run in zip(board.table["rank"][:3], board.table["run_id"][:3], strict=True)]
     assert sorted(p.name for p in best.iterdir() if p.is_dir()) == sorted(expected)
     for name in expected:
         run_id = name.split("-", 1)[1]
         files = {p.name for p in (best / name).iterdir()}
         assert files == {"model.keras", "config.yaml", "metrics.json"}
-        assert (best / name / "model.keras").read_bytes() == (root / "results/syn" / run_id / "model.keras").read_bytes()
+        assert ((best / name / "model.keras").read_bytes()
+                == (root / "results/syn" / run_id / "model.keras").read_bytes())
         assert f"run_id: {run_id}" in (best / name / "config.yaml").read_text()
     code, _, _ = run_cli(root, "collect", "syn", "--best", "1", "--by", "auc", capsys=capsys)
     top_auc = select(board, by="auc", top=1).frame["run_id"][0]
@@ -184,7 +185,7 @@ def test_best_with_repeats_takes_the_best_repeat(tmp_path):
     board = collect("rep", tmp_path, write_csv=False)
     best = copy_best(board, 2)
     sel = select(board, top=2)
-    for rank_, config, run in zip(sel.frame["rank"], sel.frame["config_id"], sel.frame["best_run_id"]):
+    for rank_, config, run in zip(sel.frame["rank"], sel.frame["config_id"], sel.frame["best_run_id"], strict=True):
         repeats = board.table[board.table["config_id"] == config]
         assert run == repeats.sort_values("f1", ascending=False)["run_id"].iloc[0]
         assert (best / f"{rank_}-{run}" / "model.keras").is_file()

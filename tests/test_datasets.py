@@ -159,8 +159,8 @@ def test_the_slope_finder_also_finds_a_pulse_on_a_falling_tail():
     assert D.find_candidates(w, 2.0, "slope")[1].tolist() == [21, 27]
     rng = np.random.default_rng(4)
     noisy = w + rng.normal(0, 0.3, (200, 60)).astype(np.float32)
-    rise = set(zip(*D.find_candidates(noisy, 1.0)))
-    slope = set(zip(*D.find_candidates(noisy, 1.0, "slope")))
+    rise = set(zip(*D.find_candidates(noisy, 1.0), strict=True))
+    slope = set(zip(*D.find_candidates(noisy, 1.0, "slope"), strict=True))
     assert rise <= slope and len(slope) > len(rise)
     with pytest.raises(ValueError, match="unknown candidate finder"):
         D.find_candidates(w, 1.0, "upsampled")

@@ -163,7 +163,8 @@ def _strip_comment(line: str) -> tuple[str, int]:
 def reader_files(page: Path) -> set[str]:
     """The reader's own files a page names in `<!-- docs-test: reader-files: A B -->`."""
     text = page.read_text(encoding="utf-8")
-    return {f for m in re.finditer(r"<!--\s*docs-test:\s*reader-files:(.*?)-->", text, re.S) for f in m.group(1).split()}
+    return {f for m in re.finditer(r"<!--\s*docs-test:\s*reader-files:(.*?)-->", text, re.S)
+            for f in m.group(1).split()}
 
 
 def sweep_argv(text: str) -> list[str] | None:
@@ -221,7 +222,9 @@ def parse(argv: list[str]):
 def shown_output_appears(shown: list[str], actual: str) -> str | None:
     """None when every shown line appears in the actual output, in order (whitespace runs
     compared as one space; a `…` stands for any text within the line); else the first missing."""
-    norm = lambda s: " ".join(s.split())  # noqa: E731
+    def norm(s: str) -> str:
+        return " ".join(s.split())
+
     lines = [norm(line) for line in actual.splitlines()]
     at = 0
     for want in (norm(s) for s in shown):
@@ -258,7 +261,7 @@ class Project:
     synthetic: set[str] = field(default_factory=set)
 
     @classmethod
-    def for_page(cls, page: Path, tmp: Path, small: Path) -> "Project":
+    def for_page(cls, page: Path, tmp: Path, small: Path) -> Project:
         root = tmp / re.sub(r"\W", "_", str(page.relative_to(REPO)))
         shutil.copytree(REPO / "grids", root / "grids")
         shutil.copytree(REPO / "sites", root / "sites")
@@ -402,7 +405,8 @@ def _synthetic(cmd: Command, argv: list[str], args, project: Project, where: str
     assert args.sweep in known, f"{where}: no grid or chain names the sweep {args.sweep!r}"
     if args.sweep not in project.synthetic:
         doc = known[args.sweep][1]
-        axes = {k: v for k, v in (doc.get("axes") or {}).items() if isinstance(v, list)} or {"optimizer": ["adam", "sgd"]}
+        axes = ({k: v for k, v in (doc.get("axes") or {}).items() if isinstance(v, list)}
+                or {"optimizer": ["adam", "sgd"]})
         make_sweep(project.root, args.sweep, model=doc.get("model", "lstm"), axes=axes, corrupt=0, missing=0)
         project.synthetic.add(args.sweep)
     code, out = run_sweep(argv, project.root)
@@ -423,8 +427,8 @@ def check_page(page: Path, tmp: Path, small: Path, training: bool = False) -> li
 # ----------------------------------------------------------------------------- the site
 def mkdocs_or_fail():
     try:
-        import material  # noqa: F401
-        import mkdocs  # noqa: F401
+        import material  # noqa: F401 - imported only to learn whether it is installed
+        import mkdocs  # noqa: F401 - likewise
     except ImportError:
         pytest.fail("mkdocs and mkdocs-material are not installed: install the docs group with "
                     "`.venv/bin/python -m pip install -e '.[docs]'` (or run `bash scripts/docs.sh`)")
@@ -824,7 +828,8 @@ def test_the_first_tutorial_for_real(tmp_path, small_dataset):
     root = next(tmp_path.iterdir())
     run = next(p for p in (root / "results" / "first").iterdir() if (p / "metrics.json").is_file())
     files = {"metrics.json": run / "metrics.json", "run.json": run / "run.json", "model.json": run / "model.json",
-             "sweep.json": root / "jobs" / "first" / "sweep.json", "best.json": root / "results" / "first" / "best" / "best.json"}
+             "sweep.json": root / "jobs" / "first" / "sweep.json",
+             "best.json": root / "results" / "first" / "best" / "best.json"}
     for record, path in files.items():
         documented = _fields_documented(RECORDS[record])
         for key in json.loads(path.read_text()):

@@ -229,7 +229,8 @@ def test_dndx_calibration_penalises_shrinkage():
     r = E.evaluate_tracks(p, lambda X: np.ones(len(X)), Const(), deriv.DerivParams(n1=8, n2=0, n3=0.5, n4=0.5),
                           n_tracks=10, cells=10, momentum_gev=10.0, truncation=0.7, seed=2)
     cnn = r["dndx"]["lstm_cnn"]
-    assert cnn["resolution_raw"] == pytest.approx(0.0, abs=1e-12) and cnn["response_slope"] == pytest.approx(0.0, abs=1e-9)
+    assert cnn["resolution_raw"] == pytest.approx(0.0, abs=1e-12)
+    assert cnn["response_slope"] == pytest.approx(0.0, abs=1e-9)
     assert not math.isfinite(cnn["resolution"]) or cnn["resolution"] > 1.0
     assert r["dndx"]["truth"]["response_slope"] == pytest.approx(1.0)
 
@@ -242,7 +243,10 @@ def test_a_shrinking_estimator_calibrated_on_tracks_of_its_own_responds_with_slo
     and kaons at other momenta its density response is 1 within errors too."""
     p = SimulationParams()
     d = deriv.DerivParams(n1=8, n2=0, n3=0.5, n4=0.5)
-    shrink = lambda X: 0.3 * X.sum(axis=(1, 2)) + 12.0  # noqa: E731
+
+    def shrink(X):
+        return 0.3 * X.sum(axis=(1, 2)) + 12.0
+
     r = E.evaluate_tracks(p, rise_scorer, shrink, d, n_tracks=30, cells=40, momentum_gev=10.0,
                           truncation=0.7, seed=5, chunk_waveforms=600)
     cnn = r["dndx"]["lstm_cnn"]

@@ -37,7 +37,8 @@ def test_product_and_zip(write_grid, tmp_path):
 
 
 def test_exclude(write_grid, tmp_path):
-    runs = runs_of(write_grid, tmp_path, GRID + "exclude:\n  - {optimizer: sgd, epochs: 50}\n  - {topology: [128, 96, 1]}\n")
+    runs = runs_of(write_grid, tmp_path,
+                   GRID + "exclude:\n  - {optimizer: sgd, epochs: 50}\n  - {topology: [128, 96, 1]}\n")
     assert len(runs) == 3 * 1 * 2 - 1
     assert not any(r.params["optimizer"] == "sgd" and r.params["epochs"] == 50 for r in runs)
     assert all(r.params["topology"] == [96, 128, 1] for r in runs)

@@ -94,7 +94,8 @@ def test_valid_base_grid(write_grid, tmp_path):
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\naxes:\n  optimizer: [adam, sgd]\nexclude:\n  - {optimiser: sgd}\n",
      7, "exclude[0].optimiser", "did you mean 'optimizer'"),
     # exclude value that is not in the axis
-    ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\naxes:\n  optimizer: [adam, sgd]\nexclude:\n  - {optimizer: rmsprop}\n",
+    (("sweep: t\nmodel: lstm\ndata: {path: d.npz}\naxes:\n  optimizer: [adam, sgd]\n"
+      "exclude:\n  - {optimizer: rmsprop}\n"),
      7, "exclude[0].optimizer", "never match"),
     # a grid that expands to zero configurations
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\naxes:\n  optimizer: [adam]\nexclude:\n  - {optimizer: adam}\n",
@@ -223,8 +224,8 @@ def test_shipped_grids_are_valid():
      "resources.runtime", "at most 10 years"),
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nranking: [[f1]]\n", "ranking[0]", "unknown metric"),
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nrepeats: 100000000000\n", "repeats", "an integer from 1 to 1,000"),
-    ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nresources: {request_memory: 8GB}\n"
-     "condor: {memory_escalation: {max_memory: 1GB}}\n", "condor.memory_escalation.max_memory", "at least"),
+    (("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nresources: {request_memory: 8GB}\n"
+      "condor: {memory_escalation: {max_memory: 1GB}}\n"), "condor.memory_escalation.max_memory", "at least"),
     ("sweep: t\nmodel: lstm\ndata: {path: d.npz}\nparams: {learning_rate: .inf}\n", "params.learning_rate", "> 0"),
 ])
 def test_edge_cases_found_in_review(write_grid, tmp_path, text, key, expected):
@@ -237,7 +238,7 @@ def test_yaml_alias_tricks(write_grid, tmp_path):
     assert "refers to a value that contains it" in issue.message
     # nested aliases are built once, not expanded exponentially ("billion laughs"), and refused
     levels = "a: &a [1,1,1,1,1,1,1,1,1]\n" + "".join(
-        f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+        f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True))
     issue = one_issue(write_grid(levels + "sweep: t\nmodel: lstm\ndata: {path: d.npz}\n"), tmp_path)
     assert "alias bomb" in issue.message and issue.line == 6, str(issue)
 

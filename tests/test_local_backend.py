@@ -1,4 +1,3 @@
-import pytest
 """The local backend end to end: real training jobs, packing onto cores, failures, reruns, collect."""
 
 import importlib
@@ -8,6 +7,7 @@ import shutil
 import sys
 
 import pandas as pd
+import pytest
 
 from sweep.cli import main
 from tests.conftest import grid_text
@@ -189,7 +189,8 @@ def test_an_old_local_failure_does_not_outlive_a_good_run(tmp_path):
     assert read_run(tmp_path, "abc", ["f1"]).ok
 
 
-QUICK = ("cat > metrics.json <<EOF\n{\"test\": {\"f1\": 0.9, \"auc\": 0.95, \"eff_purity\": 0.8}, \"best_epoch\": 1}\nEOF\n"
+QUICK = ("cat > metrics.json <<EOF\n"
+         "{\"test\": {\"f1\": 0.9, \"auc\": 0.95, \"eff_purity\": 0.8}, \"best_epoch\": 1}\nEOF\n"
          "echo '{\"status\": \"ok\", \"exit_code\": 0}' > run.json\n")
 
 

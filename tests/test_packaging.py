@@ -119,8 +119,9 @@ def test_an_installed_sweep_works_without_the_checkout(installed, tmp_path):
     (project / "grids").mkdir(parents=True)
     shutil.copy2(REPO / "grids" / "demo.yaml", project / "grids" / "demo.yaml")
 
-    where = run([str(bin_dir / "python"), "-c", "import sweep, sweep.core.render as r; "
-                 "print(sweep.__file__); print(r.BUILTIN_TEMPLATES)"], cwd=project).split()
+    where = run([str(bin_dir / "python"), "-c", ("import sweep, sweep.core.render as r; "
+                                                  "print(sweep.__file__); print(r.BUILTIN_TEMPLATES)")],
+                cwd=project).split()
     assert all(Path(p).is_relative_to(bin_dir.parent) for p in where), where  # not the checkout
     assert not Path(where[0]).is_relative_to(REPO)
 

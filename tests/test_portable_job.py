@@ -35,7 +35,8 @@ def test_archive_holds_the_whole_package_and_is_deterministic():
         names = set(zf.namelist())
         assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}  # no build time inside
     package = REPO / "sweep"
-    expected = {f"sweep/{p.relative_to(package).as_posix()}" for p in package.rglob("*.py") if "__pycache__" not in p.parts}
+    expected = {f"sweep/{p.relative_to(package).as_posix()}" for p in package.rglob("*.py")
+                if "__pycache__" not in p.parts}
     assert names == expected and "sweep/job/runner.py" in names
 
 
@@ -43,7 +44,8 @@ def test_job_imports_its_code_from_the_archive_alone(tmp_path):
     """With the archive first on the path, run from a folder away from the checkout, sweep (and
     the job's record of where its code came from) is the archive's."""
     archive = codebundle.write(codebundle.build(), tmp_path)
-    program = ("import json, sweep, sweep.job.runner as r; from sweep.records.base import plain; print(sweep.__file__); "
+    program = ("import json, sweep, sweep.job.runner as r; from sweep.records.base import plain; "
+               "print(sweep.__file__); "
                "print(json.dumps(plain(r.code_origin())))")
     proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=tmp_path,
                           env={**os.environ, "PYTHONPATH": str(archive)})
@@ -90,7 +92,8 @@ def test_the_wrapper_says_when_the_interpreter_is_not_on_the_node(tmp_path):
     scratch.mkdir()
     proc = subprocess.run(["/bin/sh", str(wrapper), "config.yaml"], capture_output=True, text=True, cwd=scratch)
     assert proc.returncode == 3 and proc.stderr.startswith(f"environment: no interpreter {python} on ")
-    assert json.loads((scratch / "run.json").read_text())["error"] == f"environment: no interpreter {python} on this node"
+    assert (json.loads((scratch / "run.json").read_text())["error"]
+            == f"environment: no interpreter {python} on this node")
 
 
 def test_the_dag_does_not_retry_an_environment_failure(tmp_path):
@@ -155,7 +158,8 @@ def test_a_dataset_read_in_place_is_not_transferred(tmp_path):
                           "t.yaml", tmp_path)
         (run,) = render_sweep(spec, expand(spec), tmp_path).runs
         assert len(htcondor2.Submit(run.submit_text)["transfer_input_files"].split(",")) == inputs
-        assert f"file: \"{file}\"" in run.config_text and f"path: \"{tmp_path.resolve()}/data/d.npz\"" in run.config_text
+        assert f"file: \"{file}\"" in run.config_text
+        assert f"path: \"{tmp_path.resolve()}/data/d.npz\"" in run.config_text
 
 
 def test_jobs_hand_their_checkpoint_to_htcondor_every_ten_minutes_unless_told_otherwise(tmp_path):

@@ -35,7 +35,8 @@ def test_noise_rms_follows_the_noise_and_the_unit():
     assert D.noise_rms(flat).tolist() == [1.0, 1.0]  # constant: windows are all zero anyway
     quiet = simulate_batch(SimulationParams.from_dict({"noise_rms_mv": 0.0, "baseline_jitter_mv": 0.0}), 5, 2)
     floor = D.NOISE_FLOOR_FRACTION * np.ptp(quiet.waveforms_mv.astype(np.float64), axis=1)
-    assert np.all(D.noise_rms(quiet.waveforms_mv) >= floor * (1 - 1e-12)) and np.any(D.noise_rms(quiet.waveforms_mv) == floor)
+    assert np.all(D.noise_rms(quiet.waveforms_mv) >= floor * (1 - 1e-12))
+    assert np.any(D.noise_rms(quiet.waveforms_mv) == floor)
 
 
 @pytest.mark.parametrize("factor", [1 / 1024, 1e-3, 37.0])
@@ -46,15 +47,15 @@ def test_candidates_and_windows_do_not_depend_on_the_amplitude_unit(factor):
     w = b.waveforms_mv
     cw, cs, scale = D.peak_candidates(w, 1.0)
     vw, vs, vscale = D.peak_candidates((w * np.float32(factor)).astype(np.float32), 1.0)
-    mine = set(zip(cw.tolist(), cs.tolist()))
-    theirs = set(zip(vw.tolist(), vs.tolist()))
+    mine = set(zip(cw.tolist(), cs.tolist(), strict=True))
+    theirs = set(zip(vw.tolist(), vs.tolist(), strict=True))
     if factor == 1 / 1024:
         assert mine == theirs
     else:  # a rise exactly at the threshold may flip by a float32 rounding
         assert len(mine ^ theirs) <= 1e-3 * len(mine)
     common = sorted(mine & theirs)
-    ia = [i for i, k in enumerate(zip(cw.tolist(), cs.tolist())) if k in theirs]
-    ib = [i for i, k in enumerate(zip(vw.tolist(), vs.tolist())) if k in mine]
+    ia = [i for i, k in enumerate(zip(cw.tolist(), cs.tolist(), strict=True)) if k in theirs]
+    ib = [i for i, k in enumerate(zip(vw.tolist(), vs.tolist(), strict=True)) if k in mine]
     assert len(ia) == len(ib) == len(common)
     mine_w = D.extract_windows(w, cw[ia], cs[ia], scale)
     their_w = D.extract_windows((w * np.float32(factor)).astype(np.float32), vw[ib], vs[ib], vscale)
@@ -99,7 +100,8 @@ def trained(tmp_path_factory):
     model.fit(X, y, epochs=4, batch_size=128, verbose=0)
     path = root / "model.keras"
     model.save(path)
-    record = training_record({"model": "lstm", "run_id": "r1", "sweep": "t"}, data, file_digest(data)["sha256"]).to_json()
+    record = training_record({"model": "lstm", "run_id": "r1", "sweep": "t"}, data,
+                             file_digest(data)["sha256"]).to_json()
     path.with_suffix(".json").write_text(json.dumps(record))
     return path, record
 

@@ -68,7 +68,7 @@ def _same(old: Any, new: Any, where: str = "") -> list[str]:
     if isinstance(old, list) and isinstance(new, list):
         if len(old) != len(new):
             return [f"{where}: {len(old)} items became {len(new)}"]
-        return [d for i, (a, b) in enumerate(zip(old, new)) for d in _same(a, b, f"{where}[{i}].")]
+        return [d for i, (a, b) in enumerate(zip(old, new, strict=True)) for d in _same(a, b, f"{where}[{i}].")]
     if isinstance(old, float) and isinstance(new, float) and math.isnan(old) and math.isnan(new):
         return []
     return [] if old == new and type(old) is type(new) else [f"{where}: {old!r} became {new!r}"]
@@ -248,7 +248,8 @@ HOSTILE = [
     ("metrics", {"test": {"f1": "0.9"}}, "test: expected an object of numbers"),
     ("metrics", {"test": [0.9]}, "test: expected an object of numbers, got a list"),
     ("metrics", {"test": {"f1": 0.9}, "best_epoch": -1}, "best_epoch: expected a whole number >= 0, got -1"),
-    ("metrics", {"pruned": {"at_epoch": 2, "column": "val_f1", "values": ["x"]}}, "pruned.values: expected a list of numbers"),
+    ("metrics", {"pruned": {"at_epoch": 2, "column": "val_f1", "values": ["x"]}},
+     "pruned.values: expected a list of numbers"),
     ("metrics", {"pruned": {"at_epoch": 2}}, "pruned.column: expected a string, got nothing"),
     ("metrics", {"split": {"by": 3}}, "split.by: expected a string, got 3"),
     ("step", {"status": "done", "output": 7}, "output: expected a list of strings, got 7"),
@@ -262,7 +263,8 @@ HOSTILE = [
     ("checkpoint", {"key": "k", "epochs_done": 3, "rows": [1, 2]}, "rows: expected a list of objects"),
     ("manifest", {"runs": [{"run_id": "a", "config_id": "a", "name": "n", "seed": "7"}]},
      "runs[0].seed: expected a whole number, got '7'"),
-    ("manifest", {"submissions": [{"id": "x", "cluster": "12"}]}, "submissions[0].cluster: expected a whole number >= 0"),
+    ("manifest", {"submissions": [{"id": "x", "cluster": "12"}]},
+     "submissions[0].cluster: expected a whole number >= 0"),
     ("manifest", {"learned_memory_mb": {"r": -5}}, "learned_memory_mb: expected an object of whole numbers >= 0"),
     ("chain", {"stages": {"peaks": {"state": "done", "leader": {"run_id": "r"}}}},
      "stages.peaks.leader.metric: expected a string, got nothing"),
@@ -283,8 +285,9 @@ def test_a_hostile_value_is_an_error_that_names_the_file_the_key_and_what_was_ex
     ("metrics.json", "[1, 2]", "unreadable metrics.json: expected a JSON object, got a list"),
     ("metrics.json", "{ not json", "unreadable metrics.json: not JSON: Expecting property name"),
     ("metrics.json", b"\xff\xfe{}", "unreadable metrics.json: unreadable: 'utf-8' codec can't decode"),
-    ("run.json", '{"status": "failed", "exit_code": "3\\u001b[2J"}', "no metrics.json; run.json problem: unreadable "
-     "run.json: exit_code: expected a whole number, got '3\\x1b[2J'"),
+    ("run.json", '{"status": "failed", "exit_code": "3\\u001b[2J"}', ("no metrics.json; run.json problem: unreadable "
+                                                                      "run.json: exit_code: expected a whole number, "
+                                                                      "got '3\\x1b[2J'")),
 ])
 def test_a_run_folder_with_hostile_records_gives_a_reason_never_a_traceback(tmp_path, name, text, reason):
     from sweep.records.runs import read_run
@@ -378,7 +381,8 @@ def _mentions(node: ast.AST, file: str, names: set[str]) -> bool:
     for n in ast.walk(node):
         if isinstance(n, ast.Name) and n.id in names or isinstance(n, ast.Attribute) and n.attr in names:
             return True
-        if isinstance(n, ast.Constant) and isinstance(n.value, str) and (n.value == file or n.value.endswith("/" + file)):
+        if (isinstance(n, ast.Constant) and isinstance(n.value, str)
+                and (n.value == file or n.value.endswith("/" + file))):
             return True
     return False
 
@@ -425,11 +429,12 @@ def _module_path(module: str) -> str:
 
 PLANTED = {
     "sweep/collect/gather.py": "\n\ndef _second(folder):\n    atomic_write_json(folder / RUN_INFO, {})\n",
-    "sweep/submit/status.py": ("\n\ndef _second(folder):\n    target = folder / names.MANIFEST\n    with open(target, 'w') as fh:\n"
-                               "        json.dump({}, fh)\n"),
+    "sweep/submit/status.py": ("\n\ndef _second(folder):\n    target = folder / names.MANIFEST\n"
+                               "    with open(target, 'w') as fh:\n        json.dump({}, fh)\n"),
     "sweep/search/trials.py": "\n\ndef _second(folder):\n    (folder / 'progress.json').write_text('{}')\n",
     "sweep/chain/report.py": "\n\ndef _second(folder):\n    os.open(folder / CHAIN_RECORD, os.O_WRONLY | os.O_CREAT)\n",
-    "sweep/job/runner.py": "\n\ndef _second(folder):\n    with (folder / STATE).open(mode='a') as fh:\n        fh.write('')\n",
+    "sweep/job/runner.py": ("\n\ndef _second(folder):\n    with (folder / STATE).open(mode='a') as fh:\n"
+                            "        fh.write('')\n"),
 }
 
 
@@ -463,15 +468,16 @@ def test_the_job_wrapper_writes_the_run_record_of_the_current_version(tmp_path):
 
     python = tmp_path / "python3"
     shutil.copy(sys.executable, python)  # exists and is executable at validation, not on the node
-    for extra, error in (("condor: {cvmfs: /cvmfs/nowhere/setup.sh}", "environment: no setup script "
-                          "/cvmfs/nowhere/setup.sh on this node"),
+    for extra, error in (("condor: {cvmfs: /cvmfs/nowhere/setup.sh}", ("environment: no setup script "
+                                                                       "/cvmfs/nowhere/setup.sh on this node")),
                          (f"condor: {{python: {python}}}", f"environment: no interpreter {python} on this node")):
         spec = parse_grid(f"sweep: w\nmodel: lstm\ndata: {{path: d.npz}}\n{extra}\n", "w.yaml", tmp_path)
         wrapper = tmp_path / "run_job.sh"
         wrapper.write_text(render_sweep(spec, expand(spec), tmp_path, code_archive="c.zip").wrapper_text)
         if "python" in extra:
             python.unlink()
-        assert subprocess.run(["/bin/sh", str(wrapper), "config.yaml"], capture_output=True, cwd=tmp_path).returncode == 3
+        proc = subprocess.run(["/bin/sh", str(wrapper), "config.yaml"], capture_output=True, cwd=tmp_path)
+        assert proc.returncode == 3
         assert json.loads((tmp_path / "run.json").read_text())["schema_version"] == runinfo.SCHEMA_VERSION
         written = (tmp_path / "run.json").read_text()
         runinfo.write_failed_run(tmp_path, 3, error)
@@ -502,7 +508,8 @@ def test_the_records_import_only_the_standard_library():
     sweep.job's __main__ writes run.json through them when it is not)."""
     blocked = ["numpy", "yaml", "tensorflow", "keras", "pandas", "scipy", "htcondor2", "classad2", "optuna", "jinja2",
                "rich", "sklearn", "matplotlib", "h5py"]
-    modules = [f"sweep.records.{p.stem}" for p in sorted((REPO / "sweep" / "records").glob("*.py")) if p.stem != "__init__"]
+    modules = [f"sweep.records.{p.stem}" for p in sorted((REPO / "sweep" / "records").glob("*.py"))
+               if p.stem != "__init__"]
     code = (f"import sys\nfor m in {blocked!r}:\n    sys.modules[m] = None\n"
             f"import importlib\nfor m in {modules!r}:\n    importlib.import_module(m)\n"
             "import sweep.records\nassert len(sweep.records.RECORDS) > 10\nprint('ok')\n")
@@ -515,7 +522,8 @@ def test_a_job_whose_interpreter_lacks_numpy_writes_a_current_run_json(tmp_path)
     the current version, written through sweep.records.runinfo."""
     from sweep.records.runinfo import SCHEMA_VERSION, read_run_info
 
-    code = ("import runpy, sys\nfor m in ('numpy', 'yaml', 'tensorflow', 'keras', 'sklearn'):\n    sys.modules[m] = None\n"
+    code = ("import runpy, sys\nfor m in ('numpy', 'yaml', 'tensorflow', 'keras', 'sklearn'):\n"
+            "    sys.modules[m] = None\n"
             "sys.argv = ['sweep.job', 'config.yaml']\nrunpy.run_module('sweep.job', run_name='__main__')\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
@@ -529,7 +537,8 @@ def test_a_job_whose_interpreter_lacks_numpy_writes_a_current_run_json(tmp_path)
 def test_the_records_say_what_they_do():
     """Every public function, class and method of sweep.records has a docstring (what it takes,
     returns and raises where the name does not say it)."""
-    from tests.test_layout import _undocumented
+    from tests.test_layout import undocumented
 
-    missing = {p.name: m for p in sorted((REPO / "sweep" / "records").glob("*.py")) if (m := _undocumented(p))}
+    missing = {path: names for path, names in undocumented(REPO / "sweep").items()
+               if path.startswith("sweep/records/")}
     assert not missing, missing

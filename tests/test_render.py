@@ -142,7 +142,8 @@ def test_a_user_template_that_drops_what_sweep_relies_on_is_refused(write_grid, 
     assert len(kept) == len(lines) - 1
     (folder / "job.sub.j2").write_text("".join(kept))
     (folder / "run_job.sh.j2").write_text((BUILTIN_TEMPLATES / "run_job.sh.j2").read_text())
-    with pytest.raises(SweepError, match=f"mytemplates/job.sub.j2: the rendered submit file of run .* lacks .*{re.escape(drop)} ="):
+    with pytest.raises(SweepError, match="mytemplates/job.sub.j2: the rendered submit file of run .* "
+                                         f"lacks .*{re.escape(drop)} ="):
         rendered(write_grid, tmp_path, GRID + "templates: mytemplates\n")
 
 

@@ -107,7 +107,7 @@ def test_pareto_front_matches_optuna_s_best_trials_and_a_hand_count():
         if r["f1"] == r["f1"]:
             study.add_trial(optuna.trial.create_trial(values=[r["f1"], r["auc"]]))
     front = sorted((t.values[0], t.values[1]) for t in study.best_trials)
-    assert front == sorted((r["f1"], r["auc"]) for r, f in zip(rows, flags) if f)
+    assert front == sorted((r["f1"], r["auc"]) for r, f in zip(rows, flags, strict=True) if f)
     assert pareto_front(rows[:2], [("f1", "max"), ("auc", "min")]) == [False, True]
 
 
@@ -175,7 +175,8 @@ def test_a_pruned_point_proposed_again_is_trained_to_its_end(tmp_path, small_dat
     # is pruned at one of its first epochs and stops at exactly that epoch, whatever the machine's load (a
     # local trial waits for its driver's verdict on every epoch); the third samples it again and trains it
     # to the end; the fourth samples the first point and reuses its result
-    grid.write_text(search_text(small_dataset, sweep="again", epochs=4, max_samples=4000, axes="  learning_rate: [0.005, 1.0e-6]\n",
+    grid.write_text(search_text(small_dataset, sweep="again", epochs=4, max_samples=4000,
+                                axes="  learning_rate: [0.005, 1.0e-6]\n",
                                 search="{sampler: random, trials: 4, parallel: 1, pruner: median, startup_trials: 1, "
                                        "warmup_epochs: 1, seed: 15}"))
     assert main(["--root", str(tmp_path), "search", str(grid), "--local", "--no-progress"]) == 0
@@ -191,7 +192,8 @@ def test_a_pruned_point_proposed_again_is_trained_to_its_end(tmp_path, small_dat
     judged = re.search(r"trial 1: pruned after epoch (\d+), its job is asked to stop", out)
     assert judged, out
     # stopped where its pruner said, not an epoch later (its job's values, all reported, end there)
-    assert sorted(trials[1].intermediate_values) == list(range(1, int(judged.group(1)) + 1)) and int(judged.group(1)) < 4
+    assert sorted(trials[1].intermediate_values) == list(range(1, int(judged.group(1)) + 1))
+    assert int(judged.group(1)) < 4
     folder = tmp_path / "results" / "again" / trials[2].user_attrs["run_id"]
     info = json.loads((folder / "run.json").read_text())
     assert info["status"] == "ok" and (folder / "model.keras").exists()  # the full result replaced the pruned one
@@ -274,7 +276,7 @@ def test_a_local_driver_killed_with_sigkill_resumes_without_losing_or_redoing_a_
     assert sum(t.state is TrialState.COMPLETE for t in trials) == 5 and len(trials) == 5  # none lost
     assert all(trials[n].user_attrs["run_id"] == r and trials[n].state is TrialState.COMPLETE
                for n, r in finished_before.items())
-    for number, run_id in finished_before.items():  # finished before the kill: not trained again
+    for run_id in finished_before.values():  # finished before the kill: not trained again
         stdout = (tmp_path / "results" / "killed" / run_id / "stdout.txt").read_text()
         assert stdout.count("sweep.job ") == 1
 

@@ -32,7 +32,7 @@ def test_defaults_follow_the_reference():
     assert p.pulse_tau_rise_ns == 1 and p.pulse_tau_fall_ns == 7
     assert p.gain_polya_theta == 0.5 and p.noise_rms_mv == 1 and p.adc_bits == 12
     assert p.diffusion_ns_sqrt_ns == 0.26 and len(p.cluster_size_percent) == 19
-    assert dict(zip(p.cluster_density_betagamma, p.cluster_density_per_cm))[4.0] == 12.13
+    assert dict(zip(p.cluster_density_betagamma, p.cluster_density_per_cm, strict=True))[4.0] == 12.13
 
 
 def test_cluster_density_spline():

@@ -115,8 +115,8 @@ def test_a_project_profile_comes_before_the_shipped_one_and_its_mistakes_name_it
     assert spec.data.transfer  # the shipped recas profile's data.transfer: false is not in ours
     (tmp_path / "sites" / "mine.yaml").write_text("condor:\n  max_retries: many\n  flavour: x\n")
     issues = problems(write_grid, tmp_path, grid(extra="site: mine\n"))
-    assert {(i.file, i.line, i.key) for i in issues} == {(str(tmp_path / "sites" / "mine.yaml"), 2, "condor.max_retries"),
-                                                        (str(tmp_path / "sites" / "mine.yaml"), 3, "condor.flavour")}
+    mine = str(tmp_path / "sites" / "mine.yaml")
+    assert {(i.file, i.line, i.key) for i in issues} == {(mine, 2, "condor.max_retries"), (mine, 3, "condor.flavour")}
 
 
 def test_an_unknown_site_lists_the_known_ones(write_grid, tmp_path):
@@ -178,7 +178,8 @@ def test_gpus_are_requested_with_their_minimum_memory(write_grid, tmp_path):
 
 
 def test_gpu_memory_without_gpus_is_refused(write_grid, tmp_path):
-    (issue,) = problems(write_grid, tmp_path, grid().replace("runtime: 90m}", "runtime: 90m, gpus_minimum_memory: 8GB}"))
+    (issue,) = problems(write_grid, tmp_path,
+                        grid().replace("runtime: 90m}", "runtime: 90m, gpus_minimum_memory: 8GB}"))
     assert issue.key == "resources.gpus_minimum_memory" and "request_gpus" in issue.message
     (issue,) = problems(write_grid, tmp_path, grid().replace("runtime: 90m}", "runtime: 90m, request_gpus: -1}"))
     assert issue.key == "resources.request_gpus"
@@ -271,7 +272,7 @@ def test_a_prepared_sweep_is_rendered_again_for_a_25_2_schedd_without_validating
     native = for_native_memory_retry(prepared, tmp_path)
     assert native.spec is prepared.spec and native.runs is prepared.runs and native.code is prepared.code
     assert [r.run.run_id for r in native.rendered.runs] == [r.run.run_id for r in prepared.rendered.runs]
-    for old, new in zip(prepared.rendered.runs, native.rendered.runs):
+    for old, new in zip(prepared.rendered.runs, native.rendered.runs, strict=True):
         assert "retry_request_memory_max" in submit_commands(new.submit_text)
         assert "retry_request_memory_max" not in submit_commands(old.submit_text)
         assert new.config_text == old.config_text

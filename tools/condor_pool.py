@@ -707,7 +707,7 @@ class Pool:
             ids=ids, port=_free_port(), cpus=self.cpus, memory=self.memory_mb))
         return self.config_path
 
-    def start(self, timeout: float = 60) -> "Pool":
+    def start(self, timeout: float = 60) -> Pool:
         """Install if needed, write the config, start condor_master, wait until ready."""
         if self.is_running():
             self.wait_ready(timeout)

@@ -30,7 +30,8 @@ img{max-width:100%;border:1px solid #ddd;margin:4px 0}pre{background:#f6f6f6;pad
 <p>{{ evaluation.n_waveforms }} held-out waveforms (seed {{ evaluation.seed }}).</p>
 {% for title, rows in evaluation.tables %}<h3>{{ title }}</h3><table>
 <tr>{% for h in rows[0] %}<th{% if loop.first %} class="l"{% endif %}>{{ h }}</th>{% endfor %}</tr>
-{% for row in rows[1:] %}<tr>{% for c in row %}<td{% if loop.first %} class="l"{% endif %}>{{ c }}</td>{% endfor %}</tr>{% endfor %}
+{% for row in rows[1:] %}<tr>{% for c in row %}<td{% if loop.first %} class="l"{% endif %}>{{ c }}</td>
+{%- endfor %}</tr>{% endfor %}
 </table>{% endfor %}
 {% for img in evaluation.images %}<img alt="{{ img.name }}" src="data:image/png;base64,{{ img.data }}">{% endfor %}
 {% else %}<p>No evaluation yet.</p>{% endif %}
@@ -90,7 +91,8 @@ def evaluation_tables(ev: Evaluation) -> list[tuple[str, list[list[str]]]]:
         if calibrated:
             rows = [["momentum (GeV/c)", *(f"{k}: π mean ÷ true, K mean ÷ true, density response" for k in calibrated)]]
             for i, mom in enumerate(sep["momenta_gev"]):
-                rows.append([_fmt(mom), *(f"{_fmt(c['counted_over_true'][i][0])}, {_fmt(c['counted_over_true'][i][1])}, "
+                rows.append([_fmt(mom), *(f"{_fmt(c['counted_over_true'][i][0])}, "
+                                          f"{_fmt(c['counted_over_true'][i][1])}, "
                                           f"{_pm_at(c['density_slope'], c['density_slope_err'], i)}"
                                           for c in calibrated.values())])
             tables.append(("Calibrated dN/dx on the π/K tracks (calibrated at the track level's momentum)", rows))

@@ -7,7 +7,8 @@ sweep's own HTCondor DAG (or a search's trials), which it submits and follows. T
 idempotent, so a restarted chain job goes on where the killed one was: a sweep submits only the
 runs without a result that are not queued, the simulation and the evaluation (each a vanilla job
 on an execute node, sweep.chain.steps) run again only for new inputs, and a restarted chain job
-follows their queued job instead of submitting another. With --local (or no pool at all) the same stages run here with the local backend.
+follows their queued job instead of submitting another. With --local (or no pool at all) the same
+stages run here with the local backend.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ CHAIN_JOB_DIR = "job"  # results/<chain>/job/: the chain job's output, error and
 
 @dataclass
 class ChainOptions:
+    """What `sweep chain` was asked: the pipeline file, the project root, where to run ("auto": the
+    pool when one is configured, else here; "local"; "condor"), a progress display, and the CPUs
+    the local runs may use (None: all)."""
+
     pipeline: Path
     root: Path
     mode: str = "auto"  # auto | local | condor
@@ -70,7 +75,8 @@ def start_chain(options: ChainOptions, console, *, checks: GridChecks, make_data
 
     spec = load_pipeline(options.pipeline, options.root, checks=checks)
     if (SweepPaths(options.root.resolve()).jobs(spec.name) / names.MANIFEST).is_file():
-        raise ChainError(f"{options.pipeline}: the project already has a sweep named '{spec.name}' (jobs/{spec.name}/): "
+        raise ChainError(f"{options.pipeline}: the project already has a sweep named '{spec.name}' "
+                         f"(jobs/{spec.name}/): "
                          "give the chain another name (status, collect and report would show that sweep)")
     grids = [load_grid(spec.peaks.grid, options.root, checks=checks),
              load_grid(spec.clusters.grid, options.root, checks=checks)]
@@ -183,7 +189,7 @@ def submit_chain_job(schedd, spec: PipelineSpec, root: Path) -> int:
             os.chown(folder, owner.pw_uid, owner.pw_gid)
     try:
         result = schedd.submit(htcondor.bindings().Submit(text))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean refused
         raise BackendError(f"the schedd refused the chain job: {printable(str(exc))[:300]}") from None
     cluster = result.cluster()
     # in the chain's record (jobs/<chain>/ holds no sweep manifest: the chain is not a sweep)

@@ -20,9 +20,10 @@ import hashlib
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..core import names
 from ..core.canonical import canonical_json
@@ -60,22 +61,28 @@ class ChainContext:
 
     @property
     def paths(self) -> SweepPaths:
+        """The project's folders (its root resolved)."""
         return SweepPaths(self.root.resolve())
 
     @property
     def results(self) -> Path:
+        """results/<chain>/."""
         return self.paths.results(self.spec.name)
 
     @property
     def jobs(self) -> Path:
+        """jobs/<chain>/."""
         return self.paths.jobs(self.spec.name)
 
 
 def clusters_sweep_name(chain: str) -> str:
+    """The name of the sweep that trains a chain's clusterizer: <chain>-clusters."""
     return f"{chain}-clusters"
 
 
 def inputs_hash(inputs: dict[str, Any]) -> str:
+    """A step's inputs (JSON-able) as 16 hex digits of the SHA-256 of their canonical JSON: equal
+    inputs, equal hash, so an unchanged step is not run again."""
     return hashlib.sha256(canonical_json(inputs).encode()).hexdigest()[:16]
 
 

@@ -16,9 +16,10 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import yaml
 
@@ -31,7 +32,8 @@ from ..fsutil import atomic_write_text, write_text_if_changed
 from ..records.base import NewerRecordError, RecordError
 from ..records.step import StepRecord, read_step
 
-STEPS_DIR = "steps"  # jobs/<chain>/steps/ (wrapper, code, <stage>-<hash>/config.yaml and step.sub); results/<chain>/steps/<stage>-<hash>/
+# jobs/<chain>/steps/ (wrapper, code, <stage>-<hash>/config.yaml and step.sub); results/<chain>/steps/<stage>-<hash>/
+STEPS_DIR = "steps"
 STEP_EVENTS = "events.log"  # results/<chain>/steps/events.log: the step jobs' event log
 STEP_WRAPPER = "run_step.sh"
 
@@ -52,18 +54,24 @@ class StepRequest:
 
     @property
     def run_id(self) -> str:
+        """<stage>-<inputs hash>: the step's run id, its folders' name and its job's sweep run id."""
         return f"{self.stage}-{self.digest}"
 
 
 class StepExecutor(Protocol):
-    """Runs a step to its end; returns its step.json (status done) and the folder its outputs are in.
-
-    Raises:
-        StepError: the step failed, or its job was removed.
-    """
+    """Where a chain's steps (its simulation and its evaluation) run: here, or as jobs of the pool."""
 
     def run(self, request: StepRequest, on_submit: Callable[[int], None] | None = None
-            ) -> tuple[StepRecord, Path]: ...
+            ) -> tuple[StepRecord, Path]:
+        """Run the step to its end; on a pool, `on_submit(cluster)` is called once its job is known.
+
+        Returns:
+            Its step.json (status done) and the folder its outputs are in.
+
+        Raises:
+            StepError: the step failed, or its job was removed.
+        """
+        ...
 
 
 def step_folders(root: Path, chain: str, request: StepRequest) -> tuple[Path, Path]:
@@ -226,7 +234,7 @@ def _step_result(folder: Path, request: StepRequest, ended: str) -> StepRecord:
                     f"{folder}/stderr.txt")
 
 
-class LocalSteps:
+class LocalSteps(StepExecutor):
     """Steps here (--local): the peak grid's wrapper in a process of its own, in the step's
     results folder with its inputs copied beside it (what HTCondor would transfer)."""
 
@@ -252,7 +260,7 @@ class LocalSteps:
         return _step_result(folder, request, f"exit {code}"), folder
 
 
-class PoolSteps:
+class PoolSteps(StepExecutor):
     """Steps as vanilla jobs of the pool, submitted by the chain job and followed through their
     event log (polls that back off from 2 to 30 s while nothing changes)."""
 
@@ -273,7 +281,7 @@ class PoolSteps:
                       f"&& {names.ATTR_ROLE} =?= {submit_string(ROLE_STEP)} && JobStatus =!= 3 && JobStatus =!= 4")
         try:
             ads = list(self.schedd.query(constraint=constraint, projection=["ClusterId", names.ATTR_RUN]))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean no answer
             raise BackendError(f"the schedd does not answer: {printable(str(exc))[:200]}") from None
         out: dict[str, list[int]] = {}
         for ad in ads:
@@ -293,8 +301,9 @@ class PoolSteps:
         try:
             self.schedd.act(htcondor.bindings().JobAction.Remove, [f"{c}.0" for c in stale],
                             reason=f"sweep chain {self.chain}: the {request.stage} step's inputs changed")
-        except Exception as exc:  # noqa: BLE001
-            raise BackendError(f"cannot remove the stale {request.stage} jobs {stale}: {printable(str(exc))[:200]}") from None
+        except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean not removed
+            raise BackendError(f"cannot remove the stale {request.stage} jobs {stale}: "
+                               f"{printable(str(exc))[:200]}") from None
         self.log(f"step {request.stage}: removed its jobs of earlier inputs ({', '.join(f'{c}.0' for c in stale)})")
 
     def run(self, request: StepRequest, on_submit: Callable[[int], None] | None = None
@@ -328,7 +337,7 @@ class PoolSteps:
         atomic_write_text(config.with_name("step.sub"), text)
         try:
             cluster = self.schedd.submit(htcondor.bindings().Submit(text)).cluster()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean refused
             raise BackendError(f"the schedd refused the {request.stage} job: {printable(str(exc))[:300]}") from None
         self.log(f"step {request.stage}: job {cluster}.0 ({request.run_id}) submitted to {htcondor.pool_name()}")
         return cluster
@@ -373,6 +382,6 @@ class PoolSteps:
     def _left(self, cluster: int) -> bool:
         try:
             ads = list(self.schedd.query(constraint=f"ClusterId == {int(cluster)}", projection=["JobStatus"]))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean no answer
             raise BackendError(f"the schedd does not answer: {printable(str(exc))[:200]}") from None
         return not ads

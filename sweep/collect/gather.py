@@ -48,6 +48,10 @@ class Advice:
 
 @dataclass
 class Leaderboard:
+    """A sweep's runs as collect read them: the valid ones ranked (`table`, one row per run), the
+    others with their reason (`problems`), what each used against what it asked for (`resources`,
+    with right-sizing `advice`), and what the manifest says of the sweep."""
+
     sweep: str
     model: str
     ranking: list[tuple[str, str]]
@@ -69,6 +73,7 @@ class Leaderboard:
 
     @property
     def repeats(self) -> int:
+        """Runs per configuration (the most any configuration has; 1 without repeats)."""
         return max(self.runs_per_config.values(), default=1) if self.runs_per_config else 1
 
 
@@ -140,7 +145,7 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
         records.append(record)
     objectives = list(search.objectives) if search is not None else []
     if len(objectives) > 1:  # a multi-objective search: which trials no other beats in every objective
-        for record, on_front in zip(records, pareto_front(records, objectives)):
+        for record, on_front in zip(records, pareto_front(records, objectives), strict=True):
             record["pareto"] = on_front
     table = rank(records, ranking)
     board = Leaderboard(sweep=sweep, model=model, ranking=ranking, swept=swept, table=table,

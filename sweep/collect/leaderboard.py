@@ -66,6 +66,8 @@ def ranking_for(board: Leaderboard, by: str | None) -> list[tuple[str, str]]:
 
 
 def metric_columns(board: Leaderboard, frame: pd.DataFrame) -> list[str]:
+    """The metric columns of `frame` to show, in order: the ranking's, then the model's usual
+    metrics, then loss."""
     wanted = CLASSIFIER_COLUMNS if board.model == "lstm" else REGRESSOR_COLUMNS
     ranked = [m for m, _ in board.ranking]
     names = ranked + [m for m in wanted if m not in ranked] + ["loss"]
@@ -89,7 +91,7 @@ def aggregate(board: Leaderboard, table: pd.DataFrame | None = None) -> pd.DataF
     finished = grouped.size()
     out["n_finished"] = finished
     out["n_planned"] = [planned.get(c, int(finished[c])) for c in out.index]
-    out["repeats"] = [f"{f}/{p}" for f, p in zip(out["n_finished"], out["n_planned"])]
+    out["repeats"] = [f"{f}/{p}" for f, p in zip(out["n_finished"], out["n_planned"], strict=True)]
     numeric = table[["config_id", *metrics]].copy()
     for m in metrics:
         numeric[m] = pd.to_numeric(numeric[m], errors="coerce")
@@ -162,6 +164,8 @@ def apply_filter(frame: pd.DataFrame, where: str) -> pd.DataFrame:
 # ------------------------------------------------------------------ exports
 
 def display_columns(board: Leaderboard, sel: Selection) -> list[str]:
+    """The columns of the selection a table shows, in order: rank, run (or configuration and
+    repeats), the swept parameters, the metrics (with their std when aggregated), then the rest."""
     frame = sel.frame
     cols = ["rank"] + (["config_id", "repeats"] if sel.aggregated else ["run_id"]) + list(board.swept)
     for m in sel.metrics:
@@ -244,6 +248,7 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
 
 
 def latex_escape(text: str) -> str:
+    """The text with LaTeX's special characters (\\ & % $ # _ { } ~ ^) escaped."""
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 
@@ -263,6 +268,8 @@ def _latex(board: Leaderboard, frame: pd.DataFrame, cols: list[str], sel: Select
 
 
 def infer_format(fmt: str | None, output: Path | None) -> str:
+    """The export format: `fmt` when given, else from the output file's suffix (csv when unknown),
+    else "table"."""
     if fmt:
         return fmt
     if output is not None:
@@ -357,7 +364,7 @@ def best_runs(board: Leaderboard, n: int, by: str | None = None) -> list[tuple[i
         return []
     sel = select(board, by=by, top=n)
     col = "best_run_id" if sel.aggregated else "run_id"
-    return [(int(r), str(run)) for r, run in zip(sel.frame["rank"], sel.frame[col])]
+    return [(int(r), str(run)) for r, run in zip(sel.frame["rank"], sel.frame[col], strict=True)]
 
 
 def copy_best(board: Leaderboard, n: int = 3, by: str | None = None) -> Path | None:

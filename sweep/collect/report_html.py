@@ -4,7 +4,8 @@ figure embedded as a base64 PNG) and the same PNGs in results/<sweep>/report/.
 Figures (matplotlib, Agg): per-epoch training/validation curves and ROC curves of the best runs,
 a parallel-coordinates plot of the hyperparameters coloured by the ranking metric, the metric
 against each hyperparameter with Optuna's fANOVA importance, resources used against requested,
-and for a search its optimization history and Pareto front. Tables: the leaderboard, the parameter sensitivity, the runs without a valid result.
+and for a search its optimization history and Pareto front. Tables: the leaderboard, the parameter
+sensitivity, the runs without a valid result.
 """
 
 from __future__ import annotations
@@ -22,17 +23,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-from ..core.names import HISTORY, REPORT, REPORT_DIR, ROC, SweepPaths  # noqa: E402
-from ..core.render import BUILTIN_TEMPLATES  # noqa: E402
-from ..fsutil import atomic_folder, atomic_write_text  # noqa: E402
-from ..records.manifest import ResourceRequest, read_manifest  # noqa: E402
-from .gather import Leaderboard, collect  # noqa: E402
-from .leaderboard import best_runs, cells, display_columns, fmt_value, select  # noqa: E402
-from .sensitivity import Sensitivity, analyse  # noqa: E402
+from ..core.names import HISTORY, REPORT, REPORT_DIR, ROC, SweepPaths
+from ..core.render import BUILTIN_TEMPLATES
+from ..fsutil import atomic_folder, atomic_write_text
+from ..records.manifest import ResourceRequest, read_manifest
+from .gather import Leaderboard, collect
+from .leaderboard import best_runs, cells, display_columns, fmt_value, select
+from .sensitivity import Sensitivity, analyse
 
 TEMPLATE = "report.html.j2"
 LABELS = {"eff_purity": "efficiency × purity", "f1": "F1", "auc": "ROC AUC", "mae": "MAE", "mse": "MSE",
@@ -44,6 +45,8 @@ COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e3
 
 @dataclass
 class Image:
+    """One figure of the page: its file name (without .png), title, caption and PNG (base64)."""
+
     name: str
     title: str
     caption: str
@@ -51,6 +54,8 @@ class Image:
 
 
 def label(name: str) -> str:
+    """How a metric or parameter is named on the page: "eff_purity" -> "efficiency × purity",
+    else underscores as spaces."""
     return LABELS.get(name, name.replace("_", " "))
 
 
@@ -127,11 +132,11 @@ def write_report(sweep: str, root: Path, top: int = 3, by: str | None = None, ou
     key = "best_run_id" if sel.aggregated else "run_id"
     highlight = [str(r.get(key)) in top_ids for r in sel.frame.to_dict("records")]
     context = {
-        "sweep": board.sweep, "model": board.model, "generated": dt.datetime.now(dt.timezone.utc)
+        "sweep": board.sweep, "model": board.model, "generated": dt.datetime.now(dt.UTC)
         .isoformat(timespec="seconds"), "ranking": sel.ranking, "metric": metric, "metric_label": label(metric),
         "total": board.total, "n_ok": len(board.table), "n_problems": len(board.problems),
         "aggregated": sel.aggregated, "repeats": board.repeats,
-        "leaderboard": {"header": header, "rows": list(zip(rows, highlight))},
+        "leaderboard": {"header": header, "rows": list(zip(rows, highlight, strict=True))},
         "best": [{"rank": r, "run_id": run} for r, run in chosen],
         "images": images, "figures": {img.name: img for img in images}, "sensitivity": _sensitivity_context(sens),
         "problems": [{"run_id": p.run_id, "state": p.state, "reason": p.reason,
@@ -184,6 +189,8 @@ def _read_csv(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def curves_figure(board: Leaderboard, chosen: list[tuple[int, str]], results_dir: Path) -> Figure | None:
+    """Training (solid) and validation (dashed) curves per epoch of the chosen (rank, run id) runs,
+    one panel per metric, the best epoch dotted; None when none has a readable history.csv."""
     histories = [(rnk, run, _read_csv(results_dir / run / HISTORY)) for rnk, run in chosen]
     histories = [h for h in histories if h[2] and "epoch" in h[2]]
     if not histories:
@@ -192,7 +199,7 @@ def curves_figure(board: Leaderboard, chosen: list[tuple[int, str]], results_dir
     fig = Figure(figsize=(13, 7.5))
     axes = fig.subplots(2, 3).ravel()
     best = board.table.set_index("run_id")["best_epoch"] if "best_epoch" in board.table else pd.Series(dtype=float)
-    for ax, name in zip(axes, panels):
+    for ax, name in zip(axes, panels, strict=True):
         for i, (rnk, run, h) in enumerate(histories):
             color = COLORS[i % len(COLORS)]
             if name in h and np.isfinite(h[name]).any():
@@ -214,6 +221,8 @@ def curves_figure(board: Leaderboard, chosen: list[tuple[int, str]], results_dir
 
 
 def roc_figure(chosen: list[tuple[int, str]], results_dir: Path, runs: pd.DataFrame | None) -> Figure | None:
+    """The ROC curves (roc.csv) of the chosen (rank, run id) runs, their AUC (from `runs`, the table
+    indexed by run id, else integrated) in the legend; None when none has a readable roc.csv."""
     fig = Figure(figsize=(6.5, 6))
     ax = fig.subplots()
     drawn = 0
@@ -262,6 +271,8 @@ def _axis_values(column: pd.Series) -> tuple[np.ndarray, list[tuple[float, str]]
 
 
 def parallel_figure(table: pd.DataFrame, swept: list[str], metric: str, direction: str) -> Figure | None:
+    """Parallel coordinates: one line per run through its swept parameters and `metric`, coloured
+    by it (`direction` "max" or "min": the best drawn on top); None without a run that has it."""
     from matplotlib.collections import LineCollection
 
     if table.empty or metric not in table.columns:
@@ -288,7 +299,7 @@ def parallel_figure(table: pd.DataFrame, swept: list[str], metric: str, directio
     lines = LineCollection(segments, array=values, cmap=cmap, linewidths=1.2 if len(values) < 200 else 0.5,
                            alpha=0.8 if len(values) < 200 else 0.4)
     ax.add_collection(lines)
-    for x, tk in zip(xs, ticks):
+    for x, tk in zip(xs, ticks, strict=True):
         ax.axvline(x, color="black", lw=0.8)
         for y, text in tk:
             ax.text(x + 0.03, y, text, fontsize=7, va="center", ha="left",
@@ -302,6 +313,8 @@ def parallel_figure(table: pd.DataFrame, swept: list[str], metric: str, directio
 
 
 def metric_vs_params_figure(table: pd.DataFrame, swept: list[str], metric: str, sens: Sensitivity) -> Figure | None:
+    """One panel per swept parameter: each run's `metric` against its value, the mean ± std per
+    value (`sens`' marginals) and its share of the importance; None without a parameter to show."""
     params = [p for p in swept if p in sens.marginals]
     if not params or table.empty:
         return None
@@ -313,8 +326,8 @@ def metric_vs_params_figure(table: pd.DataFrame, swept: list[str], metric: str, 
     rng = np.random.default_rng(0)
     share = {}
     if sens.importance is not None:
-        share = dict(zip(sens.importance["param"], sens.importance["share"]))
-    for ax, p in zip(axes, params):
+        share = dict(zip(sens.importance["param"], sens.importance["share"], strict=True))
+    for ax, p in zip(axes, params, strict=False):  # the grid's last row may have more axes (hidden below)
         marg = sens.marginals[p]
         order = {str(v): i for i, v in enumerate(marg["value"])}
         x = table[p].astype(str).map(order)
@@ -334,6 +347,7 @@ def metric_vs_params_figure(table: pd.DataFrame, swept: list[str], metric: str, 
 
 
 def importance_figure(sens: Sensitivity) -> Figure | None:
+    """The parameters' importance as bars; None when `sens` has none."""
     if sens.importance is None or sens.importance.empty:
         return None
     imp = sens.importance.iloc[::-1]
@@ -378,6 +392,8 @@ def _search_context(board: Leaderboard, study, root: Path) -> dict[str, Any] | N
 
 
 def history_figure(study, objectives: list[tuple[str, str]]) -> Figure | None:
+    """A search's optimization history: each complete trial's value and the best so far, one panel
+    per (metric, direction) objective (the first three); None without a complete trial."""
     from optuna.trial import TrialState
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state is TrialState.COMPLETE]
@@ -385,7 +401,7 @@ def history_figure(study, objectives: list[tuple[str, str]]) -> Figure | None:
         return None
     fig = Figure(figsize=(7.5, 3.2 * len(objectives[:3])))
     axes = np.atleast_1d(fig.subplots(len(objectives[:3]), 1))
-    for k, (ax, (metric, direction)) in enumerate(zip(axes, objectives)):
+    for k, (ax, (metric, direction)) in enumerate(zip(axes, objectives, strict=False)):  # the first three
         xs = [t.number for t in complete]
         ys = [t.values[k] for t in complete]
         pick = np.maximum.accumulate if direction == "max" else np.minimum.accumulate
@@ -400,6 +416,8 @@ def history_figure(study, objectives: list[tuple[str, str]]) -> Figure | None:
 
 
 def pareto_figure(table: pd.DataFrame, objectives: list[tuple[str, str]]) -> Figure | None:
+    """The first two objectives against each other, the Pareto front (the table's `pareto` column)
+    in red; `objectives` has at least two. None when the table lacks the columns."""
     (a, _), (b, _) = objectives[:2]
     if table.empty or "pareto" not in table or a not in table or b not in table:
         return None
@@ -423,6 +441,9 @@ def _manifest_resources(board: Leaderboard) -> ResourceRequest | None:
 
 
 def resources_figure(board: Leaderboard, requested: ResourceRequest | None) -> Figure | None:
+    """CPUs, memory and run time used per job against what was requested (the runs' own requests,
+    else `requested`, the manifest's) and what the advice suggests: bars per job up to 40 jobs,
+    histograms beyond; None when nothing was measured."""
     frame = board.resources
     if frame is None or frame.empty:
         return None
@@ -438,7 +459,7 @@ def resources_figure(board: Leaderboard, requested: ResourceRequest | None) -> F
     fig = Figure(figsize=(14, 4))
     axes = fig.subplots(1, 3)
     n = len(frame)
-    for ax, (title, used_col, req_col, req_default, suggested) in zip(axes, panels):
+    for ax, (title, used_col, req_col, req_default, suggested) in zip(axes, panels, strict=True):
         ax.set_title(title)
         used = pd.to_numeric(frame[used_col], errors="coerce") if used_col in frame else pd.Series([np.nan] * n)
         if used_col == "wall_s":
@@ -488,7 +509,8 @@ def _resources_table(board: Leaderboard) -> dict[str, Any] | None:
     if frame is None or frame.empty:
         return None
     cols = [c for c in ("run_id", "state", "cpus_used", "cpus_requested", "memory_used_mb", "memory_requested_mb",
-                        "wall_s", "cpu_efficiency", "memory_efficiency", "starts", "holds", "input_mb", "output_mb", "fetched_mb") if c in frame.columns]
+                        "wall_s", "cpu_efficiency", "memory_efficiency", "starts", "holds", "input_mb", "output_mb",
+                        "fetched_mb") if c in frame.columns]
     rows = [[fmt_value(r.get(c), None) for c in cols] for r in frame[cols].head(200).to_dict("records")]
     return {"header": cols, "rows": rows, "more": max(0, len(frame) - 200)}
 

@@ -19,7 +19,7 @@ def print_resources(board: Leaderboard, console, top: int | None) -> None:
         table.add_column(col, justify="left" if col in ("run id", "name") else "right")
     rows = frame if top is None else frame.head(top)
     for _, u in rows.iterrows():
-        def num(key, fmt="{:.0f}"):
+        def num(key, fmt="{:.0f}", u=u):  # this row's, bound here (it is called in this iteration only)
             value = u.get(key)
             return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
         table.add_row(str(u["run_id"]), str(u["name"]),

@@ -22,6 +22,10 @@ SEED = 0
 
 @dataclass
 class Sensitivity:
+    """How `metric` (better when `direction`: "max" or "min") moves with each hyperparameter over
+    `n_runs` runs: its marginals per value, the importance (share of its variance) with what
+    computed it, and notes on what was skipped."""
+
     metric: str
     direction: str
     n_runs: int

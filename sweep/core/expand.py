@@ -87,8 +87,8 @@ def readable_name(swept: dict[str, Any]) -> str:
 def _point(spec: GridSpec, combo: tuple[int, ...]) -> dict[str, Any]:
     """The parameters of one point of the product, given the index of each dimension's value."""
     point: dict[str, Any] = {}
-    for dim, i in zip(spec.dimensions, combo):
-        point.update(zip(dim.names, dim.values[i]))
+    for dim, i in zip(spec.dimensions, combo, strict=True):
+        point.update(zip(dim.names, dim.values[i], strict=True))
     return point
 
 
@@ -117,12 +117,12 @@ def _sample(spec: GridSpec, combos: list[tuple[int, ...]], n: int) -> list[int]:
     reshuffle everything and retrain what was already done). Each (parameters, values) of a
     dimension is hashed once; a point's key mixes the sum of its dimensions' hashes (so the
     order of the axes in the file does not matter either)."""
-    part = [[int.from_bytes(hashlib.sha256(f"sample:{spec.seed}:{canonical_json(dict(zip(d.names, v)))}"
+    part = [[int.from_bytes(hashlib.sha256(f"sample:{spec.seed}:{canonical_json(dict(zip(d.names, v, strict=True)))}"
                                            .encode()).digest()[:8], "little") for v in d.values]
             for d in spec.dimensions]
 
     def key(combo: tuple[int, ...]) -> int:
-        z = sum(p[i] for p, i in zip(part, combo)) & _MASK64  # splitmix64's finaliser
+        z = sum(p[i] for p, i in zip(part, combo, strict=True)) & _MASK64  # splitmix64's finaliser
         z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
         return z ^ (z >> 31)

@@ -212,7 +212,8 @@ class _GridValidator(Validator):
             scheme = url.partition("://")[0] if isinstance(url, str) else ""
             if not (isinstance(url, str) and "://" in url and scheme in schema.DATA_URL_SCHEMES
                     and len(url) <= 1024 and schema.SAFE_PATH_RE.fullmatch(url)):
-                self.error(("data", "url"), f"expected a URL HTCondor can fetch ({', '.join(s + '://' for s in schema.DATA_URL_SCHEMES)}) "
+                self.error(("data", "url"), "expected a URL HTCondor can fetch "
+                           f"({', '.join(s + '://' for s in schema.DATA_URL_SCHEMES)}) "
                            f"made of letters, digits and _ . / : + @ = -, got {show(url)}")
                 url = None
             elif not transfer:
@@ -335,7 +336,7 @@ class _GridValidator(Validator):
                 ok = False
             if ok:
                 names = tuple(lists)
-                dims.append(Dimension(names, tuple(zip(*(lists[n] for n in names))), gpath))
+                dims.append(Dimension(names, tuple(zip(*(lists[n] for n in names), strict=True)), gpath))
         return dims
 
     def _range(self, path: yamlpos.KeyPath, name: Any, value: dict[Any, Any], spec: ModelParams | None) -> Range | None:
@@ -378,7 +379,8 @@ class _GridValidator(Validator):
         if step is not None:
             why = number(step) or (None if step > 0 else "> 0")
             if why:
-                self.error(path + ("step",), f"expected a step > 0{' (an integer)' if integer else ''}, got {show(step)}")
+                self.error(path + ("step",),
+                           f"expected a step > 0{' (an integer)' if integer else ''}, got {show(step)}")
                 ok = False
             elif log is True and not (integer and step == 1):
                 self.error(path + ("step",), "a log-scale interval cannot have a step (Optuna samples it continuously)")
@@ -392,7 +394,8 @@ class _GridValidator(Validator):
         if log and low <= 0:
             self.error(path + ("low",), f"a log-scale interval needs low > 0, got {show(low)}")
             return None
-        if step is not None and not integer and abs(round((high - low) / step) * step - (high - low)) > 1e-9 * abs(step):
+        if (step is not None and not integer
+                and abs(round((high - low) / step) * step - (high - low)) > 1e-9 * abs(step)):
             self.error(path + ("step",), f"the interval {low}..{high} is not a whole number of steps of {step}")
             return None
         return Range(name=name, low=low, high=high, log=log, step=None if integer and step == 1 else step,
@@ -422,7 +425,8 @@ class _GridValidator(Validator):
         startup = pick("startup_trials", schema.int_at_least(0, schema.MAX_TRIALS), min(5, max(1, trials // 4)))
         warmup = pick("warmup_epochs", schema.int_at_least(0, schema.MAX_EPOCHS), 1)
         if parallel > trials:
-            self.error(("search", "parallel"), f"expected at most search.trials ({trials}) trials at a time, got {parallel}")
+            self.error(("search", "parallel"),
+                       f"expected at most search.trials ({trials}) trials at a time, got {parallel}")
             ok = False
         known = schema.metrics_for(model) if model else {}
         raw = block.get("objectives", schema.DEFAULT_RANKING.get(model or "", ["f1"])[:1])

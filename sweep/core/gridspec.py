@@ -7,9 +7,10 @@ description of its search, where each merged setting comes from.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import units, yamlpos
 from .validation import show

@@ -10,7 +10,8 @@ Each function is given the Validator of the document it reads, which records the
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import names, schema, units
 from .errors import GridError
@@ -232,7 +233,8 @@ def _container_image(v: Validator, text: str) -> str:
     scheme, sep, _ = text.partition("://")
     if sep:
         if scheme not in schema.CONTAINER_URL_SCHEMES:
-            v.error(("condor", "container_image"), f"expected an image reference ({', '.join(s + '://' for s in schema.CONTAINER_URL_SCHEMES)}) "
+            v.error(("condor", "container_image"), "expected an image reference "
+                    f"({', '.join(s + '://' for s in schema.CONTAINER_URL_SCHEMES)}) "
                     f"or the path of a .sif file or image folder, got {show(text)}")
         return text
     if os.path.isabs(text):

@@ -5,14 +5,15 @@ pandas is imported when ranking, not with this module, so that the core stays li
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 
-def rank(table: "pd.DataFrame | Iterable[dict[str, Any]]", ranking: list[tuple[str, str]],
-         key: str = "run_id") -> "pd.DataFrame":
+def rank(table: pd.DataFrame | Iterable[dict[str, Any]], ranking: list[tuple[str, str]],
+         key: str = "run_id") -> pd.DataFrame:
     """Sort rows by the ranking keys in order, each "max" (higher first) or "min".
 
     Args:
@@ -42,7 +43,7 @@ def rank(table: "pd.DataFrame | Iterable[dict[str, Any]]", ranking: list[tuple[s
     return frame
 
 
-def pareto_front(rows: "Iterable[dict[str, Any]]", objectives: list[tuple[str, str]]) -> list[bool]:
+def pareto_front(rows: Iterable[dict[str, Any]], objectives: list[tuple[str, str]]) -> list[bool]:
     """Which rows no other row dominates: at least as good in every objective and better in one
     ("max": higher is better, "min": lower). A row missing an objective is never on the front.
 
@@ -61,9 +62,9 @@ def pareto_front(rows: "Iterable[dict[str, Any]]", objectives: list[tuple[str, s
         numbers = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)]
         ok = len(numbers) == len(values)
         # as "higher is better" in every coordinate
-        points.append([v if d == "max" else -v for v, (_, d) in zip(numbers, objectives)] if ok else None)
+        points.append([v if d == "max" else -v for v, (_, d) in zip(numbers, objectives, strict=True)] if ok else None)
 
     def dominates(a: list[float], b: list[float]) -> bool:
-        return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
+        return all(x >= y for x, y in zip(a, b, strict=True)) and any(x > y for x, y in zip(a, b, strict=True))
 
     return [p is not None and not any(q is not None and dominates(q, p) for q in points) for p in points]

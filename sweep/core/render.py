@@ -152,8 +152,10 @@ def make_environment(template_dir: Path | None) -> jinja2.Environment:
     first, then the built-in one."""
     search = [str(template_dir)] if template_dir else []
     search.append(str(BUILTIN_TEMPLATES))
+    # no HTML escaping: a value reaches these files through the quoting filters below
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(search), undefined=jinja2.StrictUndefined,
-                             autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                             autoescape=False)  # noqa: S701 - submit files and shell scripts, not HTML
     env.filters["submit_value"] = submit_value
     env.filters["submit_string"] = submit_string
     env.filters["shell_quote"] = shell_quote
@@ -277,7 +279,8 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
                      "seed": run.seed, "repeat": run.repeat,
                      "request_memory_mb": max(spec.resources.request_memory_mb, memory_mb.get(run.run_id, 0))},
                 paths={"wrapper": str(paths.wrapper(spec.name)), "config": str(config_path),
-                       "data": data_path, "code": code_path, "initialdir": str(out_dir), "event_log": str(paths.event_log(spec.name))},
+                       "data": data_path, "code": code_path, "initialdir": str(out_dir),
+                       "event_log": str(paths.event_log(spec.name))},
                 trial=trial, **common)
             if run is runs[0] or run is runs[-1]:  # one template renders every run: its ends suffice
                 _require_sweep_lines(submit_text, submit_template.filename, spec.name, run.run_id,

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 MODELS = ("lstm", "cnn")
 CNN_HEADS = ("flatten", "global_average")
@@ -164,14 +165,16 @@ CNN_PARAMS: dict[str, Param] = {
     "batch_size": Param(int_at_least(1, 1_000_000), 250, "mini-batch size"),
     "optimizer": Param(one_of(OPTIMIZERS), "rmsprop", "Keras optimizer name"),
     "filters": Param(list_of(int_at_least(1, MAX_UNITS)), [16, 32], "Conv1D filters per block"),
-    "kernel_sizes": Param(list_of(int_at_least(1, CNN_INPUT_LENGTH)), [5, 3], "Conv1D kernel size per block (same length as filters)"),
+    "kernel_sizes": Param(list_of(int_at_least(1, CNN_INPUT_LENGTH)), [5, 3],
+                          "Conv1D kernel size per block (same length as filters)"),
     "pool_size": Param(int_at_least(1, CNN_INPUT_LENGTH), 4, "MaxPooling1D size after each block"),
     "convs_per_block": Param(int_at_least(1, 16), 1, "Conv1D layers per block before its pooling",
                              omit_default_from_id=True),
     "head": Param(one_of(CNN_HEADS), "flatten",
                   "flatten (keeps where a feature sits) or global_average (a count summed over the window)",
                   omit_default_from_id=True),
-    "dense_units": Param(list_of(int_at_least(1, MAX_UNITS), min_length=0), [64], "hidden Dense layers before the output"),
+    "dense_units": Param(list_of(int_at_least(1, MAX_UNITS), min_length=0), [64],
+                         "hidden Dense layers before the output"),
     "activation": Param(one_of(ACTIVATIONS), "relu", "activation of Conv1D and hidden Dense layers"),
     "dropout": Param(number_in(0, 1), 0.1, "dropout after each hidden Dense layer"),
     "loss": Param(one_of(REGRESSION_LOSSES), "mse", "training loss"),
@@ -221,7 +224,8 @@ RANGE_KEYS = ("low", "high", "log", "step")
 NOT_IN_SEARCH = {"zip": "coupled values (zip) are not part of a search space: sweep one of them, fix the others",
                  "exclude": "exclude rules drop grid points; a search samples its space instead",
                  "sample": "sample draws grid points; a search's size is search.trials",
-                 "repeats": "repeats run a grid point several times; a search's trials are told their seeded result once"}
+                 "repeats": "repeats run a grid point several times; a search's trials are told their seeded "
+                            "result once"}
 MAX_TRIALS = 100_000
 MAX_PARALLEL_TRIALS = 10_000
 #: The per-epoch validation column of each metric (history.csv, the job's progress reports): what

@@ -15,12 +15,12 @@ if _missing:
     write_failed_run(Path.cwd(), EXIT_ENVIRONMENT, _line)
     sys.exit(EXIT_ENVIRONMENT)
 
-from .step import step_main  # noqa: E402
+from .step import step_main  # noqa: E402 - only once the environment check has passed
 
 _step = step_main(sys.argv[1:])  # a chain's simulation or evaluation: config.yaml names its `step`
 if _step is not None:
     sys.exit(_step)
 
-from .runner import main  # noqa: E402
+from .runner import main  # noqa: E402 - only for a training job, not a chain's step
 
 sys.exit(main())

@@ -42,6 +42,7 @@ class CheckpointExit(SweepError):
 
 
 def folder(out_dir: Path) -> Path:
+    """<out_dir>/checkpoint/, where the run's checkpoint is."""
     return out_dir / CHECKPOINT_DIR
 
 
@@ -115,6 +116,9 @@ def make_callback(out_dir: Path, key: str, rows: list, stopper, every_s: float |
 
 
 def save(out_dir: Path, key: str, model, rows: list, stopper, epochs_done: int) -> None:
+    """Write the checkpoint after `epochs_done` epochs, under `key` (the run and its dataset): the
+    model, its dropout layers' seed states, the EarlyStopping `stopper`'s best weights and state,
+    and the history `rows`; each file atomically, the state last."""
     ckpt = folder(out_dir)
     ckpt.mkdir(exist_ok=True)
     atomic_write_with(ckpt / MODEL, model.save)

@@ -50,7 +50,7 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 def problems() -> list[str]:
     """What this interpreter lacks to run a sweep job: one phrase per missing or too old module."""
     out = []
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - this runs on the job's interpreter, not the one sweep needs
         out.append(f"Python {sys.version.split()[0]} is older than 3.10")
     for module, (dists, oldest) in REQUIRED.items():
         try:

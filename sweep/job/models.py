@@ -38,7 +38,7 @@ def build_cnn(params: dict[str, Any], length: int = 1024):
     from keras import layers
 
     model = keras.Sequential([keras.Input(shape=(length, 1))], name="cnn_clusterizer")
-    for filters, kernel in zip(params["filters"], params["kernel_sizes"]):
+    for filters, kernel in zip(params["filters"], params["kernel_sizes"], strict=True):
         for _ in range(params.get("convs_per_block", 1)):
             model.add(layers.Conv1D(filters, kernel, padding="same", activation=params["activation"]))
         if params["pool_size"] > 1:
@@ -52,10 +52,13 @@ def build_cnn(params: dict[str, Any], length: int = 1024):
 
 
 def build(model: str, params: dict[str, Any]):
+    """The Keras model of a run: the LSTM peak finder for model "lstm", else the CNN clusterizer."""
     return build_lstm(params) if model == "lstm" else build_cnn(params)
 
 
 def make_optimizer(name: str, learning_rate: float | None):
+    """The Keras optimizer of that name (keras.optimizers.get: a ValueError for an unknown one), with
+    `learning_rate` when given, else its default."""
     import keras
 
     optimizer = keras.optimizers.get(name)

@@ -113,7 +113,7 @@ class ChirpChannel(_Channel):
     def __init__(self, log=print):
         super().__init__(log)
         try:
-            import htchirp  # noqa: F401
+            import htchirp  # noqa: F401 - imported only to learn whether the chirp client is installed
 
             self._client = "htchirp"
         except ImportError:

@@ -38,6 +38,8 @@ def _now() -> str:
 
 
 def software_versions() -> dict[str, str]:
+    """module -> version: Python, sweep, and those of TensorFlow, Keras, numpy and scikit-learn that
+    this process has imported ("?" for one without __version__)."""
     versions = {"python": platform.python_version(), "sweep": __version__}
     for module in ("tensorflow", "keras", "numpy", "sklearn"):
         mod = sys.modules.get(module)
@@ -89,6 +91,12 @@ def job_starts() -> int | None:
 
 
 def load_config(path: Path) -> dict[str, Any]:
+    """The run's config.yaml.
+
+    Raises:
+        OSError: it cannot be read; yaml.YAMLError: it is not YAML; ValueError: it is not a mapping,
+        or lacks a key of REQUIRED.
+    """
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(config, dict):
         raise ValueError(f"{path}: expected a mapping")
@@ -99,6 +107,14 @@ def load_config(path: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m sweep.job CONFIG [--output-dir DIR]`: train the run CONFIG describes; its results
+    and run.json go to DIR (default: the current folder).
+
+    Returns:
+        The exit status: 0 trained (or stopped by a search's pruner), 1 training failed, 2 an
+        unusable configuration or dataset, checkpoint.CHECKPOINT_EXIT_CODE when HTCondor is to save
+        the checkpoint and start the job again.
+    """
     parser = argparse.ArgumentParser(prog="python -m sweep.job", description=__doc__)
     parser.add_argument("config", type=Path, help="the run's config.yaml")
     parser.add_argument("--output-dir", type=Path, default=Path.cwd(),
@@ -126,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, yaml.YAMLError) as exc:
         print(f"sweep.job: cannot use {args.config}: {exc}", file=sys.stderr)
         return finish(RunState.FAILED, EXIT_BAD_INPUT, f"bad configuration: {exc}")
-    record.run_id, record.config_id, record.sweep = str(config["run_id"]), str(config["config_id"]), str(config["sweep"])
+    record.run_id, record.config_id, record.sweep = (str(config["run_id"]), str(config["config_id"]),
+                                                     str(config["sweep"]))
     record.seed, record.model, record.code = config["seed"], str(config["model"]), code_origin()
     record.interpreter = Interpreter(executable=sys.executable, prefix=sys.prefix)
 

@@ -67,8 +67,9 @@ def run_step(config: dict[str, Any], out_dir: Path) -> int:
         The exit status (step.json records it and why).
     """
     step = config.get("step")
-    record = StepRecord(step=_text(step), chain=_text(config.get("chain")), inputs_hash=_text(config.get("inputs_hash")),
-                        status="running", started=_now(), host=socket.gethostname(), pid=os.getpid())
+    record = StepRecord(step=_text(step), chain=_text(config.get("chain")),
+                        inputs_hash=_text(config.get("inputs_hash")), status="running", started=_now(),
+                        host=socket.gethostname(), pid=os.getpid())
     t_start = time.perf_counter()
 
     def finish(status: str, code: int, error: str | None = None) -> int:
@@ -128,7 +129,8 @@ def _simulate(config: dict, out_dir: Path, record: StepRecord) -> None:
                                peak_model=_model(config, "peak_model", out_dir), peak_threshold=s["threshold"])
     for note in summary.get("notes", []):
         print(note, flush=True)
-    record.output, record.sha256, record.waveforms = STEP_DATASET, file_digest(path)["sha256"], int(summary["n_waveforms"])
+    record.output, record.sha256, record.waveforms = (STEP_DATASET, file_digest(path)["sha256"],
+                                                      int(summary["n_waveforms"]))
     record.mean_peaks, record.mean_clusters = _number(summary.get("mean_peaks")), _number(summary.get("mean_clusters"))
     record.notes, record.python = [str(n) for n in summary.get("notes", [])], platform.python_version()
 

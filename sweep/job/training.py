@@ -276,7 +276,7 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print,
         test.update(_natural_metrics(model, data_path, test_waveforms, threshold, natural))
         roc = roc_points(y[te], test_pred)
         atomic_write_text(out_dir / ROC, "fpr,tpr,threshold\n" + "".join(
-            f"{f:.6g},{t:.6g},{h:.6g}\n" for f, t, h in zip(roc["fpr"], roc["tpr"], roc["threshold"])))
+            f"{f:.6g},{t:.6g},{h:.6g}\n" for f, t, h in zip(roc["fpr"], roc["tpr"], roc["threshold"], strict=True)))
         columns = CLASSIFIER_HISTORY
     else:
         test = regression_metrics(y[te], test_pred)

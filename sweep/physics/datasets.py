@@ -46,8 +46,9 @@ from __future__ import annotations
 import json
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -356,10 +357,18 @@ class DatasetBuilder:
 
     def input_stats(self) -> dict[str, Any]:
         """:func:`input_stats` of every waveform added so far."""
-        cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0))
+        def cat(parts: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.zeros(0)
+
         return stats_of({"noise_rms": cat(self._sigma), "peak_snr": cat(self._snr)})
 
     def add(self, batch: SimulationBatch, rng: np.random.Generator) -> None:
+        """Add a batch's waveforms: their candidate windows with labels and tags, and their
+        clusterization inputs (`rng` smears the true peaks when there is no peak scorer).
+
+        Raises:
+            ValueError: the peak scorer returned another number of scores than windows.
+        """
         p = self.params
         w = batch.waveforms_mv
         B, n = w.shape
@@ -396,6 +405,8 @@ class DatasetBuilder:
         self._n_waveforms += B
 
     def finish(self, balance_seed: int) -> dict[str, np.ndarray]:
+        """Every array of the dataset (ARRAY_KEYS), the batches concatenated (empty arrays when
+        none was added), with a balanced_index drawn with `balance_seed`."""
         out: dict[str, np.ndarray] = {}
         for k, (dtype, ndim) in ARRAY_KEYS.items():
             if k == "balanced_index":
@@ -518,7 +529,7 @@ def _open(path: str | Path):
         raise DatasetError(f"{path}: not a regular file")
     try:
         f = np.load(path, allow_pickle=False)
-    except Exception as exc:  # BadZipFile, ValueError (pickle), OSError, EOFError ...
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, ValueError (pickle), OSError, EOFError ...: unreadable
         raise DatasetError(f"{path}: not a readable npz dataset ({type(exc).__name__}: {exc})") from None
     if not isinstance(f, np.lib.npyio.NpzFile):
         raise DatasetError(f"{path}: not an npz archive (a single .npy array?)")
@@ -533,7 +544,7 @@ def _parse_meta(path: Path, f) -> dict[str, Any]:
         if raw.ndim != 0 or raw.dtype.kind != "U":
             raise ValueError(f"expected a 0-d unicode array, got {raw.dtype} {raw.shape}")
         meta = json.loads(str(raw[()]))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever the failure, 'meta' is unreadable
         raise DatasetError(f"{path}: unreadable 'meta' ({exc})") from None
     if not isinstance(meta, dict):
         raise DatasetError(f"{path}: 'meta' is not a JSON object")
@@ -565,7 +576,7 @@ def _load(path: str | Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
         for k in keys:
             try:
                 a = f[k]
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever numpy raises, the member is unreadable
                 raise DatasetError(f"{path}: cannot read {k!r} ({exc})") from None
             dtype, ndim = expected[k]
             if a.dtype != dtype or a.ndim != ndim:

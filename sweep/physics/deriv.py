@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,9 +52,11 @@ class DerivParams:
     offset_samples: int = 0  # added to the reported peak sample (time-walk correction)
 
     def replace(self, **kw: Any) -> DerivParams:
+        """A copy with the fields given changed (a TypeError for an unknown one)."""
         return dataclasses.replace(self, **kw)
 
     def to_dict(self) -> dict[str, Any]:
+        """field -> value."""
         return dataclasses.asdict(self)
 
 

@@ -53,8 +53,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +64,7 @@ from ..core.metrics import classification_metrics, regression_metrics
 from ..records.evaluation import EVALUATION, Evaluation, write_evaluation
 from . import clusterize, deriv
 from . import datasets as D
-from .scorers import Scorer, load_model_fn  # noqa: F401  (load_model_fn: part of this module's API)
+from .scorers import Scorer, load_model_fn  # load_model_fn: also part of this module's API
 from .simulate import SimulationParams, simulate_batch
 
 DEFAULT_LSTM_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -91,6 +92,9 @@ def score_candidates(scorer: Scorer, waveforms: np.ndarray, p: SimulationParams,
 
 
 def peak_level(det_wf, det_sample, true_wf, true_sample, tolerance: int, n_samples: int) -> dict[str, Any]:
+    """The peak level of detections (waveform, sample) against the true peaks: the counts,
+    efficiency, purity, eff_purity and f1 of :func:`sweep.physics.deriv.match_detections`, without
+    its per-detection labels."""
     r = deriv.match_detections(det_wf, det_sample, true_wf, true_sample, tolerance, n_samples)
     r.pop("labels")
     return r
@@ -240,6 +244,9 @@ def count_methods(batch, det: dict[str, Any], cluster_fn: Scorer | None, rng: np
 
 
 def evaluate_clusters(batch, det: dict[str, Any], cluster_fn: Scorer | None, seed: int = 0) -> tuple[dict, dict]:
+    """The cluster level of a batch: (method -> regression metrics of its per-waveform counts against
+    the true cluster counts, method -> those counts), for every method :func:`count_methods` has
+    with the detections `det` (and the clusterizer `cluster_fn`, when given)."""
     counts = count_methods(batch, det, cluster_fn, np.random.default_rng(seed))
     true = batch.n_clusters.astype(np.float64)
     return {k: regression_metrics(true, v) for k, v in counts.items()}, counts
@@ -304,7 +311,7 @@ def evaluate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn
         params, peak_fn, cluster_fn, deriv_params, particle=params.particle, momentum_gev=momentum_gev,
         n_tracks=n_cal, cells=cells, seed=(int(seed), 0xCA1B), lstm_threshold=lstm_threshold,
         chunk_waveforms=chunk_waveforms)
-    calibrations = {k: dict(zip(("offset", "slope"), fit_response(v, cal["truth"])), cells=int(v.size))
+    calibrations = {k: dict(zip(("offset", "slope"), fit_response(v, cal["truth"]), strict=True), cells=int(v.size))
                     for k, v in cal.items()}
     length = chord.sum(axis=1)
     true_n = per["truth"].sum(axis=1)
@@ -364,7 +371,8 @@ def _calibrated_tracks(cell: np.ndarray, true_cell: np.ndarray, length: np.ndarr
     slope = response_slope(c.ravel(), true_cell.ravel())
     tc = true_cell.ravel() - true_cell.mean()
     cell_resid = c.ravel() - c.mean() - slope * tc
-    slope_err = float(np.std(cell_resid) / (np.std(tc) * math.sqrt(max(tc.size - 2, 1)))) if np.std(tc) > 0 else math.nan
+    slope_err = (float(np.std(cell_resid) / (np.std(tc) * math.sqrt(max(tc.size - 2, 1)))) if np.std(tc) > 0
+                 else math.nan)
     return {"response_slope": slope, "response_slope_err": slope_err,
             "counted_over_true": float(dndx.mean() / true.mean()),
             "counted_over_true_err": float(np.std(dndx) / np.mean(true) / math.sqrt(max(len(true), 1))),
@@ -485,7 +493,8 @@ def _plots(out_dir: Path, result: dict, det: dict, counts: dict, true_n: np.ndar
                label=f"DERIV best (eff×pur {b['eff_purity']:.3f})")
     if "lstm" in peaks:
         cur = [q for q in peaks["lstm"]["peak_vs_threshold"] if q["n_detected"] > 0]
-        ax.plot([q["efficiency"] for q in cur], [q["purity"] for q in cur], "-o", ms=3, c="C2", label="LSTM vs threshold")
+        ax.plot([q["efficiency"] for q in cur], [q["purity"] for q in cur], "-o", ms=3, c="C2",
+                label="LSTM vs threshold")
         q = peaks["lstm"]["peak"]
         ax.scatter([q["efficiency"]], [q["purity"]], marker="*", s=150, c="C3",
                    label=f"LSTM @ {peaks['lstm']['threshold']} (eff×pur {q['eff_purity']:.3f})")
@@ -574,6 +583,7 @@ class WaveformSetView:
 
     @property
     def n_waveforms(self) -> int:
+        """The number of waveforms (as a simulation batch has it)."""
         return int(self.waveforms_mv.shape[0])
 
 
@@ -732,4 +742,5 @@ def summary(result: dict) -> dict[str, Any]:
 
 
 def format_summary(s: dict[str, Any]) -> str:
+    """An evaluation's summary as text: one "name value" line per entry, floats to 4 decimals."""
     return "\n".join(f"{k:42s} {v:.4f}" if isinstance(v, float) else f"{k:42s} {v}" for k, v in s.items())

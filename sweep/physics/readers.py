@@ -149,10 +149,12 @@ class WaveformSet:
 
     @property
     def n_waveforms(self) -> int:
+        """B, the number of waveforms."""
         return int(self.waveforms_mv.shape[0])
 
     @property
     def n_samples(self) -> int:
+        """n, the samples per waveform."""
         return int(self.waveforms_mv.shape[1])
 
     @property
@@ -161,6 +163,7 @@ class WaveformSet:
         return np.repeat(np.arange(self.n_waveforms, dtype=np.int64), np.diff(self.peak_offsets))
 
     def peaks(self, i: int) -> dict[str, np.ndarray]:
+        """The truth peaks of waveform `i`: their time_ns, sample and tag."""
         sl = slice(self.peak_offsets[i], self.peak_offsets[i + 1])
         return {"time_ns": self.peak_time_ns[sl], "sample": self.peak_sample[sl], "tag": self.peak_tag[sl]}
 
@@ -188,6 +191,8 @@ class WaveformSet:
 
 
 def write_npz(path: str | Path, ws: WaveformSet) -> Path:
+    """Write the waveforms and their truth as this module's npz layout (compressed; its folder made
+    when missing), readable by :func:`read_npz`. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {
@@ -210,14 +215,14 @@ def read_npz(path: str | Path) -> WaveformSet:
         raise ReaderError(f"{path}: no such file")
     try:
         f = np.load(path, allow_pickle=False)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - numpy's many failures all mean an unreadable file
         raise ReaderError(f"{path}: not a readable npz ({type(exc).__name__}: {exc})") from None
     with f:
         meta: dict[str, Any] = {}
         if "meta" in f.files:
             try:
                 meta = json.loads(str(f["meta"][()]))
-            except Exception:
+            except Exception:  # noqa: BLE001 - an unreadable 'meta' is read as none
                 meta = {}
         kind = meta.get("kind")
         if kind == FORMAT_KIND:
@@ -255,6 +260,8 @@ def read_npz(path: str | Path) -> WaveformSet:
 
 
 def write_hdf5(path: str | Path, ws: WaveformSet) -> Path:
+    """Write the waveforms and their truth in the HDF5 layout of the module docstring (its folder
+    made when missing), readable by :func:`read_hdf5`. Returns the path."""
     import h5py
 
     path = Path(path)
@@ -292,7 +299,7 @@ def read_hdf5(path: str | Path, dt_ns: float | None = None, *, waveform_scale: f
         raise ReaderError(f"{path}: no such file")
     try:
         h = h5py.File(path, "r")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - h5py's many failures all mean an unreadable file
         raise ReaderError(f"{path}: not a readable HDF5 file ({exc})") from None
     with h:
         missing = [k for k in ("waveforms", "n_clusters", "momentum", "peaks/offsets", "peaks/time_ns",
@@ -405,7 +412,7 @@ def read_root(
     names = _branch_names(branches)
     try:
         f = uproot.open(path)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - uproot's many failures all mean an unreadable file
         raise ReaderError(f"{path}: not a readable ROOT file ({exc})") from None
     with f:
         if tree not in f:

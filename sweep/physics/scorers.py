@@ -12,8 +12,9 @@ import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -114,13 +115,14 @@ def check_model(model: Any, what: str, dt_ns: float, where: str, *, normalizatio
     record = training_record(model)
     if record is None:
         return ([] if model is None or not isinstance(model, (str, Path)) else
-                [f"{what} {model}: no training record beside it ({MODEL_INFO}): its sampling interval and "
-                 "inputs are not checked"])
+                [(f"{what} {model}: no training record beside it ({MODEL_INFO}): its sampling interval and "
+                  "inputs are not checked")])
     trained = record.dt_ns
     if trained is not None and abs(float(trained) - float(dt_ns)) > 1e-6 * float(trained):
         raise ModelError(f"{what} {model} was trained on waveforms sampled every {trained:.6g} ns "
                          f"({1 / trained:.6g} GS/s); {where} is sampled every {dt_ns:.6g} ns ({1 / dt_ns:.6g} GS/s). "
-                         "sweep does not resample: apply it to waveforms at its training rate, or train one at this rate")
+                         "sweep does not resample: apply it to waveforms at its training rate, or train one at "
+                         "this rate")
     inputs = record.input
     notes: list[str] = []
     if normalization is not None:
@@ -142,10 +144,11 @@ def check_model(model: Any, what: str, dt_ns: float, where: str, *, normalizatio
 
 #: per input statistic: (what it is, what a figure far from training's means)
 _STATS = {
-    "noise_rms": ("noise rms", "amplitudes in another unit than training's? (sweep evaluate --amplitude-scale); "
-                  "the model sees windows in units of each waveform's noise, so the unit alone does not mislead it"),
-    "peak_snr": ("peak signal-to-noise", "the pulses stand otherwise above the noise than in training: expect "
-                 "missed or false peaks; train on a simulation with this noise and gain"),
+    "noise_rms": ("noise rms", ("amplitudes in another unit than training's? (sweep evaluate --amplitude-scale); "
+                                "the model sees windows in units of each waveform's noise, so the unit alone does not "
+                                "mislead it")),
+    "peak_snr": ("peak signal-to-noise", ("the pulses stand otherwise above the noise than in training: expect "
+                                          "missed or false peaks; train on a simulation with this noise and gain")),
 }
 
 
@@ -197,7 +200,7 @@ def load_model_fn(model: Any, batch_size: int = 8192, input_shape: tuple[int, ..
         keras = import_keras()
         try:
             m = keras.saving.load_model(path, compile=False)
-        except Exception as exc:  # zip, JSON, deserialisation errors: all mean "not a usable model"
+        except Exception as exc:  # noqa: BLE001 - zip, JSON, deserialisation errors: all mean "not a usable model"
             raise ModelError(f"{path}: not a readable Keras model ({type(exc).__name__}: {exc})") from None
         label = str(path)
     if input_shape is not None:

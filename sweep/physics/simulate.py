@@ -47,6 +47,7 @@ import difflib
 import functools
 import math
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -200,7 +201,7 @@ class SimulationParams:
         bg, dens = self.cluster_density_betagamma, self.cluster_density_per_cm
         if len(bg) < 4 or len(bg) != len(dens):
             raise bad("cluster_density_per_cm", "needs >= 4 values, as many as cluster_density_betagamma")
-        if min(bg) <= 0 or any(b2 <= b1 for b1, b2 in zip(bg, bg[1:])):
+        if min(bg) <= 0 or any(b2 <= b1 for b1, b2 in pairwise(bg)):
             raise bad("cluster_density_betagamma", "must be positive and strictly increasing")
         if min(dens) < 0:
             raise bad("cluster_density_per_cm", "must be >= 0")
@@ -298,22 +299,27 @@ class SimulationParams:
     # --- derived quantities ------------------------------------------------------------------
     @property
     def dt_ns(self) -> float:
+        """The sampling interval, ns (1 / sampling_rate_gsps)."""
         return 1.0 / self.sampling_rate_gsps
 
     @property
     def n_samples(self) -> int:
+        """Samples per waveform: window_ns at sampling_rate_gsps, rounded."""
         return int(round(self.window_ns * self.sampling_rate_gsps))
 
     @property
     def half_cell_cm(self) -> float:
+        """Half the cell side: the largest impact parameter, cm."""
         return 0.5 * self.cell_size_cm
 
     @property
     def mass_gev(self) -> float:
+        """The particle's mass, GeV/c²."""
         return PARTICLE_MASSES_GEV[self.particle]
 
     @property
     def adc_lsb_mv(self) -> float:
+        """One ADC count, mV: the ADC range over 2^adc_bits."""
         return (self.adc_max_mv - self.adc_min_mv) / (2**self.adc_bits)
 
 
@@ -460,6 +466,7 @@ class Tracks:
 
     @property
     def chord_cm(self) -> np.ndarray:
+        """Each track's path length in the cell, cm (s_out − s_in)."""
         return self.s_out_cm - self.s_in_cm
 
 
@@ -506,7 +513,7 @@ class PulseResponse:
     def __call__(self, t_ns: np.ndarray) -> np.ndarray:
         t = np.asarray(t_ns, dtype=np.float64)
         v = np.zeros_like(t)
-        for c, tau in zip(self.coefficients, self.taus_ns):
+        for c, tau in zip(self.coefficients, self.taus_ns, strict=True):
             v += c * np.exp(-np.maximum(t, 0.0) / tau)
         return np.where(t >= 0, v, 0.0)
 
@@ -535,7 +542,7 @@ def pulse_response(params: SimulationParams) -> PulseResponse:
     comps = [(1.0, params.pulse_tau_fall_ns), (-1.0, params.pulse_tau_rise_ns)]
     if params.electronics:
         w = params.electronics_fall_weights
-        h = list(zip(w, params.electronics_tau_fall_ns)) + [(-sum(w), params.electronics_tau_rise_ns)]
+        h = list(zip(w, params.electronics_tau_fall_ns, strict=True)) + [(-sum(w), params.electronics_tau_rise_ns)]
         out: dict[float, float] = {}
         for ca, a in comps:
             for cb, b in h:
@@ -592,7 +599,7 @@ def render_waveforms(
     u0 = u0[ok]
     v = np.zeros((B, n))
     if flat.size:
-        for c, tau in zip(resp.coefficients, resp.taus_ns):
+        for c, tau in zip(resp.coefficients, resp.taus_ns, strict=True):
             x = np.bincount(flat, weights=amp * (c * np.exp(-u0 / tau)), minlength=B * n)
             v += lfilter([1.0], [1.0, -math.exp(-dt / tau)], x.reshape(B, n), axis=1)
     baseline = np.full((B, 1), params.baseline_mv)
@@ -646,14 +653,17 @@ class SimulationBatch:
 
     @property
     def n_waveforms(self) -> int:
+        """B, the number of waveforms."""
         return int(self.waveforms_mv.shape[0])
 
     @property
     def momentum_gev(self) -> np.ndarray:
+        """(B,) each waveform's track momentum, GeV/c."""
         return self.tracks.momentum_gev
 
     @property
     def betagamma(self) -> np.ndarray:
+        """(B,) each waveform's track βγ."""
         return self.tracks.betagamma
 
     def electrons(self, i: int) -> dict[str, np.ndarray]:

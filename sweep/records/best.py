@@ -59,7 +59,8 @@ class BestIndex:
             RecordError: written by a newer sweep, or a key of the wrong type.
         """
         f = Fields(migrate(path, data, SCHEMA_VERSION, MIGRATIONS), path)
-        return cls(sweep=f.text("sweep"), ranking=f.pairs("ranking"), best=[BestRun.from_json(b) for b in f.objs("best")])
+        return cls(sweep=f.text("sweep"), ranking=f.pairs("ranking"),
+                   best=[BestRun.from_json(b) for b in f.objs("best")])
 
 
 def _v0_to_v1(data: JsonObject) -> JsonObject:

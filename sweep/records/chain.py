@@ -110,7 +110,8 @@ class ChainJob:
         Raises:
             RecordError: a key of the wrong type.
         """
-        return cls(cluster=f.integer("cluster", lo=0), owner=f.opt_text("owner"), submitted=f.opt_text("submitted") or "")
+        return cls(cluster=f.integer("cluster", lo=0), owner=f.opt_text("owner"),
+                   submitted=f.opt_text("submitted") or "")
 
 
 @dataclass

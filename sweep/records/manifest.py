@@ -18,10 +18,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..core.errors import ResultsError
 from ..core.names import BACKEND_HTCONDOR, JOBS_DIR, MANIFEST, SweepPaths
@@ -248,7 +249,8 @@ class Manifest:
         resources, code, search, dataset = f.opt_obj("resources"), f.opt_obj("code"), f.opt_obj("search"), \
             f.opt_obj("dataset")
         return cls(sweep=f.opt_text("sweep"), model=f.opt_text("model"), description=f.opt_text("description"),
-                   grid=f.opt_text("grid"), grid_sha256=f.opt_text("grid_sha256"), rendered_at=f.opt_text("rendered_at"),
+                   grid=f.opt_text("grid"), grid_sha256=f.opt_text("grid_sha256"),
+                   rendered_at=f.opt_text("rendered_at"),
                    sweep_version=f.opt_text("sweep_version"), ranking=f.pairs("ranking"), swept=f.texts("swept"),
                    resources=ResourceRequest.from_json(resources) if resources else None,
                    code=CodeRef.from_json(code) if code else None,

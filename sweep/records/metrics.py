@@ -49,7 +49,8 @@ class Split:
             RecordError: a key of the wrong type.
         """
         return cls(by=f.opt_text("by"), test_waveforms=f.opt_integer("test_waveforms", lo=0),
-                   train_waveforms=f.opt_integer("train_waveforms", lo=0), val_waveforms=f.opt_integer("val_waveforms", lo=0),
+                   train_waveforms=f.opt_integer("train_waveforms", lo=0),
+                   val_waveforms=f.opt_integer("val_waveforms", lo=0),
                    natural_windows=f.opt_integer("natural_windows", lo=0),
                    natural_waveforms=f.opt_integer("natural_waveforms", lo=0),
                    natural_signal_fraction=f.opt_number("natural_signal_fraction"))

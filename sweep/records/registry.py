@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core import names
-from . import best, chain, checkpoint, evaluation, localexit, lock, manifest, metrics, modelinfo, progress, runinfo, step
+from . import (best, chain, checkpoint, evaluation, localexit, lock, manifest, metrics, modelinfo, progress, runinfo,
+               step)
 
 
 @dataclass(frozen=True)

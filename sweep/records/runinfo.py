@@ -184,7 +184,8 @@ class RunInfo:
                    exit_code=f.opt_integer("exit_code"), finished=f.opt_text("finished"),
                    software=f.text_map("software") if f.has("software") else None, error=f.opt_text("error"),
                    duration_s=f.opt_number("duration_s", lo=0), pruned_at_epoch=f.opt_integer("pruned_at_epoch", lo=0),
-                   best_epoch=f.opt_integer("best_epoch", lo=0), resumed_from_epoch=f.opt_integer("resumed_from_epoch", lo=0),
+                   best_epoch=f.opt_integer("best_epoch", lo=0),
+                   resumed_from_epoch=f.opt_integer("resumed_from_epoch", lo=0),
                    job_starts=f.opt_integer("job_starts", lo=0))
 
 

@@ -8,9 +8,10 @@ a newer sweep is a reason that names the file, the key and what was expected.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from ..core.names import LOCAL_RECORD, METRICS, RUN_INFO, STDERR
 from ..core.states import RunState

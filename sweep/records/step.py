@@ -88,7 +88,8 @@ class StepRecord:
                    notes=f.opt_texts("notes"), python=f.opt_text("python"), summary=f.opt_mapping("summary"),
                    warnings=f.opt_texts("warnings"), evaluate_seconds=f.opt_number("evaluate_seconds", lo=0),
                    exit_code=f.opt_integer("exit_code"), finished=f.opt_text("finished"),
-                   seconds=f.opt_number("seconds", lo=0), software=f.text_map("software") if f.has("software") else None,
+                   seconds=f.opt_number("seconds", lo=0),
+                   software=f.text_map("software") if f.has("software") else None,
                    error=f.opt_text("error"))
 
 

@@ -70,6 +70,10 @@ class Active:
 
 @dataclass
 class Summary:
+    """Where a search stands: its trials complete, pruned and failed (counted in the study), the
+    points reused (trained before: told their result, no job) and the jobs submitted, the best
+    result so far as text, and the driver's overhead per trial."""
+
     complete: int = 0
     pruned: int = 0
     failed: int = 0
@@ -79,6 +83,7 @@ class Summary:
     overhead_s: list[float] = field(default_factory=list)  # per trial: ask -> submitted, result -> told
 
     def line(self) -> str:
+        """One line: "3 complete, 1 pruned, 0 failed[, 2 reused]; best f1 0.9312 (trial 4)"."""
         return (f"{self.complete} complete, {self.pruned} pruned, {self.failed} failed"
                 + (f", {self.reused} reused" if self.reused else "") + f"; best {self.best}")
 

@@ -37,6 +37,10 @@ CONNECT_ATTEMPTS = 20
 
 @dataclass
 class SearchOptions:
+    """What `sweep search` was asked: the grid, the project root, where to run ("auto": the pool
+    when one is configured or the sweep was submitted to one, else here; "local"; "condor"), a
+    progress display, and the CPUs local trials may use (None: all of this machine's)."""
+
     grid: Path
     root: Path
     mode: str = "auto"  # auto | local | condor (sweep.submit.stage's AUTO, LOCAL, CONDOR)
@@ -120,7 +124,7 @@ def driver_jobs(schedd, sweep: str, role: str = names.ROLE_DRIVER) -> list[str]:
                   f"&& {names.ATTR_ROLE} =?= {submit_string(role)} && JobStatus =!= 3 && JobStatus =!= 4")
     try:
         ads = schedd.query(constraint=constraint, projection=["ClusterId", "ProcId"])
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean no answer
         raise BackendError(f"the schedd does not answer: {exc}") from None
     return [f"{ad['ClusterId']}.{ad['ProcId']}" for ad in ads]
 
@@ -161,7 +165,8 @@ def driver_environment(driver_dir: Path) -> dict[str, str]:
     for key, value in env.items():
         if not SAFE_PATH_RE.fullmatch(value):
             raise BackendError(f"{key}={printable(value)[:200]} cannot be passed to the search driver's job "
-                               "(spaces, quotes or commas in a path): use a path of letters, digits and _ . / : + @ = -")
+                               "(spaces, quotes or commas in a path): use a path of letters, digits and "
+                               "_ . / : + @ = -")
     return env
 
 
@@ -246,7 +251,7 @@ def submit_driver(schedd, spec: GridSpec, grid: Path, root: Path) -> int:
     bindings = htcondor.bindings()
     try:
         result = schedd.submit(bindings.Submit(text))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean refused
         raise BackendError(f"the schedd refused the search driver: {printable(str(exc))[:300]}") from None
     cluster = result.cluster()
     update_submission(jobs_dir, f"driver-{cluster}", backend=names.BACKEND_HTCONDOR, role=names.ROLE_DRIVER,

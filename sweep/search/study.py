@@ -20,7 +20,7 @@ from ..core.canonical import canonical_json
 from ..core.errors import InputError
 from ..core.gridspec import GridSpec
 from ..core.names import STUDY_JOURNAL, SweepPaths
-from ..records.study import load_study, storage  # noqa: F401  (load_study: what readers use)
+from ..records.study import load_study, storage  # load_study: also what readers import from here
 
 #: What a study remembers of its grid (user attributes): a restarted driver, or a later
 #: `sweep search`, refuses a journal made for another space.

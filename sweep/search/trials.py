@@ -46,7 +46,16 @@ class Observation:
 
 
 class TrialExecutor(Protocol):
+    """Where a search's trials run, as its driver uses them: each trial one job, started, watched,
+    judged epoch by epoch, asked to stop or removed. `name` is the backend the manifest records
+    (sweep.core.names.BACKEND_*)."""
+
     name: str
+
+    def native_memory_retry(self) -> bool:
+        """Whether the jobs' memory escalation is left to the schedd (HTCondor 25.2.1 on and a grid
+        with condor.memory_escalation): the trials are then rendered for it."""
+        ...
 
     def start(self, sweep: RenderedSweep, run: RenderedRun) -> TrialJob:
         """Queue (or start) the run's job. Raises BackendError when it cannot."""
@@ -71,6 +80,8 @@ class TrialExecutor(Protocol):
         ...
 
     def remove(self, job: TrialJob, reason: str) -> None:
+        """Remove the job (the search no longer wants it), giving `reason` (the schedd's removal
+        reason; the local run's recorded failure). Raises BackendError when it cannot."""
         ...
 
     def find(self, run_id: str) -> TrialJob | None:
@@ -78,6 +89,8 @@ class TrialExecutor(Protocol):
         ...
 
     def close(self) -> None:
+        """The driver ends (done or interrupted): processes started here are killed and recorded as
+        interrupted; jobs on a pool stay queued, for a restarted driver to find."""
         ...
 
 
@@ -96,7 +109,7 @@ PROJECTION = ["ClusterId", "ProcId", "JobStatus", names.ATTR_RUN, names.ATTR_TRI
               "HoldReason", "HoldReasonCode", "HoldReasonSubCode", "NumJobStarts"]
 
 
-class HTCondorTrials:
+class HTCondorTrials(TrialExecutor):
     """Trials as jobs on the pool: one cluster each (the backend's direct mode: its memory
     escalation, retries and runtime limit), followed by the schedd's queue and the job ClassAds
     their jobs update through chirp."""
@@ -163,7 +176,7 @@ class HTCondorTrials:
         htcondor2 = self._htcondor.bindings()
         try:
             self.backend.schedd.edit([job.job], names.ATTR_PRUNE, "true", flags=htcondor2.TransactionFlag.SetDirty)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean "not set"
             raise BackendError(f"cannot set {names.ATTR_PRUNE} on job {job.job}: {exc}") from None
 
     def judged(self, job: TrialJob, epochs: int) -> None:
@@ -176,7 +189,7 @@ class HTCondorTrials:
         htcondor2 = self._htcondor.bindings()
         try:
             self.backend.schedd.act(htcondor2.JobAction.Remove, [job.job], reason=f"sweep search: {reason}"[:200])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean "not removed"
             raise BackendError(f"cannot remove job {job.job}: {exc}") from None
 
     def find(self, run_id: str) -> TrialJob | None:
@@ -218,7 +231,7 @@ def ask_to_stop(job: TrialJob) -> None:
 
 
 # ----------------------------------------------------------------- this machine
-class LocalTrials:
+class LocalTrials(TrialExecutor):
     """Trials as processes on this machine (the local backend's jobs); their channel is files."""
 
     name = names.BACKEND_LOCAL

@@ -33,6 +33,7 @@ class CodeArchive:
 
     @property
     def name(self) -> str:
+        """sweep-code-<the first 16 hex digits of its sha256>.zip."""
         return f"{CODE_ARCHIVE_PREFIX}{self.sha256[:16]}.zip"
 
 
@@ -43,7 +44,7 @@ def build(package_dir: Path = PACKAGE_DIR) -> CodeArchive:
     """The archive of the package's .py files (cached per process by their sizes and mtimes)."""
     files = sorted(p for p in package_dir.rglob("*.py") if "__pycache__" not in p.parts)
     stats = [p.stat() for p in files]
-    key = tuple((str(p), st.st_size, st.st_mtime_ns) for p, st in zip(files, stats))
+    key = tuple((str(p), st.st_size, st.st_mtime_ns) for p, st in zip(files, stats, strict=True))
     if key in _cache:
         return _cache[key]
     buffer = io.BytesIO()

@@ -28,6 +28,9 @@ from .classads import check_expression
 
 @dataclass
 class Prepared:
+    """A grid ready to submit, in memory: its spec, its runs, their rendered files, and the code
+    archive every job takes along."""
+
     spec: GridSpec
     runs: list[RunSpec]
     rendered: RenderedSweep

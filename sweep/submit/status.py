@@ -25,6 +25,9 @@ TROUBLE = (RunState.HELD, RunState.FAILED, RunState.REMOVED, RunState.UNKNOWN)
 
 @dataclass
 class RunStatus:
+    """Where one run stands: its state with a detail (a hold reason, what it waits for, why it
+    failed), its last job and how often that started."""
+
     run_id: str
     name: str
     state: RunState
@@ -36,6 +39,9 @@ class RunStatus:
 
 @dataclass
 class SweepStatus:
+    """Where a sweep's runs stand, with what was seen of the pool: a note when its schedd did not
+    answer, the sweep's DAGs still active, and the schedd (to remove held jobs)."""
+
     sweep: str
     runs: list[RunStatus]
     pool_note: str = ""
@@ -43,6 +49,7 @@ class SweepStatus:
     schedd: object = field(default=None, repr=False)
 
     def counts(self) -> Counter:
+        """state -> how many runs are in it."""
         return Counter(r.state for r in self.runs)
 
     @property
@@ -73,6 +80,7 @@ class Follower:
     schedd: object = None
 
     def log(self, path: Path) -> EventLogReader:
+        """The reader of the event log at `path`, opened on first use and kept."""
         return self.events.setdefault(str(path), EventLogReader(path))
 
 
@@ -152,7 +160,10 @@ def _transient(ad, state: RunState) -> bool:
     if state is not RunState.HELD:
         return False
     code, sub = ad.get("HoldReasonCode"), ad.get("HoldReasonSubCode")
-    has = lambda key: key in ad and str(ad.get(key)).strip().lower() not in ("false", "")  # noqa: E731
+
+    def has(key: str) -> bool:
+        return key in ad and str(ad.get(key)).strip().lower() not in ("false", "")
+
     return (is_memory_hold(code, sub) and has("PeriodicRelease")) or (code in RUNTIME_HOLD_CODES
                                                                        and has("PeriodicRemove"))
 

@@ -64,7 +64,7 @@ def _reap_stale_pools() -> None:
             continue
         try:
             _cp.Pool(root).stop()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - clean-up of an earlier session's pool: report, go on
             print(f"could not stop stale pool {root}: {e}", file=sys.stderr)
             continue
         shutil.rmtree(root, ignore_errors=True)
@@ -95,7 +95,7 @@ def condor_pool(condor_pool_fixture_root):
     old_term = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     try:
         pool.start(timeout=90)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - whatever stops the start fails the session, with its message
         _quiet_stop(pool)
         pytest.fail(f"personal HTCondor pool did not start: {e}", pytrace=False)
 
@@ -120,7 +120,7 @@ def _sigterm_to_interrupt(signum, frame):
 def _quiet_stop(pool) -> None:
     try:
         pool.stop()
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - clean-up: report, go on
         print(f"condor pool stop failed: {e}", file=sys.stderr)
 
 

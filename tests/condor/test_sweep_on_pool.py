@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -43,7 +44,8 @@ def grid(root: Path, sweep: str, axes: str = "  optimizer: [adam, sgd]\n", extra
     path.write_text(f"sweep: {sweep}\nmodel: lstm\nseed: 5\ndata: {{path: {data}, max_samples: 3000}}\n"
                     f"params: {{topology: [32, 64, 1], epochs: 2, patience: 5, learning_rate: 0.005{params}}}\n"
                     f"axes:\n{axes}"
-                    f"resources: {{request_cpus: 1, request_memory: {memory}, request_disk: 200MB, runtime: {runtime}}}\n"
+                    f"resources: {{request_cpus: 1, request_memory: {memory}, request_disk: 200MB, "
+                    f"runtime: {runtime}}}\n"
                     + extra)
     return path
 
@@ -259,7 +261,7 @@ def test_dag_throttle_runs_at_most_max_running_at_once(project):
     assert "MAXJOBS runs 1" in dag.read_text()
     spans = sorted((j.started, j.ended) for jobs in events(project, "pool-throttle").values() for j in jobs)
     assert len(spans) == 3
-    assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:])), spans  # one after another
+    assert all(later[0] >= earlier[1] for earlier, later in pairwise(spans)), spans  # one after another
 
 
 def test_simultaneous_submits_of_one_grid_queue_each_run_once(project, condor_pool):
@@ -360,14 +362,16 @@ def test_a_dag_with_a_failed_node_ends_as_a_failure(project, capsys):
     g = grid(project, "pool-dagfail", axes="  optimizer: [adam, sgd]\n", extra=extra)
     assert sweep_cli(project, "submit", str(g), "--condor", "--wait", "--wait-timeout", "240", "--no-progress") == 0
     capsys.readouterr()
-    dag_dir = Path(json.loads((project / "jobs" / "pool-dagfail" / "sweep.json").read_text())["submissions"][-1]["dag"]).parent
+    manifest = json.loads((project / "jobs" / "pool-dagfail" / "sweep.json").read_text())
+    dag_dir = Path(manifest["submissions"][-1]["dag"]).parent
     final_out = wait_until(lambda: (dag_dir / "collect.out").read_text() if (dag_dir / "collect.out").exists() else "",
                            60, "the FINAL node")
     assert "1 of 2 runs ranked" in final_out  # collected anyway
     assert "the DAG ended with status 2: 1 node(s) failed" in (dag_dir / "collect.err").read_text()
     assert _dagman_exit(project, "pool-dagfail") != 0
 
-    ok = grid(project, "pool-dagok", axes="  optimizer: [adam]\n", extra=job_templates(project, QUICK_JOB.format(extra="")))
+    ok = grid(project, "pool-dagok", axes="  optimizer: [adam]\n",
+              extra=job_templates(project, QUICK_JOB.format(extra="")))
     assert sweep_cli(project, "submit", str(ok), "--condor", "--wait", "--wait-timeout", "240", "--no-progress") == 0
     assert _dagman_exit(project, "pool-dagok") == 0
 
@@ -426,8 +430,9 @@ def test_resubmit_of_a_memory_held_run_in_an_active_dag_runs_it_again_with_the_c
     so, and queues the run again, with the request the grid asks for now (not DAGMan's retry of
     the same request, which would be held again)."""
     # adam's job needs 300 MB (held at 120 MB until someone acts); sgd's ends at once
-    hog = QUICK_JOB.format(extra="grep -q sgd config.yaml || " + sys.executable + " -c \"b = bytearray(300 * 1024 * 1024); "
-                                 "import time; b[::4096] = b'x' * len(b[::4096]); time.sleep(6)\"")
+    hog = QUICK_JOB.format(extra="grep -q sgd config.yaml || " + sys.executable
+                           + " -c \"b = bytearray(300 * 1024 * 1024); "
+                             "import time; b[::4096] = b'x' * len(b[::4096]); time.sleep(6)\"")
     extra = job_templates(project, hog) + "condor: {max_retries: 2}\n"
     g = grid(project, "pool-memdag", axes="  optimizer: [adam, sgd]\n", memory="120MB", extra=extra)
     assert sweep_cli(project, "submit", str(g), "--condor", "--no-progress") == 0
@@ -458,7 +463,7 @@ def test_an_interpreter_the_worker_cannot_run_ends_the_job_as_environment_withou
     hidden.mkdir(mode=0o700)
     (hidden / "venv").symlink_to(Path(sys.prefix))  # this test's own virtual environment
     python = hidden / "venv" / "bin" / "python"
-    extra = "condor: {max_retries: 2, python: %s}\n" % python
+    extra = f"condor: {{max_retries: 2, python: {python}}}\n"
     name = f"pool-noenv-{mode}"
     g = grid(project, name, axes="  optimizer: [adam]\n", extra=extra)
     assert sweep_cli(project, "submit", str(g), "--condor", "--wait", "--wait-timeout", "240", "--no-progress",
@@ -550,7 +555,8 @@ def test_a_checkout_the_job_owner_cannot_read_runs_the_demo_grid_with_a_site_pyt
     assert subprocess.run([str(site_python), "-c", "import sweep"], capture_output=True, cwd="/").returncode != 0
 
     demo = (REPO / "grids" / "demo.yaml").read_text()
-    demo = demo.replace("path: data/demo.npz", "path: data/small.npz").replace("max_samples: 20000", "max_samples: 3000")
+    demo = demo.replace("path: data/demo.npz", "path: data/small.npz")
+    demo = demo.replace("max_samples: 20000", "max_samples: 3000")
     demo = demo.replace("epochs: 8", "epochs: 2").replace("  simulate:\n    waveforms: 1500\n    seed: 1\n", "")
     demo = demo.replace("    - [96, 128, 1]\n", "")  # 2 configurations: one job per slot of the pool
     grid_file = project / "demo-site.yaml"
@@ -601,7 +607,8 @@ def test_a_dataset_given_by_url_is_fetched_by_htcondor_and_checked_by_the_job(pr
     url = f"http://127.0.0.1:{server.server_address[1]}/small.npz"
     try:
         g = grid(project, "pool-url", axes="  optimizer: [adam]\n")
-        g.write_text(g.read_text().replace("data: {path: data/small.npz,", f"data: {{path: data/small.npz, url: '{url}',"))
+        g.write_text(g.read_text().replace("data: {path: data/small.npz,",
+                                           f"data: {{path: data/small.npz, url: '{url}',"))
         assert sweep_cli(project, "submit", str(g), "--condor", "--wait", "--wait-timeout", "300", "--no-progress") == 0
         (run_id,) = events(project, "pool-url")
         info = json.loads((project / "results" / "pool-url" / run_id / "run.json").read_text())

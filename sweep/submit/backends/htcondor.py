@@ -34,7 +34,7 @@ from ...core.render import CHECKOUT, RenderedRun, RenderedSweep, submit_string, 
 from ...core.states import RunState
 from ...fsutil import atomic_write_text
 from ...records.manifest import Manifest, Submission, read_manifest, update_submission
-from .base import SubmitReport
+from .base import Backend, SubmitReport
 
 DEFAULT_RETRIES = 2
 #: The POST script of every DAG node: what DAGMan makes of how the node's job ended ($RETURN).
@@ -209,6 +209,11 @@ def check_reachable_by_owner(path: Path) -> None:
 
 
 def dagman_path() -> str:
+    """Where condor_dagman is: on PATH, else in the pool's BIN or SBIN folder.
+
+    Raises:
+        BackendError: it is in neither.
+    """
     found = shutil.which("condor_dagman")
     if found:
         return found
@@ -331,7 +336,7 @@ def queued_runs(schedd, sweep: str, manifest: Manifest | None, requeue: set[str]
 
 
 # ----------------------------------------------------------------- the backend
-class HTCondorBackend:
+class HTCondorBackend(Backend):
     """Queues runs on the schedd (a DAG per submission, or one cluster); submit() returns once
     the schedd holds them."""
 
@@ -344,6 +349,8 @@ class HTCondorBackend:
 
     @property
     def schedd(self):
+        """The schedd handle: the one given, else connected to on first use (a BackendError when it
+        does not answer within connect_timeout)."""
         if self._schedd is None:
             self._schedd = connect(self.connect_timeout)
         return self._schedd
@@ -444,8 +451,8 @@ class HTCondorBackend:
             f"executable = {submit_value(sys.executable)}",
             # DAGMan fills in how the DAG ended: collect ranks what came back, then exits non-zero
             # when nodes failed (a FINAL node that succeeds would make the whole DAG succeed)
-            f'arguments = "-m sweep.cli --root {submit_value(root)} collect {submit_value(sweep.spec.name)} '
-            '--dag-status $(DAG_STATUS) --failed-count $(FAILED_COUNT)"',
+            (f'arguments = "-m sweep.cli --root {submit_value(root)} collect {submit_value(sweep.spec.name)} '
+             '--dag-status $(DAG_STATUS) --failed-count $(FAILED_COUNT)"'),
             f'environment = "{pythonpath}TF_CPP_MIN_LOG_LEVEL=2"',
             f"initialdir = {submit_value(dag_dir)}",
             "output = collect.out",

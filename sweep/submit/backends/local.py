@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from ...core.names import BACKEND_LOCAL, CONFIG_FILE, OUTPUT_FILES, STDERR, STDOUT
 from ...core.render import RenderedRun, RenderedSweep
 from ...records.localexit import LocalExit, write_local_exit
-from .base import SubmitReport
+from .base import Backend, SubmitReport
 
 
 def machine_cpus() -> int:
@@ -52,7 +52,7 @@ class _Running:
     deadline: float
 
 
-class LocalBackend:
+class LocalBackend(Backend):
     """Runs the jobs here, as HTCondor would on a pool; submit() returns when all have ended."""
 
     name = BACKEND_LOCAL
