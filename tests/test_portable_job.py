@@ -265,3 +265,15 @@ def test_a_job_that_fetched_another_copy_of_the_dataset_stops_with_exit_2(tmp_pa
     assert proc.returncode == names.JOB_EXIT_BAD_INPUT
     info = json.loads((scratch / "run.json").read_text())
     assert "is not the sweep's" in info["error"] and "differs from data.path" in info["error"]
+
+
+def test_the_oldest_python_a_job_accepts_is_the_package_s(monkeypatch):
+    """The job's own code needs what the package requires (enum.StrEnum is 3.11): an older
+    interpreter is refused by the environment check, with one line, not by an ImportError."""
+    import tomllib
+
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert requires == ">=" + ".".join(map(str, envcheck.OLDEST_PYTHON))
+    monkeypatch.setattr(envcheck.sys, "version_info", (3, 10, 14, "final", 0))
+    monkeypatch.setattr(envcheck.sys, "version", "3.10.14 (main)")
+    assert "Python 3.10.14 is older than 3.11" in envcheck.problems()

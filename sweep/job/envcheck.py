@@ -20,6 +20,10 @@ import sys
 #: sweep.core.names.JOB_EXIT_ENVIRONMENT, spelt out since this file also runs as a bare script.
 EXIT_ENVIRONMENT = 3
 
+#: The oldest Python a job runs on: the package's own requires-python (the job imports enum.StrEnum,
+#: new in 3.11; a 3.10 node would fail with an ImportError traceback instead of this check's line).
+OLDEST_PYTHON = (3, 11)
+
 #: module -> (distribution names that provide it, oldest usable version)
 REQUIRED = {
     "yaml": (("PyYAML",), (5, 1)),
@@ -50,8 +54,8 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 def problems() -> list[str]:
     """What this interpreter lacks to run a sweep job: one phrase per missing or too old module."""
     out = []
-    if sys.version_info < (3, 10):  # noqa: UP036 - this runs on the job's interpreter, not the one sweep needs
-        out.append(f"Python {sys.version.split()[0]} is older than 3.10")
+    if sys.version_info[:2] < OLDEST_PYTHON:
+        out.append(f"Python {sys.version.split()[0]} is older than {'.'.join(map(str, OLDEST_PYTHON))}")
     for module, (dists, oldest) in REQUIRED.items():
         try:
             found = importlib.util.find_spec(module) is not None
