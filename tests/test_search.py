@@ -133,13 +133,13 @@ def test_a_local_search_prunes_through_the_progress_file_and_ranks_the_rest(tmp_
     # seed 77: the first two trials are adam at lr > 1e-3 (they learn), several later ones sgd at lr < 3e-4
     # (they do not): whatever order the trials end in, the pruner has bad trials to stop
     grid.write_text(search_text(small_dataset, sweep="local", epochs=4, max_samples=4000,
-                                search="{sampler: random, trials: 8, parallel: 2, pruner: median, startup_trials: 2, "
+                                search="{sampler: random, trials: 6, parallel: 2, pruner: median, startup_trials: 2, "
                                        "warmup_epochs: 1, seed: 77}"))
     assert main(["--root", str(tmp_path), "search", str(grid), "--local", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "search local: " in out and "driver overhead per step" in out
     trials = trials_of(tmp_path, "local")
-    assert len(trials) == 8 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert len(trials) == 6 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     pruned = [t for t in trials if t.state is TrialState.PRUNED and not t.user_attrs.get("reused")]
     assert pruned, [(t.number, t.intermediate_values) for t in trials]
     for t in pruned:
@@ -164,7 +164,7 @@ def test_a_local_search_prunes_through_the_progress_file_and_ranks_the_rest(tmp_
     assert "pruned while training (not ranked)" in out
     assert main(["--root", str(tmp_path), "status", "local"]) == 0
     status = capsys.readouterr().out
-    assert "search: sampler random, pruner median, 8 trials (local); driver: " in status
+    assert "search: sampler random, pruner median, 6 trials (local); driver: " in status
     assert "search local finished: " in status
 
 

@@ -253,7 +253,7 @@ def test_unreachable_schedd_fails_fast_and_writes_nothing(tmp_path, small_datase
 
 
 def test_dag_throttle_runs_at_most_max_running_at_once(project):
-    extra = job_templates(project, QUICK_JOB.format(extra="sleep 3"))
+    extra = job_templates(project, QUICK_JOB.format(extra="sleep 1"))
     g = grid(project, "pool-throttle", axes="  optimizer: [adam, sgd, rmsprop]\n",
              extra=extra + "condor: {max_running: 1}\n")
     assert sweep_cli(project, "submit", str(g), "--condor", "--wait", "--wait-timeout", "240", "--no-progress") == 0
