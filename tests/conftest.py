@@ -9,6 +9,9 @@ POOL_TESTS = REPO / "tests" / "condor"
 #: Modules whose tests share a module-scoped fixture that costs a training: one xdist worker runs
 #: each of them whole (a module fixture is made once per worker that runs the module's tests).
 MODULE_SCOPED = {"tests/test_job.py"}
+#: The pool tests in two pieces of about equal length (a pool each, on two workers): the sweep
+#: tests; the rest (searches, the chain, the pool itself). A module not named here joins the last.
+POOL_GROUPS = {"pool-sweeps": {"tests/condor/test_sweep_on_pool.py"}}
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -21,9 +24,10 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """With xdist (scripts/test.sh: `-n auto --dist load`), every test under tests/condor goes to one
-    worker, in one piece: they share one personal pool, started once, while the other workers run
-    the rest beside them, a test at a time, except the modules of MODULE_SCOPED, a module at a time
+    """With xdist (scripts/test.sh: `-n N --dist load`), the tests under tests/condor go to the workers
+    in POOL_GROUPS pieces: each piece's worker starts its own personal pool once (the session
+    fixture), and its tests share it, while they mostly wait on HTCondor; the other workers run the
+    rest beside them, a test at a time, except the modules of MODULE_SCOPED, a module at a time
     (their module fixture, such as test_job's trained run, is made once). (xdist's own `--dist
     loadgroup` renames node ids, which pytest 9.2 no longer takes: its groups fall apart silently.)"""
     if config.getvalue("dist") != "load":
@@ -35,7 +39,9 @@ def pytest_xdist_make_scheduler(config, log):
     class PoolTestsTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::")[0]
-            return "pool" if nodeid.startswith(prefix) else module if module in MODULE_SCOPED else nodeid
+            if nodeid.startswith(prefix):
+                return next((group for group, modules in POOL_GROUPS.items() if module in modules), "pool")
+            return module if module in MODULE_SCOPED else nodeid
 
     return PoolTestsTogether(config, log)
 
