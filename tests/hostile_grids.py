@@ -116,6 +116,8 @@ STRUCTURE = [
          "condor.requirements", "ClassAd"),
     Case("submit-structure", "requirements-unbalanced-paren", BASE + "condor: {requirements: '(Memory > 1024'}\n",
          "condor.requirements", "ClassAd"),
+    Case("submit-structure", "requirements-escapes-its-parentheses",
+         BASE + "condor: {requirements: 'True) || (True'}\n", "condor.requirements", "closes a '(' that"),
     Case("submit-structure", "requirements-empty", BASE + "condor: {requirements: ''}\n", "condor.requirements",
          "one-line ClassAd expression"),
     Case("submit-structure", "environment-name", BASE + "condor: {environment: {'A B': x}}\n",

@@ -48,7 +48,7 @@ def test_submit_files_parse_with_htcondor2(write_grid, tmp_path):
         assert sub["request_disk"] == "2048MB"
         assert sub["allowed_execute_duration"] == "7200"
         assert sub["MY.MaxRuntime"] == "10800"
-        assert sub["requirements"] == 'OpSysAndVer == "AlmaLinux9" && Arch == "X86_64"'
+        assert sub["requirements"] == '(OpSysAndVer == "AlmaLinux9" && Arch == "X86_64")'
         assert sub["accounting_group"] == "group_fcc.user"
         assert sub["container_image"].startswith("/cvmfs/")
         assert "max_retries" not in sub.keys()  # retries belong to the DAG (or the backend in --no-dag mode)

@@ -364,9 +364,12 @@ DEFAULT_CHECKPOINT_EVERY_S = 600
 
 def condor_context(condor: dict[str, Any]) -> dict[str, Any]:
     """What the submit templates use of a grid's `condor:` block (requirements, accounting
-    group, container, flavours, checkpointing) with its environment as one submit-file string."""
+    group, container, flavours, checkpointing) with its environment as one submit-file string,
+    and requirements in parentheses (one clause, whatever HTCondor appends to it)."""
     ctx = {k: condor.get(k) for k in ("requirements", "accounting_group", "max_runtime", "container_image",
                                       "transfer_container", "job_flavour", "job_duration_category")}
+    if ctx["requirements"]:  # one operand of the `&& (...)` HTCondor appends, whatever the text holds
+        ctx["requirements"] = f"({str(ctx['requirements']).strip()})"
     env = dict(condor.get("environment") or {})
     every = condor.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY_S)
     ctx["checkpoint"] = every is not None
