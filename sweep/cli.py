@@ -434,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rank by this column (direction from the metric; unknown columns: higher first), "
                         "then by the sweep's ranking")
     p.add_argument("--filter", metavar="EXPR", default=None,
-                   help="keep rows matching a pandas query, e.g. 'optimizer == \"adam\" and f1 > 0.9' "
+                   help="keep rows matching a condition (columns, comparisons, in, and/or/not; no Python), "
+                        "e.g. 'optimizer == \"adam\" and f1 > 0.9' "
                         "(with repeats it sees the per-configuration rows: means, *_std, repeats)")
     p.add_argument("--format", choices=("table", "csv", "json", "markdown", "latex"), default=None,
                    help="output format (default: table; with --output, from its suffix)")
