@@ -203,6 +203,15 @@ def job_interpreter(spec: GridSpec, default: str | None = None) -> tuple[str, bo
     return default or sys.executable, True
 
 
+def memory_cap_mb(spec: GridSpec) -> int:
+    """The most memory (MB) a job of the grid `spec` asks for after memory holds:
+    condor.memory_escalation.max_memory, by default 4x resources.request_memory (also without
+    memory_escalation, for the memory a resubmission learnt from a hold). What a hold teaches
+    comes from the execute node's report of the job's peak, which sweep does not trust."""
+    escalation = spec.condor.get("memory_escalation") or {}
+    return int(escalation.get("max_mb") or 4 * spec.resources.request_memory_mb)
+
+
 def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | None = None,
                  memory_mb: dict[str, int] | None = None, code_archive: str | None = None,
                  native_memory_retry: bool = False, dataset_sha256: str | None = None,
@@ -214,8 +223,9 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         runs: its runs (from expand).
         root: the project folder; every path in the files is under it.
         python: the execute side's interpreter (default: the grid's condor.python, else this one).
-        memory_mb: per-run request_memory learnt from earlier attempts (memory escalation), used
-            where it is larger than the grid's request.
+        memory_mb: per-run request_memory learnt from earlier attempts (1.5x the peak an execute
+            node reported at a memory hold), used where it is larger than the grid's request, and
+            at most memory_cap_mb(spec).
         code_archive: the file name, in jobs/<sweep>/, of the archive of sweep's code that each
             job transfers and runs (sweep.submit.codebundle); without it the wrapper puts the
             checkout on the job's path, and the job runs only where the checkout is visible.
@@ -248,9 +258,9 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         wrapper_text = _render_wrapper(env, spec, python, code_path, code_archive or "", spec.name)
         rendered = []
         escalation = spec.condor.get("memory_escalation")
+        cap_mb = memory_cap_mb(spec)
         if escalation:
-            escalation = {**escalation, "native": native_memory_retry,
-                          "max_mb": escalation.get("max_mb") or 4 * spec.resources.request_memory_mb}
+            escalation = {**escalation, "native": native_memory_retry, "max_mb": cap_mb}
         common = {
             "memory_escalation": escalation,
             "sweep": {"name": spec.name, "model": spec.model},
@@ -277,7 +287,8 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
             submit_text = submit_template.render(
                 run={"run_id": run.run_id, "config_id": run.config_id, "name": run.name,
                      "seed": run.seed, "repeat": run.repeat,
-                     "request_memory_mb": max(spec.resources.request_memory_mb, memory_mb.get(run.run_id, 0))},
+                     "request_memory_mb": max(spec.resources.request_memory_mb,
+                                              min(memory_mb.get(run.run_id, 0), cap_mb))},
                 paths={"wrapper": str(paths.wrapper(spec.name)), "config": str(config_path),
                        "data": data_path, "code": code_path, "initialdir": str(out_dir),
                        "event_log": str(paths.event_log(spec.name))},
