@@ -118,6 +118,8 @@ STRUCTURE = [
          "condor.requirements", "ClassAd"),
     Case("submit-structure", "requirements-escapes-its-parentheses",
          BASE + "condor: {requirements: 'True) || (True'}\n", "condor.requirements", "closes a '(' that"),
+    Case("submit-structure", "data-url-plain-http", "sweep: t\nmodel: lstm\ndata: {path: data/d.npz, url: 'http://h/d.npz'}\n",
+         "data.url", "data.allow_http: true"),
     Case("submit-structure", "requirements-empty", BASE + "condor: {requirements: ''}\n", "condor.requirements",
          "one-line ClassAd expression"),
     Case("submit-structure", "environment-name", BASE + "condor: {environment: {'A B': x}}\n",

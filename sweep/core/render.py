@@ -240,10 +240,14 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         The sweep's files as text, with the paths they go to.
 
     Raises:
-        RenderError: on a template problem, an unsafe value, or a project folder whose path
-            HTCondor files cannot carry.
+        RenderError: on a template problem, an unsafe value, a project folder whose path
+            HTCondor files cannot carry, or data.url without dataset_sha256.
     """
     memory_mb = memory_mb or {}
+    if spec.data.url and not (isinstance(dataset_sha256, str) and re.fullmatch(r"[0-9a-f]{64}", dataset_sha256)):
+        # every job that fetches the dataset checks what it got against this digest
+        raise RenderError(f"{spec.file}: data.url ({spec.data.url}) needs the sha256 of data.path for the jobs to "
+                          f"check what they fetch; got {dataset_sha256!r}")
     paths = SweepPaths(root.resolve())
     if not SAFE_PATH_RE.fullmatch(str(paths.root)):
         # the root's paths go into submit files, DAG files and transfer lists, which split on spaces/commas
