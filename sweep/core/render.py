@@ -234,7 +234,8 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         dataset_sha256: the dataset's digest, which a job that fetches it from data.url checks.
         trials: a search's runs: run id -> Optuna trial number (+SweepTrial). With a pruner their
             jobs report its value after each epoch (config `progress`) and talk to the driver by
-            chirp (want_io_proxy).
+            chirp (want_io_proxy, which no other job is given; condor.io_proxy: false forbids it
+            and the validator refuses it with a pruner).
 
     Returns:
         The sweep's files as text, with the paths they go to.
@@ -284,7 +285,10 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
             if spec.data.url:  # what the job fetched, and the digest it must have
                 config["data"].update(url=spec.data.url, sha256=dataset_sha256)
             trial = (trials or {}).get(run.run_id)
-            if trial is not None and spec.search is not None and spec.search.pruner != "none":
+            # chirp (want_io_proxy) only where sweep needs it: a pruned trial's per-epoch reports
+            io_proxy = (trial is not None and spec.search is not None and spec.search.pruner != "none"
+                        and spec.condor.get("io_proxy", True) is not False)
+            if io_proxy:
                 config["progress"] = {"column": spec.search.prune_on[0], "trial": trial}
             config_text = ("# Resolved configuration of one run, read by `python -m sweep.job config.yaml`.\n"
                            + to_yaml(config))
@@ -296,7 +300,7 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
                 paths={"wrapper": str(paths.wrapper(spec.name)), "config": str(config_path),
                        "data": data_path, "code": code_path, "initialdir": str(out_dir),
                        "event_log": str(paths.event_log(spec.name))},
-                trial=trial, **common)
+                trial=trial, io_proxy=io_proxy, **common)
             if run is runs[0] or run is runs[-1]:  # one template renders every run: its ends suffice
                 _require_sweep_lines(submit_text, submit_template.filename, spec.name, run.run_id,
                                      {"log": str(paths.event_log(spec.name)), "initialdir": str(out_dir)})
