@@ -288,7 +288,7 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
             # chirp (want_io_proxy) only where sweep needs it: a pruned trial's per-epoch reports
             io_proxy = (trial is not None and spec.search is not None and spec.search.pruner != "none"
                         and spec.condor.get("io_proxy", True) is not False)
-            if io_proxy:
+            if io_proxy and spec.search is not None:
                 config["progress"] = {"column": spec.search.prune_on[0], "trial": trial}
             config_text = ("# Resolved configuration of one run, read by `python -m sweep.job config.yaml`.\n"
                            + to_yaml(config))
