@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable
@@ -90,9 +91,7 @@ def check_keras_version(version: str) -> None:
     Raises:
         ModelError: the release is older than KERAS_SAFE_MODE_FIXED (a pre-release of it too).
     """
-    from ..job.envcheck import _version_tuple
-
-    parsed = _version_tuple(version)
+    parsed = tuple(int(m) for m in re.findall(r"\d+", version.split("rc")[0].split("a")[0].split("b")[0])[:3])
     prerelease = parsed == KERAS_SAFE_MODE_FIXED and not version.replace(".", "").isdigit()
     if parsed < KERAS_SAFE_MODE_FIXED or prerelease:
         fixed = ".".join(map(str, KERAS_SAFE_MODE_FIXED))
