@@ -102,7 +102,8 @@ def test_a_sweep_name_on_the_command_line_is_checked_like_a_grid_s(tmp_path, cap
     from tests.synthetic import make_sweep
 
     make_sweep(tmp_path / "other", "syn", axes={"optimizer": ["adam", "sgd"]}, corrupt=0, missing=0)
-    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "jobs").mkdir(parents=True)  # with the folders there, '../..' reached the other
+    (tmp_path / "p" / "results").mkdir()  # project: collect read its manifest and wrote its leaderboard.csv
     before = sorted(p for p in tmp_path.rglob("*"))
     with pytest.raises(SystemExit) as exc:  # argparse's usage error
         main(["--root", str(tmp_path / "p"), command, name] if not name.startswith("-")
