@@ -64,3 +64,21 @@ def test_io_proxy_takes_true_or_false(tmp_path):
         parse_grid(COMMON + "search: {trials: 4}\ncondor: {io_proxy: 'no'}\n", "s.yaml", tmp_path)
     (issue,) = exc.value.issues
     assert issue.key == "condor.io_proxy" and "expected true or false" in issue.message
+
+
+def test_a_user_template_cannot_give_the_io_proxy_a_grid_forbids(tmp_path):
+    """A copy of an older job.sub.j2 that sets want_io_proxy for every trial is refused when the
+    grid says condor.io_proxy: false, naming the template."""
+    from sweep.core.errors import RenderError
+    from sweep.core.render import BUILTIN_TEMPLATES
+
+    folder = tmp_path / "mytemplates"
+    folder.mkdir()
+    text = (BUILTIN_TEMPLATES / "job.sub.j2").read_text().replace("+SweepTrial             = {{ trial }}\n",
+                                                                   "+SweepTrial = {{ trial }}\nwant_io_proxy = true\n")
+    (folder / "job.sub.j2").write_text(text)
+    (folder / "run_job.sh.j2").write_text((BUILTIN_TEMPLATES / "run_job.sh.j2").read_text())
+    with pytest.raises(RenderError, match="mytemplates/job.sub.j2.*want_io_proxy.*condor.io_proxy: false"):
+        _trial_submit(tmp_path, COMMON + "search: {trials: 4}\ncondor: {io_proxy: false}\ntemplates: mytemplates\n")
+    commands, _ = _trial_submit(tmp_path, COMMON + "search: {trials: 4}\ntemplates: mytemplates\n")
+    assert commands["want_io_proxy"] == "true"  # the user's own template, the grid not forbidding it

@@ -304,6 +304,10 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
             if run is runs[0] or run is runs[-1]:  # one template renders every run: its ends suffice
                 _require_sweep_lines(submit_text, submit_template.filename, spec.name, run.run_id,
                                      {"log": str(paths.event_log(spec.name)), "initialdir": str(out_dir)})
+            if spec.condor.get("io_proxy") is False and "want_io_proxy" in submit_commands(submit_text):
+                raise RenderError(f"{submit_template.filename}: the rendered submit file of run {run.run_id} sets "
+                                  "want_io_proxy, which the grid forbids (condor.io_proxy: false): remove it from "
+                                  "the template")
             rendered.append(RenderedRun(run=run, job_dir=job_dir, results_dir=out_dir,
                                         submit_path=job_dir / names.SUBMIT_FILE, config_path=config_path,
                                         submit_text=submit_text, config_text=config_text))
