@@ -343,6 +343,17 @@ def _read_options(args) -> dict | None:
     return {k: v for k, v in options.items() if v is not None} or None
 
 
+def sweep_name(text: str) -> str:
+    """argparse type: a sweep or chain name, held to the grid's rule (names.check_sweep_name);
+    anything else (a path, '..') is a usage error (exit 2) before any file is read."""
+    from .core import names
+
+    try:
+        return names.check_sweep_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def positive_int(text: str) -> int:
     """argparse type: the text as an integer >= 1; anything else is a usage error (exit 2)."""
     value = int(text)
@@ -407,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_chain)
 
     p = sub.add_parser("resubmit", help="rerun a sweep's failed, held or removed runs")
-    p.add_argument("sweep")
+    p.add_argument("sweep", type=sweep_name)
     p.add_argument("--failed", action="store_true",
                    help="only failed/held/removed runs (default: also never submitted)")
     p.add_argument("--local", action="store_true", help="rerun them on this machine")
@@ -422,19 +433,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_resubmit)
 
     p = sub.add_parser("status", help="idle / running / held / done / failed / removed counts, hold reasons")
-    p.add_argument("sweep", nargs="?", help="sweep or chain name (default: every sweep under jobs/)")
+    p.add_argument("sweep", type=sweep_name, nargs="?", help="sweep or chain name (default: every sweep under jobs/)")
     p.add_argument("--watch", action="store_true", help="refresh until every run has ended")
     p.add_argument("--interval", type=float, default=5.0)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("collect", help="rank a sweep's finished runs and list the failed ones")
-    p.add_argument("sweep", nargs="?", help="sweep name (default: every sweep under jobs/)")
+    p.add_argument("sweep", type=sweep_name, nargs="?", help="sweep name (default: every sweep under jobs/)")
     p.add_argument("--top", type=int, default=None, help="rows to show or export (leaderboard.csv has all)")
     p.add_argument("--by", metavar="METRIC", default=None,
                    help="rank by this column (direction from the metric; unknown columns: higher first), "
                         "then by the sweep's ranking")
     p.add_argument("--filter", metavar="EXPR", default=None,
-                   help="keep rows matching a pandas query, e.g. 'optimizer == \"adam\" and f1 > 0.9' "
+                   help="keep rows matching a condition (columns, comparisons, in, and/or/not; no Python), "
+                        "e.g. 'optimizer == \"adam\" and f1 > 0.9' "
                         "(with repeats it sees the per-configuration rows: means, *_std, repeats)")
     p.add_argument("--format", choices=("table", "csv", "json", "markdown", "latex"), default=None,
                    help="output format (default: table; with --output, from its suffix)")
@@ -448,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("report", help="write a static HTML report of a sweep (results/<sweep>/report.html)")
-    p.add_argument("sweep")
+    p.add_argument("sweep", type=sweep_name)
     p.add_argument("--top", type=int, default=3, help="runs whose curves and ROC are drawn (default 3)")
     p.add_argument("--by", metavar="METRIC", default=None, help="rank by this column (as in collect)")
     p.add_argument("--output", "-o", type=Path, default=None, metavar="FILE",

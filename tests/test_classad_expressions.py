@@ -32,6 +32,10 @@ condor:
     ("True] [Foo = 1", "one expression only"),  # would be cut silently by a naive parse
     ("Memory >", ""),
     ("True /* the rest", ""),
+    # balanced, and one expression once sweep wrapped it in parentheses: HTCondor's own clauses,
+    # appended with &&, would then bind to the second True only
+    ("True) || (True", "a ')' closes a '(' that the expression did not open"),
+    ('Arch == "X86_64") || (Memory > 0', "a ')' closes a '(' that the expression did not open"),
 ])
 def test_a_broken_expression_is_refused_with_its_line(write_grid, tmp_path, capsys, req, why):
     grid = write_grid(GRID.format(req=req))
@@ -54,5 +58,24 @@ def test_a_valid_expression_reaches_the_submit_file_as_written(write_grid, tmp_p
     grid = write_grid(GRID.format(req=req))
     spec = prepare(grid, tmp_path).spec
     (run,) = render_sweep(spec, expand(spec), tmp_path).runs
-    assert htcondor2.Submit(run.submit_text)["requirements"] == req
+    # one parenthesized expression: the clauses HTCondor appends with && apply to all of it
+    assert htcondor2.Submit(run.submit_text)["requirements"] == f"({req})"
+
+
+def test_the_submit_file_keeps_the_expression_one_clause_even_unchecked(write_grid, tmp_path):
+    """Rendering wraps the expression in parentheses whatever validated it: a grid loaded without
+    the ClassAd check cannot make HTCondor's default clauses apply to a part of it only."""
+    import classad2
+
+    from sweep.core.grid import load_grid
+
+    grid = write_grid(GRID.format(req="True) || (True"))
+    spec = load_grid(grid, tmp_path)  # no expression check handed in
+    (run,) = render_sweep(spec, expand(spec), tmp_path).runs
+    text = htcondor2.Submit(run.submit_text)["requirements"]
+    assert text == "(True) || (True)"
+    # HTCondor appends its clauses as `(...) && (defaults)`: the user's text stays one operand
+    ad = classad2.ClassAd(f"[Arch = \"X86_64\"; r = ({text}) && (Arch == \"none\"); "
+                          "escaped = (True) || (True) && (Arch == \"none\")]")
+    assert ad.eval("r") is False and ad.eval("escaped") is True  # as written, the grid's text escaped
 

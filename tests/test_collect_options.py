@@ -242,3 +242,66 @@ def test_export_empty_selection(swept):
     assert json.loads(export(board, sel, "json"))["rows"] == []
     assert export(board, sel, "markdown").startswith("| rank |")
     assert pd.read_csv(io.StringIO(export(board, sel, "csv"))).empty
+
+
+# ------------------------------------------------------------------ hostile --filter and CSV cells
+
+@pytest.mark.parametrize("attack", [
+    "f1.__class__.__init__.__globals__['sys'].modules['os'].system('touch {mark}') == 0",
+    "f1.to_csv('{mark}') == 0",
+    "__import__('os').system('touch {mark}') == 0",
+    "optimizer.str.len() > 3",
+    "@root == 1",
+    "f1 > 0.5; import os",
+    "lambda: 1",
+    "[x for x in f1]",
+])
+def test_a_filter_runs_no_python(swept, capsys, attack):
+    """--filter is a small grammar of column comparisons, not pandas' Python engine: attribute
+    access, calls, subscripts and anything else is refused with the position, and nothing runs
+    (pandas' engine wrote files and ran shell commands from a filter)."""
+    root, _ = swept
+    mark = root / "pwned"
+    expr = attack.format(mark=mark)
+    code, out, err = run_cli(root, "collect", "syn", "--filter", expr, capsys=capsys)
+    assert code == 1 and "--filter" in err and "Traceback" not in err + out, err
+    assert not mark.exists()
+
+
+def test_the_documented_filters_still_work(swept):
+    root, _ = swept
+    board = collect("syn", root, write_csv=False)
+    table = board.table
+    cases = {
+        'optimizer == "adam" and f1 > 0.9': (table["optimizer"] == "adam") & (table["f1"] > 0.9),
+        "optimizer != 'sgd' or not (learning_rate < 0.001)":
+            (table["optimizer"] != "sgd") | ~(table["learning_rate"] < 0.001),
+        'optimizer in ["adam", "sgd"] & f1 >= 0.5': table["optimizer"].isin(["adam", "sgd"]) & (table["f1"] >= 0.5),
+        'optimizer not in ("adam",)': ~table["optimizer"].isin(["adam"]),
+        "learning_rate * 10 <= 0.01 + 0": table["learning_rate"] * 10 <= 0.01,
+        "-f1 < -0.5": -table["f1"] < -0.5,
+        "`f1` > 1e-3": table["f1"] > 1e-3,
+        "f1 > auc or True": table["f1"] == table["f1"],
+    }
+    for where, mask in cases.items():
+        got = set(select(board, where=where).frame["run_id"])
+        assert got == set(table[mask]["run_id"]), where
+
+
+def test_a_csv_export_neutralizes_formulas_in_text_cells_only(swept):
+    """A text cell that a spreadsheet would run as a formula (=, +, -, @, tab, CR first) is
+    prefixed with a quote; numbers, negative ones included, stay numbers."""
+    import csv
+    import dataclasses
+
+    root, _ = swept
+    board = collect("syn", root, write_csv=False)
+    sel = select(board, top=6)
+    hostile = ["=HYPERLINK(\"http://x\",\"y\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)", "\t=1", "adam"]
+    frame = sel.frame.assign(optimizer=hostile, learning_rate=[-0.5, -1e-3, 0.0, 1.0, -2.0, 3.0])
+    frame = frame.rename(columns={"name": "=header"})
+    text = export(board, dataclasses.replace(sel, frame=frame), "csv")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["optimizer"] for r in rows] == ["'" + h for h in hostile[:5]] + ["adam"]
+    assert [float(r["learning_rate"]) for r in rows] == [-0.5, -1e-3, 0.0, 1.0, -2.0, 3.0]
+    assert "'=header" in rows[0]

@@ -90,3 +90,32 @@ def test_run_states():
     assert RunState.OK.is_success() and RunState.DONE.is_success() and not RunState.CORRUPT.is_success()
     # the values are what tables, run.json and resources.csv show
     assert f"{RunState.NOT_RUN}" == "not run" and RunState("corrupt") is RunState.CORRUPT
+
+
+@pytest.mark.parametrize("command", ["collect", "status", "report", "resubmit"])
+@pytest.mark.parametrize("name", ["../other/jobs/syn", "..", ".", "a/b", "/etc", "syn/..", "-x", "a\\b", "x" * 65,
+                                  "sy\nn", ""])
+def test_a_sweep_name_on_the_command_line_is_checked_like_a_grid_s(tmp_path, capsys, command, name):
+    """A sweep name from the command line is a folder name under jobs/ and results/: it follows
+    the rule a grid's `sweep:` follows (no separators, no '..'), checked before any file is read,
+    as a usage error (exit 2) that says what a name may hold."""
+    from tests.synthetic import make_sweep
+
+    make_sweep(tmp_path / "other", "syn", axes={"optimizer": ["adam", "sgd"]}, corrupt=0, missing=0)
+    (tmp_path / "p" / "jobs").mkdir(parents=True)  # with the folders there, '../..' reached the other
+    (tmp_path / "p" / "results").mkdir()  # project: collect read its manifest and wrote its leaderboard.csv
+    before = sorted(p for p in tmp_path.rglob("*"))
+    with pytest.raises(SystemExit) as exc:  # argparse's usage error
+        main(["--root", str(tmp_path / "p"), command, name] if not name.startswith("-")
+             else ["--root", str(tmp_path / "p"), command, "--", name])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2, err
+    assert "expected a sweep name of letters, digits" in err and "Traceback" not in err, err
+    assert sorted(p for p in tmp_path.rglob("*")) == before  # nothing read, nothing written
+
+
+def test_a_good_sweep_name_still_reaches_the_command(tmp_path, capsys):
+    from tests.synthetic import make_sweep
+
+    make_sweep(tmp_path, "syn.v2-a_1", axes={"optimizer": ["adam", "sgd"]}, corrupt=0, missing=0)
+    assert main(["--root", str(tmp_path), "collect", "syn.v2-a_1", "--best", "0"]) == 0

@@ -93,8 +93,8 @@ TRICKY_REQUIREMENTS = [
 
 @pytest.mark.parametrize("requirements", TRICKY_REQUIREMENTS)
 def test_valid_values_reach_the_submit_file_unchanged(requirements, project):
-    """htcondor2 parses the rendered file back: the requirements hold exactly the grid's value,
-    and the commands sweep depends on are all there with their values."""
+    """htcondor2 parses the rendered file back: the requirements hold exactly the grid's value (in
+    parentheses: one clause of what HTCondor appends), and the commands sweep depends on are there."""
     import htcondor2
 
     from sweep.submit.prepare import prepare
@@ -107,7 +107,7 @@ def test_valid_values_reach_the_submit_file_unchanged(requirements, project):
     prepared = prepare(grid, root)
     for r in prepared.rendered.runs:
         submit = htcondor2.Submit(r.submit_text)
-        assert submit["requirements"] == requirements
+        assert submit["requirements"] == f"({requirements})"
         assert submit["accounting_group"] == "group_fcc.user"
         assert submit["MY.SweepRunId"] == f'"{r.run.run_id}"' and submit["MY.SweepName"] == '"tricky"'
         assert submit["log"].endswith("events.log") and submit["output"] == "stdout.txt"

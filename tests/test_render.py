@@ -48,7 +48,7 @@ def test_submit_files_parse_with_htcondor2(write_grid, tmp_path):
         assert sub["request_disk"] == "2048MB"
         assert sub["allowed_execute_duration"] == "7200"
         assert sub["MY.MaxRuntime"] == "10800"
-        assert sub["requirements"] == 'OpSysAndVer == "AlmaLinux9" && Arch == "X86_64"'
+        assert sub["requirements"] == '(OpSysAndVer == "AlmaLinux9" && Arch == "X86_64")'
         assert sub["accounting_group"] == "group_fcc.user"
         assert sub["container_image"].startswith("/cvmfs/")
         assert "max_retries" not in sub.keys()  # retries belong to the DAG (or the backend in --no-dag mode)
@@ -129,6 +129,30 @@ def test_memory_escalation_expressions(write_grid, tmp_path):
     assert "8192" in second["request_memory"]
     assert "NumJobStarts <= 3" in second["periodic_release"]
     assert "HoldReasonCode =?= 1 " not in second["periodic_release"]  # never a user's hold
+
+
+@pytest.mark.parametrize("escalation, cap", [
+    ("  memory_escalation: {max_memory: 8 GB}\n", 8192),
+    ("  memory_escalation: true\n", 20000),  # its default max_memory: 4x request_memory
+    ("", 20000),  # without escalation, what a hold taught is capped the same way
+])
+@pytest.mark.parametrize("native", [False, True])
+def test_the_memory_a_hold_taught_is_capped_by_max_memory(write_grid, tmp_path, escalation, cap, native):
+    """A job held for memory teaches 1.5x its peak, which the execute node reports: a node that
+    claims terabytes must not make the next submission ask for them. The request is at most
+    condor.memory_escalation.max_memory (default 4x resources.request_memory), never below the
+    grid's own request."""
+    htcondor2 = importlib.import_module("htcondor2")
+    spec = load_grid(write_grid(GRID + escalation), tmp_path)
+    runs = expand(spec)
+    sweep = render_sweep(spec, runs, tmp_path, memory_mb={runs[0].run_id: 50_000_000, runs[1].run_id: 6000},
+                         native_memory_retry=native)
+    first, second = (htcondor2.Submit(r.submit_text) for r in sweep.runs)
+    for submit, wanted in ((first, cap), (second, 6000)):
+        text = submit["request_memory"]
+        start = re.match(r"(?:ifThenElse\(isUndefined\(MemoryUsage\), )?(\d+)", text)
+        assert start is not None and int(start.group(1)) == wanted, text
+        assert "50000000" not in text
 
 
 @pytest.mark.parametrize("drop", ["log", "initialdir", "+SweepName", "+SweepRunId", "submit_event_notes", "batch_name"])

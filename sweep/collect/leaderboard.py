@@ -7,14 +7,18 @@ Pure pandas on the already-collected table: nothing here reads the run folders o
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import math
+import operator
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..core.errors import ResultsError
@@ -114,7 +118,7 @@ def select(board: Leaderboard, by: str | None = None, top: int | None = None, wh
            per_run: bool = False) -> Selection:
     """The ranked rows: per run, or per configuration when the sweep has repeats (unless per_run).
 
-    `where` is a pandas DataFrame.query expression evaluated on those rows before ranking; ranks
+    `where` is a condition (apply_filter's grammar) evaluated on those rows before ranking; ranks
     are within the selection.
 
     Raises:
@@ -144,21 +148,225 @@ def select(board: Leaderboard, by: str | None = None, top: int | None = None, wh
 
 
 def apply_filter(frame: pd.DataFrame, where: str) -> pd.DataFrame:
-    """Rows where the pandas expression is true (DataFrame.query semantics, python engine)."""
+    """Rows of `frame` where the condition `where` is true.
+
+    The condition is sweep's own small grammar, read by FilterParser (no Python, no pandas
+    engine: a filter cannot call, subscript or reach attributes): column names (`name` or
+    `` `name` ``), numbers, quoted text, True/False, lists `[a, b]`/`(a,)`; + - * / and unary -;
+    == != < <= > >= (chained as in Python), `in` / `not in` a list; `and`/`&`, `or`/`|`,
+    `not`/`~`; parentheses. E.g. ``optimizer == "adam" and f1 > 0.9``.
+
+    Raises:
+        ResultsError: the condition does not parse (with the position), names a column that is
+            not there (with the columns), or is not true/false for each row.
+    """
     if frame.empty:
         return frame
     try:
-        mask = frame.eval(where, engine="python")
-    except Exception as exc:  # noqa: BLE001 - any parse or evaluation error becomes a message
+        mask = FilterParser(where, frame).parse()
+    except _FilterError as exc:
+        raise ResultsError(f"--filter {where!r}: {exc}; columns: {', '.join(map(str, frame.columns))}") from None
+    except (TypeError, ValueError, ArithmeticError) as exc:  # e.g. text compared with a number
         msg = (str(exc).splitlines() or [""])[0][:200]
-        raise ResultsError(f"--filter {where!r}: {type(exc).__name__}: {msg or 'invalid expression'}; columns: "
+        raise ResultsError(f"--filter {where!r}: {type(exc).__name__}: {msg or 'cannot be evaluated'}; columns: "
                            f"{', '.join(map(str, frame.columns))}") from None
-    if isinstance(mask, bool):
+    if isinstance(mask, (bool, np.bool_)):
         return frame if mask else frame.iloc[0:0]
     if not isinstance(mask, pd.Series) or not pd.api.types.is_bool_dtype(mask.dtype):
         raise ResultsError(f"--filter {where!r}: not a condition (it must be true or false for each row, "
                            f"e.g. 'optimizer == \"adam\" and f1 > 0.9')")
     return frame[mask]
+
+
+class _FilterError(ResultsError):
+    """A --filter that sweep's grammar does not accept (the message says where and why)."""
+
+
+_FILTER_TOKEN = re.compile(r"""
+    (?P<space>\s+)
+  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+  | (?P<quoted>`[^`]+`)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<op>==|!=|<=|>=|<|>|&|\||~|\(|\)|\[|\]|,|\+|-|\*|/)
+""", re.VERBOSE)
+_COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+            ">=": operator.ge}
+_ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+_KEYWORDS = {"and", "or", "not", "in", "True", "False", "true", "false"}
+
+
+class FilterParser:
+    """A recursive-descent reader of --filter conditions (see apply_filter) that evaluates them on
+    a DataFrame's columns as it reads: a column becomes its Series, everything else a constant."""
+
+    def __init__(self, text: str, frame: pd.DataFrame) -> None:
+        self.text, self.frame = text, frame
+        self.tokens: list[tuple[str, str, int]] = []  # (kind, text, position)
+        pos = 0
+        while pos < len(text):
+            m = _FILTER_TOKEN.match(text, pos)
+            if m is None:
+                raise _FilterError(f"unexpected {text[pos]!r} at position {pos + 1} (a filter compares columns "
+                                   "with numbers or quoted text: no calls, attributes, '@' or ';')")
+            kind = m.lastgroup or ""
+            if kind != "space":
+                self.tokens.append((kind, m.group(), pos))
+            pos = m.end()
+        self.i = 0
+
+    def parse(self) -> Any:
+        """The condition's value: a boolean Series (or a constant)."""
+        if not self.tokens:
+            raise _FilterError("empty condition")
+        value = self._or()
+        if self.i < len(self.tokens):
+            _, tok, pos = self.tokens[self.i]
+            raise _FilterError(f"unexpected {tok!r} at position {pos + 1}" + self._why(tok))
+        return value
+
+    def _why(self, tok: str) -> str:
+        if tok in ("(", "[") and self.i > 0 and self.tokens[self.i - 1][0] in ("name", "quoted", "string"):
+            return " (calls and subscripts are not part of a filter)"
+        return ""
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.i][1] if self.i < len(self.tokens) else None
+
+    def _take(self, *choices: str) -> str | None:
+        tok = self._peek()
+        if tok is not None and tok in choices and self.tokens[self.i][0] in ("op", "name"):
+            self.i += 1
+            return tok
+        return None
+
+    def _expect(self, tok: str) -> None:
+        if self._take(tok) is None:
+            at = (f"{self.tokens[self.i][1]!r} at position {self.tokens[self.i][2] + 1}"
+                  if self.i < len(self.tokens) else "the end")
+            raise _FilterError(f"expected {tok!r}, found {at}")
+
+    def _or(self) -> Any:
+        value = self._and()
+        while self._take("or", "|"):
+            value = _logical(value, self._and(), operator.or_)
+        return value
+
+    def _and(self) -> Any:
+        value = self._not()
+        while self._take("and", "&"):
+            value = _logical(value, self._not(), operator.and_)
+        return value
+
+    def _not(self) -> Any:
+        if self._take("not", "~"):
+            value = self._not()
+            return ~value if isinstance(value, pd.Series) else not value
+        return self._comparison()
+
+    def _comparison(self) -> Any:
+        left = self._sum()
+        result: Any = None
+        while True:
+            tok = self._peek()
+            if tok in _COMPARE and self.tokens[self.i][0] == "op":
+                self.i += 1
+                right = self._sum()
+                part = _COMPARE[tok](left, right)
+            elif tok == "in" or (tok == "not" and self.i + 1 < len(self.tokens) and self.tokens[self.i + 1][1] == "in"):
+                negate = tok == "not"
+                self.i += 2 if negate else 1
+                right = self._sum()
+                part = _member(left, right)
+                if negate:
+                    part = ~part if isinstance(part, pd.Series) else not part
+            else:
+                return left if result is None else result
+            result = part if result is None else _logical(result, part, operator.and_)
+            left = right
+
+    def _sum(self) -> Any:
+        value = self._product()
+        while (tok := self._take("+", "-")) is not None:
+            value = _ARITH[tok](value, self._product())
+        return value
+
+    def _product(self) -> Any:
+        value = self._unary()
+        while (tok := self._take("*", "/")) is not None:
+            value = _ARITH[tok](value, self._unary())
+        return value
+
+    def _unary(self) -> Any:
+        if self._take("-"):
+            return -self._unary()
+        if self._take("+"):
+            return +self._unary()
+        return self._atom()
+
+    def _atom(self) -> Any:
+        if self.i >= len(self.tokens):
+            raise _FilterError("the condition ends too early")
+        kind, tok, pos = self.tokens[self.i]
+        self.i += 1
+        if kind == "number":
+            return float(tok) if any(c in tok for c in ".eE") else int(tok)
+        if kind == "string":
+            return ast.literal_eval(tok)  # a string literal only: the token matched nothing else
+        if kind in ("name", "quoted"):
+            if tok in ("True", "true"):
+                return True
+            if tok in ("False", "false"):
+                return False
+            if tok in _KEYWORDS:
+                raise _FilterError(f"unexpected {tok!r} at position {pos + 1}")
+            column = tok.strip("`") if kind == "quoted" else tok
+            if column not in self.frame.columns:
+                raise _FilterError(f"no column {column!r} (position {pos + 1})")
+            return self.frame[column]
+        if tok == "(":
+            if self._peek() == ")":
+                raise _FilterError(f"empty parentheses at position {pos + 1}")
+            value = self._or()
+            if self._take(","):  # a tuple: the right side of `in`
+                items = [value] + ([] if self._peek() == ")" else self._items(")"))
+                self._expect(")")
+                return tuple(items)
+            self._expect(")")
+            return value
+        if tok == "[":
+            items = [] if self._peek() == "]" else self._items("]")
+            self._expect("]")
+            return items
+        raise _FilterError(f"unexpected {tok!r} at position {pos + 1}")
+
+    def _items(self, end: str) -> list[Any]:
+        items = [self._or()]
+        while self._take(","):
+            if self._peek() == end:
+                break
+            items.append(self._or())
+        for item in items:
+            if isinstance(item, pd.Series):
+                raise _FilterError("a list holds numbers or quoted text, not columns")
+        return items
+
+
+def _logical(left: Any, right: Any, op: Any) -> Any:
+    """`and`/`or` of conditions (Series of booleans or constants)."""
+    for side in (left, right):
+        if isinstance(side, pd.Series) and not pd.api.types.is_bool_dtype(side.dtype):
+            raise _FilterError(f"'{side.name}' is not a condition: compare it (e.g. {side.name} > 0.5)")
+    return op(left, right)
+
+
+def _member(left: Any, right: Any) -> Any:
+    """`left in right`, right a list or tuple of constants."""
+    if not isinstance(right, (list, tuple)):
+        raise _FilterError("'in' takes a list, e.g. optimizer in [\"adam\", \"sgd\"]")
+    if isinstance(left, pd.Series):
+        return left.isin(list(right))
+    return left in right
 
 
 # ------------------------------------------------------------------ exports
@@ -177,11 +385,44 @@ def display_columns(board: Leaderboard, sel: Selection) -> list[str]:
     return [c for c in dict.fromkeys(cols) if c in frame.columns]
 
 
+#: What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize_cell(value: Any) -> Any:
+    """`value` as a CSV cell no spreadsheet runs: text that begins with one of FORMULA_STARTS
+    gets a leading apostrophe (shown by spreadsheets, not evaluated). Numbers stay as they are,
+    and so does text that is a plain number ("-0.5", "+1e-3": a number, not a formula), so that
+    a negative value reads back as one.
+
+    Returns:
+        The value, or the text with "'" in front.
+    """
+    if not isinstance(value, str) or not value.startswith(FORMULA_STARTS):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value if value.strip() == value else "'" + value
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """The frame as CSV (no index) with every text cell and column name passed through
+    neutralize_cell: job outputs and grids reach these cells, and a spreadsheet opening the
+    file must not run what they hold."""
+    safe = frame.rename(columns=lambda c: neutralize_cell(str(c)))
+    for column in safe.columns:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column].dtype):
+            safe[column] = safe[column].map(neutralize_cell)
+    return safe.to_csv(index=False)
+
+
 def export(board: Leaderboard, sel: Selection, fmt: str) -> str:
     """The selection as text in one of FORMATS ("table" is plain text, for a file)."""
     frame = sel.frame
     if fmt == "csv":
-        return frame.to_csv(index=False)
+        return csv_text(frame)
     if fmt == "json":
         rows = json.loads(frame.to_json(orient="records", double_precision=10))
         return json.dumps({"sweep": board.sweep, "model": board.model,

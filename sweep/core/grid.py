@@ -219,6 +219,18 @@ class _GridValidator(Validator):
             elif not transfer:
                 self.error(("data", "url"), "data.url is where HTCondor fetches the dataset for each job, and "
                            "data.transfer: false says the jobs read it in place: give one or the other")
+            elif scheme == "http" and data.get("allow_http") is not True:
+                # the jobs check the sha256 of what they fetch, but a plain-text transfer can be
+                # altered or read on the way: it is the grid's explicit choice, not a default
+                self.error(("data", "url"), "an http:// URL is fetched unencrypted and can be altered on the way; "
+                           "use https:// (or osdf://, pelican://), or say data.allow_http: true to accept it, "
+                           f"got {show(url)}")
+        allow_http = data.get("allow_http", False)
+        if not isinstance(allow_http, bool):
+            self.error(("data", "allow_http"), "expected true or false (whether data.url may be a plain http:// "
+                       f"URL), got {show(allow_http)}")
+        elif allow_http and url is None and "url" not in data:
+            self.error(("data", "allow_http"), "data.allow_http applies to data.url, which this grid does not give")
         max_samples = data.get("max_samples")
         if max_samples is not None:
             self.check(("data", "max_samples"), max_samples, schema.int_at_least(1, schema.MAX_SAMPLES))

@@ -162,6 +162,10 @@ def condor_section(v: Validator, value: Any, checks: GridChecks) -> dict[str, An
         if not os.path.isabs(text) or ".." in text.split("/"):
             v.error(("condor", "cvmfs"), "expected the absolute path of a setup script to source, e.g. "
                     f"/cvmfs/sft.cern.ch/lcg/views/LCG_106/x86_64-el9-gcc13-opt/setup.sh, got {show(text)}")
+    if "io_proxy" in condor and not isinstance(condor["io_proxy"], bool):
+        v.error(("condor", "io_proxy"), "expected true or false (false: no job of this grid is given HTCondor's "
+                f"chirp I/O proxy, want_io_proxy), got {show(condor['io_proxy'])}")
+        condor.pop("io_proxy")
     if "transfer_container" in condor and not isinstance(condor["transfer_container"], bool):
         v.error(("condor", "transfer_container"), "expected true or false (false: the execute nodes read the "
                 f"image where it is, on a shared file system), got {show(condor['transfer_container'])}")
@@ -269,14 +273,19 @@ def _interpreter(v: Validator, text: str, exists: bool = True) -> None:
 def check_settings(v: Validator, spec: GridSpec) -> None:
     """Check the grid's resources and condor settings (`spec`, the grid validated by `v`) against
     one another, the runtime and the site, recording each problem on `v`: memory escalation up
-    to less than the memory asked for, a flavour or duration category shorter than the runtime,
-    what a site without a shared file system cannot do, a site runtime limit below sweep's own.
+    to less than the memory asked for, a pruned search whose grid forbids the I/O proxy, a
+    flavour or duration category shorter than the runtime, what a site without a shared file
+    system cannot do, a site runtime limit below sweep's own.
     Settings chosen from the runtime (`auto`) are set in `spec.condor`."""
     escalation = spec.condor.get("memory_escalation")
     if escalation and escalation.get("max_mb") and escalation["max_mb"] < spec.resources.request_memory_mb:
         v.error(("condor", "memory_escalation", "max_memory"),
                 f"expected at least request_memory ({spec.resources.request_memory_mb} MB), got "
                 f"{escalation['max_mb']} MB")
+    if spec.condor.get("io_proxy") is False and spec.search is not None and spec.search.pruner != "none":
+        v.error(("condor", "io_proxy"), f"a search with pruner {spec.search.pruner} reports each epoch to its driver "
+                "and reads its verdict through chirp, which needs the I/O proxy on a pool: set search.pruner: none "
+                "(no pruning), or drop condor.io_proxy: false")
     _site_limits(v, spec)
     site_limit = spec.condor.get("max_runtime")
     if isinstance(site_limit, int) and site_limit < spec.resources.runtime_s:

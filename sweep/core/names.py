@@ -10,10 +10,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .schema import SWEEP_NAME_RE
+
 # ------------------------------------------------------------------ the project's folders
 SITES_DIR = "sites"  # sites/<name>.yaml: the project's own site profiles (before the shipped ones)
 JOBS_DIR = "jobs"  # jobs/<sweep>/: what `sweep submit` renders
 RESULTS_DIR = "results"  # results/<sweep>/: what the jobs and `sweep collect` write
+
+
+
+def check_sweep_name(text: str) -> str:
+    """A sweep or chain name given outside a grid (the command line), held to the rule a grid's
+    `sweep:` and a pipeline's `chain:` follow (schema.SWEEP_NAME_RE): it becomes a folder name
+    under jobs/ and results/, so no separator, no '..', nothing that starts with '.' or '-'.
+
+    Args:
+        text: the name as given.
+
+    Returns:
+        The name, unchanged.
+
+    Raises:
+        ValueError: saying what a name may hold and what was given.
+    """
+    if not SWEEP_NAME_RE.fullmatch(text):
+        raise ValueError("expected a sweep name of letters, digits, '_', '.', '-' that starts with a letter or "
+                         f"digit (at most 64 characters; no '/', no '..'), as in a grid's `sweep:`, got {text!r}")
+    return text
+
 
 # ------------------------------------------------------------------ jobs/<sweep>/
 MANIFEST = "sweep.json"  # runs, grid hash, submissions, learnt memory

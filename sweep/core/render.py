@@ -203,6 +203,15 @@ def job_interpreter(spec: GridSpec, default: str | None = None) -> tuple[str, bo
     return default or sys.executable, True
 
 
+def memory_cap_mb(spec: GridSpec) -> int:
+    """The most memory (MB) a job of the grid `spec` asks for after memory holds:
+    condor.memory_escalation.max_memory, by default 4x resources.request_memory (also without
+    memory_escalation, for the memory a resubmission learnt from a hold). What a hold teaches
+    comes from the execute node's report of the job's peak, which sweep does not trust."""
+    escalation = spec.condor.get("memory_escalation") or {}
+    return int(escalation.get("max_mb") or 4 * spec.resources.request_memory_mb)
+
+
 def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | None = None,
                  memory_mb: dict[str, int] | None = None, code_archive: str | None = None,
                  native_memory_retry: bool = False, dataset_sha256: str | None = None,
@@ -214,8 +223,9 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         runs: its runs (from expand).
         root: the project folder; every path in the files is under it.
         python: the execute side's interpreter (default: the grid's condor.python, else this one).
-        memory_mb: per-run request_memory learnt from earlier attempts (memory escalation), used
-            where it is larger than the grid's request.
+        memory_mb: per-run request_memory learnt from earlier attempts (1.5x the peak an execute
+            node reported at a memory hold), used where it is larger than the grid's request, and
+            at most memory_cap_mb(spec).
         code_archive: the file name, in jobs/<sweep>/, of the archive of sweep's code that each
             job transfers and runs (sweep.submit.codebundle); without it the wrapper puts the
             checkout on the job's path, and the job runs only where the checkout is visible.
@@ -224,16 +234,21 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         dataset_sha256: the dataset's digest, which a job that fetches it from data.url checks.
         trials: a search's runs: run id -> Optuna trial number (+SweepTrial). With a pruner their
             jobs report its value after each epoch (config `progress`) and talk to the driver by
-            chirp (want_io_proxy).
+            chirp (want_io_proxy, which no other job is given; condor.io_proxy: false forbids it
+            and the validator refuses it with a pruner).
 
     Returns:
         The sweep's files as text, with the paths they go to.
 
     Raises:
-        RenderError: on a template problem, an unsafe value, or a project folder whose path
-            HTCondor files cannot carry.
+        RenderError: on a template problem, an unsafe value, a project folder whose path
+            HTCondor files cannot carry, or data.url without dataset_sha256.
     """
     memory_mb = memory_mb or {}
+    if spec.data.url and not (isinstance(dataset_sha256, str) and re.fullmatch(r"[0-9a-f]{64}", dataset_sha256)):
+        # every job that fetches the dataset checks what it got against this digest
+        raise RenderError(f"{spec.file}: data.url ({spec.data.url}) needs the sha256 of data.path for the jobs to "
+                          f"check what they fetch; got {dataset_sha256!r}")
     paths = SweepPaths(root.resolve())
     if not SAFE_PATH_RE.fullmatch(str(paths.root)):
         # the root's paths go into submit files, DAG files and transfer lists, which split on spaces/commas
@@ -248,9 +263,9 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         wrapper_text = _render_wrapper(env, spec, python, code_path, code_archive or "", spec.name)
         rendered = []
         escalation = spec.condor.get("memory_escalation")
+        cap_mb = memory_cap_mb(spec)
         if escalation:
-            escalation = {**escalation, "native": native_memory_retry,
-                          "max_mb": escalation.get("max_mb") or 4 * spec.resources.request_memory_mb}
+            escalation = {**escalation, "native": native_memory_retry, "max_mb": cap_mb}
         common = {
             "memory_escalation": escalation,
             "sweep": {"name": spec.name, "model": spec.model},
@@ -270,21 +285,29 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
             if spec.data.url:  # what the job fetched, and the digest it must have
                 config["data"].update(url=spec.data.url, sha256=dataset_sha256)
             trial = (trials or {}).get(run.run_id)
-            if trial is not None and spec.search is not None and spec.search.pruner != "none":
+            # chirp (want_io_proxy) only where sweep needs it: a pruned trial's per-epoch reports
+            io_proxy = (trial is not None and spec.search is not None and spec.search.pruner != "none"
+                        and spec.condor.get("io_proxy", True) is not False)
+            if io_proxy and spec.search is not None:
                 config["progress"] = {"column": spec.search.prune_on[0], "trial": trial}
             config_text = ("# Resolved configuration of one run, read by `python -m sweep.job config.yaml`.\n"
                            + to_yaml(config))
             submit_text = submit_template.render(
                 run={"run_id": run.run_id, "config_id": run.config_id, "name": run.name,
                      "seed": run.seed, "repeat": run.repeat,
-                     "request_memory_mb": max(spec.resources.request_memory_mb, memory_mb.get(run.run_id, 0))},
+                     "request_memory_mb": max(spec.resources.request_memory_mb,
+                                              min(memory_mb.get(run.run_id, 0), cap_mb))},
                 paths={"wrapper": str(paths.wrapper(spec.name)), "config": str(config_path),
                        "data": data_path, "code": code_path, "initialdir": str(out_dir),
                        "event_log": str(paths.event_log(spec.name))},
-                trial=trial, **common)
+                trial=trial, io_proxy=io_proxy, **common)
             if run is runs[0] or run is runs[-1]:  # one template renders every run: its ends suffice
                 _require_sweep_lines(submit_text, submit_template.filename, spec.name, run.run_id,
                                      {"log": str(paths.event_log(spec.name)), "initialdir": str(out_dir)})
+            if spec.condor.get("io_proxy") is False and "want_io_proxy" in submit_commands(submit_text):
+                raise RenderError(f"{submit_template.filename}: the rendered submit file of run {run.run_id} sets "
+                                  "want_io_proxy, which the grid forbids (condor.io_proxy: false): remove it from "
+                                  "the template")
             rendered.append(RenderedRun(run=run, job_dir=job_dir, results_dir=out_dir,
                                         submit_path=job_dir / names.SUBMIT_FILE, config_path=config_path,
                                         submit_text=submit_text, config_text=config_text))
@@ -364,9 +387,12 @@ DEFAULT_CHECKPOINT_EVERY_S = 600
 
 def condor_context(condor: dict[str, Any]) -> dict[str, Any]:
     """What the submit templates use of a grid's `condor:` block (requirements, accounting
-    group, container, flavours, checkpointing) with its environment as one submit-file string."""
+    group, container, flavours, checkpointing) with its environment as one submit-file string,
+    and requirements in parentheses (one clause, whatever HTCondor appends to it)."""
     ctx = {k: condor.get(k) for k in ("requirements", "accounting_group", "max_runtime", "container_image",
                                       "transfer_container", "job_flavour", "job_duration_category")}
+    if ctx["requirements"]:  # one operand of the `&& (...)` HTCondor appends, whatever the text holds
+        ctx["requirements"] = f"({str(ctx['requirements']).strip()})"
     env = dict(condor.get("environment") or {})
     every = condor.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY_S)
     ctx["checkpoint"] = every is not None

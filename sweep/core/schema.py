@@ -187,13 +187,13 @@ PARAMS_BY_MODEL = {"lstm": LSTM_PARAMS, "cnn": CNN_PARAMS}
 TOP_LEVEL_KEYS = ("sweep", "description", "model", "seed", "site", "data", "params", "axes", "zip", "exclude",
                   "sample", "repeats", "resources", "condor", "ranking", "templates", "search")
 REQUIRED_TOP_LEVEL = ("sweep", "model", "data")
-DATA_KEYS = ("path", "balanced", "max_samples", "simulate", "transfer", "url")
+DATA_KEYS = ("path", "balanced", "max_samples", "simulate", "transfer", "url", "allow_http")
 SIMULATE_KEYS = ("waveforms", "seed", "params")
 RESOURCE_KEYS = ("request_cpus", "request_memory", "request_disk", "runtime", "request_gpus", "gpus_minimum_memory")
 DEFAULT_RESOURCES = {"request_cpus": 1, "request_memory": "2 GB", "request_disk": "1 GB", "runtime": "2h"}
 CONDOR_KEYS = ("requirements", "accounting_group", "max_runtime", "container_image", "transfer_container", "python",
                "cvmfs", "job_flavour", "job_duration_category", "max_retries", "max_running", "max_idle",
-               "environment", "memory_escalation", "checkpoint_every")
+               "environment", "memory_escalation", "checkpoint_every", "io_proxy")
 MAX_GPUS = 64
 # A site profile (sites/<name>.yaml): defaults for the sections a grid can override.
 SITE_KEYS = ("description", "shared_filesystem", "condor", "resources", "data")

@@ -66,9 +66,10 @@ def load(out_dir: Path, key: str) -> CheckpointState | None:
 
 def restore(out_dir: Path, state: CheckpointState):
     """(model, best_weights or None) of a checkpoint."""
-    import keras
+    from ..physics.scorers import load_keras_model
 
-    model = keras.models.load_model(folder(out_dir) / MODEL, compile=True)
+    # the checkpoint was spooled by HTCondor and may come from another execute node: safe mode
+    model = load_keras_model(folder(out_dir) / MODEL, compile=True)
     seeds = folder(out_dir) / SEEDS
     if seeds.is_file():  # Keras does not save the dropout layers' random state: put it back
         with np.load(seeds) as f:

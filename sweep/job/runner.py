@@ -106,6 +106,46 @@ def load_config(path: Path) -> dict[str, Any]:
     return config
 
 
+def received_dataset(data: dict[str, Any], data_path: Path) -> DatasetIdentity:
+    """The identity of the dataset a job is about to train on, checked.
+
+    A dataset fetched from data.url comes from a server sweep does not run: its identity is the
+    sha256 of the bytes received, compared with the digest the submit side computed from
+    data.path (the config's data.sha256); what the file's own metadata says (a per-model file's
+    `subset_of`) is not believed. Without data.url the file came from the submit side (HTCondor's
+    transfer or a shared file system), and a per-model file stands for the dataset it was cut from.
+
+    Args:
+        data: the config's data section (file, path; url and sha256 when fetched).
+        data_path: the file the job found (training.resolve_data_path).
+
+    Returns:
+        The dataset's file name, sha256 and size.
+
+    Raises:
+        InputError: a fetched dataset without the submit side's sha256, or one whose bytes differ.
+        OSError: the file cannot be read.
+    """
+    from ..physics.datasets import dataset_identity
+
+    expected = data.get("sha256")
+    if data.get("url"):
+        if not expected:
+            raise InputError(f"the dataset comes from data.url ({data['url']}) but the configuration carries no "
+                             "sha256 to check it against (render the sweep again with `sweep submit`)")
+        digest = file_digest(data_path)
+        identity = {"file": data_path.name, "sha256": digest["sha256"], "size": digest["size"]}
+    else:
+        identity = dataset_identity(data_path)
+    dataset = DatasetIdentity(file=identity["file"], sha256=identity["sha256"], size=identity["size"])
+    if expected and dataset.sha256 != expected:
+        # fetched from data.url: a copy (or a cache of one) that is not the sweep's dataset
+        raise InputError(f"the dataset this job received ({data_path.name}, sha256 "
+                         f"{dataset.sha256[:16]}...) is not the sweep's (sha256 {expected[:16]}...): "
+                         "the copy at data.url differs from data.path; upload the current file")
+    return dataset
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m sweep.job CONFIG [--output-dir DIR]`: train the run CONFIG describes; its results
     and run.json go to DIR (default: the current folder).
@@ -161,17 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         data_path = training.resolve_data_path(config["data"], Path.cwd())
         # what this run was trained on (the dataset a per-model file was cut from): a later submit
         # reruns the run when the dataset has changed
-        from ..physics.datasets import dataset_identity
-
-        identity = dataset_identity(data_path)
-        dataset = record.dataset = DatasetIdentity(file=identity["file"], sha256=identity["sha256"],
-                                                   size=identity["size"])
-        expected = config["data"].get("sha256")
-        if expected and dataset.sha256 != expected:
-            # fetched from data.url: a copy (or a cache of one) that is not the sweep's dataset
-            raise InputError(f"the dataset this job received ({data_path.name}, sha256 "
-                             f"{dataset.sha256[:16]}...) is not the sweep's (sha256 {expected[:16]}...): "
-                             "the copy at data.url differs from data.path; upload the current file")
+        dataset = record.dataset = received_dataset(config["data"], data_path)
         if data_path.parent == Path.cwd():
             dataset.transferred_bytes = data_path.stat().st_size
             if config["data"].get("url"):  # by a transfer plugin on the execute node, not through the schedd

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable
@@ -69,6 +70,62 @@ def import_keras() -> Any:
 
 class ModelError(ValueError, InputError):
     """A model file that cannot be used: unreadable, not a Keras model, or the wrong input."""
+
+
+#: The first Keras release without a published safe_mode bypass: 3.9 fixed CVE-2025-1550 (a
+#: config.json naming any function), 3.11.0 CVE-2025-8747 and CVE-2025-9906 (gadgets that turn
+#: safe mode off), 3.11.3 CVE-2025-9905 (HDF5 files ignore safe_mode), 3.13.2 CVE-2026-1462
+#: (TFSMLayer loads an attacker's SavedModel; 3.13.0 and 3.13.1 have it). pyproject.toml and the
+#: job's environment check (sweep/job/envcheck.py) require the same release.
+KERAS_SAFE_MODE_FIXED = (3, 13, 2)
+#: The only model files sweep loads: the Keras 3 archive, the one format safe_mode applies to.
+MODEL_SUFFIX = ".keras"
+
+
+def check_keras_version(version: str) -> None:
+    """Refuse a Keras release with a known safe_mode bypass.
+
+    Args:
+        version: Keras' version text (keras.__version__), e.g. "3.13.2" or "3.14.0rc1".
+
+    Raises:
+        ModelError: the release is older than KERAS_SAFE_MODE_FIXED (a pre-release of it too).
+    """
+    parsed = tuple(int(m) for m in re.findall(r"\d+", version.split("rc")[0].split("a")[0].split("b")[0])[:3])
+    prerelease = parsed == KERAS_SAFE_MODE_FIXED and not version.replace(".", "").isdigit()
+    if parsed < KERAS_SAFE_MODE_FIXED or prerelease:
+        fixed = ".".join(map(str, KERAS_SAFE_MODE_FIXED))
+        raise ModelError(f"Keras {version} has published safe_mode bypasses (a model file runs code when it is "
+                         f"loaded; CVE-2025-1550, CVE-2025-8747, CVE-2025-9906, CVE-2026-1462): sweep loads models "
+                         f"only with Keras {fixed} or newer; upgrade it (pip install 'keras>={fixed}')")
+
+
+def load_keras_model(path: str | Path, compile: bool = False) -> Any:
+    """A model read from a .keras archive, in safe mode, with a Keras free of known safe_mode
+    bypasses. Model files come back from execute nodes, which sweep does not trust.
+
+    Args:
+        path: the .keras file.
+        compile: restore the optimizer and loss too (a checkpoint that goes on training).
+
+    Returns:
+        The Keras model.
+
+    Raises:
+        ModelError: the file is not a .keras archive, Keras is too old, or Keras cannot read it
+            (among others: a Lambda layer, which safe mode refuses).
+    """
+    path = Path(path)
+    if path.suffix != MODEL_SUFFIX:
+        raise ModelError(f"{path}: only {MODEL_SUFFIX} model files are loaded (other formats, such as HDF5 .h5 "
+                         "and SavedModel folders, run code that safe mode does not stop); save the model with "
+                         f"model.save('name{MODEL_SUFFIX}')")
+    keras = import_keras()
+    check_keras_version(str(keras.__version__))
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - zip, JSON, deserialisation errors: all mean "not a usable model"
+        raise ModelError(f"{path}: not a readable Keras model ({type(exc).__name__}: {exc})") from None
 
 
 def training_record(model: Any) -> ModelInfo | None:
@@ -182,7 +239,8 @@ def _distribution_warnings(trained: Any, here: dict[str, Any] | None, label: str
 
 def load_model_fn(model: Any, batch_size: int = 8192, input_shape: tuple[int, ...] | None = None
                   ) -> Scorer | None:
-    """None → None; a callable → itself; a path (.keras) → ``X -> model.predict(X).ravel()``.
+    """None → None; a callable → itself; a path (.keras) → ``X -> model.predict(X).ravel()``
+    (loaded by load_keras_model: .keras only, safe mode; ModelError otherwise).
 
     ``input_shape`` (without the batch axis, e.g. ``(15, 1)`` for a peak finder) is checked
     against a Keras model's input, so that a clusterizer given as a peak finder fails here with
@@ -197,11 +255,7 @@ def load_model_fn(model: Any, batch_size: int = 8192, input_shape: tuple[int, ..
         path = Path(model)
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
-        keras = import_keras()
-        try:
-            m = keras.saving.load_model(path, compile=False)
-        except Exception as exc:  # noqa: BLE001 - zip, JSON, deserialisation errors: all mean "not a usable model"
-            raise ModelError(f"{path}: not a readable Keras model ({type(exc).__name__}: {exc})") from None
+        m = load_keras_model(path, compile=False)
         label = str(path)
     if input_shape is not None:
         got = tuple(getattr(m, "input_shape", ())[1:])

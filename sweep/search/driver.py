@@ -112,7 +112,10 @@ class Driver:
         """jobs/<sweep>/: the code archive, the wrapper and the manifest (runs added per trial)."""
         spec = self.spec
         jobs_dir = self.paths.jobs(spec.name)
-        rendered = render_sweep(spec, [], self.root, code_archive=self.code.name)
+        if spec.data.path.is_file():  # the digest a trial that fetches data.url checks what it got against
+            known = read_manifest(jobs_dir)
+            self.dataset_sha256 = dataset_ref(spec.data.path, known.dataset if known else None).sha256
+        rendered = render_sweep(spec, [], self.root, code_archive=self.code.name, dataset_sha256=self.dataset_sha256)
         codebundle.write(self.code, jobs_dir)
         write_text_if_changed(self.paths.wrapper(spec.name), rendered.wrapper_text, mode=0o755)
         self.paths.results(spec.name).mkdir(parents=True, exist_ok=True)
@@ -139,7 +142,7 @@ class Driver:
         rendered = render_sweep(self.spec, [run], self.root,
                                 memory_mb=dict(manifest.learned_memory_mb) if manifest else {},
                                 code_archive=self.code.name, native_memory_retry=self.native,
-                                trials={run.run_id: trial})
+                                trials={run.run_id: trial}, dataset_sha256=self.dataset_sha256)
         r = rendered.runs[0]
         write_text_if_changed(r.config_path, r.config_text)
         write_text_if_changed(r.submit_path, r.submit_text)
