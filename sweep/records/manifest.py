@@ -28,7 +28,7 @@ from ..core.errors import ResultsError
 from ..core.names import BACKEND_HTCONDOR, JOBS_DIR, MANIFEST, SweepPaths
 from ..fsutil import atomic_write_json, file_digest
 from .base import OMIT_NONE, OMIT_TRUE, Fields, JsonObject, Migration, RecordError, load_object, migrate, to_json
-from .lock import sweep_lock
+from .lock import check_lock, sweep_lock
 
 SCHEMA_VERSION = 1
 
@@ -312,8 +312,18 @@ def load_manifest(root: Path, sweep: str) -> Manifest:
 
 
 def save_manifest(jobs_dir: Path, manifest: Manifest) -> None:
-    """Replace the manifest in `jobs_dir` atomically (the caller holds the sweep's lock when it
-    read the manifest it is saving; :func:`updating` does all three)."""
+    """Replace the manifest in `jobs_dir` atomically (the caller holds the sweep's
+    lock when it read the manifest it is saving; :func:`updating` does all three). When this
+    process holds the lock, it first makes sure it still does (fencing): the intent record of a
+    submission is never written by a command that lost the lock.
+
+    Raises:
+        LockLostError (a LockedError): this process held the sweep's lock and lost it; nothing
+            was written.
+        LinkedPathError: sweep.json is a symbolic link.
+        OSError: the file cannot be written.
+    """
+    check_lock(jobs_dir)
     atomic_write_json(jobs_dir / MANIFEST, manifest.to_json())
 
 
