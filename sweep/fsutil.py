@@ -85,9 +85,27 @@ def _create_temp(dir_fd: int, name: str) -> tuple[int, str]:
             continue
 
 
+def _looks_whole(dir_fd: int, name: str) -> bool:
+    """Whether the JSON file `name` looks whole: it begins with { or [ and ends with } or ]
+    (and white space). A file torn by a crash is cut short or filled with zeros."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return False
+    try:
+        size = os.fstat(fd).st_size
+        head, tail = os.pread(fd, 64, 0).lstrip(), os.pread(fd, 64, max(0, size - 64)).rstrip()
+    finally:
+        os.close(fd)
+    return head[:1] in (b"{", b"[") and tail[-1:] in (b"}", b"]")
+
+
 def _keep_previous(dir_fd: int, name: str) -> None:
-    """Make the current `name` (if any) also `name`.prev: a hard link under a temporary name,
-    renamed over the old .prev (best effort: a file system without hard links keeps none)."""
+    """Make the current `name` (if any, and if it looks whole: a torn file never replaces a good
+    previous version) also `name`.prev: a hard link under a temporary name, renamed over the old
+    .prev (best effort: a file system without hard links keeps none)."""
+    if not _looks_whole(dir_fd, name):
+        return
     tmp = f".{name}.{secrets.token_hex(6)}.prev"
     try:
         os.link(name, tmp, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
@@ -111,7 +129,8 @@ def atomic_file(path: PathArg, mode: str = "w", permissions: int | None = None, 
         permissions: the file's mode bits (set on the descriptor); None: 0o666 less the umask.
         durable: fsync the file before the rename and its folder after it (records that decide
             what is submitted; never the bulk rendered files).
-        keep_previous: keep the version it replaces as `path`.prev (see the module's docstring).
+        keep_previous: keep the version it replaces as `path`.prev, when that looks whole (a JSON
+            file: it begins with { or [ and ends with } or ]; see the module's docstring).
 
     Yields:
         The open file.
