@@ -7,8 +7,9 @@ manifest entry, so each holds jobs/<sweep>/.sweep.lock while it decides and writ
 Taking it. The holder's record (who: host, pid, the process's start time, a random token) is
 written and fsynced under a temporary name, then hard-linked to the lock's name: the link is an
 atomic create-if-absent on local file systems and on NFS (the classic NFS lock), so the lock
-file never exists half-written. Within one process the lock is reentrant, so a command that
-holds it can call writers that take it too.
+file never exists half-written. (On a file system without hard links it is created in place
+with O_CREAT | O_EXCL, as Optuna's JournalFileOpenLock does, and written at once.) Within
+one process the lock is reentrant, so a command that holds it can call writers that take it too.
 
 Breaking it. A lock is stale when its holder is a dead process on this host (its pid gone, or
 reused by a process started at another time), or when it has not been refreshed for
@@ -35,6 +36,7 @@ age.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -56,6 +58,13 @@ SCHEMA_VERSION = 2
 
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_STALE_AFTER_S = 120.0
+
+
+def _since_boot() -> float:
+    """Seconds on a clock that keeps counting while the machine sleeps (CLOCK_BOOTTIME where
+    there is one): a laptop suspended for an hour was not refreshing its lock for an hour."""
+    clock = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.clock_gettime(clock) if clock is not None else time.monotonic()
 
 
 class LockLostError(LockedError):
@@ -195,7 +204,7 @@ class HeldLock:
         self.stale_after = stale_after
         self.depth = 1
         self.lost: str | None = None  # why it was lost, once it was
-        self.last_beat = time.monotonic()
+        self.last_beat = _since_boot()
         self._guard = threading.Lock()
 
     def _lose(self, why: str) -> None:
@@ -222,7 +231,7 @@ class HeldLock:
 
     def _verify(self, from_heartbeat: bool) -> None:
         """Check the token, then refresh the file's time; record a loss in self.lost."""
-        quiet = time.monotonic() - self.last_beat
+        quiet = _since_boot() - self.last_beat
         if quiet > self.stale_after:
             self._lose(f"not refreshed for {quiet:.0f}s (more than {self.stale_after:.0f}s: the process was "
                        "stopped or too slow), so another command may have broken it")
@@ -242,7 +251,7 @@ class HeldLock:
         except OSError as exc:
             self._lose(f"it cannot be refreshed: {exc}")
             return
-        self.last_beat = time.monotonic()
+        self.last_beat = _since_boot()
 
     def beat(self, stop: threading.Event, every: float) -> None:
         """The heartbeat thread: verify and refresh every `every` seconds until `stop` is set
@@ -379,7 +388,9 @@ def _create(folder: Path, holder: LockHolder) -> bool:
             os.link(tmp, LOCK_FILE, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
         except FileExistsError:
             return False
-        except OSError:
+        except OSError as exc:
+            if exc.errno in _NO_LINKS:  # a file system without hard links: create it in place
+                return _create_in_place(dir_fd, holder)
             # NFS: the link may have been made and its reply lost; then the file has two names
             if os.stat(tmp, dir_fd=dir_fd, follow_symlinks=False).st_nlink != 2:
                 raise
@@ -391,6 +402,26 @@ def _create(folder: Path, holder: LockHolder) -> bool:
         except FileNotFoundError:
             pass
         os.close(dir_fd)
+
+
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV}
+
+
+def _create_in_place(dir_fd: int, holder: LockHolder) -> bool:
+    """The lock made with O_CREAT | O_EXCL and then written (file systems without hard links;
+    until it is written it is empty, and judged by its age)."""
+    try:
+        fd = os.open(LOCK_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                     dir_fd=dir_fd)
+    except FileExistsError:
+        return False
+    try:
+        os.write(fd, json.dumps(holder.to_json()).encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.fsync(dir_fd)
+    return True
 
 
 def _take_away(path: Path, token: str | None, judged: LockHolder | None = None) -> bool:
