@@ -150,6 +150,23 @@ def _dead_pid() -> int:
     return proc.pid
 
 
+def _wait_until_blocked_on_the_fifo(pid: int) -> None:
+    """Until the process waits in the kernel for a FIFO's writer (its wchan says so); where
+    wchan is not shown, a few seconds."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            wchan = open(f"/proc/{pid}/wchan").read().strip()
+        except OSError:
+            wchan = "0"
+        if wchan in ("wait_for_partner", "fifo_open"):
+            return
+        if wchan == "0" and time.monotonic() > deadline - 25:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the waiter never reached the FIFO")
+
+
 def test_a_waiter_that_judged_a_dead_holder_never_takes_the_lock_another_took_meanwhile(tmp_path):
     """The race: waiter A reads the lock of a dead holder; before A breaks it, B breaks it and
     takes the lock; A must not then break B's live lock. A is held at exactly that point by
@@ -163,7 +180,7 @@ def test_a_waiter_that_judged_a_dead_holder_never_takes_the_lock_another_took_me
                          text=True)
     try:
         assert a.stdout.readline().strip() == "waiting"
-        time.sleep(1.0)  # A is blocked reading the FIFO: it has judged nothing yet
+        _wait_until_blocked_on_the_fifo(a.pid)  # A is reading the FIFO: it has judged nothing yet
         aside = tmp_path / "stale-fifo"
         os.rename(lock, aside)  # B (this test) breaks the stale lock ...
         with sweep_lock(tmp_path, timeout=5):  # ... and takes the lock
