@@ -26,7 +26,7 @@ from tests.conftest import REPO
 #: holds __version__). A part is a subpackage (core, records, …) or a top-level module.
 STAGE_DEPENDS = {
     "sweep": set(),
-    "fsutil": set(),
+    "fsutil": {"sweep", "core"},  # core.errors: LinkedPathError is a SweepError (the CLI prints it)
     "core": {"sweep"},
     "records": {"sweep", "core", "fsutil"},
     # physics reads a model's training record (model.json) and writes evaluation.json, and the job

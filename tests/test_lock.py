@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -127,3 +128,174 @@ def test_concurrent_manifest_writers_lose_nothing(tmp_path):
     assert len({s.id for s in manifest.submissions}) == 75
     assert len(manifest.learned_memory_mb) == 75
     assert not (tmp_path / LOCK_FILE).exists()
+
+
+# ------------------------------------------------------------------ owner token, breaking, fencing
+TAKE_AND_LOG = """
+import json, sys, time
+from pathlib import Path
+from sweep.records.lock import sweep_lock
+folder = Path(sys.argv[1])
+print("waiting", flush=True)
+with sweep_lock(folder, timeout=30):
+    entered = time.time()
+    time.sleep(0.2)
+print(json.dumps({"entered": entered}), flush=True)
+"""
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def _wait_until_blocked_on_the_fifo(pid: int) -> None:
+    """Until the process waits in the kernel for a FIFO's writer (its wchan says so); where
+    wchan is not shown, a few seconds."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            wchan = open(f"/proc/{pid}/wchan").read().strip()
+        except OSError:
+            wchan = "0"
+        if wchan in ("wait_for_partner", "fifo_open"):
+            return
+        if wchan == "0" and time.monotonic() > deadline - 25:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the waiter never reached the FIFO")
+
+
+def test_a_waiter_that_judged_a_dead_holder_never_takes_the_lock_another_took_meanwhile(tmp_path):
+    """The race: waiter A reads the lock of a dead holder; before A breaks it, B breaks it and
+    takes the lock; A must not then break B's live lock. A is held at exactly that point by
+    making the stale lock a FIFO: A's read blocks until the test writes the dead holder into it."""
+    lock = tmp_path / LOCK_FILE
+    os.mkfifo(lock)
+    old = time.time() - 3600
+    os.utime(lock, (old, old))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    a = subprocess.Popen([sys.executable, "-c", TAKE_AND_LOG, str(tmp_path)], env=env, stdout=subprocess.PIPE,
+                         text=True)
+    try:
+        assert a.stdout.readline().strip() == "waiting"
+        _wait_until_blocked_on_the_fifo(a.pid)  # A is reading the FIFO: it has judged nothing yet
+        aside = tmp_path / "stale-fifo"
+        os.rename(lock, aside)  # B (this test) breaks the stale lock ...
+        with sweep_lock(tmp_path, timeout=5):  # ... and takes the lock
+            dead = {"host": socket.gethostname(), "pid": _dead_pid(), "since": old}
+            with open(aside, "w") as fifo:  # A now reads a dead holder, and acts on what it read
+                fifo.write(json.dumps(dead))
+            time.sleep(1.5)
+            holder = json.loads(lock.read_text()) if lock.exists() else None
+            assert holder is not None and holder["pid"] == os.getpid(), f"the lock of a live holder was taken: {holder}"
+            released = time.time()
+        entered = json.loads(a.stdout.readline())["entered"]
+        assert a.wait(30) == 0
+        assert entered >= released, "two holders at once"
+    finally:
+        a.kill()
+        a.wait()
+
+
+def test_release_leaves_a_lock_that_is_no_longer_its_own_and_says_so(tmp_path):
+    lock = tmp_path / LOCK_FILE
+    other = {"schema_version": 2, "host": "elsewhere.example", "pid": 7, "since": time.time(),
+             "command": "sweep submit", "token": "theirs"}
+    with pytest.raises(LockedError, match="lost its lock"):
+        with sweep_lock(tmp_path, stale_after=60):
+            lock.unlink()  # broken by a command on another host, which took it
+            lock.write_text(json.dumps(other))
+    assert json.loads(lock.read_text()) == other  # theirs is not removed
+
+
+def test_a_lost_lock_is_never_silent_check_raises_and_writers_stop(tmp_path):
+    save_manifest(tmp_path, Manifest(sweep="s"))
+    with pytest.raises(LockedError, match="lost its lock"):
+        with sweep_lock(tmp_path, stale_after=2) as held:
+            held.check()  # held: fine
+            (tmp_path / LOCK_FILE).unlink()  # someone removed it
+            deadline = time.monotonic() + 15
+            while held.lost is None and time.monotonic() < deadline:
+                time.sleep(0.05)  # the heartbeat notices by itself (every stale_after / 4)
+            assert held.lost, "the heartbeat did not notice"
+            assert "removed" in held.lost or "not refreshed" in held.lost
+            with pytest.raises(LockedError, match="lost its lock"):
+                held.check()
+            with pytest.raises(LockedError, match="lost its lock"):  # a manifest writer under it stops
+                update_submission(tmp_path, "x", backend="htcondor", runs=["r"])
+    assert read_manifest(tmp_path).submissions == []
+
+
+STOPPED_HOLDER = """
+import sys
+from pathlib import Path
+from sweep.core.errors import LockedError
+from sweep.records.lock import sweep_lock
+from sweep.records.manifest import update_submission
+folder = Path(sys.argv[1])
+try:
+    with sweep_lock(folder, stale_after=2):
+        print("held", flush=True)
+        sys.stdin.readline()  # stopped here (Ctrl-Z) while another host breaks the lock
+        update_submission(folder, "late", backend="htcondor", runs=["r1"], state="submitting")
+        print("wrote", flush=True)
+except LockedError as exc:
+    print(f"stopped: {exc}", flush=True)
+"""
+
+
+def test_a_holder_stopped_past_the_stale_age_finds_its_lock_gone_and_writes_nothing(tmp_path):
+    """Ctrl-Z on a shared NFS home: while the holder is stopped, a command on another host
+    judges the lock stale and takes it. When the holder goes on, it must not write."""
+    save_manifest(tmp_path, Manifest(sweep="s"))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", STOPPED_HOLDER, str(tmp_path)], env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        os.kill(proc.pid, signal.SIGSTOP)
+        lock = tmp_path / LOCK_FILE
+        time.sleep(2.5)  # no heartbeat for longer than stale_after
+        assert time.time() - lock.stat().st_mtime > 2
+        # the other host breaks it (rename away) and writes its own holder
+        os.rename(lock, tmp_path / "broken")
+        lock.write_text(json.dumps({"schema_version": 2, "host": "elsewhere.example", "pid": 7,
+                                    "since": time.time(), "token": "theirs"}))
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        out = proc.stdout.read()
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert out.startswith("stopped: sweep lost its lock"), out
+    assert read_manifest(tmp_path).submissions == []  # the late intent record was never written
+    assert json.loads(lock.read_text())["token"] == "theirs"
+
+
+def test_two_processes_on_one_host_never_hold_it_together(tmp_path):
+    """Six processes take the lock (breaking a dead holder's first) and log when they held it."""
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"host": socket.gethostname(), "pid": _dead_pid(),
+                                                  "since": time.time()}))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-c", TAKE_AND_LOG, str(tmp_path)], env=env, stdout=subprocess.PIPE,
+                              text=True) for _ in range(6)]
+    entered = []
+    for p in procs:
+        lines = p.communicate(timeout=120)[0].splitlines()
+        entered.append(json.loads(lines[-1])["entered"])
+        assert p.returncode == 0
+    entered.sort()
+    assert all(b - a >= 0.2 for a, b in zip(entered, entered[1:], strict=False)), entered  # each held it 0.2 s alone
+    assert not (tmp_path / LOCK_FILE).exists()
+
+
+def test_the_lock_file_names_its_holder_with_a_token(tmp_path):
+    with sweep_lock(tmp_path) as held:
+        data = json.loads((tmp_path / LOCK_FILE).read_text())
+        assert data["schema_version"] == 2 and data["host"] == socket.gethostname()
+        assert data["pid"] == os.getpid() and len(data["token"]) == 32 and data["token"] == held.holder.token
+        assert [p.name for p in tmp_path.iterdir()] == [LOCK_FILE]  # no temporary file left

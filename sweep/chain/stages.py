@@ -87,10 +87,12 @@ def inputs_hash(inputs: dict[str, Any]) -> str:
 
 
 def read_record(results: Path) -> ChainRecord:
-    """results/<chain>/chain.json, or an empty record (none yet, or unreadable).
+    """results/<chain>/chain.json, or an empty record (none yet); a torn one is read from its
+    previous version (sweep.records.chain.read_chain).
 
     Raises:
-        RecordError (a ResultsError): it was written by a newer sweep.
+        RecordError (a ResultsError): torn without a usable previous version, not a chain
+            record, or written by a newer sweep.
     """
     return read_chain(results)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import fields, is_dataclass
 from enum import Enum
@@ -121,6 +122,42 @@ def load_object(path: Path) -> JsonObject | None:
     if not isinstance(data, dict):
         raise RecordError(path, f"expected a JSON object, got {_kind(data)}")
     return data
+
+
+#: The suffix of a record's previous version (sweep.fsutil.PREVIOUS_SUFFIX, kept by durable writers).
+PREVIOUS_SUFFIX = ".prev"
+
+_warned: set[str] = set()
+
+
+def load_object_recovering(path: Path) -> JsonObject | None:
+    """The JSON object in `path` (None when the file does not exist); when the file is torn
+    (unreadable, not JSON, not an object: a crash or power cut while it was written), the
+    object of its previous version `path`.prev instead, with a warning on stderr (once per file
+    and process) that the last change to it may be lost. The records that decide what is
+    submitted (the manifest, chain.json) are written with their previous version kept.
+
+    Raises:
+        RecordError: the file is torn and there is no usable previous version (the message
+            names both).
+    """
+    try:
+        return load_object(path)
+    except RecordError as torn:
+        previous = path.with_name(path.name + PREVIOUS_SUFFIX)
+        try:
+            data = load_object(previous)
+        except RecordError as exc:
+            raise RecordError(path, f"{torn.detail}; its previous version {previous.name} is no better "
+                                    f"({exc.detail})") from None
+        if data is None:
+            raise
+        if str(path) not in _warned:
+            _warned.add(str(path))
+            print(printable(f"warning: {path} is torn ({torn.detail}); using its previous version {previous.name} "
+                            "(the last change to it may be lost; the next write replaces the torn file)"),
+                  file=sys.stderr)
+        return data
 
 
 def to_json(record: Any, version: int) -> JsonObject:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fsutil import atomic_write_json
-from .base import OMIT_NONE, Fields, JsonObject, Migration, NewerRecordError, RecordError, load_object, migrate, to_json
+from .base import OMIT_NONE, Fields, JsonObject, Migration, load_object_recovering, migrate, to_json
 
 SCHEMA_VERSION = 1
 CHAIN_RECORD = "chain.json"  # results/<chain>/chain.json
@@ -158,24 +158,27 @@ MIGRATIONS: dict[int, Migration] = {0: _v0_to_v1}
 
 
 def read_chain(results: Path) -> ChainRecord:
-    """results/<chain>/chain.json, or an empty record when there is none or it is unreadable (a
-    torn or garbage file: the chain then runs its stages again, each only as far as its inputs
-    changed).
+    """results/<chain>/chain.json, or an empty record when there is none. A torn file (a crash
+    or power cut while it was written) is read from its previous version, chain.json.prev,
+    with a warning; it is never taken for an empty record (which would run every stage again
+    and forget the jobs the chain queued).
 
     Raises:
-        RecordError (a ResultsError): written by a newer sweep.
+        RecordError (a ResultsError): torn without a usable previous version, not a chain
+            record, or written by a newer sweep (file and key named).
     """
     path = results / CHAIN_RECORD
-    try:
-        data = load_object(path)
-        return ChainRecord() if data is None else ChainRecord.from_json(data, path)
-    except NewerRecordError:
-        raise
-    except RecordError:
-        return ChainRecord()
+    data = load_object_recovering(path)
+    return ChainRecord() if data is None else ChainRecord.from_json(data, path)
 
 
 def save_chain(results: Path, record: ChainRecord) -> None:
-    """Replace results/<chain>/chain.json atomically (one chain process writes it at a time: the
-    chain job, or `sweep chain` before it queues one)."""
-    atomic_write_json(results / CHAIN_RECORD, record.to_json())
+    """Replace results/<chain>/chain.json atomically and durably (fsync of the file and its
+    folder), keeping the version it replaces as chain.json.prev (one chain process writes it
+    at a time: the chain job, or `sweep chain` before it queues one).
+
+    Raises:
+        LinkedPathError: chain.json is a symbolic link.
+        OSError: the file cannot be written.
+    """
+    atomic_write_json(results / CHAIN_RECORD, record.to_json(), durable=True, keep_previous=True)

@@ -27,8 +27,9 @@ from typing import Any
 from ..core.errors import ResultsError
 from ..core.names import BACKEND_HTCONDOR, JOBS_DIR, MANIFEST, SweepPaths
 from ..fsutil import atomic_write_json, file_digest
-from .base import OMIT_NONE, OMIT_TRUE, Fields, JsonObject, Migration, RecordError, load_object, migrate, to_json
-from .lock import sweep_lock
+from .base import (OMIT_NONE, OMIT_TRUE, Fields, JsonObject, Migration, RecordError, load_object_recovering, migrate,
+                   to_json)
+from .lock import check_lock, sweep_lock
 
 SCHEMA_VERSION = 1
 
@@ -284,15 +285,17 @@ MIGRATIONS: dict[int, Migration] = {0: _v0_to_v1}
 
 
 def read_manifest(jobs_dir: Path) -> Manifest | None:
-    """The manifest in `jobs_dir`, or None when there is none.
+    """The manifest in `jobs_dir`, or None when there is none. A torn manifest (a crash or
+    power cut while it was written) is read from its previous version, sweep.json.prev, with a
+    warning.
 
     Raises:
-        RecordError (a ResultsError): the file exists but is unreadable, not a manifest, or
-            written by a newer sweep.
+        RecordError (a ResultsError): the file exists but is unreadable (and so is its previous
+            version), not a manifest, or written by a newer sweep.
     """
     path = jobs_dir / MANIFEST
     try:
-        data = load_object(path)
+        data = load_object_recovering(path)
     except RecordError as exc:  # as sweep has always said it
         raise RecordError(path, f"unreadable sweep manifest: {exc.detail}") from None
     return None if data is None else Manifest.from_json(data, path)
@@ -312,9 +315,21 @@ def load_manifest(root: Path, sweep: str) -> Manifest:
 
 
 def save_manifest(jobs_dir: Path, manifest: Manifest) -> None:
-    """Replace the manifest in `jobs_dir` atomically (the caller holds the sweep's lock when it
-    read the manifest it is saving; :func:`updating` does all three)."""
-    atomic_write_json(jobs_dir / MANIFEST, manifest.to_json())
+    """Replace the manifest in `jobs_dir` atomically and durably (fsync of the file and its
+    folder: it holds the intent record written before a submission), keeping the version it
+    replaces as sweep.json.prev (read when sweep.json is torn). The caller holds the sweep's
+    lock when it read the manifest it is saving; :func:`updating` does all three. When this
+    process holds the lock, it first makes sure it still does (fencing): the intent record of a
+    submission is never written by a command that lost the lock.
+
+    Raises:
+        LockLostError (a LockedError): this process held the sweep's lock and lost it; nothing
+            was written.
+        LinkedPathError: sweep.json is a symbolic link.
+        OSError: the file cannot be written.
+    """
+    check_lock(jobs_dir)
+    atomic_write_json(jobs_dir / MANIFEST, manifest.to_json(), durable=True, keep_previous=True)
 
 
 @contextmanager

@@ -66,7 +66,7 @@ RECORDS: tuple[RecordKind, ...] = (
                ("sweep.records.runs",), "how a job of the local backend ended (exit status, why it was killed)"),
     RecordKind("lock", names.LOCK_FILE, "jobs/<sweep>/.sweep.lock", "sweep.records.lock",
                "sweep.records.lock.LockHolder", lock.SCHEMA_VERSION, ("sweep.records.lock",),
-               "who holds a sweep's lock (host, pid, command, since when)"),
+               "who holds a sweep's lock (host, pid, start time, command, since when, a random token)"),
     RecordKind("best", names.BEST_INDEX, "results/<sweep>/best/best.json", "sweep.records.best",
                "sweep.records.best.BestIndex", best.SCHEMA_VERSION, (),
                "the index of the best runs copied by `sweep collect --best` (for people and their scripts)"),

@@ -454,11 +454,12 @@ class Driver:
         """Run the study until search.trials trials have ended.
 
         Raises:
-            LockedError: another driver runs this sweep's search.
+            LockedError: another driver runs this sweep's search; LockLostError (a LockedError):
+                this driver lost its lock while it ran (it stops at its next step).
             InputError: the journal belongs to another version of the grid.
         """
         driver_dir = self.paths.results(self.spec.name) / DRIVER_DIR
-        with sweep_lock(driver_dir, timeout=5.0):
+        with sweep_lock(driver_dir, timeout=5.0) as lock:
             self.study = studies.open_study(self.spec, self.root)
             self.native = self.executor.native_memory_retry()
             self._write_base()
@@ -466,6 +467,7 @@ class Driver:
             delay = POLL_START_S
             try:
                 while True:
+                    lock.check()  # fencing: a driver that lost its lock asks and submits nothing more
                     self._fill()
                     if not self.active:
                         if not self._waiting() and self._used() >= self.spec.search.trials:
