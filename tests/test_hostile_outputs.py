@@ -1,0 +1,158 @@
+"""Hostile job outputs (the corpus in tests/hostile_outputs.py): each makes its run invalid with a
+reason naming the file (and key), the other runs still rank, `sweep collect` and `sweep report`
+exit 0 without a traceback, job text is printed as escaped text, nothing outside the run folder
+is shown, copied or changed; a chain step's output names stay inside the step's folder."""
+
+from __future__ import annotations
+
+import base64
+import os
+import resource
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sweep.cli import main
+from tests.hostile_outputs import CORPUS, SECRET, STEPS, SWEEP, Case, make_project, snapshot
+
+REPO = Path(__file__).resolve().parents[1]
+MEMORY_BOUND = 2 << 30  # bytes of address space `sweep collect` may use on a hostile output
+TIME_BOUND_S = 120  # a collect still running after this is a hang
+
+
+def _secret_forms() -> list[bytes]:
+    """The secret as it would appear if read: as is, and base64 (embedded in a page) at each alignment."""
+    raw = SECRET.encode()
+    forms = [raw]
+    for shift in range(3):
+        enc = base64.b64encode(b"\0" * shift + raw + b"\n")
+        forms.append(enc[4 * ((shift + 2) // 3) + 4:-8])  # the middle, whatever precedes it
+    return forms
+
+
+def _leaks(folder: Path) -> list[str]:
+    """Files under `folder` (not followed through links) that hold the secret."""
+    found = []
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:
+            p = Path(dirpath) / name
+            if p.is_symlink() or not p.is_file() or p.stat().st_size > 64 << 20:
+                continue
+            data = p.read_bytes()
+            if any(f in data for f in _secret_forms()):
+                found.append(str(p))
+    return found
+
+
+def _run(args: list[str], bounded: bool, capsys) -> tuple[int, str]:
+    if not bounded:
+        status = main(args)
+        out = capsys.readouterr()
+        return status, out.out + out.err
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+           "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-m", "sweep.cli", *args], capture_output=True, text=True, env=env,
+                          preexec_fn=_bounded, timeout=TIME_BOUND_S)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def _bounded():
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BOUND, MEMORY_BOUND))
+
+
+def _check(case: Case, root: Path, outside: Path, victim: str, before: dict, status: int, output: str) -> None:
+    assert "Traceback" not in output, f"{case.id}:\n{output}"
+    assert status == 0, f"{case.id}: exit {status}\n{output}"
+    assert all(c.isprintable() or c in "\n " for c in output), f"{case.id}: unescaped output {output!r}"
+    assert SECRET not in output, f"{case.id}: the secret was shown"
+    from sweep.collect.gather import collect
+
+    board = collect(SWEEP, root, write_csv=False)
+    ranked = set(board.table["run_id"])
+    assert victim not in ranked, f"{case.id}: the hostile run was ranked"
+    assert len(ranked) == 3, f"{case.id}: the other runs no longer rank: {ranked}"
+    problem = next((p for p in board.problems if p.run_id == victim), None)
+    assert problem is not None, f"{case.id}: not listed as a run without a valid result"
+    assert case.fragment in problem.reason, f"{case.id}: {case.fragment!r} not in {problem.reason!r}"
+    if case.file:
+        assert case.file in problem.reason, f"{case.id}: {case.file} not named in {problem.reason!r}"
+    assert problem.reason.isprintable(), f"{case.id}: {problem.reason!r}"
+    assert all(line.isprintable() for line in problem.stderr_tail), f"{case.id}: {problem.stderr_tail!r}"
+    assert victim[:12] in output, f"{case.id}: the run is not in the output"
+    assert not _leaks(root), f"{case.id}: the secret is in {_leaks(root)}"
+    assert snapshot(outside) == before, f"{case.id}: a file outside the run folder changed"
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=lambda c: c.id)
+def test_hostile_output_makes_its_run_invalid(case, tmp_path, capsys):
+    root, outside, victim = make_project(tmp_path)
+    case.plant(root / "results" / SWEEP / victim, outside)
+    before = snapshot(outside)
+    status, output = _run(["--root", str(root), "collect", SWEEP], case.bounded, capsys)
+    _check(case, root, outside, victim, before, status, output)
+    if case.report:
+        status, output = _run(["--root", str(root), "report", SWEEP], case.bounded, capsys)
+        assert status == 0 and "Traceback" not in output, f"{case.id}: report: exit {status}\n{output}"
+        page = (root / "results" / SWEEP / "report.html").read_text()
+        assert victim in page and case.fragment.replace("<", "&lt;").replace(">", "&gt;") in page, \
+            f"{case.id}: the report does not list the run with its reason"
+        assert "<script>alert" not in page, f"{case.id}: job text as HTML"
+        assert not _leaks(root), f"{case.id}: the secret is in {_leaks(root)}"
+        assert snapshot(outside) == before, f"{case.id}: a file outside the run folder changed"
+
+
+@pytest.mark.parametrize("case", [c for c in CORPUS if c.kind == "markup"], ids=lambda c: c.id)
+def test_sweep_status_prints_job_text_as_text(case, tmp_path, capsys):
+    """`sweep status` shows a failed run's reason (its run.json error): as text, escaped."""
+    root, outside, victim = make_project(tmp_path)
+    case.plant(root / "results" / SWEEP / victim, outside)
+    status = main(["--root", str(root), "status", SWEEP])
+    out = capsys.readouterr()
+    output = out.out + out.err
+    assert status == 0 and "Traceback" not in output, output
+    assert all(c.isprintable() or c in "\n " for c in output), f"{case.id}: unescaped output {output!r}"
+    assert victim in output and "failed" in output
+
+
+# ------------------------------------------------------------------ what must still be accepted
+
+def test_a_clean_sweep_ranks_every_run(tmp_path, capsys):
+    root, _, victim = make_project(tmp_path)
+    assert main(["--root", str(root), "collect", SWEEP]) == 0
+    from sweep.collect.gather import collect
+
+    board = collect(SWEEP, root, write_csv=False)
+    assert len(board.table) == 4 and not board.problems and board.table["run_id"].iloc[0] == victim
+    assert (root / "results" / SWEEP / "best" / f"1-{victim}" / "model.keras").is_file()
+
+
+def test_nan_in_a_metric_that_does_not_rank_is_kept(tmp_path):
+    """NaN (a metric not computed: AUC on one class) is a value a job writes; outside the
+    ranking it does not make the run invalid."""
+    from sweep.collect.gather import collect
+    from tests.hostile_outputs import metric
+
+    root, _, victim = make_project(tmp_path)
+    metric("natural_f1", "NaN")(root / "results" / SWEEP / victim, tmp_path)
+    board = collect(SWEEP, root, write_csv=False)
+    assert len(board.table) == 4 and board.table["run_id"].iloc[0] == victim
+
+
+# ------------------------------------------------------------------ the corpus
+
+def test_corpus_totals(capsys):
+    """Every class of the issue is in the corpus, each case once; the totals are printed."""
+    kinds = Counter(c.kind for c in CORPUS)
+    assert set(kinds) == {"values", "types", "records", "size", "symlinks", "markup"}
+    assert len({c.id for c in CORPUS}) == len(CORPUS)
+    assert len({c.id for c in STEPS}) == len(STEPS)
+    total = len(CORPUS) + len(STEPS)
+    with capsys.disabled():
+        print("\nhostile job outputs: " + ", ".join(f"{k} {n}" for k, n in kinds.items())
+              + f", traversal {len(STEPS)}; {total} cases, {sum(c.report for c in CORPUS)} also through "
+              f"`sweep report`, {sum(c.bounded for c in CORPUS)} in a bounded process")
+    assert total >= 80
+
