@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sweep.cli import main
-from tests.hostile_outputs import CORPUS, SECRET, STEPS, SWEEP, Case, make_project, snapshot
+from tests.hostile_outputs import CORPUS, SECRET, STEPS, SWEEP, Case, StepCase, make_project, snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 MEMORY_BOUND = 2 << 30  # bytes of address space `sweep collect` may use on a hostile output
@@ -115,6 +115,62 @@ def test_sweep_status_prints_job_text_as_text(case, tmp_path, capsys):
     assert status == 0 and "Traceback" not in output, output
     assert all(c.isprintable() or c in "\n " for c in output), f"{case.id}: unescaped output {output!r}"
     assert victim in output and "failed" in output
+
+
+# ------------------------------------------------------------------ chain steps
+
+@pytest.mark.parametrize("case", STEPS, ids=lambda c: c.id)
+def test_a_step_output_stays_in_the_step_folder(case: StepCase, tmp_path):
+    """The chain takes a step's outputs only as regular files named in its own folder: a name
+    that leads elsewhere, a symlink, a pipe, a folder or an oversized file is a StepError naming
+    it, and nothing outside is read (the secret is not in the message) or changed."""
+    import json
+
+    from sweep.chain.steps import StepError, StepRequest, _step_result, finished_step
+
+    base = tmp_path
+    outside = base / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text(SECRET + "\n")
+    request = StepRequest("evaluate", "0123456789abcdef", {})
+    step = base / "project" / "results" / "chain" / "steps" / request.run_id
+    step.mkdir(parents=True)
+    (step / "evaluation.json").write_text(json.dumps({"seed": 1, "n_waveforms": 2, "models": {}}))
+    (step / "step.json").write_text(json.dumps({
+        "schema_version": 1, "step": "evaluate", "chain": "chain", "inputs_hash": request.digest, "status": "done",
+        "output": case.outputs}))
+    if case.plant:
+        case.plant(step, outside)
+    before = snapshot(outside)
+    assert finished_step(step, request) is None, f"{case.id}: taken as a finished step"
+    with pytest.raises(StepError) as info:
+        _step_result(step, request, "exit 0")
+    message = str(info.value)
+    assert case.fragment in message, f"{case.id}: {case.fragment!r} not in {message!r}"
+    assert message.isprintable() and SECRET not in message, f"{case.id}: {message!r}"
+    assert snapshot(outside) == before
+
+
+def test_a_step_stderr_symlink_is_not_read(tmp_path):
+    """A failed step's message quotes stderr.txt's last line, never through a symlink."""
+    import json
+
+    from sweep.chain.steps import StepError, StepRequest, _step_result
+
+    (tmp_path / "secret.txt").write_text(SECRET + "\n")
+    request = StepRequest("simulate", "0123456789abcdef", {})
+    step = tmp_path / "step"
+    step.mkdir()
+    (step / "stderr.txt").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(StepError) as info:
+        _step_result(step, request, "exit 1")
+    assert SECRET not in str(info.value) and "stderr.txt" in str(info.value)
+    (step / "stderr.txt").unlink()
+    (step / "stderr.txt").write_text("Traceback\nValueError: [/] \x1b[2J bad\n")
+    (step / "step.json").write_text(json.dumps({"status": "failed", "error": "x\x1b]0;t\x07"}))
+    with pytest.raises(StepError) as info:
+        _step_result(step, request, "exit 1")
+    assert str(info.value).isprintable() and "\\x1b" in str(info.value)
 
 
 # ------------------------------------------------------------------ what must still be accepted
