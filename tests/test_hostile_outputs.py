@@ -212,3 +212,77 @@ def test_corpus_totals(capsys):
               f"`sweep report`, {sum(c.bounded for c in CORPUS)} in a bounded process")
     assert total >= 80
 
+
+# ------------------------------------------------------------------ datasets: zip bombs, ROOT arrays
+
+def _bomb(path: Path, unpacked: int) -> Path:
+    """An npz whose 'windows' array is `unpacked` bytes of zeros (about unpacked / 1000 on disk)
+    beside a valid 'meta'."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        buf = io.BytesIO()
+        np.save(buf, np.array('{"kind": "x"}'))
+        z.writestr("meta.npy", buf.getvalue())
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (unpacked,)})
+        with z.open("windows.npy", "w", force_zip64=True) as member:
+            member.write(header.getvalue())
+            chunk = bytes(1 << 20)
+            for _ in range(unpacked >> 20):
+                member.write(chunk)
+    return path
+
+
+def test_a_zip_bomb_dataset_is_refused_before_numpy_reads_it(tmp_path):
+    """A chain's dataset comes from its simulation step: an npz that decompresses to a thousand
+    times its size is refused, naming the file, before any array is read."""
+    from sweep.core.errors import InputError
+    from sweep.physics import datasets, readers
+
+    bomb = _bomb(tmp_path / "dataset.npz", 400 << 20)
+    assert bomb.stat().st_size < 2 << 20
+    for read in (datasets.read_meta, readers.read_npz):
+        with pytest.raises(InputError) as info:
+            read(bomb)
+        assert str(bomb) in str(info.value) and "zip bomb" in str(info.value), str(info.value)
+
+
+def test_a_real_dataset_is_not_taken_for_a_bomb(tmp_path):
+    from sweep.physics.datasets import read_meta, simulate_to_file
+
+    simulate_to_file(tmp_path / "d.npz", 40, 1)
+    assert read_meta(tmp_path / "d.npz")["kind"]
+
+
+def _ragged_root(path: Path, rows: list[list[float]]) -> Path:
+    import awkward as ak
+    import numpy as np
+    import uproot
+
+    n = len(rows)
+    data = {"wf_i": ak.Array([np.asarray(r, np.float64) for r in rows]),
+            "time": ak.Array([np.asarray([1.0], np.float64)] * n), "tag": ak.Array([np.asarray([1], np.int32)] * n),
+            "ncls": np.ones(n, np.int32), "mom": np.ones(n, np.float64)}
+    with uproot.recreate(path) as f:
+        t = f.mktree("sim", {k: v.type.content if isinstance(v, ak.Array) else v.dtype for k, v in data.items()})
+        t.extend(data)
+    return path
+
+
+def test_ragged_root_waveforms_are_padded_with_numpy(tmp_path, monkeypatch):
+    """Waveforms of different lengths: each row padded with its last sample (as before, without
+    Python lists); entries x longest beyond MAX_ROOT_SAMPLES is refused with what to do."""
+    import numpy as np
+
+    from sweep.physics import readers
+
+    path = _ragged_root(tmp_path / "r.root", [[1, 2, 3], [4], [], [5, 6]])
+    ws = readers.read_root(path, dt_ns=1.0)
+    assert np.array_equal(ws.waveforms_mv, np.array([[1, 2, 3], [4, 4, 4], [0, 0, 0], [5, 6, 6]], np.float32))
+    monkeypatch.setattr(readers, "MAX_ROOT_SAMPLES", 11)
+    with pytest.raises(readers.ReaderError, match="4 waveforms padded to the longest .3 samples. are 12 samples"):
+        readers.read_root(path, dt_ns=1.0)
