@@ -286,3 +286,41 @@ def test_ragged_root_waveforms_are_padded_with_numpy(tmp_path, monkeypatch):
     monkeypatch.setattr(readers, "MAX_ROOT_SAMPLES", 11)
     with pytest.raises(readers.ReaderError, match="4 waveforms padded to the longest .3 samples. are 12 samples"):
         readers.read_root(path, dt_ns=1.0)
+
+
+# ------------------------------------------------------------------ the chain's report
+
+@pytest.mark.parametrize("plant", ["symlink", "fifo", "oversized", "odd-figures"])
+def test_the_chain_report_shows_no_planted_file(plant, tmp_path):
+    """results/<chain>/evaluation/ holds what the evaluation step returned: a PNG that is a
+    symlink to a secret, a pipe or over its limit is not embedded (the page says why), and
+    figures of an unexpected form are said on the page instead of stopping it."""
+    import json
+
+    from sweep.chain.report import write_chain_report
+    from sweep.records.chain import ChainRecord, save_chain
+
+    root = tmp_path / "project"
+    results = root / "results" / "c"
+    evaluation = results / "evaluation"
+    evaluation.mkdir(parents=True)
+    save_chain(results, ChainRecord(chain="c"))
+    (tmp_path / "secret.txt").write_text(SECRET + "\n")
+    record = {"seed": 1, "n_waveforms": 10, "models": {}, "peaks": {}, "clusters": {}}
+    if plant == "odd-figures":
+        record.update(peaks={"lstm": 5}, clusters={"x": [1]}, tracks={"dedx": "high"})
+    (evaluation / "evaluation.json").write_text(json.dumps(record))
+    png = evaluation / "peaks.png"
+    if plant == "symlink":
+        png.symlink_to(tmp_path / "secret.txt")
+    elif plant == "fifo":
+        os.mkfifo(png)
+    elif plant == "oversized":
+        png.write_bytes(b"\x89PNG")
+        os.truncate(png, 10 << 30)
+    page = write_chain_report("c", root).read_text()
+    assert not any(f.decode() in page for f in _secret_forms())
+    if plant == "odd-figures":
+        assert "evaluation.json: its figures are not of the form this sweep reads" in page
+    else:
+        assert "peaks.png not shown: " in page
