@@ -324,3 +324,16 @@ def test_the_chain_report_shows_no_planted_file(plant, tmp_path):
         assert "evaluation.json: its figures are not of the form this sweep reads" in page
     else:
         assert "peaks.png not shown: " in page
+
+
+def test_a_copy_never_writes_through_a_planted_symlink(tmp_path):
+    """untrusted.copy_file (the chain's leader record, its dataset, best/): a target that is a
+    symlink is refused, naming it, and the file it points to is left as it was."""
+    from sweep.records.untrusted import UntrustedFileError, copy_file
+
+    (tmp_path / "model.json").write_text("{}")
+    (tmp_path / "victim").write_text("keep")
+    (tmp_path / "leader.json").symlink_to(tmp_path / "victim")
+    with pytest.raises(UntrustedFileError, match="leader.json: expected a regular file or nothing, got a symlink"):
+        copy_file(tmp_path / "model.json", tmp_path / "leader.json")
+    assert (tmp_path / "victim").read_text() == "keep"

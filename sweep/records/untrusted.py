@@ -209,21 +209,32 @@ def read_tail(path: str | Path, size: int = TAIL_BYTES) -> bytes | None:
 
 def copy_file(source: str | Path, target: str | Path, limit: int = MODEL_LIMIT) -> None:
     """Copy a job's file (never through a symlink, at most `limit` bytes) to `target`, which
-    is created or replaced (sweep's own folder).
+    is created or truncated (never through a symlink either).
 
     Raises:
         FileNotFoundError: `source` does not exist.
-        UntrustedFileError: `source` is a symlink, not a regular file, or larger than `limit`.
+        UntrustedFileError: `source` is a symlink, not a regular file, or larger than `limit`;
+            `target` is a symlink.
         OSError: `target` cannot be written.
     """
     source = Path(source)
-    with open_untrusted(source, limit) as (fd, _), open(target, "wb") as out:
+    with open_untrusted(source, limit) as (fd, _), open(_create(Path(target)), "wb") as out:
         total = 0
         while chunk := os.read(fd, _CHUNK):
             total += len(chunk)
             if total > limit:
                 raise UntrustedFileError(source, f"larger than the {size_words(limit)} such a file may have")
             out.write(chunk)
+
+
+def _create(target: Path) -> int:
+    """`target` created or truncated for writing, never through a symlink (a descriptor)."""
+    try:
+        return os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UntrustedFileError(target, "expected a regular file or nothing, got a symlink: not written") from None
+        raise
 
 
 def is_regular_file(path: str | Path) -> bool:
