@@ -104,18 +104,18 @@ def open_untrusted(path: str | Path, limit: int | None = None) -> Iterator[tuple
         UntrustedFileError: the file or its folder is a symlink, the file is not a regular file,
             is larger than `limit`, or cannot be opened.
     """
-    path = Path(path)
+    parent, name = os.path.split(os.fspath(path))
     try:
-        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        folder = os.open(parent or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         raise
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise UntrustedFileError(path.parent, "expected a folder, got a symlink or a file: not followed") from None
+            raise UntrustedFileError(parent, "expected a folder, got a symlink or a file: not followed") from None
         raise UntrustedFileError(path, f"unreadable: {exc.strerror}") from None
     try:
         try:
-            fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
         except FileNotFoundError:
             raise
         except OSError as exc:
@@ -247,6 +247,19 @@ def is_regular_file(path: str | Path) -> bool:
         return False
 
 
+def _suspect(value: Any, depth: int = 1) -> bool:
+    """Whether :func:`_check_values` would refuse something (no key built: the common case fast)."""
+    if isinstance(value, float):
+        return value in (math.inf, -math.inf)
+    if isinstance(value, int):
+        return not isinstance(value, bool) and not -MAX_INTEGER <= value < MAX_INTEGER
+    if isinstance(value, dict):
+        return depth > MAX_DEPTH or any(_suspect(v, depth + 1) for v in value.values())
+    if isinstance(value, list):
+        return depth > MAX_DEPTH or any(_suspect(v, depth + 1) for v in value)
+    return False
+
+
 def _check_values(path: Path, value: Any, key: str = "", depth: int = 1) -> None:
     """Refuse Infinity (as JSON's parser reads Infinity, -Infinity and 1e400), whole numbers
     beyond 64 bits and nesting deeper than MAX_DEPTH, naming the dotted key."""
@@ -295,7 +308,8 @@ def load_object(path: str | Path, limit: int = RECORD_LIMIT) -> JsonObject | Non
     if not isinstance(obj, dict):
         kind = "a list" if isinstance(obj, list) else "a " + type(obj).__name__
         raise RecordError(path, f"expected a JSON object, got {kind}")
-    _check_values(path, obj)
+    if _suspect(obj):  # rarely: then again, naming the key
+        _check_values(path, obj)
     return obj
 
 
