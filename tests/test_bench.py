@@ -46,6 +46,7 @@ CASES = {
     "bench_evaluate": (TRAINING, lambda tmp, pool_tmp: ["--out", str(tmp / "out")]),
     "bench_faults": (POOL, lambda tmp, pool_tmp: ["--dir", str(pool_tmp)]),
     "bench_hostile": (SLOW, lambda tmp, pool_tmp: []),
+    "bench_hostile_outputs": (SLOW, lambda tmp, pool_tmp: []),
     "bench_packing": (TRAINING, lambda tmp, pool_tmp: []),
     "bench_render": ((), lambda tmp, pool_tmp: ["--dir", str(tmp / "render")]),
     "bench_search": (TRAINING, lambda tmp, pool_tmp: ["--root", str(tmp / "project")]),

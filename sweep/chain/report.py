@@ -8,11 +8,12 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ResultsError
+from ..core.errors import ResultsError, printable
 from ..core.names import REPORT, SweepPaths
 from ..fsutil import atomic_write_text
 from ..records.base import NewerRecordError, RecordError
-from ..records.evaluation import Evaluation, read_evaluation
+from ..records.evaluation import EVALUATION, Evaluation, read_evaluation
+from ..records.untrusted import PNG_LIMIT, read_bytes
 from .stages import EVALUATION_DIR, chain_record, stage_lines
 
 _TEMPLATE = """<!doctype html>
@@ -33,6 +34,7 @@ img{max-width:100%;border:1px solid #ddd;margin:4px 0}pre{background:#f6f6f6;pad
 {% for row in rows[1:] %}<tr>{% for c in row %}<td{% if loop.first %} class="l"{% endif %}>{{ c }}</td>
 {%- endfor %}</tr>{% endfor %}
 </table>{% endfor %}
+{% for line in evaluation.skipped %}<p class="warn">{{ line }}</p>{% endfor %}
 {% for img in evaluation.images %}<img alt="{{ img.name }}" src="data:image/png;base64,{{ img.data }}">{% endfor %}
 {% else %}<p>No evaluation yet.</p>{% endif %}
 {% for board in boards %}<h2 id="{{ board.stage }}">Leaderboard of stage {{ board.stage }}: sweep {{ board.sweep }}</h2>
@@ -138,10 +140,23 @@ def write_chain_report(name: str, root: Path, top: int = 3, output: Path | None 
     except RecordError:  # unreadable: the page goes on without it, as without any
         ev = None
     if ev:
-        images = [{"name": p.name, "data": base64.b64encode(p.read_bytes()).decode()}
-                  for p in sorted(ev_dir.glob("*.png"))]
-        evaluation = {"n_waveforms": ev.n_waveforms, "seed": ev.seed,
-                      "tables": evaluation_tables(ev), "images": images}
+        images, skipped = [], []
+        for p in sorted(ev_dir.glob("*.png")):  # made by a step job: never through a symlink, bounded
+            try:
+                data = read_bytes(p, PNG_LIMIT)
+            except RecordError as exc:
+                skipped.append(f"{p.name} not shown: {exc.detail}")
+                continue
+            if data is not None:
+                images.append({"name": p.name, "data": base64.b64encode(data).decode()})
+        try:
+            tables = evaluation_tables(ev)
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            tables = []
+            skipped.append(f"{EVALUATION}: its figures are not of the form this sweep reads ({type(exc).__name__}: "
+                           f"{printable(str(exc))[:200]}): not shown")
+        evaluation = {"n_waveforms": ev.n_waveforms, "seed": ev.seed, "tables": tables, "images": images,
+                      "skipped": skipped}
     boards = []
     for stage in ("peaks", "clusters"):
         entry = record.stage(stage)

@@ -35,8 +35,10 @@ from ..core.pipeline import STAGES, PipelineSpec
 from ..core.render import relative_to_root
 from ..fsutil import atomic_write_text, file_digest
 from ..records.chain import CHAIN_RECORD, ChainRecord, Leader, StageEntry, read_chain, save_chain
+from ..records.base import RecordError
 from ..records.evaluation import EVALUATION
-from .steps import StepExecutor, StepRequest
+from ..records.untrusted import DATASET_LIMIT, MODEL_LIMIT, RECORD_LIMIT, copy_file, is_regular_file
+from .steps import StepExecutor, StepRequest, output_limit
 
 CHAIN_LOG = "chain.log"  # results/<chain>/chain.log: what the chain did, across runs and restarts
 CLUSTERS_GRID = "clusters.yaml"  # jobs/<chain>/clusters.yaml: the clusterizer grid on the chain's dataset
@@ -165,16 +167,21 @@ def _grid_stage(ctx: ChainContext, record: ChainRecord, stage: str, grid: GridSp
     metric = leader_metric or board.ranking[0][0]
     source = board.results_dir / run_id / names.MODEL
     target = ctx.results / f"{stage}-leader.keras"
-    sha = file_digest(source)["sha256"]
-    if not target.is_file() or file_digest(target)["sha256"] != sha:
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(source, tmp)
-        info, record_path = source.with_name(names.MODEL_INFO), target.with_suffix(".json")
-        if info.is_file():
-            shutil.copyfile(info, record_path)
-        else:  # never the previous leader's record beside this one
-            record_path.unlink(missing_ok=True)
-        tmp.replace(target)
+    tmp = target.with_name(f".{target.name}.tmp")
+    info, record_path = source.with_name(names.MODEL_INFO), target.with_suffix(".json")
+    try:  # the run folder came from an execute node: never read through a symlink, bounded
+        copy_file(source, tmp, MODEL_LIMIT)
+        sha = file_digest(tmp)["sha256"]
+        if not target.is_file() or file_digest(target)["sha256"] != sha:
+            if is_regular_file(info):
+                copy_file(info, record_path, RECORD_LIMIT)
+            else:  # never the previous leader's record beside this one
+                record_path.unlink(missing_ok=True)
+            tmp.replace(target)
+    except (OSError, RecordError) as exc:
+        raise ChainError(f"stage {stage}: the leader's model {source} cannot be taken: {printable(str(exc))}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     name = row.get("name")
     leader = Leader(run_id=run_id, name=None if name is None else str(name), metric=metric,
                     value=_number(row.get(metric)), sha256=sha, model=relative_to_root(target, ctx.root),
@@ -238,14 +245,20 @@ def _simulate_stage(ctx: ChainContext, record: ChainRecord, peaks: Leader, peak_
         ctx.log(note)
     if len(result.outputs) != 1:
         raise ChainError(f"stage simulate: its job's step.json names {len(result.outputs)} outputs, not its dataset")
-    made = folder / result.outputs[0]
-    sha = file_digest(made)["sha256"]
-    if sha != result.sha256:  # what came back is not what the job wrote
-        raise ChainError(f"stage simulate: {made} has sha256 {sha[:16]}..., its job wrote {str(result.sha256)[:16]}...")
+    made = folder / result.outputs[0]  # a regular file of the step's folder (steps.outputs_problem)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    shutil.copyfile(made, tmp)  # results/ and the dataset's folder may be different file systems
-    tmp.replace(path)
+    try:  # results/ and the dataset's folder may be different file systems; never through a symlink
+        copy_file(made, tmp, DATASET_LIMIT)
+        sha = file_digest(tmp)["sha256"]
+        if sha != result.sha256:  # what came back is not what the job wrote
+            raise ChainError(f"stage simulate: {made} has sha256 {sha[:16]}..., its job wrote "
+                             f"{printable(str(result.sha256))[:16]}...")
+        tmp.replace(path)
+    except (OSError, RecordError) as exc:
+        raise ChainError(f"stage simulate: its dataset {made} cannot be taken: {printable(str(exc))}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     running = record.stage("simulate")
     _save(ctx, record, "simulate", StageEntry(
         state="done", skipped=False, inputs_hash=digest, path=sim["path_text"], sha256=sha, waveforms=result.waveforms,
@@ -304,8 +317,12 @@ def _evaluate_stage(ctx: ChainContext, record: ChainRecord, peaks: Leader, clust
     fresh = ctx.results / f".{EVALUATION_DIR}.new"
     shutil.rmtree(fresh, ignore_errors=True)
     fresh.mkdir()
-    for name in result.outputs:
-        shutil.copyfile(folder / name, fresh / Path(name).name)
+    for name in result.outputs:  # plain names of regular files in the step's folder (steps.outputs_problem)
+        try:
+            copy_file(folder / name, fresh / name, output_limit(name) or 0)
+        except (OSError, RecordError) as exc:
+            raise ChainError(f"stage evaluate: its output {folder / name} cannot be taken: "
+                             f"{printable(str(exc))}") from None
     old = ctx.results / f".{EVALUATION_DIR}.old"
     shutil.rmtree(old, ignore_errors=True)
     if out_dir.exists():

@@ -26,11 +26,14 @@ import yaml
 from ..core import names
 from ..core.errors import BackendError, printable
 from ..core.gridspec import GridSpec
-from ..core.names import ROLE_STEP, SweepPaths
+from ..core.names import ROLE_STEP, STDERR, STEP_DATASET, STEP_RESULT, SweepPaths
 from ..core.render import condor_context, render_wrapper, submit_string, submit_value
 from ..fsutil import atomic_write_text, write_text_if_changed
 from ..records.base import NewerRecordError, RecordError
+from ..records.evaluation import EVALUATION
+from ..records.runs import tail
 from ..records.step import StepRecord, read_step
+from ..records.untrusted import DATASET_LIMIT, EVALUATION_LIMIT, PNG_LIMIT, open_untrusted
 
 # jobs/<chain>/steps/ (wrapper, code, <stage>-<hash>/config.yaml and step.sub); results/<chain>/steps/<stage>-<hash>/
 STEPS_DIR = "steps"
@@ -115,10 +118,50 @@ def finished_step(folder: Path, request: StepRequest, result: StepRecord | None 
     result = _read_step(folder)[0] if result is None else result
     if result is None or result.inputs_hash != request.digest or result.status != "done":
         return None
-    # a file name of the step's folder, never a path elsewhere (step.json comes from an execute node)
-    if not all(Path(o).name == o and (folder / o).is_file() for o in result.outputs):
-        return None
-    return result
+    return result if outputs_problem(folder, result) is None else None
+
+
+def output_limit(name: str) -> int | None:
+    """The most bytes a step's output may have (records.untrusted's limits), or None for a name
+    that is no output a step makes (its dataset, evaluation.json, PNGs)."""
+    if name == STEP_DATASET:
+        return DATASET_LIMIT
+    if name == EVALUATION:
+        return EVALUATION_LIMIT
+    if name.endswith(".png"):
+        return PNG_LIMIT
+    return None
+
+
+def _plain_name(name: str) -> bool:
+    return (name not in ("", ".", "..") and not any(c in name for c in "/\\\0") and name.isprintable()
+            and len(name.encode()) <= 255)
+
+
+def outputs_problem(folder: Path, result: StepRecord) -> str | None:
+    """Why the outputs step.json names cannot be taken, or None when every one can.
+
+    step.json comes from an execute node: each output must be a plain file name of the step's
+    folder (no path, no "..", no separator), of a kind a step makes, and a regular file there
+    (never a symlink, a pipe or a folder) within its size limit. Nothing is read but each file's
+    status.
+    """
+    for name in result.outputs:
+        shown = printable(name)[:100]
+        if not _plain_name(name):
+            return f"{STEP_RESULT}: output {shown!r} is not a file name of the step's folder"
+        limit = output_limit(name)
+        if limit is None:
+            return (f"{STEP_RESULT}: output {shown!r} is not an output a step makes ({STEP_DATASET}, {EVALUATION}, "
+                    "PNGs)")
+        try:
+            with open_untrusted(folder / name, limit):
+                pass
+        except FileNotFoundError:
+            return f"{STEP_RESULT}: output {shown!r}: no such file in {folder}"
+        except RecordError as exc:
+            return f"{shown}: {exc.detail}"
+    return None
 
 
 def _prepare(root: Path, chain: str, request: StepRequest, grid: GridSpec) -> tuple[Path, Path, Path, Path]:
@@ -221,17 +264,17 @@ def _step_result(folder: Path, request: StepRequest, ended: str) -> StepRecord:
         NewerRecordError: it was written by a newer sweep.
     """
     written, problem = _read_step(folder)
-    result = finished_step(folder, request, written) if written is not None else None
-    if result is not None:
-        return result
-    said = written.error if written is not None else problem
-    if not said:
-        try:
-            said = (folder / "stderr.txt").read_text(errors="replace").strip().splitlines()[-1]
-        except (OSError, IndexError):
-            said = "no step.json and no error output came back"
+    if written is not None and written.status == "done" and written.inputs_hash == request.digest:
+        said = outputs_problem(folder, written)
+        if said is None:
+            return written
+    else:
+        said = written.error if written is not None else problem
+    if not said:  # the last line of its error output (never through a symlink, bounded)
+        last = tail(folder / STDERR, 1)
+        said = last[0] if last else "no step.json and no error output came back"
     raise StepError(f"step {request.stage} ({ended}) failed: {printable(str(said))[:300]}; see "
-                    f"{folder}/stderr.txt")
+                    f"{folder}/{STDERR}")
 
 
 class LocalSteps(StepExecutor):

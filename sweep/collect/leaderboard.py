@@ -13,7 +13,6 @@ import json
 import math
 import operator
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.errors import ResultsError
+from ..core.errors import ResultsError, printable
 from ..core.names import BEST_DIR, BEST_FILES, CONFIG_FILE
 from ..core.ranking import rank
 from ..core.render import relative_to_root
 from ..core.schema import CLASSIFIER_METRICS, REGRESSOR_METRICS, metrics_for
 from ..fsutil import atomic_folder
+from ..records.base import RecordError
 from ..records.best import BestIndex, BestRun, write_best_index
+from ..records.untrusted import MODEL_LIMIT, copy_file
 from .gather import Leaderboard
 
 FORMATS = ("table", "csv", "json", "markdown", "latex")
@@ -524,6 +525,7 @@ def print_selection(board: Leaderboard, sel: Selection, console, root: Path | No
                     details: bool = True) -> None:
     """The ranked rows as a rich table, then (details) where the CSV went, resources and failures."""
     from rich.table import Table
+    from rich.text import Text
 
     from .report_text import print_resources
 
@@ -591,8 +593,9 @@ def print_selection(board: Leaderboard, sel: Selection, console, root: Path | No
         failures = Table(title=f"{len(board.problems)} run(s) without a valid result", title_justify="left")
         for col in ("run id", "state", "reason", "stderr (last lines)"):
             failures.add_column(col, overflow="fold")
-        for p in board.problems:
-            failures.add_row(p.run_id, p.state, p.reason, "\n".join(p.stderr_tail[-3:]))
+        for p in board.problems:  # job text (a reason, stderr): text, never markup, escaped for a terminal
+            failures.add_row(p.run_id, str(p.state), Text(printable(p.reason)),
+                             Text("\n".join(printable(line) for line in p.stderr_tail[-3:])))
         console.print(failures)
 
 
@@ -627,10 +630,13 @@ def copy_best(board: Leaderboard, n: int = 3, by: str | None = None) -> Path | N
             sources = [board.results_dir / run_id / f for f in BEST_FILES]
             if board.jobs_dir is not None:
                 sources.append(board.jobs_dir / run_id / CONFIG_FILE)
-            for src in sources:
-                if src.is_file():
-                    shutil.copy2(src, dest / src.name)
-                    copied.append(src.name)
+            for src in sources:  # the run folder came from an execute node: never through a symlink
+                try:
+                    copy_file(src, dest / src.name, MODEL_LIMIT)
+                except (FileNotFoundError, RecordError):
+                    (dest / src.name).unlink(missing_ok=True)
+                    continue
+                copied.append(src.name)
             index.append(BestRun(rank=rnk, run_id=run_id, folder=dest.name, files=copied))
         write_best_index(tmp, BestIndex(sweep=board.sweep, ranking=[(m, d) for m, d in ranking_for(board, by)],
                                         best=index))

@@ -30,7 +30,9 @@ from matplotlib.figure import Figure
 from ..core.names import HISTORY, REPORT, REPORT_DIR, ROC, SweepPaths
 from ..core.render import BUILTIN_TEMPLATES
 from ..fsutil import atomic_folder, atomic_write_text
+from ..records.base import RecordError
 from ..records.manifest import ResourceRequest, read_manifest
+from ..records.untrusted import HISTORY_LIMIT, ROC_LIMIT, read_text
 from .gather import Leaderboard, collect
 from .leaderboard import best_runs, cells, display_columns, fmt_value, select
 from .sensitivity import Sensitivity, analyse
@@ -168,13 +170,18 @@ def _write_pngs(folder: Path, images: list[Image]) -> None:
 
 # ------------------------------------------------------------------ figures
 
-def _read_csv(path: Path) -> dict[str, np.ndarray] | None:
+def _read_csv(path: Path, limit: int) -> dict[str, np.ndarray] | None:
+    """A job's CSV (history.csv, roc.csv) as columns of numbers (NaN where a cell is not one);
+    None when it is absent or cannot be used: larger than `limit` bytes, a symlink, not a
+    regular file (records.untrusted), or not CSV."""
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            header = next(reader)
-            rows = [r for r in reader if r]
-    except (OSError, StopIteration, UnicodeDecodeError, csv.Error):
+        text = read_text(path, limit)
+        if text is None:
+            return None
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader)
+        rows = [r for r in reader if r]
+    except (RecordError, StopIteration, csv.Error):
         return None
     out = {}
     for i, name in enumerate(header):
@@ -191,7 +198,7 @@ def _read_csv(path: Path) -> dict[str, np.ndarray] | None:
 def curves_figure(board: Leaderboard, chosen: list[tuple[int, str]], results_dir: Path) -> Figure | None:
     """Training (solid) and validation (dashed) curves per epoch of the chosen (rank, run id) runs,
     one panel per metric, the best epoch dotted; None when none has a readable history.csv."""
-    histories = [(rnk, run, _read_csv(results_dir / run / HISTORY)) for rnk, run in chosen]
+    histories = [(rnk, run, _read_csv(results_dir / run / HISTORY, HISTORY_LIMIT)) for rnk, run in chosen]
     histories = [h for h in histories if h[2] and "epoch" in h[2]]
     if not histories:
         return None
@@ -227,7 +234,7 @@ def roc_figure(chosen: list[tuple[int, str]], results_dir: Path, runs: pd.DataFr
     ax = fig.subplots()
     drawn = 0
     for i, (rnk, run) in enumerate(chosen):
-        roc = _read_csv(results_dir / run / ROC)
+        roc = _read_csv(results_dir / run / ROC, ROC_LIMIT)
         if not roc or "fpr" not in roc or "tpr" not in roc:
             continue
         auc = runs.loc[run, "auc"] if runs is not None and "auc" in runs.columns and run in runs.index else None

@@ -55,6 +55,8 @@ import numpy as np
 from .. import __version__
 from ..core.errors import InputError
 from ..fsutil import atomic_file, file_digest
+from ..records.base import RecordError
+from ..records.untrusted import check_npz
 from .simulate import ParameterError, SimulationBatch, SimulationParams, simulate_batch
 
 FORMAT_KIND = "sweep-cluster-counting"
@@ -527,6 +529,10 @@ def _open(path: str | Path):
         raise DatasetError(f"{path}: dataset file does not exist")
     if not path.is_file():
         raise DatasetError(f"{path}: not a regular file")
+    try:  # a chain's dataset comes from a step job: no zip bomb reaches numpy
+        check_npz(path)
+    except RecordError as exc:
+        raise DatasetError(str(exc)) from None
     try:
         f = np.load(path, allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - BadZipFile, ValueError (pickle), OSError, EOFError ...: unreadable

@@ -57,6 +57,8 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import InputError
+from ..records.base import RecordError
+from ..records.untrusted import check_npz
 from .simulate import offsets
 
 #: the branches of the CEPC layout, by what they hold (read_root's ``branches`` renames them)
@@ -68,6 +70,10 @@ TIME_UNITS = {"ps": 1e-3, "ns": 1.0, "us": 1e3, "s": 1e9, "sample": None}
 AMPLITUDE_UNITS = {"uV": 1e-3, "mV": 1.0, "V": 1e3}
 
 FORMAT_KIND = "sweep-waveforms"
+#: The most samples a ROOT file's waveforms make once padded to the longest (float32: 4 GiB).
+#: The CEPC sample's waveforms are a few thousand samples each; a file of waveforms of wildly
+#: different lengths, or one absurd entry, would otherwise allocate entries x longest.
+MAX_ROOT_SAMPLES = 1 << 30
 FORMAT_VERSION = 1
 DEFAULT_DT_NS = 1.0 / 1.2
 
@@ -213,6 +219,10 @@ def read_npz(path: str | Path) -> WaveformSet:
     path = Path(path)
     if not path.is_file():
         raise ReaderError(f"{path}: no such file")
+    try:  # no zip bomb reaches numpy
+        check_npz(path)
+    except RecordError as exc:
+        raise ReaderError(str(exc)) from None
     try:
         f = np.load(path, allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - numpy's many failures all mean an unreadable file
@@ -438,17 +448,25 @@ def read_root(
     wf = arr[need["waveform"]]
     if wf.ndim < 2:
         raise ReaderError(f"{path}: {need['waveform']} is not an array branch")
-    lengths = ak.to_numpy(ak.num(wf, axis=1))
+    lengths = ak.to_numpy(ak.num(wf, axis=1)).astype(np.int64)
     B = lengths.size
     n = int(lengths.max()) if B else 0
+    if B * n > MAX_ROOT_SAMPLES:  # one entry of a billion samples would make every row that long
+        raise ReaderError(f"{path}: {B} waveforms padded to the longest ({n} samples) are {B * n} samples, more "
+                          f"than the {MAX_ROOT_SAMPLES} read at once; read fewer entries (entry_stop)")
     if B and np.all(lengths == n):
         W = ak.to_numpy(wf).astype(np.float32).reshape(B, n)
-    else:
+    else:  # ragged: each row padded with its last sample (numpy throughout, never Python lists)
+        flat = ak.to_numpy(ak.flatten(wf)).astype(np.float32)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        rows = np.repeat(np.arange(B), lengths)
         W = np.zeros((B, n), np.float32)
-        for i, row in enumerate(ak.to_list(wf)):
-            if row:
-                W[i, : len(row)] = row
-                W[i, len(row):] = row[-1]
+        W[rows, np.arange(flat.size) - np.repeat(starts, lengths)] = flat
+        has = lengths > 0
+        last = np.zeros(B, np.float32)
+        last[has] = flat[starts[has] + lengths[has] - 1]
+        pad = np.arange(n)[None, :] >= lengths[:, None]
+        W[pad] = np.broadcast_to(last[:, None], (B, n))[pad]
     W *= np.float32(scale)
     time = arr[need["time"]]
     tag = arr[need["tag"]]

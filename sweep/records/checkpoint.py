@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..fsutil import atomic_write_json
-from .base import Fields, JsonObject, Migration, load_object, migrate, to_json
+from .base import Fields, JsonObject, Migration, migrate, to_json
+from .untrusted import RECORD_LIMIT, load_object
 
 SCHEMA_VERSION = 1
 CHECKPOINT_STATE = "state.json"  # checkpoint/state.json (sweep.core.names.CHECKPOINT_DIR)
@@ -85,10 +86,11 @@ def read_state(folder: Path) -> CheckpointState | None:
     """The checkpoint state in `folder` (the checkpoint folder), or None when there is none.
 
     Raises:
-        RecordError: unreadable, not a checkpoint state, or written by a newer sweep.
+        RecordError: unreadable (a symlink, not a regular file, over its size limit: records.untrusted),
+            not a checkpoint state, or written by a newer sweep.
     """
     path = folder / CHECKPOINT_STATE
-    data = load_object(path)
+    data = load_object(path, RECORD_LIMIT)  # from an execute node: bounded, no symlink
     return None if data is None else CheckpointState.from_json(data, path)
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ..fsutil import atomic_write_text
-from .base import OMIT_NONE, Fields, JsonObject, Migration, load_object, migrate, plain
+from .base import OMIT_NONE, Fields, JsonObject, Migration, migrate, plain
+from .untrusted import EVALUATION_LIMIT, load_object
 
 SCHEMA_VERSION = 1
 EVALUATION = "evaluation.json"  # in the evaluation's output folder
@@ -95,10 +96,11 @@ def read_evaluation(folder: Path) -> Evaluation | None:
     """The evaluation.json in `folder`, or None when there is none.
 
     Raises:
-        RecordError: unreadable, not an evaluation, or written by a newer sweep.
+        RecordError: unreadable (a symlink, not a regular file, over its size limit: records.untrusted),
+            not an evaluation, or written by a newer sweep.
     """
     path = folder / EVALUATION
-    data = load_object(path)
+    data = load_object(path, EVALUATION_LIMIT)  # from an execute node: bounded, no symlink
     return None if data is None else Evaluation.from_json(data, path)
 
 

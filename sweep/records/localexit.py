@@ -15,7 +15,8 @@ from pathlib import Path
 
 from ..core.names import LOCAL_RECORD
 from ..fsutil import atomic_write_json
-from .base import Fields, JsonObject, Migration, load_object, migrate, to_json
+from .base import Fields, JsonObject, Migration, migrate, to_json
+from .untrusted import RECORD_LIMIT, load_object
 
 SCHEMA_VERSION = 1
 
@@ -57,10 +58,11 @@ def read_local_exit(folder: Path) -> LocalExit | None:
     """The exit record in `folder`, or None when there is none.
 
     Raises:
-        RecordError: unreadable, not an exit record, or written by a newer sweep.
+        RecordError: unreadable (a symlink, not a regular file, over its size limit: records.untrusted),
+            not an exit record, or written by a newer sweep.
     """
     path = folder / LOCAL_RECORD
-    data = load_object(path)
+    data = load_object(path, RECORD_LIMIT)  # from an execute node: bounded, no symlink
     return None if data is None else LocalExit.from_json(data, path)
 
 

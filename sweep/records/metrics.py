@@ -22,7 +22,8 @@ from pathlib import Path
 
 from ..core.names import METRICS
 from ..fsutil import atomic_write_json
-from .base import OMIT_NONE, Fields, JsonObject, Migration, load_object, migrate, to_json
+from .base import OMIT_NONE, Fields, JsonObject, Migration, migrate, to_json
+from .untrusted import RECORD_LIMIT, load_object
 from .runinfo import DatasetIdentity, Threads
 
 SCHEMA_VERSION = 1
@@ -145,10 +146,11 @@ def read_metrics(folder: Path) -> Metrics | None:
     """The metrics.json in `folder`, or None when there is none.
 
     Raises:
-        RecordError: unreadable, not a metrics.json, or written by a newer sweep (file and key named).
+        RecordError: unreadable (a symlink, not a regular file, over its size limit: records.untrusted),
+            not a metrics.json, or written by a newer sweep (file and key named).
     """
     path = folder / METRICS
-    data = load_object(path)
+    data = load_object(path, RECORD_LIMIT)  # from an execute node: bounded, no symlink
     return None if data is None else Metrics.from_json(data, path)
 
 

@@ -23,7 +23,8 @@ from typing import Any
 
 from ..core.names import MODEL_INFO
 from ..fsutil import atomic_write_json
-from .base import OMIT_NONE, Fields, JsonObject, Migration, load_object, migrate, to_json
+from .base import OMIT_NONE, Fields, JsonObject, Migration, migrate, to_json
+from .untrusted import RECORD_LIMIT, load_object
 
 SCHEMA_VERSION = 1
 
@@ -131,10 +132,13 @@ def read_model_info(model: str | Path) -> ModelInfo | None:
     """The training record beside a model file, or None when it has none.
 
     Raises:
-        RecordError: unreadable, not a training record, or written by a newer sweep.
+        RecordError: unreadable (a symlink, not a regular file, over its size limit: records.untrusted),
+            not a training record, or written by a newer sweep.
     """
     path = record_path(model)
-    data = load_object(path)
+    # the model's folder is the user's (it may be a link to where models are kept); the record
+    # in it came from an execute node: bounded, never read through a symlink
+    data = load_object(path.parent.resolve() / path.name, RECORD_LIMIT)
     return None if data is None else ModelInfo.from_json(data, path)
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from ..core.names import PROGRESS_FILE
 from ..fsutil import atomic_write_json
-from .base import Fields, JsonObject, Migration, load_object, migrate, to_json
+from .base import Fields, JsonObject, Migration, migrate, to_json
+from .untrusted import RECORD_LIMIT, load_object
 
 SCHEMA_VERSION = 1
 
@@ -57,10 +58,11 @@ def read_progress(folder: Path) -> Progress | None:
     """The progress.json in `folder`, or None when there is none (yet).
 
     Raises:
-        RecordError: unreadable, not a progress.json, or written by a newer sweep.
+        RecordError: unreadable (a symlink, not a regular file, over its size limit: records.untrusted),
+            not a progress.json, or written by a newer sweep.
     """
     path = folder / PROGRESS_FILE
-    data = load_object(path)
+    data = load_object(path, RECORD_LIMIT)  # from an execute node: bounded, no symlink
     return None if data is None else Progress.from_json(data, path)
 
 

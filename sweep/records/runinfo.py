@@ -24,7 +24,8 @@ from pathlib import Path
 from ..core.names import RUN_INFO
 from ..core.states import RunState
 from ..fsutil import atomic_write_json
-from .base import OMIT_NONE, Fields, JsonObject, Migration, load_object, migrate, to_json
+from .base import OMIT_NONE, Fields, JsonObject, Migration, migrate, to_json
+from .untrusted import RECORD_LIMIT, load_object
 
 SCHEMA_VERSION = 1
 #: What a run.json may say of its run (sweep.core.states.RunState values).
@@ -202,10 +203,11 @@ def read_run_info(folder: Path) -> RunInfo | None:
     """The run.json in `folder`, or None when there is none.
 
     Raises:
-        RecordError: unreadable, not a run.json, or written by a newer sweep (file and key named).
+        RecordError: unreadable (a symlink, not a regular file, over its size limit: records.untrusted),
+            not a run.json, or written by a newer sweep (file and key named).
     """
     path = folder / RUN_INFO
-    data = load_object(path)
+    data = load_object(path, RECORD_LIMIT)  # from an execute node: bounded, no symlink
     return None if data is None else RunInfo.from_json(data, path)
 
 

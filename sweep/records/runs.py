@@ -2,23 +2,33 @@
 
 Never raises on a bad run folder: every problem becomes a reason the collector can print. The
 run's records are read through their models (records.runinfo, records.metrics,
-records.localexit): a file that is unreadable, holds a value of the wrong type or was written by
-a newer sweep is a reason that names the file, the key and what was expected.
+records.localexit), bounded and never through a symlink (records.untrusted): a file that is
+unreadable, a symlink, not a regular file, larger than its limit, holds a value of the wrong
+type or was written by a newer sweep is a reason that names the file, the key and what was
+expected. Reasons and stderr lines are escaped for a terminal (job text is not markup).
 """
 
 from __future__ import annotations
 
+import errno
+import math
+import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from ..core.names import LOCAL_RECORD, METRICS, RUN_INFO, STDERR
+from ..core.errors import printable
+from ..core.names import (HISTORY, LOCAL_RECORD, METRICS, MODEL, MODEL_INFO, PROGRESS_FILE, PROGRESS_SEEN,
+                          PRUNE_REQUEST, ROC, RUN_INFO, STDERR, STDOUT)
 from ..core.states import RunState
 from .base import RecordError
 from .localexit import LocalExit, read_local_exit
 from .metrics import Metrics, read_metrics
 from .runinfo import RunInfo, read_run_info
+from .untrusted import (HISTORY_LIMIT, MODEL_LIMIT, RECORD_LIMIT, ROC_LIMIT, TAIL_BYTES, file_kind, read_tail,
+                        size_words)
 
 T = TypeVar("T")
 
@@ -50,40 +60,115 @@ def _read(read: Callable[[Path], T | None], folder: Path, name: str) -> tuple[T 
         return None, f"unreadable {name}: {key}{exc.detail}"
 
 
-def tail(path: Path, lines: int = 5) -> list[str]:
-    """The last non-empty lines of a text file (from its last 8 KiB); [] when unreadable."""
+#: What a run folder's files may be, each at most so many bytes (None: any size, only its tail
+#: is read): every one a regular file, never a symlink (the limits and why: records.untrusted).
+OUTPUT_LIMITS: dict[str, int | None] = {
+    METRICS: RECORD_LIMIT, RUN_INFO: RECORD_LIMIT, MODEL_INFO: RECORD_LIMIT, LOCAL_RECORD: RECORD_LIMIT,
+    PROGRESS_FILE: RECORD_LIMIT, PRUNE_REQUEST: RECORD_LIMIT, PROGRESS_SEEN: RECORD_LIMIT,
+    HISTORY: HISTORY_LIMIT, ROC: ROC_LIMIT, MODEL: MODEL_LIMIT, STDOUT: None, STDERR: None}
+
+
+def scan_folder(folder: Path) -> tuple[set[str] | None, str | None]:
+    """What a run folder holds, looked at without following a link: (its file names, None when
+    there is no folder; the first output that cannot be trusted, or None).
+
+    A folder that is a symlink, an output (OUTPUT_LIMITS) that is a symlink or not a regular
+    file, or one larger than its limit, is a problem naming it. Nothing is opened but the folder.
+    """
     try:
-        with open(path, "rb") as fh:
-            fh.seek(0, 2)
-            size = fh.tell()
-            fh.seek(max(0, size - 8192))
-            text = fh.read().decode("utf-8", errors="replace")
-    except OSError:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        if folder.is_symlink():
+            return set(), f"{folder.name}: expected a folder, got a symlink: not followed"
+        if exc.errno == errno.ENOTDIR:
+            return set(), f"{folder.name}: expected a folder, got a file"
+        return set(), f"{folder.name}: unreadable: {exc.strerror}"
+    names: set[str] = set()
+    problem = None
+    try:
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                names.add(entry.name)
+                if problem is not None or entry.name not in OUTPUT_LIMITS:
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                limit = OUTPUT_LIMITS[entry.name]
+                if stat.S_ISLNK(st.st_mode):
+                    problem = f"{entry.name}: expected a regular file, got a symlink: not followed"
+                elif not stat.S_ISREG(st.st_mode):
+                    problem = f"{entry.name}: expected a regular file, got {file_kind(st.st_mode)}: not read"
+                elif limit is not None and st.st_size > limit:
+                    problem = (f"{entry.name}: {size_words(st.st_size)}, larger than the {size_words(limit)} such a "
+                               "file may have: not read")
+    except OSError as exc:
+        problem = f"{folder.name}: unreadable: {exc.strerror}"
+    finally:
+        os.close(fd)
+    return names, problem
+
+
+def tail(path: Path, lines: int = 5) -> list[str]:
+    """The last non-empty lines of a job's text file (from its last TAIL_BYTES), each escaped for
+    a terminal (records.untrusted: never through a symlink); [] when absent or not readable."""
+    try:
+        data = read_tail(path, TAIL_BYTES)
+    except RecordError:
         return []
-    return [line for line in text.splitlines() if line.strip()][-lines:]
+    if data is None:
+        return []
+    text = data.decode("utf-8", errors="replace")
+    return [printable(line)[:MAX_LINE] for line in text.splitlines() if line.strip()][-lines:]
+
+
+#: The longest job text (a line of stderr, run.json's error) kept in a reason.
+MAX_LINE = 500
 
 
 def read_run(results_dir: Path, run_id: str, required_metrics: list[str] | None = None) -> RunOutcome:
     """What results_dir/run_id holds.
 
+    Every file in it came from an execute node: read bounded and never through a symlink
+    (records.untrusted); a record that is invalid, an output that is a symlink, not a regular
+    file or larger than its limit (OUTPUT_LIMITS) makes the run CORRUPT with the reason naming
+    the file (and the key). The reason and the stderr lines are escaped for a terminal.
+
     Args:
         results_dir: results/<sweep>/.
         run_id: the run's folder name.
-        required_metrics: test metrics a valid result must have (the sweep's ranking).
+        required_metrics: test metrics a valid result must have (the sweep's ranking): each a
+            finite number.
 
     Returns:
         The outcome: OK with the metrics, or FAILED / MISSING / CORRUPT with the reason.
     """
     folder = results_dir / run_id
+    names, problem = scan_folder(folder)
+    if problem is not None and not names:
+        return RunOutcome(run_id=run_id, state=RunState.CORRUPT, reason=printable(problem))
+    outcome = _read_run(folder, run_id, names, required_metrics)
+    if problem is not None:
+        if outcome.state not in (RunState.FAILED, RunState.MISSING):
+            outcome.state, outcome.metrics = RunState.CORRUPT, None
+        elif outcome.state is RunState.MISSING:
+            outcome.state = RunState.CORRUPT
+        outcome.reason = problem + (f"; {outcome.reason}" if outcome.reason else "")
+    outcome.reason = printable(outcome.reason)
+    return outcome
+
+
+def _read_run(folder: Path, run_id: str, names: set[str] | None, required_metrics: list[str] | None) -> RunOutcome:
     outcome = RunOutcome(run_id=run_id, state=RunState.MISSING)
-    if not folder.is_dir() or not any(folder.iterdir()):
+    if not names:
         outcome.reason = "no result: not run yet, still queued/running, or outputs not transferred back"
         return outcome
-    outcome.stderr_tail = tail(folder / STDERR)
-    run_info, run_err = _read(read_run_info, folder, RUN_INFO)
-    metrics, metrics_err = _read(read_metrics, folder, METRICS)
+    # only what the folder holds is opened (a 10,000-run sweep: a third fewer system calls)
+    outcome.stderr_tail = tail(folder / STDERR) if STDERR in names else []
+    run_info, run_err = _read(read_run_info, folder, RUN_INFO) if RUN_INFO in names else (None, None)
+    metrics, metrics_err = _read(read_metrics, folder, METRICS) if METRICS in names else (None, None)
     local: LocalExit | None
-    local, _ = _read(read_local_exit, folder, LOCAL_RECORD)
+    local, local_err = _read(read_local_exit, folder, LOCAL_RECORD) if LOCAL_RECORD in names else (None, None)
     outcome.run_info = run_info
     if run_info is not None:
         outcome.exit_code = run_info.exit_code
@@ -92,12 +177,12 @@ def read_run(results_dir: Path, run_id: str, required_metrics: list[str] | None 
 
     if run_info is not None and run_info.status is RunState.FAILED:
         outcome.state = RunState.FAILED
-        outcome.reason = f"job failed (exit {run_info.exit_code}): {run_info.error or 'no message'}"
+        outcome.reason = f"job failed (exit {run_info.exit_code}): {(run_info.error or 'no message')[:MAX_LINE]}"
         return outcome
     if run_info is None and local is not None and local.returncode not in (0, None):
         outcome.state = RunState.FAILED
         why = local.reason or f"exit status {local.returncode}"
-        outcome.reason = f"job failed: {why}"
+        outcome.reason = f"job failed: {why[:MAX_LINE]}"
         return outcome
     if run_info is not None and run_info.status is RunState.PRUNED and metrics is not None:
         outcome.state, outcome.metrics = RunState.PRUNED, metrics
@@ -114,6 +199,10 @@ def read_run(results_dir: Path, run_id: str, required_metrics: list[str] | None 
             outcome.reason = "no metrics.json" + (f"; run.json problem: {run_err}" if run_err else "")
         outcome.state = RunState.FAILED if outcome.stderr_tail or run_info else RunState.MISSING
         return outcome
+    if run_err or local_err:  # a result beside a record that is not one: nothing says how it was made
+        outcome.state = RunState.CORRUPT
+        outcome.reason = str(run_err or local_err)
+        return outcome
     test = metrics.test
     if test is None:
         outcome.state = RunState.CORRUPT
@@ -123,6 +212,12 @@ def read_run(results_dir: Path, run_id: str, required_metrics: list[str] | None 
     if absent:
         outcome.state = RunState.CORRUPT
         outcome.reason = f"metrics.json lacks {', '.join(absent)}"
+        return outcome
+    not_computed = [m for m in (required_metrics or []) if math.isnan(test[m] or 0.0)]
+    if not_computed:
+        outcome.state = RunState.CORRUPT
+        outcome.reason = (f"metrics.json: {', '.join(f'test.{m}' for m in not_computed)} is NaN (not computed): "
+                          "the run cannot be ranked by it")
         return outcome
     outcome.state, outcome.metrics = RunState.OK, metrics
     return outcome

@@ -20,7 +20,8 @@ from typing import Any
 
 from ..core.names import STEP_RESULT
 from ..fsutil import atomic_write_json
-from .base import OMIT_NONE, Fields, JsonObject, Migration, load_object, migrate, to_json
+from .base import OMIT_NONE, Fields, JsonObject, Migration, migrate, to_json
+from .untrusted import RECORD_LIMIT, load_object
 from .runinfo import Threads
 
 SCHEMA_VERSION = 1
@@ -105,10 +106,11 @@ def read_step(folder: Path) -> StepRecord | None:
     """The step.json in `folder`, or None when there is none.
 
     Raises:
-        RecordError: unreadable, not a step.json, or written by a newer sweep (file and key named).
+        RecordError: unreadable (a symlink, not a regular file, over its size limit: records.untrusted),
+            not a step.json, or written by a newer sweep (file and key named).
     """
     path = folder / STEP_RESULT
-    data = load_object(path)
+    data = load_object(path, RECORD_LIMIT)  # from an execute node: bounded, no symlink
     return None if data is None else StepRecord.from_json(data, path)
 
 

@@ -278,7 +278,8 @@ def print_status(sweep: str | None, root: Path, console) -> None:
             for col in ("run id", "name", "state", "job", "starts", "why"):
                 table.add_column(col, overflow="fold")
             for r in trouble:
-                table.add_row(r.run_id, r.name, str(r.state), r.job_id or "-", str(r.starts), r.detail)
+                # the detail holds job text (a hold reason, run.json's error): text, never markup
+                table.add_row(r.run_id, r.name, str(r.state), r.job_id or "-", str(r.starts), Text(printable(r.detail)))
             console.print(table)
 
 
