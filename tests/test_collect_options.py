@@ -305,3 +305,16 @@ def test_a_csv_export_neutralizes_formulas_in_text_cells_only(swept):
     assert [r["optimizer"] for r in rows] == ["'" + h for h in hostile[:5]] + ["adam"]
     assert [float(r["learning_rate"]) for r in rows] == [-0.5, -1e-3, 0.0, 1.0, -2.0, 3.0]
     assert "'=header" in rows[0]
+
+
+def test_collect_s_own_leaderboard_csv_neutralizes_formulas(tmp_path):
+    """leaderboard.csv, which collect writes on every run (not only `--format csv`), goes through
+    the same neutralization: a text value that a spreadsheet would run is written quoted."""
+    import csv
+
+    make_sweep(tmp_path, "syn", axes={"optimizer": ["=HYPERLINK(\"http://x\",\"y\")", "adam"],
+                                      "learning_rate": [0.01, 0.001]}, corrupt=0, missing=0, seed=3)
+    board = collect("syn", tmp_path)
+    rows = list(csv.DictReader(io.StringIO(board.csv_path.read_text())))
+    assert sorted(r["optimizer"] for r in rows) == sorted(["'=HYPERLINK(\"http://x\",\"y\")"] * 2 + ["adam"] * 2)
+    assert sorted(float(r["learning_rate"]) for r in rows) == [0.001, 0.001, 0.01, 0.01]

@@ -20,6 +20,7 @@ from ..records.events import attempts_by_run, is_memory_hold, read_event_log
 from ..records.manifest import Manifest, ResourceRequest, SearchInfo, load_manifest, remember_memory
 from ..records.runinfo import RunInfo
 from ..records.runs import RunOutcome, mark_stale, read_run
+from .spreadsheet import csv_text
 
 
 @dataclass
@@ -163,9 +164,9 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
         remember_memory(paths.jobs(sweep), learned)
     if write_csv:
         board.csv_path = results_dir / LEADERBOARD
-        atomic_write_text(board.csv_path, table.to_csv(index=False))
+        atomic_write_text(board.csv_path, csv_text(table))
         if board.resources is not None:
-            atomic_write_text(results_dir / RESOURCES, board.resources.to_csv(index=False))
+            atomic_write_text(results_dir / RESOURCES, csv_text(board.resources))
     return board
 
 

@@ -30,6 +30,7 @@ from ..records.base import RecordError
 from ..records.best import BestIndex, BestRun, write_best_index
 from ..records.untrusted import MODEL_LIMIT, copy_file
 from .gather import Leaderboard
+from .spreadsheet import csv_text
 
 FORMATS = ("table", "csv", "json", "markdown", "latex")
 SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".md": "markdown", ".markdown": "markdown", ".tex": "latex",
@@ -384,39 +385,6 @@ def display_columns(board: Leaderboard, sel: Selection) -> list[str]:
     extra = [m for m, _ in sel.ranking if m not in cols]
     cols += extra + (["best_run_id"] if sel.aggregated else ["best_epoch", "epochs_run", "seed", "name"])
     return [c for c in dict.fromkeys(cols) if c in frame.columns]
-
-
-#: What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralize_cell(value: Any) -> Any:
-    """`value` as a CSV cell no spreadsheet runs: text that begins with one of FORMULA_STARTS
-    gets a leading apostrophe (shown by spreadsheets, not evaluated). Numbers stay as they are,
-    and so does text that is a plain number ("-0.5", "+1e-3": a number, not a formula), so that
-    a negative value reads back as one.
-
-    Returns:
-        The value, or the text with "'" in front.
-    """
-    if not isinstance(value, str) or not value.startswith(FORMULA_STARTS):
-        return value
-    try:
-        float(value)
-    except ValueError:
-        return "'" + value
-    return value if value.strip() == value else "'" + value
-
-
-def csv_text(frame: pd.DataFrame) -> str:
-    """The frame as CSV (no index) with every text cell and column name passed through
-    neutralize_cell: job outputs and grids reach these cells, and a spreadsheet opening the
-    file must not run what they hold."""
-    safe = frame.rename(columns=lambda c: neutralize_cell(str(c)))
-    for column in safe.columns:
-        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column].dtype):
-            safe[column] = safe[column].map(neutralize_cell)
-    return safe.to_csv(index=False)
 
 
 def export(board: Leaderboard, sel: Selection, fmt: str) -> str:
