@@ -156,3 +156,27 @@ def test_the_htcondor_backend_refuses_root(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     with pytest.raises(BackendError, match="root may not own HTCondor jobs"):
         _ = htcondor.HTCondorBackend(schedd=object()).schedd
+
+
+@as_root
+def test_the_pool_tool_never_chowns_through_a_link_the_owner_planted(owner, tmp_path):
+    """The pool tool (tests, the demo) is the one place where root still hands folders to the
+    owner: a link planted where its project folder was, or inside it, leaves the target alone."""
+    tool = _pool_tool()
+    pool = tool.Pool(Path(tempfile.mkdtemp(prefix="sweep-root-mode-pool-")), job_owner=OWNER)
+    pool.root.chmod(0o755)
+    try:
+        etc = pool.root / "etc"
+        (etc / "sub").mkdir(parents=True)
+        (etc / "passwd").write_text("root:x:0:0\n")
+        project = pool.prepare_dir(pool.root / "project")
+        (project / "inside").symlink_to(etc)
+        pool.prepare_dir(project)
+        assert (project / "inside").lstat().st_uid == owner.pw_uid
+        os.rename(project, pool.root / "project.old")
+        (pool.root / "project").symlink_to(etc)
+        with pytest.raises(tool.PoolError, match="project is not a folder"):
+            pool.prepare_dir(pool.root / "project")
+        assert {p.lstat().st_uid for p in [etc, *etc.rglob("*")]} == {0}
+    finally:
+        shutil.rmtree(pool.root, ignore_errors=True)

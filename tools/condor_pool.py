@@ -682,7 +682,9 @@ class Pool:
         """Create ``path`` (mode 755) so that the job owner can write in it.
 
         As root, ``path`` and everything already below it is chowned to the job owner
-        (call it again after writing files there, e.g. after ``Submit.from_dag``).
+        (call it again after writing files there, e.g. after ``Submit.from_dag``), through
+        directory descriptors (os.fwalk, fchown, O_NOFOLLOW): a symbolic link is never
+        followed, and ``path`` itself being one is a PoolError naming it.
         Raises PoolError when the job owner cannot traverse an existing parent
         directory (nothing outside ``path`` is chmod-ed).
         """
@@ -699,10 +701,19 @@ class Pool:
                 raise PoolError(f"job owner {self.job_owner} cannot enter {parent} (mode "
                                 f"{parent.stat().st_mode & 0o7777:o}); put job folders "
                                 f"elsewhere, e.g. under {self.root} or /tmp")
-        os.chown(p, uid, gid)
-        for top, dirs, files in os.walk(p):
-            for name in dirs + files:
-                os.lchown(os.path.join(top, name), uid, gid)
+        # through descriptors, never following a link: the folder may hold what the owner planted
+        # (a link to /etc where a folder was), and root must not chown through it
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError as e:
+            raise PoolError(f"{p} is not a folder (a symbolic link?): {e.strerror}; remove it") from None
+        try:
+            os.fchown(fd, uid, gid)
+            for _top, dirs, files, dir_fd in os.fwalk(".", dir_fd=fd, follow_symlinks=False):
+                for name in dirs + files:
+                    os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+        finally:
+            os.close(fd)
         return p
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -972,6 +983,43 @@ def client_setup(pool: Pool):
     htcondor2.reload_config()
     htcondor2.param["SEC_CLIENT_AUTHENTICATION_METHODS"] = "IDTOKENS"
     return htcondor2
+
+
+def as_job_owner(pool: Pool, fn) -> int:
+    """Call ``fn()`` as ``pool.job_owner`` with its own IDTOKEN folder (SWEEP_IDTOKENS_DIR): here
+    when this process is not root; as root in a forked child that drops root for good first
+    (setgroups, setgid, setuid), so that sweep code called in-process never runs as root. Returns
+    the exit status (0 when ``fn`` returned; SystemExit's code; 1 on an exception, printed)."""
+    os.environ["SWEEP_IDTOKENS_DIR"] = str(pool.owner_tokens_dir)
+    if os.geteuid() != 0:
+        fn()
+        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            pw = pwd.getpwnam(pool.job_owner)
+            os.setgroups(os.getgrouplist(pw.pw_name, pw.pw_gid))
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+            os.environ.update(HOME=pw.pw_dir, USER=pw.pw_name, LOGNAME=pw.pw_name)
+            os.environ.pop("SWEEP_ALLOW_ROOT", None)
+            fn()
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        except BaseException:  # noqa: BLE001 - the child reports any failure, then exits
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
 # --------------------------------------------------------------------------------------

@@ -419,15 +419,13 @@ def test_resubmit_of_a_memory_held_run_in_an_active_dag_runs_it_again_with_the_c
 
 
 @pytest.mark.parametrize("mode", ["dag", "no-dag"])
-def test_an_interpreter_the_worker_cannot_run_ends_the_job_as_environment_without_retries(project, tmp_path,
-                                                                                            capsys, mode):
-    """condor.python passes the submit node's check (root reaches it) but not the job owner's:
-    the venv behind a mode-700 folder stands for an interpreter that only some nodes have. The
-    job ends at once with exit 3, the DAG does not retry it, collect says 'environment'."""
-    hidden = tmp_path / "hidden"
-    hidden.mkdir(mode=0o700)
-    (hidden / "venv").symlink_to(Path(sys.prefix))  # this test's own virtual environment
-    python = hidden / "venv" / "bin" / "python"
+def test_an_interpreter_the_worker_cannot_run_ends_the_job_as_environment_without_retries(project, capsys, mode):
+    """condor.python passes the submit node's check but is not there for the job: this test's own
+    virtual environment named through /proc/self/cwd, which is the checkout for `sweep submit`
+    (tests/condor/owner.py runs it there) and the job's scratch folder for the job, stands for an
+    interpreter that only some nodes have. The job ends at once with exit 3, the DAG does not
+    retry it, collect says 'environment'."""
+    python = Path("/proc/self/cwd") / Path(sys.prefix).relative_to(REPO) / "bin" / "python"
     extra = f"condor: {{max_retries: 2, python: {python}}}\n"
     name = f"pool-noenv-{mode}"
     g = grid(project, name, axes="  optimizer: [adam]\n", extra=extra)
