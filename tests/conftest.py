@@ -6,7 +6,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 if os.geteuid() == 0:
-    # sweep refuses root (sweep/identity.py) unless told that root works on its own files with the
+    # sweep refuses root (sweep/submit/identity.py) unless told that root works on its own files with the
     # local backend only: the tests outside tests/condor do just that, in root's own temporary
     # folders, in this process and in the sweep commands they start. The pool tests run sweep as
     # the pool's job owner (tests/condor/owner.py), without this.

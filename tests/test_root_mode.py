@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import grid_text
+from tests.conftest import grid_text
 
 REPO = Path(__file__).resolve().parents[1]
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="what sweep does when started as root")
@@ -133,7 +133,7 @@ def test_the_search_driver_is_given_no_copy_of_any_token(tmp_path, monkeypatch):
 
 def test_a_symlink_where_sweep_expects_its_own_folder_is_refused(tmp_path):
     from sweep.core.errors import SweepError
-    from sweep.identity import own_folder
+    from sweep.submit.identity import own_folder
 
     outside = tmp_path / "etc"
     outside.mkdir()

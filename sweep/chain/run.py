@@ -29,7 +29,7 @@ from ..core.names import SweepPaths
 from ..core.pipeline import PipelineSpec, load_pipeline
 from ..core.render import job_interpreter, submit_value
 from ..fsutil import atomic_write_text
-from ..identity import own_folder, refuse_condor_as_root
+from ..submit.identity import own_folder, refuse_condor_as_root
 from ..records.chain import ChainJob, save_chain
 from ..records.lock import sweep_lock
 from ..search.stage import (appending_log, connect_patiently, driver_environment, driver_jobs,
@@ -168,7 +168,7 @@ def submit_chain_job(schedd, spec: PipelineSpec, root: Path) -> int:
     """Freeze the pipeline, write jobs/<chain>/chain.sub and queue it; returns the cluster.
 
     Raises:
-        BackendError: this process is root (sweep.identity), or the schedd refused the job.
+        BackendError: this process is root (sweep.submit.identity), or the schedd refused the job.
         SweepError: results/<chain>/<job folder> (or a folder above it) is a symbolic link.
     """
     from ..submit.backends import htcondor

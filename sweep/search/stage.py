@@ -27,7 +27,7 @@ from ..core.names import DRIVER_DIR, DRIVER_LOG, DRIVER_SUBMIT, FROZEN_GRID, Swe
 from ..core.render import CHECKOUT, job_interpreter, relative_to_root, submit_string, submit_value
 from ..core.schema import SAFE_PATH_RE
 from ..fsutil import atomic_write_text
-from ..identity import own_folder, refuse_condor_as_root
+from ..submit.identity import own_folder, refuse_condor_as_root
 from ..records.lock import sweep_lock
 from ..records.manifest import on_pool, read_manifest, update_submission
 from ..submit.stage import check_interpreter, unreachable_hint
@@ -226,7 +226,7 @@ def submit_driver(schedd, spec: GridSpec, grid: Path, root: Path) -> int:
     """Freeze the grid, write jobs/<sweep>/driver.sub and queue it; returns the cluster.
 
     Raises:
-        BackendError: this process is root (sweep.identity), or the schedd refused the job.
+        BackendError: this process is root (sweep.submit.identity), or the schedd refused the job.
         SweepError: results/<sweep>/driver (or a folder above it) is a symbolic link.
     """
     from ..submit.backends import htcondor

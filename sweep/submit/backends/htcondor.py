@@ -33,7 +33,7 @@ from ...core.names import OUTPUT_FILES, STDERR, STDOUT
 from ...core.render import CHECKOUT, RenderedRun, RenderedSweep, submit_string, submit_value
 from ...core.states import RunState
 from ...fsutil import atomic_write_text
-from ...identity import own_folder, refuse_condor_as_root
+from ..identity import own_folder, refuse_condor_as_root
 from ...records.manifest import Manifest, Submission, read_manifest, update_submission
 from .base import Backend, SubmitReport
 
@@ -61,7 +61,7 @@ def bindings():
     """htcondor2, set up for this process: with SWEEP_IDTOKENS_DIR set (a folder of the user's own
     IDTOKEN), authenticate with IDTOKENS from that folder, set in-process (an exported _CONDOR_*
     variable would leak into every job that copies the environment). sweep never runs as root
-    (sweep.identity): the token is always the user's own, read with the user's permissions."""
+    (sweep.submit.identity): the token is always the user's own, read with the user's permissions."""
     import htcondor2
 
     tokens = os.environ.get(IDTOKENS_VAR)
@@ -316,7 +316,7 @@ class HTCondorBackend(Backend):
     def schedd(self):
         """The schedd handle: the one given, else connected to on first use (a BackendError when it
         does not answer within connect_timeout, or when this process is root: HTCondor does not
-        let root own jobs, and sweep never submits for another user, sweep.identity)."""
+        let root own jobs, and sweep never submits for another user, sweep.submit.identity)."""
         refuse_condor_as_root()
         if self._schedd is None:
             self._schedd = connect(self.connect_timeout)

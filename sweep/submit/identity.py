@@ -19,7 +19,7 @@ import pwd
 import shlex
 from pathlib import Path
 
-from .core.errors import BackendError, SweepError
+from ..core.errors import BackendError, SweepError
 
 #: The job owner root switches to.
 OWNER_VAR = "SWEEP_JOB_OWNER"
