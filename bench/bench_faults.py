@@ -104,7 +104,11 @@ def main() -> int:
         shutil.copy(REPO / "templates" / "job.sub.j2", project / "tpl" / "job.sub.j2")
         (project / "tpl" / "run_job.sh.j2").write_text(QUICK.format(extra=f"sleep {args.job_seconds}"))
         pool.prepare_dir(project)
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        # sweep never runs as root: started as root, each command becomes the pool's job owner first
+        env = {**os.environ, "PYTHONPATH": str(REPO), "SWEEP_JOB_OWNER": pool.job_owner,
+               "SWEEP_IDTOKENS_DIR": str(pool.owner_tokens_dir)}
+        env.pop("SWEEP_ALLOW_ROOT", None)
+        os.chdir(REPO)  # the commands' folder (python -m reads it first): root's checkout, not a project
         schedd = connect()
         totals = {}
 

@@ -39,7 +39,8 @@ def _limit():
 def classify(case: Case, root: Path, outside: Path) -> tuple[str, float]:
     """(outcome, seconds) of one case."""
     path = write_case(case, root, outside)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEP_")}
+    # no SWEEP_* setting of this process but SWEEP_ALLOW_ROOT (root validating in root's own folders)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEP_") or k == "SWEEP_ALLOW_ROOT"}
     env.update(PYTHONPATH=str(REPO), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     t0 = time.perf_counter()
     try:

@@ -533,10 +533,15 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status: 0; for a SweepError its kind's (EXIT_STATUS: 2 for what the user wrote,
         else 1), after printing it; 130 when interrupted. A usage error exits 2 through argparse.
+        Started as root: sweep first becomes the job owner or refuses (sweep.submit.identity.run_as_owner),
+        before it parses `argv` or touches a file.
     """
-    args = build_parser().parse_args(argv)
-    args.root = args.root.resolve()
+    from .submit.identity import run_as_owner
+
     try:
+        run_as_owner(sys.argv[1:] if argv is None else list(argv))
+        args = build_parser().parse_args(argv)
+        args.root = args.root.resolve()
         return args.func(args)
     except SweepError as exc:
         status = next(code for kind, code in EXIT_STATUS if isinstance(exc, kind))

@@ -5,6 +5,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+if os.geteuid() == 0:
+    # sweep refuses root (sweep/submit/identity.py) unless told that root works on its own files with the
+    # local backend only: the tests outside tests/condor do just that, in root's own temporary
+    # folders, in this process and in the sweep commands they start. The pool tests run sweep as
+    # the pool's job owner (tests/condor/owner.py), without this.
+    os.environ["SWEEP_ALLOW_ROOT"] = "1"
 POOL_TESTS = REPO / "tests" / "condor"
 #: Modules whose tests share a module-scoped fixture that costs a training: one xdist worker runs
 #: each of them whole (a module fixture is made once per worker that runs the module's tests).

@@ -36,8 +36,8 @@ Python API (standard library only; ``htcondor2`` is imported only by ``client_se
         .libexec_dir, .version()
     pool = Pool(root=None, *, cpus=None, memory_mb=4096, job_owner=None, installation=None)
         pool.root, .local_dir, .config_path, .bin_dir, .sbin_dir, .dagman_path,
-        .job_owner (str; "nobody" when running as root, else the current user),
-        .token_path
+        .job_owner (str; as root a dedicated user, DEFAULT_OWNER, created with useradd
+        when missing; else the current user), .token_path, .owner_tokens_dir
         pool.start(timeout=60) -> Pool    # idempotent when already running
         pool.wait_ready(timeout=60)       # schedd + slot visible in the collector
         pool.stop(timeout=30)             # idempotent; returns the pids it had to signal
@@ -50,10 +50,12 @@ Python API (standard library only; ``htcondor2`` is imported only by ``client_se
     client_setup(pool) -> htcondor2 module
 
 Authentication: daemons and the pool's own CLI tools use FS. A Python client must
-use IDTOKENS: root may not own jobs, so root submits with the IDTOKEN that ``start``
-creates for ``job_owner`` (``nobody``) in ``LOCAL_DIR/user-tokens.d/submitter``; and
-the PyPI ``htcondor`` 25.x bindings fail FS authentication against Debian 13's 23.9
-daemons. ``client_setup(pool)`` therefore sets ``CONDOR_CONFIG`` (+PATH) in
+use IDTOKENS: the PyPI ``htcondor`` 25.x bindings fail FS authentication against Debian
+13's 23.9 daemons. ``start`` creates two IDTOKENs for ``job_owner``: the owner's own,
+in ``owner_tokens_dir`` (``LOCAL_DIR/user-tokens.<owner>.d``, the owner's, mode 700),
+which sweep run as the owner uses (``SWEEP_IDTOKENS_DIR``); and, for this process's
+own queries (a test harness as root: root may not own jobs), one in
+``LOCAL_DIR/user-tokens.d/submitter``, root's. ``client_setup(pool)`` therefore sets ``CONDOR_CONFIG`` (+PATH) in
 ``os.environ``, calls ``htcondor2.reload_config()`` and then sets
 ``htcondor2.param["SEC_CLIENT_AUTHENTICATION_METHODS"] = "IDTOKENS"`` IN-PROCESS.
 Do not export ``_CONDOR_SEC_CLIENT_AUTHENTICATION_METHODS`` instead: exported
@@ -97,6 +99,29 @@ DEBIAN_MIRROR = "http://deb.debian.org/debian"
 MARKER = ".sweep-condor-prefix-complete"
 MASTER_PID_FILE = "master.pid"
 TOKEN_NAME = "submitter"
+#: The job owner of a pool started by root: a dedicated unprivileged user (created when missing).
+DEFAULT_OWNER = "sweeptest"
+
+
+def ensure_user(name: str) -> pwd.struct_passwd:
+    """The local user `name`, created when missing (root only): a system account of its own,
+    with its own group and home (/home/<name>), no login shell: a dedicated job owner.
+
+    Raises:
+        PoolError: it is missing and cannot be created, or it is root or nobody.
+    """
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        r = subprocess.run([useradd, "--system", "--user-group", "--create-home", "--home-dir", f"/home/{name}",
+                            "--shell", "/usr/sbin/nologin", name], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise PoolError(f"could not create the job owner {name}: {r.stderr.strip()}") from None
+        pw = pwd.getpwnam(name)
+    if pw.pw_uid == 0 or pw.pw_name == "nobody":
+        raise PoolError(f"the job owner {name} must be a dedicated unprivileged user")
+    return pw
 
 __all__ = ["Install", "Pool", "PoolError", "InstallError", "install", "find_install",
            "client_setup", "DEFAULT_ROOT"]
@@ -569,7 +594,7 @@ class Pool:
         self.cpus = int(cpus or len(os.sched_getaffinity(0)) or 1)
         self.memory_mb = int(memory_mb)
         if job_owner is None:
-            job_owner = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+            job_owner = DEFAULT_OWNER if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
         self.job_owner = job_owner
         self._install = installation
         self._proc: subprocess.Popen | None = None
@@ -603,6 +628,11 @@ class Pool:
     @property
     def token_path(self) -> Path:
         return self.local_dir / "user-tokens.d" / TOKEN_NAME
+
+    @property
+    def owner_tokens_dir(self) -> Path:
+        """The job owner's own IDTOKEN folder (the owner's, mode 700): SWEEP_IDTOKENS_DIR."""
+        return self.local_dir / f"user-tokens.{self.job_owner}.d"
 
     @property
     def master_log(self) -> Path:
@@ -652,7 +682,9 @@ class Pool:
         """Create ``path`` (mode 755) so that the job owner can write in it.
 
         As root, ``path`` and everything already below it is chowned to the job owner
-        (call it again after writing files there, e.g. after ``Submit.from_dag``).
+        (call it again after writing files there, e.g. after ``Submit.from_dag``), through
+        directory descriptors (os.fwalk, fchown, O_NOFOLLOW): a symbolic link is never
+        followed, and ``path`` itself being one is a PoolError naming it.
         Raises PoolError when the job owner cannot traverse an existing parent
         directory (nothing outside ``path`` is chmod-ed).
         """
@@ -669,10 +701,19 @@ class Pool:
                 raise PoolError(f"job owner {self.job_owner} cannot enter {parent} (mode "
                                 f"{parent.stat().st_mode & 0o7777:o}); put job folders "
                                 f"elsewhere, e.g. under {self.root} or /tmp")
-        os.chown(p, uid, gid)
-        for top, dirs, files in os.walk(p):
-            for name in dirs + files:
-                os.lchown(os.path.join(top, name), uid, gid)
+        # through descriptors, never following a link: the folder may hold what the owner planted
+        # (a link to /etc where a folder was), and root must not chown through it
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError as e:
+            raise PoolError(f"{p} is not a folder (a symbolic link?): {e.strerror}; remove it") from None
+        try:
+            os.fchown(fd, uid, gid)
+            for _top, dirs, files, dir_fd in os.fwalk(".", dir_fd=fd, follow_symlinks=False):
+                for name in dirs + files:
+                    os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+        finally:
+            os.close(fd)
         return p
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -714,6 +755,8 @@ class Pool:
             return self
         if self._install is None:
             self._install = install()
+        if os.geteuid() == 0:
+            ensure_user(self.job_owner)
         if os.geteuid() == 0 and self.job_owner != "root" and not (
                 _traversable_by_all(self.dagman_path.parent)
                 and self.dagman_path.stat().st_mode & 0o001):
@@ -743,6 +786,7 @@ class Pool:
             f"{self._proc.pid} {st[3] if st else 0}\n")
         try:
             self._create_token(timeout)
+            self.create_token(self.job_owner)
             self.wait_ready(timeout)
         except BaseException:
             tail = self.log_tail()
@@ -769,9 +813,9 @@ class Pool:
             raise PoolError(f"condor_token_create wrote no {self.token_path}")
 
     def create_token(self, user: str) -> Path:
-        """An IDTOKEN for another local user, in a folder of its own (LOCAL_DIR/user-tokens.<user>.d,
-        mode 700), for a client that acts as that user (sweep: SWEEP_JOB_OWNER=<user> with
-        SWEEP_IDTOKENS_DIR=<folder>). Returns the folder."""
+        """An IDTOKEN for a local user, in a folder of its own (LOCAL_DIR/user-tokens.<user>.d,
+        mode 700, the user's when we are root), for sweep run as that user (SWEEP_IDTOKENS_DIR=
+        <folder>). Returns the folder."""
         folder = self.local_dir / f"user-tokens.{user}.d"
         folder.mkdir(mode=0o700, exist_ok=True)
         uid_domain = self.tool("condor_config_val", "UID_DOMAIN", check=True).stdout.strip()
@@ -781,6 +825,10 @@ class Pool:
         path = folder / TOKEN_NAME
         path.write_text(token + "\n")
         path.chmod(0o600)
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam(user)
+            for p in (folder, path):
+                os.chown(p, pw.pw_uid, pw.pw_gid, follow_symlinks=False)
         return folder
 
     def _visible(self) -> tuple[bool, bool]:
@@ -937,6 +985,43 @@ def client_setup(pool: Pool):
     return htcondor2
 
 
+def as_job_owner(pool: Pool, fn) -> int:
+    """Call ``fn()`` as ``pool.job_owner`` with its own IDTOKEN folder (SWEEP_IDTOKENS_DIR): here
+    when this process is not root; as root in a forked child that drops root for good first
+    (setgroups, setgid, setuid), so that sweep code called in-process never runs as root. Returns
+    the exit status (0 when ``fn`` returned; SystemExit's code; 1 on an exception, printed)."""
+    os.environ["SWEEP_IDTOKENS_DIR"] = str(pool.owner_tokens_dir)
+    if os.geteuid() != 0:
+        fn()
+        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            pw = pwd.getpwnam(pool.job_owner)
+            os.setgroups(os.getgrouplist(pw.pw_name, pw.pw_gid))
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+            os.environ.update(HOME=pw.pw_dir, USER=pw.pw_name, LOGNAME=pw.pw_name)
+            os.environ.pop("SWEEP_ALLOW_ROOT", None)
+            fn()
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        except BaseException:  # noqa: BLE001 - the child reports any failure, then exits
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
 # --------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------
@@ -951,7 +1036,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="pool directory (default: $SWEEP_CONDOR_POOL or <repo>/.condor-pool)")
     ap.add_argument("--cpus", type=int, default=None, help="slot CPUs (default: all cores)")
     ap.add_argument("--memory-mb", type=int, default=4096, help="slot memory in MB")
-    ap.add_argument("--job-owner", default=None, help="job owner (default: nobody as root)")
+    ap.add_argument("--job-owner", default=None,
+                    help=f"job owner (default as root: {DEFAULT_OWNER}, a dedicated user created when missing)")
     ap.add_argument("--timeout", type=float, default=60, help="seconds to wait for readiness")
     a = ap.parse_args(argv)
     pool = Pool(a.root, cpus=a.cpus, memory_mb=a.memory_mb, job_owner=a.job_owner)
@@ -980,8 +1066,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f'export PATH={_shell_quote(f"{pool.bin_dir}:{pool.sbin_dir}")}:"$PATH"')
                 else:
                     print(f"export {k}={_shell_quote(v)}")
-            print("# Python clients: tools.condor_pool.client_setup(pool) -> IDTOKENS in-process"
-                  + (f" (as {pool.job_owner})" if os.geteuid() == 0 else ""))
+            # sweep authenticates with the owner's own token; as root it becomes the owner first
+            print(f"export SWEEP_IDTOKENS_DIR={_shell_quote(str(pool.owner_tokens_dir))}")
+            if os.geteuid() == 0:
+                print(f"export SWEEP_JOB_OWNER={_shell_quote(pool.job_owner)}")
     except PoolError as e:
         print(f"condor-pool {a.command}: {e}", file=sys.stderr)
         return 2

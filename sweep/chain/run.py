@@ -29,13 +29,14 @@ from ..core.names import SweepPaths
 from ..core.pipeline import PipelineSpec, load_pipeline
 from ..core.render import job_interpreter, submit_value
 from ..fsutil import atomic_write_text
+from ..submit.identity import own_folder, refuse_condor_as_root
 from ..records.chain import ChainJob, save_chain
 from ..records.lock import sweep_lock
 from ..search.stage import (appending_log, connect_patiently, driver_environment, driver_jobs,
                             local_universe_submit_text)
 from ..submit.stage import CONDOR, LOCAL, SubmitOptions, check_interpreter, submit_grid, unreachable_hint
 from .steps import LocalSteps, PoolSteps
-from .stages import CHAIN_LOG, ChainContext, ChainError, clusters_sweep_name, read_record, run_stages, stage_lines
+from .stages import CHAIN_LOG, ChainContext, ChainError, read_record, run_stages, stage_lines
 
 FROZEN_PIPELINE = "chain.yaml"  # jobs/<chain>/chain.yaml: the pipeline the chain job reads
 CHAIN_SUBMIT = "chain.sub"  # jobs/<chain>/chain.sub: the local-universe chain job
@@ -164,29 +165,23 @@ def chain_submit_text(spec: PipelineSpec, root: Path, env: dict[str, str]) -> st
 
 
 def submit_chain_job(schedd, spec: PipelineSpec, root: Path) -> int:
-    """Freeze the pipeline, write jobs/<chain>/chain.sub and queue it; returns the cluster."""
+    """Freeze the pipeline, write jobs/<chain>/chain.sub and queue it; returns the cluster.
+
+    Raises:
+        BackendError: this process is root (sweep.submit.identity), or the schedd refused the job.
+        SweepError: results/<chain>/<job folder> (or a folder above it) is a symbolic link.
+    """
     from ..submit.backends import htcondor
 
+    refuse_condor_as_root()
     paths = SweepPaths(root.resolve())
     jobs_dir, results = paths.jobs(spec.name), paths.results(spec.name)
-    job_dir = results / CHAIN_JOB_DIR
-    job_dir.mkdir(parents=True, exist_ok=True)
+    job_dir = own_folder(results / CHAIN_JOB_DIR, top=paths.root)
     frozen = jobs_dir / FROZEN_PIPELINE
     if Path(spec.file).resolve() != frozen.resolve():
         shutil.copyfile(spec.file, frozen)
     text = chain_submit_text(spec, root, driver_environment(job_dir))
     atomic_write_text(jobs_dir / CHAIN_SUBMIT, text)
-    htcondor.check_reachable_by_owner(paths.root)
-    # root submitting as the job owner: the chain job (the owner) writes the chain's and both
-    # sweeps' folders and the datasets; the other files of the datasets' folders stay root's
-    peak_grid = load_grid(spec.peaks.grid, root)
-    sweeps = (spec.name, peak_grid.name, clusters_sweep_name(spec.name))
-    htcondor.hand_over(job_dir, *(paths.jobs(s) for s in sweeps), *(paths.results(s) for s in sweeps))
-    owner = htcondor.job_owner()
-    if owner is not None:
-        for folder in {Path(spec.simulate["path"]).parent, peak_grid.data.path.parent}:
-            folder.mkdir(parents=True, exist_ok=True)
-            os.chown(folder, owner.pw_uid, owner.pw_gid)
     try:
         result = schedd.submit(htcondor.bindings().Submit(text))
     except Exception as exc:  # noqa: BLE001 - the bindings raise several kinds; all mean refused

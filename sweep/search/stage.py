@@ -27,6 +27,7 @@ from ..core.names import DRIVER_DIR, DRIVER_LOG, DRIVER_SUBMIT, FROZEN_GRID, Swe
 from ..core.render import CHECKOUT, job_interpreter, relative_to_root, submit_string, submit_value
 from ..core.schema import SAFE_PATH_RE
 from ..fsutil import atomic_write_text
+from ..submit.identity import own_folder, refuse_condor_as_root
 from ..records.lock import sweep_lock
 from ..records.manifest import on_pool, read_manifest, update_submission
 from ..submit.stage import check_interpreter, unreachable_hint
@@ -132,9 +133,9 @@ def driver_jobs(schedd, sweep: str, role: str = names.ROLE_DRIVER) -> list[str]:
 def driver_environment(driver_dir: Path) -> dict[str, str]:
     """What the driver's process needs that a local-universe job does not inherit: the checkout
     on PYTHONPATH (without an installed sweep), this pool's CONDOR_CONFIG when it is not the
-    default, and, when root submits as the job owner with the owner's IDTOKEN, that token: the
-    driver talks to the schedd as the owner (a copy in results/<sweep>/driver/tokens/, the
-    owner's, mode 600).
+    default, and SWEEP_IDTOKENS_DIR when the user authenticates with an IDTOKEN of their own: the
+    job runs as the same user, who reads the same token where it is (no token is copied, and no
+    other token is ever given to the job).
 
     Raises:
         BackendError: a path that a submit file's environment cannot carry.
@@ -146,22 +147,10 @@ def driver_environment(driver_dir: Path) -> dict[str, str]:
         env["PYTHONPATH"] = str(CHECKOUT)
     if os.environ.get("CONDOR_CONFIG"):
         env["CONDOR_CONFIG"] = os.environ["CONDOR_CONFIG"]
-    if os.geteuid() == 0:
-        from ..submit.backends import htcondor
+    from ..submit.backends.htcondor import IDTOKENS_VAR
 
-        source = Path(os.environ.get("SWEEP_IDTOKENS_DIR") or htcondor.bindings().param.get("SEC_TOKEN_DIRECTORY", ""))
-        owner = htcondor.job_owner()
-        if owner is not None and source.is_dir():
-            tokens = driver_dir / "tokens"
-            tokens.mkdir(mode=0o700, parents=True, exist_ok=True)
-            for token in source.iterdir():
-                if token.is_file():
-                    shutil.copyfile(token, tokens / token.name)
-                    os.chmod(tokens / token.name, 0o600)
-                    os.chown(tokens / token.name, owner.pw_uid, owner.pw_gid)
-            os.chown(tokens, owner.pw_uid, owner.pw_gid)
-            env["_CONDOR_SEC_TOKEN_DIRECTORY"] = str(tokens)
-            env["_CONDOR_SEC_CLIENT_AUTHENTICATION_METHODS"] = "IDTOKENS"
+    if os.environ.get(IDTOKENS_VAR):
+        env[IDTOKENS_VAR] = os.environ[IDTOKENS_VAR]
     for key, value in env.items():
         if not SAFE_PATH_RE.fullmatch(value):
             raise BackendError(f"{key}={printable(value)[:200]} cannot be passed to the search driver's job "
@@ -234,20 +223,23 @@ def connect_patiently(note, what: str):
 
 
 def submit_driver(schedd, spec: GridSpec, grid: Path, root: Path) -> int:
-    """Freeze the grid, write jobs/<sweep>/driver.sub and queue it; returns the cluster."""
+    """Freeze the grid, write jobs/<sweep>/driver.sub and queue it; returns the cluster.
+
+    Raises:
+        BackendError: this process is root (sweep.submit.identity), or the schedd refused the job.
+        SweepError: results/<sweep>/driver (or a folder above it) is a symbolic link.
+    """
     from ..submit.backends import htcondor
 
+    refuse_condor_as_root()
     paths = SweepPaths(root.resolve())
     jobs_dir = paths.jobs(spec.name)
-    driver_dir = paths.results(spec.name) / DRIVER_DIR
-    driver_dir.mkdir(parents=True, exist_ok=True)
+    driver_dir = own_folder(paths.results(spec.name) / DRIVER_DIR, top=paths.root)
     frozen = jobs_dir / FROZEN_GRID
     if Path(grid).resolve() != frozen.resolve():
         shutil.copyfile(grid, frozen)
     text = driver_submit_text(spec, root, driver_environment(driver_dir))
     atomic_write_text(jobs_dir / DRIVER_SUBMIT, text)
-    htcondor.check_reachable_by_owner(paths.root)
-    htcondor.hand_over(paths.results(spec.name), jobs_dir, driver_dir)
     bindings = htcondor.bindings()
     try:
         result = schedd.submit(bindings.Submit(text))

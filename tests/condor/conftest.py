@@ -8,7 +8,9 @@ end of the session, also when tests fail. When HTCondor cannot be installed or t
 pool does not come up, the fixture FAILS (never skips).
 
 ``condor_job_dir`` (function scope) is a fresh folder under the pool root that the
-job owner (``nobody`` when the tests run as root) can write: use it as initialdir.
+job owner (a dedicated user, ``sweeptest``, when the tests run as root) owns: use it as
+initialdir. sweep itself runs as that owner (``tests/condor/owner.py``: ``sweep_cli``,
+``run_sweep``), never as root.
 Set SWEEP_CONDOR_KEEP=1 to keep the pool folder (logs) after the session. A SIGTERM to
 pytest still stops the pool; pools left by killed (SIGKILL) sessions are stopped and
 removed by the next session.
@@ -26,6 +28,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests.condor import owner
 
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("condor_pool", REPO / "tools" / "condor_pool.py")
@@ -101,9 +105,11 @@ def condor_pool(condor_pool_fixture_root):
 
     saved_env = dict(os.environ)
     htcondor2 = _cp.client_setup(pool)
+    owner.POOL = pool
     try:
         yield pool
     finally:
+        owner.POOL = None
         os.environ.clear()
         os.environ.update(saved_env)
         htcondor2.reload_config()
@@ -152,7 +158,7 @@ def checkout_reachable_by_job_owner():
                 parent.chmod(parent.stat().st_mode | 0o001)
                 print(f"made {parent} searchable (o+x) for the job owner", file=sys.stderr)
             else:
-                pytest.fail(f"{parent} is not searchable by the HTCondor job owner (nobody): jobs could not "
+                pytest.fail(f"{parent} is not searchable by the HTCondor job owner: jobs could not "
                             f"run this checkout's Python; move the checkout or chmod o+x {parent}", pytrace=False)
 
 

@@ -12,7 +12,7 @@ import os
 import signal
 from pathlib import Path
 
-from sweep.cli import main
+from tests.condor.owner import sweep_cli
 from sweep.records.events import attempts_by_run, read_event_log
 
 from test_search_on_pool import local_job_pid
@@ -42,11 +42,11 @@ def test_a_chain_runs_on_the_pool_as_one_job_and_survives_being_killed(project, 
     root = project
     path = pipeline(root, name="pool-chain", rates=(0.003,))  # a run per grid: the kills are what is tested
     condor_pool.prepare_dir(root)
-    assert main(["--root", str(root), "chain", str(path), "--condor", "--no-progress"]) == 0
+    assert sweep_cli(root, "chain", str(path), "--condor", "--no-progress") == 0
     out = capsys.readouterr().out
     assert "the chain pool-chain is job" in out and "local universe" in out
     # a second chain job of the same chain is refused while the first is queued
-    assert main(["--root", str(root), "chain", str(path), "--condor", "--no-progress"]) == 1
+    assert sweep_cli(root, "chain", str(path), "--condor", "--no-progress") == 1
     assert "already has its job in the queue" in capsys.readouterr().err
 
     wait_until(lambda: stage_state(root, "pool-chain", "clusters") == "running", 600, "the clusterizer stage")
@@ -91,6 +91,6 @@ def test_a_chain_runs_on_the_pool_as_one_job_and_survives_being_killed(project, 
 
     meta = read_meta(root / "data" / "pool-chain-cnn.npz")
     assert meta["cluster_input"]["peak_model"]["sha256"] == stages["peaks"]["leader"]["sha256"]
-    assert main(["--root", str(root), "status", "pool-chain"]) == 0
+    assert sweep_cli(root, "status", "pool-chain") == 0
     out = capsys.readouterr().out
     assert "evaluate  done" in out and "pool-chain-clusters:" in out

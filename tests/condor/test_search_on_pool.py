@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from sweep.cli import main
+from tests.condor.owner import sweep_cli
 from sweep.records.events import attempts_by_run, read_event_log
 
 from test_sweep_on_pool import condor_pool_schedd, wait_until
@@ -67,7 +67,7 @@ def test_a_search_prunes_through_chirp_and_survives_its_driver_killed(project, c
     sweep = "pool-search"
     g = search_grid(project, sweep, "{sampler: random, trials: 6, parallel: 2, pruner: median, startup_trials: 2, "
                                     "warmup_epochs: 1, seed: 77}")
-    assert main(["--root", str(project), "search", str(g), "--condor", "--no-progress"]) == 0
+    assert sweep_cli(project, "search", str(g), "--condor", "--no-progress") == 0
     out = capsys.readouterr().out
     assert "search driver of sweep 'pool-search' is job" in out and "local universe" in out
     # the driver runs under the schedd, not under this process: kill it in the middle of the search
@@ -113,7 +113,7 @@ def test_a_search_prunes_through_chirp_and_survives_its_driver_killed(project, c
         assert "through chirp" in stdout and "pruned by the search's driver" in stdout
         assert len(t.intermediate_values) == info["pruned_at_epoch"], (t.intermediate_values, info)
     # collect ranks the completed trials and lists the pruned ones apart with the epoch they reached
-    assert main(["--root", str(project), "collect", sweep]) == 0
+    assert sweep_cli(project, "collect", sweep) == 0
     out = capsys.readouterr().out
     assert "pruned while training (not ranked)" in out and "sampler random, pruner median" in out
     board = (project / "results" / sweep / "leaderboard.csv").read_text().splitlines()
@@ -124,7 +124,7 @@ def test_a_held_trial_is_failed_with_its_reason_and_tried_again(project, condor_
     sweep = "pool-search-hold"
     g = search_grid(project, sweep, "{sampler: random, trials: 2, parallel: 2, pruner: none, retries: 1, seed: 4}",
                     epochs=2, max_samples=3000)
-    assert main(["--root", str(project), "search", str(g), "--condor", "--no-progress"]) == 0
+    assert sweep_cli(project, "search", str(g), "--condor", "--no-progress") == 0
     schedd = condor_pool_schedd()
     first = wait_until(lambda: schedd.query(constraint=f'SweepName == "{sweep}" && SweepTrial == 0',
                                             projection=["ClusterId", "ProcId"]), 120, "trial 0's job")
@@ -145,7 +145,7 @@ def test_a_held_trial_is_failed_with_its_reason_and_tried_again(project, condor_
     held = runs[failed.user_attrs["run_id"]]
     # (its hold is in the log when the shadow wrote it before the removal; the driver may remove the job first)
     assert held[0].state == "removed" and len(held) == 2 and held[1].state == "done"
-    assert main(["--root", str(project), "collect", sweep]) == 0
+    assert sweep_cli(project, "collect", sweep) == 0
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sweep.cli import main
+from tests.condor.owner import popen_sweep, run_sweep, sweep_cli
 
 REPO = Path(__file__).resolve().parents[2]
 BUILTIN = REPO / "templates"
@@ -56,10 +56,6 @@ def job_templates(root: Path, body: str) -> str:
     shutil.copy(BUILTIN / "job.sub.j2", folder / "job.sub.j2")
     (folder / "run_job.sh.j2").write_text(body)
     return "templates: tpl\n"
-
-
-def sweep_cli(root: Path, *args: str) -> int:
-    return main(["--root", str(root), *args])
 
 
 def events(root: Path, sweep: str):
@@ -209,9 +205,8 @@ def test_condor_rm_is_reported_removed_and_resubmittable(project, condor_pool, c
 def test_interrupted_submit_then_resubmit_runs_everything_once(project, condor_pool, capsys):
     extra = job_templates(project, QUICK_JOB.format(extra="sleep 2"))
     g = grid(project, "pool-int", axes="  optimizer: [adam, sgd, rmsprop, nadam]\n", extra=extra)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "sweep.cli", "--root", str(project), "submit", str(g), "--condor",
-                             "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = popen_sweep(project, "submit", str(g), "--condor", "--no-progress", stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT)
     time.sleep(2.5)  # somewhere in validation, rendering or submission
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -238,18 +233,15 @@ def test_runtime_limit_ends_a_long_job(project, capsys):
     assert "removed" in out and "duration" in out.lower()
 
 
-def test_unreachable_schedd_fails_fast_and_writes_nothing(tmp_path, small_dataset):
-    config = tmp_path / "condor_config"
+def test_unreachable_schedd_fails_fast_and_writes_nothing(project):
+    config = project / "condor_config"
     config.write_text("COLLECTOR_HOST = 127.0.0.1:9\nCONDOR_HOST = 127.0.0.1:9\nSCHEDD_HOST = 127.0.0.1:9\n")
-    g = grid(tmp_path, "nopool", data=str(small_dataset))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("_CONDOR_")}
-    env.update(CONDOR_CONFIG=str(config), PYTHONPATH=str(REPO))
+    g = grid(project, "nopool")
     # (the timeout only keeps a hang from stalling the suite: tests never time things)
-    proc = subprocess.run([sys.executable, "-m", "sweep.cli", "--root", str(tmp_path), "submit", str(g), "--condor"],
-                          env=env, capture_output=True, text=True, timeout=120)
+    proc = run_sweep(project, "submit", str(g), "--condor", env={"CONDOR_CONFIG": str(config)}, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "127.0.0.1:9" in proc.stderr and "--local" in proc.stderr
-    assert not (tmp_path / "jobs").exists() and not (tmp_path / "results").exists()
+    assert not (project / "jobs").exists() and not (project / "results").exists()
 
 
 def test_dag_throttle_runs_at_most_max_running_at_once(project):
@@ -269,15 +261,13 @@ def test_simultaneous_submits_of_one_grid_queue_each_run_once(project, condor_po
     the other waits for the sweep's lock, then finds every run queued. Six pairs, every pair a
     fresh sweep: each must end with exactly one DAG."""
     extra = job_templates(project, QUICK_JOB.format(extra="sleep 30"))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     schedd = condor_pool_schedd()
     doubled = []
     for pair in range(6):
         name = f"pool-race{pair}"
         g = grid(project, name, axes="  optimizer: [adam, sgd]\n", extra=extra)
-        procs = [subprocess.Popen([sys.executable, "-m", "sweep.cli", "--root", str(project), "submit", str(g),
-                                   "--condor", "--no-progress"], env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+        procs = [popen_sweep(project, "submit", str(g), "--condor", "--no-progress", stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True) for _ in range(2)]
         outs = [p.communicate(timeout=120)[0] for p in procs]
         assert all(p.returncode == 0 for p in procs), outs
         dagmans = schedd.query(constraint=f'SweepName =?= "{name}" && SweepRole =?= "dagman"',
@@ -291,16 +281,16 @@ def test_simultaneous_submits_of_one_grid_queue_each_run_once(project, condor_po
     assert not doubled, doubled
 
 
-def test_two_owners_with_the_same_grid_see_and_touch_only_their_own_jobs(condor_pool, condor_job_dir, small_dataset):
+def test_two_owners_with_the_same_grid_see_and_touch_only_their_own_jobs(condor_pool, condor_pool_module,
+                                                                          condor_job_dir, small_dataset):
     """Colleagues on one schedd run the same shipped grid: same sweep name, same run ids. Owner A
-    (nobody) and owner B (daemon, its own IDTOKEN) submit it from two checkouts. B must not skip
-    A's queued runs, B's status counts only B's jobs, and B's resubmit never removes A's held jobs."""
-    import pwd
-
+    (the pool's job owner) and owner B (another dedicated user, its own IDTOKEN) submit it from two
+    checkouts, each as themselves. B must not skip A's queued runs, B's status counts only B's
+    jobs, and B's resubmit never removes A's held jobs."""
     if os.geteuid() != 0:
         pytest.fail("the two-owner test needs root (it acts as two users with their own IDTOKENs)", pytrace=False)
-    b_user = "daemon"
-    b_uid, b_gid = pwd.getpwnam(b_user).pw_uid, pwd.getpwnam(b_user).pw_gid
+    a_user, b_user = condor_pool.job_owner, "sweeptest-b"
+    b = condor_pool_module.ensure_user(b_user)
     tokens_b = condor_pool.create_token(b_user)
     projects = {}
     for who in ("a", "b"):
@@ -313,14 +303,11 @@ def test_two_owners_with_the_same_grid_see_and_touch_only_their_own_jobs(condor_
         projects[who] = folder
     for base, dirs, files in os.walk(projects["b"]):
         for name in [base, *(os.path.join(base, n) for n in dirs + files)]:
-            os.chown(name, b_uid, b_gid)
-    env = {k: v for k, v in os.environ.items() if k not in ("SWEEP_JOB_OWNER", "SWEEP_IDTOKENS_DIR")}
-    env["PYTHONPATH"] = str(REPO)
-    as_b = {**env, "SWEEP_JOB_OWNER": b_user, "SWEEP_IDTOKENS_DIR": str(tokens_b)}
+            os.chown(name, b.pw_uid, b.pw_gid)
+    as_b = {"SWEEP_JOB_OWNER": b_user, "SWEEP_IDTOKENS_DIR": str(tokens_b)}
 
     def sweep(who: str, *args: str) -> str:
-        proc = subprocess.run([sys.executable, "-m", "sweep.cli", "--root", str(projects[who]), *args],
-                              env=as_b if who == "b" else env, capture_output=True, text=True, timeout=120)
+        proc = run_sweep(projects[who], *args, env=as_b if who == "b" else None, timeout=120)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc.stdout
 
@@ -330,13 +317,13 @@ def test_two_owners_with_the_same_grid_see_and_touch_only_their_own_jobs(condor_
     assert "0 queued or running, 2 to submit" in out_b, out_b  # A's queued runs are not B's
     schedd = condor_pool_schedd()
     owners = sorted(str(ad["Owner"]) for ad in schedd.query('SweepName =?= "shared"', projection=["Owner"]))
-    assert owners == ["daemon", "daemon", "nobody", "nobody"]
+    assert owners == sorted([a_user, a_user, b_user, b_user])
 
-    condor_pool.tool("condor_hold", "-constraint", 'Owner == "nobody" && SweepName =?= "shared"', check=True)
+    condor_pool.tool("condor_hold", "-constraint", f'Owner == "{a_user}" && SweepName =?= "shared"', check=True)
     assert "shared: 2 idle" in sweep("b", "status", "shared")  # not A's held jobs
     assert "shared: 2 held" in sweep("a", "status", "shared")
     sweep("b", "resubmit", "shared", "--failed", "--no-dag", "--no-progress", "--no-collect")
-    left = schedd.query('Owner == "nobody" && SweepName =?= "shared"', projection=["JobStatus"])
+    left = schedd.query(f'Owner == "{a_user}" && SweepName =?= "shared"', projection=["JobStatus"])
     assert [int(ad["JobStatus"]) for ad in left] == [5, 5]  # A's held jobs are still there, still held
     # A again: its own two runs are queued (held), nothing new is submitted
     assert "2 queued or running, 0 to submit" in sweep("a", "submit", str(projects["a"] / "shared.yaml"), "--condor",
@@ -374,28 +361,6 @@ def test_a_dag_with_a_failed_node_ends_as_a_failure(project, capsys):
               extra=job_templates(project, QUICK_JOB.format(extra="")))
     assert sweep_cli(project, "submit", str(ok), "--condor", "--wait", "--wait-timeout", "240", "--no-progress") == 0
     assert _dagman_exit(project, "pool-dagok") == 0
-
-
-def test_a_project_the_job_owner_cannot_enter_is_refused_before_anything_is_queued(condor_pool, condor_job_dir,
-                                                                                  small_dataset):
-    """Under a folder of mode 700 the schedd cannot chdir into the DAG's folder as the job owner:
-    the DAGMan job would stay idle forever while status said "DAG active". Refuse it up front."""
-    if os.geteuid() != 0:
-        pytest.fail("needs root: the job owner is another user only when sweep runs as root", pytrace=False)
-    private = condor_job_dir / "private"
-    private.mkdir(mode=0o700)
-    project = private / "project"
-    (project / "data").mkdir(parents=True)
-    shutil.copy(small_dataset, project / "data" / "small.npz")
-    g = grid(project, "pool-private", axes="  optimizer: [adam]\n")
-    proc = subprocess.run([sys.executable, "-m", "sweep.cli", "--root", str(project), "submit", str(g), "--condor",
-                           "--no-progress"], env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    err = " ".join(proc.stderr.split())  # rich folds long lines
-    assert f"{private} is not searchable by the job owner" in err, err
-    assert not (project / "jobs").exists() and not (project / "results").exists()
-    assert not condor_pool_schedd().query('SweepName =?= "pool-private"', projection=["ClusterId"])
 
 
 def test_status_says_why_a_dag_does_not_run(project, condor_pool, capsys):
@@ -454,15 +419,13 @@ def test_resubmit_of_a_memory_held_run_in_an_active_dag_runs_it_again_with_the_c
 
 
 @pytest.mark.parametrize("mode", ["dag", "no-dag"])
-def test_an_interpreter_the_worker_cannot_run_ends_the_job_as_environment_without_retries(project, tmp_path,
-                                                                                            capsys, mode):
-    """condor.python passes the submit node's check (root reaches it) but not the job owner's:
-    the venv behind a mode-700 folder stands for an interpreter that only some nodes have. The
-    job ends at once with exit 3, the DAG does not retry it, collect says 'environment'."""
-    hidden = tmp_path / "hidden"
-    hidden.mkdir(mode=0o700)
-    (hidden / "venv").symlink_to(Path(sys.prefix))  # this test's own virtual environment
-    python = hidden / "venv" / "bin" / "python"
+def test_an_interpreter_the_worker_cannot_run_ends_the_job_as_environment_without_retries(project, capsys, mode):
+    """condor.python passes the submit node's check but is not there for the job: this test's own
+    virtual environment named through /proc/self/cwd, which is the checkout for `sweep submit`
+    (tests/condor/owner.py runs it there) and the job's scratch folder for the job, stands for an
+    interpreter that only some nodes have. The job ends at once with exit 3, the DAG does not
+    retry it, collect says 'environment'."""
+    python = Path("/proc/self/cwd") / Path(sys.prefix).relative_to(REPO) / "bin" / "python"
     extra = f"condor: {{max_retries: 2, python: {python}}}\n"
     name = f"pool-noenv-{mode}"
     g = grid(project, name, axes="  optimizer: [adam]\n", extra=extra)
@@ -531,8 +494,8 @@ def test_the_pool_s_schedd_version_decides_the_memory_escalation_rendering(condo
 
 
 def test_a_checkout_the_job_owner_cannot_read_runs_the_demo_grid_with_a_site_python(project, condor_pool):
-    """The issue's setting: the checkout behind a folder the job owner cannot enter (what an
-    execute node without the submit node's files sees), TensorFlow from a 'site' virtual
+    """The issue's setting: the checkout behind a folder only the submitting user (the job owner)
+    can enter (what an execute node without the submit node's files would not see), TensorFlow from a 'site' virtual
     environment elsewhere that the owner can read (standing in for CVMFS or a container), and no
     sweep in it: the demo grid (its two small topologies' configurations) runs to a ranked
     leaderboard with condor.python set, each job on the code archive it was sent, in its own
@@ -543,6 +506,7 @@ def test_a_checkout_the_job_owner_cannot_read_runs_the_demo_grid_with_a_site_pyt
     checkout = locked / "checkout"
     for name in ("sweep", "templates", "sites"):
         shutil.copytree(REPO / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))
+    condor_pool.prepare_dir(locked)  # the owner's own, private
     locked.chmod(0o700)
     site = condor_pool.root / f"site-{project.name}" / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(site)], check=True)
@@ -563,14 +527,9 @@ def test_a_checkout_the_job_owner_cannot_read_runs_the_demo_grid_with_a_site_pyt
     grid_file.write_text(demo.replace("sweep: demo", "sweep: demo-site") + f"condor: {{python: {site_python}}}\n")
 
     def sweep_here(*args: str) -> subprocess.CompletedProcess:
-        env = {**os.environ, "PYTHONPATH": str(checkout)}  # the submit side runs the locked checkout
-        return subprocess.run([sys.executable, "-m", "sweep.cli", "--root", str(project), *args], env=env,
-                              capture_output=True, text=True, cwd=project, timeout=600)
+        # the submit side runs the locked checkout
+        return run_sweep(project, *args, env={"PYTHONPATH": str(checkout)}, timeout=600)
 
-    # a DAG's FINAL collect node runs the checkout on this machine as the job owner: refused, nothing queued
-    refused = sweep_here("submit", str(grid_file), "--condor", "--no-progress")
-    assert refused.returncode != 0 and f"{locked} is not searchable by the job owner" in refused.stderr, refused
-    assert not (project / "jobs" / "demo-site").exists()
     done = sweep_here("submit", str(grid_file), "--condor", "--no-dag", "--wait", "--wait-timeout", "500",
                       "--no-progress")
     assert done.returncode == 0, done.stdout + done.stderr

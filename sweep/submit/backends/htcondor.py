@@ -33,6 +33,7 @@ from ...core.names import OUTPUT_FILES, STDERR, STDOUT
 from ...core.render import CHECKOUT, RenderedRun, RenderedSweep, submit_string, submit_value
 from ...core.states import RunState
 from ...fsutil import atomic_write_text
+from ..identity import own_folder, refuse_condor_as_root
 from ...records.manifest import Manifest, Submission, read_manifest, update_submission
 from .base import Backend, SubmitReport
 
@@ -52,19 +53,21 @@ esac
 """
 
 
+#: A folder holding this user's own IDTOKEN: when set, sweep authenticates with it (and only it).
+IDTOKENS_VAR = "SWEEP_IDTOKENS_DIR"
+
+
 def bindings():
-    """htcondor2, set up for this process. As root, authenticate with an IDTOKEN (root may not
-    own jobs; the token names the unprivileged owner, SWEEP_JOB_OWNER), taken from
-    SWEEP_IDTOKENS_DIR when set (one folder per owner), else from the pool's token directory. Set
-    in-process on purpose: an exported _CONDOR_* variable would leak into DAGMan, which runs as
-    the owner without the token."""
+    """htcondor2, set up for this process: with SWEEP_IDTOKENS_DIR set (a folder of the user's own
+    IDTOKEN), authenticate with IDTOKENS from that folder, set in-process (an exported _CONDOR_*
+    variable would leak into every job that copies the environment). sweep never runs as root
+    (sweep.submit.identity): the token is always the user's own, read with the user's permissions."""
     import htcondor2
 
-    if os.geteuid() == 0:
+    tokens = os.environ.get(IDTOKENS_VAR)
+    if tokens:
         htcondor2.param["SEC_CLIENT_AUTHENTICATION_METHODS"] = "IDTOKENS"
-        tokens = os.environ.get("SWEEP_IDTOKENS_DIR")
-        if tokens:
-            htcondor2.param["SEC_TOKEN_DIRECTORY"] = tokens
+        htcondor2.param["SEC_TOKEN_DIRECTORY"] = tokens
     return htcondor2
 
 
@@ -164,48 +167,10 @@ def reachable(timeout: float = 5.0) -> bool:
         return False
 
 
-# ----------------------------------------------------------------- ownership (root only)
-def job_owner() -> pwd.struct_passwd | None:
-    """When we run as root, jobs run as this unprivileged owner (SWEEP_JOB_OWNER, default nobody)."""
-    if os.geteuid() != 0:
-        return None
-    name = os.environ.get("SWEEP_JOB_OWNER", "nobody")
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        raise BackendError(f"job owner '{name}' (SWEEP_JOB_OWNER) does not exist") from None
-
-
+# ----------------------------------------------------------------- ownership
 def submitting_owner() -> str:
-    """The Owner the schedd gives the jobs we submit: the job owner when we run as root (its
-    IDTOKEN), else this user."""
-    owner = job_owner()
-    return owner.pw_name if owner is not None else pwd.getpwuid(os.geteuid()).pw_name
-
-
-def hand_over(*folders: Path) -> None:
-    """Make folders (recursively) the job owner's, so the shadow can write logs and outputs."""
-    owner = job_owner()
-    if owner is None:
-        return
-    for folder in folders:
-        folder.mkdir(parents=True, exist_ok=True)
-        os.chown(folder, owner.pw_uid, owner.pw_gid)
-        for base, dirs, files in os.walk(folder):
-            for name in dirs + files:
-                os.chown(os.path.join(base, name), owner.pw_uid, owner.pw_gid, follow_symlinks=False)
-
-
-def check_reachable_by_owner(path: Path) -> None:
-    """The owner must be able to reach the Python and the package: every ancestor needs o+x."""
-    owner = job_owner()
-    if owner is None:
-        return
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if parent.stat().st_uid != owner.pw_uid and not mode & 0o001:
-            raise BackendError(f"{parent} is not searchable by the job owner '{owner.pw_name}' (jobs run as that "
-                               f"user because root may not own jobs): chmod o+x {parent}")
+    """The Owner the schedd gives the jobs we submit: this user (sweep never runs as root)."""
+    return pwd.getpwuid(os.geteuid()).pw_name
 
 
 def dagman_path() -> str:
@@ -350,7 +315,9 @@ class HTCondorBackend(Backend):
     @property
     def schedd(self):
         """The schedd handle: the one given, else connected to on first use (a BackendError when it
-        does not answer within connect_timeout)."""
+        does not answer within connect_timeout, or when this process is root: HTCondor does not
+        let root own jobs, and sweep never submits for another user, sweep.submit.identity)."""
+        refuse_condor_as_root()
         if self._schedd is None:
             self._schedd = connect(self.connect_timeout)
         return self._schedd
@@ -360,27 +327,14 @@ class HTCondorBackend(Backend):
         version = schedd_version()
         return version is not None and version >= NATIVE_MEMORY_RETRY
 
-    def _check_owner_reaches(self, sweep: RenderedSweep) -> None:
-        """What the job owner must reach on this machine: the project folder (its DAG, initialdirs
-        and event log); this Python and sweep's package when a job runs them (the shared
-        interpreter; no code archive) or when the DAG's FINAL collect node does (it runs here)."""
-        check_reachable_by_owner(sweep.paths.root)
-        if self.use_dag or sweep.shared_interpreter:
-            check_reachable_by_owner(Path(sys.executable).parent)
-        if self.use_dag or not sweep.code_archive:
-            check_reachable_by_owner(names.PACKAGE_ROOT)
-
     def skip_queued(self, sweep: RenderedSweep, runs: list[RenderedRun],
                     requeue: set[str] = frozenset()) -> tuple[list[RenderedRun], dict]:
-        """The runs not already queued. Called before anything is written, so it also checks what
-        the job owner must reach (a failure here leaves no files behind)."""
-        self._check_owner_reaches(sweep)
+        """The runs not already queued. Called before anything is written."""
         queued = queued_runs(self.schedd, sweep.spec.name, read_manifest(sweep.jobs_dir), requeue)
         return [r for r in runs if r.run.run_id not in queued], queued
 
     def submit(self, sweep: RenderedSweep, runs: list[RenderedRun]) -> SubmitReport:
         schedd = self.schedd
-        self._check_owner_reaches(sweep)
         submission = uuid.uuid4().hex[:12]
         mode = "dag" if self.use_dag else "direct"
         run_ids = [r.run.run_id for r in runs]
@@ -389,8 +343,7 @@ class HTCondorBackend(Backend):
         update_submission(sweep.jobs_dir, submission, backend=self.name, mode=mode, runs=run_ids,
                           state="submitting", pool=pool_name(), owner=submitting_owner())
         for r in runs:  # initialdir must exist
-            r.results_dir.mkdir(parents=True, exist_ok=True)
-        hand_over(sweep.results_dir, sweep.jobs_dir)
+            own_folder(r.results_dir, top=sweep.paths.root)
         if self.use_dag:
             details = self._submit_dag(schedd, sweep, runs, submission)
         else:
@@ -429,7 +382,6 @@ class HTCondorBackend(Backend):
         atomic_write_text(collect_sub, self._collect_submit(sweep, dag_dir))
         dag_file = dag_dir / "sweep.dag"
         atomic_write_text(dag_file, "\n".join(lines) + "\n")
-        hand_over(dag_dir)
         options: dict[str, Any] = {"dagman": dagman_path(), "batch-name": spec.name, "Force": True}
         if spec.condor.get("max_idle"):
             options["MaxIdle"] = spec.condor["max_idle"]
@@ -438,7 +390,6 @@ class HTCondorBackend(Backend):
         sub[f"+{names.ATTR_SWEEP}"] = submit_string(spec.name)
         sub[f"+{names.ATTR_SUBMISSION}"] = submit_string(submission)
         sub[f"+{names.ATTR_ROLE}"] = submit_string(names.ROLE_DAGMAN)
-        hand_over(dag_dir)  # from_dag wrote sweep.dag.condor.sub etc. as us
         result = schedd.submit(sub)
         return {"cluster": result.cluster(), "dag": str(dag_file), "retries": retries}
 
