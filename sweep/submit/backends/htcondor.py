@@ -34,6 +34,7 @@ from ...core.render import CHECKOUT, RenderedRun, RenderedSweep, submit_string, 
 from ...core.states import RunState
 from ...fsutil import atomic_write_text
 from ..identity import own_folder, refuse_condor_as_root
+from ...records.lock import check_lock
 from ...records.manifest import Manifest, Submission, read_manifest, update_submission
 from .base import Backend, SubmitReport
 
@@ -390,6 +391,7 @@ class HTCondorBackend(Backend):
         sub[f"+{names.ATTR_SWEEP}"] = submit_string(spec.name)
         sub[f"+{names.ATTR_SUBMISSION}"] = submit_string(submission)
         sub[f"+{names.ATTR_ROLE}"] = submit_string(names.ROLE_DAGMAN)
+        check_lock(sweep.jobs_dir)  # fencing: the intent record was written under this lock, still ours?
         result = schedd.submit(sub)
         return {"cluster": result.cluster(), "dag": str(dag_file), "retries": retries}
 
@@ -432,5 +434,6 @@ class HTCondorBackend(Backend):
             base["retry_until"] = " || ".join(f"ExitCode =?= {c}" for c in names.JOB_EXIT_NEVER_RETRIED)
         base[f"MY.{names.ATTR_SUBMISSION}"] = submit_string(submission)
         items = [{item_vars[k]: d[k] for k in varying} for d in descriptions]
+        check_lock(sweep.jobs_dir)  # fencing: the intent record was written under this lock, still ours?
         result = schedd.submit(htcondor2.Submit(base), itemdata=iter(items))
         return {"cluster": result.cluster(), "jobs": result.num_procs()}
