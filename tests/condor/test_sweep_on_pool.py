@@ -566,8 +566,9 @@ def test_a_dataset_given_by_url_is_fetched_by_htcondor_and_checked_by_the_job(pr
     url = f"http://127.0.0.1:{server.server_address[1]}/small.npz"
     try:
         g = grid(project, "pool-url", axes="  optimizer: [adam]\n")
+        # allow_http: the server is on the loopback (the grid must say so: http:// is refused otherwise)
         g.write_text(g.read_text().replace("data: {path: data/small.npz,",
-                                           f"data: {{path: data/small.npz, url: '{url}',"))
+                                           f"data: {{path: data/small.npz, url: '{url}', allow_http: true,"))
         assert sweep_cli(project, "submit", str(g), "--condor", "--wait", "--wait-timeout", "300", "--no-progress") == 0
         (run_id,) = events(project, "pool-url")
         info = json.loads((project / "results" / "pool-url" / run_id / "run.json").read_text())
