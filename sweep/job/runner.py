@@ -34,7 +34,7 @@ REQUIRED = ("sweep", "model", "run_id", "config_id", "seed", "params", "data")
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def software_versions() -> dict[str, str]:

@@ -51,7 +51,7 @@ def step_main(argv: list[str]) -> int | None:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def run_step(config: dict[str, Any], out_dir: Path) -> int:

@@ -36,7 +36,7 @@ SCHEMA_VERSION = 1
 
 def now() -> str:
     """The current UTC time as the manifest records it (ISO 8601, seconds)."""
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 @dataclass
