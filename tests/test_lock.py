@@ -139,8 +139,9 @@ folder = Path(sys.argv[1])
 print("waiting", flush=True)
 with sweep_lock(folder, timeout=30):
     entered = time.time()
-    time.sleep(0.2)
-print(json.dumps({"entered": entered}), flush=True)
+    time.sleep(0.2)  # the work done under the lock: a window in which a second holder would show
+    left = time.time()
+print(json.dumps({"entered": entered, "left": left}), flush=True)
 """
 
 
@@ -150,21 +151,21 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def _wait_until_blocked_on_the_fifo(pid: int) -> None:
-    """Until the process waits in the kernel for a FIFO's writer (its wchan says so); where
-    wchan is not shown, a few seconds."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+def _wait_for_wchan(pid: int, wchans: tuple[str, ...], what: str, unknown_s: float) -> None:
+    """Until the process waits in the kernel in one of `wchans` (its /proc wchan says so);
+    where wchan is not shown, `unknown_s` seconds."""
+    start = time.monotonic()
+    while time.monotonic() < start + 30:
         try:
             wchan = open(f"/proc/{pid}/wchan").read().strip()
         except OSError:
             wchan = "0"
-        if wchan in ("wait_for_partner", "fifo_open"):
+        if wchan in wchans:
             return
-        if wchan == "0" and time.monotonic() > deadline - 25:
+        if wchan == "0" and time.monotonic() > start + unknown_s:
             return
         time.sleep(0.05)
-    raise AssertionError("the waiter never reached the FIFO")
+    raise AssertionError(f"the waiter never {what}")
 
 
 def test_a_waiter_that_judged_a_dead_holder_never_takes_the_lock_another_took_meanwhile(tmp_path):
@@ -180,14 +181,16 @@ def test_a_waiter_that_judged_a_dead_holder_never_takes_the_lock_another_took_me
                          text=True)
     try:
         assert a.stdout.readline().strip() == "waiting"
-        _wait_until_blocked_on_the_fifo(a.pid)  # A is reading the FIFO: it has judged nothing yet
+        # A is reading the FIFO: it has judged nothing yet
+        _wait_for_wchan(a.pid, ("wait_for_partner", "fifo_open"), "reached the FIFO", unknown_s=5)
         aside = tmp_path / "stale-fifo"
         os.rename(lock, aside)  # B (this test) breaks the stale lock ...
         with sweep_lock(tmp_path, timeout=5):  # ... and takes the lock
             dead = {"host": socket.gethostname(), "pid": _dead_pid(), "since": old}
             with open(aside, "w") as fifo:  # A now reads a dead holder, and acts on what it read
                 fifo.write(json.dumps(dead))
-            time.sleep(1.5)
+            # A has acted on it when it sleeps again between two tries at the lock
+            _wait_for_wchan(a.pid, ("hrtimer_nanosleep", "do_nanosleep"), "went back to waiting", unknown_s=1.5)
             holder = json.loads(lock.read_text()) if lock.exists() else None
             assert holder is not None and holder["pid"] == os.getpid(), f"the lock of a live holder was taken: {holder}"
             released = time.time()
@@ -257,7 +260,8 @@ def test_a_holder_stopped_past_the_stale_age_finds_its_lock_gone_and_writes_noth
         assert proc.stdout.readline().strip() == "held"
         os.kill(proc.pid, signal.SIGSTOP)
         lock = tmp_path / LOCK_FILE
-        time.sleep(2.5)  # no heartbeat for longer than stale_after
+        aged = time.time() - 3  # stopped, it does not refresh the lock: as after 3 s without a heartbeat
+        os.utime(lock, (aged, aged))
         assert time.time() - lock.stat().st_mtime > 2
         # the other host breaks it (rename away) and writes its own holder
         os.rename(lock, tmp_path / "broken")
@@ -283,13 +287,14 @@ def test_two_processes_on_one_host_never_hold_it_together(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [subprocess.Popen([sys.executable, "-c", TAKE_AND_LOG, str(tmp_path)], env=env, stdout=subprocess.PIPE,
                               text=True) for _ in range(6)]
-    entered = []
+    held = []
     for p in procs:
         lines = p.communicate(timeout=120)[0].splitlines()
-        entered.append(json.loads(lines[-1])["entered"])
+        record = json.loads(lines[-1])
+        held.append((record["entered"], record["left"]))
         assert p.returncode == 0
-    entered.sort()
-    assert all(b - a >= 0.2 for a, b in zip(entered, entered[1:], strict=False)), entered  # each held it 0.2 s alone
+    held.sort()
+    assert all(later[0] >= earlier[1] for earlier, later in zip(held, held[1:], strict=False)), held  # one at a time
     assert not (tmp_path / LOCK_FILE).exists()
 
 
