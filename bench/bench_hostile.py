@@ -14,50 +14,32 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
-import subprocess
 import sys
-import tempfile
-import time
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from corpus import bounded_sweep, first_of_each_class, run_cases, slowest_and_peak  # noqa: E402 - bench/, beside
 from tests.hostile_grids import CORPUS, Case, make_project, write_case  # noqa: E402 - after sys.path names the checkout
 
-MEMORY_BOUND = 2 << 30
-TIME_BOUND_S = 120
 
-
-def _limit():
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BOUND, MEMORY_BOUND))
-
-
-def classify(case: Case, root: Path, outside: Path) -> tuple[str, float]:
-    """(outcome, seconds) of one case."""
+def classify(case: Case, folder: Path) -> tuple[str, float]:
+    """(outcome, seconds) of one case, in its own project in `folder`."""
+    root, outside = make_project(folder)  # its own project: no case sees another's files
     path = write_case(case, root, outside)
     # no SWEEP_* setting of this process but SWEEP_ALLOW_ROOT (root validating in root's own folders)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEP_") or k == "SWEEP_ALLOW_ROOT"}
     env.update(PYTHONPATH=str(REPO), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", "sweep.cli", "--root", str(root), "validate", str(path)],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                preexec_fn=_limit)
-        out, _ = proc.communicate(timeout=TIME_BOUND_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        return "hang or blow-up", time.perf_counter() - t0
-    seconds = time.perf_counter() - t0
+    status, out, seconds = bounded_sweep(root, ["validate", str(path)], env)
+    if status is None:
+        return "hang or blow-up", seconds
     if "Traceback" in out or "MemoryError" in out:
         return ("hang or blow-up" if "MemoryError" in out else "traceback"), seconds
-    if proc.returncode < 0:
+    if status < 0:
         return "hang or blow-up", seconds
-    if proc.returncode == 0:
+    if status == 0:
         return "wrongly accepted", seconds
     positioned = re.search(re.escape(str(path)) + r":\d+:\d+:", out) is not None
     keyed = not case.key or f" {case.key}:" in out
@@ -74,41 +56,23 @@ def main() -> int:
     args = ap.parse_args()
     if args.smoke:
         args.per_class = 2
-    corpus, seen = [], Counter()
-    for case in CORPUS:
-        if args.per_class is None or seen[case.kind] < args.per_class:
-            corpus.append(case)
-            seen[case.kind] += 1
-    with tempfile.TemporaryDirectory(prefix="sweep-hostile-") as tmp:
-        results = []
-        base = Path(tmp)
-
-        def one(i_case):
-            i, case = i_case
-            root, outside = make_project(base / str(i))  # its own project: no case sees another's files
-            return case, *classify(case, root, outside)
-
-        with ThreadPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(one, enumerate(corpus)))
-        by_kind: dict[str, Counter] = defaultdict(Counter)
-        for case, outcome, _ in results:
-            by_kind[case.kind].update(files=1, **{outcome: 1})
-            by_kind["all"].update(files=1, **{outcome: 1})
-        columns = ["files", "refused cleanly", "refused without position", "refused, other message", "traceback",
-                   "hang or blow-up", "wrongly accepted"]
-        labels = ["files", "clean", "no position", "other text", "traceback", "hang/blow-up", "accepted"]
-        print(f"{'class':18s}" + "".join(f"{c:>13s}" for c in labels))
-        for kind in [k for k in by_kind if k != "all"] + ["all"]:
-            print(f"{kind:18s}" + "".join(f"{by_kind[kind].get(c, 0):13d}" for c in columns))
-        slow = max(results, key=lambda r: r[2])
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(f"slowest validation: {slow[0].id} in {slow[2]:.1f} s; largest peak memory of any: {peak_mb:.0f} MB "
-              f"(bounds {TIME_BOUND_S} s, {MEMORY_BOUND >> 30} GB of address space)")
-        for case, outcome, _ in results:
-            if outcome != "refused cleanly":
-                print(f"  {case.id}: {outcome}")
-        bad = sum(by_kind["all"].get(c, 0) for c in columns[2:])
-        return 0 if bad == 0 else 1
+    results = run_cases(first_of_each_class(CORPUS, args.per_class), args.jobs, "sweep-hostile-", classify)
+    by_kind: dict[str, Counter] = defaultdict(Counter)
+    for case, outcome, _ in results:
+        by_kind[case.kind].update(files=1, **{outcome: 1})
+        by_kind["all"].update(files=1, **{outcome: 1})
+    columns = ["files", "refused cleanly", "refused without position", "refused, other message", "traceback",
+               "hang or blow-up", "wrongly accepted"]
+    labels = ["files", "clean", "no position", "other text", "traceback", "hang/blow-up", "accepted"]
+    print(f"{'class':18s}" + "".join(f"{c:>13s}" for c in labels))
+    for kind in [k for k in by_kind if k != "all"] + ["all"]:
+        print(f"{kind:18s}" + "".join(f"{by_kind[kind].get(c, 0):13d}" for c in columns))
+    print(slowest_and_peak(results, "validation"))
+    for case, outcome, _ in results:
+        if outcome != "refused cleanly":
+            print(f"  {case.id}: {outcome}")
+    bad = sum(by_kind["all"].get(c, 0) for c in columns[2:])
+    return 0 if bad == 0 else 1
 
 
 if __name__ == "__main__":

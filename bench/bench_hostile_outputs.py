@@ -14,43 +14,26 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from corpus import bounded_sweep, first_of_each_class, run_cases, slowest_and_peak  # noqa: E402 - bench/, beside
 from tests.hostile_outputs import CORPUS, SECRET, SWEEP, Case, make_project, snapshot  # noqa: E402 - after sys.path
-
-MEMORY_BOUND = 2 << 30
-TIME_BOUND_S = 120
 COLUMNS = ["invalid, file named", "ranked anyway", "file not named", "traceback or exit", "hang or blow-up",
            "unescaped", "leak or change"]
 LABELS = ["clean", "ranked", "no file", "crash", "hang/blow-up", "unescaped", "leak"]
 
 
-def _limit():
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BOUND, MEMORY_BOUND))
-
-
 def _sweep(root: Path, *args: str) -> tuple[int | None, str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
            "COLUMNS": "200"}
-    proc = subprocess.Popen([sys.executable, "-m", "sweep.cli", "--root", str(root), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=_limit)
-    try:
-        out, _ = proc.communicate(timeout=TIME_BOUND_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        return None, ""
-    return proc.returncode, out
+    status, out, _ = bounded_sweep(root, list(args), env)
+    return status, out
 
 
 def _leaked(root: Path) -> bool:
@@ -102,18 +85,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.smoke:
         args.per_class = 1
-    corpus, seen = [], Counter()
-    for case in CORPUS:
-        if args.per_class is None or seen[case.kind] < args.per_class:
-            corpus.append(case)
-            seen[case.kind] += 1
-    with tempfile.TemporaryDirectory(prefix="sweep-hostile-outputs-") as tmp:
-        def one(i_case):
-            i, case = i_case
-            return case, *classify(case, Path(tmp) / str(i))
-
-        with ThreadPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(one, enumerate(corpus)))
+    results = run_cases(first_of_each_class(CORPUS, args.per_class), args.jobs, "sweep-hostile-outputs-", classify)
     by_kind: dict[str, Counter] = defaultdict(Counter)
     for case, outcome, _ in results:
         for kind in (case.kind, "all"):
@@ -121,10 +93,7 @@ def main() -> int:
     print(f"{'class':10s}{'cases':>8s}" + "".join(f"{c:>14s}" for c in LABELS))
     for kind in [k for k in by_kind if k != "all"] + ["all"]:
         print(f"{kind:10s}{by_kind[kind]['cases']:8d}" + "".join(f"{by_kind[kind].get(c, 0):14d}" for c in COLUMNS))
-    slow = max(results, key=lambda r: r[2])
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"slowest case: {slow[0].id} in {slow[2]:.1f} s; largest peak memory of any command: {peak_mb:.0f} MB "
-          f"(bounds {TIME_BOUND_S} s, {MEMORY_BOUND >> 30} GB of address space)")
+    print(slowest_and_peak(results, "case"))
     for case, outcome, _ in results:
         if outcome != "invalid, file named":
             print(f"  {case.id}: {outcome}")
