@@ -115,6 +115,16 @@ def load_object(path: Path) -> JsonObject | None:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise RecordError(path, f"unreadable: {exc}") from None
+    return parse_object(path, text)
+
+
+def parse_object(path: Path, text: str) -> JsonObject:
+    """The JSON object that `text`, read from `path`, holds.
+
+    Raises:
+        RecordError: not JSON, or not a JSON object (`path` named).
+        RecursionError: nested deeper than Python's parser goes (untrusted readers say so).
+    """
     try:
         data = json.loads(text)
     except ValueError as exc:

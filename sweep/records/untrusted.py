@@ -22,7 +22,6 @@ Standard library only (the job imports the record modules that import this one).
 from __future__ import annotations
 
 import errno
-import json
 import math
 import os
 import stat
@@ -31,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .base import JsonObject, RecordError
+from .base import JsonObject, RecordError, parse_object
 
 #: A job's JSON record (metrics.json, run.json, step.json, model.json, progress.json, the local
 #: exit record). The largest sweep writes is a pruned trial's metrics.json or a progress.json with
@@ -299,15 +298,10 @@ def load_object(path: str | Path, limit: int = RECORD_LIMIT) -> JsonObject | Non
     except UnicodeDecodeError as exc:
         raise RecordError(path, f"unreadable: {exc}") from None
     try:
-        obj = json.loads(text)
-    except ValueError as exc:
-        raise RecordError(path, f"not JSON: {exc}") from None
+        obj = parse_object(path, text)
     except RecursionError:
         raise UntrustedFileError(path, f"nested deeper than the {MAX_DEPTH} levels a record may have: "
                                  "not read") from None
-    if not isinstance(obj, dict):
-        kind = "a list" if isinstance(obj, list) else "a " + type(obj).__name__
-        raise RecordError(path, f"expected a JSON object, got {kind}")
     if _suspect(obj):  # rarely: then again, naming the key
         _check_values(path, obj)
     return obj
