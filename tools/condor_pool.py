@@ -1000,12 +1000,12 @@ def as_job_owner(pool: Pool, fn) -> int:
     if pid == 0:  # pragma: no cover - the child
         code = 1
         try:
-            pw = pwd.getpwnam(pool.job_owner)
-            os.setgroups(os.getgrouplist(pw.pw_name, pw.pw_gid))
-            os.setgid(pw.pw_gid)
-            os.setuid(pw.pw_uid)
-            os.environ.update(HOME=pw.pw_dir, USER=pw.pw_name, LOGNAME=pw.pw_name)
-            os.environ.pop("SWEEP_ALLOW_ROOT", None)
+            # the drop the sweep command makes (fn runs sweep code, so sweep is importable here)
+            from sweep.submit.identity import ALLOW_ROOT_VAR, OWNER_VAR, run_as_owner
+
+            os.environ[OWNER_VAR] = pool.job_owner
+            os.environ.pop(ALLOW_ROOT_VAR, None)
+            run_as_owner([])
             fn()
             code = 0
         except SystemExit as e:
