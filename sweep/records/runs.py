@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import math
 import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +26,7 @@ from .base import RecordError
 from .localexit import LocalExit, read_local_exit
 from .metrics import Metrics, read_metrics
 from .runinfo import RunInfo, read_run_info
-from .untrusted import (HISTORY_LIMIT, MODEL_LIMIT, RECORD_LIMIT, ROC_LIMIT, TAIL_BYTES, file_kind, read_tail,
-                        size_words)
+from .untrusted import HISTORY_LIMIT, MODEL_LIMIT, RECORD_LIMIT, ROC_LIMIT, TAIL_BYTES, read_tail, stat_problem
 
 T = TypeVar("T")
 
@@ -93,15 +91,9 @@ def scan_folder(folder: Path) -> tuple[set[str] | None, str | None]:
                 names.add(entry.name)
                 if problem is not None or entry.name not in OUTPUT_LIMITS:
                     continue
-                st = entry.stat(follow_symlinks=False)
-                limit = OUTPUT_LIMITS[entry.name]
-                if stat.S_ISLNK(st.st_mode):
-                    problem = f"{entry.name}: expected a regular file, got a symlink: not followed"
-                elif not stat.S_ISREG(st.st_mode):
-                    problem = f"{entry.name}: expected a regular file, got {file_kind(st.st_mode)}: not read"
-                elif limit is not None and st.st_size > limit:
-                    problem = (f"{entry.name}: {size_words(st.st_size)}, larger than the {size_words(limit)} such a "
-                               "file may have: not read")
+                why = stat_problem(entry.stat(follow_symlinks=False), OUTPUT_LIMITS[entry.name])
+                if why is not None:
+                    problem = f"{entry.name}: {why}"
     except OSError as exc:
         problem = f"{folder.name}: unreadable: {exc.strerror}"
     finally:

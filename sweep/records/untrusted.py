@@ -125,15 +125,25 @@ def open_untrusted(path: str | Path, limit: int | None = None) -> Iterator[tuple
         os.close(folder)
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UntrustedFileError(path, f"expected a regular file, got {file_kind(st.st_mode)}: not read")
-        if limit is not None and st.st_size > limit:
-            raise UntrustedFileError(path, f"{size_words(st.st_size)}, larger than the {size_words(limit)} "
-                                     "such a file may have: not read")
+        problem = stat_problem(st, limit)
+        if problem is not None:
+            raise UntrustedFileError(path, problem)
         os.set_blocking(fd, True)
         yield fd, st.st_size
     finally:
         os.close(fd)
+
+
+def stat_problem(st: os.stat_result, limit: int | None) -> str | None:
+    """Why a job's file with status `st` (lstat: not followed) is not read: a symlink, not a
+    regular file, or larger than `limit` bytes; None when it may be read."""
+    if stat.S_ISLNK(st.st_mode):
+        return "expected a regular file, got a symlink: not followed"
+    if not stat.S_ISREG(st.st_mode):
+        return f"expected a regular file, got {file_kind(st.st_mode)}: not read"
+    if limit is not None and st.st_size > limit:
+        return f"{size_words(st.st_size)}, larger than the {size_words(limit)} such a file may have: not read"
+    return None
 
 
 def file_kind(mode: int) -> str:
