@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from sweep.core.metrics import classification_metrics, regression_metrics, roc_points
+from sweep.core.metrics import classification_metrics, regression_metrics, roc_curve, roc_points
 
 
 def test_classification_matches_sklearn():
@@ -46,6 +46,31 @@ def test_roc_points_thinned_and_consistent():
     assert len(roc["fpr"]) <= 100
     assert roc["fpr"][0] == 0 and roc["tpr"][-1] == 1
     assert np.trapezoid(roc["tpr"], roc["fpr"]) == pytest.approx(skm.roc_auc_score(y, s), abs=0.01)
+
+
+@pytest.mark.parametrize("levels", [None, 7, 2])  # continuous scores; few distinct (ties); two values
+def test_the_roc_curve_and_its_auc_are_scikit_learn_s(levels):
+    # sweep draws the curve with NumPy (the job does not import scikit-learn): the same points,
+    # ties moving together and collinear points dropped, and the same area
+    rng = np.random.default_rng(levels or 3)
+    y = rng.integers(0, 2, 2000)
+    s = rng.random(2000) * 0.6 + y * 0.4
+    if levels:
+        s = np.round(s * (levels - 1)) / (levels - 1)
+    fpr, tpr, thr = roc_curve(y, s)
+    sk_fpr, sk_tpr, sk_thr = skm.roc_curve(y, s)
+    np.testing.assert_allclose(fpr, sk_fpr)
+    np.testing.assert_allclose(tpr, sk_tpr)
+    np.testing.assert_array_equal(thr, sk_thr)
+    assert classification_metrics(y, s)["auc"] == pytest.approx(skm.roc_auc_score(y, s), rel=1e-12)
+
+
+def test_no_roc_curve_from_one_class_or_a_diverged_model():
+    with pytest.raises(ValueError, match="both classes"):
+        roc_curve([1, 1, 1], [0.2, 0.5, 0.9])
+    assert roc_points([0, 0], [0.1, 0.2]) == {"fpr": [], "tpr": [], "threshold": []}
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        classification_metrics([0, 1, 1], [0.1, float("nan"), 0.8])
 
 
 def test_regression_metrics():

@@ -1,4 +1,5 @@
-"""Model metrics, computed with NumPy and scikit-learn (no TensorFlow).
+"""Model metrics, computed with NumPy alone (no TensorFlow, no scikit-learn: the job does not import
+it, see sweep/physics/tfimport.py).
 
 Classifier (peak finding): precision, recall, F1, accuracy, ROC AUC, efficiency×purity
 (= recall × precision, the seed study's figure of merit). Regressor (clusterization):
@@ -25,8 +26,6 @@ def classification_metrics(y_true: ArrayLike, scores: ArrayLike, threshold: floa
         precision, recall, f1, accuracy, auc (NaN when only one class is present), eff_purity
         (= recall × precision), and the counts tp, fp, fn, tn.
     """
-    from sklearn.metrics import roc_auc_score
-
     labels = np.asarray(y_true).astype(np.int64).ravel()
     score = np.asarray(scores, dtype=np.float64).ravel()
     y_pred = (score >= threshold).astype(np.int64)
@@ -38,17 +37,50 @@ def classification_metrics(y_true: ArrayLike, scores: ArrayLike, threshold: floa
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     accuracy = (tp + tn) / len(labels) if len(labels) else 0.0
-    auc = float(roc_auc_score(labels, score)) if 0 < labels.sum() < len(labels) else math.nan
+    if 0 < labels.sum() < len(labels):
+        fpr, tpr, _ = roc_curve(labels, score)
+        auc = float(np.trapezoid(tpr, fpr))
+    else:
+        auc = math.nan
     return {"precision": precision, "recall": recall, "f1": f1, "accuracy": accuracy, "auc": auc,
             "eff_purity": precision * recall, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
 
 
+def roc_curve(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ROC curve of scores against 0/1 labels, as scikit-learn's `roc_curve` draws it: one point
+    per distinct score (ties move together), points on a straight line between their neighbours
+    dropped, and a first point (0, 0) at threshold +inf.
+
+    Returns:
+        fpr, tpr and threshold (decreasing), of equal length.
+
+    Raises:
+        ValueError: the labels hold only one class (no curve to draw), or a score is NaN or infinite
+            (a model that diverged).
+    """
+    labels = np.asarray(y_true).astype(np.int64).ravel()
+    score = np.asarray(scores, dtype=np.float64).ravel()
+    if not np.all(np.isfinite(score)):
+        raise ValueError("a score is NaN or infinite: no ROC curve")
+    order = np.argsort(score, kind="mergesort")[::-1]
+    score, labels = score[order], labels[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(score)), score.size - 1]  # the last index of each distinct score
+    tps = np.cumsum(labels)[last_of_tie]
+    fps = 1 + last_of_tie - tps
+    if not tps.size or tps[-1] == 0 or fps[-1] == 0:
+        raise ValueError("the ROC curve needs labels of both classes")
+    keep = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
+    tps, fps, thresholds = np.r_[0, tps[keep]], np.r_[0, fps[keep]], np.r_[np.inf, score[last_of_tie][keep]]
+    return fps / fps[-1], tps / tps[-1], thresholds
+
+
 def roc_points(y_true: ArrayLike, scores: ArrayLike, max_points: int = 200) -> dict[str, list[float]]:
     """The ROC curve as lists fpr, tpr, threshold, thinned to at most max_points (both ends kept;
-    the infinite first threshold becomes 1.0)."""
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, thr = roc_curve(np.asarray(y_true).ravel(), np.asarray(scores).ravel())
+    the infinite first threshold becomes 1.0); empty lists when the labels hold one class only."""
+    labels = np.asarray(y_true).astype(np.int64).ravel()
+    if not 0 < labels.sum() < labels.size:
+        return {"fpr": [], "tpr": [], "threshold": []}
+    fpr, tpr, thr = roc_curve(labels, np.asarray(scores).ravel())
     if len(fpr) > max_points:
         keep = np.unique(np.linspace(0, len(fpr) - 1, max_points).round().astype(int))
         fpr, tpr, thr = fpr[keep], tpr[keep], thr[keep]

@@ -27,6 +27,7 @@ from ..core.states import RunState
 from ..fsutil import file_digest
 from ..records.metrics import write_metrics
 from ..records.runinfo import CodeOrigin, DatasetIdentity, Device, Interpreter, RunInfo, Threads, write_run_info
+from ..physics.tfimport import import_tensorflow
 from . import resources
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, JOB_EXIT_BAD_INPUT
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             if config["data"].get("url"):  # by a transfer plugin on the execute node, not through the schedd
                 dataset.fetched_from = config["data"]["url"]
 
-        import tensorflow as tf
+        tf = import_tensorflow()  # quietly, and without pandas and scikit-learn (physics/tfimport.py)
 
         if intra:
             tf.config.threading.set_intra_op_parallelism_threads(intra)

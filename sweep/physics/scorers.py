@@ -8,11 +8,7 @@ imported only for a model *file*.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,49 +19,9 @@ from ..core.errors import InputError
 from ..core.names import MODEL_INFO
 from ..records.base import RecordError
 from ..records.modelinfo import ModelInfo, read_model_info
+from .tfimport import import_keras
 
 Scorer = Callable[[np.ndarray], np.ndarray]
-
-
-#: What TensorFlow's C++ side prints to fd 2 while it is imported, whatever TF_CPP_MIN_LOG_LEVEL
-#: says (absl logs before its logging is initialised): start-up facts, not sweep's to show.
-TF_START_UP_NOISE = ("All log messages before absl::InitializeLog()", "oneDNN custom operations are on",
-                     "cpu_feature_guard", "rebuild TensorFlow with the appropriate compiler flags",
-                     "To enable the following instructions", "Unable to register cu", "computation placer",
-                     "TF-TRT Warning", "Could not find cuda drivers", "cuda_executor", "cuda_dnn", "cuda_fft",
-                     "cuda_blas")
-
-
-@contextlib.contextmanager
-def _stderr_without(noise: tuple[str, ...]):
-    """Catch what is written to file descriptor 2 (C++ included) while the block runs, then pass
-    on every line that holds none of `noise`."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            caught.seek(0)
-            kept = [line for line in caught.read().decode("utf-8", "replace").splitlines(keepends=True)
-                    if not any(n in line for n in noise)]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
-
-
-def import_keras() -> Any:
-    """The keras module, imported (with TensorFlow) without TensorFlow's start-up lines on the
-    terminal; anything else it prints while importing still shows."""
-    if "keras" not in sys.modules:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        with _stderr_without(TF_START_UP_NOISE):
-            import keras  # noqa: F401 - TensorFlow only here
-    return sys.modules["keras"]
 
 
 class ModelError(ValueError, InputError):
