@@ -22,10 +22,17 @@ POOL_GROUPS = {"pool-sweeps": {"tests/condor/test_sweep_on_pool.py"}}
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Every test under tests/condor is a `pool` test."""
+    """Every test under tests/condor is a `pool` test. The longest come first: the pool tests (each
+    piece a worker's whole share), then those that train, then the slow ones, then the rest, each
+    kind in the order collected. xdist hands tests out in this order, so on a machine of few cores
+    the short tests fill the last minutes instead of one long training that started late. (Every
+    worker collects the same order: the sort depends on the markers alone.)"""
     for item in items:
         if POOL_TESTS in item.path.parents:
             item.add_marker(pytest.mark.pool)
+    kinds = ("pool", "training", "slow")
+    items.sort(key=lambda item: next((k for k, kind in enumerate(kinds) if item.get_closest_marker(kind)),
+                                     len(kinds)))
 
 
 @pytest.hookimpl(optionalhook=True)
