@@ -51,8 +51,10 @@ if [ "$(id -u)" = 0 ] && ! command -v chromium >/dev/null && command -v apt-get 
     || echo "setup: could not install chromium; tests/test_report.py needs it" >&2
 fi
 stamp=".venv/.sweep-setup-$(sha256sum pyproject.toml | cut -c1-16)"
-# uv (from PyPI, into .venv) installs the same releases as pip in a third of the time (28 s against
-# 94 s here, cold caches: it unpacks TensorFlow's wheels in parallel); where it cannot be had or
+# uv (from PyPI, into .venv) installs the same releases as pip in a third of the time (32 s against
+# 94 s here, cold caches: it unpacks TensorFlow's wheels in parallel). It compiles the bytecode at
+# install, as pip does: where PYTHONDONTWRITEBYTECODE is set (these machines), Python never writes
+# it, and an uncompiled TensorFlow costs every process 6 s of CPU more. Where uv cannot be had or
 # fails (a site that only allows its own index through pip's configuration, which uv does not read),
 # pip does it. SWEEP_SETUP_PIP=1 asks for pip.
 pip_install() {
@@ -60,7 +62,7 @@ pip_install() {
 }
 if [ ! -f "$stamp" ]; then
   if [ -z "${SWEEP_SETUP_PIP:-}" ] && pip_install uv && .venv/bin/python -m uv --version >/dev/null 2>&1 \
-      && .venv/bin/python -m uv pip install -q --python .venv/bin/python -e ".[test,docs]"; then
+      && .venv/bin/python -m uv pip install -q --compile-bytecode --python .venv/bin/python -e ".[test,docs]"; then
     :
   else
     pip_install --upgrade pip

@@ -7,5 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The suite starts a few hundred Python processes (jobs, sweep commands, benches): let them write the
+# checkout's bytecode once instead of compiling sweep again in each one where the machine sets
+# PYTHONDONTWRITEBYTECODE (__pycache__/ is ignored by git).
+unset PYTHONDONTWRITEBYTECODE
 workers=$(( $(nproc) + 2 ))
 exec .venv/bin/python -m pytest -q -n $(( workers < 6 ? workers : 6 )) --dist load --durations=25 "$@"
