@@ -111,6 +111,11 @@ def _write_run(out: Path, r: dict, model: str, value: float, epochs: int, rng: r
             "pid": 1, "run_id": r["run_id"], "config_id": r["config_id"], "sweep": "syn", "seed": r["seed"],
             "model": model, "threads": {"cpus": 2, "cpus_source": "test", "intra_op": 2, "inter_op": 1},
             "exit_code": 1 if failed else 0, "finished": "2026-01-01T00:05:00+00:00", "duration_s": duration}
+    if not failed:  # where the job's time went (sweep/job/phases.py), 2 CPUs training at 1.8
+        fixed = {"startup": 4.0, "data": 1.0, "model": 0.5, "checkpoints": 1.0, "evaluation": 2.0, "output": 0.5}
+        info["phases"] = {name: {"wall_s": wall, "cpu_s": wall} for name, wall in fixed.items()}
+        training = duration - sum(fixed.values()) - 1.0
+        info["phases"]["training"] = {"wall_s": training, "cpu_s": 1.8 * training}
     if failed:
         info["error"] = "RuntimeError: synthetic failure"
         (out / "stderr.txt").write_text("Traceback (most recent call last):\nRuntimeError: synthetic failure\n")

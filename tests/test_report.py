@@ -74,6 +74,8 @@ def test_lstm_report(lstm_report):
     assert "synthetic failure" in html and "unreadable metrics.json" in html
     assert "most important: <b>learning_rate</b>" in html
     assert "Right-sizing for the next sweep" in html and 'id="resources-table"' in html
+    # where the jobs' time went: each run's phases and the sweep's training efficiency
+    assert 'id="phases-table"' in html and "Training efficiency " in html and "training_s" in html
     assert "AUC" in html
     assert not any("http://" in src or "https://" in src for src in re.findall(r'src="([^"]+)"', html))
 

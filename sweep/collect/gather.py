@@ -18,7 +18,7 @@ from ..core.units import format_duration
 from ..fsutil import atomic_write_text, file_digest
 from ..records.events import attempts_by_run, is_memory_hold, read_event_log
 from ..records.manifest import Manifest, ResourceRequest, SearchInfo, load_manifest, remember_memory
-from ..records.runinfo import RunInfo
+from ..records.runinfo import PHASES, RunInfo
 from ..records.runs import RunOutcome, mark_stale, read_run
 from .spreadsheet import csv_text
 
@@ -48,6 +48,40 @@ class Advice:
 
 
 @dataclass
+class TimeUse:
+    """Where the core-seconds allocated to a sweep's jobs went, from the phases their run.json
+    records (sweep/job/phases.py): allocated = each job's wall time × the CPUs it was given."""
+
+    runs: int  # runs whose last start recorded its phases
+    allocated_core_s: float
+    training_core_s: float  # CPU seconds of training (every thread)
+    phase_core_s: dict[str, float]  # phase -> its wall seconds × the job's CPUs, summed
+    queue_s: list[float]  # each run's wait from submission to its first start (not allocated)
+
+    @property
+    def training_efficiency(self) -> float:
+        """Training core-seconds ÷ allocated core-seconds (0 when nothing was allocated)."""
+        return self.training_core_s / self.allocated_core_s if self.allocated_core_s else 0.0
+
+    def sentence(self) -> str:
+        """The sweep's time use in words (the terminal and the HTML report print the same sentence)."""
+        total = self.allocated_core_s
+        shares = ", ".join(f"{name} {core_s / total:.0%}" for name, core_s in self.phase_core_s.items()
+                           if name != "training") if total else ""
+        rest = total - sum(self.phase_core_s.values())
+        outside = ""
+        if total and rest > 0:
+            outside = f", outside sweep's Python (wrapper, exit, transfers) {rest / total:.0%}"
+        wait = ""
+        if self.queue_s:
+            ordered = sorted(self.queue_s)
+            wait = f"; queue wait (not allocated): median {format_duration(ordered[len(ordered) // 2])}"
+        return (f"training efficiency {self.training_efficiency:.0%}: of the {format_duration(total)} of "
+                f"core time allocated to {self.runs} job(s), training kept {format_duration(self.training_core_s)} "
+                f"busy; the rest went to {shares}{outside}{wait}")
+
+
+@dataclass
 class Leaderboard:
     """A sweep's runs as collect read them: the valid ones ranked (`table`, one row per run), the
     others with their reason (`problems`), what each used against what it asked for (`resources`,
@@ -70,6 +104,7 @@ class Leaderboard:
     #: a search's trials its pruner stopped: run id, name, epochs reached, the value it was stopped at
     pruned: list[dict] = field(default_factory=list)
     search: SearchInfo | None = None  # the manifest's search block (sampler, pruner, objectives, journal)
+    time_use: TimeUse | None = None  # where the jobs' allocated core-seconds went (runs with phases)
     window_split: list[str] = field(default_factory=list)  # ranked peak finders tested on a per-window split
 
     @property
@@ -159,6 +194,7 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
     board.runs_per_config = per_config
     board.resources = pd.DataFrame.from_records(usage) if usage else None
     board.advice = _advice(usage, manifest.resources)
+    board.time_use = _time_use(usage)
     learned = _learned_memory(attempts)
     if learned:
         remember_memory(paths.jobs(sweep), learned)
@@ -223,6 +259,14 @@ def _resources(jobs: list, outcome: RunOutcome) -> dict[str, Any]:
         out = {"cpus_requested": threads.cpus if threads else None, "wall_s": outcome.run_info.duration_s, "starts": 1}
     else:
         return {}
+    first = jobs[0] if jobs else None
+    if first is not None and first.submitted is not None and first.started is not None and first.starts == 1:
+        out["queue_s"] = max(0, first.started - first.submitted)
+    phases = outcome.run_info.phases if outcome.run_info is not None else None
+    for name, phase in (phases or {}).items():  # this run's last start: where its time went
+        out[f"{name}_s"] = phase.wall_s
+    if phases and "training" in phases:
+        out["training_cpu_s"] = phases["training"].cpu_s
     if out.get("cpu_s") and out.get("wall_s") and out.get("cpus_requested"):
         out["cpu_efficiency"] = out["cpu_s"] / (out["wall_s"] * out["cpus_requested"])
     elif out.get("cpus_used") is not None and out.get("cpus_requested"):
@@ -230,6 +274,18 @@ def _resources(jobs: list, outcome: RunOutcome) -> dict[str, Any]:
     if out.get("memory_used_mb") is not None and out.get("memory_requested_mb"):
         out["memory_efficiency"] = out["memory_used_mb"] / out["memory_requested_mb"]
     return out
+
+
+def _time_use(usage: list[dict]) -> TimeUse | None:
+    """The sweep's TimeUse from the runs whose usage has phases, a wall time and requested CPUs."""
+    timed = [u for u in usage if u.get("training_cpu_s") is not None and u.get("wall_s") and u.get("cpus_requested")]
+    if not timed:
+        return None
+    phase_core_s = {name: sum((u.get(f"{name}_s") or 0.0) * u["cpus_requested"] for u in timed)
+                    for name in PHASES if any(u.get(f"{name}_s") is not None for u in timed)}
+    return TimeUse(runs=len(timed), allocated_core_s=sum(u["wall_s"] * u["cpus_requested"] for u in timed),
+                   training_core_s=sum(u["training_cpu_s"] for u in timed), phase_core_s=phase_core_s,
+                   queue_s=[u["queue_s"] for u in usage if u.get("queue_s") is not None])
 
 
 def _explain_from_event_log(outcome: RunOutcome, jobs: list) -> None:

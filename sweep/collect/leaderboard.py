@@ -495,7 +495,7 @@ def print_selection(board: Leaderboard, sel: Selection, console, root: Path | No
     from rich.table import Table
     from rich.text import Text
 
-    from .report_text import print_resources
+    from .report_text import print_phases, print_resources
 
     if sel.aggregated:
         planned = len(board.runs_per_config or {}) or sel.total_rows
@@ -537,8 +537,9 @@ def print_selection(board: Leaderboard, sel: Selection, console, root: Path | No
         return
     if board.csv_path is not None:
         console.print(f"leaderboard written to {relative_to_root(board.csv_path, root) if root else board.csv_path}")
-    if board.resources is not None and "memory_used_mb" in board.resources:
+    if board.resources is not None and "memory_used_mb" in board.resources:  # measured by HTCondor
         print_resources(board, console, None)
+    print_phases(board, console, None)
     if board.search:
         s = board.search
         front = int(board.table["pareto"].sum()) if "pareto" in board.table else None

@@ -32,6 +32,7 @@ from ..core.render import BUILTIN_TEMPLATES
 from ..fsutil import atomic_folder, atomic_write_text
 from ..records.base import RecordError
 from ..records.manifest import ResourceRequest, read_manifest
+from ..records.runinfo import PHASES
 from ..records.untrusted import HISTORY_LIMIT, ROC_LIMIT, read_text
 from .gather import Leaderboard, collect
 from .leaderboard import best_runs, cells, display_columns, fmt_value, select
@@ -144,6 +145,8 @@ def write_report(sweep: str, root: Path, top: int = 3, by: str | None = None, ou
         "problems": [{"run_id": p.run_id, "state": p.state, "reason": p.reason,
                       "stderr": "\n".join(p.stderr_tail[-3:])} for p in board.problems],
         "advice": advice_text(board), "resources_table": _resources_table(board), "search": search,
+        "time_use": _capitalised(board.time_use.sentence()) if board.time_use else None,
+        "phases_table": _phases_table(board),
     }
     html = render_html(context)
     path = output or results_dir / REPORT
@@ -507,8 +510,24 @@ def advice_text(board: Leaderboard) -> str | None:
     """The right-sizing sentence as a sentence (capitalised), or None without measurements."""
     if board.advice is None:
         return None
-    text = board.advice.sentence()
+    return _capitalised(board.advice.sentence())
+
+
+def _capitalised(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+def _phases_table(board: Leaderboard) -> dict[str, Any] | None:
+    """Each job's phases (wall seconds of its last start), its wall time and queue wait; None
+    when no run recorded its phases."""
+    frame = board.resources
+    if board.time_use is None or frame is None or "training_cpu_s" not in frame.columns:
+        return None
+    cols = ["run_id", *(f"{name}_s" for name in PHASES if f"{name}_s" in frame.columns), "wall_s"]
+    cols += ["queue_s"] if "queue_s" in frame.columns else []
+    timed = frame[frame["training_cpu_s"].notna()]
+    rows = [[fmt_value(r.get(c), None) for c in cols] for r in timed[cols].head(200).to_dict("records")]
+    return {"header": cols, "rows": rows, "more": max(0, len(timed) - 200)}
 
 
 def _resources_table(board: Leaderboard) -> dict[str, Any] | None:

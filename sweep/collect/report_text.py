@@ -1,10 +1,12 @@
-"""Terminal output of a sweep's resource use (rich table) and the right-sizing advice."""
+"""Terminal output of a sweep's resource use (rich tables), the right-sizing advice and where the
+jobs' time went (their phases and the sweep's training efficiency)."""
 
 from __future__ import annotations
 
 import math
 
 from ..core.units import format_duration
+from ..records.runinfo import PHASES
 from .gather import Leaderboard
 
 
@@ -33,3 +35,26 @@ def print_resources(board: Leaderboard, console, top: int | None) -> None:
     console.print(table)
     if board.advice is not None:
         console.print(board.advice.sentence())
+
+
+def print_phases(board: Leaderboard, console, top: int | None) -> None:
+    """Where each job's last start spent its time (wall seconds per phase, `top` rows), then the
+    sweep's training efficiency; nothing when no run recorded its phases."""
+    from rich.table import Table
+
+    frame = board.resources
+    if board.time_use is None or frame is None:
+        return
+    names = [name for name in PHASES if f"{name}_s" in frame.columns]
+    table = Table(title="where each job's time went (wall seconds of its last start)", title_justify="left")
+    for col in ("run id", *names, "job", "queue"):
+        table.add_column(col, justify="left" if col == "run id" else "right")
+    timed = frame[frame["training_cpu_s"].notna()] if "training_cpu_s" in frame.columns else frame.head(0)
+    for _, u in (timed if top is None else timed.head(top)).iterrows():
+        def seconds(key, u=u):  # this row's, bound here (it is called in this iteration only)
+            value = u.get(key)
+            return "-" if value is None or value != value else f"{value:.1f}"
+        table.add_row(str(u["run_id"]), *(seconds(f"{name}_s") for name in names), seconds("wall_s"),
+                      seconds("queue_s"))
+    console.print(table)
+    console.print(board.time_use.sentence())

@@ -27,6 +27,7 @@ from ..core.names import CHECKPOINT_DIR, JOB_EXIT_CHECKPOINT
 from ..fsutil import atomic_write_with
 from ..records.base import NewerRecordError, RecordError
 from ..records.checkpoint import CHECKPOINT_STATE, CheckpointState, EarlyStoppingState, read_state, write_state
+from .phases import PhaseClock
 
 #: The job's exit status that asks HTCondor to save checkpoint/ and run it again (checkpoint_exit_code).
 CHECKPOINT_EXIT_CODE = JOB_EXIT_CHECKPOINT
@@ -83,10 +84,12 @@ def restore(out_dir: Path, state: CheckpointState):
 
 
 def make_callback(out_dir: Path, key: str, rows: list, stopper, every_s: float | None,
-                  restored: CheckpointState | None, best_weights):
+                  restored: CheckpointState | None, best_weights, clock: PhaseClock | None = None):
     """The callback that writes the checkpoint after each epoch, and raises CheckpointExit once
     `every_s` seconds have passed since this process started (never when None). With a restored
-    checkpoint, `stopper` (the run's EarlyStopping) gets its saved state back at train begin."""
+    checkpoint, `stopper` (the run's EarlyStopping) gets its saved state back at train begin.
+    `clock` gets the seconds spent writing checkpoints (phase ``checkpoints``)."""
+    clock = clock if clock is not None else PhaseClock()
     import keras
 
     started = time.monotonic()
@@ -109,7 +112,8 @@ def make_callback(out_dir: Path, key: str, rows: list, stopper, every_s: float |
         def on_epoch_end(self, epoch, logs=None):
             if self.model.stop_training:  # EarlyStopping ends the run here: nothing left to resume
                 return
-            save(out_dir, key, self.model, rows, stopper, epoch + 1)
+            with clock.phase("checkpoints"):
+                save(out_dir, key, self.model, rows, stopper, epoch + 1)
             if every_s is not None and time.monotonic() - started >= every_s and epoch + 1 < self.params["epochs"]:
                 raise CheckpointExit(f"checkpoint after epoch {epoch + 1}")
 

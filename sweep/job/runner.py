@@ -29,6 +29,7 @@ from ..records.metrics import write_metrics
 from ..records.runinfo import CodeOrigin, DatasetIdentity, Device, Interpreter, RunInfo, Threads, write_run_info
 from ..physics.tfimport import import_tensorflow
 from . import resources
+from .phases import PhaseClock
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, JOB_EXIT_BAD_INPUT
 REQUIRED = ("sweep", "model", "run_id", "config_id", "seed", "params", "data")
@@ -162,12 +163,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="where results go (default: the current folder, HTCondor's scratch folder)")
     args = parser.parse_args(argv)
     out_dir = args.output_dir
+    clock = PhaseClock()
     record = RunInfo(status=RunState.RUNNING, started=_now(), host=socket.gethostname(), pid=os.getpid(),
                      argv=list(sys.argv))
 
     def finish(status: RunState, code: int, error: str | None = None) -> int:
         record.status, record.exit_code, record.finished = status, code, _now()
         record.software = software_versions()
+        record.phases = clock.phases() or None
         if error:
             record.error = error
         try:
@@ -199,10 +202,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         # the inputs first: a job given the wrong dataset (or none) ends before TensorFlow starts
-        data_path = training.resolve_data_path(config["data"], Path.cwd())
-        # what this run was trained on (the dataset a per-model file was cut from): a later submit
-        # reruns the run when the dataset has changed
-        dataset = record.dataset = received_dataset(config["data"], data_path)
+        with clock.phase("data"):
+            data_path = training.resolve_data_path(config["data"], Path.cwd())
+            # what this run was trained on (the dataset a per-model file was cut from): a later submit
+            # reruns the run when the dataset has changed
+            dataset = record.dataset = received_dataset(config["data"], data_path)
         if data_path.parent == Path.cwd():
             dataset.transferred_bytes = data_path.stat().st_size
             if config["data"].get("url"):  # by a transfer plugin on the execute node, not through the schedd
@@ -215,12 +219,14 @@ def main(argv: list[str] | None = None) -> int:
         if inter:
             tf.config.threading.set_inter_op_parallelism_threads(inter)
         record.device = training_device(tf)
+        clock.startup_done()
         metrics = training.train(config, data_path, out_dir, log=lambda m: print(m, flush=True),
-                                 dataset_sha256=dataset.sha256)
+                                 dataset_sha256=dataset.sha256, clock=clock)
         metrics.software = software_versions()
         metrics.threads = record.threads
         metrics.dataset = dataset
-        write_metrics(out_dir, metrics)
+        with clock.phase("output"):
+            write_metrics(out_dir, metrics)
     except training.checkpoint.CheckpointExit as exc:  # HTCondor saves checkpoint/ and starts the job again
         print(f"sweep.job: {exc}; exit {training.checkpoint.CHECKPOINT_EXIT_CODE} for HTCondor to save it",
               flush=True)

@@ -36,6 +36,7 @@ from ..physics import datasets
 from ..records.metrics import Metrics, Pruned, Split
 from ..records.modelinfo import ModelInfo, ModelInput, TrainedOn, write_model_info
 from . import checkpoint
+from .phases import PhaseClock
 
 CLASSIFIER_HISTORY = ["epoch", "loss", "accuracy", "precision", "recall", "f1", "eff_purity",
                       "val_loss", "val_accuracy", "val_precision", "val_recall", "val_f1", "val_auc",
@@ -191,9 +192,11 @@ def _progress_callback(channel, column: str, rows: list, pruned: dict, log, epoc
 
 
 def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print,
-          dataset_sha256: str = "") -> Metrics:
+          dataset_sha256: str = "", clock: PhaseClock | None = None) -> Metrics:
     """Train the run `config` describes on `data_path`, writing its history, ROC, model and
-    training record into `out_dir` (its checkpoint too, while it trains).
+    training record into `out_dir` (its checkpoint too, while it trains). `clock` gets the
+    seconds of each phase (data, model, training, checkpoints, evaluation, output); each epoch's
+    are in the history's `seconds` column.
 
     Returns:
         Its metrics (the runner adds what it knows of the job and writes metrics.json): the test
@@ -207,41 +210,44 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print,
 
     from .models import build, make_optimizer
 
+    clock = clock if clock is not None else PhaseClock()
     model_kind, params, seed = config["model"], config["params"], int(config["seed"])
     keras.utils.set_random_seed(seed)
-    x, y, groups = load_data(model_kind, config["data"], data_path)
-    tr, va, te, waveforms = split_by_waveform(groups, params["test_fraction"], params["train_fraction"],
-                                              int(config["data"].get("seed", 0)))
+    with clock.phase("data"):
+        x, y, groups = load_data(model_kind, config["data"], data_path)
+        tr, va, te, waveforms = split_by_waveform(groups, params["test_fraction"], params["train_fraction"],
+                                                  int(config["data"].get("seed", 0)))
     test_waveforms = waveforms.pop("test_waveform_ids")
     log(f"data {data_path.name}: {len(x)} samples -> train {tr.size}, validation {va.size}, test {te.size} "
         f"({waveforms['train_waveforms']}, {waveforms['val_waveforms']}, {waveforms['test_waveforms']} waveforms)")
 
     rows: list[dict] = []
-    key = f"{config['run_id']}:{dataset_sha256}"  # a checkpoint is only good for the same run on the same data
-    state = checkpoint.load(out_dir, key)
-    best_weights, initial_epoch = None, 0
-    if state:  # an evicted, preempted or restarted job: go on after its last finished epoch
-        model, best_weights = checkpoint.restore(out_dir, state)
-        rows.extend(state.rows)
-        initial_epoch = state.epochs_done
-        log(f"resuming after epoch {initial_epoch} from {checkpoint.folder(out_dir).name}/")
-    else:
-        model = build(model_kind, params)
-        if model_kind == "lstm":
-            metrics = ["accuracy", keras.metrics.Precision(name="precision"), keras.metrics.Recall(name="recall")]
+    with clock.phase("model"):
+        key = f"{config['run_id']}:{dataset_sha256}"  # a checkpoint is only good for the same run on the same data
+        state = checkpoint.load(out_dir, key)
+        best_weights, initial_epoch = None, 0
+        if state:  # an evicted, preempted or restarted job: go on after its last finished epoch
+            model, best_weights = checkpoint.restore(out_dir, state)
+            rows.extend(state.rows)
+            initial_epoch = state.epochs_done
+            log(f"resuming after epoch {initial_epoch} from {checkpoint.folder(out_dir).name}/")
         else:
-            metrics = ["mae"]
-        # several steps per call into the compiled graph: fewer Python round trips, the same updates
-        steps = int(os.environ.get("SWEEP_STEPS_PER_EXECUTION", STEPS_PER_EXECUTION))
-        model.compile(optimizer=make_optimizer(params["optimizer"], params.get("learning_rate")),
-                      loss=params["loss"], metrics=metrics, steps_per_execution=steps)
+            model = build(model_kind, params)
+            if model_kind == "lstm":
+                metrics = ["accuracy", keras.metrics.Precision(name="precision"), keras.metrics.Recall(name="recall")]
+            else:
+                metrics = ["mae"]
+            # several steps per call into the compiled graph: fewer Python round trips, the same updates
+            steps = int(os.environ.get("SWEEP_STEPS_PER_EXECUTION", STEPS_PER_EXECUTION))
+            model.compile(optimizer=make_optimizer(params["optimizer"], params.get("learning_rate")),
+                          loss=params["loss"], metrics=metrics, steps_per_execution=steps)
     resumed = initial_epoch if state else None
     threshold = float(params.get("threshold", 0.5))
     epoch_metrics = _epoch_callback(model_kind, x[va], y[va], params["loss"], threshold, rows, log)
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=params["patience"],
                                             restore_best_weights=True)
     saver = checkpoint.make_callback(out_dir, key, rows, stopper, checkpoint.every_seconds(), state,
-                                      best_weights)
+                                      best_weights, clock)
     callbacks = [epoch_metrics, stopper, saver]
     pruned: dict[str, Any] = {}
     from .progress import open_channel
@@ -253,13 +259,16 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print,
         callbacks.append(_progress_callback(channel, column, rows, pruned, log, int(params["epochs"])))
     steps_per_epoch = math.ceil(tr.size / params["batch_size"])
     t0 = time.perf_counter()
-    model.fit(make_train_dataset(x[tr], y[tr], params["batch_size"], seed, initial_epoch * steps_per_epoch),
-              epochs=params["epochs"], initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
-              callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
+    with clock.phase("training", excluding="checkpoints"):
+        model.fit(make_train_dataset(x[tr], y[tr], params["batch_size"], seed, initial_epoch * steps_per_epoch),
+                  epochs=params["epochs"], initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+                  callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
     train_seconds = time.perf_counter() - t0
     if pruned:  # no test metrics: a pruned trial is not ranked (its history says how far it got)
-        _write_history(out_dir / HISTORY, rows, CLASSIFIER_HISTORY if model_kind == "lstm" else REGRESSOR_HISTORY)
-        shutil.rmtree(checkpoint.folder(out_dir), ignore_errors=True)
+        with clock.phase("output"):
+            _write_history(out_dir / HISTORY, rows,
+                           CLASSIFIER_HISTORY if model_kind == "lstm" else REGRESSOR_HISTORY)
+            shutil.rmtree(checkpoint.folder(out_dir), ignore_errors=True)
         column = config["progress"]["column"]
         return Metrics(run_id=str(config["run_id"]), config_id=str(config["config_id"]), model=model_kind,
                        pruned=Pruned(at_epoch=pruned["at_epoch"], value=pruned["value"], column=column,
@@ -269,22 +278,26 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print,
                        train_seconds=round(train_seconds, 3), resumed_from_epoch=resumed)
     best_epoch = int(stopper.best_epoch) + 1 if rows else 0
 
-    test_pred = model.predict(x[te], batch_size=4096, verbose=0).ravel()
     natural = {}
-    if model_kind == "lstm":
-        test = classification_metrics(y[te], test_pred, threshold)
-        test.update(_natural_metrics(model, data_path, test_waveforms, threshold, natural))
-        roc = roc_points(y[te], test_pred)
-        atomic_write_text(out_dir / ROC, "fpr,tpr,threshold\n" + "".join(
-            f"{f:.6g},{t:.6g},{h:.6g}\n" for f, t, h in zip(roc["fpr"], roc["tpr"], roc["threshold"], strict=True)))
-        columns = CLASSIFIER_HISTORY
-    else:
-        test = regression_metrics(y[te], test_pred)
-        columns = REGRESSOR_HISTORY
-    _write_history(out_dir / HISTORY, rows, columns)
-    _save_model(model, out_dir / MODEL)
-    write_model_info(out_dir, training_record(config, data_path, dataset_sha256))
-    shutil.rmtree(checkpoint.folder(out_dir), ignore_errors=True)  # done: nothing to resume, nothing to transfer
+    with clock.phase("evaluation"):
+        test_pred = model.predict(x[te], batch_size=4096, verbose=0).ravel()
+        if model_kind == "lstm":
+            test = classification_metrics(y[te], test_pred, threshold)
+            test.update(_natural_metrics(model, data_path, test_waveforms, threshold, natural))
+            roc = roc_points(y[te], test_pred)
+            columns = CLASSIFIER_HISTORY
+        else:
+            test = regression_metrics(y[te], test_pred)
+            columns = REGRESSOR_HISTORY
+    with clock.phase("output"):
+        if model_kind == "lstm":
+            atomic_write_text(out_dir / ROC, "fpr,tpr,threshold\n" + "".join(
+                f"{f:.6g},{t:.6g},{h:.6g}\n"
+                for f, t, h in zip(roc["fpr"], roc["tpr"], roc["threshold"], strict=True)))
+        _write_history(out_dir / HISTORY, rows, columns)
+        _save_model(model, out_dir / MODEL)
+        write_model_info(out_dir, training_record(config, data_path, dataset_sha256))
+        shutil.rmtree(checkpoint.folder(out_dir), ignore_errors=True)  # done: nothing to resume or transfer
     best_row = rows[best_epoch - 1] if best_epoch else {}
     n_windows = tr.size * len(rows)
     return Metrics(

@@ -14,6 +14,8 @@ job wrapper when it found no interpreter, or by hand: any key may be missing but
 read as 1); 1, the same keys with ``schema_version``. The job wrapper (templates/run_job.sh.j2),
 a shell script that runs before any Python, writes the same three keys as
 :func:`write_failed_run` with the current schema_version (tests/test_records.py checks it).
+Version 1 later gained the optional key ``phases`` (where the job's time went, issue 27):
+additive, so no new version; a reader ignores keys it does not know.
 """
 
 from __future__ import annotations
@@ -24,12 +26,31 @@ from pathlib import Path
 from ..core.names import RUN_INFO
 from ..core.states import RunState
 from ..fsutil import atomic_write_json
-from .base import OMIT_NONE, Fields, JsonObject, Migration, migrate, to_json
+from .base import OMIT_NONE, Fields, JsonObject, Migration, RecordError, migrate, to_json
 from .untrusted import RECORD_LIMIT, load_object
 
 SCHEMA_VERSION = 1
 #: What a run.json may say of its run (sweep.core.states.RunState values).
 RUN_STATUSES = (RunState.RUNNING, RunState.OK, RunState.FAILED, RunState.PRUNED)
+#: The phases of a job's start, in order (sweep/job/phases.py says what each one holds).
+PHASES = ("startup", "data", "model", "training", "checkpoints", "evaluation", "output")
+
+
+@dataclass
+class Phase:
+    """Wall and CPU seconds of one phase of a job's start (CPU: every thread of the process)."""
+
+    wall_s: float
+    cpu_s: float
+
+    @classmethod
+    def from_json(cls, f: Fields) -> Phase:
+        """Read one phase.
+
+        Raises:
+            RecordError: a time that is not a finite number >= 0.
+        """
+        return cls(wall_s=f.number("wall_s", lo=0, finite=True), cpu_s=f.number("cpu_s", lo=0, finite=True))
 
 
 @dataclass
@@ -158,6 +179,7 @@ class RunInfo:
     best_epoch: int | None = field(default=None, metadata=OMIT_NONE)
     resumed_from_epoch: int | None = field(default=None, metadata=OMIT_NONE)
     job_starts: int | None = field(default=None, metadata=OMIT_NONE)  # HTCondor's starts, this one included
+    phases: dict[str, Phase] | None = field(default=None, metadata=OMIT_NONE)  # this start's, in PHASES order
 
     def to_json(self) -> JsonObject:
         """The record's JSON object (schema_version first)."""
@@ -187,7 +209,18 @@ class RunInfo:
                    duration_s=f.opt_number("duration_s", lo=0), pruned_at_epoch=f.opt_integer("pruned_at_epoch", lo=0),
                    best_epoch=f.opt_integer("best_epoch", lo=0),
                    resumed_from_epoch=f.opt_integer("resumed_from_epoch", lo=0),
-                   job_starts=f.opt_integer("job_starts", lo=0))
+                   job_starts=f.opt_integer("job_starts", lo=0), phases=_phases(f))
+
+
+def _phases(f: Fields) -> dict[str, Phase] | None:
+    if not f.has("phases"):
+        return None
+    phases = f.obj_map("phases")
+    unknown = sorted(set(phases) - set(PHASES))
+    if unknown:
+        raise RecordError(f.path, f"expected only the phases {', '.join(PHASES)}, got {unknown[0][:40]!r}",
+                          f.prefix + "phases")
+    return {name: Phase.from_json(phases[name]) for name in PHASES if name in phases}
 
 
 def _v0_to_v1(data: JsonObject) -> JsonObject:
