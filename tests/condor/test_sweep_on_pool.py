@@ -83,11 +83,16 @@ def test_dag_sweep_trains_real_models_and_collects(project, condor_pool, capsys)
     board = pd.read_csv(project / "results" / "pool-e2e" / "leaderboard.csv")
     assert len(board) == 2 and board["f1"].iloc[0] >= board["f1"].iloc[1]
     assert "right-sizing for the next sweep" in out
+    # where the jobs' time went, their wait in the queue apart
+    assert "training efficiency " in out and "queue wait (not allocated): median " in out
 
     # the FINAL node ran `sweep collect` on the schedd's side
     manifest = json.loads((project / "jobs" / "pool-e2e" / "sweep.json").read_text())
     sub = manifest["submissions"][-1]
     assert sub["state"] == "submitted" and sub["mode"] == "dag"
+    # the longest runs first: every node has its priority (core/cost.py), which DAGMan accepted
+    dag = Path(sub["dag"]).read_text()
+    assert sorted(line.split()[2] for line in dag.splitlines() if line.startswith("PRIORITY ")) == ["1", "2"]
     final_out = wait_until(lambda: (Path(sub["dag"]).parent / "collect.out").read_text()
                            if (Path(sub["dag"]).parent / "collect.out").exists() else "", 60, "the FINAL node")
     assert "ranked by f1" in final_out

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ...core import names
+from ...core.cost import start_order
 from ...core.errors import BackendError
 from ...core.names import OUTPUT_FILES, STDERR, STDOUT
 from ...core.render import CHECKOUT, RenderedRun, RenderedSweep, submit_string, submit_value
@@ -367,9 +368,13 @@ class HTCondorBackend(Backend):
         retries = spec.condor.get("max_retries", DEFAULT_RETRIES)
         lines = [f"# sweep {spec.name}, submission {submission}: {len(runs)} runs (rendered by sweep)"]
         post = dag_dir / "post.sh"
-        for r in runs:
+        # the longest runs first (core/cost.py): listed first, and of the highest node priority, which
+        # DAGMan submits first among the ready nodes and passes on to the schedd as the job's priority
+        place = start_order([r.run for r in runs], spec.data.max_samples)
+        for r in sorted(runs, key=lambda r: place[r.run.run_id]):
             node = f"{names.DAG_NODE_PREFIX}{r.run.run_id}"
             lines.append(f"JOB {node} {submit_value(r.submit_path)}")
+            lines.append(f"PRIORITY {node} {len(runs) - place[r.run.run_id]}")
             if retries:
                 lines.append(f"SCRIPT POST {node} /bin/sh {submit_value(post)} $RETURN")
                 lines.append(f"RETRY {node} {retries} UNLESS-EXIT {names.JOB_EXIT_BAD_INPUT}")

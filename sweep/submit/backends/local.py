@@ -16,6 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+from ...core.cost import start_order
 from ...core.names import BACKEND_LOCAL, CONFIG_FILE, OUTPUT_FILES, STDERR, STDOUT
 from ...core.render import RenderedRun, RenderedSweep
 from ...records.localexit import LocalExit, write_local_exit
@@ -102,7 +103,8 @@ class LocalBackend(Backend):
     def submit(self, sweep: RenderedSweep, runs: list[RenderedRun]) -> SubmitReport:
         report = SubmitReport(backend=self.name, submitted=[r.run.run_id for r in runs])
         exit_codes: dict[str, int] = {}
-        pending = list(runs)
+        place = start_order([r.run for r in runs], sweep.spec.data.max_samples)
+        pending = sorted(runs, key=lambda r: place[r.run.run_id])  # the longest first (core/cost.py)
         running: list[_Running] = []
         free_cpus, free_mem = self.cpus, self.memory_mb
         progress = _Progress(len(runs), sweep.spec.name, enabled=self.progress)

@@ -1,0 +1,62 @@
+"""A run's predicted training cost, so that a sweep starts its longest runs first (issue 27).
+
+Four jobs of unequal length on two cores keep 1.56 cores busy on average when the longest one
+starts last: the sweep's last minutes are one long job on an idle node. Ordered longest first
+(DAGMan node priorities, the local backend's queue), the short jobs fill in around the long ones.
+
+The prediction is the work of one training: multiply-adds of one sample's forward pass, times the
+samples, times the epochs. Only the order within a sweep matters, so the constant (backward pass,
+per-sample overheads) is left out, and early stopping, which no one can predict, is not guessed:
+`epochs` is the most a run may train. Pure: no TensorFlow; the layer arithmetic follows
+sweep/job/models.py (tests/test_cost.py checks it against Keras's parameter counts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .expand import RunSpec
+
+#: The peak finder's window (samples) and the clusterizer's input length (bins), as the models have them.
+LSTM_WINDOW = 15
+CNN_LENGTH = 1024
+
+
+def lstm_operations(params: dict[str, Any]) -> float:
+    """Multiply-adds of one window through the LSTM peak finder (its recurrence runs once per
+    sample of the window)."""
+    units = [int(u) for u in params["topology"]]
+    recurrence = 4 * (units[0] * (1 + units[0]) + units[0])  # four gates, input of 1, the state, bias
+    dense = units[0] * units[1] + units[1] + units[1] * units[2] + units[2] + units[2] + 1
+    return LSTM_WINDOW * recurrence + dense
+
+
+def cnn_operations(params: dict[str, Any]) -> float:
+    """Multiply-adds of one 1024-bin input through the CNN clusterizer."""
+    length, channels, operations = CNN_LENGTH, 1, 0.0
+    for filters, kernel in zip(params["filters"], params["kernel_sizes"], strict=True):
+        for _ in range(int(params.get("convs_per_block", 1))):
+            operations += length * kernel * channels * filters
+            channels = filters
+        if params["pool_size"] > 1:
+            length //= params["pool_size"]
+    features = channels if params.get("head") == "global_average" else channels * length
+    for units in params["dense_units"]:
+        operations += features * units
+        features = units
+    return operations + features
+
+
+def predicted_cost(model: str, params: dict[str, Any], samples: int | None) -> float:
+    """The work of training one run: one sample's multiply-adds × `samples` (the grid's
+    data.max_samples; None counts as 1, the same for every run of a sweep) × `epochs`."""
+    per_sample = lstm_operations(params) if model == "lstm" else cnn_operations(params)
+    return per_sample * (samples or 1) * int(params.get("epochs", 1))
+
+
+def start_order(runs: Sequence[RunSpec], samples: int | None) -> dict[str, int]:
+    """Run id -> its place when the costliest runs start first (0 first; equal costs keep the
+    order of `runs`). `samples`: the grid's data.max_samples."""
+    ordered = sorted(runs, key=lambda run: -predicted_cost(run.model, run.params, samples))
+    return {run.run_id: place for place, run in enumerate(ordered)}
