@@ -53,6 +53,11 @@ def test_two_configurations_end_to_end(tmp_path, small_dataset, capsys):
     assert "where each job's time went" in out and "training efficiency " in out and "allocated to 2 job(s)" in out
     resources = pd.read_csv(tmp_path / "results" / "e2e" / "resources.csv")
     assert {"startup_s", "training_s", "training_cpu_s", "evaluation_s"} <= set(resources.columns)
+    for row in resources.to_dict("records"):  # a job's wall time is its whole process's: its phases fit in it
+        phases = json.loads((tmp_path / "results" / "e2e" / row["run_id"] / "run.json").read_text())["phases"]
+        assert row["wall_s"] == json.loads((tmp_path / "results" / "e2e" / row["run_id"] / ".local-exit.json")
+                                           .read_text())["wall_s"]
+        assert row["wall_s"] >= sum(p["wall_s"] for p in phases.values())
 
     assert main(["--root", str(tmp_path), "status", "e2e"]) == 0
     assert "e2e: 2 done" in capsys.readouterr().out

@@ -256,7 +256,11 @@ def _resources(jobs: list, outcome: RunOutcome) -> dict[str, Any]:
                "fetched_mb": _fetched_mb(outcome.run_info)}
     elif outcome.run_info and outcome.run_info.duration_s is not None:
         threads = outcome.run_info.threads
-        out = {"cpus_requested": threads.cpus if threads else None, "wall_s": outcome.run_info.duration_s, "starts": 1}
+        # the local backend timed the job's whole process (interpreter start and exit included, as
+        # HTCondor does); run.json's duration starts once the job's main has begun
+        local = outcome.local.wall_s if outcome.local is not None else None
+        wall = local or outcome.run_info.duration_s
+        out = {"cpus_requested": threads.cpus if threads else None, "wall_s": wall, "starts": 1}
     else:
         return {}
     first = jobs[0] if jobs else None

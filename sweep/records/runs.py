@@ -40,6 +40,7 @@ class RunOutcome:
     reason: str = ""
     metrics: Metrics | None = None
     run_info: RunInfo | None = None
+    local: LocalExit | None = None  # the local backend's record of the job's process (.local-exit.json)
     stderr_tail: list[str] = field(default_factory=list)
     exit_code: int | None = None
 
@@ -161,7 +162,7 @@ def _read_run(folder: Path, run_id: str, names: set[str] | None, required_metric
     metrics, metrics_err = _read(read_metrics, folder, METRICS) if METRICS in names else (None, None)
     local: LocalExit | None
     local, local_err = _read(read_local_exit, folder, LOCAL_RECORD) if LOCAL_RECORD in names else (None, None)
-    outcome.run_info = run_info
+    outcome.run_info, outcome.local = run_info, local
     if run_info is not None:
         outcome.exit_code = run_info.exit_code
     elif local is not None:
