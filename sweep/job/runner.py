@@ -25,9 +25,9 @@ from ..core.errors import InputError
 from ..core.names import JOB_EXIT_BAD_INPUT
 from ..core.states import RunState
 from ..fsutil import file_digest
+from ..physics.tfimport import import_tensorflow
 from ..records.metrics import write_metrics
 from ..records.runinfo import CodeOrigin, DatasetIdentity, Device, Interpreter, RunInfo, Threads, write_run_info
-from ..physics.tfimport import import_tensorflow
 from . import resources
 from .phases import PhaseClock
 
