@@ -156,3 +156,16 @@ def test_report_renders_in_headless_chromium(lstm_report, tmp_path_factory):
     n_images = len(IMG.findall(path.read_text()))
     assert f'data-images-loaded="{n_images}/{n_images}"' in body.group(0), body.group(0)
     assert 'data-images-ok="true"' in body.group(0)
+
+
+def test_an_empty_roc_curve_is_not_drawn(tmp_path):
+    # a peak finder tested on one class only writes roc.csv's header alone (core.metrics.roc_points):
+    # nothing to draw, so no figure claims a curve (before: an empty plot with an AUC in its legend)
+    from sweep.collect.report_html import roc_figure
+
+    (tmp_path / "r1").mkdir()
+    (tmp_path / "r1" / "roc.csv").write_text("fpr,tpr,threshold\n")
+    assert roc_figure([(1, "r1")], tmp_path, None) is None
+    (tmp_path / "r2").mkdir()
+    (tmp_path / "r2" / "roc.csv").write_text("fpr,tpr,threshold\n0,0,1\n0.5,0.9,0.5\n1,1,0\n")
+    assert roc_figure([(1, "r1"), (2, "r2")], tmp_path, None) is not None

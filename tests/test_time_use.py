@@ -72,3 +72,19 @@ def test_training_efficiency_is_training_core_seconds_over_allocated_ones():
     assert text.endswith("; queue wait (not allocated): median 40s")
     assert _time_use([{"wall_s": 10.0, "cpus_requested": 1}]) is None
     assert set(PHASES) >= set(use.phase_core_s)
+
+
+def test_the_cpus_a_job_kept_busy_agree_with_its_cpu_efficiency():
+    # a short job ends before HTCondor samples its CPU use (CpusUsage 0): the resources table said
+    # "CPUs 0.00 / 1" beside "CPU eff. 80 %"; its CPU time over its run time is what it kept busy
+    from sweep.collect.gather import _resources
+    from sweep.records.events import JobRecord
+    from sweep.records.runs import RunOutcome
+    from sweep.core.states import RunState
+
+    job = JobRecord(cluster=1, proc=0, run_id="r", state=RunState.DONE, starts=1, cpu_s=8.0, wall_s=10.0,
+                    resources={"CpusUsage": 0.0, "RequestCpus": 1, "MemoryUsage": 300, "RequestMemory": 1024})
+    usage = _resources([job], RunOutcome(run_id="r", state=RunState.OK))
+    assert usage["cpus_used"] == pytest.approx(0.8) and usage["cpu_efficiency"] == pytest.approx(0.8)
+    job.cpu_s = None  # no CPU time known: HTCondor's own figure
+    assert _resources([job], RunOutcome(run_id="r", state=RunState.OK))["cpus_used"] == 0.0

@@ -242,7 +242,10 @@ def _resources(jobs: list, outcome: RunOutcome) -> dict[str, Any]:
     last = next((j for j in reversed(jobs) if j.resources), None)
     if last is not None:
         r = last.resources
-        out = {"cpus_used": r.get("CpusUsage"), "cpus_requested": r.get("RequestCpus"),
+        # the CPUs the job kept busy on average: its CPU time over its run time where both are known
+        # (HTCondor's CpusUsage is a sample that a short job can end before: "0.00 of 1" beside 80 %)
+        busy = last.cpu_s / last.wall_s if last.cpu_s is not None and last.wall_s else r.get("CpusUsage")
+        out = {"cpus_used": busy, "cpus_requested": r.get("RequestCpus"),
                "memory_used_mb": last.peak_memory_mb if last.peak_memory_mb is not None else r.get("MemoryUsage"),
                "memory_requested_mb": r.get("RequestMemory"), "memory_allocated_mb": r.get("Memory"),
                "disk_used_mb": r["DiskUsage"] / 1024 if r.get("DiskUsage") is not None else None,

@@ -238,7 +238,7 @@ def roc_figure(chosen: list[tuple[int, str]], results_dir: Path, runs: pd.DataFr
     drawn = 0
     for i, (rnk, run) in enumerate(chosen):
         roc = _read_csv(results_dir / run / ROC, ROC_LIMIT)
-        if not roc or "fpr" not in roc or "tpr" not in roc:
+        if not roc or "fpr" not in roc or "tpr" not in roc or not roc["fpr"].size:  # no curve: one class tested
             continue
         auc = runs.loc[run, "auc"] if runs is not None and "auc" in runs.columns and run in runs.index else None
         if auc is None or auc != auc:
