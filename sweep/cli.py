@@ -170,6 +170,19 @@ def _after_submit(args, outcome) -> int:
     return EXIT_ERROR if outcome.all_failed else EXIT_OK
 
 
+def cmd_reproduce(args) -> int:
+    """`sweep reproduce SWEEP RUN [--dir D]`: copy what the run's job received into a folder and
+    print the one command that runs it again here. Returns 0."""
+    from .submit.reproduce import reproduce
+
+    made = reproduce(args.root, args.sweep, args.run, args.dir.resolve() if args.dir else None)
+    print(f"run {args.run} of {args.sweep}: what its job received is in {made.folder}")
+    for note in made.notes:
+        print(f"  ({note})")
+    print(f"run it again here with its seed:\n  {made.command}")
+    return EXIT_OK
+
+
 def cmd_status(args) -> int:
     """`sweep status [NAME]`: a chain's stages, or the states of a sweep's runs (of every sweep
     without a name), once or with --watch until every run has ended. Returns 0."""
@@ -431,6 +444,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-collect", action="store_true")
     p.add_argument("--top", type=int, default=None)
     p.set_defaults(func=cmd_resubmit)
+
+    p = sub.add_parser("reproduce", help="copy what one run's job received into a folder, to run it again here")
+    p.add_argument("sweep", type=sweep_name)
+    p.add_argument("run", type=sweep_name, help="the run's id (the first column of `sweep collect`)")
+    p.add_argument("--dir", type=Path, default=None, metavar="D",
+                   help="the folder to make (default reproduce/<sweep>/<run> in the project; must be empty)")
+    p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("status", help="idle / running / held / done / failed / removed counts, hold reasons")
     p.add_argument("sweep", type=sweep_name, nargs="?", help="sweep or chain name (default: every sweep under jobs/)")

@@ -1,0 +1,85 @@
+"""`sweep reproduce SWEEP RUN`: a folder holding what one run's job received, to run it again here.
+
+What a job receives is its scratch folder: config.yaml, the sweep's code archive, the wrapper
+(run_job.sh) and, where the sweep transfers its data, the arrays cut for the model. The folder
+made here holds copies of exactly those, so that `/bin/sh run_job.sh config.yaml` in it runs the
+same code on the same data with the same seed (the same batches in the same order), as the local
+backend runs a job: the first thing anyone debugging a failed job wants. Two things differ, and
+are said: a search trial's progress reporting to its driver is left out of config.yaml (no driver
+listens here), and a dataset the job read in place (the local backend, a shared file system) is
+read in place again, not copied.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..core.errors import ResultsError
+from ..core.names import CONFIG_FILE, SweepPaths
+from ..core.render import to_yaml
+from ..fsutil import atomic_write_text
+from ..records.manifest import load_manifest
+
+
+@dataclass
+class Reproduction:
+    """The folder made for one run, the command that runs it there, and what differs from its job."""
+
+    folder: Path
+    command: str
+    notes: list[str] = field(default_factory=list)
+
+
+def reproduce(root: Path, sweep: str, run_id: str, folder: Path | None = None) -> Reproduction:
+    """Copy what run `run_id` of `sweep` received into `folder` (default: reproduce/<sweep>/<run-id>
+    under `root`).
+
+    Returns:
+        The Reproduction.
+
+    Raises:
+        ResultsError: no such sweep or run, a file the job received is gone, or `folder` exists
+            and is not empty (nothing is written then).
+    """
+    paths = SweepPaths(root.resolve())
+    manifest = load_manifest(root, sweep)
+    if not any(entry.run_id == run_id for entry in manifest.runs):
+        raise ResultsError(f"sweep '{sweep}' has no run '{run_id}' (`sweep collect {sweep}` lists its runs)")
+    jobs = paths.jobs(sweep)
+    config_path = jobs / run_id / CONFIG_FILE
+    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else None
+    if not isinstance(config, dict):
+        raise ResultsError(f"{config_path}: the run's configuration is gone; `sweep submit` renders it again")
+    if manifest.code is None or not (jobs / manifest.code.archive).is_file():
+        raise ResultsError(f"{jobs}: the sweep's code archive is gone; `sweep submit` makes it again")
+    inputs = {paths.wrapper(sweep).name: paths.wrapper(sweep), manifest.code.archive: jobs / manifest.code.archive}
+    notes = []
+    data = config.get("data", {})
+    cut = paths.jobs(sweep) / "data" / str(data.get("file", ""))
+    if data.get("file") and cut.is_file():
+        inputs[cut.name] = cut
+    elif Path(str(data.get("path", ""))).is_file():
+        notes.append(f"the dataset is read in place, as the job read it: {data['path']}")
+    else:
+        raise ResultsError(f"run '{run_id}': the dataset its job received is not here ({cut.name} in "
+                           f"{cut.parent}, or {data.get('path')})")
+    missing = [str(source) for source in inputs.values() if not source.is_file()]
+    if missing:
+        raise ResultsError(f"run '{run_id}': {missing[0]} is gone; `sweep submit` renders it again")
+    if config.pop("progress", None) is not None:
+        notes.append("a search trial: its progress reporting to the search's driver is left out")
+
+    folder = folder if folder is not None else paths.root / "reproduce" / sweep / run_id
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ResultsError(f"{folder} exists and is not empty: give another --dir, or remove it")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, source in inputs.items():
+        shutil.copy2(source, folder / name)
+    atomic_write_text(folder / CONFIG_FILE, to_yaml(config))
+    cpus = int(config.get("resources", {}).get("request_cpus", 1) or 1)
+    command = f"cd {folder} && SWEEP_CPUS={cpus} /bin/sh run_job.sh {CONFIG_FILE}"
+    return Reproduction(folder=folder, command=command, notes=notes)
