@@ -467,15 +467,21 @@ def test_the_job_wrapper_writes_the_run_record_of_the_current_version(tmp_path):
     from sweep.records import runinfo
 
     python = tmp_path / "python3"
-    shutil.copy(sys.executable, python)  # exists and is executable at validation, not on the node
+    quoted = tmp_path / 'my "py\\thon'  # a quote and a backslash: the record stays JSON
     for extra, error in (("condor: {cvmfs: /cvmfs/nowhere/setup.sh}", ("environment: no setup script "
                                                                        "/cvmfs/nowhere/setup.sh on this node")),
-                         (f"condor: {{python: {python}}}", f"environment: no interpreter {python} on this node")):
+                         (f"condor: {{python: {python}}}", f"environment: no interpreter {python} on this node"),
+                         # the submit side's own interpreter (no condor.python: not a grid's value, so not held to
+                         # its rule) may sit in a folder whose name holds a quote
+                         ("", f"environment: no interpreter {quoted} on this node")):
+        for interpreter in (python, quoted):
+            shutil.copy(sys.executable, interpreter)  # exists and is executable at validation, not on the node
         spec = parse_grid(f"sweep: w\nmodel: lstm\ndata: {{path: d.npz}}\n{extra}\n", "w.yaml", tmp_path)
         wrapper = tmp_path / "run_job.sh"
-        wrapper.write_text(render_sweep(spec, expand(spec), tmp_path, code_archive="c.zip").wrapper_text)
-        if "python" in extra:
-            python.unlink()
+        wrapper.write_text(render_sweep(spec, expand(spec), tmp_path, code_archive="c.zip",
+                                        python=None if extra else str(quoted)).wrapper_text)
+        python.unlink()
+        quoted.unlink()
         proc = subprocess.run(["/bin/sh", str(wrapper), "config.yaml"], capture_output=True, cwd=tmp_path)
         assert proc.returncode == 3
         assert json.loads((tmp_path / "run.json").read_text())["schema_version"] == runinfo.SCHEMA_VERSION
