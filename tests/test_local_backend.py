@@ -41,12 +41,11 @@ def test_two_configurations_end_to_end(tmp_path, small_dataset, capsys):
         assert {k: info["code"][k] for k in code} == code  # sweep's code from the archive
         assert info["code"]["loaded_from"] == str(tmp_path / "jobs" / "e2e" / code["archive"])
         assert info["device"]["trained_on"] == "CPU" and info["interpreter"]["executable"] == sys.executable
-        # where the job's time went: every phase of a full training, in order, inside the job's own time
-        # (startup, before the job's main, aside)
+        # where the job's time went: every phase of a full training, in order (that they fit in the
+        # job's own time is checked against the local backend's measure of it, below)
         assert list(info["phases"]) == ["startup", "data", "model", "training", "checkpoints", "evaluation",
                                         "output"]
         assert info["phases"]["training"]["cpu_s"] > 0
-        assert sum(p["wall_s"] for name, p in info["phases"].items() if name != "startup") <= info["duration_s"]
 
     assert main(["--root", str(tmp_path), "collect", "e2e"]) == 0
     out = capsys.readouterr().out
