@@ -132,14 +132,22 @@ def test_concurrent_manifest_writers_lose_nothing(tmp_path):
 
 # ------------------------------------------------------------------ owner token, breaking, fencing
 TAKE_AND_LOG = """
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
 from sweep.records.lock import sweep_lock
 folder = Path(sys.argv[1])
 print("waiting", flush=True)
 with sweep_lock(folder, timeout=30):
     entered = time.time()
-    time.sleep(0.2)  # the work done under the lock: a window in which a second holder would show
+    # the work done under the lock, a window in which a second holder would show: a marker only one
+    # holder can create (O_EXCL: a second one inside fails here, whatever the timing), and a
+    # counter read and written back a few hundred times (a second holder would lose increments)
+    inside = os.open(folder / "inside", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    counter = folder / "counter"
+    for _ in range(300):
+        counter.write_text(str(int(counter.read_text()) + 1 if counter.exists() else 1))
+    os.close(inside)
+    os.unlink(folder / "inside")
     left = time.time()
 print(json.dumps({"entered": entered, "left": left}), flush=True)
 """
@@ -295,6 +303,7 @@ def test_two_processes_on_one_host_never_hold_it_together(tmp_path):
         assert p.returncode == 0
     held.sort()
     assert all(later[0] >= earlier[1] for earlier, later in zip(held, held[1:], strict=False)), held  # one at a time
+    assert (tmp_path / "counter").read_text() == str(6 * 300)  # no increment lost to a second holder
     assert not (tmp_path / LOCK_FILE).exists()
 
 
