@@ -283,6 +283,15 @@ def _resources(jobs: list, outcome: RunOutcome) -> dict[str, Any]:
     return out
 
 
+def timed_runs(board: Leaderboard) -> tuple[list[str], pd.DataFrame] | None:
+    """The phases shown (those some run recorded, in PHASES order) and the resources rows of the
+    runs that recorded theirs; None when no run did (the terminal's and the report's phases tables)."""
+    frame = board.resources
+    if board.time_use is None or frame is None or "training_cpu_s" not in frame.columns:
+        return None
+    return [name for name in PHASES if f"{name}_s" in frame.columns], frame[frame["training_cpu_s"].notna()]
+
+
 def _time_use(usage: list[dict]) -> TimeUse | None:
     """The sweep's TimeUse from the runs whose usage has phases, a wall time and requested CPUs."""
     timed = [u for u in usage if u.get("training_cpu_s") is not None and u.get("wall_s") and u.get("cpus_requested")]

@@ -32,9 +32,8 @@ from ..core.render import BUILTIN_TEMPLATES
 from ..fsutil import atomic_folder, atomic_write_text
 from ..records.base import RecordError
 from ..records.manifest import ResourceRequest, read_manifest
-from ..records.runinfo import PHASES
 from ..records.untrusted import HISTORY_LIMIT, ROC_LIMIT, read_text
-from .gather import Leaderboard, collect
+from .gather import Leaderboard, collect, timed_runs
 from .leaderboard import best_runs, cells, display_columns, fmt_value, select
 from .sensitivity import Sensitivity, analyse
 
@@ -520,12 +519,11 @@ def _capitalised(text: str) -> str:
 def _phases_table(board: Leaderboard) -> dict[str, Any] | None:
     """Each job's phases (wall seconds of its last start), its wall time and queue wait; None
     when no run recorded its phases."""
-    frame = board.resources
-    if board.time_use is None or frame is None or "training_cpu_s" not in frame.columns:
+    shown = timed_runs(board)
+    if shown is None:
         return None
-    cols = ["run_id", *(f"{name}_s" for name in PHASES if f"{name}_s" in frame.columns), "wall_s"]
-    cols += ["queue_s"] if "queue_s" in frame.columns else []
-    timed = frame[frame["training_cpu_s"].notna()]
+    names, timed = shown
+    cols = ["run_id", *(f"{name}_s" for name in names), "wall_s"] + (["queue_s"] if "queue_s" in timed.columns else [])
     rows = [[fmt_value(r.get(c), None) for c in cols] for r in timed[cols].head(200).to_dict("records")]
     return {"header": cols, "rows": rows, "more": max(0, len(timed) - 200)}
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import math
 
 from ..core.units import format_duration
-from ..records.runinfo import PHASES
-from .gather import Leaderboard
+from .gather import Leaderboard, timed_runs
 
 
 def print_resources(board: Leaderboard, console, top: int | None) -> None:
@@ -42,14 +41,13 @@ def print_phases(board: Leaderboard, console, top: int | None) -> None:
     sweep's training efficiency; nothing when no run recorded its phases."""
     from rich.table import Table
 
-    frame = board.resources
-    if board.time_use is None or frame is None:
+    shown = timed_runs(board)
+    if shown is None or board.time_use is None:
         return
-    names = [name for name in PHASES if f"{name}_s" in frame.columns]
+    names, timed = shown
     table = Table(title="where each job's time went (wall seconds of its last start)", title_justify="left")
     for col in ("run id", *names, "job", "queue"):
         table.add_column(col, justify="left" if col == "run id" else "right")
-    timed = frame[frame["training_cpu_s"].notna()] if "training_cpu_s" in frame.columns else frame.head(0)
     for _, u in (timed if top is None else timed.head(top)).iterrows():
         def seconds(key, u=u):  # this row's, bound here (it is called in this iteration only)
             value = u.get(key)
