@@ -15,13 +15,13 @@ import argparse
 import os
 import re
 import sys
-from collections import Counter, defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from corpus import bounded_sweep, first_of_each_class, run_cases, slowest_and_peak  # noqa: E402 - bench/, beside
+from corpus import (  # noqa: E402 - bench/, beside
+    bounded_sweep, first_of_each_class, outcomes_by_class, print_unexpected, run_cases, slowest_and_peak)
 from tests.hostile_grids import CORPUS, Case, make_project, write_case  # noqa: E402 - after sys.path names the checkout
 
 
@@ -57,20 +57,15 @@ def main() -> int:
     if args.smoke:
         args.per_class = 2
     results = run_cases(first_of_each_class(CORPUS, args.per_class), args.jobs, "sweep-hostile-", classify)
-    by_kind: dict[str, Counter] = defaultdict(Counter)
-    for case, outcome, _ in results:
-        by_kind[case.kind].update(files=1, **{outcome: 1})
-        by_kind["all"].update(files=1, **{outcome: 1})
+    by_kind = outcomes_by_class(results, "files")
     columns = ["files", "refused cleanly", "refused without position", "refused, other message", "traceback",
                "hang or blow-up", "wrongly accepted"]
     labels = ["files", "clean", "no position", "other text", "traceback", "hang/blow-up", "accepted"]
     print(f"{'class':18s}" + "".join(f"{c:>13s}" for c in labels))
-    for kind in [k for k in by_kind if k != "all"] + ["all"]:
-        print(f"{kind:18s}" + "".join(f"{by_kind[kind].get(c, 0):13d}" for c in columns))
+    for kind, counts in by_kind.items():
+        print(f"{kind:18s}" + "".join(f"{counts.get(c, 0):13d}" for c in columns))
     print(slowest_and_peak(results, "validation"))
-    for case, outcome, _ in results:
-        if outcome != "refused cleanly":
-            print(f"  {case.id}: {outcome}")
+    print_unexpected(results, "refused cleanly")
     bad = sum(by_kind["all"].get(c, 0) for c in columns[2:])
     return 0 if bad == 0 else 1
 

@@ -16,13 +16,13 @@ import argparse
 import os
 import sys
 import time
-from collections import Counter, defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from corpus import bounded_sweep, first_of_each_class, run_cases, slowest_and_peak  # noqa: E402 - bench/, beside
+from corpus import (  # noqa: E402 - bench/, beside
+    bounded_sweep, first_of_each_class, outcomes_by_class, print_unexpected, run_cases, slowest_and_peak)
 from tests.hostile_outputs import CORPUS, SECRET, SWEEP, Case, make_project, snapshot  # noqa: E402 - after sys.path
 COLUMNS = ["invalid, file named", "ranked anyway", "file not named", "traceback or exit", "hang or blow-up",
            "unescaped", "leak or change"]
@@ -86,17 +86,12 @@ def main() -> int:
     if args.smoke:
         args.per_class = 1
     results = run_cases(first_of_each_class(CORPUS, args.per_class), args.jobs, "sweep-hostile-outputs-", classify)
-    by_kind: dict[str, Counter] = defaultdict(Counter)
-    for case, outcome, _ in results:
-        for kind in (case.kind, "all"):
-            by_kind[kind].update(cases=1, **{outcome: 1})
+    by_kind = outcomes_by_class(results, "cases")
     print(f"{'class':10s}{'cases':>8s}" + "".join(f"{c:>14s}" for c in LABELS))
-    for kind in [k for k in by_kind if k != "all"] + ["all"]:
-        print(f"{kind:10s}{by_kind[kind]['cases']:8d}" + "".join(f"{by_kind[kind].get(c, 0):14d}" for c in COLUMNS))
+    for kind, counts in by_kind.items():
+        print(f"{kind:10s}{counts['cases']:8d}" + "".join(f"{counts.get(c, 0):14d}" for c in COLUMNS))
     print(slowest_and_peak(results, "case"))
-    for case, outcome, _ in results:
-        if outcome != "invalid, file named":
-            print(f"  {case.id}: {outcome}")
+    print_unexpected(results, "invalid, file named")
     return 0 if by_kind["all"]["invalid, file named"] == by_kind["all"]["cases"] else 1
 
 

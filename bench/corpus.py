@@ -1,7 +1,8 @@
 """What the hostile-corpus benches share (bench_hostile.py: grids; bench_hostile_outputs.py: job
 outputs): a `sweep` command in a process bounded in memory and time, the first cases of each
-class, the cases run side by side each in its own folder, and the slowest case with the largest
-peak memory of any command.
+class, the cases run side by side each in its own folder, their outcomes counted per class, the
+cases without the expected outcome, and the slowest case with the largest peak memory of any
+command.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -63,6 +64,23 @@ def run_cases(cases: list[Any], jobs: int, prefix: str,
 
         with ThreadPoolExecutor(jobs) as pool:
             return list(pool.map(one, enumerate(cases)))
+
+
+def outcomes_by_class(results: list[tuple[Any, str, float]], count: str) -> dict[str, Counter]:
+    """Per class of case (in the order first met), then "all": how many cases (under the key
+    `count`) and how many had each outcome."""
+    by_class: dict[str, Counter] = defaultdict(Counter)
+    for case, outcome, _ in results:
+        for kind in (case.kind, "all"):
+            by_class[kind].update({count: 1, outcome: 1})
+    return {kind: by_class[kind] for kind in [k for k in by_class if k != "all"] + ["all"]}
+
+
+def print_unexpected(results: list[tuple[Any, str, float]], expected: str) -> None:
+    """A line for each case whose outcome is not `expected`."""
+    for case, outcome, _ in results:
+        if outcome != expected:
+            print(f"  {case.id}: {outcome}")
 
 
 def slowest_and_peak(results: list[tuple[Any, str, float]], what: str) -> str:
