@@ -9,7 +9,7 @@
    dN/dx vs dE/dx resolution vs the Poisson limit for tracks crossing 100 cells.
 
 Targets (issue 4): LSTM F1 ≥ 0.95 and AUC ≥ 0.99 (balanced); LSTM eff×purity ≥ DERIV's best
-+ 0.05; dN/dx ≥ 2× better than dE/dx and ≤ 1.15× the Poisson limit.
++ 0.05; dN/dx ≥ 1.3× better than dE/dx (issue 23; the 2× of issue 4 is beyond this toy, see bench_cluster_limit).
 
     python bench/bench_evaluate.py [--train-waveforms 16000] [--epochs 8] [--cnn-waveforms 24000]
         [--eval-waveforms 2000] [--tracks 300] [--cells 100] [--out bench/out/evaluate]
@@ -137,7 +137,7 @@ def main() -> None:
     tr = r["tracks"]
     # best reconstructed method (the truth and the √t clusterization of true peaks are references)
     best_dndx = min((d["resolution"], k) for k, d in tr["dndx"].items()
-                    if k not in ("truth", "truth_peaks_sqrt_t")) if tr else None
+                    if not k.startswith("truth")) if tr else None
     print("\n--- targets (issue 4) ---")
     checks = [
         ("LSTM F1 (balanced) >= 0.95", s["lstm_f1_balanced"], s["lstm_f1_balanced"] >= 0.95),
@@ -152,25 +152,25 @@ def main() -> None:
         res, k = best_dndx
         d = tr["dndx"][k]
         checks += [
-            (f"dE/dx / dN/dx[{k}] >= 2", d["dedx_over_dndx"], d["dedx_over_dndx"] >= 2),
-            (f"dN/dx[{k}] / Poisson 1/sqrt(N) <= 1.15", d["ratio_to_poisson"], d["ratio_to_poisson"] <= 1.15),
-            (f"(info) dN/dx[{k}] / Poisson 1/sqrt(eps N), eps = response slope {d['epsilon']:.2f} <= 1.15",
-             d["ratio_to_poisson_eps"], d["ratio_to_poisson_eps"] <= 1.15),
+            (f"dE/dx / dN/dx[{k}] >= 1.3 (issue 23)", d["dedx_over_dndx"], d["dedx_over_dndx"] >= 1.3),
+            (f"(info) dN/dx[{k}] / Poisson 1/sqrt(N)", d["ratio_to_poisson"], d["ratio_to_poisson"] <= 1.15),
         ]
         t = tr["dndx"]["truth"]
         print(f"reference: true cluster counts give dN/dx {t['resolution']:.4f} ± {t['resolution_err']:.4f} "
               f"(Poisson {tr['poisson_limit']:.4f}), dE/dx {tr['dedx']['resolution']:.4f} "
               f"± {tr['dedx']['resolution_err']:.4f}; {tr['n_tracks']} tracks × {tr['cells']} cells")
         for k, d in tr["dndx"].items():
-            print(f"  dN/dx {k:20s} calibrated {d['resolution']:.4f} ± {d['resolution_err']:.4f} "
-                  f"(raw {d['resolution_raw']:.4f}, response slope {d['response_slope']:.3f}, "
+            print(f"  dN/dx {k:20s} {d['option']:32s} {d['resolution']:.4f} ± {d['resolution_err']:.4f} "
+                  f"(raw {d['resolution_raw']:.4f}, density response {d['response']['slope']:.3f}, "
                   f"counted/true {d['counted_over_true']:.3f}, /Poisson {d['ratio_to_poisson']:.2f}, "
-                  f"/Poisson(eps) {d['ratio_to_poisson_eps']:.2f}, dE/dx ratio {d['dedx_over_dndx']:.2f})")
+                  f"dE/dx ratio {d['dedx_over_dndx']:.2f})")
     sep = r.get("separation")
     if sep:
         print("π/K separation (σ):", ", ".join(
             f"{m:g} GeV/c: dE/dx {sep['dedx'][i]:.2f}, " + ", ".join(f"{k} {v[i]:.2f}" for k, v in sep["dndx"].items())
             for i, m in enumerate(sep["momenta_gev"])))
+    for line in r.get("verdicts", []):
+        print(line)
     for name, v, ok in checks:
         print(f"{'PASS' if ok else 'MISS'}  {name}: {v:.4f}")
     (args.out / "bench_summary.json").write_text(json.dumps(

@@ -109,3 +109,40 @@ def test_classical_clusterization_counts():
     assert clusterize.count_clusters(1, [0, 0], [100.0, 100.5], t0_ns=100.0).tolist() == [2]  # cut 0.18 ns
     assert clusterize.count_clusters(1, [0, 0], [100.0, 110.5], t0_ns=100.0).tolist() == [2]
     assert clusterize.count_clusters(1, [0, 0], [110.0, 110.5], t0_ns=100.0).tolist() == [1]
+
+
+def _clusters_by_loop(times, amps, k, t0, reference):
+    """The √t clusterization written as the plain loop the vectorised one must equal."""
+    n, ref_t, ref_a = 0, None, None
+    for t, a in sorted(zip(times, amps, strict=True)):
+        if ref_t is None or not (t - ref_t) < k * max(t - t0, 0.0) ** 0.5:
+            n, ref_t, ref_a = n + 1, t, a
+        elif reference == "previous" or (reference == "largest" and a > ref_a):
+            ref_t, ref_a = t, a
+    return n
+
+
+@pytest.mark.parametrize("reference", ["previous", "first", "largest"])
+def test_clusterization_references_equal_the_plain_loop(reference):
+    rng = np.random.default_rng(3)
+    wf = rng.integers(0, 40, 2000)
+    t = 100.0 + rng.uniform(0, 300, 2000)
+    a = rng.exponential(10.0, 2000)
+    got = clusterize.count_clusters(41, wf, t, 0.4, 100.0, reference, a)
+    want = [_clusters_by_loop(t[wf == i], a[wf == i], 0.4, 100.0, reference) for i in range(41)]
+    assert got.tolist() == want and got[40] == 0
+
+
+def test_clusterization_references_on_a_constructed_chain():
+    # at t0 = 0 and t ~ 400 ns the cut is 0.26 × 20 = 5.2 ns: 400, 404, 408, 412 are each within 5.2 ns of the
+    # one before, so chained to the previous peak they are one cluster; compared with the first, two
+    times = [400.0, 404.0, 408.0, 412.0]
+    assert clusterize.count_clusters_single(times) == 1
+    assert clusterize.count_clusters_single(times, reference="first") == 2
+    # compared with the largest so far: 408 is the largest, so 412 (4 ns after it) stays in its cluster
+    assert clusterize.count_clusters_single(times, reference="largest", amplitude=[1, 2, 9, 1]) == 1
+    assert clusterize.count_clusters_single(times, reference="largest", amplitude=[9, 1, 1, 1]) == 2
+    with pytest.raises(ValueError, match="amplitudes"):
+        clusterize.count_clusters_single(times, reference="largest")
+    with pytest.raises(ValueError, match="reference"):
+        clusterize.count_clusters_single(times, reference="nearest")

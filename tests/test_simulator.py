@@ -50,7 +50,7 @@ def test_cluster_density_spline():
 
 @pytest.mark.parametrize("bg", [4.0, 30.0, 300.0])
 def test_mean_clusters_per_cm_matches_table(bg):
-    p = S.SimulationParams(fixed_betagamma=bg)  # square cell, perpendicular track: chord = 1.5 cm
+    p = S.SimulationParams(fixed_betagamma=bg, cell_shape="square")  # perpendicular track: chord = 1.5 cm
     b = S.simulate_batch(p, 20_000, np.random.default_rng(11), render=False)
     np.testing.assert_allclose(b.tracks.chord_cm, 1.5)
     per_cm = b.n_clusters.mean() / 1.5
@@ -59,7 +59,7 @@ def test_mean_clusters_per_cm_matches_table(bg):
 
 
 def test_cluster_counts_are_poisson_at_fixed_length():
-    p = S.SimulationParams(fixed_betagamma=100.0)
+    p = S.SimulationParams(fixed_betagamma=100.0, cell_shape="square")
     n = S.simulate_batch(p, 30_000, np.random.default_rng(5), render=False).n_clusters
     lam = 16.43 * 1.5
     assert n.mean() == pytest.approx(lam, rel=0.01)
@@ -67,18 +67,34 @@ def test_cluster_counts_are_poisson_at_fixed_length():
 
 
 def test_default_mean_clusters_near_seed_study():
-    b = S.simulate_batch(S.SimulationParams(), 4000, np.random.default_rng(1), render=False)
+    seed_geometry = S.SimulationParams(cell_shape="square")  # every chord 1.5 cm, as in the seed study
+    b = S.simulate_batch(seed_geometry, 4000, np.random.default_rng(1), render=False)
     assert 23.5 < b.n_clusters.mean() < 26.5  # seed study: 25.25 per 1.5 cm cell
 
 
 def test_cluster_sizes_fischle():
-    p = S.SimulationParams()
+    p = S.SimulationParams(cluster_size_max=19)  # the seed study's cut distribution
     k = S.sample_cluster_sizes(p, 400_000, np.random.default_rng(2))
     assert k.min() == 1 and k.max() == 19
     assert k.mean() == pytest.approx(1.53, abs=0.02)
     assert (k == 1).mean() == pytest.approx(0.766 / 0.99523, abs=0.005)
     b = S.simulate_batch(p, 3000, np.random.default_rng(3), render=False)
     assert b.cluster_size.mean() == pytest.approx(1.53, abs=0.03)
+
+
+def test_the_default_cluster_sizes_have_the_delta_electron_tail_to_300():
+    """The default is Fischle's table with its 10.9/n² tail up to 300 electrons: the mean is the
+    closed form's 1.82, clusters of 20-300 electrons occur (0.5 % of them), none beyond 300."""
+    p = S.SimulationParams()
+    assert p.cluster_size_max == 300 and p.cell_shape == "tube"
+    table = np.asarray(S.FISCHLE_CLUSTER_SIZE_PERCENT)
+    tail = np.arange(20, 301, dtype=float)
+    expected = ((table * np.arange(1, 20)).sum() + 10.9 * (1 / tail).sum()) / (table.sum() + 10.9 * (1 / tail**2).sum())
+    assert expected == pytest.approx(1.82, abs=0.01)
+    k = S.sample_cluster_sizes(p, 1_000_000, np.random.default_rng(6))
+    assert k.max() <= 300 and k.mean() == pytest.approx(expected, rel=0.03)
+    in_tail = 10.9 * (1 / tail**2).sum() / (table.sum() + 10.9 * (1 / tail**2).sum())
+    assert (k >= 20).mean() == pytest.approx(in_tail, rel=0.05)
 
 
 def test_cluster_size_tail_beyond_the_table():
@@ -109,7 +125,7 @@ def test_chord_geometry():
     tube = S.SimulationParams(cell_shape="tube")
     t = S.sample_tracks(tube, 1000, np.random.default_rng(0))
     np.testing.assert_allclose(t.chord_cm, 2 * np.sqrt(R**2 - t.impact_parameter_cm**2))
-    tilted = S.SimulationParams(track_angle_max_deg=40.0, fixed_impact_parameter_cm=0.0)
+    tilted = S.SimulationParams(cell_shape="square", track_angle_max_deg=40.0, fixed_impact_parameter_cm=0.0)
     t = S.sample_tracks(tilted, 1000, np.random.default_rng(0))
     np.testing.assert_allclose(t.chord_cm, 1.5 / np.cos(t.angle_rad))
     assert np.abs(t.angle_rad).max() <= math.radians(40.0)
@@ -261,3 +277,16 @@ def test_params_errors():
     assert issubclass(S.ParameterError, ValueError)
     with pytest.raises(S.ParameterError, match="'window_scale_mv' was removed: .*own noise rms"):
         S.SimulationParams.from_dict({"window_scale_mv": 10.0})  # windows are in noise units since format 3
+
+
+def test_electronics_presets_set_their_values_and_given_keys_win():
+    fast = S.SimulationParams.from_dict({"electronics_preset": "fast_front_end"})
+    assert (fast.pulse_tau_rise_ns, fast.pulse_tau_fall_ns, fast.sampling_rate_gsps) == (0.5, 2.0, 2.0)
+    digi = S.SimulationParams.from_dict({"electronics_preset": "dchdigi_v03", "noise_rms_mv": 2.0})
+    assert digi.dt_ns == 0.5 and digi.adc_bits == 12 and digi.noise_rms_mv == 2.0
+    assert S.SimulationParams.from_dict({"electronics_preset": "seed"}) == S.SimulationParams()
+    mine = S.SimulationParams.from_dict({"electronics_preset": "fast_front_end", "sampling_rate_gsps": 1.5})
+    assert mine.sampling_rate_gsps == 1.5 and mine.pulse_tau_fall_ns == 2.0
+    assert "electronics_preset" not in mine.to_dict()  # the record holds the values
+    with pytest.raises(S.ParameterError, match="electronics_preset.*seed, fast_front_end, dchdigi_v03"):
+        S.SimulationParams.from_dict({"electronics_preset": "fastest"})

@@ -13,6 +13,7 @@ from ..core.names import REPORT, SweepPaths
 from ..fsutil import atomic_write_text
 from ..records.base import NewerRecordError, RecordError
 from ..records.evaluation import EVALUATION, Evaluation, read_evaluation
+from ..physics.tracklevel import verdicts
 from ..records.untrusted import PNG_LIMIT, read_bytes
 from .stages import EVALUATION_DIR, chain_record, stage_lines
 
@@ -67,21 +68,20 @@ def evaluation_tables(ev: Evaluation) -> list[tuple[str, list[list[str]]]]:
     tables.append(("Cluster level (per cell, against the TRUE count)", rows))
     tracks = ev.tracks
     if tracks:
-        rows = [["estimator", "resolution", "response slope (per cell)", "mean ÷ true", "dE/dx ÷ this",
-                 "× Poisson(ε)"]]
-        rows.append(["dE/dx (truncated mean)", _pm(tracks["dedx"], "resolution"), "", "", "1", ""])
-        dedx = tracks["dedx"].get("resolution")
+        rows = [["estimator", "chosen on calibration tracks", "resolution", "density response β", "mean ÷ true",
+                 "dE/dx ÷ this", "× Poisson"]]
+        dedx = tracks["dedx"]
+        rows.append([f"dE/dx (truncated mean, {dedx['source']})", f"keep {dedx['truncation']:.0%} of the length",
+                     _pm(dedx, "resolution"), "", "", "1", ""])
         for method, d in tracks["dndx"].items():
-            rows.append([f"dN/dx {method}", _pm(d, "resolution"), _fmt(d.get("response_slope")),
-                         _fmt(d.get("counted_over_true")), _fmt(d.get("dedx_over_dndx")),
-                         _fmt(d.get("ratio_to_poisson_eps"))])
-            c = d.get("calibrated")
-            if c and method != "truth":  # the track-level estimator: each cell on the truth's scale
-                ratio = dedx / c["resolution"] if dedx and c.get("resolution") else None
-                rows.append([f"dN/dx {method}, calibrated", _pm(c, "resolution"), _pm(c, "response_slope"),
-                             _pm(c, "counted_over_true"), _fmt(ratio), ""])
-        rows.append(["Poisson limit", _fmt(tracks.get("poisson_limit")), "", "", "", "1"])
-        tables.append((f"Track level ({tracks.get('n_tracks')} tracks × {tracks.get('cells')} cells)", rows))
+            resp = d.get("response") or {}
+            rows.append([f"dN/dx {method}", printable(str(d.get("option", ""))), _pm(d, "resolution"),
+                         _pm(resp, "slope"), _pm(d, "counted_over_true"), _pm(d, "dedx_over_dndx"),
+                         _fmt(d.get("ratio_to_poisson"))])
+        rows.append(["Poisson limit", "", _fmt(tracks.get("poisson_limit")), "", "", "", "1"])
+        title = (f"Track level ({tracks.get('n_tracks')} tracks × {tracks.get('cells')} cells, "
+                 f"{_fmt(tracks.get('momentum_gev'))} GeV/c)")
+        tables.append((title, rows))
     sep = ev.separation
     if sep:
         rows = [["momentum (GeV/c)", "dE/dx", *(f"dN/dx {k}" for k in sep["dndx"])]]
@@ -98,6 +98,9 @@ def evaluation_tables(ev: Evaluation) -> list[tuple[str, list[list[str]]]]:
                                           f"{_pm_at(c['density_slope'], c['density_slope_err'], i)}"
                                           for c in calibrated.values())])
             tables.append(("Calibrated dN/dx on the π/K tracks (calibrated at the track level's momentum)", rows))
+    lines = verdicts(tracks, sep)
+    if lines:
+        tables.insert(0, ("Verdict", [["what the evaluation says"], *([printable(line)] for line in lines)]))
     return tables
 
 

@@ -1,9 +1,20 @@
 """Classical clusterization: peaks closer in time than the diffusion spread form one cluster.
 
 Within one waveform the peaks are sorted in time; a peak *joins the current cluster* when its
-distance to the previous peak is below ``k·√t`` ns (k = 0.26 for He 90 / iC4H10 10, the
-beam-test cut; t = drift time of the peak in ns, i.e. its time minus ``t0_ns``, clamped at 0),
-otherwise it opens a new cluster. The number of clusters is the number of cluster openings.
+time distance to the cluster's *reference peak* is below ``k·√t`` ns (t = drift time of the peak
+in ns, i.e. its time minus ``t0_ns``, clamped at 0), otherwise it opens a new cluster. The number
+of clusters is the number of cluster openings. The reference is
+
+* ``"previous"``: the peak just before (each peak chained to the previous one; the rule this
+  module had first). A run of close peaks then grows without bound and swallows the next cluster;
+* ``"first"``: the cluster's first peak;
+* ``"largest"``: the cluster's largest peak so far (needs the peaks' amplitudes): the beam-test
+  analysis' rule (Bari/Lecce ``Clusterization.C``: the time difference to the cluster's
+  maximum-amplitude peak against scale·√t, scale 0.24–0.25 tuned on the data).
+
+``k`` = 0.26 ns^½ is the diffusion spread of one electron in He 90 / iC4H10 10 (σ_t = 0.26·√t): the
+literature's starting value. It is a parameter to *tune* on calibration tracks
+(:func:`sweep.physics.evaluate.choose_clusterization`), never on the tracks it is measured on.
 """
 
 from __future__ import annotations
@@ -11,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 DIFFUSION_CUT_NS_SQRT_NS = 0.26
+#: the reference peaks a new one is compared with (see the module's docstring)
+REFERENCES = ("previous", "first", "largest")
 
 
 def cluster_starts(
@@ -18,22 +31,60 @@ def cluster_starts(
     peak_time_ns: np.ndarray,
     k: float = DIFFUSION_CUT_NS_SQRT_NS,
     t0_ns: float = 0.0,
+    reference: str = "previous",
+    amplitude: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sort peaks by (waveform, time) and flag those that open a new cluster.
 
+    ``reference`` is one of :data:`REFERENCES`; ``"largest"`` needs ``amplitude`` (one per peak).
     Returns ``(waveform_index, time_ns, opens_cluster)`` in that sorted order.
+
+    Raises:
+        ValueError: arrays of different lengths, an unknown reference, or "largest" without amplitudes.
     """
     wf = np.asarray(peak_wf, dtype=np.int64).ravel()
     t = np.asarray(peak_time_ns, dtype=np.float64).ravel()
     if wf.size != t.size:
         raise ValueError(f"peak_wf has {wf.size} entries, peak_time_ns {t.size}")
+    if reference not in REFERENCES:
+        raise ValueError(f"unknown clusterization reference {reference!r} (expected one of {REFERENCES})")
+    if reference == "largest":
+        if amplitude is None:
+            raise ValueError("the 'largest' reference needs the peaks' amplitudes")
+        amp = np.asarray(amplitude, dtype=np.float64).ravel()
+        if amp.size != t.size:
+            raise ValueError(f"amplitude has {amp.size} entries, peak_time_ns {t.size}")
     order = np.lexsort((t, wf))
     wf, t = wf[order], t[order]
+    cut = float(k) * np.sqrt(np.maximum(t - float(t0_ns), 0.0))
     new = np.ones(wf.size, dtype=bool)
-    if wf.size > 1:
-        dt = t[1:] - t[:-1]
-        cut = float(k) * np.sqrt(np.maximum(t[1:] - float(t0_ns), 0.0))
-        new[1:] = (wf[1:] != wf[:-1]) | ~(dt < cut)
+    if wf.size <= 1:
+        return wf, t, new
+    if reference == "previous":
+        new[1:] = (wf[1:] != wf[:-1]) | ~((t[1:] - t[:-1]) < cut[1:])
+        return wf, t, new
+    amp = amp[order] if reference == "largest" else np.zeros(t.size)
+    # sequential within a waveform, parallel across waveforms: column j holds every waveform's
+    # j-th peak, and the loop runs over the longest waveform's peaks, not over all peaks
+    starts = np.flatnonzero(np.r_[True, wf[1:] != wf[:-1]])
+    lengths = np.diff(np.r_[starts, wf.size])
+    pos = np.arange(wf.size) - np.repeat(starts, lengths)
+    rows = np.repeat(np.arange(starts.size), lengths)
+    T = np.full((starts.size, lengths.max()), np.nan)
+    A = np.zeros_like(T)
+    T[rows, pos], A[rows, pos] = t, amp
+    ref_t, ref_a = T[:, 0].copy(), A[:, 0].copy()
+    NEW = np.zeros(T.shape, dtype=bool)
+    NEW[:, 0] = True
+    for j in range(1, T.shape[1]):
+        tj, aj = T[:, j], A[:, j]
+        valid = ~np.isnan(tj)
+        opens = valid & ~((tj - ref_t) < float(k) * np.sqrt(np.maximum(tj - float(t0_ns), 0.0)))
+        NEW[:, j] = opens
+        move = opens | (valid & (aj > ref_a)) if reference == "largest" else opens
+        ref_t = np.where(move, tj, ref_t)
+        ref_a = np.where(move, aj, ref_a)
+    new = NEW[rows, pos]
     return wf, t, new
 
 
@@ -43,13 +94,16 @@ def count_clusters(
     peak_time_ns: np.ndarray,
     k: float = DIFFUSION_CUT_NS_SQRT_NS,
     t0_ns: float = 0.0,
+    reference: str = "previous",
+    amplitude: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(B,) int64 number of clusters per waveform from its peak times (vectorised)."""
-    wf, _, new = cluster_starts(peak_wf, peak_time_ns, k, t0_ns)
+    """(B,) int64 number of clusters per waveform from its peak times (see :func:`cluster_starts`)."""
+    wf, _, new = cluster_starts(peak_wf, peak_time_ns, k, t0_ns, reference, amplitude)
     return np.bincount(wf[new], minlength=int(n_waveforms)).astype(np.int64)
 
 
-def count_clusters_single(times_ns, k: float = DIFFUSION_CUT_NS_SQRT_NS, t0_ns: float = 0.0) -> int:
+def count_clusters_single(times_ns, k: float = DIFFUSION_CUT_NS_SQRT_NS, t0_ns: float = 0.0,
+                          reference: str = "previous", amplitude=None) -> int:
     """Number of clusters in one waveform's list of peak times."""
     t = np.asarray(times_ns, dtype=np.float64).ravel()
-    return int(count_clusters(1, np.zeros(t.size, np.int64), t, k, t0_ns)[0]) if t.size else 0
+    return int(count_clusters(1, np.zeros(t.size, np.int64), t, k, t0_ns, reference, amplitude)[0]) if t.size else 0

@@ -172,6 +172,7 @@ def window_normalization(meta: dict[str, Any]) -> str:
 FINDER_RULES = {
     "rise": "d[i]=wf[i]-wf[i-1]; d[i]>thr and d[i]>=d[i-1] and d[i]>d[i+1]",
     "slope": "d[i]=wf[i]-wf[i-1]; d[i]-min(0, d[i-1], d[i-2], d[i-3])>thr and d[i]>=d[i-1] and d[i]>d[i+1]",
+    "bump": "d[i]=wf[i]-wf[i-1]; d[i]>thr and d[i]>d[i+1]",
 }
 SLOPE_LOOKBACK = 3  # the slope finder compares a rise with the lowest of this many differences before it
 
@@ -184,7 +185,10 @@ def find_candidates(waveforms: np.ndarray, threshold: float | np.ndarray = 0.0,
     threshold) or "slope" (the same local maxima of d, with the rise measured from the lowest
     difference of the 3 samples before when that is negative: a pulse that starts on an earlier
     pulse's falling tail, where d is small or negative, still stands out; every "rise" candidate
-    is one; about twice as many). ``threshold`` (in the waveforms' unit) is one number or one per
+    is one; about twice as many) or "bump" (IHEP's ``find_bump``, littlepi/PeakFindingSemiDA: every
+    point where the rise slows down, d[i] > d[i+1], and d[i] above the threshold; with threshold 0
+    it is IHEP's rule exactly; several candidates per pulse, so the detections need
+    :func:`suppress_nearby`). ``threshold`` (in the waveforms' unit) is one number or one per
     waveform ((B,): e.g. ``finder_threshold_rms × noise_rms(waveforms)``). Returns
     ``(waveform_index, sample)`` int64 arrays, ordered by waveform then sample.
 
@@ -210,12 +214,40 @@ def find_candidates(waveforms: np.ndarray, threshold: float | np.ndarray = 0.0,
             shifted[:, k - 1:] = d[:, : d.shape[1] - 1 - k]  # shifted[:, j] = d[i-k] = d[:, j+1-k]
             before = np.minimum(before, shifted)
         rise = c - before
-    mask = (rise > thr) & (c >= d[:, :-2]) & (c > d[:, 2:])
+    if rule == "bump":
+        mask = (c > thr) & (c > d[:, 2:])
+    else:
+        mask = (rise > thr) & (c >= d[:, :-2]) & (c > d[:, 2:])
     lo, hi = WINDOW_BEFORE, n - WINDOW_AFTER - 1  # window must fit: i-5 >= 0, i+9 <= n-1
     mask[:, : max(lo - 2, 0)] = False
     mask[:, max(hi - 2 + 1, 0):] = False
     wf_idx, col = np.nonzero(mask)
     return wf_idx.astype(np.int64), (col + 2).astype(np.int64)
+
+
+def suppress_nearby(wf_idx: np.ndarray, sample: np.ndarray, score: np.ndarray,
+                    radius: int) -> np.ndarray:
+    """Non-maximum suppression of detections: a boolean mask keeping each detection whose score is
+    the largest among the detections of its waveform within ± ``radius`` samples (ties: the
+    earlier one). Finders that fire several times on one pulse (``bump``) then count it once.
+    ``radius`` 0 keeps everything."""
+    w = np.asarray(wf_idx, dtype=np.int64)
+    s = np.asarray(sample, dtype=np.int64)
+    sc = np.asarray(score, dtype=np.float64)
+    keep = np.ones(w.size, dtype=bool)
+    r = int(radius)
+    if r <= 0 or w.size < 2:
+        return keep
+    order = np.lexsort((s, w))
+    w, s, sc = w[order], s[order], sc[order]
+    kept = np.ones(w.size, dtype=bool)
+    for shift in range(1, 2 * r + 1):  # at most 2r distinct samples lie within ± r of one
+        near = (w[shift:] == w[:-shift]) & (s[shift:] - s[:-shift] <= r)
+        # the later one loses to an earlier one scoring at least as much, and the earlier to a later one scoring more
+        kept[shift:] &= ~(near & (sc[:-shift] >= sc[shift:]))
+        kept[:-shift] &= ~(near & (sc[shift:] > sc[:-shift]))
+    keep[order] = kept
+    return keep
 
 
 def peak_candidates(waveforms: np.ndarray, threshold_rms: float,

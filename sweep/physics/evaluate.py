@@ -20,29 +20,21 @@ seed and computes
   LSTM-detected peaks, the classical √t clusterization of the LSTM peaks and of the DERIV peaks,
   and (reference) the √t clusterization of the true peaks;
 
-* **track level**: ``n_tracks`` tracks of fixed momentum each crossing ``track_cells`` cells;
-  per track dN/dx = Σ counted clusters / Σ chord, dE/dx = truncated mean (lowest
-  ``truncation`` fraction of the cells) of the collected charge per cm (Σ G/<G> of the
-  electrons, i.e. ionisation × Polya gain). dE/dx resolution = std/mean over tracks. The dN/dx
-  resolution is *calibrated*: std over tracks of the counted dN/dx divided by (b × mean true
-  dN/dx), b = least-squares slope of counted vs true clusters per cell (the method's response;
-  1 for the truth, ≈ ε for random losses). Without it an estimator that shrinks towards the mean
-  (a poorly trained CNN) would look better than Poisson; ``resolution_raw`` is std/mean.
-  Compared with the Poisson limit 1/√N (N = mean true clusters per track) and 1/√(ε·N) with
-  ε = min(b, 1).
-  The *calibrated estimator* (``dndx[method]["calibrated"]``) is the track-level count of each
-  method: its per-cell response (a, b) is fitted on calibration tracks of their own (same
-  momentum, another seed) and each cell's count mapped to (count − a) / b before summing. On
-  the measured tracks it reports its response slope (per cell; ≈ 1 when the calibration
-  holds), its mean over the true dN/dx and the slope of track dN/dx against the true one;
-  the π/K tracks check it at other momenta and species (``separation["calibrated"]``: mean
-  over truth per species, density response Δ/Δtrue). Its resolution equals the calibrated
-  resolution above (an affine map cannot add information: for a per-cell MSE estimator with
-  explained variance R² it is the Poisson limit / √R²).
+* **track level** (:mod:`sweep.physics.tracklevel`): ``n_tracks`` tracks of fixed momentum each
+  crossing ``track_cells`` cells; per track dN/dx = Σ counted clusters / Σ chord, dE/dx = the
+  length-weighted truncated mean of the charge integrated from each digitised waveform. Every
+  choice (the LSTM's working point, peaks or √t clusters, the √t reference and scale, dE/dx's
+  truncation) is made by the π/K separation on calibration tracks (pions and kaons of the same
+  momentum, seeds of their own), where each method's response to the cluster *density* is fitted
+  too (offset α, slope β between the species' means). Resolution = std(dN/dx) / (β × mean true
+  dN/dx), with its statistical error; compared with the Poisson limit 1/√N and with dE/dx. A
+  per-cell calibration is not used: with chords that vary it rewards an estimator that measures
+  the chord, not the density.
 
 * **π/K separation**: at each of ``separation_momenta``, ``separation_tracks`` pions and kaons
-  crossing ``cells`` cells; |Δmean| / mean σ of dN/dx (each method, raw counts: the ratio does
-  not depend on the response) and of the truncated-mean dE/dx.
+  crossing ``cells`` cells; |Δmean| / mean σ of dN/dx (each method with the track level's
+  choices; the ratio does not depend on an affine response) and of the truncated-mean dE/dx; each
+  method's calibrated density response between the species, checked away from where it was fitted.
 
 Writes ``evaluation.json`` and PNGs (matplotlib, Agg) into ``out_dir``. TensorFlow/Keras are
 imported only when a model *path* is given; callables ``f(X) -> scores`` work without them
@@ -63,6 +55,7 @@ from ..core.errors import InputError
 from ..core.metrics import classification_metrics, regression_metrics
 from ..records.evaluation import EVALUATION, Evaluation, write_evaluation
 from . import clusterize, deriv
+from . import tracklevel as TL
 from . import datasets as D
 from .scorers import Scorer, load_model_fn  # load_model_fn: also part of this module's API
 from .simulate import SimulationParams, simulate_batch
@@ -252,132 +245,186 @@ def evaluate_clusters(batch, det: dict[str, Any], cluster_fn: Scorer | None, see
     return {k: regression_metrics(true, v) for k, v in counts.items()}, counts
 
 
+#: the counting methods of the track level (see :mod:`sweep.physics.tracklevel` for their options)
+TRACK_METHODS = ("truth", "truth_peaks_npeaks", "truth_peaks_sqrt_t", "deriv_npeaks", "deriv_sqrt_t",
+                 "lstm_npeaks", "lstm_sqrt_t", "lstm_cnn")
+#: the count of the CNN's own input peaks (the LSTM's detections at the CNN's threshold)
+CNN_INPUT = "lstm_cnn_input"
+#: the species whose tracks calibrate the density response and make every choice
+CALIBRATION_PARTICLES = ("pion", "kaon")
+
+
 def simulate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn: Scorer | None,
                     deriv_params: deriv.DerivParams, *, particle: str, momentum_gev: float, n_tracks: int,
-                    cells: int, seed: Sequence[int], lstm_threshold: float = 0.5, chunk_waveforms: int = 1000
-                    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+                    cells: int, seed: Sequence[int], cnn_threshold: float = 0.5,
+                    thresholds: Sequence[float] = TL.THRESHOLDS, keys: set[str] | None = None,
+                    chunk_waveforms: int = 1000) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
     """``n_tracks`` tracks of one particle and momentum crossing ``cells`` cells each.
 
-    Returns ``(counts, chord_cm, charge)``: counts maps each counting method (and ``truth``) to
-    the (n_tracks, cells) clusters it counts per cell; chord and collected charge (Σ G/<G>) are
-    (n_tracks, cells) too."""
+    Returns ``(counts, chord_cm, charge)``: counts maps every counting option
+    (:func:`sweep.physics.tracklevel.count_options`: the LSTM at each of ``thresholds``, DERIV, the
+    true peaks; peaks and √t clusters), ``lstm_cnn`` (the CNN on the LSTM's detections at
+    ``cnn_threshold``, the threshold its training data was made at) and ``truth`` to the
+    (n_tracks, cells) count per cell; ``keys`` keeps only those. chord is (n_tracks, cells);
+    charge maps "waveform" (:func:`sweep.physics.tracklevel.waveform_charge`) and "truth"
+    (Σ G/<G> of the electrons) to (n_tracks, cells)."""
     p = params.replace(particle=particle, momentum_min_gev=float(momentum_gev),
                        momentum_max_gev=float(momentum_gev), fixed_betagamma=None)
     total = int(n_tracks) * int(cells)
     rng = np.random.default_rng(np.random.SeedSequence(list(seed)))
     per: dict[str, list[np.ndarray]] = {}
-    chords, charges = [], []
+    chords: list[np.ndarray] = []
+    charges: dict[str, list[np.ndarray]] = {"waveform": [], "truth": []}
+    want = (lambda k: True) if keys is None else keys.__contains__
     for a in range(0, total, chunk_waveforms):
         m = min(chunk_waveforms, total - a)
         b = simulate_batch(p, m, rng)
-        det: dict[str, Any] = {"deriv": deriv.find_peaks(b.waveforms_mv, deriv_params)}
+        w = b.waveforms_mv
+        counts: dict[str, np.ndarray] = {"truth": b.n_clusters.astype(np.float64)}
+        tw, ts, _ = truth_peaks(b)
+        counts.update(TL.count_options(m, "truth_peaks", tw, ts, w, p))
+        counts.update(TL.count_options(m, "deriv", *deriv.find_peaks(w, deriv_params), w, p))
         if peak_fn is not None:
-            cw, cs, sc = score_candidates(peak_fn, b.waveforms_mv, p)
-            keep = sc >= lstm_threshold
-            det["lstm"] = (cw[keep], cs[keep])
-        counts = count_methods(b, det, cluster_fn, rng)
-        counts["truth"] = b.n_clusters.astype(np.float64)
+            cw, cs, sc = score_candidates(peak_fn, w, p)
+            counts.update(TL.count_options(m, "lstm", cw, cs, w, p, score=sc, thresholds=thresholds))
+            if cluster_fn is not None:
+                keep = sc >= cnn_threshold
+                counts["lstm_cnn"] = _cnn_counts(cluster_fn, m, cw[keep], cs[keep], p, rng)
         for k, v in counts.items():
-            per.setdefault(k, []).append(np.asarray(v, dtype=np.float64))
+            if want(k):
+                per.setdefault(k, []).append(np.asarray(v, dtype=np.float64))
         chords.append(b.tracks.chord_cm)
-        charges.append(np.bincount(b.electron_waveform, weights=b.electron_gain, minlength=m))
+        charges["waveform"].append(TL.waveform_charge(w, p))
+        charges["truth"].append(np.bincount(b.electron_waveform, weights=b.electron_gain, minlength=m))
     shape = (int(n_tracks), int(cells))
     counts_out = {k: np.concatenate(v).reshape(shape) for k, v in per.items()}
-    return counts_out, np.concatenate(chords).reshape(shape), np.concatenate(charges).reshape(shape)
+    return (counts_out, np.concatenate(chords).reshape(shape),
+            {k: np.concatenate(v).reshape(shape) for k, v in charges.items()})
 
 
 def dedx_truncated(chord: np.ndarray, charge: np.ndarray, truncation: float) -> np.ndarray:
-    """Per track: truncated mean (lowest ``truncation`` of the cells) of the charge per cm."""
+    """Per track: truncated mean (lowest ``truncation`` of the cells) of the charge per cm (the
+    plain form; the track level uses :func:`sweep.physics.tracklevel.dedx_length_truncated`)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return truncated_mean(np.where(chord > 0, charge / chord, 0.0), truncation, axis=1)
 
 
+def _track_dndx(counts: dict[str, np.ndarray], chord: np.ndarray) -> dict[str, np.ndarray]:
+    length = chord.sum(axis=1)
+    return {k: v.sum(axis=1) / length for k, v in counts.items()}
+
+
+def default_choices(lstm_threshold: float, truncation: float = 0.7) -> dict[str, Any]:
+    """What is counted when there are no calibration tracks to choose on: the LSTM at
+    ``lstm_threshold``, the √t clusterization chained to the previous peak at 0.26 ns^½ (the
+    literature's starting values) and dE/dx truncated at ``truncation``."""
+    options = {}
+    for method in TRACK_METHODS:
+        if method.endswith("_sqrt_t"):
+            options[method] = TL.option_key(method, lstm_threshold if method.startswith("lstm") else None,
+                                            "previous", clusterize.DIFFUSION_CUT_NS_SQRT_NS)
+        elif method.endswith("_npeaks"):
+            options[method] = TL.option_key(method, lstm_threshold if method.startswith("lstm") else None)
+        else:
+            options[method] = method
+    return {"options": options, "truncation": float(truncation), "responses": {}}
+
+
 def evaluate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn: Scorer | None,
                     deriv_params: deriv.DerivParams, *, n_tracks: int, cells: int, momentum_gev: float,
-                    truncation: float, seed: int, lstm_threshold: float = 0.5, chunk_waveforms: int = 1000,
-                    calibration_tracks: int | None = None) -> dict[str, Any]:
-    """dN/dx (each counting method) vs truncated-mean dE/dx for tracks crossing ``cells`` cells.
+                    seed: int, lstm_threshold: float = 0.5, truncation: float | None = None,
+                    chunk_waveforms: int = 1000, calibration_tracks: int | None = None) -> dict[str, Any]:
+    """dN/dx of each counting method against truncated-mean dE/dx for ``n_tracks`` tracks of
+    ``params.particle`` crossing ``cells`` cells, every choice made on calibration tracks.
 
-    Each method's per-cell response (a, b) is fitted on ``calibration_tracks`` tracks of their
-    own (default ``n_tracks``; other seeds than the measured tracks') and its calibrated dN/dx
-    (:func:`calibrated_counts`) measured on the tracks: ``dndx[method]["calibrated"]``."""
+    Calibration: ``calibration_tracks`` (default ``n_tracks``) pions and as many kaons of the same
+    momentum, seeds of their own. On them each method's option (LSTM working point, peaks or √t
+    clusters, the √t reference and scale) and dE/dx's truncation (unless ``truncation`` fixes it)
+    are chosen by the π/K separation they give, and each method's density response (offset α,
+    slope β) is fitted (:func:`sweep.physics.tracklevel.density_response`). On the measured tracks:
+    resolution = std(dN/dx) / (β × mean true dN/dx), with its statistical error (the spread's and
+    β's), the mean calibrated dN/dx over the true one, and dE/dx ÷ dN/dx. The CNN (``lstm_cnn``)
+    sees the LSTM's detections at ``lstm_threshold``, the threshold its training data was made at."""
     t0 = time.perf_counter()
-    per, chord, charge = simulate_tracks(
-        params, peak_fn, cluster_fn, deriv_params, particle=params.particle, momentum_gev=momentum_gev,
-        n_tracks=n_tracks, cells=cells, seed=(int(seed), 0x7AC5), lstm_threshold=lstm_threshold,
-        chunk_waveforms=chunk_waveforms)
     n_cal = int(n_tracks if calibration_tracks is None else calibration_tracks)
-    cal, _, _ = simulate_tracks(
-        params, peak_fn, cluster_fn, deriv_params, particle=params.particle, momentum_gev=momentum_gev,
-        n_tracks=n_cal, cells=cells, seed=(int(seed), 0xCA1B), lstm_threshold=lstm_threshold,
-        chunk_waveforms=chunk_waveforms)
-    calibrations = {k: dict(zip(("offset", "slope"), fit_response(v, cal["truth"]), strict=True), cells=int(v.size))
-                    for k, v in cal.items()}
+    thresholds = tuple(sorted(set(TL.THRESHOLDS) | {float(lstm_threshold)}))
+    common = dict(cells=cells, momentum_gev=momentum_gev, cnn_threshold=lstm_threshold, thresholds=thresholds,
+                  chunk_waveforms=chunk_waveforms)
+    cal: dict[str, dict[str, np.ndarray]] = {}
+    cal_true: dict[str, np.ndarray] = {}
+    cal_dedx: dict[str, dict[float, np.ndarray]] = {}
+    for j, particle in enumerate(CALIBRATION_PARTICLES):
+        c, ch, q = simulate_tracks(params, peak_fn, cluster_fn, deriv_params, particle=particle, n_tracks=n_cal,
+                                   seed=(int(seed), 0xCA1B, j), **common)
+        cal[particle] = _track_dndx(c, ch)
+        cal_true[particle] = cal[particle]["truth"]
+        cal_dedx[particle] = {f: TL.dedx_length_truncated(ch, q["waveform"], f) for f in TL.TRUNCATIONS}
+    chosen = TL.choose(cal, TRACK_METHODS, separation_power)
+    own_peaks = TL.option_key("lstm_npeaks", float(lstm_threshold))
+    if "lstm_cnn" in chosen and own_peaks in cal["pion"]:
+        # what the CNN must beat to earn its place: a calibrated count of its own input peaks
+        chosen[CNN_INPUT] = own_peaks
+    scan = {m: {k: separation_power(cal["pion"][k], cal["kaon"][k]) for k in cal["pion"]
+                if TL.parse_option(k)["method"] == TL.parse_option(chosen[m])["method"]} for m in chosen}
+    trunc_scan = {f: separation_power(cal_dedx["pion"][f], cal_dedx["kaon"][f]) for f in TL.TRUNCATIONS}
+    trunc = float(truncation) if truncation is not None else max(trunc_scan, key=trunc_scan.get)
+    responses = {m: TL.density_response([(cal[sp][k], cal_true[sp]) for sp in CALIBRATION_PARTICLES])
+                 for m, k in chosen.items()}
+
+    per, chord, charge = simulate_tracks(params, peak_fn, cluster_fn, deriv_params, particle=params.particle,
+                                         n_tracks=n_tracks, seed=(int(seed), 0x7AC5), keys=set(chosen.values()),
+                                         **common)
     length = chord.sum(axis=1)
     true_n = per["truth"].sum(axis=1)
+    true = true_n / length
     N = float(true_n.mean())
     poisson = 1.0 / math.sqrt(N) if N > 0 else math.nan
-    dedx = dedx_truncated(chord, charge, truncation)
-    dedx_res = _rel_resolution(dedx)
+    spread_err = 1.0 / math.sqrt(2 * max(n_tracks - 1, 1))
+
+    def dedx_entry(q: np.ndarray, f: float, source: str) -> dict[str, Any]:
+        v = TL.dedx_length_truncated(chord, q, f)
+        r = _rel_resolution(v)
+        return {"truncation": f, "source": source, "resolution": r, "resolution_err": r * spread_err, "values": v}
+
+    dedx = dedx_entry(charge["waveform"], trunc, "waveform")
+    dedx["truncation_scan"] = {f"{f:g}": s for f, s in trunc_scan.items()}
     out: dict[str, Any] = {
         "n_tracks": int(n_tracks), "cells": int(cells), "momentum_gev": float(momentum_gev),
         "particle": params.particle, "track_length_cm": float(length.mean()),
-        "mean_true_clusters": N, "mean_true_dndx": float(np.mean(true_n / length)), "poisson_limit": poisson,
-        "dedx": {"truncation": truncation, "resolution": dedx_res,
-                 "resolution_err": dedx_res / math.sqrt(2 * max(n_tracks - 1, 1)), "values": dedx},
+        "mean_true_clusters": N, "mean_true_dndx": float(np.mean(true)), "poisson_limit": poisson,
+        "dedx": dedx, "dedx_truth_charge": dedx_entry(charge["truth"], trunc, "truth charge"),
         "dndx": {},
     }
-    true_cells = per["truth"].ravel()
-    for k, cell in per.items():
-        n_tr = cell.sum(axis=1)
-        slope = response_slope(cell.ravel(), true_cells)
-        eps = min(1.0, slope) if math.isfinite(slope) else math.nan
-        lim = 1.0 / math.sqrt(eps * N) if eps > 1e-9 and N > 0 else math.nan
-        raw = _rel_resolution(n_tr / length)
-        # calibrated: spread of the counted dN/dx in units of the true one (response slope per cell)
-        res = float(np.std(n_tr / length) / (slope * np.mean(true_n / length))) if slope > 1e-9 else math.inf
-        out["dndx"][k] = {
-            "resolution": res, "resolution_err": res / math.sqrt(2 * max(n_tracks - 1, 1)),
-            "resolution_raw": raw, "response_slope": slope,
-            "mean_counted": float(n_tr.mean()), "counted_over_true": float(n_tr.mean()) / N if N else math.nan,
-            "epsilon": eps, "poisson_limit_eps": lim,
-            "ratio_to_poisson_eps": res / lim if lim else math.nan,
+    for method, key in chosen.items():
+        est = per[key].sum(axis=1) / length
+        resp = responses[method]
+        beta = resp["slope"]
+        ok = math.isfinite(beta) and beta > 1e-9
+        res = float(np.std(est) / (beta * np.mean(true))) if ok else math.nan  # no response: no resolution
+        err = res * math.hypot(spread_err, resp["slope_err"] / beta) if ok else math.nan
+        out["dndx"][method] = {
+            "option": key, "choice": TL.parse_option(key),
+            "calibration_separation": scan[method][key],
+            "response": resp,
+            "resolution": res, "resolution_err": err,
+            "resolution_raw": _rel_resolution(est),
+            "mean_counted": float(per[key].sum(axis=1).mean()),
+            "counted_over_true": float(np.mean((est - resp["offset"]) / beta) / np.mean(true)) if ok else math.nan,
+            # the mean's own error and β's: (m − α)/β = (m − m̄_cal)/β + t̄_cal moves by (m − m̄_cal) δβ/β²
+            "counted_over_true_err": (math.hypot(np.std(est) / math.sqrt(len(est)) / beta,
+                                                 (np.mean(est) - resp["mean_counted"]) * resp["slope_err"] / beta**2)
+                                      / np.mean(true)) if ok else math.nan,
             "ratio_to_poisson": res / poisson if poisson else math.nan,
-            "dedx_over_dndx": dedx_res / res if res else math.nan,
-            "values": n_tr / length,
-            "calibrated": _calibrated_tracks(cell, per["truth"], length, calibrations[k], n_tracks),
+            "dedx_over_dndx": dedx["resolution"] / res if res else math.nan,
+            "dedx_over_dndx_err": (dedx["resolution"] / res * math.hypot(err / res, spread_err)
+                                   if res and math.isfinite(res) else math.nan),
+            "values": est,
         }
-    out["calibration"] = {"tracks": n_cal, "cells": cells, "momentum_gev": float(momentum_gev),
-                          "methods": calibrations}
+    out["calibration"] = {"tracks": n_cal, "particles": list(CALIBRATION_PARTICLES),
+                          "momentum_gev": float(momentum_gev), "chosen_by": "pi/K separation on calibration tracks",
+                          "options": chosen, "truncation": trunc, "responses": responses, "scan": scan}
     out["seconds"] = time.perf_counter() - t0
     return out
-
-
-def _calibrated_tracks(cell: np.ndarray, true_cell: np.ndarray, length: np.ndarray, calibration: dict,
-                       n_tracks: int) -> dict[str, Any]:
-    """A method's calibrated dN/dx on the measured tracks: its per-cell response slope (≈ 1 when
-    the calibration holds), its mean over the true dN/dx, its resolution (std over the mean true
-    dN/dx) and the slope of track dN/dx against the true one, with their statistical errors."""
-    c = calibrated_counts(cell, calibration)
-    if not np.all(np.isfinite(c)):
-        return {"response_slope": math.nan, "counted_over_true": math.nan, "resolution": math.inf}
-    dndx, true = c.sum(axis=1) / length, true_cell.sum(axis=1) / length
-    res = float(np.std(dndx) / np.mean(true))
-    t_c, c_c = true - true.mean(), dndx - dndx.mean()
-    var_t = float(np.mean(t_c ** 2))
-    track_slope = float(np.mean(t_c * c_c) / var_t) if var_t > 0 else math.nan
-    resid = c_c - track_slope * t_c
-    track_err = float(np.sqrt(np.mean(resid ** 2) / (var_t * max(len(true) - 2, 1)))) if var_t > 0 else math.nan
-    slope = response_slope(c.ravel(), true_cell.ravel())
-    tc = true_cell.ravel() - true_cell.mean()
-    cell_resid = c.ravel() - c.mean() - slope * tc
-    slope_err = (float(np.std(cell_resid) / (np.std(tc) * math.sqrt(max(tc.size - 2, 1)))) if np.std(tc) > 0
-                 else math.nan)
-    return {"response_slope": slope, "response_slope_err": slope_err,
-            "counted_over_true": float(dndx.mean() / true.mean()),
-            "counted_over_true_err": float(np.std(dndx) / np.mean(true) / math.sqrt(max(len(true), 1))),
-            "resolution": res, "resolution_err": res / math.sqrt(2 * max(n_tracks - 1, 1)),
-            "track_slope": track_slope, "track_slope_err": track_err}
 
 
 def separation_power(a: np.ndarray, b: np.ndarray) -> float:
@@ -405,49 +452,60 @@ def separation_error(a: np.ndarray, b: np.ndarray) -> float:
 
 def evaluate_separation(params: SimulationParams, peak_fn: Scorer | None, cluster_fn: Scorer | None,
                         deriv_params: deriv.DerivParams, *, momenta_gev: Sequence[float], n_tracks: int,
-                        cells: int, truncation: float, seed: int, lstm_threshold: float = 0.5,
-                        particles: tuple[str, str] = ("pion", "kaon"), calibrations: dict | None = None
-                        ) -> dict[str, Any]:
+                        cells: int, seed: int, choices: dict[str, Any], lstm_threshold: float = 0.5,
+                        particles: tuple[str, str] = ("pion", "kaon")) -> dict[str, Any]:
     """π/K separation (σ) at each momentum: dN/dx of every counting method and truncated-mean
     dE/dx, from ``n_tracks`` tracks per species crossing ``cells`` cells.
 
-    With ``calibrations`` (evaluate_tracks' per-method responses, fitted at its momentum), each
-    calibrated method's dN/dx is checked where it was not fitted: ``calibrated[method]`` holds,
-    per momentum, its mean over the true dN/dx for each species and its density response
-    (Δ calibrated dN/dx / Δ true dN/dx between the species, 1 for an unbiased counter) with
-    its statistical error."""
+    ``choices`` are the track level's (``evaluate_tracks(...)["calibration"]``: each method's
+    option, the truncation, the density responses) or :func:`default_choices`. With responses,
+    each method's calibrated dN/dx is checked where it was not fitted: ``calibrated[method]``
+    holds, per momentum, its mean over the true dN/dx for each species and its density response
+    (Δ calibrated dN/dx / Δ true dN/dx between the species, 1 for an unbiased counter) with its
+    statistical error."""
     t0 = time.perf_counter()
     momenta = [float(m) for m in momenta_gev]
     if len(set(momenta)) != len(momenta) or any(not m > 0 for m in momenta):
         raise ValueError(f"separation momenta must be distinct and > 0, got {momenta}")
     if int(n_tracks) < 2:
         raise ValueError(f"the separation needs at least 2 tracks per species, got {n_tracks}")
+    options: dict[str, str] = dict(choices["options"])
+    truncation = float(choices["truncation"])
+    responses = {m: r for m, r in (choices.get("responses") or {}).items() if m != "truth"}
+    thresholds = tuple(sorted({t for t in (TL.parse_option(k)["threshold"] for k in options.values())
+                               if t is not None})) or TL.THRESHOLDS
     out: dict[str, Any] = {"particles": list(particles), "momenta_gev": momenta,
                            "n_tracks": int(n_tracks), "cells": int(cells), "truncation": truncation,
-                           "dedx": [], "dedx_err": [], "dndx": {}, "dndx_err": {}}
-    calibrations = {k: c for k, c in (calibrations or {}).items() if k != "truth"}
-    if calibrations:
+                           "options": options, "dedx": [], "dedx_err": [], "dndx": {}, "dndx_err": {}}
+    if responses:
         out["calibrated"] = {k: {"counted_over_true": [], "density_slope": [], "density_slope_err": []}
-                             for k in calibrations}
+                             for k in responses}
     for mom in momenta:
         values: dict[str, list[np.ndarray]] = {}
-        calibrated: dict[str, list[np.ndarray]] = {}
         for j, particle in enumerate(particles):
             # seeded by the momentum's value (in MeV/c), not its place in the list: "10" alone
             # gives the same tracks as "3,10,30"
             per, chord, charge = simulate_tracks(
                 params, peak_fn, cluster_fn, deriv_params, particle=particle, momentum_gev=mom,
                 n_tracks=n_tracks, cells=cells, seed=(int(seed), 0x5E9A, int(round(mom * 1000)), j),
-                lstm_threshold=lstm_threshold)
-            length = chord.sum(axis=1)
-            values.setdefault("dedx", []).append(dedx_truncated(chord, charge, truncation))
-            for k, cell in per.items():
-                values.setdefault(k, []).append(cell.sum(axis=1) / length)
-                if k in calibrations:
-                    calibrated.setdefault(k, []).append(calibrated_counts(cell, calibrations[k]).sum(axis=1) / length)
-        for k, (ca, cb) in calibrated.items():
-            ta, tb = values["truth"]
-            entry = out["calibrated"][k]
+                cnn_threshold=lstm_threshold, thresholds=thresholds, keys=set(options.values()))
+            dndx = _track_dndx(per, chord)
+            values.setdefault("dedx", []).append(TL.dedx_length_truncated(chord, charge["waveform"], truncation))
+            for method, key in options.items():
+                if key in dndx:
+                    values.setdefault(method, []).append(dndx[key])
+        for method, resp in responses.items():
+            if method not in values:
+                continue
+            (ca, cb), (ta, tb) = values[method], values["truth"]
+            beta, alpha = resp["slope"], resp["offset"]
+            entry = out["calibrated"][method]
+            if not (math.isfinite(beta) and beta > 1e-9):
+                entry["counted_over_true"].append([math.nan, math.nan])
+                entry["density_slope"].append(math.nan)
+                entry["density_slope_err"].append(math.nan)
+                continue
+            ca, cb = (ca - alpha) / beta, (cb - alpha) / beta
             entry["counted_over_true"].append([float(ca.mean() / ta.mean()), float(cb.mean() / tb.mean())])
             dt = float(tb.mean() - ta.mean())
             entry["density_slope"].append(float((cb.mean() - ca.mean()) / dt) if dt else math.nan)
@@ -536,8 +594,9 @@ def _plots(out_dir: Path, result: dict, det: dict, counts: dict, true_n: np.ndar
                 f"{tracks['dedx']['resolution']:.2%}")
         for k, d in tracks["dndx"].items():
             v = np.asarray(d["values"])
-            if d["response_slope"] > 1e-9 and math.isfinite(d["resolution"]):
-                x = 1.0 + (v - v.mean()) / (d["response_slope"] * tracks["mean_true_dndx"])
+            beta = d["response"]["slope"]
+            if math.isfinite(beta) and beta > 1e-9 and math.isfinite(d["resolution"]):
+                x = 1.0 + (v - v.mean()) / (beta * tracks["mean_true_dndx"])
                 ax.hist(x, bins=30, histtype="step", label=f"dN/dx {k}: {d['resolution']:.2%}")
         ax.set_xlabel("value / mean (dN/dx: calibrated to the true dN/dx)")
         ax.set_ylabel("tracks")
@@ -601,7 +660,7 @@ def evaluate(
     n_tracks: int = 100,
     cells: int = 100,
     momentum_gev: float = 10.0,
-    truncation: float = 0.7,
+    truncation: float | None = None,
     separation_momenta: Sequence[float] = (3.0, 10.0, 30.0),
     separation_tracks: int = 50,
     plots: bool = True,
@@ -661,9 +720,9 @@ def evaluate(
         log(f"π/K separation: {separation_tracks} tracks per species at {list(separation_momenta)} GeV/c")
         separation = evaluate_separation(p, peak_fn, cluster_fn, det["_deriv_params"],
                                          momenta_gev=separation_momenta, n_tracks=int(separation_tracks),
-                                         cells=int(cells), truncation=truncation, seed=seed,
-                                         lstm_threshold=lstm_threshold,
-                                         calibrations=(tracks or {}).get("calibration", {}).get("methods"))
+                                         cells=int(cells), seed=seed, lstm_threshold=lstm_threshold,
+                                         choices=tracks["calibration"] if tracks else
+                                         default_choices(lstm_threshold, 0.7 if truncation is None else truncation))
     result: dict[str, Any] = {
         "seed": int(seed), "n_waveforms": int(n_waveforms),
         "input": None if input_path is None else str(input_path),
@@ -678,6 +737,9 @@ def evaluate(
         "warnings": warnings,
     }
     result["summary"] = summary(result)
+    result["verdicts"] = TL.verdicts(tracks, separation)
+    for line in result["verdicts"]:
+        log(line)
     result["seconds"] = time.perf_counter() - t_start
     if out_dir is not None:
         out = Path(out_dir)
@@ -685,7 +747,8 @@ def evaluate(
         if plots:
             result["plots"] = _plots(out, result, det, counts, batch.n_clusters.astype(np.float64), tracks,
                                      separation)
-        write_evaluation(out, Evaluation.from_json(_json_safe({**result, "tracks": _strip_values(tracks)}),
+        record = {k: v for k, v in result.items() if k != "verdicts"}  # made again from the levels when read
+        write_evaluation(out, Evaluation.from_json(_json_safe({**record, "tracks": _strip_values(tracks)}),
                                                    out / EVALUATION))
     return result
 
@@ -723,13 +786,13 @@ def summary(result: dict) -> dict[str, Any]:
     if tr:
         s["poisson_limit"] = tr["poisson_limit"]
         s["dedx_resolution"] = tr["dedx"]["resolution"]
+        s["dedx_truncation"] = tr["dedx"]["truncation"]
         for k, d in tr["dndx"].items():
             s[f"dndx_{k}_resolution"] = d["resolution"]
-            s[f"dndx_{k}_over_poisson_eps"] = d["ratio_to_poisson_eps"]
             s[f"dndx_{k}_dedx_ratio"] = d["dedx_over_dndx"]
-            if k != "truth" and "calibrated" in d:
-                s[f"dndx_{k}_calibrated_slope"] = d["calibrated"]["response_slope"]
-                s[f"dndx_{k}_calibrated_over_true"] = d["calibrated"]["counted_over_true"]
+            if k != "truth":
+                s[f"dndx_{k}_density_slope"] = d["response"]["slope"]
+                s[f"dndx_{k}_option"] = d["option"]
     sep = result.get("separation")
     if sep:
         for i, mom in enumerate(sep["momenta_gev"]):
@@ -738,7 +801,8 @@ def summary(result: dict) -> dict[str, Any]:
                 s[f"pi_k_sigma_dndx_{k}_{mom:g}gev"] = v[i]
             for k, c in (sep.get("calibrated") or {}).items():
                 s[f"pi_k_density_slope_{k}_{mom:g}gev"] = c["density_slope"][i]
-    return s
+    # records take finite numbers or null: a separation of 0/0 (identical tracks) is no figure
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in s.items()}
 
 
 def format_summary(s: dict[str, Any]) -> str:

@@ -5,16 +5,22 @@ Garfield++ is not available, so this module is the stand-in. One track per wavef
 1. **Track**: particle (default pion) with momentum uniform in [4, 180] GeV/c; βγ = p/m.
 2. **Cluster density** λ(βγ) in clusters/cm: the Delphes ``TrkUtil::Nclusters`` table for
    He 90 / iC4H10 10, interpolated with a cubic spline in log βγ (clamped outside the table).
-3. **Geometry**: a cell of side ``cell_size_cm`` with the sense wire at its centre. The track has a
-   random impact parameter b (uniform in [0, R], R = half cell) and angle φ (uniform in
-   ±``track_angle_max_deg``; default 0 = perpendicular, as in the seed study), which set the chord
-   length L through the cell. ``cell_shape="tube"`` uses a round cell (L = 2√(R² − b²)).
+3. **Geometry**: a cell of side (square) or diameter (tube) ``cell_size_cm`` with the sense wire at
+   its centre. The track has a random impact parameter b (uniform in [0, R], R = half cell) and
+   angle φ (uniform in ±``track_angle_max_deg``), which set the chord length L through the cell.
+   Default: a round tube of 1.5 cm (the beam-test tubes of 1, 1.5 and 2 cm, where the literature
+   measured dN/dx ~2× better than dE/dx), L = 2√(R² − b²): chords vary from cell to cell as they do
+   for tracks crossing a real chamber. ``cell_shape: square`` with ``track_angle_max_deg: 0`` is the
+   seed study's geometry (every chord 1.5 cm: no path-length spread).
 4. **Clusters**: N ~ Poisson(λ·L), positions uniform along the chord (= exponential spacings);
    drift distance to the wire r = √(b² + s²).
-5. **Cluster size**: Fischle et al. (NIM A301, 1991), n = 1..19 (mean 1.530 with the cut at 19, the
-   seed study's default). ``cluster_size_max`` > 19 adds the δ-electron tail
-   ``cluster_size_tail_percent``/n² (10.9/n² %) for 20 <= n <= cluster_size_max: it gives the total
-   charge its Landau-like tail (dE/dx), which the cut at 19 removes.
+5. **Cluster size**: Fischle et al. (NIM A301, 1991), n = 1..19 from the table, then the δ-electron
+   tail ``cluster_size_tail_percent``/n² (10.9/n² %) up to ``cluster_size_max`` = 300 electrons by
+   default (mean 1.82 electrons): a cluster of 300 electrons holds ~10 keV (W ≈ 35 eV in He 90 / iC4H10 10),
+   and a δ-electron of ~10 keV has a range of ~0.6 cm in this gas at NTP, the size of the half
+   cell: larger ones leave the cell or are not one cluster. The tail gives the total charge its
+   Landau tail (dE/dx's truncated mean is then better than its plain mean, as in every gas).
+   ``cluster_size_max: 19`` is the seed study's cut distribution (mean 1.53).
 6. **Drift**: t(r) = Σ_k c_k r^(k+1) (ns, r in cm; default 200 r + 200 r², i.e. 262 ns for 0.75 cm,
    ~50 µm/ns at the wire, ~20 µm/ns at 0.75 cm). Every electron of a cluster gets an independent
    Gaussian time spread σ = 0.26·√(t/ns) ns, so secondaries sit close to their primary. The earliest
@@ -86,6 +92,26 @@ FISCHLE_CLUSTER_SIZE_PERCENT: tuple[float, ...] = (
 FISCHLE_TAIL_PERCENT = 10.9
 
 
+#: the candidate finders of sweep.physics.datasets.FINDER_RULES (kept here: datasets imports this module)
+CANDIDATE_FINDERS = ("rise", "slope", "bump")
+
+
+#: Front ends and digitisers by what they model: ``electronics_preset: NAME`` in a parameters mapping
+#: sets these values; keys given beside it win. Each with where its numbers come from.
+ELECTRONICS_PRESETS: dict[str, dict[str, Any]] = {
+    # the seed study's 1.2 GS/s (2000 ns window -> 2400 samples) with the 1 ns / 7 ns single-electron
+    # pulse of k4RecTracker's drift-chamber digitisers: this simulator's defaults
+    "seed": {"pulse_tau_rise_ns": 1.0, "pulse_tau_fall_ns": 7.0, "sampling_rate_gsps": 1.2, "adc_bits": 12},
+    # the beam-test front ends (CERN H8 2021-22 tubes read by V1742 / DRS4 at 2 GS/s): templates with a
+    # rise of 0.4-0.6 ns and a fall of 1.0-2.4 ns
+    "fast_front_end": {"pulse_tau_rise_ns": 0.5, "pulse_tau_fall_ns": 2.0, "sampling_rate_gsps": 2.0,
+                       "adc_bits": 12},
+    # key4hep k4RecTracker DCHdigi_v03 (2026): waveforms sampled every 0.5 ns by a 12-bit ADC, 1/7 ns pulse
+    "dchdigi_v03": {"pulse_tau_rise_ns": 1.0, "pulse_tau_fall_ns": 7.0, "sampling_rate_gsps": 2.0, "adc_bits": 12},
+}
+PRESET_KEY = "electronics_preset"
+
+
 class ParameterError(ValueError, InputError):
     """A simulation parameter is unknown or has an invalid value."""
 
@@ -125,9 +151,9 @@ class SimulationParams:
         FISCHLE_CLUSTER_SIZE_PERCENT, "floats", "P(n) for n = 1..len, renormalised"
     )
     cluster_size_max: int | None = _p(
-        None, "optint",
-        "largest cluster size (null: the table's length, no tail); beyond the table "
-        "P(n) = cluster_size_tail_percent / n²",
+        300, "optint",
+        "largest cluster size (300: a ~10 keV delta electron, whose range is the half cell; null: the "
+        "table's length, no tail, the seed's 19); beyond the table P(n) = cluster_size_tail_percent / n²",
     )
     cluster_size_tail_percent: float = _p(
         FISCHLE_TAIL_PERCENT, "float",
@@ -135,7 +161,7 @@ class SimulationParams:
     )
     # --- cell geometry ---------------------------------------------------------------------
     cell_size_cm: float = _p(1.5, "float", "cell side (square) or diameter (tube), cm")
-    cell_shape: str = _p("square", "str", "'square' or 'tube'")
+    cell_shape: str = _p("tube", "str", "'tube' (round, the beam tests' drift tubes) or 'square'")
     track_angle_max_deg: float = _p(0.0, "float", "track angle uniform in ± this (0 = perpendicular)")
     impact_parameter_max_fraction: float = _p(1.0, "float", "b uniform in [0, this × half cell]")
     fixed_impact_parameter_cm: float | None = _p(None, "optfloat", "if set, every track has this b")
@@ -172,9 +198,11 @@ class SimulationParams:
         1.0, "float", "candidate needs wf[i]-wf[i-1] > this × the waveform's estimated noise rms (0: > 0)"
     )
     candidate_finder: str = _p(
-        "rise", "str", "how peak candidates are found: 'rise' (the seed's: d[i] > threshold) or 'slope' (d[i] "
-        "rises by more than the threshold over the lowest of the 3 differences before it: also pulses on an "
-        "earlier pulse's falling tail; about 2x the candidates)"
+        "rise", "str", "how peak candidates are found: 'rise' (d[i] > threshold at a local maximum of d: the "
+        "steepest point of a rising edge), 'slope' (d[i] rises by more than the threshold over the lowest of the 3 "
+        "differences before it: also pulses on an earlier pulse's falling tail; about 2x the candidates) or 'bump' "
+        "(IHEP's find_bump: d[i] > d[i+1], with finder_threshold_rms 0 exactly IHEP's rule; several candidates per "
+        "pulse, thinned by non-maximum suppression when counted)"
     )
     tolerance_samples: int = _p(1, "int", "a candidate is signal if a true peak is within ± this")
     peak_time_smear_samples: float = _p(1.0, "float", "Gaussian smearing of truth peak times")
@@ -217,8 +245,8 @@ class SimulationParams:
             raise bad("cell_size_cm", "must be > 0")
         if self.cell_shape not in ("square", "tube"):
             raise bad("cell_shape", "must be 'square' or 'tube'")
-        if self.candidate_finder not in ("rise", "slope"):
-            raise bad("candidate_finder", "must be 'rise' or 'slope'")
+        if self.candidate_finder not in CANDIDATE_FINDERS:
+            raise bad("candidate_finder", f"must be one of {', '.join(repr(f) for f in CANDIDATE_FINDERS)}")
         if not 0 <= self.track_angle_max_deg <= 90:
             raise bad("track_angle_max_deg", "must be in [0, 90]")
         if not 0 <= self.impact_parameter_max_fraction <= 1:
@@ -260,13 +288,21 @@ class SimulationParams:
     # ------------------------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> SimulationParams:
-        """Build from a mapping (e.g. YAML); missing keys take defaults, unknown keys raise."""
+        """Build from a mapping (e.g. YAML); missing keys take defaults, unknown keys raise.
+        ``electronics_preset: NAME`` (:data:`ELECTRONICS_PRESETS`) first sets that preset's values;
+        the mapping's other keys win over it. The result holds the values, not the preset's name."""
         if d is None:
             return cls()
         if isinstance(d, SimulationParams):
             return d
         if not isinstance(d, dict):
             raise ParameterError(f"simulation parameters must be a mapping, got {type(d).__name__}")
+        if PRESET_KEY in d:
+            preset = d[PRESET_KEY]
+            if not isinstance(preset, str) or preset not in ELECTRONICS_PRESETS:
+                raise ParameterError(f"simulation parameter {PRESET_KEY!r}: must be one of "
+                                     f"{', '.join(ELECTRONICS_PRESETS)} (got {preset!r})")
+            d = {**ELECTRONICS_PRESETS[preset], **{k: v for k, v in d.items() if k != PRESET_KEY}}
         removed = [k for k in d if k in REMOVED_PARAMETERS]
         if removed:
             raise ParameterError("; ".join(f"simulation parameter {k!r} was removed: {REMOVED_PARAMETERS[k]}"
@@ -280,7 +316,7 @@ class SimulationParams:
                 parts.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
             raise ParameterError(
                 "unknown simulation parameter(s): " + ", ".join(parts)
-                + "; valid keys are: " + ", ".join(names)
+                + "; valid keys are: " + ", ".join([PRESET_KEY, *names])
             )
         return cls(**d)
 
