@@ -510,14 +510,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--waveforms", type=_int_at_least(1), default=1000, help="held-out waveforms to simulate")
     p.add_argument("--seed", type=int, default=20241, help="seed of the held-out simulation")
     p.add_argument("--params", type=Path, default=None, help="YAML file of simulation parameters")
-    p.add_argument("--threshold", type=_fraction, default=0.5, help="LSTM score threshold")
+    p.add_argument("--threshold", type=_fraction, default=0.5,
+                   help="LSTM score threshold of the CNN's inputs (make it the one its data was made at); the peak "
+                        "counts choose their own on calibration tracks")
     p.add_argument("--scan-waveforms", type=_int_at_least(1), default=500,
                    help="waveforms used for the DERIV threshold scan")
     p.add_argument("--tracks", type=_int_at_least(2, zero_ok=True), default=100,
                    help="tracks for the dN/dx study (0: skip)")
     p.add_argument("--cells", type=_int_at_least(1), default=100, help="cells crossed per track")
     p.add_argument("--momentum", type=_momentum, default=10.0, help="track momentum, GeV/c")
-    p.add_argument("--truncation", type=_fraction, default=0.7, help="dE/dx truncated mean: fraction kept")
+    p.add_argument("--truncation", type=_fraction, default=None,
+                   help="dE/dx truncated mean: fraction of the track length kept (default: chosen on calibration "
+                        "tracks)")
     p.add_argument("--separation-momenta", type=_momenta, default=(3.0, 10.0, 30.0), metavar="P1,P2,...",
                    help="momenta (GeV/c) of the π/K separation (default 3,10,30)")
     p.add_argument("--separation-tracks", type=_int_at_least(2, zero_ok=True), default=50,

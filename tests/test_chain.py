@@ -48,7 +48,8 @@ def pipeline(root: Path, name: str = "tiny", extra: str = "", rates: tuple[float
     peak_grid(root, rates=rates)
     cluster_grid(root, rates=rates)
     path = root / "chain.yaml"
-    path.write_text(f"chain: {name}\npeaks: {{grid: grids/l.yaml}}\nsimulate: {{waveforms: 200, seed: 5}}\n"
+    path.write_text(f"chain: {name}\npeaks: {{grid: grids/l.yaml}}\nsimulate: {{waveforms: 200, seed: 5, "
+                    "calibration_tracks: 10}\n"
                     "clusters: {grid: grids/c.yaml, leader: mae}\n"
                     "evaluate: {waveforms: 60, tracks: 6, cells: 10, separation_momenta: [3, 10], "
                     "separation_tracks: 6}\n" + extra)
@@ -72,7 +73,7 @@ def chain_project(tmp_path, small_dataset):
      "is a cnn grid; the peaks stage trains the peak finder"),
     ("chain: t\npeaks: {grid: grids/l.yaml, leader: mae}\n", ":2:37: peaks.leader:", "expected a metric the lstm jobs"),
     ("chain: t\nsimulate: {waveforms: 100, threshold: 1.5}\n", ":2:39: simulate.threshold:",
-     "expected a number in (0, 1]"),
+     "expected a number in (0, 1], or 'auto'"),
     ("chain: t\nsimulate: {waveforms: 100, path: /etc/passwd.npz}\n", ":2:34: simulate.path:", "outside the project"),
     ("chain: t\nsimulate: {waveforms: 100, params: {noise_rms: 2}}\n", ":2:36: simulate.params:",
      "did you mean 'noise_rms_mv'"),
@@ -146,6 +147,13 @@ def test_a_chain_runs_here_then_reruns_only_what_changed(chain_project, capsys):
     assert ev["models"]["peak"].endswith("peaks-leader.keras")
     assert ev["models"]["cluster"].endswith("clusters-leader.keras")
     assert "lstm_cnn" in ev["clusters"] and ev["tracks"]["n_tracks"] == 6 and ev["separation"]["momenta_gev"] == [3, 10]
+    # threshold auto: the working point was chosen on calibration tracks, the data made at it, and the
+    # evaluation's CNN fed peaks found at the same threshold
+    from sweep.physics.tracklevel import THRESHOLDS
+
+    chosen = stages["simulate"]["threshold"]
+    assert chosen in THRESHOLDS and meta["cluster_input"]["peak_threshold"] == chosen, meta["cluster_input"]
+    assert ev["tracks"]["dndx"]["lstm_cnn_input"]["option"] == f"lstm_npeaks@{chosen:g}"
     # the simulation and the evaluation ran as steps: the peak grid's wrapper in processes of their
     # own (as a pool's execute node runs them), whose outputs were moved out of their folders
     for stage in ("simulate", "evaluate"):

@@ -31,7 +31,7 @@ from ..core.errors import SweepError, printable
 from ..core.grid import load_grid
 from ..core.gridspec import GridChecks, GridSpec
 from ..core.names import SweepPaths
-from ..core.pipeline import STAGES, PipelineSpec
+from ..core.pipeline import AUTO, FROM_SIMULATE, STAGES, PipelineSpec
 from ..core.render import relative_to_root
 from ..fsutil import atomic_write_text, file_digest
 from ..records.chain import CHAIN_RECORD, ChainRecord, Leader, StageEntry, read_chain, save_chain
@@ -221,25 +221,36 @@ def _simulate_stage(ctx: ChainContext, record: ChainRecord, peaks: Leader, peak_
     run as a step job (sweep.job.step) and moved to the pipeline's simulate.path."""
     sim = ctx.spec.simulate
     params = sim["params"] if sim["params"] is not None else dict((peak_grid.data.simulate or {}).get("params") or {})
+    ev = ctx.spec.evaluate
+    auto = sim["threshold"] == AUTO
+    # auto: the working point is chosen on calibration tracks like the evaluation's
+    calibration = {"momentum": ev["momentum"], "cells": ev["cells"], "tracks": sim["calibration_tracks"]} if auto \
+        else None
     inputs = {"peak_leader": peaks.sha256, "waveforms": sim["waveforms"], "seed": sim["seed"],
               "threshold": sim["threshold"], "params": params}
+    if auto:
+        inputs["calibration"] = calibration
     digest = inputs_hash(inputs)
     path: Path = sim["path"]
     previous = record.stage("simulate")
     out = {"path": sim["path_text"], "inputs_hash": digest, "params": params}
     if previous is not None and previous.inputs_hash == digest and previous.state == "done" and path.is_file() and \
-            file_digest(path)["sha256"] == previous.sha256:
+            file_digest(path)["sha256"] == previous.sha256 and (previous.threshold is not None or not auto):
         ctx.log(f"stage simulate: {sim['path_text']} is unchanged (inputs {digest})")
         _save(ctx, record, "simulate", dataclasses.replace(previous, state="done", skipped=True))
-        return {**out, "sha256": previous.sha256}
+        return {**out, "sha256": previous.sha256,
+                "threshold": previous.threshold if previous.threshold is not None else sim["threshold"]}
     _save(ctx, record, "simulate", StageEntry(state="running", inputs_hash=digest, path=sim["path_text"]))
     ctx.log(f"stage simulate: {sim['waveforms']} waveforms (seed {sim['seed']}), peaks by the peak leader "
-            f"{peaks.run_id} at threshold {sim['threshold']} -> {sim['path_text']}")
+            f"{peaks.run_id} at threshold {sim['threshold']}"
+            + (f" (chosen on {sim['calibration_tracks']} pion and kaon tracks of {ev['momentum']} GeV/c)"
+               if auto else "")
+            + f" -> {sim['path_text']}")
     model_files = _leader_files(ctx, peaks)
     request = StepRequest("simulate", digest, {
         "peak_model": model_files[0].name, "request_cpus": peak_grid.resources.request_cpus,
         "simulate": {"waveforms": sim["waveforms"], "seed": sim["seed"], "threshold": sim["threshold"],
-                     "params": params}}, model_files)
+                     "calibration": calibration, "params": params}}, model_files)
     result, folder = steps.run(request, _on_submit(ctx, record, "simulate"))
     for note in result.notes or []:
         ctx.log(note)
@@ -259,13 +270,17 @@ def _simulate_stage(ctx: ChainContext, record: ChainRecord, peaks: Leader, peak_
         raise ChainError(f"stage simulate: its dataset {made} cannot be taken: {printable(str(exc))}") from None
     finally:
         tmp.unlink(missing_ok=True)
+    threshold = result.threshold if auto else sim["threshold"]
+    if threshold is None or not 0 < threshold <= 1:  # from the step's job: untrusted
+        raise ChainError(f"stage simulate: its job's step.json gives the working point {threshold!r}, not a "
+                         "threshold in (0, 1]")
     running = record.stage("simulate")
     _save(ctx, record, "simulate", StageEntry(
         state="done", skipped=False, inputs_hash=digest, path=sim["path_text"], sha256=sha, waveforms=result.waveforms,
-        mean_peaks=result.mean_peaks, mean_clusters=result.mean_clusters, seconds=result.seconds, host=result.host,
-        job=running.job if running else None))
+        mean_peaks=result.mean_peaks, mean_clusters=result.mean_clusters, threshold=threshold, seconds=result.seconds,
+        host=result.host, job=running.job if running else None))
     made.unlink()  # after the record: a chain killed before it finds the step's dataset again
-    return {**out, "sha256": sha}
+    return {**out, "sha256": sha, "threshold": threshold}
 
 
 def write_clusters_grid(ctx: ChainContext, data: dict[str, Any]) -> Path:
@@ -295,7 +310,9 @@ def _evaluate_stage(ctx: ChainContext, record: ChainRecord, peaks: Leader, clust
                     steps: StepExecutor) -> None:
     """Both leaders on fresh held-out waveforms, run as a step job; its evaluation.json and
     PNGs replace results/<chain>/evaluation/ at once."""
-    ev = ctx.spec.evaluate
+    ev = dict(ctx.spec.evaluate)
+    if ev["threshold"] == FROM_SIMULATE:  # the CNN sees peaks found as in its training data
+        ev["threshold"] = data["threshold"]
     inputs = {"peak_leader": peaks.sha256, "cluster_leader": clusters.sha256, "settings": ev,
               "params": data["params"]}
     digest = inputs_hash(inputs)
@@ -374,7 +391,8 @@ def stage_lines(record: ChainRecord) -> list[str]:
         if entry.job:
             bits.append(f"job {entry.job}" + (f" on {entry.host}" if entry.host else ""))
         if stage == "simulate" and entry.path:
-            bits.append(f"{entry.path}" + (f", {entry.waveforms} waveforms" if entry.waveforms else ""))
+            bits.append(f"{entry.path}" + (f", {entry.waveforms} waveforms" if entry.waveforms else "")
+                        + (f", peaks at threshold {entry.threshold:g}" if entry.threshold is not None else ""))
         if stage == "evaluate" and entry.summary:
             s = entry.summary
             bits.append(", ".join(f"{k} {_fmt(s[k])}" for k in SUMMARY_KEYS if k in s))

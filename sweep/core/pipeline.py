@@ -9,7 +9,9 @@ the stages themselves (sweep.chain) run grids, the simulation and the evaluation
     simulate:                    # the clusterizer's dataset, its peaks found by the peak leader
       waveforms: 3000
       seed: 11
-      threshold: 0.5                # the leader's score threshold
+      threshold: auto               # the leader's working point: auto (chosen on π/K calibration
+                                    # tracks) or a score threshold in (0, 1]
+      calibration_tracks: 100       # per species, for auto (at evaluate's momentum and cells)
       params: {}                    # simulation parameters (default: the peak grid's)
       path: data/idea-cnn.npz       # default data/<chain>-cnn.npz
     clusters:
@@ -23,7 +25,7 @@ the stages themselves (sweep.chain) run grids, the simulation and the evaluation
       momentum: 10
       separation_momenta: [3, 10]
       separation_tracks: 50
-      threshold: 0.5
+      threshold: simulate          # the CNN's LSTM threshold: the one its data was made at
 
 Errors name the file, line and key as a grid's do (a GridError).
 """
@@ -42,13 +44,18 @@ from .validation import Validator, load_yaml, read_text, show  # read and report
 
 PIPELINE_KEYS = ("chain", "description", "peaks", "simulate", "clusters", "evaluate")
 STAGE_KEYS = ("grid", "leader")
-SIMULATE_KEYS = ("waveforms", "seed", "threshold", "params", "path")
+SIMULATE_KEYS = ("waveforms", "seed", "threshold", "calibration_tracks", "params", "path")
+#: simulate.threshold: the working point is chosen on π/K calibration tracks
+#: (sweep.physics.evaluate.choose_working_point)
+AUTO = "auto"
+#: evaluate.threshold: the threshold the simulate stage made the clusterizer's data at
+FROM_SIMULATE = "simulate"
 EVALUATE_KEYS = ("waveforms", "seed", "tracks", "cells", "momentum", "separation_momenta", "separation_tracks",
                  "threshold")
 #: The stages, in the order they run; each one's inputs are made by the ones before it.
 STAGES = ("peaks", "simulate", "clusters", "evaluate")
 EVALUATE_DEFAULTS = {"waveforms": 1000, "seed": 20241, "tracks": 100, "cells": 100, "momentum": 10.0,
-                     "separation_momenta": [3.0, 10.0], "separation_tracks": 50, "threshold": 0.5}
+                     "separation_momenta": [3.0, 10.0], "separation_tracks": 50, "threshold": "simulate"}
 MAX_TRACKS = 100_000
 
 
@@ -210,7 +217,7 @@ class _PipelineValidator(Validator):
 
     def _simulate(self, value: Any, name: str | None) -> dict[str, Any]:
         sim = self.mapping(("simulate",), value, SIMULATE_KEYS)
-        out: dict[str, Any] = {"params": None, "threshold": 0.5}
+        out: dict[str, Any] = {"params": None, "threshold": AUTO, "calibration_tracks": 100}
         if "waveforms" not in sim and value is not None:
             self.error(("simulate",), "missing required key 'waveforms' (how many waveforms the clusterizer's "
                        "dataset simulates)")
@@ -219,9 +226,12 @@ class _PipelineValidator(Validator):
             if key in sim and self.check(("simulate", key), sim[key], check):
                 out[key] = sim[key]
         out.setdefault("seed", 1)
-        if "threshold" in sim and self.check(("simulate", "threshold"), sim["threshold"],
-                                             schema.number_in(0, 1, low_open=True, high_open=False)):
-            out["threshold"] = float(sim["threshold"])
+        if "threshold" in sim and self.check(("simulate", "threshold"), sim["threshold"], schema.number_or(
+                AUTO, schema.number_in(0, 1, low_open=True, high_open=False))):
+            out["threshold"] = AUTO if sim["threshold"] == AUTO else float(sim["threshold"])
+        if "calibration_tracks" in sim and self.check(("simulate", "calibration_tracks"), sim["calibration_tracks"],
+                                                      schema.int_at_least(2, MAX_TRACKS)):
+            out["calibration_tracks"] = sim["calibration_tracks"]
         if "params" in sim:
             params = sim["params"]
             if not isinstance(params, dict):
@@ -250,7 +260,8 @@ class _PipelineValidator(Validator):
                   "tracks": schema.int_at_least(0, MAX_TRACKS), "cells": schema.int_at_least(1, 10_000),
                   "momentum": schema.number_in(0, 1e6, low_open=True),
                   "separation_tracks": schema.int_at_least(0, MAX_TRACKS),
-                  "threshold": schema.number_in(0, 1, low_open=True, high_open=False),
+                  "threshold": schema.number_or(FROM_SIMULATE, schema.number_in(0, 1, low_open=True,
+                                                                                 high_open=False)),
                   "separation_momenta": schema.list_of(schema.number_in(0, 1e6, low_open=True))}
         for key, check in checks.items():
             if key in ev and self.check(("evaluate", key), ev[key], check):

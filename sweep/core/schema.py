@@ -91,6 +91,14 @@ def number_in(low: float, high: float, low_open: bool = False, high_open: bool =
     return check
 
 
+def number_or(word: str, number: Check) -> Check:
+    """A check that accepts the string `word` or what `number` accepts."""
+    def check(v: Any) -> str | None:
+        why = None if v == word else number(v)
+        return None if why is None else f"{why}, or {word!r}"
+    return check
+
+
 def positive_number(v: Any) -> str | None:
     """A check: finite numbers > 0."""
     return None if is_number(v) and v > 0 else "a number > 0"

@@ -125,14 +125,34 @@ def _simulate(config: dict, out_dir: Path, record: StepRecord) -> None:
 
     s = config["simulate"]
     path = out_dir / STEP_DATASET
-    summary = simulate_to_file(path, s["waveforms"], s["seed"], s["params"],
-                               peak_model=_model(config, "peak_model", out_dir), peak_threshold=s["threshold"])
+    model = _model(config, "peak_model", out_dir)
+    threshold, notes = s["threshold"], []
+    if threshold == "auto":  # the working point, chosen on calibration tracks of its own
+        from ..physics.datasets import WINDOW_LENGTH
+        from ..physics.evaluate import choose_working_point
+        from ..physics.scorers import load_model_fn
+        from ..physics.simulate import SimulationParams
+
+        cal = s["calibration"]
+        scorer = load_model_fn(model, input_shape=(WINDOW_LENGTH, 1))
+        wp = choose_working_point(SimulationParams.from_dict(s["params"]), scorer,
+                                  momentum_gev=float(cal["momentum"]), cells=int(cal["cells"]),
+                                  n_tracks=int(cal["tracks"]), seed=int(s["seed"]))
+        threshold = wp["threshold"]
+        notes.append(f"working point {threshold:g}, chosen on {wp['tracks']} pions and {wp['tracks']} kaons of "
+                     f"{wp['momentum_gev']:g} GeV/c x {wp['cells']} cells by their separation ("
+                     + ", ".join(f"{t}: {v:.2f}" for t, v in wp["separation_by_threshold"].items())
+                     + f" sigma; best count {wp['option']})")
+        print(notes[-1], flush=True)
+    summary = simulate_to_file(path, s["waveforms"], s["seed"], s["params"], peak_model=model,
+                               peak_threshold=float(threshold))
     for note in summary.get("notes", []):
         print(note, flush=True)
     record.output, record.sha256, record.waveforms = (STEP_DATASET, file_digest(path)["sha256"],
                                                       int(summary["n_waveforms"]))
     record.mean_peaks, record.mean_clusters = _number(summary.get("mean_peaks")), _number(summary.get("mean_clusters"))
-    record.notes, record.python = [str(n) for n in summary.get("notes", [])], platform.python_version()
+    record.notes = notes + [str(n) for n in summary.get("notes", [])]
+    record.threshold, record.python = float(threshold), platform.python_version()
 
 
 def _number(value: Any) -> float | None:

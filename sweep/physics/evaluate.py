@@ -255,7 +255,7 @@ CALIBRATION_PARTICLES = ("pion", "kaon")
 
 
 def simulate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn: Scorer | None,
-                    deriv_params: deriv.DerivParams, *, particle: str, momentum_gev: float, n_tracks: int,
+                    deriv_params: deriv.DerivParams | None, *, particle: str, momentum_gev: float, n_tracks: int,
                     cells: int, seed: Sequence[int], cnn_threshold: float = 0.5,
                     thresholds: Sequence[float] = TL.THRESHOLDS, keys: set[str] | None = None,
                     chunk_waveforms: int = 1000) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
@@ -267,7 +267,7 @@ def simulate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn
     ``cnn_threshold``, the threshold its training data was made at) and ``truth`` to the
     (n_tracks, cells) count per cell; ``keys`` keeps only those. chord is (n_tracks, cells);
     charge maps "waveform" (:func:`sweep.physics.tracklevel.waveform_charge`) and "truth"
-    (Σ G/<G> of the electrons) to (n_tracks, cells)."""
+    (Σ G/<G> of the electrons) to (n_tracks, cells). ``deriv_params`` None counts no DERIV peaks."""
     p = params.replace(particle=particle, momentum_min_gev=float(momentum_gev),
                        momentum_max_gev=float(momentum_gev), fixed_betagamma=None)
     total = int(n_tracks) * int(cells)
@@ -283,7 +283,8 @@ def simulate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn
         counts: dict[str, np.ndarray] = {"truth": b.n_clusters.astype(np.float64)}
         tw, ts, _ = truth_peaks(b)
         counts.update(TL.count_options(m, "truth_peaks", tw, ts, w, p))
-        counts.update(TL.count_options(m, "deriv", *deriv.find_peaks(w, deriv_params), w, p))
+        if deriv_params is not None:
+            counts.update(TL.count_options(m, "deriv", *deriv.find_peaks(w, deriv_params), w, p))
         if peak_fn is not None:
             cw, cs, sc = score_candidates(peak_fn, w, p)
             counts.update(TL.count_options(m, "lstm", cw, cs, w, p, score=sc, thresholds=thresholds))
@@ -300,6 +301,34 @@ def simulate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn
     counts_out = {k: np.concatenate(v).reshape(shape) for k, v in per.items()}
     return (counts_out, np.concatenate(chords).reshape(shape),
             {k: np.concatenate(v).reshape(shape) for k, v in charges.items()})
+
+
+def choose_working_point(params: SimulationParams, peak_fn: Scorer, *, momentum_gev: float, cells: int,
+                         n_tracks: int, seed: int, thresholds: Sequence[float] = TL.THRESHOLDS) -> dict[str, Any]:
+    """The LSTM threshold whose detections separate pions from kaons best, on calibration tracks.
+
+    ``n_tracks`` pions and as many kaons of ``momentum_gev`` cross ``cells`` cells (seeds of their
+    own); at each of ``thresholds`` the LSTM's detections are counted as peaks and as √t clusters
+    (every reference and scale); a threshold's figure is the best π/K separation of those counts.
+    Returns ``{"threshold", "separation_by_threshold" {threshold: σ}, "option" (the count that
+    gave it), "tracks", "cells", "momentum_gev"}``."""
+    cal: dict[str, dict[str, np.ndarray]] = {}
+    for j, particle in enumerate(CALIBRATION_PARTICLES):
+        c, ch, _ = simulate_tracks(params, peak_fn, None, None, particle=particle, momentum_gev=momentum_gev,
+                                   n_tracks=n_tracks, cells=cells, seed=(int(seed), 0x3A7, j), thresholds=thresholds)
+        cal[particle] = _track_dndx(c, ch)
+    best: dict[float, tuple[float, str]] = {}
+    for key in cal["pion"]:
+        thr = TL.parse_option(key)["threshold"]
+        if thr is None or not key.startswith("lstm_"):
+            continue
+        sep = separation_power(cal["pion"][key], cal["kaon"][key])
+        if thr not in best or sep > best[thr][0]:
+            best[thr] = (sep, key)
+    threshold = max(best, key=lambda t: best[t][0])
+    return {"threshold": float(threshold), "option": best[threshold][1],
+            "separation_by_threshold": {f"{t:g}": s for t, (s, _) in sorted(best.items())},
+            "tracks": int(n_tracks), "cells": int(cells), "momentum_gev": float(momentum_gev)}
 
 
 def dedx_truncated(chord: np.ndarray, charge: np.ndarray, truncation: float) -> np.ndarray:

@@ -50,7 +50,7 @@ class StageEntry:
     """One stage's state in the record; the keys a stage does not use stay unset (not written).
 
     Grid stages (peaks, clusters) set sweep, leader, previous_leader, ranked, changed; the
-    simulation inputs_hash, path, sha256, waveforms, mean_peaks, mean_clusters; the evaluation
+    simulation inputs_hash, path, sha256, waveforms, mean_peaks, mean_clusters, threshold; the evaluation
     inputs_hash, output, summary, warnings; both steps skipped, seconds, host and job."""
 
     state: str  # STAGE_STATES
@@ -67,6 +67,7 @@ class StageEntry:
     waveforms: int | None = field(default=None, metadata=OMIT_NONE)
     mean_peaks: float | None = field(default=None, metadata=OMIT_NONE)
     mean_clusters: float | None = field(default=None, metadata=OMIT_NONE)
+    threshold: float | None = field(default=None, metadata=OMIT_NONE)  # the simulation's peak working point
     output: str | None = field(default=None, metadata=OMIT_NONE)  # evaluation.json, relative to the project
     summary: dict[str, Any] | None = field(default=None, metadata=OMIT_NONE)  # the evaluation's headline figures
     warnings: list[str] | None = field(default=None, metadata=OMIT_NONE)
@@ -89,7 +90,8 @@ class StageEntry:
                    changed=f.opt_boolean("changed"), skipped=f.opt_boolean("skipped"),
                    inputs_hash=f.opt_text("inputs_hash"), path=f.opt_text("path"), sha256=f.opt_text("sha256"),
                    waveforms=f.opt_integer("waveforms", lo=0), mean_peaks=f.opt_number("mean_peaks"),
-                   mean_clusters=f.opt_number("mean_clusters"), output=f.opt_text("output"),
+                   mean_clusters=f.opt_number("mean_clusters"), threshold=f.opt_number("threshold", lo=0),
+                   output=f.opt_text("output"),
                    summary=f.opt_mapping("summary"), warnings=f.opt_texts("warnings"),
                    seconds=f.opt_number("seconds"), host=f.opt_text("host"), job=f.opt_text("job"),
                    reason=f.opt_text("reason"))

@@ -31,7 +31,8 @@ STEP_STATUSES = ("running", "done", "failed")
 @dataclass
 class StepRecord:
     """results/<chain>/steps/<stage>-<inputs hash>/step.json. The simulation sets output (its
-    dataset's file name), sha256, waveforms, mean_peaks, mean_clusters, notes and python; the
+    dataset's file name), sha256, waveforms, mean_peaks, mean_clusters, threshold (the peak
+    finder's working point its peaks were found at), notes and python; the
     evaluation output (its files' names), summary, warnings and evaluate_seconds."""
 
     step: str | None  # "simulate" | "evaluate" (anything else is a failed step that says so)
@@ -47,6 +48,7 @@ class StepRecord:
     waveforms: int | None = field(default=None, metadata=OMIT_NONE)
     mean_peaks: float | None = field(default=None, metadata=OMIT_NONE)
     mean_clusters: float | None = field(default=None, metadata=OMIT_NONE)
+    threshold: float | None = field(default=None, metadata=OMIT_NONE)  # the peak finder's working point
     notes: list[str] | None = field(default=None, metadata=OMIT_NONE)
     python: str | None = field(default=None, metadata=OMIT_NONE)
     summary: dict[str, Any] | None = field(default=None, metadata=OMIT_NONE)  # the evaluation's headline figures
@@ -86,7 +88,8 @@ class StepRecord:
                    pid=f.opt_integer("pid", lo=0), threads=Threads.from_json(threads) if threads else None,
                    output=output, sha256=f.opt_text("sha256"), waveforms=f.opt_integer("waveforms", lo=0),
                    mean_peaks=f.opt_number("mean_peaks"), mean_clusters=f.opt_number("mean_clusters"),
-                   notes=f.opt_texts("notes"), python=f.opt_text("python"), summary=f.opt_mapping("summary"),
+                   threshold=f.opt_number("threshold", lo=0), notes=f.opt_texts("notes"), python=f.opt_text("python"),
+                   summary=f.opt_mapping("summary"),
                    warnings=f.opt_texts("warnings"), evaluate_seconds=f.opt_number("evaluate_seconds", lo=0),
                    exit_code=f.opt_integer("exit_code"), finished=f.opt_text("finished"),
                    seconds=f.opt_number("seconds", lo=0),
