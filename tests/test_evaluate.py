@@ -39,7 +39,7 @@ def test_oracle_scorer_is_perfect_on_windows():
     b = simulate_batch(None, 30, 4)
     p = b.params
     tw, ts, tt = E.truth_peaks(b)
-    cw, cs, _ = D.peak_candidates(b.waveforms_mv, p.finder_threshold_rms)
+    cw, cs, _ = D.peak_candidates(b.waveforms_mv, p.finder_threshold_rms, p.candidate_finder)
     labels, _ = D.match_candidates(cw, cs, tw, ts, tt, p.tolerance_samples, b.waveforms_mv.shape[1])
     calls = iter([labels.astype(float)])
     peaks, det = E.evaluate_peaks(b, lambda X: next(calls), deriv_grid=SMALL_GRID)

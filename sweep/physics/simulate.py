@@ -198,7 +198,7 @@ class SimulationParams:
         1.0, "float", "candidate needs wf[i]-wf[i-1] > this × the waveform's estimated noise rms (0: > 0)"
     )
     candidate_finder: str = _p(
-        "rise", "str", "how peak candidates are found: 'rise' (d[i] > threshold at a local maximum of d: the "
+        "slope", "str", "how peak candidates are found: 'rise' (d[i] > threshold at a local maximum of d: the "
         "steepest point of a rising edge), 'slope' (d[i] rises by more than the threshold over the lowest of the 3 "
         "differences before it: also pulses on an earlier pulse's falling tail; about 2x the candidates) or 'bump' "
         "(IHEP's find_bump: d[i] > d[i+1], with finder_threshold_rms 0 exactly IHEP's rule; several candidates per "
