@@ -342,3 +342,18 @@ def test_sweep_evaluate_keeps_tensorflow_s_start_up_lines_off_the_terminal(tmp_p
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for noise in ("absl::InitializeLog", "oneDNN", "cpu_feature_guard", "rebuild TensorFlow"):
         assert noise not in proc.stderr + proc.stdout, proc.stderr
+
+
+def test_the_working_point_is_the_threshold_that_separates_best_on_calibration_tracks():
+    """The chosen working point is one of the scanned thresholds, the one whose counts separate the
+    calibration pions from the kaons best, and the same calibration tracks give the same choice."""
+    p = SimulationParams()
+    wp = E.choose_working_point(p, rise_scorer, momentum_gev=10.0, cells=20, n_tracks=12, seed=3,
+                                thresholds=(0.5, 0.9, 0.99))
+    seps = wp["separation_by_threshold"]
+    assert set(seps) == {"0.5", "0.9", "0.99"} and wp["threshold"] in (0.5, 0.9, 0.99)
+    assert seps[f"{wp['threshold']:g}"] == max(seps.values())
+    assert wp["option"].startswith("lstm_") and f"@{wp['threshold']:g}" in wp["option"]
+    # seeded: the same calibration tracks give the same choice
+    assert E.choose_working_point(p, rise_scorer, momentum_gev=10.0, cells=20, n_tracks=12, seed=3,
+                                  thresholds=(0.5, 0.9, 0.99)) == wp

@@ -107,25 +107,6 @@ def response_slope(counted: np.ndarray, true: np.ndarray) -> float:
     return float(np.mean((t - t.mean()) * (c - c.mean())) / v) if v > 0 else math.nan
 
 
-def fit_response(counted: np.ndarray, true: np.ndarray) -> tuple[float, float]:
-    """(offset a, slope b) of the least-squares line counted ≈ a + b · true, per cell: a
-    method's response, which :func:`calibrated_counts` inverts."""
-    c, t = np.asarray(counted, dtype=np.float64).ravel(), np.asarray(true, dtype=np.float64).ravel()
-    b = response_slope(c, t)
-    return float(c.mean() - b * t.mean()), b
-
-
-def calibrated_counts(counted: np.ndarray, calibration: dict[str, float]) -> np.ndarray:
-    """Per-cell counts on the true count's scale: (counted − a) / b with the response (a, b)
-    fitted on a calibration sample of its own (:func:`fit_response`). Summed over a track's
-    cells, an estimator that regresses towards the mean (a per-cell MSE optimum) then responds
-    to the track's cluster density with slope ≈ 1; its calibrated resolution is unchanged (an
-    affine map), only what it reports is on the truth's scale."""
-    b = calibration["slope"]
-    return (np.asarray(counted, dtype=np.float64) - calibration["offset"]) / b if b > 1e-9 else \
-        np.full(np.shape(counted), math.nan)
-
-
 def truncated_mean(values: np.ndarray, fraction: float, axis: int = -1) -> np.ndarray:
     """Mean of the lowest ``fraction`` of ``values`` along ``axis`` (at least one value)."""
     v = np.sort(np.asarray(values, dtype=np.float64), axis=axis)
@@ -331,13 +312,6 @@ def choose_working_point(params: SimulationParams, peak_fn: Scorer, *, momentum_
             "tracks": int(n_tracks), "cells": int(cells), "momentum_gev": float(momentum_gev)}
 
 
-def dedx_truncated(chord: np.ndarray, charge: np.ndarray, truncation: float) -> np.ndarray:
-    """Per track: truncated mean (lowest ``truncation`` of the cells) of the charge per cm (the
-    plain form; the track level uses :func:`sweep.physics.tracklevel.dedx_length_truncated`)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return truncated_mean(np.where(chord > 0, charge / chord, 0.0), truncation, axis=1)
-
-
 def _track_dndx(counts: dict[str, np.ndarray], chord: np.ndarray) -> dict[str, np.ndarray]:
     length = chord.sum(axis=1)
     return {k: v.sum(axis=1) / length for k, v in counts.items()}
@@ -360,7 +334,7 @@ def default_choices(lstm_threshold: float, truncation: float = 0.7) -> dict[str,
 
 
 def evaluate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn: Scorer | None,
-                    deriv_params: deriv.DerivParams, *, n_tracks: int, cells: int, momentum_gev: float,
+                    deriv_params: deriv.DerivParams | None, *, n_tracks: int, cells: int, momentum_gev: float,
                     seed: int, lstm_threshold: float = 0.5, truncation: float | None = None,
                     chunk_waveforms: int = 1000, calibration_tracks: int | None = None) -> dict[str, Any]:
     """dN/dx of each counting method against truncated-mean dE/dx for ``n_tracks`` tracks of
@@ -373,7 +347,8 @@ def evaluate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn
     slope β) is fitted (:func:`sweep.physics.tracklevel.density_response`). On the measured tracks:
     resolution = std(dN/dx) / (β × mean true dN/dx), with its statistical error (the spread's and
     β's), the mean calibrated dN/dx over the true one, and dE/dx ÷ dN/dx. The CNN (``lstm_cnn``)
-    sees the LSTM's detections at ``lstm_threshold``, the threshold its training data was made at."""
+    sees the LSTM's detections at ``lstm_threshold``, the threshold its training data was made at;
+    ``deriv_params`` None leaves DERIV out."""
     t0 = time.perf_counter()
     n_cal = int(n_tracks if calibration_tracks is None else calibration_tracks)
     thresholds = tuple(sorted(set(TL.THRESHOLDS) | {float(lstm_threshold)}))
