@@ -13,6 +13,7 @@ import pytest
 
 from sweep.physics import evaluate as E
 from sweep.physics import datasets as D
+from sweep.core.errors import InputError
 from sweep.physics.simulate import SimulationParams, simulate_batch
 from sweep.physics import deriv
 
@@ -190,7 +191,8 @@ def test_separation_power_on_constructed_cases():
     assert E.separation_power(b, a) == E.separation_power(a, b)
     # an affine response (efficiency 0.6, offset) separates exactly as well
     assert E.separation_power(0.6 * a + 3, 0.6 * b + 3) == pytest.approx(E.separation_power(a, b))
-    assert E.separation_power(np.ones(5), np.ones(5)) == math.inf
+    assert math.isnan(E.separation_power(np.zeros(5), np.zeros(5)))  # a count that found nothing: no figure
+    assert E.separation_power(np.zeros(5), np.ones(5)) == math.inf
     # the quoted error matches the spread of the separation over repeated small samples
     rng = np.random.default_rng(1)
     samples = [(rng.normal(10, 1, 50), rng.normal(14, 1, 50)) for _ in range(2000)]
@@ -357,3 +359,22 @@ def test_the_working_point_is_the_threshold_that_separates_best_on_calibration_t
     # seeded: the same calibration tracks give the same choice
     assert E.choose_working_point(p, rise_scorer, momentum_gev=10.0, cells=20, n_tracks=12, seed=3,
                                   thresholds=(0.5, 0.9, 0.99)) == wp
+
+
+def test_a_model_whose_scores_never_reach_the_usual_thresholds_is_scanned_over_its_own_range():
+    """The seed's topology [.., .., 1] with a sigmoid before the output sigmoid caps the scores (a
+    chain's leader topped at 0.74): thresholds above its highest score find nothing (no separation,
+    never 'infinitely good'), and the scan takes the quantiles of its own scores instead."""
+    p = SimulationParams()
+
+    def capped(X):
+        return 0.2 + 0.54 * rise_scorer(X)  # scores in (0.2, 0.74)
+
+    thresholds = E.scan_thresholds(p, capped, seed=3)  # the pilot choose_working_point(seed=3) makes
+    assert max(thresholds) <= 0.74 and 0.5 in thresholds and 0.7 in thresholds and 0.8 not in thresholds
+    assert len([t for t in thresholds if t not in (0.5, 0.7)]) >= 4  # its score quantiles
+    wp = E.choose_working_point(p, capped, momentum_gev=10.0, cells=20, n_tracks=10, seed=3)
+    assert wp["threshold"] in thresholds and all(math.isfinite(v) for v in wp["separation_by_threshold"].values())
+    # forced onto thresholds it never reaches, it says so instead of choosing one
+    with pytest.raises(InputError, match="separate nothing"):
+        E.choose_working_point(p, capped, momentum_gev=10.0, cells=10, n_tracks=4, seed=3, thresholds=(0.8, 0.9))

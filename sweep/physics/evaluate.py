@@ -284,15 +284,42 @@ def simulate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn
             {k: np.concatenate(v).reshape(shape) for k, v in charges.items()})
 
 
+#: quantiles of a peak model's candidate scores added to the thresholds it is scanned at
+SCORE_QUANTILES = (0.5, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995)
+PILOT_WAVEFORMS = 100
+
+
+def scan_thresholds(params: SimulationParams, peak_fn: Scorer, seed: int,
+                    base: Sequence[float] = TL.THRESHOLDS) -> tuple[float, ...]:
+    """The thresholds a peak model's working point is chosen among: ``base`` below its highest
+    score, and the :data:`SCORE_QUANTILES` of its candidates' scores on a pilot simulation of its
+    own (:data:`PILOT_WAVEFORMS` waveforms, 4 significant digits). A model whose scores never reach
+    0.8 (a sigmoid bottleneck before the output caps them) still gets a scan over its own range."""
+    b = simulate_batch(params, PILOT_WAVEFORMS, np.random.default_rng([int(seed), 0x9170]))
+    _, _, scores = score_candidates(peak_fn, b.waveforms_mv, params)
+    if scores.size == 0:
+        return tuple(base)
+    top = float(scores.max())
+    quantiles = {float(f"{q:.4g}") for q in np.quantile(scores, SCORE_QUANTILES)}
+    return tuple(sorted({float(t) for t in base if t <= top} | {q for q in quantiles if 0 < q <= 1}))
+
+
 def choose_working_point(params: SimulationParams, peak_fn: Scorer, *, momentum_gev: float, cells: int,
-                         n_tracks: int, seed: int, thresholds: Sequence[float] = TL.THRESHOLDS) -> dict[str, Any]:
+                         n_tracks: int, seed: int, thresholds: Sequence[float] | None = None) -> dict[str, Any]:
     """The LSTM threshold whose detections separate pions from kaons best, on calibration tracks.
 
     ``n_tracks`` pions and as many kaons of ``momentum_gev`` cross ``cells`` cells (seeds of their
     own); at each of ``thresholds`` the LSTM's detections are counted as peaks and as √t clusters
     (every reference and scale); a threshold's figure is the best π/K separation of those counts.
     Returns ``{"threshold", "separation_by_threshold" {threshold: σ}, "option" (the count that
-    gave it), "tracks", "cells", "momentum_gev"}``."""
+    gave it), "tracks", "cells", "momentum_gev"}``. ``thresholds`` default: :func:`scan_thresholds`.
+
+    Raises:
+        InputError: no threshold's detections separate the calibration tracks (the model finds
+            nothing at any of them).
+    """
+    if thresholds is None:
+        thresholds = scan_thresholds(params, peak_fn, seed)
     cal: dict[str, dict[str, np.ndarray]] = {}
     for j, particle in enumerate(CALIBRATION_PARTICLES):
         c, ch, _ = simulate_tracks(params, peak_fn, None, None, particle=particle, momentum_gev=momentum_gev,
@@ -304,8 +331,11 @@ def choose_working_point(params: SimulationParams, peak_fn: Scorer, *, momentum_
         if thr is None or not key.startswith("lstm_"):
             continue
         sep = separation_power(cal["pion"][key], cal["kaon"][key])
-        if thr not in best or sep > best[thr][0]:
+        if math.isfinite(sep) and (thr not in best or sep > best[thr][0]):
             best[thr] = (sep, key)
+    if not best:
+        raise InputError(f"the peak model's detections separate nothing at any threshold of {list(thresholds)} on "
+                         "the calibration tracks: it finds no peaks there")
     threshold = max(best, key=lambda t: best[t][0])
     return {"threshold": float(threshold), "option": best[threshold][1],
             "separation_by_threshold": {f"{t:g}": s for t, (s, _) in sorted(best.items())},
@@ -351,7 +381,8 @@ def evaluate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn
     ``deriv_params`` None leaves DERIV out."""
     t0 = time.perf_counter()
     n_cal = int(n_tracks if calibration_tracks is None else calibration_tracks)
-    thresholds = tuple(sorted(set(TL.THRESHOLDS) | {float(lstm_threshold)}))
+    scanned = scan_thresholds(params, peak_fn, seed) if peak_fn is not None else TL.THRESHOLDS
+    thresholds = tuple(sorted(set(scanned) | {float(lstm_threshold)}))
     common = dict(cells=cells, momentum_gev=momentum_gev, cnn_threshold=lstm_threshold, thresholds=thresholds,
                   chunk_waveforms=chunk_waveforms)
     cal: dict[str, dict[str, np.ndarray]] = {}
@@ -434,10 +465,13 @@ def evaluate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn
 def separation_power(a: np.ndarray, b: np.ndarray) -> float:
     """|mean(a) − mean(b)| / ((std(a) + std(b)) / 2): how many σ apart two particle species are.
     Invariant under an affine response (a counter with slope ε and an offset separates as well
-    as its calibrated version)."""
+    as its calibrated version). Two constant samples: infinite when their values differ, NaN (no
+    figure: a count that found nothing) when they are equal."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     width = 0.5 * (a.std() + b.std())
-    return float(abs(a.mean() - b.mean()) / width) if width > 0 else math.inf
+    if width > 0:
+        return float(abs(a.mean() - b.mean()) / width)
+    return math.inf if a.mean() != b.mean() else math.nan
 
 
 def separation_error(a: np.ndarray, b: np.ndarray) -> float:

@@ -171,12 +171,15 @@ def choose(calibration: dict[str, dict[str, np.ndarray]], methods: Sequence[str]
     """Each method's option with the largest π/K separation on the calibration tracks.
 
     ``calibration`` maps "pion" and "kaon" to option key → per-track dN/dx. Returns method →
-    chosen option key (methods without options are absent)."""
+    chosen option key; a method is absent when it has no option, or none with a separation (NaN:
+    an option that counted nothing, as a threshold above every score does)."""
     chosen: dict[str, str] = {}
     for method in methods:
-        keys = [k for k in calibration["pion"] if parse_option(k)["method"] == method]
-        if keys:
-            chosen[method] = max(keys, key=lambda k: separation(calibration["pion"][k], calibration["kaon"][k]))
+        seps = {k: separation(calibration["pion"][k], calibration["kaon"][k])
+                for k in calibration["pion"] if parse_option(k)["method"] == method}
+        seps = {k: s for k, s in seps.items() if not math.isnan(s)}
+        if seps:
+            chosen[method] = max(seps, key=seps.get)
     return chosen
 
 
