@@ -48,14 +48,16 @@ def test_roc_points_thinned_and_consistent():
     assert np.trapezoid(roc["tpr"], roc["fpr"]) == pytest.approx(skm.roc_auc_score(y, s), abs=0.01)
 
 
-@pytest.mark.parametrize("levels", [None, 7, 2])  # continuous scores; few distinct (ties); two values
+@pytest.mark.parametrize("levels", [None, 7, 2, 1])  # continuous scores; few distinct (ties); two values; one
 def test_the_roc_curve_and_its_auc_are_scikit_learn_s(levels):
     # sweep draws the curve with NumPy (the job does not import scikit-learn): the same points,
     # ties moving together and collinear points dropped, and the same area
     rng = np.random.default_rng(levels or 3)
     y = rng.integers(0, 2, 2000)
     s = rng.random(2000) * 0.6 + y * 0.4
-    if levels:
+    if levels == 1:  # a model that outputs a constant (a dead relu before its output): AUC 0.5, no crash
+        s = np.full(y.size, 0.7)
+    elif levels:
         s = np.round(s * (levels - 1)) / (levels - 1)
     fpr, tpr, thr = roc_curve(y, s)
     sk_fpr, sk_tpr, sk_thr = skm.roc_curve(y, s)

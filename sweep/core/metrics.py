@@ -69,7 +69,9 @@ def roc_curve(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndar
     fps = 1 + last_of_tie - tps
     if not tps.size or tps[-1] == 0 or fps[-1] == 0:
         raise ValueError("the ROC curve needs labels of both classes")
-    keep = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
+    # one distinct score (a model that outputs a constant) is one point: nothing between ends to drop
+    keep = (np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True]) if tps.size > 1
+            else np.arange(tps.size))
     tps, fps, thresholds = np.r_[0, tps[keep]], np.r_[0, fps[keep]], np.r_[np.inf, score[last_of_tie][keep]]
     return fps / fps[-1], tps / tps[-1], thresholds
 
