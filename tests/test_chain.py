@@ -149,10 +149,11 @@ def test_a_chain_runs_here_then_reruns_only_what_changed(chain_project, capsys):
     assert "lstm_cnn" in ev["clusters"] and ev["tracks"]["n_tracks"] == 6 and ev["separation"]["momenta_gev"] == [3, 10]
     # threshold auto: the working point was chosen on calibration tracks, the data made at it, and the
     # evaluation's CNN fed peaks found at the same threshold
-    from sweep.physics.tracklevel import THRESHOLDS
-
     chosen = stages["simulate"]["threshold"]
-    assert chosen in THRESHOLDS and meta["cluster_input"]["peak_threshold"] == chosen, meta["cluster_input"]
+    sim_step = json.loads((root / "results" / "tiny" / "steps" / f"simulate-{stages['simulate']['inputs_hash']}"
+                           / "step.json").read_text())
+    assert 0 < chosen <= 1 and sim_step["threshold"] == chosen and "working point" in sim_step["notes"][0]
+    assert meta["cluster_input"]["peak_threshold"] == chosen, meta["cluster_input"]
     assert ev["tracks"]["dndx"]["lstm_cnn_input"]["option"] == f"lstm_npeaks@{chosen:g}"
     # the simulation and the evaluation ran as steps: the peak grid's wrapper in processes of their
     # own (as a pool's execute node runs them), whose outputs were moved out of their folders

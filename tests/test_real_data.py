@@ -143,14 +143,18 @@ def test_a_trained_lstm_finds_the_peaks_of_a_file_in_volts(trained, tmp_path, ca
     assert rc == 0
     f1_mv = in_mv["peaks"]["lstm"]["window_natural"]["f1"]
     f1_v = in_v["peaks"]["lstm"]["window_natural"]["f1"]
-    assert f1_mv > 0.5 and f1_v == pytest.approx(f1_mv, abs=0.01)
+    # F1 at 0.5 on every candidate of the default (slope) finder, ~3.6 % of them signal: ~0.49 for
+    # this small model; 0 is what volts gave before
+    assert f1_mv > 0.4 and f1_v == pytest.approx(f1_mv, abs=0.01)
     assert in_v["peaks"]["lstm"]["window_natural"]["auc"] > 0.85
     noise = [line for line in err_v.splitlines() if "warning" in line and "noise rms" in line]
     assert len(noise) == 1 and "volts.root is 0.00" in noise[0] and "against 1.1" in noise[0], err_v
     assert "--amplitude-scale" in noise[0] and in_v["warnings"] == noise
     rc, err, in_unit = _evaluate(tmp_path, capsys, model, _toy(tmp_path, "volts.root"), "--amplitude-unit", "V")
     assert rc == 0 and "warning" not in err and in_unit["warnings"] == []
-    assert in_unit["peaks"]["lstm"]["window_natural"]["f1"] == pytest.approx(f1_v, abs=1e-6)
+    # the same within float32 rounding: with the volts scaled × 1000 the slope finder's candidates differ
+    # by a few windows of thousands (F1 0.48636 against 0.48643; the rise finder's came out bit-equal)
+    assert in_unit["peaks"]["lstm"]["window_natural"]["f1"] == pytest.approx(f1_v, abs=1e-3)
 
 
 @pytest.mark.training
