@@ -146,3 +146,16 @@ def test_clusterization_references_on_a_constructed_chain():
         clusterize.count_clusters_single(times, reference="largest")
     with pytest.raises(ValueError, match="reference"):
         clusterize.count_clusters_single(times, reference="nearest")
+
+
+@pytest.mark.parametrize("reference", ["previous", "first", "largest"])
+def test_every_scale_in_one_pass_equals_one_scale_at_a_time(reference):
+    rng = np.random.default_rng(5)
+    wf = rng.integers(0, 30, 1500)
+    t = 100.0 + rng.uniform(0, 300, 1500)
+    a = rng.exponential(10.0, 1500)
+    scales = (0.15, 0.26, 0.5)
+    many = clusterize.count_clusters_scales(31, wf, t, scales, 100.0, reference, a)
+    assert many.shape == (3, 31)
+    for k, row in zip(scales, many, strict=True):
+        assert row.tolist() == clusterize.count_clusters(31, wf, t, k, 100.0, reference, a).tolist()

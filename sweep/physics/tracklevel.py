@@ -103,9 +103,9 @@ def count_options(n_waveforms: int, method: str, wf: np.ndarray, sample: np.ndar
         out[option_key(f"{method}_npeaks", thr)] = np.bincount(w, minlength=n_waveforms).astype(np.float64)
         t = s * params.dt_ns
         for ref in clusterize.REFERENCES:
-            for k in SCALES:
-                out[option_key(f"{method}_sqrt_t", thr, ref, k)] = clusterize.count_clusters(
-                    n_waveforms, w, t, k, params.t0_ns, ref, a).astype(np.float64)
+            counts = clusterize.count_clusters_scales(n_waveforms, w, t, SCALES, params.t0_ns, ref, a)
+            for k, c in zip(SCALES, counts, strict=True):
+                out[option_key(f"{method}_sqrt_t", thr, ref, k)] = c.astype(np.float64)
     return out
 
 
