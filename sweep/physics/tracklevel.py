@@ -3,7 +3,8 @@
 A track crosses ``cells`` cells; each counting method gives a count per cell, the track's dN/dx
 is Σ counts / Σ chords. Every free choice of a method is an *option* here, counted side by side:
 
-* the LSTM's working point: its threshold, from :data:`THRESHOLDS` (the literature cuts at
+* the LSTM's working point: its threshold, from :data:`THRESHOLDS` and the quantiles of the
+  model's own scores (:func:`sweep.physics.evaluate.scan_thresholds`; the literature cuts at
   0.95–0.96 on the natural mix of candidates, where only a few % are signal; a classifier trained
   on balanced windows and cut at 0.5 there has a purity of ~0.77);
 * what is counted from the detected peaks: the peaks themselves (after non-maximum suppression
@@ -43,7 +44,8 @@ from . import clusterize
 from . import datasets as D
 from .simulate import SimulationParams, drift_time_ns, pulse_response
 
-#: the LSTM thresholds counted side by side (the working point is chosen among them)
+#: the LSTM thresholds counted side by side, with the model's own score quantiles
+#: (sweep.physics.evaluate.scan_thresholds): the working point is chosen among them
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99)
 #: √t clusterization scales (ns^½) tried; 0.26 is one electron's diffusion spread, the
 #: beam-test analysis tunes 0.24–0.25
