@@ -207,7 +207,7 @@ def test_pi_k_separation_of_true_counts():
     p = SimulationParams()
     choices = E.default_choices(0.5, 0.7)
     r = E.evaluate_separation(p, None, None, deriv.DerivParams(n1=8, n2=0, n3=0.5, n4=0.5), momenta_gev=[3.0],
-                              n_tracks=60, cells=50, seed=4, choices=choices)
+                              n_tracks=40, cells=50, seed=4, choices=choices)
     assert r["momenta_gev"] == [3.0] and r["particles"] == ["pion", "kaon"]
     truth = r["dndx"]["truth"][0]
     assert 2.8 < truth < 5.5 and 0.2 < r["dndx_err"]["truth"][0] < 1.0
@@ -215,7 +215,7 @@ def test_pi_k_separation_of_true_counts():
     assert set(r["dndx"]) >= {"truth", "deriv_sqrt_t", "truth_peaks_sqrt_t"}
     # seeded by the momentum's value: the same tracks whatever else is in the list
     r2 = E.evaluate_separation(p, None, None, deriv.DerivParams(n1=8, n2=0, n3=0.5, n4=0.5), momenta_gev=[50.0, 3.0],
-                               n_tracks=60, cells=50, seed=4, choices=choices)
+                               n_tracks=40, cells=50, seed=4, choices=choices)
     assert r2["dndx"]["truth"][1] == truth and r2["dedx"][1] == r["dedx"][0]
     with pytest.raises(ValueError, match="distinct"):
         E.evaluate_separation(p, None, None, deriv.DerivParams(), momenta_gev=[3.0, 3.0], n_tracks=5, cells=2,

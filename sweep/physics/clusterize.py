@@ -42,6 +42,9 @@ def _sorted_peaks(peak_wf, peak_time_ns, reference: str, amplitude) -> tuple[np.
         amp = np.asarray(amplitude, dtype=np.float64).ravel()
         if amp.size != t.size:
             raise ValueError(f"amplitude has {amp.size} entries, peak_time_ns {t.size}")
+    step = np.diff(wf)
+    if np.all((step > 0) | ((step == 0) & (np.diff(t) >= 0))):  # finders give them sorted already
+        return wf, t, amp
     order = np.lexsort((t, wf))
     return wf[order], t[order], amp[order]
 
