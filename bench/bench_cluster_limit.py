@@ -127,8 +127,8 @@ def main() -> None:
           f"{'dE/dx÷dN/dx':>12s} {'π/K σ':>13s} {'sep÷dE/dx':>10s} {'cand./wf':>9s}")
     for source in sources:
         methods = ["truth"] if source == "truth" else [f"{source}_npeaks", f"{source}_sqrt_t"]
-        chosen = TL.choose(cal, methods, separation_power)
-        key = max(chosen.values(), key=lambda k: separation_power(cal["pion"][k], cal["kaon"][k]))
+        chosen, separations = TL.choose(cal, methods, separation_power)
+        key = max(chosen.values(), key=lambda k: separations[TL.parse_option(k)["method"]][k])
         resp = TL.density_response([(cal[sp][key], cal[sp]["truth"]) for sp in SPECIES])
         m_pi, m_k = dndx("pion", "measured", key), dndx("kaon", "measured", key)
         t_pi = dndx("pion", "measured", "truth")

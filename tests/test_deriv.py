@@ -122,12 +122,15 @@ def _clusters_by_loop(times, amps, k, t0, reference):
     return n
 
 
+def _random_peaks(seed: int, n: int, waveforms: int):
+    """n peaks spread over `waveforms` waveforms: (waveform, time 100-400 ns, amplitude)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, waveforms, n), 100.0 + rng.uniform(0, 300, n), rng.exponential(10.0, n)
+
+
 @pytest.mark.parametrize("reference", ["previous", "first", "largest"])
 def test_clusterization_references_equal_the_plain_loop(reference):
-    rng = np.random.default_rng(3)
-    wf = rng.integers(0, 40, 2000)
-    t = 100.0 + rng.uniform(0, 300, 2000)
-    a = rng.exponential(10.0, 2000)
+    wf, t, a = _random_peaks(3, 2000, 40)
     got = clusterize.count_clusters(41, wf, t, 0.4, 100.0, reference, a)
     want = [_clusters_by_loop(t[wf == i], a[wf == i], 0.4, 100.0, reference) for i in range(41)]
     assert got.tolist() == want and got[40] == 0
@@ -150,10 +153,7 @@ def test_clusterization_references_on_a_constructed_chain():
 
 @pytest.mark.parametrize("reference", ["previous", "first", "largest"])
 def test_every_scale_in_one_pass_equals_one_scale_at_a_time(reference):
-    rng = np.random.default_rng(5)
-    wf = rng.integers(0, 30, 1500)
-    t = 100.0 + rng.uniform(0, 300, 1500)
-    a = rng.exponential(10.0, 1500)
+    wf, t, a = _random_peaks(5, 1500, 30)
     scales = (0.15, 0.26, 0.5)
     many = clusterize.count_clusters_scales(31, wf, t, scales, 100.0, reference, a)
     assert many.shape == (3, 31)

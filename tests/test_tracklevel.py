@@ -69,7 +69,9 @@ def test_options_are_named_and_the_best_separating_one_is_chosen():
     def separation(x, y):
         return abs(x.mean() - y.mean()) / (0.5 * (x.std() + y.std()))
 
-    assert TL.choose({"pion": pion, "kaon": kaon}, ["a", "b", "c"], separation) == {"a": "a@0.9", "b": "b"}
+    chosen, separations = TL.choose({"pion": pion, "kaon": kaon}, ["a", "b", "c"], separation)
+    assert chosen == {"a": "a@0.9", "b": "b"}
+    assert set(separations["a"]) == {"a@0.5", "a@0.9"} and separations["c"] == {}
 
 
 def test_count_options_cover_every_threshold_reference_and_scale():

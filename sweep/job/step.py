@@ -27,6 +27,7 @@ import yaml
 
 from ..core.errors import InputError, SweepError
 from ..core.names import CHAIN_STEPS, STEP_DATASET
+from ..core.pipeline import AUTO
 from ..fsutil import file_digest
 from ..records.evaluation import EVALUATION
 from ..records.runinfo import Threads
@@ -127,7 +128,7 @@ def _simulate(config: dict, out_dir: Path, record: StepRecord) -> None:
     path = out_dir / STEP_DATASET
     model = _model(config, "peak_model", out_dir)
     threshold, notes = s["threshold"], []
-    if threshold == "auto":  # the working point, chosen on calibration tracks of its own
+    if threshold == AUTO:  # the working point, chosen on calibration tracks of its own
         from ..physics.datasets import WINDOW_LENGTH
         from ..physics.evaluate import choose_working_point
         from ..physics.scorers import load_model_fn

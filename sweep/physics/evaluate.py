@@ -394,13 +394,12 @@ def evaluate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn
         cal[particle] = _track_dndx(c, ch)
         cal_true[particle] = cal[particle]["truth"]
         cal_dedx[particle] = {f: TL.dedx_length_truncated(ch, q["waveform"], f) for f in TL.TRUNCATIONS}
-    chosen = TL.choose(cal, TRACK_METHODS, separation_power)
+    chosen, separations = TL.choose(cal, TRACK_METHODS, separation_power)
     own_peaks = TL.option_key("lstm_npeaks", float(lstm_threshold))
     if "lstm_cnn" in chosen and own_peaks in cal["pion"]:
         # what the CNN must beat to earn its place: a calibrated count of its own input peaks
         chosen[CNN_INPUT] = own_peaks
-    scan = {m: {k: separation_power(cal["pion"][k], cal["kaon"][k]) for k in cal["pion"]
-                if TL.parse_option(k)["method"] == TL.parse_option(chosen[m])["method"]} for m in chosen}
+    scan = {m: separations[TL.parse_option(key)["method"]] for m, key in chosen.items()}
     trunc_scan = {f: separation_power(cal_dedx["pion"][f], cal_dedx["kaon"][f]) for f in TL.TRUNCATIONS}
     trunc = float(truncation) if truncation is not None else max(trunc_scan, key=trunc_scan.get)
     responses = {m: TL.density_response([(cal[sp][k], cal_true[sp]) for sp in CALIBRATION_PARTICLES])

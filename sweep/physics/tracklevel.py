@@ -169,20 +169,24 @@ def density_response(groups: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[st
 
 
 def choose(calibration: dict[str, dict[str, np.ndarray]], methods: Sequence[str],
-           separation: Callable[[np.ndarray, np.ndarray], float]) -> dict[str, str]:
+           separation: Callable[[np.ndarray, np.ndarray], float]) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
     """Each method's option with the largest π/K separation on the calibration tracks.
 
-    ``calibration`` maps "pion" and "kaon" to option key → per-track dN/dx. Returns method →
-    chosen option key; a method is absent when it has no option, or none with a separation (NaN:
-    an option that counted nothing, as a threshold above every score does)."""
+    ``calibration`` maps "pion" and "kaon" to option key → per-track dN/dx. Returns ``(chosen,
+    separations)``: method → chosen option key, and method → option key → its separation (every
+    option of the method, NaN included). A method is absent from ``chosen`` when it has no option,
+    or none with a separation (NaN: an option that counted nothing, as a threshold above every
+    score does)."""
     chosen: dict[str, str] = {}
+    separations: dict[str, dict[str, float]] = {}
     for method in methods:
         seps = {k: separation(calibration["pion"][k], calibration["kaon"][k])
                 for k in calibration["pion"] if parse_option(k)["method"] == method}
-        seps = {k: s for k, s in seps.items() if not math.isnan(s)}
-        if seps:
-            chosen[method] = max(seps, key=seps.get)
-    return chosen
+        separations[method] = seps
+        valid = {k: s for k, s in seps.items() if not math.isnan(s)}
+        if valid:
+            chosen[method] = max(valid, key=valid.get)
+    return chosen, separations
 
 
 #: the methods that are reconstructions (the others use the simulation's truth)
