@@ -274,9 +274,15 @@ def test_a_local_driver_killed_with_sigkill_resumes_without_losing_or_redoing_a_
     others = out.count("abandoned (the driver stopped while sampling it)") + out.count("resumed (nothing had been")
     assert 1 <= restarted + told and restarted <= len(orphans), out
     assert restarted + told + others <= len(left_running), (left_running, out)
-    trials = trials_of(tmp_path, "killed")
-    assert sum(t.state is TrialState.COMPLETE for t in trials) == 5 and len(trials) == 5  # none lost
-    assert all(trials[n].user_attrs["run_id"] == r and trials[n].state is TrialState.COMPLETE
+    every = trials_of(tmp_path, "killed")
+    # a kill inside study.ask leaves a trial without all its parameters: abandoned, not counted
+    abandoned = [t for t in every if t.user_attrs.get("abandoned")]
+    assert all(t.state is TrialState.FAIL and "run_id" not in t.user_attrs for t in abandoned), abandoned
+    assert len(abandoned) == out.count("abandoned (the driver stopped while sampling it)") <= 1, out
+    trials = [t for t in every if not t.user_attrs.get("abandoned")]
+    assert sum(t.state is TrialState.COMPLETE for t in trials) == 5 and len(trials) == 5, \
+        "; ".join(f"{t.number} {t.state.name} {t.user_attrs}" for t in every)  # none lost
+    assert all(every[n].user_attrs["run_id"] == r and every[n].state is TrialState.COMPLETE
                for n, r in finished_before.items())
     for run_id in finished_before.values():  # finished before the kill: not trained again
         stdout = (tmp_path / "results" / "killed" / run_id / "stdout.txt").read_text()

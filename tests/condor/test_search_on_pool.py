@@ -84,12 +84,17 @@ def test_a_search_prunes_through_chirp_and_survives_its_driver_killed(project, c
     assert log.count("starting (pid") == 2, log  # started, killed, started again
     assert "finished: " in log
 
-    trials = study_trials(project, sweep)
-    states = [t.state for t in trials]
+    every = study_trials(project, sweep)
+    # a kill that lands inside study.ask leaves a trial without all its parameters: abandoned by the
+    # restarted driver (FAIL, nothing started for it) and not counted against search.trials
+    abandoned = [t for t in every if t.user_attrs.get("abandoned")]
+    assert all(t.state is TrialState.FAIL and "run_id" not in t.user_attrs for t in abandoned), abandoned
+    assert len(abandoned) <= 1 and (not abandoned or "abandoned (the driver stopped while sampling it)" in log), log
+    trials = [t for t in every if not t.user_attrs.get("abandoned")]
     # lost: none (every trial ended; those finished before the kill kept their state)
-    assert len(trials) == 6 and all(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states), \
-        [(t.number, t.state, t.user_attrs) for t in trials]
-    assert all(trials[n].state == s for n, s in before.items() if s.is_finished())
+    assert len(trials) == 6 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials), \
+        "; ".join(f"{t.number} {t.state.name} {t.user_attrs}" for t in every) + "\n" + log
+    assert all(every[n].state == s for n, s in before.items() if s.is_finished())
     # doubled: none (each run's job ran once; a trial that sampled a point already trained reused it)
     runs = attempts_by_run(read_event_log(project / "results" / sweep / "events.log"))
     jobs_of = {t.user_attrs["run_id"]: t for t in trials if not t.user_attrs.get("reused")}
