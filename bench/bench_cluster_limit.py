@@ -1,7 +1,7 @@
 """The floors: how far can dN/dx beat dE/dx in this simulator, with perfect peak finding of each kind?
 
     python bench/bench_cluster_limit.py [--tracks 500] [--cells 100] [--momentum 10]
-        [--finders rise,slope,bump,bump0] [--params FILE.yaml] [--preset NAME] [--smoke]
+        [--finders rise,slope,bump,bump0,d2] [--params FILE.yaml] [--preset NAME] [--smoke]
 
 For pions and kaons of one momentum crossing ``--cells`` cells (the simulator's defaults: round
 1.5 cm tubes at random impact parameters, Fischle's cluster sizes with the δ tail to 300), every
@@ -11,7 +11,8 @@ source of peak times is counted exactly as `sweep evaluate` counts (sweep.physic
 * ``every true peak``: each distinct true electron peak (what a perfect peak finder could give);
 * ``perfect <finder>``: a perfect classifier of a candidate finder's candidates (the floor of an
   LSTM on that finder: it can only keep or drop what the finder proposes); ``bump0`` is IHEP's
-  ``find_bump`` without a threshold, ``bump`` the same with the 1 σ threshold on the rise;
+  ``find_bump`` without a threshold, ``bump`` the same with the 1 σ threshold on the rise, ``d2``
+  the bends of the second difference (the Bari/Lecce DERIV algorithm's peak condition);
 
 each as a peak count and as √t clusters (every reference and scale), the option chosen by the π/K
 separation on *calibration* tracks (seeds of their own), then measured on other tracks: the π/K
@@ -78,7 +79,7 @@ def main() -> None:
     ap.add_argument("--tracks", type=int, default=500, help="tracks per species, for calibration and again to measure")
     ap.add_argument("--cells", type=int, default=100)
     ap.add_argument("--momentum", type=float, default=10.0)
-    ap.add_argument("--finders", default="rise,slope,bump,bump0")
+    ap.add_argument("--finders", default="rise,slope,bump,bump0,d2")
     ap.add_argument("--params", type=Path, help="a YAML mapping of simulation parameters")
     ap.add_argument("--preset", choices=sorted(S.ELECTRONICS_PRESETS), help="an electronics preset")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes that run in seconds (CI: the script still works)")

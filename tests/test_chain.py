@@ -44,11 +44,12 @@ def cluster_grid(root: Path, rates: tuple[float, ...] = RATES) -> Path:
     return path
 
 
-def pipeline(root: Path, name: str = "tiny", extra: str = "", rates: tuple[float, ...] = RATES) -> Path:
+def pipeline(root: Path, name: str = "tiny", extra: str = "", rates: tuple[float, ...] = RATES,
+             peaks_extra: str = "") -> Path:
     peak_grid(root, rates=rates)
     cluster_grid(root, rates=rates)
     path = root / "chain.yaml"
-    path.write_text(f"chain: {name}\npeaks: {{grid: grids/l.yaml}}\nsimulate: {{waveforms: 200, seed: 5, "
+    path.write_text(f"chain: {name}\npeaks: {{grid: grids/l.yaml{peaks_extra}}}\nsimulate: {{waveforms: 200, seed: 5, "
                     "calibration_tracks: 10}\n"
                     "clusters: {grid: grids/c.yaml, leader: mae}\n"
                     "evaluate: {waveforms: 60, tracks: 6, cells: 10, separation_momenta: [3, 10], "
@@ -85,6 +86,15 @@ def chain_project(tmp_path, small_dataset):
     ("chain: t\npeaks:\nsimulate: {waveforms: 100}\nclusters: {grid: grids/c.yaml}\n", ":2:7: peaks:",
      "expected a mapping with grid (the lstm grid or search grid of this stage) and optionally leader, got nothing"),
     (_BOMB + f"chain: *{_TOP}\n", ":6:10:", "an alias bomb?"),
+    ("chain: t\npeaks: {grid: grids/l.yaml, shortlist: 3}\n", ":2:40: peaks.shortlist:",
+     "a shortlist is what leader: separation chooses among; peaks.leader is not given"),
+    ("chain: t\npeaks: {grid: grids/l.yaml, leader: separation, shortlist: 1}\n", ":2:60: peaks.shortlist:",
+     "expected an integer from 2 to 10, got 1"),
+    ("chain: t\nclusters: {grid: grids/c.yaml, leader: separation}\n", ":2:40: clusters.leader:",
+     "expected a metric the cnn jobs write"),
+    ("chain: t\npeaks: {grid: grids/l.yaml, leader: separation}\nsimulate: {waveforms: 100, threshold: 0.9}\n",
+     ":3:39: simulate.threshold:", ("chooses the leader and its working point together on calibration tracks: "
+                                    "expected 'auto', got 0.9")),
 ])
 def test_a_pipeline_file_s_errors_name_file_line_and_key(tmp_path, text, where, message):
     peak_grid(tmp_path)
@@ -103,6 +113,12 @@ def test_a_pipeline_is_validated_with_its_grids_and_is_not_a_grid(chain_project,
     out = capsys.readouterr().out
     assert "valid; chain 'tiny': peaks grids/l.yaml (sweep tiny-lstm, lstm, 2 configurations, leader by f1)" in out
     assert "clusters grids/c.yaml (sweep tiny-cnn, cnn, 2 configurations, leader by mae)" in out
+    spec = load_pipeline(pipeline(chain_project, peaks_extra=", leader: separation"), chain_project,
+                         checks=_grid_checks())
+    assert spec.peaks.leader == "separation" and spec.peaks.shortlist == 3 and spec.clusters.shortlist is None
+    assert main(["--root", str(chain_project), "validate", str(path)]) == 0
+    assert "leader by π/K separation among the best 3 by natural_f1)" in capsys.readouterr().out
+    path = pipeline(chain_project)
     (chain_project / "grids" / "c.yaml").write_text((chain_project / "grids" / "c.yaml").read_text()
                                                     .replace("ranking: [mae]", "ranking: [mea]"))
     assert main(["--root", str(chain_project), "validate", str(path)]) == 2
@@ -178,18 +194,42 @@ def test_a_chain_runs_here_then_reruns_only_what_changed(chain_project, capsys):
     assert (root / "results" / "tiny" / "evaluation" / "evaluation.json").stat().st_mtime_ns == ev_mtime
     assert _record(root)["stages"]["peaks"]["changed"] is False
 
-    # the peak grid changes: a new leader, hence a new dataset, new clusterizer runs, a new evaluation
-    peak_grid(root, epochs=2, rates=(0.003,))
+    # the peak grid changes (two runs now) and its leader is the one whose peaks separate π from K
+    # best on calibration tracks: a new leader, hence a new dataset, new clusterizer runs, a new evaluation
+    peak_grid(root, epochs=2, rates=(0.003, 0.001))
+    path.write_text(path.read_text().replace("peaks: {grid: grids/l.yaml}",
+                                             "peaks: {grid: grids/l.yaml, leader: separation, shortlist: 2}"))
     assert main(args) == 0
     out = capsys.readouterr().out
     again = _record(root)["stages"]
     assert again["peaks"]["changed"] is True and again["peaks"]["leader"]["run_id"] != peaks["run_id"]
     assert again["simulate"]["skipped"] is False and again["simulate"]["sha256"] != stages["simulate"]["sha256"]
-    assert "1 to submit" in out and again["clusters"]["leader"]["sha256"] != clusters["sha256"]
+    assert "2 to submit" in out and again["clusters"]["leader"]["sha256"] != clusters["sha256"]
     assert again["evaluate"]["skipped"] is False
+    # chosen in a step job among both runs (best natural F1 first), each counted on the same calibration
+    # tracks; its working point chosen with it is the one the clusterizer's data was made at
+    chosen = again["peaks"]
+    assert chosen["leader"]["metric"] == "separation" and len(chosen["shortlist"]) == 2
+    select = json.loads((root / "results" / "tiny" / "steps" / f"select-{chosen['inputs_hash']}" / "step.json")
+                        .read_text())
+    assert select["status"] == "done" and select["pid"] != os.getpid() and len(select["separations"]) == 2
+    seps = [-1 if v is None else v for v in select["separations"]]
+    assert chosen["shortlist"][select["chosen"]] == chosen["leader"]["run_id"] and \
+        seps[select["chosen"]] == max(seps) == chosen["leader"]["value"]
+    assert 0 < chosen["threshold"] <= 1 and again["simulate"]["threshold"] == chosen["threshold"] == select["threshold"]
+    for k in (1, 2):  # the shortlist, kept with its training records
+        assert (root / "results" / "tiny" / f"peaks-shortlist-{k}.keras").is_file()
+        assert (root / "results" / "tiny" / f"peaks-shortlist-{k}.json").is_file()
+    assert "peak leader: shortlisted model" in out and "(chosen with the leader)" in out
     # one folder per stage: the earlier inputs' steps were cleared when the new ones ran
     assert sorted(p.name for p in (root / "results" / "tiny" / "steps").iterdir()) == \
-        sorted(f"{s}-{again[s]['inputs_hash']}" for s in ("simulate", "evaluate"))
+        sorted([f"{s}-{again[s]['inputs_hash']}" for s in ("simulate", "evaluate")]
+               + [f"select-{chosen['inputs_hash']}"])
+    # and again: the choice is not made twice
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "the choice among its shortlist is unchanged" in out and "stage evaluate: unchanged" in out
+    assert _record(root)["stages"]["peaks"]["leader"] == chosen["leader"]
     assert (root / "results" / "tiny" / "evaluation" / "evaluation.json").stat().st_mtime_ns != ev_mtime
 
     # status, collect and the report know the chain

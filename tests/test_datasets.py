@@ -495,6 +495,29 @@ def test_a_peak_model_scoring_another_finder_s_candidates_is_warned(tmp_path):
     assert not check_model(model, "peak model", 1 / 1.2, "x", normalization=D.WINDOW_NORMALIZATION, finder="rise")
 
 
+def test_the_d2_finder_fires_once_where_each_rise_bends_over():
+    """DERIV's peak condition as a candidate finder: c[i] = 2 wf[i] - wf[i-1] - wf[i+1] (minus the
+    second difference) at its local maxima, on a rise, above the threshold: a candidate where a pulse
+    bends over, checked against a plain loop over the rule on noisy waveforms."""
+    w = np.zeros((1, 40))
+    w[0, 10:] = np.cumsum([1, 3, 4, 2, 1] + [0] * 25)  # rises 1 3 4 2 1 0 ...: c = -2 -1 2 1 1 0 ...
+    assert D.find_candidates(w, 0.0, "d2")[1].tolist() == [12, 14]  # it bends over at 12, flattens at 14
+    assert D.find_candidates(w, 1.0, "d2")[1].tolist() == [12]  # strict: c > thr
+    assert D.find_candidates(w, 2.0, "d2")[1].size == 0
+    assert D.find_candidates(-w, 0.0, "d2")[1].size == 0  # a falling edge bends too, but is not a rise
+    rng = np.random.default_rng(7)
+    noisy = np.tile(w, (50, 1)) + rng.normal(0, 0.4, (50, 40))
+    d = np.diff(noisy, axis=1)
+    expect = []
+    for b in range(50):
+        for i in range(D.WINDOW_BEFORE, 40 - D.WINDOW_AFTER):
+            c = [d[b, k - 1] - d[b, k] if k <= 38 else -np.inf for k in (i - 1, i, i + 1)]
+            if c[1] > 0.5 and d[b, i - 1] > 0 and c[1] >= c[0] and c[1] > c[2]:
+                expect.append((b, i))
+    got = list(zip(*(a.tolist() for a in D.find_candidates(noisy, 0.5, "d2")), strict=True))
+    assert got == expect and len(got) > 50
+
+
 def test_the_bump_finder_is_ihep_s_rule_and_suppression_keeps_one_per_pulse():
     # d = wf[i] - wf[i-1]: 0 0 1 3 4 2 1 0 ...; IHEP's find_bump fires where d[i] > d[i+1] (the rise slows down)
     w = np.zeros((1, 40))

@@ -708,7 +708,8 @@ def test_the_pipeline_and_site_reference_have_every_key():
 
     page = DOCS / "reference" / "pipeline.md"
     chain = {code_of(r[0])[0] for r in table_rows(section(page, "Pipeline file"), "key")}
-    expected = set(pipeline.PIPELINE_KEYS) | {f"{s}.{k}" for s in ("peaks", "clusters") for k in pipeline.STAGE_KEYS}
+    expected = set(pipeline.PIPELINE_KEYS) | {f"peaks.{k}" for k in pipeline.PEAKS_KEYS}
+    expected |= {f"clusters.{k}" for k in pipeline.STAGE_KEYS}
     expected |= {f"simulate.{k}" for k in pipeline.SIMULATE_KEYS} | {f"evaluate.{k}" for k in pipeline.EVALUATE_KEYS}
     assert chain == expected, chain ^ expected
     defaults = {code_of(r[0])[0]: r[2] for r in table_rows(section(page, "Pipeline file"), "key")}

@@ -361,6 +361,31 @@ def test_the_working_point_is_the_threshold_that_separates_best_on_calibration_t
                                   thresholds=(0.5, 0.9, 0.99)) == wp
 
 
+def test_the_peak_leader_by_separation_is_the_shortlisted_model_that_separates_best():
+    """peaks.leader: separation. Each shortlisted model's working point is chosen on the same
+    calibration tracks; the leader is the one whose best count separates pions from kaons most: a
+    classifier of the rise beats one that scores at random, and one that finds nothing cannot lead."""
+    p = SimulationParams()
+
+    def random_scores(X):
+        return np.random.default_rng(len(X)).random(len(X))
+
+    def nothing(X):
+        return np.zeros(len(X))
+
+    kw = dict(momentum_gev=10.0, cells=40, n_tracks=30, seed=3)
+    choice = E.choose_peak_leader(p, [random_scores, nothing, rise_scorer], **kw)
+    seps = choice["separations"]
+    assert choice["chosen"] == 2 and math.isnan(seps[1]) and choice["working_points"][1] is None
+    assert seps[2] > seps[0] + 1.0, seps
+    # the leader's working point is the one choose_working_point gives it alone, on the same tracks
+    alone = E.choose_working_point(p, rise_scorer, **kw)
+    assert choice["working_points"][2] == alone and choice["threshold"] == alone["threshold"]
+    assert choice["option"] == alone["option"]
+    with pytest.raises(InputError, match="none of the 2 shortlisted peak models separates"):
+        E.choose_peak_leader(p, [nothing, nothing], **kw)
+
+
 def test_a_model_whose_scores_never_reach_the_usual_thresholds_is_scanned_over_its_own_range():
     """The seed's topology [.., .., 1] with a sigmoid before the output sigmoid caps the scores (a
     chain's leader topped at 0.74): thresholds above its highest score find nothing (no separation,

@@ -31,7 +31,7 @@ from ..core.errors import SweepError, printable
 from ..core.grid import load_grid
 from ..core.gridspec import GridChecks, GridSpec
 from ..core.names import SweepPaths
-from ..core.pipeline import AUTO, FROM_SIMULATE, STAGES, PipelineSpec
+from ..core.pipeline import AUTO, FROM_SIMULATE, SEPARATION, SHORTLIST_METRIC, STAGES, PipelineSpec
 from ..core.render import relative_to_root
 from ..fsutil import atomic_write_text, file_digest
 from ..records.chain import CHAIN_RECORD, ChainRecord, Leader, StageEntry, read_chain, save_chain
@@ -124,10 +124,14 @@ def run_stages(ctx: ChainContext) -> ChainRecord:
     try:
         peak_grid = load_grid(ctx.spec.peaks.grid, ctx.root, checks=ctx.checks)  # its model and name: checked
         ctx.log(f"stage peaks: sweep {peak_grid.name} ({ctx.spec.peaks.grid_text})")
-        peaks = _grid_stage(ctx, record, "peaks", peak_grid, ctx.spec.peaks.grid, ctx.spec.peaks.leader)
+        peaks = _grid_stage(ctx, record, "peaks", peak_grid, ctx.spec.peaks.grid, ctx.spec.peaks.leader,
+                            shortlist=ctx.spec.peaks.shortlist, steps=lambda: ctx.steps([peak_grid]))
+        # leader: separation chose the working point with the leader
+        working_point = record.stages["peaks"].threshold if ctx.spec.peaks.shortlist else None
         # the simulation runs where and how the peak grid's jobs run; it asks for what both grids' do
         plain_cluster_grid = load_grid(ctx.spec.clusters.grid, ctx.root, checks=ctx.checks)
-        data = _simulate_stage(ctx, record, peaks, peak_grid, ctx.steps([peak_grid, plain_cluster_grid]))
+        data = _simulate_stage(ctx, record, peaks, peak_grid, ctx.steps([peak_grid, plain_cluster_grid]),
+                               working_point)
         cluster_grid_path = write_clusters_grid(ctx, data)
         cluster_grid = load_grid(cluster_grid_path, ctx.root, checks=ctx.checks)
         ctx.log(f"stage clusters: sweep {cluster_grid.name} on {data['path']}")
@@ -143,9 +147,12 @@ def run_stages(ctx: ChainContext) -> ChainRecord:
 
 
 def _grid_stage(ctx: ChainContext, record: ChainRecord, stage: str, grid: GridSpec, grid_path: Path,
-                leader_metric: str | None) -> Leader:
+                leader_metric: str | None, *, shortlist: int | None = None,
+                steps: Callable[[], StepExecutor] | None = None) -> Leader:
     """Run the stage's sweep to its end, then keep its leader as results/<chain>/<stage>-leader.keras
-    (with its training record beside it: later stages check what it was trained on)."""
+    (with its training record beside it: later stages check what it was trained on). With a
+    ``shortlist`` (peaks.leader: separation) the leader is chosen among the best runs by π/K
+    separation, in a step job run by ``steps()`` (:func:`_choose_by_separation`)."""
     from ..collect.gather import collect
     from ..collect.leaderboard import best_runs
 
@@ -157,41 +164,133 @@ def _grid_stage(ctx: ChainContext, record: ChainRecord, stage: str, grid: GridSp
     # the leader comes from the grid as it is now: runs of an earlier version of it still rank in
     # its leaderboard, but an edited stage must lead with what it trains now
     board.table = board.table[~board.table["run_id"].isin(board.outside_grid)]
-    chosen = best_runs(board, 1, leader_metric)
+    chosen = best_runs(board, shortlist or 1, SHORTLIST_METRIC if shortlist else leader_metric)
     if not chosen:
         _save(ctx, record, stage, StageEntry(state="failed", sweep=grid.name, reason="no valid run"))
         raise ChainError(f"stage {stage}: sweep {grid.name} has no valid run to lead the next stage "
                          f"({len(board.problems)} without a result); see `sweep collect {grid.name}`")
-    run_id = chosen[0][1]
-    row = board.table[board.table["run_id"] == run_id].iloc[0].to_dict()
-    metric = leader_metric or board.ranking[0][0]
-    source = board.results_dir / run_id / names.MODEL
+    extra: dict[str, Any] = {}
+    if shortlist:
+        assert steps is not None, "a shortlist is chosen among in a step job"
+        index, metric, value, extra = _choose_by_separation(ctx, record, stage, grid, board, chosen, previous, steps)
+        run_id = chosen[index][1]
+        row = board.table[board.table["run_id"] == run_id].iloc[0].to_dict()
+        source = ctx.results / f"{stage}-shortlist-{index + 1}.keras"
+        info = source.with_suffix(".json")
+    else:
+        run_id = chosen[0][1]
+        row = board.table[board.table["run_id"] == run_id].iloc[0].to_dict()
+        metric = leader_metric or board.ranking[0][0]
+        value = _number(row.get(metric))
+        source = board.results_dir / run_id / names.MODEL
+        info = source.with_name(names.MODEL_INFO)
     target = ctx.results / f"{stage}-leader.keras"
+    sha = _keep_model(stage, source, info, target)
+    name = row.get("name")
+    leader = Leader(run_id=run_id, name=None if name is None else str(name), metric=metric,
+                    value=value, sha256=sha, model=relative_to_root(target, ctx.root),
+                    metrics={m: _number(row.get(m)) for m, _ in board.ranking})
+    changed = (known.sha256 if known else None) != sha
+    _save(ctx, record, stage, StageEntry(state="done", sweep=grid.name, leader=leader, ranked=len(board.table),
+                                         changed=changed, **extra))
+    ctx.log(f"stage {stage}: leader {run_id} ({row.get('name')}), {metric} {leader.value}"
+            f"{'' if changed else ' (unchanged)'}; {len(board.table)} ranked")
+    return leader
+
+
+def _keep_model(stage: str, source: Path, info: Path, target: Path) -> str:
+    """Copy a model to ``target`` (a .keras file of results/<chain>/) with its training record
+    ``info`` beside it (as target's .json), unless target holds it already; return its sha256.
+
+    Raises:
+        ChainError: the model cannot be read or copied.
+    """
     tmp = target.with_name(f".{target.name}.tmp")
-    info, record_path = source.with_name(names.MODEL_INFO), target.with_suffix(".json")
+    record_path = target.with_suffix(".json")
     try:  # the run folder came from an execute node: never read through a symlink, bounded
         copy_file(source, tmp, MODEL_LIMIT)
         sha = file_digest(tmp)["sha256"]
         if not target.is_file() or file_digest(target)["sha256"] != sha:
             if is_regular_file(info):
                 copy_file(info, record_path, RECORD_LIMIT)
-            else:  # never the previous leader's record beside this one
+            else:  # never the previous model's record beside this one
                 record_path.unlink(missing_ok=True)
             tmp.replace(target)
     except (OSError, RecordError) as exc:
-        raise ChainError(f"stage {stage}: the leader's model {source} cannot be taken: {printable(str(exc))}") from None
+        raise ChainError(f"stage {stage}: the model {source} cannot be taken: {printable(str(exc))}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    name = row.get("name")
-    leader = Leader(run_id=run_id, name=None if name is None else str(name), metric=metric,
-                    value=_number(row.get(metric)), sha256=sha, model=relative_to_root(target, ctx.root),
-                    metrics={m: _number(row.get(m)) for m, _ in board.ranking})
-    changed = (known.sha256 if known else None) != sha
-    _save(ctx, record, stage, StageEntry(state="done", sweep=grid.name, leader=leader, ranked=len(board.table),
-                                         changed=changed))
-    ctx.log(f"stage {stage}: leader {run_id} ({row.get('name')}), {metric} {leader.value}"
-            f"{'' if changed else ' (unchanged)'}; {len(board.table)} ranked")
-    return leader
+    return sha
+
+
+def _simulation_params(ctx: ChainContext, peak_grid: GridSpec) -> dict[str, Any]:
+    """The chain's simulation parameters: the pipeline's simulate.params, else the peak grid's."""
+    sim = ctx.spec.simulate
+    return sim["params"] if sim["params"] is not None else dict((peak_grid.data.simulate or {}).get("params") or {})
+
+
+def _calibration(ctx: ChainContext) -> dict[str, Any]:
+    """The calibration tracks a working point (and a leader by separation) is chosen on: the
+    evaluation's momentum and cells, simulate.calibration_tracks per species."""
+    ev = ctx.spec.evaluate
+    return {"momentum": ev["momentum"], "cells": ev["cells"], "tracks": ctx.spec.simulate["calibration_tracks"]}
+
+
+def _choose_by_separation(ctx: ChainContext, record: ChainRecord, stage: str, grid: GridSpec, board: Any,
+                          ranked: list, previous: StageEntry | None, steps: Callable[[], StepExecutor]
+                          ) -> tuple[int, str, float | None, dict[str, Any]]:
+    """peaks.leader: separation. Keep the shortlist (the best runs by natural F1) as
+    results/<chain>/<stage>-shortlist-<k>.keras, then choose among them in a step job (sweep.job.step
+    select: each one's detections counted on the same π/K calibration tracks) unless the same
+    shortlist was chosen among before.
+
+    Returns:
+        (the leader's index in ``ranked``, the leader's metric, its value (σ), the stage entry's
+        extra keys: inputs_hash, threshold (the working point chosen with it), shortlist, job).
+
+    Raises:
+        ChainError: a shortlisted model cannot be taken; the step's record is not a choice.
+        StepError: the step job failed.
+    """
+    kept: list[tuple[str, Path, str]] = []
+    for k, (_, run_id) in enumerate(ranked, start=1):
+        source = board.results_dir / run_id / names.MODEL
+        target = ctx.results / f"{stage}-shortlist-{k}.keras"
+        kept.append((run_id, target, _keep_model(stage, source, source.with_name(names.MODEL_INFO), target)))
+    for old in ctx.results.glob(f"{stage}-shortlist-*"):  # an earlier, longer shortlist's
+        number = old.name.removeprefix(f"{stage}-shortlist-").split(".")[0]
+        if not number.isdigit() or int(number) > len(kept):
+            old.unlink(missing_ok=True)
+    shas = [sha for _, _, sha in kept]
+    settings = {"seed": ctx.spec.simulate["seed"], "params": _simulation_params(ctx, grid),
+                "calibration": _calibration(ctx)}
+    digest = inputs_hash({"shortlist": shas, **settings})
+    extra: dict[str, Any] = {"inputs_hash": digest, "shortlist": [run_id for run_id, _, _ in kept]}
+    if (previous is not None and previous.state == "done" and previous.inputs_hash == digest
+            and previous.threshold is not None and previous.leader is not None and previous.leader.sha256 in shas):
+        ctx.log(f"stage {stage}: the choice among its shortlist is unchanged (inputs {digest})")
+        return (shas.index(previous.leader.sha256), SEPARATION, previous.leader.value,
+                {**extra, "threshold": previous.threshold, "job": previous.job})
+    cal = settings["calibration"]
+    ctx.log(f"stage {stage}: choosing the leader among the best {len(kept)} by {SHORTLIST_METRIC} ("
+            + ", ".join(run_id for run_id, _, _ in kept) + f") by their π/K separation on {cal['tracks']} pion and "
+            f"kaon tracks of {cal['momentum']} GeV/c")
+    files = [f for _, target, _ in kept for f in (target, target.with_suffix(".json")) if f.is_file()]
+    request = StepRequest("select", digest, {"peak_models": [target.name for _, target, _ in kept],
+                                             "request_cpus": grid.resources.request_cpus, "select": settings}, files)
+    result, _ = steps().run(request, _on_submit(ctx, record, stage))
+    for note in result.notes or []:
+        ctx.log(note)
+    index, threshold, seps = result.chosen, result.threshold, result.separations or []
+    if index is None or not 0 <= index < len(kept):  # from the step's job: untrusted
+        raise ChainError(f"stage {stage}: its choice's step.json names shortlisted model {index!r}, not one of "
+                         f"0..{len(kept) - 1}")
+    if threshold is None or not 0 < threshold <= 1:
+        raise ChainError(f"stage {stage}: its choice's step.json gives the working point {threshold!r}, not a "
+                         "threshold in (0, 1]")
+    value = _number(seps[index]) if index < len(seps) else None
+    running = record.stage(stage)
+    return index, SEPARATION, value, {**extra, "threshold": threshold, "job": running.job if running else None}
 
 
 def _number(value: Any) -> float | None:
@@ -216,18 +315,19 @@ def _on_submit(ctx: ChainContext, record: ChainRecord, stage: str):
 
 
 def _simulate_stage(ctx: ChainContext, record: ChainRecord, peaks: Leader, peak_grid: GridSpec,
-                    steps: StepExecutor) -> dict[str, Any]:
+                    steps: StepExecutor, working_point: float | None = None) -> dict[str, Any]:
     """The clusterizer's dataset: a simulation whose cluster inputs are the peak leader's peaks,
-    run as a step job (sweep.job.step) and moved to the pipeline's simulate.path."""
+    run as a step job (sweep.job.step) and moved to the pipeline's simulate.path. Its peaks are
+    found at ``working_point`` when the leader was chosen with one, else at simulate.threshold."""
     sim = ctx.spec.simulate
-    params = sim["params"] if sim["params"] is not None else dict((peak_grid.data.simulate or {}).get("params") or {})
+    params = _simulation_params(ctx, peak_grid)
     ev = ctx.spec.evaluate
-    auto = sim["threshold"] == AUTO
+    auto = sim["threshold"] == AUTO and working_point is None
+    given = working_point if working_point is not None else sim["threshold"]
     # auto: the working point is chosen on calibration tracks like the evaluation's
-    calibration = {"momentum": ev["momentum"], "cells": ev["cells"], "tracks": sim["calibration_tracks"]} if auto \
-        else None
+    calibration = _calibration(ctx) if auto else None
     inputs = {"peak_leader": peaks.sha256, "waveforms": sim["waveforms"], "seed": sim["seed"],
-              "threshold": sim["threshold"], "params": params}
+              "threshold": given, "params": params}
     if auto:
         inputs["calibration"] = calibration
     digest = inputs_hash(inputs)
@@ -239,17 +339,17 @@ def _simulate_stage(ctx: ChainContext, record: ChainRecord, peaks: Leader, peak_
         ctx.log(f"stage simulate: {sim['path_text']} is unchanged (inputs {digest})")
         _save(ctx, record, "simulate", dataclasses.replace(previous, state="done", skipped=True))
         return {**out, "sha256": previous.sha256,
-                "threshold": previous.threshold if previous.threshold is not None else sim["threshold"]}
+                "threshold": previous.threshold if previous.threshold is not None else given}
     _save(ctx, record, "simulate", StageEntry(state="running", inputs_hash=digest, path=sim["path_text"]))
     ctx.log(f"stage simulate: {sim['waveforms']} waveforms (seed {sim['seed']}), peaks by the peak leader "
-            f"{peaks.run_id} at threshold {sim['threshold']}"
+            f"{peaks.run_id} at threshold {given}"
             + (f" (chosen on {sim['calibration_tracks']} pion and kaon tracks of {ev['momentum']} GeV/c)"
-               if auto else "")
+               if auto else " (chosen with the leader)" if working_point is not None else "")
             + f" -> {sim['path_text']}")
     model_files = _leader_files(ctx, peaks)
     request = StepRequest("simulate", digest, {
         "peak_model": model_files[0].name, "request_cpus": peak_grid.resources.request_cpus,
-        "simulate": {"waveforms": sim["waveforms"], "seed": sim["seed"], "threshold": sim["threshold"],
+        "simulate": {"waveforms": sim["waveforms"], "seed": sim["seed"], "threshold": given,
                      "calibration": calibration, "params": params}}, model_files)
     result, folder = steps.run(request, _on_submit(ctx, record, "simulate"))
     for note in result.notes or []:
@@ -270,7 +370,7 @@ def _simulate_stage(ctx: ChainContext, record: ChainRecord, peaks: Leader, peak_
         raise ChainError(f"stage simulate: its dataset {made} cannot be taken: {printable(str(exc))}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    threshold = result.threshold if auto else sim["threshold"]
+    threshold = result.threshold if auto else given
     if threshold is None or not 0 < threshold <= 1:  # from the step's job: untrusted
         raise ChainError(f"stage simulate: its job's step.json gives the working point {threshold!r}, not a "
                          "threshold in (0, 1]")

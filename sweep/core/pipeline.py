@@ -5,7 +5,9 @@ the stages themselves (sweep.chain) run grids, the simulation and the evaluation
     chain: idea                  # names results/<chain>/ (its record, evaluation, report)
     peaks:
       grid: grids/chain-lstm.yaml   # a peak-finder grid (model lstm), or a search grid
-      leader: f1                    # the metric that picks the leader (default: the grid's ranking)
+      leader: f1                    # the metric that picks the leader (default: the grid's ranking), or
+                                    # separation: the best π/K separation on calibration tracks among
+      shortlist: 3                  # the best 3 runs by natural_f1 (with leader: separation only)
     simulate:                    # the clusterizer's dataset, its peaks found by the peak leader
       waveforms: 3000
       seed: 11
@@ -44,6 +46,14 @@ from .validation import Validator, load_yaml, read_text, show  # read and report
 
 PIPELINE_KEYS = ("chain", "description", "peaks", "simulate", "clusters", "evaluate")
 STAGE_KEYS = ("grid", "leader")
+PEAKS_KEYS = (*STAGE_KEYS, "shortlist")
+#: peaks.leader: the peak leader is the shortlisted run whose peaks separate π from K best on the
+#: calibration tracks (sweep.physics.evaluate.choose_peak_leader), its working point chosen with it
+SEPARATION = "separation"
+#: what the shortlist of peaks.leader: separation is ranked by (what a peak finder meets in use)
+SHORTLIST_METRIC = "natural_f1"
+DEFAULT_SHORTLIST = 3
+MAX_SHORTLIST = 10
 SIMULATE_KEYS = ("waveforms", "seed", "threshold", "calibration_tracks", "params", "path")
 #: simulate.threshold: the working point is chosen on π/K calibration tracks
 #: (sweep.physics.evaluate.choose_working_point)
@@ -65,7 +75,8 @@ class GridStage:
 
     grid: Path  # resolved, inside the project
     grid_text: str  # as written in the pipeline file (for messages)
-    leader: str | None  # a metric of the stage's model; None: the grid's own ranking
+    leader: str | None  # a metric of the stage's model, SEPARATION (peaks); None: the grid's own ranking
+    shortlist: int | None = None  # leader SEPARATION: how many runs (the best by SHORTLIST_METRIC) compete
 
 
 @dataclass(frozen=True)
@@ -131,8 +142,9 @@ def describe_pipeline(spec: PipelineSpec, checks: GridChecks | None = None) -> s
         grid = load_grid(stage.grid, spec.root, checks=checks)
         size = (f"searches {grid.search.trials} trials" if grid.search is not None
                 else f"{len({r.config_id for r in expand(grid)})} configurations")
-        parts.append(f"{stage.grid_text} (sweep {grid.name}, {grid.model}, {size}, leader by "
-                     f"{stage.leader or grid.ranking[0][0]})")
+        leader = (f"π/K separation among the best {stage.shortlist} by {SHORTLIST_METRIC}" if stage.shortlist
+                  else stage.leader or grid.ranking[0][0])
+        parts.append(f"{stage.grid_text} (sweep {grid.name}, {grid.model}, {size}, leader by {leader})")
     return (f"{spec.file}: valid; chain '{spec.name}': peaks {parts[0]} -> simulate {spec.simulate['waveforms']} "
             f"waveforms with the peak leader -> clusters {parts[1]} -> evaluate {spec.evaluate['waveforms']} "
             f"waveforms, {spec.evaluate['tracks']} tracks (`sweep chain {spec.file}`)")
@@ -168,6 +180,9 @@ class _PipelineValidator(Validator):
             self.error(("chain",), f"the chain and its peak-finder sweep are both named '{self.sweeps['peaks']}': give "
                        "the chain another name (results/<chain>/ holds the chain's own files)")
         simulate = self._simulate(doc.get("simulate"), name)
+        if peaks is not None and peaks.shortlist and simulate["threshold"] != AUTO:
+            self.error(("simulate", "threshold"), f"peaks.leader: {SEPARATION} chooses the leader and its working "
+                       f"point together on calibration tracks: expected '{AUTO}', got {show(simulate['threshold'])}")
         evaluate = self._evaluate(doc.get("evaluate"))
         if self.issues:
             raise GridError(self.issues)
@@ -182,7 +197,7 @@ class _PipelineValidator(Validator):
                 self.error((key,), f"expected a mapping with grid (the {model} grid or search grid of this stage) "
                            "and optionally leader, got nothing")
             return None
-        stage = self.mapping((key,), value, STAGE_KEYS)
+        stage = self.mapping((key,), value, PEAKS_KEYS if model == "lstm" else STAGE_KEYS)
         if "grid" not in stage:
             self.error((key,), f"missing required key 'grid' (the {model} grid or search grid of this stage)")
             return None
@@ -209,11 +224,21 @@ class _PipelineValidator(Validator):
                     self.sweeps[key] = spec.name
         leader = stage.get("leader")
         metrics = schema.metrics_for(model)
-        if leader is not None and not (isinstance(leader, str) and leader in metrics):
-            self.error((key, "leader"), f"expected a metric the {model} jobs write ({', '.join(metrics)}), got "
+        separation = model == "lstm" and leader == SEPARATION
+        if leader is not None and not separation and not (isinstance(leader, str) and leader in metrics):
+            extra = f", or '{SEPARATION}'" if model == "lstm" else ""
+            self.error((key, "leader"), f"expected a metric the {model} jobs write ({', '.join(metrics)}){extra}, got "
                        f"{show(leader)}")
             leader = None
-        return GridStage(grid=grid, grid_text=text, leader=leader) if grid is not None else None
+        shortlist = DEFAULT_SHORTLIST if separation else None
+        if "shortlist" in stage:
+            if not separation:
+                said = "not given" if stage.get("leader") is None else show(stage.get("leader"))
+                self.error((key, "shortlist"), f"a shortlist is what leader: {SEPARATION} chooses among; "
+                           f"{key}.leader is {said}")
+            elif self.check((key, "shortlist"), stage["shortlist"], schema.int_at_least(2, MAX_SHORTLIST)):
+                shortlist = stage["shortlist"]
+        return GridStage(grid=grid, grid_text=text, leader=leader, shortlist=shortlist) if grid is not None else None
 
     def _simulate(self, value: Any, name: str | None) -> dict[str, Any]:
         sim = self.mapping(("simulate",), value, SIMULATE_KEYS)

@@ -14,6 +14,7 @@ Exit status: 0 done; 1 the step failed; 2 an unusable configuration or input (st
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import platform
 import socket
@@ -59,9 +60,9 @@ def run_step(config: dict[str, Any], out_dir: Path) -> int:
     """Run the step `config` describes in `out_dir` (the scratch folder, which holds its inputs).
 
     Args:
-        config: the step's config.yaml: `step` (simulate | evaluate), `chain`, `inputs_hash`,
-            `peak_model` (and for evaluate `cluster_model`): file names in `out_dir`, and the
-            step's settings (`simulate` or `evaluate`).
+        config: the step's config.yaml: `step` (select | simulate | evaluate), `chain`,
+            `inputs_hash`, `peak_model` (select: `peak_models`; evaluate: also `cluster_model`):
+            file names in `out_dir`, and the step's settings (`select`, `simulate` or `evaluate`).
         out_dir: where it reads its inputs and writes its outputs and step.json.
 
     Returns:
@@ -93,7 +94,9 @@ def run_step(config: dict[str, Any], out_dir: Path) -> int:
     record.threads = Threads(cpus=cpus, cpus_source=source)
     print(f"sweep step {step} of chain {config.get('chain')}: {cpus} CPU(s) from {source}", flush=True)
     try:
-        if step == "simulate":
+        if step == "select":
+            _select(config, out_dir, record)
+        elif step == "simulate":
             _simulate(config, out_dir, record)
         else:
             _evaluate(config, out_dir, record)
@@ -118,6 +121,35 @@ def _model(config: dict, key: str, out_dir: Path) -> Path:
 def _text(value: Any) -> str | None:
     """A config value as the record keeps it: a string, or None."""
     return None if value is None else str(value)
+
+
+def _select(config: dict, out_dir: Path, record: StepRecord) -> None:
+    """Choose the peak leader among the shortlisted models (`peak_models`, best first) by the π/K
+    separation of their detections on calibration tracks; `record` gets the choice, each model's
+    separation and the chosen one's working point."""
+    from ..physics.datasets import WINDOW_LENGTH
+    from ..physics.evaluate import choose_peak_leader
+    from ..physics.scorers import load_model_fn
+    from ..physics.simulate import SimulationParams
+
+    names = config["peak_models"]
+    if not isinstance(names, list) or not names:
+        raise InputError(f"peak_models must be a list of the shortlisted models' file names, got {str(names)[:80]!r}")
+    s = config["select"]
+    cal = s["calibration"]
+    scorers = [load_model_fn(_model({"peak_model": n}, "peak_model", out_dir), input_shape=(WINDOW_LENGTH, 1))
+               for n in names]
+    choice = choose_peak_leader(SimulationParams.from_dict(s["params"]), scorers, momentum_gev=float(cal["momentum"]),
+                                cells=int(cal["cells"]), n_tracks=int(cal["tracks"]), seed=int(s["seed"]))
+    seps = [None if not math.isfinite(v) else round(float(v), 4) for v in choice["separations"]]
+    record.chosen, record.separations, record.threshold = int(choice["chosen"]), seps, float(choice["threshold"])
+    record.notes = [f"peak leader: shortlisted model {choice['chosen'] + 1} of {len(names)}, chosen on "
+                    f"{int(cal['tracks'])} pions and {int(cal['tracks'])} kaons of {float(cal['momentum']):g} GeV/c x "
+                    f"{int(cal['cells'])} cells by their separation ("
+                    + ", ".join("none" if v is None else f"{v:.2f}" for v in seps)
+                    + f" sigma); working point {choice['threshold']:g}, best count {choice['option']}"]
+    record.python = platform.python_version()
+    print(record.notes[0], flush=True)
 
 
 def _simulate(config: dict, out_dir: Path, record: StepRecord) -> None:

@@ -173,6 +173,7 @@ FINDER_RULES = {
     "rise": "d[i]=wf[i]-wf[i-1]; d[i]>thr and d[i]>=d[i-1] and d[i]>d[i+1]",
     "slope": "d[i]=wf[i]-wf[i-1]; d[i]-min(0, d[i-1], d[i-2], d[i-3])>thr and d[i]>=d[i-1] and d[i]>d[i+1]",
     "bump": "d[i]=wf[i]-wf[i-1]; d[i]>thr and d[i]>d[i+1]",
+    "d2": "d[i]=wf[i]-wf[i-1]; c[i]=d[i]-d[i+1]; c[i]>thr and d[i]>0 and c[i]>=c[i-1] and c[i]>c[i+1]",
 }
 SLOPE_LOOKBACK = 3  # the slope finder compares a rise with the lowest of this many differences before it
 
@@ -188,7 +189,10 @@ def find_candidates(waveforms: np.ndarray, threshold: float | np.ndarray = 0.0,
     is one; about twice as many) or "bump" (IHEP's ``find_bump``, littlepi/PeakFindingSemiDA: every
     point where the rise slows down, d[i] > d[i+1], and d[i] above the threshold; with threshold 0
     it is IHEP's rule exactly; several candidates per pulse, so the detections need
-    :func:`suppress_nearby`). ``threshold`` (in the waveforms' unit) is one number or one per
+    :func:`suppress_nearby`) or "d2" (the Bari/Lecce DERIV algorithm's peak condition, y[i] −
+    (y[i−1] + y[i+1])/2 above the threshold: the local maxima of minus the second difference on a
+    rise, where a pulse bends over; its candidates sit at the pulse's top, about a sample after the
+    arrival the "rise" finder marks). ``threshold`` (in the waveforms' unit) is one number or one per
     waveform ((B,): e.g. ``finder_threshold_rms × noise_rms(waveforms)``). Returns
     ``(waveform_index, sample)`` int64 arrays, ordered by waveform then sample.
 
@@ -216,6 +220,14 @@ def find_candidates(waveforms: np.ndarray, threshold: float | np.ndarray = 0.0,
         rise = c - before
     if rule == "bump":
         mask = (c > thr) & (c > d[:, 2:])
+    elif rule == "d2":
+        # c[i] = d[i] - d[i+1] = 2 wf[i] - wf[i-1] - wf[i+1], minus the second difference: largest
+        # where a rising edge bends over; one candidate per bend (its local maximum), on a rise (d[i] > 0)
+        bend = np.empty_like(d, dtype=np.float64)
+        bend[:, :-1] = d[:, :-1] - d[:, 1:]  # bend[:, j] = c at i = j + 1
+        bend[:, -1] = -np.inf
+        cb = bend[:, 1:-1]  # c[i] for i = 2 .. n-2
+        mask = (cb > thr) & (c > 0) & (cb >= bend[:, :-2]) & (cb > bend[:, 2:])
     else:
         mask = (rise > thr) & (c >= d[:, :-2]) & (c > d[:, 2:])
     lo, hi = WINDOW_BEFORE, n - WINDOW_AFTER - 1  # window must fit: i-5 >= 0, i+9 <= n-1

@@ -342,6 +342,38 @@ def choose_working_point(params: SimulationParams, peak_fn: Scorer, *, momentum_
             "tracks": int(n_tracks), "cells": int(cells), "momentum_gev": float(momentum_gev)}
 
 
+def choose_peak_leader(params: SimulationParams, peak_fns: Sequence[Scorer], *, momentum_gev: float, cells: int,
+                       n_tracks: int, seed: int) -> dict[str, Any]:
+    """The peak model (of a shortlist) whose detections separate pions from kaons best, on calibration
+    tracks: :func:`choose_working_point` for each, on the same tracks (the same seed), so the
+    models are compared on equal terms; its working point is chosen with it.
+
+    Returns ``{"chosen": index into peak_fns, "threshold", "option", "separations" [each model's
+    best σ, NaN where it separates nothing], "working_points" [each one's choose_working_point,
+    None where it separates nothing]}``.
+
+    Raises:
+        InputError: no model of the shortlist separates the calibration tracks.
+        ValueError: an empty shortlist.
+    """
+    if not peak_fns:
+        raise ValueError("the shortlist of peak models is empty")
+    points: list[dict[str, Any] | None] = []
+    for fn in peak_fns:
+        try:
+            points.append(choose_working_point(params, fn, momentum_gev=momentum_gev, cells=cells,
+                                               n_tracks=n_tracks, seed=seed))
+        except InputError:  # this one finds nothing at any threshold: it cannot lead
+            points.append(None)
+    separations = [max(p["separation_by_threshold"].values()) if p else math.nan for p in points]
+    if all(p is None for p in points):
+        raise InputError(f"none of the {len(peak_fns)} shortlisted peak models separates the calibration tracks "
+                         "at any threshold: they find no peaks there")
+    chosen = max((i for i, p in enumerate(points) if p is not None), key=lambda i: separations[i])
+    return {"chosen": chosen, "threshold": points[chosen]["threshold"], "option": points[chosen]["option"],
+            "separations": separations, "working_points": points}
+
+
 def _track_dndx(counts: dict[str, np.ndarray], chord: np.ndarray) -> dict[str, np.ndarray]:
     length = chord.sum(axis=1)
     return {k: v.sum(axis=1) / length for k, v in counts.items()}

@@ -93,7 +93,7 @@ FISCHLE_TAIL_PERCENT = 10.9
 
 
 #: the candidate finders of sweep.physics.datasets.FINDER_RULES (kept here: datasets imports this module)
-CANDIDATE_FINDERS = ("rise", "slope", "bump")
+CANDIDATE_FINDERS = ("rise", "slope", "bump", "d2")
 
 
 #: Front ends and digitisers by what they model: ``electronics_preset: NAME`` in a parameters mapping
@@ -202,7 +202,8 @@ class SimulationParams:
         "steepest point of a rising edge), 'slope' (d[i] rises by more than the threshold over the lowest of the 3 "
         "differences before it: also pulses on an earlier pulse's falling tail; about 2x the candidates) or 'bump' "
         "(IHEP's find_bump: d[i] > d[i+1], with finder_threshold_rms 0 exactly IHEP's rule; several candidates per "
-        "pulse, thinned by non-maximum suppression when counted)"
+        "pulse, thinned by non-maximum suppression when counted) or 'd2' (where a rise bends over: local maxima of "
+        "minus the second difference, DERIV's peak condition; at the pulse's top, a sample after the arrival)"
     )
     tolerance_samples: int = _p(1, "int", "a candidate is signal if a true peak is within ± this")
     peak_time_smear_samples: float = _p(1.0, "float", "Gaussian smearing of truth peak times")

@@ -49,7 +49,9 @@ class Leader:
 class StageEntry:
     """One stage's state in the record; the keys a stage does not use stay unset (not written).
 
-    Grid stages (peaks, clusters) set sweep, leader, previous_leader, ranked, changed; the
+    Grid stages (peaks, clusters) set sweep, leader, previous_leader, ranked, changed (a peak
+    leader chosen by π/K separation also shortlist, the runs it was chosen among, inputs_hash,
+    threshold, its working point, and job, its choice's step job); the
     simulation inputs_hash, path, sha256, waveforms, mean_peaks, mean_clusters, threshold; the evaluation
     inputs_hash, output, summary, warnings; both steps skipped, seconds, host and job."""
 
@@ -75,6 +77,7 @@ class StageEntry:
     host: str | None = field(default=None, metadata=OMIT_NONE)
     job: str | None = field(default=None, metadata=OMIT_NONE)  # "cluster.proc" of the step's job
     reason: str | None = field(default=None, metadata=OMIT_NONE)  # why it failed
+    shortlist: list[str] | None = field(default=None, metadata=OMIT_NONE)  # run ids a leader was chosen among
 
     @classmethod
     def from_json(cls, f: Fields) -> StageEntry:
@@ -94,7 +97,7 @@ class StageEntry:
                    output=f.opt_text("output"),
                    summary=f.opt_mapping("summary"), warnings=f.opt_texts("warnings"),
                    seconds=f.opt_number("seconds"), host=f.opt_text("host"), job=f.opt_text("job"),
-                   reason=f.opt_text("reason"))
+                   reason=f.opt_text("reason"), shortlist=f.opt_texts("shortlist"))
 
 
 @dataclass

@@ -32,10 +32,12 @@ STEP_STATUSES = ("running", "done", "failed")
 class StepRecord:
     """results/<chain>/steps/<stage>-<inputs hash>/step.json. The simulation sets output (its
     dataset's file name), sha256, waveforms, mean_peaks, mean_clusters, threshold (the peak
-    finder's working point its peaks were found at), notes and python; the
-    evaluation output (its files' names), summary, warnings and evaluate_seconds."""
+    finder's working point its peaks were found at), notes and python; the choice of the peak
+    leader (``select``) chosen (its index in the shortlist), separations (each shortlisted model's
+    best π/K separation on the calibration tracks, None where it separates nothing), threshold
+    and notes; the evaluation output (its files' names), summary, warnings and evaluate_seconds."""
 
-    step: str | None  # "simulate" | "evaluate" (anything else is a failed step that says so)
+    step: str | None  # "select" | "simulate" | "evaluate" (anything else is a failed step that says so)
     chain: str | None
     inputs_hash: str | None
     status: str  # STEP_STATUSES
@@ -49,6 +51,8 @@ class StepRecord:
     mean_peaks: float | None = field(default=None, metadata=OMIT_NONE)
     mean_clusters: float | None = field(default=None, metadata=OMIT_NONE)
     threshold: float | None = field(default=None, metadata=OMIT_NONE)  # the peak finder's working point
+    chosen: int | None = field(default=None, metadata=OMIT_NONE)  # select: the leader's index in the shortlist
+    separations: list[float | None] | None = field(default=None, metadata=OMIT_NONE)  # select: σ of each
     notes: list[str] | None = field(default=None, metadata=OMIT_NONE)
     python: str | None = field(default=None, metadata=OMIT_NONE)
     summary: dict[str, Any] | None = field(default=None, metadata=OMIT_NONE)  # the evaluation's headline figures
@@ -88,7 +92,10 @@ class StepRecord:
                    pid=f.opt_integer("pid", lo=0), threads=Threads.from_json(threads) if threads else None,
                    output=output, sha256=f.opt_text("sha256"), waveforms=f.opt_integer("waveforms", lo=0),
                    mean_peaks=f.opt_number("mean_peaks"), mean_clusters=f.opt_number("mean_clusters"),
-                   threshold=f.opt_number("threshold", lo=0), notes=f.opt_texts("notes"), python=f.opt_text("python"),
+                   threshold=f.opt_number("threshold", lo=0), chosen=f.opt_integer("chosen", lo=0),
+                   separations=[None if v != v else v for v in f.numbers("separations")] if f.has("separations")
+                   else None,
+                   notes=f.opt_texts("notes"), python=f.opt_text("python"),
                    summary=f.opt_mapping("summary"),
                    warnings=f.opt_texts("warnings"), evaluate_seconds=f.opt_number("evaluate_seconds", lo=0),
                    exit_code=f.opt_integer("exit_code"), finished=f.opt_text("finished"),
