@@ -43,7 +43,8 @@ CNN = {"filters": [16, 32], "kernel_sizes": [5, 3], "pool_size": 4, "dense_units
        "activation": "relu"}
 
 
-def cells(p: S.SimulationParams, n: int, seed: int, inputs: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def cells(p: S.SimulationParams, n: int, seed: int,
+          inputs: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """(histograms (n, bins) float32, true clusters (n,), {count option: (n,) count}) of n cells."""
     rng = np.random.default_rng(seed)
     hists, true, counts = [], [], {}

@@ -158,7 +158,8 @@ def driver_overhead(root: Path, epochs: int, waveforms: int, trials: int) -> lis
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=None, help="project folder (default: a temporary one)")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="project folder, kept (default: a temporary one, removed at the end)")
     parser.add_argument("--seeds", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--waveforms", type=int, default=1500)
@@ -171,8 +172,15 @@ def main() -> int:
         global OPTIMIZERS, RATES, TOPOLOGIES, MAX_SAMPLES
         OPTIMIZERS, RATES, TOPOLOGIES, MAX_SAMPLES = OPTIMIZERS[:2], RATES[1:2], TOPOLOGIES[:1], 500
         args.seeds, args.epochs, args.waveforms, args.overhead_trials = 1, 1, 40, 2
-    root = args.root or Path(tempfile.mkdtemp(prefix="bench-search-"))
-    root.mkdir(parents=True, exist_ok=True)
+    if args.root is None:  # a folder of its own, removed at the end (--root keeps one to look at)
+        with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
+            return measure(args, Path(tmp))
+    args.root.mkdir(parents=True, exist_ok=True)
+    return measure(args, args.root)
+
+
+def measure(args: argparse.Namespace, root: Path) -> int:
+    """The grid, the replayed searches and the driver's overhead, in the project folder `root`."""
     runs = run_grid(root, args.epochs, args.waveforms)
     grid_cpu = sum(r["cpu_s"] for r in runs.values())
     grid_best = max(r["f1"] for r in runs.values())
