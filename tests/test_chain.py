@@ -45,7 +45,7 @@ def cluster_grid(root: Path, rates: tuple[float, ...] = RATES) -> Path:
 
 
 def pipeline(root: Path, name: str = "tiny", extra: str = "", rates: tuple[float, ...] = RATES,
-             peaks_extra: str = "") -> Path:
+             peaks_extra: str = "", evaluate_extra: str = "") -> Path:
     peak_grid(root, rates=rates)
     cluster_grid(root, rates=rates)
     path = root / "chain.yaml"
@@ -53,7 +53,7 @@ def pipeline(root: Path, name: str = "tiny", extra: str = "", rates: tuple[float
                     "calibration_tracks: 10}\n"
                     "clusters: {grid: grids/c.yaml, leader: mae}\n"
                     "evaluate: {waveforms: 60, tracks: 6, cells: 10, separation_momenta: [3, 10], "
-                    "separation_tracks: 6}\n" + extra)
+                    f"separation_tracks: 6{evaluate_extra}}}\n" + extra)
     return path
 
 

@@ -375,7 +375,10 @@ class PoolSteps(StepExecutor):
         self._remove_stale(request, queued)
         config, wrapper, code, folder = _prepare(self.root, self.chain, request, self.grids[0])
         self.event_log.parent.mkdir(parents=True, exist_ok=True)
-        text = step_submit_text(self.chain, request, self.grids[0], step_resources(self.grids), wrapper=wrapper,
+        resources = step_resources(self.grids)
+        if request.config.get("request_cpus"):  # the step's own (evaluate.request_cpus)
+            resources["request_cpus"] = int(request.config["request_cpus"])
+        text = step_submit_text(self.chain, request, self.grids[0], resources, wrapper=wrapper,
                                 config=config, code=code, folder=folder, event_log=self.event_log)
         atomic_write_text(config.with_name("step.sub"), text)
         try:

@@ -28,6 +28,7 @@ the stages themselves (sweep.chain) run grids, the simulation and the evaluation
       separation_momenta: [3, 10]
       separation_tracks: 50
       threshold: simulate          # the CNN's LSTM threshold: the one its data was made at
+      request_cpus: 8              # the evaluation's job (default: the peak grid's request_cpus)
 
 Errors name the file, line and key as a grid's do (a GridError).
 """
@@ -61,7 +62,7 @@ AUTO = "auto"
 #: evaluate.threshold: the threshold the simulate stage made the clusterizer's data at
 FROM_SIMULATE = "simulate"
 EVALUATE_KEYS = ("waveforms", "seed", "tracks", "cells", "momentum", "separation_momenta", "separation_tracks",
-                 "threshold")
+                 "threshold", "request_cpus")
 #: The stages, in the order they run; each one's inputs are made by the ones before it.
 STAGES = ("peaks", "simulate", "clusters", "evaluate")
 EVALUATE_DEFAULTS = {"waveforms": 1000, "seed": 20241, "tracks": 100, "cells": 100, "momentum": 10.0,
@@ -287,7 +288,8 @@ class _PipelineValidator(Validator):
                   "separation_tracks": schema.int_at_least(0, MAX_TRACKS),
                   "threshold": schema.number_or(FROM_SIMULATE, schema.number_in(0, 1, low_open=True,
                                                                                  high_open=False)),
-                  "separation_momenta": schema.list_of(schema.number_in(0, 1e6, low_open=True))}
+                  "separation_momenta": schema.list_of(schema.number_in(0, 1e6, low_open=True)),
+                  "request_cpus": schema.int_at_least(1, 1024)}
         for key, check in checks.items():
             if key in ev and self.check(("evaluate", key), ev[key], check):
                 out[key] = ev[key]

@@ -40,7 +40,8 @@ def stage_state(root: Path, name: str, stage: str) -> str | None:
 
 def test_a_chain_runs_on_the_pool_as_one_job_and_survives_being_killed(project, condor_pool, capsys):
     root = project
-    path = pipeline(root, name="pool-chain", rates=(0.003,))  # a run per grid: the kills are what is tested
+    # a run per grid (the kills are what is tested); the evaluation's job asks for both of the pool's cores
+    path = pipeline(root, name="pool-chain", rates=(0.003,), evaluate_extra=", request_cpus: 2")
     condor_pool.prepare_dir(root)
     assert sweep_cli(root, "chain", str(path), "--condor", "--no-progress") == 0
     out = capsys.readouterr().out
@@ -81,9 +82,16 @@ def test_a_chain_runs_on_the_pool_as_one_job_and_survives_being_killed(project, 
     assert {f"{c}.{p}" for c, p in steps} == {stages["simulate"]["job"], stages["evaluate"]["job"]}, steps
     assert all(j.starts == 1 and j.exit_code == 0 for j in steps.values()), steps
     history = list(condor_pool_schedd().history(constraint='SweepName == "pool-chain" && SweepRole == "step"',
-                                                projection=["JobUniverse", "SweepRunId"]))
+                                                projection=["JobUniverse", "SweepRunId", "RequestCpus"]))
     assert sorted(str(ad["SweepRunId"]).split("-")[0] for ad in history) == ["evaluate", "simulate"], history
     assert {int(ad["JobUniverse"]) for ad in history} == {5}  # vanilla, not the chain job's local universe
+    # evaluate.request_cpus: its job asked for 2 CPUs and its TensorFlow used what the slot gave; the
+    # simulation asks for the peak grid's 1
+    assert {str(ad["SweepRunId"]).split("-")[0]: int(ad["RequestCpus"]) for ad in history} == \
+        {"evaluate": 2, "simulate": 1}, history
+    ev_step = json.loads((root / "results" / "pool-chain" / "steps" / f"evaluate-{stages['evaluate']['inputs_hash']}"
+                          / "step.json").read_text())
+    assert ev_step["threads"]["cpus"] == 2, ev_step["threads"]
     ev = json.loads((root / "results" / "pool-chain" / "evaluation" / "evaluation.json").read_text())
     assert "lstm_cnn" in ev["clusters"] and ev["tracks"]["n_tracks"] == 6
     # the clusterizer trained on the peaks of the LSTM leader the chain chose
