@@ -96,7 +96,7 @@ def main() -> None:
     from sweep.job.models import build_cnn
 
     print(f"{'cells':>7s} {'CNN R²':>7s} {'rms':>6s} {'epochs':>6s} {'s':>5s}   {'best count of its inputs':32s} "
-          f"{'R²':>6s} {'rms':>6s}   CNN − count")
+          f"{'R²':>6s} {'rms':>6s}   CNN − count (R²)")
     for n in sizes:
         # the count: each option's line to the true count on the n training cells, the best on them
         fits = {k: np.polyfit(v[:n], y[:n], 1) for k, v in counts.items() if np.std(v[:n]) > 0}
@@ -113,9 +113,12 @@ def main() -> None:
                          callbacks=[keras.callbacks.EarlyStopping(patience=6, restore_best_weights=True)])
         pred = model.predict(Xt[:, :, None], batch_size=1024, verbose=0).ravel()
         cnn_r2, count_r2 = r2(pred, yt), r2(count_pred, yt)
+        # the difference's error: both on the same cells, so the paired spread of the squared errors
+        paired = ((count_pred - yt) ** 2 - (pred - yt) ** 2) / np.var(yt)
         print(f"{n:7d} {cnn_r2:7.3f} {np.sqrt(np.mean((pred - yt) ** 2)):6.2f} {len(hist.history['loss']):6d} "
               f"{time.perf_counter() - t1:5.0f}   {best:32s} {count_r2:6.3f} "
-              f"{np.sqrt(np.mean((count_pred - yt) ** 2)):6.2f}   {cnn_r2 - count_r2:+.3f}")
+              f"{np.sqrt(np.mean((count_pred - yt) ** 2)):6.2f}   {cnn_r2 - count_r2:+.3f} ± "
+              f"{paired.std() / np.sqrt(paired.size):.3f}")
     print(f"\n({time.perf_counter() - t0:.0f} s)")
 
 
