@@ -184,6 +184,8 @@ def _grid_stage(ctx: ChainContext, record: ChainRecord, stage: str, grid: GridSp
         value = _number(row.get(metric))
         source = board.results_dir / run_id / names.MODEL
         info = source.with_name(names.MODEL_INFO)
+        for old in ctx.results.glob(f"{stage}-shortlist-*"):  # of an earlier leader: separation
+            old.unlink(missing_ok=True)
     target = ctx.results / f"{stage}-leader.keras"
     sha = _keep_model(stage, source, info, target)
     name = row.get("name")
