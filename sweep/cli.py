@@ -538,7 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "momentum, dt_ns, sampling_rate; defaults wf_i, time, tag, ncls, mom, dt_ns, "
                         "sampling_rate); repeat for several")
     p.add_argument("--time-unit", choices=("ps", "ns", "us", "s", "sample"), default=None,
-                   help="with a .root --input: unit of the truth times (default ns; sample: sample indices)")
+                   help="with a .root --input: unit of the truth times (sample: sample indices, as in the CEPC "
+                        "Garfield++ files; default ns, but whole numbers inside the waveform are refused "
+                        "until the unit is given)")
     amplitude = p.add_mutually_exclusive_group()
     amplitude.add_argument("--amplitude-unit", choices=("uV", "mV", "V"), default=None,
                            help="with --input: unit of the file's waveforms (default mV)")

@@ -75,6 +75,17 @@ def test_root_time_in_samples(ws, tmp_path):
                         ws.peak_sample[: ws.peak_offsets[2]].astype(float), ws.peak_sample[: ws.peak_offsets[2]],
                         ws.peak_tag[: ws.peak_offsets[2]], ws.n_clusters[:2], ws.momentum_gev[:2])
     p = R.write_root(tmp_path / "s.root", ws2)
+    # whole numbers inside the waveform: sample indices or ns? Read as ns each truth time would be off
+    # by the sampling interval; the reader asks instead of assuming
+    with pytest.raises(R.ReaderError, match=r"whole numbers from \d+ to \d+, inside the waveforms' \d+ samples: "
+                                            r"sample indices .* --time-unit sample or --time-unit ns"):
+        R.read_root(p, dt_ns=ws.dt_ns)
+    from sweep.cli import main
+
+    assert main(["evaluate", "--input", str(p), "--dt-ns", str(ws.dt_ns), "--out", str(tmp_path / "ev")]) == 2
+    assert not (tmp_path / "ev").exists()  # nothing half-written
+    as_ns = R.read_root(p, dt_ns=ws.dt_ns, time_unit="ns")  # said: taken as said
+    assert np.allclose(as_ns.peak_time_ns, ws2.peak_sample)
     back = R.read_root(p, dt_ns=ws.dt_ns, time_unit="sample")
     assert np.array_equal(back.peak_sample, ws2.peak_sample)
     assert np.allclose(back.peak_time_ns, ws2.peak_sample * ws.dt_ns)

@@ -31,7 +31,9 @@ window arrays (in ``extra``) are filled.
 
 **ROOT** (uproot), the layout of the public CEPC Garfield++ sample (DOI 10.57760/sciencedb.16322):
 tree ``sim``, one entry per waveform, branches ``wf_i`` (waveform samples, variable or fixed
-length), ``time`` (peak times, ns by default), ``tag`` (0 noise, 1 primary, 2 secondary, one per
+length), ``time`` (peak times: ns unless said otherwise; the public sample's are *sample indices*,
+and whole numbers below the waveform length are refused until their unit is given), ``tag`` (0
+noise, 1 primary, 2 secondary, one per
 ``time``), ``ncls`` (number of clusters), ``mom`` (momentum, GeV/c). Entries with tag 0 are not
 truth peaks and are dropped. :func:`write_root` writes this layout (used by the tests). Another
 file's names (``tree``, ``branches``: :data:`ROOT_BRANCHES`), time unit (:data:`TIME_UNITS`) and
@@ -393,7 +395,7 @@ def read_root(
     dt_ns: float | None = None,
     *,
     tree: str = "sim",
-    time_unit: str = "ns",
+    time_unit: str | None = None,
     entry_stop: int | None = None,
     waveform_scale: float = 1.0,
     amplitude_unit: str | None = None,
@@ -401,14 +403,18 @@ def read_root(
 ) -> WaveformSet:
     """Read the CEPC layout, or another file's names for it (``tree``; ``branches``: what ->
     branch name, the keys of :data:`ROOT_BRANCHES`). Truth times are in ``time_unit`` (a key of
-    :data:`TIME_UNITS`: ps, ns, us, s, or "sample" for sample indices); waveforms are in
+    :data:`TIME_UNITS`: ps, ns, us, s, or "sample" for sample indices); None reads them as ns
+    unless every one is a whole number below the waveform length, which is what sample indices
+    look like (the CEPC Garfield++ files' ``time``): that is refused until the unit is given,
+    since read as ns every truth time would be off by the sampling interval. Waveforms are in
     ``amplitude_unit`` (uV, mV, V) or multiplied by ``waveform_scale`` to mV (e.g. the ADC LSB for
     counts), and padded with their last value to the longest one. The sampling interval from a
     dt_ns or sampling_rate branch, else ``dt_ns`` (module docstring).
 
     Raises:
-        ReaderError: missing, unreadable, not the layout, an unknown unit or branch role, or no
-            (or a contradicting) sampling interval.
+        ReaderError: missing, unreadable, not the layout, an unknown unit or branch role, no
+            (or a contradicting) sampling interval, or truth times that look like sample
+            indices with no unit given.
     """
     import awkward as ak
     import uproot
@@ -416,7 +422,7 @@ def read_root(
     path = Path(path)
     if not path.is_file():
         raise ReaderError(f"{path}: no such file")
-    if time_unit not in TIME_UNITS:
+    if time_unit is not None and time_unit not in TIME_UNITS:
         raise ReaderError(f"time unit must be one of {', '.join(TIME_UNITS)}, got {time_unit!r}")
     scale = amplitude_scale(amplitude_unit, waveform_scale)
     names = _branch_names(branches)
@@ -475,6 +481,13 @@ def read_root(
     counts = ak.to_numpy(ak.num(time, axis=1))
     tflat = ak.to_numpy(ak.flatten(time)).astype(np.float64)
     gflat = ak.to_numpy(ak.flatten(tag)).astype(np.int8)
+    if time_unit is None:
+        if tflat.size and np.all(tflat == np.rint(tflat)) and 0 <= tflat.min() and tflat.max() < n:
+            raise ReaderError(
+                f"{path}: the truth times of branch {need['time']!r} are whole numbers from {tflat.min():.0f} to "
+                f"{tflat.max():.0f}, inside the waveforms' {n} samples: sample indices (as in the CEPC Garfield++ "
+                "files) or ns? Say which: --time-unit sample or --time-unit ns (read_root(time_unit=...))")
+        time_unit = "ns"
     if TIME_UNITS[time_unit] is None:
         sample = np.rint(tflat).astype(np.int64)
         tflat = tflat * float(dt_ns)
