@@ -348,10 +348,10 @@ def _read_options(args) -> dict | None:
         branches[what.strip()] = name.strip()
     options = {"dt_ns": args.dt_ns, "tree": args.tree, "time_unit": args.time_unit,
                "amplitude_unit": args.amplitude_unit, "waveform_scale": args.amplitude_scale,
-               "branches": branches or None}
+               "branches": branches or None, "polarity": args.polarity}
     given = [k for k, v in options.items() if v is not None]
     if given and args.input is None:
-        raise InputError("--dt-ns, --tree, --branch, --time-unit, --amplitude-unit and --amplitude-scale "
+        raise InputError("--dt-ns, --tree, --branch, --time-unit, --amplitude-unit, --amplitude-scale and --polarity "
                          "describe an --input file; give one")
     return {k: v for k, v in options.items() if v is not None} or None
 
@@ -541,6 +541,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with a .root --input: unit of the truth times (sample: sample indices, as in the CEPC "
                         "Garfield++ files; default ns, but whole numbers inside the waveform are refused "
                         "until the unit is given)")
+    p.add_argument("--polarity", choices=("positive", "negative"), default=None,
+                   help="with a .root or .h5 --input: which way its pulses go (negative: read flipped, as IHEP's "
+                        "beam-test files need); by default positive, and waveforms whose pulses look negative "
+                        "are refused until it is given")
     amplitude = p.add_mutually_exclusive_group()
     amplitude.add_argument("--amplitude-unit", choices=("uV", "mV", "V"), default=None,
                            help="with --input: unit of the file's waveforms (default mV)")

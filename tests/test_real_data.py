@@ -232,6 +232,36 @@ def test_reader_options_need_an_input_that_takes_them(tmp_path, capsys):
         main(["evaluate", "--input", str(h5), "--amplitude-unit", "V", "--amplitude-scale", "2"])
 
 
+def test_negative_pulses_are_refused_until_their_polarity_is_given_then_read_flipped(tmp_path):
+    """IHEP's beam-test files have negative pulses. Read as they are, the noise estimate (the
+    samples below the median) would take the pulses for noise and the finder would look for rises
+    in the tails: the reader sees which way the pulses go and asks; --polarity negative flips them."""
+    from sweep.cli import main
+
+    ws = R.WaveformSet.from_batch(simulate_batch(None, 20, 5))
+    positive = R.write_hdf5(tmp_path / "pos.h5", ws)
+    flipped = R.WaveformSet(-ws.waveforms_mv, ws.dt_ns, ws.peak_offsets, ws.peak_time_ns, ws.peak_sample,
+                            ws.peak_tag, ws.n_clusters, ws.momentum_gev)
+    negative = R.write_hdf5(tmp_path / "neg.h5", flipped)
+    assert R.read_waveforms(positive).waveforms_mv.max() > 10  # positive pulses: read as they are
+    with pytest.raises(R.ReaderError, match=r"neg.h5: the pulses look negative-going \(the waveforms reach "
+                                            r"\d+\.\dx further below .* --polarity negative"):
+        R.read_waveforms(negative)
+    back = R.read_waveforms(negative, polarity="negative")
+    np.testing.assert_array_equal(back.waveforms_mv, ws.waveforms_mv)
+    as_is = R.read_waveforms(negative, polarity="positive")  # said: taken as said
+    np.testing.assert_array_equal(as_is.waveforms_mv, flipped.waveforms_mv)
+    with pytest.raises(R.ReaderError, match="polarity must be one of positive, negative"):
+        R.read_waveforms(negative, polarity="up")
+    npz = R.write_npz(tmp_path / "w.npz", ws)
+    with pytest.raises(R.ReaderError, match="polarity do\\(es\\) not apply to a .npz file"):
+        R.read_waveforms(npz, polarity="negative")
+    assert main(["evaluate", "--input", str(negative), "--out", str(tmp_path / "ev")]) == 2
+    assert not (tmp_path / "ev").exists()
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--input", str(negative), "--polarity", "sideways"])
+
+
 def test_root_time_units(tmp_path):
     ws = R.WaveformSet.from_batch(simulate_batch(None, 4, 3))
     in_us = R.WaveformSet(ws.waveforms_mv, ws.dt_ns, ws.peak_offsets, ws.peak_time_ns * 1e-3, ws.peak_sample,

@@ -521,13 +521,54 @@ def amplitude_scale(unit: str | None, scale: float = 1.0) -> float:
 #: the options each reader takes (read_waveforms refuses the others, rather than ignoring them)
 READER_OPTIONS = {
     ".npz": (),
-    ".h5": ("dt_ns", "waveform_scale", "amplitude_unit"),
-    ".root": ("dt_ns", "waveform_scale", "amplitude_unit", "tree", "time_unit", "branches", "entry_stop"),
+    ".h5": ("dt_ns", "waveform_scale", "amplitude_unit", "polarity"),
+    ".root": ("dt_ns", "waveform_scale", "amplitude_unit", "tree", "time_unit", "branches", "entry_stop",
+              "polarity"),
 }
+#: which way a file's pulses go; sweep's peak finding and noise estimate want them positive
+POLARITIES = ("positive", "negative")
+#: a file whose waveforms reach this many times further below their median than above it (the
+#: median over its waveforms) has negative pulses: a positive pulse of a few σ already gives < 1
+NEGATIVE_RATIO = 3.0
+
+
+def looks_negative(waveforms: np.ndarray) -> tuple[bool, float]:
+    """(whether the pulses look negative-going, the median over waveforms of (median − min) ÷
+    (max − median)): positive pulses reach far above the median and the noise a little below it."""
+    w = np.asarray(waveforms, dtype=np.float64)
+    if not w.size:
+        return False, 0.0
+    med = np.median(w, axis=1)
+    below, above = med - w.min(axis=1), w.max(axis=1) - med
+    ratio = float(np.median(below / np.maximum(above, 1e-12 * np.maximum(below, 1.0))))
+    return ratio > NEGATIVE_RATIO, ratio
+
+
+def orient(ws: WaveformSet, polarity: str | None, path: str | Path) -> WaveformSet:
+    """The waveforms with positive pulses: ``polarity`` "negative" flips them, "positive" keeps
+    them; None keeps them unless they look negative (:func:`looks_negative`), which is an error
+    that asks for the polarity (IHEP's beam-test files are negative: read as they are, the noise
+    estimate would take the pulses for noise and the finder would look for rises in the tails).
+
+    Raises:
+        ReaderError: an unknown polarity, or negative-looking pulses with none given.
+    """
+    if polarity is not None and polarity not in POLARITIES:
+        raise ReaderError(f"polarity must be one of {', '.join(POLARITIES)}, got {polarity!r}")
+    if polarity is None:
+        negative, ratio = looks_negative(ws.waveforms_mv)
+        if negative:
+            raise ReaderError(f"{path}: the pulses look negative-going (the waveforms reach {ratio:.1f}x further "
+                              "below their median than above it, the median over waveforms): say --polarity "
+                              "negative to read them flipped, or --polarity positive to read them as they are")
+    elif polarity == "negative":
+        ws.waveforms_mv = np.negative(ws.waveforms_mv)
+    return ws
 
 
 def read_waveforms(path: str | Path, **kw: Any) -> WaveformSet:
-    """Dispatch on the suffix: .npz, .h5/.hdf5, .root; ``kw`` go to the reader.
+    """Dispatch on the suffix: .npz, .h5/.hdf5, .root; ``kw`` go to the reader, but ``polarity``
+    (.h5, .root), which :func:`orient` applies to what it read.
 
     Raises:
         ReaderError: an unknown suffix, an option that file type does not take (an npz says its
@@ -542,8 +583,7 @@ def read_waveforms(path: str | Path, **kw: Any) -> WaveformSet:
         raise ReaderError(f"{path}: {', '.join(extra)} do(es) not apply to a {kind} file"
                           + (" (it says its own units and sampling)" if kind == ".npz" else ""))
     kw = {k: v for k, v in kw.items() if v is not None}
-    if kind == ".npz":
+    if kind == ".npz":  # sweep's own: positive pulses
         return read_npz(path)
-    if kind == ".h5":
-        return read_hdf5(path, **kw)
-    return read_root(path, **kw)
+    polarity = kw.pop("polarity", None)
+    return orient(read_hdf5(path, **kw) if kind == ".h5" else read_root(path, **kw), polarity, path)
