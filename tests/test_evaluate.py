@@ -16,6 +16,7 @@ from sweep.physics import datasets as D
 from sweep.core.errors import InputError
 from sweep.physics.simulate import SimulationParams, simulate_batch
 from sweep.physics import deriv
+from sweep.physics import tracklevel as TL
 
 SMALL_GRID = [deriv.DerivParams(n1=a, n2=0.0, n3=0.5, n4=0.5) for a in (4.0, 8.0, 12.0)]
 
@@ -299,6 +300,40 @@ def test_a_shrinking_estimator_calibrated_to_the_density_responds_with_slope_one
     assert abs(c["density_slope"][0] - 1) < 3 * c["density_slope_err"][0] + 0.05, c
     # the separation itself does not depend on the calibration (an affine map)
     assert sep["dndx"]["lstm_cnn"][0] > 0 and sep["options"]["lstm_cnn"] == "lstm_cnn"
+
+
+def test_the_separation_uses_the_track_level_s_tracks_of_its_species_and_momentum_again(monkeypatch):
+    """The track level's measured pions at 10 GeV/c serve the π/K separation at 10 GeV/c too (the
+    first n of them): the LSTM scores no second set of the same kind; the kaons, and the pions at
+    another momentum, are simulated (seen by wrapping simulate_tracks, which still runs)."""
+    p = SimulationParams()
+    kept: dict = {}
+    r = E.evaluate_tracks(p, rise_scorer, None, None, n_tracks=8, cells=10, momentum_gev=10.0, truncation=0.7,
+                          seed=5, keep=kept)
+    (counts, chord, charge), = kept.values()
+    assert list(kept) == [("pion", 10.0)] and chord.shape == (8, 10) and set(r["calibration"]["options"].values()) \
+        <= set(counts)
+    made = []
+    real = E.simulate_tracks
+
+    def spy(*args, **kw):
+        made.append((kw["particle"], kw["momentum_gev"]))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(E, "simulate_tracks", spy)
+    sep = E.evaluate_separation(p, rise_scorer, None, None, momenta_gev=[3.0, 10.0], n_tracks=6, cells=10, seed=5,
+                                choices=r["calibration"], reuse=kept)
+    assert sep["reused"] == ["pion at 10 GeV/c"] and sorted(made) == [("kaon", 3.0), ("kaon", 10.0), ("pion", 3.0)]
+    # the dE/dx of the first 6 kept pions against the kaons: what the separation at 10 GeV/c reports
+    kaons = real(p, rise_scorer, None, None, particle="kaon", momentum_gev=10.0, n_tracks=6, cells=10,
+                 seed=(5, 0x5E9A, 10000, 1), keys=set(r["calibration"]["options"].values()))
+    dedx = [TL.dedx_length_truncated(ch[:6], q["waveform"][:6], 0.7) for _, ch, q in ((counts, chord, charge), kaons)]
+    assert sep["dedx"][1] == pytest.approx(E.separation_power(*dedx))
+    # tracks of another cell count are not the same kind: simulated
+    made.clear()
+    again = E.evaluate_separation(p, rise_scorer, None, None, momenta_gev=[10.0], n_tracks=6, cells=12, seed=5,
+                                  choices=r["calibration"], reuse=kept)
+    assert again["reused"] == [] and ("pion", 10.0) in made
 
 
 @pytest.mark.parametrize("suffix", [".npz", ".h5", ".root"])

@@ -398,7 +398,8 @@ def default_choices(lstm_threshold: float, truncation: float = 0.7) -> dict[str,
 def evaluate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn: Scorer | None,
                     deriv_params: deriv.DerivParams | None, *, n_tracks: int, cells: int, momentum_gev: float,
                     seed: int, lstm_threshold: float = 0.5, truncation: float | None = None,
-                    chunk_waveforms: int = 1000, calibration_tracks: int | None = None) -> dict[str, Any]:
+                    chunk_waveforms: int = 1000, calibration_tracks: int | None = None,
+                    keep: dict[tuple[str, float], tuple] | None = None) -> dict[str, Any]:
     """dN/dx of each counting method against truncated-mean dE/dx for ``n_tracks`` tracks of
     ``params.particle`` crossing ``cells`` cells, every choice made on calibration tracks.
 
@@ -410,7 +411,9 @@ def evaluate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn
     resolution = std(dN/dx) / (β × mean true dN/dx), with its statistical error (the spread's and
     β's), the mean calibrated dN/dx over the true one, and dE/dx ÷ dN/dx. The CNN (``lstm_cnn``)
     sees the LSTM's detections at ``lstm_threshold``, the threshold its training data was made at;
-    ``deriv_params`` None leaves DERIV out."""
+    ``deriv_params`` None leaves DERIV out. ``keep`` (a dict) receives the measured tracks,
+    ``{(particle, momentum): (counts, chord, charge)}`` as :func:`simulate_tracks` returns them, for
+    :func:`evaluate_separation` to use again (``reuse``)."""
     t0 = time.perf_counter()
     n_cal = int(n_tracks if calibration_tracks is None else calibration_tracks)
     scanned = scan_thresholds(params, peak_fn, seed) if peak_fn is not None else TL.THRESHOLDS
@@ -440,6 +443,8 @@ def evaluate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn
     per, chord, charge = simulate_tracks(params, peak_fn, cluster_fn, deriv_params, particle=params.particle,
                                          n_tracks=n_tracks, seed=(int(seed), 0x7AC5), keys=set(chosen.values()),
                                          **common)
+    if keep is not None:
+        keep[(params.particle, float(momentum_gev))] = (per, chord, charge)
     length = chord.sum(axis=1)
     true_n = per["truth"].sum(axis=1)
     true = true_n / length
@@ -522,7 +527,8 @@ def separation_error(a: np.ndarray, b: np.ndarray) -> float:
 def evaluate_separation(params: SimulationParams, peak_fn: Scorer | None, cluster_fn: Scorer | None,
                         deriv_params: deriv.DerivParams, *, momenta_gev: Sequence[float], n_tracks: int,
                         cells: int, seed: int, choices: dict[str, Any], lstm_threshold: float = 0.5,
-                        particles: tuple[str, str] = ("pion", "kaon")) -> dict[str, Any]:
+                        particles: tuple[str, str] = ("pion", "kaon"),
+                        reuse: dict[tuple[str, float], tuple] | None = None) -> dict[str, Any]:
     """π/K separation (σ) at each momentum: dN/dx of every counting method and truncated-mean
     dE/dx, from ``n_tracks`` tracks per species crossing ``cells`` cells.
 
@@ -531,7 +537,10 @@ def evaluate_separation(params: SimulationParams, peak_fn: Scorer | None, cluste
     each method's calibrated dN/dx is checked where it was not fitted: ``calibrated[method]``
     holds, per momentum, its mean over the true dN/dx for each species and its density response
     (Δ calibrated dN/dx / Δ true dN/dx between the species, 1 for an unbiased counter) with its
-    statistical error."""
+    statistical error. ``reuse`` (what :func:`evaluate_tracks` kept) gives tracks of a species and
+    momentum already measured with the same options: the first ``n_tracks`` of them are used
+    instead of simulating as many again (``reused`` lists them), the costliest part of an
+    evaluation being the LSTM's scoring of every candidate."""
     t0 = time.perf_counter()
     momenta = [float(m) for m in momenta_gev]
     if len(set(momenta)) != len(momenta) or any(not m > 0 for m in momenta):
@@ -545,19 +554,27 @@ def evaluate_separation(params: SimulationParams, peak_fn: Scorer | None, cluste
                                if t is not None})) or TL.THRESHOLDS
     out: dict[str, Any] = {"particles": list(particles), "momenta_gev": momenta,
                            "n_tracks": int(n_tracks), "cells": int(cells), "truncation": truncation,
-                           "options": options, "dedx": [], "dedx_err": [], "dndx": {}, "dndx_err": {}}
+                           "options": options, "dedx": [], "dedx_err": [], "dndx": {}, "dndx_err": {},
+                           "reused": []}
     if responses:
         out["calibrated"] = {k: {"counted_over_true": [], "density_slope": [], "density_slope_err": []}
                              for k in responses}
     for mom in momenta:
         values: dict[str, list[np.ndarray]] = {}
         for j, particle in enumerate(particles):
-            # seeded by the momentum's value (in MeV/c), not its place in the list: "10" alone
-            # gives the same tracks as "3,10,30"
-            per, chord, charge = simulate_tracks(
-                params, peak_fn, cluster_fn, deriv_params, particle=particle, momentum_gev=mom,
-                n_tracks=n_tracks, cells=cells, seed=(int(seed), 0x5E9A, int(round(mom * 1000)), j),
-                cnn_threshold=lstm_threshold, thresholds=thresholds, keys=set(options.values()))
+            given = (reuse or {}).get((particle, mom))
+            if given is not None and given[1].shape == (given[1].shape[0], int(cells)) \
+                    and given[1].shape[0] >= int(n_tracks) and set(options.values()) <= set(given[0]):
+                per, chord, charge = ({k: v[:n_tracks] for k, v in given[0].items()}, given[1][:n_tracks],
+                                      {k: v[:n_tracks] for k, v in given[2].items()})
+                out["reused"].append(f"{particle} at {mom:g} GeV/c")
+            else:
+                # seeded by the momentum's value (in MeV/c), not its place in the list: "10" alone
+                # gives the same tracks as "3,10,30"
+                per, chord, charge = simulate_tracks(
+                    params, peak_fn, cluster_fn, deriv_params, particle=particle, momentum_gev=mom,
+                    n_tracks=n_tracks, cells=cells, seed=(int(seed), 0x5E9A, int(round(mom * 1000)), j),
+                    cnn_threshold=lstm_threshold, thresholds=thresholds, keys=set(options.values()))
             dndx = _track_dndx(per, chord)
             values.setdefault("dedx", []).append(TL.dedx_length_truncated(chord, charge["waveform"], truncation))
             for method, key in options.items():
@@ -779,11 +796,12 @@ def evaluate(
     clusters, counts = evaluate_clusters(batch, det, cluster_fn, seed=seed)
     log("cluster level done")
     tracks = None
+    measured: dict[tuple[str, float], tuple] = {}  # the track level's tracks, for the separation again
     if n_tracks and cells:
         log(f"track level: {n_tracks} tracks × {cells} cells at {momentum_gev} GeV/c")
         tracks = evaluate_tracks(p, peak_fn, cluster_fn, det["_deriv_params"], n_tracks=int(n_tracks),
                                  cells=int(cells), momentum_gev=momentum_gev, truncation=truncation,
-                                 seed=seed, lstm_threshold=lstm_threshold)
+                                 seed=seed, lstm_threshold=lstm_threshold, keep=measured)
     separation = None
     if separation_tracks and cells and len(separation_momenta):
         log(f"π/K separation: {separation_tracks} tracks per species at {list(separation_momenta)} GeV/c")
@@ -791,7 +809,9 @@ def evaluate(
                                          momenta_gev=separation_momenta, n_tracks=int(separation_tracks),
                                          cells=int(cells), seed=seed, lstm_threshold=lstm_threshold,
                                          choices=tracks["calibration"] if tracks else
-                                         default_choices(lstm_threshold, 0.7 if truncation is None else truncation))
+                                         default_choices(lstm_threshold, 0.7 if truncation is None else truncation),
+                                         reuse=measured)
+        measured.clear()
     result: dict[str, Any] = {
         "seed": int(seed), "n_waveforms": int(n_waveforms),
         "input": None if input_path is None else str(input_path),
