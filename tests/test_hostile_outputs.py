@@ -281,11 +281,11 @@ def test_ragged_root_waveforms_are_padded_with_numpy(tmp_path, monkeypatch):
     from sweep.physics import readers
 
     path = _ragged_root(tmp_path / "r.root", [[1, 2, 3], [4], [], [5, 6]])
-    ws = readers.read_root(path, dt_ns=1.0)
+    ws = readers.read_root(path, dt_ns=1.0, time_unit="ns")
     assert np.array_equal(ws.waveforms_mv, np.array([[1, 2, 3], [4, 4, 4], [0, 0, 0], [5, 6, 6]], np.float32))
     monkeypatch.setattr(readers, "MAX_ROOT_SAMPLES", 11)
     with pytest.raises(readers.ReaderError, match="4 waveforms padded to the longest .3 samples. are 12 samples"):
-        readers.read_root(path, dt_ns=1.0)
+        readers.read_root(path, dt_ns=1.0, time_unit="ns")
 
 
 # ------------------------------------------------------------------ the chain's report
