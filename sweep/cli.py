@@ -269,6 +269,34 @@ def cmd_simulate(args) -> int:
     return EXIT_OK
 
 
+def cmd_data_inspect(args) -> int:
+    """`sweep data inspect FILE...`: per file and channel, what the file holds and how sweep reads it
+    (sweep.physics.beamtest.describe). Returns 0; a file it cannot read raises InputError (exit 2)."""
+    from .physics.beamtest import describe, inspect
+
+    for run in inspect(args.files, **_beamtest_options(args)):
+        print(describe(run))
+    return EXIT_OK
+
+
+def cmd_data_import(args) -> int:
+    """`sweep data import FILE... --out D.npz`: the files' tube channels into a beam-test dataset (no
+    labels), whole or not at all. Returns 0; bad input raises InputError (exit 2)."""
+    from .physics.beamtest import describe, import_files
+
+    summary = import_files(args.files, args.out, **_beamtest_options(args))
+    for run in summary["runs"]:
+        print(describe(run))
+    print(f"{summary['out']}: {summary['waveforms']} waveforms of {summary['samples']} samples every "
+          f"{summary['dt_ns']:.4f} ns")
+    return EXIT_OK
+
+
+def _beamtest_options(args) -> dict:
+    return {"layout": args.layout, "channel_map": args.channel_map, "sampling_rate": args.sampling_rate,
+            "polarity": args.polarity, "encoding": args.encoding}
+
+
 def _momenta(text: str) -> tuple[float, ...]:
     """'3,10,30' -> (3.0, 10.0, 30.0); anything else is a usage error (exit 2)."""
     try:
@@ -296,6 +324,7 @@ def _float_type(accept: Callable[[float], bool], expected: str) -> Callable[[str
 
 _momentum = _float_type(lambda v: 0 < v < 1e6, "a momentum in GeV/c (> 0)")
 _fraction = _float_type(lambda v: 0 < v <= 1, "a number in (0, 1]")
+_positive_float = _float_type(lambda v: 0 < v < 1e12, "a positive number")
 
 
 def _int_at_least(low: int, zero_ok: bool = False):
@@ -501,6 +530,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --peak-model: score threshold in (0, 1] (default 0.5)")
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=cmd_simulate)
+    for name, text in (("inspect", ("what beam-test files hold: per file and channel events, samples, sampling, "
+                                    "polarity, encoding, pedestal, noise, flags")),
+                       ("import", "beam-test files' tube channels into a dataset (npz, no labels)")):
+        q = data_sub.add_parser(name, help=text)
+        q.add_argument("files", type=Path, nargs="+", help="DRS4 .dat, ROOT (WaveData, IHEP) files, or "
+                       "oscilloscope exports (files or folders)")
+        if name == "import":
+            q.add_argument("--out", type=Path, required=True, help="the dataset to write (.npz)")
+        q.add_argument("--layout", choices=("wavedata", "drs4", "scope", "ihep"), default=None,
+                       help="the files' layout (default: detected from their content)")
+        q.add_argument("--channel-map", type=Path, default=None, metavar="YAML",
+                       help="which channels are tubes (of which size), triggers, or ignored (default: "
+                            "channels.yaml beside the data, else every channel is a tube)")
+        q.add_argument("--sampling-rate", type=_positive_float, default=None, metavar="GS/s",
+                       help="the sampling rate, where the file does not say it (WaveData, IHEP); one that "
+                            "contradicts the file's is an error")
+        q.add_argument("--polarity", choices=("auto", "positive", "negative"), default="auto",
+                       help="which way the tubes' pulses go (default auto: from the pedestal and the skew, "
+                            "always printed)")
+        q.add_argument("--encoding", choices=("x742", "offset16", "volts", "mV"), default=None,
+                       help="the tubes' samples: x742 12-bit codes, offset16 16-bit offset codes, volts, mV "
+                            "(default: what the layout says, else detected from the codes)")
+        q.set_defaults(func=cmd_data_inspect if name == "inspect" else cmd_data_import)
     p = sub.add_parser("evaluate", help="evaluate a peak finder (and clusterizer) against DERIV on fresh "
                        "simulated waveforms: peak, cluster and track (dN/dx vs dE/dx) level")
     p.add_argument("--peak-model", type=Path, default=None, help="trained LSTM peak finder (.keras); "
