@@ -198,7 +198,7 @@ def test_an_ihep_file_needs_its_rate_and_unit_and_has_negative_pulses(tmp_path):
     codes[2, 100] = 4095
     [run] = inspect([ihep_file(tmp_path / "codes.root", codes)], sampling_rate=2)
     c = run.channels[0]
-    assert c.encoding == "x742" and "every code ≤ 4095" in c.encoding_source and c.saturated_events == 1
+    assert c.encoding == "x742" and "every code of the file ≤ 4095" in c.encoding_source and c.saturated_events == 1
     assert c.flags() == ["saturated in 1 of 5 events"]
     [run] = inspect([ihep_file(tmp_path / "codes16.root", codes * 16)], sampling_rate=2)
     assert run.channels[0].encoding == "offset16"
@@ -264,3 +264,92 @@ def test_import_writes_the_tubes_whole_or_nothing_and_says_what_it_decided(tmp_p
     np.savez(tmp_path / "other.npz", meta=np.array(json.dumps({"kind": "sweep-waveforms"})))
     with pytest.raises(ReaderError, match="a 'sweep-waveforms' file, not a beam-test dataset"):
         read_dataset(tmp_path / "other.npz")
+
+
+# ------------------------------------------------------------------ WaveData (Bari/Lecce, CERN H8)
+
+CONVERTER_FILE = Path(__file__).parent / "data" / "wavedata-converter-run07.root"
+
+
+def converter_wave(event: int, channel: int) -> np.ndarray:
+    """The codes tests/data/wavedata-converter-run07.root holds (its raw input, made up to check every
+    sample): a ramp per event and channel."""
+    return ((channel * 4096 + event * 7 + np.arange(1024) * 3) % 65536).astype(np.uint16)
+
+
+def test_a_file_written_by_the_groups_own_converter_reads_back_every_code(tmp_path):
+    # the converter built from bdanzi/drifttubes_offline_analysis's sources wrote it (20 events of
+    # channels 0-3 and 12-15, map order 12, 3, 15, 2, …; its last baskets inside the tree object)
+    raw = layouts.read_wavedata(CONVERTER_FILE)
+    assert raw.layout == "wavedata" and raw.dt_ns is None and raw.run["runnum"] == 91
+    assert sorted(raw.channels) == [0, 1, 2, 3, 12, 13, 14, 15]
+    for ch, c in raw.channels.items():
+        assert list(c.events) == list(range(20)) and c.encoding is None
+        for e in range(20):
+            assert np.array_equal(c.samples[e], converter_wave(e, ch)), (ch, e)
+    [run] = inspect([CONVERTER_FILE], sampling_rate=1.2)
+    assert run.dt_source == "given" and run.dt_ns == pytest.approx(1 / 1.2)
+    # one digitizer, one encoding: codes past 12 bits on channel 15 make every channel offset16
+    assert {c.encoding for c in run.channels.values()} == {"offset16"}
+
+
+def wavedata_file(path: Path, codes: np.ndarray, channels: list[int], events: list[int]) -> Path:
+    """A WaveData file written by PyROOT (tests/wavedata_writer.py) in a process of its own."""
+    import subprocess
+    import sys
+
+    import importlib.util
+
+    if importlib.util.find_spec("ROOT") is None:  # the `root` wheel of the test extras; imported by the writer
+        pytest.fail("PyROOT (the `root` wheel: pip install root, or bash scripts/setup.sh) is needed to write a "
+                    "WaveData file; it is not installed", pytrace=False)
+    data = path.with_suffix(".npz")
+    np.savez(data, codes=codes, channels=np.asarray(channels), events=np.asarray(events))
+    done = subprocess.run([sys.executable, str(Path(__file__).parent / "wavedata_writer.py"), str(path), str(data)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and path.is_file(), done.stdout + done.stderr
+    return path
+
+
+def test_a_wavedata_file_written_by_pyroot_is_read_with_its_map_and_flipped_pulses(tmp_path):
+    rng = np.random.default_rng(9)
+    t = np.arange(1024) / 1.2  # 1.2 GS/s
+    at = rng.uniform(100, 400, 8)
+    mv_per_code = 1000 / 4096
+    codes = np.empty((8, 3, 1024), np.uint16)
+    for e in range(8):  # x742 codes around 3000, the tubes' pulses negative, a NIM-like trigger
+        for c, size in enumerate((1.0, 2.0)):
+            mv = -pulse_mv(t, at[e] + 20 * size, 30 * size) + rng.normal(0, 0.5, t.size)
+            codes[e, c] = np.round(3000 + mv / mv_per_code)
+        codes[e, 2] = np.where((t > 50) & (t < 80), 1000, 3000)
+    path = wavedata_file(tmp_path / "run_131.root", codes, [0, 1, 12], list(range(100, 108)))
+    (tmp_path / "channels.yaml").write_text("channels:\n  0: {tube: 1.0}\n  1: {tube: 2.0}\n  12: trigger\n")
+    assert main(["--root", str(tmp_path), "data", "inspect", str(path)]) == 2  # no sampling rate in the file
+    [run] = inspect([path], sampling_rate=1.2)
+    assert run.layout == "wavedata" and sorted(run.channels) == [0, 1, 12]
+    for ch, size in ((0, 1.0), (1, 2.0)):
+        c = run.channels[ch]
+        assert c.role.describe() == f"tube {size:g} cm" and c.polarity == "negative" and c.encoding == "x742"
+        assert list(c.events) == list(range(100, 108))
+        assert np.median(c.pedestal_mv) == pytest.approx(3000 * mv_per_code, abs=0.5)
+        for e in range(8):  # the codes' rounding (0.24 mV) and the noise over the pedestal's estimate
+            expected = pulse_mv(t, at[e] + 20 * size, 30 * size)
+            assert np.max(np.abs(c.waveforms_mv[e] - expected)) < 2.5, (ch, e)
+    assert run.channels[12].role.role == "trigger" and run.channels[12].polarity == "negative"
+    out = tmp_path / "tb.npz"
+    assert import_files([path], out, sampling_rate=1.2)["waveforms"] == 16
+    data = read_dataset(out)
+    assert sorted(set(data["channel"])) == [0, 1] and float(data["dt_ns"]) == pytest.approx(1 / 1.2)
+
+
+def test_a_wavedata_file_damaged_or_unsplit_is_refused_with_its_event(tmp_path):
+    data = bytearray(CONVERTER_FILE.read_bytes())
+    (tmp_path / "cut.root").write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(ReaderError, match=r"cut\.root"):
+        inspect([tmp_path / "cut.root"], sampling_rate=1.2)
+    import uproot
+
+    with uproot.recreate(tmp_path / "flat.root") as f:  # a tree data without the converter's split map
+        f["data"] = {"x": np.arange(3, dtype=np.int32)}
+    with pytest.raises(ReaderError, match="was not written split"):
+        layouts.read_wavedata(tmp_path / "flat.root")

@@ -203,8 +203,9 @@ def read_raw(path: str | Path | list, layout: str | None = None) -> RawFile:
     return readers[layout](paths[0])
 
 
-def _encoding(path: Path, raw: RawChannel, given: str | None) -> tuple[str, str]:
-    """The channel's encoding and how it was decided (see the module doc).
+def _encoding(path: Path, raw: RawChannel, given: str | None, file_top: float) -> tuple[str, str]:
+    """The channel's encoding and how it was decided (see the module doc): detected from the
+    largest code of the file's channels of codes (``file_top``), one digitizer's encoding for all.
 
     Raises:
         ReaderError: an unknown encoding, or one the codes or the layout contradict.
@@ -226,9 +227,9 @@ def _encoding(path: Path, raw: RawChannel, given: str | None) -> tuple[str, str]
     if not whole:
         raise ReaderError(f"{path}: channel {raw.channel}: the samples are not ADC codes (fractions, or below 0) "
                           "and the layout does not say their unit: give --encoding volts or mV")
-    if top <= FULL_SCALE["x742"]:
-        return "x742", f"detected: every code ≤ {FULL_SCALE['x742']} (12 bits)"
-    return "offset16", f"detected: codes up to {top:.0f}, beyond 12 bits"
+    if file_top <= FULL_SCALE["x742"]:
+        return "x742", f"detected: every code of the file ≤ {FULL_SCALE['x742']} (12 bits)"
+    return "offset16", f"detected: the file's codes reach {file_top:.0f}, beyond 12 bits"
 
 
 def to_mv(raw: RawChannel, encoding: str) -> np.ndarray:
@@ -294,6 +295,8 @@ def prepare(raw: RawFile, *, dt_ns: float | None = None, sampling_rate: float | 
             raise ReaderError(f"{raw.path}: the channel map ({map_source}) names channel(s) {missing} the file does "
                               f"not hold (it holds {sorted(raw.channels)})")
     channels: dict[int, Channel] = {}
+    file_top = max((float(rc.samples.max()) for rc in raw.channels.values() if rc.encoding is None and _codes(rc)),
+                   default=0.0)
     for ch, rc in sorted(raw.channels.items()):
         if channel_map is None:
             role, role_source = ChannelRole("tube"), "no map"
@@ -303,7 +306,7 @@ def prepare(raw: RawFile, *, dt_ns: float | None = None, sampling_rate: float | 
             role, role_source = ChannelRole("ignore"), "not in the map"
         tube = role.role == "tube"
         if tube or rc.encoding is not None or _codes(rc):
-            enc, enc_source = _encoding(raw.path, rc, encoding if tube else None)
+            enc, enc_source = _encoding(raw.path, rc, encoding if tube else None, file_top)
         else:  # a trigger or ignored channel of floats in a layout that does not say their unit
             enc, enc_source = "mV", "as stored (not a tube)"
         mv = to_mv(rc, enc)

@@ -49,6 +49,8 @@ LAYOUTS = ("wavedata", "drs4", "scope", "ihep")
 # --------------------------------------------------------------------------------------------
 
 DRS4_CELLS = 1024
+#: events resampled at a time
+_CHUNK = 256
 
 
 def _drs4_time_block(path: Path, data: bytes) -> tuple[list[tuple[int, list[tuple[int, np.ndarray]]]], int]:
@@ -77,6 +79,20 @@ def _drs4_time_block(path: Path, data: bytes) -> tuple[list[tuple[int, list[tupl
     if not boards or not any(chs for _, chs in boards):
         raise ReaderError(f"{path}: the TIME block holds no channel")
     return boards, pos
+
+
+def _resample(t: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Each row of ``y`` (sampled at the increasing times of the same row of ``t``) linearly
+    interpolated at ``grid``, held at its end values outside (np.interp's rule), all rows in one
+    np.interp: the rows are laid end to end on one time axis, each padded with its end values
+    beyond the grid's ends so that no row reaches into the next."""
+    n, m = t.shape
+    lo = min(float(t[:, 0].min()), float(grid[0])) - 1.0
+    hi = max(float(t[:, -1].max()), float(grid[-1])) + 1.0
+    offset = np.arange(n)[:, None] * (hi - lo + 1.0)
+    xp = np.concatenate([np.full((n, 1), lo), t, np.full((n, 1), hi)], axis=1) + offset
+    fp = np.concatenate([y[:, :1], y, y[:, -1:]], axis=1)
+    return np.interp((grid[None, :] + offset).ravel(), xp.ravel(), fp.ravel()).reshape(n, grid.size)
 
 
 def read_drs4(path: str | Path) -> RawFile:
@@ -121,38 +137,40 @@ def read_drs4(path: str | Path) -> RawFile:
                           "fixed-size events of the channels its TIME block declares")
     channels: dict[int, RawChannel] = {}
     offset_v = events["range"].astype(np.float64) / 1000.0
-    spread, dts = [], []
+    dts = [float(widths.mean()) for _, chs in boards for _, widths in chs]
+    dt_ns = float(np.mean(dts))
+    if max(dts) - min(dts) > 0.01 * dt_ns:
+        raise ReaderError(f"{path}: the channels' mean cell widths differ ({min(dts):.4f}–{max(dts):.4f} ns): "
+                          "they were not sampled at one rate")
+    # sample k at k·dt after the first channel's trigger cell, on every channel and event
+    grid = dt_ns * np.arange(DRS4_CELLS)
     for b, (_, chs) in enumerate(boards):
         tcell = events[f"t{b}cell"].astype(np.int64)
         if np.any(events[f"t{b}"] != b"T#") or np.any(tcell >= DRS4_CELLS):
             e = int(np.nonzero((events[f"t{b}"] != b"T#") | (tcell >= DRS4_CELLS))[0][0])
             raise ReaderError(f"{path}: event {e} (serial {int(events['serial'][e])}): board {b}'s trigger cell "
                               "header is not T# with a cell below 1024")
-        # time of cell i of each event: Σ widths from the trigger cell (read_binary.cpp), channels
-        # aligned on the first channel of the board at cell (1024 − tcell) mod 1024
-        ref_cell = (DRS4_CELLS - tcell) % DRS4_CELLS
-        roll = (np.arange(DRS4_CELLS)[None, :] + tcell[:, None]) % DRS4_CELLS
-        times_ref = None
-        for c, widths in chs:
-            t = np.concatenate([np.zeros((n_events, 1)), np.cumsum(widths[roll], axis=1)[:, :-1]], axis=1)
-            if times_ref is None:
-                times_ref = t[np.arange(n_events), ref_cell]
-            t += (times_ref - t[np.arange(n_events), ref_cell])[:, None]
-            dt = float(widths.mean())
-            spread.append((float(widths.min()), float(widths.max())))
-            dts.append(dt)
-            codes = events[f"b{b}c{c}codes"].astype(np.float64)
-            # sample k at k·dt after the first channel's trigger cell, on every channel and event
-            grid = dt * np.arange(DRS4_CELLS)
-            resampled = np.empty_like(codes)
-            for e in range(n_events):
-                resampled[e] = np.interp(grid, t[e], codes[e])
-            channels[c + 4 * b] = RawChannel(c + 4 * b, resampled, events["serial"].astype(np.int64), "offset16",
+        out = {c: np.empty((n_events, DRS4_CELLS), np.float32) for c, _ in chs}
+        for a in range(0, n_events, _CHUNK):  # pieces a cache holds: whole-file temporaries are slower
+            piece = slice(a, min(a + _CHUNK, n_events))
+            tc = tcell[piece]
+            rows = np.arange(tc.size)
+            # time of cell i: Σ widths from the trigger cell (read_binary.cpp); each channel aligned
+            # on the board's first at cell (1024 − tcell) mod 1024
+            ref_cell = (DRS4_CELLS - tc) % DRS4_CELLS
+            roll = (np.arange(DRS4_CELLS)[None, :] + tc[:, None]) % DRS4_CELLS
+            times_ref = None
+            for c, widths in chs:
+                t = np.zeros((tc.size, DRS4_CELLS))
+                np.cumsum(widths[roll][:, :-1], axis=1, out=t[:, 1:])
+                if times_ref is None:
+                    times_ref = t[rows, ref_cell]
+                t += (times_ref - t[rows, ref_cell])[:, None]
+                out[c][piece] = _resample(t, events[f"b{b}c{c}codes"][piece].astype(np.float64), grid)
+        for c, _ in chs:
+            channels[c + 4 * b] = RawChannel(c + 4 * b, out[c], events["serial"].astype(np.int64), "offset16",
                                              offset_v=offset_v)
-    dt_ns = float(np.mean(dts))
-    if max(dts) - min(dts) > 0.01 * dt_ns:
-        raise ReaderError(f"{path}: the channels' mean cell widths differ ({min(dts):.4f}–{max(dts):.4f} ns): "
-                          "they were not sampled at one rate")
+    spread = [(float(w.min()), float(w.max())) for _, chs in boards for _, w in chs]
     lo, hi = min(s[0] for s in spread), max(s[1] for s in spread)
     return RawFile(path, "drs4", channels, dt_ns, "the file's time calibration (mean cell width)",
                    notes=[(f"DRS4 cells {lo:.3f}–{hi:.3f} ns wide: each event resampled linearly onto a "
@@ -423,6 +441,93 @@ def detect_layout(path: str | Path) -> str:
                       f"'root'; this one with {head!r}); give --layout one of {', '.join(LAYOUTS)}")
 
 
+#: the converter's split WaveData branch: the map's keys (channels) and values (the samples)
+WAVEDATA_KEYS = "x/_chdata_x742/_chdata_x742.first"
+WAVEDATA_VALUES = "x/_chdata_x742/_chdata_x742.second"
+WAVEDATA_EVENT = "x/_evnum"
+
+
+def _wavedata_baskets(path: Path, branch):
+    """(first entry, decompressed bytes, entry byte offsets) of every basket of ``branch``, the one
+    kept inside the TTree object included (the converter calls SetDirectory(0) before Write)."""
+    for i in range(branch.num_baskets):
+        start = int(branch.basket_entry_start_stop(i)[0])
+        basket = branch.basket(i)
+        offsets = basket.byte_offsets
+        if offsets is None:
+            raise ReaderError(f"{path}: {branch.object_path}: basket {i} has no entry offsets; not a WaveData map")
+        yield start, np.asarray(basket.data, dtype=np.uint8), np.asarray(offsets, dtype=np.int64)
+
+
+def _wavedata_entry(path: Path, data: np.ndarray, lo: int, hi: int, n_keys: int, event: int) -> list[np.ndarray]:
+    """The vectors of one entry of the map's values: a 6-byte header (byte count, version), then
+    per channel a big-endian int32 length and that many big-endian uint16 samples.
+
+    Raises:
+        ReaderError: an entry cut short, a negative length, or not one vector per key.
+    """
+    pos, out = lo + 6, []
+    while pos < hi:
+        if pos + 4 > hi:
+            break
+        length = int(data[pos:pos + 4].view(">i4")[0])
+        if length < 0 or pos + 4 + 2 * length > hi:
+            raise ReaderError(f"{path}: event {event}: a channel's samples run past the entry's end (length "
+                              f"{length}): the file is damaged")
+        out.append(data[pos + 4:pos + 4 + 2 * length].view(">u2").astype(np.uint16))
+        pos += 4 + 2 * length
+    if pos != hi or len(out) != n_keys:
+        raise ReaderError(f"{path}: event {event}: {n_keys} channel numbers but {len(out)} sample vectors in the "
+                          "channel map: the file is damaged")
+    return out
+
+
 def read_wavedata(path: str | Path) -> RawFile:
-    """Placeholder until the WaveData reader lands."""
-    raise ReaderError(f"{path}: WaveData files are not read yet")
+    """The Bari/Lecce converted beam-test file (see the module doc), with uproot alone: the map's
+    keys are a plain branch; its values (``vector<uint16>`` per key, which uproot cannot interpret)
+    are parsed from the decompressed baskets. Channels as the map holds them; a channel's events are
+    those that hold it (the converter never clears the map, so a channel seen once stays).
+
+    Raises:
+        ReaderError: no tree ``data``, a branch ``x`` not written split (the converter's default),
+            a damaged entry (with its event), a channel whose events differ in length.
+    """
+    path = Path(path)
+    with _open_root(path) as f:
+        if "data" not in f:
+            held = ", ".join(sorted(f.keys(cycle=False))) or "nothing"
+            raise ReaderError(f"{path}: no tree 'data' (it holds {held}): not a converted WaveData file")
+        t = f["data"]
+        if WAVEDATA_KEYS not in t or WAVEDATA_VALUES not in t:
+            raise ReaderError(f"{path}: tree data has no {WAVEDATA_KEYS}: its branch x was not written split (the "
+                              "converter's default, split level 99), which is the layout sweep reads")
+        keys = t[WAVEDATA_KEYS].array(library="np")
+        events = (t[WAVEDATA_EVENT].array(library="np").astype(np.int64) if WAVEDATA_EVENT in t
+                  else np.arange(len(keys), dtype=np.int64))
+        header = {}
+        for name in ("_runnum", "_beginTime", "_nuberOfX742Channels"):
+            key = f"x/_runHeader/_runHeader.{name}"
+            if key in t and t.num_entries:
+                header[name.strip("_")] = int(t[key].array(library="np", entry_stop=1)[0])
+        per_channel: dict[int, list[tuple[int, np.ndarray]]] = {}
+        for start, data, offsets in _wavedata_baskets(path, t[WAVEDATA_VALUES]):
+            for k in range(len(offsets) - 1):
+                e = start + k
+                if e >= len(keys):
+                    break
+                channels = np.asarray(keys[e], dtype=np.int64)
+                vectors = _wavedata_entry(path, data, int(offsets[k]), int(offsets[k + 1]), channels.size,
+                                          int(events[e]))
+                for ch, v in zip(channels.tolist(), vectors, strict=True):
+                    per_channel.setdefault(ch, []).append((e, v))
+    if not per_channel:
+        raise ReaderError(f"{path}: tree data holds no channel data")
+    out: dict[int, RawChannel] = {}
+    for ch, rows in sorted(per_channel.items()):
+        n = rows[0][1].size
+        bad = next((e for e, v in rows if v.size != n), None)
+        if bad is not None:
+            raise ReaderError(f"{path}: event {int(events[bad])}: channel {ch} holds "
+                              f"{next(v.size for e, v in rows if e == bad)} samples, {n} in its first event")
+        out[ch] = RawChannel(ch, np.stack([v for _, v in rows]), events[[e for e, _ in rows]], None)
+    return RawFile(path, "wavedata", out, None, "not in the file", run=header)
