@@ -297,6 +297,29 @@ def _beamtest_options(args) -> dict:
             "polarity": args.polarity, "encoding": args.encoding}
 
 
+def _angles(text: str) -> tuple[float, ...]:
+    """'0,60' -> (0.0, 60.0): track angles in [0, 90) degrees; anything else is a usage error."""
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        values = ()
+    if not values or not all(0 <= v < 90 for v in values):
+        raise argparse.ArgumentTypeError(f"expected angles in [0, 90) degrees, e.g. 0,60, got {text!r}")
+    return values
+
+
+def _hits(text: str) -> tuple[int, ...]:
+    """'5,10,20' -> (5, 10, 20): hits per pseudo-track, each ≥ 2; anything else is a usage error."""
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        values = ()
+    if not values or not all(v >= 2 for v in values):
+        raise argparse.ArgumentTypeError(f"expected hits per pseudo-track (whole numbers ≥ 2), e.g. 5,10,20, got "
+                                         f"{text!r}")
+    return values
+
+
 def _momenta(text: str) -> tuple[float, ...]:
     """'3,10,30' -> (3.0, 10.0, 30.0); anything else is a usage error (exit 2)."""
     try:
@@ -342,13 +365,18 @@ def _int_at_least(low: int, zero_ok: bool = False):
 
 
 def cmd_evaluate(args) -> int:
-    """Peak / cluster / track level evaluation on fresh simulated waveforms (sweep.physics.evaluate)."""
+    """Peak / cluster / track level evaluation on fresh simulated waveforms (sweep.physics.evaluate),
+    or on a beam-test dataset without truth (sweep.physics.notruth, its report beside it)."""
     from .physics.datastep import read_params_file, require_model
     from .physics.evaluate import evaluate, format_summary
 
     params = read_params_file(args.params)
     require_model("peak model", args.peak_model)
     require_model("cluster model", args.cluster_model)
+    if args.input is not None and _is_beamtest(args.input):
+        return _evaluate_beamtest(args, params)
+    if args.angles is not None or args.hits is not None:
+        raise InputError("--angles and --hits apply to a beam-test dataset (sweep data import) given as --input")
     result = evaluate(args.peak_model, args.cluster_model, out_dir=args.out, n_waveforms=args.waveforms,
                       seed=args.seed, params=params, lstm_threshold=args.threshold,
                       scan_waveforms=args.scan_waveforms, n_tracks=args.tracks, cells=args.cells,
@@ -360,6 +388,81 @@ def cmd_evaluate(args) -> int:
     print(format_summary(result["summary"]))
     print(f"written to {args.out}/evaluation.json ({result['seconds']:.1f} s)")
     return EXIT_OK
+
+
+def _is_beamtest(path: Path) -> bool:
+    """Whether ``path`` is a beam-test dataset (`sweep data import`); raw beam-test files are
+    refused with the command that imports them."""
+    from .physics.beamtest import DATASET_KIND
+    from .physics.layouts import detect_layout
+    from .physics.readers import ReaderError
+
+    if path.suffix.lower() == ".npz":
+        import json
+
+        import numpy as np
+
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return "meta" in z.files and json.loads(str(z["meta"])).get("kind") == DATASET_KIND
+        except (OSError, ValueError):
+            return False  # the waveform reader says what is wrong with it
+    try:
+        layout = detect_layout(path)
+    except ReaderError:
+        return False
+    raise InputError(f"{path}: a {layout} beam-test file: import it first (sweep data import {path} --out "
+                     "data/tb.npz, with its sampling rate and channel map), then evaluate the dataset")
+
+
+def _evaluate_beamtest(args, params) -> int:
+    """`sweep evaluate --input TB.npz`: the no-truth evaluation, its record, plots and report."""
+    from .collect.report_beamtest import write_beamtest_report
+    from .physics.beamtest import read_dataset
+    from .physics.notruth import HITS, evaluate_without_truth, plots
+    from .records.beamtest import BeamTestEvaluation, write_beamtest_evaluation
+
+    truth_only = {"--tracks": args.tracks != 100, "--separation-tracks": args.separation_tracks != 50,
+                  "--waveforms": args.waveforms != 1000, "--momentum": args.momentum != 10.0}
+    given = [k for k, v in truth_only.items() if v] + [f"--{k.replace('_', '-')}" for k in _read_options(args) or {}]
+    if given:
+        raise InputError(f"{', '.join(given)}: not for a beam-test dataset (no simulation, no truth; the dataset "
+                         "says its sampling and polarity)")
+    data = read_dataset(args.input)
+    result = evaluate_without_truth(data, args.peak_model, args.cluster_model, threshold=args.threshold,
+                                    params=params, angles=args.angles, hits=args.hits or HITS,
+                                    truncation=0.7 if args.truncation is None else args.truncation,
+                                    seed=args.seed, input_path=str(args.input),
+                                    log=lambda s: print(s, file=sys.stderr))
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    files = None if args.no_plots else plots(out, result)
+    record = {k: v for k, v in result.items() if k != "counts"}
+    from .physics.evaluate import _json_safe
+
+    write_beamtest_evaluation(out, BeamTestEvaluation.from_json(
+        {"schema_version": 1, **_json_safe({**record, "plots": files})}, out / "beamtest.json"))
+    report = write_beamtest_report(out)
+    for line in _beamtest_lines(result):
+        print(line)
+    print(f"written to {out}/beamtest.json and {report} ({result['seconds']:.1f} s)")
+    return EXIT_OK
+
+
+def _beamtest_lines(result: dict) -> list[str]:
+    """The headline of a beam-test evaluation: per run and channel each count's mean and χ²/ndf;
+    the angle scaling's exponent per channel and count."""
+    lines = []
+    for g in result["groups"]:
+        fits = ", ".join(f"{m} {f['mean']:.2f}" + (f" (χ²/ndf {f['chi2']:.0f}/{f['ndf']})" if f["ndf"] else "")
+                         for m, f in g["fits"].items())
+        angle = "" if g["angle_deg"] is None else f" at {g['angle_deg']:g}°"
+        lines.append(f"{Path(g['file']).name} channel {g['channel']}{angle}: {g['events']} events; {fits}")
+    for ch, per in (result["angles"] or {}).items():
+        for m, s in per.items():
+            lines.append(f"channel {ch} {m}: mean ∝ (1/cos α)^{s['exponent']:.3f} ± {s['exponent_err']:.3f}; "
+                         f"ratio {s['ratio']:.3f} ± {s['ratio_err']:.3f} (1/cos α: {s['expected_ratio']:.3f})")
+    return lines
 
 
 def _read_options(args) -> dict | None:
@@ -579,8 +682,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--separation-tracks", type=_int_at_least(2, zero_ok=True), default=50,
                    help="tracks per species and momentum for the π/K separation (0: skip)")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--angles", type=_angles, default=None, metavar="A1,A2,...",
+                   help="with a beam-test dataset: each file's track angle, degrees (the counts' scaling with "
+                        "1/cos α is fitted)")
+    p.add_argument("--hits", type=_hits, default=None, metavar="N1,N2,...",
+                   help="with a beam-test dataset: hits per pseudo-track (default 5,10,20,50)")
     p.add_argument("--input", type=Path, default=None, help="evaluate on the waveforms of this file (.npz from "
-                   "sweep.physics.readers, .h5, or .root in the CEPC layout) instead of a fresh simulation")
+                   "sweep.physics.readers, .h5, or .root in the CEPC layout) instead of a fresh simulation; a "
+                   "beam-test dataset (sweep data import) is evaluated without truth (counts, Poisson fits, "
+                   "--angles, pseudo-tracks) with its report")
     p.add_argument("--dt-ns", type=float, default=None,
                    help="with --input: sampling interval, ns, for a .root/.h5 file that does not say it (a "
                         "dt_ns or sampling_rate branch/attribute); required then, never assumed")

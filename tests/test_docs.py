@@ -24,7 +24,7 @@
       every path of the checkout they name must exist.
 * Every YAML block is checked: a full grid is validated for real (`sweep validate`, in a project
   with the small data it names), a pipeline file with both its grids, a site profile through a
-  grid that names it, and a fragment (some sections of a grid) merged into grids/demo.yaml (or
+  grid that names it, a beam-test channel map by its reader, and a fragment (some sections of a grid) merged into grids/demo.yaml (or
   grids/cnn.yaml for clusterizer keys) and validated. A block titled with a file of the checkout
   must hold the same YAML as that file.
 * The reference pages list every grid key, hyperparameter (with its default), simulation
@@ -72,6 +72,8 @@ PARSE_ONLY = {
     "resubmit": "reruns runs on a pool or trains them here",
     "evaluate": "evaluates models on simulated or real waveforms (minutes)",
     "data simulate": "simulates more than 2,000 waveforms, or with a trained model",
+    "data inspect": "reads the reader's own beam-test files",
+    "data import": "reads the reader's own beam-test files",
     "status --watch": "follows a sweep until it ends",
     "chain record": "a chain's status, collect or report reads the record its run leaves",
 }
@@ -326,7 +328,7 @@ class Project:
                           (doc.get("simulate") or {}).get("path", f"data/{name}-cnn.npz")}
             peaks = self.grid_doc(doc["peaks"]["grid"])
             self.made |= {f"jobs/{peaks['sweep']}/", f"results/{peaks['sweep']}/"}
-        elif cmd == "data":
+        elif cmd == "data" and getattr(args, "out", None) is not None:
             self.made.add(str(args.out))
         elif cmd == "evaluate":
             self.made.add(f"{args.out}/")
@@ -337,10 +339,10 @@ class Project:
 def input_files(args) -> list[str]:
     """The files a command line reads."""
     files = [str(getattr(args, k)) for k in ("grid", "pipeline") if getattr(args, k, None) is not None]
-    for key in ("params", "peak_model", "cluster_model", "input"):
+    for key in ("params", "peak_model", "cluster_model", "input", "channel_map"):
         if getattr(args, key, None) is not None:
             files.append(str(getattr(args, key)))
-    return files
+    return files + [str(f) for f in getattr(args, "files", None) or []]
 
 
 @dataclass
@@ -558,6 +560,13 @@ def test_every_yaml_block(block, tmp_path, small_dataset):
         assert doc == yaml.safe_load((REPO / block.title).read_text()), f"{block.title} differs from the checkout's"
     project = Project.for_page(block.page, tmp_path, small_dataset)
     where = f"{block.page.relative_to(REPO)}:{block.line}"
+    if set(doc) == {"channels"}:  # a beam-test channel map, read as `sweep data import` reads it
+        from sweep.physics.beamtest import load_channel_map
+
+        path = project.root / (block.title or "channels.yaml")
+        path.write_text(block.text, encoding="utf-8")
+        load_channel_map(path)
+        return
     if "chain" in doc:
         from sweep.cli import _grid_checks
         from sweep.core.pipeline import load_pipeline

@@ -10,8 +10,8 @@ decides, per channel, and says how it decided:
   ≤ 4095 is a CAEN V1742's 12 bits, larger ones are 16-bit offset codes; or given);
 - the **sampling interval** (from the file where it says it, else given; a given one that
   contradicts the file's is an error);
-- the **pedestal** and **noise** (median and rms of each event's first :data:`PEDESTAL_FRACTION`
-  of samples, before the pulses of a triggered drift signal);
+- the **pedestal** and **noise** (median and rms of each event's first :data:`PEDESTAL_SAMPLES`
+  samples, before the pulses of a triggered drift signal, as the groups' analyses do);
 - the **polarity** (given, or ``auto``: the pulses go the way the waveform reaches further from its
   pedestal, when that is :data:`POLARITY_RATIO` times further and the samples are skewed that way by
   :data:`POLARITY_SKEW` or more; otherwise the polarity is unclear and must be given);
@@ -43,8 +43,10 @@ from .readers import ReaderError, rate_to_dt_ns
 
 DATASET_KIND = "sweep-beamtest"
 DATASET_VERSION = 1
-#: the share of each event's first samples that measure its pedestal and noise
-PEDESTAL_FRACTION = 0.1
+#: each event's first samples, which measure its pedestal and noise: IHEP's noise estimate takes
+#: the first 50 (littlepi/PeakFindingSemiDA), Bari's baseline the first 25 ns after 5 bins (30–50
+#: samples at 1.2–2 GS/s); a simulated waveform's first electron comes at t0 = 100 ns (120 samples)
+PEDESTAL_SAMPLES = 50
 #: auto polarity: how many times further one way than the other the waveforms must reach (median
 #: over events), and how skewed the same way they must be; noise alone gives ≈ 1 and ≈ 0. A real
 #: DRS4 file (pydrs4's test.dat: 35 mV pulses in 5 mV rms noise) gives 2.0 and −1.2
@@ -310,7 +312,7 @@ def prepare(raw: RawFile, *, dt_ns: float | None = None, sampling_rate: float | 
         else:  # a trigger or ignored channel of floats in a layout that does not say their unit
             enc, enc_source = "mV", "as stored (not a tube)"
         mv = to_mv(rc, enc)
-        n_ped = max(4, int(round(PEDESTAL_FRACTION * mv.shape[1]))) if mv.ndim == 2 and mv.shape[1] else 0
+        n_ped = min(PEDESTAL_SAMPLES, mv.shape[1]) if mv.ndim == 2 else 0
         head = mv[:, :n_ped] if n_ped else np.zeros((mv.shape[0], 1))
         pedestal = np.median(head, axis=1) if mv.size else np.zeros(0)
         noise = float(np.median(head.std(axis=1))) if mv.size else 0.0

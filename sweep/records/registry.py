@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core import names
-from . import (best, chain, checkpoint, evaluation, localexit, lock, manifest, metrics, modelinfo, progress, runinfo,
-               step)
+from . import (beamtest, best, chain, checkpoint, evaluation, localexit, lock, manifest, metrics, modelinfo, progress,
+               runinfo, step)
 
 
 @dataclass(frozen=True)
@@ -74,4 +74,8 @@ RECORDS: tuple[RecordKind, ...] = (
                "sweep.records.evaluation", "sweep.records.evaluation.Evaluation", evaluation.SCHEMA_VERSION,
                ("sweep.chain.report",), "an evaluation of a peak finder and a clusterizer at every level, with its "
                "headline figures"),
+    RecordKind("beamtest", beamtest.BEAMTEST_EVALUATION, "<out>/beamtest.json", "sweep.records.beamtest",
+               "sweep.records.beamtest.BeamTestEvaluation", beamtest.SCHEMA_VERSION, ("sweep.collect.report_beamtest",),
+               "a peak finder's and a clusterizer's counts on beam-test data without truth: per run and channel, "
+               "their Poisson fits, angle scaling and pseudo-track resolutions"),
 )
