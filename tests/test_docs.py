@@ -25,8 +25,8 @@
 * Every YAML block is checked: a full grid is validated for real (`sweep validate`, in a project
   with the small data it names), a pipeline file with both its grids, a site profile through a
   grid that names it, a beam-test channel map by its reader, and a fragment (some sections of a
-  grid) merged into grids/demo.yaml (or grids/cnn.yaml for clusterizer keys) and validated. A block titled with a file of the checkout
-  must hold the same YAML as that file.
+  grid) merged into grids/demo.yaml (or grids/cnn.yaml for clusterizer keys) and validated. A
+  block titled with a file of the checkout must hold the same YAML as that file.
 * The reference pages list every grid key, hyperparameter (with its default), simulation
   parameter (with its default), ranking metric, pipeline and site-profile key, command and option,
   exit status and file name that the code knows, and nothing the code does not know.
