@@ -8,7 +8,8 @@ Per run (file) and tube channel, each event's counts:
 - ``deriv_npeaks``: DERIV's peaks at its default thresholds (:class:`~sweep.physics.deriv.DerivParams`:
   there is no truth to scan them on);
 - ``lstm_sqrt_t`` / ``deriv_sqrt_t``: their peaks clusterized by the √t diffusion cut;
-- ``lstm_cnn``: the CNN's cluster count from the LSTM's peaks;
+- ``lstm_cnn``: the CNN's cluster count from the LSTM's peaks, histogrammed over the CNN's training
+  window (its record's; a beam-test waveform of 1024 samples is shorter, its histogram ends early);
 - ``charge``: the waveform's integral (mV·ns) over its samples above :data:`CHARGE_CUT` × its noise
   rms (that of its first :data:`~sweep.physics.beamtest.PEDESTAL_SAMPLES`): a zero-suppressed sum,
   as a whole-window integral would carry the pedestal's error × the window's length, for dE/dx.
@@ -54,8 +55,9 @@ CHARGE_CUT = 3.0
 
 
 def event_counts(waveforms: np.ndarray, params: SimulationParams, peak_fn, cluster_fn, threshold: float,
-                 seed: int = 0) -> dict[str, np.ndarray]:
-    """Per event counts of every method available (see the module doc), and ``charge``."""
+                 seed: int = 0, cnn_window_ns: float | None = None) -> dict[str, np.ndarray]:
+    """Per event counts of every method available (see the module doc), and ``charge``. The CNN's
+    histograms span ``cnn_window_ns`` (its training's window; default the waveforms')."""
     from .evaluate import _cnn_counts, score_candidates
 
     from .beamtest import PEDESTAL_SAMPLES
@@ -78,8 +80,26 @@ def event_counts(waveforms: np.ndarray, params: SimulationParams, peak_fn, clust
         out["lstm_sqrt_t"] = clusterize.count_clusters(B, cw, cs * params.dt_ns,
                                                        t0_ns=params.t0_ns).astype(np.float64)
         if cluster_fn is not None:
-            out["lstm_cnn"] = _cnn_counts(cluster_fn, B, cw, cs, params, np.random.default_rng(seed))
+            cnn_params = params if cnn_window_ns is None else params.replace(window_ns=cnn_window_ns)
+            out["lstm_cnn"] = _cnn_counts(cluster_fn, B, cw, cs, cnn_params, np.random.default_rng(seed))
     return out
+
+
+def _cnn_window(model: Any, data_window_ns: float) -> tuple[float, str | None]:
+    """The window the CNN's histograms were made over in its training (its record's simulation),
+    and a note when the data's is longer (its later peaks fall outside the CNN's view). Without a
+    record: the data's window."""
+    from .scorers import training_record
+
+    record = training_record(model) if model is not None else None
+    trained = (record.simulation or {}).get("window_ns") if record is not None else None
+    if not trained:
+        return data_window_ns, None
+    trained = float(trained)
+    if data_window_ns > trained * (1 + 1e-9):
+        return trained, (f"warning: cluster model {model} was trained on {trained:g} ns windows, the data's are "
+                         f"{data_window_ns:g} ns: peaks after {trained:g} ns are not given to it")
+    return trained, None
 
 
 def poisson_fit(counts: np.ndarray) -> dict[str, Any]:
@@ -202,12 +222,14 @@ def evaluate_without_truth(data: dict[str, Any], peak_model: Any = None, cluster
     if angles is not None and (len(angles) != len(files) or not all(0 <= a < 90 for a in angles)):
         raise InputError(f"--angles: one angle in [0, 90) degrees per file of the dataset ({len(files)}: "
                          f"{', '.join(Path(f['path']).name for f in files)}), got {list(angles)}")
-    peak_fn = load_model_fn(peak_model, input_shape=(D.WINDOW_LENGTH, 1))
-    cluster_fn = load_model_fn(cluster_model, input_shape=(p.cluster_bins, 1))
     where = input_path or "the beam-test dataset"
     warnings = check_model(peak_model, "peak model", dt, where, normalization=D.WINDOW_NORMALIZATION,
                            stats=D.input_stats(w) if peak_model is not None else None, finder=p.candidate_finder)
     warnings += check_model(cluster_model, "cluster model", dt, where)
+    cnn_window, note = _cnn_window(cluster_model, p.window_ns)
+    warnings += [note] if note else []
+    peak_fn = load_model_fn(peak_model, input_shape=(D.WINDOW_LENGTH, 1))
+    cluster_fn = load_model_fn(cluster_model, input_shape=(p.cluster_bins, 1))
     for line in warnings:
         log(line)
     groups, counts_by_group = [], []
@@ -216,7 +238,7 @@ def evaluate_without_truth(data: dict[str, Any], peak_model: Any = None, cluster
         rows = np.nonzero((data["file_index"] == f) & (data["channel"] == ch))[0]
         rows = rows[np.argsort(data["event"][rows], kind="stable")]  # consecutive events, in order
         tube = float(data["tube_cm"][rows[0]])
-        counts = event_counts(w[rows], p, peak_fn, cluster_fn, threshold, seed)
+        counts = event_counts(w[rows], p, peak_fn, cluster_fn, threshold, seed, cnn_window_ns=cnn_window)
         log(f"{Path(files[f]['path']).name} channel {ch}: {rows.size} events counted")
         group = {"file": files[f]["path"], "file_index": f, "channel": ch,
                  "tube_cm": tube if math.isfinite(tube) else None, "events": int(rows.size),
