@@ -393,20 +393,12 @@ def cmd_evaluate(args) -> int:
 def _is_beamtest(path: Path) -> bool:
     """Whether ``path`` is a beam-test dataset (`sweep data import`); raw beam-test files are
     refused with the command that imports them."""
-    from .physics.beamtest import DATASET_KIND
+    from .physics.beamtest import is_dataset
     from .physics.layouts import detect_layout
     from .physics.readers import ReaderError
 
     if path.suffix.lower() == ".npz":
-        import json
-
-        import numpy as np
-
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return "meta" in z.files and json.loads(str(z["meta"])).get("kind") == DATASET_KIND
-        except (OSError, ValueError):
-            return False  # the waveform reader says what is wrong with it
+        return is_dataset(path)
     try:
         layout = detect_layout(path)
     except ReaderError:
@@ -416,11 +408,9 @@ def _is_beamtest(path: Path) -> bool:
 
 
 def _evaluate_beamtest(args, params) -> int:
-    """`sweep evaluate --input TB.npz`: the no-truth evaluation, its record, plots and report."""
+    """`sweep evaluate --input TB.npz`: the no-truth evaluation (sweep.physics.notruth), then its report."""
     from .collect.report_beamtest import write_beamtest_report
-    from .physics.beamtest import read_dataset
-    from .physics.notruth import HITS, evaluate_without_truth, plots
-    from .records.beamtest import BeamTestEvaluation, write_beamtest_evaluation
+    from .physics.notruth import HITS, evaluate_dataset, summary_lines
 
     truth_only = {"--tracks": args.tracks != 100, "--separation-tracks": args.separation_tracks != 50,
                   "--waveforms": args.waveforms != 1000, "--momentum": args.momentum != 10.0}
@@ -428,41 +418,15 @@ def _evaluate_beamtest(args, params) -> int:
     if given:
         raise InputError(f"{', '.join(given)}: not for a beam-test dataset (no simulation, no truth; the dataset "
                          "says its sampling and polarity)")
-    data = read_dataset(args.input)
-    result = evaluate_without_truth(data, args.peak_model, args.cluster_model, threshold=args.threshold,
-                                    params=params, angles=args.angles, hits=args.hits or HITS,
-                                    truncation=0.7 if args.truncation is None else args.truncation,
-                                    seed=args.seed, input_path=str(args.input),
-                                    log=lambda s: print(s, file=sys.stderr))
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    files = None if args.no_plots else plots(out, result)
-    record = {k: v for k, v in result.items() if k != "counts"}
-    from .physics.evaluate import _json_safe
-
-    write_beamtest_evaluation(out, BeamTestEvaluation.from_json(
-        {"schema_version": 1, **_json_safe({**record, "plots": files})}, out / "beamtest.json"))
-    report = write_beamtest_report(out)
-    for line in _beamtest_lines(result):
+    result = evaluate_dataset(args.input, args.out, peak_model=args.peak_model, cluster_model=args.cluster_model,
+                              threshold=args.threshold, params=params, angles=args.angles, hits=args.hits or HITS,
+                              truncation=0.7 if args.truncation is None else args.truncation, seed=args.seed,
+                              plots=not args.no_plots, log=lambda s: print(s, file=sys.stderr))
+    report = write_beamtest_report(args.out)
+    for line in summary_lines(result):
         print(line)
-    print(f"written to {out}/beamtest.json and {report} ({result['seconds']:.1f} s)")
+    print(f"written to {args.out}/beamtest.json and {report} ({result['seconds']:.1f} s)")
     return EXIT_OK
-
-
-def _beamtest_lines(result: dict) -> list[str]:
-    """The headline of a beam-test evaluation: per run and channel each count's mean and χ²/ndf;
-    the angle scaling's exponent per channel and count."""
-    lines = []
-    for g in result["groups"]:
-        fits = ", ".join(f"{m} {f['mean']:.2f}" + (f" (χ²/ndf {f['chi2']:.0f}/{f['ndf']})" if f["ndf"] else "")
-                         for m, f in g["fits"].items())
-        angle = "" if g["angle_deg"] is None else f" at {g['angle_deg']:g}°"
-        lines.append(f"{Path(g['file']).name} channel {g['channel']}{angle}: {g['events']} events; {fits}")
-    for ch, per in (result["angles"] or {}).items():
-        for m, s in per.items():
-            lines.append(f"channel {ch} {m}: mean ∝ (1/cos α)^{s['exponent']:.3f} ± {s['exponent_err']:.3f}; "
-                         f"ratio {s['ratio']:.3f} ± {s['ratio_err']:.3f} (1/cos α: {s['expected_ratio']:.3f})")
-    return lines
 
 
 def _read_options(args) -> dict | None:

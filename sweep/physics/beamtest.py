@@ -438,6 +438,16 @@ def import_files(paths: list[Path], out: Path, *, layout: str | None = None, cha
             "samples": int(arrays["waveforms"].shape[1]), "dt_ns": runs[0].dt_ns, "runs": runs}
 
 
+def is_dataset(path: str | Path) -> bool:
+    """Whether ``path`` is an npz whose meta says it is a beam-test dataset (False for anything
+    else, readable or not: its own reader says what is wrong with it)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return "meta" in z.files and json.loads(str(z["meta"])).get("kind") == DATASET_KIND
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def read_dataset(path: str | Path) -> dict[str, Any]:
     """A beam-test dataset written by :func:`import_files`: its arrays and its meta (dict).
 

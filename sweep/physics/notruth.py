@@ -265,7 +265,44 @@ def evaluate_without_truth(data: dict[str, Any], peak_model: Any = None, cluster
             "seconds": time.perf_counter() - t_start, "counts": counts_by_group}
 
 
-def plots(out_dir: Path, result: dict[str, Any]) -> list[str]:
+def evaluate_dataset(path: str | Path, out_dir: str | Path, *, plots: bool = True, **options: Any) -> dict[str, Any]:
+    """:func:`evaluate_without_truth` of the beam-test dataset ``path``, its PNGs (:func:`draw`) and
+    its record (``out_dir``/beamtest.json, :mod:`sweep.records.beamtest`) written; returns the result.
+
+    Raises:
+        ReaderError: not a beam-test dataset; and what :func:`evaluate_without_truth` raises.
+    """
+    from ..records.beamtest import BEAMTEST_EVALUATION, BeamTestEvaluation, write_beamtest_evaluation
+    from .beamtest import read_dataset
+    from .evaluate import _json_safe
+
+    result = evaluate_without_truth(read_dataset(path), input_path=str(path), **options)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = draw(out, result) if plots else None
+    record = {k: v for k, v in result.items() if k != "counts"}
+    write_beamtest_evaluation(out, BeamTestEvaluation.from_json(
+        {"schema_version": 1, **_json_safe({**record, "plots": files})}, out / BEAMTEST_EVALUATION))
+    return result
+
+
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    """The headline of a result: per run and channel each count's mean and χ²/ndf; per channel and
+    count the angle scaling's exponent and ratio."""
+    lines = []
+    for g in result["groups"]:
+        fits = ", ".join(f"{m} {f['mean']:.2f}" + (f" (χ²/ndf {f['chi2']:.0f}/{f['ndf']})" if f["ndf"] else "")
+                         for m, f in g["fits"].items())
+        angle = "" if g["angle_deg"] is None else f" at {g['angle_deg']:g}°"
+        lines.append(f"{Path(g['file']).name} channel {g['channel']}{angle}: {g['events']} events; {fits}")
+    for ch, per in (result["angles"] or {}).items():
+        for m, s in per.items():
+            lines.append(f"channel {ch} {m}: mean ∝ (1/cos α)^{s['exponent']:.3f} ± {s['exponent_err']:.3f}; "
+                         f"ratio {s['ratio']:.3f} ± {s['ratio_err']:.3f} (1/cos α: {s['expected_ratio']:.3f})")
+    return lines
+
+
+def draw(out_dir: Path, result: dict[str, Any]) -> list[str]:
     """The PNGs of a result beside its record: per run and channel the count distributions with
     their Poisson fits; the means against 1/cos α; the pseudo-track resolutions against N. Returns
     the file names."""
