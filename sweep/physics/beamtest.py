@@ -52,6 +52,8 @@ PEDESTAL_SAMPLES = 50
 #: DRS4 file (pydrs4's test.dat: 35 mV pulses in 5 mV rms noise) gives 2.0 and −1.2
 POLARITY_RATIO = 1.5
 POLARITY_SKEW = 0.5
+#: the events the polarity is judged on, at most (a median over them)
+POLARITY_EVENTS = 1000
 ROLES = ("tube", "trigger", "ignore")
 CHANNEL_MAP_NAME = "channels.yaml"
 
@@ -235,20 +237,25 @@ def _encoding(path: Path, raw: RawChannel, given: str | None, file_top: float) -
 
 
 def to_mv(raw: RawChannel, encoding: str) -> np.ndarray:
-    """The channel's samples in mV (see :data:`~sweep.physics.rawdata.ENCODINGS`)."""
-    s = np.asarray(raw.samples, dtype=np.float64)
+    """The channel's samples in mV (see :data:`~sweep.physics.rawdata.ENCODINGS`), float32 (16-bit
+    codes and their interpolations are exact to well below a code)."""
+    s = np.asarray(raw.samples, dtype=np.float32)
     if encoding == "x742":
-        return s * (1000.0 / 4096.0)
+        return s * np.float32(1000.0 / 4096.0)
     if encoding == "offset16":
-        offset = 0.0 if raw.offset_v is None else raw.offset_v[:, None]
-        return (s / 65536.0 - 0.5 + offset) * 1000.0
-    return s * 1000.0 if encoding == "volts" else s
+        offset = np.float32(0.0) if raw.offset_v is None else raw.offset_v[:, None].astype(np.float32)
+        return (s / np.float32(65536.0) - np.float32(0.5) + offset) * np.float32(1000.0)
+    return s * np.float32(1000.0) if encoding == "volts" else s
 
 
 def polarity_of(waveforms_mv: np.ndarray, noise_mv: float) -> tuple[str, str]:
     """(positive, negative or unclear; why) of pedestal-subtracted waveforms: how much further they
-    reach below their pedestal than above it (median over events), and the sign of their skew."""
-    w = np.asarray(waveforms_mv, dtype=np.float64)
+    reach below their pedestal than above it (median over events), and the sign of their skew; both
+    medians over at most :data:`POLARITY_EVENTS` events spread over the run."""
+    w = np.asarray(waveforms_mv)
+    if w.shape[0] > POLARITY_EVENTS:
+        w = w[np.linspace(0, w.shape[0] - 1, POLARITY_EVENTS).astype(np.int64)]
+    w = w.astype(np.float64)
     if not w.size:
         return "unclear", "no event"
     below, above = np.maximum(-w.min(axis=1), 0.0), np.maximum(w.max(axis=1), 0.0)
