@@ -404,11 +404,11 @@ def import_files(paths: list[Path], out: Path, *, layout: str | None = None, cha
                                       "saturated_events": c.saturated_events}
             if c.role.role != "tube":
                 continue
+            if c.empty:
+                raise ReaderError(f"{run.path}: channel {ch} is empty: map it as ignore")
             if c.polarity == "unclear":
                 raise ReaderError(f"{run.path}: channel {ch}: its polarity is unclear ({c.polarity_source}): give "
                                   "--polarity, or map the channel as ignore if it holds no signal")
-            if c.empty:
-                raise ReaderError(f"{run.path}: channel {ch} is empty: map it as ignore")
             blocks.append((i, ch, c))
         files.append({"path": str(run.path), "layout": run.layout, "dt_ns": run.dt_ns, "dt_source": run.dt_source,
                       "notes": run.notes, "channel_map": run.map_source, "run": run.run, "channels": meta_channels})
