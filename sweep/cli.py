@@ -320,6 +320,23 @@ def _hits(text: str) -> tuple[int, ...]:
     return values
 
 
+def cmd_export_onnx(args) -> int:
+    """`sweep export onnx NAME`: a sweep's run or a chain's leaders as ONNX with deploy.json,
+    checked against Keras (sweep.collect.export chooses, sweep.physics.export exports). Returns 0;
+    a failed check raises ModelError (exit 2), nothing written."""
+    from .collect.export import export_targets
+    from .core.render import relative_to_root
+    from .physics.export import export_onnx
+
+    for target in export_targets(args.sweep, args.root, rank=args.rank, run=args.run, out=args.out,
+                                 threshold=args.threshold):
+        d = export_onnx(target.model, target.out, threshold=target.threshold)
+        point = f", working point {d.threshold:g}" if d.threshold is not None else ""
+        print(f"{target.what}: {relative_to_root(target.out, args.root)}/model.onnx (opset {d.opset}{point}); "
+              f"ONNX Runtime vs Keras on {d.check['inputs']} held-out inputs: max |Δ| {d.check['max_abs_diff']:.2g}")
+    return EXIT_OK
+
+
 def _momenta(text: str) -> tuple[float, ...]:
     """'3,10,30' -> (3.0, 10.0, 30.0); anything else is a usage error (exit 2)."""
     try:
@@ -582,6 +599,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", type=Path, default=None, metavar="FILE",
                    help="HTML file (default results/<sweep>/report.html)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("export", help="trained models for other software")
+    export_sub = p.add_subparsers(dest="export_command", required=True, metavar="EXPORT_COMMAND")
+    q = export_sub.add_parser("onnx", help="a sweep's run, or a chain's two leaders, as ONNX with deploy.json, "
+                                            "checked against Keras (for key4hep's ONNX Runtime, sweep.deploy)")
+    q.add_argument("sweep", type=sweep_name, help="the sweep or chain")
+    which = q.add_mutually_exclusive_group()
+    which.add_argument("--rank", type=_int_at_least(1), default=None, help="the sweep's N-th ranked run (default 1)")
+    which.add_argument("--run", type=sweep_name, default=None, help="the sweep's run, by id")
+    q.add_argument("--out", type=Path, default=None, help="the export's folder (default results/NAME/onnx/RUN, or "
+                                                            "…/onnx/peaks and …/onnx/clusters for a chain)")
+    q.add_argument("--threshold", type=_fraction, default=None,
+                   help="a peak finder's working point, written for its consumers (default: the chain's, else 0.5)")
+    q.set_defaults(func=cmd_export_onnx)
 
     p = sub.add_parser("data", help="datasets")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")

@@ -44,6 +44,7 @@ CASES = {
     "bench_collect": (SLOW, lambda tmp, pool_tmp: []),
     "bench_condor_submit": (POOL, lambda tmp, pool_tmp: ["--pool-dir", str(pool_tmp / "pool")]),
     "bench_evaluate": (TRAINING, lambda tmp, pool_tmp: ["--out", str(tmp / "out")]),
+    "bench_deploy": (TRAINING, lambda tmp, pool_tmp: []),
     "bench_faults": (POOL, lambda tmp, pool_tmp: ["--dir", str(pool_tmp)]),
     "bench_hostile": (SLOW, lambda tmp, pool_tmp: []),
     "bench_job_cost": (TRAINING, lambda tmp, pool_tmp: ["--dir", str(tmp / "work")]),

@@ -72,6 +72,7 @@ PARSE_ONLY = {
     "resubmit": "reruns runs on a pool or trains them here",
     "evaluate": "evaluates models on simulated or real waveforms (minutes)",
     "data simulate": "simulates more than 2,000 waveforms, or with a trained model",
+    "export onnx": "exports a trained model (TensorFlow, seconds to a minute)",
     "data inspect": "reads the reader's own beam-test files",
     "data import": "reads the reader's own beam-test files",
     "status --watch": "follows a sweep until it ends",
@@ -366,7 +367,8 @@ def check_command(cmd: Command, argv: list[str] | None, project: Project, traini
         assert code == cmd.expect, f"{where}: exit {code}, the page says {cmd.expect}\n{out}"
         return Checked(cmd, "run")
     args = parse(argv)
-    name = args.command + (f" {args.data_command}" if args.command == "data" else "")
+    name = args.command + (f" {args.data_command}" if args.command == "data" else
+                           f" {args.export_command}" if args.command == "export" else "")
     reason = None
     if name == "validate" or (name == "submit" and args.dry_run):
         pass
@@ -523,7 +525,8 @@ def test_every_command_is_a_known_kind():
         assert cmd.text and not cmd.text.startswith("$"), cmd
         if argv is not None and "--help" not in argv:
             args = parse(argv)
-            name = args.command + (f" {args.data_command}" if args.command == "data" else "")
+            name = args.command + (f" {args.data_command}" if args.command == "data" else
+                                   f" {args.export_command}" if args.command == "export" else "")
             assert name in ("validate", "status", "collect", "report", "data simulate") or name in PARSE_ONLY, name
 
 

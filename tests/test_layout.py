@@ -40,6 +40,9 @@ STAGE_DEPENDS = {
     "search": {"sweep", "core", "fsutil", "records", "submit", "collect"},
     "chain": {"sweep", "core", "fsutil", "records", "physics", "submit", "collect", "search"},
     "cli": {"sweep", "core", "fsutil", "records", "physics", "job", "submit", "collect", "search", "chain"},
+    # the reference consumer of an exported model: deploy.json's reader and the numpy-only candidate
+    # finder and windows of physics.datasets (tests/test_export.py runs it where TensorFlow cannot load)
+    "deploy": {"sweep", "core", "fsutil", "records", "physics"},
 }
 HEAVY = {"tensorflow", "keras", "htcondor", "htcondor2", "classad2"}  # module level: only in HEAVY_ALLOWED
 HEAVY_ALLOWED = {"job", "submit", "physics"}

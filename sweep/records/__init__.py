@@ -19,6 +19,7 @@ localexit.py   results/<sweep>/<run-id>/.local-exit.json: how a local job ended
 best.py        results/<sweep>/best/best.json: the best runs collect copied
 evaluation.py  evaluation.json: an evaluation's figures
 beamtest.py    beamtest.json: an evaluation's figures on beam-test data, without truth
+deployment.py  deploy.json beside an exported ONNX model: what it expects, how it was checked
 lock.py        jobs/<sweep>/.sweep.lock: one command at a time on a sweep's folder
 runs.py        results/<sweep>/<run-id>/: whether a run left a valid result, and why not
 events.py      results/<sweep>/events.log: HTCondor's job event log, one record per job

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core import names
-from . import (beamtest, best, chain, checkpoint, evaluation, localexit, lock, manifest, metrics, modelinfo, progress,
-               runinfo, step)
+from . import (beamtest, best, chain, checkpoint, deployment, evaluation, localexit, lock, manifest, metrics, modelinfo,
+               progress, runinfo, step)
 
 
 @dataclass(frozen=True)
@@ -78,4 +78,9 @@ RECORDS: tuple[RecordKind, ...] = (
                "sweep.records.beamtest.BeamTestEvaluation", beamtest.SCHEMA_VERSION, ("sweep.collect.report_beamtest",),
                "a peak finder's and a clusterizer's counts on beam-test data without truth: per run and channel, "
                "their Poisson fits, angle scaling and pseudo-track resolutions"),
+    RecordKind("deployment", deployment.DEPLOYMENT, "results/<sweep>/onnx/<run-id>/deploy.json, "
+               "results/<chain>/onnx/{peaks,clusters}/deploy.json", "sweep.records.deployment",
+               "sweep.records.deployment.Deployment", deployment.SCHEMA_VERSION, ("sweep.deploy.consumer",),
+               "what an exported ONNX model expects (sampling, window, normalization, finder, working point or "
+               "histogram), where it came from, and how it was checked against Keras"),
 )
