@@ -132,3 +132,26 @@ def test_sweep_export_onnx_exports_a_sweep_s_best_run(trained, tmp_path, capsys)
     assert (tmp_path / "results" / "syn" / "onnx" / best / "deploy.json").is_file()
     assert main(["--root", str(tmp_path), "export", "onnx", "syn", "--rank", "99"]) == 2
     assert "ranked run(s): no rank 99" in capsys.readouterr().err
+
+
+def test_sweep_export_onnx_exports_a_chain_s_two_leaders_at_its_working_point(trained, tmp_path, capsys):
+    import shutil
+
+    record = json.loads((REPO / "tests" / "data" / "records" / "chain-done.json").read_text())
+    record["stages"]["simulate"]["threshold"] = 0.8
+    results = tmp_path / "results" / "tiny"
+    results.mkdir(parents=True)
+    for stage, kind in (("peaks", "lstm"), ("clusters", "cnn")):  # the leaders the chain kept, with their records
+        shutil.copy(trained[kind], results / f"{stage}-leader.keras")
+        shutil.copy(trained[kind].with_name("model.json"), results / f"{stage}-leader.json")
+        record["stages"][stage]["leader"]["model"] = f"results/tiny/{stage}-leader.keras"
+    (results / "chain.json").write_text(json.dumps(record))
+    assert main(["--root", str(tmp_path), "export", "onnx", "tiny", "--rank", "1"]) == 2
+    assert "tiny is a chain: it exports its two leaders" in capsys.readouterr().err
+    assert main(["--root", str(tmp_path), "export", "onnx", "tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "the peaks leader of chain tiny: results/tiny/onnx/peaks/model.onnx" in out and "working point 0.8" in out
+    assert "the clusters leader of chain tiny: results/tiny/onnx/clusters/model.onnx" in out
+    deployed = {s: json.loads((results / "onnx" / s / "deploy.json").read_text()) for s in ("peaks", "clusters")}
+    assert deployed["peaks"]["threshold"] == 0.8 and deployed["peaks"]["model"] == "lstm"
+    assert deployed["clusters"]["model"] == "cnn" and "threshold" not in deployed["clusters"]
