@@ -488,6 +488,26 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def cmd_init(args) -> int:
+    """`sweep init [DIR]`: write a new project (sweep.core.scaffold) and say what. Returns 0; a file
+    already there raises InputError (exit 2), nothing written."""
+    from .core.scaffold import init_project
+
+    dest = args.dir if args.dir is not None else args.root
+    written = init_project(dest, templates=args.templates)
+    folders = sorted({p.parts[0] for p in written if len(p.parts) > 1})
+    counts = ", ".join(f"{f}/ ({sum(1 for p in written if p.parts[0] == f)} files)" for f in folders)
+    print(f"{dest}: a new project: {counts}, README.md, data/")
+    print(f"next: cd {dest} && sweep validate grids/demo.yaml")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `sweep` command line's parser: every command and its options; each command sets `func`,
     its cmd_* handler."""
@@ -495,7 +515,13 @@ def build_parser() -> argparse.ArgumentParser:
                                      "cluster-counting peak finder (LSTM) and clusterizer (CNN).")
     parser.add_argument("--root", type=Path, default=Path.cwd(),
                         help="project folder holding jobs/ and results/ (default: current folder)")
+    parser.add_argument("--version", action="version", version=f"sweep {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="a new project: the shipped grids, site profiles and a README (overwrites nothing)")
+    p.add_argument("dir", type=Path, nargs="?", default=None, help="the project folder (default: --root)")
+    p.add_argument("--templates", action="store_true", help="also the templates, to edit")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("validate", help="check a grid file and print how many configurations it makes")
     p.add_argument("grid", type=Path)

@@ -33,7 +33,7 @@ def test_every_package_of_the_source_is_listed_for_the_wheel():
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     folders = {p.parent for p in (REPO / "sweep").rglob("*.py")}
     found = {".".join(f.relative_to(REPO).parts) for f in folders}
-    data = {"sweep.templates", "sweep.sites"}  # package data: the checkout's templates/ and sites/
+    data = {"sweep.templates", "sweep.sites", "sweep.grids"}  # package data: the checkout's templates/, sites/, grids/
     assert listed == found | data, (listed ^ (found | data))
     assert all((f / "__init__.py").is_file() for f in folders), "a folder of sweep/ without __init__.py"
 
@@ -73,7 +73,7 @@ def installed(tmp_path_factory):
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)
-    for name in ("sweep", "templates", "sites"):
+    for name in ("sweep", "templates", "sites", "grids"):
         shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     dist = tmp / "dist"
     run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-q", "-w", str(dist)], cwd=tmp)
@@ -109,6 +109,8 @@ def test_the_wheel_carries_the_templates_and_every_package(installed):
         assert sites == ["cern.yaml", "local-pool.yaml", "ospool.yaml", "recas.yaml"]
         for name in sites:
             assert zf.read(f"sweep/sites/{name}") == (REPO / "sites" / name).read_bytes()
+        for grid in (REPO / "grids").glob("*.yaml"):  # what `sweep init` writes into a project
+            assert zf.read(f"sweep/grids/{grid.name}") == grid.read_bytes()
 
 
 @pytest.mark.training
@@ -116,8 +118,12 @@ def test_an_installed_sweep_works_without_the_checkout(installed, tmp_path):
     bin_dir, _ = installed
     sweep = str(bin_dir / "sweep")
     project = tmp_path / "project"
-    (project / "grids").mkdir(parents=True)
-    shutil.copy2(REPO / "grids" / "demo.yaml", project / "grids" / "demo.yaml")
+    # a project from the wheel alone: its grids and site profiles, every grid valid as written
+    assert run([sweep, "--version"], cwd=tmp_path).strip().startswith("sweep ")
+    out = run([sweep, "init", str(project)], cwd=tmp_path)
+    assert "grids/ (9 files), sites/ (4 files)" in out, out
+    for grid in sorted((project / "grids").glob("*.yaml")):
+        assert "valid;" in run([sweep, "validate", f"grids/{grid.name}"], cwd=project), grid
 
     where = run([str(bin_dir / "python"), "-c", ("import sweep, sweep.core.render as r; "
                                                   "print(sweep.__file__); print(r.BUILTIN_TEMPLATES)")],
@@ -130,11 +136,11 @@ def test_an_installed_sweep_works_without_the_checkout(installed, tmp_path):
     out = run([sweep, "submit", "grids/demo.yaml", "--dry-run", "--show"], cwd=project)
     assert "would submit 4" in out and re.search(r"^universe\s+= vanilla", out, re.M), out
     assert not (project / "jobs").exists()
-    # the shipped site profiles come with the wheel
+    # the shipped site profiles come with the wheel (init copied them into the project, whose own win)
     (project / "grids" / "cern.yaml").write_text((project / "grids" / "demo.yaml").read_text()
                                                  + "site: cern\ncondor: {python: /usr/bin/python3}\n")
     out = run([sweep, "submit", "grids/cern.yaml", "--dry-run", "--show"], cwd=project)
-    assert re.search(r"^\+JobFlavour\s+= \"", out, re.M) and "sweep/sites/cern.yaml" in out, out
+    assert re.search(r"^\+JobFlavour\s+= \"", out, re.M) and "project/sites/cern.yaml" in out, out
 
     # a real (tiny) run on this machine: render, the job wrapper, training, collect
     run([sweep, "data", "simulate", "--out", "data/tiny.npz", "--waveforms", "120", "--no-progress"], cwd=project)
