@@ -290,3 +290,23 @@ def test_electronics_presets_set_their_values_and_given_keys_win():
     assert "electronics_preset" not in mine.to_dict()  # the record holds the values
     with pytest.raises(S.ParameterError, match="electronics_preset.*seed, fast_front_end, dchdigi_v03"):
         S.SimulationParams.from_dict({"electronics_preset": "fastest"})
+
+
+def test_a_track_dip_lengthens_the_path_and_its_clusters_and_no_dip_keeps_every_seed_s_stream():
+    from sweep.physics.simulate import SimulationParams, sample_tracks, simulate_batch
+
+    rng = np.random.default_rng(3)
+    flat = simulate_batch(SimulationParams(), 300, np.random.default_rng(8))
+    again = simulate_batch(SimulationParams().replace(track_dip_max_deg=0.0), 300, np.random.default_rng(8))
+    assert np.array_equal(flat.waveforms_mv, again.waveforms_mv)  # no draw made for a dip of 0
+    tracks = sample_tracks(SimulationParams().replace(track_dip_max_deg=60), 20000, rng)
+    assert tracks.dip_rad.min() >= 0 and tracks.dip_rad.max() <= math.radians(60)
+    assert np.allclose(tracks.path_cm, tracks.chord_cm / np.cos(tracks.dip_rad))
+    # the clusters follow the path: E[1/cos] over [0, 60°] = ln(tan 75°) / (π/3) = 1.2577
+    expected = math.log(math.tan(math.radians(75))) / (math.pi / 3)
+    dipped = simulate_batch(SimulationParams().replace(track_dip_max_deg=60), 3000, np.random.default_rng(9))
+    plain = simulate_batch(SimulationParams(), 3000, np.random.default_rng(9))
+    ratio = dipped.n_clusters.mean() / plain.n_clusters.mean()
+    assert abs(ratio - expected) < 0.05, ratio
+    with pytest.raises(Exception, match="track_dip_max_deg"):
+        SimulationParams().replace(track_dip_max_deg=85)

@@ -275,7 +275,7 @@ def simulate_tracks(params: SimulationParams, peak_fn: Scorer | None, cluster_fn
         for k, v in counts.items():
             if want(k):
                 per.setdefault(k, []).append(np.asarray(v, dtype=np.float64))
-        chords.append(b.tracks.chord_cm)
+        chords.append(b.tracks.path_cm)
         charges["waveform"].append(TL.waveform_charge(w, p))
         charges["truth"].append(np.bincount(b.electron_waveform, weights=b.electron_gain, minlength=m))
     shape = (int(n_tracks), int(cells))

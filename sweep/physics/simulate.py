@@ -165,6 +165,8 @@ class SimulationParams:
     track_angle_max_deg: float = _p(0.0, "float", "track angle uniform in ± this (0 = perpendicular)")
     impact_parameter_max_fraction: float = _p(1.0, "float", "b uniform in [0, this × half cell]")
     fixed_impact_parameter_cm: float | None = _p(None, "optfloat", "if set, every track has this b")
+    track_dip_max_deg: float = _p(0.0, "float", "dip (angle out of the plane across the wire) uniform in "
+                                  "[0, this]: the path and its clusters × 1/cos, as a beam test's inclined tube")
     # --- drift -------------------------------------------------------------------------------
     xt_coefficients_ns: tuple[float, ...] = _p(
         (200.0, 200.0), "floats", "drift time t = Σ c_k r^(k+1), ns with r in cm"
@@ -250,6 +252,8 @@ class SimulationParams:
             raise bad("candidate_finder", f"must be one of {', '.join(repr(f) for f in CANDIDATE_FINDERS)}")
         if not 0 <= self.track_angle_max_deg <= 90:
             raise bad("track_angle_max_deg", "must be in [0, 90]")
+        if not 0 <= self.track_dip_max_deg <= 80:
+            raise bad("track_dip_max_deg", "must be in [0, 80] (a path 5.8 times the chord at most)")
         if not 0 <= self.impact_parameter_max_fraction <= 1:
             raise bad("impact_parameter_max_fraction", "must be in [0, 1]")
         if self.fixed_impact_parameter_cm is not None and not 0 <= self.fixed_impact_parameter_cm <= self.half_cell_cm:
@@ -500,11 +504,18 @@ class Tracks:
     angle_rad: np.ndarray
     s_in_cm: np.ndarray
     s_out_cm: np.ndarray
+    dip_rad: np.ndarray | None = None  # the angle out of the plane across the wire (None: 0)
 
     @property
     def chord_cm(self) -> np.ndarray:
-        """Each track's path length in the cell, cm (s_out − s_in)."""
+        """Each track's chord across the cell, in the plane across the wire, cm (s_out − s_in)."""
         return self.s_out_cm - self.s_in_cm
+
+    @property
+    def path_cm(self) -> np.ndarray:
+        """Each track's path in the cell, cm: the chord ÷ cos(dip). Its clusters spread along the
+        wire as well; seen across the wire they lie on the chord, at the same drift distances."""
+        return self.chord_cm if self.dip_rad is None else self.chord_cm / np.cos(self.dip_rad)
 
 
 def sample_tracks(params: SimulationParams, n: int, rng: np.random.Generator) -> Tracks:
@@ -521,7 +532,9 @@ def sample_tracks(params: SimulationParams, n: int, rng: np.random.Generator) ->
     if params.fixed_impact_parameter_cm is not None:
         b = np.full(n, params.fixed_impact_parameter_cm)
     s_in, s_out = _chords(params, b, phi)
-    return Tracks(params.particle, p, bg, b, phi, s_in, s_out)
+    # drawn only when asked for: every simulation without a dip keeps its random stream
+    dip = np.deg2rad(params.track_dip_max_deg) * rng.random(n) if params.track_dip_max_deg > 0 else None
+    return Tracks(params.particle, p, bg, b, phi, s_in, s_out, dip)
 
 
 def polya_gain(params: SimulationParams, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -745,7 +758,7 @@ def simulate_batch(
     resp = pulse_response(p)
 
     tracks = sample_tracks(p, B, rng)
-    lam = cluster_density_per_cm(p, tracks.betagamma) * tracks.chord_cm
+    lam = cluster_density_per_cm(p, tracks.betagamma) * tracks.path_cm
     ncl = rng.poisson(lam).astype(np.int64)
     C = int(ncl.sum())
     cl_wf = np.repeat(np.arange(B, dtype=np.int64), ncl)
