@@ -91,11 +91,13 @@ def export_onnx(model_path: str | Path, out_dir: str | Path, *, threshold: float
                          "what it was trained on: an exported model must say what its inputs are")
     kind = record.model
     params = SimulationParams.from_dict(record.simulation)
+    # an LSTM traced on a GPU becomes an op tf2onnx cannot convert: the export runs on the CPU (this
+    # holds where TensorFlow is first imported here, as in `sweep export onnx`)
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
     model = load_keras_model(model_path)
     shape = (D.WINDOW_LENGTH, 1) if kind == "lstm" else (params.cluster_bins, 1)
     X = check_inputs(kind, params, n_check)
     expected = np.asarray(model.predict(X, batch_size=4096, verbose=0), dtype=np.float64)  # also builds it
-    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # an LSTM traced on a GPU becomes an op tf2onnx cannot convert
     with atomic_folder(out_dir) as tmp:
         mask = os.umask(0)
         os.umask(mask)
