@@ -95,10 +95,15 @@ print(json.dumps({{"peaks": np.bincount(wf, minlength=len(w)).tolist(), "counts"
     assert got["peaks"] == keras_counts["lstm_npeaks"].astype(int).tolist() and sum(got["peaks"]) > 0
     assert got["min_score"] >= 0.6
     assert np.max(np.abs(np.asarray(got["counts"]) - keras_counts["lstm_cnn"])) < 1e-4
-    with pytest.raises(Exception, match="sampled every 0.5 ns"):
-        import sweep.deploy as deploy
+    import sweep.deploy as deploy
+    from sweep.core.errors import InputError
 
+    with pytest.raises(InputError, match="sampled every 0.5 ns"):
         deploy.load(tmp_path / "peaks").peaks(w, dt_ns=0.5)
+    # a model file changed after its check is refused
+    (tmp_path / "clusters" / "model.onnx").write_bytes((tmp_path / "peaks" / "model.onnx").read_bytes())
+    with pytest.raises(InputError, match="not the model exported and checked with this deploy.json"):
+        deploy.load(tmp_path / "clusters")
 
 
 def test_an_export_whose_check_fails_is_an_error_and_leaves_nothing(trained, tmp_path):

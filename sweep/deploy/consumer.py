@@ -15,6 +15,7 @@ order as sweep's own evaluation, so the peaks are the Keras path's. A clusterize
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,12 @@ class _Exported:
 
         self.folder = folder
         self.deployment = deployment
-        self.session = ort.InferenceSession(str(folder / Path(deployment.onnx).name),
-                                            providers=["CPUExecutionProvider"])
+        path = folder / Path(deployment.onnx).name
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != deployment.onnx_sha256:  # never a model other than the one checked
+            raise InputError(f"{path}: not the model exported and checked with this deploy.json (its sha256 "
+                             "differs): export it again")
+        self.session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
 
     def run(self, X: np.ndarray, batch: int = 4096) -> np.ndarray:
         """The model's outputs (n,) for inputs X (n, ...) float32."""
@@ -94,7 +99,8 @@ def load(folder: str | Path) -> Any:
     :class:`Clusterizer`.
 
     Raises:
-        InputError: no export there; RecordError: a deploy.json sweep cannot read.
+        InputError: no export there, or a model.onnx other than the one exported (its sha256);
+            RecordError: a deploy.json sweep cannot read.
     """
     folder = Path(folder)
     deployment = read_deployment(folder)
