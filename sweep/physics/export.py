@@ -15,7 +15,6 @@ level) is an error and nothing is written.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fsutil import atomic_folder
+from ..fsutil import atomic_folder, file_digest
 from ..records.deployment import ONNX_MODEL, Deployment, write_deployment
 from . import datasets as D
 from .scorers import ModelError, load_keras_model, training_record
@@ -52,14 +51,6 @@ def check_inputs(kind: str, params: SimulationParams, n: int = CHECK_INPUTS, see
     X = D.cluster_inputs(n, batch.electron_waveform, batch.electron_peak_sample, params.dt_ns, params.window_ns,
                          params.cluster_bins, params.peak_time_smear_samples, rng)
     return X[:, :, None].astype(np.float32)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def export_onnx(model_path: str | Path, out_dir: str | Path, *, threshold: float | None = None,
@@ -136,14 +127,15 @@ def export_onnx(model_path: str | Path, out_dir: str | Path, *, threshold: float
         import tf2onnx
 
         deployment = Deployment(
-            model=kind, onnx=ONNX_MODEL, onnx_sha256=_sha256(onnx_path), opset=int(opset), input_name=inp.name,
+            model=kind, onnx=ONNX_MODEL, onnx_sha256=file_digest(onnx_path)["sha256"], opset=int(opset),
+            input_name=inp.name,
             input_shape=[None, *shape], dt_ns=float(record.dt_ns), inputs=inputs,
             check={"inputs": int(len(X)), "max_abs_diff": float(diff.max()), "max_diff": worst,
                    "tolerance": tolerance, "relative_above_1": kind == "cnn", "seed": CHECK_SEED,
                    "keras": keras.__version__, "tensorflow": tf.__version__, "tf2onnx": tf2onnx.__version__,
                    "onnx": onnx.__version__,
                    "onnxruntime": ort.__version__},
-            source={"keras": str(model_path), "sha256": _sha256(model_path), "sweep": record.sweep,
+            source={"keras": str(model_path), "sha256": file_digest(model_path)["sha256"], "sweep": record.sweep,
                     "run_id": record.run_id,
                     "dataset_sha256": record.dataset.sha256 if record.dataset else None},
             threshold=(0.5 if threshold is None else float(threshold)) if kind == "lstm" else None)
