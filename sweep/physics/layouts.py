@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from .rawdata import RawChannel, RawFile, check_samples
-from .readers import ReaderError
+from .readers import ReaderError, open_root
 
 LAYOUTS = ("wavedata", "drs4", "scope", "ihep")
 
@@ -371,17 +371,6 @@ def write_tektronix(folder: str | Path, channel: int, event: int, amplitude_v: n
 # --------------------------------------------------------------------------------------------
 
 
-def _open_root(path: Path):
-    import uproot
-
-    try:
-        return uproot.open(path)
-    except FileNotFoundError:
-        raise ReaderError(f"{path}: no such file") from None
-    except Exception as e:  # noqa: BLE001 - uproot's many failures all mean a file that is not ROOT
-        raise ReaderError(f"{path}: not a readable ROOT file ({type(e).__name__}: {e})") from None
-
-
 def read_ihep(path: str | Path, tree: str = "signal", branch: str = "wf_i") -> RawFile:
     """IHEP's beam-test ROOT file: one waveform per entry of ``tree``/``branch``, as channel 0.
 
@@ -389,7 +378,7 @@ def read_ihep(path: str | Path, tree: str = "signal", branch: str = "wf_i") -> R
         ReaderError: no such tree or branch, waveforms of different lengths (with the entry).
     """
     path = Path(path)
-    with _open_root(path) as f:
+    with open_root(path) as f:
         if tree not in f:
             held = ", ".join(sorted(f.keys(cycle=False))) or "nothing"
             raise ReaderError(f"{path}: no tree {tree!r} (it holds {held})")
@@ -428,7 +417,7 @@ def detect_layout(path: str | Path) -> str:
     if head[:3] == b"DRS":
         return "drs4"
     if head == b"root":
-        with _open_root(path) as f:
+        with open_root(path) as f:
             names = set(f.keys(cycle=False))
             if "data" in names and "x" in f["data"]:
                 return "wavedata"
@@ -493,7 +482,7 @@ def read_wavedata(path: str | Path) -> RawFile:
             a damaged entry (with its event), a channel whose events differ in length.
     """
     path = Path(path)
-    with _open_root(path) as f:
+    with open_root(path) as f:
         if "data" not in f:
             held = ", ".join(sorted(f.keys(cycle=False))) or "nothing"
             raise ReaderError(f"{path}: no tree 'data' (it holds {held}): not a converted WaveData file")

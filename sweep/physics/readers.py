@@ -390,6 +390,22 @@ def _branch_names(branches: dict[str, str] | None) -> dict[str, str]:
     return names
 
 
+def open_root(path: Path):
+    """The ROOT file ``path`` opened with uproot (a context manager, as uproot's).
+
+    Raises:
+        ReaderError: no such file, or not one uproot can read.
+    """
+    import uproot
+
+    try:
+        return uproot.open(path)
+    except FileNotFoundError:
+        raise ReaderError(f"{path}: no such file") from None
+    except Exception as exc:  # noqa: BLE001 - uproot's many failures all mean a file that is not ROOT
+        raise ReaderError(f"{path}: not a readable ROOT file ({type(exc).__name__}: {exc})") from None
+
+
 def read_root(
     path: str | Path,
     dt_ns: float | None = None,
@@ -417,7 +433,6 @@ def read_root(
             indices with no unit given.
     """
     import awkward as ak
-    import uproot
 
     path = Path(path)
     if not path.is_file():
@@ -426,11 +441,7 @@ def read_root(
         raise ReaderError(f"time unit must be one of {', '.join(TIME_UNITS)}, got {time_unit!r}")
     scale = amplitude_scale(amplitude_unit, waveform_scale)
     names = _branch_names(branches)
-    try:
-        f = uproot.open(path)
-    except Exception as exc:  # noqa: BLE001 - uproot's many failures all mean an unreadable file
-        raise ReaderError(f"{path}: not a readable ROOT file ({exc})") from None
-    with f:
+    with open_root(path) as f:
         if tree not in f:
             raise ReaderError(f"{path}: no tree {tree!r} (keys: {list(f.keys())}); name it with --tree")
         t = f[tree]
