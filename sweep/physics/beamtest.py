@@ -207,9 +207,10 @@ def read_raw(path: str | Path | list, layout: str | None = None) -> RawFile:
     return readers[layout](paths[0])
 
 
-def _encoding(path: Path, raw: RawChannel, given: str | None, file_top: float) -> tuple[str, str]:
+def _encoding(path: Path, raw: RawChannel, given: str | None, file_top: float, codes: bool) -> tuple[str, str]:
     """The channel's encoding and how it was decided (see the module doc): detected from the
-    largest code of the file's channels of codes (``file_top``), one digitizer's encoding for all.
+    largest code of the file's channels of codes (``file_top``), one digitizer's encoding for all;
+    ``codes``: the channel's samples are whole numbers ≥ 0 (:func:`_codes`).
 
     Raises:
         ReaderError: an unknown encoding, or one the codes or the layout contradict.
@@ -221,7 +222,7 @@ def _encoding(path: Path, raw: RawChannel, given: str | None, file_top: float) -
             raise ReaderError(f"{path}: the layout stores {raw.encoding} samples, --encoding {given} contradicts it")
         return raw.encoding, "the layout's"
     s = raw.samples
-    whole = s.size == 0 or bool(np.all(s == np.rint(s))) and float(s.min()) >= 0
+    whole = s.size == 0 or codes
     top = float(s.max()) if s.size else 0.0
     if given is not None:
         if given in FULL_SCALE and (not whole or top > FULL_SCALE[given]):
@@ -304,7 +305,8 @@ def prepare(raw: RawFile, *, dt_ns: float | None = None, sampling_rate: float | 
             raise ReaderError(f"{raw.path}: the channel map ({map_source}) names channel(s) {missing} the file does "
                               f"not hold (it holds {sorted(raw.channels)})")
     channels: dict[int, Channel] = {}
-    file_top = max((float(rc.samples.max()) for rc in raw.channels.values() if rc.encoding is None and _codes(rc)),
+    codes = {ch: _codes(rc) for ch, rc in raw.channels.items()}  # one pass over each channel's samples
+    file_top = max((float(rc.samples.max()) for ch, rc in raw.channels.items() if rc.encoding is None and codes[ch]),
                    default=0.0)
     for ch, rc in sorted(raw.channels.items()):
         if channel_map is None:
@@ -314,8 +316,8 @@ def prepare(raw: RawFile, *, dt_ns: float | None = None, sampling_rate: float | 
         else:
             role, role_source = ChannelRole("ignore"), "not in the map"
         tube = role.role == "tube"
-        if tube or rc.encoding is not None or _codes(rc):
-            enc, enc_source = _encoding(raw.path, rc, encoding if tube else None, file_top)
+        if tube or rc.encoding is not None or codes[ch]:
+            enc, enc_source = _encoding(raw.path, rc, encoding if tube else None, file_top, codes[ch])
         else:  # a trigger or ignored channel of floats in a layout that does not say their unit
             enc, enc_source = "mV", "as stored (not a tube)"
         mv = to_mv(rc, enc)
