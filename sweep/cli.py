@@ -9,6 +9,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .core.errors import (BackendError, GridError, InputError, LockedError, NotFoundError, RenderError,
                           ResultsError, SweepError)
@@ -297,29 +298,6 @@ def _beamtest_options(args) -> dict:
             "polarity": args.polarity, "encoding": args.encoding}
 
 
-def _angles(text: str) -> tuple[float, ...]:
-    """'0,60' -> (0.0, 60.0): track angles in [0, 90) degrees; anything else is a usage error."""
-    try:
-        values = tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        values = ()
-    if not values or not all(0 <= v < 90 for v in values):
-        raise argparse.ArgumentTypeError(f"expected angles in [0, 90) degrees, e.g. 0,60, got {text!r}")
-    return values
-
-
-def _hits(text: str) -> tuple[int, ...]:
-    """'5,10,20' -> (5, 10, 20): hits per pseudo-track, each ≥ 2; anything else is a usage error."""
-    try:
-        values = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        values = ()
-    if not values or not all(v >= 2 for v in values):
-        raise argparse.ArgumentTypeError(f"expected hits per pseudo-track (whole numbers ≥ 2), e.g. 5,10,20, got "
-                                         f"{text!r}")
-    return values
-
-
 def cmd_export_onnx(args) -> int:
     """`sweep export onnx NAME`: a sweep's run or a chain's leaders as ONNX with deploy.json,
     checked against Keras (sweep.collect.export chooses, sweep.physics.export exports). Returns 0;
@@ -337,18 +315,6 @@ def cmd_export_onnx(args) -> int:
     return EXIT_OK
 
 
-def _momenta(text: str) -> tuple[float, ...]:
-    """'3,10,30' -> (3.0, 10.0, 30.0); anything else is a usage error (exit 2)."""
-    try:
-        values = tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        values = ()
-    if not values or any(not 0 < v < 1e6 for v in values) or len(set(values)) != len(values):
-        raise argparse.ArgumentTypeError(
-            f"expected distinct comma-separated momenta in GeV/c, e.g. 3,10,30; got {text!r}")
-    return values
-
-
 def _float_type(accept: Callable[[float], bool], expected: str) -> Callable[[str], float]:
     """argparse type: a number that ``accept`` takes; anything else is a usage error (exit 2)."""
     def parse(text: str) -> float:
@@ -362,6 +328,29 @@ def _float_type(accept: Callable[[float], bool], expected: str) -> Callable[[str
     return parse
 
 
+def _list_type(convert: Callable[[str], Any], accept: Callable[[tuple], bool], message: str) -> Callable[[str], tuple]:
+    """argparse type: a comma-separated list of `convert`ed values that ``accept`` takes as a whole;
+    anything else is a usage error (exit 2) saying ``message`` (its {} is the text given)."""
+    def parse(text: str) -> tuple:
+        try:
+            values = tuple(convert(x) for x in text.split(",") if x.strip())
+        except ValueError:
+            values = ()
+        if not values or not accept(values):
+            raise argparse.ArgumentTypeError(message.format(repr(text)))
+        return values
+    return parse
+
+
+#: '3,10,30' -> (3.0, 10.0, 30.0): distinct momenta, GeV/c
+_momenta = _list_type(float, lambda vs: all(0 < v < 1e6 for v in vs) and len(set(vs)) == len(vs),
+                      "expected distinct comma-separated momenta in GeV/c, e.g. 3,10,30; got {}")
+#: '0,60' -> (0.0, 60.0): track angles in [0, 90) degrees
+_angles = _list_type(float, lambda vs: all(0 <= v < 90 for v in vs),
+                     "expected angles in [0, 90) degrees, e.g. 0,60, got {}")
+#: '5,10,20' -> (5, 10, 20): hits per pseudo-track, each ≥ 2
+_hits = _list_type(int, lambda vs: all(v >= 2 for v in vs),
+                   "expected hits per pseudo-track (whole numbers ≥ 2), e.g. 5,10,20, got {}")
 _momentum = _float_type(lambda v: 0 < v < 1e6, "a momentum in GeV/c (> 0)")
 _fraction = _float_type(lambda v: 0 < v <= 1, "a number in (0, 1]")
 _positive_float = _float_type(lambda v: 0 < v < 1e12, "a positive number")
