@@ -4,7 +4,6 @@ reports (written too)."""
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ from ..fsutil import atomic_write_text
 from ..records.base import NewerRecordError, RecordError
 from ..records.evaluation import EVALUATION, Evaluation, read_evaluation
 from ..physics.tracklevel import verdicts
-from ..records.untrusted import PNG_LIMIT, read_bytes
 from .stages import EVALUATION_DIR, chain_record, stage_lines
 
 _TEMPLATE = """<!doctype html>
@@ -126,7 +124,7 @@ def write_chain_report(name: str, root: Path, top: int = 3, output: Path | None 
 
     from ..collect.gather import collect
     from ..collect.leaderboard import select
-    from ..collect.report_html import write_report
+    from ..collect.report_html import embedded_pngs, write_report
 
     record = chain_record(root, name)
     if record is None:
@@ -143,15 +141,7 @@ def write_chain_report(name: str, root: Path, top: int = 3, output: Path | None 
     except RecordError:  # unreadable: the page goes on without it, as without any
         ev = None
     if ev:
-        images, skipped = [], []
-        for p in sorted(ev_dir.glob("*.png")):  # made by a step job: never through a symlink, bounded
-            try:
-                data = read_bytes(p, PNG_LIMIT)
-            except RecordError as exc:
-                skipped.append(f"{p.name} not shown: {exc.detail}")
-                continue
-            if data is not None:
-                images.append({"name": p.name, "data": base64.b64encode(data).decode()})
+        images, skipped = embedded_pngs(sorted(ev_dir.glob("*.png")))  # made by a step job
         try:
             tables = evaluation_tables(ev)
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:

@@ -4,7 +4,6 @@ resolutions, and the plots, in one self-contained page."""
 
 from __future__ import annotations
 
-import base64
 import math
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ from ..core.names import REPORT
 from ..fsutil import atomic_write_text
 from ..records.base import RecordError
 from ..records.beamtest import BEAMTEST_EVALUATION, BeamTestEvaluation, read_beamtest_evaluation
-from ..records.untrusted import PNG_LIMIT, read_bytes
 
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>beam-test evaluation</title>
@@ -85,15 +83,9 @@ def write_beamtest_report(folder: Path) -> Path:
     ev = read_beamtest_evaluation(folder)
     if ev is None:
         raise RecordError(folder / BEAMTEST_EVALUATION, "no beam-test evaluation here")
-    images, skipped = [], []
-    for name in ev.plots or []:
-        try:
-            data = read_bytes(folder / Path(name).name, PNG_LIMIT)
-        except RecordError as exc:
-            skipped.append(f"{name} not shown: {exc.detail}")
-            continue
-        if data is not None:
-            images.append({"name": name, "data": base64.b64encode(data).decode()})
+    from .report_html import embedded_pngs
+
+    images, skipped = embedded_pngs([folder / Path(name).name for name in ev.plots or []])
     html = jinja2.Environment(autoescape=True).from_string(_TEMPLATE).render(
         ev=ev, tables=tables(ev), images=images, skipped=skipped)
     out = folder / REPORT

@@ -32,7 +32,7 @@ from ..core.render import BUILTIN_TEMPLATES
 from ..fsutil import atomic_folder, atomic_write_text
 from ..records.base import RecordError
 from ..records.manifest import ResourceRequest, read_manifest
-from ..records.untrusted import HISTORY_LIMIT, ROC_LIMIT, read_text
+from ..records.untrusted import HISTORY_LIMIT, PNG_LIMIT, ROC_LIMIT, read_bytes, read_text
 from .gather import Leaderboard, collect, timed_runs
 from .leaderboard import best_runs, cells, display_columns, fmt_value, select
 from .sensitivity import Sensitivity, analyse
@@ -161,6 +161,22 @@ def render_html(context: dict[str, Any]) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(BUILTIN_TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     return env.get_template(TEMPLATE).render(**context)
+
+
+def embedded_pngs(paths: list[Path]) -> tuple[list[dict[str, str]], list[str]]:
+    """PNG files made by a job or a step, to embed in a page: ([{"name", "data" (base64)}], a line
+    per file not shown and why). Each is read as untrusted output is (never through a symlink, at
+    most PNG_LIMIT bytes); a missing one is left out."""
+    images, skipped = [], []
+    for path in paths:
+        try:
+            data = read_bytes(path, PNG_LIMIT)
+        except RecordError as exc:
+            skipped.append(f"{path.name} not shown: {exc.detail}")
+            continue
+        if data is not None:
+            images.append({"name": path.name, "data": base64.b64encode(data).decode()})
+    return images, skipped
 
 
 def _write_pngs(folder: Path, images: list[Image]) -> None:
