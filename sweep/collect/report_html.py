@@ -11,7 +11,6 @@ sensitivity, the runs without a valid result.
 from __future__ import annotations
 
 import base64
-import csv
 import datetime as dt
 import io
 import math
@@ -32,7 +31,8 @@ from ..core.render import BUILTIN_TEMPLATES
 from ..fsutil import atomic_folder, atomic_write_text
 from ..records.base import RecordError
 from ..records.manifest import ResourceRequest, read_manifest
-from ..records.untrusted import HISTORY_LIMIT, PNG_LIMIT, ROC_LIMIT, read_bytes, read_text
+from ..records.runs import read_table
+from ..records.untrusted import HISTORY_LIMIT, PNG_LIMIT, ROC_LIMIT, read_bytes
 from .gather import Leaderboard, collect, timed_runs
 from .leaderboard import best_runs, cells, display_columns, fmt_value, select
 from .sensitivity import Sensitivity, analyse
@@ -189,28 +189,9 @@ def _write_pngs(folder: Path, images: list[Image]) -> None:
 # ------------------------------------------------------------------ figures
 
 def _read_csv(path: Path, limit: int) -> dict[str, np.ndarray] | None:
-    """A job's CSV (history.csv, roc.csv) as columns of numbers (NaN where a cell is not one);
-    None when it is absent or cannot be used: larger than `limit` bytes, a symlink, not a
-    regular file (records.untrusted), or not CSV."""
-    try:
-        text = read_text(path, limit)
-        if text is None:
-            return None
-        reader = csv.reader(io.StringIO(text, newline=""))
-        header = next(reader)
-        rows = [r for r in reader if r]
-    except (RecordError, StopIteration, csv.Error):
-        return None
-    out = {}
-    for i, name in enumerate(header):
-        values = []
-        for r in rows:
-            try:
-                values.append(float(r[i]))
-            except (IndexError, ValueError):
-                values.append(math.nan)
-        out[name] = np.asarray(values, dtype=float)
-    return out
+    """records.runs.read_table's columns as arrays (None as it gives)."""
+    table = read_table(path, limit)
+    return None if table is None else {k: np.asarray(v, dtype=float) for k, v in table.items()}
 
 
 def curves_figure(board: Leaderboard, chosen: list[tuple[int, str]], results_dir: Path) -> Figure | None:
@@ -412,7 +393,7 @@ def _search_context(board: Leaderboard, study, root: Path) -> dict[str, Any] | N
     return {"sampler": s.sampler, "pruner": s.pruner, "trials": s.trials,
             "parallel": s.parallel, "objectives": ", ".join(label(m) for m, _ in s.objectives),
             "counts": ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no trials yet",
-            "journal": relative_to_root(journal, root), "dashboard": f"optuna-dashboard {journal}",
+            "journal": relative_to_root(journal, root), "dashboard": f"sweep dashboard {board.sweep}",
             "pruned": len(board.pruned)}
 
 

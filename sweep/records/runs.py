@@ -10,7 +10,9 @@ expected. Reasons and stderr lines are escaped for a terminal (job text is not m
 
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import math
 import os
 from collections.abc import Callable
@@ -26,7 +28,8 @@ from .base import RecordError
 from .localexit import LocalExit, read_local_exit
 from .metrics import Metrics, read_metrics
 from .runinfo import RunInfo, read_run_info
-from .untrusted import HISTORY_LIMIT, MODEL_LIMIT, RECORD_LIMIT, ROC_LIMIT, TAIL_BYTES, read_tail, stat_problem
+from .untrusted import (HISTORY_LIMIT, MODEL_LIMIT, RECORD_LIMIT, ROC_LIMIT, TAIL_BYTES, read_tail, read_text,
+                        stat_problem)
 
 T = TypeVar("T")
 
@@ -236,3 +239,32 @@ def mark_stale(outcome: RunOutcome, current_sha256: str | None) -> RunOutcome:
 def has_valid_result(results_dir: Path, run_id: str, required_metrics: list[str] | None = None) -> bool:
     """Whether read_run says OK."""
     return read_run(results_dir, run_id, required_metrics).ok
+
+
+def read_table(path: Path, limit: int) -> dict[str, list[float]] | None:
+    """A job's CSV (history.csv with HISTORY_LIMIT, roc.csv with ROC_LIMIT) as columns of numbers,
+    in the file's column order (NaN where a cell is not a number).
+
+    Returns:
+        column -> values, or None when the file is absent or cannot be used: larger than `limit`
+        bytes, a symlink, not a regular file (records.untrusted), or not CSV.
+    """
+    try:
+        text = read_text(path, limit)
+        if text is None:
+            return None
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader)
+        rows = [r for r in reader if r]
+    except (RecordError, StopIteration, csv.Error):
+        return None
+    out: dict[str, list[float]] = {}
+    for i, name in enumerate(header):
+        values = []
+        for r in rows:
+            try:
+                values.append(float(r[i]))
+            except (IndexError, ValueError):
+                values.append(math.nan)
+        out[name] = values
+    return out
