@@ -13,7 +13,25 @@ The folders read like the pipeline (see docs/explanation/architecture.md):
 * ``sweep.physics``  – the waveform simulator, datasets, readers, baselines, the chain evaluation.
 * ``sweep.cli``      – argument parsing; delegates to the stages above.
 
-This module imports nothing (every module of sweep imports it).
+* ``sweep.api``      – sweep from Python: ``sweep.load``, ``sweep.load_grid``, ``sweep.submit_grid``.
+
+``import sweep`` stays light: it reads the version, and the API's names import sweep.api (and
+what it needs) the first time one is used. No module of sweep imports this one.
 """
 
-__version__ = "0.1.0"
+from .core.version import __version__
+
+__all__ = ["__version__", "load", "load_grid", "submit_grid"]
+_API = {"load", "load_grid", "submit_grid", "Sweep", "Chain"}
+
+
+def __getattr__(name: str):  # PEP 562: the API on first use, so `sweep --help` imports none of it
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'sweep' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _API)

@@ -230,3 +230,51 @@ def write_event_log(root: Path, manifest: dict, seed: int = 0, running: tuple[st
     path = root / "results" / manifest["sweep"] / "events.log"
     path.write_text("".join(chunks))
     return path
+
+
+def make_search(root: Path, sweep: str = "search", trials: int = 12, seed: int = 0) -> dict[str, Any]:
+    """Write a finished two-objective search (precision and recall, traded off by a threshold-like
+    `bias` hyperparameter) under root: a synthetic sweep whose manifest has the search block the
+    driver records, whose runs carry their trial numbers, and whose study journal (written through
+    sweep.records.study, as the driver writes it) holds one completed trial per run.
+    Returns the manifest."""
+    import optuna
+
+    from sweep.records.study import storage
+
+    rng = random.Random(seed)
+    biases = [round(-0.08 + 0.16 * i / max(1, trials - 1), 4) for i in range(trials)]
+    lrs = [round(10 ** rng.uniform(-4, -2), 6) for _ in range(trials)]
+    manifest = make_sweep(root, sweep, axes={"learning_rate": lrs, "bias": biases}, corrupt=0, missing=0,
+                          seed=seed)
+    # make_sweep crosses the axes: keep the diagonal, one run per trial
+    jobs, results = root / "jobs" / sweep, root / "results" / sweep
+    keep = [r for r in manifest["runs"] if manifest["swept"] and lrs.index(r["swept"]["learning_rate"])
+            == biases.index(r["swept"]["bias"])]
+    for r in manifest["runs"]:
+        if r not in keep:
+            for folder in (jobs / r["run_id"], results / r["run_id"]):
+                for f in folder.iterdir():
+                    f.unlink()
+                folder.rmdir()
+    journal = results / "study.journal"
+    manifest["runs"] = keep
+    manifest["ranking"] = [["precision", "max"], ["recall", "max"]]
+    manifest["search"] = {"sampler": "tpe", "pruner": "none", "objectives": [["precision", "max"], ["recall", "max"]],
+                          "trials": trials, "parallel": 2, "seed": seed, "journal": str(journal), "prune_on": [],
+                          "backend": "local"}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=sweep, storage=storage(journal), directions=["maximize", "maximize"])
+    distributions = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
+                     "bias": optuna.distributions.FloatDistribution(-0.08, 0.08)}
+    for number, r in enumerate(keep):
+        r["trials"] = [number]
+        metrics_path = results / r["run_id"] / "metrics.json"
+        metrics = json.loads(metrics_path.read_text())
+        f1, bias = metrics["test"]["f1"], r["swept"]["bias"]
+        metrics["test"].update(precision=min(0.999, f1 + bias), recall=min(0.999, f1 - bias))
+        metrics_path.write_text(json.dumps(metrics))
+        study.add_trial(optuna.trial.create_trial(params=dict(r["swept"]), distributions=distributions,
+                                                  values=[metrics["test"]["precision"], metrics["test"]["recall"]]))
+    (jobs / "sweep.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != "truth"}, indent=2))
+    return manifest

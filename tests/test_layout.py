@@ -22,10 +22,11 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-#: Which top-level parts of sweep each part may import ("sweep" is the root package, which only
-#: holds __version__). A part is a subpackage (core, records, …) or a top-level module.
+#: Which top-level parts of sweep each part may import ("sweep" is the root package: the version,
+#: and the Python API's names, imported on first use). A part is a subpackage (core, records, …)
+#: or a top-level module.
 STAGE_DEPENDS = {
-    "sweep": set(),
+    "sweep": {"core", "api"},
     "fsutil": {"sweep", "core"},  # core.errors: LinkedPathError is a SweepError (the CLI prints it)
     "core": {"sweep"},
     "records": {"sweep", "core", "fsutil"},
@@ -39,7 +40,10 @@ STAGE_DEPENDS = {
     "collect": {"sweep", "core", "fsutil", "records"},
     "search": {"sweep", "core", "fsutil", "records", "submit", "collect"},
     "chain": {"sweep", "core", "fsutil", "records", "physics", "submit", "collect", "search"},
-    "cli": {"sweep", "core", "fsutil", "records", "physics", "job", "submit", "collect", "search", "chain"},
+    # the Python API (sweep.load, sweep.submit): above the stages, below the CLI; it never imports
+    # the root package (whose lazy names import it)
+    "api": {"core", "fsutil", "records", "physics", "submit", "collect", "search", "chain"},
+    "cli": {"sweep", "core", "fsutil", "records", "physics", "job", "submit", "collect", "search", "chain", "api"},
     # the reference consumer of an exported model: deploy.json's reader and the numpy-only candidate
     # finder and windows of physics.datasets (tests/test_export.py runs it where TensorFlow cannot load)
     "deploy": {"sweep", "core", "fsutil", "records", "physics"},
@@ -227,13 +231,17 @@ def test_sweep_reads_like_the_pipeline():
     assert parts <= set(STAGE_DEPENDS), parts - set(STAGE_DEPENDS)
     # the layout this test was written for: no loose stage modules at the top level
     top_level = sorted(m for m in graph if m.count(".") == 1 and not (REPO / "sweep" / m.split(".")[1]).is_dir())
-    assert top_level == ["sweep.cli", "sweep.fsutil"], top_level
+    assert top_level == ["sweep.api", "sweep.cli", "sweep.fsutil"], top_level
 
 
-def test_the_root_package_imports_nothing_of_sweep():
+def test_the_root_package_reads_the_version_and_imports_the_api_only_when_asked():
     path = REPO / "sweep" / "__init__.py"
-    assert not [i for i in imports_of("sweep", path, set(modules(REPO / "sweep", "sweep")))
-                if i.target.split(".")[0] == "sweep"]
+    found = [i for i in imports_of("sweep", path, set(modules(REPO / "sweep", "sweep")))
+             if i.target.split(".")[0] == "sweep"]
+    assert {(i.target, i.module_level) for i in found} == {("sweep.core.version", True), ("sweep.api", False)}
+    # and no module of sweep imports the root (its lazy names import sweep.api: that would be a circle)
+    _, graph = violations(REPO / "sweep")
+    assert not [m for m, targets in graph.items() if "sweep" in targets]
 
 
 # ------------------------------------------------------------------ every public name says what it does

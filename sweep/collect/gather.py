@@ -119,17 +119,25 @@ def _flatten(value: Any) -> Any:
     return value
 
 
-def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
+def _as_tuple(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_as_tuple(v) for v in value)
+    return value
+
+
+def collect(sweep: str, root: Path, write_csv: bool = True, *, read_only: bool = False) -> Leaderboard:
     """Read every run of the sweep and rank the valid ones by the sweep's ranking.
 
     Args:
         sweep: the sweep's name.
         root: the project folder.
         write_csv: also write results/<sweep>/leaderboard.csv and resources.csv.
+        read_only: write nothing and take no lock (the Python API): no CSV, no memory kept,
+            and list hyperparameters stay tuples (the CSV's table has them as "[a,b]" text).
 
     Returns:
-        The Leaderboard. As a side effect the memory runs needed after memory holds is kept
-        in the manifest, for their next submission.
+        The Leaderboard. Unless read_only, as a side effect the memory runs needed after memory
+        holds is kept in the manifest, for their next submission.
 
     Raises:
         ResultsError: no such sweep, or an unreadable manifest.
@@ -171,7 +179,8 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
         if model == "lstm" and (m.split.by if m.split else None) != "waveform":
             window_split.append(entry.run_id)
         record = {"run_id": entry.run_id, "config_id": entry.config_id, "name": entry.name, "repeat": entry.repeat}
-        record.update({k: _flatten(entry.swept.get(k)) for k in swept})
+        shown = _as_tuple if read_only else _flatten
+        record.update({k: shown(entry.swept.get(k)) for k in swept})
         record.update({k: v for k, v in (m.test or {}).items() if k in metrics_for(model)
                        or k in ("mae", "mse", "bias", "rel_bias", "resolution", "rel_resolution")})
         record.update(best_epoch=m.best_epoch, epochs_run=m.epochs_run, train_seconds=m.train_seconds, seed=entry.seed)
@@ -196,9 +205,9 @@ def collect(sweep: str, root: Path, write_csv: bool = True) -> Leaderboard:
     board.advice = _advice(usage, manifest.resources)
     board.time_use = _time_use(usage)
     learned = _learned_memory(attempts)
-    if learned:
+    if learned and not read_only:
         remember_memory(paths.jobs(sweep), learned)
-    if write_csv:
+    if write_csv and not read_only:
         board.csv_path = results_dir / LEADERBOARD
         atomic_write_text(board.csv_path, csv_text(table))
         if board.resources is not None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import jinja2
 
-from .. import __version__
+from .version import __version__
 from . import names
 from .errors import RenderError, printable
 from .expand import RunSpec

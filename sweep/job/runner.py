@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from .. import __version__
+from ..core.version import __version__
 from ..core.errors import InputError
 from ..core.names import JOB_EXIT_BAD_INPUT
 from ..core.states import RunState
@@ -53,9 +53,7 @@ def software_versions() -> dict[str, str]:
 def code_origin() -> CodeOrigin:
     """Where this job's sweep code came from: the archive the submit node shipped with the job
     (its sha256), or a folder (a checkout or site-packages, when run without the archive)."""
-    import sweep
-
-    location = Path(sweep.__file__).parent.parent  # the archive (zipimport) or the folder holding sweep/
+    location = Path(__file__).parent.parent.parent  # the archive (zipimport) or the folder holding sweep/
     if location.suffix == ".zip" and location.is_file():
         return CodeOrigin(archive=location.name, sha256=file_digest(location)["sha256"], loaded_from=str(location))
     return CodeOrigin(folder=str(location))

@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from ..core.version import __version__
 from ..core.errors import InputError
 from ..fsutil import atomic_file, file_digest
 from ..records.base import RecordError

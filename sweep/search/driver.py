@@ -31,7 +31,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from .. import __version__
+from ..core.version import __version__
 from ..core.errors import BackendError, InputError
 from ..core.expand import run_of_point
 from ..core.gridspec import GridSpec

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__
+from ..core.version import __version__
 from ..core.expand import RunSpec, expand
 from ..core.grid import load_grid
 from ..core.gridspec import GridChecks, GridSpec
