@@ -74,20 +74,16 @@ def _submit_options(args, grid: Path | None):
 
 
 def _grid_checks():
-    """What the stages check for the pure grid validator: simulation parameters (physics) and
-    ClassAd expressions (submit, with HTCondor's parser)."""
-    from .core.gridspec import GridChecks
-    from .physics.datastep import check_params
-    from .submit.classads import check_expression
-
-    return GridChecks(simulation=check_params, expression=check_expression)
+    """What the stages check for the pure grid validator (sweep.api.data_step's checks)."""
+    return _data_step()["checks"]
 
 
 def _data_step() -> dict:
-    """The physics' data step, handed to the submit stage (which does not import the simulator)."""
-    from .physics import datastep
+    """The physics' data step, handed to the submit stage (sweep.api.data_step: the Python API and
+    the CLI submit through the same code)."""
+    from .api import data_step
 
-    return {"checks": _grid_checks(), "make_dataset": datastep.ensure_dataset}
+    return data_step()
 
 
 def cmd_submit(args) -> int:
@@ -315,6 +311,16 @@ def cmd_export_onnx(args) -> int:
     return EXIT_OK
 
 
+def cmd_dashboard(args) -> int:
+    """`sweep dashboard SWEEP`: optuna-dashboard on a search's study, through the driver's journal
+    lock, on localhost, read-only unless --writable; until Ctrl-C. Returns 0."""
+    from .search.dashboard import serve
+
+    serve(args.sweep, args.root, args.host, args.port, writable=args.writable,
+          ready=lambda url: print(f"{args.sweep}: {url}  (Ctrl-C stops it)", flush=True))
+    return EXIT_OK
+
+
 def _float_type(accept: Callable[[float], bool], expected: str) -> Callable[[str], float]:
     """argparse type: a number that ``accept`` takes; anything else is a usage error (exit 2)."""
     def parse(text: str) -> float:
@@ -478,7 +484,7 @@ def positive_int(text: str) -> int:
 
 
 def _version() -> str:
-    from . import __version__
+    from .core.version import __version__
 
     return __version__
 
@@ -628,6 +634,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--threshold", type=_fraction, default=None,
                    help="a peak finder's working point, written for its consumers (default: the chain's, else 0.5)")
     q.set_defaults(func=cmd_export_onnx)
+
+    p = sub.add_parser("dashboard", help="optuna-dashboard on a search's study (localhost, read-only by default)")
+    p.add_argument("sweep", type=sweep_name, help="the search")
+    p.add_argument("--host", default="127.0.0.1", help="a loopback address or name (default 127.0.0.1; others "
+                                                       "are refused: reach it from elsewhere through ssh -L)")
+    p.add_argument("--port", type=_int_at_least(0), default=8080, help="the port (default 8080; 0: a free one)")
+    p.add_argument("--writable", action="store_true",
+                   help="let the browser change the study (notes, deletions), through the driver's lock")
+    p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("data", help="datasets")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
