@@ -9,6 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
+import sweep
 from sweep.cli import main
 from tests.conftest import grid_text
 
@@ -68,6 +69,16 @@ def test_two_configurations_end_to_end(tmp_path, small_dataset, capsys):
     assert submit(tmp_path, grid) == 0
     assert "nothing to submit" in capsys.readouterr().out
     assert stamps == {p: p.stat().st_mtime_ns for p in stamps}
+    # the Python API submits through the same code (nothing to run again) and reads what the jobs wrote
+    handle = sweep.submit_grid(grid, backend="local", root=tmp_path)
+    assert stamps == {p: p.stat().st_mtime_ns for p in stamps}
+    table = handle.results()
+    assert list(table["run_id"]) == list(board["run_id"]) and list(table["f1"]) == pytest.approx(list(board["f1"]))
+    best = handle.best_model()
+    assert best.path == tmp_path / "results" / "e2e" / board["run_id"][0] / "model.keras"
+    assert best.info is not None and best.info.model == "lstm"  # the job's own model.json
+    assert len(handle.history(best.run_id)) == table["epochs_run"].iloc[0]
+    assert handle.status().counts == {"done": 2}
 
     # a corrupt metrics file is reported, not a crash, and that run becomes resubmittable
     victim = next(iter(stamps))
