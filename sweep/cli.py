@@ -311,6 +311,20 @@ def cmd_export_onnx(args) -> int:
     return EXIT_OK
 
 
+def cmd_export_tracking(args) -> int:
+    """`sweep export tensorboard|mlflow SWEEP`: a sweep's ranked runs (curves, hyperparameters, test
+    metrics) for a tracking tool, read from the run folders here (sweep.collect.tracking). Returns 0."""
+    from .collect import tracking
+
+    if args.export_command == "tensorboard":
+        done = tracking.export_tensorboard(args.sweep, args.root, out=args.out)
+    else:
+        done = tracking.export_mlflow(args.sweep, args.root, store=args.store)
+    print(f"{args.sweep}: {done.runs} ranked run(s) exported for {done.tool} into {done.location}\n"
+          f"open it with: {done.command}")
+    return EXIT_OK
+
+
 def cmd_dashboard(args) -> int:
     """`sweep dashboard SWEEP`: optuna-dashboard on a search's study, through the driver's journal
     lock, on localhost, read-only unless --writable; until Ctrl-C. Returns 0."""
@@ -634,6 +648,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--threshold", type=_fraction, default=None,
                    help="a peak finder's working point, written for its consumers (default: the chain's, else 0.5)")
     q.set_defaults(func=cmd_export_onnx)
+    q = export_sub.add_parser("tensorboard", help="a sweep's ranked runs as TensorBoard logs: per-epoch curves and "
+                                                   "the HParams table (tensorboard --logdir …)")
+    q.add_argument("sweep", type=sweep_name)
+    q.add_argument("--out", type=Path, default=None,
+                   help="the log folder (default results/SWEEP/tensorboard; replaced at each export)")
+    q.set_defaults(func=cmd_export_tracking)
+    q = export_sub.add_parser("mlflow", help="a sweep's ranked runs into an MLflow store: a parent run, a child per "
+                                              "run with parameters, per-epoch metrics, tags and the model "
+                                              "(needs sweep[mlflow])")
+    q.add_argument("sweep", type=sweep_name)
+    q.add_argument("--store", default=None, metavar="URI",
+                   help="the tracking URI (default sqlite:///…/results/SWEEP/mlflow.db)")
+    q.set_defaults(func=cmd_export_tracking)
 
     p = sub.add_parser("dashboard", help="optuna-dashboard on a search's study (localhost, read-only by default)")
     p.add_argument("sweep", type=sweep_name, help="the search")

@@ -163,6 +163,13 @@ def test_a_chain_runs_here_then_reruns_only_what_changed(chain_project, capsys):
     assert ev["models"]["peak"].endswith("peaks-leader.keras")
     assert ev["models"]["cluster"].endswith("clusters-leader.keras")
     assert "lstm_cnn" in ev["clusters"] and ev["tracks"]["n_tracks"] == 6 and ev["separation"]["momenta_gev"] == [3, 10]
+    # the same through the Python API's chain handle
+    import sweep
+
+    chain = sweep.load("tiny", root=root)
+    assert chain.evaluation().models.cluster == ev["models"]["cluster"] and chain.evaluation().tracks["n_tracks"] == 6
+    assert chain.record().stage("clusters").leader.metric == "mae"
+    assert list(chain.sweep("clusters").results()["run_id"]) == [clusters["run_id"]]
     # threshold auto: the working point was chosen on calibration tracks, the data made at it, and the
     # evaluation's CNN fed peaks found at the same threshold
     chosen = stages["simulate"]["threshold"]
