@@ -15,9 +15,7 @@ both trackers take.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import math
 import re
 import shlex
@@ -36,7 +34,8 @@ from ..records.base import RecordError
 from ..records.manifest import Manifest, load_manifest
 from ..records.metrics import read_metrics
 from ..records.runinfo import read_run_info
-from ..records.untrusted import HISTORY_LIMIT, MODEL_LIMIT, RECORD_LIMIT, copy_file, read_text
+from ..records.runs import read_table
+from ..records.untrusted import HISTORY_LIMIT, MODEL_LIMIT, RECORD_LIMIT, copy_file
 from .gather import collect
 
 #: results/<sweep>/tensorboard/: the TensorBoard export's log folder
@@ -101,7 +100,7 @@ def _ranked_runs(sweep: str, root: Path) -> tuple[Manifest, list[tuple[str, str]
     Raises:
         ResultsError: no such sweep, an unreadable manifest, or no ranked run.
     """
-    board = collect(sweep, root, write_csv=False)
+    board = collect(sweep, root, write_csv=False, read_only=True)
     manifest = load_manifest(root, sweep)
     entries = {e.run_id: e for e in manifest.runs}
     results = SweepPaths(root.resolve()).results(sweep)
@@ -180,9 +179,10 @@ def _number(text: str) -> float | None:
 def read_history(path: Path) -> dict[int, dict[str, float]]:
     """A run's history.csv (an execute node's file) as epoch -> column -> value.
 
-    Read bounded (HISTORY_LIMIT) and never through a symlink; only the first MAX_COLUMNS columns
-    whose names both trackers take, only finite numbers (other cells are left out), only rows
-    whose epoch is a whole number from 0 to MAX_EPOCH (a repeated epoch: its last row).
+    Read by records.runs.read_table (bounded, never through a symlink, a repeated column's first);
+    only the first MAX_COLUMNS columns whose names both trackers take, only finite numbers (other
+    cells are left out), only rows whose epoch is a whole number from 0 to MAX_EPOCH (a repeated
+    epoch: its last row).
 
     Args:
         path: results/<sweep>/<run id>/history.csv.
@@ -190,37 +190,15 @@ def read_history(path: Path) -> dict[int, dict[str, float]]:
     Returns:
         The epochs in order; empty when the file is absent, unusable or has no epoch column.
     """
-    try:
-        text = read_text(path, HISTORY_LIMIT)
-    except RecordError:
+    table = read_table(path, HISTORY_LIMIT)
+    if not table or "epoch" not in table:
         return {}
-    if not text:
-        return {}
-    reader = csv.reader(io.StringIO(text, newline=""))
+    columns = [name for name in list(table)[:MAX_COLUMNS] if name != "epoch" and _NAME_RE.fullmatch(name)]
     out: dict[int, dict[str, float]] = {}
-    try:
-        header = next(reader)
-        if "epoch" not in header:
-            return {}
-        at = header.index("epoch")
-        seen: set[str] = set()
-        columns = []
-        for i, name in enumerate(header[:MAX_COLUMNS]):
-            if i != at and name not in seen and _NAME_RE.fullmatch(name):
-                seen.add(name)
-                columns.append((i, name))
-        for row in reader:
-            epoch = _number(row[at]) if at < len(row) else None
-            if epoch is None or epoch != int(epoch) or not 0 <= epoch <= MAX_EPOCH:
-                continue
-            values = {}
-            for i, name in columns:
-                value = _number(row[i]) if i < len(row) else None
-                if value is not None:
-                    values[name] = value
-            out[int(epoch)] = values
-    except (StopIteration, csv.Error):
-        pass  # what was read before the file stopped being CSV
+    for i, epoch in enumerate(table["epoch"]):
+        if not math.isfinite(epoch) or epoch != int(epoch) or not 0 <= epoch <= MAX_EPOCH:
+            continue
+        out[int(epoch)] = {name: v for name in columns if math.isfinite(v := table[name][i])}
     return dict(sorted(out.items()))
 
 

@@ -243,7 +243,7 @@ def has_valid_result(results_dir: Path, run_id: str, required_metrics: list[str]
 
 def read_table(path: Path, limit: int) -> dict[str, list[float]] | None:
     """A job's CSV (history.csv with HISTORY_LIMIT, roc.csv with ROC_LIMIT) as columns of numbers,
-    in the file's column order (NaN where a cell is not a number).
+    in the file's column order (NaN where a cell is not a number; a repeated column: its first).
 
     Returns:
         column -> values, or None when the file is absent or cannot be used: larger than `limit`
@@ -260,6 +260,8 @@ def read_table(path: Path, limit: int) -> dict[str, list[float]] | None:
         return None
     out: dict[str, list[float]] = {}
     for i, name in enumerate(header):
+        if name in out:
+            continue
         values = []
         for r in rows:
             try:
