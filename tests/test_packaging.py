@@ -40,7 +40,9 @@ def test_every_package_of_the_source_is_listed_for_the_wheel():
 
 #: import name -> distribution name, where they differ
 DISTRIBUTION = {"yaml": "pyyaml", "sklearn": "scikit-learn", "htcondor2": "htcondor", "classad2": "htcondor",
-                "tensorflow": "tensorflow-cpu"}
+                "tensorflow": "tensorflow-cpu", "optuna_dashboard": "optuna-dashboard"}
+#: The optional extras a user installs for a feature (the test and docs extras are the checkout's).
+USER_EXTRAS = ("mlflow",)
 
 
 def test_every_third_party_import_is_declared_with_a_minimum():
@@ -55,7 +57,9 @@ def test_every_third_party_import_is_declared_with_a_minimum():
                 imported.add(node.module.split(".")[0])
     third_party = imported - set(sys.stdlib_module_names) - {"sweep"}
     declared = {}
-    for requirement in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    for requirement in project["dependencies"] + [r for extra in USER_EXTRAS for r in extras[extra]]:
         name, _, rest = re.match(r"([A-Za-z0-9_.-]+)(.*)", requirement).group(1, 0, 2)
         declared[name.lower()] = rest
     assert "numpy" in third_party and "jinja2" in third_party  # the scan sees imports at all
