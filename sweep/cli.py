@@ -182,17 +182,24 @@ def cmd_reproduce(args) -> int:
 
 def cmd_status(args) -> int:
     """`sweep status [NAME]`: a chain's stages, or the states of a sweep's runs (of every sweep
-    without a name), once or with --watch until every run has ended. Returns 0."""
-    from .submit.status import print_status, watch
+    without a name) with the running jobs' epochs and the best so far, once or with --watch until
+    every run has ended; --json: the same as JSON (one object per sweep and refresh). Returns 0."""
+    from .submit.status import print_status, print_status_json, watch
 
     record = _chain(args)
     if record is not None:
+        if args.json:
+            raise InputError(f"{args.sweep} is a chain: `sweep status --json` gives a sweep's runs (of the chain's "
+                             f"stages: sweep status {args.sweep}-clusters --json, …)")
         from .chain.stages import print_chain_status
 
         print_chain_status(args.sweep, record, args.root, _console())
         return EXIT_OK
     if args.watch:
-        watch(args.sweep, args.root, _console(), interval=args.interval)
+        watch(args.sweep, args.root, _console(), interval=args.interval,
+              as_json=(lambda line: print(line, flush=True)) if args.json else None)
+    elif args.json:
+        print_status_json(args.sweep, args.root)
     else:
         print_status(args.sweep, args.root, _console())
     return EXIT_OK
@@ -604,6 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep", type=sweep_name, nargs="?", help="sweep or chain name (default: every sweep under jobs/)")
     p.add_argument("--watch", action="store_true", help="refresh until every run has ended")
     p.add_argument("--interval", type=float, default=5.0)
+    p.add_argument("--json", action="store_true",
+                   help="the states, running jobs' epochs and best so far as JSON (with --watch: one line per refresh)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("collect", help="rank a sweep's finished runs and list the failed ones")

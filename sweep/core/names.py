@@ -118,6 +118,9 @@ STEP_DATASET = "dataset.npz"  # the simulation step's dataset, before the chain 
 ATTR_TRIAL = "SweepTrial"  # a search trial's job: the Optuna trial number
 # set by the trial's job through chirp after each epoch: the pruner's values so far, "v1,v2,..."
 ATTR_PROGRESS = "SweepProgress"
+#: A job's live line (records.progress.format_live), by chirp's delayed update: the starter takes
+#: only attributes named Chirp* by default (CHIRP_DELAYED_UPDATE_PREFIX)
+ATTR_LIVE = "ChirpSweepLive"
 ATTR_PRUNE = "SweepPrune"  # set true by the driver (condor_qedit); the job reads it through chirp
 #: A run's job is tied to its run in the event log by its submit note: "sweep-run <run id>"
 #: (submit_event_notes, direct jobs) or DAGMan's "DAG Node: <DAG_NODE_PREFIX><run id>".

@@ -1,5 +1,15 @@
-"""A search trial's job and its driver: after each epoch the job reports the value the pruner
-watches, waits until the driver has judged that epoch, and stops when the driver's pruner said so.
+"""What a job says while it trains, after each epoch: every run its live line (epoch k of n, the
+watched validation column, losses, elapsed seconds: records.progress.Live), which `sweep status`
+shows; and a search trial with a pruner the value its pruner watches, after which it waits until
+the driver has judged that epoch, and stops when the driver's pruner said so.
+
+Live lines: on the local backend in progress.json (beside the values), on a pool as the job
+attribute ChirpSweepLive through chirp's *delayed* update (set_job_attr_delayed): the starter
+carries it to the shadow in its regular updates, which carries it to the schedd in its own
+(STARTER_UPDATE_INTERVAL, SHADOW_QUEUE_UPDATE_INTERVAL: 5 and 15 minutes on a default pool, 2 s on
+the tests' pool). That costs the schedd no message of its own however many jobs run, needs no
+I/O proxy (the starter allows delayed updates of attributes named Chirp* by default), and is
+as late as those intervals: a pool's `sweep status` shows where a job was minutes ago.
 
 Waiting for the verdict is what Optuna's own trials do (report, then should_prune): a trial is
 stopped at exactly the epoch its pruner says, however busy the machine or the schedd, and never
@@ -27,26 +37,28 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..core.names import ATTR_PROGRESS, ATTR_PRUNE, PROGRESS_SEEN, PRUNE_REQUEST
-from ..records.progress import write_progress
+from ..core.names import ATTR_LIVE, ATTR_PROGRESS, ATTR_PRUNE, PROGRESS_SEEN, PRUNE_REQUEST
+from ..records.progress import Live, format_live, write_progress
 
 #: How long a trial waits for its driver's verdict on an epoch before it trains on without.
 VERDICT_TIMEOUT_S = 60.0
 
 
 class _Channel:
-    """What both channels share: report, then wait for the verdict (see the module's docstring)."""
+    """What both channels share: report, then (a pruned trial) wait for the verdict (see the
+    module's docstring)."""
 
     kind = ""
     #: How often the job looks for the verdict while it waits.
     tick_s = 0.05
 
-    def __init__(self, log=print):
+    def __init__(self, log=print, prunable: bool = False):
         self.log = log
+        self.prunable = prunable  # a search trial whose driver judges each epoch
         self.driver_silent = False
 
-    def publish(self, values: list[float]) -> None:
-        """Make the values so far visible to the driver."""
+    def publish(self, values: list[float], live: Live | None = None) -> None:
+        """Make the values so far visible to the driver, and the live line to `sweep status`."""
         raise NotImplementedError
 
     def judged(self) -> int:
@@ -57,11 +69,11 @@ class _Channel:
         """Whether the driver asked the job to stop (its pruner said so)."""
         raise NotImplementedError
 
-    def report(self, values: list[float]) -> None:
-        """Publish the values so far, then wait until the driver has judged the last epoch or
-        asked the job to stop (at most VERDICT_TIMEOUT_S, once)."""
-        self.publish(values)
-        if self.driver_silent:
+    def report(self, values: list[float], live: Live | None = None) -> None:
+        """Publish the values so far and the live line, then, for a pruned trial, wait until the
+        driver has judged the last epoch or asked the job to stop (at most VERDICT_TIMEOUT_S, once)."""
+        self.publish(values, live)
+        if not self.prunable or self.driver_silent:
             return
         deadline = time.monotonic() + VERDICT_TIMEOUT_S
         while self.judged() < len(values) and not self.stop_requested():
@@ -86,13 +98,13 @@ class FileChannel(_Channel):
 
     kind = "file"
 
-    def __init__(self, folder: Path, log=print):
-        super().__init__(log)
+    def __init__(self, folder: Path, log=print, prunable: bool = False):
+        super().__init__(log, prunable)
         self.folder = folder
 
-    def publish(self, values: list[float]) -> None:
+    def publish(self, values: list[float], live: Live | None = None) -> None:
         """progress.json, written atomically (sweep.records.progress)."""
-        write_progress(self.folder, values)
+        write_progress(self.folder, values, live)
 
     def judged(self) -> int:
         """progress.seen, written by the driver."""
@@ -110,8 +122,9 @@ class ChirpChannel(_Channel):
     kind = "chirp"
     tick_s = 0.5  # each look is a chirp call through the shadow to the submit node
 
-    def __init__(self, log=print):
-        super().__init__(log)
+    def __init__(self, log=print, prunable: bool = False):
+        super().__init__(log, prunable)
+        self.live_refused = False
         try:
             import htchirp  # noqa: F401 - imported only to learn whether the chirp client is installed
 
@@ -149,10 +162,20 @@ class ChirpChannel(_Channel):
         except Exception:  # noqa: BLE001 - no such file yet (chirp answers an error)
             return ""
 
-    def publish(self, values: list[float]) -> None:
-        """SweepProgress, a ClassAd string of every value so far."""
-        text = ",".join("nan" if math.isnan(v) else f"{v:.6g}" for v in values)
-        self._call("set_job_attr", ATTR_PROGRESS, f'"{text}"')
+    def publish(self, values: list[float], live: Live | None = None) -> None:
+        """A pruned trial's SweepProgress (a ClassAd string of every value so far, at once); the
+        live line as ChirpSweepLive by a delayed update (no message of its own to the schedd). A
+        site that refuses delayed updates loses the live line, said once, never the training."""
+        if self.prunable:
+            text = ",".join("nan" if math.isnan(v) else f"{v:.6g}" for v in values)
+            self._call("set_job_attr", ATTR_PROGRESS, f'"{text}"')
+        if live is not None and not self.live_refused:
+            try:
+                self._call("set_job_attr_delayed", ATTR_LIVE, f'"{format_live(live)}"')
+            except Exception as exc:  # noqa: BLE001 - the starter may refuse delayed updates
+                self.live_refused = True
+                self.log(f"progress: the execute node refused the live line ({type(exc).__name__}: {exc}); "
+                         "`sweep status` shows no epoch for this job")
 
     def judged(self) -> int:
         """progress.seen in the submit-side folder, written by the driver."""
@@ -167,18 +190,21 @@ class ChirpChannel(_Channel):
 
 
 def open_channel(config: dict, out_dir: Path, log=print):
-    """The trial's channel, or None for a grid run (its config has no `progress`) or when no
-    channel works here (the trial then trains to its end and is never pruned; said in the log)."""
-    if not config.get("progress"):
-        return None
+    """The run's channel: pruned by its driver when its config has `progress` (a search trial with
+    a pruner), live lines only otherwise. None when no channel works here (a trial then trains to
+    its end and is never pruned; said in the log)."""
+    prunable = bool(config.get("progress"))
     chirp_config = os.environ.get("_CONDOR_CHIRP_CONFIG", ".chirp.config")
     if os.path.isfile(chirp_config):
         try:
-            return ChirpChannel(log)
+            return ChirpChannel(log, prunable)
         except OSError as exc:
-            log(f"progress: {exc}; this trial reports nothing and is not pruned")
+            log(f"progress: {exc}; this job reports no progress" + (" and is not pruned" if prunable else ""))
             return None
     if os.environ.get("_CONDOR_SCRATCH_DIR"):
-        log("progress: no chirp in this job (submitted without want_io_proxy?); it is not pruned")
+        if prunable:
+            log("progress: no chirp in this job (submitted without want_io_proxy?); it is not pruned")
+        else:
+            log("progress: no chirp in this job: `sweep status` shows no epoch for it")
         return None
-    return FileChannel(out_dir, log)
+    return FileChannel(out_dir, log, prunable)

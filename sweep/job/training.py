@@ -31,6 +31,7 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.metrics import classification_metrics, regression_metrics, roc_points
 from ..core.names import HISTORY, MODEL, ROC
+from ..core.schema import validation_column
 from ..fsutil import atomic_write_text, atomic_write_with
 from ..physics import datasets
 from ..records.metrics import Metrics, Pruned, Split
@@ -169,17 +170,29 @@ def _epoch_callback(model_kind: str, x_val, y_val, loss_name: str, threshold: fl
 
 
 def _progress_callback(channel, column: str, rows: list, pruned: dict, log, epochs: int):
-    """A search trial's reports to its driver after each epoch, and its stop when pruned (not
-    after its last epoch: the training is done, and its test metrics are worth more than a stop)."""
+    """Every run's live line after each epoch; a search trial's reports to its driver, and its stop
+    when pruned (not after its last epoch: the training is done, and its test metrics are worth
+    more than a stop)."""
     import keras
+
+    from ..records.progress import Live
+
+    started = time.perf_counter()
+
+    def number(value) -> float | None:
+        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
     class Progress(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
+            last = rows[-1] if rows else {}
+            live = Live(epoch=min(epoch + 1, epochs), epochs=epochs, metric=column, value=number(last.get(column)),
+                        loss=number(last.get("loss")), val_loss=number(last.get("val_loss")),
+                        elapsed_s=round(time.perf_counter() - started, 1))
             try:
-                channel.report([float(r.get(column, math.nan)) for r in rows])
-                stop = channel.stop_requested()
+                channel.report([float(r.get(column, math.nan)) for r in rows], live)
+                stop = channel.prunable and channel.stop_requested()
             except Exception as exc:  # noqa: BLE001 - a lost channel must not lose the training
-                log(f"progress: cannot reach the driver ({type(exc).__name__}: {exc}); training on")
+                log(f"progress: cannot report ({type(exc).__name__}: {exc}); training on")
                 return
             if stop and len(rows) >= epochs:
                 log(f"pruned by the search's driver after its last epoch ({len(rows)}): finishing the run")
@@ -253,9 +266,11 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print,
     from .progress import open_channel
 
     channel = open_channel(config, out_dir, log)
-    if channel is not None:  # a search trial: its driver's pruner may stop it at the end of an epoch
-        column = config["progress"]["column"]
-        log(f"progress: reporting {column} after each epoch through {channel.kind}")
+    if channel is not None:  # every run's live line; a search trial's driver may stop it at the end of an epoch
+        column = (config["progress"]["column"] if channel.prunable
+                  else validation_column(model_kind, str(config["ranking"][0][0]))[0])
+        log(f"progress: reporting {column} after each epoch through {channel.kind}"
+            + (" (pruned by the search's driver)" if channel.prunable else ""))
         callbacks.append(_progress_callback(channel, column, rows, pruned, log, int(params["epochs"])))
     steps_per_epoch = math.ceil(tr.size / params["batch_size"])
     t0 = time.perf_counter()

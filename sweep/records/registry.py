@@ -51,8 +51,10 @@ RECORDS: tuple[RecordKind, ...] = (
                "a run's test metrics at its best epoch, how training went, what it trained on; a pruned trial's "
                "stop (written last by the job: its presence means trained)"),
     RecordKind("progress", names.PROGRESS_FILE, "results/<sweep>/<run-id>/progress.json", "sweep.records.progress",
-               "sweep.records.progress.Progress", progress.SCHEMA_VERSION, ("sweep.search.trials",),
-               "a search trial's pruner values after each epoch, for its driver (local backend; written by the job)"),
+               "sweep.records.progress.Progress", progress.SCHEMA_VERSION,
+               ("sweep.search.trials", "sweep.submit.status"),
+               "a local run's watched values after each epoch and its last epoch's live line, for a search's "
+               "driver and `sweep status` (local backend; written by the job)"),
     RecordKind("model", names.MODEL_INFO, "results/<sweep>/<run-id>/model.json (and <stage>-leader.json)",
                "sweep.records.modelinfo", "sweep.records.modelinfo.ModelInfo", modelinfo.SCHEMA_VERSION,
                ("sweep.physics.scorers",),
@@ -63,7 +65,8 @@ RECORDS: tuple[RecordKind, ...] = (
                "where a training job's checkpoint stands (epochs done, history, early stopping), to resume from"),
     RecordKind("local-exit", names.LOCAL_RECORD, "results/<sweep>/<run-id>/.local-exit.json",
                "sweep.records.localexit", "sweep.records.localexit.LocalExit", localexit.SCHEMA_VERSION,
-               ("sweep.records.runs",), "how a job of the local backend ended (exit status, why it was killed)"),
+               ("sweep.records.runs",), "how a job of the local backend ended (exit status, why it was killed), "
+               "and while it runs its process and host"),
     RecordKind("lock", names.LOCK_FILE, "jobs/<sweep>/.sweep.lock", "sweep.records.lock",
                "sweep.records.lock.LockHolder", lock.SCHEMA_VERSION, ("sweep.records.lock",),
                "who holds a sweep's lock (host, pid, start time, command, since when, a random token)"),

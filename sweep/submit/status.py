@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import BackendError, printable
-from ..core.names import DAGS_DIR, JOB_EXIT_NEVER_RETRIED, SweepPaths
+from ..core.names import ATTR_LIVE, DAGS_DIR, JOB_EXIT_NEVER_RETRIED, SweepPaths
 from ..core.states import RunState
 from ..records.events import (RUNTIME_HOLD_CODES, EventLogReader, attempts_by_run, is_memory_hold, latest_by_run,
                               read_event_log)
+from ..records.base import RecordError
 from ..records.manifest import Manifest, Submission, list_sweeps, load_manifest, on_pool
-from ..records.runs import read_run
+from ..records.progress import Live, parse_live, read_progress
+from ..records.runs import RunOutcome, read_run
 
 #: The order in which counts are shown.
 ORDER = (RunState.IDLE, RunState.RUNNING, RunState.HELD, RunState.DONE, RunState.FAILED, RunState.REMOVED,
@@ -35,6 +37,25 @@ class RunStatus:
     job_id: str | None = None
     starts: int = 0
     transient: bool = False  # held, but the job's own policy will release or remove it
+    live: Live | None = None  # a running job's last epoch (records.progress): epoch k of n, metric, losses
+
+    def as_json(self) -> dict:
+        """The run as `sweep status --json` gives it."""
+        out = {"run_id": self.run_id, "name": self.name, "state": str(self.state), "detail": self.detail,
+               "job_id": self.job_id, "starts": self.starts}
+        if self.live is not None:
+            out["live"] = {**vars(self.live), "eta_s": round(self.live.eta_s, 1)}
+        return out
+
+
+@dataclass
+class Best:
+    """The best finished run so far by the sweep's first ranking metric."""
+
+    run_id: str
+    name: str
+    metric: str
+    value: float
 
 
 @dataclass
@@ -47,6 +68,14 @@ class SweepStatus:
     pool_note: str = ""
     active_dags: int = 0
     schedd: object = field(default=None, repr=False)
+    best: Best | None = None
+
+    def as_json(self) -> dict:
+        """The sweep as `sweep status --json` gives it (one object; with --watch one per line)."""
+        return {"sweep": self.sweep, "counts": {str(k): v for k, v in self.counts().items()},
+                "finished": self.finished, "active_dags": self.active_dags, "note": self.pool_note,
+                "best": vars(self.best) if self.best is not None else None,
+                "runs": [r.as_json() for r in self.runs]}
 
     def counts(self) -> Counter:
         """state -> how many runs are in it."""
@@ -101,11 +130,12 @@ class Backoff:
 
 
 def _live(sweep: str, manifest: Manifest, follower: Follower | None = None
-          ) -> tuple[dict, int, object, str, dict[str, Submission]]:
+          ) -> tuple[dict, int, object, str, dict[str, Submission], dict[str, Live]]:
     """(run id -> (state, detail, job id, transient), active DAGs, schedd, note, run id -> the
-    manifest entry of the active DAG it waits in) from the schedd, if reachable."""
+    manifest entry of the active DAG it waits in, run id -> a running job's live line) from the
+    schedd, if reachable."""
     if not on_pool(manifest):
-        return {}, 0, None, "", {}
+        return {}, 0, None, "", {}, {}
     from .backends.htcondor import connect, sweep_queue
 
     try:
@@ -115,17 +145,47 @@ def _live(sweep: str, manifest: Manifest, follower: Follower | None = None
         if follower is not None:
             follower.schedd = None
         why = exc if isinstance(exc, BackendError) else f"the schedd stopped answering: {exc}"
-        return {}, 0, None, f"live state unavailable: {why}", {}
+        return {}, 0, None, f"live state unavailable: {why}", {}, {}
     if follower is not None:
         follower.schedd = schedd
-    live = {}
+    live, lines = {}, {}
     for run_id, ad in queue.jobs.items():
         state = RunState.of_job_status(ad.get("JobStatus"))
         detail = str(ad.get("HoldReason", "")) if state is RunState.HELD else ""
         live[run_id] = (state, detail, f"{ad['ClusterId']}.{ad['ProcId']}", _transient(ad, state))
+        line = parse_live(ad.get(ATTR_LIVE)) if state is RunState.RUNNING else None
+        if line is not None:
+            lines[run_id] = line
     for run_id in queue.pending:
         live[run_id] = (RunState.IDLE, "waiting in its DAG", None, False)
-    return live, queue.active_dags, schedd, "; ".join(queue.dag_problems), queue.pending_in
+    return live, queue.active_dags, schedd, "; ".join(queue.dag_problems), queue.pending_in, lines
+
+
+def _running_here(outcome: RunOutcome) -> bool:
+    """A local run whose job is still running: the local backend recorded its start and not its
+    end, and its process lives on this host."""
+    import os
+    import socket
+
+    local = outcome.local
+    if local is None or local.returncode is not None or not local.pid or local.host != socket.gethostname():
+        return False
+    try:
+        os.kill(local.pid, 0)
+    except PermissionError:
+        return True  # alive, another user's (the job owner's)
+    except OSError:
+        return False
+    return True
+
+
+def _live_line(results: Path) -> Live | None:
+    """A local run's live line from its progress.json (None when it has none or it is unreadable)."""
+    try:
+        progress = read_progress(results)
+    except RecordError:
+        return None
+    return progress.live if progress is not None else None
 
 
 def dag_wait(has_result: bool, in_dag: list, retries: int) -> str | None:
@@ -187,13 +247,16 @@ def sweep_status(sweep: str, root: Path, query_schedd: bool = True, follower: Fo
     """
     paths = SweepPaths(root.resolve())
     manifest = load_manifest(root, sweep)
-    live, dags, schedd, note, pending_in = _live(sweep, manifest, follower) if query_schedd else ({}, 0, None, "", {})
+    live, dags, schedd, note, pending_in, lines = (_live(sweep, manifest, follower) if query_schedd
+                                                    else ({}, 0, None, "", {}, {}))
     offline = schedd is None and bool(note)  # on a pool whose schedd did not answer: the queue is unknown
     log = paths.event_log(sweep)
     jobs = follower.log(log).update() if follower is not None else read_event_log(log)
     events, attempts = latest_by_run(jobs), attempts_by_run(jobs)
     required = [m for m, _ in manifest.ranking]
     submitted = {r for s in manifest.submissions for r in s.runs or ()}
+    metric, direction = manifest.ranking[0] if manifest.ranking else (None, "max")
+    best: Best | None = None
     runs = []
     for entry in manifest.runs:
         run_id = entry.run_id
@@ -225,6 +288,13 @@ def sweep_status(sweep: str, root: Path, query_schedd: bool = True, follower: Fo
             outcome = outcome or read_run(paths.results(sweep), run_id, required)
             if outcome.ok:
                 rs.state = RunState.DONE
+                value = (outcome.metrics.test or {}).get(metric) if outcome.metrics is not None and metric else None
+                if isinstance(value, (int, float)) and (best is None or (value > best.value if direction == "max"
+                                                                         else value < best.value)):
+                    best = Best(run_id, entry.name, str(metric), float(value))
+            elif not manifest.on_pool and _running_here(outcome):
+                rs.state, rs.detail = RunState.RUNNING, "running here"
+                rs.live = _live_line(paths.results(sweep) / run_id)
             elif job is not None and (job.state in (RunState.REMOVED, RunState.FAILED)
                                       or (job.state is RunState.HELD and not offline)):
                 # a hold that is no longer in the queue ended in a removal
@@ -248,8 +318,10 @@ def sweep_status(sweep: str, root: Path, query_schedd: bool = True, follower: Fo
                 rs.detail = "submitted, no trace in the queue or the event log"
         if not entry.in_grid and rs.state is RunState.NOT_RUN:
             continue  # a run of an earlier grid that never ran: not part of the sweep any more
+        if rs.state is RunState.RUNNING and rs.live is None:
+            rs.live = lines.get(run_id)
         runs.append(rs)
-    return SweepStatus(sweep, runs, note, dags, schedd)
+    return SweepStatus(sweep, runs, note, dags, schedd, best)
 
 
 def counts_text(status: SweepStatus) -> str:
@@ -258,8 +330,31 @@ def counts_text(status: SweepStatus) -> str:
     return ", ".join(f"{c[s]} {s}" for s in ORDER if c[s])
 
 
+def progress_lines(status: SweepStatus) -> list[str]:
+    """A line per running run with its last epoch (epoch k of n, metric, losses, time, ETA), and
+    the best finished run so far. Job text is escaped (printable): never markup."""
+    lines = []
+    for r in status.runs:
+        if r.state is RunState.RUNNING:
+            lines.append(f"  running {printable(r.name)}: " + (r.live.text() if r.live is not None
+                                                                else "no epoch reported yet"))
+    if status.best is not None:
+        b = status.best
+        lines.append(f"  best so far: {printable(b.name)} ({b.run_id}), {b.metric} {b.value:.4g}")
+    return lines
+
+
+def print_status_json(sweep: str | None, root: Path, write=print) -> None:
+    """`sweep status --json`: one JSON object per sweep (SweepStatus.as_json), on one line."""
+    import json
+
+    for name in [sweep] if sweep else list_sweeps(root):
+        write(json.dumps(sweep_status(name, root).as_json(), allow_nan=False, default=str))
+
+
 def print_status(sweep: str | None, root: Path, console) -> None:
-    """Counts per state, then a table of the held, failed and removed runs with why."""
+    """Counts per state, a line per running run with its last epoch and the best so far, then a
+    table of the held, failed and removed runs with why."""
     from rich.table import Table
     from rich.text import Text
 
@@ -267,6 +362,8 @@ def print_status(sweep: str | None, root: Path, console) -> None:
         status = sweep_status(name, root)
         console.print(f"[bold]{name}[/]: {counts_text(status)}"
                       + (f"; {status.active_dags} DAG(s) active" if status.active_dags else ""))
+        for line in progress_lines(status):
+            console.print(Text(line))
         if status.pool_note:
             console.print(Text(status.pool_note, style="yellow"))
         search = _search_line(root, name)
@@ -296,31 +393,48 @@ def _search_line(root: Path, sweep: str) -> str | None:
             f"({search.backend}); driver: {printable(last[-1])[:200] if last else 'no log yet'}")
 
 
-def watch(sweep: str | None, root: Path, console, interval: float = 5.0) -> None:
-    """Refresh the counts until every run has ended: at once when the sweep's logs move (see
-    activity), otherwise every `interval` seconds while something changes, less often (up to
-    once a minute) while nothing does."""
+def watch(sweep: str | None, root: Path, console, interval: float = 5.0, as_json=None) -> None:
+    """Refresh the counts, the running jobs' epochs and the best so far until every run has ended:
+    at once when the sweep's logs move (see activity), otherwise every `interval` seconds while
+    something changes, less often (up to once a minute) while nothing does. With `as_json` (a
+    function taking one line of text) each refresh is one JSON object per sweep, given to it."""
+    import contextlib
+    import json
+
     from rich.live import Live
     from rich.text import Text
 
     names = [sweep] if sweep else list_sweeps(root)
     follower, backoff = Follower(), Backoff(interval)
-    with Live(console=console, refresh_per_second=1) as live:
+    shown = contextlib.nullcontext() if as_json is not None else Live(console=console, refresh_per_second=1)
+    with shown as live:
         while True:
             seen = tuple(activity(root, name) for name in names)
             lines, finished = [], True
             for name in names:
                 status = sweep_status(name, root, follower=follower)
                 finished &= status.finished
+                if as_json is not None:
+                    as_json(json.dumps(status.as_json(), allow_nan=False, default=str))
                 lines.append(f"{name}: {counts_text(status)}"
                              + (f"; {status.active_dags} DAG(s) active" if status.active_dags else ""))
+                lines += progress_lines(status)
                 lines += [f"  {status.pool_note}"] if status.pool_note else []
-                lines += [f"  held {r.run_id}: {r.detail}" for r in status.runs if r.state is RunState.HELD]
-            live.update(Text("\n".join(lines + [time.strftime("updated %H:%M:%S")])))
+                lines += [f"  held {r.run_id}: {printable(r.detail)}" for r in status.runs
+                          if r.state is RunState.HELD]
+            if live is not None:
+                live.update(Text("\n".join(lines + [time.strftime("updated %H:%M:%S")])))
             if finished:
                 return
+            # a local run's epochs move its progress.json, not the logs: look again within `interval`
             pause_while_quiet(lambda: tuple(activity(root, name) for name in names), seen,
-                              time.monotonic() + backoff.next((lines, seen)))
+                              time.monotonic() + min(backoff.next((lines, seen)), _live_cap(lines, interval)))
+
+
+def _live_cap(lines: list[str], interval: float) -> float:
+    """While a job reports epochs, poll at least every `interval` seconds (the back-off would
+    otherwise grow while the counts stay the same)."""
+    return interval if any(line.startswith("  running ") for line in lines) else float("inf")
 
 
 def activity(root: Path, sweep: str) -> tuple[tuple[str, int, int], ...]:

@@ -195,7 +195,7 @@ def dagman_path() -> str:
 # ----------------------------------------------------------------- what is queued
 QUEUE_PROJECTION = ["ClusterId", "ProcId", "JobStatus", names.ATTR_RUN, names.ATTR_SUBMISSION, names.ATTR_ROLE,
                     "HoldReason", "HoldReasonCode", "HoldReasonSubCode", "NumJobStarts", "PeriodicRelease",
-                    "PeriodicRemove", "QDate", "EnteredCurrentStatus", "DAGManJobId"]
+                    "PeriodicRemove", "QDate", "EnteredCurrentStatus", "DAGManJobId", names.ATTR_LIVE]
 #: A DAGMan job still idle this long after it was queued is one the schedd cannot start (it starts
 #: scheduler-universe jobs within seconds): e.g. the job owner cannot enter the DAG's folder.
 DAG_START_GRACE_S = 60

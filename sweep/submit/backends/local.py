@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -78,6 +79,8 @@ class LocalBackend(Backend):
             proc = subprocess.Popen(["/bin/sh", str(sweep.paths.wrapper(sweep.spec.name)), CONFIG_FILE],
                                     cwd=folder, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
                                     start_new_session=True)
+        # started, not ended: `sweep status` sees the job running while this process lives
+        write_local_exit(folder, LocalExit(returncode=None, cpus=cpus, pid=proc.pid, host=socket.gethostname()))
         now = time.monotonic()
         return _Running(run, proc, now, cpus, min(res.request_memory_mb, self.memory_mb), now + res.runtime_s)
 

@@ -1,0 +1,90 @@
+"""Live progress: every job reports its epoch after each one (records.progress.Live), a local one
+in progress.json, a pool's as ChirpSweepLive (tests/condor/test_sweep_on_pool.py follows one on
+the personal pool); `sweep status` shows a line per running job and the best so far, and
+`--json` gives the same to scripts. What a job reports is untrusted: a line that is not one is
+dropped, never shown."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from sweep.cli import main
+from sweep.core.states import RunState
+from sweep.records.progress import Live, Progress, format_live, parse_live, read_progress, write_progress
+from sweep.submit.status import progress_lines, sweep_status
+from tests.conftest import grid_text
+from tests.synthetic import make_sweep
+
+
+def test_a_live_line_survives_the_job_attribute_and_a_bad_one_is_dropped(tmp_path):
+    live = Live(epoch=3, epochs=30, metric="val_f1", value=0.8123456, loss=0.41, val_loss=0.45, elapsed_s=80.04)
+    text = format_live(live)
+    assert text == "epoch=3;epochs=30;metric=val_f1;value=0.812346;loss=0.41;val_loss=0.45;elapsed_s=80.0"
+    back = parse_live(text)
+    assert back == Live(3, 30, "val_f1", 0.812346, 0.41, 0.45, 80.0)
+    assert back.text() == "epoch 3/30, val_f1 0.8123, loss 0.41/0.45, 1m20s, ETA ≤ 12m00s"
+    for bad in ("", None, 7, "epoch=31;epochs=30;metric=val_f1;elapsed_s=1", "epoch=1;epochs=30;metric=val_f1",
+                "epoch=1;epochs=30;metric=[red]x;elapsed_s=1", "epoch=1;epoch=2;epochs=3;metric=m;elapsed_s=1",
+                "epoch=1;epochs=3;metric=m;elapsed_s=1;rm=-rf", "epoch=1;epochs=3;metric=m;value=nan;elapsed_s=1",
+                "epoch=1;epochs=3;metric=m;elapsed_s=-4", "x" * 600):
+        assert parse_live(bad) is None, bad
+    # progress.json: a trial's values and the live line; a version-1 file (values only) still reads
+    write_progress(tmp_path, [0.5, 0.6], back)
+    assert read_progress(tmp_path) == Progress([0.5, 0.6], back)
+    (tmp_path / "progress.json").write_text(json.dumps({"schema_version": 1, "values": [0.5]}))
+    assert read_progress(tmp_path) == Progress([0.5], None)
+
+
+def test_status_shows_the_best_finished_run_so_far(tmp_path, capsys):
+    manifest = make_sweep(tmp_path, "syn", corrupt=0, missing=0)
+    status = sweep_status("syn", tmp_path, query_schedd=False)
+    best_id = max(manifest["truth"], key=manifest["truth"].get)
+    assert (status.best.run_id, status.best.metric) == (best_id, "f1")
+    assert status.best.value == pytest.approx(manifest["truth"][best_id], abs=1e-6)
+    assert main(["--root", str(tmp_path), "status", "syn", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["best"]["run_id"] == best_id and out["counts"] == {"done": len(manifest["runs"])}
+    assert out["finished"] and {r["state"] for r in out["runs"]} == {"done"}
+
+
+@pytest.mark.training
+def test_a_local_run_shows_its_epochs_while_it_trains(tmp_path, small_dataset, capsys):
+    grid = tmp_path / "g.yaml"
+    grid.write_text(grid_text(small_dataset, sweep="live", axes="  optimizer: [adam]\n", epochs=30))
+    done = threading.Event()
+    codes = []
+
+    def submit():
+        try:
+            codes.append(main(["--root", str(tmp_path), "submit", str(grid), "--local", "--no-progress",
+                               "--no-collect"]))
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=submit)
+    worker.start()
+    epochs_seen, lines = set(), []
+    while not done.wait(0.05):
+        try:
+            status = sweep_status("live", tmp_path)
+        except Exception:  # noqa: BLE001 - the manifest is not written yet
+            continue
+        for run in status.runs:
+            if run.state is RunState.RUNNING and run.live is not None:
+                epochs_seen.add(run.live.epoch)
+                assert run.live.epochs == 30 and run.live.metric == "val_f1"
+                lines += progress_lines(status)
+    worker.join()
+    assert codes == [0]
+    assert len(epochs_seen) >= 3, epochs_seen  # at least three distinct epochs before it ended
+    assert any(line.startswith("  running adam: epoch ") and "val_f1 " in line for line in lines), lines
+    capsys.readouterr()
+    # it ended: the last live line stays in progress.json, the run is done and is the best so far
+    progress = read_progress(tmp_path / "results" / "live" / status.runs[0].run_id)
+    assert progress.live is not None and progress.live.epoch == len(progress.values) >= max(epochs_seen)
+    assert main(["--root", str(tmp_path), "status", "live", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["counts"] == {"done": 1} and out["best"]["metric"] == "f1"
