@@ -19,7 +19,7 @@ from ..fsutil import atomic_write_text, file_digest
 from ..records.events import attempts_by_run, is_memory_hold, read_event_log
 from ..records.manifest import Manifest, ResourceRequest, SearchInfo, load_manifest, remember_memory
 from ..records.runinfo import PHASES, RunInfo
-from ..records.runs import RunOutcome, mark_stale, read_run
+from ..records.runs import RunOutcome, mark_stale, read_run, verify_outputs
 from .spreadsheet import csv_text
 
 
@@ -106,6 +106,8 @@ class Leaderboard:
     search: SearchInfo | None = None  # the manifest's search block (sampler, pruner, objectives, journal)
     time_use: TimeUse | None = None  # where the jobs' allocated core-seconds went (runs with phases)
     window_split: list[str] = field(default_factory=list)  # ranked peak finders tested on a per-window split
+    #: ranked run -> where its result comes from and whether its files are the job's (run_provenance)
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def repeats(self) -> int:
@@ -153,9 +155,11 @@ def collect(sweep: str, root: Path, write_csv: bool = True, *, read_only: bool =
     dataset = _current_dataset(manifest)
     records, problems, usage, outside, window_split, total = [], [], [], [], [], 0
     pruned: list[dict] = []
+    provenance: dict[str, dict[str, Any]] = {}
     search = manifest.search
     for entry in manifest.runs:
-        outcome = mark_stale(read_run(results_dir, entry.run_id, required), dataset)
+        # a result whose files changed since its job wrote them is not ranked (records.runs.verify_outputs)
+        outcome = verify_outputs(results_dir, mark_stale(read_run(results_dir, entry.run_id, required), dataset))
         if not entry.in_grid:
             if not outcome.ok:
                 continue  # a run of an earlier grid without a result: nobody wants it now
@@ -175,6 +179,7 @@ def collect(sweep: str, root: Path, write_csv: bool = True, *, read_only: bool =
             _explain_from_event_log(outcome, jobs)
             problems.append(outcome)
             continue
+        provenance[entry.run_id] = run_provenance(outcome)
         m = outcome.metrics
         if model == "lstm" and (m.split.by if m.split else None) != "waveform":
             window_split.append(entry.run_id)
@@ -196,7 +201,7 @@ def collect(sweep: str, root: Path, write_csv: bool = True, *, read_only: bool =
     board = Leaderboard(sweep=sweep, model=model, ranking=ranking, swept=swept, table=table,
                         problems=problems, total=total, results_dir=results_dir,
                         jobs_dir=paths.jobs(sweep), outside_grid=outside, window_split=window_split,
-                        pruned=pruned, search=search)
+                        pruned=pruned, search=search, provenance=provenance)
     per_config: dict[str, int] = {}
     for entry in manifest.runs:
         per_config[entry.config_id] = per_config.get(entry.config_id, 0) + 1
@@ -213,6 +218,21 @@ def collect(sweep: str, root: Path, write_csv: bool = True, *, read_only: bool =
         if board.resources is not None:
             atomic_write_text(results_dir / RESOURCES, csv_text(board.resources))
     return board
+
+
+def run_provenance(outcome: RunOutcome) -> dict[str, Any]:
+    """Where a run's result comes from, as its run.json says (the project's commit and whether it
+    was dirty, the submit host, the HTCondor that queued it and the execute node's, the node it
+    ran on), and `files`: "verified" (each output matches the sha256 its job recorded),
+    "modified" (one does not: collect does not rank it) or "unverified" (no sha256 recorded: a
+    run of an older sweep)."""
+    info = outcome.run_info
+    p = info.provenance if info is not None else None
+    files = {True: "verified", False: "modified", None: "unverified"}[outcome.verified]
+    return {"commit": p.commit if p else None, "dirty": p.dirty if p else None,
+            "submit_host": p.submit_host if p else None, "submit_condor": p.submit_condor if p else None,
+            "execute_condor": p.execute_condor if p else None, "host": info.host if info else None,
+            "files": files}
 
 
 def _current_dataset(manifest: Manifest) -> str | None:

@@ -145,7 +145,8 @@ def write_report(sweep: str, root: Path, top: int = 3, by: str | None = None, ou
                       "stderr": "\n".join(p.stderr_tail[-3:])} for p in board.problems],
         "advice": advice_text(board), "resources_table": _resources_table(board), "search": search,
         "time_use": _capitalised(board.time_use.sentence()) if board.time_use else None,
-        "phases_table": _phases_table(board),
+        "phases_table": _phases_table(board), "provenance": provenance_rows(board, chosen),
+        "n_modified": sum(1 for p in board.problems if p.modified),
     }
     html = render_html(context)
     path = output or results_dir / REPORT
@@ -501,6 +502,22 @@ def resources_figure(board: Leaderboard, requested: ResourceRequest | None) -> F
 
 
 # ------------------------------------------------------------------ tables and text
+
+def provenance_rows(board: Leaderboard, chosen: list[tuple[int, str]]) -> list[dict[str, str]]:
+    """Where each leader's result comes from (gather.run_provenance), as the page shows it: the
+    commit (12 digits, "+ dirty" when tracked files had changed), the submit host, the HTCondor
+    that queued it, the execute node and its HTCondor, and whether its files are the job's."""
+    rows = []
+    for rank, run_id in chosen:
+        p = board.provenance.get(run_id, {})
+        commit = p.get("commit")
+        shown = "-" if not commit else commit[:12] + (" + dirty" if p.get("dirty") else "")
+        rows.append({"rank": str(rank), "run_id": run_id, "commit": shown,
+                     "submit_host": p.get("submit_host") or "-", "submit_condor": p.get("submit_condor") or "-",
+                     "host": p.get("host") or "-", "execute_condor": p.get("execute_condor") or "-",
+                     "files": p.get("files") or "unverified"})
+    return rows
+
 
 def advice_text(board: Leaderboard) -> str | None:
     """The right-sizing sentence as a sentence (capitalised), or None without measurements."""

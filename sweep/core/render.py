@@ -215,7 +215,7 @@ def memory_cap_mb(spec: GridSpec) -> int:
 def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | None = None,
                  memory_mb: dict[str, int] | None = None, code_archive: str | None = None,
                  native_memory_retry: bool = False, dataset_sha256: str | None = None,
-                 trials: dict[str, int] | None = None) -> RenderedSweep:
+                 trials: dict[str, int] | None = None, provenance: dict[str, Any] | None = None) -> RenderedSweep:
     """Render every file of the sweep in memory.
 
     Args:
@@ -236,6 +236,10 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
             jobs report its value after each epoch (config `progress`) and talk to the driver by
             chirp (want_io_proxy, which no other job is given; condor.io_proxy: false forbids it
             and the validator refuses it with a pruner).
+        provenance: what the submit side knows of where the runs come from (the project's git
+            commit and whether it was dirty, the submit host: sweep.submit.prepare), written as
+            config.yaml's `provenance` for the job to copy into run.json. Not part of a run's
+            identity (its ids come from its parameters, sweep.core.expand).
 
     Returns:
         The sweep's files as text, with the paths they go to.
@@ -290,6 +294,8 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
                         and spec.condor.get("io_proxy", True) is not False)
             if io_proxy and spec.search is not None:
                 config["progress"] = {"column": spec.search.prune_on[0], "trial": trial}
+            if provenance:
+                config["provenance"] = provenance
             config_text = ("# Resolved configuration of one run, read by `python -m sweep.job config.yaml`.\n"
                            + to_yaml(config))
             submit_text = submit_template.render(

@@ -2,8 +2,11 @@
 
 Exit status: 0 trained; 1 training failed; 2 unusable configuration or dataset; 3 an interpreter
 that cannot run the job (sweep.job.envcheck, checked by __main__). run.json is written in every
-case (atomically), so the collector can say what happened. A config.yaml that names a `step` is
-a chain's simulation or evaluation job instead (sweep.job.step, chosen by __main__).
+case (atomically), so the collector can say what happened; it is written last, and for a run that
+trained it holds the sha256 of each output (records.runinfo.DIGESTED), which `sweep collect`
+checks, and where the run comes from (config.yaml's `provenance`, the HTCondor ads' versions). A
+config.yaml that names a `step` is a chain's simulation or evaluation job instead (sweep.job.step,
+chosen by __main__).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import re
 import socket
 import sys
 import traceback
@@ -27,7 +31,8 @@ from ..core.states import RunState
 from ..fsutil import file_digest
 from ..physics.tfimport import import_tensorflow
 from ..records.metrics import write_metrics
-from ..records.runinfo import CodeOrigin, DatasetIdentity, Device, Interpreter, RunInfo, Threads, write_run_info
+from ..records.runinfo import (DIGESTED, CodeOrigin, DatasetIdentity, Device, Interpreter, Provenance, RunInfo,
+                                Threads, write_run_info)
 from . import resources
 from .phases import PhaseClock
 
@@ -88,6 +93,58 @@ def job_starts() -> int | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+def ad_condor_version(variable: str) -> str | None:
+    """The HTCondor version ("23.9.6") of the ClassAd file the starter names in the environment
+    variable `variable` (_CONDOR_JOB_AD: the HTCondor that queued the job; _CONDOR_MACHINE_AD:
+    the execute node's), from its CondorVersion; None outside HTCondor or when the ad has none."""
+    path = os.environ.get(variable)
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition("=")
+                if key.strip().lower() == "condorversion":
+                    match = re.search(r"\d+\.\d+\.\d+", value)
+                    return match.group(0) if match else None
+    except OSError:
+        return None
+    return None
+
+
+def run_provenance(config: dict[str, Any]) -> Provenance | None:
+    """Where this run comes from: what the submit side put in config.yaml's `provenance` (the
+    project's git commit and whether it was dirty, the submit host), and the HTCondor versions of
+    the job's and the machine's ads; None when nothing is known."""
+    given = config.get("provenance")
+    given = given if isinstance(given, dict) else {}
+
+    def text(key: str) -> str | None:
+        value = given.get(key)
+        return value[:200] if isinstance(value, str) and value else None
+
+    dirty = given.get("dirty")
+    found = Provenance(commit=text("commit"), dirty=dirty if isinstance(dirty, bool) else None,
+                       submit_host=text("submit_host"), submit_condor=ad_condor_version("_CONDOR_JOB_AD"),
+                       execute_condor=ad_condor_version("_CONDOR_MACHINE_AD"))
+    return found if any(v is not None for v in vars(found).values()) else None
+
+
+def output_digests(folder: Path) -> dict[str, str] | None:
+    """output name -> the sha256 of its content, for each output of DIGESTED the job wrote into
+    `folder` (called once they are final, before run.json is written); None when there is none."""
+    digests = {}
+    for name in DIGESTED:
+        path = folder / name
+        if path.is_symlink() or not path.is_file():
+            continue
+        try:
+            digests[name] = file_digest(path)["sha256"]
+        except OSError:  # pragma: no cover - vanished while read: nothing to vouch for
+            continue
+    return digests or None
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -169,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         record.status, record.exit_code, record.finished = status, code, _now()
         record.software = software_versions()
         record.phases = clock.phases() or None
+        if status in (RunState.OK, RunState.PRUNED):  # its outputs are final: what collect checks them against
+            record.outputs = output_digests(out_dir)
         if error:
             record.error = error
         try:
@@ -188,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                                                      str(config["sweep"]))
     record.seed, record.model, record.code = config["seed"], str(config["model"]), code_origin()
     record.interpreter = Interpreter(executable=sys.executable, prefix=sys.prefix)
+    record.provenance = run_provenance(config)
 
     cpus, source = resources.allocated_cpus(config.get("resources", {}).get("request_cpus"))
     intra, inter = resources.thread_settings(cpus)

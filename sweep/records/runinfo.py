@@ -14,16 +14,19 @@ job wrapper when it found no interpreter, or by hand: any key may be missing but
 read as 1); 1, the same keys with ``schema_version``. The job wrapper (templates/run_job.sh.j2),
 a shell script that runs before any Python, writes the same three keys as
 :func:`write_failed_run` with the current schema_version (tests/test_records.py checks it).
-Version 1 later gained the optional key ``phases`` (where the job's time went, issue 27):
-additive, so no new version; a reader ignores keys it does not know.
+Version 1 later gained the optional key ``phases`` (where the job's time went, issue 27), and
+then ``provenance`` and ``outputs`` (what a result can be checked against, issue 26): additive,
+so no new version; a reader ignores keys it does not know, and a run.json without them is a run
+of an older sweep (nothing to check: "unverified").
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.names import RUN_INFO
+from ..core.names import HISTORY, METRICS, MODEL, MODEL_INFO, ROC, RUN_INFO
 from ..core.states import RunState
 from ..fsutil import atomic_write_json
 from .base import OMIT_NONE, Fields, JsonObject, Migration, RecordError, migrate, to_json
@@ -34,6 +37,10 @@ SCHEMA_VERSION = 1
 RUN_STATUSES = (RunState.RUNNING, RunState.OK, RunState.FAILED, RunState.PRUNED)
 #: The phases of a job's start, in order (sweep/job/phases.py says what each one holds).
 PHASES = ("startup", "data", "model", "training", "checkpoints", "evaluation", "output")
+#: The outputs whose sha256 the job records in run.json (`outputs`) once they are final, those of
+#: them it wrote: what `sweep collect` checks the run's folder against.
+DIGESTED = (MODEL, MODEL_INFO, METRICS, HISTORY, ROC)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass
@@ -151,6 +158,30 @@ class Device:
 
 
 @dataclass
+class Provenance:
+    """Where a run's result comes from: the project's checkout and the host it was submitted from
+    (the submit side writes them into config.yaml, the job copies them), the HTCondor that queued
+    the job (the job ad's CondorVersion) and the execute node's (the machine ad's); a key nobody
+    could tell (not a git checkout, the local backend) is left out."""
+
+    commit: str | None = field(default=None, metadata=OMIT_NONE)  # the project checkout's HEAD
+    dirty: bool | None = field(default=None, metadata=OMIT_NONE)  # tracked files changed since `commit`
+    submit_host: str | None = field(default=None, metadata=OMIT_NONE)
+    submit_condor: str | None = field(default=None, metadata=OMIT_NONE)  # "23.9.6": the HTCondor that queued it
+    execute_condor: str | None = field(default=None, metadata=OMIT_NONE)  # the execute node's HTCondor
+
+    @classmethod
+    def from_json(cls, f: Fields) -> Provenance:
+        """Read `provenance`.
+
+        Raises:
+            RecordError: a key of the wrong type.
+        """
+        return cls(commit=f.opt_text("commit"), dirty=f.opt_boolean("dirty"), submit_host=f.opt_text("submit_host"),
+                   submit_condor=f.opt_text("submit_condor"), execute_condor=f.opt_text("execute_condor"))
+
+
+@dataclass
 class RunInfo:
     """results/<sweep>/<run-id>/run.json. Only `status` is always there: a job that failed
     before it read its configuration knows little else."""
@@ -180,6 +211,8 @@ class RunInfo:
     resumed_from_epoch: int | None = field(default=None, metadata=OMIT_NONE)
     job_starts: int | None = field(default=None, metadata=OMIT_NONE)  # HTCondor's starts, this one included
     phases: dict[str, Phase] | None = field(default=None, metadata=OMIT_NONE)  # this start's, in PHASES order
+    provenance: Provenance | None = field(default=None, metadata=OMIT_NONE)
+    outputs: dict[str, str] | None = field(default=None, metadata=OMIT_NONE)  # output (DIGESTED) -> its sha256
 
     def to_json(self) -> JsonObject:
         """The record's JSON object (schema_version first)."""
@@ -209,7 +242,25 @@ class RunInfo:
                    duration_s=f.opt_number("duration_s", lo=0), pruned_at_epoch=f.opt_integer("pruned_at_epoch", lo=0),
                    best_epoch=f.opt_integer("best_epoch", lo=0),
                    resumed_from_epoch=f.opt_integer("resumed_from_epoch", lo=0),
-                   job_starts=f.opt_integer("job_starts", lo=0), phases=_phases(f))
+                   job_starts=f.opt_integer("job_starts", lo=0), phases=_phases(f),
+                   provenance=Provenance.from_json(f.obj("provenance")) if f.has("provenance") else None,
+                   outputs=_outputs(f))
+
+
+def _outputs(f: Fields) -> dict[str, str] | None:
+    """`outputs`: only the DIGESTED names (collect opens them in the run's folder), each with a
+    sha256 in lowercase hex."""
+    if not f.has("outputs"):
+        return None
+    outputs = f.text_map("outputs")
+    for name, digest in outputs.items():
+        if name not in DIGESTED:
+            raise RecordError(f.path, f"expected only the outputs {', '.join(DIGESTED)}, got {name[:40]!r}",
+                              f.prefix + "outputs")
+        if not _SHA256.fullmatch(digest):
+            raise RecordError(f.path, f"expected a sha256 (64 lowercase hex digits), got {digest[:70]!r}",
+                              f"{f.prefix}outputs.{name}")
+    return {name: outputs[name] for name in DIGESTED if name in outputs}
 
 
 def _phases(f: Fields) -> dict[str, Phase] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import hashlib
 import io
 import math
 import os
@@ -28,8 +29,8 @@ from .base import RecordError
 from .localexit import LocalExit, read_local_exit
 from .metrics import Metrics, read_metrics
 from .runinfo import RunInfo, read_run_info
-from .untrusted import (HISTORY_LIMIT, MODEL_LIMIT, RECORD_LIMIT, ROC_LIMIT, TAIL_BYTES, read_tail, read_text,
-                        stat_problem)
+from .untrusted import (HISTORY_LIMIT, MODEL_LIMIT, RECORD_LIMIT, ROC_LIMIT, TAIL_BYTES, open_untrusted, read_tail,
+                        read_text, stat_problem)
 
 T = TypeVar("T")
 
@@ -46,6 +47,10 @@ class RunOutcome:
     local: LocalExit | None = None  # the local backend's record of the job's process (.local-exit.json)
     stderr_tail: list[str] = field(default_factory=list)
     exit_code: int | None = None
+    #: its outputs checked against the sha256 run.json records (verify_outputs): True all match,
+    #: False one differs or is gone (`modified` names them), None not checked or nothing to check
+    verified: bool | None = None
+    modified: list[str] = field(default_factory=list)  # "model.keras", or "history.csv (gone)"
 
     @property
     def ok(self) -> bool:
@@ -233,6 +238,59 @@ def mark_stale(outcome: RunOutcome, current_sha256: str | None) -> RunOutcome:
         outcome.state = RunState.STALE
         outcome.reason = (f"trained on another version of the dataset (sha256 {used[:12]}…, now "
                           f"{current_sha256[:12]}…): `sweep submit` reruns it")
+    return outcome
+
+
+def output_sha256(path: Path, limit: int | None) -> str | None:
+    """The sha256 of a job's output (never through a symlink, at most `limit` bytes: records.untrusted),
+    or None when it does not exist.
+
+    Raises:
+        RecordError: a symlink, not a regular file, larger than `limit`, or unreadable.
+    """
+    digest = hashlib.sha256()
+    try:
+        with open_untrusted(path, limit) as (fd, _):
+            while chunk := os.read(fd, 1 << 20):
+                digest.update(chunk)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise RecordError(path, f"unreadable: {exc.strerror}") from None
+    return digest.hexdigest()
+
+
+def verify_outputs(results_dir: Path, outcome: RunOutcome) -> RunOutcome:
+    """A valid result (OK or STALE) checked against the sha256 of each output its job recorded
+    in run.json (`outputs`, written once they were final): every one is read again. One that
+    differs, is gone, or can no longer be read makes the run CORRUPT, not ranked, with
+    `modified` and the reason naming it: a result whose files changed since its job wrote them
+    is not the job's result. A run.json without `outputs` (an older sweep) leaves the run as it
+    is, unverified (`verified` None).
+    """
+    info = outcome.run_info
+    if outcome.state not in (RunState.OK, RunState.STALE) or info is None or not info.outputs:
+        return outcome
+    folder = results_dir / outcome.run_id
+    changed = []
+    for name, expected in info.outputs.items():
+        try:
+            actual = output_sha256(folder / name, OUTPUT_LIMITS.get(name))
+        except RecordError as exc:
+            changed.append(f"{name} ({exc.detail})")
+            continue
+        if actual is None:
+            changed.append(f"{name} (gone)")
+        elif actual != expected:
+            changed.append(name)
+    if not changed:
+        outcome.verified = True
+        return outcome
+    outcome.verified, outcome.modified = False, changed
+    outcome.state, outcome.metrics = RunState.CORRUPT, None
+    outcome.reason = printable(f"modified since its job wrote it: {', '.join(changed)} no longer "
+                               f"match{'es' if len(changed) == 1 else ''} the sha256 in {RUN_INFO}; not ranked "
+                               "(restore the file, or remove the run's folder and `sweep submit` trains it again)")
     return outcome
 
 

@@ -9,8 +9,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from dataclasses import dataclass
+import re
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..core.version import __version__
 from ..core.expand import RunSpec, expand
@@ -35,6 +40,42 @@ class Prepared:
     runs: list[RunSpec]
     rendered: RenderedSweep
     code: codebundle.CodeArchive  # sweep's code, transferred with every job
+    provenance: dict[str, Any] = field(default_factory=dict)  # config.yaml's `provenance` (submit_provenance)
+
+
+#: How long a git command may take before the submission goes on without what it would tell.
+GIT_TIMEOUT_S = 5.0
+
+
+def submit_provenance(root: Path) -> dict[str, Any]:
+    """What the submit side knows of where a sweep's runs come from, for their config.yaml's
+    `provenance` (the job copies it into run.json): this host, and when the project folder is a
+    git checkout, its HEAD commit and whether tracked files changed since (`dirty`; untracked
+    files are not counted, as with `git describe --dirty`). Without git, outside a checkout, or
+    when git does not answer within GIT_TIMEOUT_S, there is no commit: nothing is guessed.
+    Nothing is written (git's optional index refresh is turned off)."""
+    found: dict[str, Any] = {"submit_host": socket.gethostname()}
+    git = shutil.which("git")
+    if git is None:
+        return found
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0"}
+
+    def ask(*args: str) -> str | None:
+        try:
+            proc = subprocess.run([git, "-C", str(root), *args], capture_output=True, text=True, env=env,
+                                  timeout=GIT_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return proc.stdout if proc.returncode == 0 else None
+
+    head = (ask("rev-parse", "--verify", "--quiet", "HEAD") or "").strip()
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", head):
+        return found  # not a checkout, or one without a commit yet
+    found["commit"] = head
+    status = ask("status", "--porcelain", "--untracked-files=no")
+    if status is not None:
+        found["dirty"] = bool(status.strip())
+    return found
 
 
 def prepare(grid_path: str | os.PathLike, root: Path, checks: GridChecks | None = None) -> Prepared:
@@ -61,20 +102,23 @@ def prepare(grid_path: str | os.PathLike, root: Path, checks: GridChecks | None 
     spec = load_grid(grid_path, root, checks=checks)
     runs = expand(spec) if spec.search is None else []  # a search grid's runs are its driver's trials
     code = codebundle.build()
-    return Prepared(spec, runs, _render(spec, runs, root, code, native_memory_retry=False), code)
+    provenance = submit_provenance(root)
+    return Prepared(spec, runs, _render(spec, runs, root, code, native_memory_retry=False, provenance=provenance),
+                    code, provenance)
 
 
 def for_native_memory_retry(prepared: Prepared, root: Path) -> Prepared:
     """The same grid and runs rendered for a schedd of 25.2 or newer (HTCondor's own memory
     retry), without validating and expanding the grid again."""
     return dataclasses.replace(prepared, rendered=_render(prepared.spec, prepared.runs, root, prepared.code,
-                                                                native_memory_retry=True))
+                                                                native_memory_retry=True,
+                                                                provenance=prepared.provenance))
 
 
 def _render(spec: GridSpec, runs: list[RunSpec], root: Path, code: codebundle.CodeArchive, *,
-            native_memory_retry: bool) -> RenderedSweep:
-    """Render with what the sweep's manifest learnt (memory earlier attempts needed) and, for a
-    dataset the jobs fetch from data.url, the digest they check.
+            native_memory_retry: bool, provenance: dict[str, Any] | None = None) -> RenderedSweep:
+    """Render with what the sweep's manifest learnt (memory earlier attempts needed), for a
+    dataset the jobs fetch from data.url the digest they check, and the submit side's provenance.
 
     Raises:
         RenderError: a template problem or an unsafe value.
@@ -89,7 +133,8 @@ def _render(spec: GridSpec, runs: list[RunSpec], root: Path, code: codebundle.Co
                              "identity, checked by every job): the file does not exist")
         sha = dataset_ref(spec.data.path, manifest.dataset if manifest else None).sha256
     return render_sweep(spec, runs, root, memory_mb=dict(manifest.learned_memory_mb) if manifest else {},
-                        code_archive=code.name, native_memory_retry=native_memory_retry, dataset_sha256=sha)
+                        code_archive=code.name, native_memory_retry=native_memory_retry, dataset_sha256=sha,
+                        provenance=provenance)
 
 
 def write_rendered(prepared: Prepared, grid_path: str | os.PathLike, dataset: DatasetRef | None = None) -> Path:
