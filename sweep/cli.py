@@ -180,6 +180,17 @@ def cmd_reproduce(args) -> int:
     return EXIT_OK
 
 
+def cmd_logs(args) -> int:
+    """`sweep logs SWEEP RUN [--err] [--follow]`: a run's job events, hold history and stdout (stderr
+    with --err); with --follow, a running job's output as it comes until the job ends. Returns 0."""
+    from functools import partial
+
+    from .submit.logs import show_logs
+
+    return show_logs(args.sweep, args.root, args.run, stream="err" if args.err else "out",
+                     follow=args.follow, write=partial(print, flush=True))
+
+
 def cmd_status(args) -> int:
     """`sweep status [NAME]`: a chain's stages, or the states of a sweep's runs (of every sweep
     without a name) with the running jobs' epochs and the best so far, once or with --watch until
@@ -614,6 +625,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="the states, running jobs' epochs and best so far as JSON (with --watch: one line per refresh)")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("logs", help="a run's stdout or stderr, its job events and hold history; --follow a running job")
+    p.add_argument("sweep", type=sweep_name)
+    p.add_argument("run", type=sweep_name, help="the run's id (the first column of `sweep collect`)")
+    p.add_argument("--err", action="store_true", help="stderr instead of stdout")
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="keep printing a running job's output until it ends (Ctrl-C stops)")
+    p.set_defaults(func=cmd_logs)
 
     p = sub.add_parser("collect", help="rank a sweep's finished runs and list the failed ones")
     p.add_argument("sweep", type=sweep_name, nargs="?", help="sweep name (default: every sweep under jobs/)")

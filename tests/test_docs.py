@@ -76,6 +76,7 @@ PARSE_ONLY = {
     "export tensorboard": "reads a finished sweep's runs (tests/test_tracking.py opens the export with TensorBoard)",
     "export mlflow": "reads a finished sweep's runs (tests/test_tracking.py opens the store with MLflow)",
     "dashboard": "serves until Ctrl-C (tests/test_dashboard.py queries the real server)",
+    "logs": "a run's logs (tests/test_logs.py; --follow follows a running job)",
     "data inspect": "reads the reader's own beam-test files",
     "data import": "reads the reader's own beam-test files",
     "status --watch": "follows a sweep until it ends",

@@ -379,7 +379,7 @@ def test_a_local_trial_waits_for_its_driver_s_verdict_on_each_epoch(tmp_path, mo
     from sweep.job import progress
     from sweep.search.trials import LocalTrials, TrialJob
 
-    channel = progress.FileChannel(tmp_path, log=lambda m: notes.append(m))
+    channel = progress.FileChannel(tmp_path, log=lambda m: notes.append(m), prunable=True)
     notes: list[str] = []
     done = threading.Event()
     reporter = threading.Thread(target=lambda: (channel.report([0.5]), done.set()))
