@@ -597,3 +597,35 @@ def test_a_dataset_given_by_url_is_fetched_by_htcondor_and_checked_by_the_job(pr
         assert [j.exit_code for j in jobs][-1] == 2 and len(jobs) == 2  # the second submission's one attempt
     finally:
         server.shutdown()
+
+
+def test_a_running_grid_job_shows_its_epochs_in_status_before_it_ends(project):
+    """Live progress on a pool: a 30-epoch grid run's job sends its epoch as ChirpSweepLive by
+    chirp's delayed update (no I/O proxy: a grid job is not given one), and `sweep status --watch
+    --json` shows at least three distinct epochs of it before it ends."""
+    g = project / "live.yaml"
+    g.write_text("sweep: live-pool\nmodel: lstm\nseed: 5\ndata: {path: data/small.npz, max_samples: 10000}\n"
+                 "params: {topology: [64, 64, 1], epochs: 30, patience: 30, learning_rate: 0.002}\n"
+                 "axes:\n  optimizer: [adam]\n"
+                 "resources: {request_cpus: 1, request_memory: 1GB, request_disk: 200MB, runtime: 10m}\n")
+    assert sweep_cli(project, "submit", str(g), "--condor", "--no-progress") == 0
+    sub = (project / "jobs" / "live-pool").glob("*/job.sub")
+    assert not any("want_io_proxy" in p.read_text() for p in sub)  # live lines need no I/O proxy
+    watcher = popen_sweep(project, "status", "live-pool", "--watch", "--json", "--interval", "0.5",
+                          stdout=subprocess.PIPE, text=True)
+    epochs, last = set(), None
+    try:
+        for line in watcher.stdout:
+            last = json.loads(line)
+            for run in last["runs"]:
+                if run["state"] == "running" and "live" in run:
+                    live = run["live"]
+                    assert live["epochs"] == 30 and live["metric"] == "val_f1" and 1 <= live["epoch"] <= 30
+                    epochs.add(live["epoch"])
+        assert watcher.wait(timeout=300) == 0
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    assert last is not None and last["finished"] and last["counts"] == {"done": 1}, last
+    assert len(epochs) >= 3, epochs
+    assert last["best"]["metric"] == "f1"
