@@ -77,13 +77,16 @@ def load_grid(path: str | os.PathLike[str], root: str | os.PathLike[str] = ".") 
 @dataclass(frozen=True)
 class Status:
     """Where a sweep's runs stand: `counts` (state -> runs, e.g. {"done": 3, "held": 1}), `runs`
-    (one row per run: run_id, name, state, detail, job_id, starts), `note` (what was not seen:
-    an unreachable schedd), and `finished` (no run queued or running)."""
+    (one row per run: run_id, name, state, detail, job_id, starts, and for a running job its
+    last epoch: epoch, epochs, metric, value, elapsed_s, eta_s), `note` (what was not seen: an
+    unreachable schedd), `finished` (no run queued or running) and `best` (the best finished run
+    so far: run_id, name, metric, value; None before one)."""
 
     counts: dict[str, int]
     runs: pd.DataFrame
     note: str
     finished: bool
+    best: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -151,12 +154,17 @@ class Sweep:
         from .submit.status import sweep_status
 
         found = sweep_status(self.name, self.root, query_schedd=query_schedd)
-        rows = [{"run_id": r.run_id, "name": r.name, "state": str(r.state), "detail": r.detail,
-                 "job_id": r.job_id, "starts": r.starts} for r in found.runs]
+        live_columns = ["epoch", "epochs", "metric", "value", "elapsed_s", "eta_s"]
+        rows = []
+        for r in found.runs:
+            row = {"run_id": r.run_id, "name": r.name, "state": str(r.state), "detail": r.detail,
+                   "job_id": r.job_id, "starts": r.starts}
+            live = r.as_json().get("live", {})
+            rows.append({**row, **{k: live.get(k) for k in live_columns}})
         counts = {str(state): n for state, n in found.counts().items()}
-        columns = ["run_id", "name", "state", "detail", "job_id", "starts"]
+        columns = ["run_id", "name", "state", "detail", "job_id", "starts", *live_columns]
         return Status(counts=counts, runs=pd.DataFrame(rows, columns=columns), note=found.pool_note,
-                      finished=found.finished)
+                      finished=found.finished, best=vars(found.best) if found.best is not None else None)
 
     def results(self) -> pd.DataFrame:
         """The ranked table as ``sweep collect`` ranks it: one row per valid run (rank, run_id,

@@ -47,6 +47,8 @@ def test_a_sweep_handle_reads_results_status_history_roc_resources_and_the_best_
     assert set(table["topology"]) == {(8, 1), (16, 8, 1)}  # tuples, not "[8,1]" text
     status = demo.status()
     assert status.counts == {"done": 4} and status.finished and len(status.runs) == 4
+    assert status.best["run_id"] == table.iloc[0].run_id and status.best["metric"] == "f1"
+    assert status.runs["epoch"].isna().all()  # nothing running: no live epoch
     best = table.iloc[0]
     history = demo.history(best.run_id)
     assert list(history["epoch"]) == [1, 2, 3, 4, 5, 6, 7, 8] and "val_f1" in history

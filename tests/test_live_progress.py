@@ -66,7 +66,7 @@ def test_a_local_run_shows_its_epochs_while_it_trains(tmp_path, small_dataset, c
 
     worker = threading.Thread(target=submit)
     worker.start()
-    epochs_seen, lines = set(), []
+    epochs_seen, lines, api_epochs = set(), [], []
     while not done.wait(0.05):
         try:
             status = sweep_status("live", tmp_path)
@@ -77,9 +77,14 @@ def test_a_local_run_shows_its_epochs_while_it_trains(tmp_path, small_dataset, c
                 epochs_seen.add(run.live.epoch)
                 assert run.live.epochs == 30 and run.live.metric == "val_f1"
                 lines += progress_lines(status)
+                if not api_epochs:  # the Python API's status gives the same running epoch
+                    import sweep
+
+                    api_epochs = list(sweep.load("live", root=tmp_path).status().runs["epoch"].dropna())
     worker.join()
     assert codes == [0]
     assert len(epochs_seen) >= 3, epochs_seen  # at least three distinct epochs before it ended
+    assert len(api_epochs) == 1 and 1 <= api_epochs[0] <= 30, api_epochs
     assert any(line.startswith("  running adam: epoch ") and "val_f1 " in line for line in lines), lines
     capsys.readouterr()
     # it ended: the last live line stays in progress.json, the run is done and is the best so far
