@@ -42,6 +42,10 @@ from ..records.progress import Live, format_live, write_progress
 
 #: How long a trial waits for its driver's verdict on an epoch before it trains on without.
 VERDICT_TIMEOUT_S = 60.0
+#: A pool job sends its live line at most once per epoch and once per this many seconds (each
+#: send is a call to the starter on the execute node; the schedd sees the last one at the
+#: shadow's next regular update, however many were sent).
+LIVE_MIN_INTERVAL_S = 1.0
 
 
 class _Channel:
@@ -125,6 +129,7 @@ class ChirpChannel(_Channel):
     def __init__(self, log=print, prunable: bool = False):
         super().__init__(log, prunable)
         self.live_refused = False
+        self.live_sent_at = -math.inf
         try:
             import htchirp  # noqa: F401 - imported only to learn whether the chirp client is installed
 
@@ -169,7 +174,8 @@ class ChirpChannel(_Channel):
         if self.prunable:
             text = ",".join("nan" if math.isnan(v) else f"{v:.6g}" for v in values)
             self._call("set_job_attr", ATTR_PROGRESS, f'"{text}"')
-        if live is not None and not self.live_refused:
+        if live is not None and not self.live_refused and time.monotonic() - self.live_sent_at >= LIVE_MIN_INTERVAL_S:
+            self.live_sent_at = time.monotonic()
             try:
                 self._call("set_job_attr_delayed", ATTR_LIVE, f'"{format_live(live)}"')
             except Exception as exc:  # noqa: BLE001 - the starter may refuse delayed updates
