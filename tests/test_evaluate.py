@@ -300,6 +300,15 @@ def test_a_shrinking_estimator_calibrated_to_the_density_responds_with_slope_one
     assert abs(c["density_slope"][0] - 1) < 3 * c["density_slope_err"][0] + 0.05, c
     # the separation itself does not depend on the calibration (an affine map)
     assert sep["dndx"]["lstm_cnn"][0] > 0 and sep["options"]["lstm_cnn"] == "lstm_cnn"
+    # calibrated at 3 GeV/c on pions and kaons of its own: the response used there is that fit's
+    at3 = E._responses_at(p, rise_scorer, shrink, d, momentum_gev=3.0, n_tracks=30, cells=40, seed=5,
+                          lstm_threshold=0.5, thresholds=sorted({0.5}),
+                          options={"lstm_cnn": "lstm_cnn"})["lstm_cnn"]
+    assert at3["slope"] != pytest.approx(r["dndx"]["lstm_cnn"]["response"]["slope"])
+    old = E.evaluate_separation(p, rise_scorer, shrink, d, momenta_gev=[3.0], n_tracks=30, cells=40,
+                                seed=5, choices=r["calibration"], calibration_tracks=0)  # the 10 GeV/c fit
+    assert old["calibration_momenta"]["3"]["source"] == "the track level's calibration tracks"
+    assert old["dndx"] == sep["dndx"] and old["calibrated"] != sep["calibrated"]
 
 
 def test_the_separation_uses_the_track_level_s_tracks_of_its_species_and_momentum_again(monkeypatch):
@@ -323,7 +332,12 @@ def test_the_separation_uses_the_track_level_s_tracks_of_its_species_and_momentu
     monkeypatch.setattr(E, "simulate_tracks", spy)
     sep = E.evaluate_separation(p, rise_scorer, None, None, momenta_gev=[3.0, 10.0], n_tracks=6, cells=10, seed=5,
                                 choices=r["calibration"], reuse=kept)
-    assert sep["reused"] == ["pion at 10 GeV/c"] and sorted(made) == [("kaon", 3.0), ("kaon", 10.0), ("pion", 3.0)]
+    # 3 GeV/c: its own calibration pions and kaons, then the measured ones; 10 GeV/c: the track level's fit
+    assert sep["reused"] == ["pion at 10 GeV/c"] and sorted(made) == [("kaon", 3.0), ("kaon", 3.0), ("kaon", 10.0),
+                                                                      ("pion", 3.0), ("pion", 3.0)]
+    assert sep["calibration_momenta"] == {
+        "3": {"source": "calibration tracks at this momentum", "tracks": 6, "particles": ["pion", "kaon"]},
+        "10": {"source": "the track level's calibration tracks", "tracks": 8, "particles": ["pion", "kaon"]}}
     # the dE/dx of the first 6 kept pions against the kaons: what the separation at 10 GeV/c reports
     kaons = real(p, rise_scorer, None, None, particle="kaon", momentum_gev=10.0, n_tracks=6, cells=10,
                  seed=(5, 0x5E9A, 10000, 1), keys=set(r["calibration"]["options"].values()))

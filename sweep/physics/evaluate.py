@@ -528,7 +528,8 @@ def evaluate_separation(params: SimulationParams, peak_fn: Scorer | None, cluste
                         deriv_params: deriv.DerivParams, *, momenta_gev: Sequence[float], n_tracks: int,
                         cells: int, seed: int, choices: dict[str, Any], lstm_threshold: float = 0.5,
                         particles: tuple[str, str] = ("pion", "kaon"),
-                        reuse: dict[tuple[str, float], tuple] | None = None) -> dict[str, Any]:
+                        reuse: dict[tuple[str, float], tuple] | None = None,
+                        calibration_tracks: int | None = None) -> dict[str, Any]:
     """π/K separation (σ) at each momentum: dN/dx of every counting method and truncated-mean
     dE/dx, from ``n_tracks`` tracks per species crossing ``cells`` cells.
 
@@ -537,7 +538,19 @@ def evaluate_separation(params: SimulationParams, peak_fn: Scorer | None, cluste
     each method's calibrated dN/dx is checked where it was not fitted: ``calibrated[method]``
     holds, per momentum, its mean over the true dN/dx for each species and its density response
     (Δ calibrated dN/dx / Δ true dN/dx between the species, 1 for an unbiased counter) with its
-    statistical error. ``reuse`` (what :func:`evaluate_tracks` kept) gives tracks of a species and
+    statistical error.
+
+    **Calibrated at each momentum.** A count is not linear in the cluster density (clusters that
+    bunch within the pulse's width are lost more often in a denser track), so a line fitted at one
+    momentum does not carry to another: fitted at 10 GeV/c, the π/K density response at 3 GeV/c
+    was 1.08–1.16 ± 0.01. The density response is therefore fitted at every momentum on
+    calibration pions and kaons of that momentum (``calibration_tracks`` per species, default
+    ``n_tracks``; seeds of their own, never the measured tracks), as an analysis calibrates its
+    dN/dx(βγ) curve with identified particles; at the track level's own momentum the track level's
+    fit is used again (``calibration_momenta`` says which fit each momentum used). The separations
+    themselves do not depend on it (an affine calibration cannot change them).
+
+    ``reuse`` (what :func:`evaluate_tracks` kept) gives tracks of a species and
     momentum already measured with the same options: the first ``n_tracks`` of them are used
     instead of simulating as many again (``reused`` lists them), the costliest part of an
     evaluation being the LSTM's scoring of every candidate."""
@@ -559,7 +572,21 @@ def evaluate_separation(params: SimulationParams, peak_fn: Scorer | None, cluste
     if responses:
         out["calibrated"] = {k: {"counted_over_true": [], "density_slope": [], "density_slope_err": []}
                              for k in responses}
+        out["calibration_momenta"] = {}
+    n_cal = int(n_tracks if calibration_tracks is None else calibration_tracks)
+    fitted_at = choices.get("momentum_gev")
     for mom in momenta:
+        at_mom = responses
+        if responses and (fitted_at is None or not math.isclose(float(fitted_at), mom)) and n_cal >= 2:
+            at_mom = _responses_at(params, peak_fn, cluster_fn, deriv_params, momentum_gev=mom, n_tracks=n_cal,
+                                   cells=cells, seed=seed, lstm_threshold=lstm_threshold, thresholds=thresholds,
+                                   options={m: options[m] for m in responses if m in options})
+            out["calibration_momenta"][f"{mom:g}"] = {"source": "calibration tracks at this momentum",
+                                                     "tracks": n_cal, "particles": list(CALIBRATION_PARTICLES)}
+        elif responses:
+            out["calibration_momenta"][f"{mom:g}"] = {"source": "the track level's calibration tracks",
+                                                     "tracks": choices.get("tracks"),
+                                                     "particles": list(CALIBRATION_PARTICLES)}
         values: dict[str, list[np.ndarray]] = {}
         for j, particle in enumerate(particles):
             given = (reuse or {}).get((particle, mom))
@@ -580,8 +607,8 @@ def evaluate_separation(params: SimulationParams, peak_fn: Scorer | None, cluste
             for method, key in options.items():
                 if key in dndx:
                     values.setdefault(method, []).append(dndx[key])
-        for method, resp in responses.items():
-            if method not in values:
+        for method, resp in at_mom.items():
+            if method not in values or method not in out["calibrated"]:
                 continue
             (ca, cb), (ta, tb) = values[method], values["truth"]
             beta, alpha = resp["slope"], resp["offset"]
@@ -606,6 +633,25 @@ def evaluate_separation(params: SimulationParams, peak_fn: Scorer | None, cluste
             out["dndx_err"].setdefault(k, []).append(separation_error(a, b))
     out["seconds"] = time.perf_counter() - t0
     return out
+
+
+def _responses_at(params: SimulationParams, peak_fn: Scorer | None, cluster_fn: Scorer | None,
+                  deriv_params: deriv.DerivParams | None, *, momentum_gev: float, n_tracks: int, cells: int,
+                  seed: int, lstm_threshold: float, thresholds: Sequence[float],
+                  options: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Each method's density response (tracklevel.density_response) fitted on calibration pions
+    and kaons of one momentum, with the methods' chosen options; seeded apart from the track
+    level's calibration tracks and from every measured track."""
+    cal: dict[str, dict[str, np.ndarray]] = {}
+    for j, particle in enumerate(CALIBRATION_PARTICLES):
+        c, ch, _ = simulate_tracks(params, peak_fn, cluster_fn, deriv_params, particle=particle,
+                                   momentum_gev=momentum_gev, n_tracks=n_tracks, cells=cells,
+                                   seed=(int(seed), 0xCA1B, int(round(momentum_gev * 1000)), j),
+                                   cnn_threshold=lstm_threshold, thresholds=thresholds,
+                                   keys=set(options.values()) | {"truth"})
+        cal[particle] = _track_dndx(c, ch)
+    return {m: TL.density_response([(cal[sp][k], cal[sp]["truth"]) for sp in CALIBRATION_PARTICLES])
+            for m, k in options.items() if k in cal["pion"]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -810,7 +856,8 @@ def evaluate(
                                          cells=int(cells), seed=seed, lstm_threshold=lstm_threshold,
                                          choices=tracks["calibration"] if tracks else
                                          default_choices(lstm_threshold, 0.7 if truncation is None else truncation),
-                                         reuse=measured)
+                                         reuse=measured,
+                                         calibration_tracks=tracks["calibration"]["tracks"] if tracks else None)
         measured.clear()
     result: dict[str, Any] = {
         "seed": int(seed), "n_waveforms": int(n_waveforms),
