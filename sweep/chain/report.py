@@ -95,8 +95,8 @@ def evaluation_tables(ev: Evaluation) -> list[tuple[str, list[list[str]]]]:
                                           f"{_fmt(c['counted_over_true'][i][1])}, "
                                           f"{_pm_at(c['density_slope'], c['density_slope_err'], i)}"
                                           for c in calibrated.values())])
-            tables.append(("Calibrated dN/dx on the π/K tracks (calibrated at each momentum on pions and kaons "
-                           "of its own)", rows))
+            title = "Calibrated dN/dx on the π/K tracks (calibrated at each momentum on pions and kaons of its own)"
+            tables.append((title, rows))
     lines = verdicts(tracks, sep)
     if lines:
         tables.insert(0, ("Verdict", [["what the evaluation says"], *([printable(line)] for line in lines)]))
