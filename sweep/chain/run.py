@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +93,7 @@ def start_chain(options: ChainOptions, console, *, checks: GridChecks, make_data
         note(f"chain {spec.name} starting here (pid {os.getpid()}, local backend)")
         ctx = ChainContext(spec, options.root, _local_runner(options, console, checks, make_dataset), checks, note,
                            lambda grids: LocalSteps(options.root, spec.name, grids[0], options.cpus, note))
-        record = run_stages(ctx)
+        record = _run_and_tell(ctx, spec, options.root, note)
         note(f"chain {spec.name} finished")
         for line in stage_lines(record):
             console.print(line, markup=False, highlight=False)
@@ -204,8 +205,41 @@ def run_chain_job(pipeline: Path, root: Path, console, *, checks: GridChecks, ma
     schedd = connect_patiently(note, "the chain")
     ctx = ChainContext(spec, root, _pool_runner(root, schedd, console, checks, make_dataset, note), checks, note,
                        lambda grids: PoolSteps(root, spec.name, schedd, grids, note))
-    record = run_stages(ctx)
+    record = _run_and_tell(ctx, spec, root, note)
     note(f"chain {spec.name} finished")
     for line in stage_lines(record):
         note(line)
     return 0
+
+
+def _run_and_tell(ctx: ChainContext, spec: PipelineSpec, root: Path, note):
+    """run_stages(ctx), then the chain's end posted to the webhook of each of its grids' notify
+    blocks (once per URL) that asks for it: complete, or error when a stage could not go on (the
+    ChainError is raised on). Each grid's own sweep or search tells its own end as well."""
+    try:
+        record = run_stages(ctx)
+    except ChainError as exc:
+        _tell_chain(spec, root, None, str(exc), note)
+        raise
+    _tell_chain(spec, root, record, None, note)
+    return record
+
+
+def _tell_chain(spec: PipelineSpec, root: Path, record, problem: str | None, note) -> None:
+    from ..collect.notify import SCHEMA, grid_notify, post
+
+    failed = problem is not None
+    webhooks = []
+    for grid in (spec.peaks.grid, spec.clusters.grid):
+        notify = grid_notify(grid, root, note)
+        if notify is not None and notify.posts(failed) and notify.webhook not in webhooks:
+            webhooks.append(notify.webhook)
+    if not webhooks:
+        return
+    body = {"schema": SCHEMA, "sweep": spec.name, "kind": "chain", "status": "error" if failed else "complete",
+            "host": socket.getfqdn(), "sent_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "stages": stage_lines(record if record is not None else read_record(SweepPaths(root.resolve())
+                                                                                .results(spec.name))),
+            "problem": problem, "report_command": f"sweep --root {SweepPaths(root.resolve()).root} report {spec.name}"}
+    for url in webhooks:
+        post(url, body, note)

@@ -18,7 +18,7 @@ from .canonical import canonical_json
 from .errors import GridError, GridIssue, printable
 from .gridspec import (DataSpec, Dimension, GridChecks, GridSpec, Range, SearchSpec, Site, count_points,
                        search_space_size)
-from .jobsettings import check_settings, condor_section, resources_section, with_site
+from .jobsettings import check_settings, condor_section, notify_section, resources_section, with_site
 from .validation import Validator, inside, load_yaml, read_text, show, suggest
 
 #: A model's hyperparameters by name (schema.PARAMS_BY_MODEL's values).
@@ -143,6 +143,7 @@ class _GridValidator(Validator):
         condor = condor_section(self, doc.get("condor"), self.checks)
         ranking = self._ranking(doc.get("ranking"), model)
         templates = self._templates(doc.get("templates"))
+        notify = notify_section(self, doc.get("notify"))
 
         if self.issues:
             raise GridError(self.issues)
@@ -157,7 +158,7 @@ class _GridValidator(Validator):
                         data=data, fixed=fixed, dimensions=dimensions, exclude=exclude, sample=sample,
                         repeats=repeats, resources=resources, condor=condor, ranking=ranking,
                         templates=templates, located=self.located, root=self.root, site=self.site,
-                        ranges=self.ranges, search=search)
+                        ranges=self.ranges, search=search, notify=notify)
         self._cross_checks(spec)
         self._case_twin(spec)
         if self.issues:

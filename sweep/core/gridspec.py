@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import units, yamlpos
+from . import schema, units, yamlpos
 from .validation import show
 
 
@@ -151,6 +151,34 @@ class SearchSpec:
         return len(self.objectives) > 1
 
 
+@dataclass(frozen=True)
+class NotifySpec:
+    """The grid's notify: block: who HTCondor mails and when, and where the end's summary is posted."""
+
+    email: tuple[str, ...] = ()  # notify_user (HTCondor mails nobody without it: notification Never)
+    on: tuple[str, ...] = ("complete",)  # sweep.core.schema.NOTIFY_EVENTS
+    #: an http(s) URL without credentials; read from the grid file when the sweep ends, never
+    #: written into a submit file or any other file sweep writes
+    webhook: str | None = None
+
+    @property
+    def notification(self) -> str:
+        """HTCondor's `notification` for the DAGMan job (or a driver job): Never without an address,
+        else the least of Complete, Error, Always that mails on every event of `on`."""
+        if not self.email:
+            return "Never"
+        return schema.NOTIFICATION_BY_EVENTS.get(frozenset(self.on), schema.NOTIFICATION_OTHERWISE)
+
+    @property
+    def notify_user(self) -> str:
+        """HTCondor's `notify_user`: the addresses, separated by commas (HTCondor splits on them)."""
+        return ",".join(self.email)
+
+    def posts(self, failed: bool) -> bool:
+        """Whether the webhook is posted for an end with (`failed`) or without failed runs."""
+        return self.webhook is not None and ("complete" in self.on or (failed and "error" in self.on))
+
+
 @dataclass
 class GridSpec:
     """A validated grid file: everything expand() and render_sweep() need."""
@@ -181,6 +209,8 @@ class GridSpec:
     ranges: dict[str, Range] = field(default_factory=dict)
     #: The search: block; None for a grid run point by point.
     search: SearchSpec | None = None
+    #: The notify: block; None: nobody is told (the default).
+    notify: NotifySpec | None = None
 
     @property
     def swept(self) -> list[str]:

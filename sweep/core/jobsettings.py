@@ -10,12 +10,13 @@ Each function is given the Validator of the document it reads, which records the
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
 from . import names, schema, units
 from .errors import GridError
-from .gridspec import GridChecks, GridSpec, Resources, Site
+from .gridspec import GridChecks, GridSpec, NotifySpec, Resources, Site
 from .validation import Validator, inside, load_yaml, read_text, show, suggest
 
 
@@ -207,6 +208,85 @@ def condor_section(v: Validator, value: Any, checks: GridChecks) -> dict[str, An
                         f"_ . / : + @ = - (no spaces or quotes), got {show(val)}")
         condor["environment"] = {str(k): str(val) for k, val in env.items()}
     return condor
+
+def notify_section(v: Validator, value: Any) -> NotifySpec | None:
+    """The notify: block `value` (None: absent, nobody is told) as a NotifySpec, each problem
+    recorded on `v`: the addresses HTCondor mails (notify_user), the events it mails on (`on`),
+    and the webhook the sweep's end is posted to."""
+    if value is None:
+        return None
+    if isinstance(value, dict) and True in value and "on" not in value:
+        # `on:` as a YAML 1.1 reader (PyYAML's safe_load, then safe_dump: `true:`) leaves it
+        value = {("on" if k is True else k): val for k, val in value.items()}
+    block = v.mapping(("notify",), value, schema.NOTIFY_KEYS)
+    if not isinstance(value, dict):
+        return None
+    if not block:
+        v.error(("notify",), "expected email, webhook or both (an empty notify: block tells nobody)")
+        return None
+    emails: list[str] = []
+    raw = block.get("email")
+    if raw is not None:
+        listed = raw if isinstance(raw, list) else [raw]
+        if not listed or len(listed) > schema.MAX_EMAILS:
+            v.error(("notify", "email"), f"expected an e-mail address or a list of 1 to {schema.MAX_EMAILS}, "
+                    f"got {show(raw)}")
+        for i, address in enumerate(listed[:schema.MAX_EMAILS]):
+            where = ("notify", "email", i) if isinstance(raw, list) else ("notify", "email")
+            if not (isinstance(address, str) and len(address) <= schema.MAX_EMAIL_CHARS
+                    and schema.EMAIL_RE.fullmatch(address)):
+                v.error(where, "expected an e-mail address such as name@example.org (letters, digits and "
+                        "_ . % + - before the @, a host name after it; no spaces, quotes, commas or line breaks: "
+                        f"it goes into the DAG job's notify_user), got {show(address)}")
+            elif address not in emails:
+                emails.append(address)
+    on: tuple[str, ...] = schema.DEFAULT_NOTIFY_ON
+    if "on" in block:
+        raw_on = block["on"]
+        events = raw_on if isinstance(raw_on, list) else [raw_on]
+        if v.check(("notify", "on"), events, schema.list_of(schema.one_of(schema.NOTIFY_EVENTS))):
+            on = tuple(e for e in schema.NOTIFY_EVENTS if e in events)
+    webhook = block.get("webhook")
+    if webhook is not None:
+        why = webhook_problem(webhook)
+        if why:
+            v.error(("notify", "webhook"), f"{why}, got {show(webhook)}")
+            webhook = None
+    if "held" in on and raw is None and "on" in block:
+        v.error(("notify", "on"), "held is told by HTCondor's mail about the DAGMan job, and notify.email names "
+                "nobody: add an address, or drop held (the webhook is posted when the sweep ends)")
+    elif "on" in block and raw is None and webhook is None and "webhook" not in block:
+        v.error(("notify", "on"), "notify.on says when to tell, but the block names nobody: add notify.email "
+                "or notify.webhook")
+    return NotifySpec(email=tuple(emails), on=on, webhook=webhook)
+
+
+def webhook_problem(url: Any) -> str | None:
+    """Why `url` cannot be a notify.webhook ("expected ..."), or None: an http:// or https:// URL
+    with a host, at most schema.MAX_WEBHOOK_CHARS characters, of printable characters without
+    spaces, and without user:password@ (a credential in the URL would be copied wherever the URL
+    goes: logs, shell history, the grid in a repository)."""
+    schemes = " or ".join(s + "://" for s in schema.WEBHOOK_SCHEMES)
+    if not isinstance(url, str) or not url:
+        return f"expected an {schemes} URL"
+    if len(url) > schema.MAX_WEBHOOK_CHARS:
+        return f"expected a URL of at most {schema.MAX_WEBHOOK_CHARS:,} characters ({len(url):,} given)"
+    if schema.CONTROL_CHARS_RE.search(url) or any(c.isspace() for c in url) or not url.isascii():
+        return "expected a URL without spaces, line breaks or non-ASCII characters (percent-encode them)"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        return f"expected a URL: {exc}"
+    if parts.scheme not in schema.WEBHOOK_SCHEMES:
+        return f"expected an {schemes} URL (the webhook is an HTTP POST)"
+    if "@" in parts.netloc:
+        return ("a webhook URL may not hold credentials (user:password@): they would be copied wherever the URL "
+                "goes; use a URL whose path carries the service's token, and keep the grid private")
+    if not parts.hostname:
+        return f"expected an {schemes} URL with a host name"
+    return None
+
 
 def _memory_escalation(v: Validator, value: Any) -> dict[str, int | None] | None:
     """`true`, `false`, or {max_memory: 16 GB, releases: 2}: after a memory hold the job is

@@ -193,7 +193,7 @@ PARAMS_BY_MODEL = {"lstm": LSTM_PARAMS, "cnn": CNN_PARAMS}
 
 # ---------------------------------------------------------------- top-level sections
 TOP_LEVEL_KEYS = ("sweep", "description", "model", "seed", "site", "data", "params", "axes", "zip", "exclude",
-                  "sample", "repeats", "resources", "condor", "ranking", "templates", "search")
+                  "sample", "repeats", "resources", "condor", "ranking", "templates", "search", "notify")
 REQUIRED_TOP_LEVEL = ("sweep", "model", "data")
 DATA_KEYS = ("path", "balanced", "max_samples", "simulate", "transfer", "url", "allow_http")
 SIMULATE_KEYS = ("waveforms", "seed", "params")
@@ -218,6 +218,26 @@ DATA_URL_SCHEMES = ("osdf", "pelican", "stash", "root", "https", "http", "s3")
 # What container_image may name besides a file: an image HTCondor (Apptainer) pulls.
 CONTAINER_URL_SCHEMES = ("docker", "oras", "osdf", "pelican", "library")
 MEMORY_ESCALATION_KEYS = ("max_memory", "releases")
+
+# ---------------------------------------------------------------- notifications (notify:)
+NOTIFY_KEYS = ("email", "on", "webhook")
+#: What notify.on may name: the sweep ended (whatever its result), it ended with failed runs (or
+#: its DAGMan job was held for a problem), its DAGMan job was held.
+NOTIFY_EVENTS = ("complete", "error", "held")
+DEFAULT_NOTIFY_ON = ("complete",)
+#: HTCondor's `notification` for the DAGMan job (and a driver job) by the events asked for: the
+#: least of Complete, Error, Always that mails on every one of them (Always also mails when the
+#: job is released or removed). HTCondor has one setting per job, so a set maps to one value.
+NOTIFICATION_BY_EVENTS = {frozenset({"complete"}): "Complete", frozenset({"error"}): "Error"}
+NOTIFICATION_OTHERWISE = "Always"
+MAX_EMAILS = 10
+MAX_EMAIL_CHARS = 254  # RFC 5321's limit on a forward path
+#: A plausible e-mail address that goes into a submit description as it is: no spaces, quotes,
+#: commas, line breaks or submit macros; a domain with a dot-separated host name.
+EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+WEBHOOK_SCHEMES = ("https", "http")
+MAX_WEBHOOK_CHARS = 2048
 
 # ---------------------------------------------------------------- adaptive search (search:)
 SEARCH_KEYS = ("sampler", "trials", "parallel", "pruner", "objectives", "seed", "retries", "startup_trials",

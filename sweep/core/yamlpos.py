@@ -8,7 +8,8 @@ Grid files come from users who may be careless or hostile, so the loader also re
 would make later stages hang, blow up or silently lose intent: explicit tags (on scalars and
 collections), nesting deeper than any grid needs, self-referencing aliases, merge keys, and
 aliases that multiply the document ("billion laughs"). Plain scalars follow YAML 1.2 where
-YAML 1.1 surprises physicists: `1e-3` is a number and `12:30` is text, not 750.
+YAML 1.1 surprises physicists: `1e-3` is a number and `12:30` is text, not 750; a key `on`, `off`,
+`yes` or `no` is that word (a value keeps YAML 1.1's reading: `balanced: yes` is true).
 """
 
 from __future__ import annotations
@@ -220,6 +221,8 @@ class _Builder:
                     line, col = _mark_of(key_node.start_mark)
                     raise YamlProblem(line, col, "a key must be a plain name, not a list or mapping")
                 key = self._scalar(key_node)
+                if isinstance(key, bool) and key_node.value.lower() not in ("true", "false"):
+                    key = key_node.value  # YAML 1.2: a key `on` (notify.on), `yes` or `off` is that word
                 if not isinstance(key, (str, int, float, bool)) or key is None:
                     key = str(key)
                 child = path + (key,)

@@ -482,6 +482,13 @@ class Driver:
             finally:
                 self.executor.close()
             self._count()
+        if self.spec.notify is not None:  # the grid's webhook, when its notify.on asks for this end
+            from ..collect.notify import tell_end
+
+            s = self.summary
+            tell_end(self.spec.notify, self.spec.name, self.root, kind="search", failed=s.failed > 0, log=self.log,
+                     extra={"trials": {"complete": s.complete, "pruned": s.pruned, "failed": s.failed,
+                                       "reused": s.reused}, "best_text": s.best})
         return self.summary
 
 

@@ -22,7 +22,7 @@ from rich.markup import escape
 from ..core import names
 from ..core.errors import BackendError, InputError, printable
 from ..core.grid import load_grid
-from ..core.gridspec import GridChecks, GridSpec
+from ..core.gridspec import GridChecks, GridSpec, NotifySpec
 from ..core.names import DRIVER_DIR, DRIVER_LOG, DRIVER_SUBMIT, FROZEN_GRID, SweepPaths
 from ..core.render import CHECKOUT, job_interpreter, relative_to_root, submit_string, submit_value
 from ..core.schema import SAFE_PATH_RE
@@ -160,7 +160,7 @@ def driver_environment(driver_dir: Path) -> dict[str, str]:
 
 
 def local_universe_submit_text(root: Path, name: str, role: str, command: str, initialdir: Path, stem: str,
-                               env: dict[str, str], heading: str, resume: str) -> str:
+                               env: dict[str, str], heading: str, resume: str, notify: NotifySpec | None = None) -> str:
     """The submit description of one of sweep's own jobs in the local universe (a search's driver,
     a chain's job): `python -m sweep.cli --root ROOT COMMAND` on the submit node, restarted by the
     schedd when it is killed (ExitBySignal), ended by an exit status of its own.
@@ -171,6 +171,8 @@ def local_universe_submit_text(root: Path, name: str, role: str, command: str, i
         initialdir: its folder; stem: its output, error and event log are stem.out/.err/.log.
         env: its environment (driver_environment); heading: the file's first comment;
         resume: how it goes on after a restart (a comment).
+        notify: the grid's notify block: HTCondor mails its addresses about the job (`notification`,
+            `notify_user`); its webhook is posted by the job itself, never written here.
     """
     environment = " ".join(f"{k}={submit_value(v)}" for k, v in sorted(env.items()))
     return "\n".join([
@@ -188,6 +190,8 @@ def local_universe_submit_text(root: Path, name: str, role: str, command: str, i
         "on_exit_remove = ExitBySignal =?= false",
         f"+{names.ATTR_SWEEP} = {submit_string(name)}",
         f"+{names.ATTR_ROLE} = {submit_string(role)}",
+        *([f"notification = {notify.notification}", f"notify_user = {submit_value(notify.notify_user)}"]
+          if notify is not None and notify.email else []),
         "queue",
     ]) + "\n"
 
@@ -200,7 +204,7 @@ def driver_submit_text(spec: GridSpec, root: Path, env: dict[str, str]) -> str:
         root, spec.name, names.ROLE_DRIVER, f"search {submit_value(frozen)} --driver",
         paths.results(spec.name) / DRIVER_DIR, "driver", env,
         heading=f"the search driver of sweep {spec.name}: owns results/{spec.name}/study.journal",
-        resume="it resumes from the journal")
+        resume="it resumes from the journal", notify=spec.notify)
 
 
 def connect_patiently(note, what: str):
