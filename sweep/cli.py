@@ -191,6 +191,15 @@ def cmd_logs(args) -> int:
                      follow=args.follow, write=partial(print, flush=True))
 
 
+def cmd_throttle(args) -> int:
+    """`sweep throttle SWEEP N`: at most N node jobs of the sweep's running DAG(s) submitted at once,
+    set in the running DAGMan (HTCondor 25.10 or newer). Returns 0."""
+    from .submit.throttle import throttle
+
+    throttle(args.sweep, args.root, args.n)
+    return EXIT_OK
+
+
 def cmd_status(args) -> int:
     """`sweep status [NAME]`: a chain's stages, or the states of a sweep's runs (of every sweep
     without a name) with the running jobs' epochs and the best so far, once or with --watch until
@@ -625,6 +634,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="the states, running jobs' epochs and best so far as JSON (with --watch: one line per refresh)")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("throttle", help="change how many jobs a sweep's running DAG may have at once (HTCondor 25.10+)")
+    p.add_argument("sweep", type=sweep_name)
+    p.add_argument("n", type=positive_int, metavar="N", help="the most node jobs submitted at once (≥ 1)")
+    p.set_defaults(func=cmd_throttle)
 
     p = sub.add_parser("logs", help="a run's stdout or stderr, its job events and hold history; --follow a running job")
     p.add_argument("sweep", type=sweep_name)

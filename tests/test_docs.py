@@ -662,6 +662,7 @@ def test_the_grid_reference_has_every_key_and_no_other():
     expected |= {f"resources.{k}" for k in schema.RESOURCE_KEYS} | {f"condor.{k}" for k in schema.CONDOR_KEYS}
     expected |= {f"condor.memory_escalation.{k}" for k in schema.MEMORY_ESCALATION_KEYS}
     expected |= {f"search.{k}" for k in schema.SEARCH_KEYS} | {f"axes.NAME.{k}" for k in schema.RANGE_KEYS}
+    expected |= {f"notify.{k}" for k in schema.NOTIFY_KEYS}
     page = DOCS / "reference" / "grid.md"
     documented = [code_of(r[0])[0] for r in table_rows(page, "key")]
     assert len(documented) == len(set(documented)), "a key is documented twice"

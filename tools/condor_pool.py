@@ -3,8 +3,8 @@
 
 CLI::
 
-    tools/condor-pool install                 # make condor binaries available (cached)
-    tools/condor-pool start  [--root DIR] [--cpus N] [--memory-mb MB] [--timeout S]
+    tools/condor-pool install [--suite SUITE]  # make condor binaries available (cached)
+    tools/condor-pool start  [--root DIR] [--cpus N] [--memory-mb MB] [--timeout S] [--suite SUITE]
     tools/condor-pool status [--root DIR]     # exit 0 when running and ready, 1 otherwise
     tools/condor-pool env    [--root DIR]     # eval "$(tools/condor-pool env)"
     tools/condor-pool stop   [--root DIR]     # idempotent; kills every process of the pool
@@ -29,9 +29,15 @@ Where the binaries come from (``install()``), first match wins:
    finished, so a half-built prefix is never reused; a file lock serialises concurrent installs.
    ``$SWEEP_CONDOR_SUITE`` picks another suite (``sid`` has 25.x daemons).
 
+``--suite SUITE`` (``install_suite(suite)``) skips 1-3: SUITE's prefix, built when missing, e.g.
+a 25.x pool beside a Debian 13 (23.9) one: ``tools/condor-pool start --suite sid --root DIR``.
+Two pools coexist when their roots differ: each has its own LOCAL_DIR (locks, sockets, procd
+pipe, spool), a free collector port, no shared port.
+
 Python API (standard library only; ``htcondor2`` is imported only by ``client_setup``)::
 
     inst = install(suite=None, prefix=None, log=print) -> Install
+    inst = install_suite(suite, log=print) -> Install   # that suite's private prefix, always
         Install.kind ("system"|"prefix"), .release_dir, .bin_dir, .sbin_dir,
         .libexec_dir, .version()
     pool = Pool(root=None, *, cpus=None, memory_mb=4096, job_owner=None, installation=None)
@@ -47,6 +53,7 @@ Python API (standard library only; ``htcondor2`` is imported only by ``client_se
         pool.tool(name, *args, timeout=30, check=False) -> CompletedProcess  # condor_* CLI
         pool.prepare_dir(path) -> Path    # mkdir; as root chown -R to the job owner
         pool.master_pid() -> int|None ; pool.log_tail(lines=25) -> str ; pool.cpus, .memory_mb
+        pool.mail_log -> Path            # what the pool's MAIL recorded (nothing is sent)
     client_setup(pool) -> htcondor2 module
 
 Authentication: daemons and the pool's own CLI tools use FS. A Python client must
@@ -80,6 +87,7 @@ import io
 import json
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -123,7 +131,7 @@ def ensure_user(name: str) -> pwd.struct_passwd:
         raise PoolError(f"the job owner {name} must be a dedicated unprivileged user")
     return pw
 
-__all__ = ["Install", "Pool", "PoolError", "InstallError", "install", "find_install",
+__all__ = ["Install", "Pool", "PoolError", "InstallError", "install", "install_suite", "find_install",
            "client_setup", "DEFAULT_ROOT"]
 
 
@@ -196,12 +204,13 @@ def _traversable_by_all(path: Path) -> bool:
     return True
 
 
-def default_prefix(suite: str | None = None) -> Path:
+def default_prefix(suite: str | None = None, *, from_env: bool = True) -> Path:
     """$SWEEP_CONDOR_PREFIX, else ~/.cache/sweep/condor-prefix-<suite>; as root when ~ is
     private (e.g. /root is 700) /var/cache/sweep/condor-prefix-<suite> instead, because
-    DAGMan runs the prefix's condor_dagman as the unprivileged job owner."""
+    DAGMan runs the prefix's condor_dagman as the unprivileged job owner. `from_env=False`:
+    the suite's own prefix whatever $SWEEP_CONDOR_PREFIX says (see ``install_suite``)."""
     suite = suite or os.environ.get("SWEEP_CONDOR_SUITE") or DEFAULT_SUITE
-    env = os.environ.get("SWEEP_CONDOR_PREFIX")
+    env = os.environ.get("SWEEP_CONDOR_PREFIX") if from_env else None
     if env:
         return Path(env).expanduser().resolve()
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sweep"
@@ -246,6 +255,15 @@ def install(*, suite: str | None = None, prefix: str | Path | None = None,
             return _apt_install_system(log)
     p = Path(prefix).expanduser().resolve() if prefix else default_prefix(suite)
     return _build_prefix(p, suite, log)
+
+
+def install_suite(suite: str, log=_log_default) -> Install:
+    """Debian `suite`'s HTCondor in its own private prefix (built once, cached), whatever else is
+    installed: ``condor-pool --suite sid`` (25.x daemons) on a host whose pool runs Debian 13's
+    23.9, e.g. a second pool beside the tests' own. $SWEEP_CONDOR_PREFIX is used only when
+    $SWEEP_CONDOR_SUITE names the same suite (it is then that suite's prefix)."""
+    same = os.environ.get("SWEEP_CONDOR_SUITE") == suite and os.environ.get("SWEEP_CONDOR_PREFIX")
+    return _build_prefix(default_prefix(suite, from_env=bool(same)), suite, log)
 
 
 def _apt_install_system(log) -> Install:
@@ -461,7 +479,9 @@ SEC_TOKEN_DIRECTORY        = $(LOCAL_DIR)/user-tokens.d
 SEC_KNOWN_HOSTS            = $(LOCAL_DIR)/known_hosts
 # FS-auth rendezvous dirs (normally /tmp); mode 1777
 FS_LOCAL_DIR               = $(LOCAL_DIR)/fsauth
-MAIL     = /bin/true
+# mail HTCondor sends (a job's `notification`) is recorded, never sent: MAIL_SCRIPT appends
+# each one (its arguments, then its text) to $(LOCAL_DIR)/mail.log
+MAIL     = $(LOCAL_DIR)/mail.sh
 SENDMAIL = /bin/true
 {ids}
 # never touch the host: no kernel tuning (sysctls, /etc/sysctl.d), no cgroups
@@ -537,6 +557,14 @@ STARTER_ALLOW_RUNAS_OWNER = TRUE
 # memory policy: a job whose measured MemoryUsage exceeds RequestMemory goes on hold
 use POLICY: HOLD_IF_MEMORY_EXCEEDED
 """
+
+#: The pool's MAIL: HTCondor runs it as `MAIL -s SUBJECT [-f FROM] ADDRESS...` with the text
+#: on stdin; it records both in the mail log and sends nothing.
+MAIL_SCRIPT = """#!/bin/sh
+# the personal pool's MAIL (tools/condor_pool.py): records what HTCondor asks it to send
+{{ printf 'MAIL'; for a in "$@"; do printf ' %s' "$a"; done; printf '\\n'; /bin/cat; printf '\\n.\\n'; }} >> {log}
+"""
+MAIL_LOG = "mail.log"
 
 LOCAL_SUBDIRS = ("etc", "run", "log", "lock", "spool", "execute", "cred_dir",
                  "passwords.d", "tokens.d", "user-tokens.d", "fsauth")
@@ -633,6 +661,11 @@ class Pool:
     def owner_tokens_dir(self) -> Path:
         """The job owner's own IDTOKEN folder (the owner's, mode 700): SWEEP_IDTOKENS_DIR."""
         return self.local_dir / f"user-tokens.{self.job_owner}.d"
+
+    @property
+    def mail_log(self) -> Path:
+        """What the pool's MAIL recorded: one entry per mail, `MAIL ARGS...`, the text, then `.`."""
+        return self.local_dir / MAIL_LOG
 
     @property
     def master_log(self) -> Path:
@@ -773,6 +806,9 @@ class Pool:
         for d in ("passwords.d", "tokens.d", "user-tokens.d"):
             os.chmod(self.local_dir / d, 0o700)
         os.chmod(self.local_dir / "fsauth", 0o1777)
+        mail = self.local_dir / "mail.sh"
+        mail.write_text(MAIL_SCRIPT.format(log=shlex.quote(str(self.mail_log))))
+        os.chmod(mail, 0o755)
         os.chmod(self.local_dir, 0o755)
         os.chmod(self.root, self.root.stat().st_mode | 0o055)
         out = open(self.local_dir / "master.stdout", "wb")
@@ -1039,12 +1075,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--job-owner", default=None,
                     help=f"job owner (default as root: {DEFAULT_OWNER}, a dedicated user created when missing)")
     ap.add_argument("--timeout", type=float, default=60, help="seconds to wait for readiness")
+    ap.add_argument("--suite", default=None,
+                    help="install/start: Debian SUITE's condor in a private prefix whatever is installed "
+                         "(sid: 25.x daemons); give the new pool its own --root")
     a = ap.parse_args(argv)
     pool = Pool(a.root, cpus=a.cpus, memory_mb=a.memory_mb, job_owner=a.job_owner)
     t0 = time.time()
     try:
+        if a.suite and a.command in ("install", "start"):
+            pool = Pool(a.root, cpus=a.cpus, memory_mb=a.memory_mb, job_owner=a.job_owner,
+                        installation=install_suite(a.suite))
         if a.command == "install":
-            inst = install()
+            inst = pool.installation if a.suite else install()
             print(f"{inst.kind}: {inst.release_dir} ({inst.version()}) in {time.time() - t0:.1f} s")
         elif a.command == "start":
             was = pool.is_running()

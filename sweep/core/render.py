@@ -212,10 +212,22 @@ def memory_cap_mb(spec: GridSpec) -> int:
     return int(escalation.get("max_mb") or 4 * spec.resources.request_memory_mb)
 
 
+#: HTCondor's own disk retry (retry_request_disk, a schedd of 25.10 or newer) asks for 1.5x the
+#: request at each eviction for disk, up to this many times resources.request_disk.
+DISK_RETRY_CAP = 4
+
+
+def disk_cap_mb(spec: GridSpec) -> int:
+    """The most disk (MB) a job of the grid `spec` asks for after evictions for exceeding its disk
+    (HTCondor's own retry_request_disk): DISK_RETRY_CAP x resources.request_disk."""
+    return DISK_RETRY_CAP * spec.resources.request_disk_mb
+
+
 def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | None = None,
                  memory_mb: dict[str, int] | None = None, code_archive: str | None = None,
                  native_memory_retry: bool = False, dataset_sha256: str | None = None,
-                 trials: dict[str, int] | None = None, provenance: dict[str, Any] | None = None) -> RenderedSweep:
+                 trials: dict[str, int] | None = None, provenance: dict[str, Any] | None = None,
+                 native_disk_retry: bool = False) -> RenderedSweep:
     """Render every file of the sweep in memory.
 
     Args:
@@ -231,6 +243,9 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
             checkout on the job's path, and the job runs only where the checkout is visible.
         native_memory_retry: memory escalation by HTCondor's retry_request_memory_* (a schedd
             of 25.2 or newer) instead of release expressions.
+        native_disk_retry: with native_memory_retry, also HTCondor's retry_request_disk (a schedd
+            of 25.10 or newer): a job evicted for exceeding its disk runs again with 1.5x its
+            request, at most disk_cap_mb(spec).
         dataset_sha256: the dataset's digest, which a job that fetches it from data.url checks.
         trials: a search's runs: run id -> Optuna trial number (+SweepTrial). With a pruner their
             jobs report its value after each epoch (config `progress`) and talk to the driver by
@@ -269,7 +284,10 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         escalation = spec.condor.get("memory_escalation")
         cap_mb = memory_cap_mb(spec)
         if escalation:
-            escalation = {**escalation, "native": native_memory_retry, "max_mb": cap_mb}
+            escalation = {**escalation, "native": native_memory_retry, "max_mb": cap_mb,
+                          # RequestDisk is in KiB: what retry_request_disk's expression compares with
+                          "disk_max_kb": disk_cap_mb(spec) * 1024 if native_memory_retry and native_disk_retry
+                          else None}
         common = {
             "memory_escalation": escalation,
             "sweep": {"name": spec.name, "model": spec.model},

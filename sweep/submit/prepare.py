@@ -107,16 +107,18 @@ def prepare(grid_path: str | os.PathLike, root: Path, checks: GridChecks | None 
                     code, provenance)
 
 
-def for_native_memory_retry(prepared: Prepared, root: Path) -> Prepared:
+def for_native_memory_retry(prepared: Prepared, root: Path, disk: bool = False) -> Prepared:
     """The same grid and runs rendered for a schedd of 25.2 or newer (HTCondor's own memory
-    retry), without validating and expanding the grid again."""
+    retry; with `disk`, a schedd of 25.10 or newer: its disk retry too), without validating and
+    expanding the grid again."""
     return dataclasses.replace(prepared, rendered=_render(prepared.spec, prepared.runs, root, prepared.code,
-                                                                native_memory_retry=True,
+                                                                native_memory_retry=True, native_disk_retry=disk,
                                                                 provenance=prepared.provenance))
 
 
 def _render(spec: GridSpec, runs: list[RunSpec], root: Path, code: codebundle.CodeArchive, *,
-            native_memory_retry: bool, provenance: dict[str, Any] | None = None) -> RenderedSweep:
+            native_memory_retry: bool, provenance: dict[str, Any] | None = None,
+            native_disk_retry: bool = False) -> RenderedSweep:
     """Render with what the sweep's manifest learnt (memory earlier attempts needed), for a
     dataset the jobs fetch from data.url the digest they check, and the submit side's provenance.
 
@@ -134,7 +136,7 @@ def _render(spec: GridSpec, runs: list[RunSpec], root: Path, code: codebundle.Co
         sha = dataset_ref(spec.data.path, manifest.dataset if manifest else None).sha256
     return render_sweep(spec, runs, root, memory_mb=dict(manifest.learned_memory_mb) if manifest else {},
                         code_archive=code.name, native_memory_retry=native_memory_retry, dataset_sha256=sha,
-                        provenance=provenance)
+                        provenance=provenance, native_disk_retry=native_disk_retry)
 
 
 def write_rendered(prepared: Prepared, grid_path: str | os.PathLike, dataset: DatasetRef | None = None) -> Path:

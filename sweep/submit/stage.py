@@ -125,7 +125,7 @@ def submit_grid(options: SubmitOptions, console, *, checks: GridChecks | None = 
     if (backend.name == BACKEND_HTCONDOR and spec.condor.get("memory_escalation")
             and backend.native_memory_retry()):
         # a schedd of 25.2 or newer escalates memory by itself: the same runs, rendered for it
-        prepared = for_native_memory_retry(prepared, root)
+        prepared = for_native_memory_retry(prepared, root, disk=backend.native_disk_retry())
         wanted = {r.run.run_id for r in todo}
         todo = [r for r in prepared.rendered.runs if r.run.run_id in wanted]
     with sweep_lock(rendered.jobs_dir):  # query -> decide -> submit -> record, one command at a time

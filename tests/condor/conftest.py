@@ -11,6 +11,11 @@ pool does not come up, the fixture FAILS (never skips).
 job owner (a dedicated user, ``sweeptest``, when the tests run as root) owns: use it as
 initialdir. sweep itself runs as that owner (``tests/condor/owner.py``: ``sweep_cli``,
 ``run_sweep``), never as root.
+``condor_pool_25`` (module scope) is a second pool of HTCondor 25.x (Debian sid's condor in
+its own prefix, ``condor_pool.install_suite("sid")``, built once, ~20 s) in a folder of its own,
+beside the session's pool when that one runs (each has its own LOCAL_DIR, locks and sockets and
+a free collector port): while the module runs, this process's bindings and ``owner.POOL`` point at
+it, and back at the session's pool after. Like the session's, it FAILS when it cannot be had.
 Set SWEEP_CONDOR_KEEP=1 to keep the pool folder (logs) after the session. A SIGTERM to
 pytest still stops the pool; pools left by killed (SIGKILL) sessions are stopped and
 removed by the next session.
@@ -117,6 +122,43 @@ def condor_pool(condor_pool_fixture_root):
         signal.signal(signal.SIGTERM, old_term)
         left = pool.pids()
         assert not left, f"condor processes left after stop: {left}"
+
+
+@pytest.fixture(scope="module")
+def condor_pool_25(condor_pool_fixture_root):
+    """A running personal pool of HTCondor 25.x (see the module docstring): 2 nominal CPUs, 4 GB."""
+    try:
+        inst = _cp.install_suite("sid")
+    except Exception as e:  # noqa: BLE001 - any install failure must fail loudly
+        pytest.fail(f"HTCondor 25.x (Debian sid's condor) could not be installed for the 25.x pool tests "
+                    f"(needs apt-get + network to deb.debian.org + dpkg-deb + patchelf): {e}", pytrace=False)
+    root = condor_pool_fixture_root / "pool-25"
+    root.mkdir(mode=0o755, exist_ok=True)
+    pool = _cp.Pool(root, installation=inst, cpus=2, memory_mb=4096)
+    atexit.register(_quiet_stop, pool)
+    try:
+        pool.start(timeout=90)
+    except Exception as e:  # noqa: BLE001 - whatever stops the start fails the tests, with its message
+        _quiet_stop(pool)
+        pytest.fail(f"personal HTCondor 25.x pool did not start: {e}", pytrace=False)
+    import htcondor2
+
+    saved_env, saved_pool = dict(os.environ), owner.POOL
+    saved_auth = htcondor2.param.get("SEC_CLIENT_AUTHENTICATION_METHODS")
+    _cp.client_setup(pool)
+    owner.POOL = pool
+    try:
+        yield pool
+    finally:
+        owner.POOL = saved_pool
+        os.environ.clear()
+        os.environ.update(saved_env)
+        htcondor2.reload_config()
+        if saved_auth is not None:  # the session pool's in-process setting (client_setup)
+            htcondor2.param["SEC_CLIENT_AUTHENTICATION_METHODS"] = saved_auth
+        pool.stop()
+        left = pool.pids()
+        assert not left, f"condor processes of the 25.x pool left after stop: {left}"
 
 
 def _sigterm_to_interrupt(signum, frame):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import shlex
 import shutil
 import sys
 import threading
@@ -134,6 +135,8 @@ def configured_pool() -> str | None:
 
 #: The first HTCondor whose submit language has retry_request_memory(_increase, _max).
 NATIVE_MEMORY_RETRY = (25, 2, 1)
+#: The first HTCondor that retries a job evicted for exceeding its disk (retry_request_disk).
+NATIVE_DISK_RETRY = (25, 10, 0)
 
 
 def schedd_version(timeout: float = 5.0) -> tuple[int, int, int] | None:
@@ -326,8 +329,19 @@ class HTCondorBackend(Backend):
 
     def native_memory_retry(self) -> bool:
         """Whether the schedd escalates memory by itself (retry_request_memory_*, 25.2.1 on)."""
-        version = schedd_version()
+        version = self.schedd_version()
         return version is not None and version >= NATIVE_MEMORY_RETRY
+
+    def native_disk_retry(self) -> bool:
+        """Whether the schedd also retries a job with more disk by itself (retry_request_disk, 25.10 on)."""
+        version = self.schedd_version()
+        return version is not None and version >= NATIVE_DISK_RETRY
+
+    def schedd_version(self) -> tuple[int, int, int] | None:
+        """The pool's schedd version (schedd_version()), asked once per backend."""
+        if not hasattr(self, "_version"):
+            self._version = schedd_version()
+        return self._version
 
     def skip_queued(self, sweep: RenderedSweep, runs: list[RenderedRun],
                     requeue: set[str] = frozenset()) -> tuple[list[RenderedRun], dict]:
@@ -384,6 +398,13 @@ class HTCondorBackend(Backend):
         collect_sub = dag_dir / "collect.sub"
         lines.append(f"FINAL collect {collect_sub}")
         atomic_write_text(post, POST_SCRIPT, mode=0o755)
+        notify = spec.notify
+        if notify is not None and notify.webhook is not None:
+            # the FINAL node's POST script posts the summary to the webhook (read from the grid
+            # then: the URL is in no file sweep writes) and exits as collect did
+            notify_sh = dag_dir / "notify.sh"
+            atomic_write_text(notify_sh, self._notify_script(sweep, dag_dir), mode=0o755)
+            lines.append(f"SCRIPT POST collect /bin/sh {submit_value(notify_sh)} $RETURN $DAG_STATUS $FAILED_COUNT")
         lines.append("NODE_STATUS_FILE nodes.status 30")
         atomic_write_text(collect_sub, self._collect_submit(sweep, dag_dir))
         dag_file = dag_dir / "sweep.dag"
@@ -396,6 +417,9 @@ class HTCondorBackend(Backend):
         sub[f"+{names.ATTR_SWEEP}"] = submit_string(spec.name)
         sub[f"+{names.ATTR_SUBMISSION}"] = submit_string(submission)
         sub[f"+{names.ATTR_ROLE}"] = submit_string(names.ROLE_DAGMAN)
+        if notify is not None and notify.email:  # HTCondor mails when the DAGMan job ends (or is held)
+            sub["notification"] = notify.notification
+            sub["notify_user"] = submit_value(notify.notify_user)
         check_lock(sweep.jobs_dir)  # fencing: the intent record was written under this lock, still ours?
         result = schedd.submit(sub)
         return {"cluster": result.cluster(), "dag": str(dag_file), "retries": retries}
@@ -419,6 +443,19 @@ class HTCondorBackend(Backend):
             f"+{names.ATTR_SWEEP} = {submit_string(sweep.spec.name)}",
             f"+{names.ATTR_ROLE} = {submit_string(names.ROLE_COLLECT)}",
             "queue",
+        ]) + "\n"
+
+    def _notify_script(self, sweep: RenderedSweep, dag_dir: Path) -> str:
+        """The FINAL node's POST script: `python -m sweep.collect.notify` with DAGMan's $RETURN,
+        $DAG_STATUS and $FAILED_COUNT; what it did is appended to the DAG's notify.log."""
+        pythonpath = f"PYTHONPATH={shlex.quote(str(CHECKOUT))} " if CHECKOUT else ""
+        root = shlex.quote(str(sweep.paths.root))
+        return "\n".join([
+            "#!/bin/sh",
+            "# DAGMan POST script of the FINAL node, written by sweep: posts the sweep's summary to the webhook",
+            "# of its grid's notify block; exits 0 when collect did, else 1 (the DAG's result is collect's)",
+            (f"{pythonpath}exec {shlex.quote(sys.executable)} -m sweep.collect.notify --root {root} "
+             f"--sweep {shlex.quote(sweep.spec.name)} --log {shlex.quote(str(dag_dir / 'notify.log'))} \"$@\""),
         ]) + "\n"
 
     # -- direct: one cluster, itemdata
