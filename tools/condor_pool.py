@@ -482,7 +482,8 @@ FS_LOCAL_DIR               = $(LOCAL_DIR)/fsauth
 # mail HTCondor sends (a job's `notification`) is recorded, never sent: MAIL_SCRIPT appends
 # each one (its arguments, then its text) to $(LOCAL_DIR)/mail.log
 MAIL     = $(LOCAL_DIR)/mail.sh
-SENDMAIL = /bin/true
+# empty: a SENDMAIL set takes the place of MAIL
+SENDMAIL =
 {ids}
 # never touch the host: no kernel tuning (sysctls, /etc/sysctl.d), no cgroups
 ENABLE_KERNEL_TUNING = FALSE
@@ -809,6 +810,10 @@ class Pool:
         mail = self.local_dir / "mail.sh"
         mail.write_text(MAIL_SCRIPT.format(log=shlex.quote(str(self.mail_log))))
         os.chmod(mail, 0o755)
+        # HTCondor runs MAIL with the job owner's privileges (the schedd for a scheduler-universe
+        # job such as DAGMan, the shadow for the others): the log is the pool's, writable by any
+        self.mail_log.touch()
+        os.chmod(self.mail_log, 0o666)
         os.chmod(self.local_dir, 0o755)
         os.chmod(self.root, self.root.stat().st_mode | 0o055)
         out = open(self.local_dir / "master.stdout", "wb")
