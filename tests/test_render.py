@@ -91,7 +91,8 @@ def test_user_template_folder_and_strict_undefined(write_grid, tmp_path):
     folder.mkdir()
     keep = ("log = {{ paths.event_log }}\ninitialdir = {{ paths.initialdir }}\nbatch_name = {{ sweep.name }}\n"
             "+SweepName = \"{{ sweep.name }}\"\n+SweepRunId = \"{{ run.run_id }}\"\n"
-            "submit_event_notes = sweep-run {{ run.run_id }}\n")  # what sweep relies on (see below)
+            "submit_event_notes = sweep-run {{ run.run_id }}\n"
+            "job_ad_information_attrs = SweepRunId\n")  # what sweep relies on (see below)
     (folder / "job.sub.j2").write_text("executable = {{ paths.wrapper }}\n+Site = \"bari\"\n" + keep + "queue\n")
     (folder / "run_job.sh.j2").write_text("#!/bin/sh\nexec {{ python }} -m sweep.job config.yaml\n")
     sweep = rendered(write_grid, tmp_path, GRID + "templates: mytemplates\n")

@@ -123,7 +123,10 @@ ATTR_PROGRESS = "SweepProgress"
 ATTR_LIVE = "ChirpSweepLive"
 ATTR_PRUNE = "SweepPrune"  # set true by the driver (condor_qedit); the job reads it through chirp
 #: A run's job is tied to its run in the event log by its submit note: "sweep-run <run id>"
-#: (submit_event_notes, direct jobs) or DAGMan's "DAG Node: <DAG_NODE_PREFIX><run id>".
+#: (submit_event_notes, direct jobs) or DAGMan's "DAG Node: <DAG_NODE_PREFIX><run id>" (HTCondor
+#: 25.x: a ClassAd note, DAGNodeName = "<DAG_NODE_PREFIX><run id>", and no submit_event_notes),
+#: and by the SweepRunId of the job ad information events (job_ad_information_attrs), which every
+#: version writes.
 RUN_NOTE_PREFIX = "sweep-run"
 DAG_NODE_PREFIX = "n"
 

@@ -395,6 +395,8 @@ def _require_sweep_lines(text: str, template: str | None, sweep: str, run_id: st
     problems = [f"{key} = {value}" for key, value in wanted.items() if commands.get(key) != value]
     if f"{names.RUN_NOTE_PREFIX} {run_id}" not in commands.get("submit_event_notes", ""):
         problems.append(f"submit_event_notes = {names.RUN_NOTE_PREFIX} {run_id}")
+    if names.ATTR_RUN.lower() not in re.split(r"[\s,]+", commands.get("job_ad_information_attrs", "").lower()):
+        problems.append(f"job_ad_information_attrs = {names.ATTR_RUN}")
     if "batch_name" not in commands:
         problems.append(f"batch_name = {sweep}")
     if problems:

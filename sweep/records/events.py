@@ -1,8 +1,9 @@
 """Read a sweep's HTCondor job event log (the `log =` file) into one record per job.
 
 Uses htcondor2.JobEventLog (imported when a log is read), without blocking (stop_after=0). Each
-job is tied to its run by the submit event's notes: "DAG Node: n<run-id>" (DAGMan) or
-"sweep-run <run-id>" (direct), see sweep.core.names.
+job is tied to its run by the submit event's notes: "DAG Node: n<run-id>" (DAGMan; HTCondor 25.x
+writes DAGNodeName = "n<run-id>") or "sweep-run <run-id>" (direct, before 25.x), and by the
+SweepRunId of its job ad information events (job_ad_information_attrs), see sweep.core.names.
 The terminate event's "Partitionable Resources" table gives what the job used against what it
 requested and was allocated; held events give hold reasons; the execute events count starts.
 """
@@ -14,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.names import DAG_NODE_PREFIX, RUN_NOTE_PREFIX
+from ..core.names import ATTR_RUN, DAG_NODE_PREFIX, RUN_NOTE_PREFIX
 from ..core.states import RunState
 
-RUN_NOTE = re.compile(rf"(?:DAG Node: {re.escape(DAG_NODE_PREFIX)}|{re.escape(RUN_NOTE_PREFIX)} )"
-                      r"([0-9a-f]{12}(?:-r\d+)?)")
+RUN_NOTE = re.compile(rf"(?:DAG Node: {re.escape(DAG_NODE_PREFIX)}|DAGNodeName = \"{re.escape(DAG_NODE_PREFIX)}"
+                      rf"|{re.escape(RUN_NOTE_PREFIX)} )([0-9a-f]{{12}}(?:-r\d+)?)")
+RUN_ID = re.compile(r"[0-9a-f]{12}(?:-r\d+)?")
 USAGE = re.compile(r"Usr (\d+) (\d+):(\d+):(\d+), Sys (\d+) (\d+):(\d+):(\d+)")
 RESOURCE_KEYS = ("CpusUsage", "RequestCpus", "Cpus", "MemoryUsage", "RequestMemory", "Memory", "DiskUsage",
                  "RequestDisk", "Disk")
@@ -140,6 +142,10 @@ class EventLogReader:
             m = RUN_NOTE.search(str(ev.get("LogNotes", "")))
             if m:
                 job.run_id = m.group(1)
+        elif t == T.JOB_AD_INFORMATION:  # job_ad_information_attrs: the job's SweepRunId
+            run = ev.get(ATTR_RUN)
+            if job.run_id is None and isinstance(run, str) and RUN_ID.fullmatch(run):
+                job.run_id = run
         elif t == T.EXECUTE:
             job.state, job.started = RunState.RUNNING, ev.timestamp
             job.starts += 1

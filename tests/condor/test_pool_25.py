@@ -150,10 +150,9 @@ def test_throttle_of_a_sweep_without_a_running_dag_says_so(condor_pool_25, proje
     wait_until(lambda: log.exists() and any(j.state == "done" for j in jobs_in(log)), 120, "the job to end")
 
 
-@pytest.mark.xfail(strict=True, reason="HTCondor 25.x writes a submit event's notes as a ClassAd "
-                   "([ DAGNodeName = 'n...'; JobBatchName = ... ], no submit_event_notes): "
-                   "sweep.records.events ties no job to its run")
 def test_the_25_event_log_ties_each_job_to_its_run(condor_pool_25, project25):
+    """HTCondor 25.x writes a submit event's notes as a ClassAd ([ JobBatchName = ... ], no
+    submit_event_notes): the job's SweepRunId in its job ad information events ties it to its run."""
     extra = job_templates(project25, QUICK_JOB.format(extra=""))
     g = grid(project25, "pool25-notes", axes="  optimizer: [adam]\n", extra=extra)
     sweep25(condor_pool_25, project25, "submit", str(g), "--condor", "--no-dag", "--no-progress")
