@@ -31,7 +31,7 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.metrics import classification_metrics, regression_metrics, roc_points
 from ..core.names import HISTORY, MODEL, ROC
-from ..core.schema import validation_column
+from ..core.schema import DEFAULT_RANKING, validation_column
 from ..fsutil import atomic_write_text, atomic_write_with
 from ..physics import datasets
 from ..records.metrics import Metrics, Pruned, Split
@@ -267,8 +267,9 @@ def train(config: dict[str, Any], data_path: Path, out_dir: Path, log=print,
 
     channel = open_channel(config, out_dir, log)
     if channel is not None:  # every run's live line; a search trial's driver may stop it at the end of an epoch
-        column = (config["progress"]["column"] if channel.prunable
-                  else validation_column(model_kind, str(config["ranking"][0][0]))[0])
+        # a grid run watches its first ranking metric (a config without one: the model's default)
+        first = (config.get("ranking") or [[DEFAULT_RANKING[model_kind][0]]])[0][0]
+        column = config["progress"]["column"] if channel.prunable else validation_column(model_kind, str(first))[0]
         log(f"progress: reporting {column} after each epoch through {channel.kind}"
             + (" (pruned by the search's driver)" if channel.prunable else ""))
         callbacks.append(_progress_callback(channel, column, rows, pruned, log, int(params["epochs"])))
