@@ -13,6 +13,7 @@ import pytest
 
 from sweep.cli import main
 from sweep.core.states import RunState
+from sweep.records.base import RecordError
 from sweep.records.progress import Live, Progress, format_live, parse_live, read_progress, write_progress
 from sweep.submit.status import progress_lines, sweep_status
 from tests.conftest import grid_text
@@ -29,13 +30,19 @@ def test_a_live_line_survives_the_job_attribute_and_a_bad_one_is_dropped(tmp_pat
     for bad in ("", None, 7, "epoch=31;epochs=30;metric=val_f1;elapsed_s=1", "epoch=1;epochs=30;metric=val_f1",
                 "epoch=1;epochs=30;metric=[red]x;elapsed_s=1", "epoch=1;epoch=2;epochs=3;metric=m;elapsed_s=1",
                 "epoch=1;epochs=3;metric=m;elapsed_s=1;rm=-rf", "epoch=1;epochs=3;metric=m;value=nan;elapsed_s=1",
-                "epoch=1;epochs=3;metric=m;elapsed_s=-4", "x" * 600):
+                "epoch=1;epochs=3;metric=m;elapsed_s=-4", "x" * 600,
+                "epoch=1;epochs=1000000;metric=val_f1;elapsed_s=1e305"):  # an ETA of inf: refused
         assert parse_live(bad) is None, bad
     # progress.json: a trial's values and the live line; a version-1 file (values only) still reads
     write_progress(tmp_path, [0.5, 0.6], back)
     assert read_progress(tmp_path) == Progress([0.5, 0.6], back)
     (tmp_path / "progress.json").write_text(json.dumps({"schema_version": 1, "values": [0.5]}))
     assert read_progress(tmp_path) == Progress([0.5], None)
+    # a local job's progress.json is as untrusted as a pool job's attribute: no terminal escapes in a name
+    (tmp_path / "progress.json").write_text(json.dumps({"schema_version": 2, "values": [0.5], "live": {
+        "epoch": 1, "epochs": 3, "metric": "\x1b]0;pwned\x07\x1b[2J", "elapsed_s": 1.0}}))
+    with pytest.raises(RecordError, match="live.metric: expected a column name"):
+        read_progress(tmp_path)
 
 
 def test_status_shows_the_best_finished_run_so_far(tmp_path, capsys):

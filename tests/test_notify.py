@@ -175,6 +175,8 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 owner.posts.append((self.path, dict(self.headers), json.loads(body)))
                 self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", "/elsewhere")
                 self.end_headers()
 
             def log_message(self, *args):
@@ -247,7 +249,35 @@ def test_a_webhook_that_fails_is_logged_not_raised(tmp_path):
     # the server is gone now: refused, logged, and the FINAL node still exits as collect did
     assert main(["--root", str(tmp_path), "--sweep", "syn", "0", "0", "0"]) == 0
     assert post(hook.url, {"sweep": "x"}, lines.append, timeout=2) is False
-    assert lines[-1].startswith("notify: the webhook at http://127.0.0.1 could not be reached: ")
+    assert lines[-1].startswith("notify: the webhook at http://127.0.0.1 could not be reached (URLError): ")
+
+
+def test_a_webhook_that_answers_garbage_or_redirects_is_logged_not_raised_nor_followed():
+    import socket
+
+    from sweep.collect.notify import post
+
+    lines: list[str] = []
+    with socket.socket() as server:  # answers a line that is not HTTP (http.client raises BadStatusLine)
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+
+        def answer():
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"GARBAGE\r\n\r\n")
+
+        worker = threading.Thread(target=answer)
+        worker.start()
+        assert post(f"http://127.0.0.1:{server.getsockname()[1]}/hook/{SECRET}", {"sweep": "x"}, lines.append,
+                    timeout=5) is False
+        worker.join(5)
+    assert lines[-1].startswith("notify: the webhook at http://127.0.0.1 could not be reached (BadStatusLine)")
+    assert SECRET not in lines[-1]
+    with Receiver(status=302) as hook:  # a redirect: urllib would repeat the POST as a GET elsewhere
+        assert post(hook.url, {"sweep": "x"}, lines.append) is False
+    assert lines[-1] == "notify: the webhook at http://127.0.0.1 answered HTTP 302" and len(hook.posts) == 1
 
 
 def test_the_end_of_a_search_is_posted(tmp_path):

@@ -226,6 +226,15 @@ def _run_and_tell(ctx: ChainContext, spec: PipelineSpec, root: Path, note):
 
 
 def _tell_chain(spec: PipelineSpec, root: Path, record, problem: str | None, note) -> None:
+    """The chain's end posted to its grids' webhooks; whatever goes wrong here is logged, never
+    raised (the chain's own result, or its error, stands)."""
+    try:
+        _post_chain(spec, root, record, problem, note)
+    except Exception as exc:  # noqa: BLE001 - a notification never changes how the chain ended
+        note(f"notify: the chain's summary was not sent ({type(exc).__name__}: {exc})")
+
+
+def _post_chain(spec: PipelineSpec, root: Path, record, problem: str | None, note) -> None:
     from ..collect.notify import SCHEMA, grid_notify, post
 
     failed = problem is not None

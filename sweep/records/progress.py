@@ -17,6 +17,7 @@ Schema versions: 0, files written before progress.json carried ``schema_version`
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,10 @@ SCHEMA_VERSION = 2
 MAX_EPOCHS = 1_000_000
 #: The longest live line read back from a job attribute.
 MAX_LIVE_TEXT = 512
+#: The most seconds a live line may claim a training has run (three years).
+MAX_ELAPSED_S = 1e8
+#: What a live line's metric may be called: a history column's name.
+METRIC_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
 @dataclass
@@ -54,9 +59,17 @@ class Live:
             RecordError: a key of the wrong type or out of its bounds.
         """
         epochs = f.integer("epochs", lo=1, hi=MAX_EPOCHS)
-        return cls(epoch=f.integer("epoch", lo=1, hi=epochs), epochs=epochs, metric=f.text("metric"),
+        metric = f.text("metric")
+        if not METRIC_NAME.fullmatch(metric):  # shown on a terminal: a column's name, nothing else
+            raise RecordError(f.path, "expected a column name (letters, digits, _), got other text",
+                              f.prefix + "metric")
+        elapsed = f.number("elapsed_s", lo=0, finite=True)
+        if elapsed > MAX_ELAPSED_S:
+            raise RecordError(f.path, f"expected at most {MAX_ELAPSED_S:g} seconds, got {elapsed:g}",
+                              f.prefix + "elapsed_s")
+        return cls(epoch=f.integer("epoch", lo=1, hi=epochs), epochs=epochs, metric=metric,
                    value=f.opt_number("value", finite=True), loss=f.opt_number("loss", finite=True),
-                   val_loss=f.opt_number("val_loss", finite=True), elapsed_s=f.number("elapsed_s", lo=0, finite=True))
+                   val_loss=f.opt_number("val_loss", finite=True), elapsed_s=elapsed)
 
     @property
     def eta_s(self) -> float:
@@ -105,9 +118,7 @@ def parse_live(text: object, where: str = "ChirpSweepLive") -> Live | None:
                                                  "elapsed_s"):
             return None
         if key == "metric":
-            if not value.replace("_", "").isalnum() or len(value) > 64:
-                return None
-            data[key] = value
+            data[key] = value  # checked by Live.from_json
             continue
         try:
             data[key] = int(value) if key in ("epoch", "epochs") else float(value)

@@ -336,7 +336,7 @@ def progress_lines(status: SweepStatus) -> list[str]:
     lines = []
     for r in status.runs:
         if r.state is RunState.RUNNING:
-            lines.append(f"  running {printable(r.name)}: " + (r.live.text() if r.live is not None
+            lines.append(f"  running {printable(r.name)}: " + (printable(r.live.text()) if r.live is not None
                                                                 else "no epoch reported yet"))
     if status.best is not None:
         b = status.best
