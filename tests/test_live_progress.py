@@ -100,3 +100,46 @@ def test_a_local_run_shows_its_epochs_while_it_trains(tmp_path, small_dataset, c
     assert main(["--root", str(tmp_path), "status", "live", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["counts"] == {"done": 1} and out["best"]["metric"] == "f1"
+
+
+def test_a_local_job_left_running_by_a_killed_command_is_running_and_never_started_twice(tmp_path, small_dataset,
+                                                                                         capsys):
+    """`sweep submit --local` killed: its job lives on (a session of its own). Its start record
+    names the process and when it started: status shows it running, a new submit (even --force)
+    does not start it beside it; a record whose pid another process took since is not running."""
+    import os
+    import socket
+    import subprocess
+
+    from sweep.records.localexit import LocalExit, read_local_exit, write_local_exit
+    from sweep.records.lock import process_start_time
+    from sweep.submit.prepare import prepare
+    from sweep.submit.status import running_here
+
+    grid = tmp_path / "g.yaml"
+    grid.write_text(grid_text(small_dataset, sweep="orphan", axes="  optimizer: [adam]\n"))
+    (run,) = prepare(grid, tmp_path).rendered.runs
+    folder = tmp_path / "results" / "orphan" / run.run.run_id
+    folder.mkdir(parents=True)
+    job = subprocess.Popen(["sleep", "60"], start_new_session=True)  # the orphaned job's process
+    try:
+        record = LocalExit(returncode=None, cpus=1, pid=job.pid, host=socket.gethostname(),
+                           started=process_start_time(job.pid))
+        write_local_exit(folder, record)
+        assert running_here(record)
+        # the same pid, another process (a reboot, or the pid taken since): not running
+        assert not running_here(LocalExit(returncode=None, pid=job.pid, host=socket.gethostname(), started="1"))
+        assert not running_here(LocalExit(returncode=None, pid=os.getpid(), host="elsewhere", started=None))
+        assert main(["--root", str(tmp_path), "submit", str(grid), "--local", "--no-progress", "--force",
+                     "--no-collect"]) == 0
+        out = capsys.readouterr().out
+        assert "1 queued or running, 0 to submit" in out, out
+        # untouched: the job was not started again (the backend would have rewritten its start record)
+        assert job.poll() is None and read_local_exit(folder) == record
+        assert not (folder / "run.json").exists()
+        status = sweep_status("orphan", tmp_path)
+        assert [r.state for r in status.runs] == [RunState.RUNNING]
+    finally:
+        job.kill()
+        job.wait()
+    assert [r.state for r in sweep_status("orphan", tmp_path).runs] != [RunState.RUNNING]

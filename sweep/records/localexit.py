@@ -6,7 +6,8 @@ log. The local backend writes it through this module alone (sweep.submit.backend
 records.runs reads it when run.json does not say how the job ended.
 
 Schema versions: 0, files written before the record carried ``schema_version`` (read as 1);
-1, the same keys with ``schema_version``; 2, `pid` and `host` of a job that has not ended.
+1, the same keys with ``schema_version``; 2, `pid`, `host` and `started` of a job that has not
+ended.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class LocalExit:
     cpus: int | None = None
     pid: int | None = field(default=None, metadata=OMIT_NONE)  # a job that has not ended: its process group
     host: str | None = field(default=None, metadata=OMIT_NONE)  # and the host it runs on
+    started: str | None = field(default=None, metadata=OMIT_NONE)  # and its start (records.lock.process_start_time)
 
     def to_json(self) -> JsonObject:
         """The record's JSON object (schema_version first)."""
@@ -47,7 +49,7 @@ class LocalExit:
         f = Fields(migrate(path, data, SCHEMA_VERSION, MIGRATIONS), path)
         return cls(returncode=f.opt_integer("returncode"), reason=f.opt_text("reason"),
                    wall_s=f.opt_number("wall_s", lo=0), cpus=f.opt_integer("cpus", lo=0),
-                   pid=f.opt_integer("pid", lo=1), host=f.opt_text("host"))
+                   pid=f.opt_integer("pid", lo=1), host=f.opt_text("host"), started=f.opt_text("started"))
 
 
 def _v0_to_v1(data: JsonObject) -> JsonObject:
@@ -56,7 +58,7 @@ def _v0_to_v1(data: JsonObject) -> JsonObject:
 
 
 def _v1_to_v2(data: JsonObject) -> JsonObject:
-    """Version 2 adds `pid` and `host` (written while a job runs), absent from version 1."""
+    """Version 2 adds `pid`, `host` and `started` (written while a job runs), absent from version 1."""
     return data
 
 

@@ -72,9 +72,9 @@ class LockLostError(LockedError):
     or no longer refreshed): whatever it was about to do under the lock is not done."""
 
 
-def _start_time(pid: int) -> str | None:
+def process_start_time(pid: int) -> str | None:
     """A process's start time (clock ticks since boot, /proc): with the pid, it names the process
-    even after the pid is reused."""
+    even after the pid is reused (None when it cannot be read: no such process, no /proc)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -114,7 +114,8 @@ class LockHolder:
     @classmethod
     def me(cls) -> LockHolder:
         """This process, with a fresh token."""
-        return cls(host=socket.gethostname(), pid=os.getpid(), started=_start_time(os.getpid()), since=time.time(),
+        return cls(host=socket.gethostname(), pid=os.getpid(), started=process_start_time(os.getpid()),
+                   since=time.time(),
                    command=" ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:300],
                    token=secrets.token_hex(16))
 
@@ -130,6 +131,12 @@ def _v1_to_v2(data: JsonObject) -> JsonObject:
 
 
 MIGRATIONS: dict[int, Migration] = {0: _v0_to_v1, 1: _v1_to_v2}
+
+
+def process_alive(pid: int, started: str | None = None) -> bool:
+    """Whether process `pid` of this host lives and, when `started` (process_start_time's) is
+    given, is still the process that started then (not another that took its pid since)."""
+    return _pid_alive(pid) and (started is None or process_start_time(pid) in (None, started))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -174,7 +181,7 @@ def _stale(path: Path, holder: LockHolder, stale_after: float) -> bool:
     if holder.host == socket.gethostname() and holder.pid is not None:
         pid = holder.pid
         started = holder.started
-        return not _pid_alive(pid) or (started is not None and _start_time(pid) not in (None, started))
+        return not _pid_alive(pid) or (started is not None and process_start_time(pid) not in (None, started))
     try:
         age = time.time() - path.lstat().st_mtime
     except FileNotFoundError:

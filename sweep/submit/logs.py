@@ -44,7 +44,9 @@ from ..records.events import RUN_NOTE, RUNTIME_HOLD_CODES, Hold, is_memory_hold
 from ..records.localexit import read_local_exit
 from ..records.manifest import Manifest, load_manifest, on_pool
 from ..records.runinfo import read_run_info
+from ..records.lock import process_alive
 from ..records.untrusted import UntrustedFileError, open_untrusted
+from .status import running_here
 
 #: The streams a run has: the option's word -> the file in the run's folder.
 STREAMS = {"out": STDOUT, "err": STDERR}
@@ -301,15 +303,14 @@ class _RunView:
         if record is not None:
             if record.returncode is not None:
                 return False
-            pid, host = getattr(record, "pid", None), getattr(record, "host", None)
-            if pid is not None:
-                return host in (None, socket.gethostname()) and _alive(pid)
+            if record.pid is not None:
+                return running_here(record)
         try:
             info = read_run_info(self.folder)
         except RecordError:
             info = None
         if info is not None and info.status is RunState.RUNNING:
-            return info.host == socket.gethostname() and info.pid is not None and _alive(info.pid)
+            return info.host == socket.gethostname() and info.pid is not None and process_alive(info.pid)
         return not self.events.last and (self.paths.jobs(self.sweep) / LOCK_FILE).exists()
 
     def show_history(self) -> None:
@@ -539,16 +540,6 @@ def _read_upto(fd: int, n: int) -> bytes:
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
 
 
 def _released_by_policy(ad) -> bool:

@@ -27,9 +27,11 @@ from ..core.states import RunState
 from ..records.lock import sweep_lock
 from ..records.manifest import DatasetRef, Manifest, dataset_ref, load_manifest, on_pool, read_manifest, \
     record_submission
+from ..records.base import RecordError
+from ..records.localexit import read_local_exit
 from ..records.runs import mark_stale, read_run
 from .prepare import for_native_memory_retry, prepare, write_rendered
-from .status import sweep_status, wait_for
+from .status import running_here, sweep_status, wait_for
 
 #: The data step (sweep.physics.datastep.ensure_dataset): (grid, show progress, whether the jobs
 #: receive their data by transfer) -> a note of what it made, or None. Raises NotFoundError when
@@ -152,6 +154,8 @@ def _submit_locked(options: SubmitOptions, console, prepared, todo: list, done: 
     skipped = {}
     if backend.name == BACKEND_HTCONDOR:
         todo, skipped = backend.skip_queued(rendered, todo, requeue=options.requeue)
+    elif backend.name == BACKEND_LOCAL:
+        todo, skipped = _skip_running_here(rendered, todo)
     if make_dataset is not None:
         # the per-model file HTCondor transfers; local jobs read the dataset where it is
         note = make_dataset(spec, options.progress, backend.name == BACKEND_HTCONDOR)
@@ -255,6 +259,24 @@ def _to_submit(runs: list, results_dir: Path, spec: GridSpec, dataset: DatasetRe
             if outcome.state is RunState.STALE:
                 stale.append(r)
     return todo, stale
+
+
+def _skip_running_here(rendered, todo: list) -> tuple[list, dict[str, str]]:
+    """(the local runs to start, run id -> why not for the others): a run whose job an earlier
+    command started here still runs (that command was killed, its job lives on in a session of its
+    own: the local backend's start record names the process, and it is the same process) is not
+    started again beside it, even with --force."""
+    keep, skipped = [], {}
+    for r in todo:
+        try:
+            local = read_local_exit(rendered.results_dir / r.run.run_id)
+        except RecordError:
+            local = None
+        if running_here(local):
+            skipped[r.run.run_id] = "its job still runs here (started by an earlier command)"
+        else:
+            keep.append(r)
+    return keep, skipped
 
 
 def _say_stale(console, spec: GridSpec, stale: list) -> None:

@@ -14,9 +14,11 @@ from ..core.states import RunState
 from ..records.events import (RUNTIME_HOLD_CODES, EventLogReader, attempts_by_run, is_memory_hold, latest_by_run,
                               read_event_log)
 from ..records.base import RecordError
+from ..records.localexit import LocalExit
+from ..records.lock import process_alive
 from ..records.manifest import Manifest, Submission, list_sweeps, load_manifest, on_pool
 from ..records.progress import Live, parse_live, read_progress
-from ..records.runs import RunOutcome, read_run
+from ..records.runs import read_run
 
 #: The order in which counts are shown.
 ORDER = (RunState.IDLE, RunState.RUNNING, RunState.HELD, RunState.DONE, RunState.FAILED, RunState.REMOVED,
@@ -161,22 +163,15 @@ def _live(sweep: str, manifest: Manifest, follower: Follower | None = None
     return live, queue.active_dags, schedd, "; ".join(queue.dag_problems), queue.pending_in, lines
 
 
-def _running_here(outcome: RunOutcome) -> bool:
+def running_here(local: LocalExit | None) -> bool:
     """A local run whose job is still running: the local backend recorded its start and not its
-    end, and its process lives on this host."""
-    import os
+    end, and the process it started lives on this host (the same process: its start time too, so
+    a pid taken by another process since a crash or a reboot is not it)."""
     import socket
 
-    local = outcome.local
     if local is None or local.returncode is not None or not local.pid or local.host != socket.gethostname():
         return False
-    try:
-        os.kill(local.pid, 0)
-    except PermissionError:
-        return True  # alive, another user's (the job owner's)
-    except OSError:
-        return False
-    return True
+    return process_alive(local.pid, local.started)
 
 
 def _live_line(results: Path) -> Live | None:
@@ -292,7 +287,7 @@ def sweep_status(sweep: str, root: Path, query_schedd: bool = True, follower: Fo
                 if isinstance(value, (int, float)) and (best is None or (value > best.value if direction == "max"
                                                                          else value < best.value)):
                     best = Best(run_id, entry.name, str(metric), float(value))
-            elif not manifest.on_pool and _running_here(outcome):
+            elif not manifest.on_pool and running_here(outcome.local):
                 rs.state, rs.detail = RunState.RUNNING, "running here"
                 rs.live = _live_line(paths.results(sweep) / run_id)
             elif job is not None and (job.state in (RunState.REMOVED, RunState.FAILED)

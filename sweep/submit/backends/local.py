@@ -21,6 +21,7 @@ from ...core.cost import start_order
 from ...core.names import BACKEND_LOCAL, CONFIG_FILE, OUTPUT_FILES, STDERR, STDOUT
 from ...core.render import RenderedRun, RenderedSweep
 from ...records.localexit import LocalExit, write_local_exit
+from ...records.lock import process_start_time
 from .base import Backend, SubmitReport
 
 
@@ -80,7 +81,8 @@ class LocalBackend(Backend):
                                     cwd=folder, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
                                     start_new_session=True)
         # started, not ended: `sweep status` sees the job running while this process lives
-        write_local_exit(folder, LocalExit(returncode=None, cpus=cpus, pid=proc.pid, host=socket.gethostname()))
+        write_local_exit(folder, LocalExit(returncode=None, cpus=cpus, pid=proc.pid, host=socket.gethostname(),
+                                           started=process_start_time(proc.pid)))
         now = time.monotonic()
         return _Running(run, proc, now, cpus, min(res.request_memory_mb, self.memory_mb), now + res.runtime_s)
 
