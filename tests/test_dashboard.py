@@ -47,9 +47,12 @@ def write_study(root: Path) -> optuna.Study:
     return study
 
 
-def http(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
+def http(method: str, url: str, body: dict | None = None, host: str | None = None,
+         origin: str | None = None) -> tuple[int, dict]:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **({"Host": host} if host else {}),
+               **({"Origin": origin} if origin else {})}
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read() or b"{}")
@@ -109,6 +112,10 @@ def test_the_dashboard_serves_the_driver_s_study_read_only_on_localhost(tmp_path
         assert status == 403 and "read-only" in answer["reason"]
         status, _ = http("POST", f"{base}/api/studies/{study_id}/rename", {"study_name": "other"})
         assert status == 403
+        # a page elsewhere whose name a browser was made to resolve to 127.0.0.1 (DNS rebinding)
+        status, answer = http("GET", f"{base}/api/studies", host=f"evil.example:{server.server_port}")
+        assert status == 403 and "localhost only" in answer["reason"]
+        assert http("GET", f"{base}/api/studies", host=f"localhost:{server.server_port}")[0] == 200
     assert journal.read_bytes() == before
     assert load_study(journal, SWEEP).trials[0].values == [0.91]
     assert not Path(f"{journal}.lock").exists()
@@ -130,7 +137,12 @@ def test_the_dashboard_opens_the_journal_with_the_driver_s_lock(tmp_path):
     with Running(dashboard.open_server(SWEEP, tmp_path, port=0, writable=True)) as server:
         base = f"http://127.0.0.1:{server.server_port}"
         study_id = http("GET", f"{base}/api/studies")[1]["study_summaries"][0]["study_id"]
-        status, _ = http("PUT", f"{base}/api/studies/{study_id}/note", {"version": 1, "body": "lr too high"})
+        # a write a page of another site sends (its browser names the page): refused
+        status, _ = http("PUT", f"{base}/api/studies/{study_id}/note", {"version": 1, "body": "csrf"},
+                         origin="https://evil.example")
+        assert status == 403
+        status, _ = http("PUT", f"{base}/api/studies/{study_id}/note", {"version": 1, "body": "lr too high"},
+                         origin=base)
         assert status == 204
     store = studies.storage(journal)
     attrs = store.get_study_system_attrs(store.get_study_id_from_name(SWEEP))

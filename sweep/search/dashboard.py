@@ -164,6 +164,42 @@ def read_only(app: WSGIApp) -> WSGIApp:
     return guarded
 
 
+def loopback_only(app: WSGIApp) -> WSGIApp:
+    """`app` answering 403 to a request whose Host header is not this machine's loopback (a
+    loopback address or `localhost`, any port): a web page elsewhere that makes a browser resolve
+    its own name to 127.0.0.1 (DNS rebinding) reaches the port, but not the study; and to a write
+    whose Origin (the page that sent it) is not loopback either (a cross-site POST, --writable).
+
+    Args:
+        app: a WSGI application.
+
+    Returns:
+        The WSGI application that passes on requests for a loopback host only.
+    """
+    body = json.dumps({"reason": "this dashboard answers requests for localhost only"}).encode()
+
+    def is_loopback(host: str) -> bool:
+        name = host[1:host.index("]")] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0] \
+            if host.count(":") == 1 else host
+        try:
+            return name == "localhost" or ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            return False
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        ok = is_loopback(str(environ.get("HTTP_HOST", "")).strip())
+        origin = str(environ.get("HTTP_ORIGIN", "")).strip()
+        if ok and origin and environ.get("REQUEST_METHOD", "GET").upper() not in READ_METHODS:
+            # a write sent by a page of another site (a browser names it): refused (--writable)
+            ok = is_loopback(origin.split("://", 1)[-1].split("/", 1)[0])
+        if ok:
+            return app(environ, start_response)
+        start_response("403 Forbidden", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return guarded
+
+
 def dashboard_app(store: JournalStorage, *, writable: bool = False) -> WSGIApp:
     """optuna-dashboard's WSGI application on `store`.
 
@@ -173,7 +209,7 @@ def dashboard_app(store: JournalStorage, *, writable: bool = False) -> WSGIApp:
             delete); False answers every write 403.
 
     Returns:
-        The WSGI application.
+        The WSGI application, answering requests for a loopback host only (loopback_only).
 
     Raises:
         SweepError: optuna-dashboard is not installed (the message names the package).
@@ -184,7 +220,7 @@ def dashboard_app(store: JournalStorage, *, writable: bool = False) -> WSGIApp:
         raise SweepError(f"sweep dashboard needs the {PACKAGE} package, which is not installed: "
                          f"python -m pip install {PACKAGE}") from None
     app = wsgi(store)
-    return app if writable else read_only(app)
+    return loopback_only(app if writable else read_only(app))
 
 
 class _QuietHandler(WSGIRequestHandler):

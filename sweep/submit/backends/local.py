@@ -81,8 +81,13 @@ class LocalBackend(Backend):
                                     cwd=folder, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
                                     start_new_session=True)
         # started, not ended: `sweep status` sees the job running while this process lives
-        write_local_exit(folder, LocalExit(returncode=None, cpus=cpus, pid=proc.pid, host=socket.gethostname(),
-                                           started=process_start_time(proc.pid)))
+        try:
+            write_local_exit(folder, LocalExit(returncode=None, cpus=cpus, pid=proc.pid, host=socket.gethostname(),
+                                               started=process_start_time(proc.pid)))
+        except BaseException:  # not yet among the running jobs the caller stops: stop it here
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
         now = time.monotonic()
         return _Running(run, proc, now, cpus, min(res.request_memory_mb, self.memory_mb), now + res.runtime_s)
 
