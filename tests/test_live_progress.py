@@ -55,6 +55,19 @@ def test_status_shows_the_best_finished_run_so_far(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["best"]["run_id"] == best_id and out["counts"] == {"done": len(manifest["runs"])}
     assert out["finished"] and {r["state"] for r in out["runs"]} == {"done"}
+    # a search: its first objective decides, as collect ranks it (not the grid's ranking)
+    from tests.synthetic import make_search
+
+    make_search(tmp_path, "srch", trials=6)
+    manifest_path = tmp_path / "jobs" / "srch" / "sweep.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["ranking"] = [["recall", "max"], ["precision", "max"]]  # the grid's ranking, not the search's
+    manifest_path.write_text(json.dumps(manifest))
+    best = sweep_status("srch", tmp_path, query_schedd=False).best
+    import sweep
+
+    table = sweep.load("srch", root=tmp_path).results()
+    assert best.metric == "precision" and best.value == pytest.approx(table["precision"].max())
 
 
 @pytest.mark.training

@@ -250,7 +250,9 @@ def sweep_status(sweep: str, root: Path, query_schedd: bool = True, follower: Fo
     events, attempts = latest_by_run(jobs), attempts_by_run(jobs)
     required = [m for m, _ in manifest.ranking]
     submitted = {r for s in manifest.submissions for r in s.runs or ()}
-    metric, direction = manifest.ranking[0] if manifest.ranking else (None, "max")
+    # the best so far as collect ranks: a search by its first objective, a grid by its first ranking metric
+    order = list(manifest.search.objectives) if manifest.search is not None else list(manifest.ranking)
+    metric, direction = order[0] if order else (None, "max")
     best: Best | None = None
     runs = []
     for entry in manifest.runs:
