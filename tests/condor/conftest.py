@@ -23,6 +23,7 @@ removed by the next session.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.util
 import os
 import re
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import pytest
 
+from sweep.records.lock import process_start_time
 from tests.condor import owner
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,14 +55,6 @@ ROOT_PREFIX = "sweep-condor-pool-"
 OWNER_FILE = "pytest-owner"
 
 
-def _start_time(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat[stat.rfind(")") + 2:].split()[19]
-
-
 def _reap_stale_pools() -> None:
     """Stop and delete pools of earlier sessions that were killed before their teardown
     (e.g. SIGKILL by a CI timeout). Pools of live sessions are left alone."""
@@ -69,7 +63,7 @@ def _reap_stale_pools() -> None:
             pid, started = (root / OWNER_FILE).read_text().split()
         except (OSError, ValueError):
             continue
-        if _start_time(int(pid)) == started or os.environ.get("SWEEP_CONDOR_KEEP"):
+        if process_start_time(int(pid)) == started or os.environ.get("SWEEP_CONDOR_KEEP"):
             continue
         try:
             _cp.Pool(root).stop()
@@ -84,7 +78,7 @@ def condor_pool_fixture_root():
     _reap_stale_pools()
     root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX))
     root.chmod(0o755)  # the job owner must be able to traverse it
-    (root / OWNER_FILE).write_text(f"{os.getpid()} {_start_time(os.getpid())}\n")
+    (root / OWNER_FILE).write_text(f"{os.getpid()} {process_start_time(os.getpid())}\n")
     yield root
     if not os.environ.get("SWEEP_CONDOR_KEEP"):
         shutil.rmtree(root, ignore_errors=True)
@@ -99,29 +93,13 @@ def condor_pool(condor_pool_fixture_root):
                     f"(needs apt-get + network to deb.debian.org + patchelf on Debian 12): {e}",
                     pytrace=False)
     pool = _cp.Pool(condor_pool_fixture_root, installation=inst, memory_mb=4096)
-    atexit.register(_quiet_stop, pool)  # e.g. the session is killed between yield and teardown
     # a SIGTERM (CI timeout, `timeout`) must still run the teardown below
     old_term = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     try:
-        pool.start(timeout=90)
-    except Exception as e:  # noqa: BLE001 - whatever stops the start fails the session, with its message
-        _quiet_stop(pool)
-        pytest.fail(f"personal HTCondor pool did not start: {e}", pytrace=False)
-
-    saved_env = dict(os.environ)
-    htcondor2 = _cp.client_setup(pool)
-    owner.POOL = pool
-    try:
-        yield pool
+        with _running(pool, "personal HTCondor pool") as running:
+            yield running
     finally:
-        owner.POOL = None
-        os.environ.clear()
-        os.environ.update(saved_env)
-        htcondor2.reload_config()
-        pool.stop()
         signal.signal(signal.SIGTERM, old_term)
-        left = pool.pids()
-        assert not left, f"condor processes left after stop: {left}"
 
 
 @pytest.fixture(scope="module")
@@ -135,12 +113,21 @@ def condor_pool_25(condor_pool_fixture_root):
     root = condor_pool_fixture_root / "pool-25"
     root.mkdir(mode=0o755, exist_ok=True)
     pool = _cp.Pool(root, installation=inst, cpus=2, memory_mb=4096)
-    atexit.register(_quiet_stop, pool)
+    with _running(pool, "personal HTCondor 25.x pool") as running:
+        yield running
+
+
+@contextlib.contextmanager
+def _running(pool, what: str):
+    """`pool` started (the tests FAIL, saying `what`, when it cannot start), with this process's
+    bindings and owner.POOL pointed at it; after, the environment, the bindings' configuration and
+    owner.POOL as they were (another pool's, or none), the pool stopped and no process of it left."""
+    atexit.register(_quiet_stop, pool)  # e.g. the session is killed between yield and teardown
     try:
         pool.start(timeout=90)
     except Exception as e:  # noqa: BLE001 - whatever stops the start fails the tests, with its message
         _quiet_stop(pool)
-        pytest.fail(f"personal HTCondor 25.x pool did not start: {e}", pytrace=False)
+        pytest.fail(f"{what} did not start: {e}", pytrace=False)
     import htcondor2
 
     saved_env, saved_pool = dict(os.environ), owner.POOL
@@ -154,11 +141,11 @@ def condor_pool_25(condor_pool_fixture_root):
         os.environ.clear()
         os.environ.update(saved_env)
         htcondor2.reload_config()
-        if saved_auth is not None:  # the session pool's in-process setting (client_setup)
+        if saved_auth is not None:  # another pool's in-process setting (client_setup)
             htcondor2.param["SEC_CLIENT_AUTHENTICATION_METHODS"] = saved_auth
         pool.stop()
         left = pool.pids()
-        assert not left, f"condor processes of the 25.x pool left after stop: {left}"
+        assert not left, f"condor processes of the {what} left after stop: {left}"
 
 
 def _sigterm_to_interrupt(signum, frame):
