@@ -101,9 +101,8 @@ class BestModel:
     result: dict[str, Any]
 
 
-class Sweep:
-    """A handle on one sweep (or search) of a project, as ``sweep.load`` gives it. Every method
-    reads the sweep's files afresh: call it again to see what changed."""
+class _Handle:
+    """What a sweep's and a chain's handles share: the name, the project folder, its paths."""
 
     def __init__(self, name: str, root: Path) -> None:
         self.name = name
@@ -115,8 +114,13 @@ class Sweep:
 
     @property
     def results_dir(self) -> Path:
-        """results/<sweep>/: what the jobs and collect write."""
+        """results/<name>/: what the jobs, collect and the chain write."""
         return self.paths.results(self.name)
+
+
+class Sweep(_Handle):
+    """A handle on one sweep (or search) of a project, as ``sweep.load`` gives it. Every method
+    reads the sweep's files afresh: call it again to see what changed."""
 
     def objectives(self) -> list[tuple[str, str]]:
         """What the sweep ranks by: a search's objectives, else the grid's ranking, as (metric,
@@ -266,16 +270,8 @@ class Sweep:
             raise NotFoundError(f"{journal}: holds no study {self.name!r}") from None
 
 
-class Chain:
+class Chain(_Handle):
     """A handle on a two-step chain: its record (stages, leaders) and its evaluation."""
-
-    def __init__(self, name: str, root: Path) -> None:
-        self.name = name
-        self.root = root
-        self.paths = SweepPaths(root)
-
-    def __repr__(self) -> str:
-        return f"sweep.load({self.name!r}, root={str(self.root)!r})"
 
     def record(self) -> Any:
         """The chain's record (sweep.records.chain.ChainRecord: stages, their sweeps and leaders).
@@ -285,7 +281,7 @@ class Chain:
         """
         from .records.chain import read_chain
 
-        return read_chain(self.paths.results(self.name))
+        return read_chain(self.results_dir)
 
     def sweep(self, stage: str) -> Sweep:
         """The handle of a grid stage's sweep ("peaks" or "clusters").
@@ -310,7 +306,7 @@ class Chain:
         from .chain.stages import EVALUATION_DIR
         from .records.evaluation import read_evaluation
 
-        folder = self.paths.results(self.name) / EVALUATION_DIR
+        folder = self.results_dir / EVALUATION_DIR
         found = read_evaluation(folder)
         if found is None:
             raise NotFoundError(f"chain {self.name!r} has no evaluation yet ({folder})")
