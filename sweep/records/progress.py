@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.names import PROGRESS_FILE
+from ..core.units import format_duration
 from ..fsutil import atomic_write_json
 from .base import OMIT_NONE, Fields, JsonObject, Migration, RecordError, migrate, to_json
 from .untrusted import RECORD_LIMIT, load_object
@@ -83,15 +84,10 @@ class Live:
             parts.append(f"{self.metric} {self.value:.4g}")
         if self.loss is not None:
             parts.append(f"loss {self.loss:.4g}" + (f"/{self.val_loss:.4g}" if self.val_loss is not None else ""))
-        parts.append(_duration(self.elapsed_s))
+        parts.append(format_duration(self.elapsed_s))
         if self.epoch < self.epochs:
-            parts.append(f"ETA ≤ {_duration(self.eta_s)}")
+            parts.append(f"ETA ≤ {format_duration(self.eta_s)}")
         return ", ".join(parts)
-
-
-def _duration(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
 def format_live(live: Live) -> str:
