@@ -292,3 +292,27 @@ def test_the_end_of_a_search_is_posted(tmp_path):
                         failed=False) is None
     ((_, _, body),) = hook.posts
     assert body["kind"] == "search" and body["status"] == "complete" and body["trials"] == {"complete": 4}
+
+
+def test_the_end_of_a_chain_is_posted_once_per_webhook_and_never_raises(tmp_path):
+    """A chain posts to the webhooks of its two grids (one post when both name the same), with its
+    stages and how it ended; a post that goes wrong is logged, and the chain's end stands."""
+    from types import SimpleNamespace
+
+    from sweep.chain.run import _tell_chain
+    from sweep.records.chain import ChainRecord
+
+    notes: list[str] = []
+    with Receiver() as hook:
+        grid = tmp_path / "peaks.yaml"
+        grid.write_text(f"notify: {{webhook: '{hook.url}', on: [complete, error]}}\n")
+        spec = SimpleNamespace(name="ch", peaks=SimpleNamespace(grid=grid), clusters=SimpleNamespace(grid=grid))
+        _tell_chain(spec, tmp_path, ChainRecord(chain="ch"), None, notes.append)
+        _tell_chain(spec, tmp_path, ChainRecord(chain="ch"), "the peaks stage failed", notes.append)
+    (_, _, done), (_, _, failed) = hook.posts
+    assert done["kind"] == "chain" and done["sweep"] == "ch" and done["status"] == "complete"
+    assert done["schema"] == "sweep.notify/1" and "sweep_version" in done and "stages" in done
+    assert failed["status"] == "error" and failed["problem"] == "the peaks stage failed"
+    # the receiver is gone: refused and logged, nothing raised
+    _tell_chain(spec, tmp_path, ChainRecord(chain="ch"), None, notes.append)
+    assert notes[-1].startswith("notify: the webhook at http://127.0.0.1 could not be reached")

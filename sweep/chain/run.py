@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,7 +234,7 @@ def _tell_chain(spec: PipelineSpec, root: Path, record, problem: str | None, not
 
 
 def _post_chain(spec: PipelineSpec, root: Path, record, problem: str | None, note) -> None:
-    from ..collect.notify import SCHEMA, grid_notify, post
+    from ..collect.notify import envelope, grid_notify, post
 
     failed = problem is not None
     webhooks = []
@@ -245,10 +244,9 @@ def _post_chain(spec: PipelineSpec, root: Path, record, problem: str | None, not
             webhooks.append(notify.webhook)
     if not webhooks:
         return
-    body = {"schema": SCHEMA, "sweep": spec.name, "kind": "chain", "status": "error" if failed else "complete",
-            "host": socket.getfqdn(), "sent_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "stages": stage_lines(record if record is not None else read_record(SweepPaths(root.resolve())
-                                                                                .results(spec.name))),
-            "problem": problem, "report_command": f"sweep --root {SweepPaths(root.resolve()).root} report {spec.name}"}
+    paths = SweepPaths(root.resolve())
+    body = {**envelope(spec.name, "chain"), "status": "error" if failed else "complete",
+            "stages": stage_lines(record if record is not None else read_record(paths.results(spec.name))),
+            "problem": problem, "report_command": f"sweep --root {paths.root} report {spec.name}"}
     for url in webhooks:
         post(url, body, note)

@@ -76,6 +76,13 @@ def post(url: str, body: dict[str, Any], log: Callable[[str], Any] = print, time
     return True
 
 
+def envelope(sweep: str, kind: str) -> dict[str, Any]:
+    """What every summary starts with: its schema, the sweep (or chain) and its kind, the host and
+    time it was sent from, and sweep's version."""
+    return {"schema": SCHEMA, "sweep": sweep, "kind": kind, "host": socket.getfqdn(),
+            "sent_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "sweep_version": __version__}
+
+
 def summary(sweep: str, root: Path, *, kind: str = "sweep", failed: bool | None = None,
             extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON summary of a sweep as it stands: its runs counted by state, its best run by the
@@ -85,8 +92,7 @@ def summary(sweep: str, root: Path, *, kind: str = "sweep", failed: bool | None 
 
     paths = SweepPaths(root.resolve())
     results = paths.results(sweep)
-    body: dict[str, Any] = {"schema": SCHEMA, "sweep": sweep, "kind": kind, "host": socket.getfqdn(),
-                            "sent_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "sweep_version": __version__}
+    body = envelope(sweep, kind)
     try:
         board = collect(sweep, root, write_csv=False, read_only=True)
     except SweepError as exc:
