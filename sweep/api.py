@@ -365,7 +365,6 @@ def submit_grid(grid: str | os.PathLike[str], backend: str = "local", wait: bool
     from rich.console import Console
 
     from .core.errors import InputError
-    from .core.pipeline import looks_like_pipeline
     from .submit.stage import SubmitOptions
     from .submit.stage import submit_grid as submit_stage
     from .submit.stage import wait as wait_for_end
@@ -373,8 +372,6 @@ def submit_grid(grid: str | os.PathLike[str], backend: str = "local", wait: bool
     if backend not in BACKENDS:
         raise InputError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     grid, project = Path(grid), Path(root).resolve()
-    if looks_like_pipeline(grid):
-        raise InputError(f"{grid} is a pipeline file (chain:), not a grid: run it with `sweep chain {grid}`")
     console = Console(highlight=False, quiet=not progress)
     step = data_step()
     options = SubmitOptions(grid=grid, root=project, mode=backend, force=force, cpus=cpus, progress=progress,

@@ -90,11 +90,7 @@ def cmd_submit(args) -> int:
     """`sweep submit GRID`: render the grid's jobs and run them here or queue them on the pool (a
     search grid is handed to cmd_search), then wait and collect as asked. Returns 1 when every run
     failed, else 0; a pipeline file raises InputError (exit 2)."""
-    from .core.pipeline import looks_like_pipeline
     from .submit.stage import submit_grid
-
-    if looks_like_pipeline(args.grid):
-        raise InputError(f"{args.grid} is a pipeline file (chain:), not a grid: run it with `sweep chain {args.grid}`")
 
     outcome = submit_grid(_submit_options(args, args.grid), _console(), **_data_step())
     if outcome.follow == "search":  # a grid with a search: block is a search

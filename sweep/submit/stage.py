@@ -82,11 +82,17 @@ def submit_grid(options: SubmitOptions, console, *, checks: GridChecks | None = 
         The sweep and what the caller does next.
 
     Raises:
+        InputError: a pipeline file (chain:), not a grid.
         GridError, RenderError: the grid cannot be rendered (nothing written).
         BackendError: --condor (or a resubmission to a pool) without a reachable schedd, or a
             schedd that refused the jobs.
         NotFoundError: the dataset is missing and the grid does not say how to make it.
     """
+    from ..core.pipeline import looks_like_pipeline
+
+    if looks_like_pipeline(options.grid):
+        raise InputError(f"{options.grid} is a pipeline file (chain:), not a grid: run it with "
+                         f"`sweep chain {options.grid}`")
     root = options.root
     prepared = prepare(options.grid, root, checks=checks)
     spec, rendered = prepared.spec, prepared.rendered
