@@ -568,7 +568,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-dag", action="store_true", help="htcondor: queue the runs directly, without a DAG")
     p.add_argument("--wait", action="store_true", help="htcondor: wait until the sweep is finished, then collect")
     p.add_argument("--wait-timeout", type=float, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--show", action="store_true", help="with --dry-run: print the first submit file")
+    p.add_argument("--show", action="store_true",
+                   help="with --dry-run: print the submit description, the first run's values and config.yaml")
     p.add_argument("--force", action="store_true", help="rerun configurations that already have a valid result")
     p.add_argument("--cpus", type=positive_int, default=None, help="local: cores to pack jobs onto (default: all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -99,6 +99,14 @@ def small_dataset(tmp_path_factory):
     return path
 
 
+#: For a stand-in job (a test's own wrapper template): `$part`, the run's own part of its
+#: configuration as JSON, decoded from the job's `--run` argument ($3) as sweep.core.runconfig
+#: encodes it (URL-safe base64 without padding).
+RUN_PART_SH = ('part=$(printf "%s" "$3" | tr "_-" "/+"); n=$(printf "%s" "$part" | wc -c); '
+               'while [ $((n % 4)) -ne 0 ]; do part="$part="; n=$((n + 1)); done; '
+               'part=$(printf "%s" "$part" | base64 -d)\n')  # no ${#...}: the wrapper is a Jinja template
+
+
 def grid_text(dataset, sweep="e2e", axes="  optimizer: [adam, rmsprop]\n", extra="", epochs=2, max_samples=5000):
     return (f"sweep: {sweep}\nmodel: lstm\nseed: 5\n"
             f"data: {{path: {dataset}, max_samples: {max_samples}}}\n"

@@ -1,5 +1,5 @@
 """Synthetic finished sweeps for tests and benchmarks: the manifest `sweep submit` writes
-(jobs/<sweep>/sweep.json, per-run config.yaml) and the files each job leaves in
+(jobs/<sweep>/sweep.json, the shared config.yaml) and the files each job leaves in
 results/<sweep>/<run-id>/ (metrics.json, history.csv, roc.csv, run.json, model.keras), with
 metrics driven by chosen hyperparameters. No TensorFlow, no HTCondor.
 
@@ -82,12 +82,13 @@ def make_sweep(root: Path, sweep: str = "syn", model: str = "lstm", axes: dict[s
                   if failed else set())
     payload = bytes(rng.getrandbits(8) for _ in range(min(model_bytes, 4096))) * max(1, model_bytes // 4096)
     truth = {}
+    # what every run shares (sweep.core.render's config.yaml, named by its digest); each run's own
+    # part is its manifest entry
+    shared = f"sweep: {sweep}\nmodel: {model}\nparams: {{}}\n"
+    shared_path = jobs / "configs" / hashlib.sha256(shared.encode()).hexdigest()[:16] / "config.yaml"
+    shared_path.parent.mkdir(parents=True)
+    shared_path.write_text(shared)
     for r in runs:
-        run_dir = jobs / r["run_id"]
-        run_dir.mkdir(exist_ok=True)
-        (run_dir / "config.yaml").write_text(
-            f"sweep: {sweep}\nmodel: {model}\nrun_id: {r['run_id']}\nconfig_id: {r['config_id']}\n"
-            f"seed: {r['seed']}\nparams: {json.dumps(r['swept'])}\n")
         if r["run_id"] in missing_ids:
             continue
         out = results / r["run_id"]
@@ -253,7 +254,7 @@ def make_search(root: Path, sweep: str = "search", trials: int = 12, seed: int =
             == biases.index(r["swept"]["bias"])]
     for r in manifest["runs"]:
         if r not in keep:
-            for folder in (jobs / r["run_id"], results / r["run_id"]):
+            for folder in (results / r["run_id"],):
                 for f in folder.iterdir():
                     f.unlink()
                 folder.rmdir()

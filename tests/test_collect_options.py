@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from sweep import cli
 from sweep.collect.gather import collect
@@ -173,7 +174,10 @@ def test_best_folder_replaced_atomically(swept, capsys):
         assert files == {"model.keras", "config.yaml", "metrics.json"}
         assert ((best / name / "model.keras").read_bytes()
                 == (root / "results/syn" / run_id / "model.keras").read_bytes())
-        assert f"run_id: {run_id}" in (best / name / "config.yaml").read_text()
+        config = yaml.safe_load((best / name / "config.yaml").read_text())  # the run's whole configuration
+        assert config["run_id"] == run_id and config["sweep"] == "syn"
+        entry = next(r for r in json.loads((root / "jobs/syn/sweep.json").read_text())["runs"] if r["run_id"] == run_id)
+        assert config["params"] == dict(sorted(entry["swept"].items())) and config["seed"] == entry["seed"]
     code, _, _ = run_cli(root, "collect", "syn", "--best", "1", "--by", "auc", capsys=capsys)
     top_auc = select(board, by="auc", top=1).frame["run_id"][0]
     assert [p.name for p in best.iterdir() if p.is_dir()] == [f"1-{top_auc}"]

@@ -6,7 +6,7 @@ from sweep.core.cost import cnn_operations, lstm_operations, predicted_cost, sta
 from sweep.core.expand import expand
 from sweep.core.grid import parse_grid
 from sweep.core.schema import CNN_PARAMS
-from tests.conftest import grid_text
+from tests.conftest import RUN_PART_SH, grid_text
 from tests.test_local_backend import _templates
 
 
@@ -45,10 +45,48 @@ def test_the_costliest_runs_start_first_and_equal_ones_keep_their_order(tmp_path
 def test_the_local_backend_starts_the_longest_run_first(tmp_path, small_dataset):
     # one CPU: the runs start one after another; each job (the user's wrapper template) writes its
     # name where the next can add its own
-    _templates(tmp_path, "grep '^name:' config.yaml >> ../started.txt\n")
+    _templates(tmp_path, RUN_PART_SH + "printf '%s\\n' \"$part\" | sed 's/.*\"name\":\"\\([^\"]*\\)\".*/\\1/' >> ../started.txt\n")
     grid = tmp_path / "g.yaml"
     text = grid_text(small_dataset, sweep="order", axes="  topology: [[32, 64, 1], [64, 64, 1], [96, 128, 1]]\n")
     grid.write_text(text.replace("topology: [32, 64, 1], ", "") + "templates: tpl\n")
     main(["--root", str(tmp_path), "submit", str(grid), "--local", "--no-progress", "--cpus", "1", "--no-collect"])
     started = (tmp_path / "results" / "order" / "started.txt").read_text().split()
-    assert [line.strip('"') for line in started if line != "name:"] == ["96x128x1", "64x64x1", "32x64x1"]
+    assert started == ["96x128x1", "64x64x1", "32x64x1"]
+
+
+def test_measured_epochs_reorder_the_runs_and_put_the_others_in_seconds(tmp_path):
+    """A sweep whose runs ran before (a resubmission after failures or evictions): the measured
+    seconds of an epoch replace the prediction, and the median measured/predicted ratio puts the
+    unmeasured runs on the same scale."""
+    text = grid_text(tmp_path / "x.npz", axes="  topology: [[32, 64, 1], [64, 64, 1], [96, 128, 1]]\n")
+    spec = parse_grid(text.replace("topology: [32, 64, 1], ", ""), "g.yaml", tmp_path)
+    small, middle, large = sorted(expand(spec), key=lambda r: predicted_cost(r.model, r.params, 1))
+    runs = [small, middle, large]
+    def order(place):
+        return [r.run_id for r in sorted(runs, key=lambda r: place[r.run_id])]
+
+    assert order(start_order(runs, None)) == [large.run_id, middle.run_id, small.run_id]
+    per_epoch = {r.run_id: predicted_cost(r.model, r.params, 1) / r.params["epochs"] for r in runs}
+    # the large model runs as predicted (x 1e-6 s), the middle one 20x slower than that: the middle
+    # one goes first, and the unmeasured small one, scaled by the median ratio (10.5e-6), passes the
+    # large one (its prediction is 8.7x smaller, its scale 10.5x larger)
+    assert 8 < per_epoch[large.run_id] / per_epoch[small.run_id] < 10
+    measured = {large.run_id: 1e-6 * per_epoch[large.run_id], middle.run_id: 20e-6 * per_epoch[middle.run_id]}
+    assert order(start_order(runs, None, measured)) == [middle.run_id, small.run_id, large.run_id]
+    # what is not a positive finite number is not a measure
+    junk = {small.run_id: float("nan"), middle.run_id: -1.0, large.run_id: float("inf")}
+    assert start_order(runs, None, junk) == start_order(runs, None)
+
+
+def test_epoch_seconds_reads_what_earlier_attempts_left_and_nothing_else(tmp_path):
+    from sweep.records.runs import epoch_seconds
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "history.csv").write_text("epoch,loss,seconds\n1,0.5,4.0\n2,0.4,2.0\n3,0.3,3.0\n")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "history.csv").write_text("epoch,loss,seconds\n1,0.5,nan\n2,0.4,-1\n")  # nothing usable
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "history.csv").symlink_to(tmp_path / "a" / "history.csv")  # planted: never followed
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "history.csv").write_text("not,a\ncsv")
+    assert epoch_seconds(tmp_path, ["a", "b", "c", "d", "missing"]) == {"a": 3.0}

@@ -74,12 +74,12 @@ def test_a_job_given_a_forged_copy_stops_with_exit_2(tmp_path, small_dataset):
     assert main(["--root", str(tmp_path), "submit", str(tmp_path / "url.yaml"), "--dry-run"]) == 0
     assert main(["--root", str(tmp_path), "submit", str(tmp_path / "url.yaml"), "--local", "--no-progress",
                  "--no-collect"]) == 0
-    (config,) = (tmp_path / "jobs" / "url").glob("*/config.yaml")
+    (config,) = (tmp_path / "jobs" / "url").glob("configs/*/config.yaml")  # what the runs share
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     _forged(small_dataset, scratch)
     (scratch / "config.yaml").write_text(config.read_text())
-    proc = subprocess.run([sys.executable, "-m", "sweep.job", "config.yaml"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "sweep.job", "config.yaml", *_run_argument(tmp_path)], capture_output=True, text=True,
                           cwd=scratch, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
     info = json.loads((scratch / "run.json").read_text())
     assert proc.returncode == names.JOB_EXIT_BAD_INPUT, proc.stderr[-2000:]
@@ -115,3 +115,10 @@ def test_plain_http_needs_the_grid_to_say_so(write_grid, tmp_path):
         load_grid(write_grid(GRID.format(data="allow_http: true")), tmp_path)
     (issue,) = exc.value.issues
     assert issue.key == "data.allow_http" and "data.url" in issue.message
+
+
+def _run_argument(root):
+    """The --run argument the local backend gave the sweep's one job (its run.json's argv)."""
+    (record,) = (root / "results" / "url").glob("*/run.json")
+    argv = json.loads(record.read_text())["argv"]
+    return argv[argv.index("--run"):argv.index("--run") + 2]

@@ -60,17 +60,18 @@ def _render_one(tmp_path, dataset, extra=""):
 
 
 def _run_job(run, env_extra=None):
+    """The run's job as a backend starts it: the sweep's config.yaml and the run's --run argument."""
     run.results_dir.mkdir(parents=True, exist_ok=True)
     (run.results_dir / "config.yaml").write_text(run.config_path.read_text())
-    return _run_in(run.results_dir, env_extra)
+    return _run_in(run.results_dir, env_extra, ["--run", run.config_argument])
 
 
-def _run_in(folder, env_extra=None):
-    """`python -m sweep.job config.yaml` in `folder`, as the local backend runs it (1 CPU)."""
+def _run_in(folder, env_extra=None, arguments=()):
+    """`python -m sweep.job config.yaml [arguments]` in `folder`, as the local backend runs it (1 CPU)."""
     import os
 
     env = {**os.environ, "SWEEP_CPUS": "1", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "sweep.job", "config.yaml"], cwd=folder, env=env,
+    return subprocess.run([sys.executable, "-m", "sweep.job", "config.yaml", *arguments], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=600)
 
 
@@ -142,7 +143,7 @@ def test_same_seed_gives_identical_results(trained_run, tmp_path):
     again = tmp_path / "again"
     again.mkdir()
     shutil.copy(trained_run.results_dir / "config.yaml", again / "config.yaml")
-    second = _run_in(again)
+    second = _run_in(again, None, ["--run", trained_run.config_argument])
     assert second.returncode == 0, second.stderr[-2000:]
     a = json.loads((trained_run.results_dir / "metrics.json").read_text())["test"]
     b = json.loads((again / "metrics.json").read_text())["test"]

@@ -119,9 +119,9 @@ def test_the_dag_job_carries_notification_and_notify_user_and_no_file_the_webhoo
     rendered = render_sweep(spec, expand(spec), tmp_path)
     dag_dir = rendered.jobs_dir / "dags" / "s1"
     dag_dir.mkdir(parents=True)
-    for r in rendered.runs:
-        r.submit_path.parent.mkdir(parents=True, exist_ok=True)
-        r.submit_path.write_text(r.submit_text)
+    rendered.submit_path.write_text(rendered.submit_text)  # what write_rendered writes (and the config)
+    rendered.config_path.parent.mkdir(parents=True)
+    rendered.config_path.write_text(rendered.config_text)
     monkeypatch.setattr(htcondor, "dagman_path", lambda: "/bin/true")
     monkeypatch.setattr(htcondor, "check_lock", lambda jobs_dir: None)
     schedd = FakeSchedd()

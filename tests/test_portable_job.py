@@ -251,7 +251,7 @@ def test_a_job_that_fetched_another_copy_of_the_dataset_stops_with_exit_2(tmp_pa
     grid = tmp_path / "url.yaml"
     grid.write_text(data)
     assert main(["--root", str(tmp_path), "submit", str(grid), "--local", "--no-progress"]) == 0
-    (config,) = (tmp_path / "jobs" / "url").glob("*/config.yaml")
+    (config,) = (tmp_path / "jobs" / "url").glob("configs/*/config.yaml")  # what the runs share
     text = config.read_text()
     from sweep.fsutil import file_digest
 
@@ -260,7 +260,7 @@ def test_a_job_that_fetched_another_copy_of_the_dataset_stops_with_exit_2(tmp_pa
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     (scratch / "config.yaml").write_text(text.replace(sha, "0" * 64))
-    proc = subprocess.run([sys.executable, "-m", "sweep.job", "config.yaml"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "sweep.job", "config.yaml", *_run_argument(tmp_path)], capture_output=True, text=True,
                           cwd=scratch, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == names.JOB_EXIT_BAD_INPUT
     info = json.loads((scratch / "run.json").read_text())
@@ -277,3 +277,10 @@ def test_the_oldest_python_a_job_accepts_is_the_package_s(monkeypatch):
     monkeypatch.setattr(envcheck.sys, "version_info", (3, 10, 14, "final", 0))
     monkeypatch.setattr(envcheck.sys, "version", "3.10.14 (main)")
     assert "Python 3.10.14 is older than 3.11" in envcheck.problems()
+
+
+def _run_argument(root):
+    """The --run argument the local backend gave the sweep's one job (its run.json's argv)."""
+    (record,) = (root / "results" / "url").glob("*/run.json")
+    argv = json.loads(record.read_text())["argv"]
+    return argv[argv.index("--run"):argv.index("--run") + 2]

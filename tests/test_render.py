@@ -1,5 +1,6 @@
 """Rendering: submit files parse with htcondor2.Submit, carry the requests, refuse injections."""
 
+import hashlib
 import importlib
 import re
 import stat
@@ -92,9 +93,9 @@ def test_user_template_folder_and_strict_undefined(write_grid, tmp_path):
     keep = ("log = {{ paths.event_log }}\ninitialdir = {{ paths.initialdir }}\nbatch_name = {{ sweep.name }}\n"
             "+SweepName = \"{{ sweep.name }}\"\n+SweepRunId = \"{{ run.run_id }}\"\n"
             "submit_event_notes = sweep-run {{ run.run_id }}\n"
-            "job_ad_information_attrs = SweepRunId\n")  # what sweep relies on (see below)
+            "job_ad_information_attrs = SweepRunId\narguments = config.yaml --run {{ run.config }}\n")  # see below
     (folder / "job.sub.j2").write_text("executable = {{ paths.wrapper }}\n+Site = \"bari\"\n" + keep + "queue\n")
-    (folder / "run_job.sh.j2").write_text("#!/bin/sh\nexec {{ python }} -m sweep.job config.yaml\n")
+    (folder / "run_job.sh.j2").write_text('#!/bin/sh\nexec {{ python }} -m sweep.job "$@"\n')
     sweep = rendered(write_grid, tmp_path, GRID + "templates: mytemplates\n")
     assert '+Site = "bari"' in sweep.runs[0].submit_text
     (folder / "job.sub.j2").write_text("executable = {{ paths.wrapper }}\nrequest_gpus = {{ resources.gpus }}\n" + keep
@@ -104,6 +105,8 @@ def test_user_template_folder_and_strict_undefined(write_grid, tmp_path):
 
 
 def test_written_files(write_grid, tmp_path):
+    """A sweep's jobs/ folder holds one submit description and one config.yaml, whatever its number
+    of runs: each run's own values travel in the DAG (its VARS), not in files of their own."""
     from sweep.submit.prepare import prepare, write_rendered
 
     path = write_grid(GRID)
@@ -111,12 +114,58 @@ def test_written_files(write_grid, tmp_path):
     jobs_dir = write_rendered(prepared, path)
     wrapper = jobs_dir / "run_job.sh"
     assert wrapper.stat().st_mode & stat.S_IXUSR
-    for run in prepared.rendered.runs:
-        assert (jobs_dir / run.run.run_id / "job.sub").read_text() == run.submit_text
-        assert (jobs_dir / run.run.run_id / "config.yaml").is_file()
+    (submit,) = jobs_dir.glob("job-*.sub")  # named by their content (core.names)
+    (config,) = jobs_dir.glob("configs/*/config.yaml")
+    assert submit.read_text() == prepared.rendered.submit_text and submit == prepared.rendered.submit_path
+    assert config.read_text() == prepared.rendered.config_text and config == prepared.rendered.config_path
+    assert hashlib.sha256(config.read_bytes()).hexdigest().startswith(config.parent.name)
+    assert hashlib.sha256(submit.read_bytes()).hexdigest()[:16] == submit.stem.removeprefix("job-")
+    assert f"transfer_input_files    = {config}," in submit.read_text()
+    assert not any((jobs_dir / run.run_id).exists() for run in prepared.runs)
     assert (tmp_path / "results" / "r").is_dir()
     manifest = (jobs_dir / "sweep.json").read_text()
     assert prepared.runs[0].run_id in manifest
+
+
+def test_each_run_reaches_its_job_whole_through_its_vars(write_grid, tmp_path):
+    """job.sub keeps the run macros; a run's VARS fill them in, and its --run text merged with the
+    shared config.yaml is exactly the configuration it had as a file of its own."""
+    import shlex
+
+    import yaml
+
+    from sweep.core import runconfig
+    from sweep.core.render import resolved_config
+
+    htcondor2 = importlib.import_module("htcondor2")
+    spec = load_grid(write_grid(GRID + "params: {learning_rate: 1.0e-6, dropout: [0.1, 0.2]}\n"), tmp_path)
+    sweep = render_sweep(spec, expand(spec), tmp_path)
+    assert "$(sweep_run_id)" in sweep.submit_text and sweep.runs[0].run.run_id not in sweep.submit_text
+    shared = yaml.safe_load(sweep.config_text)
+    assert "run_id" not in shared and shared["params"]["learning_rate"] == 1e-6
+    for run in sweep.runs:
+        arguments = shlex.split(htcondor2.Submit(run.submit_text)["arguments"])
+        assert arguments[:2] == ["config.yaml", "--run"] and len(arguments) == 3
+        config = runconfig.merge(shared, runconfig.decode(arguments[2]))
+        assert config == resolved_config(spec, run.run)
+        assert config["params"] == run.run.params and list(config["params"]) == list(run.run.params)
+        assert config == yaml.safe_load(run.config_text)
+        assert set(run.submit_vars) >= {"sweep_run_id", "sweep_config_id", "sweep_seed", "sweep_run_config",
+                                        "sweep_memory_mb"}
+        assert "$(" not in run.submit_text
+
+
+@pytest.mark.parametrize("text", ["", "!!!", "e30", "W10", "eyJ4IjoxfQ", "eyJwYXJhbXMiOjF9", "x" * 70000])
+def test_a_run_part_that_is_not_ours_is_refused(text):
+    """The job's --run text: what runconfig.encode writes, and nothing else (empty, not base64,
+    '{}' is fine, a list, an unknown key, params not a mapping, too long)."""
+    from sweep.core import runconfig
+
+    if text == "e30":  # {}: an empty part is a part
+        assert runconfig.decode(text) == {}
+        return
+    with pytest.raises(ValueError, match="--run"):
+        runconfig.decode(text)
 
 
 def test_memory_escalation_expressions(write_grid, tmp_path):
@@ -156,7 +205,8 @@ def test_the_memory_a_hold_taught_is_capped_by_max_memory(write_grid, tmp_path, 
         assert "50000000" not in text
 
 
-@pytest.mark.parametrize("drop", ["log", "initialdir", "+SweepName", "+SweepRunId", "submit_event_notes", "batch_name"])
+@pytest.mark.parametrize("drop", ["log", "initialdir", "+SweepName", "+SweepRunId", "submit_event_notes", "batch_name",
+                                  "arguments"])
 def test_a_user_template_that_drops_what_sweep_relies_on_is_refused(write_grid, tmp_path, drop):
     from sweep.core.render import BUILTIN_TEMPLATES
 
@@ -167,7 +217,7 @@ def test_a_user_template_that_drops_what_sweep_relies_on_is_refused(write_grid, 
     assert len(kept) == len(lines) - 1
     (folder / "job.sub.j2").write_text("".join(kept))
     (folder / "run_job.sh.j2").write_text((BUILTIN_TEMPLATES / "run_job.sh.j2").read_text())
-    with pytest.raises(SweepError, match="mytemplates/job.sub.j2: the rendered submit file of run .* "
+    with pytest.raises(SweepError, match="mytemplates/job.sub.j2: the rendered submit description "
                                          f"lacks .*{re.escape(drop)} ="):
         rendered(write_grid, tmp_path, GRID + "templates: mytemplates\n")
 
@@ -184,20 +234,24 @@ def test_a_user_template_that_points_the_log_elsewhere_is_refused(write_grid, tm
         rendered(write_grid, tmp_path, GRID + "templates: mytemplates\n")
 
 
-def test_rendering_again_rewrites_only_what_changed(write_grid, tmp_path):
+def test_rendering_again_rewrites_nothing_and_a_change_makes_new_versions(write_grid, tmp_path):
+    """A render that changes nothing writes nothing; one that changes what the runs share writes a
+    new config.yaml and submit description beside the old ones, which stay as they were: a DAG
+    still running from the earlier render keeps submitting what it was submitted with."""
     from sweep.submit.prepare import prepare, write_rendered
 
     path = write_grid(GRID)
     jobs_dir = write_rendered(prepare(path, tmp_path), path)
     files = [p for p in jobs_dir.rglob("*") if p.is_file() and p.name != "sweep.json"]
-    assert len(files) == 6  # the wrapper, the code archive, and config.yaml + job.sub of two runs
-    stamps = {p: p.stat().st_mtime_ns for p in files}
+    assert len(files) == 4  # the wrapper, the code archive, config.yaml and the submit description (two runs)
+    stamps = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files}
     write_rendered(prepare(path, tmp_path), path)
-    assert {p: p.stat().st_mtime_ns for p in files} == stamps  # nothing changed, nothing written
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files} == stamps  # nothing changed, nothing written
     path.write_text(GRID.replace("request_memory: 5000MB", "request_memory: 6000MB"))
     write_rendered(prepare(path, tmp_path), path)
-    changed = sorted(p.name for p in files if p.stat().st_mtime_ns != stamps[p])
-    assert changed == ["config.yaml", "config.yaml", "job.sub", "job.sub"]
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files} == stamps  # the old versions are untouched
+    new = sorted(p.name for p in jobs_dir.rglob("*") if p.is_file() and p.name != "sweep.json" and p not in stamps)
+    assert len(new) == 2 and new[0] == "config.yaml" and new[1].startswith("job-")  # resources; a new path
     assert (jobs_dir / "run_job.sh").stat().st_mode & 0o777 == 0o755
 
 
@@ -231,6 +285,7 @@ def test_show_prints_the_submit_file_byte_for_byte_whatever_the_width(write_grid
     assert main(["--root", str(deep), "submit", str(grid), "--dry-run", "--show"]) == 0
     out = capsys.readouterr().out
     shown = out[out.index("# HTCondor submit description"):]
+    shown = shown[:shown.index("\nqueue\n") + len("\nqueue\n")]  # then the first run's values, config.yaml
     lines = shown.splitlines()
     assert lines[-1] == "queue" and max(map(len, lines)) > max(int(columns), 160)  # long lines shown whole
     assert all(line.split(" = ")[0].strip() or not line for line in lines)  # no folded continuation

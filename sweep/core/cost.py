@@ -7,12 +7,16 @@ starts last: the sweep's last minutes are one long job on an idle node. Ordered 
 The prediction is the work of one training: multiply-adds of one sample's forward pass, times the
 samples, times the epochs. Only the order within a sweep matters, so the constant (backward pass,
 per-sample overheads) is left out, and early stopping, which no one can predict, is not guessed:
-`epochs` is the most a run may train. Pure: no TensorFlow; the layer arithmetic follows
+`epochs` is the most a run may train. Where some runs of the sweep ran before (a resubmission after
+failures or evictions), their measured seconds per epoch replace the prediction and calibrate the
+others (start_order). Pure: no TensorFlow; the layer arithmetic follows
 sweep/job/models.py (tests/test_cost.py checks it against Keras's parameter counts).
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,8 +59,29 @@ def predicted_cost(model: str, params: dict[str, Any], samples: int | None) -> f
     return per_sample * (samples or 1) * int(params.get("epochs", 1))
 
 
-def start_order(runs: Sequence[RunSpec], samples: int | None) -> dict[str, int]:
+def start_order(runs: Sequence[RunSpec], samples: int | None,
+                measured: dict[str, float] | None = None) -> dict[str, int]:
     """Run id -> its place when the costliest runs start first (0 first; equal costs keep the
-    order of `runs`). `samples`: the grid's data.max_samples."""
-    ordered = sorted(runs, key=lambda run: -predicted_cost(run.model, run.params, samples))
+    order of `runs`).
+
+    Args:
+        runs: the runs to order.
+        samples: the grid's data.max_samples.
+        measured: run id -> the seconds one epoch of that run took when it ran before (an
+            earlier, failed or evicted attempt: its history.csv), where known. A measured run's
+            cost is that × its epochs; every other run's prediction is put into seconds by the
+            median, over the measured runs, of measured ÷ predicted seconds of an epoch. Measures
+            that are not finite and positive are ignored.
+    """
+    known = {run_id: s for run_id, s in (measured or {}).items() if math.isfinite(s) and s > 0}
+    epoch = {run.run_id: predicted_cost(run.model, run.params, samples) / int(run.params.get("epochs", 1))
+             for run in runs}
+    ratios = [known[run.run_id] / epoch[run.run_id] for run in runs if run.run_id in known and epoch[run.run_id]]
+    scale = statistics.median(ratios) if ratios else 1.0
+
+    def cost(run: RunSpec) -> float:
+        per_epoch = known.get(run.run_id, epoch[run.run_id] * scale)
+        return per_epoch * int(run.params.get("epochs", 1))
+
+    ordered = sorted(runs, key=lambda run: -cost(run))
     return {run.run_id: place for place, run in enumerate(ordered)}

@@ -54,8 +54,13 @@ JOB_EXIT_NEVER_RETRIED = (JOB_EXIT_BAD_INPUT, JOB_EXIT_ENVIRONMENT)
 CHECKPOINT_DIR = "checkpoint"  # in a job's scratch folder: what a resumed job goes on from
 TRANSFER_DATA_DIR = "data"  # jobs/<sweep>/data/: what each job's data transfer holds (per model)
 CODE_ARCHIVE_PREFIX = "sweep-code-"  # jobs/<sweep>/sweep-code-<sha256[:16]>.zip: the job's own code
-SUBMIT_FILE = "job.sub"  # jobs/<sweep>/<run-id>/job.sub
-CONFIG_FILE = "config.yaml"  # jobs/<sweep>/<run-id>/config.yaml, transferred to the job
+CONFIG_FILE = "config.yaml"  # what a sweep's runs share (jobs/<sweep>/configs/<digest>/), transferred to each job
+#: jobs/<sweep>/configs/<digest>/config.yaml: every version of what a sweep's runs share, and
+#: jobs/<sweep>/job-<digest>.sub: every version of its one submit description. Named by their
+#: content (the first DIGEST_LENGTH hex digits of its sha256) and never rewritten: a DAG still
+#: running when the grid is rendered again keeps submitting what it was submitted with.
+CONFIGS_DIR = "configs"
+DIGEST_LENGTH = 16
 DAGS_DIR = "dags"  # jobs/<sweep>/dags/<submission>/
 LOCK_FILE = ".sweep.lock"  # held by the one sweep command that decides and writes (records.lock)
 
@@ -161,6 +166,16 @@ class SweepPaths:
     def wrapper(self, sweep: str) -> Path:
         """jobs/<sweep>/run_job.sh: the jobs' executable."""
         return self.jobs(sweep) / WRAPPER
+
+    def shared_config(self, sweep: str, sha256: str) -> Path:
+        """jobs/<sweep>/configs/<digest>/config.yaml: the version of what the sweep's runs share
+        whose text has this sha256."""
+        return self.jobs(sweep) / CONFIGS_DIR / sha256[:DIGEST_LENGTH] / CONFIG_FILE
+
+    def submit_description(self, sweep: str, sha256: str) -> Path:
+        """jobs/<sweep>/job-<digest>.sub: the version of the sweep's submit description whose text
+        has this sha256."""
+        return self.jobs(sweep) / f"job-{sha256[:DIGEST_LENGTH]}.sub"
 
 
 def transfer_data_name(dataset: Path, model: str) -> str:

@@ -8,19 +8,20 @@ start a new submit command (newlines, control characters) or to break out of a q
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from .version import __version__
-from . import names
+from . import names, runconfig
 from .errors import RenderError, printable
 from .expand import RunSpec
 from .gridspec import GridSpec
@@ -65,6 +66,11 @@ def _flow(value: Any) -> str:
     return json.dumps(value)
 
 
+class SubmitMacro(str):
+    """A submit macro, ``$(name)``, that HTCondor fills in for each run from the DAG's VARS (or a
+    direct submission's item data). It is sweep's own text, so the quoting filters pass it as it is."""
+
+
 class UnsafeValueError(RenderError):
     """A value that could change the structure of a submit file or a shell line."""
 
@@ -77,6 +83,8 @@ def submit_value(value: Any) -> str:
             submit command), ends in a backslash (HTCondor would join the next line to it), or
             holds a submit macro such as $(Cluster) or $ENV(HOME) (HTCondor would expand it).
     """
+    if isinstance(value, SubmitMacro):
+        return str(value)
     text = str(value)
     shown = printable(text[:80])
     if CONTROL_CHARS_RE.search(text):
@@ -98,10 +106,18 @@ def submit_string(value: Any) -> str:
         UnsafeValueError: when it holds a control character, a quote or a backslash.
     """
     text = submit_value(value)
+    if isinstance(value, SubmitMacro):
+        return f'"{text}"'
     if '"' in text or "\\" in text or "'" in text:
         raise UnsafeValueError(f"refusing to write {text!r} as a quoted submit-file string: it contains a quote "
                                "or backslash")
     return f'"{text}"'
+
+
+def dag_value(value: Any) -> str:
+    """The value for a DAG file's ``VARS node macro="value"`` (after the submit_value check): its
+    backslashes and double quotes escaped as DAGMan reads them."""
+    return submit_value(value).replace("\\", "\\\\").replace('"', '\\"')
 
 
 def shell_quote(value: Any) -> str:
@@ -109,26 +125,92 @@ def shell_quote(value: Any) -> str:
     return shlex.quote(submit_value(value))
 
 
+#: What job.sub may use of a run (the template's ``run.<key>``) and the submit macro each one is.
+#: The description is rendered once per sweep; the DAG's VARS give every node its values, which
+#: are letters, digits and ``_ . + - =`` only (run ids, names, numbers, core.runconfig's text).
+RUN_MACROS = {"run_id": "sweep_run_id", "config_id": "sweep_config_id", "name": "sweep_run_name",
+              "seed": "sweep_seed", "repeat": "sweep_repeat", "request_memory_mb": "sweep_memory_mb",
+              "config": "sweep_run_config"}
+#: A search trial's Optuna trial number (+SweepTrial).
+TRIAL_MACRO = "sweep_trial"
+_VAR_VALUE = re.compile(r"[A-Za-z0-9_.+=-]*")
+
+
+@dataclass(frozen=True)
+class SweepFiles:
+    """The files every run of a sweep shares: its one submit description (with the run macros)
+    and the shared part of every run's configuration."""
+
+    submit_path: Path  # jobs/<sweep>/job-<digest>.sub (names.SweepPaths.submit_description)
+    submit_text: str
+    config_path: Path  # jobs/<sweep>/configs/<digest>/config.yaml, transferred to every job
+    config: dict[str, Any]  # the shared part (core.runconfig)
+    config_text: str
+
+
+#: The first line of a run's whole configuration as a config.yaml (RenderedRun.config_text, a best run's copy).
+RESOLVED_HEADER = "# Resolved configuration of one run, read by `python -m sweep.job config.yaml`.\n"
+#: The first line of a sweep's config.yaml.
+CONFIG_HEADER = ("# What every run of the sweep shares; `python -m sweep.job config.yaml --run <the run's part>` "
+                 "reads it.\n")
+
+
 @dataclass
 class RenderedRun:
-    """One run's files as text, and where they go."""
+    """One run: where its results go, its own part of its configuration, and the values the
+    sweep's submit macros take for it (nothing of its own is written: it travels in the DAG)."""
 
     run: RunSpec
-    job_dir: Path
     results_dir: Path
-    submit_path: Path
-    config_path: Path
-    submit_text: str
-    config_text: str
+    part: dict[str, Any]  # the run's own part of its configuration (core.runconfig.run_part)
+    submit_vars: dict[str, str]  # submit macro -> value: the DAG node's VARS, a submission's item data
+    files: SweepFiles = field(repr=False)
+
+    @property
+    def config_argument(self) -> str:
+        """The text of the job's ``--run`` argument (core.runconfig.encode of `part`)."""
+        return self.submit_vars[RUN_MACROS["config"]]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run's whole configuration, as its job works with it."""
+        return runconfig.merge(self.files.config, self.part)
+
+    @property
+    def config_text(self) -> str:
+        """The run's whole configuration as a config.yaml that the job reads without ``--run``
+        (sweep reproduce, tests)."""
+        return RESOLVED_HEADER + to_yaml(self.config)
+
+    @property
+    def submit_text(self) -> str:
+        """The sweep's job.sub with this run's macros filled in: what HTCondor makes of it for this
+        run's job (to show and to check; the file on disk keeps the macros)."""
+        text = self.files.submit_text
+        for macro, value in self.submit_vars.items():
+            text = text.replace(f"$({macro})", value)
+        return text
+
+    @property
+    def config_path(self) -> Path:
+        """The shared config.yaml every job receives (SweepFiles.config_path)."""
+        return self.files.config_path
+
+    @property
+    def submit_path(self) -> Path:
+        """The sweep's one submit description (SweepFiles.submit_path)."""
+        return self.files.submit_path
 
 
 @dataclass
 class RenderedSweep:
-    """A sweep's files as text: the wrapper and every run's; nothing written yet."""
+    """A sweep's files as text: the wrapper, the shared submit description and configuration,
+    and every run's values; nothing written yet."""
 
     spec: GridSpec
     paths: SweepPaths
     wrapper_text: str
+    files: SweepFiles
     runs: list[RenderedRun]
     #: the archive of sweep's code each job transfers (None: the jobs need the checkout)
     code_archive: str | None = None
@@ -146,6 +228,26 @@ class RenderedSweep:
         """results/<sweep>/."""
         return self.paths.results(self.spec.name)
 
+    @property
+    def submit_path(self) -> Path:
+        """jobs/<sweep>/job-<digest>.sub."""
+        return self.files.submit_path
+
+    @property
+    def submit_text(self) -> str:
+        """job.sub's text, with the run macros."""
+        return self.files.submit_text
+
+    @property
+    def config_path(self) -> Path:
+        """jobs/<sweep>/configs/<digest>/config.yaml."""
+        return self.files.config_path
+
+    @property
+    def config_text(self) -> str:
+        """config.yaml's text: the shared part of every run's configuration."""
+        return self.files.config_text
+
 
 def make_environment(template_dir: Path | None) -> jinja2.Environment:
     """Jinja for the job files: the grid's own template folder (`template_dir`, None: none)
@@ -162,19 +264,16 @@ def make_environment(template_dir: Path | None) -> jinja2.Environment:
     return env
 
 
-def resolved_config(spec: GridSpec, run: RunSpec) -> dict[str, Any]:
-    """What the job of `run` (a run of the grid `spec`) reads, as its config.yaml holds it:
-    everything it needs, nothing about the submit side's layout."""
-    return {
+def shared_config(spec: GridSpec, dataset_sha256: str | None = None,
+                  provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The part of a run's configuration every run of the grid `spec` shares (config.yaml):
+    the model, the fixed hyperparameters, data, resources, ranking; a dataset fetched from
+    data.url with the digest to check it against; the submit side's `provenance`."""
+    config: dict[str, Any] = {
         "sweep": spec.name,
         "model": spec.model,
-        "run_id": run.run_id,
-        "config_id": run.config_id,
-        "name": run.name,
-        "repeat": run.repeat,
-        "seed": run.seed,
-        "params": run.params,
-        "swept": list(run.swept),
+        "params": dict(spec.fixed),
+        "swept": list(spec.swept),
         "data": {"path": str(spec.data.path),
                  "file": (spec.data.url.rstrip("/").rsplit("/", 1)[-1] if spec.data.url
                           else names.transfer_data_name(spec.data.path, spec.model) if spec.data.transfer
@@ -186,6 +285,21 @@ def resolved_config(spec: GridSpec, run: RunSpec) -> dict[str, Any]:
         "grid": spec.file,
         "sweep_version": __version__,
     }
+    if spec.data.url:  # what the job fetched, and the digest it must have
+        config["data"].update(url=spec.data.url, sha256=dataset_sha256)
+    if provenance:
+        config["provenance"] = provenance
+    return config
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def resolved_config(spec: GridSpec, run: RunSpec) -> dict[str, Any]:
+    """What the job of `run` (a run of the grid `spec`) works with: the shared part and its own,
+    merged; everything it needs, nothing about the submit side's layout."""
+    return runconfig.merge(shared_config(spec), runconfig.part_of(run))
 
 
 #: The interpreter a job runs inside a container or after a setup script (condor.cvmfs), unless
@@ -228,7 +342,10 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
                  native_memory_retry: bool = False, dataset_sha256: str | None = None,
                  trials: dict[str, int] | None = None, provenance: dict[str, Any] | None = None,
                  native_disk_retry: bool = False) -> RenderedSweep:
-    """Render every file of the sweep in memory.
+    """Render the sweep's files in memory: the wrapper, one submit description for every run
+    (job.sub, with the run macros of RUN_MACROS), the shared part of every run's configuration
+    (config.yaml), and each run's values of the macros (its own part of its configuration among
+    them, core.runconfig). The template is rendered once, whatever the number of runs.
 
     Args:
         spec: the validated grid.
@@ -247,23 +364,26 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
             of 25.10 or newer): a job evicted for exceeding its disk runs again with 1.5x its
             request, at most disk_cap_mb(spec).
         dataset_sha256: the dataset's digest, which a job that fetches it from data.url checks.
-        trials: a search's runs: run id -> Optuna trial number (+SweepTrial). With a pruner their
-            jobs report its value after each epoch (config `progress`) and talk to the driver by
-            chirp (want_io_proxy, which no other job is given; condor.io_proxy: false forbids it
-            and the validator refuses it with a pruner).
+        trials: a search's runs: run id -> Optuna trial number (+SweepTrial; every run of a
+            search needs one). With a pruner the jobs report its value after each epoch (their
+            part's `progress`) and talk to the driver by chirp (want_io_proxy, which no grid's
+            job is given; condor.io_proxy: false forbids it and the validator refuses it with a
+            pruner).
         provenance: what the submit side knows of where the runs come from (the project's git
             commit and whether it was dirty, the submit host: sweep.submit.prepare), written as
             config.yaml's `provenance` for the job to copy into run.json. Not part of a run's
             identity (its ids come from its parameters, sweep.core.expand).
 
     Returns:
-        The sweep's files as text, with the paths they go to.
+        The sweep's files as text, with the paths they go to, and every run's values.
 
     Raises:
         RenderError: on a template problem, an unsafe value, a project folder whose path
-            HTCondor files cannot carry, or data.url without dataset_sha256.
+            HTCondor files cannot carry, data.url without dataset_sha256, or a search's run
+            without its trial number.
     """
     memory_mb = memory_mb or {}
+    trials = trials or {}
     if spec.data.url and not (isinstance(dataset_sha256, str) and re.fullmatch(r"[0-9a-f]{64}", dataset_sha256)):
         # every job that fetches the dataset checks what it got against this digest
         raise RenderError(f"{spec.file}: data.url ({spec.data.url}) needs the sha256 of data.path for the jobs to "
@@ -275,12 +395,17 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
                           "commas, quotes): use a folder path of letters, digits and _ . / : + @ = -")
     env = make_environment(spec.templates)
     python, shared = job_interpreter(spec, python)
+    search = spec.search
+    # chirp (want_io_proxy) only where sweep needs it: a pruned search's per-epoch reports
+    io_proxy = (search is not None and search.pruner != "none" and spec.condor.get("io_proxy", True) is not False)
+    jobs_dir, results_dir = paths.jobs(spec.name), paths.results(spec.name)
+    code_path = str(jobs_dir / code_archive) if code_archive else ""
+    config = shared_config(spec, dataset_sha256, provenance)
+    config_text = CONFIG_HEADER + to_yaml(config)
+    config_path = paths.shared_config(spec.name, _sha256(config_text))
     try:
         submit_template = env.get_template("job.sub.j2")
-        jobs_dir, results_dir = paths.jobs(spec.name), paths.results(spec.name)
-        code_path = str(jobs_dir / code_archive) if code_archive else ""
         wrapper_text = _render_wrapper(env, spec, python, code_path, code_archive or "", spec.name)
-        rendered = []
         escalation = spec.condor.get("memory_escalation")
         cap_mb = memory_cap_mb(spec)
         if escalation:
@@ -288,57 +413,48 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
                           # RequestDisk is in KiB: what retry_request_disk's expression compares with
                           "disk_max_kb": disk_cap_mb(spec) * 1024 if native_memory_retry and native_disk_retry
                           else None}
-        common = {
-            "memory_escalation": escalation,
-            "sweep": {"name": spec.name, "model": spec.model},
-            "resources": spec.resources,
-            "condor": condor_context(spec.condor),
-            "version": __version__,
-        }
         # what HTCondor transfers: the model's arrays (the data step writes them), or nothing when
         # the job reads the dataset in place on a shared file system
         transfer = paths.transfer_data(spec.name, spec.data.path, spec.model) if spec.data.transfer else None
-        data_path = spec.data.url or (str(transfer) if transfer else "")
-        for run in runs:
-            job_dir = jobs_dir / run.run_id
-            out_dir = results_dir / run.run_id
-            config_path = job_dir / names.CONFIG_FILE
-            config = resolved_config(spec, run)
-            if spec.data.url:  # what the job fetched, and the digest it must have
-                config["data"].update(url=spec.data.url, sha256=dataset_sha256)
-            trial = (trials or {}).get(run.run_id)
-            # chirp (want_io_proxy) only where sweep needs it: a pruned trial's per-epoch reports
-            io_proxy = (trial is not None and spec.search is not None and spec.search.pruner != "none"
-                        and spec.condor.get("io_proxy", True) is not False)
-            if io_proxy and spec.search is not None:
-                config["progress"] = {"column": spec.search.prune_on[0], "trial": trial}
-            if provenance:
-                config["provenance"] = provenance
-            config_text = ("# Resolved configuration of one run, read by `python -m sweep.job config.yaml`.\n"
-                           + to_yaml(config))
-            submit_text = submit_template.render(
-                run={"run_id": run.run_id, "config_id": run.config_id, "name": run.name,
-                     "seed": run.seed, "repeat": run.repeat,
-                     "request_memory_mb": max(spec.resources.request_memory_mb,
-                                              min(memory_mb.get(run.run_id, 0), cap_mb))},
-                paths={"wrapper": str(paths.wrapper(spec.name)), "config": str(config_path),
-                       "data": data_path, "code": code_path, "initialdir": str(out_dir),
-                       "event_log": str(paths.event_log(spec.name))},
-                trial=trial, io_proxy=io_proxy, **common)
-            if run is runs[0] or run is runs[-1]:  # one template renders every run: its ends suffice
-                _require_sweep_lines(submit_text, submit_template.filename, spec.name, run.run_id,
-                                     {"log": str(paths.event_log(spec.name)), "initialdir": str(out_dir)})
-            if spec.condor.get("io_proxy") is False and "want_io_proxy" in submit_commands(submit_text):
-                raise RenderError(f"{submit_template.filename}: the rendered submit file of run {run.run_id} sets "
-                                  "want_io_proxy, which the grid forbids (condor.io_proxy: false): remove it from "
-                                  "the template")
-            rendered.append(RenderedRun(run=run, job_dir=job_dir, results_dir=out_dir,
-                                        submit_path=job_dir / names.SUBMIT_FILE, config_path=config_path,
-                                        submit_text=submit_text, config_text=config_text))
+        initialdir = SubmitMacro(f"{results_dir}/$({RUN_MACROS['run_id']})")
+        submit_text = submit_template.render(
+            run={key: SubmitMacro(f"$({macro})") for key, macro in RUN_MACROS.items()},
+            paths={"wrapper": str(paths.wrapper(spec.name)), "config": str(config_path),
+                   "data": spec.data.url or (str(transfer) if transfer else ""), "code": code_path,
+                   "initialdir": initialdir, "event_log": str(paths.event_log(spec.name))},
+            trial=SubmitMacro(f"$({TRIAL_MACRO})") if search is not None else None, io_proxy=io_proxy,
+            memory_escalation=escalation, sweep={"name": spec.name, "model": spec.model},
+            resources=spec.resources, condor=condor_context(spec.condor), version=__version__)
     except jinja2.TemplateError as exc:
         where = f" ({exc.filename}:{exc.lineno})" if isinstance(exc, jinja2.TemplateSyntaxError) else ""
         raise RenderError(f"template error{where}: {exc}") from None
-    return RenderedSweep(spec=spec, paths=paths, wrapper_text=wrapper_text, runs=rendered,
+    _require_sweep_lines(submit_text, submit_template.filename, spec.name, {"log": str(paths.event_log(spec.name)),
+                                                                            "initialdir": initialdir})
+    if spec.condor.get("io_proxy") is False and "want_io_proxy" in submit_commands(submit_text):
+        raise RenderError(f"{submit_template.filename}: the rendered submit file sets want_io_proxy, which the "
+                          "grid forbids (condor.io_proxy: false): remove it from the template")
+    files = SweepFiles(submit_path=paths.submit_description(spec.name, _sha256(submit_text)), submit_text=submit_text,
+                       config_path=config_path, config=config, config_text=config_text)
+    rendered = []
+    for run in runs:
+        trial = trials.get(run.run_id)
+        if search is not None and trial is None:
+            raise RenderError(f"run {run.run_id} of the search {spec.name} has no trial number to render it with")
+        progress = {"column": search.prune_on[0], "trial": trial} if io_proxy and search is not None else None
+        part = runconfig.part_of(run, progress)
+        values = {"run_id": run.run_id, "config_id": run.config_id, "name": run.name, "seed": run.seed,
+                  "repeat": run.repeat, "config": runconfig.encode(part),
+                  "request_memory_mb": max(spec.resources.request_memory_mb, min(memory_mb.get(run.run_id, 0), cap_mb))}
+        submit_vars = {RUN_MACROS[key]: str(value) for key, value in values.items()}
+        if trial is not None:
+            submit_vars[TRIAL_MACRO] = str(int(trial))
+        bad = next((v for v in submit_vars.values() if not _VAR_VALUE.fullmatch(v)), None)
+        if bad is not None:  # by construction never: ids are hex, names are readable_name's, the part is base64
+            raise UnsafeValueError(f"refusing to give run {run.run_id} the submit value {printable(bad[:80])!r}: "
+                                   "only letters, digits and _ . + - = reach a DAG's VARS")
+        rendered.append(RenderedRun(run=run, results_dir=results_dir / run.run_id, part=part,
+                                    submit_vars=submit_vars, files=files))
+    return RenderedSweep(spec=spec, paths=paths, wrapper_text=wrapper_text, files=files, runs=rendered,
                          code_archive=code_archive, python=python, shared_interpreter=shared)
 
 
@@ -380,16 +496,18 @@ def submit_commands(text: str) -> dict[str, str]:
     return out
 
 
-def _require_sweep_lines(text: str, template: str | None, sweep: str, run_id: str, paths: dict[str, str]) -> None:
-    """A submit file must keep what sweep relies on: the sweep's event log (collect, status,
-    memory escalation read it), the run's results folder, and the attributes and note that tie
-    a job to its sweep and run (duplicate detection, status). A user template that drops one
-    would break those silently.
+def _require_sweep_lines(text: str, template: str | None, sweep: str, paths: dict[str, str]) -> None:
+    """The submit description must keep what sweep relies on: the sweep's event log (collect,
+    status, memory escalation read it), each run's results folder, the attributes and note that
+    tie a job to its sweep and run (duplicate detection, status), and the run's part of its
+    configuration in the job's arguments. A user template that drops one would break those
+    silently.
 
     Raises:
         RenderError: naming the template and what is missing or changed.
     """
     commands = submit_commands(text)
+    run_id = f"$({RUN_MACROS['run_id']})"
     wanted = {"log": paths["log"], "initialdir": paths["initialdir"],
               f"+{names.ATTR_SWEEP.lower()}": f'"{sweep}"', f"+{names.ATTR_RUN.lower()}": f'"{run_id}"'}
     problems = [f"{key} = {value}" for key, value in wanted.items() if commands.get(key) != value]
@@ -397,12 +515,14 @@ def _require_sweep_lines(text: str, template: str | None, sweep: str, run_id: st
         problems.append(f"submit_event_notes = {names.RUN_NOTE_PREFIX} {run_id}")
     if names.ATTR_RUN.lower() not in re.split(r"[\s,]+", commands.get("job_ad_information_attrs", "").lower()):
         problems.append(f"job_ad_information_attrs = {names.ATTR_RUN}")
+    if f"--run $({RUN_MACROS['config']})" not in commands.get("arguments", ""):
+        problems.append(f"arguments = {names.CONFIG_FILE} --run $({RUN_MACROS['config']})")
     if "batch_name" not in commands:
         problems.append(f"batch_name = {sweep}")
     if problems:
         names_ = {"+sweepname": f"+{names.ATTR_SWEEP}", "+sweeprunid": f"+{names.ATTR_RUN}"}
         shown = [names_.get(p.split(" = ")[0], p.split(" = ")[0]) + " = " + p.split(" = ", 1)[1] for p in problems]
-        raise RenderError(f"{template}: the rendered submit file of run {run_id} lacks what sweep relies on: "
+        raise RenderError(f"{template}: the rendered submit description lacks what sweep relies on: "
                           + "; ".join(shown) + " (keep these lines from templates/job.sub.j2)")
 
 

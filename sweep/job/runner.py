@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from ..core.version import __version__
+from ..core import runconfig
 from ..core.errors import InputError
 from ..core.names import JOB_EXIT_BAD_INPUT
 from ..core.states import RunState
@@ -147,16 +148,19 @@ def output_digests(folder: Path) -> dict[str, str] | None:
     return digests or None
 
 
-def load_config(path: Path) -> dict[str, Any]:
-    """The run's config.yaml.
+def load_config(path: Path, run: str | None = None) -> dict[str, Any]:
+    """The run's configuration: config.yaml, merged with the run's own part when `run` (the text
+    of the job's --run argument, sweep.core.runconfig) is given.
 
     Raises:
         OSError: it cannot be read; yaml.YAMLError: it is not YAML; ValueError: it is not a mapping,
-        or lacks a key of REQUIRED.
+        `run` is not a run's part, or the result lacks a key of REQUIRED.
     """
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(config, dict):
         raise ValueError(f"{path}: expected a mapping")
+    if run is not None:
+        config = runconfig.merge(config, runconfig.decode(run))
     missing = [k for k in REQUIRED if k not in config]
     if missing:
         raise ValueError(f"{path}: missing keys {', '.join(missing)}")
@@ -204,7 +208,8 @@ def received_dataset(data: dict[str, Any], data_path: Path) -> DatasetIdentity:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m sweep.job CONFIG [--output-dir DIR]`: train the run CONFIG describes; its results
+    """`python -m sweep.job CONFIG [--run PART] [--output-dir DIR]`: train the run CONFIG describes
+    (with PART, the run's own part of it: CONFIG is then what the sweep's runs share); its results
     and run.json go to DIR (default: the current folder).
 
     Returns:
@@ -213,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         the checkpoint and start the job again.
     """
     parser = argparse.ArgumentParser(prog="python -m sweep.job", description=__doc__)
-    parser.add_argument("config", type=Path, help="the run's config.yaml")
+    parser.add_argument("config", type=Path, help="the run's config.yaml (a sweep's: what its runs share)")
+    parser.add_argument("--run", default=None, help="the run's own part of its configuration (sweep.core.runconfig)")
     parser.add_argument("--output-dir", type=Path, default=Path.cwd(),
                         help="where results go (default: the current folder, HTCondor's scratch folder)")
     args = parser.parse_args(argv)
@@ -239,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         return code
 
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, args.run)
+        record.config_sha256 = file_digest(args.config)["sha256"]  # which version of it (core.names)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         print(f"sweep.job: cannot use {args.config}: {exc}", file=sys.stderr)
         return finish(RunState.FAILED, EXIT_BAD_INPUT, f"bad configuration: {exc}")

@@ -15,7 +15,8 @@ read as 1); 1, the same keys with ``schema_version``. The job wrapper (templates
 a shell script that runs before any Python, writes the same three keys as
 :func:`write_failed_run` with the current schema_version (tests/test_records.py checks it).
 Version 1 later gained the optional key ``phases`` (where the job's time went, issue 27), and
-then ``provenance`` and ``outputs`` (what a result can be checked against, issue 26): additive,
+then ``provenance`` and ``outputs`` (what a result can be checked against, issue 26), and
+``config_sha256`` (which version of its sweep's shared config.yaml the job read, issue 27): additive,
 so no new version; a reader ignores keys it does not know, and a run.json without them is a run
 of an older sweep (nothing to check: "unverified").
 """
@@ -213,6 +214,8 @@ class RunInfo:
     phases: dict[str, Phase] | None = field(default=None, metadata=OMIT_NONE)  # this start's, in PHASES order
     provenance: Provenance | None = field(default=None, metadata=OMIT_NONE)
     outputs: dict[str, str] | None = field(default=None, metadata=OMIT_NONE)  # output (DIGESTED) -> its sha256
+    #: the sha256 of the config.yaml the job read (a sweep's shared one is named by it: core.names)
+    config_sha256: str | None = field(default=None, metadata=OMIT_NONE)
 
     def to_json(self) -> JsonObject:
         """The record's JSON object (schema_version first)."""
@@ -244,7 +247,14 @@ class RunInfo:
                    resumed_from_epoch=f.opt_integer("resumed_from_epoch", lo=0),
                    job_starts=f.opt_integer("job_starts", lo=0), phases=_phases(f),
                    provenance=Provenance.from_json(f.obj("provenance")) if f.has("provenance") else None,
-                   outputs=_outputs(f))
+                   outputs=_outputs(f), config_sha256=_sha256(f, "config_sha256"))
+
+
+def _sha256(f: Fields, key: str) -> str | None:
+    value = f.opt_text(key)
+    if value is not None and not _SHA256.fullmatch(value):
+        raise RecordError(f.path, f"expected a sha256 (64 lowercase hex digits), got {value[:70]!r}", f.prefix + key)
+    return value
 
 
 def _outputs(f: Fields) -> dict[str, str] | None:

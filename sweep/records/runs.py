@@ -16,7 +16,7 @@ import hashlib
 import io
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -327,4 +327,19 @@ def read_table(path: Path, limit: int) -> dict[str, list[float]] | None:
             except (IndexError, ValueError):
                 values.append(math.nan)
         out[name] = values
+    return out
+
+
+def epoch_seconds(results_dir: Path, run_ids: Iterable[str]) -> dict[str, float]:
+    """Run id -> the median wall seconds of one epoch, from the history.csv an earlier attempt of
+    the run left in results_dir/<run id>/ (its `seconds` column), for the runs that left one
+    (core.cost.start_order puts the costliest runs first with them). Untrusted input: read
+    bounded (HISTORY_LIMIT), never through a link; a value that is not a positive finite number
+    is ignored."""
+    out: dict[str, float] = {}
+    for run_id in run_ids:
+        table = read_table(results_dir / run_id / HISTORY, HISTORY_LIMIT)
+        seconds = sorted(v for v in (table or {}).get("seconds", []) if math.isfinite(v) and v > 0)
+        if seconds:
+            out[run_id] = seconds[len(seconds) // 2]
     return out

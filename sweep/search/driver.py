@@ -144,8 +144,8 @@ class Driver:
                                 code_archive=self.code.name, native_memory_retry=self.native,
                                 trials={run.run_id: trial}, dataset_sha256=self.dataset_sha256)
         r = rendered.runs[0]
-        write_text_if_changed(r.config_path, r.config_text)
-        write_text_if_changed(r.submit_path, r.submit_text)
+        write_text_if_changed(rendered.config_path, rendered.config_text)
+        write_text_if_changed(rendered.submit_path, rendered.submit_text)
         with updating(rendered.jobs_dir) as manifest:
             entry = manifest.run(run.run_id)
             if entry is None:

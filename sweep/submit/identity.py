@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 import pwd
 import shlex
+import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..core.errors import BackendError, SweepError
@@ -126,3 +128,28 @@ def own_folder(path: Path, top: Path | None = None) -> Path:
     if path.is_symlink() or not path.is_dir():
         raise SweepError(f"{path} is a symbolic link where sweep expects a folder it wrote: remove it")
     return path
+
+
+def own_folders(parent: Path, names: Iterable[str], top: Path | None = None) -> None:
+    """:func:`own_folder` for many folders of one `parent` (every run's results folder, which
+    HTCondor needs as its initialdir before a submit): `parent` and the folders between `top` and
+    it are checked once; each folder is then made, or checked to be a real folder, by one or two
+    system calls relative to the parent's descriptor (own_folder's per-path checks took 3 s for
+    10,000 runs on a loaded 2-core machine, against 0.65 s for the bare mkdirs).
+
+    Raises:
+        SweepError: naming the symbolic link (or the file) found where a folder should be.
+    """
+    own_folder(parent, top)
+    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for name in names:
+            try:
+                os.mkdir(name, dir_fd=fd)
+            except FileExistsError:
+                if not stat.S_ISDIR(os.lstat(name, dir_fd=fd).st_mode):  # a link or a file: not ours
+                    raise SweepError(f"{parent / name} is a symbolic link or a file where sweep expects a folder "
+                                     "it wrote: remove it (sweep does not follow links inside its own folders)"
+                                     ) from None
+    finally:
+        os.close(fd)

@@ -140,7 +140,8 @@ def _render(spec: GridSpec, runs: list[RunSpec], root: Path, code: codebundle.Co
 
 
 def write_rendered(prepared: Prepared, grid_path: str | os.PathLike, dataset: DatasetRef | None = None) -> Path:
-    """Write jobs/<sweep>/ (wrapper, per-run config.yaml and job.sub, manifest); make results/<sweep>/.
+    """Write jobs/<sweep>/ (wrapper, the runs' shared config.yaml and submit description, each named by
+    its content, and the manifest); make results/<sweep>/.
     The manifest keeps the runs of earlier renders that this grid no longer has (in_grid false),
     and records `dataset` (path, sha256, size: what the runs submitted now train on).
 
@@ -150,10 +151,10 @@ def write_rendered(prepared: Prepared, grid_path: str | os.PathLike, dataset: Da
     rendered, spec = prepared.rendered, prepared.spec
     jobs_dir = rendered.jobs_dir
     codebundle.write(prepared.code, jobs_dir)
+    # only what changed; every run's own values travel in the DAG (core.render), not in files of their own
     write_text_if_changed(rendered.paths.wrapper(spec.name), rendered.wrapper_text, mode=0o755)
-    for r in rendered.runs:  # only what changed: a resubmission of 20,000 runs rewrites nothing else
-        write_text_if_changed(r.config_path, r.config_text)
-        write_text_if_changed(r.submit_path, r.submit_text)
+    write_text_if_changed(rendered.config_path, rendered.config_text)
+    write_text_if_changed(rendered.submit_path, rendered.submit_text)
     rendered.results_dir.mkdir(parents=True, exist_ok=True)
     grid_text = Path(grid_path).read_bytes()
     spec = prepared.spec

@@ -1,8 +1,11 @@
 """`sweep reproduce SWEEP RUN`: a folder holding what one run's job received, to run it again here.
 
-What a job receives is its scratch folder: config.yaml, the sweep's code archive, the wrapper
-(run_job.sh) and, where the sweep transfers its data, the arrays cut for the model. The folder
-made here holds copies of exactly those, so that `/bin/sh run_job.sh config.yaml` in it runs the
+What a job receives is its scratch folder: the sweep's config.yaml, the sweep's code archive, the
+wrapper (run_job.sh) and, where the sweep transfers its data, the arrays cut for the model, and
+its own part of its configuration as an argument (sweep.core.runconfig). The folder made here
+holds copies of those, with the run's part merged into config.yaml (from the sweep's manifest,
+which records every run's ids, seed and swept values, and the version of the shared part its job
+read: run.json's config_sha256), so that `/bin/sh run_job.sh config.yaml` in it runs the
 same code on the same data with the same seed (the same batches in the same order), as the local
 backend runs a job: the first thing anyone debugging a failed job wants. Two things differ, and
 are said: a search trial's progress reporting to its driver is left out of config.yaml (no driver
@@ -16,12 +19,13 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from ..core import runconfig
 from ..core.errors import ResultsError
-from ..core.names import CONFIG_FILE, SweepPaths
+from ..core.names import CONFIG_FILE, CONFIGS_DIR, SweepPaths
 from ..core.render import to_yaml
 from ..fsutil import atomic_write_text
+from ..records.base import RecordError
+from ..records.runinfo import read_run_info
 from ..records.manifest import load_manifest
 
 
@@ -47,17 +51,24 @@ def reproduce(root: Path, sweep: str, run_id: str, folder: Path | None = None) -
     """
     paths = SweepPaths(root.resolve())
     manifest = load_manifest(root, sweep)
-    if not any(entry.run_id == run_id for entry in manifest.runs):
+    entry = manifest.run(run_id)
+    if entry is None:
         raise ResultsError(f"sweep '{sweep}' has no run '{run_id}' (`sweep collect {sweep}` lists its runs)")
     jobs = paths.jobs(sweep)
-    config_path = jobs / run_id / CONFIG_FILE
-    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else None
-    if not isinstance(config, dict):
-        raise ResultsError(f"{config_path}: the run's configuration is gone; `sweep submit` renders it again")
+    try:
+        info = read_run_info(paths.results(sweep) / run_id)
+    except RecordError:  # an execute node's file: unreadable is no reason to refuse here
+        info = None
+    found = runconfig.read_shared(jobs / CONFIGS_DIR, info.config_sha256 if info is not None else None)
+    if found is None:
+        raise ResultsError(f"{jobs}: the sweep's configuration is gone; `sweep submit` renders it again")
+    shared, shared_path, exact = found
+    config = runconfig.merge(shared, runconfig.part_of(entry))
     if manifest.code is None or not (jobs / manifest.code.archive).is_file():
         raise ResultsError(f"{jobs}: the sweep's code archive is gone; `sweep submit` makes it again")
     inputs = {paths.wrapper(sweep).name: paths.wrapper(sweep), manifest.code.archive: jobs / manifest.code.archive}
-    notes = []
+    notes = [] if exact else [(f"its job's own version of the sweep's config.yaml is not known or gone: the "
+                               f"newest stands in ({shared_path.parent.name})")]
     data = config.get("data", {})
     cut = paths.jobs(sweep) / "data" / str(data.get("file", ""))
     if data.get("file") and cut.is_file():
@@ -70,7 +81,7 @@ def reproduce(root: Path, sweep: str, run_id: str, folder: Path | None = None) -
     missing = [str(source) for source in inputs.values() if not source.is_file()]
     if missing:
         raise ResultsError(f"run '{run_id}': {missing[0]} is gone; `sweep submit` renders it again")
-    if config.pop("progress", None) is not None:
+    if entry.trials:
         notes.append("a search trial: its progress reporting to the search's driver is left out")
 
     folder = folder if folder is not None else paths.root / "reproduce" / sweep / run_id

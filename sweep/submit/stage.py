@@ -118,14 +118,18 @@ def submit_grid(options: SubmitOptions, console, *, checks: GridChecks | None = 
         console.print(f"[bold]dry run[/]: sweep '{spec.name}' has {len(rendered.runs)} runs; {done} already have a "
                       f"valid result; would submit {len(todo)} (nothing written)")
         for r in todo:
-            console.print(f"  {r.run.run_id}  {r.run.name}  -> {relative_to_root(r.submit_path, root)}")
+            console.print(f"  {r.run.run_id}  {r.run.name}")
         if options.show:
             _show_settings(console, spec)
         if todo and options.show:
-            console.rule(f"{relative_to_root(todo[0].submit_path, root)}")
+            console.rule(f"{relative_to_root(rendered.submit_path, root)} (every run's; each run's VARS fill it in)")
             # the file byte for byte: print() would fold long lines to the console's width, and a
             # folded `transfer_input_files = …` no longer parses
-            console.out(todo[0].submit_text, highlight=False, end="")
+            console.out(rendered.submit_text, highlight=False, end="")
+            console.rule(f"the values of run {todo[0].run.run_id}")
+            console.out("".join(f"{k} = {v}\n" for k, v in todo[0].submit_vars.items()), highlight=False, end="")
+            console.rule(f"{relative_to_root(rendered.config_path, root)} (what every run shares)")
+            console.out(rendered.config_text, highlight=False, end="")
         return SubmitOutcome(spec.name)
     check_interpreter(spec, rendered.python, console)
     # before writing anything: an unreachable pool writes nothing

@@ -23,11 +23,12 @@ import pandas as pd
 import pytest
 
 from tests.condor.owner import popen_sweep, run_sweep, sweep_cli
+from tests.conftest import RUN_PART_SH
 
 REPO = Path(__file__).resolve().parents[2]
 BUILTIN = REPO / "templates"
 
-# a stand-in job that writes a valid result quickly (its run id comes from config.yaml)
+# a stand-in job that writes a valid result quickly
 QUICK_JOB = r"""#!/bin/sh
 set -e
 {extra}
@@ -182,7 +183,9 @@ def test_memory_hold_is_escalated_and_remembered(project, condor_pool, capsys):
     assert learned > 300
     # the next render starts at the remembered value
     assert sweep_cli(project, "submit", str(g), "--dry-run", "--show", "--force") == 0
-    assert f"ifThenElse(isUndefined(MemoryUsage), {learned}," in capsys.readouterr().out
+    shown = capsys.readouterr().out  # the submit description, then the run's values (its VARS)
+    assert "ifThenElse(isUndefined(MemoryUsage), $(sweep_memory_mb)," in shown
+    assert f"\nsweep_memory_mb = {learned}\n" in shown
 
 
 def test_condor_rm_is_reported_removed_and_resubmittable(project, condor_pool, capsys):
@@ -349,7 +352,8 @@ def _dagman_exit(project: Path, sweep: str) -> int:
 def test_a_dag_with_a_failed_node_ends_as_a_failure(project, capsys):
     """The FINAL node collects whatever happened, and (given $(DAG_STATUS) and $(FAILED_COUNT))
     exits non-zero when nodes failed: a DAG whose FINAL node succeeds counts as successful."""
-    body = "#!/bin/sh\nif grep -q sgd config.yaml; then echo 'boom' >&2; exit 4; fi\n" + QUICK_JOB.format(extra="")
+    body = ("#!/bin/sh\n" + RUN_PART_SH + "if printf %s \"$part\" | grep -q sgd; then echo 'boom' >&2; exit 4; fi\n"
+            + QUICK_JOB.format(extra=""))
     extra = job_templates(project, body) + "condor: {max_retries: 0}\n"
     g = grid(project, "pool-dagfail", axes="  optimizer: [adam, sgd]\n", extra=extra)
     assert sweep_cli(project, "submit", str(g), "--condor", "--wait", "--wait-timeout", "240", "--no-progress") == 0
@@ -400,7 +404,7 @@ def test_resubmit_of_a_memory_held_run_in_an_active_dag_runs_it_again_with_the_c
     so, and queues the run again, with the request the grid asks for now (not DAGMan's retry of
     the same request, which would be held again)."""
     # adam's job needs 300 MB (held at 120 MB until someone acts); sgd's ends at once
-    hog = QUICK_JOB.format(extra="grep -q sgd config.yaml || " + sys.executable
+    hog = QUICK_JOB.format(extra=RUN_PART_SH + "printf %s \"$part\" | grep -q sgd || " + sys.executable
                            + " -c \"b = bytearray(300 * 1024 * 1024); "
                              "import time; b[::4096] = b'x' * len(b[::4096]); time.sleep(6)\"")
     extra = job_templates(project, hog) + "condor: {max_retries: 2}\n"

@@ -32,11 +32,12 @@ from ...core import names
 from ...core.cost import start_order
 from ...core.errors import BackendError
 from ...core.names import OUTPUT_FILES, STDERR, STDOUT
-from ...core.render import CHECKOUT, RenderedRun, RenderedSweep, submit_string, submit_value
+from ...core.render import CHECKOUT, RenderedRun, RenderedSweep, dag_value, submit_string, submit_value
 from ...core.states import RunState
 from ...fsutil import atomic_write_text
-from ..identity import own_folder, refuse_condor_as_root
+from ..identity import own_folders, refuse_condor_as_root
 from ...records.lock import check_lock
+from ...records.runs import epoch_seconds
 from ...records.manifest import Manifest, Submission, read_manifest, update_submission
 from .base import Backend, SubmitReport
 
@@ -306,6 +307,41 @@ def queued_runs(schedd, sweep: str, manifest: Manifest | None, requeue: set[str]
 
 
 # ----------------------------------------------------------------- the backend
+def dag_text(sweep: RenderedSweep, runs: list[RenderedRun], submission: str, dag_dir: Path) -> str:
+    """The DAG file of one submission of `runs` (its scripts and FINAL node's submit file are in
+    `dag_dir`): a node per run, each naming the sweep's one submit description with the run's values as its
+    VARS, the longest runs first, retries with the POST script, the FINAL collect node. Pure."""
+    spec = sweep.spec
+    retries = spec.condor.get("max_retries", DEFAULT_RETRIES)
+    lines = [f"# sweep {spec.name}, submission {submission}: {len(runs)} runs (rendered by sweep)"]
+    post = dag_dir / "post.sh"
+    # the longest runs first (core/cost.py): listed first, and of the highest node priority, which
+    # DAGMan submits first among the ready nodes and passes on to the schedd as the job's priority
+    place = start_order([r.run for r in runs], spec.data.max_samples,
+                        epoch_seconds(sweep.results_dir, (r.run.run_id for r in runs)))
+    job_sub, post_line = submit_value(sweep.submit_path), f"/bin/sh {submit_value(post)} $RETURN"
+    for r in sorted(runs, key=lambda r: place[r.run.run_id]):
+        node = f"{names.DAG_NODE_PREFIX}{r.run.run_id}"
+        lines.append(f"JOB {node} {job_sub}")
+        # every node names the sweep's one submit description: its run's values are the node's VARS
+        lines.append(f"VARS {node} " + " ".join(f'{k}="{dag_value(v)}"' for k, v in r.submit_vars.items()))
+        lines.append(f"PRIORITY {node} {len(runs) - place[r.run.run_id]}")
+        if retries:
+            lines.append(f"SCRIPT POST {node} {post_line}")
+            lines.append(f"RETRY {node} {retries} UNLESS-EXIT {names.JOB_EXIT_BAD_INPUT}")
+        lines.append(f"CATEGORY {node} runs")
+    if spec.condor.get("max_running"):
+        lines.append(f"MAXJOBS runs {spec.condor['max_running']}")
+    lines.append(f"FINAL collect {dag_dir / 'collect.sub'}")
+    if spec.notify is not None and spec.notify.webhook is not None:
+        # the FINAL node's POST script posts the summary to the webhook (read from the grid then:
+        # the URL is in no file sweep writes) and exits as collect did
+        lines.append(f"SCRIPT POST collect /bin/sh {submit_value(dag_dir / 'notify.sh')} $RETURN $DAG_STATUS "
+                     "$FAILED_COUNT")
+    lines.append("NODE_STATUS_FILE nodes.status 30")
+    return "\n".join(lines) + "\n"
+
+
 class HTCondorBackend(Backend):
     """Queues runs on the schedd (a DAG per submission, or one cluster); submit() returns once
     the schedd holds them."""
@@ -358,8 +394,7 @@ class HTCondorBackend(Backend):
         # jobs by +SweepSubmission / +SweepRunId; if before, nothing was queued
         update_submission(sweep.jobs_dir, submission, backend=self.name, mode=mode, runs=run_ids,
                           state="submitting", pool=pool_name(), owner=submitting_owner())
-        for r in runs:  # initialdir must exist
-            own_folder(r.results_dir, top=sweep.paths.root)
+        own_folders(sweep.results_dir, (r.run.run_id for r in runs), top=sweep.paths.root)  # initialdir must exist
         if self.use_dag:
             details = self._submit_dag(schedd, sweep, runs, submission)
         else:
@@ -380,35 +415,13 @@ class HTCondorBackend(Backend):
         spec = sweep.spec
         dag_dir = sweep.jobs_dir / names.DAGS_DIR / submission
         retries = spec.condor.get("max_retries", DEFAULT_RETRIES)
-        lines = [f"# sweep {spec.name}, submission {submission}: {len(runs)} runs (rendered by sweep)"]
-        post = dag_dir / "post.sh"
-        # the longest runs first (core/cost.py): listed first, and of the highest node priority, which
-        # DAGMan submits first among the ready nodes and passes on to the schedd as the job's priority
-        place = start_order([r.run for r in runs], spec.data.max_samples)
-        for r in sorted(runs, key=lambda r: place[r.run.run_id]):
-            node = f"{names.DAG_NODE_PREFIX}{r.run.run_id}"
-            lines.append(f"JOB {node} {submit_value(r.submit_path)}")
-            lines.append(f"PRIORITY {node} {len(runs) - place[r.run.run_id]}")
-            if retries:
-                lines.append(f"SCRIPT POST {node} /bin/sh {submit_value(post)} $RETURN")
-                lines.append(f"RETRY {node} {retries} UNLESS-EXIT {names.JOB_EXIT_BAD_INPUT}")
-            lines.append(f"CATEGORY {node} runs")
-        if spec.condor.get("max_running"):
-            lines.append(f"MAXJOBS runs {spec.condor['max_running']}")
-        collect_sub = dag_dir / "collect.sub"
-        lines.append(f"FINAL collect {collect_sub}")
-        atomic_write_text(post, POST_SCRIPT, mode=0o755)
+        atomic_write_text(dag_dir / "post.sh", POST_SCRIPT, mode=0o755)
         notify = spec.notify
         if notify is not None and notify.webhook is not None:
-            # the FINAL node's POST script posts the summary to the webhook (read from the grid
-            # then: the URL is in no file sweep writes) and exits as collect did
-            notify_sh = dag_dir / "notify.sh"
-            atomic_write_text(notify_sh, self._notify_script(sweep, dag_dir), mode=0o755)
-            lines.append(f"SCRIPT POST collect /bin/sh {submit_value(notify_sh)} $RETURN $DAG_STATUS $FAILED_COUNT")
-        lines.append("NODE_STATUS_FILE nodes.status 30")
-        atomic_write_text(collect_sub, self._collect_submit(sweep, dag_dir))
+            atomic_write_text(dag_dir / "notify.sh", self._notify_script(sweep, dag_dir), mode=0o755)
+        atomic_write_text(dag_dir / "collect.sub", self._collect_submit(sweep, dag_dir))
         dag_file = dag_dir / "sweep.dag"
-        atomic_write_text(dag_file, "\n".join(lines) + "\n")
+        atomic_write_text(dag_file, dag_text(sweep, runs, submission, dag_dir))
         options: dict[str, Any] = {"dagman": dagman_path(), "batch-name": spec.name, "Force": True}
         if spec.condor.get("max_idle"):
             options["MaxIdle"] = spec.condor["max_idle"]
@@ -461,21 +474,15 @@ class HTCondorBackend(Backend):
     # -- direct: one cluster, itemdata
     def _submit_direct(self, schedd, sweep: RenderedSweep, runs: list[RenderedRun], submission: str) -> dict:
         htcondor2 = bindings()
-        descriptions = [dict(htcondor2.Submit(r.submit_text)) for r in runs]
-        keys = list(descriptions[0])
-        if any(list(d) != keys for d in descriptions):
-            raise BackendError("the rendered submit files of this sweep differ in their commands; "
-                               "submit them as a DAG (the default)")
-        varying = [k for k in keys if any(d[k] != descriptions[0][k] for d in descriptions)]
-        item_vars = {k: f"sweepitem{i}" for i, k in enumerate(varying)}
-        base = {k: (f"$({item_vars[k]})" if k in item_vars else v) for k, v in descriptions[0].items()}
+        # the sweep's one description; each run's values are its item's (as a DAG node's VARS)
+        base = dict(htcondor2.Submit(sweep.submit_text))
         retries = sweep.spec.condor.get("max_retries", DEFAULT_RETRIES)
         if retries:
             base["max_retries"] = str(retries)
             # an unusable config, or an interpreter that cannot run the job: retrying cannot help
             base["retry_until"] = " || ".join(f"ExitCode =?= {c}" for c in names.JOB_EXIT_NEVER_RETRIED)
         base[f"MY.{names.ATTR_SUBMISSION}"] = submit_string(submission)
-        items = [{item_vars[k]: d[k] for k in varying} for d in descriptions]
+        items = [dict(r.submit_vars) for r in runs]
         check_lock(sweep.jobs_dir)  # fencing: the intent record was written under this lock, still ours?
         result = schedd.submit(htcondor2.Submit(base), itemdata=iter(items))
         return {"cluster": result.cluster(), "jobs": result.num_procs()}

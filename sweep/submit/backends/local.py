@@ -1,7 +1,8 @@
 """Run a sweep's jobs on this machine, as HTCondor would run them on a pool.
 
 Each job runs the rendered wrapper in results/<sweep>/<run-id>/ (HTCondor's initialdir, where
-it would transfer the outputs back), with config.yaml copied in as HTCondor transfers it,
+it would transfer the outputs back), with the sweep's config.yaml copied in as HTCondor transfers
+it and the run's own part of its configuration as an argument, as job.sub gives it,
 stdout/stderr to stdout.txt/stderr.txt, and its runtime limit enforced. Jobs are packed onto
 the machine's cores and memory by their request_cpus and request_memory: a job starts when
 what it asked for is free, so two 1-CPU jobs share a 2-core laptop.
@@ -22,6 +23,7 @@ from ...core.names import BACKEND_LOCAL, CONFIG_FILE, OUTPUT_FILES, STDERR, STDO
 from ...core.render import RenderedRun, RenderedSweep
 from ...records.localexit import LocalExit, write_local_exit
 from ...records.lock import process_start_time
+from ...records.runs import epoch_seconds
 from .base import Backend, SubmitReport
 
 
@@ -72,12 +74,14 @@ class LocalBackend(Backend):
         folder.mkdir(parents=True, exist_ok=True)
         for name in OUTPUT_FILES:
             (folder / name).unlink(missing_ok=True)
-        shutil.copyfile(run.config_path, folder / CONFIG_FILE)  # HTCondor's input transfer
+        shutil.copyfile(sweep.config_path, folder / CONFIG_FILE)  # HTCondor's input transfer
         res = sweep.spec.resources
         cpus = min(res.request_cpus, self.cpus)
         env = {**os.environ, "SWEEP_CPUS": str(cpus), "OMP_NUM_THREADS": str(cpus)}
         with open(folder / STDOUT, "wb") as out, open(folder / STDERR, "wb") as err:
-            proc = subprocess.Popen(["/bin/sh", str(sweep.paths.wrapper(sweep.spec.name)), CONFIG_FILE],
+            # the job's arguments, as job.sub gives them on a pool
+            proc = subprocess.Popen(["/bin/sh", str(sweep.paths.wrapper(sweep.spec.name)), CONFIG_FILE,
+                                     "--run", run.config_argument],
                                     cwd=folder, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
                                     start_new_session=True)
         # started, not ended: `sweep status` sees the job running while this process lives
@@ -113,7 +117,8 @@ class LocalBackend(Backend):
     def submit(self, sweep: RenderedSweep, runs: list[RenderedRun]) -> SubmitReport:
         report = SubmitReport(backend=self.name, submitted=[r.run.run_id for r in runs])
         exit_codes: dict[str, int] = {}
-        place = start_order([r.run for r in runs], sweep.spec.data.max_samples)
+        place = start_order([r.run for r in runs], sweep.spec.data.max_samples,
+                            epoch_seconds(sweep.results_dir, (r.run.run_id for r in runs)))
         pending = sorted(runs, key=lambda r: place[r.run.run_id])  # the longest first (core/cost.py)
         running: list[_Running] = []
         free_cpus, free_mem = self.cpus, self.memory_mb
