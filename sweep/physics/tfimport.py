@@ -5,12 +5,16 @@ Two things happen once, at the first import, in the job, the chain's steps and `
 * TensorFlow's C++ start-up lines (absl, oneDNN, cpu_feature_guard), which it writes to file
   descriptor 2 whatever TF_CPP_MIN_LOG_LEVEL says, are dropped; anything else printed while
   importing still shows.
-* pandas and scikit-learn are not imported along. TensorFlow and Keras import both only to accept
-  their objects as inputs (a DataFrame to `fit`, Keras's scikit-learn wrappers), which sweep never
-  passes, and they cost about 1.2 s of CPU of the ~5 s an import takes: a second per job (issue
-  27's fixed cost) and per training process of the test suite. They are hidden from the import and
-  put back at once, so a later `import pandas` in the same process works as usual (Keras then
-  treats DataFrames as unknown inputs, which it was never given).
+* pandas, scikit-learn, matplotlib, IPython and SciPy are not imported along. TensorFlow and Keras
+  import each of them inside a try/except ImportError, only for what sweep never asks of them: a
+  DataFrame or a SciPy sparse matrix as input (Keras, TF's legacy tf.keras), Keras's scikit-learn
+  wrappers, its image-gallery plots (matplotlib.pyplot, with pyparsing, dateutil, PIL) and its
+  notebook display (IPython). Together they cost about 2 s of CPU of the ~5 s an import takes
+  (pandas and scikit-learn 1.2 s; matplotlib and IPython 0.6 s; SciPy 0.15 s, measured on the
+  demo grid's job, issue 27's fixed cost), per job and per training process of the test suite.
+  They are hidden from the import and put back at once, so a later `import pandas` or
+  `import matplotlib.pyplot` in the same process works as usual (Keras then treats DataFrames as
+  unknown inputs, which it was never given, and its own plotting helpers stay off).
 
 Standard library only at import time; TensorFlow is imported inside the functions.
 """
@@ -31,8 +35,10 @@ TF_START_UP_NOISE = ("All log messages before absl::InitializeLog()", "oneDNN cu
                      "TF-TRT Warning", "Could not find cuda drivers", "cuda_executor", "cuda_dnn", "cuda_fft",
                      "cuda_blas")
 
-#: Imported by TensorFlow and Keras only to take their objects as inputs (see the module's text).
-NOT_WITH_TENSORFLOW = ("pandas", "sklearn")
+#: Imported by TensorFlow and Keras, each behind a try/except ImportError, only for what sweep never
+#: uses (see the module's text). Not requests, h5py, psutil or rich: some of TensorFlow's or Keras's
+#: imports of those are unguarded, or Keras uses them (h5py for its weights, psutil when it saves).
+NOT_WITH_TENSORFLOW = ("pandas", "sklearn", "matplotlib", "IPython", "scipy")
 
 
 @contextlib.contextmanager
@@ -81,7 +87,7 @@ def _import(name: str) -> Any:
 
 
 def import_tensorflow() -> Any:
-    """The tensorflow module, imported quietly and without pandas and scikit-learn (see above)."""
+    """The tensorflow module, imported quietly and without NOT_WITH_TENSORFLOW (see above)."""
     return _import("tensorflow")
 
 
