@@ -45,7 +45,8 @@ def test_the_costliest_runs_start_first_and_equal_ones_keep_their_order(tmp_path
 def test_the_local_backend_starts_the_longest_run_first(tmp_path, small_dataset):
     # one CPU: the runs start one after another; each job (the user's wrapper template) writes its
     # name where the next can add its own
-    _templates(tmp_path, RUN_PART_SH + "printf '%s\\n' \"$part\" | sed 's/.*\"name\":\"\\([^\"]*\\)\".*/\\1/' >> ../started.txt\n")
+    name = "sed 's/.*\"name\":\"\\([^\"]*\\)\".*/\\1/'"  # the run's name, from its --run part
+    _templates(tmp_path, RUN_PART_SH + f"printf '%s\\n' \"$part\" | {name} >> ../started.txt\n")
     grid = tmp_path / "g.yaml"
     text = grid_text(small_dataset, sweep="order", axes="  topology: [[32, 64, 1], [64, 64, 1], [96, 128, 1]]\n")
     grid.write_text(text.replace("topology: [32, 64, 1], ", "") + "templates: tpl\n")

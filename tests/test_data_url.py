@@ -79,7 +79,8 @@ def test_a_job_given_a_forged_copy_stops_with_exit_2(tmp_path, small_dataset):
     scratch.mkdir()
     _forged(small_dataset, scratch)
     (scratch / "config.yaml").write_text(config.read_text())
-    proc = subprocess.run([sys.executable, "-m", "sweep.job", "config.yaml", *_run_argument(tmp_path)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "sweep.job", "config.yaml", *_run_argument(tmp_path)],
+                          capture_output=True, text=True,
                           cwd=scratch, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
     info = json.loads((scratch / "run.json").read_text())
     assert proc.returncode == names.JOB_EXIT_BAD_INPUT, proc.stderr[-2000:]

@@ -260,7 +260,8 @@ def test_a_job_that_fetched_another_copy_of_the_dataset_stops_with_exit_2(tmp_pa
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     (scratch / "config.yaml").write_text(text.replace(sha, "0" * 64))
-    proc = subprocess.run([sys.executable, "-m", "sweep.job", "config.yaml", *_run_argument(tmp_path)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "sweep.job", "config.yaml", *_run_argument(tmp_path)],
+                          capture_output=True, text=True,
                           cwd=scratch, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == names.JOB_EXIT_BAD_INPUT
     info = json.loads((scratch / "run.json").read_text())

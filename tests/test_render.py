@@ -298,3 +298,17 @@ def test_show_prints_the_submit_file_byte_for_byte_whatever_the_width(write_grid
     one.write_text(GRID.replace("optimizer: [adam, sgd]", "optimizer: [adam]"))
     assert main(["--root", str(deep), "validate", str(one)]) == 0
     assert "expands to 1 configuration\n" in capsys.readouterr().out
+
+
+def test_the_dag_gives_every_node_the_one_submit_description_and_its_run_s_vars(write_grid, tmp_path):
+    from sweep.submit.backends.htcondor import dag_text
+
+    spec = load_grid(write_grid(GRID), tmp_path)
+    sweep = render_sweep(spec, expand(spec), tmp_path)
+    text = dag_text(sweep, sweep.runs, "s1", tmp_path / "dag")
+    jobs = re.findall(r"^JOB (\S+) (\S+)$", text, re.M)
+    assert sorted(node for node, _ in jobs) == sorted(f"n{r.run.run_id}" for r in sweep.runs)
+    assert {path for _, path in jobs} == {str(sweep.submit_path)}
+    for r in sweep.runs:
+        (line,) = re.findall(rf"^VARS n{r.run.run_id} (.*)$", text, re.M)
+        assert dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', line)) == r.submit_vars

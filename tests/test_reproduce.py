@@ -51,9 +51,27 @@ def test_a_real_job_that_failed_on_its_data_fails_again_with_the_same_error(tmp_
     first = (tmp_path / "results" / "tiny" / run / "stderr.txt").read_text()
     capsys.readouterr()
     assert main(["--root", str(tmp_path), "reproduce", "tiny", run, "--dir", str(tmp_path / "here")]) == 0
-    again = _run(capsys.readouterr().out.splitlines()[-1].strip())
+    out = capsys.readouterr().out
+    again = _run(out.splitlines()[-1].strip())
     error = [line for line in first.splitlines() if line.startswith("sweep.job:")]
     assert again.returncode == 2 and error and error[-1] in again.stderr, (first, again.stderr)
+    assert "newest stands in" not in out
+    # the grid is rendered again with another request: the reproduction is still of what the job
+    # read (run.json's config_sha256 names that version of the shared config.yaml) ...
+    from sweep.submit.prepare import prepare, write_rendered
+
+    grid.write_text(grid.read_text().replace("request_memory: 1GB", "request_memory: 3GB"))
+    write_rendered(prepare(grid, tmp_path), grid)
+    versions = sorted((tmp_path / "jobs" / "tiny" / "configs").glob("*/config.yaml"), key=lambda p: p.stat().st_mtime)
+    assert len(versions) == 2
+    assert main(["--root", str(tmp_path), "reproduce", "tiny", run, "--dir", str(tmp_path / "exact")]) == 0
+    assert "newest stands in" not in capsys.readouterr().out
+    assert "request_memory_mb: 1024" in (tmp_path / "exact" / "config.yaml").read_text()
+    # ... and when that version is gone, the newest stands in, and the user is told
+    versions[0].unlink()
+    assert main(["--root", str(tmp_path), "reproduce", "tiny", run, "--dir", str(tmp_path / "newest")]) == 0
+    assert "the newest stands in" in capsys.readouterr().out
+    assert "request_memory_mb: 3072" in (tmp_path / "newest" / "config.yaml").read_text()
 
 
 def test_an_unknown_run_or_sweep_is_a_clear_error_and_writes_nothing(tmp_path, small_dataset, capsys):
