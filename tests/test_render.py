@@ -250,7 +250,8 @@ def test_rendering_again_rewrites_nothing_and_a_change_makes_new_versions(write_
     path.write_text(GRID.replace("request_memory: 5000MB", "request_memory: 6000MB"))
     write_rendered(prepare(path, tmp_path), path)
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files} == stamps  # the old versions are untouched
-    new = sorted(p.name for p in jobs_dir.rglob("*") if p.is_file() and p.name != "sweep.json" and p not in stamps)
+    new = sorted(p.name for p in jobs_dir.rglob("*")
+                 if p.is_file() and not p.name.startswith("sweep.json") and p not in stamps)
     assert len(new) == 2 and new[0] == "config.yaml" and new[1].startswith("job-")  # resources; a new path
     assert (jobs_dir / "run_job.sh").stat().st_mode & 0o777 == 0o755
 

@@ -51,12 +51,29 @@ class RunFields(Protocol):
     """What a run's part is made of: a run of a grid (core.expand.RunSpec) and a run the manifest
     recorded (records.manifest.RunEntry) both have these."""
 
-    run_id: str
-    config_id: str
-    name: str
-    repeat: int
-    seed: int
-    swept: dict[str, Any]
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+
+    @property
+    def config_id(self) -> str:
+        """Its configuration's id."""
+
+    @property
+    def name(self) -> str:
+        """Its readable name."""
+
+    @property
+    def repeat(self) -> int:
+        """Its repeat index."""
+
+    @property
+    def seed(self) -> int:
+        """Its training seed."""
+
+    @property
+    def swept(self) -> dict[str, Any]:
+        """Its swept hyperparameters' values."""
 
 
 def part_of(run: RunFields, progress: dict[str, Any] | None = None) -> dict[str, Any]:
