@@ -96,6 +96,22 @@ def test_the_wrapper_says_when_the_interpreter_is_not_on_the_node(tmp_path):
             == f"environment: no interpreter {python} on this node")
 
 
+def test_the_wrapper_runs_the_code_archive_its_job_received_whatever_this_render_names(tmp_path):
+    """A DAG still running from an earlier render transfers that render's code archive, and runs
+    the wrapper as it is now (one file per sweep): the wrapper must put the archive it finds in the
+    scratch folder on the path, not the one of the newest render."""
+    python = tmp_path / "show.sh"  # stands in for the interpreter: prints the path the wrapper set
+    python.write_text('#!/bin/sh\necho "$PYTHONPATH"\n')
+    python.chmod(0o755)
+    wrapper = _wrapper(tmp_path, str(python))  # rendered for sweep-code-x.zip
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "sweep-code-older.zip").write_bytes(b"PK")  # what the earlier render's job.sub transferred
+    proc = subprocess.run(["/bin/sh", str(wrapper), "config.yaml"], capture_output=True, text=True, cwd=scratch,
+                          env={**os.environ, "PYTHONPATH": ""})
+    assert proc.returncode == 0 and proc.stdout.split(":")[0].strip() == str(scratch / "sweep-code-older.zip")
+
+
 def test_the_dag_does_not_retry_an_environment_failure(tmp_path):
     post = tmp_path / "post.sh"
     post.write_text(htcondor.POST_SCRIPT)

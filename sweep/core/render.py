@@ -405,7 +405,7 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
     config_path = paths.shared_config(spec.name, _sha256(config_text))
     try:
         submit_template = env.get_template("job.sub.j2")
-        wrapper_text = _render_wrapper(env, spec, python, code_path, code_archive or "", spec.name)
+        wrapper_text = _render_wrapper(env, spec, python, code_path, spec.name)
         escalation = spec.condor.get("memory_escalation")
         cap_mb = memory_cap_mb(spec)
         if escalation:
@@ -458,12 +458,11 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
                          code_archive=code_archive, python=python, shared_interpreter=shared)
 
 
-def _render_wrapper(env: jinja2.Environment, spec: GridSpec, python: str, code_path: str, code_name: str,
-                    label: str) -> str:
-    return env.get_template("run_job.sh.j2").render(python=python, package_root=str(CHECKOUT or ""),
-                                                    code_archive=code_path, code_archive_name=code_name,
-                                                    cvmfs=spec.condor.get("cvmfs") or "", sweep=label,
-                                                    version=__version__)
+def _render_wrapper(env: jinja2.Environment, spec: GridSpec, python: str, code_path: str, label: str) -> str:
+    return env.get_template("run_job.sh.j2").render(
+        python=python, package_root=str(CHECKOUT or ""), code_archive=code_path,
+        code_archive_prefix=names.CODE_ARCHIVE_PREFIX, cvmfs=spec.condor.get("cvmfs") or "", sweep=label,
+        version=__version__)
 
 
 def render_wrapper(spec: GridSpec, code_archive: Path, label: str) -> str:
@@ -476,8 +475,7 @@ def render_wrapper(spec: GridSpec, code_archive: Path, label: str) -> str:
     """
     python, _ = job_interpreter(spec)
     try:
-        return _render_wrapper(make_environment(spec.templates), spec, python, str(code_archive),
-                               code_archive.name, label)
+        return _render_wrapper(make_environment(spec.templates), spec, python, str(code_archive), label)
     except jinja2.TemplateError as exc:
         raise RenderError(f"template error: {exc}") from None
 
