@@ -91,3 +91,35 @@ def test_a_checkpoint_of_another_run_or_of_older_data_is_not_resumed(tmp_path):
     assert checkpoint.load(tmp_path, "run2:sha-old") is None
     (ckpt / "state.json").write_text("{torn")
     assert checkpoint.load(tmp_path, "run1:sha-old") is None
+
+
+@pytest.mark.training
+def test_inside_htcondor_the_checkpoint_is_written_only_when_it_is_handed_over(tmp_path, monkeypatch):
+    """An HTCondor job's scratch folder is gone after an eviction: only what it hands over with
+    exit 85 is kept, so it writes its checkpoint then and not after every epoch. Outside HTCondor
+    (the local backend), a killed job resumes in the same folder: every epoch."""
+    import keras
+    import numpy as np
+
+    from sweep.job import checkpoint
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.zeros((8, 2), dtype="float32"), np.zeros((8,), dtype="float32")
+
+    def fit(folder, every_s, epochs=3):
+        folder.mkdir()
+        stopper = keras.callbacks.EarlyStopping(patience=10)
+        saver = checkpoint.make_callback(folder, "run:sha", [], stopper, every_s, None, None)
+        model.fit(x, y, epochs=epochs, callbacks=[stopper, saver], verbose=0)
+        state = checkpoint.load(folder, "run:sha")
+        return state.epochs_done if state else None
+
+    monkeypatch.setenv("_CONDOR_JOB_AD", str(tmp_path / ".job.ad"))
+    assert fit(tmp_path / "not-due", 3600.0) is None  # never due: nothing written
+    with pytest.raises(checkpoint.CheckpointExit):
+        fit(tmp_path / "due", 0.0)  # due after the first epoch: written, then handed over
+    assert checkpoint.load(tmp_path / "due", "run:sha").epochs_done == 1
+    monkeypatch.delenv("_CONDOR_JOB_AD")
+    assert fit(tmp_path / "local", None) == 3  # every epoch
