@@ -48,6 +48,7 @@ CASES = {
     "bench_faults": (POOL, lambda tmp, pool_tmp: ["--dir", str(pool_tmp)]),
     "bench_hostile": (SLOW, lambda tmp, pool_tmp: []),
     "bench_job_cost": (TRAINING, lambda tmp, pool_tmp: ["--dir", str(tmp / "work")]),
+    "bench_makespan": (POOL, lambda tmp, pool_tmp: ["--dir", str(pool_tmp)]),
     "bench_hostile_outputs": (SLOW, lambda tmp, pool_tmp: []),
     "bench_packing": (TRAINING, lambda tmp, pool_tmp: []),
     "bench_render": ((), lambda tmp, pool_tmp: ["--dir", str(tmp / "render")]),

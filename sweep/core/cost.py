@@ -4,13 +4,16 @@ Four jobs of unequal length on two cores keep 1.56 cores busy on average when th
 starts last: the sweep's last minutes are one long job on an idle node. Ordered longest first
 (DAGMan node priorities, the local backend's queue), the short jobs fill in around the long ones.
 
-The prediction is the work of one training: multiply-adds of one sample's forward pass, times the
-samples, times the epochs. Only the order within a sweep matters, so the constant (backward pass,
-per-sample overheads) is left out, and early stopping, which no one can predict, is not guessed:
-`epochs` is the most a run may train. Where some runs of the sweep ran before (a resubmission after
-failures or evictions), their measured seconds per epoch replace the prediction and calibrate the
-others (start_order). Pure: no TensorFlow; the layer arithmetic follows
-sweep/job/models.py (tests/test_cost.py checks it against Keras's parameter counts).
+The prediction is the work of one training: one sample's multiply-adds through the model plus
+the per-sample work that does not grow with the layers (OVERHEAD_PER_SAMPLE), times the samples,
+times the epochs. For the small peak finders the overhead is most of it: without it the
+prediction put a 2-epoch 32x64x1 LSTM (12 s of training) before a 6-epoch 16x32x1 one (24 s).
+Only the order within a sweep matters, so constant factors are left out, and early stopping,
+which no one can predict, is not guessed: `epochs` is the most a run may train. Where some runs
+of the sweep ran before (a resubmission after failures or evictions), their measured seconds per
+epoch replace the prediction and calibrate the others (start_order). Pure: no TensorFlow; the
+layer arithmetic follows sweep/job/models.py (tests/test_cost.py checks it against Keras's
+parameter counts).
 """
 
 from __future__ import annotations
@@ -25,6 +28,17 @@ from .expand import RunSpec
 #: The peak finder's window (samples) and the clusterizer's input length (bins), as the models have them.
 LSTM_WINDOW = 15
 CNN_LENGTH = 1024
+
+
+#: Per-sample work of a training step besides the forward pass's multiply-adds (Keras's per-batch
+#: work spread over the batch, the data pipeline, the parts of the backward pass that do not scale
+#: with the layers), in multiply-adds. Measured on this project's 2-core machines (issue 27): at
+#: 1 CPU the demo grid's 96x128x1 LSTM trained 2.4x as long as its 32x64x1 one, where their
+#: multiply-adds alone say 8.6x (bench_throughput.py at the realistic size), which gives 3.0e5;
+#: with it the predicted costs of bench_makespan.py's 16 configurations rank as their measured
+#: trainings did (Spearman 0.97, against 0.72 with the multiply-adds alone). A run's own measured
+#: epochs, where there are some, replace the prediction (start_order).
+OVERHEAD_PER_SAMPLE = 300_000
 
 
 def lstm_operations(params: dict[str, Any]) -> float:
@@ -53,10 +67,11 @@ def cnn_operations(params: dict[str, Any]) -> float:
 
 
 def predicted_cost(model: str, params: dict[str, Any], samples: int | None) -> float:
-    """The work of training one run: one sample's multiply-adds × `samples` (the grid's
-    data.max_samples; None counts as 1, the same for every run of a sweep) × `epochs`."""
+    """The work of training one run: (one sample's multiply-adds + OVERHEAD_PER_SAMPLE) ×
+    `samples` (the grid's data.max_samples; None counts as 1, the same for every run of a sweep)
+    × `epochs`."""
     per_sample = lstm_operations(params) if model == "lstm" else cnn_operations(params)
-    return per_sample * (samples or 1) * int(params.get("epochs", 1))
+    return (per_sample + OVERHEAD_PER_SAMPLE) * (samples or 1) * int(params.get("epochs", 1))
 
 
 def start_order(runs: Sequence[RunSpec], samples: int | None,
