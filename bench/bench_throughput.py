@@ -119,7 +119,7 @@ def main() -> None:
     if args.epochs:
         text = re.sub(r"epochs: \d+", f"epochs: {args.epochs}", text)
     if args.configs:
-        text += f"sample: {args.configs}\n"
+        text = re.sub(r"(?m)^sample: .*\n?", "", text) + f"sample: {args.configs}\n"  # the grid's own replaced
     from sweep.physics.datasets import simulate_to_file
 
     if args.waveforms:
