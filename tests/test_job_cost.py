@@ -36,7 +36,7 @@ def test_tensorflow_is_imported_without_its_optional_extras_which_import_later_a
 @pytest.mark.training
 def test_the_prediction_batch_does_not_change_a_score():
     """training.PREDICT_BATCH was chosen for speed only: the peak finder's scores are the same numbers
-    at any batch size, so the test and natural_* metrics do not depend on it."""
+    at any batch size (to float32's last digits), so the test and natural_* metrics do not depend on it."""
     import keras
 
     from sweep.job.models import build_lstm
@@ -47,4 +47,6 @@ def test_the_prediction_batch_does_not_change_a_score():
     x = np.random.default_rng(1).normal(size=(2 * PREDICT_BATCH + 77, 15, 1)).astype(np.float32)
     at_batch = model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
     for other in (256, 8192):
-        np.testing.assert_array_equal(model.predict(x, batch_size=other, verbose=0), at_batch)
+        # bit-identical on this project's machines; another CPU's kernels may round a last bit
+        # differently by batch, which no threshold of a score notices
+        np.testing.assert_allclose(model.predict(x, batch_size=other, verbose=0), at_batch, rtol=0, atol=1e-6)
