@@ -29,6 +29,8 @@ import json
 from pathlib import Path
 from typing import Any, Protocol
 
+from .names import CONFIG_FILE, DIGEST_LENGTH
+
 #: The keys of a run's own part (every other key of its configuration is the sweep's).
 RUN_KEYS = ("run_id", "config_id", "name", "repeat", "seed", "params", "progress")
 #: The longest `--run` text a job accepts (a run's part is a few hundred characters).
@@ -129,8 +131,8 @@ def read_shared(configs: Path, sha256: str | None) -> tuple[dict[str, Any], Path
     """
     import yaml
 
-    named = configs / sha256[:16] / "config.yaml" if sha256 else None
-    others = sorted((p for p in configs.glob("*/config.yaml") if p != named), key=_mtime, reverse=True)
+    named = configs / sha256[:DIGEST_LENGTH] / CONFIG_FILE if sha256 else None
+    others = sorted((p for p in configs.glob(f"*/{CONFIG_FILE}") if p != named), key=_mtime, reverse=True)
     for path in ([named] if named else []) + others:
         try:
             data = path.read_bytes()
