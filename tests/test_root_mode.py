@@ -180,3 +180,28 @@ def test_the_pool_tool_never_chowns_through_a_link_the_owner_planted(owner, tmp_
         assert {p.lstat().st_uid for p in [etc, *etc.rglob("*")]} == {0}
     finally:
         shutil.rmtree(pool.root, ignore_errors=True)
+
+
+def test_a_symlink_among_a_sweeps_run_folders_is_refused_and_never_followed(tmp_path):
+    """own_folders (every run's results folder before a pool submit): a link planted where a run's
+    folder goes, or where the sweep's folder is, is refused by name; nothing is made through it."""
+    from sweep.core.errors import SweepError
+    from sweep.submit.identity import own_folders
+
+    project, elsewhere = tmp_path / "p", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    results = project / "results" / "s"
+    results.mkdir(parents=True)
+    (results / "b").symlink_to(elsewhere)
+    with pytest.raises(SweepError, match=r"results/s/b is a symbolic link"):
+        own_folders(results, ["a", "b", "c"], top=project)
+    assert (results / "a").is_dir() and not list(elsewhere.iterdir())
+    (results / "b").unlink()
+    own_folders(results, ["a", "b", "c"], top=project)  # made, and made again: nothing to do
+    own_folders(results, ["a", "b", "c"], top=project)
+    assert sorted(p.name for p in results.iterdir()) == ["a", "b", "c"]
+    linked = project / "results" / "t"
+    linked.symlink_to(elsewhere)
+    with pytest.raises(SweepError, match="symbolic link"):
+        own_folders(linked, ["a"], top=project)
+    assert not list(elsewhere.iterdir())
