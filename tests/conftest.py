@@ -1,5 +1,6 @@
 import os
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,18 @@ def small_dataset(tmp_path_factory):
     # folder on shared storage (tests/test_hostile_grids.py checks it is refused without this)
     os.environ["SWEEP_DATA_ROOTS"] = str(path.parent)
     return path
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 1.0):
+    """Poll `predicate` every `interval` seconds until it returns something true, and return that;
+    an AssertionError naming `what` after `timeout` seconds. A wait on an event, not a timing."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 #: For a stand-in job (a test's own wrapper template): `$part`, the run's own part of its

@@ -8,14 +8,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from sweep.core.errors import InputError, ResultsError
 from sweep.submit.logs import show_logs
-from tests.conftest import grid_text
+from tests.conftest import grid_text, wait_until
 from tests.synthetic import make_sweep, write_event_log
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,16 +138,6 @@ EOF
 """
 
 
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def _ended(folder: Path) -> bool:
     """The local backend has written how the job ended (it writes its record when the job starts
     too, without an exit status, where it records its process)."""
@@ -167,8 +156,8 @@ def test_follow_prints_a_running_local_job_s_output_until_it_ends(tmp_path, smal
                              "--local", "--no-progress", "--no-collect"], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        out_file = _wait_for(lambda: next((tmp_path / "results" / "live").glob("*/stdout.txt"), None), 120,
-                             "the local job to start")
+        out_file = wait_until(lambda: next((tmp_path / "results" / "live").glob("*/stdout.txt"), None), 120,
+                              "the local job to start", interval=0.05)
         folder = out_file.parent
         seen_running: list[str] = []  # lines written while the job had not ended
         lines: list[str] = []

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from tests.condor.owner import popen_sweep, run_sweep, sweep_cli
-from tests.conftest import RUN_PART_SH
+from tests.conftest import RUN_PART_SH, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BUILTIN = REPO / "templates"
@@ -63,16 +63,6 @@ def events(root: Path, sweep: str):
     from sweep.records.events import attempts_by_run, read_event_log
 
     return attempts_by_run(read_event_log(root / "results" / sweep / "events.log"))
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_dag_sweep_trains_real_models_and_collects(project, condor_pool, capsys):
