@@ -30,7 +30,7 @@ from ..fsutil import atomic_folder, atomic_write_text
 from ..records.base import RecordError
 from ..records.best import BestIndex, BestRun, write_best_index
 from ..records.manifest import read_manifest
-from ..records.runinfo import read_run_info
+from ..records.runinfo import recorded_config_sha256
 from ..records.untrusted import MODEL_LIMIT, copy_file
 from .gather import Leaderboard
 from .spreadsheet import csv_text
@@ -583,24 +583,6 @@ def best_runs(board: Leaderboard, n: int, by: str | None = None) -> list[tuple[i
     return [(int(r), str(run)) for r, run in zip(sel.frame["rank"], sel.frame[col], strict=True)]
 
 
-def _run_config(board: Leaderboard, run_id: str) -> dict | None:
-    """Run `run_id`'s whole configuration: the version of the sweep's shared config.yaml its job
-    read (run.json's config_sha256; else the newest) merged with its own part from the manifest;
-    None when either cannot be had."""
-    if board.jobs_dir is None or board.results_dir is None:
-        return None
-    try:
-        manifest = read_manifest(board.jobs_dir)
-        entry = manifest.run(run_id) if manifest is not None else None
-        info = read_run_info(board.results_dir / run_id)
-    except RecordError:
-        return None
-    found = runconfig.read_shared(board.jobs_dir / CONFIGS_DIR, info.config_sha256 if info is not None else None)
-    if entry is None or found is None:
-        return None
-    return runconfig.merge(found[0], runconfig.part_of(entry))
-
-
 def copy_best(board: Leaderboard, n: int = 3, by: str | None = None) -> Path | None:
     """Copy model.keras, config.yaml and metrics.json of the n best into results/<sweep>/best/
     <rank>-<run_id>/. The new best/ is built beside the old one and swapped in by renames, so a
@@ -611,6 +593,13 @@ def copy_best(board: Leaderboard, n: int = 3, by: str | None = None) -> Path | N
     target = board.results_dir / BEST_DIR
     if not chosen:
         return None
+    manifest = None  # each run's own part of its configuration
+    if board.jobs_dir is not None:
+        configs = board.jobs_dir / CONFIGS_DIR
+        try:
+            manifest = read_manifest(board.jobs_dir)
+        except RecordError:
+            pass
     with atomic_folder(target) as tmp:
         index: list[BestRun] = []
         for rnk, run_id in chosen:
@@ -618,9 +607,11 @@ def copy_best(board: Leaderboard, n: int = 3, by: str | None = None) -> Path | N
             dest.mkdir()
             copied = []
             sources = [board.results_dir / run_id / f for f in BEST_FILES]
-            config = _run_config(board, run_id)
-            if config is not None:  # the run's whole configuration, as its job merged it
-                atomic_write_text(dest / CONFIG_FILE, RESOLVED_HEADER + to_yaml(config))
+            entry = manifest.run(run_id) if manifest is not None else None
+            found = (runconfig.whole(configs, recorded_config_sha256(board.results_dir / run_id), entry)
+                     if entry is not None else None)
+            if found is not None:  # the run's whole configuration, from the version of the shared part its job read
+                atomic_write_text(dest / CONFIG_FILE, RESOLVED_HEADER + to_yaml(found[0]))
                 copied.append(CONFIG_FILE)
             for src in sources:  # the run folder came from an execute node: never through a symlink
                 try:

@@ -146,6 +146,18 @@ def read_shared(configs: Path, sha256: str | None) -> tuple[dict[str, Any], Path
     return None
 
 
+def whole(configs: Path, sha256: str | None, run: RunFields) -> tuple[dict[str, Any], Path, bool] | None:
+    """`run`'s whole configuration, rebuilt on the submit side: the version of the shared part
+    :func:`read_shared` finds for `sha256` merged with the run's own part (`run`: its manifest
+    entry). Returns (the configuration, the shared file, whether it is the version `sha256`
+    names); None when no version is readable."""
+    found = read_shared(configs, sha256)
+    if found is None:
+        return None
+    shared, path, exact = found
+    return merge(shared, part_of(run)), path, exact
+
+
 def _mtime(path: Path) -> float:
     try:
         return path.stat().st_mtime

@@ -305,6 +305,17 @@ def read_run_info(folder: Path) -> RunInfo | None:
     return None if data is None else RunInfo.from_json(data, path)
 
 
+def recorded_config_sha256(folder: Path) -> str | None:
+    """The sha256 of the config.yaml the job in `folder` read (run.json's config_sha256), or None:
+    none recorded, no run.json, or one that cannot be read (an execute node's file: unreadable is
+    no reason to refuse what asks, which then takes the newest version)."""
+    try:
+        info = read_run_info(folder)
+    except RecordError:
+        return None
+    return info.config_sha256 if info is not None else None
+
+
 def write_run_info(folder: Path, info: RunInfo) -> None:
     """Write `folder`/run.json atomically."""
     atomic_write_json(folder / RUN_INFO, info.to_json())

@@ -24,8 +24,7 @@ from ..core.errors import ResultsError
 from ..core.names import CONFIG_FILE, CONFIGS_DIR, SweepPaths
 from ..core.render import to_yaml
 from ..fsutil import atomic_write_text
-from ..records.base import RecordError
-from ..records.runinfo import read_run_info
+from ..records.runinfo import recorded_config_sha256
 from ..records.manifest import load_manifest
 
 
@@ -55,15 +54,10 @@ def reproduce(root: Path, sweep: str, run_id: str, folder: Path | None = None) -
     if entry is None:
         raise ResultsError(f"sweep '{sweep}' has no run '{run_id}' (`sweep collect {sweep}` lists its runs)")
     jobs = paths.jobs(sweep)
-    try:
-        info = read_run_info(paths.results(sweep) / run_id)
-    except RecordError:  # an execute node's file: unreadable is no reason to refuse here
-        info = None
-    found = runconfig.read_shared(jobs / CONFIGS_DIR, info.config_sha256 if info is not None else None)
+    found = runconfig.whole(jobs / CONFIGS_DIR, recorded_config_sha256(paths.results(sweep) / run_id), entry)
     if found is None:
         raise ResultsError(f"{jobs}: the sweep's configuration is gone; `sweep submit` renders it again")
-    shared, shared_path, exact = found
-    config = runconfig.merge(shared, runconfig.part_of(entry))
+    config, shared_path, exact = found
     if manifest.code is None or not (jobs / manifest.code.archive).is_file():
         raise ResultsError(f"{jobs}: the sweep's code archive is gone; `sweep submit` makes it again")
     inputs = {paths.wrapper(sweep).name: paths.wrapper(sweep), manifest.code.archive: jobs / manifest.code.archive}
