@@ -296,12 +296,6 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def resolved_config(spec: GridSpec, run: RunSpec) -> dict[str, Any]:
-    """What the job of `run` (a run of the grid `spec`) works with: the shared part and its own,
-    merged; everything it needs, nothing about the submit side's layout."""
-    return runconfig.merge(shared_config(spec), runconfig.part_of(run))
-
-
 #: The interpreter a job runs inside a container or after a setup script (condor.cvmfs), unless
 #: condor.python names one: whatever that environment puts first on PATH.
 ENVIRONMENT_PYTHON = "python3"
