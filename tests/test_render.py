@@ -315,3 +315,12 @@ def test_the_dag_gives_every_node_the_one_submit_description_and_its_run_s_vars(
     for r in sweep.runs:
         (line,) = re.findall(rf"^VARS n{r.run.run_id} (.*)$", text, re.M)
         assert dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', line)) == r.submit_vars
+
+
+@pytest.mark.parametrize("value", ['a" b="c', "a\\", "$(HOME)", "x\nJOB evil /bin/sh", "a b", "a/../b"])
+def test_a_vars_value_that_could_escape_its_quotes_or_expand_is_refused(value):
+    from sweep.core.render import UnsafeValueError, dag_value
+
+    with pytest.raises(UnsafeValueError):
+        dag_value(value)
+    assert dag_value("0123abcd-r1") == "0123abcd-r1" and dag_value("eyJh_-=") == "eyJh_-="

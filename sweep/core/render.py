@@ -114,10 +114,23 @@ def submit_string(value: Any) -> str:
     return f'"{text}"'
 
 
-def dag_value(value: Any) -> str:
-    """The value for a DAG file's ``VARS node macro="value"`` (after the submit_value check): its
-    backslashes and double quotes escaped as DAGMan reads them."""
-    return submit_value(value).replace("\\", "\\\\").replace('"', '\\"')
+#: What a run's submit macro may take (dag_value).
+_VAR_VALUE = re.compile(r"[A-Za-z0-9_.+=-]*")
+
+
+def dag_value(value: str) -> str:
+    """`value` as it goes between the quotes of a DAG file's ``VARS node macro="value"`` and into a
+    submit macro: only letters, digits and ``_ . + - =`` (what render_sweep gives a run: ids,
+    names, numbers, core.runconfig's text), so nothing needs escaping and nothing can end the
+    quotes, add a DAG or submit command, or expand as a macro.
+
+    Raises:
+        UnsafeValueError: any other character.
+    """
+    if not _VAR_VALUE.fullmatch(value):
+        raise UnsafeValueError(f"refusing {printable(value[:80])!r} as a DAG's VARS value: only letters, digits "
+                               "and _ . + - = are given to a run's submit macros")
+    return value
 
 
 def shell_quote(value: Any) -> str:
@@ -133,7 +146,6 @@ RUN_MACROS = {"run_id": "sweep_run_id", "config_id": "sweep_config_id", "name": 
               "config": "sweep_run_config"}
 #: A search trial's Optuna trial number (+SweepTrial).
 TRIAL_MACRO = "sweep_trial"
-_VAR_VALUE = re.compile(r"[A-Za-z0-9_.+=-]*")
 
 
 @dataclass(frozen=True)
@@ -442,10 +454,11 @@ def render_sweep(spec: GridSpec, runs: list[RunSpec], root: Path, python: str | 
         submit_vars = {RUN_MACROS[key]: str(value) for key, value in values.items()}
         if trial is not None:
             submit_vars[TRIAL_MACRO] = str(int(trial))
-        bad = next((v for v in submit_vars.values() if not _VAR_VALUE.fullmatch(v)), None)
-        if bad is not None:  # by construction never: ids are hex, names are readable_name's, the part is base64
-            raise UnsafeValueError(f"refusing to give run {run.run_id} the submit value {printable(bad[:80])!r}: "
-                                   "only letters, digits and _ . + - = reach a DAG's VARS")
+        try:  # by construction never: ids are hex, names are readable_name's, the part is base64
+            for value in submit_vars.values():
+                dag_value(value)
+        except UnsafeValueError as exc:
+            raise UnsafeValueError(f"run {run.run_id}: {exc}") from None
         rendered.append(RenderedRun(run=run, results_dir=results_dir / run.run_id, part=part,
                                     submit_vars=submit_vars, files=files))
     return RenderedSweep(spec=spec, paths=paths, wrapper_text=wrapper_text, files=files, runs=rendered,
