@@ -405,6 +405,8 @@ def test_the_working_point_is_the_threshold_that_separates_best_on_calibration_t
     assert set(seps) == {"0.5", "0.9", "0.99"} and wp["threshold"] in (0.5, 0.9, 0.99)
     assert seps[f"{wp['threshold']:g}"] == max(seps.values())
     assert wp["option"].startswith("lstm_") and f"@{wp['threshold']:g}" in wp["option"]
+    # chosen by what the CNN is given, the hard detections: never by the expected count's weights
+    assert TL.parse_option(wp["option"])["method"] in E.WORKING_POINT_METHODS
     # seeded: the same calibration tracks give the same choice
     assert E.choose_working_point(p, rise_scorer, momentum_gev=10.0, cells=20, n_tracks=12, seed=3,
                                   thresholds=(0.5, 0.9, 0.99)) == wp

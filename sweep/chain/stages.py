@@ -509,7 +509,7 @@ def stage_lines(record: ChainRecord) -> list[str]:
 SUMMARY_KEYS = ("lstm_f1_natural", "lstm_eff_purity_peaks", "deriv_eff_purity_peaks",
                 "clusters_lstm_cnn_rel_resolution", "clusters_lstm_cnn_rel_bias", "dedx_resolution",
                 "dndx_lstm_cnn_resolution", "dndx_lstm_cnn_dedx_ratio", "dndx_lstm_cnn_density_slope",
-                "dndx_lstm_sqrt_t_dedx_ratio", "dndx_lstm_npeaks_dedx_ratio")
+                "dndx_lstm_sqrt_t_dedx_ratio", "dndx_lstm_npeaks_dedx_ratio", "dndx_lstm_expected_dedx_ratio")
 
 
 def _fmt(value: Any) -> str:

@@ -22,8 +22,10 @@ seed and computes
 
 * **track level** (:mod:`sweep.physics.tracklevel`): ``n_tracks`` tracks of fixed momentum each
   crossing ``track_cells`` cells; per track dN/dx = Σ counted clusters / Σ chord, dE/dx = the
-  length-weighted truncated mean of the charge integrated from each digitised waveform. Every
-  choice (the LSTM's working point, peaks or √t clusters, the √t reference and scale, dE/dx's
+  length-weighted truncated mean of the charge integrated from each digitised waveform. The LSTM
+  counts its peaks, their √t clusters, and the expected number of true peaks among its detections
+  (``lstm_expected``, each weighed by its score's probability). Every choice (the LSTM's working
+  point, peaks or √t clusters, the √t reference and scale, the expected count's prior, dE/dx's
   truncation) is made by the π/K separation on calibration tracks (pions and kaons of the same
   momentum, seeds of their own), where each method's response to the cluster *density* is fitted
   too (offset α, slope β between the species' means). Resolution = std(dN/dx) / (β × mean true
@@ -228,7 +230,10 @@ def evaluate_clusters(batch, det: dict[str, Any], cluster_fn: Scorer | None, see
 
 #: the counting methods of the track level (see :mod:`sweep.physics.tracklevel` for their options)
 TRACK_METHODS = ("truth", "truth_peaks_npeaks", "truth_peaks_sqrt_t", "deriv_npeaks", "deriv_sqrt_t",
-                 "lstm_npeaks", "lstm_sqrt_t", "lstm_cnn")
+                 "lstm_npeaks", "lstm_sqrt_t", "lstm_expected", "lstm_cnn")
+#: the LSTM counts a working point is chosen by: those of hard detections, which are what the CNN
+#: is given (the expected count weighs every detection above the threshold by its score instead)
+WORKING_POINT_METHODS = ("lstm_npeaks", "lstm_sqrt_t")
 #: the count of the CNN's own input peaks (the LSTM's detections at the CNN's threshold)
 CNN_INPUT = "lstm_cnn_input"
 #: the species whose tracks calibrate the density response and make every choice
@@ -309,7 +314,8 @@ def choose_working_point(params: SimulationParams, peak_fn: Scorer, *, momentum_
     """The LSTM threshold whose detections separate pions from kaons best, on calibration tracks.
 
     ``n_tracks`` pions and as many kaons of ``momentum_gev`` cross ``cells`` cells (seeds of their
-    own); at each of ``thresholds`` the LSTM's detections are counted as peaks and as √t clusters
+    own); at each of ``thresholds`` the LSTM's hard detections (:data:`WORKING_POINT_METHODS`,
+    what the CNN is given) are counted as peaks and as √t clusters
     (every reference and scale); a threshold's figure is the best π/K separation of those counts.
     Returns ``{"threshold", "separation_by_threshold" {threshold: σ}, "option" (the count that
     gave it), "tracks", "cells", "momentum_gev"}``. ``thresholds`` default: :func:`scan_thresholds`.
@@ -327,8 +333,9 @@ def choose_working_point(params: SimulationParams, peak_fn: Scorer, *, momentum_
         cal[particle] = _track_dndx(c, ch)
     best: dict[float, tuple[float, str]] = {}
     for key in cal["pion"]:
-        thr = TL.parse_option(key)["threshold"]
-        if thr is None or not key.startswith("lstm_"):
+        option = TL.parse_option(key)
+        thr = option["threshold"]
+        if thr is None or option["method"] not in WORKING_POINT_METHODS:
             continue
         sep = separation_power(cal["pion"][key], cal["kaon"][key])
         if math.isfinite(sep) and (thr not in best or sep > best[thr][0]):
@@ -390,6 +397,8 @@ def default_choices(lstm_threshold: float, truncation: float = 0.7) -> dict[str,
                                             "previous", clusterize.DIFFUSION_CUT_NS_SQRT_NS)
         elif method.endswith("_npeaks"):
             options[method] = TL.option_key(method, lstm_threshold if method.startswith("lstm") else None)
+        elif method.endswith("_expected"):  # the scores taken as the probabilities they are trained to be
+            options[method] = TL.option_key(method, lstm_threshold, prior=0.5)
         else:
             options[method] = method
     return {"options": options, "truncation": float(truncation), "responses": {}}
