@@ -42,6 +42,7 @@ CASES = {
     "bench_cli": ((), lambda tmp, pool_tmp: []),
     "bench_cluster_limit": (SLOW, lambda tmp, pool_tmp: []),
     "bench_collect": (SLOW, lambda tmp, pool_tmp: []),
+    "bench_counting": ((), lambda tmp, pool_tmp: []),
     "bench_condor_submit": (POOL, lambda tmp, pool_tmp: ["--pool-dir", str(pool_tmp / "pool")]),
     "bench_evaluate": (TRAINING, lambda tmp, pool_tmp: ["--out", str(tmp / "out")]),
     "bench_deploy": (TRAINING, lambda tmp, pool_tmp: []),
