@@ -15,9 +15,10 @@ is Σ counts / Σ chords. Every free choice of a method is an *option* here, cou
   detection weighs the probability that it is a true peak, its score corrected from the balanced
   classes it was trained on to the signal fraction :data:`PRIORS` of the candidates it meets
   (:func:`expected_weights`). A hard cut counts a detection scoring 0.96 and one scoring 0.999 the
-  same and drops one at 0.94 entirely; the sum of the probabilities is the least-variance estimate
-  of the true count given the scores, and it moves a peak finder towards a perfect classifier's
-  dN/dx (measured: 1.28 → 1.33 × dE/dx on the same 300 tracks, see :data:`PRIORS`);
+  same and drops one at 0.94 entirely; when the probabilities are right, their sum is the
+  least-mean-square-error estimate of the true count given the scores, and it moves a peak finder
+  towards a perfect classifier's dN/dx (measured: 1.28 → 1.32 × dE/dx on the same 300 tracks per
+  species, ``bench/bench_counting.py``);
 * dE/dx's truncation: the fraction of the track length kept, from :data:`TRUNCATIONS`.
 
 :func:`choose` picks each method's option by the π/K separation it gives on *calibration* tracks
