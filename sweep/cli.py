@@ -396,6 +396,7 @@ _hits = _list_type(int, lambda vs: all(v >= 2 for v in vs),
                    "expected hits per pseudo-track (whole numbers ≥ 2), e.g. 5,10,20, got {}")
 _momentum = _float_type(lambda v: 0 < v < 1e6, "a momentum in GeV/c (> 0)")
 _fraction = _float_type(lambda v: 0 < v <= 1, "a number in (0, 1]")
+_signal_fraction = _float_type(lambda v: 0 < v < 1, "a number in (0, 1)")
 _positive_float = _float_type(lambda v: 0 < v < 1e12, "a positive number")
 
 
@@ -426,6 +427,9 @@ def cmd_evaluate(args) -> int:
         return _evaluate_beamtest(args, params)
     if args.angles is not None or args.hits is not None:
         raise InputError("--angles and --hits apply to a beam-test dataset (sweep data import) given as --input")
+    if args.prior is not None:
+        raise InputError("--prior applies to a beam-test dataset (sweep data import) given as --input: a simulated "
+                         "evaluation chooses the expected count's prior on its calibration tracks")
     result = evaluate(args.peak_model, args.cluster_model, out_dir=args.out, n_waveforms=args.waveforms,
                       seed=args.seed, params=params, lstm_threshold=args.threshold,
                       scan_waveforms=args.scan_waveforms, n_tracks=args.tracks, cells=args.cells,
@@ -469,6 +473,7 @@ def _evaluate_beamtest(args, params) -> int:
                          "says its sampling and polarity)")
     result = evaluate_dataset(args.input, args.out, peak_model=args.peak_model, cluster_model=args.cluster_model,
                               threshold=args.threshold, params=params, angles=args.angles, hits=args.hits or HITS,
+                              prior=args.prior,
                               truncation=0.7 if args.truncation is None else args.truncation, seed=args.seed,
                               plots=not args.no_plots, log=lambda s: print(s, file=sys.stderr))
     report = write_beamtest_report(args.out)
@@ -776,6 +781,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--angles", type=_angles, default=None, metavar="A1,A2,...",
                    help="with a beam-test dataset: each file's track angle, degrees (the counts' scaling with "
                         "1/cos α is fitted)")
+    p.add_argument("--prior", type=_signal_fraction, default=None, metavar="P",
+                   help="with a beam-test dataset and --peak-model: also count the expected number of true peaks, "
+                        "each peak weighed by its score's probability at signal fraction P (a simulated "
+                        "evaluation chooses it on calibration tracks: its lstm_expected option's prior=)")
     p.add_argument("--hits", type=_hits, default=None, metavar="N1,N2,...",
                    help="with a beam-test dataset: hits per pseudo-track (default 5,10,20,50)")
     p.add_argument("--input", type=Path, default=None, help="evaluate on the waveforms of this file (.npz from "

@@ -103,10 +103,51 @@ def test_the_lstm_and_cnn_counts_come_from_the_models_at_the_working_point(tmp_p
     loose = evaluate_without_truth(data, rise_scorer, cnn, threshold=0.1, params=p, hits=(5,))
     tight = evaluate_without_truth(data, rise_scorer, cnn, threshold=0.9, params=p, hits=(5,))
     fl, ft = loose["groups"][0]["fits"], tight["groups"][0]["fits"]
-    assert set(fl) == {"lstm_npeaks", "lstm_sqrt_t", "lstm_cnn", "deriv_npeaks", "deriv_sqrt_t"}
+    assert set(fl) == {"lstm_npeaks", "lstm_sqrt_t", "lstm_cnn", "deriv_npeaks", "deriv_sqrt_t"}  # no prior given
     assert ft["lstm_npeaks"]["mean"] < fl["lstm_npeaks"]["mean"]  # a higher working point keeps fewer peaks
     assert fl["deriv_npeaks"]["mean"] == ft["deriv_npeaks"]["mean"]  # DERIV has no working point
     assert loose["groups"][0]["pseudo_tracks"]["unit"] == "per hit" and loose["angles"] is None
+
+
+def test_the_expected_count_weighs_the_same_peaks_by_their_probability_at_the_given_prior(tmp_path, capsys):
+    """With --prior the LSTM's peaks are also counted as the expected number of true peaks: each of
+    the very peaks lstm_npeaks counts, weighed by its score's probability at that signal fraction
+    (never more than the peaks; all of them for scores of 1). Without a peak model, outside (0, 1),
+    or for a simulated evaluation (which chooses its prior on calibration tracks) it is refused."""
+    from sweep.core.errors import InputError
+    from sweep.physics import datasets as D
+    from sweep.physics import tracklevel as TL
+    from sweep.physics.evaluate import score_candidates
+
+    p = SimulationParams().replace(cluster_density_scale=0.5)
+    batch = simulate_batch(p, 40, np.random.default_rng(3))
+    w = batch.waveforms_mv - np.median(batch.waveforms_mv, axis=1, keepdims=True)
+    data = {"waveforms": w, "dt_ns": p.dt_ns, "file_index": np.zeros(40, np.int32),
+            "channel": np.zeros(40, np.int32), "event": np.arange(40), "tube_cm": np.full(40, np.nan),
+            "meta": {"files": [{"path": "sim.root"}]}}
+    r = evaluate_without_truth(data, rise_scorer, None, threshold=0.5, params=p, hits=(5,), prior=0.05)
+    fits = r["groups"][0]["fits"]
+    assert r["prior"] == 0.05 and 0 < fits["lstm_expected"]["mean"] < fits["lstm_npeaks"]["mean"]
+    # by hand: the scores of the peaks lstm_npeaks keeps, weighed
+    q = p.replace(sampling_rate_gsps=1.0 / p.dt_ns, window_ns=w.shape[1] * p.dt_ns)
+    cw, cs, sc = score_candidates(rise_scorer, w.astype(np.float32), q)
+    sel = sc >= 0.5
+    keep = D.suppress_nearby(cw[sel], cs[sel], sc[sel], q.tolerance_samples)
+    by_hand = np.bincount(cw[sel][keep], weights=TL.expected_weights(sc[sel][keep], 0.05), minlength=40)
+    assert fits["lstm_expected"]["mean"] == pytest.approx(by_hand.mean())
+    ones = evaluate_without_truth(data, lambda X: np.ones(len(X)), None, threshold=0.5, params=p, hits=(5,),
+                                  prior=0.05)["groups"][0]["fits"]
+    assert ones["lstm_expected"]["mean"] == pytest.approx(ones["lstm_npeaks"]["mean"])
+    plain = evaluate_without_truth(data, rise_scorer, None, params=p, hits=(5,))
+    assert "lstm_expected" not in plain["groups"][0]["fits"] and plain["prior"] is None
+    for bad, model in ((0.05, None), (1.0, rise_scorer), (0.0, rise_scorer)):
+        with pytest.raises(InputError, match="--prior"):
+            evaluate_without_truth(data, model, None, params=p, hits=(5,), prior=bad)
+    assert main(["--root", str(tmp_path), "evaluate", "--prior", "0.05", "--tracks", "0"]) == 2
+    assert "--prior applies to a beam-test dataset" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # argparse's own refusal of the value
+        main(["--root", str(tmp_path), "evaluate", "--prior", "1", "--tracks", "0"])
+    assert refused.value.code == 2 and "a number in (0, 1)" in capsys.readouterr().err
 
 
 def test_a_poisson_fit_holds_for_poisson_counts_and_fails_for_others():

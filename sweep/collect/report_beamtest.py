@@ -20,7 +20,8 @@ td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}
 img{max-width:100%;border:1px solid #ddd;margin:4px 0}</style></head><body>
 <h1>Beam-test evaluation (no truth)</h1>
 <p>{{ ev.n_waveforms }} waveforms of {{ ev.input or "a dataset" }}, sampled every {{ "%.4f" % ev.dt_ns }} ns;
-peak model {{ ev.models.peak or "none" }} at threshold {{ ev.threshold }}, cluster model
+peak model {{ ev.models.peak or "none" }} at threshold {{ ev.threshold }}{% if ev.prior is not none %}
+(expected count at signal fraction {{ ev.prior }}){% endif %}, cluster model
 {{ ev.models.cluster or "none" }}; √t clusterization from t0 = {{ ev.t0_ns }} ns; DERIV at its default
 thresholds; dE/dx the truncated mean of the lowest {{ "%.0f" % (100 * ev.truncation) }} % of a
 pseudo-track's charges.</p>

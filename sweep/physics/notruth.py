@@ -8,6 +8,10 @@ Per run (file) and tube channel, each event's counts:
 - ``deriv_npeaks``: DERIV's peaks at its default thresholds (:class:`~sweep.physics.deriv.DerivParams`:
   there is no truth to scan them on);
 - ``lstm_sqrt_t`` / ``deriv_sqrt_t``: their peaks clusterized by the √t diffusion cut;
+- ``lstm_expected`` (with a ``prior``): the expected number of true peaks among the LSTM's peaks,
+  each weighed by its score's probability at that signal fraction
+  (:func:`sweep.physics.tracklevel.expected_weights`; the simulated evaluation chooses the prior on
+  calibration tracks and records it in its ``lstm_expected`` option);
 - ``lstm_cnn``: the CNN's cluster count from the LSTM's peaks, histogrammed over the CNN's training
   window (its record's; a beam-test waveform of 1024 samples is shorter, its histogram ends early);
 - ``charge``: the waveform's integral (mV·ns) over its samples above :data:`CHARGE_CUT` × its noise
@@ -43,11 +47,12 @@ from . import clusterize, deriv
 from . import datasets as D
 from .scorers import load_model_fn
 from .simulate import SimulationParams
+from .tracklevel import expected_weights
 
 #: pseudo-track lengths (hits) of the beam-test analyses
 HITS = (5, 10, 20, 50)
 #: the counts of each event, in the order tables show them
-METHODS = ("lstm_npeaks", "lstm_sqrt_t", "lstm_cnn", "deriv_npeaks", "deriv_sqrt_t")
+METHODS = ("lstm_npeaks", "lstm_sqrt_t", "lstm_expected", "lstm_cnn", "deriv_npeaks", "deriv_sqrt_t")
 #: a Poisson fit's bins expect at least this many events (tails merged into the end bins)
 MIN_EXPECTED = 5.0
 #: the charge sums the samples above this many noise rms
@@ -55,9 +60,11 @@ CHARGE_CUT = 3.0
 
 
 def event_counts(waveforms: np.ndarray, params: SimulationParams, peak_fn, cluster_fn, threshold: float,
-                 seed: int = 0, cnn_window_ns: float | None = None) -> dict[str, np.ndarray]:
+                 seed: int = 0, cnn_window_ns: float | None = None,
+                 prior: float | None = None) -> dict[str, np.ndarray]:
     """Per event counts of every method available (see the module doc), and ``charge``. The CNN's
-    histograms span ``cnn_window_ns`` (its training's window; default the waveforms')."""
+    histograms span ``cnn_window_ns`` (its training's window; default the waveforms'); ``prior``
+    (a signal fraction in (0, 1)) adds the expected count ``lstm_expected``."""
     from .evaluate import _cnn_counts, score_candidates
 
     from .beamtest import PEDESTAL_SAMPLES
@@ -75,8 +82,10 @@ def event_counts(waveforms: np.ndarray, params: SimulationParams, peak_fn, clust
         sel = sc >= threshold
         cw, cs, sc = cw[sel], cs[sel], sc[sel]
         keep = D.suppress_nearby(cw, cs, sc, params.tolerance_samples)
-        cw, cs = cw[keep], cs[keep]
+        cw, cs, sc = cw[keep], cs[keep], sc[keep]
         out["lstm_npeaks"] = np.bincount(cw, minlength=B).astype(np.float64)
+        if prior is not None:
+            out["lstm_expected"] = np.bincount(cw, weights=expected_weights(sc, prior), minlength=B)
         out["lstm_sqrt_t"] = clusterize.count_clusters(B, cw, cs * params.dt_ns,
                                                        t0_ns=params.t0_ns).astype(np.float64)
         if cluster_fn is not None:
@@ -199,15 +208,17 @@ def evaluate_without_truth(data: dict[str, Any], peak_model: Any = None, cluster
                            threshold: float = 0.5, params: SimulationParams | dict | None = None,
                            angles: Sequence[float] | None = None, hits: Sequence[int] = HITS,
                            truncation: float = 0.7, seed: int = 0, input_path: str | None = None,
-                           log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                           prior: float | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The evaluation of a beam-test dataset (:func:`sweep.physics.beamtest.read_dataset`'s dict).
     ``params`` give the √t clusterization's t0 and the candidate finder (the simulation's, which the
     models were trained on); the sampling is the data's. Returns the result (see the module doc)
     with ``groups`` (per run and channel), ``angles`` (per channel and count, when given),
-    ``warnings`` and ``counts`` (per group, the per-event arrays, for the plots).
+    ``warnings`` and ``counts`` (per group, the per-event arrays, for the plots). ``prior`` (with a
+    peak model) adds the expected count ``lstm_expected`` at that signal fraction.
 
     Raises:
-        InputError: angles that are not one per file, or not in [0, 90).
+        InputError: angles that are not one per file, or not in [0, 90); a prior not in (0, 1), or
+            without a peak model.
         ModelError: a model that cannot be applied (:func:`sweep.physics.scorers.check_model`).
     """
     from ..core.errors import InputError
@@ -222,6 +233,9 @@ def evaluate_without_truth(data: dict[str, Any], peak_model: Any = None, cluster
     if angles is not None and (len(angles) != len(files) or not all(0 <= a < 90 for a in angles)):
         raise InputError(f"--angles: one angle in [0, 90) degrees per file of the dataset ({len(files)}: "
                          f"{', '.join(Path(f['path']).name for f in files)}), got {list(angles)}")
+    if prior is not None and not (0 < prior < 1 and peak_model is not None):
+        raise InputError(f"--prior: the signal fraction in (0, 1) the peak model's scores are weighed at, with "
+                         f"--peak-model; got {prior}" + ("" if peak_model is not None else " without a peak model"))
     where = input_path or "the beam-test dataset"
     warnings = check_model(peak_model, "peak model", dt, where, normalization=D.WINDOW_NORMALIZATION,
                            stats=D.input_stats(w) if peak_model is not None else None, finder=p.candidate_finder)
@@ -238,7 +252,8 @@ def evaluate_without_truth(data: dict[str, Any], peak_model: Any = None, cluster
         rows = np.nonzero((data["file_index"] == f) & (data["channel"] == ch))[0]
         rows = rows[np.argsort(data["event"][rows], kind="stable")]  # consecutive events, in order
         tube = float(data["tube_cm"][rows[0]])
-        counts = event_counts(w[rows], p, peak_fn, cluster_fn, threshold, seed, cnn_window_ns=cnn_window)
+        counts = event_counts(w[rows], p, peak_fn, cluster_fn, threshold, seed, cnn_window_ns=cnn_window,
+                              prior=prior)
         log(f"{Path(files[f]['path']).name} channel {ch}: {rows.size} events counted")
         group = {"file": files[f]["path"], "file_index": f, "channel": ch,
                  "tube_cm": tube if math.isfinite(tube) else None, "events": int(rows.size),
@@ -258,6 +273,7 @@ def evaluate_without_truth(data: dict[str, Any], peak_model: Any = None, cluster
                                                  [g["angle_deg"] for g in mine])
                                 for k in mine[0]["fits"]}
     return {"input": input_path, "n_waveforms": int(w.shape[0]), "dt_ns": dt, "threshold": float(threshold),
+            "prior": None if prior is None else float(prior),
             "models": {"peak": None if peak_model is None else str(peak_model),
                        "cluster": None if cluster_model is None else str(cluster_model)},
             "t0_ns": p.t0_ns, "deriv": deriv.DerivParams().to_dict(), "truncation": float(truncation),

@@ -44,6 +44,8 @@ class BeamTestEvaluation:
     warnings: list[str] = field(default_factory=list)
     seconds: float | None = None
     plots: list[str] | None = field(default=None, metadata=OMIT_NONE)
+    #: the signal fraction of the expected count (``lstm_expected``), when one was asked for (additive)
+    prior: float | None = field(default=None, metadata=OMIT_NONE)
 
     def to_json(self) -> JsonObject:
         """The record's JSON object: schema_version, then its keys sorted."""
@@ -64,7 +66,8 @@ class BeamTestEvaluation:
                    models=EvaluatedModels.from_json(f.obj("models")), t0_ns=f.number("t0_ns"),
                    deriv=f.mapping("deriv"), truncation=f.number("truncation", lo=0),
                    groups=[dict(g.data) for g in f.objs("groups")], angles=f.opt_mapping("angles"),
-                   warnings=f.texts("warnings"), seconds=f.opt_number("seconds", lo=0), plots=f.opt_texts("plots"))
+                   warnings=f.texts("warnings"), seconds=f.opt_number("seconds", lo=0), plots=f.opt_texts("plots"),
+                   prior=f.opt_number("prior", lo=0))
 
 
 def _v0_to_v1(data: JsonObject) -> JsonObject:
