@@ -416,6 +416,7 @@ def _evaluate_stage(ctx: ChainContext, record: ChainRecord, peaks: Leader, clust
     if ev["threshold"] == FROM_SIMULATE:  # the CNN sees peaks found as in its training data
         ev["threshold"] = data["threshold"]
     cpus = ev.pop("request_cpus", None)  # where it runs, not what it computes: not an input
+    runtime = ev.pop("runtime", None)  # how long it may run: not an input either
     inputs = {"peak_leader": peaks.sha256, "cluster_leader": clusters.sha256, "settings": ev,
               "params": data["params"]}
     digest = inputs_hash(inputs)
@@ -432,7 +433,8 @@ def _evaluate_stage(ctx: ChainContext, record: ChainRecord, peaks: Leader, clust
     peak_files, cluster_files = _leader_files(ctx, peaks), _leader_files(ctx, clusters)
     request = StepRequest("evaluate", digest, {
         "peak_model": peak_files[0].name, "cluster_model": cluster_files[0].name, "params": data["params"],
-        "evaluate": dict(ev), **({"request_cpus": cpus} if cpus else {})}, peak_files + cluster_files)
+        "evaluate": dict(ev), **({"request_cpus": cpus} if cpus else {}),
+        **({"runtime_s": runtime} if runtime else {})}, peak_files + cluster_files)
     result, folder = steps.run(request, _on_submit(ctx, record, "evaluate"))
     fresh = ctx.results / f".{EVALUATION_DIR}.new"
     shutil.rmtree(fresh, ignore_errors=True)

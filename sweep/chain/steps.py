@@ -191,6 +191,11 @@ def _prepare(root: Path, chain: str, request: StepRequest, grid: GridSpec) -> tu
     return config, wrapper, code, folder
 
 
+#: the hold of a job that ran past allowed_execute_duration (HTCondor's JobExecuteExceeded), which
+#: the step's periodic_remove turns into a removal
+RUNTIME_HOLD_CODE = 47
+
+
 def step_resources(grids: list[GridSpec]) -> dict[str, int]:
     """What a step job asks for: the peak grid's CPUs, and the largest memory, disk and runtime
     of the chain's grids (the evaluation holds both leaders; simulating with the peak leader is
@@ -230,7 +235,7 @@ def step_submit_text(chain: str, request: StepRequest, grid: GridSpec, resources
         f"request_disk = {resources['request_disk_mb']}MB",
         "# held for running past the chain's longest runtime limit: removed (the chain says so)",
         f"allowed_execute_duration = {resources['runtime_s']}",
-        "periodic_remove = HoldReasonCode =?= 47",
+        f"periodic_remove = HoldReasonCode =?= {RUNTIME_HOLD_CODE}",
     ]
     if condor.get("max_runtime"):
         lines.append(f"+MaxRuntime = {condor['max_runtime']}")
@@ -378,6 +383,8 @@ class PoolSteps(StepExecutor):
         resources = step_resources(self.grids)
         if request.config.get("request_cpus"):  # the step's own (evaluate.request_cpus)
             resources["request_cpus"] = int(request.config["request_cpus"])
+        if request.config.get("runtime_s"):  # the step's own (evaluate.runtime)
+            resources["runtime_s"] = int(request.config["runtime_s"])
         text = step_submit_text(self.chain, request, self.grids[0], resources, wrapper=wrapper,
                                 config=config, code=code, folder=folder, event_log=self.event_log)
         atomic_write_text(config.with_name("step.sub"), text)
@@ -408,6 +415,12 @@ class PoolSteps(StepExecutor):
                     self.log(f"step {request.stage}: job {cluster}.0 ended ({how}) after {job.wall_s or 0:.0f} s")
                     return
                 if state is RunState.REMOVED:
+                    if any(h.code == RUNTIME_HOLD_CODE for h in job.holds):
+                        knob = ("evaluate.runtime in the pipeline file" if request.stage == "evaluate"
+                                else "resources.runtime in the chain's grids")
+                        raise StepError(f"step {request.stage}: its job {cluster}.0 ran past its runtime limit and "
+                                        f"was removed ({printable(job.holds[-1].reason)[:200]}): give it more time "
+                                        f"with {knob}")
                     raise StepError(f"step {request.stage}: its job {cluster}.0 was removed "
                                     f"({printable(job.removed_reason or 'no reason given')[:200]})")
                 if job and len(job.holds) > holds:

@@ -29,6 +29,8 @@ the stages themselves (sweep.chain) run grids, the simulation and the evaluation
       separation_tracks: 50
       threshold: simulate          # the CNN's LSTM threshold: the one its data was made at
       request_cpus: 8              # the evaluation's job (default: the peak grid's request_cpus)
+      runtime: 4h                  # the evaluation's job runs at most this long (default: the longest
+                                   # runtime of the chain's grids; 1,000 tracks per point take ~1 h of 2 cores)
 
 Errors name the file, line and key as a grid's do (a GridError).
 """
@@ -39,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import schema, yamlpos
+from . import schema, units, yamlpos
 from .errors import GridError, GridIssue
 from .grid import load_grid
 from .gridspec import GridChecks
@@ -62,12 +64,21 @@ AUTO = "auto"
 #: evaluate.threshold: the threshold the simulate stage made the clusterizer's data at
 FROM_SIMULATE = "simulate"
 EVALUATE_KEYS = ("waveforms", "seed", "tracks", "cells", "momentum", "separation_momenta", "separation_tracks",
-                 "threshold", "request_cpus")
+                 "threshold", "request_cpus", "runtime")
 #: The stages, in the order they run; each one's inputs are made by the ones before it.
 STAGES = ("peaks", "simulate", "clusters", "evaluate")
 EVALUATE_DEFAULTS = {"waveforms": 1000, "seed": 20241, "tracks": 100, "cells": 100, "momentum": 10.0,
                      "separation_momenta": [3.0, 10.0], "separation_tracks": 50, "threshold": "simulate"}
 MAX_TRACKS = 100_000
+
+
+def _duration(value: Any) -> str | None:
+    """A check: a duration as a grid's runtime is written (2h, 90m, seconds), at most 30 days."""
+    try:
+        seconds = units.parse_duration_s(value)
+    except ValueError:
+        return units.DURATION_HELP
+    return None if seconds <= schema.MAX_RUNTIME_S else f"{units.DURATION_HELP}, at most 30 days"
 
 
 @dataclass(frozen=True)
@@ -289,10 +300,12 @@ class _PipelineValidator(Validator):
                   "threshold": schema.number_or(FROM_SIMULATE, schema.number_in(0, 1, low_open=True,
                                                                                  high_open=False)),
                   "separation_momenta": schema.list_of(schema.number_in(0, 1e6, low_open=True)),
-                  "request_cpus": schema.int_at_least(1, 1024)}
+                  "request_cpus": schema.int_at_least(1, 1024), "runtime": _duration}
         for key, check in checks.items():
             if key in ev and self.check(("evaluate", key), ev[key], check):
                 out[key] = ev[key]
+        if "runtime" in out:  # kept in seconds: what the step job's allowed_execute_duration takes
+            out["runtime"] = units.parse_duration_s(out["runtime"])
         if out["tracks"] == 1 or out["separation_tracks"] == 1:
             self.error(("evaluate",), "tracks and separation_tracks must be 0 (skip) or at least 2 (a spread)")
         return out

@@ -41,7 +41,7 @@ def stage_state(root: Path, name: str, stage: str) -> str | None:
 def test_a_chain_runs_on_the_pool_as_one_job_and_survives_being_killed(project, condor_pool, capsys):
     root = project
     # a run per grid (the kills are what is tested); the evaluation's job asks for both of the pool's cores
-    path = pipeline(root, name="pool-chain", rates=(0.003,), evaluate_extra=", request_cpus: 2")
+    path = pipeline(root, name="pool-chain", rates=(0.003,), evaluate_extra=", request_cpus: 2, runtime: 3h")
     condor_pool.prepare_dir(root)
     assert sweep_cli(root, "chain", str(path), "--condor", "--no-progress") == 0
     out = capsys.readouterr().out
@@ -82,13 +82,17 @@ def test_a_chain_runs_on_the_pool_as_one_job_and_survives_being_killed(project, 
     assert {f"{c}.{p}" for c, p in steps} == {stages["simulate"]["job"], stages["evaluate"]["job"]}, steps
     assert all(j.starts == 1 and j.exit_code == 0 for j in steps.values()), steps
     history = list(condor_pool_schedd().history(constraint='SweepName == "pool-chain" && SweepRole == "step"',
-                                                projection=["JobUniverse", "SweepRunId", "RequestCpus"]))
+                                                projection=["JobUniverse", "SweepRunId", "RequestCpus",
+                                                            "AllowedExecuteDuration"]))
     assert sorted(str(ad["SweepRunId"]).split("-")[0] for ad in history) == ["evaluate", "simulate"], history
     assert {int(ad["JobUniverse"]) for ad in history} == {5}  # vanilla, not the chain job's local universe
     # evaluate.request_cpus: its job asked for 2 CPUs and its TensorFlow used what the slot gave; the
     # simulation asks for the peak grid's 1
     assert {str(ad["SweepRunId"]).split("-")[0]: int(ad["RequestCpus"]) for ad in history} == \
         {"evaluate": 2, "simulate": 1}, history
+    # evaluate.runtime: the evaluation may run 3 h; the simulation the grids' longest runtime (20m)
+    assert {str(ad["SweepRunId"]).split("-")[0]: int(ad["AllowedExecuteDuration"]) for ad in history} == \
+        {"evaluate": 3 * 3600, "simulate": 20 * 60}, history
     ev_step = json.loads((root / "results" / "pool-chain" / "steps" / f"evaluate-{stages['evaluate']['inputs_hash']}"
                           / "step.json").read_text())
     assert ev_step["threads"]["cpus"] == 2, ev_step["threads"]
