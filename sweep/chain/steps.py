@@ -233,7 +233,7 @@ def step_submit_text(chain: str, request: StepRequest, grid: GridSpec, resources
         f"request_cpus = {resources['request_cpus']}",
         f"request_memory = {resources['request_memory_mb']}MB",
         f"request_disk = {resources['request_disk_mb']}MB",
-        "# held for running past the chain's longest runtime limit: removed (the chain says so)",
+        "# held for running past its runtime limit (evaluate.runtime, else the grids' longest): removed",
         f"allowed_execute_duration = {resources['runtime_s']}",
         f"periodic_remove = HoldReasonCode =?= {RUNTIME_HOLD_CODE}",
     ]
