@@ -89,13 +89,19 @@ def test_a_raw_beam_test_file_given_to_evaluate_is_sent_to_import_first(tmp_path
     assert not (tmp_path / "ev").exists()
 
 
+def one_channel_dataset(p: SimulationParams, events: int) -> dict:
+    """A beam-test dataset's dict (as beamtest.read_dataset gives) of one run and channel: simulated
+    events, pedestal removed."""
+    batch = simulate_batch(p, events, np.random.default_rng(3))
+    w = batch.waveforms_mv - np.median(batch.waveforms_mv, axis=1, keepdims=True)
+    return {"waveforms": w, "dt_ns": p.dt_ns, "file_index": np.zeros(events, np.int32),
+            "channel": np.zeros(events, np.int32), "event": np.arange(events), "tube_cm": np.full(events, np.nan),
+            "meta": {"files": [{"path": "sim.root"}]}}
+
+
 def test_the_lstm_and_cnn_counts_come_from_the_models_at_the_working_point(tmp_path):
     p = SimulationParams().replace(cluster_density_scale=0.5)
-    batch = simulate_batch(p, 60, np.random.default_rng(3))
-    w = batch.waveforms_mv - np.median(batch.waveforms_mv, axis=1, keepdims=True)
-    data = {"waveforms": w, "dt_ns": p.dt_ns, "file_index": np.zeros(60, np.int32),
-            "channel": np.zeros(60, np.int32), "event": np.arange(60), "tube_cm": np.full(60, np.nan),
-            "meta": {"files": [{"path": "sim.root"}]}}
+    data = one_channel_dataset(p, 60)
 
     def cnn(X):  # a stand-in clusterizer: the number of peaks in its input histogram
         return (X[:, :, 0] > 0).sum(axis=1).astype(float)
@@ -120,11 +126,8 @@ def test_the_expected_count_weighs_the_same_peaks_by_their_probability_at_the_gi
     from sweep.physics.evaluate import score_candidates
 
     p = SimulationParams().replace(cluster_density_scale=0.5)
-    batch = simulate_batch(p, 40, np.random.default_rng(3))
-    w = batch.waveforms_mv - np.median(batch.waveforms_mv, axis=1, keepdims=True)
-    data = {"waveforms": w, "dt_ns": p.dt_ns, "file_index": np.zeros(40, np.int32),
-            "channel": np.zeros(40, np.int32), "event": np.arange(40), "tube_cm": np.full(40, np.nan),
-            "meta": {"files": [{"path": "sim.root"}]}}
+    data = one_channel_dataset(p, 40)
+    w = data["waveforms"]
     r = evaluate_without_truth(data, rise_scorer, None, threshold=0.5, params=p, hits=(5,), prior=0.05)
     fits = r["groups"][0]["fits"]
     assert r["prior"] == 0.05 and 0 < fits["lstm_expected"]["mean"] < fits["lstm_npeaks"]["mean"]
