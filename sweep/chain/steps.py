@@ -191,11 +191,6 @@ def _prepare(root: Path, chain: str, request: StepRequest, grid: GridSpec) -> tu
     return config, wrapper, code, folder
 
 
-#: the hold of a job that ran past allowed_execute_duration (HTCondor's JobExecuteExceeded), which
-#: the step's periodic_remove turns into a removal
-RUNTIME_HOLD_CODE = 47
-
-
 def step_resources(grids: list[GridSpec]) -> dict[str, int]:
     """What a step job asks for: the peak grid's CPUs, and the largest memory, disk and runtime
     of the chain's grids (the evaluation holds both leaders; simulating with the peak leader is
@@ -235,7 +230,7 @@ def step_submit_text(chain: str, request: StepRequest, grid: GridSpec, resources
         f"request_disk = {resources['request_disk_mb']}MB",
         "# held for running past its runtime limit (evaluate.runtime, else the grids' longest): removed",
         f"allowed_execute_duration = {resources['runtime_s']}",
-        f"periodic_remove = HoldReasonCode =?= {RUNTIME_HOLD_CODE}",
+        "periodic_remove = HoldReasonCode =?= 47",
     ]
     if condor.get("max_runtime"):
         lines.append(f"+MaxRuntime = {condor['max_runtime']}")
@@ -402,7 +397,7 @@ class PoolSteps(StepExecutor):
             StepError: it was removed, or it left the queue with no end in its log.
         """
         from ..core.states import RunState
-        from ..records.events import EventLogReader
+        from ..records.events import RUNTIME_HOLD_CODES, EventLogReader
         from ..submit.status import Backoff
 
         reader, backoff, holds, gone = EventLogReader(self.event_log), Backoff(2.0, cap=30.0), 0, 0
@@ -415,7 +410,7 @@ class PoolSteps(StepExecutor):
                     self.log(f"step {request.stage}: job {cluster}.0 ended ({how}) after {job.wall_s or 0:.0f} s")
                     return
                 if state is RunState.REMOVED:
-                    if any(h.code == RUNTIME_HOLD_CODE for h in job.holds):
+                    if any(h.code in RUNTIME_HOLD_CODES for h in job.holds):
                         knob = ("evaluate.runtime in the pipeline file" if request.stage == "evaluate"
                                 else "resources.runtime in the chain's grids")
                         raise StepError(f"step {request.stage}: its job {cluster}.0 ran past its runtime limit and "
